@@ -1,0 +1,365 @@
+//! The connector's configuration: parsed once from the operator's key/value pairs into a
+//! typed value, with one actionable message per mistake.
+//!
+//! Unknown keys are refused (a typo such as `tenantid` would otherwise silently fall back to
+//! a default). The client secret is not here: the host holds it and substitutes the
+//! `{{secret:client_secret}}` placeholder.
+
+/// Name of the secret the token request refers to.
+pub const CLIENT_SECRET: &str = "client_secret";
+
+/// A Microsoft cloud: which login and Graph hosts a tenant lives on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cloud {
+    /// Worldwide (`login.microsoftonline.com`, `graph.microsoft.com`).
+    Global,
+    /// US Government L4.
+    UsGov,
+    /// US Government L5 (DoD).
+    UsDod,
+    /// Microsoft Azure operated by 21Vianet.
+    China,
+}
+
+impl Cloud {
+    /// Parses the `cloud` key.
+    pub fn parse(s: &str) -> Option<Cloud> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "global" | "public" | "worldwide" => Some(Cloud::Global),
+            "usgov" | "us-gov" | "gcc-high" => Some(Cloud::UsGov),
+            "usdod" | "us-dod" | "dod" => Some(Cloud::UsDod),
+            "china" | "cn" => Some(Cloud::China),
+            _ => None,
+        }
+    }
+
+    /// `https://` base of the login host.
+    pub fn login_endpoint(self) -> &'static str {
+        match self {
+            Cloud::Global => "https://login.microsoftonline.com",
+            Cloud::UsGov | Cloud::UsDod => "https://login.microsoftonline.us",
+            Cloud::China => "https://login.chinacloudapi.cn",
+        }
+    }
+
+    /// `https://` base of the Graph host.
+    pub fn graph_endpoint(self) -> &'static str {
+        match self {
+            Cloud::Global => "https://graph.microsoft.com",
+            Cloud::UsGov => "https://graph.microsoft.us",
+            Cloud::UsDod => "https://dod-graph.microsoft.us",
+            Cloud::China => "https://microsoftgraph.chinacloudapi.cn",
+        }
+    }
+}
+
+/// Whether to ask Graph for `signInActivity`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignIn {
+    /// Ask; when the tenant is not licensed for it, carry on without and warn.
+    Auto,
+    /// Never ask (tenants without Entra ID P1/P2 or without `AuditLog.Read.All`).
+    Off,
+}
+
+/// How a run chooses which users to collect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncMode {
+    /// First run: every user; later runs: users created since the last successful run.
+    Created,
+    /// Every run collects every user.
+    Full,
+}
+
+/// The typed configuration of one tenant.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Entra tenant id (GUID) or primary domain.
+    pub tenant_id: String,
+    /// Application (client) id of the app registration.
+    pub client_id: String,
+    /// The cloud (for display; the endpoints below are what is used).
+    pub cloud: Cloud,
+    /// Login base URL, no trailing slash.
+    pub login_endpoint: String,
+    /// Graph base URL, no trailing slash.
+    pub graph_endpoint: String,
+    /// `$top` for `/users` (1..=999; capped at 500 while `signInActivity` is selected).
+    pub page_size: u32,
+    /// Whether to select `signInActivity`.
+    pub sign_in: SignIn,
+    /// Incremental mode.
+    pub sync_mode: SyncMode,
+    /// Users enriched per concurrent round (each costs ~3 requests).
+    pub enrich_concurrency: usize,
+}
+
+/// A configuration mistake, phrased for the operator.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfigError(pub String);
+
+/// Every key the connector reads: (name, required, description).
+pub const KEYS: &[(&str, bool, &str)] = &[
+    (
+        "tenant_id",
+        true,
+        "Entra tenant id (GUID) or primary domain, e.g. contoso.onmicrosoft.com.",
+    ),
+    (
+        "client_id",
+        true,
+        "Application (client) id of the app registration.",
+    ),
+    (
+        "cloud",
+        false,
+        "global (default), usgov, usdod or china: picks the login and Graph hosts.",
+    ),
+    (
+        "login_endpoint",
+        false,
+        "Overrides the login base URL (the simulator uses this).",
+    ),
+    (
+        "graph_endpoint",
+        false,
+        "Overrides the Graph base URL (the simulator uses this).",
+    ),
+    (
+        "page_size",
+        false,
+        "Users per /users page, 1-999 (default 999; 500 while signInActivity is read).",
+    ),
+    (
+        "sign_in_activity",
+        false,
+        "auto (default: read it when licensed, else warn) or off.",
+    ),
+    (
+        "sync_mode",
+        false,
+        "created (default: later runs fetch users created since the last run) or full.",
+    ),
+    (
+        "enrich_concurrency",
+        false,
+        "Users whose groups, roles and methods are fetched at once, 1-256 (default 16).",
+    ),
+];
+
+impl Config {
+    /// Parses and validates the operator's pairs.
+    pub fn parse(pairs: &[(String, String)]) -> Result<Config, ConfigError> {
+        let mut seen = std::collections::BTreeSet::new();
+        for (k, _) in pairs {
+            if !KEYS.iter().any(|(name, _, _)| name == k) {
+                let known: Vec<&str> = KEYS.iter().map(|(n, _, _)| *n).collect();
+                return Err(ConfigError(format!(
+                    "unknown config key '{k}': use one of {}",
+                    known.join(", ")
+                )));
+            }
+            if !seen.insert(k.as_str()) {
+                return Err(ConfigError(format!(
+                    "config key '{k}' is given twice: keep one"
+                )));
+            }
+        }
+        let get = |key: &str| -> Option<&str> {
+            pairs
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.trim())
+                .filter(|v| !v.is_empty())
+        };
+        let required = |key: &str| -> Result<String, ConfigError> {
+            get(key).map(str::to_string).ok_or_else(|| {
+                ConfigError(format!(
+                    "config key '{key}' is missing: set it in the tenant's [connector] table"
+                ))
+            })
+        };
+        let tenant_id = required("tenant_id")?;
+        if !tenant_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            return Err(ConfigError(format!(
+                "config key 'tenant_id' = '{tenant_id}' is not a tenant GUID or domain"
+            )));
+        }
+        let client_id = required("client_id")?;
+        if !client_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(ConfigError(format!(
+                "config key 'client_id' = '{client_id}' is not an application id (a GUID)"
+            )));
+        }
+        let cloud = match get("cloud") {
+            None => Cloud::Global,
+            Some(c) => Cloud::parse(c).ok_or_else(|| {
+                ConfigError(format!(
+                    "config key 'cloud' = '{c}' is unknown: use global, usgov, usdod or china"
+                ))
+            })?,
+        };
+        let endpoint = |key: &str, default: &str| -> Result<String, ConfigError> {
+            let v = get(key).unwrap_or(default);
+            if !(v.starts_with("https://") || v.starts_with("http://")) {
+                return Err(ConfigError(format!(
+                    "config key '{key}' = '{v}' is not an http(s) URL"
+                )));
+            }
+            Ok(v.trim_end_matches('/').to_string())
+        };
+        let login_endpoint = endpoint("login_endpoint", cloud.login_endpoint())?;
+        let graph_endpoint = endpoint("graph_endpoint", cloud.graph_endpoint())?;
+        let page_size = number(get("page_size"), "page_size", 1, 999, 999)? as u32;
+        let enrich_concurrency =
+            number(get("enrich_concurrency"), "enrich_concurrency", 1, 256, 16)? as usize;
+        let sign_in = match get("sign_in_activity")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("auto") => SignIn::Auto,
+            Some("off") | Some("false") => SignIn::Off,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "config key 'sign_in_activity' = '{other}' is unknown: use auto or off"
+                )))
+            }
+        };
+        let sync_mode = match get("sync_mode").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("created") => SyncMode::Created,
+            Some("full") => SyncMode::Full,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "config key 'sync_mode' = '{other}' is unknown: use created or full"
+                )))
+            }
+        };
+        Ok(Config {
+            tenant_id,
+            client_id,
+            cloud,
+            login_endpoint,
+            graph_endpoint,
+            page_size,
+            sign_in,
+            sync_mode,
+            enrich_concurrency,
+        })
+    }
+
+    /// The token endpoint of this tenant.
+    pub fn token_url(&self) -> String {
+        format!(
+            "{}/{}/oauth2/v2.0/token",
+            self.login_endpoint, self.tenant_id
+        )
+    }
+
+    /// A Graph v1.0 URL for `path` (which starts with `/`).
+    pub fn graph_url(&self, path: &str) -> String {
+        format!("{}/v1.0{}", self.graph_endpoint, path)
+    }
+}
+
+fn number(
+    v: Option<&str>,
+    key: &str,
+    min: u64,
+    max: u64,
+    default: u64,
+) -> Result<u64, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(s) => match s.parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(ConfigError(format!(
+                "config key '{key}' = '{s}' must be a whole number from {min} to {max}"
+            ))),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_and_cloud_hosts() {
+        let c = Config::parse(&pairs(&[
+            ("tenant_id", "contoso.onmicrosoft.com"),
+            ("client_id", "abc-1"),
+        ]))
+        .unwrap();
+        assert_eq!(c.login_endpoint, "https://login.microsoftonline.com");
+        assert_eq!(c.graph_endpoint, "https://graph.microsoft.com");
+        assert_eq!(c.page_size, 999);
+        assert_eq!(c.sync_mode, SyncMode::Created);
+        assert_eq!(
+            c.token_url(),
+            "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
+        );
+        let dod = Config::parse(&pairs(&[
+            ("tenant_id", "t"),
+            ("client_id", "c"),
+            ("cloud", "usdod"),
+        ]))
+        .unwrap();
+        assert_eq!(dod.graph_endpoint, "https://dod-graph.microsoft.us");
+        assert_eq!(dod.login_endpoint, "https://login.microsoftonline.us");
+        let cn = Config::parse(&pairs(&[
+            ("tenant_id", "t"),
+            ("client_id", "c"),
+            ("cloud", "china"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            cn.graph_url("/users"),
+            "https://microsoftgraph.chinacloudapi.cn/v1.0/users"
+        );
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let e = Config::parse(&pairs(&[("client_id", "c")])).unwrap_err();
+        assert!(e.0.contains("'tenant_id' is missing"), "{}", e.0);
+        let e = Config::parse(&pairs(&[
+            ("tenant_id", "t"),
+            ("client_id", "c"),
+            ("tenantid", "x"),
+        ]))
+        .unwrap_err();
+        assert!(e.0.contains("unknown config key 'tenantid'"), "{}", e.0);
+        let e = Config::parse(&pairs(&[
+            ("tenant_id", "t"),
+            ("client_id", "c"),
+            ("page_size", "5000"),
+        ]))
+        .unwrap_err();
+        assert!(
+            e.0.contains("'page_size'") && e.0.contains("1 to 999"),
+            "{}",
+            e.0
+        );
+        let e = Config::parse(&pairs(&[
+            ("tenant_id", "t"),
+            ("client_id", "c"),
+            ("cloud", "mars"),
+        ]))
+        .unwrap_err();
+        assert!(e.0.contains("'cloud' = 'mars'"), "{}", e.0);
+        let e = Config::parse(&pairs(&[("tenant_id", "t/../x"), ("client_id", "c")])).unwrap_err();
+        assert!(e.0.contains("not a tenant GUID"), "{}", e.0);
+    }
+}

@@ -1,0 +1,526 @@
+//! The Microsoft Graph client, written over the `http-fetch` door.
+//!
+//! It owns the token (client credentials, reused for the run, renewed when Graph says 401),
+//! retries (429/503/504 honouring `Retry-After`, transport errors with backoff), concurrent
+//! fetches through `fetch-all`, and paging (`@odata.nextLink` followed verbatim). It knows
+//! nothing about users or OCSF: `sync.rs` decides what to ask for.
+
+mod retry;
+
+use std::cell::{Cell, RefCell};
+
+use serde_json::Value;
+
+use crate::config::{Config, CLIENT_SECRET};
+use crate::doors::{Doors, FetchError, HttpRequest, HttpResponse};
+use crate::error::ConnectorError;
+pub use retry::RetryPolicy;
+
+/// Why one Graph request failed after retries.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GraphError {
+    /// Graph answered with an error status.
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// Graph's `error.code` (empty when the body had none).
+        code: String,
+        /// Graph's `error.message`, one line.
+        message: String,
+    },
+    /// The request got no response.
+    Fetch(FetchError),
+    /// A 2xx response whose body is not the JSON Graph promises.
+    Malformed(String),
+    /// No token: the login host refused the credentials (AADSTS message).
+    Auth(String),
+}
+
+impl GraphError {
+    /// Graph's error code, if any.
+    pub fn code(&self) -> &str {
+        match self {
+            GraphError::Status { code, .. } => code,
+            _ => "",
+        }
+    }
+
+    /// HTTP status, if Graph answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            GraphError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Turns this failure of `what` into the run's error.
+    pub fn into_connector(self, what: &str) -> ConnectorError {
+        match self {
+            GraphError::Auth(m) => ConnectorError::Auth(m),
+            GraphError::Fetch(e) => ConnectorError::from_fetch(what, &e),
+            GraphError::Malformed(m) => ConnectorError::Upstream(format!(
+                "{what}: unusable response ({m}); run again later"
+            )),
+            GraphError::Status {
+                status,
+                code,
+                message,
+            } => match status {
+                401 | 403 => ConnectorError::Permission(format!(
+                    "{what}: {status} {code}: {message}; grant the app the permission and admin consent"
+                )),
+                _ => ConnectorError::Upstream(format!(
+                    "{what}: {status} {code}: {message}; run again later"
+                )),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for GraphError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GraphError::Status {
+                status,
+                code,
+                message,
+            } => write!(f, "{status} {code}: {message}"),
+            GraphError::Fetch(e) => write!(f, "{e}"),
+            GraphError::Malformed(m) => write!(f, "unusable response: {m}"),
+            GraphError::Auth(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+/// One Graph GET: absolute URL plus extra headers (re-sent on every page).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GraphGet {
+    /// Absolute URL.
+    pub url: String,
+    /// Extra headers, e.g. `ConsistencyLevel: eventual`.
+    pub headers: Vec<(String, String)>,
+}
+
+impl GraphGet {
+    /// A GET without extra headers.
+    pub fn new(url: impl Into<String>) -> Self {
+        GraphGet {
+            url: url.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// A GET that is an advanced query (`ConsistencyLevel: eventual`).
+    pub fn eventual(url: impl Into<String>) -> Self {
+        GraphGet {
+            url: url.into(),
+            headers: vec![("ConsistencyLevel".into(), "eventual".into())],
+        }
+    }
+}
+
+/// A Graph session for one run of one tenant.
+pub struct GraphClient<'a, D: Doors> {
+    doors: &'a D,
+    config: &'a Config,
+    policy: RetryPolicy,
+    token: RefCell<Option<String>>,
+    token_generation: Cell<u32>,
+    requests: Cell<u64>,
+    /// Most requests handed to one `fetch-all`.
+    max_in_flight: usize,
+}
+
+impl<'a, D: Doors> GraphClient<'a, D> {
+    /// A client with no token yet.
+    pub fn new(doors: &'a D, config: &'a Config) -> Self {
+        GraphClient {
+            doors,
+            config,
+            policy: RetryPolicy::default(),
+            token: RefCell::new(None),
+            token_generation: Cell::new(0),
+            requests: Cell::new(0),
+            max_in_flight: 64,
+        }
+    }
+
+    /// HTTP requests sent so far (token requests and retries included).
+    pub fn requests(&self) -> u64 {
+        self.requests.get()
+    }
+
+    /// The run's configuration.
+    pub fn config(&self) -> &Config {
+        self.config
+    }
+
+    /// Writes a log line through the host.
+    pub fn log(&self, level: crate::doors::Level, message: &str) {
+        self.doors.log(level, message);
+    }
+
+    /// Acquires a token if none is held. The secret is a placeholder the host fills in.
+    pub fn ensure_token(&self) -> Result<String, GraphError> {
+        if let Some(t) = self.token.borrow().as_ref() {
+            return Ok(t.clone());
+        }
+        let cfg = self.config;
+        let mut body = String::from("grant_type=client_credentials&client_id=");
+        body.push_str(&form_encode(&cfg.client_id));
+        body.push_str("&client_secret={{secret:");
+        body.push_str(CLIENT_SECRET);
+        body.push_str("}}&scope=");
+        body.push_str(&form_encode(&format!("{}/.default", cfg.graph_endpoint)));
+        let req = HttpRequest {
+            method: "POST".into(),
+            url: cfg.token_url(),
+            headers: vec![(
+                "Content-Type".into(),
+                "application/x-www-form-urlencoded".into(),
+            )],
+            body: Some(body.into_bytes()),
+        };
+        let mut attempt = 0u32;
+        let resp = loop {
+            self.requests.set(self.requests.get() + 1);
+            match self.doors.fetch(req.clone()) {
+                Ok(r)
+                    if retry::is_retryable_status(r.status)
+                        && attempt + 1 < self.policy.max_attempts =>
+                {
+                    let wait = retry::wait_ms(&self.policy, attempt, Some(&r), self.doors.now_ms());
+                    self.doors.sleep_ms(wait);
+                }
+                Ok(r) => break r,
+                Err(FetchError::Timeout | FetchError::Transport(_))
+                    if attempt + 1 < self.policy.max_attempts =>
+                {
+                    self.doors.sleep_ms(retry::wait_ms(
+                        &self.policy,
+                        attempt,
+                        None,
+                        self.doors.now_ms(),
+                    ));
+                }
+                Err(e) => return Err(GraphError::Fetch(e)),
+            }
+            attempt += 1;
+        };
+        let body: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+        if resp.status == 200 {
+            if let Some(tok) = body.get("access_token").and_then(Value::as_str) {
+                *self.token.borrow_mut() = Some(tok.to_string());
+                self.token_generation.set(self.token_generation.get() + 1);
+                return Ok(tok.to_string());
+            }
+            return Err(GraphError::Malformed(
+                "the token response has no access_token".into(),
+            ));
+        }
+        let error = body.get("error").and_then(Value::as_str).unwrap_or("");
+        let description = body
+            .get("error_description")
+            .and_then(Value::as_str)
+            .map(first_line)
+            .unwrap_or_default();
+        let hint = match error {
+            "invalid_client" => {
+                "check the client secret value (not its id) and that it has not expired"
+            }
+            "unauthorized_client" => "check client_id and that the app is consented in this tenant",
+            "invalid_request" if description.contains("AADSTS90002") => "check tenant_id and cloud",
+            "invalid_scope" => "check graph_endpoint / cloud",
+            _ => "check tenant_id, client_id and the client secret",
+        };
+        if error.is_empty() {
+            return Err(GraphError::Auth(format!(
+                "the token endpoint of tenant '{}' answered {} without an OAuth error; {hint}",
+                cfg.tenant_id, resp.status
+            )));
+        }
+        Err(GraphError::Auth(format!(
+            "tenant '{}' refused the token request: {error}: {description}; {hint}",
+            cfg.tenant_id
+        )))
+    }
+
+    /// GETs each request (concurrently, at most `max_in_flight` at once) with retries;
+    /// returns the parsed JSON bodies in order.
+    pub fn get_all(&self, gets: &[GraphGet]) -> Vec<Result<Value, GraphError>> {
+        let mut out: Vec<Option<Result<Value, GraphError>>> = vec![None; gets.len()];
+        for chunk_start in (0..gets.len()).step_by(self.max_in_flight.max(1)) {
+            let end = (chunk_start + self.max_in_flight).min(gets.len());
+            self.get_round(gets, chunk_start..end, &mut out);
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(GraphError::Malformed("no result".into()))))
+            .collect()
+    }
+
+    fn get_round(
+        &self,
+        gets: &[GraphGet],
+        range: std::ops::Range<usize>,
+        out: &mut [Option<Result<Value, GraphError>>],
+    ) {
+        // (index, attempts so far, renewed the token for it already)
+        let mut pending: Vec<(usize, u32, bool)> = range.map(|i| (i, 0, false)).collect();
+        while !pending.is_empty() {
+            let token = match self.ensure_token() {
+                Ok(t) => t,
+                Err(e) => {
+                    for (i, _, _) in pending {
+                        out[i] = Some(Err(e.clone()));
+                    }
+                    return;
+                }
+            };
+            let generation = self.token_generation.get();
+            let reqs: Vec<HttpRequest> = pending
+                .iter()
+                .map(|(i, _, _)| {
+                    let g = &gets[*i];
+                    let mut headers = Vec::with_capacity(g.headers.len() + 2);
+                    headers.push(("Authorization".into(), format!("Bearer {token}")));
+                    headers.push(("Accept".into(), "application/json".into()));
+                    headers.extend(g.headers.iter().cloned());
+                    HttpRequest::get(g.url.clone(), headers)
+                })
+                .collect();
+            self.requests.set(self.requests.get() + reqs.len() as u64);
+            let results = self.doors.fetch_all(reqs);
+            let now = self.doors.now_ms();
+            let mut again = Vec::new();
+            let mut wait = 0u64;
+            let mut renew = false;
+            for ((i, attempt, renewed), result) in pending.into_iter().zip(results) {
+                let can_retry = attempt + 1 < self.policy.max_attempts;
+                match result {
+                    Ok(r) if (200..300).contains(&r.status) => {
+                        out[i] =
+                            Some(serde_json::from_slice::<Value>(&r.body).map_err(|e| {
+                                GraphError::Malformed(format!("body is not JSON ({e})"))
+                            }));
+                    }
+                    Ok(r) if r.status == 401 && !renewed => {
+                        renew = true;
+                        again.push((i, attempt + 1, true));
+                    }
+                    Ok(r) if retry::is_retryable_status(r.status) && can_retry => {
+                        wait = wait.max(retry::wait_ms(&self.policy, attempt, Some(&r), now));
+                        again.push((i, attempt + 1, renewed));
+                    }
+                    Ok(r) => out[i] = Some(Err(status_error(&r))),
+                    Err(FetchError::Timeout | FetchError::Transport(_)) if can_retry => {
+                        wait = wait.max(retry::wait_ms(&self.policy, attempt, None, now));
+                        again.push((i, attempt + 1, renewed));
+                    }
+                    Err(e) => out[i] = Some(Err(GraphError::Fetch(e))),
+                }
+            }
+            if renew && self.token_generation.get() == generation {
+                *self.token.borrow_mut() = None;
+                self.doors.log(
+                    crate::doors::Level::Info,
+                    "Graph answered 401: renewing the token",
+                );
+            }
+            if !again.is_empty() && wait > 0 {
+                self.doors.sleep_ms(wait);
+            }
+            pending = again;
+        }
+    }
+
+    /// GETs one URL with retries.
+    pub fn get(&self, get: GraphGet) -> Result<Value, GraphError> {
+        self.get_all(std::slice::from_ref(&get))
+            .pop()
+            .unwrap_or_else(|| Err(GraphError::Malformed("no result".into())))
+    }
+
+    /// Collects every page of several collections at once: for each start request, all
+    /// `value` items of all its pages, or the first error.
+    pub fn collect_lists(&self, starts: Vec<GraphGet>) -> Vec<Result<Vec<Value>, GraphError>> {
+        let mut items: Vec<Result<Vec<Value>, GraphError>> =
+            starts.iter().map(|_| Ok(Vec::new())).collect();
+        let mut pending: Vec<(usize, GraphGet)> = starts.into_iter().enumerate().collect();
+        while !pending.is_empty() {
+            let gets: Vec<GraphGet> = pending.iter().map(|(_, g)| g.clone()).collect();
+            let results = self.get_all(&gets);
+            let mut next = Vec::new();
+            for ((i, g), r) in pending.into_iter().zip(results) {
+                let page = r.and_then(Page::parse);
+                match (page, &mut items[i]) {
+                    (Ok(p), Ok(acc)) => {
+                        acc.extend(p.items);
+                        if let Some(url) = p.next_link {
+                            next.push((
+                                i,
+                                GraphGet {
+                                    url,
+                                    headers: g.headers,
+                                },
+                            ));
+                        }
+                    }
+                    (Err(e), slot) => *slot = Err(e),
+                    (Ok(_), Err(_)) => {}
+                }
+            }
+            pending = next;
+        }
+        items
+    }
+}
+
+/// One page of a Graph collection.
+#[derive(Debug, PartialEq)]
+pub struct Page {
+    /// The `value` items.
+    pub items: Vec<Value>,
+    /// `@odata.nextLink`, verbatim.
+    pub next_link: Option<String>,
+    /// `@odata.deltaLink`, verbatim.
+    pub delta_link: Option<String>,
+}
+
+impl Page {
+    /// Splits a collection body; an object without a `value` array is malformed.
+    pub fn parse(body: Value) -> Result<Page, GraphError> {
+        let Value::Object(mut map) = body else {
+            return Err(GraphError::Malformed(
+                "a collection page is not a JSON object".into(),
+            ));
+        };
+        let items = match map.remove("value") {
+            Some(Value::Array(a)) => a,
+            _ => {
+                return Err(GraphError::Malformed(
+                    "a collection page has no 'value' array".into(),
+                ))
+            }
+        };
+        let link = |map: &serde_json::Map<String, Value>, k: &str| {
+            map.get(k).and_then(Value::as_str).map(str::to_string)
+        };
+        Ok(Page {
+            next_link: link(&map, "@odata.nextLink"),
+            delta_link: link(&map, "@odata.deltaLink"),
+            items,
+        })
+    }
+}
+
+fn status_error(r: &HttpResponse) -> GraphError {
+    let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    let err = body.get("error");
+    let code = err
+        .and_then(|e| e.get("code"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let message = err
+        .and_then(|e| e.get("message"))
+        .and_then(Value::as_str)
+        .map(first_line)
+        .unwrap_or_else(|| "no Graph error body".into());
+    GraphError::Status {
+        status: r.status,
+        code,
+        message,
+    }
+}
+
+fn first_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or("").trim();
+    let mut out: String = line.chars().take(300).collect();
+    if line.chars().count() > 300 {
+        out.push('…');
+    }
+    out
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value.
+pub fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Percent-encodes one URL path segment (a Graph id is untrusted input).
+pub fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_form_values_and_path_segments() {
+        assert_eq!(
+            form_encode("https://graph.microsoft.com/.default"),
+            "https%3A%2F%2Fgraph.microsoft.com%2F.default"
+        );
+        assert_eq!(form_encode("a b&c"), "a+b%26c");
+        assert_eq!(path_segment("0b5c-11"), "0b5c-11");
+        assert_eq!(path_segment("../x?y"), "..%2Fx%3Fy");
+    }
+
+    #[test]
+    fn page_parse_requires_value_array() {
+        let p = Page::parse(serde_json::json!({"value": [1], "@odata.nextLink": "https://g/next"}))
+            .unwrap();
+        assert_eq!(p.items.len(), 1);
+        assert_eq!(p.next_link.as_deref(), Some("https://g/next"));
+        assert!(matches!(
+            Page::parse(serde_json::json!({"values": []})),
+            Err(GraphError::Malformed(_))
+        ));
+        assert!(matches!(
+            Page::parse(serde_json::json!([1])),
+            Err(GraphError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn status_error_reads_graph_error_body() {
+        let r = HttpResponse {
+            status: 403,
+            headers: vec![],
+            body: br#"{"error":{"code":"Authorization_RequestDenied","message":"Insufficient privileges.\nmore"}}"#.to_vec(),
+        };
+        assert_eq!(
+            status_error(&r),
+            GraphError::Status {
+                status: 403,
+                code: "Authorization_RequestDenied".into(),
+                message: "Insufficient privileges.".into()
+            }
+        );
+        let e = status_error(&r).into_connector("listing users");
+        assert!(
+            matches!(e, ConnectorError::Permission(ref m) if m.contains("listing users")),
+            "{e:?}"
+        );
+    }
+}

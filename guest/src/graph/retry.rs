@@ -1,0 +1,145 @@
+//! When and how long to wait before asking Graph again.
+//!
+//! Graph throttles with 429 (and sheds load with 503/504), telling the client how long to
+//! wait in `Retry-After` — seconds, or an HTTP date. Without it we back off exponentially
+//! with jitter. Every wait is capped so a hostile or broken answer cannot park a run.
+
+use crate::doors::HttpResponse;
+
+/// Limits of the retry loop.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first one included.
+    pub max_attempts: u32,
+    /// First backoff step in milliseconds (doubled per attempt).
+    pub base_ms: u64,
+    /// Longest single wait, whatever `Retry-After` says.
+    pub max_wait_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            base_ms: 500,
+            max_wait_ms: 60_000,
+        }
+    }
+}
+
+/// Statuses that mean "try again later".
+pub fn is_retryable_status(status: u16) -> bool {
+    matches!(status, 429 | 503 | 504)
+}
+
+/// How long to wait before attempt `attempt + 1`.
+pub fn wait_ms(
+    policy: &RetryPolicy,
+    attempt: u32,
+    resp: Option<&HttpResponse>,
+    now_ms: i64,
+) -> u64 {
+    if let Some(after) = resp
+        .and_then(|r| r.header("retry-after"))
+        .and_then(|v| retry_after_ms(v, now_ms))
+    {
+        return after.min(policy.max_wait_ms);
+    }
+    let exp = policy.base_ms.saturating_mul(1u64 << attempt.min(16));
+    // Jitter in [50%, 100%] of the step, from the clock: spreads tenants apart.
+    let jitter = (now_ms.unsigned_abs().wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 33) % 1000;
+    (exp / 2 + exp / 2 * jitter / 1000).min(policy.max_wait_ms)
+}
+
+/// Parses `Retry-After`: delay seconds or an IMF-fixdate (`Wed, 21 Oct 2015 07:28:00 GMT`).
+pub fn retry_after_ms(value: &str, now_ms: i64) -> Option<u64> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(secs.saturating_mul(1000));
+    }
+    let at = http_date_ms(v)?;
+    Some(at.saturating_sub(now_ms).max(0) as u64)
+}
+
+fn http_date_ms(v: &str) -> Option<i64> {
+    // "Wed, 21 Oct 2015 07:28:00 GMT"
+    let rest = v.split_once(", ")?.1;
+    let mut parts = rest.split(' ');
+    let day: u32 = parts.next()?.parse().ok()?;
+    let month = match parts.next()? {
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
+        _ => return None,
+    };
+    let year: i64 = parts.next()?.parse().ok()?;
+    let mut hms = parts.next()?.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
+    if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day as i64);
+    Some(((days * 24 + h) * 60 + m) * 60_000 + s * 1000)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resp(retry_after: &str) -> HttpResponse {
+        HttpResponse {
+            status: 429,
+            headers: vec![("retry-after".into(), retry_after.into())],
+            body: vec![],
+        }
+    }
+
+    #[test]
+    fn retry_after_seconds_and_http_date() {
+        assert_eq!(retry_after_ms("7", 0), Some(7000));
+        // 2015-10-21T07:28:00Z = 1445412480000 ms
+        assert_eq!(
+            retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT", 1_445_412_470_000),
+            Some(10_000)
+        );
+        assert_eq!(
+            retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT", 1_445_412_490_000),
+            Some(0)
+        );
+        assert_eq!(retry_after_ms("soon", 0), None);
+    }
+
+    #[test]
+    fn waits_are_capped_and_grow() {
+        let p = RetryPolicy::default();
+        assert_eq!(wait_ms(&p, 0, Some(&resp("3")), 0), 3000);
+        assert_eq!(wait_ms(&p, 0, Some(&resp("86400")), 0), p.max_wait_ms);
+        let w0 = wait_ms(&p, 0, None, 12345);
+        let w3 = wait_ms(&p, 3, None, 12345);
+        assert!((250..=500).contains(&w0), "{w0}");
+        assert!((2000..=4000).contains(&w3), "{w3}");
+        assert!(wait_ms(&p, 30, None, 1) <= p.max_wait_ms);
+        assert!(is_retryable_status(429) && is_retryable_status(503) && is_retryable_status(504));
+        assert!(!is_retryable_status(500) && !is_retryable_status(403));
+    }
+}

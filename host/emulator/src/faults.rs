@@ -1,0 +1,145 @@
+//! Canned failures injected in place of real answers: throttling, outages, malformed pages.
+//!
+//! The connector's retry, back-off and error reporting can only be proven if Graph fails on
+//! demand, at a chosen request, a chosen number of times. A [`FaultRule`] says which requests
+//! to fail and with what; the [`FaultBook`] keeps each rule's count of matching requests so
+//! "let two through, then fail three" is exact even under concurrency.
+
+use crate::reply::{Body, Reply, GRAPH_JSON};
+use crate::Endpoint;
+
+/// Answer the next matching requests with a canned failure instead of the real response.
+#[derive(Clone, Debug)]
+pub struct FaultRule {
+    /// The endpoint whose requests the rule applies to.
+    pub endpoint: Endpoint,
+    /// Only requests whose path contains this text (e.g. a user id), if set. The text is
+    /// looked for in the path and query as sent (so `"$skiptoken"` matches later pages only).
+    pub path_contains: Option<String>,
+    /// Let this many matching requests through first (0: fail the first matching one).
+    pub skip: u32,
+    /// How many matching requests to fail after that (u32::MAX: all).
+    pub count: u32,
+    /// HTTP status of the canned answer.
+    pub status: u16,
+    /// Body to send (e.g. a Graph error JSON, or deliberately malformed text).
+    pub body: String,
+    /// Extra headers, e.g. ("Retry-After", "1").
+    pub headers: Vec<(String, String)>,
+}
+
+impl FaultRule {
+    /// A rule failing every request to `endpoint` with `status` and a Graph error body of
+    /// `code`; narrow it with the public fields.
+    pub fn graph_error(endpoint: Endpoint, status: u16, code: &str, message: &str) -> FaultRule {
+        FaultRule {
+            endpoint,
+            path_contains: None,
+            skip: 0,
+            count: u32::MAX,
+            status,
+            body: serde_json::json!({"error": {"code": code, "message": message}}).to_string(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// The usual throttling answer: 429 `TooManyRequests` with `Retry-After: <secs>`.
+    pub fn throttle(endpoint: Endpoint, retry_after_secs: u32) -> FaultRule {
+        let mut rule = FaultRule::graph_error(
+            endpoint,
+            429,
+            "TooManyRequests",
+            "Too many requests are being made. Please try again later.",
+        );
+        rule.headers
+            .push(("Retry-After".into(), retry_after_secs.to_string()));
+        rule
+    }
+
+    fn matches(&self, endpoint: Endpoint, target: &str) -> bool {
+        self.endpoint == endpoint
+            && self
+                .path_contains
+                .as_deref()
+                .is_none_or(|text| target.contains(text))
+    }
+
+    fn reply(&self) -> Reply {
+        let mut reply = Reply {
+            status: self.status,
+            headers: self.headers.clone(),
+            body: Body::Text(self.body.clone()),
+        };
+        if !reply.has_header("Content-Type") {
+            reply
+                .headers
+                .push(("Content-Type".into(), GRAPH_JSON.into()));
+        }
+        reply
+    }
+}
+
+/// The active fault rules and how many matching requests each has seen.
+#[derive(Debug, Default)]
+pub(crate) struct FaultBook {
+    rules: Vec<(FaultRule, u64)>,
+}
+
+impl FaultBook {
+    /// Adds a rule after the existing ones.
+    pub(crate) fn add(&mut self, rule: FaultRule) {
+        self.rules.push((rule, 0));
+    }
+
+    /// Removes every rule.
+    pub(crate) fn clear(&mut self) {
+        self.rules.clear();
+    }
+
+    /// Counts the request against every rule it matches and returns the canned answer of the
+    /// first rule whose window (`skip` passed, `count` not spent) contains it.
+    pub(crate) fn answer(&mut self, endpoint: Endpoint, target: &str) -> Option<Reply> {
+        let mut answer = None;
+        for (rule, seen) in &mut self.rules {
+            if !rule.matches(endpoint, target) {
+                continue;
+            }
+            let position = *seen;
+            *seen += 1;
+            let start = u64::from(rule.skip);
+            let end = start.saturating_add(u64::from(rule.count));
+            let active =
+                rule.count == u32::MAX && position >= start || (start..end).contains(&position);
+            if active && answer.is_none() {
+                answer = Some(rule.reply());
+            }
+        }
+        answer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skip_then_count_then_pass() {
+        let mut book = FaultBook::default();
+        let mut rule = FaultRule::throttle(Endpoint::MemberOf, 1);
+        rule.skip = 1;
+        rule.count = 2;
+        rule.path_contains = Some("abc".into());
+        book.add(rule);
+        let statuses: Vec<Option<u16>> = (0..5)
+            .map(|_| {
+                book.answer(Endpoint::MemberOf, "/v1.0/users/abc/memberOf")
+                    .map(|r| r.status)
+            })
+            .collect();
+        assert_eq!(statuses, [None, Some(429), Some(429), None, None]);
+        assert!(book
+            .answer(Endpoint::MemberOf, "/v1.0/users/xyz/memberOf")
+            .is_none());
+        assert!(book.answer(Endpoint::Users, "/v1.0/users/abc").is_none());
+    }
+}

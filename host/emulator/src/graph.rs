@@ -1,0 +1,302 @@
+//! The Graph server's front door: routing, bearer-token checks, fault rules, error bodies.
+//!
+//! Every request (and every `$batch` sub-request) goes through the same steps — classify the
+//! endpoint, count it, let a fault rule answer, check the token, dispatch to a handler — so
+//! counters and faults behave the same however a request arrives. Handlers live in `users.rs`,
+//! `relations.rs` and `batch.rs`; they return a [`Reply`] or a [`GraphError`], which is
+//! rendered here in Graph's `{"error": {"code", "message", "innerError"}}` shape.
+
+use percent_encoding::percent_decode_str;
+use serde_json::{json, Value};
+
+use crate::clock::{format_iso, now_secs};
+use crate::reply::{GraphError, Reply};
+use crate::server::{HttpRequest, Shared};
+use crate::{batch, relations, users, Endpoint};
+
+/// Where a Graph request goes, with the ids taken from its path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// `/v1.0/users`
+    Users,
+    /// `/v1.0/users/{id or userPrincipalName}`
+    User(String),
+    /// `/v1.0/users/delta`
+    UsersDelta,
+    /// `/v1.0/users/{id}/memberOf`
+    MemberOf(String),
+    /// `/v1.0/users/{id}/transitiveMemberOf/microsoft.graph.directoryRole`
+    TransitiveRoles(String),
+    /// `/v1.0/users/{id}/authentication/methods`
+    AuthMethods(String),
+    /// `/v1.0/groups`
+    Groups,
+    /// `/v1.0/directoryRoles`
+    DirectoryRoles,
+    /// `/v1.0/directoryRoles/{id}/members`
+    DirectoryRoleMembers(String),
+    /// `/v1.0/reports/authenticationMethods/userRegistrationDetails`
+    RegistrationDetails,
+    /// `/v1.0/$batch`
+    Batch,
+    /// Anything else under `/v1.0`.
+    Unknown,
+    /// Anything outside `/v1.0` (no token needed to be told it does not exist).
+    Unversioned,
+}
+
+impl Route {
+    /// Classifies a path as sent (percent-encoded); literal segments match in any case.
+    pub(crate) fn parse(path: &str) -> Route {
+        let segments: Vec<String> = path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+            .collect();
+        let lower: Vec<String> = segments.iter().map(|s| s.to_ascii_lowercase()).collect();
+        let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
+        let Some(("v1.0", rest)) = lower.split_first().map(|(v, r)| (*v, r)) else {
+            return Route::Unversioned;
+        };
+        let id = |i: usize| segments[i + 1].clone();
+        match rest {
+            ["users"] => Route::Users,
+            ["users", "delta" | "delta()"] => Route::UsersDelta,
+            ["users", _] => Route::User(id(1)),
+            ["users", _, "memberof"] => Route::MemberOf(id(1)),
+            ["users", _, "transitivememberof", "microsoft.graph.directoryrole"] => {
+                Route::TransitiveRoles(id(1))
+            }
+            ["users", _, "authentication", "methods"] => Route::AuthMethods(id(1)),
+            ["groups"] => Route::Groups,
+            ["directoryroles"] => Route::DirectoryRoles,
+            ["directoryroles", _, "members"] => Route::DirectoryRoleMembers(id(1)),
+            ["reports", "authenticationmethods", "userregistrationdetails"] => {
+                Route::RegistrationDetails
+            }
+            ["$batch"] => Route::Batch,
+            _ => Route::Unknown,
+        }
+    }
+
+    /// The endpoint this route counts under.
+    pub(crate) fn endpoint(&self) -> Endpoint {
+        match self {
+            Route::Users | Route::User(_) => Endpoint::Users,
+            Route::UsersDelta => Endpoint::UsersDelta,
+            Route::MemberOf(_) => Endpoint::MemberOf,
+            Route::TransitiveRoles(_) => Endpoint::TransitiveRoles,
+            Route::AuthMethods(_) => Endpoint::AuthMethods,
+            Route::Groups => Endpoint::Groups,
+            Route::DirectoryRoles => Endpoint::DirectoryRoles,
+            Route::DirectoryRoleMembers(_) => Endpoint::DirectoryRoleMembers,
+            Route::RegistrationDetails => Endpoint::RegistrationDetails,
+            Route::Batch => Endpoint::Batch,
+            Route::Unknown | Route::Unversioned => Endpoint::Other,
+        }
+    }
+}
+
+/// The ids and date every Graph answer carries, in its headers and in error bodies.
+pub(crate) struct RequestIds {
+    /// The server's id for this request.
+    pub request_id: String,
+    /// The client's `client-request-id`, or the request id when it sent none.
+    pub client_request_id: String,
+}
+
+impl RequestIds {
+    /// Fresh ids for a request.
+    pub(crate) fn new(shared: &Shared, request: &HttpRequest) -> RequestIds {
+        let request_id = shared.new_id("request");
+        let client_request_id = request
+            .header("client-request-id")
+            .map_or_else(|| request_id.clone(), str::to_owned);
+        RequestIds {
+            request_id,
+            client_request_id,
+        }
+    }
+
+    /// Renders an error in Graph's shape.
+    pub(crate) fn render(&self, error: GraphError) -> Reply {
+        Reply::graph_json(
+            error.status,
+            json!({"error": {
+                "code": error.code,
+                "message": error.message,
+                "innerError": {
+                    "date": format_iso(now_secs()),
+                    "request-id": self.request_id,
+                    "client-request-id": self.client_request_id,
+                }
+            }}),
+        )
+    }
+
+    /// Adds the id headers Graph sends with every answer.
+    pub(crate) fn stamp(&self, reply: Reply) -> Reply {
+        reply
+            .with_header("request-id", self.request_id.clone())
+            .with_header("client-request-id", self.client_request_id.clone())
+    }
+}
+
+/// Answers one HTTP request to the Graph server.
+pub(crate) fn handle(shared: &Shared, request: &HttpRequest) -> Reply {
+    let ids = RequestIds::new(shared, request);
+    let route = Route::parse(&request.path);
+    shared.count(route.endpoint());
+    let reply = if let Some(fault) = shared.fault(route.endpoint(), &request.target()) {
+        fault
+    } else if route == Route::Unversioned {
+        ids.render(GraphError::new(
+            404,
+            "Request_ResourceNotFound",
+            format!(
+                "Resource not found for the segment '{}': this server serves /v1.0 only.",
+                request.path
+            ),
+        ))
+    } else {
+        match authenticate(shared, request) {
+            Err(error) => ids
+                .render(error)
+                .with_header("WWW-Authenticate", "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\""),
+            Ok(()) => dispatch(shared, &route, request, &ids),
+        }
+    };
+    ids.stamp(reply)
+}
+
+/// Checks `Authorization: Bearer <token>` against the tokens the login server issued.
+fn authenticate(shared: &Shared, request: &HttpRequest) -> Result<(), GraphError> {
+    let header = request.header("authorization").unwrap_or("").trim();
+    let token = header
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .unwrap_or("");
+    if token.is_empty() {
+        return Err(GraphError::new(
+            401,
+            "InvalidAuthenticationToken",
+            "Access token is empty.",
+        ));
+    }
+    if !shared.token_valid(token) {
+        return Err(GraphError::new(
+            401,
+            "InvalidAuthenticationToken",
+            "Access token has expired or is not yet valid.",
+        ));
+    }
+    Ok(())
+}
+
+/// Runs the handler of an authenticated request (direct or from a `$batch`).
+pub(crate) fn dispatch(
+    shared: &Shared,
+    route: &Route,
+    request: &HttpRequest,
+    ids: &RequestIds,
+) -> Reply {
+    let expected = if *route == Route::Batch {
+        "POST"
+    } else {
+        "GET"
+    };
+    if request.method != expected && *route != Route::Unknown {
+        return ids.render(GraphError::new(
+            405,
+            "Request_BadRequest",
+            format!(
+                "Specified HTTP method '{}' is not allowed for the request target: use {expected}.",
+                request.method
+            ),
+        ));
+    }
+    let outcome = match route {
+        Route::Users => users::list(shared, request),
+        Route::User(id) => users::get(shared, request, id),
+        Route::UsersDelta => users::delta(shared, request),
+        Route::MemberOf(id) => relations::member_of(shared, request, id),
+        Route::TransitiveRoles(id) => relations::transitive_roles(shared, request, id),
+        Route::AuthMethods(id) => relations::auth_methods(shared, request, id),
+        Route::Groups => relations::groups(shared, request),
+        Route::DirectoryRoles => relations::directory_roles(shared, request),
+        Route::DirectoryRoleMembers(id) => relations::role_members(shared, request, id),
+        Route::RegistrationDetails => relations::registration_details(shared, request),
+        Route::Batch => batch::handle(shared, request),
+        Route::Unknown | Route::Unversioned => Err(GraphError::new(
+            404,
+            "Request_ResourceNotFound",
+            format!(
+                "Resource not found for the segment '{}'.",
+                request
+                    .path
+                    .rsplit('/')
+                    .find(|s| !s.is_empty())
+                    .unwrap_or("")
+            ),
+        )),
+    };
+    match outcome {
+        Ok(reply) => reply,
+        Err(error) => ids.render(error),
+    }
+}
+
+/// A collection page: `@odata.context`, optional `@odata.count`, `value`, optional
+/// `@odata.nextLink`.
+pub(crate) fn collection(
+    context: String,
+    count: Option<usize>,
+    value: Vec<Value>,
+    next_link: Option<String>,
+) -> Reply {
+    let mut body = serde_json::Map::new();
+    body.insert("@odata.context".into(), json!(context));
+    if let Some(count) = count {
+        body.insert("@odata.count".into(), json!(count));
+    }
+    body.insert("value".into(), Value::Array(value));
+    if let Some(link) = next_link {
+        body.insert("@odata.nextLink".into(), json!(link));
+    }
+    Reply::graph_json(200, Value::Object(body))
+}
+
+/// Whether the request carries `ConsistencyLevel: eventual`.
+pub(crate) fn eventual(request: &HttpRequest) -> bool {
+    request
+        .header("consistencylevel")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("eventual"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_classified() {
+        assert_eq!(Route::parse("/v1.0/users"), Route::Users);
+        assert_eq!(Route::parse("/v1.0/Users/"), Route::Users);
+        assert_eq!(Route::parse("/v1.0/users/delta"), Route::UsersDelta);
+        assert_eq!(
+            Route::parse("/v1.0/users/ab%23c/memberOf"),
+            Route::MemberOf("ab#c".into())
+        );
+        assert_eq!(
+            Route::parse("/v1.0/users/x/transitiveMemberOf/microsoft.graph.directoryRole"),
+            Route::TransitiveRoles("x".into())
+        );
+        assert_eq!(Route::parse("/v1.0/$batch"), Route::Batch);
+        assert_eq!(Route::parse("/v1.0/applications"), Route::Unknown);
+        assert_eq!(Route::parse("/beta/users"), Route::Unversioned);
+        assert_eq!(
+            Route::parse("/v1.0/applications").endpoint(),
+            Endpoint::Other
+        );
+    }
+}

@@ -1,0 +1,372 @@
+//! Per-user relations and the bulk lists around them: `memberOf`, transitive directory
+//! roles, authentication methods, `/groups`, `/directoryRoles` (+ members) and the
+//! registration-details report.
+//!
+//! These are the requests a connector makes once per user (tens of thousands in a run), so
+//! they must be cheap and page like Graph: `$top` or the configured page size, opaque skip
+//! tokens, `@odata.count` on the first page when `$count=true` (which needs
+//! `ConsistencyLevel: eventual`). The bulk lists are the alternatives Microsoft recommends
+//! over per-user calls; they are derived from the same data so both paths agree.
+
+use std::borrow::Borrow;
+
+use serde_json::{json, Map, Value};
+
+use crate::generate::guid;
+use crate::graph::{collection, eventual};
+use crate::odata::{
+    decode_token, encode_token, fnv1a, parse_count, parse_free_select, parse_top, QueryOptions,
+};
+use crate::reply::{GraphError, Reply};
+use crate::server::{HttpRequest, Shared};
+use crate::tenant::SimUser;
+use crate::users::non_premium;
+
+/// The fixed id Graph gives every user's password method.
+const PASSWORD_METHOD_ID: &str = "28c10230-6103-485e-b985-444c60001490";
+
+/// Method kinds that count as a second factor (see MAPPING.md).
+const MFA_KINDS: [&str; 7] = [
+    "microsoftAuthenticator",
+    "phone",
+    "softwareOath",
+    "fido2",
+    "windowsHelloForBusiness",
+    "platformCredential",
+    "external",
+];
+
+/// The query of a paged relation list, checked.
+struct ListQuery {
+    opts: QueryOptions,
+    select: Option<Vec<String>>,
+    top: usize,
+    count: bool,
+    offset: usize,
+    fingerprint: String,
+}
+
+impl ListQuery {
+    /// Reads `$select`, `$top`, `$count` and `$skiptoken`; `scope` ties skip tokens to the
+    /// list they came from (e.g. the user id).
+    fn parse(
+        request: &HttpRequest,
+        scope: &str,
+        default_top: usize,
+    ) -> Result<ListQuery, GraphError> {
+        let opts = QueryOptions::parse(
+            request.query.as_deref(),
+            &["$select", "$top", "$count", "$skiptoken"],
+        )?;
+        let select = opts.get("$select").map(parse_free_select);
+        let top = parse_top(opts.get("$top"), 999, default_top.max(1))?;
+        let count = parse_count(opts.get("$count"))?;
+        if count && !eventual(request) {
+            return Err(GraphError::unsupported_query(
+                "$count is an advanced query: send the header 'ConsistencyLevel: eventual' with it, on every page.",
+            ));
+        }
+        let fingerprint = opts.fingerprint(scope);
+        let offset = match opts.get("$skiptoken") {
+            None => 0,
+            Some(token) => decode_offset(token, &fingerprint)?,
+        };
+        Ok(ListQuery {
+            opts,
+            select,
+            top,
+            count,
+            offset,
+            fingerprint,
+        })
+    }
+
+    /// The page of `items` this query asks for, with its next link.
+    fn page<T: Borrow<Value>>(
+        &self,
+        shared: &Shared,
+        request: &HttpRequest,
+        context: String,
+        items: &[T],
+    ) -> Reply {
+        let start = self.offset.min(items.len());
+        let end = start.saturating_add(self.top).min(items.len());
+        let value = items[start..end]
+            .iter()
+            .map(|item| select_object(item.borrow(), self.select.as_deref()))
+            .collect();
+        let next_link = (end < items.len()).then(|| {
+            let query = self.opts.link_query();
+            let separator = if query.is_empty() { "" } else { "&" };
+            let token =
+                encode_token(&["list".to_owned(), self.fingerprint.clone(), end.to_string()]);
+            format!(
+                "{}{}?{query}{separator}$skiptoken={token}",
+                shared.graph_base, request.path
+            )
+        });
+        let count = (self.count && self.offset == 0).then_some(items.len());
+        collection(context, count, value, next_link)
+    }
+}
+
+fn decode_offset(token: &str, fingerprint: &str) -> Result<usize, GraphError> {
+    let invalid = || {
+        GraphError::bad_request(
+            "The $skiptoken is invalid or does not belong to this query: follow @odata.nextLink exactly as received.",
+        )
+    };
+    let fields = decode_token(token).ok_or_else(invalid)?;
+    match fields.as_slice() {
+        [kind, fp, offset] if kind == "list" && fp == fingerprint => {
+            offset.parse().map_err(|_| invalid())
+        }
+        _ => Err(invalid()),
+    }
+}
+
+/// A directory object cut to `$select` (names matched in any case); `@odata.type` and `id`
+/// always stay.
+fn select_object(object: &Value, select: Option<&[String]>) -> Value {
+    let (Some(select), Some(map)) = (select, object.as_object()) else {
+        return object.clone();
+    };
+    let out: Map<String, Value> = map
+        .iter()
+        .filter(|(key, _)| {
+            *key == "@odata.type"
+                || *key == "id"
+                || select.iter().any(|s| s.eq_ignore_ascii_case(key))
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Value::Object(out)
+}
+
+fn page_size(shared: &Shared) -> usize {
+    shared.config.member_of_page_size
+}
+
+/// `GET /v1.0/users/{id}/memberOf`: the stored direct memberships.
+pub(crate) fn member_of(
+    shared: &Shared,
+    request: &HttpRequest,
+    id: &str,
+) -> Result<Reply, GraphError> {
+    let query = ListQuery::parse(request, &format!("memberOf/{id}"), page_size(shared))?;
+    let directory = shared.read();
+    let entry = directory
+        .find(id)
+        .ok_or_else(|| GraphError::resource_not_found(id))?;
+    let context = format!("{}/v1.0/$metadata#directoryObjects", shared.graph_base);
+    Ok(query.page(shared, request, context, &entry.sim.member_of))
+}
+
+/// `GET /v1.0/users/{id}/transitiveMemberOf/microsoft.graph.directoryRole`: direct and
+/// inherited roles, de-duplicated by id.
+pub(crate) fn transitive_roles(
+    shared: &Shared,
+    request: &HttpRequest,
+    id: &str,
+) -> Result<Reply, GraphError> {
+    let query = ListQuery::parse(request, &format!("roles/{id}"), page_size(shared))?;
+    let directory = shared.read();
+    let entry = directory
+        .find(id)
+        .ok_or_else(|| GraphError::resource_not_found(id))?;
+    let roles = entry.sim.directory_roles();
+    let context = format!("{}/v1.0/$metadata#directoryRoles", shared.graph_base);
+    Ok(query.page(shared, request, context, &roles))
+}
+
+/// The authentication-method objects of a user, with stable ids.
+pub(crate) fn method_objects(sim: &SimUser) -> Vec<Value> {
+    let owner = fnv1a(sim.id().unwrap_or_default().as_bytes());
+    sim.auth_methods
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| {
+            let id = if kind == "#microsoft.graph.passwordAuthenticationMethod" {
+                PASSWORD_METHOD_ID.to_owned()
+            } else {
+                guid(owner, kind, i as u64)
+            };
+            json!({"@odata.type": kind, "id": id})
+        })
+        .collect()
+}
+
+/// `GET /v1.0/users/{id}/authentication/methods`.
+pub(crate) fn auth_methods(
+    shared: &Shared,
+    request: &HttpRequest,
+    id: &str,
+) -> Result<Reply, GraphError> {
+    let query = ListQuery::parse(request, &format!("methods/{id}"), page_size(shared))?;
+    let directory = shared.read();
+    let entry = directory
+        .find(id)
+        .ok_or_else(|| GraphError::resource_not_found(id))?;
+    let methods = method_objects(&entry.sim);
+    let user_id = entry.sim.id().unwrap_or(id).to_owned();
+    drop(directory);
+    let context = format!(
+        "{}/v1.0/$metadata#users('{user_id}')/authentication/methods",
+        shared.graph_base
+    );
+    Ok(query.page(shared, request, context, &methods))
+}
+
+/// `GET /v1.0/groups`: every group found in any user's `memberOf`.
+pub(crate) fn groups(shared: &Shared, request: &HttpRequest) -> Result<Reply, GraphError> {
+    let query = ListQuery::parse(request, "groups", 100)?;
+    let catalog = shared.read().catalog();
+    let context = format!("{}/v1.0/$metadata#groups", shared.graph_base);
+    Ok(query.page(shared, request, context, &catalog.groups))
+}
+
+/// `GET /v1.0/directoryRoles`: every role held by anyone (not paged).
+pub(crate) fn directory_roles(shared: &Shared, request: &HttpRequest) -> Result<Reply, GraphError> {
+    let opts = QueryOptions::parse(request.query.as_deref(), &["$select"])?;
+    let select = opts.get("$select").map(parse_free_select);
+    let catalog = shared.read().catalog();
+    let value = catalog
+        .roles
+        .iter()
+        .map(|r| select_object(r, select.as_deref()))
+        .collect();
+    let context = format!("{}/v1.0/$metadata#directoryRoles", shared.graph_base);
+    Ok(collection(context, None, value, None))
+}
+
+/// `GET /v1.0/directoryRoles/{id}/members`: users holding the role directly or inherited
+/// (not paged).
+pub(crate) fn role_members(
+    shared: &Shared,
+    request: &HttpRequest,
+    id: &str,
+) -> Result<Reply, GraphError> {
+    let opts = QueryOptions::parse(request.query.as_deref(), &["$select"])?;
+    let select = opts.get("$select").map(parse_free_select);
+    let catalog = shared.read().catalog();
+    let members = catalog
+        .role_members
+        .get(id)
+        .ok_or_else(|| GraphError::resource_not_found(id))?;
+    let value = members
+        .iter()
+        .map(|m| select_object(m, select.as_deref()))
+        .collect();
+    let context = format!("{}/v1.0/$metadata#directoryObjects", shared.graph_base);
+    Ok(collection(context, None, value, None))
+}
+
+/// The value the registration report uses for a method type (`None`: not reported).
+fn registered_name(kind: &str) -> Option<&'static str> {
+    match kind {
+        "email" => Some("email"),
+        "phone" => Some("mobilePhone"),
+        "microsoftAuthenticator" => Some("microsoftAuthenticatorPush"),
+        "softwareOath" => Some("softwareOneTimePasscode"),
+        "fido2" => Some("passKeyDeviceBound"),
+        "windowsHelloForBusiness" => Some("windowsHelloForBusiness"),
+        "temporaryAccessPass" => Some("temporaryAccessPass"),
+        "platformCredential" => Some("macOsSecureEnclaveKey"),
+        "external" => Some("externalAuthMethod"),
+        _ => None,
+    }
+}
+
+/// The short kind of a method type: `#microsoft.graph.fido2AuthenticationMethod` → `fido2`.
+pub(crate) fn method_kind(odata_type: &str) -> &str {
+    odata_type
+        .trim_start_matches("#microsoft.graph.")
+        .trim_end_matches("AuthenticationMethod")
+}
+
+fn registration(sim: &SimUser) -> Value {
+    let kinds: Vec<&str> = sim.auth_methods.iter().map(|t| method_kind(t)).collect();
+    let mut registered: Vec<&str> = kinds.iter().filter_map(|k| registered_name(k)).collect();
+    registered.dedup();
+    let mfa = kinds.iter().any(|k| MFA_KINDS.contains(k));
+    let passwordless = kinds.iter().any(|k| {
+        matches!(
+            *k,
+            "fido2" | "windowsHelloForBusiness" | "platformCredential"
+        )
+    });
+    let user_type = match sim.text("userType") {
+        Some(t) if t.eq_ignore_ascii_case("guest") => "guest",
+        _ => "member",
+    };
+    json!({
+        "id": sim.id(),
+        "userPrincipalName": sim.user.get("userPrincipalName").cloned().unwrap_or(Value::Null),
+        "userDisplayName": sim.user.get("displayName").cloned().unwrap_or(Value::Null),
+        "userType": user_type,
+        "isAdmin": !sim.directory_roles().is_empty(),
+        "isSsprRegistered": kinds.iter().any(|k| matches!(*k, "email" | "phone" | "microsoftAuthenticator")),
+        "isMfaRegistered": mfa,
+        "isMfaCapable": mfa && sim.user.get("accountEnabled") != Some(&json!(false)),
+        "isPasswordlessCapable": passwordless,
+        "methodsRegistered": registered,
+        "lastUpdatedDateTime": "2025-07-01T00:00:00Z",
+    })
+}
+
+/// `GET /v1.0/reports/authenticationMethods/userRegistrationDetails` (needs P1/P2).
+pub(crate) fn registration_details(
+    shared: &Shared,
+    request: &HttpRequest,
+) -> Result<Reply, GraphError> {
+    let opts = QueryOptions::parse(request.query.as_deref(), &["$select", "$top", "$skiptoken"])?;
+    if !shared.premium() {
+        return Err(non_premium());
+    }
+    let select = opts.get("$select").map(parse_free_select);
+    let top = parse_top(opts.get("$top"), 999, 100)?;
+    let fingerprint = opts.fingerprint("registration");
+    let invalid = || {
+        GraphError::bad_request(
+            "The $skiptoken is invalid or does not belong to this query: follow @odata.nextLink exactly as received.",
+        )
+    };
+    let after = match opts.get("$skiptoken") {
+        None => None,
+        Some(token) => match decode_token(token).as_deref() {
+            Some([kind, fp, seq]) if kind == "registration" && *fp == fingerprint => {
+                Some(seq.parse::<u64>().map_err(|_| invalid())?)
+            }
+            _ => return Err(invalid()),
+        },
+    };
+    let (value, next_seq) = {
+        let directory = shared.read();
+        let mut users = directory.users_after(after);
+        let page: Vec<_> = users.by_ref().take(top).collect();
+        let more = users.next().is_some();
+        let value: Vec<Value> = page
+            .iter()
+            .map(|(_, e)| select_object(&registration(&e.sim), select.as_deref()))
+            .collect();
+        (value, page.last().filter(|_| more).map(|(seq, _)| *seq))
+    };
+    let next_link = next_seq.map(|seq| {
+        let query = opts.link_query();
+        let separator = if query.is_empty() { "" } else { "&" };
+        let token = encode_token(&[
+            "registration".to_owned(),
+            fingerprint.clone(),
+            seq.to_string(),
+        ]);
+        format!(
+            "{}{}?{query}{separator}$skiptoken={token}",
+            shared.graph_base, request.path
+        )
+    });
+    let context = format!(
+        "{}/v1.0/$metadata#reports/authenticationMethods/userRegistrationDetails",
+        shared.graph_base
+    );
+    Ok(collection(context, None, value, next_link))
+}

@@ -1,0 +1,504 @@
+//! The two loopback HTTP servers and the [`Emulator`] handle that owns them.
+//!
+//! Everything HTTP-specific lives here: binding, one task per connection (hyper 1, HTTP/1.1
+//! keep-alive), reading bodies with a cap, and turning a handler's [`Reply`] into a response.
+//! The state every request reads ([`Shared`]) sits behind short locks so the emulator serves
+//! a multi-threaded runtime, and tests can change users, faults and licence while a run is in
+//! flight.
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::directory::Directory;
+use crate::faults::{FaultBook, FaultRule};
+use crate::generate::guid;
+use crate::reply::Reply;
+use crate::{graph, login, EmulatorConfig, Endpoint, SimUser, Tenant};
+
+/// Largest request body read (a `$batch` of 20 requests is a few kilobytes).
+const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// One request as handlers see it, whether it came over HTTP or inside a `$batch`.
+#[derive(Clone, Debug)]
+pub(crate) struct HttpRequest {
+    /// Upper-case method.
+    pub method: String,
+    /// The path as sent (still percent-encoded).
+    pub path: String,
+    /// The raw query string, if any.
+    pub query: Option<String>,
+    /// Headers as sent.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl HttpRequest {
+    /// The first header of this name (any case).
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Path and query as sent, what fault rules look into.
+    pub(crate) fn target(&self) -> String {
+        match &self.query {
+            Some(q) => format!("{}?{q}", self.path),
+            None => self.path.clone(),
+        }
+    }
+}
+
+/// State shared by both servers and the [`Emulator`] handle.
+pub(crate) struct Shared {
+    /// The configuration the emulator started with (`premium` lives in [`Shared::premium`]).
+    pub config: EmulatorConfig,
+    premium: AtomicBool,
+    directory: RwLock<Directory>,
+    tokens: Mutex<HashMap<String, Instant>>,
+    faults: Mutex<FaultBook>,
+    counters: [AtomicU64; Endpoint::ALL.len()],
+    http_requests: AtomicU64,
+    next_link_base: RwLock<Option<String>>,
+    /// `http://127.0.0.1:<graph port>`.
+    pub graph_base: String,
+    sequence: AtomicU64,
+    nonce: u64,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    /// Counts one request (or `$batch` sub-request) against an endpoint.
+    pub(crate) fn count(&self, endpoint: Endpoint) {
+        self.counters[endpoint.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The canned answer of the first active fault rule matching this request, if any.
+    pub(crate) fn fault(&self, endpoint: Endpoint, target: &str) -> Option<Reply> {
+        lock(&self.faults).answer(endpoint, target)
+    }
+
+    /// Whether the tenant is licensed for sign-in activity and reports.
+    pub(crate) fn premium(&self) -> bool {
+        self.premium.load(Ordering::Relaxed)
+    }
+
+    /// The directory, for reading.
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Directory> {
+        self.directory
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Directory> {
+        self.directory
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The base of `/users` next links (the Graph server unless a test redirected them).
+    pub(crate) fn users_link_base(&self) -> String {
+        self.next_link_base
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .unwrap_or_else(|| self.graph_base.clone())
+    }
+
+    /// A fresh GUID-shaped id (request ids, trace ids); unique within the process.
+    pub(crate) fn new_id(&self, salt: &str) -> String {
+        guid(
+            self.nonce,
+            salt,
+            self.sequence.fetch_add(1, Ordering::Relaxed),
+        )
+    }
+
+    /// Issues an access token valid for the configured lifetime.
+    pub(crate) fn issue_token(&self) -> String {
+        let serial = self.sequence.fetch_add(1, Ordering::Relaxed);
+        let token = format!(
+            "emu.{:016x}.{serial:08x}.{}",
+            self.nonce,
+            self.new_id("token").replace('-', "")
+        );
+        let lifetime = Duration::from_secs(self.config.token_lifetime_secs);
+        let now = Instant::now();
+        let mut tokens = lock(&self.tokens);
+        if tokens.len() > 10_000 {
+            tokens.retain(|_, expiry| *expiry > now);
+        }
+        tokens.insert(token.clone(), now + lifetime);
+        token
+    }
+
+    /// Whether a bearer token was issued here and has not expired.
+    pub(crate) fn token_valid(&self, token: &str) -> bool {
+        lock(&self.tokens)
+            .get(token)
+            .is_some_and(|expiry| *expiry > Instant::now())
+    }
+}
+
+/// Which server a listener belongs to.
+#[derive(Clone, Copy)]
+enum Side {
+    Login,
+    Graph,
+}
+
+/// A running emulator: a login server and a Graph server on two loopback ports.
+pub struct Emulator {
+    shared: Arc<Shared>,
+    login_addr: SocketAddr,
+    graph_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    servers: Vec<JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// Starts the login server and the Graph server on two ports of 127.0.0.1 (port 0 = pick
+    /// free ones). Returns once both accept.
+    pub async fn start(tenant: Tenant, config: EmulatorConfig) -> anyhow::Result<Emulator> {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Emulator::start_on(tenant, config, any, any).await
+    }
+
+    /// Like [`Emulator::start`], on chosen addresses (port 0 picks a free port), e.g. to give a
+    /// demo stable URLs.
+    pub async fn start_on(
+        tenant: Tenant,
+        config: EmulatorConfig,
+        login_addr: SocketAddr,
+        graph_addr: SocketAddr,
+    ) -> anyhow::Result<Emulator> {
+        let login = TcpListener::bind(login_addr)
+            .await
+            .with_context(|| format!("cannot listen for the login server on {login_addr}"))?;
+        let graph = TcpListener::bind(graph_addr)
+            .await
+            .with_context(|| format!("cannot listen for the Graph server on {graph_addr}"))?;
+        let login_addr = login.local_addr().context("login server address")?;
+        let graph_addr = graph.local_addr().context("Graph server address")?;
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ (u64::from(graph_addr.port()) << 48);
+        let shared = Arc::new(Shared {
+            premium: AtomicBool::new(config.premium),
+            config,
+            directory: RwLock::new(Directory::new(tenant)),
+            tokens: Mutex::new(HashMap::new()),
+            faults: Mutex::new(FaultBook::default()),
+            counters: Default::default(),
+            http_requests: AtomicU64::new(0),
+            next_link_base: RwLock::new(None),
+            graph_base: format!("http://{graph_addr}"),
+            sequence: AtomicU64::new(1),
+            nonce,
+        });
+        let (stop, stopped) = watch::channel(false);
+        let servers = vec![
+            tokio::spawn(accept(
+                login,
+                Arc::clone(&shared),
+                Side::Login,
+                stopped.clone(),
+            )),
+            tokio::spawn(accept(graph, Arc::clone(&shared), Side::Graph, stopped)),
+        ];
+        Ok(Emulator {
+            shared,
+            login_addr,
+            graph_addr,
+            stop,
+            servers,
+        })
+    }
+
+    /// "http://127.0.0.1:<login port>" — token URL is {login_endpoint}/{tenant}/oauth2/v2.0/token
+    pub fn login_endpoint(&self) -> String {
+        format!("http://{}", self.login_addr)
+    }
+
+    /// "http://127.0.0.1:<graph port>" — Graph URLs are {graph_endpoint}/v1.0/...
+    pub fn graph_endpoint(&self) -> String {
+        format!("http://{}", self.graph_addr)
+    }
+
+    /// The token URL of the configured tenant: `{login_endpoint}/{tenant}/oauth2/v2.0/token`.
+    pub fn token_url(&self) -> String {
+        format!(
+            "{}/{}/oauth2/v2.0/token",
+            self.login_endpoint(),
+            self.shared.config.tenant_id
+        )
+    }
+
+    /// The scope a client must request: `{graph_endpoint}/.default`.
+    pub fn scope(&self) -> String {
+        format!("{}/.default", self.graph_endpoint())
+    }
+
+    /// The configuration, with the current `premium` switch.
+    pub fn config(&self) -> EmulatorConfig {
+        EmulatorConfig {
+            premium: self.shared.premium(),
+            ..self.shared.config.clone()
+        }
+    }
+
+    /// Requests served per endpoint since start (faulted ones included; `$batch` sub-requests
+    /// count under their own endpoint, the envelope under [`Endpoint::Batch`]). Every endpoint
+    /// is present, with 0 when unused.
+    pub fn counters(&self) -> BTreeMap<Endpoint, u64> {
+        Endpoint::ALL
+            .iter()
+            .map(|&e| (e, self.shared.counters[e.index()].load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// The sum of [`Emulator::counters`]: HTTP requests plus `$batch` sub-requests.
+    pub fn total_requests(&self) -> u64 {
+        self.counters().values().sum()
+    }
+
+    /// HTTP requests received by both servers (a `$batch` counts once).
+    pub fn http_requests(&self) -> u64 {
+        self.shared.http_requests.load(Ordering::Relaxed)
+    }
+
+    /// Sets every counter back to 0.
+    pub fn reset_counters(&self) {
+        for counter in &self.shared.counters {
+            counter.store(0, Ordering::Relaxed);
+        }
+        self.shared.http_requests.store(0, Ordering::Relaxed);
+    }
+
+    /// Appends a user, visible to later requests. A user whose id already exists replaces that
+    /// user in place; a user without a string id is ignored.
+    pub fn add_user(&self, user: SimUser) {
+        self.shared.write().put(user);
+    }
+
+    /// Shallow-merges `patch` (a JSON object) into the user object of `id` (a `null` value sets
+    /// the property to null; `id` itself cannot change). False for an unknown id or a patch
+    /// that is not an object.
+    pub fn update_user(&self, id: &str, patch: Value) -> bool {
+        let Value::Object(patch) = patch else {
+            return false;
+        };
+        self.modify_user(id, move |sim| {
+            if let Some(user) = sim.user.as_object_mut() {
+                user.extend(patch);
+            }
+        })
+    }
+
+    /// Changes a user and its relations with a closure (memberships, roles, methods…); its id
+    /// cannot change. False for an unknown id.
+    pub fn modify_user(&self, id: &str, change: impl FnOnce(&mut SimUser)) -> bool {
+        self.shared.write().modify(id, change)
+    }
+
+    /// Removes a user for good: `users/delta` reports it with `@removed.reason` "deleted".
+    pub fn remove_user(&self, id: &str) -> bool {
+        self.shared.write().remove(id, "deleted")
+    }
+
+    /// Soft-deletes a user (moves it to deleted items): it leaves `/users` and `users/delta`
+    /// reports it with `@removed.reason` "changed".
+    pub fn soft_delete_user(&self, id: &str) -> bool {
+        self.shared.write().remove(id, "changed")
+    }
+
+    /// Switches the tenant's P1/P2 licence (sign-in activity and registration report).
+    pub fn set_premium(&self, premium: bool) {
+        self.shared.premium.store(premium, Ordering::Relaxed);
+    }
+
+    /// Adds a fault rule after the existing ones.
+    pub fn add_fault(&self, rule: FaultRule) {
+        lock(&self.shared.faults).add(rule);
+    }
+
+    /// Removes every fault rule.
+    pub fn clear_faults(&self) {
+        lock(&self.shared.faults).clear();
+    }
+
+    /// Make every @odata.nextLink of /users (and of users/delta, with its deltaLink) start with
+    /// this base instead of graph_endpoint (to test that a link to another host is refused).
+    /// None restores.
+    pub fn set_next_link_base(&self, base: Option<String>) {
+        *self
+            .shared
+            .next_link_base
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) =
+            base.map(|b| b.trim_end_matches('/').to_owned());
+    }
+
+    /// Makes every access token issued so far expire now (the next Graph request with one
+    /// gets 401 `InvalidAuthenticationToken`).
+    pub fn expire_tokens(&self) {
+        let now = Instant::now();
+        for expiry in lock(&self.shared.tokens).values_mut() {
+            *expiry = now;
+        }
+    }
+
+    /// Makes every delta and skip token of `users/delta` issued so far stale: following one
+    /// answers 410 Gone with code `syncStateNotFound`, as Graph does after seven days.
+    pub fn expire_delta_tokens(&self) {
+        self.shared.write().expire_delta_tokens();
+    }
+
+    /// Users in the tenant now (a snapshot).
+    pub fn users(&self) -> Vec<SimUser> {
+        self.shared.read().snapshot()
+    }
+
+    /// Stops both servers: no new connection is accepted and open ones are closed.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        for server in std::mem::take(&mut self.servers) {
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Accepts connections until told to stop, one task per connection.
+async fn accept(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    side: Side,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    let shared = Arc::clone(&shared);
+                    connections.spawn(async move {
+                        let service = service_fn(move |request| {
+                            let shared = Arc::clone(&shared);
+                            async move { Ok::<_, Infallible>(serve(&shared, side, request).await) }
+                        });
+                        let _ = http1::Builder::new()
+                            .keep_alive(true)
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+                // Out of file descriptors and the like: breathe, then accept again.
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = stop.changed() => break,
+        }
+    }
+    connections.shutdown().await;
+}
+
+/// Reads one request, lets the server's handler answer it, writes the answer.
+async fn serve(shared: &Shared, side: Side, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
+    shared.http_requests.fetch_add(1, Ordering::Relaxed);
+    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            let reply = Reply::graph_json(
+                413,
+                serde_json::json!({"error": {"code": "RequestEntityTooLarge",
+                    "message": format!("The request body is larger than {MAX_BODY_BYTES} bytes or could not be read.")}}),
+            );
+            return into_response(reply);
+        }
+    };
+    let request = HttpRequest {
+        method: parts.method.as_str().to_ascii_uppercase(),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body,
+    };
+    let reply = match side {
+        Side::Login => login::handle(shared, &request),
+        Side::Graph => graph::handle(shared, &request),
+    };
+    into_response(reply)
+}
+
+/// Turns a reply into a hyper response; headers that are not valid HTTP (from a fault rule)
+/// are dropped rather than failing the response.
+fn into_response(reply: Reply) -> Response<Full<Bytes>> {
+    let body = reply.body_bytes();
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    for (name, value) in reply.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shareable<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn the_handle_can_be_shared_across_threads() {
+        shareable::<Emulator>();
+        shareable::<Shared>();
+    }
+}

@@ -1,0 +1,203 @@
+//! The simulated tenant as data: users with their memberships, roles and sign-in methods.
+//!
+//! A [`Tenant`] is what the emulator starts from — either generated from a seed
+//! ([`Tenant::generated`], in `generate.rs`) or read from a hand-written fixture. It is plain
+//! data with no HTTP in it, so tests can inspect exactly what the emulator will serve.
+
+use std::collections::HashMap;
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::Value;
+
+/// The `@odata.type` of a group in a `memberOf` list.
+pub const GROUP_TYPE: &str = "#microsoft.graph.group";
+/// The `@odata.type` of a directory role in a `memberOf` list.
+pub const DIRECTORY_ROLE_TYPE: &str = "#microsoft.graph.directoryRole";
+/// The `@odata.type` of an administrative unit in a `memberOf` list.
+pub const ADMINISTRATIVE_UNIT_TYPE: &str = "#microsoft.graph.administrativeUnit";
+
+/// One simulated user and its relations.
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimUser {
+    /// The Graph user object with every property the tenant knows (id, displayName, mail,
+    /// userPrincipalName, mailNickname, accountEnabled, department, jobTitle, employeeId,
+    /// employeeType, companyName, officeLocation, createdDateTime (may be JSON null),
+    /// isManagementRestricted, userType, onPremisesSamAccountName, onPremisesSyncEnabled,
+    /// signInActivity {lastSignInDateTime, lastNonInteractiveSignInDateTime, ...}).
+    /// A key that is absent is left out of responses; a key holding `null` is served as `null`.
+    pub user: Value,
+    /// Direct memberships as Graph returns them from /memberOf: objects with "@odata.type"
+    /// (#microsoft.graph.group | #microsoft.graph.directoryRole |
+    /// #microsoft.graph.administrativeUnit), "id", "displayName".
+    #[serde(default)]
+    pub member_of: Vec<Value>,
+    /// Directory roles held only transitively (through a role-assignable group): they appear
+    /// in transitiveMemberOf/microsoft.graph.directoryRole and in directoryRoles/{id}/members,
+    /// not in memberOf.
+    #[serde(default)]
+    pub inherited_roles: Vec<Value>,
+    /// Registered authentication methods as full "@odata.type" strings, e.g.
+    /// "#microsoft.graph.fido2AuthenticationMethod".
+    #[serde(default)]
+    pub auth_methods: Vec<String>,
+}
+
+impl SimUser {
+    /// The user's Graph object id, if the user object has a string `id`.
+    pub fn id(&self) -> Option<&str> {
+        self.user.get("id").and_then(Value::as_str)
+    }
+
+    /// A string property of the user object (`None` when absent, null or not a string).
+    pub fn text(&self, property: &str) -> Option<&str> {
+        self.user.get(property).and_then(Value::as_str)
+    }
+
+    /// The directory roles the user holds, directly (`memberOf`) or inherited, de-duplicated by
+    /// id, direct ones first: what `transitiveMemberOf/microsoft.graph.directoryRole` answers.
+    pub fn directory_roles(&self) -> Vec<&Value> {
+        let mut seen = std::collections::HashSet::new();
+        let direct = self
+            .member_of
+            .iter()
+            .filter(|o| odata_type(o) == Some(DIRECTORY_ROLE_TYPE));
+        let inherited = self.inherited_roles.iter();
+        direct
+            .chain(inherited)
+            .filter(|role| seen.insert(role.get("id").and_then(Value::as_str).unwrap_or("")))
+            .collect()
+    }
+
+    /// The direct memberships of one `@odata.type` (for example [`GROUP_TYPE`]).
+    pub fn memberships_of_type<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Value> {
+        self.member_of
+            .iter()
+            .filter(move |o| odata_type(o) == Some(kind))
+    }
+}
+
+/// The `@odata.type` of a directory object, if it has one.
+pub(crate) fn odata_type(object: &Value) -> Option<&str> {
+    object.get("@odata.type").and_then(Value::as_str)
+}
+
+/// A simulated tenant: users in insertion order, indexed by id.
+#[derive(Clone, Debug, Default)]
+pub struct Tenant {
+    users: Vec<SimUser>,
+    by_id: HashMap<String, usize>,
+}
+
+impl Tenant {
+    /// A tenant from users already built in code. Fails when a user object has no string `id`
+    /// or two users share one.
+    pub fn from_users(users: Vec<SimUser>) -> anyhow::Result<Tenant> {
+        let mut by_id = HashMap::with_capacity(users.len());
+        for (index, user) in users.iter().enumerate() {
+            validate_user(user).with_context(|| format!("user #{index} of the fixture"))?;
+            let id = user.id().unwrap_or_default().to_owned();
+            if by_id.insert(id.clone(), index).is_some() {
+                bail!("user #{index} of the fixture repeats the id '{id}': ids must be unique");
+            }
+        }
+        Ok(Tenant { users, by_id })
+    }
+
+    /// A tenant from hand-written users: `{"users": [SimUser, ...]}`.
+    pub fn from_fixture(json: &Value) -> anyhow::Result<Tenant> {
+        let users = json.get("users").ok_or_else(|| {
+            anyhow!("the fixture has no \"users\" array: expected {{\"users\": [...]}}")
+        })?;
+        let users: Vec<SimUser> = serde_json::from_value(users.clone())
+            .context("the fixture's \"users\" is not a list of {user, memberOf, inheritedRoles, authMethods} objects")?;
+        Tenant::from_users(users)
+    }
+
+    /// The tenant as a fixture document (`{"users": [...]}`), the inverse of
+    /// [`Tenant::from_fixture`].
+    pub fn to_fixture(&self) -> Value {
+        serde_json::json!({ "users": self.users })
+    }
+
+    /// How many users the tenant has.
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    /// Whether the tenant has no users.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    /// The users in insertion order (the order `/users` lists them without `$orderby`).
+    pub fn users(&self) -> &[SimUser] {
+        &self.users
+    }
+
+    /// The user with this object id.
+    pub fn user(&self, id: &str) -> Option<&SimUser> {
+        self.by_id.get(id).map(|&i| &self.users[i])
+    }
+
+    /// A tenant from users known to carry unique string ids (the generator's own output).
+    pub(crate) fn from_trusted(users: Vec<SimUser>) -> Tenant {
+        let by_id = users
+            .iter()
+            .enumerate()
+            .filter_map(|(i, u)| u.id().map(|id| (id.to_owned(), i)))
+            .collect();
+        Tenant { users, by_id }
+    }
+
+    /// Takes the users out, in insertion order.
+    pub fn into_users(self) -> Vec<SimUser> {
+        self.users
+    }
+}
+
+/// Checks what the emulator relies on: a user object with a non-empty string `id`.
+pub(crate) fn validate_user(user: &SimUser) -> anyhow::Result<()> {
+    if !user.user.is_object() {
+        bail!("\"user\" must be a Graph user object");
+    }
+    match user.id() {
+        Some(id) if !id.is_empty() => Ok(()),
+        _ => bail!("the user object has no string \"id\""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn fixture_round_trips_and_rejects_bad_users() {
+        let fixture = json!({"users": [
+            {"user": {"id": "a", "displayName": "A"}, "memberOf": [
+                {"@odata.type": DIRECTORY_ROLE_TYPE, "id": "r1", "displayName": "Global Administrator"}
+            ], "inheritedRoles": [
+                {"@odata.type": DIRECTORY_ROLE_TYPE, "id": "r1", "displayName": "Global Administrator"},
+                {"@odata.type": DIRECTORY_ROLE_TYPE, "id": "r2", "displayName": "Security Reader"}
+            ]},
+            {"user": {"id": "b"}}
+        ]});
+        let tenant = Tenant::from_fixture(&fixture).expect("valid fixture");
+        assert_eq!(tenant.len(), 2);
+        assert_eq!(tenant.to_fixture()["users"][1]["user"]["id"], "b");
+        let roles: Vec<_> = tenant.users()[0]
+            .directory_roles()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(roles, ["r1", "r2"]);
+        assert_eq!(tenant.user("b").and_then(SimUser::id), Some("b"));
+
+        let duplicate = json!({"users": [{"user": {"id": "a"}}, {"user": {"id": "a"}}]});
+        assert!(Tenant::from_fixture(&duplicate).is_err());
+        let no_id = json!({"users": [{"user": {"displayName": "x"}}]});
+        assert!(Tenant::from_fixture(&no_id).is_err());
+        assert!(Tenant::from_fixture(&json!({"people": []})).is_err());
+    }
+}

@@ -1,0 +1,547 @@
+//! `GET /v1.0/users`, `GET /v1.0/users/{id}` and `GET /v1.0/users/delta`.
+//!
+//! Listing users is the heart of every sync and where Graph's rules bite: `$select`
+//! projections with nulls kept, page sizes capped at 999 (500 with `signInActivity`), the
+//! licence check on `signInActivity`, the advanced-query rules for `$filter` + `$orderby` and
+//! `$count`, and next links that must be followed verbatim. Delta adds full rounds, change
+//! rounds, `@removed` entries and expiring tokens. Pages are read from the directory's indexes,
+//! so a page costs what it holds, not what the tenant holds.
+
+use std::ops::Bound;
+
+use serde_json::{json, Map, Value};
+
+use crate::directory::{Change, CreatedKey, Directory, UserEntry};
+use crate::graph::{collection, eventual};
+use crate::odata::{
+    decode_token, encode_token, parse_count, parse_created_filter, parse_orderby, parse_select,
+    parse_top, CreatedFilter, CreatedOrder, QueryOptions,
+};
+use crate::reply::{GraphError, Reply};
+use crate::server::{HttpRequest, Shared};
+
+/// The properties of `microsoft.graph.user` that `$select` accepts (v1.0).
+pub(crate) const USER_PROPERTIES: &[&str] = &[
+    "id",
+    "aboutMe",
+    "accountEnabled",
+    "ageGroup",
+    "assignedLicenses",
+    "assignedPlans",
+    "authorizationInfo",
+    "birthday",
+    "businessPhones",
+    "city",
+    "companyName",
+    "consentProvidedForMinor",
+    "country",
+    "createdDateTime",
+    "creationType",
+    "customSecurityAttributes",
+    "deletedDateTime",
+    "department",
+    "displayName",
+    "employeeHireDate",
+    "employeeId",
+    "employeeLeaveDateTime",
+    "employeeOrgData",
+    "employeeType",
+    "externalUserState",
+    "externalUserStateChangeDateTime",
+    "faxNumber",
+    "givenName",
+    "hireDate",
+    "identities",
+    "imAddresses",
+    "interests",
+    "isManagementRestricted",
+    "isResourceAccount",
+    "jobTitle",
+    "lastPasswordChangeDateTime",
+    "legalAgeGroupClassification",
+    "licenseAssignmentStates",
+    "mail",
+    "mailboxSettings",
+    "mailNickname",
+    "mobilePhone",
+    "mySite",
+    "officeLocation",
+    "onPremisesDistinguishedName",
+    "onPremisesDomainName",
+    "onPremisesExtensionAttributes",
+    "onPremisesImmutableId",
+    "onPremisesLastSyncDateTime",
+    "onPremisesProvisioningErrors",
+    "onPremisesSamAccountName",
+    "onPremisesSecurityIdentifier",
+    "onPremisesSyncEnabled",
+    "onPremisesUserPrincipalName",
+    "otherMails",
+    "passwordPolicies",
+    "passwordProfile",
+    "pastProjects",
+    "postalCode",
+    "preferredDataLocation",
+    "preferredLanguage",
+    "preferredName",
+    "provisionedPlans",
+    "proxyAddresses",
+    "responsibilities",
+    "schools",
+    "securityIdentifier",
+    "serviceProvisioningErrors",
+    "showInAddressList",
+    "signInActivity",
+    "signInSessionsValidFromDateTime",
+    "skills",
+    "state",
+    "streetAddress",
+    "surname",
+    "usageLocation",
+    "userPrincipalName",
+    "userType",
+];
+
+/// What `/users` returns without `$select`.
+pub(crate) const DEFAULT_SELECT: &[&str] = &[
+    "id",
+    "displayName",
+    "givenName",
+    "surname",
+    "mail",
+    "userPrincipalName",
+    "jobTitle",
+    "officeLocation",
+    "mobilePhone",
+    "businessPhones",
+    "preferredLanguage",
+];
+
+/// Default page size of `users/delta` (without a `Prefer: odata.maxpagesize` header).
+const DELTA_PAGE_SIZE: usize = 100;
+
+/// The 403 Graph sends when `signInActivity` is asked of a tenant without P1/P2.
+pub(crate) fn non_premium() -> GraphError {
+    GraphError::new(
+        403,
+        "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+        "Neither tenant is B2C or tenant doesn't have premium license",
+    )
+}
+
+/// A user object cut down to the selected properties: `id` always, every other selected
+/// property the user has (nulls included), nothing else.
+pub(crate) fn project(user: &Value, select: &[&str]) -> Value {
+    let mut out = Map::new();
+    out.insert("id".into(), user.get("id").cloned().unwrap_or(Value::Null));
+    for property in select.iter().filter(|p| **p != "id") {
+        if let Some(value) = user.get(*property) {
+            out.insert((*property).to_owned(), value.clone());
+        }
+    }
+    Value::Object(out)
+}
+
+fn selection(opts: &QueryOptions) -> Result<(Vec<&'static str>, bool), GraphError> {
+    match opts.get("$select") {
+        Some(list) => Ok((parse_select(list, USER_PROPERTIES, "user")?, true)),
+        None => Ok((DEFAULT_SELECT.to_vec(), false)),
+    }
+}
+
+fn context(shared: &Shared, select: &[&str], explicit: bool, suffix: &str) -> String {
+    if explicit {
+        format!(
+            "{}/v1.0/$metadata#users({}){suffix}",
+            shared.graph_base,
+            select.join(",")
+        )
+    } else {
+        format!("{}/v1.0/$metadata#users{suffix}", shared.graph_base)
+    }
+}
+
+/// Where the next page of a `/users` listing starts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Position {
+    /// After this sequence number, in insertion order.
+    AfterSeq(u64),
+    /// After this key of the creation-time index (in the listing's direction).
+    AfterKey(CreatedKey),
+}
+
+impl Position {
+    fn encode(self, fingerprint: &str) -> String {
+        let mut fields = vec!["users".to_owned(), fingerprint.to_owned()];
+        match self {
+            Position::AfterSeq(seq) => fields.extend(["s".to_owned(), seq.to_string()]),
+            Position::AfterKey((created, seq)) => {
+                let (secs, nanos) = created
+                    .map_or(("null".to_owned(), "0".to_owned()), |(s, n)| {
+                        (s.to_string(), n.to_string())
+                    });
+                fields.extend(["k".to_owned(), secs, nanos, seq.to_string()]);
+            }
+        }
+        encode_token(&fields)
+    }
+
+    fn decode(token: &str, fingerprint: &str) -> Result<Position, GraphError> {
+        let invalid = || {
+            GraphError::bad_request(
+                "The $skiptoken is invalid or does not belong to this query: follow @odata.nextLink exactly as received.",
+            )
+        };
+        let fields = decode_token(token).ok_or_else(invalid)?;
+        let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+        match fields.as_slice() {
+            ["users", fp, "s", seq] if *fp == fingerprint => {
+                seq.parse().map(Position::AfterSeq).map_err(|_| invalid())
+            }
+            ["users", fp, "k", secs, nanos, seq] if *fp == fingerprint => {
+                let created = if *secs == "null" {
+                    None
+                } else {
+                    Some((
+                        secs.parse().map_err(|_| invalid())?,
+                        nanos.parse().map_err(|_| invalid())?,
+                    ))
+                };
+                Ok(Position::AfterKey((
+                    created,
+                    seq.parse().map_err(|_| invalid())?,
+                )))
+            }
+            _ => Err(invalid()),
+        }
+    }
+}
+
+/// The creation-time index bounds matching a filter (nulls excluded whenever filtering).
+fn filter_bounds(filter: Option<&CreatedFilter>) -> (Bound<CreatedKey>, Bound<CreatedKey>) {
+    let Some(f) = filter else {
+        return (Bound::Unbounded, Bound::Unbounded);
+    };
+    let low = match f.low {
+        Bound::Included(s) => Bound::Included((Some(s), 0)),
+        Bound::Excluded(s) => Bound::Excluded((Some(s), u64::MAX)),
+        Bound::Unbounded => Bound::Excluded((None, u64::MAX)),
+    };
+    let high = match f.high {
+        Bound::Included(s) => Bound::Included((Some(s), u64::MAX)),
+        Bound::Excluded(s) => Bound::Excluded((Some(s), 0)),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    (low, high)
+}
+
+/// One page of users and where the next one starts.
+fn page<'d>(
+    directory: &'d Directory,
+    filter: Option<&CreatedFilter>,
+    order: Option<CreatedOrder>,
+    resume: Option<Position>,
+    top: usize,
+) -> (Vec<&'d UserEntry>, Option<Position>) {
+    match order {
+        None => {
+            let after = match resume {
+                Some(Position::AfterSeq(seq)) => Some(seq),
+                _ => None,
+            };
+            let mut matching = directory
+                .users_after(after)
+                .filter(|(_, e)| filter.is_none_or(|f| f.matches(e.created)));
+            let page: Vec<(u64, &UserEntry)> = matching.by_ref().take(top).collect();
+            let more = matching.next().is_some();
+            let next = page
+                .last()
+                .filter(|_| more)
+                .map(|(seq, _)| Position::AfterSeq(*seq));
+            (page.into_iter().map(|(_, e)| e).collect(), next)
+        }
+        Some(order) => {
+            let (mut low, mut high) = filter_bounds(filter);
+            if let Some(Position::AfterKey(key)) = resume {
+                match order {
+                    CreatedOrder::Ascending => low = Bound::Excluded(key),
+                    CreatedOrder::Descending => high = Bound::Excluded(key),
+                }
+            }
+            let range = directory.created_range(low, high);
+            let keys: Vec<CreatedKey> = match order {
+                CreatedOrder::Ascending => range.take(top + 1).copied().collect(),
+                CreatedOrder::Descending => range.rev().take(top + 1).copied().collect(),
+            };
+            let more = keys.len() > top;
+            let keys = &keys[..keys.len().min(top)];
+            let next = keys.last().filter(|_| more).map(|k| Position::AfterKey(*k));
+            let entries = keys
+                .iter()
+                .filter_map(|(_, seq)| directory.entry(*seq))
+                .collect();
+            (entries, next)
+        }
+    }
+}
+
+/// `GET /v1.0/users`.
+pub(crate) fn list(shared: &Shared, request: &HttpRequest) -> Result<Reply, GraphError> {
+    let opts = QueryOptions::parse(
+        request.query.as_deref(),
+        &[
+            "$select",
+            "$top",
+            "$filter",
+            "$orderby",
+            "$count",
+            "$skiptoken",
+        ],
+    )?;
+    let (select, explicit) = selection(&opts)?;
+    let sign_in = select.contains(&"signInActivity");
+    if sign_in && !shared.premium() {
+        return Err(non_premium());
+    }
+    let top = parse_top(opts.get("$top"), if sign_in { 500 } else { 999 }, 100)?;
+    let filter = opts.get("$filter").map(parse_created_filter).transpose()?;
+    let order = opts.get("$orderby").map(parse_orderby).transpose()?;
+    let count = parse_count(opts.get("$count"))?;
+    let sorted_filter = filter.is_some() && order.is_some();
+    if (count || sorted_filter) && !eventual(request) {
+        return Err(GraphError::unsupported_query(
+            "This is an advanced query ($count, or $filter together with $orderby): send the header 'ConsistencyLevel: eventual' with it, on every page.",
+        ));
+    }
+    if sorted_filter && !count {
+        return Err(GraphError::unsupported_query(
+            "Sorting a filtered list ($filter with $orderby) is an advanced query: add $count=true and the header 'ConsistencyLevel: eventual', on every page.",
+        ));
+    }
+    let fingerprint = opts.fingerprint("users");
+    let resume = opts
+        .get("$skiptoken")
+        .map(|token| Position::decode(token, &fingerprint))
+        .transpose()?;
+
+    let directory = shared.read();
+    let (entries, next) = page(&directory, filter.as_ref(), order, resume, top);
+    let total = (count && resume.is_none()).then(|| match &filter {
+        None => directory.len(),
+        Some(f) => {
+            let (low, high) = filter_bounds(Some(f));
+            directory.created_range(low, high).count()
+        }
+    });
+    let value: Vec<Value> = entries
+        .iter()
+        .map(|e| project(&e.sim.user, &select))
+        .collect();
+    drop(directory);
+
+    let next_link = next.map(|position| {
+        let query = opts.link_query();
+        let separator = if query.is_empty() { "" } else { "&" };
+        format!(
+            "{}/v1.0/users?{query}{separator}$skiptoken={}",
+            shared.users_link_base(),
+            position.encode(&fingerprint)
+        )
+    });
+    Ok(collection(
+        context(shared, &select, explicit, ""),
+        total,
+        value,
+        next_link,
+    ))
+}
+
+/// `GET /v1.0/users/{id or userPrincipalName}`.
+pub(crate) fn get(shared: &Shared, request: &HttpRequest, id: &str) -> Result<Reply, GraphError> {
+    let opts = QueryOptions::parse(request.query.as_deref(), &["$select"])?;
+    let (select, explicit) = selection(&opts)?;
+    if select.contains(&"signInActivity") && !shared.premium() {
+        return Err(non_premium());
+    }
+    let directory = shared.read();
+    let entry = directory
+        .find(id)
+        .ok_or_else(|| GraphError::resource_not_found(id))?;
+    let mut body = project(&entry.sim.user, &select);
+    drop(directory);
+    if let Some(object) = body.as_object_mut() {
+        object.insert(
+            "@odata.context".into(),
+            json!(context(shared, &select, explicit, "/$entity")),
+        );
+    }
+    Ok(Reply::graph_json(200, body))
+}
+
+/// Where a delta round stands, carried in its skip and delta tokens.
+enum DeltaState {
+    /// First round: every user, in insertion order, after `after`; the round's changes start
+    /// at version `since`.
+    Full { since: u64, after: Option<u64> },
+    /// Later round: changes after version `after`.
+    Changes { after: u64 },
+}
+
+fn delta_token(select: &[&str], phase: &str, since: u64, position: &str) -> String {
+    encode_token(&[
+        "delta".to_owned(),
+        select.join(","),
+        phase.to_owned(),
+        since.to_string(),
+        position.to_owned(),
+    ])
+}
+
+/// `GET /v1.0/users/delta`.
+pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, GraphError> {
+    const REFUSED: [&str; 6] = [
+        "$top", "$orderby", "$expand", "$count", "$search", "$filter",
+    ];
+    let mut allowed = vec!["$select", "$skiptoken", "$deltatoken"];
+    allowed.extend(REFUSED);
+    let opts = QueryOptions::parse(request.query.as_deref(), &allowed)?;
+    if let Some(name) = opts.names().find(|n| REFUSED.contains(n)) {
+        return Err(GraphError::unsupported_query(format!(
+            "The query option '{name}' is not supported with delta queries on users."
+        )));
+    }
+    let page_size = request
+        .header("prefer")
+        .and_then(|p| {
+            p.split(',')
+                .filter_map(|part| part.trim().split_once('='))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("odata.maxpagesize"))
+                .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        })
+        .filter(|n| (1..=999).contains(n));
+
+    let token = opts.get("$skiptoken").or(opts.get("$deltatoken"));
+    let directory = shared.read();
+    let (select, state): (Vec<&'static str>, DeltaState) = match token {
+        None => {
+            let (select, _) = selection(&opts)?;
+            (
+                select,
+                DeltaState::Full {
+                    since: directory.version(),
+                    after: None,
+                },
+            )
+        }
+        Some(token) => {
+            let invalid = || {
+                GraphError::bad_request(
+                    "The delta or skip token is invalid: follow @odata.nextLink and @odata.deltaLink exactly as received.",
+                )
+            };
+            let fields = decode_token(token).ok_or_else(invalid)?;
+            let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+            let ["delta", select, phase, since, position] = fields.as_slice() else {
+                return Err(invalid());
+            };
+            let since: u64 = since.parse().map_err(|_| invalid())?;
+            if since < directory.delta_floor() {
+                return Err(GraphError::new(
+                    410,
+                    "syncStateNotFound",
+                    "The sync state generation is not found: the delta token has expired. Start a full synchronization again without a token.",
+                ));
+            }
+            let select = parse_select(select, USER_PROPERTIES, "user").map_err(|_| invalid())?;
+            let state = match *phase {
+                "full" => DeltaState::Full {
+                    since,
+                    after: position.parse().ok(),
+                },
+                "changes" => DeltaState::Changes {
+                    after: position.parse().map_err(|_| invalid())?,
+                },
+                "link" => DeltaState::Changes { after: since },
+                _ => return Err(invalid()),
+            };
+            (select, state)
+        }
+    };
+    if select.contains(&"signInActivity") {
+        return Err(GraphError::unsupported_query(
+            "Property 'signInActivity' is not supported in delta queries: read it with /users?$select=id,signInActivity instead.",
+        ));
+    }
+    let size = page_size.unwrap_or(DELTA_PAGE_SIZE);
+    let mut value = Vec::new();
+    let (next_token, delta_token_value) = match state {
+        DeltaState::Full { since, after } => {
+            let mut users = directory.users_after(after);
+            let page: Vec<(u64, &UserEntry)> = users.by_ref().take(size).collect();
+            let more = users.next().is_some();
+            value.extend(page.iter().map(|(_, e)| project(&e.sim.user, &select)));
+            match page.last() {
+                Some((seq, _)) if more => (
+                    Some(delta_token(&select, "full", since, &seq.to_string())),
+                    None,
+                ),
+                _ => (None, Some(delta_token(&select, "link", since, ""))),
+            }
+        }
+        DeltaState::Changes { after } => {
+            let mut changes = directory.changes_after(after);
+            let page: Vec<(u64, &Change)> = changes.by_ref().take(size).collect();
+            let more = changes.next().is_some();
+            for (_, change) in &page {
+                match change {
+                    Change::Upsert(seq) => {
+                        if let Some(entry) = directory.entry(*seq) {
+                            value.push(project(&entry.sim.user, &select));
+                        }
+                    }
+                    Change::Removed { id, reason } => value.push(json!({
+                        "@odata.type": "#microsoft.graph.user",
+                        "id": id,
+                        "@removed": {"reason": reason},
+                    })),
+                }
+            }
+            match page.last() {
+                Some((version, _)) if more => (
+                    Some(delta_token(&select, "changes", after, &version.to_string())),
+                    None,
+                ),
+                _ => (
+                    None,
+                    Some(delta_token(&select, "link", directory.version(), "")),
+                ),
+            }
+        }
+    };
+    drop(directory);
+
+    let base = shared.users_link_base();
+    let mut body = Map::new();
+    body.insert(
+        "@odata.context".into(),
+        json!(context(shared, &select, true, "")),
+    );
+    body.insert("value".into(), Value::Array(value));
+    if let Some(token) = next_token {
+        body.insert(
+            "@odata.nextLink".into(),
+            json!(format!("{base}/v1.0/users/delta?$skiptoken={token}")),
+        );
+    }
+    if let Some(token) = delta_token_value {
+        body.insert(
+            "@odata.deltaLink".into(),
+            json!(format!("{base}/v1.0/users/delta?$deltatoken={token}")),
+        );
+    }
+    let mut reply = Reply::graph_json(200, Value::Object(body));
+    if let Some(size) = page_size {
+        reply = reply.with_header("Preference-Applied", format!("odata.maxpagesize={size}"));
+    }
+    Ok(reply)
+}

@@ -1,0 +1,129 @@
+//! `GET /v1.0/users/delta`: full round, change rounds, removals, expired tokens.
+
+use graph_emulator::{Emulator, EmulatorConfig, Endpoint, Tenant};
+use serde_json::{json, Value};
+
+use crate::common::{ids, Answer, Client};
+
+/// Follows a delta round to its end; returns the pages and the delta link.
+async fn round(client: &Client, first: &str) -> (Vec<Answer>, String) {
+    let mut pages = Vec::new();
+    let mut url = first.to_owned();
+    loop {
+        let page = client
+            .get(&url, &[("Prefer", "odata.maxpagesize=10")])
+            .await;
+        assert_eq!(page.status, 200, "{url}: {}", page.raw);
+        let next = page.next_link();
+        let delta = page.body["@odata.deltaLink"].as_str().map(str::to_owned);
+        pages.push(page);
+        match (next, delta) {
+            (Some(next), None) => url = next,
+            (None, Some(delta)) => return (pages, delta),
+            other => panic!("a delta page has exactly one of nextLink and deltaLink: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_replays_full_state_then_only_changes() {
+    let tenant = Tenant::generated(41, 35);
+    let all: Vec<String> = tenant
+        .users()
+        .iter()
+        .filter_map(|u| u.id().map(str::to_owned))
+        .collect();
+    let emulator = Emulator::start(tenant, EmulatorConfig::default())
+        .await
+        .expect("starts");
+    let client = Client::new(&emulator).await;
+
+    let (pages, delta_link) = round(
+        &client,
+        "/v1.0/users/delta?$select=id,displayName,accountEnabled",
+    )
+    .await;
+    assert_eq!(pages.len(), 4);
+    assert_eq!(
+        pages[0].header("preference-applied"),
+        Some("odata.maxpagesize=10")
+    );
+    assert_eq!(ids(&pages), all);
+    assert!(pages[0].values()[0]
+        .as_object()
+        .is_some_and(|o| o.len() == 3));
+    assert!(delta_link.starts_with(&format!(
+        "{}/v1.0/users/delta?$deltatoken=",
+        emulator.graph_endpoint()
+    )));
+
+    let (quiet, quiet_link) = round(&client, &delta_link).await;
+    assert_eq!(quiet.len(), 1);
+    assert!(quiet[0].values().is_empty(), "no change, no entries");
+
+    let mut hire = emulator.users()[0].clone();
+    hire.user["id"] = json!("hire-1");
+    emulator.add_user(hire);
+    assert!(emulator.update_user(&all[5], json!({"accountEnabled": false})));
+    assert!(emulator.remove_user(&all[6]));
+    assert!(emulator.soft_delete_user(&all[7]));
+    let (changes, next_link) = round(&client, &quiet_link).await;
+    let entries: Vec<Value> = changes.iter().flat_map(|p| p.values()).collect();
+    assert_eq!(entries.len(), 4, "{entries:?}");
+    assert_eq!(entries[0]["id"], "hire-1");
+    assert_eq!(
+        (
+            entries[1]["id"].clone(),
+            entries[1]["accountEnabled"].clone()
+        ),
+        (json!(all[5]), json!(false))
+    );
+    assert_eq!(
+        entries[2],
+        json!({"@odata.type": "#microsoft.graph.user", "id": all[6], "@removed": {"reason": "deleted"}})
+    );
+    assert_eq!(entries[3]["@removed"]["reason"], "changed");
+    // The old delta link still replays from where it was issued.
+    let (replayed, _) = round(&client, &quiet_link).await;
+    assert_eq!(replayed.iter().flat_map(|p| p.values()).count(), 4);
+
+    emulator.expire_delta_tokens();
+    let gone = client.get(&next_link, &[]).await;
+    assert_eq!((gone.status, gone.graph_code()), (410, "syncStateNotFound"));
+    let (fresh, _) = round(&client, "/v1.0/users/delta?$select=id").await;
+    assert_eq!(
+        fresh.iter().flat_map(|p| p.values()).count(),
+        34,
+        "35 + 1 hired - 2 removed"
+    );
+    assert!(emulator.counters()[&Endpoint::UsersDelta] >= 12);
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn delta_refuses_what_graph_refuses() {
+    let emulator = Emulator::start(Tenant::generated(42, 5), EmulatorConfig::default())
+        .await
+        .expect("starts");
+    let client = Client::new(&emulator).await;
+    for query in [
+        "/v1.0/users/delta?$select=id,signInActivity",
+        "/v1.0/users/delta?$top=10",
+        "/v1.0/users/delta?$orderby=createdDateTime",
+    ] {
+        let answer = client.get(query, &[]).await;
+        assert_eq!(
+            (answer.status, answer.graph_code()),
+            (400, "Request_UnsupportedQuery"),
+            "{query}"
+        );
+    }
+    let forged = client.get("/v1.0/users/delta?$deltatoken=abc", &[]).await;
+    assert_eq!((forged.status, forged.graph_code()), (400, "BadRequest"));
+    emulator.set_next_link_base(Some("https://elsewhere.example".into()));
+    let redirected = client.get("/v1.0/users/delta", &[]).await;
+    assert!(redirected.body["@odata.deltaLink"]
+        .as_str()
+        .is_some_and(|l| l.starts_with("https://elsewhere.example/v1.0/users/delta?")));
+    emulator.shutdown().await;
+}

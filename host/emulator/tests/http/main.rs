@@ -1,0 +1,14 @@
+//! The emulator's behaviour over real HTTP on 127.0.0.1, one module per area.
+//!
+//! One test binary (not one per file) keeps linking cheap; each module is a part of the
+//! Graph and identity-platform behaviour GRAPH.md asks the emulator to honour.
+
+mod batch;
+mod common;
+mod delta;
+mod faults;
+mod load;
+mod login;
+mod relations;
+mod tenant;
+mod users;

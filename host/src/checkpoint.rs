@@ -1,0 +1,171 @@
+//! The `kv-checkpoint` door's storage: durable, versioned cursors, namespaced per tenant
+//! and connector.
+//!
+//! Every `set` is a compare-and-set on a version number, so two workers running the same
+//! tenant can never silently overwrite each other's cursor. The default store is one SQLite
+//! file (WAL, `synchronous=FULL`: a committed cursor survives a power cut).
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// Why a checkpoint operation failed.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum CheckpointError {
+    /// The stored version is not the expected one.
+    #[error("version conflict: the cursor is at version {current:?}")]
+    Conflict {
+        /// The version now stored (None: the key does not exist).
+        current: Option<u64>,
+    },
+    /// The store failed.
+    #[error("checkpoint store: {0}")]
+    Storage(String),
+}
+
+/// A durable, versioned key-value store for cursors.
+pub trait CheckpointStore: Send + Sync {
+    /// Reads `key` in `namespace`: value and version.
+    fn get(&self, namespace: &str, key: &str) -> Result<Option<(Vec<u8>, u64)>, CheckpointError>;
+    /// Writes `key` if its version is `expected` (None: must not exist); returns the new version.
+    fn set(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &[u8],
+        expected: Option<u64>,
+    ) -> Result<u64, CheckpointError>;
+}
+
+/// Checkpoints in one SQLite file.
+pub struct SqliteCheckpointStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteCheckpointStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, CheckpointError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                CheckpointError::Storage(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let conn = Connection::open(path).map_err(|e| {
+            CheckpointError::Storage(format!("cannot open {}: {e}", path.display()))
+        })?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             PRAGMA synchronous=FULL;
+             PRAGMA busy_timeout=5000;
+             CREATE TABLE IF NOT EXISTS checkpoints (
+                 namespace  TEXT NOT NULL,
+                 key        TEXT NOT NULL,
+                 value      BLOB NOT NULL,
+                 version    INTEGER NOT NULL,
+                 updated_ms INTEGER NOT NULL,
+                 PRIMARY KEY (namespace, key)
+             );",
+        )
+        .map_err(|e| {
+            CheckpointError::Storage(format!("cannot initialise {}: {e}", path.display()))
+        })?;
+        Ok(SqliteCheckpointStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, CheckpointError> {
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|_| CheckpointError::Storage("the store's lock is poisoned".into()))?;
+        f(&mut conn).map_err(|e| CheckpointError::Storage(e.to_string()))
+    }
+}
+
+impl CheckpointStore for SqliteCheckpointStore {
+    fn get(&self, namespace: &str, key: &str) -> Result<Option<(Vec<u8>, u64)>, CheckpointError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT value, version FROM checkpoints WHERE namespace = ?1 AND key = ?2",
+                params![namespace, key],
+                |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)? as u64)),
+            )
+            .optional()
+        })
+    }
+
+    fn set(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &[u8],
+        expected: Option<u64>,
+    ) -> Result<u64, CheckpointError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let outcome = self.with(|c| {
+            let tx = c.transaction()?;
+            let current: Option<u64> = tx
+                .query_row(
+                    "SELECT version FROM checkpoints WHERE namespace = ?1 AND key = ?2",
+                    params![namespace, key],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()?
+                .map(|v| v as u64);
+            if current != expected {
+                return Ok(Err(current));
+            }
+            let next = current.unwrap_or(0) + 1;
+            tx.execute(
+                "INSERT INTO checkpoints (namespace, key, value, version, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, version = excluded.version,
+                 updated_ms = excluded.updated_ms",
+                params![namespace, key, value, next as i64, now],
+            )?;
+            tx.commit()?;
+            Ok(Ok(next))
+        })?;
+        outcome.map_err(|current| CheckpointError::Conflict { current })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compare_and_set_and_namespaces() {
+        let dir = std::env::temp_dir().join(format!("ckpt-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("c.sqlite");
+        let s = SqliteCheckpointStore::open(&path).unwrap();
+        assert_eq!(s.get("a/x", "k").unwrap(), None);
+        assert_eq!(s.set("a/x", "k", b"1", None).unwrap(), 1);
+        assert_eq!(
+            s.set("a/x", "k", b"2", None),
+            Err(CheckpointError::Conflict { current: Some(1) })
+        );
+        assert_eq!(
+            s.set("a/x", "k", b"2", Some(7)),
+            Err(CheckpointError::Conflict { current: Some(1) })
+        );
+        assert_eq!(s.set("a/x", "k", b"2", Some(1)).unwrap(), 2);
+        assert_eq!(s.get("b/x", "k").unwrap(), None, "namespaces are separate");
+        drop(s);
+        let s = SqliteCheckpointStore::open(&path).unwrap();
+        assert_eq!(
+            s.get("a/x", "k").unwrap(),
+            Some((b"2".to_vec(), 2)),
+            "durable across reopen"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,391 @@
+//! A tenant's host-side configuration (`tenant.toml`): which component, the connector's own
+//! settings, where its secrets come from, whom it may talk to, where its cursor and events go,
+//! and its limits.
+//!
+//! Unknown keys are errors (a typo must not silently weaken a policy). Relative paths are
+//! resolved against the file's folder. Every error is one line naming the file, the key and
+//! the fix.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::egress::Origin;
+
+/// Where a secret's value comes from. The value itself is never in the config file.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSpec {
+    /// Name of an environment variable of the host process holding the value.
+    pub env: Option<String>,
+    /// Path of a file holding the value (trailing newline ignored).
+    pub file: Option<PathBuf>,
+    /// Origins (`https://host[:port]`) this secret may be sent to. Default: the login endpoint.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+}
+
+/// Egress settings of a tenant.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EgressSpec {
+    /// Origins the connector may reach. Default: the tenant's login and Graph endpoints.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Permit `http://` to loopback addresses (the local Graph emulator needs it). Never in production.
+    #[serde(default)]
+    pub allow_loopback_http: bool,
+}
+
+/// Where the tenant's checkpoints live.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StateSpec {
+    /// SQLite database file of checkpoints (created if missing).
+    pub checkpoint_db: PathBuf,
+}
+
+/// Where events go.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SinkSpec {
+    /// Append JSON lines to a file, fsynced before every checkpoint.
+    Jsonl {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Write JSON lines to standard output.
+    Stdout,
+}
+
+/// Per-run limits.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSpec {
+    /// Whole-run wall-clock limit, seconds.
+    pub run_timeout_secs: u64,
+    /// Most HTTP requests one run may send.
+    pub max_requests: u64,
+    /// Most requests of this tenant in flight at once.
+    pub max_concurrent_requests: usize,
+    /// Largest response body accepted, bytes.
+    pub max_response_bytes: u64,
+    /// Per-request total timeout, seconds.
+    pub request_timeout_secs: u64,
+    /// Per-request connect timeout, seconds.
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for LimitsSpec {
+    fn default() -> Self {
+        LimitsSpec {
+            run_timeout_secs: 3600,
+            max_requests: 1_000_000,
+            max_concurrent_requests: 32,
+            max_response_bytes: 32 * 1024 * 1024,
+            request_timeout_secs: 100,
+            connect_timeout_secs: 10,
+        }
+    }
+}
+
+/// The file as written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantFile {
+    tenant: TenantSection,
+    #[serde(default)]
+    config: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    secrets: BTreeMap<String, SecretSpec>,
+    #[serde(default)]
+    egress: EgressSpec,
+    state: StateSpec,
+    sink: SinkSpec,
+    #[serde(default)]
+    limits: LimitsSpec,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantSection {
+    key: String,
+    #[serde(default)]
+    component: Option<PathBuf>,
+}
+
+/// One tenant, resolved and validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TenantConfig {
+    /// Host-side tenant key: checkpoint namespace, log and metric label.
+    pub key: String,
+    /// A component file to run instead of the embedded Entra ID connector.
+    pub component: Option<PathBuf>,
+    /// The connector's own settings, passed to it as text pairs.
+    pub connector: Vec<(String, String)>,
+    /// Secrets by name.
+    pub secrets: BTreeMap<String, SecretSpec>,
+    /// Origins the connector may reach.
+    pub egress_allow: Vec<Origin>,
+    /// Loopback `http://` permitted.
+    pub allow_loopback_http: bool,
+    /// Checkpoint database.
+    pub checkpoint_db: PathBuf,
+    /// Event sink.
+    pub sink: SinkSpec,
+    /// Limits.
+    pub limits: LimitsSpec,
+}
+
+impl TenantConfig {
+    /// Reads and validates a tenant file.
+    pub fn load(path: &Path) -> Result<TenantConfig, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "cannot read config file {}: {e}; check the --config path",
+                path.display()
+            )
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Parses a tenant file's text; relative paths are resolved against `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<TenantConfig, String> {
+        let file: TenantFile = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+                .map(|l| format!("line {l}: "))
+                .unwrap_or_default();
+            format!("{line}{}", e.message().trim())
+        })?;
+        let key = file.tenant.key.trim().to_string();
+        if key.is_empty()
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(format!(
+                "[tenant] key = '{key}' must be letters, digits, '-', '_' or '.'"
+            ));
+        }
+        let mut connector = Vec::new();
+        for (k, v) in file.config {
+            let text = match v {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(format!(
+                        "[config] {k} must be a string, number or boolean, not {}",
+                        other.type_str()
+                    ))
+                }
+            };
+            connector.push((k, text));
+        }
+        let get = |k: &str| {
+            connector
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        let (login, graph) =
+            entra_endpoints(get("cloud"), get("login_endpoint"), get("graph_endpoint"))?;
+        let egress_allow = if file.egress.allow.is_empty() {
+            vec![login.clone(), graph]
+        } else {
+            file.egress
+                .allow
+                .iter()
+                .map(|o| Origin::parse(o).map_err(|e| format!("[egress] allow: {e}")))
+                .collect::<Result<_, _>>()?
+        };
+        let mut secrets = file.secrets;
+        for (name, spec) in secrets.iter_mut() {
+            match (&spec.env, &spec.file) {
+                (Some(_), None) => {}
+                (None, Some(f)) => spec.file = Some(resolve(base, f)),
+                _ => {
+                    return Err(format!(
+                        "[secrets.{name}] needs exactly one of env = \"VAR\" or file = \"path\""
+                    ))
+                }
+            }
+            if spec.hosts.is_empty() {
+                spec.hosts.push(login.to_string());
+            }
+            for h in &spec.hosts {
+                Origin::parse(h).map_err(|e| format!("[secrets.{name}] hosts: {e}"))?;
+            }
+        }
+        let sink = match file.sink {
+            SinkSpec::Jsonl { path } => SinkSpec::Jsonl {
+                path: resolve(base, &path),
+            },
+            SinkSpec::Stdout => SinkSpec::Stdout,
+        };
+        let limits = file.limits;
+        if limits.max_concurrent_requests == 0
+            || limits.run_timeout_secs == 0
+            || limits.max_requests == 0
+        {
+            return Err("[limits] values must be greater than 0".into());
+        }
+        Ok(TenantConfig {
+            key,
+            component: file.tenant.component.map(|c| resolve(base, &c)),
+            connector,
+            secrets,
+            egress_allow,
+            allow_loopback_http: file.egress.allow_loopback_http,
+            checkpoint_db: resolve(base, &file.state.checkpoint_db),
+            sink,
+            limits,
+        })
+    }
+}
+
+fn resolve(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// The login and Graph origins of an Entra tenant, from its `cloud` or explicit endpoints
+/// (the same rule the connector applies, so the policy allows exactly what it will call).
+pub fn entra_endpoints(
+    cloud: Option<&str>,
+    login: Option<&str>,
+    graph: Option<&str>,
+) -> Result<(Origin, Origin), String> {
+    let (default_login, default_graph) =
+        match cloud.map(|c| c.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("global") | Some("public") | Some("worldwide") => (
+                "https://login.microsoftonline.com",
+                "https://graph.microsoft.com",
+            ),
+            Some("usgov") | Some("us-gov") | Some("gcc-high") => (
+                "https://login.microsoftonline.us",
+                "https://graph.microsoft.us",
+            ),
+            Some("usdod") | Some("us-dod") | Some("dod") => (
+                "https://login.microsoftonline.us",
+                "https://dod-graph.microsoft.us",
+            ),
+            Some("china") | Some("cn") => (
+                "https://login.chinacloudapi.cn",
+                "https://microsoftgraph.chinacloudapi.cn",
+            ),
+            Some(other) => {
+                return Err(format!(
+                    "[config] cloud = '{other}' is unknown: use global, usgov, usdod or china"
+                ))
+            }
+        };
+    let login = Origin::parse(login.unwrap_or(default_login))
+        .map_err(|e| format!("[config] login_endpoint: {e}"))?;
+    let graph = Origin::parse(graph.unwrap_or(default_graph))
+        .map_err(|e| format!("[config] graph_endpoint: {e}"))?;
+    Ok((login, graph))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[tenant]
+key = "contoso"
+[config]
+tenant_id = "contoso.onmicrosoft.com"
+client_id = "11111111-2222-3333-4444-555555555555"
+[secrets.client_secret]
+env = "ENTRA_CLIENT_SECRET"
+[state]
+checkpoint_db = "state.sqlite"
+[sink]
+kind = "jsonl"
+path = "out/events.jsonl"
+"#;
+
+    #[test]
+    fn minimal_file_gets_cloud_egress_and_resolved_paths() {
+        let c = TenantConfig::parse(MINIMAL, Path::new("/etc/ch")).unwrap();
+        assert_eq!(c.key, "contoso");
+        let allow: Vec<String> = c.egress_allow.iter().map(|o| o.to_string()).collect();
+        assert_eq!(
+            allow,
+            vec![
+                "https://login.microsoftonline.com",
+                "https://graph.microsoft.com"
+            ]
+        );
+        assert_eq!(
+            c.secrets["client_secret"].hosts,
+            vec!["https://login.microsoftonline.com"]
+        );
+        assert_eq!(c.checkpoint_db, PathBuf::from("/etc/ch/state.sqlite"));
+        assert_eq!(
+            c.sink,
+            SinkSpec::Jsonl {
+                path: PathBuf::from("/etc/ch/out/events.jsonl")
+            }
+        );
+        assert!(!c.allow_loopback_http);
+        assert_eq!(c.limits, LimitsSpec::default());
+    }
+
+    #[test]
+    fn national_cloud_changes_the_allowlist() {
+        let text = MINIMAL.replace("[config]", "[config]\ncloud = \"usdod\"");
+        let c = TenantConfig::parse(&text, Path::new(".")).unwrap();
+        let allow: Vec<String> = c.egress_allow.iter().map(|o| o.to_string()).collect();
+        assert_eq!(
+            allow,
+            vec![
+                "https://login.microsoftonline.us",
+                "https://dod-graph.microsoft.us"
+            ]
+        );
+    }
+
+    #[test]
+    fn mistakes_are_one_line_and_named() {
+        let e = TenantConfig::parse(
+            &MINIMAL
+                .replace("[egress]", "")
+                .replace("[sink]", "[sink]\ncolour = 1"),
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(e.contains("colour") && !e.contains('\n'), "{e}");
+        let e = TenantConfig::parse(
+            &MINIMAL.replace("env = \"ENTRA_CLIENT_SECRET\"", ""),
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("[secrets.client_secret] needs exactly one of"),
+            "{e}"
+        );
+        let e = TenantConfig::parse(
+            &MINIMAL.replace("key = \"contoso\"", "key = \"a/b\""),
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(e.contains("key = 'a/b'"), "{e}");
+        let e = TenantConfig::parse(
+            &MINIMAL.replace("[config]", "[config]\ncloud = \"mars\""),
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(e.contains("cloud = 'mars'"), "{e}");
+        let e = TenantConfig::parse("[tenant\nkey=1", Path::new(".")).unwrap_err();
+        assert!(e.starts_with("line 1"), "{e}");
+    }
+}

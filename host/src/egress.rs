@@ -1,0 +1,446 @@
+//! The `http-fetch` door: real HTTP behind the tenant's egress policy.
+//!
+//! The policy is a value ([`EgressPolicy`]) handed in per tenant: which origins the
+//! connector may reach, whether loopback `http://` is allowed (the emulator), the request
+//! budget, timeouts and the response cap. Every request is checked before it leaves the
+//! host; redirects are never followed (a 3xx goes back to the guest as a response); proxy
+//! environment variables are ignored. Secret placeholders are substituted here, and only
+//! for requests to the origins that secret may reach — any other use is refused.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use crate::secrets::SecretSet;
+
+/// `scheme://host[:port]`: the unit of the allowlist.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Origin {
+    /// `https` or `http`.
+    pub scheme: String,
+    /// Lower-case host name or IP literal (IPv6 without brackets).
+    pub host: String,
+    /// Port (the scheme's default when not written).
+    pub port: u16,
+}
+
+impl Origin {
+    /// Parses `https://host[:port][/path]` (the path is ignored).
+    pub fn parse(s: &str) -> Result<Origin, String> {
+        let url = url::Url::parse(s.trim()).map_err(|e| format!("'{s}' is not a URL ({e})"))?;
+        Self::of(&url).ok_or_else(|| format!("'{s}' is not an http(s) URL with a host"))
+    }
+
+    /// The origin of a URL, if it is http(s) with a host.
+    pub fn of(url: &url::Url) -> Option<Origin> {
+        let scheme = url.scheme();
+        if scheme != "https" && scheme != "http" {
+            return None;
+        }
+        let host = match url.host()? {
+            url::Host::Domain(d) => d.to_ascii_lowercase(),
+            url::Host::Ipv4(ip) => ip.to_string(),
+            url::Host::Ipv6(ip) => ip.to_string(),
+        };
+        Some(Origin {
+            scheme: scheme.to_string(),
+            host,
+            port: url.port_or_known_default()?,
+        })
+    }
+
+    fn default_port(&self) -> bool {
+        (self.scheme == "https" && self.port == 443) || (self.scheme == "http" && self.port == 80)
+    }
+
+    fn is_loopback(&self) -> bool {
+        self.host == "localhost"
+            || self
+                .host
+                .parse::<IpAddr>()
+                .map(|ip| ip.is_loopback())
+                .unwrap_or(false)
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.default_port() {
+            write!(f, "{}://{}", self.scheme, host)
+        } else {
+            write!(f, "{}://{}:{}", self.scheme, host, self.port)
+        }
+    }
+}
+
+/// What one tenant's connector may reach, and how.
+#[derive(Clone, Debug)]
+pub struct EgressPolicy {
+    /// Reachable origins; everything else is denied.
+    pub allow: Vec<Origin>,
+    /// Permit `http://` to loopback origins in `allow` (for the local emulator only).
+    pub allow_loopback_http: bool,
+    /// Most requests per run.
+    pub max_requests: u64,
+    /// Most requests in flight at once.
+    pub max_concurrent: usize,
+    /// Largest response body, bytes.
+    pub max_response_bytes: u64,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Whole-request timeout.
+    pub request_timeout: Duration,
+}
+
+impl EgressPolicy {
+    /// A policy allowing exactly `allow`, with safe defaults for everything else.
+    pub fn new(allow: Vec<Origin>) -> Self {
+        EgressPolicy {
+            allow,
+            allow_loopback_http: false,
+            max_requests: 1_000_000,
+            max_concurrent: 32,
+            max_response_bytes: 32 * 1024 * 1024,
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(100),
+        }
+    }
+
+    /// Checks a URL against the policy; `Err` says which rule refused it.
+    pub fn check(&self, raw: &str) -> Result<(url::Url, Origin), String> {
+        let url = url::Url::parse(raw).map_err(|_| "the URL does not parse".to_string())?;
+        let origin = Origin::of(&url).ok_or_else(|| {
+            format!(
+                "only http(s) URLs with a host are allowed, not '{}:'",
+                url.scheme()
+            )
+        })?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!("credentials in the URL are not allowed ({origin})"));
+        }
+        if !self.allow.contains(&origin) {
+            return Err(format!("{origin} is not in the tenant's egress allowlist"));
+        }
+        if origin.scheme == "http" && !(self.allow_loopback_http && origin.is_loopback()) {
+            return Err(format!(
+                "{origin}: plain http is refused (https only; loopback http needs allow_loopback_http)"
+            ));
+        }
+        Ok((url, origin))
+    }
+}
+
+/// A request as the guest sent it (mirror of `http-fetch.request`).
+#[derive(Clone, Debug)]
+pub struct FetchRequest {
+    /// Method.
+    pub method: String,
+    /// URL.
+    pub url: String,
+    /// Headers.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Option<Vec<u8>>,
+}
+
+/// A response for the guest (mirror of `http-fetch.response`).
+#[derive(Clone, Debug)]
+pub struct FetchResponse {
+    /// Status.
+    pub status: u16,
+    /// Headers, lower-case names.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+/// Why no response (mirror of `http-fetch.fetch-error`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum FetchFailure {
+    /// Refused by policy.
+    Denied(String),
+    /// Timed out.
+    Timeout,
+    /// Over the response cap.
+    TooLarge(u64),
+    /// Network failure.
+    Transport(String),
+    /// Budget spent.
+    BudgetExhausted,
+}
+
+/// Counters of one run's HTTP traffic.
+#[derive(Debug, Default)]
+pub struct HttpCounters {
+    /// Requests sent.
+    pub sent: AtomicU64,
+    /// Requests denied by policy.
+    pub denied: AtomicU64,
+}
+
+/// The `http-fetch` implementation for one run of one tenant.
+pub struct HttpDoor {
+    client: reqwest::Client,
+    policy: EgressPolicy,
+    secrets: Arc<SecretSet>,
+    tenant: String,
+    counters: Arc<HttpCounters>,
+    semaphore: Arc<tokio::sync::Semaphore>,
+}
+
+impl HttpDoor {
+    /// A door for `tenant` under `policy`, substituting `secrets`. `client` is shared across
+    /// runs (connection pooling); it must be built by [`http_client`].
+    pub fn new(
+        client: reqwest::Client,
+        policy: EgressPolicy,
+        secrets: Arc<SecretSet>,
+        tenant: String,
+    ) -> Self {
+        let semaphore = Arc::new(tokio::sync::Semaphore::new(policy.max_concurrent.max(1)));
+        HttpDoor {
+            client,
+            policy,
+            secrets,
+            tenant,
+            counters: Arc::new(HttpCounters::default()),
+            semaphore,
+        }
+    }
+
+    /// This run's counters.
+    pub fn counters(&self) -> Arc<HttpCounters> {
+        self.counters.clone()
+    }
+
+    /// Sends several requests concurrently (bounded by the policy), results in order.
+    pub async fn fetch_all(
+        &self,
+        reqs: Vec<FetchRequest>,
+    ) -> Vec<Result<FetchResponse, FetchFailure>> {
+        let n = reqs.len().max(1);
+        futures::stream::iter(reqs)
+            .map(|r| self.fetch(r))
+            .buffered(n.min(self.policy.max_concurrent.max(1)))
+            .collect()
+            .await
+    }
+
+    /// Sends one request.
+    pub async fn fetch(&self, req: FetchRequest) -> Result<FetchResponse, FetchFailure> {
+        let (url, origin) = match self.policy.check(&req.url) {
+            Ok(ok) => ok,
+            Err(why) => return Err(self.deny(&req.url, why)),
+        };
+        let is_form = req.headers.iter().any(|(k, v)| {
+            k.eq_ignore_ascii_case("content-type")
+                && v.starts_with("application/x-www-form-urlencoded")
+        });
+        let mut headers = Vec::with_capacity(req.headers.len());
+        for (k, v) in req.headers {
+            let v = self
+                .secrets
+                .substitute(&v, &origin, false)
+                .map_err(|why| self.deny(url.as_str(), why))?;
+            headers.push((k, v));
+        }
+        let body = match req.body {
+            Some(b) => Some(
+                self.secrets
+                    .substitute_bytes(b, &origin, is_form)
+                    .map_err(|why| self.deny(url.as_str(), why))?,
+            ),
+            None => None,
+        };
+        let previous = self.counters.sent.fetch_add(1, Ordering::Relaxed);
+        if previous >= self.policy.max_requests {
+            self.counters.sent.fetch_sub(1, Ordering::Relaxed);
+            return Err(FetchFailure::BudgetExhausted);
+        }
+        let method = reqwest::Method::from_bytes(req.method.as_bytes()).map_err(|_| {
+            self.deny(
+                url.as_str(),
+                format!("'{}' is not an HTTP method", req.method),
+            )
+        })?;
+        let _permit = self
+            .semaphore
+            .acquire()
+            .await
+            .map_err(|_| FetchFailure::Transport("the host is shutting down".into()))?;
+        let mut builder = self
+            .client
+            .request(method, url.clone())
+            .timeout(self.policy.request_timeout);
+        for (k, v) in &headers {
+            let lower = k.to_ascii_lowercase();
+            if matches!(
+                lower.as_str(),
+                "host" | "content-length" | "connection" | "transfer-encoding"
+            ) {
+                continue;
+            }
+            builder = builder.header(k.as_str(), v.as_str());
+        }
+        if let Some(b) = body {
+            builder = builder.body(b);
+        }
+        let mut resp = builder.send().await.map_err(|e| classify(&e))?;
+        let status = resp.status().as_u16();
+        let cap = self.policy.max_response_bytes;
+        if resp.content_length().is_some_and(|len| len > cap) {
+            return Err(FetchFailure::TooLarge(cap));
+        }
+        let headers: Vec<(String, String)> = resp
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| {
+                Some((
+                    k.as_str().to_ascii_lowercase(),
+                    v.to_str().ok()?.to_string(),
+                ))
+            })
+            .collect();
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| classify(&e))? {
+            if body.len() as u64 + chunk.len() as u64 > cap {
+                return Err(FetchFailure::TooLarge(cap));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(FetchResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    fn deny(&self, url: &str, why: String) -> FetchFailure {
+        self.counters.denied.fetch_add(1, Ordering::Relaxed);
+        // Log the origin only: query strings can carry ids.
+        let shown = url::Url::parse(url)
+            .ok()
+            .and_then(|u| Origin::of(&u))
+            .map(|o| o.to_string())
+            .unwrap_or_else(|| "<unparsable URL>".into());
+        tracing::warn!(tenant = %self.tenant, target = %shown, reason = %why, "egress denied");
+        FetchFailure::Denied(why)
+    }
+}
+
+fn classify(e: &reqwest::Error) -> FetchFailure {
+    if e.is_timeout() {
+        FetchFailure::Timeout
+    } else {
+        // Without the URL: it is the guest's own and errors end up in logs.
+        let mut msg = e.without_url_ref_string();
+        msg.truncate(300);
+        FetchFailure::Transport(msg)
+    }
+}
+
+trait WithoutUrl {
+    fn without_url_ref_string(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    fn without_url_ref_string(&self) -> String {
+        let mut parts = Vec::new();
+        let mut source: Option<&dyn std::error::Error> = std::error::Error::source(self);
+        while let Some(s) = source {
+            parts.push(s.to_string());
+            source = s.source();
+        }
+        if parts.is_empty() {
+            if self.is_connect() {
+                "connection failed".into()
+            } else {
+                "request failed".into()
+            }
+        } else {
+            parts.join(": ")
+        }
+    }
+}
+
+/// The HTTP client every door shares: rustls, no redirects, no proxies from the
+/// environment, no cookies, connection pooling.
+pub fn http_client(connect_timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .connect_timeout(connect_timeout)
+        .pool_max_idle_per_host(64)
+        .user_agent(concat!("connector-host/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> EgressPolicy {
+        EgressPolicy::new(vec![
+            Origin::parse("https://login.microsoftonline.com").unwrap(),
+            Origin::parse("https://graph.microsoft.com").unwrap(),
+            Origin::parse("http://127.0.0.1:8080").unwrap(),
+        ])
+    }
+
+    #[test]
+    fn allowlist_is_by_exact_origin() {
+        let p = policy();
+        assert!(p
+            .check("https://graph.microsoft.com/v1.0/users?$top=1")
+            .is_ok());
+        assert!(p
+            .check("https://GRAPH.microsoft.com:443/v1.0/users")
+            .is_ok());
+        for bad in [
+            "https://graph.microsoft.com.evil.example/v1.0/users",
+            "https://evil.example/https://graph.microsoft.com",
+            "https://graph.microsoft.com:8443/v1.0/users",
+            "http://graph.microsoft.com/v1.0/users",
+            "ftp://graph.microsoft.com/",
+            "https://user:pw@graph.microsoft.com/",
+            "not a url",
+        ] {
+            assert!(p.check(bad).is_err(), "{bad} must be refused");
+        }
+        let e = p.check("https://evil.example/x").unwrap_err();
+        assert!(
+            e.contains("https://evil.example is not in the tenant's egress allowlist"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn loopback_http_needs_the_operator_switch() {
+        let mut p = policy();
+        let e = p.check("http://127.0.0.1:8080/v1.0/users").unwrap_err();
+        assert!(e.contains("plain http is refused"), "{e}");
+        p.allow_loopback_http = true;
+        assert!(p.check("http://127.0.0.1:8080/v1.0/users").is_ok());
+        assert!(p.check("http://127.0.0.1:8081/v1.0/users").is_err());
+    }
+
+    #[test]
+    fn origin_display_round_trips() {
+        for s in [
+            "https://graph.microsoft.com",
+            "http://127.0.0.1:8080",
+            "https://[::1]:9000",
+        ] {
+            assert_eq!(Origin::parse(s).unwrap().to_string(), s);
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! What a run can end in, typed so a platform can branch on it and phrased so a person can
+//! act on it: every message names the tenant, what failed, and what to do.
+
+/// The kinds of failure a connector itself reports (mirror of the WIT `connector-error`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectorErrorKind {
+    /// Configuration unusable.
+    Config,
+    /// Credentials refused by the provider.
+    Auth,
+    /// Permission missing at the provider.
+    Permission,
+    /// Provider failed or answered nonsense.
+    Upstream,
+    /// A host door failed under the connector.
+    Host,
+}
+
+/// Why a run did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The tenant's host-side configuration is unusable.
+    #[error("tenant '{tenant}': configuration: {message}")]
+    Config {
+        /// Tenant key.
+        tenant: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// A secret could not be loaded.
+    #[error("tenant '{tenant}': secret '{name}': {message}")]
+    Secret {
+        /// Tenant key.
+        tenant: String,
+        /// Secret name.
+        name: String,
+        /// Why, and what to do.
+        message: String,
+    },
+    /// The connector ended the run with an error of its own.
+    #[error("tenant '{tenant}': {message}")]
+    Connector {
+        /// Tenant key.
+        tenant: String,
+        /// Category.
+        kind: ConnectorErrorKind,
+        /// The connector's one-line explanation.
+        message: String,
+    },
+    /// The component trapped (a bug or hostile code); the host is unaffected.
+    #[error(
+        "tenant '{tenant}': the connector crashed (trap): {message}; its checkpoint is unchanged"
+    )]
+    Trap {
+        /// Tenant key.
+        tenant: String,
+        /// The trap, first line.
+        message: String,
+    },
+    /// The run exceeded its wall-clock limit and was stopped.
+    #[error("tenant '{tenant}': the run exceeded its time limit of {seconds} s and was stopped; its checkpoint is unchanged")]
+    Timeout {
+        /// Tenant key.
+        tenant: String,
+        /// The limit.
+        seconds: u64,
+    },
+    /// The host itself failed (engine, sink, store).
+    #[error("tenant '{tenant}': host: {message}")]
+    Host {
+        /// Tenant key.
+        tenant: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+impl RunError {
+    /// The process exit code the CLI uses for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::Config { .. } | RunError::Secret { .. } => 2,
+            RunError::Connector { kind, .. } => match kind {
+                ConnectorErrorKind::Config => 2,
+                ConnectorErrorKind::Auth => 3,
+                ConnectorErrorKind::Permission => 4,
+                ConnectorErrorKind::Upstream => 5,
+                ConnectorErrorKind::Host => 6,
+            },
+            RunError::Trap { .. } | RunError::Timeout { .. } | RunError::Host { .. } => 6,
+        }
+    }
+}

@@ -1,0 +1,451 @@
+//! `connector-host`: run a connector component for one tenant from the command line, test
+//! its configuration, or watch the whole product work against the built-in Graph emulator.
+//!
+//! Exit codes: 0 success; 2 configuration or secret; 3 credentials refused; 4 permission
+//! missing (or a failed `check` probe); 5 Microsoft Graph failed; 6 host or sandbox error.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use connector_host::emulator::{Emulator, EmulatorConfig, Tenant};
+use connector_host::runtime::Probe;
+use connector_host::{RunReport, Runtime, RuntimeLimits, TenantConfig, TenantRun};
+
+#[derive(Parser)]
+#[command(
+    name = "connector-host",
+    version,
+    about = "Runs sandboxed inventory connectors (WebAssembly components) for identity-provider tenants.",
+    long_about = "Runs sandboxed inventory connectors (WebAssembly components) for identity-provider tenants.\n\n\
+The built-in connector collects Microsoft Entra ID users as OCSF 1.8.0 'User Inventory Info' (5003) events.\n\
+Start with `connector-host demo`: it runs the real component against a simulated tenant on 127.0.0.1.\n\n\
+Exit codes: 0 success, 2 configuration or secret, 3 credentials refused, 4 permission missing,\n\
+5 Microsoft Graph failed, 6 host or sandbox error."
+)]
+struct Cli {
+    /// Log format on stderr: text or json.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    /// Log level filter (e.g. warn, info, debug; RUST_LOG syntax).
+    #[arg(
+        long,
+        global = true,
+        default_value = "warn",
+        env = "CONNECTOR_HOST_LOG"
+    )]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one sync for the tenant described by a tenant file.
+    Run {
+        /// The tenant file (TOML): see README.md, "Configuration".
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Print the run report as one JSON object on stdout instead of a text summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Test a tenant file: acquire a token and probe each Graph permission.
+    Check {
+        /// The tenant file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run the real component against the built-in Graph emulator (a simulated tenant on 127.0.0.1).
+    Demo {
+        /// Users in the simulated tenant.
+        #[arg(long, default_value_t = 1000)]
+        users: usize,
+        /// Seed of the simulated tenant (same seed, same users).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Folder for the checkpoint database and the events file (emptied of both first).
+        #[arg(long, default_value = "demo-out")]
+        out: PathBuf,
+        /// After the first run, create this many users and run again (an incremental run).
+        #[arg(long, default_value_t = 0)]
+        then_add: usize,
+        /// Simulate a tenant without an Entra ID P1/P2 licence (no signInActivity).
+        #[arg(long)]
+        no_premium: bool,
+    },
+    /// Print what the connector component declares (name, permissions, config keys).
+    Describe,
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    init_logging(&cli.log, &cli.log_format);
+    let code = match cli.command {
+        Command::Run { config, json } => cmd_run(&config, json).await,
+        Command::Check { config } => cmd_check(&config).await,
+        Command::Demo {
+            users,
+            seed,
+            out,
+            then_add,
+            no_premium,
+        } => cmd_demo(users, seed, &out, then_add, !no_premium).await,
+        Command::Describe => cmd_describe().await,
+    };
+    std::process::exit(code);
+}
+
+fn init_logging(filter: &str, format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn fail(message: impl std::fmt::Display, code: i32) -> i32 {
+    eprintln!("error: {message}");
+    code
+}
+
+async fn runtime_for(component: Option<&Path>) -> Result<Runtime, String> {
+    let bytes = match component {
+        Some(p) => std::fs::read(p).map_err(|e| {
+            format!(
+                "cannot read component {}: {e}; check [tenant] component",
+                p.display()
+            )
+        })?,
+        None => connector_host::ENTRA_CONNECTOR.to_vec(),
+    };
+    Runtime::new(&bytes, RuntimeLimits::default())
+        .await
+        .map_err(|e| format!("cannot load the connector component: {e:#}"))
+}
+
+async fn cmd_run(config: &Path, json: bool) -> i32 {
+    let cfg = match TenantConfig::load(config) {
+        Ok(c) => c,
+        Err(e) => return fail(e, 2),
+    };
+    let run = match TenantRun::from_config(&cfg) {
+        Ok(r) => r,
+        Err(e) => return fail(&e, e.exit_code()),
+    };
+    let rt = match runtime_for(cfg.component.as_deref()).await {
+        Ok(rt) => rt,
+        Err(e) => return fail(e, 6),
+    };
+    let progress = Progress::start(&run, None);
+    let outcome = rt.run(&run).await;
+    progress.finish();
+    match outcome {
+        Ok(report) => {
+            if json {
+                println!("{}", report_json(&report));
+            } else {
+                print_summary(&report);
+            }
+            0
+        }
+        Err(e) => fail(&e, e.exit_code()),
+    }
+}
+
+async fn cmd_check(config: &Path) -> i32 {
+    let cfg = match TenantConfig::load(config) {
+        Ok(c) => c,
+        Err(e) => return fail(e, 2),
+    };
+    let run = match TenantRun::from_config(&cfg) {
+        Ok(r) => r,
+        Err(e) => return fail(&e, e.exit_code()),
+    };
+    let rt = match runtime_for(cfg.component.as_deref()).await {
+        Ok(rt) => rt,
+        Err(e) => return fail(e, 6),
+    };
+    match rt.check(&run).await {
+        Ok(probes) => print_probes(&probes),
+        Err(e) => fail(&e, e.exit_code()),
+    }
+}
+
+fn print_probes(probes: &[Probe]) -> i32 {
+    for p in probes {
+        println!(
+            "{} {:<36} {}",
+            if p.ok { "ok  " } else { "FAIL" },
+            p.name,
+            p.detail
+        );
+    }
+    if probes.iter().all(|p| p.ok) {
+        0
+    } else {
+        4
+    }
+}
+
+async fn cmd_describe() -> i32 {
+    let rt = match runtime_for(None).await {
+        Ok(rt) => rt,
+        Err(e) => return fail(e, 6),
+    };
+    let d = rt.description();
+    println!("{} {}", d.name, d.version);
+    println!("emits OCSF classes: {:?}", d.event_classes);
+    println!("permissions: {}", d.permissions.join(", "));
+    println!("secrets: {}", d.secrets.join(", "));
+    println!("config keys:");
+    for (name, required, description) in &d.config_keys {
+        println!(
+            "  {name:<20} {} {description}",
+            if *required { "required" } else { "optional" }
+        );
+    }
+    0
+}
+
+async fn cmd_demo(users: usize, seed: u64, out: &Path, then_add: usize, premium: bool) -> i32 {
+    for f in [
+        "events.jsonl",
+        "checkpoints.sqlite",
+        "checkpoints.sqlite-wal",
+        "checkpoints.sqlite-shm",
+    ] {
+        let _ = std::fs::remove_file(out.join(f));
+    }
+    let emu_config = EmulatorConfig {
+        premium,
+        ..EmulatorConfig::default()
+    };
+    eprintln!(
+        "starting the Graph emulator with a simulated tenant of {users} users (seed {seed})…"
+    );
+    let emu = match Emulator::start(Tenant::generated(seed, users), emu_config).await {
+        Ok(e) => e,
+        Err(e) => return fail(format!("cannot start the Graph emulator: {e:#}"), 6),
+    };
+    eprintln!(
+        "login endpoint {}  graph endpoint {}",
+        emu.login_endpoint(),
+        emu.graph_endpoint()
+    );
+    let rt = match runtime_for(None).await {
+        Ok(rt) => rt,
+        Err(e) => return fail(e, 6),
+    };
+    let run = match connector_host::demo::emulator_tenant_run(
+        &emu,
+        "demo",
+        &out.join("checkpoints.sqlite"),
+        &out.join("events.jsonl"),
+    ) {
+        Ok(r) => r,
+        Err(e) => return fail(e, 6),
+    };
+    let code = demo_run(
+        &rt,
+        &run,
+        &emu,
+        out,
+        Some(users as u64),
+        "first run (full sync)",
+    )
+    .await;
+    if code != 0 || then_add == 0 {
+        emu.shutdown().await;
+        return code;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    for u in Tenant::generated(seed.wrapping_add(1), then_add).users() {
+        let mut u = u.clone();
+        if let Some(obj) = u.user.as_object_mut() {
+            let id = obj
+                .get("id")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string();
+            obj.insert("id".into(), format!("added-{id}").into());
+            obj.insert("createdDateTime".into(), graph_time(now).into());
+        }
+        emu.add_user(u);
+    }
+    eprintln!("\nadded {then_add} users to the simulated tenant");
+    let code = demo_run(
+        &rt,
+        &run,
+        &emu,
+        out,
+        Some(then_add as u64),
+        "second run (incremental)",
+    )
+    .await;
+    emu.shutdown().await;
+    code
+}
+
+async fn demo_run(
+    rt: &Runtime,
+    run: &TenantRun,
+    emu: &Emulator,
+    out: &Path,
+    expect: Option<u64>,
+    title: &str,
+) -> i32 {
+    let before = emu.total_requests();
+    let progress = Progress::start(run, expect);
+    let outcome = rt.run(run).await;
+    progress.finish();
+    match outcome {
+        Ok(report) => {
+            eprintln!("\n{title}");
+            print_summary(&report);
+            eprintln!(
+                "  graph emulator served   {} requests",
+                emu.total_requests().saturating_sub(before)
+            );
+            eprintln!(
+                "  events file             {}",
+                out.join("events.jsonl").display()
+            );
+            0
+        }
+        Err(e) => fail(&e, e.exit_code()),
+    }
+}
+
+fn graph_time(secs: u64) -> String {
+    // Civil date from days since the epoch (H. Hinnant).
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn print_summary(r: &RunReport) {
+    let secs = r.duration.as_secs_f64().max(1e-9);
+    eprintln!("  tenant                  {}", r.tenant);
+    eprintln!(
+        "  sync                    {}",
+        if r.full_sync { "full" } else { "incremental" }
+    );
+    eprintln!("  users read              {}", r.items_seen);
+    eprintln!("  events written          {}", r.events_written);
+    eprintln!(
+        "  users partial/skipped   {}/{}",
+        r.items_partial, r.items_skipped
+    );
+    eprintln!(
+        "  HTTP requests           {} (denied {})",
+        r.http_sent, r.http_denied
+    );
+    eprintln!(
+        "  duration                {:.2} s ({:.0} events/s)",
+        secs,
+        r.events_written as f64 / secs
+    );
+    if !r.unavailable.is_empty() {
+        eprintln!("  unavailable             {}", r.unavailable.join(", "));
+    }
+    for w in &r.warnings {
+        eprintln!("  warning: {w}");
+    }
+}
+
+fn report_json(r: &RunReport) -> String {
+    serde_json::json!({
+        "tenant": r.tenant,
+        "full_sync": r.full_sync,
+        "items_seen": r.items_seen,
+        "events_emitted": r.events_emitted,
+        "events_written": r.events_written,
+        "items_skipped": r.items_skipped,
+        "items_partial": r.items_partial,
+        "requests": r.requests,
+        "http_sent": r.http_sent,
+        "http_denied": r.http_denied,
+        "duration_ms": r.duration.as_millis() as u64,
+        "warnings": r.warnings,
+        "unavailable": r.unavailable,
+    })
+    .to_string()
+}
+
+/// A progress line on a terminal (nothing when stderr is not a terminal).
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(run: &TenantRun, total: Option<u64>) -> Progress {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return Progress {
+                bar: None,
+                task: None,
+            };
+        }
+        let bar = match total {
+            Some(n) => indicatif::ProgressBar::new(n),
+            None => indicatif::ProgressBar::new_spinner(),
+        };
+        let style = if total.is_some() {
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {bar:40} {pos}/{len} events  {per_sec}  {elapsed}",
+            )
+        } else {
+            indicatif::ProgressStyle::with_template("{spinner} {pos} events  {per_sec}  {elapsed}")
+        };
+        if let Ok(style) = style {
+            bar.set_style(style);
+        }
+        let sink = run.sink.clone();
+        let start = sink.written();
+        let b = bar.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                b.set_position(sink.written().saturating_sub(start));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Progress {
+            bar: Some(bar),
+            task: Some(task),
+        }
+    }
+
+    fn finish(self) {
+        if let Some(t) = self.task {
+            t.abort();
+        }
+        if let Some(b) = self.bar {
+            b.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,374 @@
+//! The `connector-host` binary as a person uses it: real process, real tenant file, the
+//! Graph emulator on 127.0.0.1, exit codes and one-line errors.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use connector_host::emulator::{Emulator, EmulatorConfig, Tenant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_connector-host");
+
+fn tenant_file(dir: &Path, emu: &Emulator, tenant_id: &str, graph: &str) -> std::path::PathBuf {
+    let cfg = emu.config();
+    let text = format!(
+        r#"
+[tenant]
+key = "cli-test"
+
+[config]
+tenant_id = "{tenant_id}"
+client_id = "{client_id}"
+login_endpoint = "{login}"
+graph_endpoint = "{graph}"
+
+[secrets.client_secret]
+env = "CLI_TEST_CLIENT_SECRET"
+
+[egress]
+allow_loopback_http = true
+
+[state]
+checkpoint_db = "state/checkpoints.sqlite"
+
+[sink]
+kind = "jsonl"
+path = "events.jsonl"
+"#,
+        client_id = cfg.client_id,
+        login = emu.login_endpoint(),
+    );
+    let path = dir.join("tenant.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn host(args: Vec<String>, secret: Option<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = Command::new(BIN);
+        cmd.args(&args).env_remove("CLI_TEST_CLIENT_SECRET");
+        if let Some(s) = secret {
+            cmd.env("CLI_TEST_CLIENT_SECRET", s);
+        }
+        cmd.output().expect("connector-host starts")
+    })
+    .await
+    .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The last line of stderr, which must be the one-line error.
+fn error_line(o: &Output) -> String {
+    let e = stderr(o);
+    let line = e.lines().last().unwrap_or("").to_string();
+    assert!(
+        line.starts_with("error: "),
+        "stderr ends with one error line: {e}"
+    );
+    line
+}
+
+async fn emulator(premium: bool) -> Emulator {
+    Emulator::start(
+        Tenant::generated(31, 25),
+        EmulatorConfig {
+            premium,
+            ..EmulatorConfig::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_syncs_a_tenant_and_a_second_run_is_incremental() {
+    let emu = emulator(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tenant_file(
+        dir.path(),
+        &emu,
+        &emu.config().tenant_id,
+        &emu.graph_endpoint(),
+    );
+    let secret = Some(emu.config().client_secret);
+    let out = host(
+        vec![
+            "run".into(),
+            "--config".into(),
+            cfg.display().to_string(),
+            "--json".into(),
+        ],
+        secret.clone(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("--json prints one JSON report");
+    assert_eq!(report["events_written"], 25);
+    assert_eq!(report["full_sync"], true);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("events.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        25
+    );
+    assert!(dir.path().join("state/checkpoints.sqlite").exists());
+
+    let out = host(
+        vec!["run".into(), "--config".into(), cfg.display().to_string()],
+        secret,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains("sync                    incremental"),
+        "{text}"
+    );
+    assert!(text.contains("events written          0"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_config_and_missing_secret_exit_2_with_one_line() {
+    let emu = emulator(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tenant_file(
+        dir.path(),
+        &emu,
+        &emu.config().tenant_id,
+        &emu.graph_endpoint(),
+    );
+    let out = host(
+        vec!["run".into(), "--config".into(), cfg.display().to_string()],
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let line = error_line(&out);
+    assert!(line.contains("CLI_TEST_CLIENT_SECRET is not set"), "{line}");
+
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(
+        &broken,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("[sink]", "[sink]\nformat = \"xml\""),
+    )
+    .unwrap();
+    let out = host(
+        vec![
+            "run".into(),
+            "--config".into(),
+            broken.display().to_string(),
+        ],
+        Some("x".into()),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let line = error_line(&out);
+    assert!(
+        line.contains("broken.toml") && line.contains("format"),
+        "{line}"
+    );
+
+    let out = host(
+        vec![
+            "run".into(),
+            "--config".into(),
+            "/nonexistent/tenant.toml".into(),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(error_line(&out).contains("cannot read config file /nonexistent/tenant.toml"));
+
+    let typo = dir.path().join("typo.toml");
+    std::fs::write(
+        &typo,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("client_id =", "clientid ="),
+    )
+    .unwrap();
+    let out = host(
+        vec!["run".into(), "--config".into(), typo.display().to_string()],
+        Some("x".into()),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(error_line(&out).contains("unknown config key 'clientid'"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_tenant_and_wrong_secret_exit_3_with_the_aadsts_message() {
+    let emu = emulator(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tenant_file(
+        dir.path(),
+        &emu,
+        "not-a-tenant.onmicrosoft.com",
+        &emu.graph_endpoint(),
+    );
+    let out = host(
+        vec!["run".into(), "--config".into(), cfg.display().to_string()],
+        Some(emu.config().client_secret),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3));
+    let line = error_line(&out);
+    assert!(line.contains("AADSTS90002"), "{line}");
+
+    let cfg = tenant_file(
+        dir.path(),
+        &emu,
+        &emu.config().tenant_id,
+        &emu.graph_endpoint(),
+    );
+    let out = host(
+        vec!["run".into(), "--config".into(), cfg.display().to_string()],
+        Some("wrong-secret-value".into()),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3));
+    let line = error_line(&out);
+    assert!(
+        line.contains("AADSTS7000215") && line.contains("check the client secret"),
+        "{line}"
+    );
+    assert!(
+        !stderr(&out).contains("wrong-secret-value"),
+        "the secret is never printed"
+    );
+    assert!(
+        !dir.path().join("events.jsonl").exists()
+            || std::fs::read_to_string(dir.path().join("events.jsonl"))
+                .unwrap()
+                .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_down_exits_5_with_one_line() {
+    let emu = emulator(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on: bind one, then free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = tenant_file(
+        dir.path(),
+        &emu,
+        &emu.config().tenant_id,
+        &format!("http://127.0.0.1:{port}"),
+    );
+    let out = host(
+        vec!["run".into(), "--config".into(), cfg.display().to_string()],
+        Some(emu.config().client_secret),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    let line = error_line(&out);
+    assert!(
+        line.contains("Microsoft Graph") && line.contains("run again"),
+        "{line}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_probes_every_permission() {
+    let emu = emulator(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tenant_file(
+        dir.path(),
+        &emu,
+        &emu.config().tenant_id,
+        &emu.graph_endpoint(),
+    );
+    let out = host(
+        vec!["check".into(), "--config".into(), cfg.display().to_string()],
+        Some(emu.config().client_secret),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    for p in [
+        "token",
+        "User.Read.All",
+        "Group.Read.All",
+        "GroupMember.Read.All",
+        "Directory.Read.All",
+        "UserAuthenticationMethod.Read.All",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with("ok") && l.contains(p)),
+            "{p} ok in:\n{text}"
+        );
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("FAIL") && l.contains("AuditLog.Read.All")),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(4), "a failed probe exits 4");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_runs_the_simulated_tenant_and_prints_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = host(
+        vec![
+            "demo".into(),
+            "--users".into(),
+            "150".into(),
+            "--then-add".into(),
+            "4".into(),
+            "--out".into(),
+            dir.path().display().to_string(),
+        ],
+        None,
+    )
+    .await;
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("first run (full sync)") && text.contains("events written          150"),
+        "{text}"
+    );
+    assert!(
+        text.contains("second run (incremental)") && text.contains("events written          4"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("events.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        154
+    );
+}
+
+#[test]
+fn help_explains_every_command_and_option() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for word in [
+        "run",
+        "check",
+        "demo",
+        "describe",
+        "Exit codes",
+        "--log-format",
+    ] {
+        assert!(text.contains(word), "--help mentions {word}:\n{text}");
+    }
+    let out = Command::new(BIN).args(["demo", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for word in ["--users", "--seed", "--out", "--then-add", "--no-premium"] {
+        assert!(text.contains(word), "demo --help mentions {word}:\n{text}");
+    }
+}

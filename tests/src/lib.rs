@@ -1,0 +1,213 @@
+//! Shared pieces of the end-to-end tests: the OCSF 1.8.0 validator (the vendored official
+//! schema plus the rules the schema cannot express, from MAPPING.md), and a harness that
+//! starts the Graph emulator on 127.0.0.1 and runs the real component in the real host
+//! against it, with a real SQLite checkpoint file and a real JSONL sink.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use connector_host::emulator::{Emulator, EmulatorConfig, Tenant};
+use connector_host::{
+    CheckpointStore, RunOutcome, Runtime, RuntimeLimits, SqliteCheckpointStore, TenantRun,
+};
+use serde_json::Value;
+
+/// The vendored schema (see `tests/ocsf/PROVENANCE.md`).
+pub const SCHEMA: &str = include_str!("../ocsf/user_inventory-1.8.0.schema.json");
+
+/// The compiled OCSF validator.
+pub fn validator() -> &'static jsonschema::Validator {
+    static V: OnceLock<jsonschema::Validator> = OnceLock::new();
+    V.get_or_init(|| {
+        let schema: Value = serde_json::from_str(SCHEMA).expect("the vendored schema is JSON");
+        jsonschema::validator_for(&schema).expect("the vendored schema compiles")
+    })
+}
+
+/// Every violation of the schema and of MAPPING.md's (check) rules; empty when valid.
+pub fn ocsf_violations(event: &Value) -> Vec<String> {
+    let mut out: Vec<String> = validator()
+        .iter_errors(event)
+        .map(|e| format!("schema: {} at {}", e, e.instance_path))
+        .collect();
+    let class = event.get("class_uid").and_then(Value::as_i64);
+    let activity = event.get("activity_id").and_then(Value::as_i64);
+    let type_uid = event.get("type_uid").and_then(Value::as_i64);
+    match (class, activity, type_uid) {
+        (Some(c), Some(a), Some(t)) if t == c * 100 + a => {}
+        _ => out.push(format!(
+            "type_uid {type_uid:?} != class_uid*100 + activity_id"
+        )),
+    }
+    if event.pointer("/metadata/version").and_then(Value::as_str) != Some("1.8.0") {
+        out.push("metadata.version is not 1.8.0".into());
+    }
+    walk(event, "", &mut out);
+    out
+}
+
+fn walk(v: &Value, path: &str, out: &mut Vec<String>) {
+    match v {
+        Value::Null => out.push(format!("null at {path}")),
+        Value::Object(map) => {
+            for (k, child) in map {
+                let p = format!("{path}/{k}");
+                if k == "time" || k.ends_with("_time") {
+                    match child.as_i64() {
+                        Some(ms) if (1_000_000_000_000..10_000_000_000_000).contains(&ms) => {}
+                        _ => out.push(format!("{p} is not integer milliseconds: {child}")),
+                    }
+                }
+                if let Value::String(s) = child {
+                    let caption_of_unknown = k == "type"
+                        && s == "Unknown"
+                        && map.get("type_id").and_then(Value::as_i64) == Some(0);
+                    let placeholder = s.trim().is_empty()
+                        || ["unknown", "n/a", "none", "null", "undefined"]
+                            .contains(&s.trim().to_ascii_lowercase().as_str());
+                    if placeholder && !caption_of_unknown {
+                        out.push(format!("placeholder string {s:?} at {p}"));
+                    }
+                }
+                walk(child, &p, out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                walk(child, &format!("{path}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Panics with every violation of every invalid event.
+pub fn assert_all_valid(events: &[Value]) {
+    let bad: Vec<String> = events
+        .iter()
+        .filter_map(|e| {
+            let v = ocsf_violations(e);
+            (!v.is_empty()).then(|| {
+                format!(
+                    "{}: {}",
+                    e.pointer("/user/uid").unwrap_or(&Value::Null),
+                    v.join("; ")
+                )
+            })
+        })
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{} invalid events:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+}
+
+/// One tenant's run set-up against a live emulator, with files in a temporary folder.
+pub struct Harness {
+    /// The emulator (login + Graph on 127.0.0.1).
+    pub emulator: Emulator,
+    /// The host runtime with the embedded Entra connector.
+    pub runtime: Runtime,
+    /// The tenant run (policy, secrets, SQLite checkpoints, JSONL sink).
+    pub run: TenantRun,
+    /// Temporary folder holding the files.
+    pub dir: tempfile::TempDir,
+}
+
+impl Harness {
+    /// Starts an emulator serving `tenant` and a runtime pointed at it.
+    pub async fn start(tenant: Tenant, config: EmulatorConfig) -> Harness {
+        let emulator = Emulator::start(tenant, config)
+            .await
+            .expect("the emulator starts");
+        let runtime = Runtime::new(connector_host::ENTRA_CONNECTOR, RuntimeLimits::default())
+            .await
+            .expect("the embedded component loads");
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let run = connector_host::demo::emulator_tenant_run(
+            &emulator,
+            "tenant-a",
+            &dir.path().join("checkpoints.sqlite"),
+            &dir.path().join("events.jsonl"),
+        )
+        .expect("the tenant run is wired");
+        Harness {
+            emulator,
+            runtime,
+            run,
+            dir,
+        }
+    }
+
+    /// Sets (or adds) one connector configuration key.
+    pub fn set_config(&mut self, key: &str, value: &str) {
+        self.run.connector_config.retain(|(k, _)| k != key);
+        self.run.connector_config.push((key.into(), value.into()));
+    }
+
+    /// Runs one sync.
+    pub async fn sync(&self) -> RunOutcome {
+        self.run_with(&self.run).await
+    }
+
+    /// Runs one sync with a modified run.
+    pub async fn run_with(&self, run: &TenantRun) -> RunOutcome {
+        self.runtime.run(run).await
+    }
+
+    /// The events file.
+    pub fn events_path(&self) -> PathBuf {
+        self.dir.path().join("events.jsonl")
+    }
+
+    /// Every event in the sink file so far, parsed.
+    pub fn events(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(self.events_path()).unwrap_or_default();
+        text.lines()
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("a sink line is not JSON ({e}): {l}"))
+            })
+            .collect()
+    }
+
+    /// The stored cursor of the Entra connector: (value, version).
+    pub fn cursor(&self) -> Option<(Vec<u8>, u64)> {
+        let store = SqliteCheckpointStore::open(&self.dir.path().join("checkpoints.sqlite"))
+            .expect("store opens");
+        store
+            .get(
+                &format!("{}/{}", self.run.tenant, self.runtime.description().name),
+                CURSOR_KEY,
+            )
+            .expect("store reads")
+    }
+}
+
+/// The Entra connector's cursor key.
+pub const CURSOR_KEY: &str = "users/created-cursor";
+
+/// The `user.uid` of each event.
+pub fn uids(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            e.pointer("/user/uid")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}
+
+/// The ids of the emulator's users.
+pub fn user_ids(emulator: &Emulator) -> BTreeSet<String> {
+    emulator
+        .users()
+        .iter()
+        .filter_map(|u| u.user.get("id").and_then(Value::as_str).map(str::to_string))
+        .collect()
+}

@@ -15,7 +15,7 @@ pub mod ocsf;
 pub mod sync;
 pub mod time;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "component"))]
 mod wasm;
 
 /// The connector's version, reported in `describe` and in `metadata.product.version`.

@@ -71,6 +71,8 @@ pub struct LimitsSpec {
     pub max_concurrent_requests: usize,
     /// Largest response body accepted, bytes.
     pub max_response_bytes: u64,
+    /// Largest request body sent, bytes.
+    pub max_request_bytes: u64,
     /// Per-request total timeout, seconds.
     pub request_timeout_secs: u64,
     /// Per-request connect timeout, seconds.
@@ -84,6 +86,7 @@ impl Default for LimitsSpec {
             max_requests: 1_000_000,
             max_concurrent_requests: 32,
             max_response_bytes: 32 * 1024 * 1024,
+            max_request_bytes: 1024 * 1024,
             request_timeout_secs: 100,
             connect_timeout_secs: 10,
         }

@@ -94,6 +94,8 @@ pub struct EgressPolicy {
     pub max_concurrent: usize,
     /// Largest response body, bytes.
     pub max_response_bytes: u64,
+    /// Largest request body, bytes.
+    pub max_request_bytes: u64,
     /// Connect timeout.
     pub connect_timeout: Duration,
     /// Whole-request timeout.
@@ -109,6 +111,7 @@ impl EgressPolicy {
             max_requests: 1_000_000,
             max_concurrent: 32,
             max_response_bytes: 32 * 1024 * 1024,
+            max_request_bytes: 1024 * 1024,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(100),
         }
@@ -133,6 +136,12 @@ impl EgressPolicy {
             return Err(format!(
                 "{origin}: plain http is refused (https only; loopback http needs allow_loopback_http)"
             ));
+        }
+        if let Ok(ip) = origin.host.parse::<IpAddr>() {
+            let loopback_ok = self.allow_loopback_http && ip.is_loopback();
+            if !crate::netguard::is_public(ip) && !loopback_ok {
+                return Err(format!("{origin} is a non-public address"));
+            }
         }
         Ok((url, origin))
     }
@@ -184,6 +193,21 @@ pub struct HttpCounters {
     pub sent: AtomicU64,
     /// Requests denied by policy.
     pub denied: AtomicU64,
+    /// Responses by status code.
+    pub by_status: std::sync::Mutex<std::collections::BTreeMap<u16, u64>>,
+}
+
+impl HttpCounters {
+    fn count_status(&self, status: u16) {
+        if let Ok(mut m) = self.by_status.lock() {
+            *m.entry(status).or_insert(0) += 1;
+        }
+    }
+
+    /// Responses by status code so far.
+    pub fn statuses(&self) -> std::collections::BTreeMap<u16, u64> {
+        self.by_status.lock().map(|m| m.clone()).unwrap_or_default()
+    }
 }
 
 /// The `http-fetch` implementation for one run of one tenant.
@@ -240,6 +264,14 @@ impl HttpDoor {
             Ok(ok) => ok,
             Err(why) => return Err(self.deny(&req.url, why)),
         };
+        let body_len = req.body.as_ref().map_or(0, |b| b.len() as u64);
+        if body_len > self.policy.max_request_bytes {
+            let why = format!(
+                "a request body of {body_len} bytes exceeds the cap of {} bytes",
+                self.policy.max_request_bytes
+            );
+            return Err(self.deny(url.as_str(), why));
+        }
         let is_form = req.headers.iter().any(|(k, v)| {
             k.eq_ignore_ascii_case("content-type")
                 && v.starts_with("application/x-www-form-urlencoded")
@@ -293,8 +325,12 @@ impl HttpDoor {
         if let Some(b) = body {
             builder = builder.body(b);
         }
-        let mut resp = builder.send().await.map_err(|e| classify(&e))?;
+        let mut resp = builder
+            .send()
+            .await
+            .map_err(|e| self.classify(url.as_str(), &e))?;
         let status = resp.status().as_u16();
+        self.counters.count_status(status);
         let cap = self.policy.max_response_bytes;
         if resp.content_length().is_some_and(|len| len > cap) {
             return Err(FetchFailure::TooLarge(cap));
@@ -310,7 +346,11 @@ impl HttpDoor {
             })
             .collect();
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| classify(&e))? {
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| self.classify(url.as_str(), &e))?
+        {
             if body.len() as u64 + chunk.len() as u64 > cap {
                 return Err(FetchFailure::TooLarge(cap));
             }
@@ -336,14 +376,23 @@ impl HttpDoor {
     }
 }
 
-fn classify(e: &reqwest::Error) -> FetchFailure {
-    if e.is_timeout() {
-        FetchFailure::Timeout
-    } else {
-        // Without the URL: it is the guest's own and errors end up in logs.
-        let mut msg = e.without_url_ref_string();
-        msg.truncate(300);
-        FetchFailure::Transport(msg)
+impl HttpDoor {
+    fn classify(&self, url: &str, e: &reqwest::Error) -> FetchFailure {
+        let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+        while let Some(s) = source {
+            if let Some(np) = s.downcast_ref::<crate::netguard::NonPublicAddress>() {
+                return self.deny(url, np.to_string());
+            }
+            source = s.source();
+        }
+        if e.is_timeout() {
+            FetchFailure::Timeout
+        } else {
+            // Without the URL: it is the guest's own and errors end up in logs.
+            let mut msg = e.without_url_ref_string();
+            msg.truncate(300);
+            FetchFailure::Transport(msg)
+        }
     }
 }
 
@@ -372,9 +421,14 @@ impl WithoutUrl for reqwest::Error {
 }
 
 /// The HTTP client every door shares: rustls, no redirects, no proxies from the
-/// environment, no cookies, connection pooling.
-pub fn http_client(connect_timeout: Duration) -> reqwest::Client {
+/// environment, no cookies, connection pooling, and names resolved by `resolver` with every
+/// non-public answer refused.
+pub fn http_client(
+    connect_timeout: Duration,
+    resolver: Arc<dyn crate::netguard::NameResolver>,
+) -> reqwest::Client {
     reqwest::Client::builder()
+        .dns_resolver(Arc::new(crate::netguard::PublicOnlyResolver::new(resolver)))
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .connect_timeout(connect_timeout)
@@ -431,6 +485,38 @@ mod tests {
         p.allow_loopback_http = true;
         assert!(p.check("http://127.0.0.1:8080/v1.0/users").is_ok());
         assert!(p.check("http://127.0.0.1:8081/v1.0/users").is_err());
+    }
+
+    #[test]
+    fn non_public_ip_literals_are_refused_even_when_allowlisted() {
+        let mut p = EgressPolicy::new(
+            [
+                "https://169.254.169.254",
+                "https://10.0.0.5",
+                "https://[::ffff:127.0.0.1]",
+                "http://127.0.0.1:8080",
+                "https://20.1.2.3",
+            ]
+            .iter()
+            .map(|s| Origin::parse(s).unwrap())
+            .collect(),
+        );
+        p.allow_loopback_http = true;
+        for bad in [
+            "https://169.254.169.254/latest/meta-data",
+            "https://10.0.0.5/",
+            "https://[::ffff:127.0.0.1]/",
+        ] {
+            let e = p.check(bad).unwrap_err();
+            assert!(e.contains("non-public address"), "{bad}: {e}");
+        }
+        assert!(
+            p.check("http://127.0.0.1:8080/").is_ok(),
+            "loopback for the emulator when opted in"
+        );
+        assert!(p.check("https://20.1.2.3/").is_ok());
+        p.allow_loopback_http = false;
+        assert!(p.check("http://127.0.0.1:8080/").is_err());
     }
 
     #[test]

@@ -57,6 +57,16 @@ pub enum RunError {
         /// The trap, first line.
         message: String,
     },
+    /// A sandbox limit stopped the run (memory, CPU, stack, call size).
+    #[error("tenant '{tenant}': the connector was stopped by the {} limit: {detail}; its checkpoint is unchanged", kind.as_str())]
+    Limit {
+        /// Tenant key.
+        tenant: String,
+        /// Which limit.
+        kind: crate::runtime::LimitKind,
+        /// What happened, with the limit's value.
+        detail: String,
+    },
     /// The run exceeded its wall-clock limit and was stopped.
     #[error("tenant '{tenant}': the run exceeded its time limit of {seconds} s and was stopped; its checkpoint is unchanged")]
     Timeout {
@@ -87,7 +97,10 @@ impl RunError {
                 ConnectorErrorKind::Upstream => 5,
                 ConnectorErrorKind::Host => 6,
             },
-            RunError::Trap { .. } | RunError::Timeout { .. } | RunError::Host { .. } => 6,
+            RunError::Trap { .. }
+            | RunError::Limit { .. }
+            | RunError::Timeout { .. }
+            | RunError::Host { .. } => 6,
         }
     }
 }

@@ -11,15 +11,20 @@ pub mod config;
 pub mod demo;
 pub mod egress;
 pub mod error;
+pub mod metrics;
+pub mod netguard;
 pub mod runtime;
 pub mod secrets;
+pub mod serve;
 pub mod sink;
 
 pub use checkpoint::{CheckpointStore, SqliteCheckpointStore};
 pub use config::TenantConfig;
 pub use egress::EgressPolicy;
 pub use error::RunError;
-pub use runtime::{RunOutcome, RunReport, Runtime, RuntimeLimits, TenantRun};
+pub use runtime::{
+    LimitKind, RunOutcome, RunReport, Runtime, RuntimeLimits, RuntimeOptions, TenantRun,
+};
 pub use sink::{EventSink, JsonlFileSink, StdoutSink};
 
 /// The Entra ID users connector component built from `guest/`, embedded in the host.

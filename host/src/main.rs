@@ -1,5 +1,6 @@
 //! `connector-host`: run a connector component for one tenant from the command line, test
-//! its configuration, or watch the whole product work against the built-in Graph emulator.
+//! its configuration, serve many tenants on schedules, or watch the whole product work
+//! against the built-in Graph emulator.
 //!
 //! Exit codes: 0 success; 2 configuration or secret; 3 credentials refused; 4 permission
 //! missing (or a failed `check` probe); 5 Microsoft Graph failed; 6 host or sandbox error.
@@ -76,6 +77,15 @@ enum Command {
     },
     /// Print what the connector component declares (name, permissions, config keys).
     Describe,
+    /// Run many tenants on their schedules, with Prometheus metrics and graceful shutdown.
+    Serve {
+        /// The tenants file (TOML): see README.md, "Many tenants: serve".
+        #[arg(long, short)]
+        tenants: PathBuf,
+        /// Run every tenant once, then exit: 0 if all succeeded, else 1 (overrides [serve] once).
+        #[arg(long)]
+        once: bool,
+    },
 }
 
 #[tokio::main]
@@ -93,6 +103,7 @@ async fn main() {
             no_premium,
         } => cmd_demo(users, seed, &out, then_add, !no_premium).await,
         Command::Describe => cmd_describe().await,
+        Command::Serve { tenants, once } => cmd_serve(&tenants, once).await,
     };
     std::process::exit(code);
 }
@@ -212,6 +223,35 @@ async fn cmd_describe() -> i32 {
         );
     }
     0
+}
+
+async fn cmd_serve(tenants: &Path, once: bool) -> i32 {
+    use connector_host::serve::{shutdown_signal, Deployment, ServeFile};
+    let mut file = match ServeFile::load(tenants) {
+        Ok(f) => f,
+        Err(e) => return fail(e, 2),
+    };
+    file.options.once |= once;
+    let grace = file.options.shutdown_grace.as_secs();
+    let rt = match runtime_for(None).await {
+        Ok(rt) => rt,
+        Err(e) => return fail(e, 6),
+    };
+    let deployment = match Deployment::start(file, std::sync::Arc::new(rt)).await {
+        Ok(d) => d,
+        Err(e) => return fail(&e, e.exit_code),
+    };
+    eprintln!("{}", deployment.start_line());
+    let summary = deployment
+        .server
+        .serve(async {
+            let signal = shutdown_signal().await;
+            eprintln!("{signal}: shutting down; runs in flight get up to {grace} s");
+        })
+        .await;
+    deployment.stop().await;
+    eprint!("{summary}");
+    summary.exit_code()
 }
 
 async fn cmd_demo(users: usize, seed: u64, out: &Path, then_add: usize, premium: bool) -> i32 {

@@ -1,25 +1,40 @@
 //! The engine room: one wasmtime `Engine`, a `Linker` built once, the component
 //! pre-instantiated, and a fresh `Store` per run with the tenant's doors and limits.
 //!
-//! Isolation per run: its own store and instance (no state survives a run), a memory cap,
-//! epoch interruption (a spinning guest yields and can be stopped), a wall-clock timeout,
-//! a deny-all WASI context (no env, args, files, sockets; stdout/stderr captured into a
-//! bounded buffer), and only this tenant's egress policy, secrets, checkpoint namespace
-//! and sink. A trap ends that run with a typed error; the host carries on.
+//! Isolation per run: its own store and instance from the pooling allocator (no state
+//! survives a run; starting one costs microseconds), a memory cap across all its memories,
+//! a CPU budget by epoch interruption (the same epochs make a spinning guest yield to other
+//! runs), a wall-clock timeout, a per-call cap on bytes passed into the host, a deny-all WASI
+//! context (no env, args, files, sockets; stdout/stderr captured into a bounded buffer), and
+//! only this tenant's egress policy, secrets, checkpoint namespace and sink. A trap ends
+//! that run with a typed error naming the limit or fault; the host carries on.
 
+mod cache;
+mod doors;
+mod limits;
+
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{
+    Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
+};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::WasiCtx;
+
+pub use cache::CacheOutcome;
+use doors::RunState;
+use limits::{CpuMeter, RunLimiter};
+pub use limits::{LimitKind, RuntimeLimits};
 
 use crate::checkpoint::{CheckpointError, CheckpointStore, SqliteCheckpointStore};
 use crate::config::{SinkSpec, TenantConfig};
-use crate::egress::{http_client, EgressPolicy, FetchFailure, FetchRequest, HttpDoor};
+use crate::egress::{http_client, EgressPolicy, HttpDoor};
 use crate::error::{ConnectorErrorKind, RunError};
+use crate::netguard::{NameResolver, SystemResolver};
 use crate::secrets::SecretSet;
 use crate::sink::{EventSink, JsonlFileSink, StdoutSink};
 
@@ -32,33 +47,29 @@ mod bindings {
     });
 }
 
-use bindings::connector::runtime::{emit_event, http_fetch, kv_checkpoint, log};
 use bindings::exports::connector::runtime::connector as api;
 use bindings::{AssetConnector, AssetConnectorPre};
 
-/// Engine-wide limits applied to every run.
-#[derive(Clone, Debug)]
-pub struct RuntimeLimits {
-    /// Most linear memory a guest may hold (all its memories together), bytes.
-    pub memory_bytes: usize,
-    /// Captured guest stdout/stderr, bytes each.
-    pub guest_output_bytes: usize,
-    /// Largest single event, bytes.
-    pub max_event_bytes: usize,
-    /// Most events in one `emit` call.
-    pub max_batch_events: usize,
-    /// Longest log line kept from the guest, bytes.
-    pub max_log_bytes: usize,
+/// Milliseconds per epoch tick: the CPU budget's resolution and the yield interval.
+const TICK_MS: u64 = 10;
+
+/// How a [`Runtime`] is built.
+#[derive(Clone)]
+pub struct RuntimeOptions {
+    /// Limits of every run.
+    pub limits: RuntimeLimits,
+    /// Folder of the compiled-component cache (None: compile in memory every start).
+    pub cache_dir: Option<PathBuf>,
+    /// Name resolution for outbound HTTP (non-public answers are always refused).
+    pub resolver: Arc<dyn NameResolver>,
 }
 
-impl Default for RuntimeLimits {
+impl Default for RuntimeOptions {
     fn default() -> Self {
-        RuntimeLimits {
-            memory_bytes: 512 * 1024 * 1024,
-            guest_output_bytes: 64 * 1024,
-            max_event_bytes: 1024 * 1024,
-            max_batch_events: 10_000,
-            max_log_bytes: 4096,
+        RuntimeOptions {
+            limits: RuntimeLimits::default(),
+            cache_dir: None,
+            resolver: Arc::new(SystemResolver),
         }
     }
 }
@@ -109,6 +120,7 @@ impl TenantRun {
         policy.max_requests = l.max_requests;
         policy.max_concurrent = l.max_concurrent_requests;
         policy.max_response_bytes = l.max_response_bytes;
+        policy.max_request_bytes = l.max_request_bytes;
         policy.connect_timeout = Duration::from_secs(l.connect_timeout_secs);
         policy.request_timeout = Duration::from_secs(l.request_timeout_secs);
         Ok(TenantRun {
@@ -144,6 +156,8 @@ pub struct RunReport {
     pub http_sent: u64,
     /// Requests the host denied.
     pub http_denied: u64,
+    /// Responses by HTTP status (429 = throttled).
+    pub http_status: std::collections::BTreeMap<u16, u64>,
     /// Full sync (not incremental).
     pub full_sync: bool,
     /// Warnings.
@@ -185,198 +199,6 @@ pub struct Description {
 /// The outcome of a finished run: its report, or why it failed.
 pub type RunOutcome = Result<RunReport, RunError>;
 
-/// Per-run state inside the store.
-struct RunState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    limits: StoreLimits,
-    tenant: String,
-    namespace: String,
-    http: Arc<HttpDoor>,
-    checkpoints: Arc<dyn CheckpointStore>,
-    sink: Arc<dyn EventSink>,
-    rt: RuntimeLimits,
-    events: Arc<AtomicU64>,
-}
-
-impl WasiView for RunState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl http_fetch::Host for RunState {
-    async fn fetch(
-        &mut self,
-        req: http_fetch::Request,
-    ) -> wasmtime::Result<Result<http_fetch::Response, http_fetch::FetchError>> {
-        let http = self.http.clone();
-        Ok(http
-            .fetch(from_wit(req))
-            .await
-            .map(to_wit)
-            .map_err(fail_to_wit))
-    }
-
-    async fn fetch_all(
-        &mut self,
-        reqs: Vec<http_fetch::Request>,
-    ) -> wasmtime::Result<Vec<Result<http_fetch::Response, http_fetch::FetchError>>> {
-        let http = self.http.clone();
-        let out = http
-            .fetch_all(reqs.into_iter().map(from_wit).collect())
-            .await;
-        Ok(out
-            .into_iter()
-            .map(|r| r.map(to_wit).map_err(fail_to_wit))
-            .collect())
-    }
-}
-
-fn from_wit(r: http_fetch::Request) -> FetchRequest {
-    FetchRequest {
-        method: r.method,
-        url: r.url,
-        headers: r.headers,
-        body: r.body,
-    }
-}
-
-fn to_wit(r: crate::egress::FetchResponse) -> http_fetch::Response {
-    http_fetch::Response {
-        status: r.status,
-        headers: r.headers,
-        body: r.body,
-    }
-}
-
-fn fail_to_wit(f: FetchFailure) -> http_fetch::FetchError {
-    match f {
-        FetchFailure::Denied(m) => http_fetch::FetchError::Denied(m),
-        FetchFailure::Timeout => http_fetch::FetchError::Timeout,
-        FetchFailure::TooLarge(n) => http_fetch::FetchError::TooLarge(n),
-        FetchFailure::Transport(m) => http_fetch::FetchError::Transport(m),
-        FetchFailure::BudgetExhausted => http_fetch::FetchError::BudgetExhausted,
-    }
-}
-
-const MAX_KEY_BYTES: usize = 256;
-const MAX_VALUE_BYTES: usize = 4 * 1024 * 1024;
-
-impl kv_checkpoint::Host for RunState {
-    async fn get(
-        &mut self,
-        key: String,
-    ) -> wasmtime::Result<Result<Option<(Vec<u8>, u64)>, kv_checkpoint::KvError>> {
-        if key.len() > MAX_KEY_BYTES {
-            return Ok(Err(kv_checkpoint::KvError::Invalid(format!(
-                "key longer than {MAX_KEY_BYTES} bytes"
-            ))));
-        }
-        Ok(self
-            .checkpoints
-            .get(&self.namespace, &key)
-            .map_err(|e| kv_checkpoint::KvError::Storage(e.to_string())))
-    }
-
-    async fn set(
-        &mut self,
-        key: String,
-        value: Vec<u8>,
-        expected: Option<u64>,
-    ) -> wasmtime::Result<Result<u64, kv_checkpoint::KvError>> {
-        if key.len() > MAX_KEY_BYTES || value.len() > MAX_VALUE_BYTES {
-            return Ok(Err(kv_checkpoint::KvError::Invalid(format!(
-                "key over {MAX_KEY_BYTES} bytes or value over {MAX_VALUE_BYTES} bytes"
-            ))));
-        }
-        // Nothing lost: every event emitted before this cursor is made durable first.
-        if let Err(e) = self.sink.flush_durable() {
-            return Ok(Err(kv_checkpoint::KvError::Storage(format!(
-                "the event sink could not be made durable, so the cursor was not moved: {e}"
-            ))));
-        }
-        Ok(self
-            .checkpoints
-            .set(&self.namespace, &key, &value, expected)
-            .map_err(|e| match e {
-                CheckpointError::Conflict { current } => kv_checkpoint::KvError::Conflict(current),
-                CheckpointError::Storage(m) => kv_checkpoint::KvError::Storage(m),
-            }))
-    }
-}
-
-impl emit_event::Host for RunState {
-    async fn emit(
-        &mut self,
-        events: Vec<String>,
-    ) -> wasmtime::Result<Result<(), emit_event::EmitError>> {
-        if events.len() > self.rt.max_batch_events {
-            return Ok(Err(emit_event::EmitError::Invalid(format!(
-                "a batch of {} events is over the limit of {}",
-                events.len(),
-                self.rt.max_batch_events
-            ))));
-        }
-        for (i, e) in events.iter().enumerate() {
-            if e.len() > self.rt.max_event_bytes {
-                return Ok(Err(emit_event::EmitError::Invalid(format!(
-                    "event {i} of the batch is {} bytes, over the limit of {}",
-                    e.len(),
-                    self.rt.max_event_bytes
-                ))));
-            }
-            if !e.trim_start().starts_with('{')
-                || serde_json::from_str::<serde::de::IgnoredAny>(e).is_err()
-            {
-                return Ok(Err(emit_event::EmitError::Invalid(format!(
-                    "event {i} of the batch is not a JSON object"
-                ))));
-            }
-        }
-        // serde_json never writes raw newlines inside a value, but a guest could: keep JSONL intact.
-        if events.iter().any(|e| e.contains('\n')) {
-            return Ok(Err(emit_event::EmitError::Invalid(
-                "an event contains a raw newline".into(),
-            )));
-        }
-        let n = events.len() as u64;
-        match self.sink.write(&events) {
-            Ok(()) => {
-                self.events.fetch_add(n, Ordering::Relaxed);
-                Ok(Ok(()))
-            }
-            Err(e) => Ok(Err(emit_event::EmitError::Sink(e.to_string()))),
-        }
-    }
-}
-
-impl log::Host for RunState {
-    async fn write(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
-        let mut m = message;
-        if m.len() > self.rt.max_log_bytes {
-            let mut cut = self.rt.max_log_bytes;
-            while !m.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            m.truncate(cut);
-            m.push('…');
-        }
-        let tenant = &self.tenant;
-        match level {
-            log::Level::Trace => tracing::trace!(tenant = %tenant, "{m}"),
-            log::Level::Debug => tracing::debug!(tenant = %tenant, "{m}"),
-            log::Level::Info => tracing::info!(tenant = %tenant, "{m}"),
-            log::Level::Warn => tracing::warn!(tenant = %tenant, "{m}"),
-            log::Level::Error => tracing::error!(tenant = %tenant, "{m}"),
-        }
-        Ok(())
-    }
-}
-
 /// A compiled connector component, ready to start isolated runs.
 pub struct Runtime {
     engine: Engine,
@@ -384,6 +206,8 @@ pub struct Runtime {
     client: reqwest::Client,
     limits: RuntimeLimits,
     description: Description,
+    slots: Arc<tokio::sync::Semaphore>,
+    cache: CacheOutcome,
     stop_ticker: Arc<AtomicBool>,
 }
 
@@ -394,15 +218,33 @@ impl Drop for Runtime {
 }
 
 impl Runtime {
-    /// Compiles `component` (a `connector:runtime` component), links the doors, and asks it
-    /// to describe itself.
+    /// Compiles `component` (a `connector:runtime` component) with default options, links
+    /// the doors, and asks it to describe itself.
     pub async fn new(component: &[u8], limits: RuntimeLimits) -> anyhow::Result<Runtime> {
+        Self::with_options(
+            component,
+            RuntimeOptions {
+                limits,
+                ..RuntimeOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// Like [`Runtime::new`], with a compiled-component cache and a resolver of choice.
+    pub async fn with_options(
+        component: &[u8],
+        options: RuntimeOptions,
+    ) -> anyhow::Result<Runtime> {
+        let limits = options.limits;
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
+        if limits.pool_size > 0 {
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(&limits)));
+        }
         let engine = Engine::new(&config)?;
-        let component = Component::new(&engine, component)
-            .map_err(|e| anyhow::anyhow!("the component does not load: {e}"))?;
+        let (component, cache) = cache::load(&engine, component, options.cache_dir.as_deref())?;
         let mut linker: Linker<RunState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         AssetConnector::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
@@ -415,15 +257,20 @@ impl Runtime {
                 .name("epoch-ticker".into())
                 .spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(Duration::from_millis(10));
+                        std::thread::sleep(Duration::from_millis(TICK_MS));
                         engine.increment_epoch();
                     }
                 })?;
         }
+        let slots = if limits.pool_size > 0 {
+            limits.pool_size as usize
+        } else {
+            tokio::sync::Semaphore::MAX_PERMITS
+        };
         let mut rt = Runtime {
             engine,
             pre,
-            client: http_client(Duration::from_secs(10)),
+            client: http_client(Duration::from_secs(10), options.resolver),
             limits,
             description: Description {
                 name: String::new(),
@@ -433,6 +280,8 @@ impl Runtime {
                 secrets: vec![],
                 event_classes: vec![],
             },
+            slots: Arc::new(tokio::sync::Semaphore::new(slots)),
+            cache,
             stop_ticker,
         };
         rt.description = rt.describe_now().await?;
@@ -442,6 +291,26 @@ impl Runtime {
     /// What the component says about itself.
     pub fn description(&self) -> &Description {
         &self.description
+    }
+
+    /// Whether the compiled component came from the cache.
+    pub fn cache_outcome(&self) -> CacheOutcome {
+        self.cache
+    }
+
+    /// Instance slots: (free now, total). A run waits for a free slot instead of failing.
+    pub fn slots(&self) -> (usize, usize) {
+        let total = if self.limits.pool_size > 0 {
+            self.limits.pool_size as usize
+        } else {
+            usize::MAX
+        };
+        (self.slots.available_permits(), total)
+    }
+
+    /// The limits every run gets.
+    pub fn limits(&self) -> &RuntimeLimits {
+        &self.limits
     }
 
     async fn describe_now(&self) -> anyhow::Result<Description> {
@@ -454,6 +323,7 @@ impl Runtime {
             sink: Arc::new(StdoutSink::default()),
             timeout: Duration::from_secs(10),
         };
+        let _slot = self.slots.acquire().await?;
         let (mut store, bindings, _) = self
             .instantiate(&run)
             .await
@@ -476,6 +346,8 @@ impl Runtime {
         })
     }
 
+    /// Creates a store for `run` and instantiates the component in it (the benchmark uses
+    /// this to time instantiation alone).
     async fn instantiate(
         &self,
         run: &TenantRun,
@@ -502,12 +374,8 @@ impl Runtime {
         let state = RunState {
             wasi,
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.limits.memory_bytes)
-                .instances(4)
-                .memories(4)
-                .tables(16)
-                .build(),
+            limiter: RunLimiter::new(self.limits.memory_bytes),
+            cpu: CpuMeter::new(self.limits.cpu_budget_ms, TICK_MS),
             tenant: run.tenant.clone(),
             namespace: format!("{}/{}", run.tenant, self.description.name),
             http: Arc::new(http),
@@ -515,35 +383,79 @@ impl Runtime {
             sink: run.sink.clone(),
             rt: self.limits.clone(),
             events: Arc::new(AtomicU64::new(0)),
+            limit_hit: None,
         };
         let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limits);
+        store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);
-        store.epoch_deadline_async_yield_and_update(1);
+        store.epoch_deadline_callback(|mut ctx| {
+            let state = ctx.data_mut();
+            if state.cpu.charge() {
+                Ok(UpdateDeadline::Yield(1))
+            } else {
+                let detail = format!("the CPU budget of {} ms is spent", state.rt.cpu_budget_ms);
+                state.limit_hit = Some((LimitKind::Cpu, detail.clone()));
+                Err(wasmtime::Error::msg(detail))
+            }
+        });
         let bindings = self.pre.instantiate_async(&mut store).await?;
         Ok((store, bindings, (stdout, stderr)))
     }
 
-    /// Runs one sync for a tenant.
+    /// Times `n` instantiations (store + instance, no call) for the benchmark.
+    pub async fn time_instantiation(&self, n: usize) -> anyhow::Result<Vec<Duration>> {
+        let run = TenantRun {
+            tenant: "bench".into(),
+            connector_config: vec![],
+            policy: EgressPolicy::new(vec![]),
+            secrets: Arc::new(SecretSet::new()),
+            checkpoints: Arc::new(NoCheckpoints),
+            sink: Arc::new(StdoutSink::default()),
+            timeout: Duration::from_secs(10),
+        };
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let _slot = self.slots.acquire().await?;
+            let t = Instant::now();
+            let made = self
+                .instantiate(&run)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+            out.push(t.elapsed());
+            drop(made);
+        }
+        Ok(out)
+    }
+
+    /// Runs one sync for a tenant. Waits for a free instance slot first (not counted in
+    /// the run's timeout).
     pub async fn run(&self, run: &TenantRun) -> RunOutcome {
-        let started = Instant::now();
         let tenant = run.tenant.clone();
+        let _slot = self.slots.acquire().await.map_err(|_| RunError::Host {
+            tenant: tenant.clone(),
+            message: "the runtime is shutting down".into(),
+        })?;
+        let started = Instant::now();
         let fut = async {
-            let (mut store, bindings, pipes) =
-                self.instantiate(run).await.map_err(|e| trap(&tenant, e))?;
+            let (mut store, bindings, pipes) = self
+                .instantiate(run)
+                .await
+                .map_err(|e| trap(&tenant, e, None))?;
             let outcome = bindings
                 .connector_runtime_connector()
                 .call_run(&mut store, &run.connector_config)
                 .await;
             log_guest_output(&tenant, &pipes);
-            let counters = store.data().http.counters();
-            let events_written = store.data().events.load(Ordering::Relaxed);
-            Ok::<_, RunError>((outcome, counters, events_written))
+            let state = store.data();
+            let counters = state.http.counters();
+            let events_written = state.events.load(Ordering::Relaxed);
+            let limit = limit_of(state);
+            Ok::<_, RunError>((outcome, counters, events_written, limit))
         };
         let result = tokio::time::timeout(run.timeout, fut).await;
         // Whatever happened, what reached the sink is made durable.
         let flushed = run.sink.flush_durable();
-        let (outcome, counters, events_written) = match result {
+        let (outcome, counters, events_written, limit) = match result {
             Err(_) => {
                 return Err(RunError::Timeout {
                     tenant,
@@ -553,7 +465,7 @@ impl Runtime {
             Ok(r) => r?,
         };
         let report = match outcome {
-            Err(e) => return Err(trap(&tenant, e)),
+            Err(e) => return Err(trap(&tenant, e, limit)),
             Ok(Err(e)) => return Err(connector_error(&tenant, e)),
             Ok(Ok(r)) => r,
         };
@@ -571,6 +483,7 @@ impl Runtime {
             requests: report.requests,
             http_sent: counters.sent.load(Ordering::Relaxed),
             http_denied: counters.denied.load(Ordering::Relaxed),
+            http_status: counters.statuses(),
             full_sync: report.full_sync,
             warnings: report.warnings,
             unavailable: report.unavailable,
@@ -581,16 +494,23 @@ impl Runtime {
     /// Runs the connector's `check` ("Test connector") for a tenant.
     pub async fn check(&self, run: &TenantRun) -> Result<Vec<Probe>, RunError> {
         let tenant = run.tenant.clone();
+        let _slot = self.slots.acquire().await.map_err(|_| RunError::Host {
+            tenant: tenant.clone(),
+            message: "the runtime is shutting down".into(),
+        })?;
         let fut = async {
-            let (mut store, bindings, pipes) =
-                self.instantiate(run).await.map_err(|e| trap(&tenant, e))?;
+            let (mut store, bindings, pipes) = self
+                .instantiate(run)
+                .await
+                .map_err(|e| trap(&tenant, e, None))?;
             let outcome = bindings
                 .connector_runtime_connector()
                 .call_check(&mut store, &run.connector_config)
                 .await;
             log_guest_output(&tenant, &pipes);
+            let limit = limit_of(store.data());
             match outcome {
-                Err(e) => Err(trap(&tenant, e)),
+                Err(e) => Err(trap(&tenant, e, limit)),
                 Ok(Err(e)) => Err(connector_error(&tenant, e)),
                 Ok(Ok(probes)) => Ok(probes
                     .into_iter()
@@ -611,6 +531,39 @@ impl Runtime {
     }
 }
 
+/// Pooling allocator sized for `pool_size` concurrent runs of a typical component.
+fn pooling(limits: &RuntimeLimits) -> PoolingAllocationConfig {
+    let n = limits.pool_size;
+    let mut p = PoolingAllocationConfig::new();
+    p.total_component_instances(n)
+        .total_core_instances(n * 16)
+        .total_memories(n * 2)
+        .total_tables(n * 8)
+        .total_stacks(n)
+        .max_core_instances_per_component(16)
+        .max_memories_per_component(2)
+        .max_tables_per_component(8)
+        .max_memory_size(limits.memory_bytes)
+        .max_unused_warm_slots(n.min(64));
+    p
+}
+
+/// The limit recorded in the store when a run stopped, if any.
+fn limit_of(state: &RunState) -> Option<(LimitKind, String)> {
+    if let Some(hit) = &state.limit_hit {
+        return Some(hit.clone());
+    }
+    state.limiter.refused_at.map(|asked| {
+        (
+            LimitKind::Memory,
+            format!(
+                "the guest asked for {asked} bytes of memory, over the limit of {} bytes",
+                state.rt.memory_bytes
+            ),
+        )
+    })
+}
+
 fn log_guest_output(tenant: &str, (stdout, stderr): &(MemoryOutputPipe, MemoryOutputPipe)) {
     for (name, pipe) in [("stdout", stdout), ("stderr", stderr)] {
         let bytes = pipe.contents();
@@ -621,11 +574,31 @@ fn log_guest_output(tenant: &str, (stdout, stderr): &(MemoryOutputPipe, MemoryOu
     }
 }
 
-fn trap(tenant: &str, e: wasmtime::Error) -> RunError {
-    let msg = format!("{e:#}");
+fn trap(tenant: &str, e: wasmtime::Error, limit: Option<(LimitKind, String)>) -> RunError {
+    let limit = limit.or_else(|| {
+        (e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::StackOverflow)).then(|| {
+            (
+                LimitKind::Stack,
+                "the guest's call stack overflowed (runaway recursion)".to_string(),
+            )
+        })
+    });
+    if let Some((kind, detail)) = limit {
+        return RunError::Limit {
+            tenant: tenant.to_string(),
+            kind,
+            detail,
+        };
+    }
+    // The trap code ("out of bounds memory access", "unreachable" for a guest panic), not
+    // the backtrace wrapper around it.
+    let message = match e.downcast_ref::<wasmtime::Trap>() {
+        Some(t) => format!("{t}"),
+        None => one_line(&e.root_cause().to_string()),
+    };
     RunError::Trap {
         tenant: tenant.to_string(),
-        message: msg.lines().next().unwrap_or("unknown trap").to_string(),
+        message,
     }
 }
 
@@ -651,8 +624,19 @@ fn connector_error(tenant: &str, e: api::ConnectorError) -> RunError {
     RunError::Connector {
         tenant: tenant.to_string(),
         kind,
-        message,
+        message: one_line(&message),
     }
+}
+
+fn one_line(s: &str) -> String {
+    let line: String = s
+        .split(['\n', '\r'])
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(1000)
+        .collect();
+    line
 }
 
 /// A store for `describe`, which must not touch checkpoints.

@@ -1,0 +1,165 @@
+//! Simulated tenants for `serve`: many tenant keys, one in-process Graph emulator.
+//!
+//! Load, soak and demo runs of the multi-tenant host need a thousand tenants without a
+//! thousand directories. Every simulated tenant (`sim-0000`, `sim-0001`, …) syncs the same
+//! generated directory through the real host path (egress policy, secret substitution,
+//! SQLite checkpoints, JSONL sink), each with its own checkpoint namespace and events file.
+//! Unlike [`crate::demo::emulator_tenant_run`], which opens a store and a sink per call, all
+//! simulated tenants share one SQLite store (one connection, not one per tenant) and each
+//! run opens its tenant's events file and closes it when the run ends.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use graph_emulator::{Emulator, EmulatorConfig, Tenant};
+
+use super::{Schedule, SimulationSpec, TenantEntry};
+use crate::egress::{EgressPolicy, Origin};
+use crate::secrets::{SecretSet, SecretValue};
+use crate::{JsonlFileSink, RunError, SqliteCheckpointStore, TenantRun};
+
+/// The keys of `n` simulated tenants: `sim-0000`…, zero-padded to at least four digits so
+/// they sort in order.
+pub fn simulated_keys(n: usize) -> Vec<String> {
+    let width = n.saturating_sub(1).to_string().len().max(4);
+    (0..n).map(|i| format!("sim-{i:0width$}")).collect()
+}
+
+/// The running emulator and what every simulated tenant's run shares.
+pub struct Simulation {
+    emulator: Emulator,
+    template: Arc<Template>,
+    keys: Vec<String>,
+}
+
+/// The parts of a simulated run that are the same for every tenant and every run.
+struct Template {
+    connector_config: Vec<(String, String)>,
+    policy: EgressPolicy,
+    secrets: Arc<SecretSet>,
+    checkpoints: Arc<SqliteCheckpointStore>,
+    events_dir: PathBuf,
+}
+
+impl Simulation {
+    /// Starts the emulator with `users_per_tenant` generated users and opens the shared
+    /// checkpoint store.
+    pub async fn start(spec: &SimulationSpec) -> Result<Simulation, String> {
+        let checkpoints = SqliteCheckpointStore::open(&spec.checkpoint_db).map_err(|e| {
+            format!(
+                "{e}; check checkpoint_db = \"{}\"",
+                spec.checkpoint_db.display()
+            )
+        })?;
+        std::fs::create_dir_all(&spec.events_dir).map_err(|e| {
+            format!(
+                "cannot create events_dir \"{}\": {e}",
+                spec.events_dir.display()
+            )
+        })?;
+        let emulator = Emulator::start(
+            Tenant::generated(spec.seed, spec.users_per_tenant),
+            EmulatorConfig::default(),
+        )
+        .await
+        .map_err(|e| format!("cannot start the Graph emulator: {e:#}"))?;
+        let cfg = emulator.config();
+        let login = Origin::parse(&emulator.login_endpoint())?;
+        let graph = Origin::parse(&emulator.graph_endpoint())?;
+        let mut secrets = SecretSet::new();
+        secrets.insert(
+            "client_secret",
+            SecretValue::new(cfg.client_secret.clone()),
+            vec![login.clone()],
+        );
+        let mut policy = EgressPolicy::new(vec![login, graph]);
+        policy.allow_loopback_http = true;
+        let template = Template {
+            connector_config: vec![
+                ("tenant_id".into(), cfg.tenant_id.clone()),
+                ("client_id".into(), cfg.client_id.clone()),
+                ("login_endpoint".into(), emulator.login_endpoint()),
+                ("graph_endpoint".into(), emulator.graph_endpoint()),
+            ],
+            policy,
+            secrets: Arc::new(secrets),
+            checkpoints: Arc::new(checkpoints),
+            events_dir: spec.events_dir.clone(),
+        };
+        Ok(Simulation {
+            emulator,
+            template: Arc::new(template),
+            keys: simulated_keys(spec.tenants),
+        })
+    }
+
+    /// The simulated tenants' keys.
+    pub fn keys(&self) -> &[String] {
+        &self.keys
+    }
+
+    /// The emulator serving every simulated tenant (its counters, fault rules).
+    pub fn emulator(&self) -> &Emulator {
+        &self.emulator
+    }
+
+    /// One [`TenantEntry`] per simulated tenant, each on `schedule`.
+    pub fn entries(&self, schedule: &Schedule) -> Vec<TenantEntry> {
+        self.keys
+            .iter()
+            .map(|key| {
+                let template = self.template.clone();
+                let tenant = key.clone();
+                TenantEntry {
+                    key: key.clone(),
+                    make_run: Box::new(move || template.run(&tenant)),
+                    schedule: schedule.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// Stops the emulator.
+    pub async fn shutdown(self) {
+        self.emulator.shutdown().await;
+    }
+}
+
+impl Template {
+    fn run(&self, tenant: &str) -> Result<TenantRun, RunError> {
+        let path = self.events_dir.join(format!("{tenant}.jsonl"));
+        let sink = JsonlFileSink::open(&path).map_err(|e| RunError::Host {
+            tenant: tenant.to_string(),
+            message: format!("cannot open its events file: {e}; check [simulation] events_dir"),
+        })?;
+        Ok(TenantRun {
+            tenant: tenant.to_string(),
+            connector_config: self.connector_config.clone(),
+            policy: self.policy.clone(),
+            secrets: self.secrets.clone(),
+            checkpoints: self.checkpoints.clone(),
+            sink: Arc::new(sink),
+            timeout: Duration::from_secs(3600),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_padded_and_ordered() {
+        assert_eq!(simulated_keys(2), ["sim-0000", "sim-0001"]);
+        assert_eq!(
+            simulated_keys(10_000).last().map(String::as_str),
+            Some("sim-9999")
+        );
+        let k = simulated_keys(10_001);
+        assert_eq!(
+            (k[0].as_str(), k[10_000].as_str()),
+            ("sim-00000", "sim-10000")
+        );
+    }
+}

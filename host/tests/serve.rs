@@ -1,0 +1,600 @@
+//! `connector-host serve` and the library under it, against the Graph emulator on
+//! 127.0.0.1: many simulated tenants in once mode, metrics scraped over HTTP, the
+//! one-run-per-tenant rule, backoff after failures, graceful shutdown (SIGTERM and a cut
+//! run), and the one-line error for a bad tenants file.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use connector_host::egress::Origin;
+use connector_host::emulator::{Emulator, EmulatorConfig, Endpoint, FaultRule, Tenant};
+use connector_host::metrics::FailureKind;
+use connector_host::secrets::{SecretSet, SecretValue};
+use connector_host::serve::{
+    Deployment, Refused, Schedule, ServeFile, ServeOptions, Server, TenantEntry,
+};
+use connector_host::{RunError, Runtime, RuntimeLimits};
+
+const BIN: &str = env!("CARGO_BIN_EXE_connector-host");
+
+async fn runtime() -> Arc<Runtime> {
+    Arc::new(
+        Runtime::new(connector_host::ENTRA_CONNECTOR, RuntimeLimits::default())
+            .await
+            .expect("the embedded component loads"),
+    )
+}
+
+async fn get(url: String) -> (u16, String) {
+    let resp = reqwest::get(&url).await.expect("the endpoint answers");
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap_or_default())
+}
+
+fn lines(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .count()
+}
+
+/// Checkpoint rows per namespace in a SQLite checkpoint store.
+fn cursors(db: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT namespace FROM checkpoints ORDER BY namespace")
+        .unwrap();
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
+    rows.map(|r| r.unwrap()).collect()
+}
+
+fn sim_file(dir: &Path, serve: &str, tenants: usize) -> PathBuf {
+    let path = dir.join("tenants.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[serve]\nlisten = \"127.0.0.1:0\"\n{serve}\n\n[schedule]\ninterval_secs = 3600\njitter_secs = 0\n\n\
+             [simulation]\ntenants = {tenants}\nusers_per_tenant = 10\nseed = 7\n\
+             checkpoint_db = \"sim/checkpoints.sqlite\"\nevents_dir = \"sim/events\"\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// A tenant of `emu` as the platform would register it, its secret replaced when given.
+fn emulator_entry(
+    emu: &Arc<Emulator>,
+    key: &'static str,
+    dir: &Path,
+    schedule: Schedule,
+    wrong_secret: Option<&'static str>,
+) -> TenantEntry {
+    let emu = emu.clone();
+    let db = dir.join("checkpoints.sqlite");
+    let events = dir.join(format!("{key}.jsonl"));
+    TenantEntry {
+        key: key.into(),
+        make_run: Box::new(move || {
+            let mut run = connector_host::demo::emulator_tenant_run(&emu, key, &db, &events)
+                .map_err(|message| RunError::Host {
+                    tenant: key.into(),
+                    message,
+                })?;
+            if let Some(secret) = wrong_secret {
+                let login =
+                    Origin::parse(&emu.login_endpoint()).map_err(|message| RunError::Host {
+                        tenant: key.into(),
+                        message,
+                    })?;
+                let mut secrets = SecretSet::new();
+                secrets.insert("client_secret", SecretValue::new(secret), vec![login]);
+                run.secrets = Arc::new(secrets);
+            }
+            Ok(run)
+        }),
+        schedule,
+    }
+}
+
+/// An emulator whose first /users request is throttled for `secs` seconds, so a run takes
+/// at least that long.
+async fn slow_emulator(secs: u32) -> Arc<Emulator> {
+    let emu = Emulator::start(Tenant::generated(5, 10), EmulatorConfig::default())
+        .await
+        .unwrap();
+    let mut rule = FaultRule::throttle(Endpoint::Users, secs);
+    rule.count = 1;
+    emu.add_fault(rule);
+    Arc::new(emu)
+}
+
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulated_tenants_run_once_and_metrics_show_every_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = sim_file(dir.path(), "max_concurrent_runs = 4\nonce = true", 20);
+    let file = ServeFile::load(&path).unwrap();
+    let deployment = Deployment::start(file, runtime().await).await.unwrap();
+    let addr = deployment.endpoint.local_addr();
+    assert_eq!(
+        get(format!("http://{addr}/healthz")).await,
+        (200, "ok\n".into())
+    );
+
+    let summary = deployment.server.serve(std::future::pending()).await;
+    assert_eq!(
+        (
+            summary.tenants,
+            summary.runs,
+            summary.successes,
+            summary.events
+        ),
+        (20, 20, 20, 200),
+        "{summary}"
+    );
+    assert!(summary.all_succeeded() && summary.exit_code() == 0);
+    assert!((1..=4).contains(&summary.peak_in_flight), "{summary}");
+
+    // Scraped after the runs, before the endpoint closes.
+    let (status, text) = get(format!("http://{addr}/metrics")).await;
+    assert_eq!(status, 200);
+    let has = |line: &str| text.lines().any(|l| l == line);
+    for key in connector_host::serve::simulated_keys(20) {
+        for line in [
+            format!("connector_runs_total{{tenant=\"{key}\",outcome=\"success\"}} 1"),
+            format!("connector_runs_total{{tenant=\"{key}\",outcome=\"failure\"}} 0"),
+            format!("connector_events_total{{tenant=\"{key}\"}} 10"),
+            format!("connector_throttled_total{{tenant=\"{key}\"}} 0"),
+        ] {
+            assert!(has(&line), "missing {line} in\n{text}");
+        }
+        assert!(
+            text.contains(&format!(
+                "connector_http_requests_total{{tenant=\"{key}\",status=\"200\"}} "
+            )),
+            "{text}"
+        );
+        assert!(text.contains(&format!(
+            "connector_last_success_timestamp_seconds{{tenant=\"{key}\"}} "
+        )));
+    }
+    for line in [
+        "connector_tenants 20",
+        "connector_pool_capacity 4",
+        "connector_runs_in_flight 0",
+        "connector_runs_waiting 0",
+        "connector_run_duration_seconds_count 20",
+    ] {
+        assert!(has(line), "missing {line} in\n{text}");
+    }
+    assert_eq!(
+        get(format!("http://{addr}/healthz")).await.0,
+        503,
+        "not serving any more"
+    );
+    assert_eq!(get(format!("http://{addr}/nothing")).await.0, 404);
+    deployment.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_once_from_the_cli_syncs_every_tenant_into_its_file_and_one_store() {
+    let dir = tempfile::tempdir().unwrap();
+    // The file says serve forever; --once overrides it.
+    let path = sim_file(dir.path(), "once = false", 20);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["serve", "--tenants"])
+            .arg(&path)
+            .arg("--once")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("serving 20 tenants once"), "{stderr}");
+    for line in [
+        "serve summary",
+        "  tenants                 20",
+        "  runs                    20",
+        "  successes               20",
+        "  failures                0",
+        "  events                  200",
+    ] {
+        assert!(
+            stderr.lines().any(|l| l == line),
+            "missing {line:?}: {stderr}"
+        );
+    }
+    assert!(stderr.contains("  wall time               "), "{stderr}");
+    assert!(stderr.contains("  peak in flight          "), "{stderr}");
+    for key in connector_host::serve::simulated_keys(20) {
+        assert_eq!(
+            lines(&dir.path().join(format!("sim/events/{key}.jsonl"))),
+            10,
+            "{key}"
+        );
+    }
+    let namespaces = cursors(&dir.path().join("sim/checkpoints.sqlite"));
+    assert_eq!(
+        namespaces.len(),
+        20,
+        "one cursor per tenant: {namespaces:?}"
+    );
+    assert!(namespaces[3].starts_with("sim-0003/"), "{namespaces:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_now_is_refused_while_a_run_of_that_tenant_is_in_flight() {
+    let emu = slow_emulator(2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::new(runtime().await, ServeOptions::default());
+    server
+        .register(emulator_entry(
+            &emu,
+            "slow",
+            dir.path(),
+            Schedule::default(),
+            None,
+        ))
+        .unwrap();
+
+    let first = tokio::spawn({
+        let server = server.clone();
+        async move { server.run_now("slow").await }
+    });
+    wait_until("the first run is in flight", || {
+        server.status("slow").is_some_and(|s| s.running)
+    })
+    .await;
+    let refused = server.run_now("slow").await.unwrap_err();
+    assert_eq!(
+        refused,
+        Refused::AlreadyRunning {
+            tenant: "slow".into()
+        }
+    );
+    assert!(
+        refused.to_string().contains("tenant 'slow'")
+            && refused.to_string().contains("already in progress"),
+        "{refused}"
+    );
+
+    let report = first
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("the slow run succeeds");
+    assert_eq!(report.events_written, 10);
+    assert_eq!(
+        report.http_status.get(&429),
+        Some(&1),
+        "it was throttled once"
+    );
+    assert!(
+        report.duration >= Duration::from_secs(1),
+        "{:?}",
+        report.duration
+    );
+    let text = server.metrics().render();
+    assert!(
+        text.contains("connector_throttled_total{tenant=\"slow\"} 1\n"),
+        "{text}"
+    );
+    assert!(text.contains("connector_http_requests_total{tenant=\"slow\",status=\"429\"} 1\n"));
+
+    // The claim is released: the next run starts (and is incremental).
+    let again = server.run_now("slow").await.unwrap().unwrap();
+    assert!(!again.full_sync);
+    assert!(!server.status("slow").unwrap().running);
+    assert_eq!(
+        server.run_now("nobody").await.unwrap_err(),
+        Refused::UnknownTenant {
+            tenant: "nobody".into()
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_tenant_is_retried_after_backoff_initial_then_twice_that() {
+    let emu = Arc::new(
+        Emulator::start(Tenant::generated(5, 10), EmulatorConfig::default())
+            .await
+            .unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let schedule = Schedule {
+        interval: Duration::from_secs(3600),
+        jitter: Duration::ZERO,
+        backoff_initial: Duration::from_secs(1),
+        backoff_max: Duration::from_secs(60),
+    };
+    let server = Server::new(runtime().await, ServeOptions::default());
+    server
+        .register(emulator_entry(
+            &emu,
+            "bad",
+            dir.path(),
+            schedule,
+            Some("wrong-secret"),
+        ))
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn({
+        let server = server.clone();
+        async move {
+            server
+                .serve(async {
+                    let _ = stopped.await;
+                })
+                .await
+        }
+    });
+
+    // The delays the scheduler planned after the 1st and the 2nd failure in a row.
+    let mut planned = Vec::new();
+    for failures in [1, 2] {
+        wait_until("the scheduler plans the next retry", || {
+            server
+                .status("bad")
+                .is_some_and(|s| s.consecutive_failures == failures && s.planned_delay.is_some())
+        })
+        .await;
+        planned.push(server.status("bad").unwrap().planned_delay.unwrap());
+    }
+    assert_eq!(planned, [Duration::from_secs(1), Duration::from_secs(2)]);
+
+    let _ = stop.send(());
+    let summary = serving.await.unwrap();
+    assert_eq!(
+        summary.failures.get(&FailureKind::Auth),
+        Some(&2),
+        "{summary}"
+    );
+    assert_eq!((summary.successes, summary.cut), (0, 0));
+    assert_eq!(
+        summary.exit_code(),
+        0,
+        "serve mode: a requested shutdown is a clean exit"
+    );
+    let text = server.metrics().render();
+    assert!(
+        text.contains("connector_run_failures_total{tenant=\"bad\",kind=\"auth\"} 2\n"),
+        "{text}"
+    );
+    assert!(text.contains("connector_consecutive_failures{tenant=\"bad\"} 2\n"));
+    assert!(
+        cursors(&dir.path().join("checkpoints.sqlite")).is_empty(),
+        "a failed run commits no cursor"
+    );
+    assert!(matches!(
+        server.run_now("bad").await,
+        Err(Refused::ShuttingDown { .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_outlasting_the_grace_period_is_cut_and_its_cursor_does_not_move() {
+    let emu = slow_emulator(5).await;
+    let dir = tempfile::tempdir().unwrap();
+    let schedule = Schedule {
+        jitter: Duration::ZERO,
+        ..Schedule::default()
+    };
+    let server = Server::new(
+        runtime().await,
+        ServeOptions {
+            shutdown_grace: Duration::from_millis(300),
+            ..ServeOptions::default()
+        },
+    );
+    server
+        .register(emulator_entry(&emu, "slow", dir.path(), schedule, None))
+        .unwrap();
+    let metrics = server.metrics();
+    let started = Instant::now();
+    let summary = server
+        .serve(async {
+            wait_until("the run is in flight", || metrics.in_flight() == 1).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        })
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the 5 s run was not waited for: {:?}",
+        started.elapsed()
+    );
+    assert_eq!((summary.cut, summary.runs), (1, 0), "{summary}");
+    assert!(summary.to_string().contains("cut at shutdown         1"));
+    assert!(
+        !server.status("slow").unwrap().running,
+        "the claim is released"
+    );
+    assert_eq!(metrics.in_flight(), 0);
+    assert!(metrics
+        .render()
+        .contains("connector_runs_cut_total{tenant=\"slow\"} 1\n"));
+    assert!(cursors(&dir.path().join("checkpoints.sqlite")).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_mode_with_no_tenant_returns_at_once() {
+    let server = Server::new(
+        runtime().await,
+        ServeOptions {
+            once: true,
+            ..ServeOptions::default()
+        },
+    );
+    let summary = tokio::time::timeout(
+        Duration::from_secs(10),
+        server.serve(std::future::pending()),
+    )
+    .await
+    .expect("serve returns without tenants");
+    assert_eq!((summary.tenants, summary.runs), (0, 0));
+}
+
+/// Reads a child's stderr lines into a channel, so a test can wait for one line and keep
+/// everything for later.
+fn stderr_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_serve_within_the_grace_period_with_exit_0_and_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = sim_file(dir.path(), "shutdown_grace_secs = 10", 3);
+    let mut child = Command::new(BIN)
+        .args([
+            "--log",
+            "connector_host=info",
+            "--log-format",
+            "json",
+            "serve",
+            "--tenants",
+        ])
+        .arg(&path)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rx = stderr_lines(&mut child);
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let addr = loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("no start line: {seen:#?}"));
+        seen.push(line.clone());
+        if let Some(rest) = line.split("metrics http://").nth(1) {
+            break rest.split('/').next().unwrap().to_string();
+        }
+    };
+    assert!(seen.last().unwrap().starts_with("serving 3 tenants from "));
+    assert_eq!(
+        get(format!("http://{addr}/healthz")).await,
+        (200, "ok\n".into())
+    );
+    wait_until_async_metrics(
+        &addr,
+        "connector_runs_total{tenant=\"sim-0002\",outcome=\"success\"} 1",
+    )
+    .await;
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not exit within the grace period"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    seen.extend(rx.iter());
+    let stderr = seen.join("\n");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("SIGTERM: shutting down"), "{stderr}");
+    assert!(
+        seen.iter().any(|l| l == "  successes               3"),
+        "{stderr}"
+    );
+
+    // Structured logs: JSON, each run's lines carry the tenant, no secret anywhere.
+    let runs: Vec<serde_json::Value> = seen
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "run succeeded")
+        .collect();
+    assert_eq!(runs.len(), 3, "{stderr}");
+    for run in &runs {
+        let tenant = run["fields"]["tenant"].as_str().unwrap_or("");
+        assert!(tenant.starts_with("sim-"), "{run}");
+        assert_eq!(run["fields"]["events"], 10, "{run}");
+    }
+    assert!(
+        !stderr.contains(&EmulatorConfig::default().client_secret),
+        "{stderr}"
+    );
+}
+
+async fn wait_until_async_metrics(addr: &str, line: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, text) = get(format!("http://{addr}/metrics")).await;
+        if text.lines().any(|l| l == line) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "metrics never showed {line}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn a_bad_tenants_file_exits_2_with_one_line_naming_the_file_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tenants.toml");
+    std::fs::write(
+        &path,
+        "[serve]\nlisten = \"127.0.0.1:0\"\ncolour = \"blue\"\n\n[simulation]\ntenants = 2\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--tenants"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let line = stderr.trim_end();
+    assert!(line.starts_with("error: "), "{line}");
+    assert!(line.contains(&path.display().to_string()), "{line}");
+    assert!(
+        line.contains("line 3, in [serve]") && line.contains("colour"),
+        "{line}"
+    );
+
+    let out = Command::new(BIN)
+        .args(["serve", "--tenants"])
+        .arg(dir.path().join("absent.toml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("error: cannot read tenants file"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,30 @@
+//! Builds the test-only components for `wasm32-wasip2` and hands their paths to the tests:
+//! the hostile connector (`HOSTILE_CONNECTOR_WASM`, run by `tests/hostile.rs` against the
+//! real host) and the mapping benchmark (`MAPPING_BENCH_WASM`, `benches/mapping.rs`).
+
+include!("../build-support/wasm_build.rs");
+
+fn main() {
+    let manifest = std::path::PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    );
+    let root = manifest
+        .parent()
+        .expect("tests/ lives in the workspace root");
+    let wasm = build_wasm_components(
+        root,
+        "test-components-build",
+        &["hostile-connector", "mapping-bench"],
+        &[
+            "tests/hostile",
+            "tests/mapbench",
+            "guest/src",
+            "guest/Cargo.toml",
+        ],
+    );
+    println!(
+        "cargo:rustc-env=HOSTILE_CONNECTOR_WASM={}",
+        wasm[0].display()
+    );
+    println!("cargo:rustc-env=MAPPING_BENCH_WASM={}", wasm[1].display());
+}

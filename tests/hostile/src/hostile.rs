@@ -1,0 +1,358 @@
+//! The `asset-connector` export whose `run` performs the attack named by config `attack`.
+//! Every attack either misbehaves until the host stops it, or reports what the host let
+//! it do in a fixed text format the end-to-end tests match on (see each attack's doc).
+
+use core::hint::black_box;
+
+use serde_json::json;
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "asset-connector",
+});
+
+use connector::runtime::{emit_event, http_fetch, kv_checkpoint};
+use exports::connector::runtime::connector as api;
+
+use api::ConnectorError;
+
+/// The checkpoint key the real Entra connector uses for its own cursor.
+const OWN_CURSOR: &str = "users/created-cursor";
+
+struct Component;
+
+impl api::Guest for Component {
+    fn describe() -> api::Description {
+        api::Description {
+            name: "hostile".into(),
+            version: "0.0.1".into(),
+            permissions: Vec::new(),
+            config_keys: Vec::new(),
+            secrets: Vec::new(),
+            event_classes: Vec::new(),
+        }
+    }
+
+    fn check(_config: api::Config) -> Result<Vec<api::Probe>, ConnectorError> {
+        Ok(Vec::new())
+    }
+
+    fn run(config: api::Config) -> Result<api::RunReport, ConnectorError> {
+        let attack = value(&config, "attack")?;
+        match attack {
+            "spin" => spin(),
+            "memory-bomb" => memory_bomb(),
+            "recursion" => {
+                let depth = recurse(0);
+                Err(ConnectorError::Host(format!(
+                    "recursion returned at {depth}"
+                )))
+            }
+            "giant-event" => giant_event(),
+            "event-flood" => event_flood(),
+            "fetch" => fetch(&config),
+            "secret-to-wrong-host" => secret_to_wrong_host(&config),
+            "huge-request" => huge_request(&config),
+            "request-flood" => request_flood(&config),
+            "env-and-files" => env_and_files(),
+            "foreign-checkpoint" => foreign_checkpoint(),
+            "invalid-json" => invalid_json(),
+            "trap-mid-run" => trap_mid_run(),
+            "checkpoint-then-trap" => checkpoint_then_trap(),
+            other => Err(ConnectorError::Config(format!("unknown attack '{other}'"))),
+        }
+    }
+}
+
+export!(Component);
+
+/// The value of a config key, or `config("missing config key '<key>'")`.
+fn value<'a>(config: &'a [(String, String)], key: &str) -> Result<&'a str, ConnectorError> {
+    config
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .ok_or_else(|| ConnectorError::Config(format!("missing config key '{key}'")))
+}
+
+/// A run report with only the given counts and warnings.
+fn report(events_emitted: u64, requests: u64, warnings: Vec<String>) -> api::RunReport {
+    api::RunReport {
+        items_seen: 0,
+        events_emitted,
+        items_skipped: 0,
+        items_partial: 0,
+        requests,
+        full_sync: false,
+        warnings,
+        unavailable: Vec::new(),
+    }
+}
+
+/// `denied: <msg>`, `timeout`, `too-large: <bytes>`, `transport: <msg>` or `budget-exhausted`.
+fn fetch_error_text(e: &http_fetch::FetchError) -> String {
+    match e {
+        http_fetch::FetchError::Denied(m) => format!("denied: {m}"),
+        http_fetch::FetchError::Timeout => "timeout".into(),
+        http_fetch::FetchError::TooLarge(n) => format!("too-large: {n}"),
+        http_fetch::FetchError::Transport(m) => format!("transport: {m}"),
+        http_fetch::FetchError::BudgetExhausted => "budget-exhausted".into(),
+    }
+}
+
+/// `conflict: v<N>` / `conflict: none`, `invalid: <msg>` or `storage: <msg>`.
+fn kv_error_text(e: &kv_checkpoint::KvError) -> String {
+    match e {
+        kv_checkpoint::KvError::Conflict(Some(v)) => format!("conflict: v{v}"),
+        kv_checkpoint::KvError::Conflict(None) => "conflict: none".into(),
+        kv_checkpoint::KvError::Invalid(m) => format!("invalid: {m}"),
+        kv_checkpoint::KvError::Storage(m) => format!("storage: {m}"),
+    }
+}
+
+/// `invalid: <msg>` or `sink: <msg>`.
+fn emit_error_text(e: &emit_event::EmitError) -> String {
+    match e {
+        emit_event::EmitError::Invalid(m) => format!("invalid: {m}"),
+        emit_event::EmitError::Sink(m) => format!("sink: {m}"),
+    }
+}
+
+/// Emits one batch; a refusal becomes `host("<emit error text>")`.
+fn emit(events: &[String]) -> Result<(), ConnectorError> {
+    emit_event::emit(events).map_err(|e| ConnectorError::Host(emit_error_text(&e)))
+}
+
+/// One request, reported as `Ok` with warnings `["status <code>"]`, or as
+/// `host("<fetch error text>")`.
+fn fetch_one(req: http_fetch::Request) -> Result<api::RunReport, ConnectorError> {
+    match http_fetch::fetch(&req) {
+        Ok(resp) => Ok(report(0, 1, vec![format!("status {}", resp.status)])),
+        Err(e) => Err(ConnectorError::Host(fetch_error_text(&e))),
+    }
+}
+
+fn get(url: &str) -> http_fetch::Request {
+    http_fetch::Request {
+        method: "GET".into(),
+        url: url.into(),
+        headers: Vec::new(),
+        body: None,
+    }
+}
+
+/// `spin`: a busy loop that never calls the host and never returns; only the host's
+/// CPU limit (fuel or epoch interruption) can stop it.
+fn spin() -> ! {
+    let mut n: u64 = 0;
+    loop {
+        n = black_box(n.wrapping_add(1));
+    }
+}
+
+/// `memory-bomb`: allocates, fills and keeps 16 MiB chunks until an allocation fails
+/// (an allocation failure aborts, i.e. traps); only the host's memory limit stops it.
+fn memory_bomb() -> ! {
+    const CHUNK: usize = 16 << 20;
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut chunk = vec![0xA5u8; CHUNK];
+        black_box(&mut chunk);
+        chunks.push(chunk);
+        black_box(&mut chunks);
+    }
+}
+
+/// `recursion`: unbounded non-tail recursion with a 256-byte frame on the stack, so it
+/// exhausts the stack (shadow stack in linear memory or the wasm call stack) and traps.
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let mut frame = [0u8; 256];
+    frame[(depth % 256) as usize] = depth as u8;
+    black_box(&mut frame);
+    if black_box(depth) == u64::MAX {
+        return 0;
+    }
+    let below = recurse(black_box(depth + 1));
+    below.wrapping_add(u64::from(frame[(depth % 251) as usize]))
+}
+
+/// `giant-event`: emits one valid JSON object of exactly 64 MiB, `{"x":"aaaa…"}`.
+/// `Ok` (events_emitted 1) if accepted, else `host("<emit error text>")`.
+fn giant_event() -> Result<api::RunReport, ConnectorError> {
+    const SIZE: usize = 64 << 20;
+    const HEAD: &str = "{\"x\":\"";
+    const TAIL: &str = "\"}";
+    let mut event = String::with_capacity(SIZE);
+    event.push_str(HEAD);
+    event.push_str(&"a".repeat(SIZE - HEAD.len() - TAIL.len()));
+    event.push_str(TAIL);
+    emit(&[event])?;
+    Ok(report(1, 0, Vec::new()))
+}
+
+/// `event-flood`: 1,000 batches of 10,000 small events `{"batch":B,"i":I}`. Stops at
+/// the first refused batch with `host("<emit error text>")`; `Ok` (events_emitted
+/// 10,000,000) if all were accepted.
+fn event_flood() -> Result<api::RunReport, ConnectorError> {
+    let mut emitted = 0u64;
+    for batch in 0..1_000u32 {
+        let events: Vec<String> = (0..10_000u32)
+            .map(|i| format!("{{\"batch\":{batch},\"i\":{i}}}"))
+            .collect();
+        emit(&events)?;
+        emitted += events.len() as u64;
+    }
+    Ok(report(emitted, 0, Vec::new()))
+}
+
+/// `fetch`: GET config `url`. `Ok` with warnings `["status <code>"]`, or
+/// `host("<fetch error text>")`, e.g. `host("denied: <msg>")`.
+fn fetch(config: &[(String, String)]) -> Result<api::RunReport, ConnectorError> {
+    fetch_one(get(value(config, "url")?))
+}
+
+/// `secret-to-wrong-host`: POSTs `client_secret={{secret:client_secret}}` (form-urlencoded)
+/// to config `url`, hoping the host substitutes the secret for a host it is not bound to.
+/// Reported as `fetch`.
+fn secret_to_wrong_host(config: &[(String, String)]) -> Result<api::RunReport, ConnectorError> {
+    fetch_one(http_fetch::Request {
+        method: "POST".into(),
+        url: value(config, "url")?.into(),
+        headers: vec![(
+            "content-type".into(),
+            "application/x-www-form-urlencoded".into(),
+        )],
+        body: Some(b"client_secret={{secret:client_secret}}".to_vec()),
+    })
+}
+
+/// `huge-request`: POSTs a 64 MiB body (`b'a'` repeated) to config `url`. Reported as `fetch`.
+fn huge_request(config: &[(String, String)]) -> Result<api::RunReport, ConnectorError> {
+    fetch_one(http_fetch::Request {
+        method: "POST".into(),
+        url: value(config, "url")?.into(),
+        headers: vec![("content-type".into(), "application/octet-stream".into())],
+        body: Some(vec![b'a'; 64 << 20]),
+    })
+}
+
+/// `request-flood`: one `fetch-all` of 100,000 GETs of config `url`. Always `Ok`, with
+/// warnings `["ok=<n> budget=<n> denied=<n> other=<n>"]` (ok counts responses of any
+/// status, budget `budget-exhausted`, denied `denied`, other every other error).
+fn request_flood(config: &[(String, String)]) -> Result<api::RunReport, ConnectorError> {
+    let url = value(config, "url")?;
+    let reqs: Vec<http_fetch::Request> = (0..100_000).map(|_| get(url)).collect();
+    let (mut ok, mut budget, mut denied, mut other) = (0u64, 0u64, 0u64, 0u64);
+    for outcome in http_fetch::fetch_all(&reqs) {
+        match outcome {
+            Ok(_) => ok += 1,
+            Err(http_fetch::FetchError::BudgetExhausted) => budget += 1,
+            Err(http_fetch::FetchError::Denied(_)) => denied += 1,
+            Err(_) => other += 1,
+        }
+    }
+    Ok(report(
+        0,
+        reqs.len() as u64,
+        vec![format!(
+            "ok={ok} budget={budget} denied={denied} other={other}"
+        )],
+    ))
+}
+
+/// `env-and-files`: probes what the WASI sandbox exposes and emits it as one event
+/// `{"env_vars":N,"args":N,"read_dir_root":"ok:N entries|err:<msg>","read_passwd":
+/// "ok:N bytes|err:<msg>","tcp_connect":"ok|err:<msg>","cwd":"ok:<path>|err:<msg>"}`,
+/// then `Ok` (events_emitted 1); a refused emit is `host("<emit error text>")`.
+fn env_and_files() -> Result<api::RunReport, ConnectorError> {
+    let read_dir_root = match std::fs::read_dir("/") {
+        Ok(entries) => format!("ok:{} entries", entries.count()),
+        Err(e) => format!("err:{e}"),
+    };
+    let read_passwd = match std::fs::read("/etc/passwd") {
+        Ok(bytes) => format!("ok:{} bytes", bytes.len()),
+        Err(e) => format!("err:{e}"),
+    };
+    let tcp_connect = match std::net::TcpStream::connect("127.0.0.1:80") {
+        Ok(_) => "ok".to_string(),
+        Err(e) => format!("err:{e}"),
+    };
+    let cwd = match std::env::current_dir() {
+        Ok(path) => format!("ok:{}", path.display()),
+        Err(e) => format!("err:{e}"),
+    };
+    let event = json!({
+        "env_vars": std::env::vars().count(),
+        "args": std::env::args().count(),
+        "read_dir_root": read_dir_root,
+        "read_passwd": read_passwd,
+        "tcp_connect": tcp_connect,
+        "cwd": cwd,
+    });
+    emit(&[event.to_string()])?;
+    Ok(report(1, 0, Vec::new()))
+}
+
+/// `foreign-checkpoint`: for each key that tries to escape the tenant/connector namespace
+/// (plus the connector's own cursor key as a control), `get` it and then `set` it to
+/// `b"hostile"` with expected version none. Emits one event
+/// `{"results":[{"key":K,"get":"none|some:v<N>|err:<kv error text>","set":"ok:v<N>|err:<kv error text>"},…]}`
+/// and returns `Ok` (events_emitted 1); a refused emit is `host("<emit error text>")`.
+fn foreign_checkpoint() -> Result<api::RunReport, ConnectorError> {
+    let keys = [
+        "../tenant-b/entra-id-users/users/created-cursor",
+        "tenant-b/entra-id-users/users/created-cursor",
+        "/tenant-b/x",
+        OWN_CURSOR,
+    ];
+    let results: Vec<serde_json::Value> = keys
+        .iter()
+        .map(|key| {
+            let got = match kv_checkpoint::get(key) {
+                Ok(None) => "none".to_string(),
+                Ok(Some((_, version))) => format!("some:v{version}"),
+                Err(e) => format!("err:{}", kv_error_text(&e)),
+            };
+            let set = match kv_checkpoint::set(key, b"hostile", None) {
+                Ok(version) => format!("ok:v{version}"),
+                Err(e) => format!("err:{}", kv_error_text(&e)),
+            };
+            json!({ "key": key, "get": got, "set": set })
+        })
+        .collect();
+    emit(&[json!({ "results": results }).to_string()])?;
+    Ok(report(1, 0, Vec::new()))
+}
+
+/// `invalid-json`: emits `["not json"]`. `host("<emit error text>")` if refused (the
+/// expected outcome), `Ok` (events_emitted 1) if the host accepted it.
+fn invalid_json() -> Result<api::RunReport, ConnectorError> {
+    emit(&["not json".to_string()])?;
+    Ok(report(1, 0, Vec::new()))
+}
+
+/// `trap-mid-run`: emits one batch of 3 valid events `{"n":1}`, `{"n":2}`, `{"n":3}`,
+/// then panics with "hostile trap" (a panic aborts, i.e. traps, in the `guest` profile).
+/// A refused emit is `host("<emit error text>")` instead.
+fn trap_mid_run() -> Result<api::RunReport, ConnectorError> {
+    let events: Vec<String> = (1..=3).map(|n| format!("{{\"n\":{n}}}")).collect();
+    emit(&events)?;
+    panic!("hostile trap");
+}
+
+/// `checkpoint-then-trap`: moves its own cursor `users/created-cursor` to `b"moved"`
+/// (expected version: whatever `get` reports, none if unset), emits one event
+/// `{"n":1}`, then panics with "hostile trap after checkpoint". A failed `get`/`set` is
+/// `host("checkpoint: <kv error text>")`, a refused emit `host("<emit error text>")`.
+fn checkpoint_then_trap() -> Result<api::RunReport, ConnectorError> {
+    let checkpoint = |e: kv_checkpoint::KvError| {
+        ConnectorError::Host(format!("checkpoint: {}", kv_error_text(&e)))
+    };
+    let expected = kv_checkpoint::get(OWN_CURSOR)
+        .map_err(checkpoint)?
+        .map(|(_, version)| version);
+    kv_checkpoint::set(OWN_CURSOR, b"moved", expected).map_err(checkpoint)?;
+    emit(&["{\"n\":1}".to_string()])?;
+    panic!("hostile trap after checkpoint");
+}

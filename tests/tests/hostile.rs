@@ -1,0 +1,484 @@
+//! Hostile components against the real host. Each test runs one attack of
+//! `tests/hostile/` (a component built from the same WIT) as tenant `hostile`, while a
+//! well-behaved tenant syncs through the real Entra component in the same host process.
+//! For each: the attack ends with a clear, typed error naming the limit or policy (or, for
+//! probes of the sandbox, reports that it saw nothing), the host survives, the hostile
+//! tenant's checkpoint is unchanged, and the good tenant gets exactly its events.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use connector_host::egress::{EgressPolicy, Origin};
+use connector_host::emulator::{EmulatorConfig, Tenant};
+use connector_host::error::ConnectorErrorKind;
+use connector_host::netguard::StaticResolver;
+use connector_host::secrets::{SecretSet, SecretValue};
+use connector_host::{
+    CheckpointStore, JsonlFileSink, LimitKind, RunError, RunOutcome, Runtime, RuntimeLimits,
+    RuntimeOptions, SqliteCheckpointStore, TenantRun,
+};
+use e2e_tests::{uids, user_ids, Harness};
+use serde_json::Value;
+
+const HOSTILE: &[u8] = include_bytes!(env!("HOSTILE_CONNECTOR_WASM"));
+const GOOD_USERS: usize = 40;
+
+/// The hostile tenant's own cursor, seeded before the attack.
+const SEEDED: &[u8] = b"{\"seeded\":true}";
+
+struct Arena {
+    good: Harness,
+    hostile: Runtime,
+    run: TenantRun,
+    store: Arc<SqliteCheckpointStore>,
+}
+
+fn limits() -> RuntimeLimits {
+    RuntimeLimits {
+        memory_bytes: 64 * 1024 * 1024,
+        cpu_budget_ms: 1_000,
+        max_events_per_run: 100_000,
+        pool_size: 8,
+        ..RuntimeLimits::default()
+    }
+}
+
+/// Sets up the good tenant (emulator, Entra component) and the hostile runtime/tenant.
+async fn arena(
+    attack: &str,
+    url: Option<&str>,
+    allow_loopback_http: bool,
+    extra_allow: &[&str],
+) -> Arena {
+    arena_with(attack, url, allow_loopback_http, extra_allow, limits()).await
+}
+
+/// [`arena`] with other limits for the hostile runtime.
+async fn arena_with(
+    attack: &str,
+    url: Option<&str>,
+    allow_loopback_http: bool,
+    extra_allow: &[&str],
+    limits: RuntimeLimits,
+) -> Arena {
+    let good = Harness::start(Tenant::generated(77, GOOD_USERS), EmulatorConfig::default()).await;
+    let mut names = BTreeMap::new();
+    names.insert(
+        "intranet.test".to_string(),
+        vec!["10.1.2.3".parse().unwrap()],
+    );
+    let hostile = Runtime::with_options(
+        HOSTILE,
+        RuntimeOptions {
+            limits,
+            cache_dir: None,
+            resolver: Arc::new(StaticResolver(names)),
+        },
+    )
+    .await
+    .expect("the hostile component loads");
+    let store =
+        Arc::new(SqliteCheckpointStore::open(&good.dir.path().join("checkpoints.sqlite")).unwrap());
+    store
+        .set("hostile/hostile", "users/created-cursor", SEEDED, None)
+        .unwrap();
+    let login = Origin::parse(&good.emulator.login_endpoint()).unwrap();
+    let graph = Origin::parse(&good.emulator.graph_endpoint()).unwrap();
+    let mut allow = vec![login.clone(), graph];
+    allow.extend(extra_allow.iter().map(|o| Origin::parse(o).unwrap()));
+    let mut policy = EgressPolicy::new(allow);
+    policy.allow_loopback_http = allow_loopback_http;
+    policy.max_requests = 1_000;
+    let mut secrets = SecretSet::new();
+    secrets.insert(
+        "client_secret",
+        SecretValue::new("hostile-tenant-secret"),
+        vec![login],
+    );
+    let mut config = vec![("attack".to_string(), attack.to_string())];
+    if let Some(u) = url {
+        config.push(("url".into(), u.into()));
+    }
+    let run = TenantRun {
+        tenant: "hostile".into(),
+        connector_config: config,
+        policy,
+        secrets: Arc::new(secrets),
+        checkpoints: store.clone(),
+        sink: Arc::new(JsonlFileSink::open(&good.dir.path().join("hostile.jsonl")).unwrap()),
+        timeout: Duration::from_secs(60),
+    };
+    Arena {
+        good,
+        hostile,
+        run,
+        store,
+    }
+}
+
+impl Arena {
+    /// Runs the attack and the good tenant at once; checks the good tenant and the hostile
+    /// checkpoint; returns the attack's outcome.
+    async fn clash(&self) -> RunOutcome {
+        let (bad, good) = tokio::join!(self.hostile.run(&self.run), self.good.sync());
+        let good = good.expect("the well-behaved tenant completes");
+        assert_eq!(good.events_written, GOOD_USERS as u64);
+        let got: Vec<String> = uids(&self.good.events());
+        assert_eq!(got.len(), GOOD_USERS, "exactly its events");
+        assert_eq!(
+            got.into_iter().collect::<BTreeSet<_>>(),
+            user_ids(&self.good.emulator)
+        );
+        let cursor = self
+            .store
+            .get("hostile/hostile", "users/created-cursor")
+            .unwrap();
+        assert_eq!(
+            cursor,
+            Some((SEEDED.to_vec(), 1)),
+            "the hostile tenant's checkpoint is unchanged"
+        );
+        // The host survives and still serves: one more good run works.
+        let again = self.good.sync().await.expect("the host still runs tenants");
+        assert!(!again.full_sync);
+        bad
+    }
+
+    fn hostile_events(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.good.dir.path().join("hostile.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+fn big_memory() -> RuntimeLimits {
+    RuntimeLimits {
+        memory_bytes: 512 * 1024 * 1024,
+        ..limits()
+    }
+}
+
+fn expect_limit(outcome: RunOutcome, kind: LimitKind, needle: &str) {
+    match outcome {
+        Err(
+            ref e @ RunError::Limit {
+                kind: k,
+                ref detail,
+                ..
+            },
+        ) => {
+            assert_eq!(k, kind, "{e}");
+            assert!(detail.contains(needle), "{e}");
+            let line = e.to_string();
+            assert!(
+                line.contains(&format!("stopped by the {} limit", kind.as_str()))
+                    && !line.contains('\n'),
+                "{line}"
+            );
+        }
+        other => panic!("expected the {kind:?} limit, got {other:?}"),
+    }
+}
+
+fn expect_host_error(outcome: RunOutcome, needle: &str) {
+    match outcome {
+        Err(RunError::Connector {
+            kind: ConnectorErrorKind::Host,
+            ref message,
+            ..
+        }) => {
+            assert!(message.contains(needle), "{message}")
+        }
+        other => panic!("expected a host-door error containing {needle:?}, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_infinite_loop_is_stopped_by_the_cpu_budget() {
+    let a = arena("spin", None, false, &[]).await;
+    expect_limit(a.clash().await, LimitKind::Cpu, "CPU budget of 1000 ms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_bomb_is_stopped_by_the_memory_cap() {
+    let a = arena("memory-bomb", None, false, &[]).await;
+    expect_limit(
+        a.clash().await,
+        LimitKind::Memory,
+        "over the limit of 67108864 bytes",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deep_recursion_traps_without_hurting_the_host() {
+    let a = arena("recursion", None, false, &[]).await;
+    match a.clash().await {
+        Err(RunError::Limit {
+            kind: LimitKind::Stack,
+            ..
+        }) => {}
+        Err(RunError::Trap { message, .. }) => {
+            assert!(
+                message.contains("wasm trap") || message.contains("out of bounds"),
+                "{message}"
+            )
+        }
+        other => panic!("expected a stack trap, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_giant_event_is_refused_at_the_call_size_limit() {
+    // Enough memory to build the 64 MiB event, so the call-size limit is what stops it.
+    let a = arena_with("giant-event", None, false, &[], big_memory()).await;
+    expect_limit(
+        a.clash().await,
+        LimitKind::CallSize,
+        "one emit call passed 67108880 bytes",
+    );
+    assert!(
+        a.hostile_events().is_empty(),
+        "nothing of it reached the sink"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_events_stops_at_the_run_limit() {
+    let a = arena("event-flood", None, false, &[]).await;
+    expect_host_error(
+        a.clash().await,
+        "the run's limit of 100000 events is reached",
+    );
+    assert_eq!(
+        a.hostile_events().len(),
+        100_000,
+        "exactly the allowed events, no partial batch"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_to_a_forbidden_host_is_denied() {
+    let a = arena("fetch", Some("https://evil.example/steal"), false, &[]).await;
+    expect_host_error(
+        a.clash().await,
+        "denied: https://evil.example is not in the tenant's egress allowlist",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_to_loopback_are_denied() {
+    // Plain http to the (allowlisted) emulator without the operator's loopback opt-in.
+    let a = arena(
+        "fetch",
+        Some("http://127.0.0.1:1/"),
+        false,
+        &["http://127.0.0.1:1"],
+    )
+    .await;
+    expect_host_error(
+        a.clash().await,
+        "denied: http://127.0.0.1:1: plain http is refused",
+    );
+    // https to loopback, even allowlisted, is a non-public address.
+    let a = arena(
+        "fetch",
+        Some("https://127.0.0.1:9/"),
+        false,
+        &["https://127.0.0.1:9"],
+    )
+    .await;
+    expect_host_error(
+        a.clash().await,
+        "denied: https://127.0.0.1:9 is a non-public address",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cloud_metadata_address_is_denied() {
+    let a = arena(
+        "fetch",
+        Some("https://169.254.169.254/metadata/instance"),
+        false,
+        &["https://169.254.169.254"],
+    )
+    .await;
+    expect_host_error(
+        a.clash().await,
+        "denied: https://169.254.169.254 is a non-public address",
+    );
+    let a = arena(
+        "fetch",
+        Some("https://[::ffff:169.254.169.254]/"),
+        false,
+        &["https://[::ffff:169.254.169.254]"],
+    )
+    .await;
+    expect_host_error(a.clash().await, "is a non-public address");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_address_is_denied_by_literal_and_by_name() {
+    let a = arena(
+        "fetch",
+        Some("https://10.0.0.5/admin"),
+        false,
+        &["https://10.0.0.5"],
+    )
+    .await;
+    expect_host_error(
+        a.clash().await,
+        "denied: https://10.0.0.5 is a non-public address",
+    );
+    let a = arena(
+        "fetch",
+        Some("https://intranet.test/admin"),
+        false,
+        &["https://intranet.test"],
+    )
+    .await;
+    expect_host_error(
+        a.clash().await,
+        "denied: intranet.test resolves to the non-public address 10.1.2.3",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_placeholder_aimed_at_the_wrong_host_is_refused() {
+    let a = arena("secret-to-wrong-host", None, true, &[]).await;
+    let graph = a.good.emulator.graph_endpoint();
+    let mut run = a.run.clone();
+    run.connector_config
+        .push(("url".into(), format!("{graph}/v1.0/users")));
+    let (bad, good) = tokio::join!(a.hostile.run(&run), a.good.sync());
+    good.expect("the well-behaved tenant completes");
+    expect_host_error(
+        bad,
+        &format!("denied: the secret 'client_secret' may not be sent to {graph}"),
+    );
+    assert_eq!(
+        a.store
+            .get("hostile/hostile", "users/created-cursor")
+            .unwrap(),
+        Some((SEEDED.to_vec(), 1))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_shows_no_environment_files_or_sockets() {
+    let a = arena("env-and-files", None, false, &[]).await;
+    a.clash().await.expect("the probe itself completes");
+    let events = a.hostile_events();
+    assert_eq!(events.len(), 1);
+    let seen = &events[0];
+    assert_eq!(seen["env_vars"], 0, "{seen}");
+    assert_eq!(seen["args"], 0, "{seen}");
+    for k in ["read_dir_root", "read_passwd", "tcp_connect"] {
+        let v = seen[k].as_str().unwrap_or("");
+        assert!(
+            v.starts_with("err:"),
+            "{k} must fail in the sandbox: {seen}"
+        );
+    }
+    // WASI may report a virtual working directory; it must not be the host's.
+    let host_cwd = std::env::current_dir().unwrap().display().to_string();
+    assert_ne!(
+        seen["cwd"].as_str().unwrap_or(""),
+        format!("ok:{host_cwd}"),
+        "{seen}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenants_checkpoint_cannot_be_read_or_written() {
+    let a = arena("foreign-checkpoint", None, false, &[]).await;
+    let other = "tenant-b/entra-id-users";
+    a.store
+        .set(other, "users/created-cursor", b"tenant-b's cursor", None)
+        .unwrap();
+    a.clash().await.expect("the probe itself completes");
+    assert_eq!(
+        a.store.get(other, "users/created-cursor").unwrap(),
+        Some((b"tenant-b's cursor".to_vec(), 1)),
+        "tenant-b's cursor is untouched"
+    );
+    let events = a.hostile_events();
+    let results = events[0]["results"].as_array().expect("results");
+    for r in &results[..3] {
+        assert_eq!(r["get"], "none", "no foreign data is visible: {r}");
+    }
+    assert_eq!(results[3]["key"], "users/created-cursor");
+    assert_eq!(results[3]["get"], "some:v1", "its own cursor");
+    assert_eq!(
+        results[3]["set"], "err:conflict: v1",
+        "compare-and-set protects it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_json_is_refused() {
+    let a = arena("invalid-json", None, false, &[]).await;
+    expect_host_error(
+        a.clash().await,
+        "invalid: event 0 of the batch is not a single-line JSON object",
+    );
+    assert!(a.hostile_events().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trap_in_the_middle_of_a_run_is_contained() {
+    let a = arena("trap-mid-run", None, false, &[]).await;
+    match a.clash().await {
+        Err(ref e @ RunError::Trap { .. }) => {
+            let line = e.to_string();
+            assert!(
+                line.contains("the connector crashed (trap)")
+                    && line.contains("checkpoint is unchanged"),
+                "{line}"
+            );
+            assert_eq!(e.exit_code(), 6);
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    assert_eq!(
+        a.hostile_events().len(),
+        3,
+        "what was emitted before the trap reached the sink"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_request_body_is_stopped_at_the_call_size_limit() {
+    let graph = "https://graph.example";
+    let a = arena_with(
+        "huge-request",
+        Some(&format!("{graph}/upload")),
+        false,
+        &[graph],
+        big_memory(),
+    )
+    .await;
+    expect_limit(
+        a.clash().await,
+        LimitKind::CallSize,
+        "one fetch call passed",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_flood_is_cut_at_the_request_budget() {
+    let a = arena("request-flood", None, true, &[]).await;
+    let url = format!("{}/v1.0/users", a.good.emulator.graph_endpoint());
+    let mut run = a.run.clone();
+    run.connector_config.push(("url".into(), url));
+    let (bad, good) = tokio::join!(a.hostile.run(&run), a.good.sync());
+    good.expect("the well-behaved tenant completes");
+    let report = bad.expect("the flood returns");
+    assert_eq!(
+        report.warnings,
+        vec!["ok=1000 budget=99000 denied=0 other=0".to_string()]
+    );
+    assert_eq!(report.http_sent, 1000, "the host sent exactly the budget");
+}

@@ -12,15 +12,10 @@ use crate::egress::{EgressPolicy, Origin};
 use crate::secrets::{SecretSet, SecretValue};
 use crate::{JsonlFileSink, SqliteCheckpointStore, TenantRun};
 
-/// A run of the Entra connector against `emu`: its endpoints as the only allowed origins
-/// (loopback http permitted), its client secret held by the host, checkpoints in the SQLite
-/// file `checkpoint_db`, events appended to the JSONL file `events`.
-pub fn emulator_tenant_run(
-    emu: &Emulator,
-    tenant: &str,
-    checkpoint_db: &Path,
-    events: &Path,
-) -> Result<TenantRun, String> {
+/// What every run against `emu` shares: the connector's configuration (the emulator's
+/// tenant, client id and endpoints), an egress policy allowing exactly its two origins
+/// (loopback http permitted), and its client secret, held by the host.
+pub fn emulator_wiring(emu: &Emulator) -> Result<EmulatorWiring, String> {
     let cfg = emu.config();
     let login = Origin::parse(&emu.login_endpoint())?;
     let graph = Origin::parse(&emu.graph_endpoint())?;
@@ -32,16 +27,47 @@ pub fn emulator_tenant_run(
     );
     let mut policy = EgressPolicy::new(vec![login, graph]);
     policy.allow_loopback_http = true;
+    let connector_config = vec![
+        ("tenant_id".into(), cfg.tenant_id.clone()),
+        ("client_id".into(), cfg.client_id.clone()),
+        ("login_endpoint".into(), emu.login_endpoint()),
+        ("graph_endpoint".into(), emu.graph_endpoint()),
+    ];
+    Ok(EmulatorWiring {
+        connector_config,
+        policy,
+        secrets,
+    })
+}
+
+/// The parts of a run that every tenant pointed at one emulator shares.
+pub struct EmulatorWiring {
+    /// The connector's configuration pairs.
+    pub connector_config: Vec<(String, String)>,
+    /// Egress allowing the emulator's two origins.
+    pub policy: EgressPolicy,
+    /// The emulator's client secret, allowed to its login origin.
+    pub secrets: SecretSet,
+}
+
+/// A run of the Entra connector against `emu` ([`emulator_wiring`]), with checkpoints in
+/// the SQLite file `checkpoint_db` and events appended to the JSONL file `events`.
+pub fn emulator_tenant_run(
+    emu: &Emulator,
+    tenant: &str,
+    checkpoint_db: &Path,
+    events: &Path,
+) -> Result<TenantRun, String> {
+    let EmulatorWiring {
+        connector_config,
+        policy,
+        secrets,
+    } = emulator_wiring(emu)?;
     let checkpoints = SqliteCheckpointStore::open(checkpoint_db).map_err(|e| e.to_string())?;
     let sink = JsonlFileSink::open(events).map_err(|e| e.to_string())?;
     Ok(TenantRun {
         tenant: tenant.into(),
-        connector_config: vec![
-            ("tenant_id".into(), cfg.tenant_id.clone()),
-            ("client_id".into(), cfg.client_id.clone()),
-            ("login_endpoint".into(), emu.login_endpoint()),
-            ("graph_endpoint".into(), emu.graph_endpoint()),
-        ],
+        connector_config,
         policy,
         secrets: Arc::new(secrets),
         checkpoints: Arc::new(checkpoints),

@@ -36,8 +36,25 @@ struct Cli {
         env = "CONNECTOR_HOST_LOG"
     )]
     log: String,
+    /// Folder of the compiled-component cache (compiled once, reused across restarts).
+    /// Default: $XDG_CACHE_HOME/connector-host or ~/.cache/connector-host.
+    #[arg(long, global = true, env = "CONNECTOR_HOST_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile the component in memory on every start instead of using the cache.
+    #[arg(long, global = true)]
+    no_cache: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The cache folder chosen on the command line (None: no cache).
+static CACHE_DIR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+
+fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("connector-host"))
 }
 
 #[derive(Subcommand)]
@@ -92,6 +109,12 @@ enum Command {
 async fn main() {
     let cli = Cli::parse();
     init_logging(&cli.log, &cli.log_format);
+    let cache = if cli.no_cache {
+        None
+    } else {
+        cli.cache_dir.clone().or_else(default_cache_dir)
+    };
+    let _ = CACHE_DIR.set(cache);
     let code = match cli.command {
         Command::Run { config, json } => cmd_run(&config, json).await,
         Command::Check { config } => cmd_check(&config).await,
@@ -136,23 +159,31 @@ async fn runtime_for(component: Option<&Path>) -> Result<Runtime, String> {
         })?,
         None => connector_host::ENTRA_CONNECTOR.to_vec(),
     };
-    Runtime::new(&bytes, RuntimeLimits::default())
+    let options = connector_host::RuntimeOptions {
+        limits: RuntimeLimits::default(),
+        cache_dir: CACHE_DIR.get().cloned().flatten(),
+        ..connector_host::RuntimeOptions::default()
+    };
+    Runtime::with_options(&bytes, options)
         .await
         .map_err(|e| format!("cannot load the connector component: {e:#}"))
 }
 
+/// Loads a tenant file, its secrets, store and sink, and the runtime for its component;
+/// on failure, prints the one-line error and returns the exit code.
+async fn load_tenant(config: &Path) -> Result<(TenantRun, Runtime), i32> {
+    let cfg = TenantConfig::load(config).map_err(|e| fail(e, 2))?;
+    let run = TenantRun::from_config(&cfg).map_err(|e| fail(&e, e.exit_code()))?;
+    let rt = runtime_for(cfg.component.as_deref())
+        .await
+        .map_err(|e| fail(e, 6))?;
+    Ok((run, rt))
+}
+
 async fn cmd_run(config: &Path, json: bool) -> i32 {
-    let cfg = match TenantConfig::load(config) {
-        Ok(c) => c,
-        Err(e) => return fail(e, 2),
-    };
-    let run = match TenantRun::from_config(&cfg) {
-        Ok(r) => r,
-        Err(e) => return fail(&e, e.exit_code()),
-    };
-    let rt = match runtime_for(cfg.component.as_deref()).await {
-        Ok(rt) => rt,
-        Err(e) => return fail(e, 6),
+    let (run, rt) = match load_tenant(config).await {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
     let progress = Progress::start(&run, None);
     let outcome = rt.run(&run).await;
@@ -171,17 +202,9 @@ async fn cmd_run(config: &Path, json: bool) -> i32 {
 }
 
 async fn cmd_check(config: &Path) -> i32 {
-    let cfg = match TenantConfig::load(config) {
-        Ok(c) => c,
-        Err(e) => return fail(e, 2),
-    };
-    let run = match TenantRun::from_config(&cfg) {
-        Ok(r) => r,
-        Err(e) => return fail(&e, e.exit_code()),
-    };
-    let rt = match runtime_for(cfg.component.as_deref()).await {
-        Ok(rt) => rt,
-        Err(e) => return fail(e, 6),
+    let (run, rt) = match load_tenant(config).await {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
     match rt.check(&run).await {
         Ok(probes) => print_probes(&probes),

@@ -363,6 +363,8 @@ fn help_explains_every_command_and_option() {
         "describe",
         "Exit codes",
         "--log-format",
+        "--cache-dir",
+        "--no-cache",
     ] {
         assert!(text.contains(word), "--help mentions {word}:\n{text}");
     }
@@ -370,5 +372,47 @@ fn help_explains_every_command_and_option() {
     let text = String::from_utf8_lossy(&out.stdout);
     for word in ["--users", "--seed", "--out", "--then-add", "--no-premium"] {
         assert!(text.contains(word), "demo --help mentions {word}:\n{text}");
+    }
+}
+
+#[test]
+fn the_compiled_component_is_cached_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    for _ in 0..2 {
+        let out = Command::new(BIN)
+            .args(["--cache-dir", &cache.display().to_string(), "describe"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("entra-id-users "));
+    }
+    let names: Vec<String> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| n.ends_with(".cwasm")).count(),
+        1,
+        "{names:?}"
+    );
+    assert!(names.contains(&"cache.key".to_string()), "{names:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(cache.join("cache.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "the cache key is private to the host's user"
+        );
     }
 }

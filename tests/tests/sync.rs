@@ -424,3 +424,87 @@ async fn a_graph_user_without_an_id_is_skipped_and_counted() {
         report.warnings
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_rejected_mid_run_is_renewed_once() {
+    let mut h = Harness::start(Tenant::generated(37, 30), EmulatorConfig::default()).await;
+    h.set_config("page_size", "10");
+    // Page 2 of /users answers 401 once, as Graph does for an expired token.
+    h.emulator.add_fault(fault(
+        Endpoint::Users,
+        1,
+        1,
+        401,
+        r#"{"error":{"code":"InvalidAuthenticationToken","message":"Access token has expired or is not yet valid."}}"#,
+    ));
+    let report = h
+        .sync()
+        .await
+        .expect("the run renews its token and completes");
+    assert_eq!(report.events_written, 30);
+    assert_eq!(
+        h.emulator.counters()[&Endpoint::Token],
+        2,
+        "one token at the start, one renewal"
+    );
+
+    // A token that Graph keeps refusing is not renewed in a loop: the run fails clearly.
+    h.emulator.add_fault(fault(
+        Endpoint::Users,
+        0,
+        u32::MAX,
+        401,
+        r#"{"error":{"code":"InvalidAuthenticationToken","message":"Access token validation failure."}}"#,
+    ));
+    let err = h
+        .sync()
+        .await
+        .expect_err("a permanently refused token fails the run");
+    assert!(
+        matches!(&err, RunError::Connector { kind: ConnectorErrorKind::Permission, message, .. } if message.contains("InvalidAuthenticationToken")),
+        "{err:?}"
+    );
+    assert_eq!(
+        h.emulator.counters()[&Endpoint::Token],
+        4,
+        "this run's token and one renewal, then it gave up"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_handed_to_the_connector_never_followed() {
+    use connector_host::egress::{http_client, FetchRequest, HttpDoor};
+    let h = Harness::start(Tenant::generated(41, 5), EmulatorConfig::default()).await;
+    let graph = h.emulator.graph_endpoint();
+    h.emulator.add_fault(FaultRule {
+        headers: vec![(
+            "Location".into(),
+            format!("{graph}/v1.0/users?followed=yes"),
+        )],
+        ..fault(Endpoint::Users, 0, 1, 302, "")
+    });
+    let door = HttpDoor::new(
+        http_client(
+            std::time::Duration::from_secs(5),
+            std::sync::Arc::new(connector_host::netguard::SystemResolver),
+        ),
+        h.run.policy.clone(),
+        h.run.secrets.clone(),
+        "tenant-a".into(),
+    );
+    let resp = door
+        .fetch(FetchRequest {
+            method: "GET".into(),
+            url: format!("{graph}/v1.0/users"),
+            headers: vec![],
+            body: None,
+        })
+        .await
+        .expect("a response");
+    assert_eq!(resp.status, 302, "the 3xx comes back as it is");
+    assert_eq!(
+        h.emulator.counters()[&Endpoint::Users],
+        1,
+        "the Location was not requested"
+    );
+}

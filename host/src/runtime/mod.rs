@@ -314,15 +314,7 @@ impl Runtime {
     }
 
     async fn describe_now(&self) -> anyhow::Result<Description> {
-        let run = TenantRun {
-            tenant: "describe".into(),
-            connector_config: vec![],
-            policy: EgressPolicy::new(vec![]),
-            secrets: Arc::new(SecretSet::new()),
-            checkpoints: Arc::new(NoCheckpoints),
-            sink: Arc::new(StdoutSink::default()),
-            timeout: Duration::from_secs(10),
-        };
+        let run = inert_run("describe");
         let _slot = self.slots.acquire().await?;
         let (mut store, bindings, _) = self
             .instantiate(&run)
@@ -404,15 +396,7 @@ impl Runtime {
 
     /// Times `n` instantiations (store + instance, no call) for the benchmark.
     pub async fn time_instantiation(&self, n: usize) -> anyhow::Result<Vec<Duration>> {
-        let run = TenantRun {
-            tenant: "bench".into(),
-            connector_config: vec![],
-            policy: EgressPolicy::new(vec![]),
-            secrets: Arc::new(SecretSet::new()),
-            checkpoints: Arc::new(NoCheckpoints),
-            sink: Arc::new(StdoutSink::default()),
-            timeout: Duration::from_secs(10),
-        };
+        let run = inert_run("bench");
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
             let _slot = self.slots.acquire().await?;
@@ -637,6 +621,19 @@ fn one_line(s: &str) -> String {
         .take(1000)
         .collect();
     line
+}
+
+/// A run with no egress, no secrets and no checkpoint access (for `describe` and timing).
+fn inert_run(tenant: &str) -> TenantRun {
+    TenantRun {
+        tenant: tenant.into(),
+        connector_config: vec![],
+        policy: EgressPolicy::new(vec![]),
+        secrets: Arc::new(SecretSet::new()),
+        checkpoints: Arc::new(NoCheckpoints),
+        sink: Arc::new(StdoutSink::default()),
+        timeout: Duration::from_secs(10),
+    }
 }
 
 /// A store for `describe`, which must not touch checkpoints.

@@ -15,8 +15,8 @@ use std::time::Duration;
 use graph_emulator::{Emulator, EmulatorConfig, Tenant};
 
 use super::{Schedule, SimulationSpec, TenantEntry};
-use crate::egress::{EgressPolicy, Origin};
-use crate::secrets::{SecretSet, SecretValue};
+use crate::egress::EgressPolicy;
+use crate::secrets::SecretSet;
 use crate::{JsonlFileSink, RunError, SqliteCheckpointStore, TenantRun};
 
 /// The keys of `n` simulated tenants: `sim-0000`…, zero-padded to at least four digits so
@@ -64,24 +64,13 @@ impl Simulation {
         )
         .await
         .map_err(|e| format!("cannot start the Graph emulator: {e:#}"))?;
-        let cfg = emulator.config();
-        let login = Origin::parse(&emulator.login_endpoint())?;
-        let graph = Origin::parse(&emulator.graph_endpoint())?;
-        let mut secrets = SecretSet::new();
-        secrets.insert(
-            "client_secret",
-            SecretValue::new(cfg.client_secret.clone()),
-            vec![login.clone()],
-        );
-        let mut policy = EgressPolicy::new(vec![login, graph]);
-        policy.allow_loopback_http = true;
+        let crate::demo::EmulatorWiring {
+            connector_config,
+            policy,
+            secrets,
+        } = crate::demo::emulator_wiring(&emulator)?;
         let template = Template {
-            connector_config: vec![
-                ("tenant_id".into(), cfg.tenant_id.clone()),
-                ("client_id".into(), cfg.client_id.clone()),
-                ("login_endpoint".into(), emulator.login_endpoint()),
-                ("graph_endpoint".into(), emulator.graph_endpoint()),
-            ],
+            connector_config,
             policy,
             secrets: Arc::new(secrets),
             checkpoints: Arc::new(checkpoints),

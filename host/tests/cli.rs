@@ -46,6 +46,19 @@ async fn host(args: Vec<String>, secret: Option<String>) -> Output {
     tokio::task::spawn_blocking(move || {
         let mut cmd = Command::new(BIN);
         cmd.args(&args).env_remove("CLI_TEST_CLIENT_SECRET");
+        // Proxy variables pointing nowhere: the host must ignore them (a proxy would see
+        // every tenant's traffic), so every test below also proves they are not used.
+        for var in [
+            "HTTP_PROXY",
+            "http_proxy",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+        ] {
+            cmd.env(var, "http://127.0.0.1:1");
+        }
+        cmd.env("NO_PROXY", "").env("no_proxy", "");
         if let Some(s) = secret {
             cmd.env("CLI_TEST_CLIENT_SECRET", s);
         }

@@ -415,10 +415,7 @@ impl Runtime {
     /// the run's timeout).
     pub async fn run(&self, run: &TenantRun) -> RunOutcome {
         let tenant = run.tenant.clone();
-        let _slot = self.slots.acquire().await.map_err(|_| RunError::Host {
-            tenant: tenant.clone(),
-            message: "the runtime is shutting down".into(),
-        })?;
+        let _slot = self.acquire_slot(&tenant).await?;
         let started = Instant::now();
         let fut = async {
             let (mut store, bindings, pipes) = self
@@ -475,13 +472,21 @@ impl Runtime {
         })
     }
 
+    /// Waits for a free instance slot (the pool is full: wait, never fail).
+    async fn acquire_slot(
+        &self,
+        tenant: &str,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, RunError> {
+        self.slots.acquire().await.map_err(|_| RunError::Host {
+            tenant: tenant.to_string(),
+            message: "the runtime is shutting down".into(),
+        })
+    }
+
     /// Runs the connector's `check` ("Test connector") for a tenant.
     pub async fn check(&self, run: &TenantRun) -> Result<Vec<Probe>, RunError> {
         let tenant = run.tenant.clone();
-        let _slot = self.slots.acquire().await.map_err(|_| RunError::Host {
-            tenant: tenant.clone(),
-            message: "the runtime is shutting down".into(),
-        })?;
+        let _slot = self.acquire_slot(&tenant).await?;
         let fut = async {
             let (mut store, bindings, pipes) = self
                 .instantiate(run)

@@ -12,32 +12,12 @@ use connector_host::egress::EgressPolicy;
 use connector_host::emulator::Tenant;
 use connector_host::secrets::SecretSet;
 use connector_host::{Runtime, RuntimeLimits, SqliteCheckpointStore, StdoutSink, TenantRun};
-use entra_connector::ocsf::{map_user, Enrichment, GroupRef, MapContext, Mfa};
+use entra_connector::ocsf::{map_user, MapContext};
 
 const COMPONENT: &[u8] = include_bytes!(env!("MAPPING_BENCH_WASM"));
 const ROUNDS: u64 = 50;
 
-fn enrichment() -> Enrichment {
-    // Must equal `bench_enrichment` in tests/mapbench/src/lib.rs.
-    Enrichment {
-        groups: Some(vec![
-            GroupRef {
-                id: "g-1".into(),
-                display_name: Some("All Company".into()),
-            },
-            GroupRef {
-                id: "g-2".into(),
-                display_name: Some("Engineering".into()),
-            },
-        ]),
-        member_of_roles: vec![],
-        roles: Some(vec!["Security Reader".into()]),
-        mfa: Some(Mfa::Methods(vec![
-            "#microsoft.graph.passwordAuthenticationMethod".into(),
-            "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod".into(),
-        ])),
-    }
-}
+include!("../mapbench/src/enrichment.rs");
 
 fn main() {
     let users: Vec<serde_json::Value> = Tenant::generated(42, 1000)
@@ -53,7 +33,7 @@ fn main() {
         collected_at_ms: 1_750_000_000_000,
         connector_version: "0.1.0",
     };
-    let e = enrichment();
+    let e = bench_enrichment();
     let start = Instant::now();
     let mut native_bytes = 0u64;
     for _ in 0..ROUNDS {

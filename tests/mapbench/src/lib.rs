@@ -9,7 +9,7 @@
 
 #[cfg(target_arch = "wasm32")]
 mod component {
-    use entra_connector::ocsf::{map_user, Enrichment, GroupRef, MapContext, Mfa};
+    use entra_connector::ocsf::{map_user, MapContext};
 
     wit_bindgen::generate!({
         path: "../../wit",
@@ -18,27 +18,7 @@ mod component {
 
     use exports::connector::runtime::connector as api;
 
-    /// The enrichment every benchmark user gets (the native side builds the same).
-    pub fn bench_enrichment() -> Enrichment {
-        Enrichment {
-            groups: Some(vec![
-                GroupRef {
-                    id: "g-1".into(),
-                    display_name: Some("All Company".into()),
-                },
-                GroupRef {
-                    id: "g-2".into(),
-                    display_name: Some("Engineering".into()),
-                },
-            ]),
-            member_of_roles: vec![],
-            roles: Some(vec!["Security Reader".into()]),
-            mfa: Some(Mfa::Methods(vec![
-                "#microsoft.graph.passwordAuthenticationMethod".into(),
-                "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod".into(),
-            ])),
-        }
-    }
+    include!("enrichment.rs");
 
     struct Bench;
 

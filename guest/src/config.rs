@@ -65,7 +65,10 @@ pub enum SignIn {
 /// How a run chooses which users to collect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SyncMode {
-    /// First run: every user; later runs: users created since the last successful run.
+    /// `users/delta`: the first run walks every user and keeps the delta link; later runs
+    /// collect users created, changed or removed since, plus a full refresh on a cadence.
+    Delta,
+    /// The seed's mode: first run every user; later runs users created since the last run.
     Created,
     /// Every run collects every user.
     Full,
@@ -90,8 +93,15 @@ pub struct Config {
     pub sign_in: SignIn,
     /// Incremental mode.
     pub sync_mode: SyncMode,
-    /// Users enriched per concurrent round (each costs ~3 requests).
-    pub enrich_concurrency: usize,
+    /// `$batch` requests in flight at once (each carries up to 20 reads).
+    pub batch_concurrency: usize,
+    /// Delta mode: a full walk (fresh groups, roles, MFA for everyone) at least this often,
+    /// hours; 0 never.
+    pub refresh_hours: u64,
+    /// Delta mode: a sign-in sweep at least this often, hours; 0 on every run.
+    pub sign_in_sweep_hours: u64,
+    /// Retries (of throttled or failed requests) one run may spend.
+    pub retry_budget: u64,
 }
 
 /// A configuration mistake, phrased for the operator.
@@ -138,12 +148,27 @@ pub const KEYS: &[(&str, bool, &str)] = &[
     (
         "sync_mode",
         false,
-        "created (default: later runs fetch users created since the last run) or full.",
+        "delta (default: users/delta, later runs fetch what changed), created (later runs fetch users created since the last run) or full.",
     ),
     (
-        "enrich_concurrency",
+        "batch_concurrency",
         false,
-        "Users whose groups, roles and methods are fetched at once, 1-256 (default 16).",
+        "$batch requests (20 reads each) in flight at once, 1-16 (default 8).",
+    ),
+    (
+        "refresh_hours",
+        false,
+        "delta mode: walk every user again (fresh groups, roles, MFA) at least this often, hours, 0-8760 (default 24; 0 never).",
+    ),
+    (
+        "sign_in_sweep_hours",
+        false,
+        "delta mode: re-read sign-in activity at least this often, hours, 0-8760 (default 24; 0 every run).",
+    ),
+    (
+        "retry_budget",
+        false,
+        "Retries of throttled or failed Graph requests one run may spend, 0-100000 (default 500).",
     ),
 ];
 
@@ -217,8 +242,17 @@ impl Config {
         let login_endpoint = endpoint("login_endpoint", cloud.login_endpoint())?;
         let graph_endpoint = endpoint("graph_endpoint", cloud.graph_endpoint())?;
         let page_size = number(get("page_size"), "page_size", 1, 999, 999)? as u32;
-        let enrich_concurrency =
-            number(get("enrich_concurrency"), "enrich_concurrency", 1, 256, 16)? as usize;
+        let batch_concurrency =
+            number(get("batch_concurrency"), "batch_concurrency", 1, 16, 8)? as usize;
+        let refresh_hours = number(get("refresh_hours"), "refresh_hours", 0, 8760, 24)?;
+        let sign_in_sweep_hours = number(
+            get("sign_in_sweep_hours"),
+            "sign_in_sweep_hours",
+            0,
+            8760,
+            24,
+        )?;
+        let retry_budget = number(get("retry_budget"), "retry_budget", 0, 100_000, 500)?;
         let sign_in = match get("sign_in_activity")
             .map(str::to_ascii_lowercase)
             .as_deref()
@@ -232,11 +266,12 @@ impl Config {
             }
         };
         let sync_mode = match get("sync_mode").map(str::to_ascii_lowercase).as_deref() {
-            None | Some("created") => SyncMode::Created,
+            None | Some("delta") => SyncMode::Delta,
+            Some("created") => SyncMode::Created,
             Some("full") => SyncMode::Full,
             Some(other) => {
                 return Err(ConfigError(format!(
-                    "config key 'sync_mode' = '{other}' is unknown: use created or full"
+                    "config key 'sync_mode' = '{other}' is unknown: use delta, created or full"
                 )))
             }
         };
@@ -249,7 +284,10 @@ impl Config {
             page_size,
             sign_in,
             sync_mode,
-            enrich_concurrency,
+            batch_concurrency,
+            refresh_hours,
+            sign_in_sweep_hours,
+            retry_budget,
         })
     }
 
@@ -305,7 +343,16 @@ mod tests {
         assert_eq!(c.login_endpoint, "https://login.microsoftonline.com");
         assert_eq!(c.graph_endpoint, "https://graph.microsoft.com");
         assert_eq!(c.page_size, 999);
-        assert_eq!(c.sync_mode, SyncMode::Created);
+        assert_eq!(c.sync_mode, SyncMode::Delta);
+        assert_eq!(
+            (
+                c.batch_concurrency,
+                c.refresh_hours,
+                c.sign_in_sweep_hours,
+                c.retry_budget
+            ),
+            (8, 24, 24, 500)
+        );
         assert_eq!(
             c.token_url(),
             "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"

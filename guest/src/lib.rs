@@ -9,6 +9,7 @@
 pub mod check;
 pub mod config;
 pub mod doors;
+pub mod enrich;
 pub mod error;
 pub mod graph;
 pub mod ocsf;

@@ -239,7 +239,7 @@ async fn child(spec: &str) {
                 ("client_id".into(), client_id.into()),
                 ("login_endpoint".into(), login.into()),
                 ("graph_endpoint".into(), graph.into()),
-                ("enrich_concurrency".into(), "4".into()),
+                ("batch_concurrency".into(), "4".into()),
             ],
             policy,
             secrets: secrets.clone(),

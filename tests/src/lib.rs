@@ -174,21 +174,46 @@ impl Harness {
             .collect()
     }
 
-    /// The stored cursor of the Entra connector: (value, version).
+    /// The stored cursor of the Entra connector in the configured `sync_mode`: (value,
+    /// version).
     pub fn cursor(&self) -> Option<(Vec<u8>, u64)> {
+        let mode = self
+            .run
+            .connector_config
+            .iter()
+            .find(|(k, _)| k == "sync_mode")
+            .map(|(_, v)| v.as_str());
+        let key = match mode {
+            Some("created") | Some("full") => CURSOR_KEY,
+            _ => DELTA_CURSOR_KEY,
+        };
+        self.checkpoint(key)
+    }
+
+    /// The delta cursor, parsed.
+    pub fn delta_cursor(&self) -> Option<Value> {
+        self.checkpoint(DELTA_CURSOR_KEY)
+            .map(|(bytes, _)| serde_json::from_slice(&bytes).expect("the delta cursor is JSON"))
+    }
+
+    /// One checkpoint key of the Entra connector: (value, version).
+    pub fn checkpoint(&self, key: &str) -> Option<(Vec<u8>, u64)> {
         let store = SqliteCheckpointStore::open(&self.dir.path().join("checkpoints.sqlite"))
             .expect("store opens");
         store
             .get(
                 &format!("{}/{}", self.run.tenant, self.runtime.description().name),
-                CURSOR_KEY,
+                key,
             )
             .expect("store reads")
     }
 }
 
-/// The Entra connector's cursor key.
+/// The Entra connector's cursor key in `created` mode.
 pub const CURSOR_KEY: &str = "users/created-cursor";
+
+/// The Entra connector's cursor key in `delta` mode (the default).
+pub const DELTA_CURSOR_KEY: &str = "users/delta-cursor";
 
 /// The `user.uid` of each event.
 pub fn uids(events: &[Value]) -> Vec<String> {

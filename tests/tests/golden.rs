@@ -35,7 +35,7 @@ async fn hand_written_users_map_exactly_to_the_golden_events() {
     h.emulator
         .add_fault(forbid(Endpoint::MemberOf, "0a1b2c3d-0006"));
     h.emulator
-        .add_fault(forbid(Endpoint::AuthMethods, "0a1b2c3d-0006"));
+        .add_fault(forbid(Endpoint::RegistrationDetails, "0a1b2c3d-0006"));
     h.emulator
         .add_fault(forbid(Endpoint::TransitiveRoles, "0a1b2c3d-0007"));
 

@@ -5,6 +5,7 @@
 //! fetches through `fetch-all`, and paging (`@odata.nextLink` followed verbatim). It knows
 //! nothing about users or OCSF: `sync.rs` decides what to ask for.
 
+mod batch;
 mod retry;
 
 use std::cell::{Cell, RefCell};
@@ -14,6 +15,7 @@ use serde_json::Value;
 use crate::config::{Config, CLIENT_SECRET};
 use crate::doors::{Doors, FetchError, HttpRequest, HttpResponse};
 use crate::error::ConnectorError;
+pub use batch::SubGet;
 pub use retry::RetryPolicy;
 
 /// Why one Graph request failed after retries.
@@ -120,15 +122,55 @@ impl GraphGet {
 }
 
 /// A Graph session for one run of one tenant.
+///
+/// Throttling is handled tenant-wide: when any request (or `$batch` item) is answered 429,
+/// 503 or 504, every later request of the run waits until the pause it asked for has passed,
+/// because Graph's limits are per app per tenant and hammering on only makes them longer.
+/// Retries are counted against a per-run budget so a tenant that throttles forever ends the
+/// run with a clear error instead of holding a slot.
 pub struct GraphClient<'a, D: Doors> {
     doors: &'a D,
     config: &'a Config,
     policy: RetryPolicy,
-    token: RefCell<Option<String>>,
+    token: RefCell<Option<Token>>,
     token_generation: Cell<u32>,
     requests: Cell<u64>,
+    /// Retries left in this run.
+    retries_left: Cell<u64>,
+    /// Retries spent (reported).
+    retries: Cell<u64>,
+    /// Requests wait until this time (ms since the epoch) after a throttled answer.
+    paused_until: Cell<i64>,
     /// Most requests handed to one `fetch-all`.
     max_in_flight: usize,
+}
+
+/// An access token and when to stop using it.
+#[derive(Clone, Debug)]
+struct Token {
+    value: String,
+    /// Renew at or after this time (ms): a minute before Graph's `expires_in` runs out.
+    renew_at_ms: i64,
+}
+
+/// One outgoing request before the token is added.
+#[derive(Clone, Debug)]
+pub(crate) struct Outgoing {
+    pub method: &'static str,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+}
+
+impl From<&GraphGet> for Outgoing {
+    fn from(g: &GraphGet) -> Self {
+        Outgoing {
+            method: "GET",
+            url: g.url.clone(),
+            headers: g.headers.clone(),
+            body: None,
+        }
+    }
 }
 
 impl<'a, D: Doors> GraphClient<'a, D> {
@@ -141,13 +183,21 @@ impl<'a, D: Doors> GraphClient<'a, D> {
             token: RefCell::new(None),
             token_generation: Cell::new(0),
             requests: Cell::new(0),
+            retries_left: Cell::new(config.retry_budget),
+            retries: Cell::new(0),
+            paused_until: Cell::new(0),
             max_in_flight: 64,
         }
     }
 
-    /// HTTP requests sent so far (token requests and retries included).
+    /// HTTP requests sent so far (token requests and retries included; a `$batch` is one).
     pub fn requests(&self) -> u64 {
         self.requests.get()
+    }
+
+    /// Retries spent so far.
+    pub fn retries(&self) -> u64 {
+        self.retries.get()
     }
 
     /// The run's configuration.
@@ -155,15 +205,89 @@ impl<'a, D: Doors> GraphClient<'a, D> {
         self.config
     }
 
+    /// The doors this client talks through.
+    pub fn doors(&self) -> &D {
+        self.doors
+    }
+
     /// Writes a log line through the host.
     pub fn log(&self, level: crate::doors::Level, message: &str) {
         self.doors.log(level, message);
     }
 
-    /// Acquires a token if none is held. The secret is a placeholder the host fills in.
+    /// Takes one retry from the run's budget; false when it is spent.
+    pub(crate) fn take_retry(&self, attempt: u32) -> bool {
+        if attempt + 1 >= self.policy.max_attempts {
+            return false;
+        }
+        let left = self.retries_left.get();
+        if left == 0 {
+            return false;
+        }
+        self.retries_left.set(left - 1);
+        self.retries.set(self.retries.get() + 1);
+        true
+    }
+
+    /// The error for a request that is still throttled when no retry is left.
+    pub(crate) fn out_of_retries(&self, last: GraphError) -> GraphError {
+        if self.retries_left.get() == 0 {
+            if let GraphError::Status {
+                status,
+                code,
+                message,
+            } = last
+            {
+                return GraphError::Status {
+                    status,
+                    code,
+                    message: format!(
+                        "{message} (the run's retry budget of {} is spent: Graph kept throttling this tenant; raise retry_budget or run later)",
+                        self.config.retry_budget
+                    ),
+                };
+            }
+        }
+        last
+    }
+
+    /// Graph asked this tenant to wait `wait_ms`: every request of the run pauses that long.
+    pub(crate) fn pause_tenant(&self, wait_ms: u64, why: &str) {
+        let until = self.doors.now_ms().saturating_add(wait_ms as i64);
+        if until > self.paused_until.get() {
+            self.paused_until.set(until);
+            self.doors.log(
+                crate::doors::Level::Info,
+                &format!("Graph {why}: pausing this tenant's requests for {wait_ms} ms"),
+            );
+        }
+    }
+
+    /// Sleeps until the tenant's pause is over, and at least `at_least_ms`.
+    pub(crate) fn wait(&self, at_least_ms: u64) {
+        let paused = (self.paused_until.get() - self.doors.now_ms()).max(0) as u64;
+        let wait = paused.max(at_least_ms);
+        if wait > 0 {
+            self.doors.sleep_ms(wait);
+        }
+    }
+
+    /// The wait a retryable answer asks for, honouring `Retry-After` (seconds or a date).
+    pub(crate) fn retry_wait(&self, attempt: u32, resp: Option<&HttpResponse>) -> u64 {
+        retry::wait_ms(&self.policy, attempt, resp, self.doors.now_ms())
+    }
+
+    /// Acquires a token if none is held or the one held is about to expire. The secret is a
+    /// placeholder the host fills in.
     pub fn ensure_token(&self) -> Result<String, GraphError> {
         if let Some(t) = self.token.borrow().as_ref() {
-            return Ok(t.clone());
+            if self.doors.now_ms() < t.renew_at_ms {
+                return Ok(t.value.clone());
+            }
+            self.doors.log(
+                crate::doors::Level::Info,
+                "the access token expires within a minute: renewing it",
+            );
         }
         let cfg = self.config;
         let mut body = String::from("grant_type=client_credentials&client_id=");
@@ -183,25 +307,16 @@ impl<'a, D: Doors> GraphClient<'a, D> {
         };
         let mut attempt = 0u32;
         let resp = loop {
+            self.wait(0);
             self.requests.set(self.requests.get() + 1);
             match self.doors.fetch(req.clone()) {
-                Ok(r)
-                    if retry::is_retryable_status(r.status)
-                        && attempt + 1 < self.policy.max_attempts =>
-                {
-                    let wait = retry::wait_ms(&self.policy, attempt, Some(&r), self.doors.now_ms());
-                    self.doors.sleep_ms(wait);
+                Ok(r) if retry::is_retryable_status(r.status) && self.take_retry(attempt) => {
+                    let wait = self.retry_wait(attempt, Some(&r));
+                    self.pause_tenant(wait, &format!("login answered {}", r.status));
                 }
                 Ok(r) => break r,
-                Err(FetchError::Timeout | FetchError::Transport(_))
-                    if attempt + 1 < self.policy.max_attempts =>
-                {
-                    self.doors.sleep_ms(retry::wait_ms(
-                        &self.policy,
-                        attempt,
-                        None,
-                        self.doors.now_ms(),
-                    ));
+                Err(FetchError::Timeout | FetchError::Transport(_)) if self.take_retry(attempt) => {
+                    self.wait(self.retry_wait(attempt, None));
                 }
                 Err(e) => return Err(GraphError::Fetch(e)),
             }
@@ -210,7 +325,16 @@ impl<'a, D: Doors> GraphClient<'a, D> {
         let body: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
         if resp.status == 200 {
             if let Some(tok) = body.get("access_token").and_then(Value::as_str) {
-                *self.token.borrow_mut() = Some(tok.to_string());
+                let lifetime_s = body
+                    .get("expires_in")
+                    .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
+                    .unwrap_or(3599)
+                    .clamp(0, 86_400);
+                let renew_at_ms = self.doors.now_ms() + (lifetime_s - 60).max(0) * 1000;
+                *self.token.borrow_mut() = Some(Token {
+                    value: tok.to_string(),
+                    renew_at_ms,
+                });
                 self.token_generation.set(self.token_generation.get() + 1);
                 return Ok(tok.to_string());
             }
@@ -245,28 +369,57 @@ impl<'a, D: Doors> GraphClient<'a, D> {
         )))
     }
 
+    /// Forgets the token if it is still the one of `generation` (Graph said 401).
+    pub(crate) fn drop_token(&self, generation: u32) {
+        if self.token_generation.get() == generation {
+            *self.token.borrow_mut() = None;
+            self.doors.log(
+                crate::doors::Level::Info,
+                "Graph answered 401: renewing the token",
+            );
+        }
+    }
+
     /// GETs each request (concurrently, at most `max_in_flight` at once) with retries;
     /// returns the parsed JSON bodies in order.
     pub fn get_all(&self, gets: &[GraphGet]) -> Vec<Result<Value, GraphError>> {
-        let mut out: Vec<Option<Result<Value, GraphError>>> = vec![None; gets.len()];
-        for chunk_start in (0..gets.len()).step_by(self.max_in_flight.max(1)) {
-            let end = (chunk_start + self.max_in_flight).min(gets.len());
-            self.get_round(gets, chunk_start..end, &mut out);
+        let reqs: Vec<Outgoing> = gets.iter().map(Outgoing::from).collect();
+        self.send_all(&reqs)
+            .into_iter()
+            .map(|r| {
+                r.and_then(|resp| {
+                    serde_json::from_slice::<Value>(&resp.body)
+                        .map_err(|e| GraphError::Malformed(format!("body is not JSON ({e})")))
+                })
+            })
+            .collect()
+    }
+
+    /// Sends each request (concurrently, at most `max_in_flight` at once) with retries;
+    /// returns the 2xx responses in order, or why each failed.
+    pub(crate) fn send_all(&self, reqs: &[Outgoing]) -> Vec<Result<HttpResponse, GraphError>> {
+        let mut out: Vec<Option<Result<HttpResponse, GraphError>>> = vec![None; reqs.len()];
+        for chunk_start in (0..reqs.len()).step_by(self.max_in_flight.max(1)) {
+            let end = (chunk_start + self.max_in_flight).min(reqs.len());
+            self.send_round(reqs, chunk_start..end, &mut out);
         }
         out.into_iter()
             .map(|r| r.unwrap_or_else(|| Err(GraphError::Malformed("no result".into()))))
             .collect()
     }
 
-    fn get_round(
+    fn send_round(
         &self,
-        gets: &[GraphGet],
+        reqs: &[Outgoing],
         range: std::ops::Range<usize>,
-        out: &mut [Option<Result<Value, GraphError>>],
+        out: &mut [Option<Result<HttpResponse, GraphError>>],
     ) {
         // (index, attempts so far, renewed the token for it already)
         let mut pending: Vec<(usize, u32, bool)> = range.map(|i| (i, 0, false)).collect();
+        let mut backoff = 0u64;
         while !pending.is_empty() {
+            self.wait(backoff);
+            backoff = 0;
             let token = match self.ensure_token() {
                 Ok(t) => t,
                 Err(e) => {
@@ -277,67 +430,94 @@ impl<'a, D: Doors> GraphClient<'a, D> {
                 }
             };
             let generation = self.token_generation.get();
-            let reqs: Vec<HttpRequest> = pending
+            let batch: Vec<HttpRequest> = pending
                 .iter()
                 .map(|(i, _, _)| {
-                    let g = &gets[*i];
-                    let mut headers = Vec::with_capacity(g.headers.len() + 2);
+                    let r = &reqs[*i];
+                    let mut headers = Vec::with_capacity(r.headers.len() + 3);
                     headers.push(("Authorization".into(), format!("Bearer {token}")));
                     headers.push(("Accept".into(), "application/json".into()));
-                    headers.extend(g.headers.iter().cloned());
-                    HttpRequest::get(g.url.clone(), headers)
+                    if r.body.is_some() {
+                        headers.push(("Content-Type".into(), "application/json".into()));
+                    }
+                    headers.extend(r.headers.iter().cloned());
+                    HttpRequest {
+                        method: r.method.into(),
+                        url: r.url.clone(),
+                        headers,
+                        body: r.body.clone(),
+                    }
                 })
                 .collect();
-            self.requests.set(self.requests.get() + reqs.len() as u64);
-            let results = self.doors.fetch_all(reqs);
-            let now = self.doors.now_ms();
+            self.requests.set(self.requests.get() + batch.len() as u64);
+            let results = self.doors.fetch_all(batch);
             let mut again = Vec::new();
-            let mut wait = 0u64;
             let mut renew = false;
             for ((i, attempt, renewed), result) in pending.into_iter().zip(results) {
-                let can_retry = attempt + 1 < self.policy.max_attempts;
                 match result {
-                    Ok(r) if (200..300).contains(&r.status) => {
-                        out[i] =
-                            Some(serde_json::from_slice::<Value>(&r.body).map_err(|e| {
-                                GraphError::Malformed(format!("body is not JSON ({e})"))
-                            }));
-                    }
+                    Ok(r) if (200..300).contains(&r.status) => out[i] = Some(Ok(r)),
                     Ok(r) if r.status == 401 && !renewed => {
                         renew = true;
                         again.push((i, attempt + 1, true));
                     }
-                    Ok(r) if retry::is_retryable_status(r.status) && can_retry => {
-                        wait = wait.max(retry::wait_ms(&self.policy, attempt, Some(&r), now));
-                        again.push((i, attempt + 1, renewed));
+                    Ok(r) if retry::is_retryable_status(r.status) => {
+                        if self.take_retry(attempt) {
+                            let wait = self.retry_wait(attempt, Some(&r));
+                            self.pause_tenant(wait, &format!("answered {}", r.status));
+                            again.push((i, attempt + 1, renewed));
+                        } else {
+                            out[i] = Some(Err(self.out_of_retries(status_error(&r))));
+                        }
                     }
                     Ok(r) => out[i] = Some(Err(status_error(&r))),
-                    Err(FetchError::Timeout | FetchError::Transport(_)) if can_retry => {
-                        wait = wait.max(retry::wait_ms(&self.policy, attempt, None, now));
+                    Err(FetchError::Timeout | FetchError::Transport(_))
+                        if self.take_retry(attempt) =>
+                    {
+                        backoff = backoff.max(self.retry_wait(attempt, None));
                         again.push((i, attempt + 1, renewed));
                     }
                     Err(e) => out[i] = Some(Err(GraphError::Fetch(e))),
                 }
             }
-            if renew && self.token_generation.get() == generation {
-                *self.token.borrow_mut() = None;
-                self.doors.log(
-                    crate::doors::Level::Info,
-                    "Graph answered 401: renewing the token",
-                );
-            }
-            if !again.is_empty() && wait > 0 {
-                self.doors.sleep_ms(wait);
+            if renew {
+                self.drop_token(generation);
             }
             pending = again;
         }
     }
+}
 
+impl<'a, D: Doors> GraphClient<'a, D> {
     /// GETs one URL with retries.
     pub fn get(&self, get: GraphGet) -> Result<Value, GraphError> {
         self.get_all(std::slice::from_ref(&get))
             .pop()
             .unwrap_or_else(|| Err(GraphError::Malformed("no result".into())))
+    }
+
+    /// GETs one page of a collection. A URL off the configured Graph host (a next or delta
+    /// link Graph should never send) is refused without being requested.
+    pub fn page(&self, get: GraphGet) -> Result<Page, GraphError> {
+        self.check_link(&get.url)?;
+        Page::parse(self.get(get)?)
+    }
+
+    /// Refuses a link that leaves the configured Graph host.
+    pub fn check_link(&self, url: &str) -> Result<(), GraphError> {
+        if self.on_graph_host(url) {
+            return Ok(());
+        }
+        Err(GraphError::Malformed(format!(
+            "a next or delta link points away from {} ({}); the link is not followed",
+            self.config.graph_endpoint,
+            first_line(url)
+        )))
+    }
+
+    /// Whether `url` is on the configured Graph host (origin followed by `/`).
+    pub fn on_graph_host(&self, url: &str) -> bool {
+        url.strip_prefix(self.config.graph_endpoint.as_str())
+            .is_some_and(|rest| rest.starts_with('/'))
     }
 
     /// Collects every page of several collections at once: for each start request, all
@@ -351,7 +531,10 @@ impl<'a, D: Doors> GraphClient<'a, D> {
             let results = self.get_all(&gets);
             let mut next = Vec::new();
             for ((i, g), r) in pending.into_iter().zip(results) {
-                let page = r.and_then(Page::parse);
+                let page = r.and_then(Page::parse).and_then(|p| match &p.next_link {
+                    Some(link) => self.check_link(link).map(|()| p),
+                    None => Ok(p),
+                });
                 match (page, &mut items[i]) {
                     (Ok(p), Ok(acc)) => {
                         acc.extend(p.items);
@@ -413,7 +596,7 @@ impl Page {
     }
 }
 
-fn status_error(r: &HttpResponse) -> GraphError {
+pub(crate) fn status_error(r: &HttpResponse) -> GraphError {
     let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
     let err = body.get("error");
     let code = err
@@ -433,7 +616,7 @@ fn status_error(r: &HttpResponse) -> GraphError {
     }
 }
 
-fn first_line(s: &str) -> String {
+pub(crate) fn first_line(s: &str) -> String {
     let line = s.lines().next().unwrap_or("").trim();
     let mut out: String = line.chars().take(300).collect();
     if line.chars().count() > 300 {

@@ -1,0 +1,291 @@
+//! JSON batching: up to 20 GETs in one `POST /v1.0/$batch`, several batches in flight.
+//!
+//! Per-user reads (memberships, roles, methods) are what make a naive connector slow; a batch
+//! carries twenty of them in one round trip. Graph answers the items in any order and each
+//! on its own terms, so every item is matched by its `id`, and a throttled item (429, 503,
+//! 504, with its own `Retry-After`) is retried alone in a later batch while its neighbours
+//! are done. A throttled item pauses the whole tenant like a throttled request does.
+
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+
+use super::{first_line, retry, status_error, GraphClient, GraphError, Outgoing, Page};
+use crate::doors::{Doors, HttpResponse};
+
+/// Most requests Graph accepts in one batch.
+pub const MAX_PER_BATCH: usize = 20;
+
+/// One GET to send inside a batch: an absolute URL on the Graph host, and extra headers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SubGet {
+    /// Absolute URL (`{graph_endpoint}/v1.0/...`), as built or as a next link arrived.
+    pub url: String,
+    /// Extra headers, e.g. `ConsistencyLevel: eventual`.
+    pub headers: Vec<(String, String)>,
+    /// The answer is one object, not a collection page (`batch_collect` returns it as the
+    /// only item).
+    pub single: bool,
+}
+
+impl SubGet {
+    /// A GET without extra headers.
+    pub fn new(url: impl Into<String>) -> Self {
+        SubGet {
+            url: url.into(),
+            headers: Vec::new(),
+            single: false,
+        }
+    }
+
+    /// An advanced query (`ConsistencyLevel: eventual`).
+    pub fn eventual(url: impl Into<String>) -> Self {
+        SubGet {
+            url: url.into(),
+            headers: vec![("ConsistencyLevel".into(), "eventual".into())],
+            single: false,
+        }
+    }
+
+    /// A GET of one object.
+    pub fn single(url: impl Into<String>) -> Self {
+        SubGet {
+            single: true,
+            ..SubGet::new(url)
+        }
+    }
+}
+
+impl<D: Doors> GraphClient<'_, D> {
+    /// The batch-relative form (`/users/...`) of an absolute v1.0 URL on the Graph host.
+    fn relative(&self, url: &str) -> Option<String> {
+        let base = format!("{}/v1.0", self.config.graph_endpoint);
+        url.strip_prefix(base.as_str())
+            .filter(|rest| rest.starts_with('/'))
+            .map(str::to_string)
+    }
+
+    /// GETs every item through `$batch` (at most `batch_concurrency` batches in flight),
+    /// retrying throttled items one by one; returns each item's JSON body in order.
+    pub fn batch_get(&self, items: &[SubGet]) -> Vec<Result<Value, GraphError>> {
+        let mut out: Vec<Option<Result<Value, GraphError>>> = vec![None; items.len()];
+        let mut pending: Vec<(usize, u32)> = Vec::with_capacity(items.len());
+        let mut relative = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            match self.relative(&item.url) {
+                Some(r) => {
+                    relative.push(r);
+                    pending.push((i, 0));
+                }
+                None => {
+                    relative.push(String::new());
+                    out[i] = Some(Err(GraphError::Malformed(format!(
+                        "a link points away from {}/v1.0 ({}); it is not followed",
+                        self.config.graph_endpoint,
+                        first_line(&item.url)
+                    ))));
+                }
+            }
+        }
+        let per_round = self.config.batch_concurrency.max(1) * MAX_PER_BATCH;
+        while !pending.is_empty() {
+            let mut again = Vec::new();
+            for round in pending.chunks(per_round) {
+                let batches: Vec<&[(usize, u32)]> = round.chunks(MAX_PER_BATCH).collect();
+                let reqs: Vec<Outgoing> = batches
+                    .iter()
+                    .map(|batch| {
+                        let requests: Vec<Value> = batch
+                            .iter()
+                            .enumerate()
+                            .map(|(n, (i, _))| {
+                                let headers: serde_json::Map<String, Value> = items[*i]
+                                    .headers
+                                    .iter()
+                                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                                    .collect();
+                                let mut r = json!({
+                                    "id": n.to_string(),
+                                    "method": "GET",
+                                    "url": relative[*i],
+                                });
+                                if !headers.is_empty() {
+                                    r["headers"] = Value::Object(headers);
+                                }
+                                r
+                            })
+                            .collect();
+                        Outgoing {
+                            method: "POST",
+                            url: self.config.graph_url("/$batch"),
+                            headers: Vec::new(),
+                            body: Some(json!({ "requests": requests }).to_string().into_bytes()),
+                        }
+                    })
+                    .collect();
+                let results = self.send_all(&reqs);
+                for (batch, result) in batches.into_iter().zip(results) {
+                    let answers = result.and_then(|resp| parse_batch(&resp.body));
+                    let mut answers = match answers {
+                        Ok(a) => a,
+                        Err(e) => {
+                            for (i, _) in batch {
+                                out[*i] = Some(Err(e.clone()));
+                            }
+                            continue;
+                        }
+                    };
+                    for (n, &(i, attempt)) in batch.iter().enumerate() {
+                        match answers.remove(&n.to_string()) {
+                            Some(sub) if (200..300).contains(&sub.status) => {
+                                out[i] = Some(serde_json::from_slice(&sub.body).map_err(|e| {
+                                    GraphError::Malformed(format!(
+                                        "batch item body is not JSON ({e})"
+                                    ))
+                                }));
+                            }
+                            Some(sub) if retry::is_retryable_status(sub.status) => {
+                                if self.take_retry(attempt) {
+                                    let wait = self.retry_wait(attempt, Some(&sub));
+                                    self.pause_tenant(
+                                        wait,
+                                        &format!("answered {} inside a batch", sub.status),
+                                    );
+                                    again.push((i, attempt + 1));
+                                } else {
+                                    out[i] = Some(Err(self.out_of_retries(status_error(&sub))));
+                                }
+                            }
+                            Some(sub) => out[i] = Some(Err(status_error(&sub))),
+                            None if self.take_retry(attempt) => again.push((i, attempt + 1)),
+                            None => {
+                                out[i] = Some(Err(GraphError::Malformed(
+                                    "the batch answer has no response with this request's id"
+                                        .into(),
+                                )))
+                            }
+                        }
+                    }
+                }
+            }
+            pending = again;
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(GraphError::Malformed("no result".into()))))
+            .collect()
+    }
+
+    /// Collects every page of several collections through `$batch`: for each item, all
+    /// `value` items of all its pages, or the first error.
+    pub fn batch_collect(&self, starts: Vec<SubGet>) -> Vec<Result<Vec<Value>, GraphError>> {
+        let mut items: Vec<Result<Vec<Value>, GraphError>> =
+            starts.iter().map(|_| Ok(Vec::new())).collect();
+        let mut pending: Vec<(usize, SubGet)> = starts.into_iter().enumerate().collect();
+        while !pending.is_empty() {
+            let gets: Vec<SubGet> = pending.iter().map(|(_, g)| g.clone()).collect();
+            let results = self.batch_get(&gets);
+            let mut next = Vec::new();
+            for ((i, g), r) in pending.into_iter().zip(results) {
+                if g.single {
+                    match (r, &mut items[i]) {
+                        (Ok(v), Ok(acc)) => acc.push(v),
+                        (Err(e), slot) => *slot = Err(e),
+                        (Ok(_), Err(_)) => {}
+                    }
+                    continue;
+                }
+                let page = r.and_then(Page::parse);
+                match (page, &mut items[i]) {
+                    (Ok(p), Ok(acc)) => {
+                        acc.extend(p.items);
+                        if let Some(url) = p.next_link {
+                            next.push((
+                                i,
+                                SubGet {
+                                    url,
+                                    headers: g.headers,
+                                    single: false,
+                                },
+                            ));
+                        }
+                    }
+                    (Err(e), slot) => *slot = Err(e),
+                    (Ok(_), Err(_)) => {}
+                }
+            }
+            pending = next;
+        }
+        items
+    }
+}
+
+/// Splits a `$batch` answer into its items by id, each as a response of its own.
+fn parse_batch(body: &[u8]) -> Result<HashMap<String, HttpResponse>, GraphError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| GraphError::Malformed(format!("the batch answer is not JSON ({e})")))?;
+    let responses = value
+        .get("responses")
+        .and_then(Value::as_array)
+        .ok_or_else(|| GraphError::Malformed("the batch answer has no 'responses' array".into()))?;
+    let mut out = HashMap::with_capacity(responses.len());
+    for r in responses {
+        let Some(id) = r.get("id").and_then(Value::as_str) else {
+            continue;
+        };
+        let status = r
+            .get("status")
+            .and_then(Value::as_u64)
+            .and_then(|s| u16::try_from(s).ok())
+            .unwrap_or(0);
+        let headers = r
+            .get("headers")
+            .and_then(Value::as_object)
+            .map(|h| {
+                h.iter()
+                    .filter_map(|(k, v)| Some((k.to_ascii_lowercase(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let body = match r.get("body") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(b) => b.to_string().into_bytes(),
+        };
+        out.insert(
+            id.to_string(),
+            HttpResponse {
+                status,
+                headers,
+                body,
+            },
+        );
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_answers_are_split_by_id_with_their_own_headers() {
+        let body = br#"{"responses":[
+            {"id":"1","status":429,"headers":{"Retry-After":"3"},"body":{"error":{"code":"TooManyRequests","message":"slow down"}}},
+            {"id":"0","status":200,"body":{"value":[{"id":"g"}]}}
+        ]}"#;
+        let mut m = parse_batch(body).unwrap();
+        let first = m.remove("0").unwrap();
+        assert_eq!(first.status, 200);
+        assert_eq!(
+            serde_json::from_slice::<Value>(&first.body).unwrap()["value"][0]["id"],
+            "g"
+        );
+        let second = m.remove("1").unwrap();
+        assert_eq!(
+            (second.status, second.header("retry-after")),
+            (429, Some("3"))
+        );
+        assert_eq!(status_error(&second).code(), "TooManyRequests");
+        assert!(parse_batch(b"{}").is_err());
+        assert!(parse_batch(b"not json").is_err());
+    }
+}

@@ -1,0 +1,300 @@
+//! One run of the Entra ID user sync: which users to read, how to enrich them, when to move
+//! the cursor.
+//!
+//! Three modes (`sync_mode`): `delta` (the default, `delta.rs`) follows `users/delta` and
+//! commits its place after every page; `created` (the seed's mode) and `full` list `/users`
+//! (`created.rs`). Whatever the source, a page of users goes through the same [`Pipeline`]:
+//! de-duplicated by id, enriched (`enrich.rs`), mapped (`ocsf.rs`), emitted. The host makes
+//! the sink durable before it commits a checkpoint, so a cursor never moves past an event
+//! that did not reach the sink.
+
+pub mod created;
+pub mod delta;
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::config::{Config, SyncMode};
+use crate::doors::{Doors, Level};
+use crate::enrich::Enricher;
+use crate::error::ConnectorError;
+use crate::graph::{GraphClient, GraphError};
+use crate::ocsf::{self, MapContext};
+
+pub use created::{Cursor, CURSOR_KEY};
+pub use delta::{DeltaCursor, DELTA_CURSOR_KEY};
+
+/// Properties read for every user (`GRAPH.md`, "Listing users").
+pub const USER_SELECT: &str = "id,displayName,mail,userPrincipalName,mailNickname,accountEnabled,\
+department,jobTitle,employeeId,employeeType,companyName,officeLocation,createdDateTime,\
+isManagementRestricted,userType,onPremisesSamAccountName,onPremisesSyncEnabled";
+
+/// Events per `emit` call.
+const EMIT_BATCH: usize = 250;
+
+/// The counts of a run (mirror of `run-report`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Report {
+    /// Users (and removals) read from Graph.
+    pub items_seen: u64,
+    /// Events emitted.
+    pub events_emitted: u64,
+    /// Users skipped (no id).
+    pub items_skipped: u64,
+    /// Users emitted without part of their enrichment.
+    pub items_partial: u64,
+    /// HTTP requests.
+    pub requests: u64,
+    /// Whether every user was read.
+    pub full_sync: bool,
+    /// Warnings, one line each.
+    pub warnings: Vec<String>,
+    /// Optional data not collected.
+    pub unavailable: Vec<String>,
+}
+
+impl Report {
+    /// Logs a warning and keeps it for the run report.
+    pub fn warn<D: Doors>(&mut self, doors: &D, msg: String) {
+        doors.log(Level::Warn, &msg);
+        self.warnings.push(msg);
+    }
+}
+
+/// Runs one sync of `config`'s tenant.
+pub fn run<D: Doors>(doors: &D, config: &Config, version: &str) -> Result<Report, ConnectorError> {
+    let graph = GraphClient::new(doors, config);
+    graph
+        .ensure_token()
+        .map_err(|e| e.into_connector("acquiring a token"))?;
+    let mut report = match config.sync_mode {
+        SyncMode::Delta => delta::run(&graph, config, version)?,
+        SyncMode::Created | SyncMode::Full => created::run(&graph, config, version)?,
+    };
+    report.requests = graph.requests();
+    if graph.retries() > 0 {
+        doors.log(
+            Level::Info,
+            &format!(
+                "{} requests were retried (throttling or transient failures)",
+                graph.retries()
+            ),
+        );
+    }
+    Ok(report)
+}
+
+/// One item of a page: a user to emit, or a user Graph reports as removed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Entry {
+    /// A user object.
+    Upsert(Value),
+    /// `@removed` with its reason (`changed`: soft-deleted, `deleted`: gone).
+    Removed {
+        /// The user's id.
+        id: String,
+        /// Graph's reason.
+        reason: String,
+    },
+}
+
+impl Entry {
+    /// Reads a delta item: `@removed` or a user.
+    pub fn from_delta(item: Value) -> Entry {
+        match item.get("@removed") {
+            Some(removed) => Entry::Removed {
+                id: item
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                reason: removed
+                    .get("reason")
+                    .and_then(Value::as_str)
+                    .unwrap_or("deleted")
+                    .to_string(),
+            },
+            None => Entry::Upsert(item),
+        }
+    }
+
+    fn id(&self) -> &str {
+        match self {
+            Entry::Upsert(user) => user.get("id").and_then(Value::as_str).unwrap_or(""),
+            Entry::Removed { id, .. } => id,
+        }
+    }
+}
+
+/// Turns pages of users into emitted events.
+pub struct Pipeline<'g, 'a, D: Doors> {
+    graph: &'g GraphClient<'a, D>,
+    config: &'g Config,
+    version: &'g str,
+    /// Groups, roles, MFA.
+    pub enricher: Enricher<'g, 'a, D>,
+    /// Sign-in activity by user id, from a sweep, added to users that lack it.
+    pub sign_ins: Option<HashMap<String, Value>>,
+    /// The run's counts.
+    pub report: Report,
+}
+
+impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
+    /// A pipeline for one run.
+    pub fn new(graph: &'g GraphClient<'a, D>, config: &'g Config, version: &'g str) -> Self {
+        Pipeline {
+            graph,
+            config,
+            version,
+            enricher: Enricher::new(graph),
+            sign_ins: None,
+            report: Report::default(),
+        }
+    }
+
+    /// Records that sign-in activity cannot be read in this tenant.
+    pub fn sign_in_unavailable(&mut self, e: &GraphError) {
+        self.report.warn(
+            self.graph.doors(),
+            format!(
+                "signInActivity is not readable in tenant '{}' ({}): last_login_time is omitted; \
+                 it needs an Entra ID P1/P2 licence and AuditLog.Read.All",
+                self.config.tenant_id,
+                e.code()
+            ),
+        );
+        if !self
+            .report
+            .unavailable
+            .iter()
+            .any(|u| u == "signInActivity")
+        {
+            self.report.unavailable.push("signInActivity".into());
+        }
+    }
+
+    /// Enriches, maps and emits one page. Returns the id and creation time (ms) of every
+    /// user emitted.
+    pub fn deliver(
+        &mut self,
+        entries: Vec<Entry>,
+    ) -> Result<Vec<(String, Option<i64>)>, ConnectorError> {
+        self.report.items_seen += entries.len() as u64;
+        // The same user may appear twice in a delta page: keep its last state.
+        let mut last: HashMap<String, usize> = HashMap::with_capacity(entries.len());
+        let mut skipped = 0u64;
+        for (i, e) in entries.iter().enumerate() {
+            if e.id().trim().is_empty() {
+                skipped += 1;
+            } else {
+                last.insert(e.id().to_string(), i);
+            }
+        }
+        if skipped > 0 {
+            self.report.items_skipped += skipped;
+            if self
+                .report
+                .warnings
+                .iter()
+                .all(|w| !w.contains("without an id"))
+            {
+                self.report.warn(
+                    self.graph.doors(),
+                    "Graph returned users without an id: they are skipped".into(),
+                );
+            }
+        }
+        let entries: Vec<Entry> = entries
+            .into_iter()
+            .enumerate()
+            .filter(|(i, e)| last.get(e.id()) == Some(i))
+            .map(|(_, e)| e)
+            .collect();
+        let ids: Vec<&str> = entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Upsert(_) => Some(e.id()),
+                Entry::Removed { .. } => None,
+            })
+            .collect();
+        let mut enrichments = if ids.is_empty() {
+            Vec::new()
+        } else {
+            self.enricher.enrich(&ids, &mut self.report)
+        }
+        .into_iter();
+        let ctx = MapContext {
+            tenant_uid: &self.config.tenant_id,
+            collected_at_ms: self.graph.doors().now_ms(),
+            connector_version: self.version,
+        };
+        let mut events = Vec::with_capacity(entries.len());
+        let mut delivered = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match entry {
+                Entry::Removed { id, reason } => {
+                    events.push(ocsf::map_deleted_user(&id, &reason, &ctx).to_string());
+                }
+                Entry::Upsert(mut user) => {
+                    let (enrichment, partial) = enrichments.next().unwrap_or_default();
+                    if partial {
+                        self.report.items_partial += 1;
+                    }
+                    let id = user
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string();
+                    if let (Some(map), Some(obj)) = (&self.sign_ins, user.as_object_mut()) {
+                        if !obj.contains_key("signInActivity") {
+                            if let Some(s) = map.get(&id) {
+                                obj.insert("signInActivity".into(), s.clone());
+                            }
+                        }
+                    }
+                    match ocsf::map_user(&user, &enrichment, &ctx) {
+                        Ok(event) => {
+                            events.push(event.to_string());
+                            let created = user
+                                .get("createdDateTime")
+                                .and_then(Value::as_str)
+                                .and_then(crate::time::parse_graph_time_ms);
+                            delivered.push((id, created));
+                        }
+                        Err(_) => self.report.items_skipped += 1,
+                    }
+                }
+            }
+        }
+        self.emit(events)?;
+        Ok(delivered)
+    }
+
+    fn emit(&mut self, mut events: Vec<String>) -> Result<(), ConnectorError> {
+        while !events.is_empty() {
+            let rest = events.split_off(events.len().min(EMIT_BATCH));
+            let n = events.len() as u64;
+            self.graph
+                .doors()
+                .emit(events)
+                .map_err(|e| ConnectorError::Host(format!("emitting events: {e}")))?;
+            self.report.events_emitted += n;
+            events = rest;
+        }
+        Ok(())
+    }
+
+    /// Adds the run's closing warnings.
+    pub fn finish(&mut self) {
+        if self.report.items_partial > 0 {
+            self.report.warn(
+                self.graph.doors(),
+                format!(
+                    "{} users were emitted without their groups, roles or methods (Graph refused or failed those reads)",
+                    self.report.items_partial
+                ),
+            );
+        }
+    }
+}

@@ -168,3 +168,76 @@ pub trait Doors {
     /// Waits `ms` milliseconds (used between retries).
     fn sleep_ms(&self, ms: u64);
 }
+
+/// A scripted, in-memory `Doors` for unit tests: answers come from a closure, time only
+/// moves when the code under test sleeps.
+#[cfg(test)]
+pub mod fake {
+    use std::cell::{Cell, RefCell};
+
+    use super::*;
+
+    /// Every `fetch-all` call: the clock when it was made and its requests.
+    pub type Calls = Vec<(i64, Vec<HttpRequest>)>;
+
+    /// The fake; `answer` maps (call number, request) to a response.
+    pub struct FakeDoors<F: Fn(usize, &HttpRequest) -> HttpResponse> {
+        /// Milliseconds since the epoch.
+        pub clock: Cell<i64>,
+        /// Every fetch-all call.
+        pub calls: RefCell<Calls>,
+        /// Total slept.
+        pub slept: Cell<u64>,
+        answer: F,
+    }
+
+    impl<F: Fn(usize, &HttpRequest) -> HttpResponse> FakeDoors<F> {
+        /// A fake at a fixed start time.
+        pub fn new(answer: F) -> Self {
+            FakeDoors {
+                clock: Cell::new(1_700_000_000_000),
+                calls: RefCell::new(Vec::new()),
+                slept: Cell::new(0),
+                answer,
+            }
+        }
+    }
+
+    /// A JSON response.
+    pub fn json(status: u16, headers: &[(&str, &str)], body: &str) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+                .collect(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    impl<F: Fn(usize, &HttpRequest) -> HttpResponse> Doors for FakeDoors<F> {
+        fn fetch_all(&self, reqs: Vec<HttpRequest>) -> Vec<Result<HttpResponse, FetchError>> {
+            let n = self.calls.borrow().len();
+            let out = reqs.iter().map(|r| Ok((self.answer)(n, r))).collect();
+            self.calls.borrow_mut().push((self.clock.get(), reqs));
+            out
+        }
+        fn kv_get(&self, _: &str) -> Result<Option<(Vec<u8>, u64)>, KvError> {
+            Ok(None)
+        }
+        fn kv_set(&self, _: &str, _: &[u8], _: Option<u64>) -> Result<u64, KvError> {
+            Ok(1)
+        }
+        fn emit(&self, _: Vec<String>) -> Result<(), EmitError> {
+            Ok(())
+        }
+        fn log(&self, _: Level, _: &str) {}
+        fn now_ms(&self) -> i64 {
+            self.clock.get()
+        }
+        fn sleep_ms(&self, ms: u64) {
+            self.clock.set(self.clock.get() + ms as i64);
+            self.slept.set(self.slept.get() + ms);
+        }
+    }
+}

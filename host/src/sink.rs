@@ -39,6 +39,8 @@ impl JsonlFileSink {
             std::fs::create_dir_all(dir)
                 .map_err(|e| SinkError(format!("cannot create {}: {e}", dir.display())))?;
         }
+        repair_torn_tail(path)
+            .map_err(|e| SinkError(format!("cannot repair {}: {e}", path.display())))?;
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -53,6 +55,47 @@ impl JsonlFileSink {
 
     fn fail(&self, e: std::io::Error) -> SinkError {
         SinkError(format!("writing {}: {e}", self.path.display()))
+    }
+}
+
+/// A process killed while writing can leave a last line without its newline. No checkpoint
+/// ever covered that event (the cursor moves only after a durable flush), so it will be
+/// delivered again: cut the torn line off instead of letting the next event glue onto it.
+/// Returns how many bytes were cut.
+fn repair_torn_tail(path: &Path) -> std::io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(0);
+    }
+    // Walk back in blocks to the last newline.
+    let mut end = len;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(chunk)?;
+        if end == len && chunk.last() == Some(&b'\n') {
+            return Ok(0);
+        }
+        if let Some(pos) = chunk.iter().rposition(|b| *b == b'\n') {
+            let keep = start + pos as u64 + 1;
+            f.set_len(keep)?;
+            f.sync_data()?;
+            return Ok(len - keep);
+        }
+        if start == 0 {
+            f.set_len(0)?;
+            f.sync_data()?;
+            return Ok(len);
+        }
+        end = start;
     }
 }
 
@@ -116,6 +159,26 @@ impl EventSink for StdoutSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_torn_last_line_is_cut_before_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        std::fs::write(&path, "{\"a\":1}\n{\"b\":2}\n{\"c\":").unwrap();
+        let sink = JsonlFileSink::open(&path).unwrap();
+        sink.write(&["{\"d\":4}".to_string()]).unwrap();
+        sink.flush_durable().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"a\":1}\n{\"b\":2}\n{\"d\":4}\n"
+        );
+        std::fs::write(&path, "no newline at all").unwrap();
+        assert_eq!(repair_torn_tail(&path).unwrap(), 17);
+        assert_eq!(std::fs::read(&path).unwrap(), b"");
+        std::fs::write(&path, "whole\n").unwrap();
+        assert_eq!(repair_torn_tail(&path).unwrap(), 0);
+        assert_eq!(repair_torn_tail(&dir.path().join("absent")).unwrap(), 0);
+    }
 
     #[test]
     fn jsonl_appends_lines_and_survives_reopen() {

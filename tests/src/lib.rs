@@ -196,6 +196,29 @@ impl Harness {
             .map(|(bytes, _)| serde_json::from_slice(&bytes).expect("the delta cursor is JSON"))
     }
 
+    /// Moves the delta cursor's clocks `hours` into the past, as if that much time had
+    /// passed since the last full walk and the last sign-in sweep.
+    pub fn age_delta_cursor(&self, hours: i64) {
+        let (bytes, version) = self
+            .checkpoint(DELTA_CURSOR_KEY)
+            .expect("a delta cursor to age");
+        let mut cursor: Value = serde_json::from_slice(&bytes).expect("the delta cursor is JSON");
+        for key in ["last_full_ms", "last_sweep_ms", "round_started_ms"] {
+            let t = cursor[key].as_i64().expect("a time in the cursor");
+            cursor[key] = Value::from(t - hours * 3_600_000);
+        }
+        let store = SqliteCheckpointStore::open(&self.dir.path().join("checkpoints.sqlite"))
+            .expect("store opens");
+        store
+            .set(
+                &format!("{}/{}", self.run.tenant, self.runtime.description().name),
+                DELTA_CURSOR_KEY,
+                &serde_json::to_vec(&cursor).unwrap(),
+                Some(version),
+            )
+            .expect("store writes");
+    }
+
     /// One checkpoint key of the Entra connector: (value, version).
     pub fn checkpoint(&self, key: &str) -> Option<(Vec<u8>, u64)> {
         let store = SqliteCheckpointStore::open(&self.dir.path().join("checkpoints.sqlite"))

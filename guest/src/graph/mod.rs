@@ -658,6 +658,163 @@ pub fn path_segment(s: &str) -> String {
 mod tests {
     use super::*;
 
+    use crate::doors::fake::{json, FakeDoors};
+
+    fn config(extra: &[(&str, &str)]) -> Config {
+        let mut pairs = vec![
+            ("tenant_id".to_string(), "t".to_string()),
+            ("client_id".to_string(), "c".to_string()),
+            (
+                "graph_endpoint".to_string(),
+                "https://graph.test".to_string(),
+            ),
+        ];
+        pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Config::parse(&pairs).unwrap()
+    }
+
+    const TOKEN: &str = r#"{"access_token":"tok","expires_in":3599}"#;
+
+    #[test]
+    fn a_throttled_batch_item_pauses_the_requests_that_follow() {
+        // One batch in flight at a time: 40 items make two batches in one round; item 3 of
+        // the first is throttled for 2 s, so the second batch waits too, and item 3 goes
+        // again alone.
+        let cfg = config(&[("batch_concurrency", "1")]);
+        let doors = FakeDoors::new(|n, r| {
+            if r.url.contains("/token") {
+                return json(200, &[], TOKEN);
+            }
+            let body: Value = serde_json::from_slice(r.body.as_ref().unwrap()).unwrap();
+            let responses: Vec<Value> = body["requests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|item| {
+                    // Call 0 is the token, call 1 the first batch.
+                    if item["url"] == "/users/u3/memberOf" && n == 1 {
+                        serde_json::json!({"id": item["id"], "status": 429,
+                            "headers": {"Retry-After": "2"},
+                            "body": {"error": {"code": "TooManyRequests", "message": "slow"}}})
+                    } else {
+                        serde_json::json!({"id": item["id"], "status": 200,
+                            "body": {"value": [{"id": item["url"]}]}})
+                    }
+                })
+                .rev()
+                .collect();
+            json(
+                200,
+                &[],
+                &serde_json::json!({ "responses": responses }).to_string(),
+            )
+        });
+        let graph = GraphClient::new(&doors, &cfg);
+        let items: Vec<SubGet> = (0..40)
+            .map(|i| SubGet::new(cfg.graph_url(&format!("/users/u{i}/memberOf"))))
+            .collect();
+        let t0 = doors.clock.get();
+        let results = graph.batch_collect(items);
+        let calls = doors.calls.borrow();
+        // token, batch 1, batch 2 (after the pause), the retry of item 3 (also after it)
+        assert_eq!(
+            calls.len(),
+            4,
+            "{:?}",
+            calls.iter().map(|c| c.1.len()).collect::<Vec<_>>()
+        );
+        assert_eq!(calls[1].0, t0, "the first batch goes at once");
+        assert!(
+            calls[2].0 >= t0 + 2000,
+            "the second batch waited for the pause"
+        );
+        let retry_body: Value =
+            serde_json::from_slice(calls[3].1[0].body.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            retry_body["requests"].as_array().unwrap().len(),
+            1,
+            "item 3 alone"
+        );
+        drop(calls);
+        for (i, r) in results.iter().enumerate() {
+            let items = r.as_ref().expect("every item succeeds in the end");
+            assert_eq!(
+                items[0]["id"],
+                format!("/users/u{i}/memberOf"),
+                "matched by id"
+            );
+        }
+        assert_eq!(graph.retries(), 1);
+    }
+
+    #[test]
+    fn a_spent_retry_budget_ends_with_a_clear_error() {
+        let cfg = config(&[("retry_budget", "2")]);
+        let doors = FakeDoors::new(|_, r| {
+            if r.url.contains("/token") {
+                return json(200, &[], TOKEN);
+            }
+            json(
+                429,
+                &[("Retry-After", "1")],
+                r#"{"error":{"code":"TooManyRequests","message":"slow down"}}"#,
+            )
+        });
+        let graph = GraphClient::new(&doors, &cfg);
+        let err = graph
+            .get(GraphGet::new(cfg.graph_url("/users")))
+            .unwrap_err();
+        assert_eq!(err.status(), Some(429));
+        assert!(
+            err.to_string().contains("retry budget of 2 is spent"),
+            "{err}"
+        );
+        assert_eq!(
+            doors.calls.borrow().len(),
+            1 + 3,
+            "token, one try, two retries"
+        );
+        assert_eq!(
+            doors.slept.get(),
+            2000,
+            "Retry-After honoured before each retry"
+        );
+    }
+
+    #[test]
+    fn a_token_is_renewed_a_minute_before_it_expires() {
+        let cfg = config(&[]);
+        let doors = FakeDoors::new(|n, r| {
+            if r.url.contains("/token") {
+                return json(
+                    200,
+                    &[],
+                    &format!(r#"{{"access_token":"tok{n}","expires_in":61}}"#),
+                );
+            }
+            json(200, &[], r#"{"value":[]}"#)
+        });
+        let graph = GraphClient::new(&doors, &cfg);
+        graph.get(GraphGet::new(cfg.graph_url("/users"))).unwrap();
+        graph.get(GraphGet::new(cfg.graph_url("/users"))).unwrap();
+        doors.sleep_ms(1_500);
+        graph.get(GraphGet::new(cfg.graph_url("/users"))).unwrap();
+        let calls = doors.calls.borrow();
+        let tokens = calls
+            .iter()
+            .filter(|c| c.1[0].url.contains("/token"))
+            .count();
+        assert_eq!(tokens, 2, "one token, renewed once after its useful life");
+        let last_auth = calls.last().unwrap().1[0]
+            .headers
+            .iter()
+            .find(|(k, _)| k == "Authorization")
+            .unwrap()
+            .1
+            .clone();
+        assert_eq!(last_auth, "Bearer tok3", "the renewed token is used");
+    }
+
     #[test]
     fn encodes_form_values_and_path_segments() {
         assert_eq!(

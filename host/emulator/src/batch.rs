@@ -4,7 +4,9 @@
 //! failure lives: each sub-request has its own status, headers (`Retry-After` on a 429) and
 //! body. Sub-requests go through the same counting, fault rules and handlers as direct
 //! requests, so a fault rule on [`Endpoint::MemberOf`](crate::Endpoint::MemberOf) fails one
-//! entry of a batch, not the batch. Sub-responses come back in reverse request order — Graph
+//! entry of a batch, not the batch; likewise the rate throttle counts each sub-request under
+//! its own endpoint and throttles single entries (429 with their own `Retry-After`).
+//! Sub-responses come back in reverse request order — Graph
 //! promises no order, and a client that matches by position instead of by `id` should fail
 //! visibly here rather than in production.
 
@@ -17,6 +19,7 @@ use crate::graph::{dispatch, RequestIds, Route};
 use crate::odata::QueryOptions;
 use crate::reply::{Body, GraphError, Reply};
 use crate::server::{HttpRequest, Shared};
+use crate::throttle;
 
 /// Most requests one batch may carry.
 const MAX_REQUESTS: usize = 20;
@@ -120,6 +123,8 @@ fn run(shared: &Shared, id: &str, method: &str, url: &str, sub: &Value) -> Value
         ids.render(GraphError::bad_request(
             "A $batch cannot contain another $batch.",
         ))
+    } else if let Some(retry_after) = shared.throttled(route.endpoint()) {
+        throttle::answer(&ids, retry_after)
     } else {
         dispatch(shared, &route, &request, &ids)
     };

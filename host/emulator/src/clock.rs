@@ -48,6 +48,26 @@ pub(crate) fn format_login(secs: i64) -> String {
     format!("{date} {time}Z")
 }
 
+/// Seconds since the epoch as an HTTP date (IMF-fixdate, RFC 9110):
+/// `Wed, 21 Oct 2015 07:28:00 GMT`.
+pub(crate) fn format_http_date(secs: i64) -> String {
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
+        WEEKDAYS[days.rem_euclid(7) as usize],
+        MONTHS[(m - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 fn split(secs: i64) -> (String, String) {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
@@ -151,6 +171,15 @@ mod tests {
         assert_eq!(format_iso(1_684_311_164), "2023-05-17T08:12:44Z");
         assert_eq!(parse_iso("2023-05-17T08:12:44Z"), Some((1_684_311_164, 0)));
         assert_eq!(format_login(0), "1970-01-01 00:00:00Z");
+        assert_eq!(
+            format_http_date(1_445_412_480),
+            "Wed, 21 Oct 2015 07:28:00 GMT"
+        );
+        assert_eq!(format_http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(
+            format_http_date(1_684_311_164),
+            "Wed, 17 May 2023 08:12:44 GMT"
+        );
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! tests change users while a run is in flight. So users live in insertion order under a
 //! stable sequence number (paging resumes after a number, unaffected by removals), with
 //! indexes by id, by UPN and by creation time (for `$orderby`/`$filter`), and a change log
-//! ordered by version that `users/delta` reads. Groups and roles are derived from the users'
-//! memberships and cached until the next change.
+//! ordered by version that `users/delta` reads. Groups, roles and their members are derived
+//! from the users' memberships and cached until the next change (a relation-only change
+//! included, though it leaves no trace in the change log).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
@@ -15,7 +16,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde_json::{json, Map, Value};
 
 use crate::clock::{parse_iso, Stamp};
-use crate::tenant::{odata_type, SimUser, Tenant, GROUP_TYPE};
+use crate::reply::intern_code;
+use crate::tenant::{SimUser, Tenant, DIRECTORY_ROLE_TYPE, GROUP_TYPE, VIA_GROUP};
 
 /// Position of a user in creation-time order: nulls first, ties broken by insertion.
 pub(crate) type CreatedKey = (Option<Stamp>, u64);
@@ -53,8 +55,12 @@ pub(crate) struct Catalog {
     /// Every directory role held directly or inherited: id, displayName, description,
     /// roleTemplateId.
     pub roles: Vec<Value>,
-    /// Role id → users holding it (directly or inherited), in insertion order.
+    /// Role id → its direct members as Graph lists them: the users holding it directly (or
+    /// inherited without a `viaGroup`) and the role-assignable groups granting it, each once,
+    /// in the order first met walking the users in insertion order.
     pub role_members: HashMap<String, Vec<Value>>,
+    /// Group id → users whose `memberOf` holds the group, in insertion order.
+    pub group_members: HashMap<String, Vec<Value>>,
 }
 
 /// The users of a running emulator and their indexes.
@@ -68,6 +74,7 @@ pub(crate) struct Directory {
     next_seq: u64,
     version: u64,
     delta_floor: u64,
+    delta_expiry: (u16, &'static str),
     catalog: Mutex<Option<Arc<Catalog>>>,
 }
 
@@ -91,6 +98,7 @@ impl Directory {
             next_seq: 1,
             version: 0,
             delta_floor: 0,
+            delta_expiry: (410, "syncStateNotFound"),
             catalog: Mutex::new(None),
         };
         for user in tenant.into_users() {
@@ -101,11 +109,15 @@ impl Directory {
 
     fn bump(&mut self) -> u64 {
         self.version += 1;
+        self.forget_catalog();
+        self.version
+    }
+
+    fn forget_catalog(&mut self) {
         *self
             .catalog
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner) = None;
-        self.version
     }
 
     fn index(&mut self, seq: u64) {
@@ -184,6 +196,24 @@ impl Directory {
         true
     }
 
+    /// Changes the relations of a user (`member_of`, `inherited_roles`, `auth_methods`) without
+    /// a new version or change-log entry: `users/delta` does not see it, derived lists do. The
+    /// user object is put back as it was, whatever the closure did to it. False for an
+    /// unknown id.
+    pub(crate) fn modify_relations(&mut self, id: &str, change: impl FnOnce(&mut SimUser)) -> bool {
+        let Some(&seq) = self.by_id.get(id) else {
+            return false;
+        };
+        let Some(entry) = self.users.get_mut(&seq) else {
+            return false;
+        };
+        let user = entry.sim.user.clone();
+        change(&mut entry.sim);
+        entry.sim.user = user;
+        self.forget_catalog();
+        true
+    }
+
     /// Removes a user; `reason` is what delta reports ("changed" or "deleted").
     pub(crate) fn remove(&mut self, id: &str, reason: &'static str) -> bool {
         let Some(&seq) = self.by_id.get(id) else {
@@ -204,14 +234,21 @@ impl Directory {
         true
     }
 
-    /// Invalidates every delta token issued so far: later requests carrying one get 410.
-    pub(crate) fn expire_delta_tokens(&mut self) {
+    /// Invalidates every delta token issued so far: later requests carrying one get `status`
+    /// with the Graph error `code`.
+    pub(crate) fn expire_delta_tokens(&mut self, status: u16, code: &str) {
         self.delta_floor = self.bump();
+        self.delta_expiry = (status, intern_code(code));
     }
 
     /// Delta tokens minted before this version are expired.
     pub(crate) fn delta_floor(&self) -> u64 {
         self.delta_floor
+    }
+
+    /// The status and code an expired delta token is answered with.
+    pub(crate) fn delta_expiry(&self) -> (u16, &'static str) {
+        self.delta_expiry
     }
 
     /// The version of the latest change.
@@ -297,22 +334,47 @@ impl Directory {
 
     fn build_catalog(&self) -> Catalog {
         let mut catalog = Catalog::default();
-        let mut seen_groups = HashSet::new();
+        let mut group_names: HashMap<String, Value> = HashMap::new();
         for entry in self.users.values() {
             let sim = &entry.sim;
-            for group in sim
-                .member_of
-                .iter()
-                .filter(|o| odata_type(o) == Some(GROUP_TYPE))
-            {
+            let member = user_reference(sim);
+            for group in sim.memberships_of_type(GROUP_TYPE) {
                 let id = group.get("id").and_then(Value::as_str).unwrap_or_default();
-                if seen_groups.insert(id.to_owned()) {
-                    let mut object = group.as_object().cloned().unwrap_or_default();
-                    object.remove("@odata.type");
-                    catalog.groups.push(Value::Object(object));
+                let members = match catalog.group_members.entry(id.to_owned()) {
+                    std::collections::hash_map::Entry::Occupied(slot) => slot.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        let mut object = group.as_object().cloned().unwrap_or_default();
+                        object.remove("@odata.type");
+                        object.remove(VIA_GROUP);
+                        group_names.insert(
+                            id.to_owned(),
+                            group.get("displayName").cloned().unwrap_or(Value::Null),
+                        );
+                        catalog.groups.push(Value::Object(object));
+                        slot.insert(Vec::new())
+                    }
+                };
+                // The same group twice in one memberOf lists the user once.
+                if members.last().map(|m| &m["id"]) != Some(&member["id"]) {
+                    members.push(member.clone());
                 }
             }
-            for role in sim.directory_roles() {
+        }
+        let mut listed: HashSet<(String, String)> = HashSet::new();
+        for entry in self.users.values() {
+            let sim = &entry.sim;
+            let user_id = sim.id().unwrap_or_default();
+            let direct = sim
+                .memberships_of_type(DIRECTORY_ROLE_TYPE)
+                .map(|r| (r, None));
+            let inherited = sim.inherited_roles.iter().map(|r| {
+                let via = r
+                    .get(VIA_GROUP)
+                    .and_then(Value::as_str)
+                    .filter(|g| !g.is_empty());
+                (r, via)
+            });
+            for (role, via) in direct.chain(inherited) {
                 let id = role.get("id").and_then(Value::as_str).unwrap_or_default();
                 if id.is_empty() {
                     continue;
@@ -331,16 +393,34 @@ impl Directory {
                         }));
                         Vec::new()
                     });
-                members.push(json!({
-                    "@odata.type": "#microsoft.graph.user",
-                    "id": sim.id(),
-                    "displayName": sim.user.get("displayName").cloned().unwrap_or(Value::Null),
-                    "userPrincipalName": sim.user.get("userPrincipalName").cloned().unwrap_or(Value::Null),
-                }));
+                let (member_id, object) = match via {
+                    Some(group) => (
+                        group,
+                        json!({
+                            "@odata.type": GROUP_TYPE,
+                            "id": group,
+                            "displayName": group_names.get(group).cloned().unwrap_or(Value::Null),
+                        }),
+                    ),
+                    None => (user_id, user_reference(sim)),
+                };
+                if listed.insert((id.to_owned(), member_id.to_owned())) {
+                    members.push(object);
+                }
             }
         }
         catalog
     }
+}
+
+/// A user as relation lists show it: type, id, displayName, userPrincipalName.
+fn user_reference(sim: &SimUser) -> Value {
+    json!({
+        "@odata.type": "#microsoft.graph.user",
+        "id": sim.id(),
+        "displayName": sim.user.get("displayName").cloned().unwrap_or(Value::Null),
+        "userPrincipalName": sim.user.get("userPrincipalName").cloned().unwrap_or(Value::Null),
+    })
 }
 
 #[cfg(test)]

@@ -56,6 +56,29 @@ impl FaultRule {
         rule
     }
 
+    /// An outage: 503 `ServiceUnavailable`, no `Retry-After` (the client backs off on its
+    /// own). Every request to `endpoint` fails until narrowed: set `skip` and `count` for a
+    /// burst, e.g. `skip: 2, count: 3` lets two through, then fails three.
+    pub fn unavailable(endpoint: Endpoint) -> FaultRule {
+        FaultRule::graph_error(
+            endpoint,
+            503,
+            "ServiceUnavailable",
+            "The service is temporarily unavailable. Please try again later.",
+        )
+    }
+
+    /// A gateway timeout: 504 `GatewayTimeout`, no `Retry-After`; narrow it like
+    /// [`FaultRule::unavailable`].
+    pub fn gateway_timeout(endpoint: Endpoint) -> FaultRule {
+        FaultRule::graph_error(
+            endpoint,
+            504,
+            "GatewayTimeout",
+            "The gateway did not receive a timely response from the upstream service.",
+        )
+    }
+
     fn matches(&self, endpoint: Endpoint, target: &str) -> bool {
         self.endpoint == endpoint
             && self
@@ -141,5 +164,34 @@ mod tests {
             .answer(Endpoint::MemberOf, "/v1.0/users/xyz/memberOf")
             .is_none());
         assert!(book.answer(Endpoint::Users, "/v1.0/users/abc").is_none());
+    }
+
+    #[test]
+    fn outage_rules_carry_their_status_and_code_without_retry_after() {
+        for (rule, status, code) in [
+            (
+                FaultRule::unavailable(Endpoint::Users),
+                503,
+                "ServiceUnavailable",
+            ),
+            (
+                FaultRule::gateway_timeout(Endpoint::Users),
+                504,
+                "GatewayTimeout",
+            ),
+        ] {
+            assert_eq!((rule.skip, rule.count), (0, u32::MAX));
+            let mut book = FaultBook::default();
+            book.add(rule);
+            let reply = book.answer(Endpoint::Users, "/v1.0/users").expect("fails");
+            assert_eq!(reply.status, status);
+            assert!(!reply.has_header("Retry-After"));
+            let body: serde_json::Value =
+                serde_json::from_slice(&reply.body_bytes()).expect("JSON body");
+            assert_eq!(body["error"]["code"], code);
+            assert!(book
+                .answer(Endpoint::MemberOf, "/v1.0/users/x/memberOf")
+                .is_none());
+        }
     }
 }

@@ -10,20 +10,22 @@
 use serde_json::{json, Map, Value};
 
 use crate::clock::{days_from_civil, format_iso};
-use crate::tenant::{SimUser, Tenant, ADMINISTRATIVE_UNIT_TYPE, DIRECTORY_ROLE_TYPE, GROUP_TYPE};
+use crate::tenant::{
+    SimUser, Tenant, ADMINISTRATIVE_UNIT_TYPE, DIRECTORY_ROLE_TYPE, GROUP_TYPE, VIA_GROUP,
+};
 
 /// Which generated index holds which hard case (for every tenant of at least
 /// [`hard_case::COUNT`] users). Tests may rely on these indexes.
 ///
 /// | index | user | hard case |
 /// |---|---|---|
-/// | 0 | Adele Vance | Global Administrator directly in `memberOf` *and* inherited through the role-assignable group "Role - Global Administrators" (de-duplication); 9 `memberOf` items (3 pages at the default page size 4); password, Authenticator, FIDO2, phone |
+/// | 0 | Adele Vance | Global Administrator directly in `memberOf` *and* inherited through the role-assignable group "Role - Global Administrators" (`viaGroup`; de-duplication; she and the group are both direct members of the role); 9 `memberOf` items (3 pages at the default page size 4); password, Authenticator, FIDO2, phone |
 /// | 1 | Jo Brown | guest: `userType` "Guest", UPN `jo_fabrikam.com#EXT#@contoso.onmicrosoft.com`, mail `jo@fabrikam.com`; `companyName` absent; e-mail method only |
 /// | 2 | Alex Wilber | disabled (`accountEnabled` false), synced from on-premises (`onPremisesSyncEnabled` true, `onPremisesSamAccountName` "awilber") |
 /// | 3 | Diego Siciliani | `mail` null, `createdDateTime` null, no `signInActivity` at all; department, job title, employee id and type all null |
 /// | 4 | Zoë Ångström | `createdDateTime` null; never signed in (`lastSignInDateTime` "0001-01-01T00:00:00Z"); password and temporary access pass |
 /// | 5 | 李小龍 | no groups, no roles, no administrative units; password only |
-/// | 6 | Ωmega Δelta | User Administrator only through `inheritedRoles` (member of the role-assignable group "Role - User Administrators") |
+/// | 6 | Ωmega Δelta | User Administrator only through `inheritedRoles` (`viaGroup`: the role-assignable group "Role - User Administrators", of which the user is a member): listed in `directoryRoles/{id}/members` only through that group |
 /// | 7, 8 | Megan Bowen, Lee Gu | created in the same second (`2023-05-17T08:12:44Z`) |
 /// | 9, 10 | Isaiah Langer, Johanna Lorenz | created in the same second (`2020-11-02T16:45:00Z`) |
 /// | 11 | Lidia Holloway | two administrative units and three groups in `memberOf` (2 pages at size 4) |
@@ -37,7 +39,12 @@ use crate::tenant::{SimUser, Tenant, ADMINISTRATIVE_UNIT_TYPE, DIRECTORY_ROLE_TY
 /// | 19 | Sam Taylor | second guest (`sam_tailspintoys.com#EXT#@contoso.onmicrosoft.com`), no `signInActivity`, no groups, no authentication methods |
 ///
 /// Every other user has `isManagementRestricted` false or a random value; users from index 20
-/// on are random.
+/// on are random. Every inherited role the generator hands out carries `viaGroup` (see
+/// [`VIA_GROUP`](crate::VIA_GROUP)) naming a role-assignable group in the user's `memberOf`
+/// (the groups "Role - Global Administrators", "Role - User Administrators",
+/// "Role - Helpdesk", "Role - Security Readers" grant Global Administrator, User
+/// Administrator, Helpdesk Administrator, Security Reader); such a group is a direct member of
+/// its role, and the users in it are members of the group only.
 pub mod hard_case {
     /// Global Administrator both directly and inherited; `memberOf` spans 3 pages.
     pub const GLOBAL_ADMIN: usize = 0;
@@ -197,6 +204,10 @@ const GROUPS: [&str; 50] = [
     "Training & Onboarding",
 ];
 const ROLE_GROUP_GRANTS: [usize; 4] = [0, 1, 4, 2];
+// Hard cases 0 and 6 inherit Global and User Administrator through groups 0 and 1.
+const _: () = assert!(
+    ROLE_GROUP_GRANTS[0] == GLOBAL_ADMINISTRATOR && ROLE_GROUP_GRANTS[1] == USER_ADMINISTRATOR
+);
 const ALL_COMPANY: usize = 4;
 const GUESTS_GROUP: usize = 37;
 
@@ -488,6 +499,14 @@ impl Catalog {
     fn role(&self, i: usize) -> Value {
         self.roles[i].clone()
     }
+
+    /// The role granted by role-assignable group `g` (an index below
+    /// `ROLE_GROUP_GRANTS.len()`), as an inherited role naming that group in `viaGroup`.
+    fn role_via_group(&self, g: usize) -> Value {
+        let mut role = self.role(ROLE_GROUP_GRANTS[g]);
+        role[VIA_GROUP] = self.groups[g]["id"].clone();
+        role
+    }
 }
 
 fn slug(name: &str) -> String {
@@ -717,7 +736,7 @@ fn random_user(seed: u64, index: usize, catalog: &Catalog) -> SimUser {
             let g = rng.below(ROLE_GROUP_GRANTS.len() as u64) as usize;
             member_of.push(catalog.group(g));
             if direct_role != Some(ROLE_GROUP_GRANTS[g]) {
-                inherited_roles.push(catalog.role(ROLE_GROUP_GRANTS[g]));
+                inherited_roles.push(catalog.role_via_group(g));
             }
         }
         if rng.chance(5) {
@@ -965,7 +984,7 @@ fn hard_case_user(seed: u64, index: usize, catalog: &Catalog) -> SimUser {
             sim.member_of = vec![catalog.role(GLOBAL_ADMINISTRATOR), catalog.group(0)];
             sim.member_of
                 .extend((ALL_COMPANY..ALL_COMPANY + 7).map(|g| catalog.group(g)));
-            sim.inherited_roles = vec![catalog.role(GLOBAL_ADMINISTRATOR)];
+            sim.inherited_roles = vec![catalog.role_via_group(0)];
             sim.auth_methods = methods(&[PASSWORD, AUTHENTICATOR, FIDO2, PHONE]);
         }
         hard_case::GUEST | hard_case::GUEST_WITHOUT_SIGN_IN => {
@@ -1028,7 +1047,7 @@ fn hard_case_user(seed: u64, index: usize, catalog: &Catalog) -> SimUser {
         }
         hard_case::INHERITED_ROLE_ONLY => {
             sim.member_of = vec![catalog.group(1), catalog.group(ALL_COMPANY)];
-            sim.inherited_roles = vec![catalog.role(USER_ADMINISTRATOR)];
+            sim.inherited_roles = vec![catalog.role_via_group(1)];
             sim.auth_methods = methods(&[PASSWORD, OATH]);
         }
         8 => sim.auth_methods = methods(&[PASSWORD, HELLO]),

@@ -1,8 +1,9 @@
 //! The Graph server's front door: routing, bearer-token checks, fault rules, error bodies.
 //!
 //! Every request (and every `$batch` sub-request) goes through the same steps — classify the
-//! endpoint, count it, let a fault rule answer, check the token, dispatch to a handler — so
-//! counters and faults behave the same however a request arrives. Handlers live in `users.rs`,
+//! endpoint, count it, let a fault rule answer, check the token, let the throttle answer,
+//! dispatch to a handler — so counters, faults and throttling behave the same however a
+//! request arrives. Handlers live in `users.rs`,
 //! `relations.rs` and `batch.rs`; they return a [`Reply`] or a [`GraphError`], which is
 //! rendered here in Graph's `{"error": {"code", "message", "innerError"}}` shape.
 
@@ -12,7 +13,7 @@ use serde_json::{json, Value};
 use crate::clock::{format_iso, now_secs};
 use crate::reply::{GraphError, Reply};
 use crate::server::{HttpRequest, Shared};
-use crate::{batch, relations, users, Endpoint};
+use crate::{batch, relations, throttle, users, Endpoint};
 
 /// Where a Graph request goes, with the ids taken from its path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,8 +36,13 @@ pub(crate) enum Route {
     DirectoryRoles,
     /// `/v1.0/directoryRoles/{id}/members`
     DirectoryRoleMembers(String),
+    /// `/v1.0/groups/{id}/members` and
+    /// `/v1.0/groups/{id}/transitiveMembers/microsoft.graph.user`
+    GroupMembers(String),
     /// `/v1.0/reports/authenticationMethods/userRegistrationDetails`
     RegistrationDetails,
+    /// `/v1.0/reports/authenticationMethods/userRegistrationDetails/{id}`
+    RegistrationDetail(String),
     /// `/v1.0/$batch`
     Batch,
     /// Anything else under `/v1.0`.
@@ -69,10 +75,17 @@ impl Route {
             }
             ["users", _, "authentication", "methods"] => Route::AuthMethods(id(1)),
             ["groups"] => Route::Groups,
+            ["groups", _, "members"]
+            | ["groups", _, "transitivemembers", "microsoft.graph.user"] => {
+                Route::GroupMembers(id(1))
+            }
             ["directoryroles"] => Route::DirectoryRoles,
             ["directoryroles", _, "members"] => Route::DirectoryRoleMembers(id(1)),
             ["reports", "authenticationmethods", "userregistrationdetails"] => {
                 Route::RegistrationDetails
+            }
+            ["reports", "authenticationmethods", "userregistrationdetails", _] => {
+                Route::RegistrationDetail(id(3))
             }
             ["$batch"] => Route::Batch,
             _ => Route::Unknown,
@@ -90,7 +103,10 @@ impl Route {
             Route::Groups => Endpoint::Groups,
             Route::DirectoryRoles => Endpoint::DirectoryRoles,
             Route::DirectoryRoleMembers(_) => Endpoint::DirectoryRoleMembers,
-            Route::RegistrationDetails => Endpoint::RegistrationDetails,
+            Route::GroupMembers(_) => Endpoint::GroupMembers,
+            Route::RegistrationDetails | Route::RegistrationDetail(_) => {
+                Endpoint::RegistrationDetails
+            }
             Route::Batch => Endpoint::Batch,
             Route::Unknown | Route::Unversioned => Endpoint::Other,
         }
@@ -163,7 +179,10 @@ pub(crate) fn handle(shared: &Shared, request: &HttpRequest) -> Reply {
             Err(error) => ids
                 .render(error)
                 .with_header("WWW-Authenticate", "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\""),
-            Ok(()) => dispatch(shared, &route, request, &ids),
+            Ok(()) => match shared.throttled(route.endpoint()) {
+                Some(retry_after) => throttle::answer(&ids, retry_after),
+                None => dispatch(shared, &route, request, &ids),
+            },
         }
     };
     ids.stamp(reply)
@@ -226,7 +245,9 @@ pub(crate) fn dispatch(
         Route::Groups => relations::groups(shared, request),
         Route::DirectoryRoles => relations::directory_roles(shared, request),
         Route::DirectoryRoleMembers(id) => relations::role_members(shared, request, id),
+        Route::GroupMembers(id) => relations::group_members(shared, request, id),
         Route::RegistrationDetails => relations::registration_details(shared, request),
+        Route::RegistrationDetail(id) => relations::registration_detail(shared, request, id),
         Route::Batch => batch::handle(shared, request),
         Route::Unknown | Route::Unversioned => Err(GraphError::new(
             404,
@@ -292,6 +313,31 @@ mod tests {
             Route::TransitiveRoles("x".into())
         );
         assert_eq!(Route::parse("/v1.0/$batch"), Route::Batch);
+        assert_eq!(
+            Route::parse("/v1.0/groups/g%201/members"),
+            Route::GroupMembers("g 1".into())
+        );
+        assert_eq!(
+            Route::parse("/v1.0/groups/g/transitiveMembers/microsoft.graph.user"),
+            Route::GroupMembers("g".into())
+        );
+        assert_eq!(
+            Route::parse("/v1.0/groups/g/transitiveMembers"),
+            Route::Unknown
+        );
+        assert_eq!(
+            Route::parse("/v1.0/groups/g/members").endpoint(),
+            Endpoint::GroupMembers
+        );
+        assert_eq!(
+            Route::parse("/v1.0/reports/authenticationMethods/userRegistrationDetails/u1"),
+            Route::RegistrationDetail("u1".into())
+        );
+        assert_eq!(
+            Route::parse("/v1.0/reports/authenticationMethods/userRegistrationDetails/u1")
+                .endpoint(),
+            Endpoint::RegistrationDetails
+        );
         assert_eq!(Route::parse("/v1.0/applications"), Route::Unknown);
         assert_eq!(Route::parse("/beta/users"), Route::Unversioned);
         assert_eq!(

@@ -20,9 +20,19 @@
 //! ```
 //!
 //! Layout: `tenant` (the data), `generate` (seeded tenants and their hard cases),
-//! `directory` (the live, indexed copy a running server serves), `login` (token endpoint),
-//! `graph`, `users`, `relations`, `batch` (the Graph endpoints), `odata` (query options and
-//! skip tokens), `faults` (injected failures), `server` (hyper plumbing and [`Emulator`]).
+//! `directory` (the live, indexed copy a running server serves, with the groups, roles and
+//! members derived from it), `login` (token endpoint), `graph`, `users`, `relations`, `batch`
+//! (the Graph endpoints), `odata` (query options and skip tokens), `faults` (injected
+//! failures: [`FaultRule`]), `throttle` (rate throttling: [`Throttle`]), `clock` (dates),
+//! `server` (hyper plumbing, latency injection and [`Emulator`]).
+//!
+//! Test switches on a running [`Emulator`]: [`Emulator::add_fault`] (canned failures at chosen
+//! requests), [`Emulator::set_throttle`] (429 on every n-th request),
+//! [`Emulator::set_latency`] (every HTTP answer delayed, asynchronously),
+//! [`Emulator::set_premium`], [`Emulator::expire_tokens`],
+//! [`Emulator::expire_delta_tokens_with`]; data changes: [`Emulator::modify_user`] (a change
+//! `users/delta` reports) and [`Emulator::modify_relations`] (memberships, roles and methods,
+//! which `users/delta` does not report, as in Graph).
 
 #![warn(missing_docs)]
 
@@ -38,12 +48,16 @@ mod relations;
 mod reply;
 mod server;
 mod tenant;
+mod throttle;
 mod users;
 
 pub use faults::FaultRule;
 pub use generate::{hard_case, AUTH_METHOD_TYPES, INITIAL_DOMAIN, VERIFIED_DOMAIN};
 pub use server::Emulator;
-pub use tenant::{SimUser, Tenant, ADMINISTRATIVE_UNIT_TYPE, DIRECTORY_ROLE_TYPE, GROUP_TYPE};
+pub use tenant::{
+    SimUser, Tenant, ADMINISTRATIVE_UNIT_TYPE, DIRECTORY_ROLE_TYPE, GROUP_TYPE, VIA_GROUP,
+};
+pub use throttle::{RetryAfter, Throttle};
 
 /// Credentials and switches of the simulated tenant.
 #[derive(Clone, Debug)]
@@ -79,7 +93,10 @@ impl Default for EmulatorConfig {
     }
 }
 
-/// Which Graph endpoint a request hit, for counters and fault rules.
+/// Which Graph endpoint a request hit, for counters, fault rules and throttling.
+///
+/// The discriminants follow the declaration order and [`Endpoint::ALL`] lists every variant in
+/// that order; new variants are added at the end so existing positions never move.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Endpoint {
     /// `POST /{tenant}/oauth2/v2.0/token` on the login server.
@@ -98,19 +115,24 @@ pub enum Endpoint {
     Groups,
     /// `GET /v1.0/directoryRoles`.
     DirectoryRoles,
-    /// `GET /v1.0/directoryRoles/{id}/members`.
+    /// `GET /v1.0/directoryRoles/{id}/members`: the role's direct members, users and
+    /// role-assignable groups.
     DirectoryRoleMembers,
-    /// `GET /v1.0/reports/authenticationMethods/userRegistrationDetails`.
+    /// `GET /v1.0/reports/authenticationMethods/userRegistrationDetails` and
+    /// `GET /v1.0/reports/authenticationMethods/userRegistrationDetails/{id}`.
     RegistrationDetails,
     /// `POST /v1.0/$batch` (its sub-requests count under their own endpoints).
     Batch,
     /// Anything else, on either server.
     Other,
+    /// `GET /v1.0/groups/{id}/members` and
+    /// `GET /v1.0/groups/{id}/transitiveMembers/microsoft.graph.user`.
+    GroupMembers,
 }
 
 impl Endpoint {
     /// Every endpoint, in order.
-    pub const ALL: [Endpoint; 12] = [
+    pub const ALL: [Endpoint; 13] = [
         Endpoint::Token,
         Endpoint::Users,
         Endpoint::UsersDelta,
@@ -123,10 +145,26 @@ impl Endpoint {
         Endpoint::RegistrationDetails,
         Endpoint::Batch,
         Endpoint::Other,
+        Endpoint::GroupMembers,
     ];
 
     /// Position in [`Endpoint::ALL`].
     pub(crate) fn index(self) -> usize {
         self as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_endpoint_sits_at_its_index() {
+        for (position, endpoint) in Endpoint::ALL.iter().enumerate() {
+            assert_eq!(endpoint.index(), position, "{endpoint:?}");
+        }
+        let mut sorted = Endpoint::ALL;
+        sorted.sort();
+        assert_eq!(sorted, Endpoint::ALL, "ALL is in declaration order");
     }
 }

@@ -1,6 +1,11 @@
 //! Per-user relations and the bulk lists around them: `memberOf`, transitive directory
-//! roles, authentication methods, `/groups`, `/directoryRoles` (+ members) and the
-//! registration-details report.
+//! roles, authentication methods, `/groups` (+ members), `/directoryRoles` (+ members) and the
+//! registration-details report (+ one user's row).
+//!
+//! Role members are what Graph lists: direct members only, users and role-assignable groups;
+//! a user holding a role through a group is a member of the group
+//! (`/groups/{id}/members`), not of the role. The `viaGroup` key that ties an inherited role
+//! to its group in the tenant data is never served.
 //!
 //! These are the requests a connector makes once per user (tens of thousands in a run), so
 //! they must be cheap and page like Graph: `$top` or the configured page size, opaque skip
@@ -19,7 +24,7 @@ use crate::odata::{
 };
 use crate::reply::{GraphError, Reply};
 use crate::server::{HttpRequest, Shared};
-use crate::tenant::SimUser;
+use crate::tenant::{SimUser, VIA_GROUP};
 use crate::users::non_premium;
 
 /// The fixed id Graph gives every user's password method.
@@ -126,17 +131,25 @@ fn decode_offset(token: &str, fingerprint: &str) -> Result<usize, GraphError> {
 }
 
 /// A directory object cut to `$select` (names matched in any case); `@odata.type` and `id`
-/// always stay.
+/// always stay; the tenant data's own `viaGroup` key never leaves.
 fn select_object(object: &Value, select: Option<&[String]>) -> Value {
-    let (Some(select), Some(map)) = (select, object.as_object()) else {
+    let Some(map) = object.as_object() else {
         return object.clone();
+    };
+    let Some(select) = select else {
+        if !map.contains_key(VIA_GROUP) {
+            return object.clone();
+        }
+        let mut out = map.clone();
+        out.remove(VIA_GROUP);
+        return Value::Object(out);
     };
     let out: Map<String, Value> = map
         .iter()
         .filter(|(key, _)| {
             *key == "@odata.type"
                 || *key == "id"
-                || select.iter().any(|s| s.eq_ignore_ascii_case(key))
+                || (*key != VIA_GROUP && select.iter().any(|s| s.eq_ignore_ascii_case(key)))
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
@@ -239,8 +252,9 @@ pub(crate) fn directory_roles(shared: &Shared, request: &HttpRequest) -> Result<
     Ok(collection(context, None, value, None))
 }
 
-/// `GET /v1.0/directoryRoles/{id}/members`: users holding the role directly or inherited
-/// (not paged).
+/// `GET /v1.0/directoryRoles/{id}/members`: the role's direct members (not paged) — users
+/// holding it directly (or inherited without a `viaGroup`) and each role-assignable group
+/// granting it, once.
 pub(crate) fn role_members(
     shared: &Shared,
     request: &HttpRequest,
@@ -259,6 +273,24 @@ pub(crate) fn role_members(
         .collect();
     let context = format!("{}/v1.0/$metadata#directoryObjects", shared.graph_base);
     Ok(collection(context, None, value, None))
+}
+
+/// `GET /v1.0/groups/{id}/members` and `…/transitiveMembers/microsoft.graph.user`: the users
+/// whose `memberOf` holds the group (groups do not nest here, so both lists agree), paged
+/// like the other relation lists (`$top` 1..=999, default 100).
+pub(crate) fn group_members(
+    shared: &Shared,
+    request: &HttpRequest,
+    id: &str,
+) -> Result<Reply, GraphError> {
+    let query = ListQuery::parse(request, &format!("groupMembers/{id}"), 100)?;
+    let catalog = shared.read().catalog();
+    let members = catalog
+        .group_members
+        .get(id)
+        .ok_or_else(|| GraphError::resource_not_found(id))?;
+    let context = format!("{}/v1.0/$metadata#users", shared.graph_base);
+    Ok(query.page(shared, request, context, members))
 }
 
 /// The value the registration report uses for a method type (`None`: not reported).
@@ -312,6 +344,38 @@ fn registration(sim: &SimUser) -> Value {
         "methodsRegistered": registered,
         "lastUpdatedDateTime": "2025-07-01T00:00:00Z",
     })
+}
+
+/// `GET /v1.0/reports/authenticationMethods/userRegistrationDetails/{id}`: one user's row
+/// (needs P1/P2, like the list).
+pub(crate) fn registration_detail(
+    shared: &Shared,
+    request: &HttpRequest,
+    id: &str,
+) -> Result<Reply, GraphError> {
+    let opts = QueryOptions::parse(request.query.as_deref(), &["$select"])?;
+    if !shared.premium() {
+        return Err(non_premium());
+    }
+    let select = opts.get("$select").map(parse_free_select);
+    let row = {
+        let directory = shared.read();
+        let entry = directory
+            .find(id)
+            .ok_or_else(|| GraphError::resource_not_found(id))?;
+        registration(&entry.sim)
+    };
+    let mut body = select_object(&row, select.as_deref());
+    if let Some(object) = body.as_object_mut() {
+        object.insert(
+            "@odata.context".into(),
+            json!(format!(
+                "{}/v1.0/$metadata#reports/authenticationMethods/userRegistrationDetails/$entity",
+                shared.graph_base
+            )),
+        );
+    }
+    Ok(Reply::graph_json(200, body))
 }
 
 /// `GET /v1.0/reports/authenticationMethods/userRegistrationDetails` (needs P1/P2).

@@ -5,6 +5,9 @@
 //! entry of its `responses` array. One shape for both keeps batched and direct requests
 //! answering alike.
 
+use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
+
 use serde_json::Value;
 
 /// The `Content-Type` Graph sends with JSON bodies.
@@ -106,5 +109,33 @@ impl GraphError {
                 "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
             ),
         )
+    }
+}
+
+/// A Graph error code chosen at run time (e.g. by a test) as the `&'static str` a
+/// [`GraphError`] carries. Each distinct code is stored once for the life of the process, so
+/// repeated calls with the same code cost nothing more.
+pub(crate) fn intern_code(code: &str) -> &'static str {
+    static CODES: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+    let mut codes = CODES.lock().unwrap_or_else(PoisonError::into_inner);
+    let codes = codes.get_or_insert_with(HashSet::new);
+    if let Some(known) = codes.get(code) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(code.to_owned().into_boxed_str());
+    codes.insert(leaked);
+    leaked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interned_codes_are_stored_once() {
+        let a = intern_code("resyncRequired");
+        let b = intern_code(&String::from("resyncRequired"));
+        assert_eq!(a, "resyncRequired");
+        assert!(std::ptr::eq(a, b));
     }
 }

@@ -3,8 +3,9 @@
 //! Everything HTTP-specific lives here: binding, one task per connection (hyper 1, HTTP/1.1
 //! keep-alive), reading bodies with a cap, and turning a handler's [`Reply`] into a response.
 //! The state every request reads ([`Shared`]) sits behind short locks so the emulator serves
-//! a multi-threaded runtime, and tests can change users, faults and licence while a run is in
-//! flight.
+//! a multi-threaded runtime, and tests can change users, faults, throttling, latency and
+//! licence while a run is in flight. Injected latency is an async sleep per HTTP request, so
+//! concurrent requests wait in parallel and no runtime thread is ever blocked.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -31,6 +32,7 @@ use crate::directory::Directory;
 use crate::faults::{FaultBook, FaultRule};
 use crate::generate::guid;
 use crate::reply::Reply;
+use crate::throttle::{RetryAfter, Throttle, ThrottleState};
 use crate::{graph, login, EmulatorConfig, Endpoint, SimUser, Tenant};
 
 /// Largest request body read (a `$batch` of 20 requests is a few kilobytes).
@@ -77,6 +79,8 @@ pub(crate) struct Shared {
     directory: RwLock<Directory>,
     tokens: Mutex<HashMap<String, Instant>>,
     faults: Mutex<FaultBook>,
+    throttle: Mutex<ThrottleState>,
+    latency_nanos: AtomicU64,
     counters: [AtomicU64; Endpoint::ALL.len()],
     http_requests: AtomicU64,
     next_link_base: RwLock<Option<String>>,
@@ -99,6 +103,11 @@ impl Shared {
     /// The canned answer of the first active fault rule matching this request, if any.
     pub(crate) fn fault(&self, endpoint: Endpoint, target: &str) -> Option<Reply> {
         lock(&self.faults).answer(endpoint, target)
+    }
+
+    /// Counts a request against the throttle; `Some` when it is to be answered 429.
+    pub(crate) fn throttled(&self, endpoint: Endpoint) -> Option<RetryAfter> {
+        lock(&self.throttle).check(endpoint)
     }
 
     /// Whether the tenant is licensed for sign-in activity and reports.
@@ -213,6 +222,8 @@ impl Emulator {
             directory: RwLock::new(Directory::new(tenant)),
             tokens: Mutex::new(HashMap::new()),
             faults: Mutex::new(FaultBook::default()),
+            throttle: Mutex::new(ThrottleState::default()),
+            latency_nanos: AtomicU64::new(0),
             counters: Default::default(),
             http_requests: AtomicU64::new(0),
             next_link_base: RwLock::new(None),
@@ -271,7 +282,7 @@ impl Emulator {
         }
     }
 
-    /// Requests served per endpoint since start (faulted ones included; `$batch` sub-requests
+    /// Requests served per endpoint since start (faulted and throttled ones included; `$batch` sub-requests
     /// count under their own endpoint, the envelope under [`Endpoint::Batch`]). Every endpoint
     /// is present, with 0 when unused.
     pub fn counters(&self) -> BTreeMap<Endpoint, u64> {
@@ -325,6 +336,17 @@ impl Emulator {
         self.shared.write().modify(id, change)
     }
 
+    /// Changes only the relations of a user — `member_of`, `inherited_roles`, `auth_methods` —
+    /// without recording a `users/delta` change: real `users/delta` does not report membership,
+    /// role or authentication-method changes, because they are not user properties. Everything
+    /// derived from relations (`/groups`, `/directoryRoles` and their members, group members,
+    /// the registration-details report) reflects the change at once. The user object itself is
+    /// enforced unchanged: whatever the closure does to `sim.user` is undone. False for an
+    /// unknown id.
+    pub fn modify_relations(&self, id: &str, change: impl FnOnce(&mut SimUser)) -> bool {
+        self.shared.write().modify_relations(id, change)
+    }
+
     /// Removes a user for good: `users/delta` reports it with `@removed.reason` "deleted".
     pub fn remove_user(&self, id: &str) -> bool {
         self.shared.write().remove(id, "deleted")
@@ -351,6 +373,21 @@ impl Emulator {
         lock(&self.shared.faults).clear();
     }
 
+    /// Sets (or, with `None`, removes) the rate throttle: every `every`-th matching Graph
+    /// request answers 429 `TooManyRequests` with the configured `Retry-After` (see
+    /// [`Throttle`]). Setting a throttle restarts its count. Fault rules are checked first.
+    pub fn set_throttle(&self, throttle: Option<Throttle>) {
+        lock(&self.shared.throttle).set(throttle);
+    }
+
+    /// From now on every HTTP request on both servers (login and Graph) waits `latency` before
+    /// it is answered, with an async sleep: concurrent requests overlap their waits. A `$batch`
+    /// is one HTTP request and waits once. Zero (the default) removes the delay.
+    pub fn set_latency(&self, latency: Duration) {
+        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+        self.shared.latency_nanos.store(nanos, Ordering::Relaxed);
+    }
+
     /// Make every @odata.nextLink of /users (and of users/delta, with its deltaLink) start with
     /// this base instead of graph_endpoint (to test that a link to another host is refused).
     /// None restores.
@@ -375,7 +412,14 @@ impl Emulator {
     /// Makes every delta and skip token of `users/delta` issued so far stale: following one
     /// answers 410 Gone with code `syncStateNotFound`, as Graph does after seven days.
     pub fn expire_delta_tokens(&self) {
-        self.shared.write().expire_delta_tokens();
+        self.expire_delta_tokens_with(410, "syncStateNotFound");
+    }
+
+    /// Like [`Emulator::expire_delta_tokens`], answering stale tokens with this status and
+    /// Graph error code instead, e.g. `(410, "resyncRequired")`. A later call replaces the
+    /// answer for every stale token.
+    pub fn expire_delta_tokens_with(&self, status: u16, code: &str) {
+        self.shared.write().expire_delta_tokens(status, code);
     }
 
     /// Users in the tenant now (a snapshot).
@@ -437,7 +481,12 @@ async fn accept(
 async fn serve(shared: &Shared, side: Side, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     shared.http_requests.fetch_add(1, Ordering::Relaxed);
-    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+    let body = Limited::new(body, MAX_BODY_BYTES).collect().await;
+    let latency = shared.latency_nanos.load(Ordering::Relaxed);
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_nanos(latency)).await;
+    }
+    let body = match body {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
             let reply = Reply::graph_json(

@@ -15,6 +15,10 @@ pub const GROUP_TYPE: &str = "#microsoft.graph.group";
 pub const DIRECTORY_ROLE_TYPE: &str = "#microsoft.graph.directoryRole";
 /// The `@odata.type` of an administrative unit in a `memberOf` list.
 pub const ADMINISTRATIVE_UNIT_TYPE: &str = "#microsoft.graph.administrativeUnit";
+/// The optional key of an inherited role object (in [`SimUser::inherited_roles`]) naming the
+/// id of the role-assignable group that grants the role. Never served: the emulator strips it
+/// wherever a role object is answered.
+pub const VIA_GROUP: &str = "viaGroup";
 
 /// One simulated user and its relations.
 #[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
@@ -33,8 +37,11 @@ pub struct SimUser {
     #[serde(default)]
     pub member_of: Vec<Value>,
     /// Directory roles held only transitively (through a role-assignable group): they appear
-    /// in transitiveMemberOf/microsoft.graph.directoryRole and in directoryRoles/{id}/members,
-    /// not in memberOf.
+    /// in transitiveMemberOf/microsoft.graph.directoryRole, not in memberOf. A role object may
+    /// carry [`VIA_GROUP`] (`"viaGroup": "<group id>"`) naming the granting group, which should
+    /// be in `member_of`: directoryRoles/{id}/members then lists that group (once), not the
+    /// user. Without `viaGroup` (older hand-written fixtures) the user is listed there as a
+    /// direct member, so no role holder is lost.
     #[serde(default)]
     pub inherited_roles: Vec<Value>,
     /// Registered authentication methods as full "@odata.type" strings, e.g.

@@ -446,11 +446,13 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
             };
             let since: u64 = since.parse().map_err(|_| invalid())?;
             if since < directory.delta_floor() {
-                return Err(GraphError::new(
-                    410,
-                    "syncStateNotFound",
-                    "The sync state generation is not found: the delta token has expired. Start a full synchronization again without a token.",
-                ));
+                let (status, code) = directory.delta_expiry();
+                let message = if code == "syncStateNotFound" {
+                    "The sync state generation is not found: the delta token has expired. Start a full synchronization again without a token."
+                } else {
+                    "The delta token is no longer valid: a resynchronization is required. Start a full synchronization again without a token."
+                };
+                return Err(GraphError::new(status, code, message));
             }
             let select = parse_select(select, USER_PROPERTIES, "user").map_err(|_| invalid())?;
             let state = match *phase {

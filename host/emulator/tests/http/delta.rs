@@ -127,3 +127,142 @@ async fn delta_refuses_what_graph_refuses() {
         .is_some_and(|l| l.starts_with("https://elsewhere.example/v1.0/users/delta?")));
     emulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn expired_delta_tokens_can_answer_other_resync_codes() {
+    let emulator = Emulator::start(Tenant::generated(43, 12), EmulatorConfig::default())
+        .await
+        .expect("starts");
+    let client = Client::new(&emulator).await;
+    let first = client
+        .get(
+            "/v1.0/users/delta?$select=id",
+            &[("Prefer", "odata.maxpagesize=5")],
+        )
+        .await;
+    let next_link = first.next_link().expect("a second page");
+    let (_, delta_link) = round(&client, "/v1.0/users/delta?$select=id").await;
+
+    emulator.expire_delta_tokens_with(410, "resyncRequired");
+    for link in [&next_link, &delta_link] {
+        let gone = client.get(link, &[]).await;
+        assert_eq!(
+            (gone.status, gone.graph_code()),
+            (410, "resyncRequired"),
+            "{link}"
+        );
+        assert!(gone.body["error"]["message"].is_string());
+    }
+    // A fresh round works and its links are not stale.
+    let (fresh, fresh_link) = round(&client, "/v1.0/users/delta?$select=id").await;
+    assert_eq!(fresh.iter().flat_map(|p| p.values()).count(), 12);
+    assert_eq!(client.get(&fresh_link, &[]).await.status, 200);
+
+    emulator.expire_delta_tokens_with(400, "badRequestResync");
+    let refused = client.get(&fresh_link, &[]).await;
+    assert_eq!(
+        (refused.status, refused.graph_code()),
+        (400, "badRequestResync")
+    );
+    emulator.expire_delta_tokens();
+    let gone = client.get(&fresh_link, &[]).await;
+    assert_eq!(
+        (gone.status, gone.graph_code()),
+        (410, "syncStateNotFound"),
+        "the latest expiry decides the answer"
+    );
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn prefer_maxpagesize_is_honoured_on_every_page() {
+    let tenant = Tenant::generated(44, 23);
+    let all: Vec<String> = tenant
+        .users()
+        .iter()
+        .filter_map(|u| u.id().map(str::to_owned))
+        .collect();
+    let emulator = Emulator::start(tenant, EmulatorConfig::default())
+        .await
+        .expect("starts");
+    let client = Client::new(&emulator).await;
+    let prefer = [("Prefer", "odata.maxpagesize=5")];
+
+    let mut url = "/v1.0/users/delta?$select=id".to_owned();
+    let mut sizes = Vec::new();
+    let mut seen = Vec::new();
+    let delta_link = loop {
+        let page = client.get(&url, &prefer).await;
+        assert_eq!(page.status, 200, "{}", page.raw);
+        assert_eq!(
+            page.header("preference-applied"),
+            Some("odata.maxpagesize=5"),
+            "{url}"
+        );
+        sizes.push(page.values().len());
+        seen.extend(ids(std::slice::from_ref(&page)));
+        match page.next_link() {
+            Some(next) => url = next,
+            None => {
+                break page.body["@odata.deltaLink"]
+                    .as_str()
+                    .expect("delta")
+                    .to_owned()
+            }
+        }
+    };
+    assert_eq!(sizes, [5, 5, 5, 5, 3]);
+    assert_eq!(seen, all);
+
+    // The page size follows the header of each request, not the first one.
+    let first = client.get("/v1.0/users/delta?$select=id", &prefer).await;
+    let rest = client
+        .get(
+            &first.next_link().expect("more"),
+            &[("Prefer", "odata.maxpagesize=999")],
+        )
+        .await;
+    assert_eq!(rest.values().len(), 18);
+    assert_eq!(
+        rest.header("preference-applied"),
+        Some("odata.maxpagesize=999")
+    );
+    let default = client.get(&first.next_link().expect("more"), &[]).await;
+    assert_eq!(default.values().len(), 18, "default 100");
+    assert!(default.header("preference-applied").is_none());
+
+    // Change rounds page by the header too.
+    for (i, id) in all.iter().enumerate().take(5) {
+        assert!(emulator.update_user(id, json!({"displayName": format!("Changed {i}")})));
+    }
+    let mut url = delta_link;
+    let mut sizes = Vec::new();
+    loop {
+        let page = client
+            .get(&url, &[("Prefer", "return=minimal, odata.maxpagesize=2")])
+            .await;
+        assert_eq!(
+            page.header("preference-applied"),
+            Some("odata.maxpagesize=2")
+        );
+        sizes.push(page.values().len());
+        match page.next_link() {
+            Some(next) => url = next,
+            None => break,
+        }
+    }
+    assert_eq!(sizes, [2, 2, 1]);
+
+    // Out of range: ignored (default page size, nothing applied).
+    for size in ["0", "1000", "lots"] {
+        let page = client
+            .get(
+                "/v1.0/users/delta?$select=id",
+                &[("Prefer", &format!("odata.maxpagesize={size}"))],
+            )
+            .await;
+        assert_eq!(page.values().len(), 23, "{size}");
+        assert!(page.header("preference-applied").is_none());
+    }
+    emulator.shutdown().await;
+}

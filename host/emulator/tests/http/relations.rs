@@ -1,6 +1,9 @@
 //! Per-user relations (`memberOf`, transitive roles, methods) and the bulk lists.
 
-use graph_emulator::{hard_case, Emulator, EmulatorConfig, Endpoint, Tenant, AUTH_METHOD_TYPES};
+use graph_emulator::{
+    hard_case, Emulator, EmulatorConfig, Endpoint, Tenant, AUTH_METHOD_TYPES, DIRECTORY_ROLE_TYPE,
+    GROUP_TYPE, VIA_GROUP,
+};
 use serde_json::{json, Value};
 
 use crate::common::{id_at, ids, Client};
@@ -218,19 +221,44 @@ async fn groups_directory_roles_and_role_members_agree_with_memberships() {
     let member_ids = ids(std::slice::from_ref(&members));
     let inherited = id_at(&tenant, hard_case::INHERITED_ROLE_ONLY);
     assert!(
-        member_ids.contains(&inherited),
-        "inherited holders are members"
+        !member_ids.contains(&inherited),
+        "a holder through a group is a member of the group, not of the role"
     );
-    let expected: Vec<String> = tenant
-        .users()
-        .iter()
-        .filter(|u| u.directory_roles().iter().any(|r| r["id"] == role_id))
-        .filter_map(|u| u.id().map(str::to_owned))
-        .collect();
+    // Direct members only: users holding the role in memberOf, and each granting group once.
+    let mut expected: Vec<String> = Vec::new();
+    for user in tenant.users() {
+        let direct = user
+            .member_of
+            .iter()
+            .any(|o| o["@odata.type"] == DIRECTORY_ROLE_TYPE && o["id"] == role_id);
+        if direct {
+            expected.push(user.id().expect("id").to_owned());
+        }
+        for role in user.inherited_roles.iter().filter(|r| r["id"] == role_id) {
+            let group = role[VIA_GROUP]
+                .as_str()
+                .expect("generated roles name their group");
+            if !expected.iter().any(|e| e == group) {
+                expected.push(group.to_owned());
+            }
+        }
+    }
     assert_eq!(member_ids, expected);
+    let group = members
+        .values()
+        .into_iter()
+        .find(|m| m["@odata.type"] == GROUP_TYPE)
+        .expect("the role-assignable group is a member");
+    assert_eq!(group["displayName"], "Role - User Administrators");
+    assert_eq!(
+        group.as_object().map(|o| o.len()),
+        Some(3),
+        "@odata.type, id, displayName"
+    );
     assert!(members
         .values()
         .iter()
+        .filter(|m| m["@odata.type"] == "#microsoft.graph.user")
         .all(|m| m["userPrincipalName"].is_string()));
 
     let unknown = client
@@ -270,5 +298,105 @@ async fn registration_details_report_needs_premium_and_reflects_methods() {
         (403, "Authentication_RequestFromNonPremiumTenantOrB2CTenant")
     );
     assert_eq!(emulator.counters()[&Endpoint::RegistrationDetails], 4);
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn registration_details_of_one_user_match_the_list_row() {
+    let (tenant, emulator, client) = setup(26, 30).await;
+    let list = client
+        .walk(
+            "/v1.0/reports/authenticationMethods/userRegistrationDetails",
+            &[],
+        )
+        .await;
+    let rows: Vec<Value> = list.iter().flat_map(|p| p.values()).collect();
+    let base = "/v1.0/reports/authenticationMethods/userRegistrationDetails";
+    for i in [
+        hard_case::EVERY_AUTH_METHOD,
+        hard_case::GUEST,
+        hard_case::INHERITED_ROLE_ONLY,
+    ] {
+        let id = id_at(&tenant, i);
+        let one = client.get(&format!("{base}/{id}"), &[]).await;
+        assert_eq!(one.status, 200, "{}", one.raw);
+        let mut body = one.body.clone();
+        let context = body
+            .as_object_mut()
+            .and_then(|o| o.remove("@odata.context"))
+            .expect("@odata.context");
+        assert!(context.as_str().is_some_and(
+            |c| c.ends_with("#reports/authenticationMethods/userRegistrationDetails/$entity")
+        ));
+        let row = rows
+            .iter()
+            .find(|r| r["id"] == id.as_str())
+            .expect("listed");
+        assert_eq!(&body, row, "same shape as in the list");
+    }
+    let id = id_at(&tenant, hard_case::EVERY_AUTH_METHOD);
+    let selected = client
+        .get(
+            &format!("{base}/{id}?$select=isMfaRegistered,methodsRegistered"),
+            &[],
+        )
+        .await;
+    let keys: Vec<&str> = selected
+        .body
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        keys.len(),
+        4,
+        "id, the two selected, @odata.context: {keys:?}"
+    );
+    assert_eq!(selected.body["isMfaRegistered"], true);
+    assert!(selected.body.get("userPrincipalName").is_none());
+
+    let missing = client
+        .get(&format!("{base}/00000000-dead-4000-8000-000000000000"), &[])
+        .await;
+    assert_eq!(
+        (missing.status, missing.graph_code()),
+        (404, "Request_ResourceNotFound")
+    );
+
+    let batch = json!({"requests": [
+        {"id": "1", "method": "GET", "url": format!("/reports/authenticationMethods/userRegistrationDetails/{id}?$select=isAdmin")},
+        {"id": "2", "method": "GET", "url": "/reports/authenticationMethods/userRegistrationDetails/nobody"},
+    ]});
+    let answer = client.post_json("/v1.0/$batch", &batch).await;
+    let responses = answer.body["responses"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let by_id = |id: &str| {
+        responses
+            .iter()
+            .find(|r| r["id"] == id)
+            .cloned()
+            .expect("answered")
+    };
+    assert_eq!(by_id("1")["status"], 200);
+    assert_eq!(by_id("1")["body"]["id"], id.as_str());
+    assert_eq!(by_id("1")["body"]["isAdmin"], false);
+    assert_eq!(by_id("2")["status"], 404);
+
+    emulator.set_premium(false);
+    let refused = client.get(&format!("{base}/{id}"), &[]).await;
+    assert_eq!(
+        (refused.status, refused.graph_code()),
+        (403, "Authentication_RequestFromNonPremiumTenantOrB2CTenant")
+    );
+    let refused_unknown = client.get(&format!("{base}/nobody"), &[]).await;
+    assert_eq!(
+        refused_unknown.status, 403,
+        "the licence is checked first, as for the list"
+    );
+    assert_eq!(
+        emulator.counters()[&Endpoint::RegistrationDetails],
+        (list.len() + 3 + 1 + 1 + 2 + 2) as u64
+    );
     emulator.shutdown().await;
 }

@@ -1,0 +1,216 @@
+//! Killing the real `connector-host run` process (SIGKILL, no chance to clean up) at several
+//! points of a run, then running it again: every user is delivered, at most one page twice,
+//! and every line of the sink is a whole event.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use connector_host::emulator::{Emulator, EmulatorConfig, Tenant};
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_connector-host");
+
+/// Users per delta page in these runs: the most a crash may deliver twice.
+const PAGE: usize = 20;
+
+fn tenant_file(dir: &Path, emu: &Emulator) -> PathBuf {
+    let cfg = emu.config();
+    let text = format!(
+        r#"
+[tenant]
+key = "crash-test"
+
+[config]
+tenant_id = "{tenant_id}"
+client_id = "{client_id}"
+login_endpoint = "{login}"
+graph_endpoint = "{graph}"
+page_size = {PAGE}
+
+[secrets.client_secret]
+env = "CRASH_TEST_CLIENT_SECRET"
+
+[egress]
+allow_loopback_http = true
+
+[state]
+checkpoint_db = "state/checkpoints.sqlite"
+
+[sink]
+kind = "jsonl"
+path = "events.jsonl"
+"#,
+        tenant_id = cfg.tenant_id,
+        client_id = cfg.client_id,
+        login = emu.login_endpoint(),
+        graph = emu.graph_endpoint(),
+    );
+    let path = dir.join("tenant.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn command(dir: &Path, emu: &Emulator) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--cache-dir")
+        .arg(dir.join("cache"))
+        .arg("run")
+        .arg("--config")
+        .arg(tenant_file(dir, emu))
+        .env("CRASH_TEST_CLIENT_SECRET", emu.config().client_secret)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn lines(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join("events.jsonl"))
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+/// Every event in the sink; a torn or glued line fails the test.
+fn events(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("events.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("a torn sink line ({e}): {l}")))
+        .collect()
+}
+
+/// Starts a run and SIGKILLs it once at least `after` events are in the sink.
+async fn kill_after(dir: PathBuf, mut cmd: Command, after: usize) {
+    tokio::task::spawn_blocking(move || {
+        let mut child: Child = cmd.spawn().expect("connector-host starts");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("the run ended ({status}) before {after} events were written: nothing was killed");
+            }
+            if lines(&dir) >= after {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no progress to {after} events");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        child.kill().expect("SIGKILL");
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9), "killed by SIGKILL, not finished");
+    })
+    .await
+    .unwrap();
+}
+
+async fn run_to_end(mut cmd: Command) {
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("connector-host starts"))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the rerun succeeds: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// uid → how many events carried it.
+fn counts(events: &[Value]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for e in events {
+        let uid = e["user"]["uid"].as_str().unwrap_or("").to_string();
+        *m.entry(uid).or_insert(0) += 1;
+    }
+    m
+}
+
+fn ids(emu: &Emulator) -> BTreeSet<String> {
+    emu.users()
+        .iter()
+        .filter_map(|u| u.id().map(str::to_string))
+        .collect()
+}
+
+async fn slow_emulator(users: usize) -> Emulator {
+    let emu = Emulator::start(
+        Tenant::generated(41, users),
+        EmulatorConfig {
+            member_of_page_size: 100,
+            ..EmulatorConfig::default()
+        },
+    )
+    .await
+    .expect("the emulator starts");
+    // Slow enough that a run spans many pages in time, so the kill lands mid-run.
+    emu.set_latency(Duration::from_millis(10));
+    emu
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_several_points_of_a_full_run_loses_no_user() {
+    let emu = slow_emulator(300).await;
+    let all = ids(&emu);
+    // Early (first page), middle, and near the end of the walk.
+    for after in [1, 140, 270] {
+        let dir = tempfile::tempdir().unwrap();
+        kill_after(dir.path().to_path_buf(), command(dir.path(), &emu), after).await;
+        let before = events(dir.path()).len();
+        assert!(
+            before >= after && before < all.len(),
+            "killed mid-run at {before} events"
+        );
+        run_to_end(command(dir.path(), &emu)).await;
+
+        let events = events(dir.path());
+        let counts = counts(&events);
+        let got: BTreeSet<String> = counts.keys().cloned().collect();
+        assert_eq!(got, all, "killed after {after}: every user delivered");
+        let repeated: usize = counts.values().map(|n| n - 1).sum();
+        assert!(
+            repeated <= PAGE,
+            "killed after {after}: {repeated} events delivered twice, more than one page ({PAGE})"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_delta_resumes_from_the_last_committed_page() {
+    let emu = slow_emulator(200).await;
+    let dir = tempfile::tempdir().unwrap();
+    run_to_end(command(dir.path(), &emu)).await;
+    let first = events(dir.path()).len();
+    assert_eq!(first, 200);
+
+    // 150 users change between runs: the next run is a delta round of several pages.
+    let changed: Vec<String> = ids(&emu).into_iter().take(150).collect();
+    for id in &changed {
+        assert!(emu.update_user(id, json!({"jobTitle": "Changed Title"})));
+    }
+    kill_after(
+        dir.path().to_path_buf(),
+        command(dir.path(), &emu),
+        first + 50,
+    )
+    .await;
+    run_to_end(command(dir.path(), &emu)).await;
+
+    let events = events(dir.path());
+    let changes = &events[first..];
+    let counts = counts(changes);
+    let got: BTreeSet<String> = counts.keys().cloned().collect();
+    let want: BTreeSet<String> = changed.iter().cloned().collect();
+    assert_eq!(got, want, "every changed user delivered, and only those");
+    for e in changes {
+        assert_eq!(
+            e["user"]["ldap_person"]["job_title"], "Changed Title",
+            "the delivered state is the changed one"
+        );
+    }
+    let repeated: usize = counts.values().map(|n| n - 1).sum();
+    assert!(
+        repeated <= PAGE,
+        "{repeated} changes delivered twice, more than one page ({PAGE})"
+    );
+}

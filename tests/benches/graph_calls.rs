@@ -1,0 +1,226 @@
+//! Graph calls: the seed connector's call pattern against ours, on one simulated tenant with
+//! the same latency per request, in the same process. Prints a Markdown table.
+//!
+//! `cargo bench -p e2e-tests --bench graph_calls` (defaults: 10,000 users, 20 ms per request).
+//! `BENCH_USERS=n`, `BENCH_LATENCY_MS=n` change the tenant and the latency;
+//! `BENCH_SEED_USERS=n` runs the seed's pattern on the first n users only and scales its time
+//! to the whole tenant (marked in the table) — the full pattern takes about
+//! users × 3 × latency.
+//!
+//! The seed's pattern (`SEKOIA-IO/automation-library`, `user_assets.py`): list `/users` 100
+//! per page, then for each user, one after another, `memberOf` (every page), the transitive
+//! directory roles and `authentication/methods`. Ours: the real component in the real host,
+//! `sync_mode = delta` (the default).
+
+use std::time::{Duration, Instant};
+
+use connector_host::emulator::{EmulatorConfig, Tenant};
+use e2e_tests::Harness;
+use serde_json::{json, Value};
+
+fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Row {
+    what: String,
+    users: usize,
+    requests: u64,
+    wall: Duration,
+    events: u64,
+    note: &'static str,
+}
+
+impl Row {
+    fn print(&self) {
+        let secs = self.wall.as_secs_f64();
+        println!(
+            "| {} | {} | {} | {:.4} | {:.2} | {:.0} | {} | {} |",
+            self.what,
+            self.users,
+            self.requests,
+            self.requests as f64 / self.users as f64,
+            secs,
+            self.requests as f64 / secs,
+            self.events,
+            self.note
+        );
+    }
+}
+
+/// The seed's calls, one after another, for the first `limit` users.
+async fn seed_pattern(
+    graph: &str,
+    token_url: &str,
+    cfg: &EmulatorConfig,
+    limit: usize,
+) -> (u64, usize) {
+    let http = reqwest::Client::new();
+    let mut requests = 1u64;
+    let token: Value = http
+        .post(token_url)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", cfg.client_id.as_str()),
+            ("client_secret", cfg.client_secret.as_str()),
+            ("scope", &format!("{graph}/.default")),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bearer = format!("Bearer {}", token["access_token"].as_str().unwrap());
+    let get = |url: String| {
+        let http = http.clone();
+        let bearer = bearer.clone();
+        async move {
+            let v: Value = http
+                .get(&url)
+                .header("Authorization", bearer)
+                .header("ConsistencyLevel", "eventual")
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert!(v.get("value").is_some(), "{url}: {v}");
+            v
+        }
+    };
+    let mut done = 0usize;
+    let mut next = Some(format!(
+        "{graph}/v1.0/users?$select=id,displayName,mail,identities,createdDateTime,userPrincipalName,mailNickname"
+    ));
+    while let Some(url) = next.take() {
+        let page = get(url).await;
+        requests += 1;
+        for user in page["value"].as_array().unwrap() {
+            if done == limit {
+                return (requests, done);
+            }
+            let id = user["id"].as_str().unwrap();
+            let mut member_of = Some(format!("{graph}/v1.0/users/{id}/memberOf"));
+            while let Some(u) = member_of.take() {
+                let p = get(u).await;
+                requests += 1;
+                member_of = p["@odata.nextLink"].as_str().map(str::to_string);
+            }
+            get(format!(
+                "{graph}/v1.0/users/{id}/transitiveMemberOf/microsoft.graph.directoryRole?$count=true"
+            ))
+            .await;
+            get(format!("{graph}/v1.0/users/{id}/authentication/methods")).await;
+            requests += 2;
+            done += 1;
+        }
+        next = page["@odata.nextLink"].as_str().map(str::to_string);
+    }
+    (requests, done)
+}
+
+fn main() {
+    let users = env_num("BENCH_USERS", 10_000);
+    let latency = Duration::from_millis(env_num("BENCH_LATENCY_MS", 20) as u64);
+    let seed_users = env_num("BENCH_SEED_USERS", users).min(users);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let config = EmulatorConfig {
+            // Graph's own page size for relation lists.
+            member_of_page_size: 100,
+            ..EmulatorConfig::default()
+        };
+        let h = Harness::start(Tenant::generated(2026, users), config.clone()).await;
+        h.emulator.set_latency(latency);
+        let mut rows = Vec::new();
+
+        // Ours, full sync (first run).
+        h.emulator.reset_counters();
+        let t = Instant::now();
+        let report = h.sync().await.expect("our full sync");
+        let ours_full = t.elapsed();
+        assert_eq!(report.events_written as usize, users);
+        rows.push(Row {
+            what: "ours: full sync (delta round 1)".into(),
+            users,
+            requests: h.emulator.http_requests(),
+            wall: ours_full,
+            events: report.events_written,
+            note: "",
+        });
+
+        // Ours, incremental runs after a share of users changed.
+        for (share, label) in [(1000usize, "0.1%"), (100, "1%"), (20, "5%")] {
+            let changed = users / share;
+            for u in h.emulator.users().iter().take(changed) {
+                let id = u.id().unwrap();
+                h.emulator
+                    .update_user(id, json!({"jobTitle": format!("Changed {label}")}));
+            }
+            h.emulator.reset_counters();
+            let t = Instant::now();
+            let report = h.sync().await.expect("our incremental run");
+            rows.push(Row {
+                what: format!("ours: incremental, {label} of users changed ({changed})"),
+                users,
+                requests: h.emulator.http_requests(),
+                wall: t.elapsed(),
+                events: report.events_written,
+                note: "",
+            });
+        }
+
+        // The seed's pattern on the same tenant and latency.
+        h.emulator.reset_counters();
+        let t = Instant::now();
+        let (requests, done) = seed_pattern(
+            &h.emulator.graph_endpoint(),
+            &h.emulator.token_url(),
+            &config,
+            seed_users,
+        )
+        .await;
+        let mut wall = t.elapsed();
+        let mut requests = requests;
+        let mut note = "";
+        if done < users {
+            let scale = users as f64 / done as f64;
+            wall = wall.mul_f64(scale);
+            requests = (requests as f64 * scale) as u64;
+            note = "scaled from a sample";
+        }
+        let seed = Row {
+            what: format!("seed pattern: full sync ({done} users measured)"),
+            users,
+            requests,
+            wall,
+            events: users as u64,
+            note,
+        };
+
+        println!(
+            "\nGraph calls, {users} users, {} ms latency per request\n",
+            latency.as_millis()
+        );
+        println!("| run | users | Graph requests | requests/user | wall s | requests/s | events | note |");
+        println!("|---|---|---|---|---|---|---|---|");
+        seed.print();
+        for r in &rows {
+            r.print();
+        }
+        println!(
+            "\nfull sync: ours is {:.0}x faster than the seed's pattern, with {:.1}x fewer requests",
+            seed.wall.as_secs_f64() / ours_full.as_secs_f64(),
+            seed.requests as f64 / rows[0].requests as f64
+        );
+    });
+}

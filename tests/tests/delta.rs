@@ -1,0 +1,447 @@
+//! Delta sync (the default mode), batching and throttling, end to end: the real component in
+//! the real host against the Graph emulator over loopback HTTP.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use connector_host::emulator::{
+    hard_case, EmulatorConfig, Endpoint, FaultRule, RetryAfter, SimUser, Tenant, Throttle,
+    DIRECTORY_ROLE_TYPE,
+};
+use connector_host::error::ConnectorErrorKind;
+use connector_host::RunError;
+use e2e_tests::{assert_all_valid, uids, user_ids, Harness};
+use serde_json::{json, Value};
+
+fn new_user(id: &str, name: &str) -> SimUser {
+    serde_json::from_value(json!({
+        "user": {
+            "id": id,
+            "displayName": name,
+            "userPrincipalName": format!("{id}@contoso.onmicrosoft.com"),
+            "accountEnabled": true,
+            "createdDateTime": "2099-01-01T00:00:00Z",
+        },
+        "memberOf": [],
+        "authMethods": ["#microsoft.graph.passwordAuthenticationMethod"],
+    }))
+    .unwrap()
+}
+
+fn id_of(h: &Harness, index: usize) -> String {
+    h.emulator.users()[index].id().unwrap().to_string()
+}
+
+fn by_uid(events: &[Value]) -> BTreeMap<String, Value> {
+    events
+        .iter()
+        .map(|e| (e["user"]["uid"].as_str().unwrap().to_string(), e.clone()))
+        .collect()
+}
+
+fn premium_config() -> EmulatorConfig {
+    EmulatorConfig {
+        member_of_page_size: 100,
+        ..EmulatorConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_round_trip_reports_every_kind_of_change_and_nothing_else() {
+    let h = Harness::start(Tenant::generated(51, 60), EmulatorConfig::default()).await;
+    let first = h.sync().await.expect("first run");
+    assert!(first.full_sync);
+    assert_eq!(first.events_written, 60);
+    let cursor = h.delta_cursor().expect("the delta cursor is stored");
+    assert_eq!(cursor["round"], "changes");
+    assert!(cursor["link"].as_str().unwrap().contains("$deltatoken="));
+
+    // Nothing changed: the next run reads one delta page and emits nothing.
+    h.emulator.reset_counters();
+    let idle = h.sync().await.expect("idle run");
+    assert_eq!(idle.events_written, 0);
+    assert!(!idle.full_sync);
+    assert_eq!(h.emulator.counters()[&Endpoint::UsersDelta], 1);
+
+    let renamed = id_of(&h, 20);
+    let disabled = id_of(&h, 21);
+    let gone = id_of(&h, 22);
+    let soft = id_of(&h, 23);
+    h.emulator.add_user(new_user("brand-new", "Brand New"));
+    assert!(h
+        .emulator
+        .update_user(&renamed, json!({"displayName": "Renamed Person"})));
+    assert!(h
+        .emulator
+        .update_user(&disabled, json!({"accountEnabled": false})));
+    assert!(h.emulator.remove_user(&gone));
+    assert!(h.emulator.soft_delete_user(&soft));
+    let before = h.events().len();
+    let report = h.sync().await.expect("incremental run");
+    assert!(!report.full_sync);
+    let events = h.events()[before..].to_vec();
+    assert_all_valid(&events);
+    let got = by_uid(&events);
+    assert_eq!(
+        got.keys().cloned().collect::<BTreeSet<_>>(),
+        BTreeSet::from([
+            "brand-new".to_string(),
+            renamed.clone(),
+            disabled.clone(),
+            gone.clone(),
+            soft.clone()
+        ]),
+        "exactly the changed users"
+    );
+    assert_eq!(events.len(), 5, "each once");
+    assert_eq!(got["brand-new"]["user"]["display_name"], "Brand New");
+    assert_eq!(got[&renamed]["user"]["display_name"], "Renamed Person");
+    assert_eq!(got[&disabled]["user"]["account"]["is_disabled"], true);
+    for (id, reason) in [(&gone, "deleted"), (&soft, "changed")] {
+        let e = &got[id];
+        let data = &e["enrichments"][0]["data"];
+        assert_eq!(data["deleted"], true, "{e}");
+        assert_eq!(data["deleted_reason"], reason, "{e}");
+        assert!(e["user"]["ldap_person"]["deleted_time"].is_i64(), "{e}");
+        assert!(
+            e["user"].get("display_name").is_none(),
+            "a deletion carries no profile"
+        );
+    }
+    // The changed users were enriched like any other.
+    assert!(got[&renamed]["user"].get("groups").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relation_changes_arrive_with_the_next_refresh() {
+    let mut h = Harness::start(Tenant::generated(53, 40), EmulatorConfig::default()).await;
+    h.set_config("refresh_hours", "24");
+    h.sync().await.expect("first run");
+    let promoted = id_of(&h, hard_case::NO_MEMBERSHIPS);
+    let enrolled = id_of(&h, hard_case::PASSWORD_ONLY[1]);
+    let before: BTreeMap<String, Value> = by_uid(&h.events());
+    assert_eq!(before[&promoted]["user"]["type_id"], 1, "not an admin yet");
+    assert_eq!(before[&enrolled]["user"]["has_mfa"], false, "no MFA yet");
+
+    let role = h.emulator.users()[hard_case::GLOBAL_ADMIN]
+        .member_of
+        .iter()
+        .find(|m| m["@odata.type"] == DIRECTORY_ROLE_TYPE)
+        .cloned()
+        .expect("the global admin holds a role in memberOf");
+    assert!(h
+        .emulator
+        .modify_relations(&promoted, |u| u.member_of.push(role)));
+    assert!(h.emulator.modify_relations(&enrolled, |u| u
+        .auth_methods
+        .push("#microsoft.graph.fido2AuthenticationMethod".into())));
+
+    // Delta does not report relation changes: within the refresh cycle, nothing is emitted.
+    let n = h.events().len();
+    let report = h.sync().await.expect("run within the cycle");
+    assert_eq!(report.events_written, 0);
+    assert_eq!(h.events().len(), n);
+
+    // A day later the refresh walks everyone again with fresh roles and MFA.
+    h.age_delta_cursor(25);
+    let report = h.sync().await.expect("refresh run");
+    assert!(report.full_sync, "the refresh is a full walk");
+    let after = by_uid(&h.events()[n..]);
+    assert_eq!(after.len(), 40);
+    assert_eq!(after[&promoted]["user"]["type_id"], 2);
+    assert_eq!(after[&promoted]["user"]["type"], "Admin");
+    assert_eq!(after[&enrolled]["user"]["has_mfa"], true);
+    let cursor = h.delta_cursor().unwrap();
+    assert_eq!(cursor["round"], "changes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_first_reports_deletions_pending_in_the_old_delta_link() {
+    let h = Harness::start(Tenant::generated(55, 30), EmulatorConfig::default()).await;
+    h.sync().await.expect("first run");
+    let gone = id_of(&h, 7);
+    assert!(h.emulator.remove_user(&gone));
+    h.age_delta_cursor(25);
+    let n = h.events().len();
+    let report = h.sync().await.expect("refresh run");
+    assert!(report.full_sync);
+    let events = h.events()[n..].to_vec();
+    let deletions: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["enrichments"][0]["data"]["deleted"] == true)
+        .collect();
+    assert_eq!(deletions.len(), 1);
+    assert_eq!(deletions[0]["user"]["uid"], gone.as_str());
+    assert_eq!(events.len(), 30, "29 users walked again plus one deletion");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_delta_token_starts_a_full_resync_with_a_warning() {
+    let h = Harness::start(Tenant::generated(57, 45), EmulatorConfig::default()).await;
+    h.sync().await.expect("first run");
+    for (status, code) in [(410, "syncStateNotFound"), (410, "resyncRequired")] {
+        h.emulator.expire_delta_tokens_with(status, code);
+        h.emulator
+            .add_user(new_user(&format!("after-{code}"), "After Expiry"));
+        let n = h.events().len();
+        let report = h.sync().await.expect("the run resyncs");
+        assert!(report.full_sync, "{code}: a full sync");
+        assert!(
+            report
+                .warnings
+                .iter()
+                .any(|w| w.contains("expired") && w.contains(code)),
+            "{code}: {:?}",
+            report.warnings
+        );
+        let walked: BTreeSet<String> = uids(&h.events()[n..]).into_iter().collect();
+        assert_eq!(walked, user_ids(&h.emulator), "{code}: every user again");
+        // The new link works: the next run is incremental again.
+        let report = h.sync().await.expect("after the resync");
+        assert!(!report.full_sync);
+        assert_eq!(report.events_written, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sign_in_sweep_emits_users_who_signed_in_since_the_last_sweep() {
+    let mut h = Harness::start(Tenant::generated(59, 50), EmulatorConfig::default()).await;
+    h.set_config("sign_in_sweep_hours", "6");
+    h.sync().await.expect("first run");
+    let first = by_uid(&h.events());
+    assert!(
+        first
+            .values()
+            .any(|e| e.pointer("/user/ldap_person/last_login_time").is_some()),
+        "the full walk carries sign-in data from its sweep"
+    );
+    let active = id_of(&h, 30);
+    let now = chrono_like_now();
+    // A sign-in is not a delta change in Graph; the emulator records it as a relation-free
+    // property change here only through the sweep's eyes.
+    assert!(h.emulator.update_user(
+        &active,
+        json!({"signInActivity": {"lastSignInDateTime": now.0}})
+    ));
+    // Within the cadence: delta sees the user (the emulator reports property changes) but
+    // without sign-in data, which delta cannot select.
+    let n = h.events().len();
+    h.sync().await.expect("run within the cadence");
+    let within = by_uid(&h.events()[n..]);
+    assert!(within[&active]
+        .pointer("/user/ldap_person/last_login_time")
+        .is_none());
+
+    // Past the cadence, the sweep emits the users who signed in since the last sweep.
+    h.age_delta_cursor(7);
+    let n = h.events().len();
+    let report = h.sync().await.expect("sweep run");
+    assert!(!report.full_sync, "a sweep is not a full walk");
+    let swept = by_uid(&h.events()[n..]);
+    assert_eq!(
+        swept.keys().cloned().collect::<Vec<_>>(),
+        vec![active.clone()],
+        "only the user who signed in"
+    );
+    assert_eq!(
+        swept[&active]["user"]["ldap_person"]["last_login_time"],
+        now.1
+    );
+}
+
+/// Now as a Graph timestamp (second precision) and in ms.
+fn chrono_like_now() -> (String, i64) {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970 (H. Hinnant).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        ),
+        secs * 1000,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_and_per_user_enrichment_agree_and_bulk_costs_fewer_calls() {
+    // 250 users: one page of 999 takes the bulk path (roles from directoryRoles and
+    // role-assignable groups, MFA from the registration report); pages of 50 read the
+    // same facts per user through $batch.
+    let bulk = Harness::start(Tenant::generated(61, 250), premium_config()).await;
+    let bulk_report = bulk.sync().await.expect("bulk run");
+    let mut per_user = Harness::start(Tenant::generated(61, 250), premium_config()).await;
+    per_user.set_config("page_size", "50");
+    let per_user_report = per_user.sync().await.expect("per-user run");
+    assert_eq!(bulk_report.items_partial, 0);
+    assert_eq!(per_user_report.items_partial, 0);
+    let a = by_uid(&bulk.events());
+    let b = by_uid(&per_user.events());
+    assert_eq!(a.len(), 250);
+    for (uid, ea) in &a {
+        let eb = &b[uid];
+        for pointer in [
+            "/user/type_id",
+            "/user/groups",
+            "/user/has_mfa",
+            "/enrichments/0/data/roles",
+            "/enrichments/0/data/mfa_methods",
+        ] {
+            assert_eq!(ea.pointer(pointer), eb.pointer(pointer), "{uid} {pointer}");
+        }
+    }
+    let inherited = id_of(&bulk, hard_case::INHERITED_ROLE_ONLY);
+    assert_eq!(
+        a[&inherited]["enrichments"][0]["data"]["roles"],
+        json!(["User Administrator"]),
+        "a role held only through a role-assignable group is found in bulk"
+    );
+    assert_eq!(a[&inherited]["user"]["type_id"], 2);
+    let bulk_counters = bulk.emulator.counters();
+    assert_eq!(bulk_counters[&Endpoint::TransitiveRoles], 0);
+    assert_eq!(bulk_counters[&Endpoint::AuthMethods], 0);
+    assert!(bulk_counters[&Endpoint::DirectoryRoles] >= 1);
+    assert!(
+        bulk_report.requests < per_user_report.requests,
+        "bulk {} < per user {}",
+        bulk_report.requests,
+        per_user_report.requests
+    );
+    // Requests per user of a full walk with bulk sources, from the emulator's own count.
+    assert!(
+        bulk.emulator.http_requests() * 100 <= 250 * 10,
+        "{} HTTP requests for 250 users",
+        bulk.emulator.http_requests()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_batch_item_is_retried_alone_and_pauses_the_tenant() {
+    let h = Harness::start(Tenant::generated(63, 30), EmulatorConfig::default()).await;
+    let victim = id_of(&h, 12);
+    h.emulator.add_fault(FaultRule {
+        path_contains: Some(victim.clone()),
+        count: 1,
+        ..FaultRule::throttle(Endpoint::MemberOf, 1)
+    });
+    let started = Instant::now();
+    let report = h.sync().await.expect("the run completes");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After inside the batch was honoured"
+    );
+    assert_eq!(report.items_partial, 0);
+    assert_eq!(report.events_written, 30);
+    let events = by_uid(&h.events());
+    assert!(events[&victim]["user"].get("groups").is_some());
+    // 30 users' memberOf plus one retry of the victim's, and their follow-up pages.
+    let member_of = h.emulator.counters()[&Endpoint::MemberOf];
+    let pages: usize = h
+        .emulator
+        .users()
+        .iter()
+        .map(|u| u.member_of.len().max(1).div_ceil(4))
+        .sum();
+    assert_eq!(
+        member_of,
+        pages as u64 + 1,
+        "only the throttled item was sent again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_of_429s_with_http_date_retry_after_loses_nothing() {
+    let h = Harness::start(Tenant::generated(65, 80), premium_config()).await;
+    h.emulator.set_throttle(Some(Throttle {
+        every: 7,
+        retry_after: RetryAfter::HttpDate(1),
+        endpoints: None,
+    }));
+    let report = h.sync().await.expect("the run rides out the throttling");
+    assert_eq!(report.events_written, 80);
+    assert_eq!(report.items_partial, 0, "{:?}", report.warnings);
+    let events = h.events();
+    assert_all_valid(&events);
+    assert!(events.iter().all(|e| e["user"].get("groups").is_some()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_of_503_and_504_back_off_and_recover() {
+    let h = Harness::start(Tenant::generated(67, 40), EmulatorConfig::default()).await;
+    h.emulator.add_fault(FaultRule {
+        count: 2,
+        ..FaultRule::unavailable(Endpoint::UsersDelta)
+    });
+    h.emulator.add_fault(FaultRule {
+        count: 3,
+        ..FaultRule::gateway_timeout(Endpoint::MemberOf)
+    });
+    let report = h.sync().await.expect("the run recovers");
+    assert_eq!(report.events_written, 40);
+    assert_eq!(report.items_partial, 0);
+    assert_eq!(h.emulator.counters()[&Endpoint::UsersDelta], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_retry_budget_fails_the_run_clearly_and_keeps_the_cursor() {
+    let mut h = Harness::start(Tenant::generated(69, 20), EmulatorConfig::default()).await;
+    h.sync().await.expect("first run");
+    let cursor = h.cursor();
+    h.set_config("retry_budget", "3");
+    h.emulator.add_user(new_user("waiting", "Waiting"));
+    h.emulator
+        .add_fault(FaultRule::throttle(Endpoint::UsersDelta, 0));
+    let err = h.sync().await.expect_err("Graph never stops throttling");
+    assert!(
+        matches!(&err, RunError::Connector { kind: ConnectorErrorKind::Upstream, message, .. }
+            if message.contains("retry budget of 3 is spent") && message.contains("429")),
+        "{err:?}"
+    );
+    assert_eq!(h.cursor(), cursor, "the cursor did not move");
+    assert_eq!(
+        h.emulator.counters()[&Endpoint::UsersDelta],
+        1 + 1 + 3,
+        "the first run's page, then one try and three retries"
+    );
+    h.emulator.clear_faults();
+    h.sync().await.expect("the next run catches up");
+    assert!(uids(&h.events()).contains(&"waiting".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_about_to_expire_is_renewed_mid_run() {
+    // Tokens live 61 s and are renewed a minute early, so every second of the run needs a
+    // fresh one; 20 pages at 25 ms per request take well over a second.
+    let mut h = Harness::start(
+        Tenant::generated(71, 200),
+        EmulatorConfig {
+            token_lifetime_secs: 61,
+            ..EmulatorConfig::default()
+        },
+    )
+    .await;
+    h.set_config("page_size", "10");
+    h.emulator.set_latency(Duration::from_millis(25));
+    let report = h.sync().await.expect("the run completes");
+    assert_eq!(report.events_written, 200);
+    assert!(
+        h.emulator.counters()[&Endpoint::Token] >= 2,
+        "the token was renewed before it expired"
+    );
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+}

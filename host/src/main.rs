@@ -288,6 +288,8 @@ async fn cmd_demo(users: usize, seed: u64, out: &Path, then_add: usize, premium:
     }
     let emu_config = EmulatorConfig {
         premium,
+        // Graph's own page size for relation lists (the emulator's default of 4 is for tests).
+        member_of_page_size: 100,
         ..EmulatorConfig::default()
     };
     eprintln!(

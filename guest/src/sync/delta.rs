@@ -352,11 +352,15 @@ fn read_sign_ins<D: Doors>(
             Err(e) => return Err(e.into_connector("reading sign-in activity")),
         };
         for item in page.items {
-            if let (Some(id), Some(s)) = (
+            // Only the field the mapping reads: this map holds every user of the tenant.
+            if let (Some(id), Some(last)) = (
                 item.get("id").and_then(Value::as_str),
-                item.get("signInActivity"),
+                item.pointer("/signInActivity/lastSignInDateTime"),
             ) {
-                out.insert(id.to_string(), s.clone());
+                out.insert(
+                    id.to_string(),
+                    serde_json::json!({ "lastSignInDateTime": last }),
+                );
             }
         }
         next = page.next_link;

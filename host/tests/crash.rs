@@ -153,7 +153,7 @@ async fn sigkill_at_several_points_of_a_full_run_loses_no_user() {
     let emu = slow_emulator(300).await;
     let all = ids(&emu);
     // Early (first page), middle, and near the end of the walk.
-    for after in [1, 140, 270] {
+    for after in [1, 140, 240] {
         let dir = tempfile::tempdir().unwrap();
         kill_after(dir.path().to_path_buf(), command(dir.path(), &emu), after).await;
         let before = events(dir.path()).len();

@@ -2,9 +2,10 @@
 //! events out, as a WebAssembly component that reaches the world only through the host's
 //! doors (`http-fetch`, `kv-checkpoint`, `emit-event`, `log`).
 //!
-//! Where a Graph page becomes OCSF events: `sync.rs` reads and enriches users through
-//! `graph/`, `ocsf.rs` maps each one (a pure function), and `sync.rs` emits them and moves
-//! the cursor. `wasm.rs` is only glue to the WIT bindings.
+//! Where a Graph page becomes OCSF events: `sync/delta.rs` (or `sync/created.rs`) reads a
+//! page through `graph/`, `sync/mod.rs` enriches it (`enrich.rs`), maps each user with
+//! `ocsf.rs` (a pure function) and emits the events, and the mode's code moves the cursor.
+//! `wasm.rs` is only glue to the WIT bindings.
 
 pub mod check;
 pub mod config;

@@ -1,9 +1,11 @@
 //! The Microsoft Graph client, written over the `http-fetch` door.
 //!
-//! It owns the token (client credentials, reused for the run, renewed when Graph says 401),
-//! retries (429/503/504 honouring `Retry-After`, transport errors with backoff), concurrent
-//! fetches through `fetch-all`, and paging (`@odata.nextLink` followed verbatim). It knows
-//! nothing about users or OCSF: `sync.rs` decides what to ask for.
+//! It owns the token (client credentials, renewed before it expires and when Graph says
+//! 401), retries (429/503/504 honouring `Retry-After`, transport errors with backoff, a
+//! per-run budget, a pause of the whole tenant when Graph throttles), concurrent fetches
+//! through `fetch-all`, JSON batching (`batch.rs`), and paging (`@odata.nextLink` followed
+//! verbatim, never off the Graph host). It knows
+//! nothing about users or OCSF: `sync/` and `enrich.rs` decide what to ask for.
 
 mod batch;
 mod retry;

@@ -216,7 +216,7 @@ async fn the_sign_in_sweep_emits_users_who_signed_in_since_the_last_sweep() {
         "the full walk carries sign-in data from its sweep"
     );
     let active = id_of(&h, 30);
-    let now = chrono_like_now();
+    let now = graph_now();
     // A sign-in is not a delta change in Graph; the emulator records it as a relation-free
     // property change here only through the sweep's eyes.
     assert!(h.emulator.update_user(
@@ -250,32 +250,14 @@ async fn the_sign_in_sweep_emits_users_who_signed_in_since_the_last_sweep() {
 }
 
 /// Now as a Graph timestamp (second precision) and in ms.
-fn chrono_like_now() -> (String, i64) {
-    let secs = std::time::SystemTime::now()
+fn graph_now() -> (String, i64) {
+    let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_secs() as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970 (H. Hinnant).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (
-        format!(
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-            rem / 3600,
-            rem % 3600 / 60,
-            rem % 60
-        ),
-        secs * 1000,
-    )
+        .as_millis() as i64
+        / 1000
+        * 1000;
+    (entra_connector::time::format_graph_time(ms), ms)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

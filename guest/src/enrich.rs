@@ -66,11 +66,6 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
         }
     }
 
-    /// Whether the bulk sources were read in this run.
-    pub fn has_bulk(&self) -> bool {
-        self.bulk.is_some()
-    }
-
     /// Reads the tenant-wide roles and the registration report (once per run).
     pub fn load_bulk(&mut self, report: &mut Report) {
         if self.bulk.is_some() {

@@ -33,13 +33,7 @@ async fn batch_answers_each_sub_request_on_its_own() {
         ["4", "3", "2", "1"],
         "not in request order: match by id"
     );
-    let by_id = |id: &str| -> Value {
-        responses
-            .iter()
-            .find(|r| r["id"] == id)
-            .cloned()
-            .expect("every id answered")
-    };
+    let by_id = |id: &str| answer.batch_item(id);
     assert_eq!(by_id("1")["status"], 200);
     assert_eq!(
         by_id("1")["body"]["value"].as_array().map(Vec::len),

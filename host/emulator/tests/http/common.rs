@@ -17,6 +17,15 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// The sub-response with `id` of a `$batch` answer (answers come in any order).
+    pub fn batch_item(&self, id: &str) -> Value {
+        self.body["responses"]
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["id"] == id))
+            .cloned()
+            .unwrap_or_else(|| panic!("the batch answers id {id}: {}", self.body))
+    }
+
     /// The first header of this name.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

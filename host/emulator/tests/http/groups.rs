@@ -307,17 +307,7 @@ async fn group_members_page_like_relation_lists_and_work_in_batch() {
         {"id": "x", "method": "GET", "url": "/groups/no-such-group/members"},
     ]});
     let answer = client.post_json("/v1.0/$batch", &batch).await;
-    let responses = answer.body["responses"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let by_id = |id: &str| {
-        responses
-            .iter()
-            .find(|r| r["id"] == id)
-            .cloned()
-            .expect("answered")
-    };
+    let by_id = |id: &str| answer.batch_item(id);
     assert_eq!(by_id("m")["status"], 200);
     assert_eq!(
         by_id("m")["body"]["value"].as_array().map(Vec::len),

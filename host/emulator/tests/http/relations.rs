@@ -367,17 +367,7 @@ async fn registration_details_of_one_user_match_the_list_row() {
         {"id": "2", "method": "GET", "url": "/reports/authenticationMethods/userRegistrationDetails/nobody"},
     ]});
     let answer = client.post_json("/v1.0/$batch", &batch).await;
-    let responses = answer.body["responses"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let by_id = |id: &str| {
-        responses
-            .iter()
-            .find(|r| r["id"] == id)
-            .cloned()
-            .expect("answered")
-    };
+    let by_id = |id: &str| answer.batch_item(id);
     assert_eq!(by_id("1")["status"], 200);
     assert_eq!(by_id("1")["body"]["id"], id.as_str());
     assert_eq!(by_id("1")["body"]["isAdmin"], false);

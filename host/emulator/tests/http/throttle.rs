@@ -126,13 +126,7 @@ async fn batch_sub_requests_are_throttled_one_by_one() {
         .cloned()
         .unwrap_or_default();
     assert_eq!(responses.len(), 6);
-    let by_id = |id: &str| -> Value {
-        responses
-            .iter()
-            .find(|r| r["id"] == id)
-            .cloned()
-            .expect("answered")
-    };
+    let by_id = |id: &str| answer.batch_item(id);
     for i in 0..6 {
         let sub = by_id(&format!("r{i}"));
         if i % 2 == 1 {

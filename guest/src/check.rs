@@ -1,20 +1,24 @@
-//! "Test connector": acquire a token, then probe each Graph permission the sync needs with
-//! the cheapest request that exercises it, so an operator learns what is missing before the
-//! first run fails.
+//! "Test connector": acquire a token, then probe each Graph source a run will use with a
+//! request that fails only when that source's permission is missing, so an operator learns
+//! what is missing before the first run fails.
+//!
+//! Each probe is one row: source, permission, licence, status. A missing permission fails
+//! the probe (grant it); a missing licence is a warning (`ok`, detail starting with
+//! `warning:`): the run carries on without that part and says so.
 
 use serde_json::Value;
 
 use crate::config::Config;
 use crate::doors::Doors;
 use crate::error::ConnectorError;
-use crate::graph::{path_segment, GraphClient, GraphGet};
+use crate::graph::{path_segment, GraphClient, GraphError, GraphGet};
 
 /// The outcome of one probe (mirror of `probe`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Probe {
-    /// What was probed.
+    /// What was probed: `<source> [<permission>; <licence>]`.
     pub name: String,
-    /// Whether it worked.
+    /// Whether it worked (a licence gap is ok, with a `warning:` detail).
     pub ok: bool,
     /// One line: what was found or why it failed.
     pub detail: String,
@@ -23,11 +27,68 @@ pub struct Probe {
 /// Application permissions the connector needs, in the order they are probed.
 pub const PERMISSIONS: &[&str] = &[
     "User.Read.All",
-    "Group.Read.All",
     "GroupMember.Read.All",
-    "Directory.Read.All",
+    "RoleManagement.Read.Directory",
+    "RoleEligibilitySchedule.Read.Directory",
     "UserAuthenticationMethod.Read.All",
     "AuditLog.Read.All",
+];
+
+/// Template id of Global Administrator: a filter that keeps the role probes small.
+const GLOBAL_ADMINISTRATOR: &str = "62e90394-69f5-4237-9190-012177145e10";
+
+/// One source a run reads.
+struct Source {
+    name: &'static str,
+    permission: &'static str,
+    licence: Option<&'static str>,
+    /// What the run does without it.
+    without: &'static str,
+}
+
+const SOURCES: [Source; 7] = [
+    Source {
+        name: "users",
+        permission: "User.Read.All",
+        licence: None,
+        without: "no run is possible",
+    },
+    Source {
+        name: "groups and members",
+        permission: "GroupMember.Read.All",
+        licence: None,
+        without: "user.groups is omitted",
+    },
+    Source {
+        name: "role assignments",
+        permission: "RoleManagement.Read.Directory",
+        licence: None,
+        without: "user.type is Unknown",
+    },
+    Source {
+        name: "PIM eligibility",
+        permission: "RoleEligibilitySchedule.Read.Directory",
+        licence: Some("Entra ID P2"),
+        without: "eligible_roles is omitted and eligible-only admins are not marked Admin",
+    },
+    Source {
+        name: "authentication methods",
+        permission: "UserAuthenticationMethod.Read.All",
+        licence: None,
+        without: "has_mfa is omitted for users changed between full walks",
+    },
+    Source {
+        name: "sign-in activity",
+        permission: "AuditLog.Read.All",
+        licence: Some("Entra ID P1/P2"),
+        without: "last_login_time is omitted",
+    },
+    Source {
+        name: "registration report",
+        permission: "AuditLog.Read.All",
+        licence: Some("Entra ID P1/P2"),
+        without: "MFA is read per user (one request each)",
+    },
 ];
 
 /// Runs every probe. Fails only when no token can be had (nothing else can be probed then).
@@ -51,55 +112,77 @@ pub fn check<D: Doors>(doors: &D, config: &Config) -> Result<Vec<Probe>, Connect
                 .and_then(Value::as_str)
                 .map(str::to_string)
         });
-    let user_path = |suffix: &str| -> Option<String> {
-        match &first_user {
-            Ok(Some(id)) => Some(config.graph_url(&format!("/users/{}{suffix}", path_segment(id)))),
-            _ => None,
-        }
-    };
-    let probes_to_run: [(&str, Option<GraphGet>); 6] = [
-        ("User.Read.All", None),
-        (
-            "Group.Read.All",
-            Some(GraphGet::new(config.graph_url("/groups?$select=id&$top=1"))),
-        ),
-        (
-            "GroupMember.Read.All",
-            user_path("/memberOf").map(GraphGet::new),
-        ),
-        (
-            "Directory.Read.All",
-            Some(GraphGet::new(config.graph_url("/directoryRoles"))),
-        ),
-        (
-            "UserAuthenticationMethod.Read.All",
-            user_path("/authentication/methods").map(GraphGet::new),
-        ),
-        (
-            "AuditLog.Read.All",
-            Some(GraphGet::new(
-                config.graph_url("/users?$select=id,signInActivity&$top=1"),
+    let role_filter = format!("$filter=roleDefinitionId%20eq%20'{GLOBAL_ADMINISTRATOR}'");
+    for source in &SOURCES {
+        let url = match source.name {
+            "groups and members" => Some("/groups?$select=id&$top=1".to_string()),
+            "role assignments" => Some(format!(
+                "/roleManagement/directory/roleAssignments?{role_filter}"
             )),
-        ),
-    ];
-    for (name, get) in probes_to_run {
-        let result = match (name, get) {
-            ("User.Read.All", _) => first_user.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-            (_, Some(get)) => graph.get(get).map(|_| ()).map_err(|e| e.to_string()),
-            (_, None) => Err("not probed: needs a readable user (User.Read.All) first".into()),
+            "PIM eligibility" => Some(format!(
+                "/roleManagement/directory/roleEligibilityScheduleInstances?{role_filter}"
+            )),
+            "authentication methods" => match &first_user {
+                Ok(Some(id)) => Some(format!(
+                    "/users/{}/authentication/methods",
+                    path_segment(id)
+                )),
+                _ => None,
+            },
+            "sign-in activity" => Some("/users?$select=id,signInActivity&$top=1".to_string()),
+            "registration report" => {
+                Some("/reports/authenticationMethods/userRegistrationDetails".to_string())
+            }
+            _ => None,
         };
-        probes.push(match result {
-            Ok(()) => Probe {
-                name: name.into(),
-                ok: true,
-                detail: "granted".into(),
-            },
-            Err(why) => Probe {
-                name: name.into(),
-                ok: false,
-                detail: format!("{why}; grant the application permission {name} and admin consent"),
-            },
-        });
+        let result: Result<(), GraphError> = match (source.name, url) {
+            ("users", _) => first_user.as_ref().map(|_| ()).map_err(Clone::clone),
+            (_, Some(path)) => graph
+                .get(GraphGet::new(config.graph_url(&path)))
+                .map(|_| ()),
+            (_, None) => Err(GraphError::Malformed(
+                "not probed: needs a readable user (User.Read.All) first".into(),
+            )),
+        };
+        probes.push(judge(source, result));
     }
     Ok(probes)
+}
+
+fn judge(source: &Source, result: Result<(), GraphError>) -> Probe {
+    let name = match source.licence {
+        Some(licence) => format!("{} [{}; {licence}]", source.name, source.permission),
+        None => format!("{} [{}]", source.name, source.permission),
+    };
+    let licence_gap = |e: &GraphError| {
+        matches!(
+            e.code(),
+            "Authentication_RequestFromNonPremiumTenantOrB2CTenant" | "AadPremiumLicenseRequired"
+        )
+    };
+    match result {
+        Ok(()) => Probe {
+            name,
+            ok: true,
+            detail: "granted".into(),
+        },
+        Err(e) if licence_gap(&e) => Probe {
+            name,
+            ok: true,
+            detail: format!(
+                "warning: the tenant has no {} licence ({}): {}",
+                source.licence.unwrap_or("premium"),
+                e.code(),
+                source.without
+            ),
+        },
+        Err(e) => Probe {
+            name,
+            ok: false,
+            detail: format!(
+                "{e}; without it {}; grant the application permission {} and admin consent",
+                source.without, source.permission
+            ),
+        },
+    }
 }

@@ -1,21 +1,26 @@
-//! Groups, directory roles and MFA of users, in as few Graph calls as the set calls for.
+//! Groups, roles and MFA of users, from the sources that see everything, in as few Graph
+//! requests as the run calls for.
 //!
-//! Two ways to the same facts, chosen by how many users a run enriches:
+//! - **Roles, every run** (a few requests for the whole tenant): role definitions (built-in
+//!   and custom), active role assignments and PIM-eligible assignments from
+//!   `/roleManagement/directory/*`, principals expanded; a role-assignable group's members
+//!   hold its roles (such groups cannot nest, so its direct members are all). Unlike
+//!   `directoryRoles` or `transitiveMemberOf`, these see custom roles, roles scoped to an
+//!   administrative unit or an application, and eligible admins (`../shared/design/GRAPH.md`,
+//!   "Roles"; MAPPING.md `type_id`).
+//! - **Tenant-wide on a full walk** ([`Enricher::load_tenant_wide`]): memberships from
+//!   `/groups/delta` with `members` (every group with its direct members, big groups over
+//!   several pages), and MFA from the `userRegistrationDetails` report when the tenant is
+//!   licensed for it. Never a request per user.
+//! - **Per user otherwise** (a handful of changed users, or a tenant without the report):
+//!   `memberOf` and `authentication/methods`, twenty to a `$batch`.
 //!
-//! - **Bulk** (a full walk, or many changed users): roles from `directoryRoles`, their
-//!   members, and the members of the role-assignable groups among them (a handful of calls
-//!   for the whole tenant; it counts roles held through groups, as `transitiveMemberOf`
-//!   does); MFA from the `userRegistrationDetails` report (one call per 999 users) when the
-//!   tenant is licensed for it. Only `memberOf` stays per user, twenty to a `$batch`.
-//! - **Per user** (a few changed users): `memberOf`, `transitiveMemberOf/directoryRole` and
-//!   the user's registration details (or, unlicensed, `authentication/methods`), all through
-//!   `$batch`.
-//!
-//! Both give the same answer for a user, so events do not flap between runs. Each item of a
-//! batch succeeds or fails on its own; a user whose part failed is emitted without that part
-//! and counted as partial.
+//! Both MFA sources map to one method vocabulary (`ocsf.rs`), so events do not flap between
+//! runs. Each item of a batch succeeds or fails on its own; a user whose part failed is
+//! emitted without that part and counted as partial. An optional source Graph refuses for a
+//! licence or a permission degrades with one warning that names what is missing.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use serde_json::Value;
 
@@ -24,36 +29,91 @@ use crate::graph::{path_segment, GraphClient, GraphError, GraphGet, SubGet};
 use crate::ocsf::{Enrichment, GroupRef, Mfa};
 use crate::sync::Report;
 
-/// From this many users on, the bulk sources are cheaper than per-user reads.
-pub const BULK_THRESHOLD: usize = 200;
-
-/// Graph error codes meaning "this tenant is not licensed for the report / sign-in data".
-pub const NOT_LICENSED_CODES: &[&str] = &[
-    "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
-    "Authorization_RequestDenied",
-];
-
-/// Whether `e` is Graph refusing a premium-only read.
-pub fn is_not_licensed(e: &GraphError) -> bool {
-    e.status() == Some(403) && NOT_LICENSED_CODES.contains(&e.code())
+/// Whether `e` is Graph refusing an optional read for a missing licence or permission, and
+/// if so what to tell the operator. Codes: `Authentication_RequestFromNonPremiumTenantOrB2CTenant`
+/// (no Entra ID P1/P2), `Authentication_MSGraphPermissionMissing` (e.g. no `AuditLog.Read.All`
+/// for `signInActivity`), `Authorization_RequestDenied` (a permission not granted), and
+/// `AadPremiumLicenseRequired` (PIM without P2, seen as 400) — `../shared/design/GRAPH.md`,
+/// "Listing users" and "Roles".
+pub fn refusal(e: &GraphError) -> Option<&'static str> {
+    match (e.status()?, e.code()) {
+        (403, "Authentication_RequestFromNonPremiumTenantOrB2CTenant") => {
+            Some("the tenant has no Entra ID P1/P2 licence")
+        }
+        (403, "Authentication_MSGraphPermissionMissing") => {
+            Some("the app lacks the permission Graph names")
+        }
+        (403, "Authorization_RequestDenied") => Some("the app lacks a permission"),
+        (400 | 403, "AadPremiumLicenseRequired") => Some("the tenant has no Entra ID P2 licence"),
+        _ => None,
+    }
 }
 
-/// Tenant-wide facts read once per run.
+/// Whether `e` is Graph refusing a premium-only or permission-gated read.
+pub fn is_not_licensed(e: &GraphError) -> bool {
+    refusal(e).is_some()
+}
+
+/// Who holds which role, read from the role-management API.
 #[derive(Debug, Default)]
-struct Bulk {
-    /// User id → display names of the directory roles held (directly or through a group);
-    /// None when the roles could not be read.
-    roles: Option<HashMap<String, Vec<String>>>,
-    /// User id → registration facts; None when the report is not available.
-    registration: Option<HashMap<String, Mfa>>,
+pub struct RoleIndex {
+    /// User id → display names of active roles; None when assignments were unreadable.
+    pub active: Option<HashMap<String, BTreeSet<String>>>,
+    /// User id → display names of eligible roles; None when eligibility was unreadable.
+    pub eligible: Option<HashMap<String, BTreeSet<String>>>,
+}
+
+impl RoleIndex {
+    /// Users holding any role, with (active, eligible) names: what the cursor remembers to see
+    /// role changes between runs.
+    pub fn admins(&self) -> HashMap<String, (Vec<String>, Vec<String>)> {
+        let mut out: HashMap<String, (Vec<String>, Vec<String>)> = HashMap::new();
+        for (id, names) in self.active.iter().flatten() {
+            out.entry(id.clone()).or_default().0 = names.iter().cloned().collect();
+        }
+        for (id, names) in self.eligible.iter().flatten() {
+            out.entry(id.clone()).or_default().1 = names.iter().cloned().collect();
+        }
+        out
+    }
+}
+
+/// Group memberships of every user, from one walk of `/groups/delta`.
+#[derive(Debug, Default)]
+pub struct Memberships {
+    groups: Vec<GroupRef>,
+    by_user: HashMap<String, Vec<u32>>,
+    /// The groups delta link the walk ended with.
+    pub delta_link: Option<String>,
+}
+
+impl Memberships {
+    /// The direct groups of a user, by id (empty when the user is in none).
+    pub fn of(&self, user: &str) -> Vec<GroupRef> {
+        let mut groups: Vec<GroupRef> = self
+            .by_user
+            .get(user)
+            .map(|ids| {
+                ids.iter()
+                    .map(|&i| self.groups[i as usize].clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        // By id, as per-user reads give them too: the order never flaps between sources.
+        groups.sort_by(|a, b| a.id.cmp(&b.id));
+        groups
+    }
 }
 
 /// Enriches users for one run.
 pub struct Enricher<'g, 'a, D: Doors> {
     graph: &'g GraphClient<'a, D>,
-    bulk: Option<Bulk>,
-    /// Whether the tenant has the registration report (None: not known yet).
-    licensed: Option<bool>,
+    roles: Option<RoleIndex>,
+    memberships: Option<Memberships>,
+    /// User id → `methodsRegistered`, from the report.
+    registration: Option<HashMap<String, Vec<String>>>,
+    /// Per-user methods are refused (permission): MFA stays unknown.
+    methods_refused: bool,
 }
 
 impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
@@ -61,154 +121,285 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
     pub fn new(graph: &'g GraphClient<'a, D>) -> Self {
         Enricher {
             graph,
-            bulk: None,
-            licensed: None,
+            roles: None,
+            memberships: None,
+            registration: None,
+            methods_refused: false,
         }
     }
 
-    /// Reads the tenant-wide roles and the registration report (once per run).
-    pub fn load_bulk(&mut self, report: &mut Report) {
-        if self.bulk.is_some() {
-            return;
+    /// The role index (read on first use).
+    pub fn roles(&mut self, report: &mut Report) -> &RoleIndex {
+        if self.roles.is_none() {
+            self.roles = Some(self.read_roles(report));
         }
-        let roles = match self.read_role_holders() {
-            Ok(r) => Some(r),
-            Err(e) => {
-                report.warn(
-                    self.graph.doors(),
-                    format!(
-                        "directory roles not read ({e}): user.type is Admin only where memberOf shows a role, else Unknown; grant Directory.Read.All or RoleManagement.Read.Directory"
-                    ),
-                );
-                report.unavailable.push("directoryRoles".into());
+        self.roles.get_or_insert_with(RoleIndex::default)
+    }
+
+    /// Reads the tenant-wide sources of a full walk: memberships from the groups delta and
+    /// the registration report. Returns the groups delta link, when the walk reached one.
+    pub fn load_tenant_wide(&mut self, report: &mut Report) -> Option<String> {
+        self.roles(report);
+        if self.memberships.is_none() {
+            match self.read_groups_delta() {
+                Ok(m) => self.memberships = Some(m),
+                Err(e) => {
+                    let why = refusal(&e).unwrap_or("Graph failed");
+                    report.warn(
+                        self.graph.doors(),
+                        format!(
+                            "groups/delta was not read ({why}: {e}): memberships come from each user's memberOf, one request per user; grant GroupMember.Read.All"
+                        ),
+                    );
+                }
+            }
+        }
+        if self.registration.is_none() {
+            match self.read_registration_report() {
+                Ok(r) => self.registration = Some(r),
+                Err(e) => {
+                    let why = refusal(&e).map_or_else(|| format!("{e}"), |w| format!("{w}: {e}"));
+                    report.warn(
+                        self.graph.doors(),
+                        format!(
+                            "the userRegistrationDetails report was not read ({why}): MFA comes from each user's authentication methods, one request per user; the report needs Entra ID P1/P2 and AuditLog.Read.All"
+                        ),
+                    );
+                    if !report
+                        .unavailable
+                        .iter()
+                        .any(|u| u == "userRegistrationDetails")
+                    {
+                        report.unavailable.push("userRegistrationDetails".into());
+                    }
+                }
+            }
+        }
+        self.memberships.as_ref().and_then(|m| m.delta_link.clone())
+    }
+
+    /// Role definitions, active assignments and eligibility.
+    fn read_roles(&self, report: &mut Report) -> RoleIndex {
+        let cfg = self.graph.config();
+        // Docs: rbacapplication-list-roledefinitions (supports $filter and $expand only: no
+        // $select) and
+        // rbacapplication-list-roleassignments / -roleeligibilityscheduleinstances ("supports
+        // the $select, $filter, and $expand OData query parameters"; `$expand=principal` gives
+        // the principal's @odata.type).
+        let mut lists = self.graph.collect_lists(vec![
+            GraphGet::new(cfg.graph_url("/roleManagement/directory/roleDefinitions")),
+            GraphGet::new(
+                cfg.graph_url("/roleManagement/directory/roleAssignments?$expand=principal"),
+            ),
+            GraphGet::new(cfg.graph_url(
+                "/roleManagement/directory/roleEligibilityScheduleInstances?$expand=principal",
+            )),
+        ]);
+        let eligible = lists.pop().unwrap_or_else(|| Ok(Vec::new()));
+        let active = lists.pop().unwrap_or_else(|| Ok(Vec::new()));
+        let definitions = lists.pop().unwrap_or_else(|| Ok(Vec::new()));
+        let names: HashMap<String, String> = match &definitions {
+            Ok(defs) => defs
+                .iter()
+                .filter_map(|d| {
+                    let id = d.get("id").and_then(Value::as_str)?;
+                    let name = d
+                        .get("displayName")
+                        .and_then(Value::as_str)
+                        .filter(|n| !n.trim().is_empty())
+                        .unwrap_or(id);
+                    Some((id.to_string(), name.to_string()))
+                })
+                .collect(),
+            Err(_) => HashMap::new(),
+        };
+        let active = match (definitions, active) {
+            (Ok(_), Ok(items)) => match self.holders(&items, &names) {
+                Ok(map) => Some(map),
+                Err(e) => {
+                    self.roles_unread(report, &e);
+                    None
+                }
+            },
+            (Err(e), _) | (_, Err(e)) => {
+                self.roles_unread(report, &e);
                 None
             }
         };
-        let registration = if self.licensed == Some(false) {
-            None
-        } else {
-            match self.read_registration_report() {
-                Ok(r) => {
-                    self.licensed = Some(true);
-                    Some(r)
+        let eligible = match eligible.and_then(|items| self.holders(&items, &names)) {
+            Ok(map) => Some(map),
+            Err(e) => {
+                let why = refusal(&e).map_or_else(|| format!("{e}"), |w| format!("{w}: {e}"));
+                report.warn(
+                    self.graph.doors(),
+                    format!(
+                        "PIM-eligible role assignments were not read ({why}): eligible_roles is omitted and eligible-only admins are not marked Admin; eligibility needs Entra ID P2 and RoleEligibilitySchedule.Read.Directory or RoleManagement.Read.Directory"
+                    ),
+                );
+                if !report.unavailable.iter().any(|u| u == "roleEligibility") {
+                    report.unavailable.push("roleEligibility".into());
                 }
-                Err(e) if is_not_licensed(&e) => {
-                    self.licensed = Some(false);
-                    self.graph.log(
-                        Level::Info,
-                        &format!(
-                            "the userRegistrationDetails report is not available ({}): MFA comes from each user's authentication methods",
-                            e.code()
-                        ),
-                    );
-                    None
-                }
-                Err(e) => {
-                    report.warn(
-                        self.graph.doors(),
-                        format!("the userRegistrationDetails report was not read ({e}): MFA comes from each user's authentication methods"),
-                    );
-                    None
-                }
+                None
             }
         };
-        self.bulk = Some(Bulk {
-            roles,
-            registration,
-        });
+        RoleIndex { active, eligible }
     }
 
-    /// `directoryRoles`, their members, and the users in role-assignable groups among them.
-    fn read_role_holders(&self) -> Result<HashMap<String, Vec<String>>, GraphError> {
-        let cfg = self.graph.config();
-        let roles = self.graph.collect_lists(vec![GraphGet::new(
-            cfg.graph_url("/directoryRoles?$select=id,displayName"),
-        )]);
-        let roles = roles.into_iter().next().unwrap_or_else(|| Ok(Vec::new()))?;
-        let roles: Vec<(String, String)> = roles
-            .iter()
-            .filter_map(|r| {
-                let id = r.get("id").and_then(Value::as_str)?;
-                let name = r
-                    .get("displayName")
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.trim().is_empty())
-                    .unwrap_or("directoryRole");
-                Some((id.to_string(), name.to_string()))
-            })
-            .collect();
-        let members = self.graph.batch_collect(
-            roles
-                .iter()
-                .map(|(id, _)| {
-                    SubGet::new(cfg.graph_url(&format!(
-                        "/directoryRoles/{}/members?$select=id",
-                        path_segment(id)
-                    )))
-                })
-                .collect(),
+    fn roles_unread(&self, report: &mut Report, e: &GraphError) {
+        report.warn(
+            self.graph.doors(),
+            format!(
+                "role assignments were not read ({e}): user.type is Unknown unless another source proves a role; grant RoleManagement.Read.Directory"
+            ),
         );
-        let mut holders: HashMap<String, Vec<String>> = HashMap::new();
-        // role-assignable group id → roles it grants
-        let mut groups: HashMap<String, Vec<String>> = HashMap::new();
-        for ((_, name), members) in roles.iter().zip(members) {
-            for m in members? {
-                let Some(id) = m.get("id").and_then(Value::as_str) else {
-                    continue;
-                };
-                match odata_type(&m) {
-                    "#microsoft.graph.group" => {
-                        groups.entry(id.to_string()).or_default().push(name.clone())
-                    }
-                    "#microsoft.graph.user" | "" => holders
-                        .entry(id.to_string())
+        if !report.unavailable.iter().any(|u| u == "roleAssignments") {
+            report.unavailable.push("roleAssignments".into());
+        }
+    }
+
+    /// User id → role names, from assignment items (users directly, groups through their
+    /// direct members).
+    fn holders(
+        &self,
+        items: &[Value],
+        names: &HashMap<String, String>,
+    ) -> Result<HashMap<String, BTreeSet<String>>, GraphError> {
+        let mut out: HashMap<String, BTreeSet<String>> = HashMap::new();
+        let mut groups: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for a in items {
+            let (Some(principal), Some(def)) = (
+                a.get("principalId").and_then(Value::as_str),
+                a.get("roleDefinitionId").and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            let name = names.get(def).cloned().unwrap_or_else(|| def.to_string());
+            let kind = a
+                .get("principal")
+                .map(odata_type)
+                .unwrap_or("#microsoft.graph.user");
+            match kind {
+                "#microsoft.graph.group" => {
+                    groups
+                        .entry(principal.to_string())
                         .or_default()
-                        .push(name.clone()),
-                    _ => {}
+                        .insert(name);
+                }
+                // Service principals hold roles too; they are not users.
+                "#microsoft.graph.servicePrincipal" => {}
+                _ => {
+                    out.entry(principal.to_string()).or_default().insert(name);
                 }
             }
         }
-        let groups: Vec<(String, Vec<String>)> = groups.into_iter().collect();
-        let group_members = self.graph.batch_collect(
+        if groups.is_empty() {
+            return Ok(out);
+        }
+        let groups: Vec<(String, BTreeSet<String>)> = groups.into_iter().collect();
+        let cfg = self.graph.config();
+        // Role-assignable groups cannot be nested (GRAPH.md, "Roles"): direct members are all
+        // the holders. No OData cast: a cast is an advanced query.
+        let members = self.graph.batch_collect(
             groups
                 .iter()
                 .map(|(gid, _)| {
                     SubGet::new(cfg.graph_url(&format!(
-                        "/groups/{}/transitiveMembers/microsoft.graph.user?$select=id&$top=999",
+                        "/groups/{}/members?$select=id&$top=999",
                         path_segment(gid)
                     )))
                 })
                 .collect(),
         );
-        for ((_, granted), members) in groups.iter().zip(group_members) {
+        for ((_, granted), members) in groups.iter().zip(members) {
             for m in members? {
-                if let Some(id) = m.get("id").and_then(Value::as_str) {
-                    holders
-                        .entry(id.to_string())
+                let Some(id) = m.get("id").and_then(Value::as_str) else {
+                    continue;
+                };
+                if matches!(odata_type(&m), "#microsoft.graph.user" | "") {
+                    out.entry(id.to_string())
                         .or_default()
                         .extend(granted.iter().cloned());
                 }
             }
         }
-        for names in holders.values_mut() {
-            names.sort();
-            names.dedup();
-        }
-        Ok(holders)
+        Ok(out)
     }
 
-    /// Every page of the registration report.
-    fn read_registration_report(&self) -> Result<HashMap<String, Mfa>, GraphError> {
+    /// Every group with its direct user members, from one full round of `/groups/delta`.
+    fn read_groups_delta(&self) -> Result<Memberships, GraphError> {
         let cfg = self.graph.config();
-        let mut next = Some(GraphGet::new(cfg.graph_url(
-            "/reports/authenticationMethods/userRegistrationDetails?$select=id,isMfaRegistered,methodsRegistered&$top=999",
-        )));
+        // Docs: group-delta ("members@delta"; a group's members may be split over several
+        // pages, the group appearing again); directory-link lists cap pages at 500 links.
+        let mut next = Some(GraphGet::new(
+            cfg.graph_url("/groups/delta?$select=displayName,members"),
+        ));
+        let mut m = Memberships::default();
+        let mut index: HashMap<String, u32> = HashMap::new();
+        while let Some(get) = next.take() {
+            let page = self.graph.page(get)?;
+            for group in &page.items {
+                let Some(gid) = group.get("id").and_then(Value::as_str) else {
+                    continue;
+                };
+                if group.get("@removed").is_some() {
+                    continue;
+                }
+                let name = group
+                    .get("displayName")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.trim().is_empty())
+                    .map(str::to_string);
+                let slot = *index.entry(gid.to_string()).or_insert_with(|| {
+                    m.groups.push(GroupRef {
+                        id: gid.to_string(),
+                        display_name: None,
+                    });
+                    (m.groups.len() - 1) as u32
+                });
+                if name.is_some() {
+                    m.groups[slot as usize].display_name = name;
+                }
+                for member in group
+                    .get("members@delta")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if member.get("@removed").is_some()
+                        || !matches!(odata_type(member), "#microsoft.graph.user" | "")
+                    {
+                        continue;
+                    }
+                    if let Some(uid) = member.get("id").and_then(Value::as_str) {
+                        let list = m.by_user.entry(uid.to_string()).or_default();
+                        if !list.contains(&slot) {
+                            list.push(slot);
+                        }
+                    }
+                }
+            }
+            match (page.next_link, page.delta_link) {
+                (Some(link), _) => next = Some(GraphGet::new(link)),
+                (None, delta) => m.delta_link = delta,
+            }
+        }
+        Ok(m)
+    }
+
+    /// Every page of the registration report: user id → `methodsRegistered`.
+    fn read_registration_report(&self) -> Result<HashMap<String, Vec<String>>, GraphError> {
+        // Docs (authenticationmethodsroot-list-userregistrationdetails): only $filter and
+        // $orderby are supported, so no $select and no $top; the server picks the page size.
+        let mut next =
+            Some(GraphGet::new(self.graph.config().graph_url(
+                "/reports/authenticationMethods/userRegistrationDetails",
+            )));
         let mut out = HashMap::new();
         while let Some(get) = next.take() {
             let page = self.graph.page(get)?;
             for item in &page.items {
                 if let Some(id) = item.get("id").and_then(Value::as_str) {
-                    out.insert(id.to_string(), registration_mfa(item));
+                    out.insert(id.to_string(), methods_registered(item));
                 }
             }
             next = page.next_link.map(GraphGet::new);
@@ -218,114 +409,83 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
 
     /// Groups, roles and MFA of each user of `ids`, and whether any part failed.
     pub fn enrich(&mut self, ids: &[&str], report: &mut Report) -> Vec<(Enrichment, bool)> {
-        if self.bulk.is_none() && ids.len() >= BULK_THRESHOLD {
-            self.load_bulk(report);
-        }
+        self.roles(report);
         let cfg = self.graph.config();
-        let bulk_owned = self.bulk.take();
-        let bulk = bulk_owned.as_ref();
-        let roles_per_user = bulk.is_none();
-        let mfa_from_report = bulk.and_then(|b| b.registration.as_ref());
-        let mfa_source = match (mfa_from_report, self.licensed) {
-            (Some(_), _) => MfaSource::Report,
-            (None, Some(false)) => MfaSource::Methods,
-            (None, _) if bulk.is_some() => MfaSource::Methods,
-            (None, _) => MfaSource::RegistrationById,
-        };
-        let mut subs = Vec::with_capacity(ids.len() * 3);
+        let per_user_groups = self.memberships.is_none();
+        let per_user_mfa = self.registration.is_none() && !self.methods_refused;
+        let mut subs = Vec::with_capacity(ids.len() * 2);
         for id in ids {
             let seg = path_segment(id);
-            subs.push(SubGet::new(cfg.graph_url(&format!(
-                "/users/{seg}/memberOf?$select=id,displayName"
-            ))));
-            if roles_per_user {
-                subs.push(SubGet::eventual(cfg.graph_url(&format!(
-                    "/users/{seg}/transitiveMemberOf/microsoft.graph.directoryRole?$count=true&$select=id,displayName"
+            if per_user_groups {
+                subs.push(SubGet::new(cfg.graph_url(&format!(
+                    "/users/{seg}/memberOf?$select=id,displayName"
                 ))));
             }
-            match mfa_source {
-                MfaSource::Report => {}
-                MfaSource::Methods => subs.push(methods_get(self.graph, &seg)),
-                MfaSource::RegistrationById => subs.push(SubGet::single(cfg.graph_url(&format!(
-                    "/reports/authenticationMethods/userRegistrationDetails/{seg}?$select=id,isMfaRegistered,methodsRegistered"
-                )))),
+            if per_user_mfa {
+                // Docs (authentication-list-methods): no optional query parameters.
+                subs.push(SubGet::new(
+                    cfg.graph_url(&format!("/users/{seg}/authentication/methods")),
+                ));
             }
         }
-        let mut results = self.graph.batch_collect(subs).into_iter();
+        let mut results = if subs.is_empty() {
+            Vec::new()
+        } else {
+            self.graph.batch_collect(subs)
+        }
+        .into_iter();
+        let roles = self.roles.as_ref();
         let mut out = Vec::with_capacity(ids.len());
-        // Registration reads refused as unlicensed / not permitted: (user index, error).
-        let mut denied: Vec<(usize, GraphError)> = Vec::new();
-        for (n, id) in ids.iter().enumerate() {
-            let member_of = results.next();
-            let roles = if roles_per_user { results.next() } else { None };
-            let mfa = if mfa_source == MfaSource::Report {
-                None
-            } else {
-                results.next()
-            };
+        let mut refused: Option<GraphError> = None;
+        for id in ids {
             let mut e = Enrichment::default();
             let mut partial = false;
-            match member_of {
-                Some(Ok(items)) => read_member_of(&items, &mut e),
-                other => partial |= self.failed(id, "memberOf", other),
-            }
-            if roles_per_user {
-                match roles {
-                    Some(Ok(items)) => e.roles = Some(role_names(&items)),
-                    other => partial |= self.failed(id, "directory roles", other),
+            if per_user_groups {
+                match results.next() {
+                    Some(Ok(items)) => read_member_of(&items, &mut e),
+                    other => partial |= self.failed(id, "memberOf", other),
                 }
-            } else if let Some(map) = bulk.and_then(|b| b.roles.as_ref()) {
-                e.roles = Some(map.get(*id).cloned().unwrap_or_default());
+            } else if let Some(m) = &self.memberships {
+                e.groups = Some(m.of(id));
             }
-            match mfa_source {
-                MfaSource::Report => {
-                    e.mfa = mfa_from_report.and_then(|m| m.get(*id).cloned());
-                }
-                MfaSource::Methods => match mfa {
+            if let Some(r) = roles {
+                e.roles = r.active.as_ref().map(|a| {
+                    a.get(*id)
+                        .map(|s| s.iter().cloned().collect())
+                        .unwrap_or_default()
+                });
+                e.eligible_roles = r.eligible.as_ref().map(|a| {
+                    a.get(*id)
+                        .map(|s| s.iter().cloned().collect())
+                        .unwrap_or_default()
+                });
+            }
+            if per_user_mfa {
+                match results.next() {
                     Some(Ok(items)) => e.mfa = Some(methods_mfa(&items)),
+                    Some(Err(err)) if refusal(&err).is_some() => refused = Some(err),
                     other => partial |= self.failed(id, "authentication methods", other),
-                },
-                MfaSource::RegistrationById => match mfa {
-                    Some(Ok(items)) => {
-                        self.licensed = Some(true);
-                        e.mfa = items.first().map(registration_mfa);
-                    }
-                    Some(Err(err)) if is_not_licensed(&err) => {
-                        denied.push((n, err));
-                    }
-                    // Not in the report yet (a brand-new user): has_mfa stays unknown.
-                    Some(Err(err)) if err.status() == Some(404) => {}
-                    other => partial |= self.failed(id, "registration details", other),
-                },
+                }
+            } else if let Some(reg) = &self.registration {
+                // A user not in the report yet (brand new): has_mfa stays unknown.
+                e.mfa = reg.get(*id).map(|m| Mfa::Registration(m.clone()));
             }
             out.push((e, partial));
         }
-        self.bulk = bulk_owned;
-        // Refused for every user: the tenant has no report (licence or permission), so
-        // methods are the source. Refused for some only: those users are partial.
-        let retry_methods: Vec<usize> = if self.licensed == Some(true) {
-            for (n, err) in denied {
-                out[n].1 |= self.failed(ids[n], "registration details", Some(Err(err)));
-            }
-            Vec::new()
-        } else {
-            denied.into_iter().map(|(n, _)| n).collect()
-        };
-        if !retry_methods.is_empty() {
-            self.licensed = Some(false);
-            self.graph.log(
-                Level::Info,
-                "the registration details are not available (not licensed): MFA comes from each user's authentication methods",
+        if let Some(err) = refused {
+            self.methods_refused = true;
+            report.warn(
+                self.graph.doors(),
+                format!(
+                    "authentication methods were not read ({err}): has_mfa and mfa_methods are omitted; grant UserAuthenticationMethod.Read.All"
+                ),
             );
-            let subs = retry_methods
+            if !report
+                .unavailable
                 .iter()
-                .map(|&n| methods_get(self.graph, &path_segment(ids[n])))
-                .collect();
-            for (&n, result) in retry_methods.iter().zip(self.graph.batch_collect(subs)) {
-                match result {
-                    Ok(items) => out[n].0.mfa = Some(methods_mfa(&items)),
-                    other => out[n].1 |= self.failed(ids[n], "authentication methods", Some(other)),
-                }
+                .any(|u| u == "authenticationMethods")
+            {
+                report.unavailable.push("authenticationMethods".into());
             }
         }
         out
@@ -340,21 +500,6 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
             .log(Level::Warn, &format!("user {id}: {what} not read: {why}"));
         true
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum MfaSource {
-    Report,
-    RegistrationById,
-    Methods,
-}
-
-fn methods_get<D: Doors>(graph: &GraphClient<'_, D>, seg: &str) -> SubGet {
-    SubGet::new(
-        graph
-            .config()
-            .graph_url(&format!("/users/{seg}/authentication/methods?$select=id")),
-    )
 }
 
 fn odata_type(item: &Value) -> &str {
@@ -387,37 +532,199 @@ fn read_member_of(items: &[Value], e: &mut Enrichment) {
             _ => {}
         }
     }
+    // By id, as the tenant-wide source gives them: the order never flaps between sources.
+    groups.sort_by(|a, b| a.id.cmp(&b.id));
     e.groups = Some(groups);
-}
-
-fn role_names(items: &[Value]) -> Vec<String> {
-    items
-        .iter()
-        .filter_map(|r| r.get("displayName").and_then(Value::as_str))
-        .map(str::to_string)
-        .collect()
 }
 
 fn methods_mfa(items: &[Value]) -> Mfa {
     Mfa::Methods(items.iter().map(|m| odata_type(m).to_string()).collect())
 }
 
-/// MFA facts of one registration-report entry.
-pub fn registration_mfa(item: &Value) -> Mfa {
-    Mfa::Registration {
-        is_mfa_registered: item
-            .get("isMfaRegistered")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        methods_registered: item
-            .get("methodsRegistered")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
+/// `methodsRegistered` of one registration-report entry.
+pub fn methods_registered(item: &Value) -> Vec<String> {
+    item.get("methodsRegistered")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::doors::fake::{json, FakeDoors};
+    use crate::doors::HttpResponse;
+
+    fn config() -> Config {
+        Config::parse(&[
+            ("tenant_id".to_string(), "t".to_string()),
+            ("client_id".to_string(), "c".to_string()),
+            (
+                "graph_endpoint".to_string(),
+                "https://graph.test".to_string(),
+            ),
+        ])
+        .unwrap()
+    }
+
+    /// A tiny Graph: role definitions (built-in and custom), active assignments to a user at
+    /// tenant scope, a user at an administrative-unit scope, a service principal and a
+    /// role-assignable group; eligibility answered by `eligibility`.
+    fn graph(url: &str, eligibility: &HttpResponse) -> HttpResponse {
+        let path = url.trim_start_matches("https://graph.test/v1.0");
+        if url.contains("/token") {
+            return json(200, &[], r##"{"access_token":"tok","expires_in":3599}"##);
+        }
+        if path.starts_with("/roleManagement/directory/roleDefinitions") {
+            return json(
+                200,
+                &[],
+                r##"{"value":[{"id":"ga","displayName":"Global Administrator"},
+                    {"id":"ua","displayName":"User Administrator"},
+                    {"id":"custom-1","displayName":"Helpdesk Tier 2 (custom)"}]}"##,
+            );
+        }
+        if path.starts_with("/roleManagement/directory/roleAssignments") {
+            assert!(path.contains("$expand=principal"), "{path}");
+            return json(
+                200,
+                &[],
+                r##"{"value":[
+                  {"principalId":"alice","roleDefinitionId":"ga","directoryScopeId":"/",
+                   "principal":{"@odata.type":"#microsoft.graph.user","id":"alice"}},
+                  {"principalId":"bob","roleDefinitionId":"ua","directoryScopeId":"/administrativeUnits/au-1",
+                   "principal":{"@odata.type":"#microsoft.graph.user","id":"bob"}},
+                  {"principalId":"app","roleDefinitionId":"ga","directoryScopeId":"/",
+                   "principal":{"@odata.type":"#microsoft.graph.servicePrincipal","id":"app"}},
+                  {"principalId":"grp","roleDefinitionId":"custom-1","directoryScopeId":"/",
+                   "principal":{"@odata.type":"#microsoft.graph.group","id":"grp"}}
+                ]}"##,
+            );
+        }
+        if path.starts_with("/roleManagement/directory/roleEligibilityScheduleInstances") {
+            return eligibility.clone();
+        }
+        panic!("unexpected GET {path}");
+    }
+
+    fn with_batches(r: &crate::doors::HttpRequest, eligibility: &HttpResponse) -> HttpResponse {
+        if !r.url.ends_with("/$batch") {
+            return graph(&r.url, eligibility);
+        }
+        let body: Value = serde_json::from_slice(r.body.as_ref().unwrap()).unwrap();
+        let responses: Vec<Value> = body["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| {
+                let url = item["url"].as_str().unwrap();
+                let value = if url.starts_with("/groups/grp/members") {
+                    serde_json::json!([
+                        {"@odata.type": "#microsoft.graph.user", "id": "carol"},
+                        {"@odata.type": "#microsoft.graph.device", "id": "laptop"}
+                    ])
+                } else {
+                    // memberOf and authentication/methods of the users being enriched.
+                    assert!(url.starts_with("/users/"), "{url}");
+                    serde_json::json!([])
+                };
+                serde_json::json!({"id": item["id"], "status": 200, "body": {"value": value}})
             })
-            .unwrap_or_default(),
+            .collect();
+        json(
+            200,
+            &[],
+            &serde_json::json!({ "responses": responses }).to_string(),
+        )
+    }
+
+    #[test]
+    fn roles_come_from_every_assignment_kind_and_group_principals_are_expanded() {
+        let eligible = json(
+            200,
+            &[],
+            r##"{"value":[{"principalId":"dave","roleDefinitionId":"ga","directoryScopeId":"/",
+                "principal":{"@odata.type":"#microsoft.graph.user","id":"dave"}}]}"##,
+        );
+        let cfg = config();
+        let doors = FakeDoors::new(move |_, r| with_batches(r, &eligible));
+        let client = GraphClient::new(&doors, &cfg);
+        let mut enricher = Enricher::new(&client);
+        let mut report = Report::default();
+        let admins = enricher.roles(&mut report).admins();
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(admins["alice"], (names(&["Global Administrator"]), vec![]));
+        assert_eq!(
+            admins["bob"],
+            (names(&["User Administrator"]), vec![]),
+            "an AU-scoped role counts"
+        );
+        assert_eq!(
+            admins["carol"],
+            (names(&["Helpdesk Tier 2 (custom)"]), vec![]),
+            "a custom role held through a role-assignable group"
+        );
+        assert_eq!(
+            admins["dave"],
+            (vec![], names(&["Global Administrator"])),
+            "eligible only"
+        );
+        assert!(!admins.contains_key("app") && !admins.contains_key("laptop"));
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        let e = enricher.enrich(&["erin", "dave"], &mut report);
+        assert_eq!(e[0].0.roles, Some(vec![]), "read and none held");
+        assert_eq!(
+            e[1].0.eligible_roles,
+            Some(names(&["Global Administrator"]))
+        );
+    }
+
+    #[test]
+    fn eligibility_without_p2_is_one_warning_and_unknown_not_none() {
+        let refused = json(
+            400,
+            &[],
+            r##"{"error":{"code":"AadPremiumLicenseRequired","message":"The tenant needs an AAD Premium 2 license."}}"##,
+        );
+        let cfg = config();
+        let doors = FakeDoors::new(move |_, r| with_batches(r, &refused));
+        let client = GraphClient::new(&doors, &cfg);
+        let mut enricher = Enricher::new(&client);
+        let mut report = Report::default();
+        let roles = enricher.roles(&mut report);
+        assert!(roles.eligible.is_none());
+        assert!(roles.active.is_some());
+        assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+        assert!(
+            report.warnings[0].contains("P2") && report.warnings[0].contains("eligible"),
+            "{}",
+            report.warnings[0]
+        );
+        assert_eq!(report.unavailable, vec!["roleEligibility".to_string()]);
+    }
+
+    #[test]
+    fn refusals_are_told_apart_from_failures() {
+        let status = |status: u16, code: &str| GraphError::Status {
+            status,
+            code: code.into(),
+            message: String::new(),
+        };
+        assert!(refusal(&status(403, "Authentication_MSGraphPermissionMissing")).is_some());
+        assert!(refusal(&status(
+            403,
+            "Authentication_RequestFromNonPremiumTenantOrB2CTenant"
+        ))
+        .is_some());
+        assert!(refusal(&status(403, "Authorization_RequestDenied")).is_some());
+        assert!(refusal(&status(400, "AadPremiumLicenseRequired")).is_some());
+        assert!(refusal(&status(400, "BadRequest")).is_none());
+        assert!(refusal(&status(500, "Authorization_RequestDenied")).is_none());
     }
 }

@@ -37,18 +37,16 @@ pub struct GroupRef {
     pub display_name: Option<String>,
 }
 
-/// Where MFA facts came from.
+/// Where MFA facts came from. Both map to one method vocabulary (MAPPING.md, "Method
+/// vocabulary"), so `has_mfa` and `mfa_methods` are the same whichever source was read.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Mfa {
     /// Per-user /authentication/methods: the "@odata.type" strings of every registered method.
     Methods(Vec<String>),
-    /// The userRegistrationDetails report: isMfaRegistered and methodsRegistered.
-    Registration {
-        /// The report's `isMfaRegistered`.
-        is_mfa_registered: bool,
-        /// The report's `methodsRegistered` values (e.g. `microsoftAuthenticatorPush`).
-        methods_registered: Vec<String>,
-    },
+    /// The userRegistrationDetails report: its `methodsRegistered` values (e.g.
+    /// `microsoftAuthenticatorPush`). The report's own `isMfaRegistered` is not used: it follows
+    /// Microsoft's rules, not the vocabulary's, and would make `has_mfa` flap between sources.
+    Registration(Vec<String>),
 }
 
 /// What enrichment calls found for one user; `None` means "could not be read" (so the field is
@@ -60,9 +58,13 @@ pub struct Enrichment {
     /// Display names of directory roles seen in memberOf items (`#microsoft.graph.directoryRole`);
     /// empty when none or memberOf failed.
     pub member_of_roles: Vec<String>,
-    /// Directory role display names from the authoritative role source
-    /// (transitiveMemberOf/directoryRole or bulk), None if it failed.
+    /// Display names of the roles the user holds actively (built-in or custom, any scope,
+    /// directly or through a role-assignable group), from the role assignments; None if they
+    /// could not be read.
     pub roles: Option<Vec<String>>,
+    /// Display names of the roles the user is PIM-eligible for; None if eligibility could not
+    /// be read (no P2 licence, no permission).
+    pub eligible_roles: Option<Vec<String>>,
     /// MFA facts, None if they could not be read.
     pub mfa: Option<Mfa>,
 }
@@ -97,12 +99,13 @@ const VENDOR_NAME: &str = "Microsoft";
 const ACCOUNT_TYPE_ID_AZURE_AD: i64 = 6;
 const ACCOUNT_TYPE_AZURE_AD: &str = "Azure AD Account";
 
-/// Short names (see [`short_method_name`]) of the authentication methods that are a second
-/// factor. `password`, `email` and `temporaryAccessPass` are deliberately absent.
-const SECOND_FACTOR_METHODS: [&str; 7] = [
+/// Vocabulary names (MAPPING.md, "Method vocabulary") of the methods that are a second factor.
+/// `password`, `email`, `temporaryAccessPass` and unknown names are deliberately absent.
+const STRONG_METHODS: [&str; 8] = [
     "microsoftAuthenticator",
     "phone",
     "softwareOath",
+    "hardwareOath",
     "fido2",
     "windowsHelloForBusiness",
     "platformCredential",
@@ -134,9 +137,12 @@ pub fn map_user(
     let job_title = text(user, "jobTitle");
     let employee_id = text(user, "employeeId");
     let employee_type = text(user, "employeeType");
-    let last_sign_in = user
-        .get("signInActivity")
-        .and_then(|activity| graph_time(activity, "lastSignInDateTime"));
+    // The last *successful* sign-in: `lastSignInDateTime` counts failed attempts too, so a
+    // password spray would make a dormant account look active (MAPPING.md).
+    let sign_in = user.get("signInActivity");
+    let last_sign_in =
+        sign_in.and_then(|activity| graph_time(activity, "lastSuccessfulSignInDateTime"));
+    let last_attempt = sign_in.and_then(|activity| graph_time(activity, "lastSignInDateTime"));
     let roles = RoleFacts::from(enrichment);
     let mfa = enrichment.mfa.as_ref().map(MfaFacts::from);
 
@@ -212,8 +218,10 @@ pub fn map_user(
     put(&mut status, "is_mfa", mfa.as_ref().map(|m| m.has_mfa));
     put(&mut status, "is_restricted", management_restricted(user));
     put(&mut status, "last_logon", last_sign_in);
+    put(&mut status, "last_sign_in_attempt", last_attempt);
     put(&mut status, "mfa_methods", mfa.map(|m| m.methods));
     put(&mut status, "roles", roles.names);
+    put(&mut status, "eligible_roles", roles.eligible);
     put(&mut status, "mail_nickname", text(user, "mailNickname"));
 
     let mut enrichments = vec![account_status(status)];
@@ -276,58 +284,93 @@ pub fn short_method_name(odata_type: &str) -> String {
 
 /// True when the method type counts as a second factor (MAPPING.md list).
 ///
-/// Microsoft Authenticator, phone, software OATH, FIDO2, Windows Hello for Business, platform
-/// credential and external methods count; password, email, temporary access pass and unknown
-/// types do not. Compares [`short_method_name`]s, ignoring ASCII case.
+/// Microsoft Authenticator, phone, software and hardware OATH, FIDO2, Windows Hello for
+/// Business, platform credential and external methods count; password, email, temporary access
+/// pass and unknown types do not. Compares vocabulary names, ignoring ASCII case.
 pub fn is_mfa_method(odata_type: &str) -> bool {
-    let short = short_method_name(odata_type);
-    SECOND_FACTOR_METHODS
-        .iter()
-        .any(|method| method.eq_ignore_ascii_case(&short))
+    is_strong(&short_method_name(odata_type))
 }
 
-/// `user.type_id` / `user.type` and the `roles` list of the account enrichment.
+fn is_strong(name: &str) -> bool {
+    STRONG_METHODS
+        .iter()
+        .any(|method| method.eq_ignore_ascii_case(name))
+}
+
+/// The vocabulary name of a registration report `methodsRegistered` value (MAPPING.md table);
+/// a value the table does not know is kept as given (and so never counts as strong).
+pub fn registered_method_name(value: &str) -> String {
+    let name = match value.trim() {
+        "microsoftAuthenticatorPush" | "microsoftAuthenticatorPasswordless" => {
+            "microsoftAuthenticator"
+        }
+        "mobilePhone"
+        | "alternateMobilePhone"
+        | "officePhone"
+        | "sms"
+        | "voiceMobile"
+        | "voiceAlternateMobile"
+        | "voiceOffice" => "phone",
+        "softwareOneTimePasscode" => "softwareOath",
+        "hardwareOneTimePasscode" => "hardwareOath",
+        // `fido2SecurityKey` and `passKeySynced` are values Graph's `methodsRegistered` enum
+        // uses beside the ones MAPPING.md lists (seen in the report's public consumers).
+        "fido2"
+        | "fido2SecurityKey"
+        | "passKeyDeviceBound"
+        | "passKeyDeviceBoundAuthenticator"
+        | "passKeyDeviceBoundWindowsHello"
+        | "passKeySynced" => "fido2",
+        "windowsHelloForBusiness" => "windowsHelloForBusiness",
+        "macOsSecureEnclaveKey" => "platformCredential",
+        // The enum spells it `externalAuthMethod`; MAPPING.md's `externalAuthenticationMethod`
+        // is kept too.
+        "externalAuthenticationMethod" | "externalAuthMethod" => "external",
+        other => other,
+    };
+    name.to_string()
+}
+
+/// `user.type_id` / `user.type` and the `roles` / `eligible_roles` lists of the account
+/// enrichment (MAPPING.md: 2 whenever any source proves a role; 1 only when the active
+/// assignments were read and none was found; 0 when they could not be read and none is known).
 struct RoleFacts {
     type_id: i64,
     caption: &'static str,
-    /// Only when the authoritative role source was read: otherwise the list is incomplete.
+    /// Only when the active assignments were read: otherwise the list is incomplete.
     names: Option<Vec<String>>,
+    /// Only when eligibility was read.
+    eligible: Option<Vec<String>>,
 }
 
 impl From<&Enrichment> for RoleFacts {
     fn from(enrichment: &Enrichment) -> Self {
         let seen_in_member_of = enrichment.member_of_roles.iter();
-        match &enrichment.roles {
-            Some(roles) => {
-                let names = sorted_unique(roles.iter().chain(seen_in_member_of));
-                let (type_id, caption) = if names.is_empty() {
-                    (1, "User")
-                } else {
-                    (2, "Admin")
-                };
-                RoleFacts {
-                    type_id,
-                    caption,
-                    names: Some(names),
-                }
-            }
-            None => {
-                let (type_id, caption) = if sorted_unique(seen_in_member_of).is_empty() {
-                    (0, "Unknown")
-                } else {
-                    (2, "Admin")
-                };
-                RoleFacts {
-                    type_id,
-                    caption,
-                    names: None,
-                }
-            }
+        let names = enrichment
+            .roles
+            .as_ref()
+            .map(|roles| sorted_unique(roles.iter().chain(seen_in_member_of.clone())));
+        let eligible = enrichment.eligible_roles.as_ref().map(sorted_unique);
+        let proven = names.as_ref().is_some_and(|n| !n.is_empty())
+            || eligible.as_ref().is_some_and(|e| !e.is_empty())
+            || !sorted_unique(seen_in_member_of).is_empty();
+        let (type_id, caption) = match (proven, &names) {
+            (true, _) => (2, "Admin"),
+            (false, Some(_)) => (1, "User"),
+            (false, None) => (0, "Unknown"),
+        };
+        RoleFacts {
+            type_id,
+            caption,
+            names,
+            eligible,
         }
     }
 }
 
-/// `user.has_mfa` (= enrichment `is_mfa`) and the enrichment's `mfa_methods`.
+/// `user.has_mfa` (= enrichment `is_mfa`) and the enrichment's `mfa_methods`: vocabulary
+/// names, `password` never listed (the report cannot see it, so listing it from one source
+/// only would make events flap).
 struct MfaFacts {
     has_mfa: bool,
     methods: Vec<String>,
@@ -335,20 +378,18 @@ struct MfaFacts {
 
 impl From<&Mfa> for MfaFacts {
     fn from(mfa: &Mfa) -> Self {
-        match mfa {
-            Mfa::Methods(types) => MfaFacts {
-                has_mfa: types.iter().any(|odata_type| is_mfa_method(odata_type)),
-                methods: sorted_unique(
-                    types.iter().map(|odata_type| short_method_name(odata_type)),
-                ),
-            },
-            Mfa::Registration {
-                is_mfa_registered,
-                methods_registered,
-            } => MfaFacts {
-                has_mfa: *is_mfa_registered,
-                methods: sorted_unique(methods_registered),
-            },
+        let names: Vec<String> = match mfa {
+            Mfa::Methods(types) => types.iter().map(|t| short_method_name(t)).collect(),
+            Mfa::Registration(values) => values.iter().map(|v| registered_method_name(v)).collect(),
+        };
+        let methods = sorted_unique(
+            names
+                .iter()
+                .filter(|n| !n.trim().is_empty() && !n.eq_ignore_ascii_case("password")),
+        );
+        MfaFacts {
+            has_mfa: methods.iter().any(|n| is_strong(n)),
+            methods,
         }
     }
 }
@@ -779,6 +820,7 @@ mod tests {
             ]),
             member_of_roles: vec!["Global Reader".into()],
             roles: Some(vec!["User Administrator".into(), "Global Reader".into()]),
+            eligible_roles: Some(vec!["Security Reader".into()]),
             mfa: Some(methods(&[
                 "#microsoft.graph.passwordAuthenticationMethod",
                 "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod",
@@ -1018,7 +1060,8 @@ mod tests {
         let mut other_id = full_user();
         other_id["id"] = json!("11111111-2222-3333-4444-555555555555");
         let mut signed_in_again = full_user();
-        signed_in_again["signInActivity"]["lastSignInDateTime"] = json!("2023-06-01T00:00:00Z");
+        signed_in_again["signInActivity"]["lastSuccessfulSignInDateTime"] =
+            json!("2023-06-01T00:00:00Z");
         let mut fewer_groups = full_enrichment();
         fewer_groups.groups = Some(vec![]);
         let mut no_mfa_read = full_enrichment();
@@ -1340,23 +1383,48 @@ mod tests {
     }
 
     #[test]
-    fn last_sign_in_is_last_login_time_and_last_logon() {
+    fn the_last_successful_sign_in_is_last_login_time_and_the_attempt_is_kept_apart() {
         let event = map_plain(with(
             "signInActivity",
-            json!({"lastSignInDateTime": "2023-05-17T08:12:44.1234567Z"}),
+            json!({
+                "lastSignInDateTime": "2023-06-01T00:00:00.5Z",
+                "lastSuccessfulSignInDateTime": "2023-05-17T08:12:44.1234567Z"
+            }),
         ));
         assert_eq!(
             event["user"]["ldap_person"]["last_login_time"],
             json!(1_684_311_164_123_i64)
         );
         assert_eq!(status(&event)["last_logon"], json!(1_684_311_164_123_i64));
+        assert_eq!(
+            status(&event)["last_sign_in_attempt"],
+            json!(1_685_577_600_500_i64)
+        );
+    }
+
+    #[test]
+    fn a_failed_attempt_alone_never_becomes_a_login() {
+        // A password spray on a dormant account: attempts, no success.
+        for success in [json!(null), json!("0001-01-01T00:00:00Z")] {
+            let event = map_plain(with(
+                "signInActivity",
+                json!({"lastSignInDateTime": "2023-06-01T00:00:00Z",
+                       "lastSuccessfulSignInDateTime": success}),
+            ));
+            assert!(!has_key(&event["user"], "ldap_person"), "{success}");
+            assert!(!has_key(status(&event), "last_logon"), "{success}");
+            assert_eq!(
+                status(&event)["last_sign_in_attempt"],
+                json!(1_685_577_600_000_i64)
+            );
+        }
     }
 
     #[test]
     fn a_year_0001_or_missing_sign_in_means_never_and_is_omitted() {
         for activity in [
-            json!({"lastSignInDateTime": "0001-01-01T00:00:00Z"}),
-            json!({"lastSignInDateTime": null}),
+            json!({"lastSuccessfulSignInDateTime": "0001-01-01T00:00:00Z"}),
+            json!({"lastSuccessfulSignInDateTime": null}),
             json!({"lastNonInteractiveSignInDateTime": "2023-05-17T08:12:44Z"}),
             json!({}),
             Value::Null,
@@ -1365,8 +1433,12 @@ mod tests {
             let event = map_plain(with("signInActivity", activity.clone()));
             assert!(!has_key(&event["user"], "ldap_person"), "{activity}");
             assert!(!has_key(status(&event), "last_logon"), "{activity}");
+            assert!(
+                !has_key(status(&event), "last_sign_in_attempt"),
+                "{activity}"
+            );
         }
-        // A user read without signInActivity at all (an incremental round).
+        // A user read without signInActivity at all.
         let event = map_plain(json!({"id": "u-1"}));
         assert!(!has_key(status(&event), "last_logon"));
     }
@@ -1439,7 +1511,7 @@ mod tests {
             groups: Some(vec![group("g-1", Some("Sales"))]),
             member_of_roles: strings(&["Global Administrator"]),
             roles: Some(strings(&["Global Administrator"])),
-            mfa: None,
+            ..Enrichment::default()
         };
         let event = map(&json!({"id": "u-1"}), &enrichment);
         assert_eq!(
@@ -1491,6 +1563,46 @@ mod tests {
         assert_eq!(status(&event)["roles"], json!(["Helpdesk Administrator"]));
     }
 
+    fn eligible(active: Option<&[&str]>, eligible: Option<&[&str]>) -> Value {
+        let enrichment = Enrichment {
+            roles: active.map(strings),
+            eligible_roles: eligible.map(strings),
+            ..Enrichment::default()
+        };
+        map(&json!({"id": "u-1"}), &enrichment)
+    }
+
+    #[test]
+    fn an_eligible_only_admin_is_an_admin_with_eligible_roles() {
+        let event = eligible(Some(&[]), Some(&["Global Administrator"]));
+        assert_eq!(event["user"]["type_id"], 2);
+        assert_eq!(status(&event)["roles"], json!([]));
+        assert_eq!(
+            status(&event)["eligible_roles"],
+            json!(["Global Administrator"])
+        );
+        // Eligibility proves a role even when the active assignments were unreadable.
+        let unread = eligible(None, Some(&["Global Administrator"]));
+        assert_eq!(unread["user"]["type_id"], 2);
+        assert!(!has_key(status(&unread), "roles"));
+    }
+
+    #[test]
+    fn unreadable_eligibility_neither_proves_nor_hides_anything() {
+        let user = eligible(Some(&[]), None);
+        assert_eq!(
+            user["user"]["type_id"], 1,
+            "eligibility unread does not make it 0"
+        );
+        assert!(!has_key(status(&user), "eligible_roles"));
+        let unknown = eligible(None, None);
+        assert_eq!(unknown["user"]["type_id"], 0);
+        assert_eq!(unknown["user"]["type"], "Unknown");
+        let none = eligible(Some(&[]), Some(&[]));
+        assert_eq!(none["user"]["type_id"], 1);
+        assert_eq!(status(&none)["eligible_roles"], json!([]));
+    }
+
     #[test]
     fn roles_unread_but_seen_in_member_of_make_an_admin_without_a_roles_list() {
         let event = roles(&["Global Administrator"], None);
@@ -1538,7 +1650,8 @@ mod tests {
         assert_eq!(status(&event)["is_mfa"], false);
         assert_eq!(
             status(&event)["mfa_methods"],
-            json!(["email", "password", "temporaryAccessPass"])
+            json!(["email", "temporaryAccessPass"]),
+            "password is never listed"
         );
     }
 
@@ -1553,7 +1666,7 @@ mod tests {
         assert_eq!(event["user"]["has_mfa"], false);
         assert_eq!(
             status(&event)["mfa_methods"],
-            json!(["password", "qrCodePin", "somethingNew"])
+            json!(["qrCodePin", "somethingNew"])
         );
     }
 
@@ -1568,7 +1681,7 @@ mod tests {
         ])));
         assert_eq!(
             status(&event)["mfa_methods"],
-            json!(["fido2", "microsoftAuthenticator", "password", "phone"])
+            json!(["fido2", "microsoftAuthenticator", "phone"])
         );
     }
 
@@ -1588,28 +1701,105 @@ mod tests {
     }
 
     #[test]
-    fn the_registration_report_is_taken_as_given() {
-        let registered = with_mfa(Some(Mfa::Registration {
-            is_mfa_registered: true,
-            methods_registered: strings(&[
-                "mobilePhone",
-                "microsoftAuthenticatorPush",
-                "mobilePhone",
-                "",
-            ]),
-        }));
+    fn the_registration_report_maps_to_the_method_vocabulary() {
+        let registered = with_mfa(Some(Mfa::Registration(strings(&[
+            "mobilePhone",
+            "microsoftAuthenticatorPush",
+            "sms",
+            "",
+        ]))));
         assert_eq!(registered["user"]["has_mfa"], true);
         assert_eq!(status(&registered)["is_mfa"], true);
         assert_eq!(
             status(&registered)["mfa_methods"],
-            json!(["microsoftAuthenticatorPush", "mobilePhone"])
+            json!(["microsoftAuthenticator", "phone"])
         );
-        let unregistered = with_mfa(Some(Mfa::Registration {
-            is_mfa_registered: false,
-            methods_registered: vec![],
-        }));
+        let unregistered = with_mfa(Some(Mfa::Registration(vec![])));
         assert_eq!(unregistered["user"]["has_mfa"], false);
         assert_eq!(status(&unregistered)["mfa_methods"], json!([]));
+        let weak = with_mfa(Some(Mfa::Registration(strings(&[
+            "email",
+            "temporaryAccessPass",
+            "securityQuestion",
+            "somethingNew",
+        ]))));
+        assert_eq!(weak["user"]["has_mfa"], false, "no strong name");
+    }
+
+    #[test]
+    fn both_sources_give_the_same_event_for_the_same_methods() {
+        // MAPPING.md: the same user read through either source must not flap.
+        let pairs: [(&str, &[&str]); 9] = [
+            (
+                "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod",
+                &[
+                    "microsoftAuthenticatorPush",
+                    "microsoftAuthenticatorPasswordless",
+                ],
+            ),
+            (
+                "#microsoft.graph.phoneAuthenticationMethod",
+                &[
+                    "mobilePhone",
+                    "alternateMobilePhone",
+                    "officePhone",
+                    "sms",
+                    "voiceMobile",
+                    "voiceAlternateMobile",
+                    "voiceOffice",
+                ],
+            ),
+            (
+                "#microsoft.graph.softwareOathAuthenticationMethod",
+                &["softwareOneTimePasscode"],
+            ),
+            (
+                "#microsoft.graph.hardwareOathAuthenticationMethod",
+                &["hardwareOneTimePasscode"],
+            ),
+            (
+                "#microsoft.graph.fido2AuthenticationMethod",
+                &[
+                    "fido2",
+                    "passKeyDeviceBound",
+                    "passKeyDeviceBoundAuthenticator",
+                    "passKeyDeviceBoundWindowsHello",
+                    "fido2SecurityKey",
+                    "passKeySynced",
+                ],
+            ),
+            (
+                "#microsoft.graph.windowsHelloForBusinessAuthenticationMethod",
+                &["windowsHelloForBusiness"],
+            ),
+            (
+                "#microsoft.graph.platformCredentialAuthenticationMethod",
+                &["macOsSecureEnclaveKey"],
+            ),
+            (
+                "#microsoft.graph.externalAuthenticationMethod",
+                &["externalAuthenticationMethod", "externalAuthMethod"],
+            ),
+            ("#microsoft.graph.emailAuthenticationMethod", &["email"]),
+        ];
+        for (odata_type, registered) in pairs {
+            let from_methods = with_mfa(Some(methods(&[
+                "#microsoft.graph.passwordAuthenticationMethod",
+                odata_type,
+            ])));
+            for value in registered {
+                let from_report = with_mfa(Some(Mfa::Registration(strings(&[value]))));
+                assert_eq!(
+                    status(&from_report)["mfa_methods"],
+                    status(&from_methods)["mfa_methods"],
+                    "{odata_type} vs {value}"
+                );
+                assert_eq!(
+                    from_report["user"]["has_mfa"], from_methods["user"]["has_mfa"],
+                    "{odata_type} vs {value}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -1701,9 +1891,11 @@ mod tests {
                 "is_enabled": true,
                 "is_mfa": true,
                 "is_restricted": false,
-                "last_logon": 1_684_311_164_123_i64,
-                "mfa_methods": ["fido2", "microsoftAuthenticator", "password", "phone"],
+                "last_logon": 1_684_311_164_000_i64,
+                "last_sign_in_attempt": 1_684_311_164_123_i64,
+                "mfa_methods": ["fido2", "microsoftAuthenticator", "phone"],
                 "roles": ["Global Reader", "User Administrator"],
+                "eligible_roles": ["Security Reader"],
                 "mail_nickname": "AdeleV"
             })
         );
@@ -1843,11 +2035,12 @@ mod tests {
         }
         let expected = map(&without(full_user(), "signInActivity"), &enrichment);
         let mut odd_activities = odd_values();
-        odd_activities.extend(
-            odd_values()
-                .into_iter()
-                .map(|v| json!({"lastSignInDateTime": v})),
-        );
+        odd_activities.extend(odd_values().into_iter().flat_map(|v| {
+            [
+                json!({"lastSignInDateTime": v.clone()}),
+                json!({"lastSuccessfulSignInDateTime": v}),
+            ]
+        }));
         for odd in odd_activities {
             let mut user = full_user();
             user["signInActivity"] = odd.clone();
@@ -1992,6 +2185,7 @@ mod tests {
             }),
             member_of_roles: names(state),
             roles: one_in(state, 2).then(|| names(state)),
+            eligible_roles: one_in(state, 2).then(|| names(state)),
             mfa: match splitmix(state) % 3 {
                 0 => None,
                 1 => Some(Mfa::Methods(
@@ -2002,10 +2196,7 @@ mod tests {
                         })
                         .collect(),
                 )),
-                _ => Some(Mfa::Registration {
-                    is_mfa_registered: one_in(state, 2),
-                    methods_registered: names(state),
-                }),
+                _ => Some(Mfa::Registration(names(state))),
             },
         }
     }

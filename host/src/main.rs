@@ -216,7 +216,11 @@ fn print_probes(probes: &[Probe]) -> i32 {
     for p in probes {
         println!(
             "{} {:<36} {}",
-            if p.ok { "ok  " } else { "FAIL" },
+            match (p.ok, p.detail.starts_with("warning")) {
+                (false, _) => "FAIL",
+                (true, true) => "warn",
+                (true, false) => "ok  ",
+            },
             p.name,
             p.detail
         );

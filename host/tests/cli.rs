@@ -293,13 +293,12 @@ async fn graph_down_exits_5_with_one_line() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn check_probes_every_permission() {
-    let emu = emulator(false).await;
+/// Runs `check` against `emu` and returns (stdout, exit code).
+async fn check(emu: &Emulator) -> (String, Option<i32>) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = tenant_file(
         dir.path(),
-        &emu,
+        emu,
         &emu.config().tenant_id,
         &emu.graph_endpoint(),
     );
@@ -308,26 +307,87 @@ async fn check_probes_every_permission() {
         Some(emu.config().client_secret),
     )
     .await;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    for p in [
-        "token",
-        "User.Read.All",
-        "Group.Read.All",
-        "GroupMember.Read.All",
-        "Directory.Read.All",
-        "UserAuthenticationMethod.Read.All",
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.status.code(),
+    )
+}
+
+fn line_of<'t>(text: &'t str, source: &str) -> &'t str {
+    text.lines()
+        .find(|l| l.contains(source))
+        .unwrap_or_else(|| panic!("no probe of {source} in:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_probes_every_source_and_a_licence_gap_is_a_warning() {
+    // An unlicensed tenant: sign-in data and the registration report need P1/P2. That is a
+    // warning (the run carries on without them), not a failure.
+    let emu = emulator(false).await;
+    let (text, code) = check(&emu).await;
+    for (source, permission) in [
+        ("token", ""),
+        ("users", "User.Read.All"),
+        ("groups and members", "GroupMember.Read.All"),
+        ("role assignments", "RoleManagement.Read.Directory"),
+        ("PIM eligibility", "RoleEligibilitySchedule.Read.Directory"),
+        (
+            "authentication methods",
+            "UserAuthenticationMethod.Read.All",
+        ),
     ] {
+        let line = line_of(&text, source);
         assert!(
-            text.lines().any(|l| l.starts_with("ok") && l.contains(p)),
-            "{p} ok in:\n{text}"
+            line.starts_with("ok") && line.contains(permission),
+            "{line}"
         );
     }
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("FAIL") && l.contains("AuditLog.Read.All")),
-        "{text}"
-    );
-    assert_eq!(out.status.code(), Some(4), "a failed probe exits 4");
+    for source in ["sign-in activity", "registration report"] {
+        let line = line_of(&text, source);
+        assert!(
+            line.starts_with("warn")
+                && line.contains("P1/P2")
+                && line.contains("AuditLog.Read.All"),
+            "{line}"
+        );
+    }
+    assert_eq!(code, Some(0), "licence gaps do not fail check:\n{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_fails_only_the_sources_whose_permission_is_missing() {
+    let emu = emulator(true).await;
+    emu.set_missing_permissions(&[
+        "AuditLog.Read.All",
+        "RoleManagement.Read.Directory",
+        "RoleManagement.Read.All",
+        "Directory.Read.All",
+    ]);
+    let (text, code) = check(&emu).await;
+    for source in ["sign-in activity", "role assignments"] {
+        let line = line_of(&text, source);
+        assert!(
+            line.starts_with("FAIL") && line.contains("grant the application permission"),
+            "{line}"
+        );
+    }
+    assert!(line_of(&text, "sign-in activity").contains("AuditLog.Read.All"));
+    assert!(line_of(&text, "role assignments").contains("RoleManagement.Read.Directory"));
+    // The report also accepts UserAuthenticationMethod.Read.All, eligibility
+    // RoleEligibilitySchedule.Read.Directory, groups GroupMember.Read.All: all still held.
+    for source in [
+        "users",
+        "groups and members",
+        "PIM eligibility",
+        "authentication methods",
+        "registration report",
+    ] {
+        assert!(
+            line_of(&text, source).starts_with("ok"),
+            "{source}:\n{text}"
+        );
+    }
+    assert_eq!(code, Some(4), "a failed probe exits 4");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

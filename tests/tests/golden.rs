@@ -5,7 +5,7 @@
 //! To regenerate after an intended mapping change: `UPDATE_GOLDEN=1 cargo test -p e2e-tests
 //! --test golden`, then review the diff line by line against MAPPING.md.
 
-use connector_host::emulator::{EmulatorConfig, Endpoint, FaultRule, Tenant};
+use connector_host::emulator::{EmulatorConfig, Tenant};
 use e2e_tests::{assert_all_valid, Harness};
 use serde_json::Value;
 
@@ -13,31 +13,14 @@ const FIXTURE: &str = include_str!("../fixtures/golden-users.json");
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/golden/events.jsonl");
 const FIXED_TIME: i64 = 1_750_000_000_000;
 
-fn forbid(endpoint: Endpoint, user: &str) -> FaultRule {
-    FaultRule {
-        endpoint,
-        path_contains: Some(user.into()),
-        skip: 0,
-        count: u32::MAX,
-        status: 403,
-        body: r#"{"error":{"code":"Authorization_RequestDenied","message":"Insufficient privileges to complete the operation."}}"#.into(),
-        headers: vec![],
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hand_written_users_map_exactly_to_the_golden_events() {
     let fixture: Value = serde_json::from_str(FIXTURE).unwrap();
     let tenant = Tenant::from_fixture(&fixture).expect("the fixture loads");
     let mut h = Harness::start(tenant, EmulatorConfig::default()).await;
     h.set_config("tenant_id", &h.emulator.config().tenant_id.clone());
-    // Pat: groups and methods unreadable; roles readable. Roles-unknown: roles unreadable.
-    h.emulator
-        .add_fault(forbid(Endpoint::MemberOf, "0a1b2c3d-0006"));
-    h.emulator
-        .add_fault(forbid(Endpoint::RegistrationDetails, "0a1b2c3d-0006"));
-    h.emulator
-        .add_fault(forbid(Endpoint::TransitiveRoles, "0a1b2c3d-0007"));
+    // The main path: memberships, roles and MFA from the tenant-wide sources. Users whose
+    // parts cannot be read are covered where per-user reads happen (sync.rs, delta.rs).
 
     let started = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -50,11 +33,8 @@ async fn hand_written_users_map_exactly_to_the_golden_events() {
         .as_millis() as i64;
     assert_eq!(report.items_seen, 7);
     assert_eq!(report.items_skipped, 0);
-    assert_eq!(
-        report.items_partial, 2,
-        "Pat and Roles-unknown are partial: {:?}",
-        report.warnings
-    );
+    assert_eq!(report.items_partial, 0, "{:?}", report.warnings);
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
 
     let mut events = h.events();
     assert_all_valid(&events);

@@ -120,6 +120,15 @@ impl<D: Doors> GraphClient<'_, D> {
                             url: self.config.graph_url("/$batch"),
                             headers: Vec::new(),
                             body: Some(json!({ "requests": requests }).to_string().into_bytes()),
+                            weight: batch.len() as u64,
+                            reports: batch
+                                .iter()
+                                .filter(|(i, _)| super::is_reports_class(&items[*i].url))
+                                .count(),
+                            sign_in: batch
+                                .iter()
+                                .filter(|(i, _)| super::is_sign_in_class(&items[*i].url))
+                                .count(),
                         }
                     })
                     .collect();

@@ -11,6 +11,7 @@ mod batch;
 mod retry;
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 
 use serde_json::Value;
 
@@ -145,6 +146,34 @@ pub struct GraphClient<'a, D: Doors> {
     paused_until: Cell<i64>,
     /// Most requests handed to one `fetch-all`.
     max_in_flight: usize,
+    /// When the reports-class requests of each window of [`REPORTS_LIMITS`] were sent (ms).
+    reports_sent: [RefCell<VecDeque<i64>>; 2],
+}
+
+/// Graph's Entra reports limits, per app per tenant, `$batch` items included (Microsoft Graph
+/// "service-specific throttling limits", identity and access reports: "Any: 5 requests per 10
+/// seconds", and "GET signInActivity: 10 requests per minute"; `../shared/design/GRAPH.md`,
+/// "Errors and throttling"). The client paces itself below them instead of collecting 429s:
+/// every reports-class request takes a slot of the first window, and those that read
+/// `signInActivity` a slot of the second as well. Each window has a margin for clock skew
+/// between us and Graph.
+pub const REPORTS_LIMITS: [(usize, i64); 2] = [(5, 10_000 + 250), (10, 60_000 + 500)];
+/// The first limit's count and window, for tests and documentation.
+pub const REPORTS_LIMIT: usize = REPORTS_LIMITS[0].0;
+/// The first limit's window (ms, margin included).
+pub const REPORTS_WINDOW_MS: i64 = REPORTS_LIMITS[0].1;
+
+/// Whether a URL selects or filters on `signInActivity` (the second reports limit).
+pub fn is_sign_in_class(url: &str) -> bool {
+    url.to_ascii_lowercase().contains("signinactivity")
+}
+
+/// Whether a request falls under the reports limit: the authentication-methods reports, or
+/// any query that selects or filters on `signInActivity`.
+pub fn is_reports_class(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    let path = lower.split('?').next().unwrap_or("");
+    path.contains("/reports/") || lower.contains("signinactivity")
 }
 
 /// An access token and when to stop using it.
@@ -162,6 +191,12 @@ pub(crate) struct Outgoing {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Option<Vec<u8>>,
+    /// Requests Graph counts for it: 1, or the number of items of a `$batch`.
+    pub weight: u64,
+    /// How many of those fall under the reports limits.
+    pub reports: usize,
+    /// How many of those read `signInActivity` (the second reports limit).
+    pub sign_in: usize,
 }
 
 impl From<&GraphGet> for Outgoing {
@@ -171,6 +206,9 @@ impl From<&GraphGet> for Outgoing {
             url: g.url.clone(),
             headers: g.headers.clone(),
             body: None,
+            weight: 1,
+            reports: usize::from(is_reports_class(&g.url)),
+            sign_in: usize::from(is_sign_in_class(&g.url)),
         }
     }
 }
@@ -189,10 +227,115 @@ impl<'a, D: Doors> GraphClient<'a, D> {
             retries: Cell::new(0),
             paused_until: Cell::new(0),
             max_in_flight: 64,
+            reports_sent: Default::default(),
         }
     }
 
-    /// HTTP requests sent so far (token requests and retries included; a `$batch` is one).
+    /// How long until `n` more reports-class requests (of which `sign_in` read
+    /// `signInActivity`) fit in the reports limits' windows; 0 when they fit now.
+    fn reports_wait(&self, n: usize, sign_in: usize) -> i64 {
+        let now = self.doors.now_ms();
+        let mut wait = 0i64;
+        for (w, (limit, window)) in REPORTS_LIMITS.iter().enumerate() {
+            let wanted = if w == 0 { n } else { sign_in };
+            if wanted == 0 {
+                continue;
+            }
+            let mut sent = self.reports_sent[w].borrow_mut();
+            while sent.front().is_some_and(|t| *t <= now - window) {
+                sent.pop_front();
+            }
+            // A request bigger than the limit (never built) waits for an empty window.
+            let room = (*limit).saturating_sub(wanted.min(*limit));
+            if sent.len() > room {
+                wait = wait.max(sent[sent.len() - room - 1] + window - now);
+            }
+        }
+        wait
+    }
+
+    /// Books `n` reports-class requests (`sign_in` of them reading `signInActivity`) now.
+    fn book_reports(&self, n: usize, sign_in: usize) {
+        let now = self.doors.now_ms();
+        for (w, count) in [n, sign_in].into_iter().enumerate() {
+            let mut sent = self.reports_sent[w].borrow_mut();
+            sent.extend(std::iter::repeat_n(now, count));
+        }
+    }
+
+    /// Of `pending` requests, those that may go now: every request outside the reports
+    /// limits, and reports-class ones while their slots last (booked). When none may go, waits
+    /// for the first slot. The rest wait for a later pass.
+    fn admit<T: Copy>(
+        &self,
+        pending: Vec<T>,
+        outgoing: impl Fn(&T) -> (usize, usize),
+    ) -> (Vec<T>, Vec<T>) {
+        let mut now_ = Vec::with_capacity(pending.len());
+        let mut later = Vec::new();
+        for item in pending {
+            let (n, sign_in) = outgoing(&item);
+            if n == 0 || (later.is_empty() && self.reports_wait(n, sign_in) <= 0) {
+                if n > 0 {
+                    self.book_reports(n, sign_in);
+                }
+                now_.push(item);
+            } else {
+                later.push(item);
+            }
+        }
+        if now_.is_empty() {
+            if let Some(first) = later.first().copied() {
+                let (n, sign_in) = outgoing(&first);
+                loop {
+                    let wait = self.reports_wait(n, sign_in);
+                    if wait <= 0 {
+                        break;
+                    }
+                    self.doors.sleep_ms(wait as u64);
+                }
+                self.book_reports(n, sign_in);
+                now_.push(later.remove(0));
+            }
+        }
+        (now_, later)
+    }
+
+    /// When the reports-class requests still inside each window were sent (ms), oldest first:
+    /// what a later run needs to keep pacing (Graph's windows do not restart with a run).
+    pub fn reports_history(&self) -> [Vec<i64>; 2] {
+        let now = self.doors.now_ms();
+        let mut out: [Vec<i64>; 2] = Default::default();
+        for (w, (_, window)) in REPORTS_LIMITS.iter().enumerate() {
+            out[w] = self.reports_sent[w]
+                .borrow()
+                .iter()
+                .copied()
+                .filter(|t| *t > now - window)
+                .collect();
+        }
+        out
+    }
+
+    /// Takes over the reports-class requests an earlier run of this tenant sent (from its
+    /// cursor), so this run paces from where that one left off.
+    pub fn remember_reports(&self, history: &[Vec<i64>; 2]) {
+        let now = self.doors.now_ms();
+        for (w, (_, window)) in REPORTS_LIMITS.iter().enumerate() {
+            let mut sent = self.reports_sent[w].borrow_mut();
+            let mut merged: Vec<i64> = history[w]
+                .iter()
+                .copied()
+                .filter(|t| *t > now - window && *t <= now)
+                .chain(sent.iter().copied())
+                .collect();
+            merged.sort_unstable();
+            *sent = merged.into();
+        }
+    }
+
+    /// Requests Graph counts so far: token requests and retries included, and every item of
+    /// a `$batch` counted on its own, as Graph's limits count them.
     pub fn requests(&self) -> u64 {
         self.requests.get()
     }
@@ -432,6 +575,10 @@ impl<'a, D: Doors> GraphClient<'a, D> {
                 }
             };
             let generation = self.token_generation.get();
+            // Paced below the reports limits: what has no slot yet goes in a later pass.
+            let (admitted, deferred) =
+                self.admit(pending, |(i, _, _)| (reqs[*i].reports, reqs[*i].sign_in));
+            pending = admitted;
             let batch: Vec<HttpRequest> = pending
                 .iter()
                 .map(|(i, _, _)| {
@@ -451,7 +598,8 @@ impl<'a, D: Doors> GraphClient<'a, D> {
                     }
                 })
                 .collect();
-            self.requests.set(self.requests.get() + batch.len() as u64);
+            let weight: u64 = pending.iter().map(|(i, _, _)| reqs[*i].weight).sum();
+            self.requests.set(self.requests.get() + weight);
             let results = self.doors.fetch_all(batch);
             let mut again = Vec::new();
             let mut renew = false;
@@ -484,6 +632,7 @@ impl<'a, D: Doors> GraphClient<'a, D> {
             if renew {
                 self.drop_token(generation);
             }
+            again.extend(deferred);
             pending = again;
         }
     }
@@ -747,6 +896,188 @@ mod tests {
             );
         }
         assert_eq!(graph.retries(), 1);
+    }
+
+    #[test]
+    fn reports_class_requests_are_paced_below_the_reports_limit() {
+        let cfg = config(&[]);
+        let doors = FakeDoors::new(|_, r| {
+            if r.url.contains("/token") {
+                return json(200, &[], TOKEN);
+            }
+            json(200, &[], r#"{"value":[]}"#)
+        });
+        let graph = GraphClient::new(&doors, &cfg);
+        let report = cfg.graph_url("/reports/authenticationMethods/userRegistrationDetails");
+        let sign_in = cfg.graph_url("/users?$select=id,signInActivity&$top=500");
+        let plain = cfg.graph_url("/users?$select=id&$top=999");
+        // Twelve reports-class requests and some others, one at a time.
+        for i in 0..12 {
+            let url = if i % 2 == 0 { &report } else { &sign_in };
+            graph.get(GraphGet::new(url.clone())).unwrap();
+            graph.get(GraphGet::new(plain.clone())).unwrap();
+        }
+        let calls = doors.calls.borrow();
+        let times: Vec<i64> = calls
+            .iter()
+            .filter(|c| is_reports_class(&c.1[0].url))
+            .map(|c| c.0)
+            .collect();
+        assert_eq!(times.len(), 12);
+        for (i, t) in times.iter().enumerate().skip(REPORTS_LIMIT) {
+            assert!(
+                t - times[i - REPORTS_LIMIT] >= REPORTS_WINDOW_MS,
+                "request {i} went {} ms after request {}",
+                t - times[i - REPORTS_LIMIT],
+                i - REPORTS_LIMIT
+            );
+        }
+        // The first five go at once; twelve need three windows, not more.
+        assert_eq!(times[4], times[0]);
+        assert!(doors.slept.get() as i64 <= 2 * REPORTS_WINDOW_MS + 10);
+        assert!(!is_reports_class(&plain));
+        assert!(is_reports_class(&cfg.graph_url(
+            "/users?$filter=id%20in%20('a')&$select=id,signInActivity"
+        )));
+    }
+
+    #[test]
+    fn concurrent_reports_requests_are_sent_only_as_their_slots_free() {
+        let cfg = config(&[]);
+        let doors = FakeDoors::new(|_, r| {
+            if r.url.contains("/token") {
+                return json(200, &[], TOKEN);
+            }
+            json(200, &[], r#"{"value":[]}"#)
+        });
+        let graph = GraphClient::new(&doors, &cfg);
+        let mut gets: Vec<GraphGet> = (0..7)
+            .map(|i| {
+                GraphGet::new(cfg.graph_url(&format!(
+                    "/users?$filter=id%20in%20('u{i}')&$select=id,signInActivity"
+                )))
+            })
+            .collect();
+        gets.push(GraphGet::new(cfg.graph_url("/users?$select=id")));
+        let results = graph.get_all(&gets);
+        assert!(results.iter().all(Result::is_ok));
+        let calls = doors.calls.borrow();
+        // Every request with the time it was really sent.
+        let sent: Vec<(i64, bool)> = calls
+            .iter()
+            .skip(1)
+            .flat_map(|(t, reqs)| reqs.iter().map(move |r| (*t, is_reports_class(&r.url))))
+            .collect();
+        assert_eq!(sent.len(), 8);
+        let reports: Vec<i64> = sent.iter().filter(|s| s.1).map(|s| s.0).collect();
+        for i in REPORTS_LIMIT..reports.len() {
+            assert!(
+                reports[i] - reports[i - REPORTS_LIMIT] >= REPORTS_WINDOW_MS,
+                "{reports:?}"
+            );
+        }
+        assert_eq!(
+            sent.iter().find(|s| !s.1).map(|s| s.0),
+            Some(reports[0]),
+            "the request outside the limits went at once"
+        );
+    }
+
+    #[test]
+    fn sign_in_activity_reads_are_also_paced_to_ten_a_minute() {
+        let cfg = config(&[]);
+        let doors = FakeDoors::new(|_, r| {
+            if r.url.contains("/token") {
+                return json(200, &[], TOKEN);
+            }
+            json(200, &[], r#"{"value":[]}"#)
+        });
+        let graph = GraphClient::new(&doors, &cfg);
+        let sign_in = cfg.graph_url("/users?$select=id,signInActivity&$top=500");
+        for _ in 0..21 {
+            graph.get(GraphGet::new(sign_in.clone())).unwrap();
+        }
+        let calls = doors.calls.borrow();
+        let times: Vec<i64> = calls.iter().skip(1).map(|c| c.0).collect();
+        let (limit, window) = REPORTS_LIMITS[1];
+        for i in limit..times.len() {
+            assert!(times[i] - times[i - limit] >= window, "request {i}");
+        }
+        for i in REPORTS_LIMIT..times.len() {
+            assert!(
+                times[i] - times[i - REPORTS_LIMIT] >= REPORTS_WINDOW_MS,
+                "request {i}"
+            );
+        }
+        // 21 requests: two full minutes of waiting, not more.
+        assert!(
+            times[20] - times[0] <= 2 * window + 10,
+            "{}",
+            times[20] - times[0]
+        );
+    }
+
+    #[test]
+    fn a_later_run_paces_from_the_requests_an_earlier_run_sent() {
+        let cfg = config(&[]);
+        let answer = |_: usize, r: &HttpRequest| {
+            if r.url.contains("/token") {
+                return json(200, &[], TOKEN);
+            }
+            json(200, &[], r#"{"value":[]}"#)
+        };
+        let report = cfg.graph_url("/reports/authenticationMethods/userRegistrationDetails");
+        let first = FakeDoors::new(answer);
+        let graph = GraphClient::new(&first, &cfg);
+        for _ in 0..5 {
+            graph.get(GraphGet::new(report.clone())).unwrap();
+        }
+        let history = graph.reports_history();
+        assert_eq!(history[0].len(), 5);
+        // The next run starts a second later, in the same window.
+        let second = FakeDoors::new(answer);
+        second.clock.set(first.clock.get() + 1_000);
+        let graph = GraphClient::new(&second, &cfg);
+        graph.remember_reports(&history);
+        graph.get(GraphGet::new(report.clone())).unwrap();
+        assert!(
+            second.slept.get() as i64 >= REPORTS_WINDOW_MS - 1_000,
+            "slept {} ms",
+            second.slept.get()
+        );
+    }
+
+    #[test]
+    fn every_batch_item_counts_as_a_request() {
+        let cfg = config(&[]);
+        let doors = FakeDoors::new(|_, r| {
+            if r.url.contains("/token") {
+                return json(200, &[], TOKEN);
+            }
+            let body: Value = serde_json::from_slice(r.body.as_ref().unwrap()).unwrap();
+            let responses: Vec<Value> = body["requests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|item| serde_json::json!({"id": item["id"], "status": 200, "body": {"value": []}}))
+                .collect();
+            json(
+                200,
+                &[],
+                &serde_json::json!({ "responses": responses }).to_string(),
+            )
+        });
+        let graph = GraphClient::new(&doors, &cfg);
+        let items: Vec<SubGet> = (0..45)
+            .map(|i| SubGet::new(cfg.graph_url(&format!("/users/u{i}/memberOf"))))
+            .collect();
+        graph.batch_collect(items);
+        assert_eq!(
+            doors.calls.borrow().len(),
+            2,
+            "token, then one round of 3 batches"
+        );
+        assert_eq!(graph.requests(), 1 + 45, "the token and 45 batch items");
     }
 
     #[test]

@@ -86,13 +86,19 @@ pub fn run<D: Doors>(
 
     let mut cursor = incremental_from.clone().unwrap_or_default();
     cursor.format = 1;
+    if incremental_from.is_none() {
+        // Every user: memberships, roles and MFA for the whole tenant, read once up front.
+        p.enricher.load_tenant_wide(&mut p.report);
+    }
     let mut sign_in = config.sign_in == SignIn::Auto;
     let mut next = Some(users_request(config, incremental_from.as_ref(), sign_in));
     let mut page_no = 0u64;
     while let Some(get) = next.take() {
         page_no += 1;
         let page = match graph.page(get.clone()) {
-            Err(e) if sign_in && page_no == 1 && is_not_licensed(&e) => {
+            // Refused on any page (licence or permission): list again without sign-in data;
+            // users already emitted are emitted again, which consumers de-duplicate.
+            Err(e) if sign_in && is_not_licensed(&e) => {
                 p.sign_in_unavailable(&e);
                 sign_in = false;
                 page_no = 0;

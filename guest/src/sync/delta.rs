@@ -20,17 +20,17 @@
 //! Killed at any point, the next run resumes from the last committed page: events of the
 //! page in flight may be delivered twice, none are lost.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Entry, Pipeline, Report, USER_SELECT};
+use super::{trim_sign_in, Entry, Pipeline, Report, MAX_IN_FILTER, USER_SELECT};
 use crate::config::{Config, SignIn};
 use crate::doors::{Doors, Level};
 use crate::enrich::is_not_licensed;
 use crate::error::ConnectorError;
-use crate::graph::{GraphClient, GraphError, GraphGet};
+use crate::graph::{path_segment, GraphClient, GraphError, GraphGet};
 
 /// Checkpoint key of the delta cursor (the host namespaces it per tenant).
 pub const DELTA_CURSOR_KEY: &str = "users/delta-cursor";
@@ -45,6 +45,9 @@ const HOUR_MS: i64 = 60 * 60 * 1000;
 
 /// Error codes meaning "the delta token is no good: start over".
 const RESYNC_CODES: &[&str] = &["syncStateNotFound", "resyncRequired", "syncStateInvalid"];
+
+/// Users holding a role: id → (active role names, eligible role names), both sorted.
+pub type Admins = BTreeMap<String, (Vec<String>, Vec<String>)>;
 
 /// Which round the connector is in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,12 +91,30 @@ pub struct DeltaCursor {
     pub sweep: Option<Sweep>,
     /// When the last successful run finished, ms.
     pub last_success_ms: i64,
+    /// The `/groups/delta` link of the last full walk: membership changes since then, which
+    /// `users/delta` never reports.
+    #[serde(default)]
+    pub groups_link: Option<String>,
+    /// User properties Graph refused in a delta `$select` (dropped from later full rounds).
+    #[serde(default)]
+    pub dropped_properties: Vec<String>,
+    /// When this tenant's recent reports-class requests were sent (ms), per limit window:
+    /// Graph's windows span runs, so the next run paces from here.
+    #[serde(default)]
+    pub reports_sent: [Vec<i64>; 2],
+    /// Users holding a role at the last run: id → (active role names, eligible role names).
+    /// Admins are few; comparing with a fresh read of the assignments shows whose roles
+    /// changed. None until the assignments were read once.
+    #[serde(default)]
+    pub admins: Option<Admins>,
 }
 
 /// How a walk of delta pages ended early.
 enum Stop {
     /// The delta or skip token expired: start a full round.
     Resync(String),
+    /// A fresh round's `$select` holds a property Graph refuses for delta (named).
+    Refused(String),
     /// Anything else: the run fails.
     Fail(ConnectorError),
 }
@@ -105,20 +126,21 @@ impl From<ConnectorError> for Stop {
 }
 
 /// The cursor as stored and its version for compare-and-set.
-struct Place<'d, D: Doors> {
-    doors: &'d D,
+struct Place<'g, 'a, D: Doors> {
+    graph: &'g GraphClient<'a, D>,
     cursor: DeltaCursor,
     version: Option<u64>,
 }
 
-impl<D: Doors> Place<'_, D> {
-    fn load(doors: &D) -> Result<Place<'_, D>, ConnectorError> {
-        match doors.kv_get(DELTA_CURSOR_KEY) {
-            Ok(None) => Ok(Place {
-                doors,
+impl<'g, 'a, D: Doors> Place<'g, 'a, D> {
+    fn load(graph: &'g GraphClient<'a, D>) -> Result<Place<'g, 'a, D>, ConnectorError> {
+        let doors = graph.doors();
+        let place = match doors.kv_get(DELTA_CURSOR_KEY) {
+            Ok(None) => Place {
+                graph,
                 cursor: DeltaCursor::default(),
                 version: None,
-            }),
+            },
             Ok(Some((bytes, version))) => {
                 let cursor = match serde_json::from_slice::<DeltaCursor>(&bytes) {
                     Ok(c) if c.format == FORMAT => c,
@@ -130,25 +152,31 @@ impl<D: Doors> Place<'_, D> {
                         DeltaCursor::default()
                     }
                 };
-                Ok(Place {
-                    doors,
+                Place {
+                    graph,
                     cursor,
                     version: Some(version),
-                })
+                }
             }
-            Err(e) => Err(ConnectorError::Host(format!(
-                "reading the delta cursor: {e}"
-            ))),
-        }
+            Err(e) => {
+                return Err(ConnectorError::Host(format!(
+                    "reading the delta cursor: {e}"
+                )))
+            }
+        };
+        graph.remember_reports(&place.cursor.reports_sent);
+        Ok(place)
     }
 
     /// Stores the cursor; the host makes every event emitted so far durable first.
     fn commit(&mut self) -> Result<(), ConnectorError> {
         self.cursor.format = FORMAT;
+        self.cursor.reports_sent = self.graph.reports_history();
         let bytes = serde_json::to_vec(&self.cursor)
             .map_err(|e| ConnectorError::Host(format!("encoding the delta cursor: {e}")))?;
         let v = self
-            .doors
+            .graph
+            .doors()
             .kv_set(DELTA_CURSOR_KEY, &bytes, self.version)
             .map_err(|e| ConnectorError::Host(format!("committing the delta cursor: {e}")))?;
         self.version = Some(v);
@@ -164,11 +192,12 @@ pub fn run<D: Doors>(
 ) -> Result<Report, ConnectorError> {
     let doors = graph.doors();
     let now = doors.now_ms();
-    let mut place = Place::load(doors)?;
+    let mut place = Place::load(graph)?;
     let mut p = Pipeline::new(graph, config, version);
 
     // 1. Changes since the last run (also before a refresh, so removals are reported).
     if place.cursor.round == Round::Changes {
+        p.sign_ins_per_page = true;
         match place.cursor.link.clone() {
             Some(link) => match walk(&mut p, &mut place, Round::Changes, link) {
                 Ok(()) => {}
@@ -177,9 +206,18 @@ pub fn run<D: Doors>(
                     start_full(&mut place.cursor, now);
                 }
                 Err(Stop::Fail(e)) => return Err(e),
+                Err(Stop::Refused(property)) => {
+                    return Err(ConnectorError::Upstream(format!(
+                        "users/delta refused the property '{property}' of a stored delta link; run again later"
+                    )))
+                }
             },
             None => start_full(&mut place.cursor, now),
         }
+        if place.cursor.round == Round::Changes {
+            relation_changes(&mut p, &mut place)?;
+        }
+        p.sign_ins_per_page = false;
         let age = now - place.cursor.last_full_ms;
         if place.cursor.round == Round::Changes
             && config.refresh_hours > 0
@@ -208,15 +246,30 @@ pub fn run<D: Doors>(
             p.sign_ins = read_sign_ins(&mut p)?;
             swept_in_full_round = p.sign_ins.is_some();
         }
+        // Memberships, roles and MFA for the whole tenant, read once up front.
+        let groups_link = p.enricher.load_tenant_wide(&mut p.report);
         let mut restarted = false;
         loop {
             let start = place
                 .cursor
                 .link
                 .clone()
-                .unwrap_or_else(|| fresh_delta_url(config));
+                .unwrap_or_else(|| fresh_delta_url(config, &place.cursor.dropped_properties));
             match walk(&mut p, &mut place, Round::Full, start) {
                 Ok(()) => break,
+                Err(Stop::Refused(property))
+                    if !place.cursor.dropped_properties.contains(&property) =>
+                {
+                    let doors = p.graph.doors();
+                    p.report.warn(
+                        doors,
+                        format!(
+                            "users/delta refused the property '{property}' in $select: it is left out of this tenant's events from now on (the fields it maps to are omitted)"
+                        ),
+                    );
+                    place.cursor.dropped_properties.push(property);
+                    place.cursor.link = None;
+                }
                 Err(Stop::Resync(why)) if !restarted => {
                     resync_warning(&mut p, config, &why);
                     start_full(&mut place.cursor, doors.now_ms());
@@ -228,6 +281,11 @@ pub fn run<D: Doors>(
                         "users/delta refused a fresh full round too ({why}); run again later"
                     )))
                 }
+                Err(Stop::Refused(property)) => {
+                    return Err(ConnectorError::Upstream(format!(
+                        "users/delta refused '{property}' again after it was dropped from $select; run again later"
+                    )))
+                }
                 Err(Stop::Fail(e)) => return Err(e),
             }
         }
@@ -235,6 +293,8 @@ pub fn run<D: Doors>(
             place.cursor.last_sweep_ms = place.cursor.round_started_ms;
             place.cursor.sweep = None;
         }
+        place.cursor.groups_link = groups_link;
+        remember_admins(&mut p, &mut place.cursor);
         place.commit()?;
     }
 
@@ -268,10 +328,40 @@ fn resync_warning<D: Doors>(p: &mut Pipeline<'_, '_, D>, config: &Config, why: &
     );
 }
 
-/// The first URL of a fresh delta round.
-pub fn fresh_delta_url(config: &Config) -> String {
-    config.graph_url(&format!("/users/delta?$select={USER_SELECT}"))
+/// The first URL of a fresh delta round, without the properties Graph refused before.
+pub fn fresh_delta_url(config: &Config, dropped: &[String]) -> String {
+    let select: Vec<&str> = USER_SELECT
+        .split(',')
+        .filter(|p| !dropped.iter().any(|d| d.eq_ignore_ascii_case(p)))
+        .collect();
+    config.graph_url(&format!("/users/delta?$select={}", select.join(",")))
 }
+
+/// The `$select` property a 400 on a fresh delta request names, when it names one of ours:
+/// Graph refuses some user properties in delta queries ("not supported", e.g.
+/// `isManagementRestricted` in some clouds). `id` is never dropped.
+fn refused_property(e: &GraphError, url: &str) -> Option<String> {
+    if e.status() != Some(400) || url.contains("token=") {
+        return None;
+    }
+    let GraphError::Status { message, .. } = e else {
+        return None;
+    };
+    let lower = message.to_ascii_lowercase();
+    USER_SELECT
+        .split(',')
+        .filter(|p| *p != "id")
+        .find(|p| {
+            let p = p.to_ascii_lowercase();
+            lower.contains(&format!("'{p}'")) || lower.contains(&format!("\"{p}\""))
+        })
+        .map(str::to_string)
+}
+
+/// Most users per delta page Graph serves: `Prefer: odata.maxpagesize` is capped at 200 for
+/// users (`../shared/design/GRAPH.md`, "Incremental sync: delta"); asking for more only
+/// hides the real page size.
+const DELTA_MAX_PAGE: u32 = 200;
 
 fn is_resync(e: &GraphError) -> bool {
     e.status() == Some(410) || RESYNC_CODES.contains(&e.code())
@@ -280,21 +370,29 @@ fn is_resync(e: &GraphError) -> bool {
 /// GETs delta pages from `url` until the delta link, emitting and committing each page.
 fn walk<D: Doors>(
     p: &mut Pipeline<'_, '_, D>,
-    place: &mut Place<'_, D>,
+    place: &mut Place<'_, '_, D>,
     round: Round,
     mut url: String,
 ) -> Result<(), Stop> {
-    let page_size = p.config.page_size;
+    let page_size = p.config.page_size.min(DELTA_MAX_PAGE);
     let mut page_no = 0u64;
     loop {
         page_no += 1;
         let get = GraphGet {
-            url,
+            url: url.clone(),
             headers: vec![("Prefer".into(), format!("odata.maxpagesize={page_size}"))],
         };
         let page = match p.graph.page(get) {
             Ok(page) => page,
             Err(e) if is_resync(&e) => return Err(Stop::Resync(e.to_string())),
+            Err(e) if page_no == 1 && round == Round::Full => match refused_property(&e, &url) {
+                Some(property) => return Err(Stop::Refused(property)),
+                None => {
+                    return Err(Stop::Fail(e.into_connector(&format!(
+                        "reading users/delta (page {page_no} of this run)"
+                    ))))
+                }
+            },
             Err(e) => {
                 return Err(Stop::Fail(e.into_connector(&format!(
                     "reading users/delta (page {page_no} of this run)"
@@ -328,15 +426,17 @@ fn walk<D: Doors>(
     }
 }
 
+/// Users per page when `signInActivity` is selected: the most Graph serves (GRAPH.md,
+/// "Listing users": 500 with `signInActivity`). Every such request counts against the sign-in
+/// limit (10 a minute), so pages are as big as Graph allows, whatever `page_size` says.
+const SIGN_IN_PAGE: u32 = 500;
+
 fn sweep_url(config: &Config, select: &str) -> String {
-    config.graph_url(&format!(
-        "/users?$select={select}&$top={}",
-        config.page_size.min(500)
-    ))
+    config.graph_url(&format!("/users?$select={select}&$top={SIGN_IN_PAGE}"))
 }
 
 /// Reads every user's `signInActivity` (for a full round). None when the tenant is not
-/// licensed for it (warned).
+/// licensed for it or the app lacks the permission, on whichever page Graph says so (warned).
 fn read_sign_ins<D: Doors>(
     p: &mut Pipeline<'_, '_, D>,
 ) -> Result<Option<HashMap<String, Value>>, ConnectorError> {
@@ -352,15 +452,12 @@ fn read_sign_ins<D: Doors>(
             Err(e) => return Err(e.into_connector("reading sign-in activity")),
         };
         for item in page.items {
-            // Only the field the mapping reads: this map holds every user of the tenant.
-            if let (Some(id), Some(last)) = (
+            // Only the fields the mapping reads: this map holds every user of the tenant.
+            if let (Some(id), Some(activity)) = (
                 item.get("id").and_then(Value::as_str),
-                item.pointer("/signInActivity/lastSignInDateTime"),
+                item.get("signInActivity").and_then(trim_sign_in),
             ) {
-                out.insert(
-                    id.to_string(),
-                    serde_json::json!({ "lastSignInDateTime": last }),
-                );
+                out.insert(id.to_string(), activity);
             }
         }
         next = page.next_link;
@@ -368,11 +465,153 @@ fn read_sign_ins<D: Doors>(
     Ok(Some(out))
 }
 
+/// The admins of the role index as the cursor stores them; None when the active assignments
+/// were not read (the stored set is then kept as it was).
+fn current_admins<D: Doors>(p: &mut Pipeline<'_, '_, D>) -> Option<Admins> {
+    let roles = p.enricher.roles(&mut p.report);
+    roles.active.as_ref()?;
+    Some(roles.admins().into_iter().collect())
+}
+
+fn remember_admins<D: Doors>(p: &mut Pipeline<'_, '_, D>, cursor: &mut DeltaCursor) {
+    if let Some(admins) = current_admins(p) {
+        cursor.admins = Some(admins);
+    }
+}
+
+/// Membership and role changes since the last run, which `users/delta` does not report:
+/// the users concerned are emitted again as complete snapshots.
+fn relation_changes<D: Doors>(
+    p: &mut Pipeline<'_, '_, D>,
+    place: &mut Place<'_, '_, D>,
+) -> Result<(), ConnectorError> {
+    let mut changed: BTreeSet<String> = BTreeSet::new();
+    // Roles: the assignments are re-read every run (a few requests for the whole tenant).
+    let now_admins = current_admins(p);
+    if let (Some(before), Some(after)) = (&place.cursor.admins, &now_admins) {
+        for id in before.keys().chain(after.keys()) {
+            if before.get(id) != after.get(id) {
+                changed.insert(id.clone());
+            }
+        }
+    }
+    // Memberships: the groups delta link of the last walk lists changed groups with only
+    // their changed member links.
+    let mut groups_link = place.cursor.groups_link.clone();
+    if let Some(link) = place.cursor.groups_link.clone() {
+        match read_group_changes(p, link) {
+            Ok((users, next)) => {
+                changed.extend(users);
+                groups_link = next;
+            }
+            Err(e) => {
+                let doors = p.graph.doors();
+                p.report.warn(
+                    doors,
+                    format!(
+                        "the groups/delta link was refused ({e}): membership changes arrive with the next full walk (refresh_hours)"
+                    ),
+                );
+                groups_link = None;
+            }
+        }
+    }
+    let already: BTreeSet<String> = p.emitted_ids.iter().cloned().collect();
+    let ids: Vec<String> = changed.difference(&already).cloned().collect();
+    if !ids.is_empty() {
+        p.graph.log(
+            Level::Info,
+            &format!(
+                "{} users changed memberships or roles since the last run: emitting them again",
+                ids.len()
+            ),
+        );
+        for chunk in ids.chunks(MAX_IN_FILTER * 4) {
+            let users = read_users(p, chunk)?;
+            p.deliver(users.into_iter().map(Entry::Upsert).collect())?;
+        }
+    }
+    place.cursor.groups_link = groups_link;
+    if now_admins.is_some() {
+        place.cursor.admins = now_admins;
+    }
+    place.commit()
+}
+
+/// Follows a groups delta link to its end: users whose membership changed, and the new link.
+fn read_group_changes<D: Doors>(
+    p: &mut Pipeline<'_, '_, D>,
+    link: String,
+) -> Result<(BTreeSet<String>, Option<String>), GraphError> {
+    let mut users = BTreeSet::new();
+    let mut next = Some(link);
+    while let Some(url) = next.take() {
+        let page = p.graph.page(GraphGet::new(url))?;
+        for group in &page.items {
+            for member in group
+                .get("members@delta")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let kind = member
+                    .get("@odata.type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                if matches!(kind, "#microsoft.graph.user" | "") {
+                    if let Some(id) = member.get("id").and_then(Value::as_str) {
+                        users.insert(id.to_string());
+                    }
+                }
+            }
+        }
+        match (page.next_link, page.delta_link) {
+            (Some(n), _) => next = Some(n),
+            (None, Some(d)) => return Ok((users, Some(d))),
+            (None, None) => {
+                return Err(GraphError::Malformed(
+                    "a groups/delta page has neither @odata.nextLink nor @odata.deltaLink".into(),
+                ))
+            }
+        }
+    }
+    Ok((users, None))
+}
+
+/// The user objects of these ids (fifteen to a request: the `in` operator's limit).
+fn read_users<D: Doors>(
+    p: &mut Pipeline<'_, '_, D>,
+    ids: &[String],
+) -> Result<Vec<Value>, ConnectorError> {
+    let gets: Vec<GraphGet> = ids
+        .chunks(MAX_IN_FILTER)
+        .map(|chunk| {
+            let list: Vec<String> = chunk
+                .iter()
+                .map(|id| format!("'{}'", path_segment(&id.replace('\'', "''"))))
+                .collect();
+            GraphGet::new(p.config.graph_url(&format!(
+                "/users?$filter=id%20in%20({})&$select={USER_SELECT}",
+                list.join(",")
+            )))
+        })
+        .collect();
+    let mut out = Vec::new();
+    for result in p.graph.collect_lists(gets) {
+        out.extend(
+            result.map_err(|e| {
+                e.into_connector("reading users whose memberships or roles changed")
+            })?,
+        );
+    }
+    Ok(out)
+}
+
 /// Lists users with `signInActivity` and emits those who signed in since the last sweep,
 /// committing after each page.
 fn sweep<D: Doors>(
     p: &mut Pipeline<'_, '_, D>,
-    place: &mut Place<'_, D>,
+    place: &mut Place<'_, '_, D>,
     now: i64,
 ) -> Result<(), ConnectorError> {
     let state = place.cursor.sweep.clone().unwrap_or(Sweep {
@@ -448,6 +687,13 @@ mod tests {
                 started_ms: 3,
             }),
             last_success_ms: 4,
+            groups_link: Some("https://graph/v1.0/groups/delta?$deltatoken=g".into()),
+            dropped_properties: vec!["isManagementRestricted".into()],
+            reports_sent: [vec![5, 6], vec![6]],
+            admins: Some(BTreeMap::from([(
+                "u1".to_string(),
+                (vec!["Global Administrator".to_string()], vec![]),
+            )])),
         };
         let bytes = serde_json::to_vec(&c).unwrap();
         assert!(String::from_utf8_lossy(&bytes).contains("\"round\":\"changes\""));
@@ -468,6 +714,40 @@ mod tests {
             message: "".into(),
         };
         assert!(is_resync(&gone) && is_resync(&resync) && !is_resync(&other));
+    }
+
+    #[test]
+    fn a_refused_select_property_is_recognised_only_on_a_fresh_request() {
+        let refused = GraphError::Status {
+            status: 400,
+            code: "Request_UnsupportedQuery".into(),
+            message: "Property 'isManagementRestricted' is not supported for delta queries.".into(),
+        };
+        let fresh = "https://g/v1.0/users/delta?$select=id,isManagementRestricted";
+        assert_eq!(
+            refused_property(&refused, fresh).as_deref(),
+            Some("isManagementRestricted")
+        );
+        assert_eq!(
+            refused_property(&refused, "https://g/v1.0/users/delta?$skiptoken=x"),
+            None
+        );
+        let other = GraphError::Status {
+            status: 400,
+            code: "BadRequest".into(),
+            message: "Something else went wrong with 'signInActivity'.".into(),
+        };
+        assert_eq!(refused_property(&other, fresh), None);
+        let cfg = Config::parse(&[
+            ("tenant_id".into(), "t".into()),
+            ("client_id".into(), "c".into()),
+        ])
+        .unwrap();
+        let url = fresh_delta_url(&cfg, &["isManagementRestricted".to_string()]);
+        assert!(
+            !url.contains("isManagementRestricted") && url.contains("userType"),
+            "{url}"
+        );
     }
 
     #[test]

@@ -15,11 +15,11 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::config::{Config, SyncMode};
+use crate::config::{Config, SignIn, SyncMode};
 use crate::doors::{Doors, Level};
-use crate::enrich::Enricher;
+use crate::enrich::{refusal, Enricher};
 use crate::error::ConnectorError;
-use crate::graph::{GraphClient, GraphError};
+use crate::graph::{path_segment, GraphClient, GraphError, GraphGet};
 use crate::ocsf::{self, MapContext};
 
 pub use created::{Cursor, CURSOR_KEY};
@@ -32,6 +32,25 @@ isManagementRestricted,userType,onPremisesSamAccountName,onPremisesSyncEnabled";
 
 /// Events per `emit` call.
 const EMIT_BATCH: usize = 250;
+
+/// Most values in one `$filter=id in (…)`: Graph limits `in` to 15 expressions by default
+/// (Microsoft Graph docs, "Use the $filter query parameter", note on the `in` operator).
+pub const MAX_IN_FILTER: usize = 15;
+
+/// The `signInActivity` fields the mapping reads (MAPPING.md: last successful sign-in, and
+/// the last attempt, successful or not).
+pub const SIGN_IN_FIELDS: [&str; 2] = ["lastSuccessfulSignInDateTime", "lastSignInDateTime"];
+
+/// Keeps only the fields of `signInActivity` the mapping reads (a full walk holds one per
+/// user of the tenant).
+pub fn trim_sign_in(activity: &Value) -> Option<Value> {
+    let object = activity.as_object()?;
+    let kept: serde_json::Map<String, Value> = SIGN_IN_FIELDS
+        .iter()
+        .filter_map(|k| Some((k.to_string(), object.get(*k)?.clone())))
+        .collect();
+    Some(Value::Object(kept))
+}
 
 /// The counts of a run (mirror of `run-report`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -136,6 +155,14 @@ pub struct Pipeline<'g, 'a, D: Doors> {
     pub enricher: Enricher<'g, 'a, D>,
     /// Sign-in activity by user id, from a sweep, added to users that lack it.
     pub sign_ins: Option<HashMap<String, Value>>,
+    /// Read the sign-in activity of each page's users that lack it, fifteen to a request
+    /// (incremental rounds: every event is a complete snapshot, MAPPING.md).
+    pub sign_ins_per_page: bool,
+    /// Graph refused sign-in activity in this run (licence or permission).
+    pub sign_in_refused: bool,
+    /// Ids of the users emitted while [`Pipeline::sign_ins_per_page`] is on (an incremental
+    /// round), so users whose relations changed are not emitted twice in one run.
+    pub emitted_ids: std::collections::HashSet<String>,
     /// The run's counts.
     pub report: Report,
 }
@@ -149,29 +176,84 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
             version,
             enricher: Enricher::new(graph),
             sign_ins: None,
+            sign_ins_per_page: false,
+            sign_in_refused: false,
+            emitted_ids: std::collections::HashSet::new(),
             report: Report::default(),
         }
     }
 
-    /// Records that sign-in activity cannot be read in this tenant.
+    /// Records that sign-in activity cannot be read in this tenant (once per run).
     pub fn sign_in_unavailable(&mut self, e: &GraphError) {
-        self.report.warn(
-            self.graph.doors(),
-            format!(
-                "signInActivity is not readable in tenant '{}' ({}): last_login_time is omitted; \
-                 it needs an Entra ID P1/P2 licence and AuditLog.Read.All",
-                self.config.tenant_id,
-                e.code()
-            ),
-        );
-        if !self
+        self.sign_in_refused = true;
+        self.sign_ins = None;
+        if self
             .report
             .unavailable
             .iter()
             .any(|u| u == "signInActivity")
         {
-            self.report.unavailable.push("signInActivity".into());
+            return;
         }
+        let what = match e.code() {
+            "Authentication_MSGraphPermissionMissing" | "Authorization_RequestDenied" => {
+                "grant the application permission AuditLog.Read.All and admin consent"
+            }
+            _ => "it needs an Entra ID P1/P2 licence and AuditLog.Read.All",
+        };
+        self.report.warn(
+            self.graph.doors(),
+            format!(
+                "signInActivity is not readable in tenant '{}' ({} {}): last_login_time is omitted; {what}",
+                self.config.tenant_id,
+                e.status().map(|s| s.to_string()).unwrap_or_default(),
+                e.code()
+            ),
+        );
+        self.report.unavailable.push("signInActivity".into());
+    }
+
+    /// Reads `signInActivity` of these users, fifteen to a request (reports-limited, paced).
+    fn read_sign_ins_of(
+        &mut self,
+        ids: &[String],
+    ) -> Result<HashMap<String, Value>, ConnectorError> {
+        let gets: Vec<GraphGet> = ids
+            .chunks(MAX_IN_FILTER)
+            .map(|chunk| {
+                let list: Vec<String> = chunk
+                    .iter()
+                    .map(|id| format!("'{}'", path_segment(&id.replace('\'', "''"))))
+                    .collect();
+                GraphGet::new(self.config.graph_url(&format!(
+                    "/users?$filter=id%20in%20({})&$select=id,signInActivity",
+                    list.join(",")
+                )))
+            })
+            .collect();
+        let mut out = HashMap::new();
+        for result in self.graph.collect_lists(gets) {
+            match result {
+                Ok(items) => {
+                    for item in items {
+                        if let (Some(id), Some(activity)) = (
+                            item.get("id").and_then(Value::as_str),
+                            item.get("signInActivity").and_then(trim_sign_in),
+                        ) {
+                            out.insert(id.to_string(), activity);
+                        }
+                    }
+                }
+                Err(e) if refusal(&e).is_some() => {
+                    self.sign_in_unavailable(&e);
+                    return Ok(HashMap::new());
+                }
+                Err(e) => {
+                    return Err(e.into_connector("reading the sign-in activity of changed users"))
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Enriches, maps and emits one page. Returns the id and creation time (ms) of every
@@ -218,6 +300,27 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
                 Entry::Removed { .. } => None,
             })
             .collect();
+        let page_sign_ins = if self.sign_ins_per_page
+            && self.config.sign_in == SignIn::Auto
+            && !self.sign_in_refused
+        {
+            let lacking: Vec<String> = entries
+                .iter()
+                .filter_map(|e| match e {
+                    Entry::Upsert(u) if u.get("signInActivity").is_none() => {
+                        Some(e.id().to_string())
+                    }
+                    _ => None,
+                })
+                .collect();
+            if lacking.is_empty() {
+                HashMap::new()
+            } else {
+                self.read_sign_ins_of(&lacking)?
+            }
+        } else {
+            HashMap::new()
+        };
         let mut enrichments = if ids.is_empty() {
             Vec::new()
         } else {
@@ -246,9 +349,14 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
                         .and_then(Value::as_str)
                         .unwrap_or("")
                         .to_string();
-                    if let (Some(map), Some(obj)) = (&self.sign_ins, user.as_object_mut()) {
+                    if let Some(obj) = user.as_object_mut() {
                         if !obj.contains_key("signInActivity") {
-                            if let Some(s) = map.get(&id) {
+                            let known = self
+                                .sign_ins
+                                .as_ref()
+                                .and_then(|m| m.get(&id))
+                                .or_else(|| page_sign_ins.get(&id));
+                            if let Some(s) = known {
                                 obj.insert("signInActivity".into(), s.clone());
                             }
                         }
@@ -256,6 +364,9 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
                     match ocsf::map_user(&user, &enrichment, &ctx) {
                         Ok(event) => {
                             events.push(event.to_string());
+                            if self.sign_ins_per_page {
+                                self.emitted_ids.insert(id.clone());
+                            }
                             let created = user
                                 .get("createdDateTime")
                                 .and_then(Value::as_str)

@@ -125,9 +125,19 @@ fn run(shared: &Shared, id: &str, method: &str, url: &str, sub: &Value) -> Value
         ))
     } else if let Some(retry_after) = shared.throttled(route.endpoint()) {
         throttle::answer(&ids, retry_after)
+    } else if let Some(secs) = route
+        .reports_kind(&request)
+        .and_then(|kind| shared.reports_throttled(kind))
+    {
+        // Each item counts against the reports limits on its own (json-batching.md and
+        // throttling.md, "Throttling and batching": "Requests in a batch are evaluated
+        // individually against throttling limits and if any request exceeds the limits, it
+        // fails with a status code of 429 … The batch itself succeeds with a status code of 200").
+        throttle::answer(&ids, throttle::RetryAfter::Seconds(secs))
     } else {
         dispatch(shared, &route, &request, &ids)
     };
+    shared.note_status(reply.status);
     let reply = ids.stamp(reply);
     let headers: Map<String, Value> = reply
         .headers

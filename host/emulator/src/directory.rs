@@ -7,7 +7,9 @@
 //! indexes by id, by UPN and by creation time (for `$orderby`/`$filter`), and a change log
 //! ordered by version that `users/delta` reads. Groups, roles and their members are derived
 //! from the users' memberships and cached until the next change (a relation-only change
-//! included, though it leaves no trace in the change log).
+//! included, though it leaves no trace in the users' change log). Membership changes have a
+//! log of their own, by version, that `groups/delta` reads; every group ever seen stays known
+//! (a group whose last member left is still a group, with no members, as in Entra ID).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
@@ -17,6 +19,7 @@ use serde_json::{json, Map, Value};
 
 use crate::clock::{parse_iso, Stamp};
 use crate::reply::intern_code;
+use crate::roles::{grants, DefinitionBook, Grant};
 use crate::tenant::{SimUser, Tenant, DIRECTORY_ROLE_TYPE, GROUP_TYPE, VIA_GROUP};
 
 /// Position of a user in creation-time order: nulls first, ties broken by insertion.
@@ -47,10 +50,30 @@ pub(crate) enum Change {
     },
 }
 
+/// A change to a group that `groups/delta` reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum GroupChange {
+    /// A user joined (`added`) or left the group.
+    Link {
+        /// The group id.
+        group: String,
+        /// The user id.
+        user: String,
+        /// Joined (true) or left (false).
+        added: bool,
+    },
+    /// The group object (as the users' `memberOf` shows it) changed.
+    Properties {
+        /// The group id.
+        group: String,
+    },
+}
+
 /// Groups and roles as the tenant's memberships reveal them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Catalog {
-    /// Every group object found in any `memberOf`, first-seen order, without `@odata.type`.
+    /// Every group object found in any `memberOf`, first-seen order, without `@odata.type`,
+    /// then every group known from earlier memberships that has no member left.
     pub groups: Vec<Value>,
     /// Every directory role held directly or inherited: id, displayName, description,
     /// roleTemplateId.
@@ -61,6 +84,12 @@ pub(crate) struct Catalog {
     pub role_members: HashMap<String, Vec<Value>>,
     /// Group id → users whose `memberOf` holds the group, in insertion order.
     pub group_members: HashMap<String, Vec<Value>>,
+    /// Group id → the ids of its members, sorted (what `groups/delta` pages through).
+    pub group_member_ids: HashMap<String, Vec<String>>,
+    /// Every role definition: built-in, named by the tenant data, custom.
+    pub definitions: DefinitionBook,
+    /// Every role grant, active and eligible, as the role-management API lists them.
+    pub grants: Vec<Grant>,
 }
 
 /// The users of a running emulator and their indexes.
@@ -76,6 +105,11 @@ pub(crate) struct Directory {
     delta_floor: u64,
     delta_expiry: (u16, &'static str),
     catalog: Mutex<Option<Arc<Catalog>>>,
+    custom_definitions: Vec<Value>,
+    /// Every group ever seen, by id: its latest object (no `@odata.type`, no `viaGroup`).
+    known_groups: BTreeMap<String, Value>,
+    /// Version → the group changes made at that version.
+    group_log: BTreeMap<u64, Vec<GroupChange>>,
 }
 
 fn created_of(sim: &SimUser) -> Option<Stamp> {
@@ -87,8 +121,10 @@ fn upn_key(sim: &SimUser) -> Option<String> {
 }
 
 impl Directory {
-    /// A directory holding the tenant's users in order.
+    /// A directory holding the tenant's users in order (the initial memberships are known but
+    /// leave no trace in the group log: a first `groups/delta` round lists them anyway).
     pub(crate) fn new(tenant: Tenant) -> Directory {
+        let (users, custom_definitions) = tenant.into_parts();
         let mut directory = Directory {
             users: BTreeMap::new(),
             by_id: HashMap::new(),
@@ -100,11 +136,79 @@ impl Directory {
             delta_floor: 0,
             delta_expiry: (410, "syncStateNotFound"),
             catalog: Mutex::new(None),
+            custom_definitions,
+            known_groups: BTreeMap::new(),
+            group_log: BTreeMap::new(),
         };
-        for user in tenant.into_users() {
+        for user in users {
             directory.put(user);
         }
+        directory.group_log.clear();
         directory
+    }
+
+    /// Records the group changes between a user's memberships before and after a change, at a
+    /// new version when there are any (`version`: the version of the change, if it has one).
+    fn log_groups(
+        &mut self,
+        user: &str,
+        before: &BTreeMap<String, Value>,
+        after: &BTreeMap<String, Value>,
+        version: Option<u64>,
+    ) {
+        let mut changes = Vec::new();
+        for (id, object) in after {
+            if !before.contains_key(id) {
+                changes.push(GroupChange::Link {
+                    group: id.clone(),
+                    user: user.to_owned(),
+                    added: true,
+                });
+            }
+            match self.known_groups.get(id) {
+                Some(known) if known == object => {}
+                Some(_) => {
+                    changes.push(GroupChange::Properties { group: id.clone() });
+                    self.known_groups.insert(id.clone(), object.clone());
+                }
+                None => {
+                    self.known_groups.insert(id.clone(), object.clone());
+                }
+            }
+        }
+        for id in before.keys() {
+            if !after.contains_key(id) {
+                changes.push(GroupChange::Link {
+                    group: id.clone(),
+                    user: user.to_owned(),
+                    added: false,
+                });
+            }
+        }
+        if changes.is_empty() {
+            return;
+        }
+        let version = match version {
+            Some(v) => v,
+            None => self.bump(),
+        };
+        self.group_log.entry(version).or_default().extend(changes);
+    }
+
+    /// Group changes with a version in `(after, upto]`, oldest first.
+    pub(crate) fn group_changes(
+        &self,
+        after: u64,
+        upto: u64,
+    ) -> impl Iterator<Item = &GroupChange> {
+        self.group_log
+            .range((Bound::Excluded(after), Bound::Included(upto)))
+            .flat_map(|(_, changes)| changes.iter())
+    }
+
+    /// The latest object of a group ever seen.
+    pub(crate) fn known_group(&self, id: &str) -> Option<&Value> {
+        self.known_groups.get(id)
     }
 
     fn bump(&mut self) -> u64 {
@@ -159,6 +263,7 @@ impl Directory {
         self.next_seq += 1;
         let version = self.bump();
         let created = created_of(&sim);
+        self.log_groups(&id, &BTreeMap::new(), &group_objects(&sim), Some(version));
         self.users.insert(
             seq,
             UserEntry {
@@ -179,8 +284,11 @@ impl Directory {
         };
         self.unindex(seq);
         let version = self.bump();
+        let mut groups = None;
         if let Some(entry) = self.users.get_mut(&seq) {
+            let before = group_objects(&entry.sim);
             change(&mut entry.sim);
+            groups = Some((before, group_objects(&entry.sim)));
             if !entry.sim.user.is_object() {
                 entry.sim.user = Value::Object(Map::new());
             }
@@ -191,6 +299,9 @@ impl Directory {
             self.changes.remove(&entry.changed);
             entry.changed = version;
             self.changes.insert(version, Change::Upsert(seq));
+        }
+        if let Some((before, after)) = groups {
+            self.log_groups(id, &before, &after, Some(version));
         }
         self.index(seq);
         true
@@ -208,9 +319,12 @@ impl Directory {
             return false;
         };
         let user = entry.sim.user.clone();
+        let before = group_objects(&entry.sim);
         change(&mut entry.sim);
         entry.sim.user = user;
+        let after = group_objects(&entry.sim);
         self.forget_catalog();
+        self.log_groups(id, &before, &after, None);
         true
     }
 
@@ -223,6 +337,8 @@ impl Directory {
         let version = self.bump();
         if let Some(entry) = self.users.remove(&seq) {
             self.changes.remove(&entry.changed);
+            let before = group_objects(&entry.sim);
+            self.log_groups(id, &before, &BTreeMap::new(), Some(version));
         }
         self.changes.insert(
             version,
@@ -268,6 +384,11 @@ impl Directory {
             .get(key)
             .or_else(|| self.by_upn.get(&key.to_lowercase()))?;
         self.users.get(seq)
+    }
+
+    /// The sequence number of a user by object id (not by userPrincipalName).
+    pub(crate) fn seq_of(&self, id: &str) -> Option<u64> {
+        self.by_id.get(id).copied()
     }
 
     /// A user by sequence number.
@@ -316,6 +437,11 @@ impl Directory {
             .map(|(v, c)| (*v, c))
     }
 
+    /// The tenant's custom role definitions.
+    pub(crate) fn custom_definitions(&self) -> &[Value] {
+        &self.custom_definitions
+    }
+
     /// The users now, in insertion order.
     pub(crate) fn snapshot(&self) -> Vec<SimUser> {
         self.users.values().map(|e| e.sim.clone()).collect()
@@ -333,7 +459,18 @@ impl Directory {
     }
 
     fn build_catalog(&self) -> Catalog {
-        let mut catalog = Catalog::default();
+        let mut catalog = Catalog {
+            groups: Vec::new(),
+            roles: Vec::new(),
+            role_members: HashMap::new(),
+            group_members: HashMap::new(),
+            group_member_ids: HashMap::new(),
+            definitions: DefinitionBook::new(
+                self.users.values().map(|e| &e.sim),
+                &self.custom_definitions,
+            ),
+            grants: grants(self.users.values().map(|e| &e.sim)),
+        };
         let mut group_names: HashMap<String, Value> = HashMap::new();
         for entry in self.users.values() {
             let sim = &entry.sim;
@@ -409,8 +546,42 @@ impl Directory {
                 }
             }
         }
+        for (id, object) in &self.known_groups {
+            if !catalog.group_members.contains_key(id) {
+                catalog.groups.push(object.clone());
+                catalog.group_members.insert(id.clone(), Vec::new());
+            }
+        }
+        for (id, members) in &catalog.group_members {
+            let mut ids: Vec<String> = members
+                .iter()
+                .filter_map(|m| m["id"].as_str().map(str::to_owned))
+                .collect();
+            ids.sort();
+            ids.dedup();
+            catalog.group_member_ids.insert(id.clone(), ids);
+        }
         catalog
     }
+}
+
+/// A user's groups (direct `memberOf` entries of type group), by id, as the group objects
+/// `/groups` serves (no `@odata.type`, no `viaGroup`); the first entry of an id wins.
+fn group_objects(sim: &SimUser) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    for group in sim.memberships_of_type(GROUP_TYPE) {
+        let Some(id) = group.get("id").and_then(Value::as_str) else {
+            continue;
+        };
+        if out.contains_key(id) {
+            continue;
+        }
+        let mut object = group.as_object().cloned().unwrap_or_default();
+        object.remove("@odata.type");
+        object.remove(VIA_GROUP);
+        out.insert(id.to_owned(), Value::Object(object));
+    }
+    out
 }
 
 /// A user as relation lists show it: type, id, displayName, userPrincipalName.
@@ -433,6 +604,7 @@ mod tests {
             member_of: Vec::new(),
             inherited_roles: Vec::new(),
             auth_methods: Vec::new(),
+            role_assignments: Vec::new(),
         }
     }
 

@@ -13,7 +13,8 @@ use serde_json::{json, Value};
 use crate::clock::{format_iso, now_secs};
 use crate::reply::{GraphError, Reply};
 use crate::server::{HttpRequest, Shared};
-use crate::{batch, relations, throttle, users, Endpoint};
+use crate::throttle::{ReportsKind, RetryAfter};
+use crate::{batch, groups_delta, relations, roles, throttle, users, Endpoint};
 
 /// Where a Graph request goes, with the ids taken from its path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,9 +37,17 @@ pub(crate) enum Route {
     DirectoryRoles,
     /// `/v1.0/directoryRoles/{id}/members`
     DirectoryRoleMembers(String),
-    /// `/v1.0/groups/{id}/members` and
-    /// `/v1.0/groups/{id}/transitiveMembers/microsoft.graph.user`
-    GroupMembers(String),
+    /// `/v1.0/groups/{id}/members` (false) and
+    /// `/v1.0/groups/{id}/transitiveMembers/microsoft.graph.user` (true: an OData cast)
+    GroupMembers(String, bool),
+    /// `/v1.0/groups/delta`
+    GroupsDelta,
+    /// `/v1.0/roleManagement/directory/roleDefinitions`
+    RoleDefinitions,
+    /// `/v1.0/roleManagement/directory/roleAssignments`
+    RoleAssignments,
+    /// `/v1.0/roleManagement/directory/roleEligibilityScheduleInstances`
+    RoleEligibility,
     /// `/v1.0/reports/authenticationMethods/userRegistrationDetails`
     RegistrationDetails,
     /// `/v1.0/reports/authenticationMethods/userRegistrationDetails/{id}`
@@ -67,7 +76,9 @@ impl Route {
         let id = |i: usize| segments[i + 1].clone();
         match rest {
             ["users"] => Route::Users,
-            ["users", "delta" | "delta()"] => Route::UsersDelta,
+            ["users", "delta" | "delta()" | "microsoft.graph.delta" | "microsoft.graph.delta()"] => {
+                Route::UsersDelta
+            }
             ["users", _] => Route::User(id(1)),
             ["users", _, "memberof"] => Route::MemberOf(id(1)),
             ["users", _, "transitivememberof", "microsoft.graph.directoryrole"] => {
@@ -75,9 +86,17 @@ impl Route {
             }
             ["users", _, "authentication", "methods"] => Route::AuthMethods(id(1)),
             ["groups"] => Route::Groups,
-            ["groups", _, "members"]
-            | ["groups", _, "transitivemembers", "microsoft.graph.user"] => {
-                Route::GroupMembers(id(1))
+            ["groups", "delta" | "delta()" | "microsoft.graph.delta" | "microsoft.graph.delta()"] => {
+                Route::GroupsDelta
+            }
+            ["groups", _, "members"] => Route::GroupMembers(id(1), false),
+            ["groups", _, "transitivemembers", "microsoft.graph.user"] => {
+                Route::GroupMembers(id(1), true)
+            }
+            ["rolemanagement", "directory", "roledefinitions"] => Route::RoleDefinitions,
+            ["rolemanagement", "directory", "roleassignments"] => Route::RoleAssignments,
+            ["rolemanagement", "directory", "roleeligibilityscheduleinstances"] => {
+                Route::RoleEligibility
             }
             ["directoryroles"] => Route::DirectoryRoles,
             ["directoryroles", _, "members"] => Route::DirectoryRoleMembers(id(1)),
@@ -92,6 +111,28 @@ impl Route {
         }
     }
 
+    /// Which Entra reports limit a request to this route counts against, if any: the
+    /// registration report (list and by id), and `/users` or `/users/{id}` when `$select` or
+    /// `$filter` names `signInActivity`. Source:
+    /// <https://learn.microsoft.com/graph/throttling-limits#identity-and-access-reports-service-limits>
+    /// (the reports resources, and "GET signInActivity"; GRAPH.md, "Errors and throttling").
+    pub(crate) fn reports_kind(&self, request: &HttpRequest) -> Option<ReportsKind> {
+        match self {
+            Route::RegistrationDetails | Route::RegistrationDetail(_) => Some(ReportsKind::Report),
+            Route::Users | Route::User(_) => {
+                let raw = request.query.as_deref().unwrap_or("");
+                form_urlencoded::parse(raw.as_bytes())
+                    .any(|(name, value)| {
+                        (name.eq_ignore_ascii_case("$select")
+                            || name.eq_ignore_ascii_case("$filter"))
+                            && value.to_ascii_lowercase().contains("signinactivity")
+                    })
+                    .then_some(ReportsKind::SignInActivity)
+            }
+            _ => None,
+        }
+    }
+
     /// The endpoint this route counts under.
     pub(crate) fn endpoint(&self) -> Endpoint {
         match self {
@@ -103,7 +144,11 @@ impl Route {
             Route::Groups => Endpoint::Groups,
             Route::DirectoryRoles => Endpoint::DirectoryRoles,
             Route::DirectoryRoleMembers(_) => Endpoint::DirectoryRoleMembers,
-            Route::GroupMembers(_) => Endpoint::GroupMembers,
+            Route::GroupMembers(..) => Endpoint::GroupMembers,
+            Route::GroupsDelta => Endpoint::GroupsDelta,
+            Route::RoleDefinitions => Endpoint::RoleDefinitions,
+            Route::RoleAssignments => Endpoint::RoleAssignments,
+            Route::RoleEligibility => Endpoint::RoleEligibilityScheduleInstances,
             Route::RegistrationDetails | Route::RegistrationDetail(_) => {
                 Endpoint::RegistrationDetails
             }
@@ -181,10 +226,17 @@ pub(crate) fn handle(shared: &Shared, request: &HttpRequest) -> Reply {
                 .with_header("WWW-Authenticate", "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\""),
             Ok(()) => match shared.throttled(route.endpoint()) {
                 Some(retry_after) => throttle::answer(&ids, retry_after),
-                None => dispatch(shared, &route, request, &ids),
+                None => match route
+                    .reports_kind(request)
+                    .and_then(|kind| shared.reports_throttled(kind))
+                {
+                    Some(secs) => throttle::answer(&ids, RetryAfter::Seconds(secs)),
+                    None => dispatch(shared, &route, request, &ids),
+                },
             },
         }
     };
+    shared.note_status(reply.status);
     ids.stamp(reply)
 }
 
@@ -245,7 +297,11 @@ pub(crate) fn dispatch(
         Route::Groups => relations::groups(shared, request),
         Route::DirectoryRoles => relations::directory_roles(shared, request),
         Route::DirectoryRoleMembers(id) => relations::role_members(shared, request, id),
-        Route::GroupMembers(id) => relations::group_members(shared, request, id),
+        Route::GroupMembers(id, cast) => relations::group_members(shared, request, id, *cast),
+        Route::GroupsDelta => groups_delta::delta(shared, request),
+        Route::RoleDefinitions => roles::role_definitions(shared, request),
+        Route::RoleAssignments => roles::role_assignments(shared, request),
+        Route::RoleEligibility => roles::role_eligibility(shared, request),
         Route::RegistrationDetails => relations::registration_details(shared, request),
         Route::RegistrationDetail(id) => relations::registration_detail(shared, request, id),
         Route::Batch => batch::handle(shared, request),
@@ -315,11 +371,25 @@ mod tests {
         assert_eq!(Route::parse("/v1.0/$batch"), Route::Batch);
         assert_eq!(
             Route::parse("/v1.0/groups/g%201/members"),
-            Route::GroupMembers("g 1".into())
+            Route::GroupMembers("g 1".into(), false)
         );
         assert_eq!(
             Route::parse("/v1.0/groups/g/transitiveMembers/microsoft.graph.user"),
-            Route::GroupMembers("g".into())
+            Route::GroupMembers("g".into(), true)
+        );
+        assert_eq!(Route::parse("/v1.0/groups/delta"), Route::GroupsDelta);
+        assert_eq!(
+            Route::parse("/v1.0/groups/delta").endpoint(),
+            Endpoint::GroupsDelta
+        );
+        assert_eq!(
+            Route::parse("/v1.0/roleManagement/directory/roleEligibilityScheduleInstances")
+                .endpoint(),
+            Endpoint::RoleEligibilityScheduleInstances
+        );
+        assert_eq!(
+            Route::parse("/v1.0/roleManagement/directory/roleAssignments"),
+            Route::RoleAssignments
         );
         assert_eq!(
             Route::parse("/v1.0/groups/g/transitiveMembers"),

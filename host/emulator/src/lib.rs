@@ -19,20 +19,43 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Layout: `tenant` (the data), `generate` (seeded tenants and their hard cases),
+//! Layout: `tenant` (the data), `generate` (seeded tenants, their hard cases and role cases),
 //! `directory` (the live, indexed copy a running server serves, with the groups, roles and
-//! members derived from it), `login` (token endpoint), `graph`, `users`, `relations`, `batch`
-//! (the Graph endpoints), `odata` (query options and skip tokens), `faults` (injected
-//! failures: [`FaultRule`]), `throttle` (rate throttling: [`Throttle`]), `clock` (dates),
-//! `server` (hyper plumbing, latency injection and [`Emulator`]).
+//! members derived from it, and the membership log `groups/delta` reads), `login` (token
+//! endpoint), `graph` (routing, authentication, throttling), `users`, `relations`,
+//! `groups_delta`, `roles` (the role-management API and the [`Tenant::admin_roles`] oracle),
+//! `batch` (the Graph endpoints), `odata` (query options, filters and skip tokens), `faults`
+//! (injected failures: [`FaultRule`]), `throttle` (rate throttling: [`Throttle`], and the Entra
+//! reports limits), `clock` (dates), `server` (hyper plumbing, latency injection and
+//! [`Emulator`]).
+//!
+//! Realistic by default ([`EmulatorConfig::default`]), at least as strict as Microsoft Graph's
+//! documentation (each limit cites its source next to the code):
+//! - `users/delta`: 100 users a page, `Prefer: odata.maxpagesize` up to 200, every 5th page of
+//!   a round short (half); `groups/delta`: up to 200 groups and 500 member links a page;
+//! - member lists (`memberOf`, group members, transitive roles): at most 500 a page whatever
+//!   `$top` says; OData casts (`transitiveMembers/microsoft.graph.user`,
+//!   `transitiveMemberOf/microsoft.graph.directoryRole`) only as advanced queries
+//!   (`ConsistencyLevel: eventual` and `$count=true`);
+//! - the Entra reports limits ([`EmulatorConfig::reports_limit`],
+//!   [`EmulatorConfig::sign_in_activity_limit`]) on the registration report and on `/users`
+//!   requests reading `signInActivity`, `$batch` items one by one;
+//! - permissions ([`EmulatorConfig::missing_permissions`]) and licences
+//!   ([`EmulatorConfig::premium`], [`EmulatorConfig::p2`]);
+//! - query options the docs do not list are refused (registration report `$select`/`$top`,
+//!   any option on `authentication/methods`, `$top` on role assignments, …).
+//!
+//! `generous: true` restores the earlier, kinder behaviour, for comparison only.
 //!
 //! Test switches on a running [`Emulator`]: [`Emulator::add_fault`] (canned failures at chosen
 //! requests), [`Emulator::set_throttle`] (429 on every n-th request),
 //! [`Emulator::set_latency`] (every HTTP answer delayed, asynchronously),
-//! [`Emulator::set_premium`], [`Emulator::expire_tokens`],
-//! [`Emulator::expire_delta_tokens_with`]; data changes: [`Emulator::modify_user`] (a change
-//! `users/delta` reports) and [`Emulator::modify_relations`] (memberships, roles and methods,
-//! which `users/delta` does not report, as in Graph).
+//! [`Emulator::set_premium`], [`Emulator::set_p2`], [`Emulator::set_missing_permissions`],
+//! [`Emulator::expire_tokens`], [`Emulator::expire_delta_tokens_with`]; counters:
+//! [`Emulator::counters`], [`Emulator::reports_throttled`], [`Emulator::throttled_responses`];
+//! data changes: [`Emulator::modify_user`] (a change `users/delta` reports) and
+//! [`Emulator::modify_relations`] (memberships, roles and methods, which `users/delta` does not
+//! report, as in Graph; `groups/delta` reports the membership changes of both).
 
 #![warn(missing_docs)]
 
@@ -42,17 +65,20 @@ mod directory;
 mod faults;
 mod generate;
 mod graph;
+mod groups_delta;
 mod login;
 mod odata;
 mod relations;
 mod reply;
+mod roles;
 mod server;
 mod tenant;
 mod throttle;
 mod users;
 
 pub use faults::FaultRule;
-pub use generate::{hard_case, AUTH_METHOD_TYPES, INITIAL_DOMAIN, VERIFIED_DOMAIN};
+pub use generate::{hard_case, role_case, AUTH_METHOD_TYPES, INITIAL_DOMAIN, VERIFIED_DOMAIN};
+pub use roles::BUILT_IN_ROLES;
 pub use server::Emulator;
 pub use tenant::{
     SimUser, Tenant, ADMINISTRATIVE_UNIT_TYPE, DIRECTORY_ROLE_TYPE, GROUP_TYPE, VIA_GROUP,
@@ -60,6 +86,11 @@ pub use tenant::{
 pub use throttle::{RetryAfter, Throttle};
 
 /// Credentials and switches of the simulated tenant.
+///
+/// [`EmulatorConfig::default`] is realistic Microsoft Graph: the documented page caps, the
+/// Entra reports throttle, advanced-query rules on OData casts, a tenant with Entra ID P1 and
+/// P2 and an application holding every permission it may ask for. `generous: true` switches
+/// the stricter limits off, for comparison only.
 #[derive(Clone, Debug)]
 pub struct EmulatorConfig {
     /// The tenant id accepted in the token URL path (exactly this string).
@@ -78,6 +109,32 @@ pub struct EmulatorConfig {
     pub member_of_page_size: usize,
     /// Token lifetime in seconds (3599 by default).
     pub token_lifetime_secs: u64,
+    /// **For comparison only.** true restores the emulator's earlier, kinder behaviour:
+    /// `users/delta` pages up to 999 (`Prefer: odata.maxpagesize`) and never short, no reports
+    /// throttling, OData casts on member lists accepted without the advanced-query parameters,
+    /// member lists up to 999 per page, `$select`/`$top` accepted on the registration report and
+    /// query options accepted on `authentication/methods`. Default false (realistic Graph).
+    pub generous: bool,
+    /// The tenant has Microsoft Entra ID P2: PIM eligibility
+    /// (`roleManagement/directory/roleEligibilityScheduleInstances`) is readable. false: that
+    /// endpoint answers 400 `AadPremiumLicenseRequired`. Default true.
+    pub p2: bool,
+    /// Application permissions the app has NOT been granted (e.g. `"AuditLog.Read.All"`); it
+    /// holds every other one. Compared case-insensitively. Default empty. Change it at run time
+    /// with [`Emulator::set_missing_permissions`].
+    pub missing_permissions: Vec<String>,
+    /// The Entra "identity and access reports" limit per app per tenant: at most this many
+    /// requests in any sliding window of this length, counted over the registration-details
+    /// report (list and by id) and every `/users` request that selects or filters on
+    /// `signInActivity` (`$batch` items one by one). Beyond it: 429 `TooManyRequests` with
+    /// `Retry-After`. Default `Some((5, 10 s))` (throttling-limits.md); `None`, or
+    /// `generous: true`, switches it off.
+    pub reports_limit: Option<(u32, std::time::Duration)>,
+    /// The stricter limit the same table sets on `GET signInActivity`: at most this many
+    /// `/users` requests selecting or filtering on `signInActivity` per sliding window, on top
+    /// of [`EmulatorConfig::reports_limit`]. Default `Some((10, 60 s))` ("10 requests per
+    /// minute", throttling-limits.md); `None`, or `generous: true`, switches it off.
+    pub sign_in_activity_limit: Option<(u32, std::time::Duration)>,
 }
 
 impl Default for EmulatorConfig {
@@ -89,6 +146,11 @@ impl Default for EmulatorConfig {
             premium: true,
             member_of_page_size: 4,
             token_lifetime_secs: 3599,
+            generous: false,
+            p2: true,
+            missing_permissions: Vec::new(),
+            reports_limit: Some((5, std::time::Duration::from_secs(10))),
+            sign_in_activity_limit: Some((10, std::time::Duration::from_secs(60))),
         }
     }
 }
@@ -128,11 +190,19 @@ pub enum Endpoint {
     /// `GET /v1.0/groups/{id}/members` and
     /// `GET /v1.0/groups/{id}/transitiveMembers/microsoft.graph.user`.
     GroupMembers,
+    /// `GET /v1.0/roleManagement/directory/roleDefinitions`.
+    RoleDefinitions,
+    /// `GET /v1.0/roleManagement/directory/roleAssignments`.
+    RoleAssignments,
+    /// `GET /v1.0/roleManagement/directory/roleEligibilityScheduleInstances`.
+    RoleEligibilityScheduleInstances,
+    /// `GET /v1.0/groups/delta`.
+    GroupsDelta,
 }
 
 impl Endpoint {
     /// Every endpoint, in order.
-    pub const ALL: [Endpoint; 13] = [
+    pub const ALL: [Endpoint; 17] = [
         Endpoint::Token,
         Endpoint::Users,
         Endpoint::UsersDelta,
@@ -146,6 +216,10 @@ impl Endpoint {
         Endpoint::Batch,
         Endpoint::Other,
         Endpoint::GroupMembers,
+        Endpoint::RoleDefinitions,
+        Endpoint::RoleAssignments,
+        Endpoint::RoleEligibilityScheduleInstances,
+        Endpoint::GroupsDelta,
     ];
 
     /// Position in [`Endpoint::ALL`].

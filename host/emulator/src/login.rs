@@ -41,6 +41,7 @@ pub(crate) fn handle(shared: &Shared, request: &HttpRequest) -> Reply {
     };
     shared.count(endpoint);
     if let Some(fault) = shared.fault(endpoint, &request.target()) {
+        shared.note_status(fault.status);
         return fault;
     }
     let Some(tenant) = tenant else {

@@ -340,6 +340,235 @@ pub(crate) fn parse_orderby(text: &str) -> Result<CreatedOrder, GraphError> {
     }
 }
 
+/// A literal of a `$filter` comparison.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Literal {
+    /// `'text'` (with `''` for a quote).
+    Str(String),
+    /// `true` / `false`.
+    Bool(bool),
+    /// `null`.
+    Null,
+    /// Anything else unquoted (numbers, dates).
+    Other(String),
+}
+
+/// One `property eq value` or `property in (v1, v2, …)` clause.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Comparison {
+    /// The property as written.
+    pub property: String,
+    /// One value for `eq`, the list for `in`.
+    pub values: Vec<Literal>,
+    /// Whether the clause used `in`.
+    pub is_in: bool,
+}
+
+/// A `$filter` made of `eq`/`in` clauses, all joined by `and` or all by `or`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct FilterExpr {
+    /// true: clauses joined by `or`; false: by `and` (or a single clause).
+    pub any: bool,
+    /// The clauses, in order.
+    pub clauses: Vec<Comparison>,
+}
+
+/// Most expressions an `in` (or a chain of `or`) may hold in a simple query. Source: Graph
+/// known issues, <https://learn.microsoft.com/graph/known-issues> ("When using the in operator,
+/// the request is limited to 15 expressions in the filter clause by default OR a URL length of
+/// 2,048 characters when using advanced query capabilities").
+pub(crate) const MAX_IN_EXPRESSIONS: usize = 15;
+/// The URL length limit that replaces it in advanced queries (same source).
+pub(crate) const MAX_ADVANCED_URL: usize = 2048;
+
+impl FilterExpr {
+    /// How many expressions the filter holds (each `eq`, each value of an `in`).
+    pub(crate) fn expressions(&self) -> usize {
+        self.clauses.iter().map(|c| c.values.len()).sum()
+    }
+
+    /// Refuses more than [`MAX_IN_EXPRESSIONS`] expressions in a simple query, and URLs longer
+    /// than [`MAX_ADVANCED_URL`] in an advanced one (`advanced`: `ConsistencyLevel: eventual`
+    /// and `$count=true` were sent). The error text is the emulator's own (the docs do not
+    /// quote Graph's).
+    pub(crate) fn check_in_limit(
+        &self,
+        advanced: bool,
+        request: &crate::server::HttpRequest,
+    ) -> Result<(), GraphError> {
+        if advanced {
+            let length = request.path.len() + request.query.as_deref().map_or(0, |q| q.len() + 1);
+            if length > MAX_ADVANCED_URL {
+                return Err(GraphError::unsupported_query(format!(
+                    "The request URL is {length} characters long: advanced queries are limited to {MAX_ADVANCED_URL} characters."
+                )));
+            }
+            return Ok(());
+        }
+        let count = self.expressions();
+        if count > MAX_IN_EXPRESSIONS {
+            return Err(GraphError::unsupported_query(format!(
+                "Too many child clauses specified in search filter expression containing 'OR' operators: {count}. Max allowed: {MAX_IN_EXPRESSIONS}."
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum FilterToken {
+    Word(String),
+    Quoted(String),
+    Open,
+    Close,
+    Comma,
+}
+
+fn filter_tokens(text: &str) -> Option<Vec<FilterToken>> {
+    let mut tokens = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        match c {
+            c if c.is_whitespace() => {
+                chars.next();
+            }
+            '(' => {
+                chars.next();
+                tokens.push(FilterToken::Open);
+            }
+            ')' => {
+                chars.next();
+                tokens.push(FilterToken::Close);
+            }
+            ',' => {
+                chars.next();
+                tokens.push(FilterToken::Comma);
+            }
+            '\'' => {
+                chars.next();
+                let mut value = String::new();
+                loop {
+                    match chars.next()? {
+                        '\'' if chars.peek() == Some(&'\'') => {
+                            chars.next();
+                            value.push('\'');
+                        }
+                        '\'' => break,
+                        other => value.push(other),
+                    }
+                }
+                tokens.push(FilterToken::Quoted(value));
+            }
+            _ => {
+                let mut word = String::new();
+                while let Some(&c) = chars.peek() {
+                    if c.is_whitespace() || matches!(c, '(' | ')' | ',' | '\'') {
+                        break;
+                    }
+                    word.push(c);
+                    chars.next();
+                }
+                tokens.push(FilterToken::Word(word));
+            }
+        }
+    }
+    Some(tokens)
+}
+
+fn filter_literal(token: &FilterToken) -> Option<Literal> {
+    match token {
+        FilterToken::Quoted(s) => Some(Literal::Str(s.clone())),
+        FilterToken::Word(w) if w.eq_ignore_ascii_case("true") => Some(Literal::Bool(true)),
+        FilterToken::Word(w) if w.eq_ignore_ascii_case("false") => Some(Literal::Bool(false)),
+        FilterToken::Word(w) if w.eq_ignore_ascii_case("null") => Some(Literal::Null),
+        FilterToken::Word(w) => Some(Literal::Other(w.clone())),
+        _ => None,
+    }
+}
+
+/// Parses a `$filter` of `eq`/`in` clauses joined by `and` or by `or` (not both). Anything
+/// else — other operators, functions, lambdas, mixed joiners — is refused with 400
+/// `Request_UnsupportedQuery`.
+pub(crate) fn parse_filter(text: &str) -> Result<FilterExpr, GraphError> {
+    let unsupported = || {
+        GraphError::unsupported_query(format!(
+            "Unsupported or invalid query filter clause specified: '{text}'. The emulator understands 'property eq value' and 'property in (value, …)' joined by 'and' or by 'or'."
+        ))
+    };
+    let tokens = filter_tokens(text).ok_or_else(unsupported)?;
+    let mut clauses = Vec::new();
+    let mut joiner: Option<bool> = None;
+    let mut i = 0;
+    loop {
+        let Some(FilterToken::Word(property)) = tokens.get(i) else {
+            return Err(unsupported());
+        };
+        let Some(FilterToken::Word(op)) = tokens.get(i + 1) else {
+            return Err(unsupported());
+        };
+        i += 2;
+        if op.eq_ignore_ascii_case("eq") {
+            let value = tokens
+                .get(i)
+                .and_then(filter_literal)
+                .ok_or_else(unsupported)?;
+            i += 1;
+            clauses.push(Comparison {
+                property: property.clone(),
+                values: vec![value],
+                is_in: false,
+            });
+        } else if op.eq_ignore_ascii_case("in") {
+            if tokens.get(i) != Some(&FilterToken::Open) {
+                return Err(unsupported());
+            }
+            i += 1;
+            let mut values = Vec::new();
+            loop {
+                let value = tokens
+                    .get(i)
+                    .and_then(filter_literal)
+                    .ok_or_else(unsupported)?;
+                values.push(value);
+                i += 1;
+                match tokens.get(i) {
+                    Some(FilterToken::Comma) => i += 1,
+                    Some(FilterToken::Close) => {
+                        i += 1;
+                        break;
+                    }
+                    _ => return Err(unsupported()),
+                }
+            }
+            clauses.push(Comparison {
+                property: property.clone(),
+                values,
+                is_in: true,
+            });
+        } else {
+            return Err(unsupported());
+        }
+        match tokens.get(i) {
+            None => break,
+            Some(FilterToken::Word(w))
+                if w.eq_ignore_ascii_case("and") || w.eq_ignore_ascii_case("or") =>
+            {
+                let any = w.eq_ignore_ascii_case("or");
+                if joiner.is_some_and(|j| j != any) {
+                    return Err(unsupported());
+                }
+                joiner = Some(any);
+                i += 1;
+            }
+            Some(_) => return Err(unsupported()),
+        }
+    }
+    Ok(FilterExpr {
+        any: joiner.unwrap_or(false),
+        clauses,
+    })
+}
+
 /// Encodes the fields of a continuation token as opaque URL-safe text.
 pub(crate) fn encode_token(fields: &[String]) -> String {
     let mut text = String::from("emu1");
@@ -447,6 +676,33 @@ mod tests {
                 .err(),
             Some("BadRequest")
         );
+    }
+
+    #[test]
+    fn eq_and_in_filters_parse() {
+        let f = parse_filter("id in ('a', 'b''c') or ID eq 'd'").expect("valid");
+        assert!(f.any);
+        assert_eq!(f.expressions(), 3);
+        assert_eq!(f.clauses[0].values[1], Literal::Str("b'c".into()));
+        assert!(f.clauses[0].is_in);
+        let g = parse_filter("isBuiltIn eq false and displayName eq 'X'").expect("valid");
+        assert!(!g.any);
+        assert_eq!(g.clauses[0].values, vec![Literal::Bool(false)]);
+        for bad in [
+            "id eq 'a' and id eq 'b' or id eq 'c'",
+            "startsWith(displayName,'a')",
+            "id ne 'a'",
+            "id in 'a'",
+            "id eq",
+            "id eq 'unterminated",
+            "",
+        ] {
+            assert_eq!(
+                parse_filter(bad).map_err(|e| e.code).err(),
+                Some("Request_UnsupportedQuery"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

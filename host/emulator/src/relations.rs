@@ -8,9 +8,11 @@
 //! to its group in the tenant data is never served.
 //!
 //! These are the requests a connector makes once per user (tens of thousands in a run), so
-//! they must be cheap and page like Graph: `$top` or the configured page size, opaque skip
-//! tokens, `@odata.count` on the first page when `$count=true` (which needs
-//! `ConsistencyLevel: eventual`). The bulk lists are the alternatives Microsoft recommends
+//! they must be cheap and page like Graph: `$top` or the configured page size (at most 500
+//! links a page), opaque skip tokens, `@odata.count` on the first page when `$count=true`
+//! (which needs `ConsistencyLevel: eventual`; OData casts need both). Each endpoint checks the
+//! application permissions its documentation lists, and refuses the query options it does
+//! not. The bulk lists are the alternatives Microsoft recommends
 //! over per-user calls; they are derived from the same data so both paths agree.
 
 use std::borrow::Borrow;
@@ -20,12 +22,62 @@ use serde_json::{json, Map, Value};
 use crate::generate::guid;
 use crate::graph::{collection, eventual};
 use crate::odata::{
-    decode_token, encode_token, fnv1a, parse_count, parse_free_select, parse_top, QueryOptions,
+    decode_token, encode_token, fnv1a, parse_count, parse_filter, parse_free_select, parse_top,
+    FilterExpr, QueryOptions,
 };
 use crate::reply::{GraphError, Reply};
 use crate::server::{HttpRequest, Shared};
 use crate::tenant::{SimUser, VIA_GROUP};
 use crate::users::non_premium;
+
+/// Most directory links (members, memberOf entries) one page holds, whatever `$top` asks
+/// (1..=999 is accepted; 501..=999 is served as 500). Source: a Microsoft answer on delta page
+/// sizes, <https://learn.microsoft.com/en-us/answers/a/2052165> ("500 for directory link objects
+/// (group members, for example) … Even if a higher value is specified, the API will cap the page
+/// size to these limits"), and concepts/paging.md ("the requested page size might be ignored, it
+/// might default to the maximum page size for that API"). `generous` serves up to 999.
+pub(crate) const LINK_PAGE_CAP: usize = 500;
+
+/// The 400 an OData cast on a member list gets without the advanced-query parameters. Source:
+/// concepts/aad-advanced-queries.md, "Query scenarios that require advanced query
+/// capabilities": "Use of OData cast with transitive members list" requires
+/// `ConsistencyLevel: eventual` and `$count=true`; missing either answers
+/// `Request_UnsupportedQuery`.
+fn cast_needs_advanced_query() -> GraphError {
+    GraphError::unsupported_query(
+        "The OData cast on this member list is supported only in advanced queries: add the $count=true query parameter and the ConsistencyLevel:eventual header. Refer to https://aka.ms/graph-docs/advanced-queries for more information",
+    )
+}
+
+/// Permissions that let an app read group members. Source: group-list-members-permissions.md
+/// ("Application: GroupMember.Read.All | Directory.Read.All, Group.Read.All, …"); the same
+/// holds for `/groups` (group-list-permissions.md) and `groups/delta`
+/// (group-delta-permissions.md). Write permissions are not modelled.
+pub(crate) const GROUP_PERMISSIONS: &[&str] = &[
+    "GroupMember.Read.All",
+    "Group.Read.All",
+    "Directory.Read.All",
+];
+
+/// Permission to read other users' authentication methods. Source:
+/// authentication-list-methods-2-permissions.md ("Application:
+/// UserAuthenticationMethod.Read.All | UserAuthenticationMethod.ReadWrite.All").
+const METHOD_PERMISSIONS: &[&str] = &["UserAuthenticationMethod.Read.All"];
+
+/// Permissions of the registration report. Source:
+/// authenticationmethodsroot-list-userregistrationdetails-permissions.md ("Application:
+/// AuditLog.Read.All | UserAuthenticationMethod.Read.All").
+const REPORT_PERMISSIONS: &[&str] = &["AuditLog.Read.All", "UserAuthenticationMethod.Read.All"];
+
+/// The 403 of the registration report without its permissions: the reports service answers
+/// `Authentication_MSGraphPermissionMissing` naming AuditLog.Read.All (reply.rs).
+fn report_permission(shared: &Shared) -> Result<(), GraphError> {
+    if shared.has_any(REPORT_PERMISSIONS) {
+        Ok(())
+    } else {
+        Err(GraphError::permission_missing("AuditLog.Read.All"))
+    }
+}
 
 /// The fixed id Graph gives every user's password method.
 const PASSWORD_METHOD_ID: &str = "28c10230-6103-485e-b985-444c60001490";
@@ -53,18 +105,39 @@ struct ListQuery {
 
 impl ListQuery {
     /// Reads `$select`, `$top`, `$count` and `$skiptoken`; `scope` ties skip tokens to the
-    /// list they came from (e.g. the user id).
+    /// list they came from (e.g. the user id). A page holds at most [`LINK_PAGE_CAP`] items
+    /// unless `generous`.
     fn parse(
+        shared: &Shared,
         request: &HttpRequest,
         scope: &str,
         default_top: usize,
     ) -> Result<ListQuery, GraphError> {
-        let opts = QueryOptions::parse(
-            request.query.as_deref(),
+        ListQuery::parse_with(
+            shared,
+            request,
+            scope,
+            default_top,
             &["$select", "$top", "$count", "$skiptoken"],
-        )?;
+        )
+    }
+
+    /// Like [`ListQuery::parse`], accepting only the options in `allowed`.
+    fn parse_with(
+        shared: &Shared,
+        request: &HttpRequest,
+        scope: &str,
+        default_top: usize,
+        allowed: &[&str],
+    ) -> Result<ListQuery, GraphError> {
+        let opts = QueryOptions::parse(request.query.as_deref(), allowed)?;
         let select = opts.get("$select").map(parse_free_select);
         let top = parse_top(opts.get("$top"), 999, default_top.max(1))?;
+        let top = if shared.config.generous {
+            top
+        } else {
+            top.min(LINK_PAGE_CAP)
+        };
         let count = parse_count(opts.get("$count"))?;
         if count && !eventual(request) {
             return Err(GraphError::unsupported_query(
@@ -166,7 +239,12 @@ pub(crate) fn member_of(
     request: &HttpRequest,
     id: &str,
 ) -> Result<Reply, GraphError> {
-    let query = ListQuery::parse(request, &format!("memberOf/{id}"), page_size(shared))?;
+    let query = ListQuery::parse(
+        shared,
+        request,
+        &format!("memberOf/{id}"),
+        page_size(shared),
+    )?;
     let directory = shared.read();
     let entry = directory
         .find(id)
@@ -182,7 +260,10 @@ pub(crate) fn transitive_roles(
     request: &HttpRequest,
     id: &str,
 ) -> Result<Reply, GraphError> {
-    let query = ListQuery::parse(request, &format!("roles/{id}"), page_size(shared))?;
+    let query = ListQuery::parse(shared, request, &format!("roles/{id}"), page_size(shared))?;
+    if !(shared.config.generous || query.count && eventual(request)) {
+        return Err(cast_needs_advanced_query());
+    }
     let directory = shared.read();
     let entry = directory
         .find(id)
@@ -215,7 +296,21 @@ pub(crate) fn auth_methods(
     request: &HttpRequest,
     id: &str,
 ) -> Result<Reply, GraphError> {
-    let query = ListQuery::parse(request, &format!("methods/{id}"), page_size(shared))?;
+    // authentication-list-methods.md: "This method does not support optional query
+    // parameters to customize the response." Only the emulator's own $skiptoken (in the next
+    // links it writes) is accepted, unless generous.
+    let query = if shared.config.generous {
+        ListQuery::parse(shared, request, &format!("methods/{id}"), page_size(shared))?
+    } else {
+        ListQuery::parse_with(
+            shared,
+            request,
+            &format!("methods/{id}"),
+            page_size(shared),
+            &["$skiptoken"],
+        )?
+    };
+    shared.require_any(METHOD_PERMISSIONS)?;
     let directory = shared.read();
     let entry = directory
         .find(id)
@@ -232,7 +327,8 @@ pub(crate) fn auth_methods(
 
 /// `GET /v1.0/groups`: every group found in any user's `memberOf`.
 pub(crate) fn groups(shared: &Shared, request: &HttpRequest) -> Result<Reply, GraphError> {
-    let query = ListQuery::parse(request, "groups", 100)?;
+    let query = ListQuery::parse(shared, request, "groups", 100)?;
+    shared.require_any(GROUP_PERMISSIONS)?;
     let catalog = shared.read().catalog();
     let context = format!("{}/v1.0/$metadata#groups", shared.graph_base);
     Ok(query.page(shared, request, context, &catalog.groups))
@@ -277,13 +373,19 @@ pub(crate) fn role_members(
 
 /// `GET /v1.0/groups/{id}/members` and `…/transitiveMembers/microsoft.graph.user`: the users
 /// whose `memberOf` holds the group (groups do not nest here, so both lists agree), paged
-/// like the other relation lists (`$top` 1..=999, default 100).
+/// like the other relation lists (`$top` 1..=999, at most 500 served, default 100). The cast
+/// (`cast`) is an advanced query.
 pub(crate) fn group_members(
     shared: &Shared,
     request: &HttpRequest,
     id: &str,
+    cast: bool,
 ) -> Result<Reply, GraphError> {
-    let query = ListQuery::parse(request, &format!("groupMembers/{id}"), 100)?;
+    let query = ListQuery::parse(shared, request, &format!("groupMembers/{id}"), 100)?;
+    if cast && !shared.config.generous && !(query.count && eventual(request)) {
+        return Err(cast_needs_advanced_query());
+    }
+    shared.require_any(GROUP_PERMISSIONS)?;
     let catalog = shared.read().catalog();
     let members = catalog
         .group_members
@@ -336,7 +438,8 @@ fn registration(sim: &SimUser) -> Value {
         "userPrincipalName": sim.user.get("userPrincipalName").cloned().unwrap_or(Value::Null),
         "userDisplayName": sim.user.get("displayName").cloned().unwrap_or(Value::Null),
         "userType": user_type,
-        "isAdmin": !sim.directory_roles().is_empty(),
+        "isAdmin": !sim.directory_roles().is_empty()
+            || sim.role_assignments.iter().any(|a| a.get("eligible").and_then(Value::as_bool) != Some(true)),
         "isSsprRegistered": kinds.iter().any(|k| matches!(*k, "email" | "phone" | "microsoftAuthenticator")),
         "isMfaRegistered": mfa,
         "isMfaCapable": mfa && sim.user.get("accountEnabled") != Some(&json!(false)),
@@ -347,16 +450,24 @@ fn registration(sim: &SimUser) -> Value {
 }
 
 /// `GET /v1.0/reports/authenticationMethods/userRegistrationDetails/{id}`: one user's row
-/// (needs P1/P2, like the list).
+/// (needs P1/P2, like the list, then AuditLog.Read.All). userregistrationdetails-get.md: "This
+/// method does not support the OData query parameters": any query option is refused (400)
+/// unless `generous`, which keeps `$select`.
 pub(crate) fn registration_detail(
     shared: &Shared,
     request: &HttpRequest,
     id: &str,
 ) -> Result<Reply, GraphError> {
-    let opts = QueryOptions::parse(request.query.as_deref(), &["$select"])?;
+    let allowed: &[&str] = if shared.config.generous {
+        &["$select"]
+    } else {
+        &[]
+    };
+    let opts = QueryOptions::parse(request.query.as_deref(), allowed)?;
     if !shared.premium() {
         return Err(non_premium());
     }
+    report_permission(shared)?;
     let select = opts.get("$select").map(parse_free_select);
     let row = {
         let directory = shared.read();
@@ -378,50 +489,164 @@ pub(crate) fn registration_detail(
     Ok(Reply::graph_json(200, body))
 }
 
-/// `GET /v1.0/reports/authenticationMethods/userRegistrationDetails` (needs P1/P2).
+/// Report properties `$filter` may name here, with `eq` (`in` on `id` only). Source:
+/// resources/userregistrationdetails.md ("Supports `$filter` (`eq`)" on isMfaCapable,
+/// isMfaRegistered, isPasswordlessCapable, isSsprRegistered, …; `eq`, `startsWith` on
+/// userPrincipalName and userDisplayName). The docs do not mark `id` filterable; `id eq` and
+/// `id in (…)` (at most 15 values, known-issues.md) are accepted because the connector's
+/// targeted re-reads need them and the by-id GET exists anyway — a known leniency.
+/// `lastUpdatedDateTime` is not filterable per the docs: refused. Documented filters on
+/// properties the emulator does not serve (isSsprEnabled, methodsRegistered/any, …) and
+/// `startsWith` are refused too (stricter).
+const REPORT_FILTERABLE: &[&str] = &[
+    "id",
+    "userPrincipalName",
+    "userDisplayName",
+    "isMfaRegistered",
+    "isMfaCapable",
+    "isPasswordlessCapable",
+    "isSsprRegistered",
+];
+
+fn report_filter(text: &str, request: &HttpRequest) -> Result<FilterExpr, GraphError> {
+    let filter = parse_filter(text)?;
+    filter.check_in_limit(false, request)?;
+    for clause in &filter.clauses {
+        let known = REPORT_FILTERABLE
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(&clause.property));
+        if !known || (clause.is_in && !clause.property.eq_ignore_ascii_case("id")) {
+            return Err(GraphError::bad_request(format!(
+                "Invalid filter clause: the property '{}' of 'microsoft.graph.userRegistrationDetails' is not filterable{}.",
+                clause.property,
+                if clause.is_in { " with 'in'" } else { "" }
+            )));
+        }
+    }
+    Ok(filter)
+}
+
+/// `$orderby` of the report: `userPrincipalName` or `userDisplayName`, `asc` or `desc`
+/// (resources/userregistrationdetails.md marks only those two "Supports … `$orderby`").
+fn report_order(text: &str) -> Result<(&'static str, bool), GraphError> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let (property, descending) = match words.as_slice() {
+        [p] => (*p, false),
+        [p, d] if d.eq_ignore_ascii_case("asc") => (*p, false),
+        [p, d] if d.eq_ignore_ascii_case("desc") => (*p, true),
+        _ => ("", false),
+    };
+    ["userPrincipalName", "userDisplayName"]
+        .into_iter()
+        .find(|k| k.eq_ignore_ascii_case(property))
+        .map(|k| (k, descending))
+        .ok_or_else(|| {
+            GraphError::bad_request(format!(
+                "Sorting by '{text}' is not supported: order by userPrincipalName or userDisplayName."
+            ))
+        })
+}
+
+/// Default page size of the report (the docs give none; Graph's usual 100).
+const REPORT_PAGE_SIZE: usize = 100;
+
+/// `GET /v1.0/reports/authenticationMethods/userRegistrationDetails` (needs P1/P2, then
+/// AuditLog.Read.All). authenticationmethodsroot-list-userregistrationdetails.md: "This method
+/// supports only the `$filter` and `$orderBy` OData query parameters": `$select` and `$top` are
+/// refused (400) unless `generous`.
 pub(crate) fn registration_details(
     shared: &Shared,
     request: &HttpRequest,
 ) -> Result<Reply, GraphError> {
-    let opts = QueryOptions::parse(request.query.as_deref(), &["$select", "$top", "$skiptoken"])?;
+    let generous = shared.config.generous;
+    let opts = QueryOptions::parse(
+        request.query.as_deref(),
+        &["$filter", "$orderby", "$select", "$top", "$skiptoken"],
+    )?;
+    if !generous {
+        if let Some(name) = opts.names().find(|n| matches!(*n, "$select" | "$top")) {
+            return Err(GraphError::bad_request(format!(
+                "The query option '{name}' is not supported by userRegistrationDetails: only $filter and $orderby are."
+            )));
+        }
+    }
     if !shared.premium() {
         return Err(non_premium());
     }
+    report_permission(shared)?;
     let select = opts.get("$select").map(parse_free_select);
-    let top = parse_top(opts.get("$top"), 999, 100)?;
+    let top = parse_top(opts.get("$top"), 999, REPORT_PAGE_SIZE)?;
+    let filter = opts
+        .get("$filter")
+        .map(|f| report_filter(f, request))
+        .transpose()?;
+    let order = opts.get("$orderby").map(report_order).transpose()?;
     let fingerprint = opts.fingerprint("registration");
     let invalid = || {
         GraphError::bad_request(
             "The $skiptoken is invalid or does not belong to this query: follow @odata.nextLink exactly as received.",
         )
     };
+    // Unsorted: resume after a user sequence number; sorted: after an offset in the order.
     let after = match opts.get("$skiptoken") {
         None => None,
         Some(token) => match decode_token(token).as_deref() {
-            Some([kind, fp, seq]) if kind == "registration" && *fp == fingerprint => {
-                Some(seq.parse::<u64>().map_err(|_| invalid())?)
+            Some([kind, fp, n]) if kind == "registration" && *fp == fingerprint => {
+                Some(n.parse::<u64>().map_err(|_| invalid())?)
             }
             _ => return Err(invalid()),
         },
     };
-    let (value, next_seq) = {
+    let matches = |row: &Value| filter.as_ref().is_none_or(|f| f.matches(row));
+    let (value, next) = {
         let directory = shared.read();
-        let mut users = directory.users_after(after);
-        let page: Vec<_> = users.by_ref().take(top).collect();
-        let more = users.next().is_some();
-        let value: Vec<Value> = page
-            .iter()
-            .map(|(_, e)| select_object(&registration(&e.sim), select.as_deref()))
-            .collect();
-        (value, page.last().filter(|_| more).map(|(seq, _)| *seq))
+        match order {
+            None => {
+                let mut rows = directory
+                    .users_after(after)
+                    .map(|(seq, e)| (seq, registration(&e.sim)))
+                    .filter(|(_, row)| matches(row));
+                let page: Vec<(u64, Value)> = rows.by_ref().take(top).collect();
+                let more = rows.next().is_some();
+                let next = page.last().filter(|_| more).map(|(seq, _)| *seq);
+                let value: Vec<Value> = page
+                    .iter()
+                    .map(|(_, row)| select_object(row, select.as_deref()))
+                    .collect();
+                (value, next)
+            }
+            Some((property, descending)) => {
+                let mut rows: Vec<(String, u64, Value)> = directory
+                    .users_after(None)
+                    .map(|(seq, e)| (seq, registration(&e.sim)))
+                    .filter(|(_, row)| matches(row))
+                    .map(|(seq, row)| {
+                        let key = row[property].as_str().unwrap_or("").to_lowercase();
+                        (key, seq, row)
+                    })
+                    .collect();
+                rows.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+                if descending {
+                    rows.reverse();
+                }
+                let start = usize::try_from(after.unwrap_or(0)).unwrap_or(usize::MAX);
+                let start = start.min(rows.len());
+                let end = start.saturating_add(top).min(rows.len());
+                let value = rows[start..end]
+                    .iter()
+                    .map(|(_, _, row)| select_object(row, select.as_deref()))
+                    .collect();
+                (value, (end < rows.len()).then_some(end as u64))
+            }
+        }
     };
-    let next_link = next_seq.map(|seq| {
+    let next_link = next.map(|n| {
         let query = opts.link_query();
         let separator = if query.is_empty() { "" } else { "&" };
         let token = encode_token(&[
             "registration".to_owned(),
             fingerprint.clone(),
-            seq.to_string(),
+            n.to_string(),
         ]);
         format!(
             "{}{}?{query}{separator}$skiptoken={token}",

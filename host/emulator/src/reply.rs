@@ -100,6 +100,28 @@ impl GraphError {
         GraphError::new(400, "Request_UnsupportedQuery", message)
     }
 
+    /// 403 `Authorization_RequestDenied`: the app lacks every permission the endpoint accepts.
+    /// The message is the one Graph's directory service sends.
+    pub(crate) fn request_denied() -> GraphError {
+        GraphError::new(
+            403,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+        )
+    }
+
+    /// 403 `Authentication_MSGraphPermissionMissing`, what the Entra reports service answers
+    /// without `AuditLog.Read.All` (seen for `$select=signInActivity` and the audit and
+    /// reports endpoints: microsoftgraph/microsoft-graph-explorer-v4#2731,
+    /// microsoftgraph/microsoft-graph-docs-contrib#8997).
+    pub(crate) fn permission_missing(permission: &str) -> GraphError {
+        GraphError::new(
+            403,
+            "Authentication_MSGraphPermissionMissing",
+            format!("Calling principal does not have required MSGraph permissions {permission}"),
+        )
+    }
+
     /// 404 `Request_ResourceNotFound` for a directory object id.
     pub(crate) fn resource_not_found(id: &str) -> GraphError {
         GraphError::new(

@@ -31,8 +31,9 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::directory::Directory;
 use crate::faults::{FaultBook, FaultRule};
 use crate::generate::guid;
+use crate::reply::GraphError;
 use crate::reply::Reply;
-use crate::throttle::{RetryAfter, Throttle, ThrottleState};
+use crate::throttle::{ReportsKind, ReportsLimiter, RetryAfter, Throttle, ThrottleState};
 use crate::{graph, login, EmulatorConfig, Endpoint, SimUser, Tenant};
 
 /// Largest request body read (a `$batch` of 20 requests is a few kilobytes).
@@ -73,9 +74,15 @@ impl HttpRequest {
 
 /// State shared by both servers and the [`Emulator`] handle.
 pub(crate) struct Shared {
-    /// The configuration the emulator started with (`premium` lives in [`Shared::premium`]).
+    /// The configuration the emulator started with (`premium`, `p2` and `missing_permissions`
+    /// live in their own fields, which tests change at run time).
     pub config: EmulatorConfig,
     premium: AtomicBool,
+    p2: AtomicBool,
+    missing_permissions: RwLock<Vec<String>>,
+    reports: Mutex<ReportsLimiter>,
+    reports_throttled: AtomicU64,
+    throttled_responses: AtomicU64,
     directory: RwLock<Directory>,
     tokens: Mutex<HashMap<String, Instant>>,
     faults: Mutex<FaultBook>,
@@ -113,6 +120,53 @@ impl Shared {
     /// Whether the tenant is licensed for sign-in activity and reports.
     pub(crate) fn premium(&self) -> bool {
         self.premium.load(Ordering::Relaxed)
+    }
+
+    /// Whether the tenant has Entra ID P2 (PIM eligibility readable).
+    pub(crate) fn p2(&self) -> bool {
+        self.p2.load(Ordering::Relaxed)
+    }
+
+    /// Whether the app holds at least one of these application permissions (every permission
+    /// not listed in `missing_permissions` is held).
+    pub(crate) fn has_any(&self, permissions: &[&str]) -> bool {
+        let missing = self
+            .missing_permissions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        permissions
+            .iter()
+            .any(|p| !missing.iter().any(|m| m.eq_ignore_ascii_case(p)))
+    }
+
+    /// 403 `Authorization_RequestDenied` unless the app holds one of these permissions.
+    pub(crate) fn require_any(&self, permissions: &[&str]) -> Result<(), GraphError> {
+        if self.has_any(permissions) {
+            Ok(())
+        } else {
+            Err(GraphError::request_denied())
+        }
+    }
+
+    /// Counts a request against the Entra reports limits (unless `generous`); `Some(seconds)`
+    /// when it is to be answered 429 with that `Retry-After`.
+    pub(crate) fn reports_throttled(&self, kind: ReportsKind) -> Option<u32> {
+        if self.config.generous {
+            return None;
+        }
+        let wait = lock(&self.reports).admit(kind, Instant::now());
+        if wait.is_some() {
+            self.reports_throttled.fetch_add(1, Ordering::Relaxed);
+        }
+        wait
+    }
+
+    /// Notes an answer about to be sent (directly or as a `$batch` sub-response): every 429
+    /// counts in [`Emulator::throttled_responses`].
+    pub(crate) fn note_status(&self, status: u16) {
+        if status == 429 {
+            self.throttled_responses.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The directory, for reading.
@@ -218,6 +272,14 @@ impl Emulator {
             ^ (u64::from(graph_addr.port()) << 48);
         let shared = Arc::new(Shared {
             premium: AtomicBool::new(config.premium),
+            p2: AtomicBool::new(config.p2),
+            missing_permissions: RwLock::new(config.missing_permissions.clone()),
+            reports: Mutex::new(ReportsLimiter::new(
+                config.reports_limit,
+                config.sign_in_activity_limit,
+            )),
+            reports_throttled: AtomicU64::new(0),
+            throttled_responses: AtomicU64::new(0),
             config,
             directory: RwLock::new(Directory::new(tenant)),
             tokens: Mutex::new(HashMap::new()),
@@ -250,12 +312,12 @@ impl Emulator {
         })
     }
 
-    /// "http://127.0.0.1:<login port>" — token URL is {login_endpoint}/{tenant}/oauth2/v2.0/token
+    /// `"http://127.0.0.1:<login port>"` — token URL is `{login_endpoint}/{tenant}/oauth2/v2.0/token`
     pub fn login_endpoint(&self) -> String {
         format!("http://{}", self.login_addr)
     }
 
-    /// "http://127.0.0.1:<graph port>" — Graph URLs are {graph_endpoint}/v1.0/...
+    /// `"http://127.0.0.1:<graph port>"` — Graph URLs are `{graph_endpoint}/v1.0/...`
     pub fn graph_endpoint(&self) -> String {
         format!("http://{}", self.graph_addr)
     }
@@ -274,12 +336,48 @@ impl Emulator {
         format!("{}/.default", self.graph_endpoint())
     }
 
-    /// The configuration, with the current `premium` switch.
+    /// The configuration, with the current `premium`, `p2` and `missing_permissions`.
     pub fn config(&self) -> EmulatorConfig {
         EmulatorConfig {
             premium: self.shared.premium(),
+            p2: self.shared.p2(),
+            missing_permissions: self
+                .shared
+                .missing_permissions
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
             ..self.shared.config.clone()
         }
+    }
+
+    /// Replaces the application permissions the app has NOT been granted (see
+    /// [`EmulatorConfig::missing_permissions`]); later requests see the change.
+    pub fn set_missing_permissions(&self, permissions: &[&str]) {
+        *self
+            .shared
+            .missing_permissions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) =
+            permissions.iter().map(|p| (*p).to_owned()).collect();
+    }
+
+    /// Switches the tenant's Entra ID P2 licence (PIM eligibility readable).
+    pub fn set_p2(&self, p2: bool) {
+        self.shared.p2.store(p2, Ordering::Relaxed);
+    }
+
+    /// How many 429s the Entra reports limits gave (see [`EmulatorConfig::reports_limit`]),
+    /// `$batch` items included.
+    pub fn reports_throttled(&self) -> u64 {
+        self.shared.reports_throttled.load(Ordering::Relaxed)
+    }
+
+    /// How many 429 answers the emulator sent in all: the rate throttle, the reports limits
+    /// and fault rules answering 429, on both servers, `$batch` sub-responses counted one by
+    /// one (a throttled `$batch` envelope counts once).
+    pub fn throttled_responses(&self) -> u64 {
+        self.shared.throttled_responses.load(Ordering::Relaxed)
     }
 
     /// Requests served per endpoint since start (faulted and throttled ones included; `$batch` sub-requests
@@ -302,12 +400,15 @@ impl Emulator {
         self.shared.http_requests.load(Ordering::Relaxed)
     }
 
-    /// Sets every counter back to 0.
+    /// Sets every counter back to 0 ([`Emulator::reports_throttled`] and
+    /// [`Emulator::throttled_responses`] included; the reports limits' windows are kept).
     pub fn reset_counters(&self) {
         for counter in &self.shared.counters {
             counter.store(0, Ordering::Relaxed);
         }
         self.shared.http_requests.store(0, Ordering::Relaxed);
+        self.shared.reports_throttled.store(0, Ordering::Relaxed);
+        self.shared.throttled_responses.store(0, Ordering::Relaxed);
     }
 
     /// Appends a user, visible to later requests. A user whose id already exists replaces that
@@ -336,8 +437,9 @@ impl Emulator {
         self.shared.write().modify(id, change)
     }
 
-    /// Changes only the relations of a user — `member_of`, `inherited_roles`, `auth_methods` —
-    /// without recording a `users/delta` change: real `users/delta` does not report membership,
+    /// Changes only the relations of a user — `member_of`, `inherited_roles`, `auth_methods`,
+    /// `role_assignments` — without recording a `users/delta` change (membership changes are
+    /// recorded for `groups/delta`): real `users/delta` does not report membership,
     /// role or authentication-method changes, because they are not user properties. Everything
     /// derived from relations (`/groups`, `/directoryRoles` and their members, group members,
     /// the registration-details report) reflects the change at once. The user object itself is
@@ -409,8 +511,9 @@ impl Emulator {
         }
     }
 
-    /// Makes every delta and skip token of `users/delta` issued so far stale: following one
-    /// answers 410 Gone with code `syncStateNotFound`, as Graph does after seven days.
+    /// Makes every delta and skip token of `users/delta` and `groups/delta` issued so far
+    /// stale: following one answers 410 Gone with code `syncStateNotFound`, as Graph does
+    /// after seven days.
     pub fn expire_delta_tokens(&self) {
         self.expire_delta_tokens_with(410, "syncStateNotFound");
     }
@@ -425,6 +528,15 @@ impl Emulator {
     /// Users in the tenant now (a snapshot).
     pub fn users(&self) -> Vec<SimUser> {
         self.shared.read().snapshot()
+    }
+
+    /// [`Tenant::admin_roles`] of the tenant as it is now (after every change made through
+    /// this handle): the tests' oracle of who holds which role, active and eligible.
+    pub fn tenant_admin_roles(
+        &self,
+    ) -> std::collections::BTreeMap<String, (Vec<String>, Vec<String>)> {
+        let directory = self.shared.read();
+        crate::roles::admin_roles(&directory.snapshot(), directory.custom_definitions())
     }
 
     /// Stops both servers: no new connection is accepted and open ones are closed.

@@ -4,7 +4,7 @@
 //! ([`Tenant::generated`], in `generate.rs`) or read from a hand-written fixture. It is plain
 //! data with no HTTP in it, so tests can inspect exactly what the emulator will serve.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{anyhow, bail, Context};
 use serde_json::Value;
@@ -48,6 +48,18 @@ pub struct SimUser {
     /// "#microsoft.graph.fido2AuthenticationMethod".
     #[serde(default)]
     pub auth_methods: Vec<String>,
+    /// Role grants the legacy views (`directoryRoles`, `transitiveMemberOf`) cannot see, served
+    /// only by `/roleManagement/directory/roleAssignments` (active) and
+    /// `/roleManagement/directory/roleEligibilityScheduleInstances` (eligible):
+    /// `{"roleDefinitionId": "<definition id>", "directoryScopeId": "/" |
+    /// "/administrativeUnits/<id>" | "/<application object id>", "eligible": bool (optional,
+    /// default false), "viaGroup": "<role-assignable group id>" (optional)}`. With `viaGroup`
+    /// the group is the assignment's principal (put the group in `member_of`); without it the
+    /// user is. `directoryScopeId` defaults to `"/"`. Meant for custom roles, scoped roles and
+    /// PIM eligibility; an active built-in grant at `"/"` belongs in `member_of` (as a
+    /// `#microsoft.graph.directoryRole`) so that the legacy views show it as Graph does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub role_assignments: Vec<Value>,
 }
 
 impl SimUser {
@@ -89,11 +101,13 @@ pub(crate) fn odata_type(object: &Value) -> Option<&str> {
     object.get("@odata.type").and_then(Value::as_str)
 }
 
-/// A simulated tenant: users in insertion order, indexed by id.
+/// A simulated tenant: users in insertion order, indexed by id, and the tenant's custom role
+/// definitions.
 #[derive(Clone, Debug, Default)]
 pub struct Tenant {
     users: Vec<SimUser>,
     by_id: HashMap<String, usize>,
+    role_definitions: Vec<Value>,
 }
 
 impl Tenant {
@@ -108,23 +122,67 @@ impl Tenant {
                 bail!("user #{index} of the fixture repeats the id '{id}': ids must be unique");
             }
         }
-        Ok(Tenant { users, by_id })
+        Ok(Tenant {
+            users,
+            by_id,
+            role_definitions: Vec::new(),
+        })
     }
 
-    /// A tenant from hand-written users: `{"users": [SimUser, ...]}`.
+    /// A tenant from hand-written users: `{"users": [SimUser, ...], "roleDefinitions": [...]}`
+    /// (`roleDefinitions`, the custom role definitions, is optional).
     pub fn from_fixture(json: &Value) -> anyhow::Result<Tenant> {
         let users = json.get("users").ok_or_else(|| {
             anyhow!("the fixture has no \"users\" array: expected {{\"users\": [...]}}")
         })?;
         let users: Vec<SimUser> = serde_json::from_value(users.clone())
-            .context("the fixture's \"users\" is not a list of {user, memberOf, inheritedRoles, authMethods} objects")?;
-        Tenant::from_users(users)
+            .context("the fixture's \"users\" is not a list of {user, memberOf, inheritedRoles, authMethods, roleAssignments} objects")?;
+        let definitions = match json.get("roleDefinitions") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(list)) => list.clone(),
+            Some(_) => bail!("the fixture's \"roleDefinitions\" is not a list"),
+        };
+        Ok(Tenant::from_users(users)?.with_role_definitions(definitions))
     }
 
-    /// The tenant as a fixture document (`{"users": [...]}`), the inverse of
-    /// [`Tenant::from_fixture`].
+    /// The same tenant with these custom role definitions (replacing any it had):
+    /// `{"id", "displayName", "isBuiltIn": false, "templateId", "description"?}` objects, served
+    /// by `roleManagement/directory/roleDefinitions` after the built-in ones. Objects without a
+    /// string `id` are ignored; `isBuiltIn` is forced to false, `templateId` defaults to the id.
+    pub fn with_role_definitions(mut self, definitions: Vec<Value>) -> Tenant {
+        self.role_definitions = definitions
+            .into_iter()
+            .filter_map(|d| crate::roles::custom_definition(&d))
+            .collect();
+        self
+    }
+
+    /// The custom role definitions, as served.
+    pub fn role_definitions(&self) -> &[Value] {
+        &self.role_definitions
+    }
+
+    /// The tenant as a fixture document (`{"users": [...]}`, plus `"roleDefinitions"` when the
+    /// tenant has custom ones), the inverse of [`Tenant::from_fixture`].
     pub fn to_fixture(&self) -> Value {
-        serde_json::json!({ "users": self.users })
+        if self.role_definitions.is_empty() {
+            serde_json::json!({ "users": self.users })
+        } else {
+            serde_json::json!({ "users": self.users, "roleDefinitions": self.role_definitions })
+        }
+    }
+
+    /// An oracle for tests, computed from the tenant data alone: for every user id, the sorted,
+    /// de-duplicated display names of the directory roles it holds **actively** and of those it
+    /// is only **eligible** for (PIM), from every source — `#microsoft.graph.directoryRole`
+    /// entries in `member_of`, `inherited_roles`, `role_assignments` (any scope, built-in or
+    /// custom), and grants whose principal is a role-assignable group the user is a member of
+    /// (the group in its `member_of`, or the grant carried with `viaGroup`). A role both active
+    /// and eligible is listed in both. Users without any role map to two empty lists. Names come
+    /// from the role definitions (built-in table, then the tenant's custom ones, then the role
+    /// object's own `displayName`; the definition id when nothing names it).
+    pub fn admin_roles(&self) -> BTreeMap<String, (Vec<String>, Vec<String>)> {
+        crate::roles::admin_roles(&self.users, &self.role_definitions)
     }
 
     /// How many users the tenant has.
@@ -154,12 +212,21 @@ impl Tenant {
             .enumerate()
             .filter_map(|(i, u)| u.id().map(|id| (id.to_owned(), i)))
             .collect();
-        Tenant { users, by_id }
+        Tenant {
+            users,
+            by_id,
+            role_definitions: Vec::new(),
+        }
     }
 
     /// Takes the users out, in insertion order.
     pub fn into_users(self) -> Vec<SimUser> {
         self.users
+    }
+
+    /// Takes the users and the custom role definitions out.
+    pub(crate) fn into_parts(self) -> (Vec<SimUser>, Vec<Value>) {
+        (self.users, self.role_definitions)
     }
 }
 

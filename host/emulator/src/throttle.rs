@@ -1,10 +1,17 @@
-//! Throttling by rate: every n-th matching Graph request answers 429 `TooManyRequests`.
+//! Throttling: by rate (every n-th matching Graph request answers 429 `TooManyRequests`), and
+//! the Entra reports limits (a sliding window of admitted requests per tenant).
 //!
 //! Fault rules ([`FaultRule`](crate::FaultRule)) fail chosen requests; a [`Throttle`] models
 //! Graph's steady pressure instead — one request in `every` is refused, for as long as it is
 //! set, with the `Retry-After` Graph would send (seconds, an HTTP date, or none). It is a plain
 //! counter, so the same run throttles the same requests every time (with one client task; under
 //! concurrency, which request is the n-th depends on arrival order, but the count is exact).
+//! The reports limits ([`ReportsLimiter`]) are Graph's documented ceilings on the registration
+//! report and on `signInActivity` reads, on by default
+//! ([`EmulatorConfig::reports_limit`](crate::EmulatorConfig::reports_limit)).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use crate::clock::{format_http_date, now_secs};
 use crate::graph::RequestIds;
@@ -78,6 +85,100 @@ impl ThrottleState {
     }
 }
 
+/// Which of the Entra reports limits a request counts against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReportsKind {
+    /// The registration-details report: the "Any" row of the reports table.
+    Report,
+    /// A `/users` request selecting or filtering on `signInActivity`: the "Any" row and the
+    /// "GET signInActivity" row.
+    SignInActivity,
+}
+
+/// One sliding window: at most `limit` admitted requests in any `window`.
+#[derive(Debug)]
+struct Window {
+    limit: u32,
+    window: Duration,
+    admitted: VecDeque<Instant>,
+}
+
+impl Window {
+    fn new((limit, window): (u32, Duration)) -> Window {
+        Window {
+            limit,
+            window,
+            admitted: VecDeque::new(),
+        }
+    }
+
+    /// `None` when a request may pass now, else how long until a slot frees.
+    fn wait(&mut self, now: Instant) -> Option<Duration> {
+        while self
+            .admitted
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
+            self.admitted.pop_front();
+        }
+        if (self.admitted.len() as u64) < u64::from(self.limit) {
+            return None;
+        }
+        let oldest = self.admitted.front().copied().unwrap_or(now);
+        Some((oldest + self.window).saturating_duration_since(now))
+    }
+}
+
+/// The Entra "identity and access reports" limits of one tenant (one emulator): sliding
+/// windows of admitted requests. A refused request does not use a slot, so a client that waits
+/// `Retry-After` gets through.
+///
+/// Source: <https://learn.microsoft.com/graph/throttling-limits#identity-and-access-reports-service-limits>
+/// ("Any: Five requests per 10 seconds" per app per tenant; "GET signInActivity: 10 requests per
+/// minute"). The docs do not say whether the windows slide or are fixed; a sliding window is
+/// the stricter reading (no burst of 2 × limit across a boundary).
+#[derive(Debug, Default)]
+pub(crate) struct ReportsLimiter {
+    reports: Option<Window>,
+    sign_in: Option<Window>,
+}
+
+impl ReportsLimiter {
+    /// A limiter with these limits (`None`: no limit).
+    pub(crate) fn new(
+        reports: Option<(u32, Duration)>,
+        sign_in: Option<(u32, Duration)>,
+    ) -> ReportsLimiter {
+        ReportsLimiter {
+            reports: reports.map(Window::new),
+            sign_in: sign_in.map(Window::new),
+        }
+    }
+
+    /// Admits a request now, or says how many whole seconds until it could pass (at least 1).
+    pub(crate) fn admit(&mut self, kind: ReportsKind, now: Instant) -> Option<u32> {
+        let mut wait = self.reports.as_mut().and_then(|w| w.wait(now));
+        if kind == ReportsKind::SignInActivity {
+            if let Some(other) = self.sign_in.as_mut().and_then(|w| w.wait(now)) {
+                wait = Some(wait.map_or(other, |w| w.max(other)));
+            }
+        }
+        if let Some(wait) = wait {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            return Some(u32::try_from(secs.max(1)).unwrap_or(u32::MAX));
+        }
+        if let Some(w) = self.reports.as_mut() {
+            w.admitted.push_back(now);
+        }
+        if kind == ReportsKind::SignInActivity {
+            if let Some(w) = self.sign_in.as_mut() {
+                w.admitted.push_back(now);
+            }
+        }
+        None
+    }
+}
+
 /// The 429 Graph sends when it throttles, with the configured `Retry-After`.
 pub(crate) fn answer(ids: &RequestIds, retry_after: RetryAfter) -> Reply {
     let reply = ids.render(GraphError::new(
@@ -144,6 +245,46 @@ mod tests {
         assert!(state.check(Endpoint::Batch).is_some(), "listed: envelope");
         state.set(None);
         assert_eq!(state.check(Endpoint::Batch), None);
+    }
+
+    #[test]
+    fn the_reports_limiter_slides_and_never_charges_refusals() {
+        let start = Instant::now();
+        let mut limiter = ReportsLimiter::new(
+            Some((2, Duration::from_secs(10))),
+            Some((3, Duration::from_secs(60))),
+        );
+        assert_eq!(limiter.admit(ReportsKind::Report, start), None);
+        assert_eq!(
+            limiter.admit(ReportsKind::SignInActivity, start + Duration::from_secs(4)),
+            None
+        );
+        let at = start + Duration::from_millis(5_500);
+        assert_eq!(
+            limiter.admit(ReportsKind::Report, at),
+            Some(5),
+            "4.5 s rounds up"
+        );
+        assert_eq!(
+            limiter.admit(ReportsKind::Report, at),
+            Some(5),
+            "not charged"
+        );
+        let later = start + Duration::from_secs(10);
+        assert_eq!(limiter.admit(ReportsKind::SignInActivity, later), None);
+        assert_eq!(
+            limiter.admit(ReportsKind::Report, start + Duration::from_secs(14)),
+            None
+        );
+        // Three sign-in requests in a minute: the fourth waits for the first (t=4) + 60.
+        let t = start + Duration::from_secs(30);
+        assert_eq!(limiter.admit(ReportsKind::SignInActivity, t), None);
+        assert_eq!(
+            limiter.admit(ReportsKind::SignInActivity, start + Duration::from_secs(45)),
+            Some(19)
+        );
+        let mut off = ReportsLimiter::new(None, None);
+        assert!((0..100).all(|_| off.admit(ReportsKind::SignInActivity, start).is_none()));
     }
 
     #[test]

@@ -3,8 +3,11 @@
 //! Listing users is the heart of every sync and where Graph's rules bite: `$select`
 //! projections with nulls kept, page sizes capped at 999 (500 with `signInActivity`), the
 //! licence check on `signInActivity`, the advanced-query rules for `$filter` + `$orderby` and
-//! `$count`, and next links that must be followed verbatim. Delta adds full rounds, change
-//! rounds, `@removed` entries and expiring tokens. Pages are read from the directory's indexes,
+//! `$count`, `$filter` on `createdDateTime` or `id` (`eq`, `in`, at most 15 values in a simple
+//! query), the Entra reports limits and `AuditLog.Read.All` on `signInActivity`, and next
+//! links that must be followed verbatim. Delta adds full rounds, change rounds, `@removed`
+//! entries, expiring tokens, pages of at most 200 (100 by default) and a short page now and
+//! then. Pages are read from the directory's indexes,
 //! so a page costs what it holds, not what the tenant holds.
 
 use std::ops::Bound;
@@ -14,8 +17,8 @@ use serde_json::{json, Map, Value};
 use crate::directory::{Change, CreatedKey, Directory, UserEntry};
 use crate::graph::{collection, eventual};
 use crate::odata::{
-    decode_token, encode_token, parse_count, parse_created_filter, parse_orderby, parse_select,
-    parse_top, CreatedFilter, CreatedOrder, QueryOptions,
+    decode_token, encode_token, parse_count, parse_created_filter, parse_filter, parse_orderby,
+    parse_select, parse_top, CreatedFilter, CreatedOrder, Literal, QueryOptions,
 };
 use crate::reply::{GraphError, Reply};
 use crate::server::{HttpRequest, Shared};
@@ -117,8 +120,119 @@ pub(crate) const DEFAULT_SELECT: &[&str] = &[
     "preferredLanguage",
 ];
 
-/// Default page size of `users/delta` (without a `Prefer: odata.maxpagesize` header).
-const DELTA_PAGE_SIZE: usize = 100;
+/// Default page size of `users/delta` (without a `Prefer: odata.maxpagesize` header) and the
+/// most `Prefer: odata.maxpagesize` obtains (larger values are served as 200 and said so in
+/// `Preference-Applied`). Source: a Microsoft answer on delta page sizes,
+/// <https://learn.microsoft.com/en-us/answers/a/2052165> ("200 for objects, such as users and
+/// contacts … Even if a higher value is specified, the API will cap the page size"); GRAPH.md
+/// (100 without the header). `generous` honours up to 999.
+pub(crate) const DELTA_PAGE_SIZE: usize = 100;
+/// See [`DELTA_PAGE_SIZE`].
+pub(crate) const DELTA_MAX_PAGE_SIZE: usize = 200;
+/// Every this-many-th page of a delta round (by its number in the round, from 1) holds only
+/// half its size, as Graph's pages do "if it is unable to gather and return" a full page before
+/// its internal timeout (same answer; delta-query-overview.md: "The number of objects in each
+/// page can vary"). Deterministic, so tests can rely on it; off when `generous`.
+pub(crate) const SHORT_PAGE_EVERY: u64 = 5;
+
+/// Permission needed to read `signInActivity` (GRAPH.md, "Listing users"; the docs' note on
+/// the property, added after microsoftgraph/microsoft-graph-docs#12764). The 403 Graph answers
+/// without it is `Authentication_MSGraphPermissionMissing`, "Calling principal does not have
+/// required MSGraph permissions AuditLog.Read.All" (microsoftgraph/microsoft-graph-explorer-v4#2731).
+const SIGN_IN_PERMISSION: &str = "AuditLog.Read.All";
+
+/// The page size a `Prefer: odata.maxpagesize=N` header obtains on a delta query, if it asks
+/// for one: `(size, applied)`, where `applied` is what `Preference-Applied` reports.
+pub(crate) fn delta_page_size(request: &HttpRequest, generous: bool) -> (usize, Option<usize>) {
+    let asked = request
+        .header("prefer")
+        .and_then(|p| {
+            p.split(',')
+                .filter_map(|part| part.trim().split_once('='))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("odata.maxpagesize"))
+                .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        })
+        .filter(|n| *n >= 1);
+    let applied = if generous {
+        asked.filter(|n| *n <= 999)
+    } else {
+        asked.map(|n| n.min(DELTA_MAX_PAGE_SIZE))
+    };
+    (applied.unwrap_or(DELTA_PAGE_SIZE), applied)
+}
+
+/// The size of page number `page` (from 1) of a delta round of pages of `size`.
+pub(crate) fn round_page_size(size: usize, page: u64, generous: bool) -> usize {
+    if !generous && page > 0 && page.is_multiple_of(SHORT_PAGE_EVERY) {
+        (size / 2).max(1)
+    } else {
+        size
+    }
+}
+
+/// Licence first (tenants without P1/P2), then AuditLog.Read.All, for a request reading
+/// `signInActivity`. The docs do not say which Graph checks first; the licence check comes
+/// first here.
+fn sign_in_allowed(shared: &Shared) -> Result<(), GraphError> {
+    if !shared.premium() {
+        return Err(non_premium());
+    }
+    if !shared.has_any(&[SIGN_IN_PERMISSION]) {
+        return Err(GraphError::permission_missing(SIGN_IN_PERMISSION));
+    }
+    Ok(())
+}
+
+/// A `/users` `$filter`: on `createdDateTime`, or on `id` (`eq`, `in`, or `eq` clauses joined
+/// by `or`), the latter per filter-query-parameter.md and aad-advanced-queries.md ("The `in`
+/// operator is supported by default whenever `eq` operator is supported by default") with the
+/// 15-expression limit of known-issues.md.
+enum UserFilter {
+    Created(CreatedFilter),
+    Ids(Vec<String>),
+}
+
+fn parse_user_filter(
+    text: &str,
+    advanced: bool,
+    request: &HttpRequest,
+) -> Result<UserFilter, GraphError> {
+    let first = text.split_whitespace().next().unwrap_or("");
+    if !first.eq_ignore_ascii_case("id") {
+        return parse_created_filter(text).map(UserFilter::Created);
+    }
+    let filter = parse_filter(text)?;
+    filter.check_in_limit(advanced, request)?;
+    if filter.clauses.len() > 1 && !filter.any {
+        return Err(GraphError::unsupported_query(
+            "Clauses on 'id' joined by 'and' are not supported: use 'id in (...)' or 'or'.",
+        ));
+    }
+    let mut ids = Vec::new();
+    for clause in &filter.clauses {
+        if !clause.property.eq_ignore_ascii_case("id") {
+            return Err(GraphError::unsupported_query(format!(
+                "Unsupported or invalid query filter clause specified for property '{}' of resource 'User'.",
+                clause.property
+            )));
+        }
+        for value in &clause.values {
+            match value {
+                Literal::Str(id) => {
+                    if !ids.contains(id) {
+                        ids.push(id.clone());
+                    }
+                }
+                _ => {
+                    return Err(GraphError::bad_request(
+                        "Invalid filter clause: an id is compared with a quoted string, e.g. id eq '…'.",
+                    ))
+                }
+            }
+        }
+    }
+    Ok(UserFilter::Ids(ids))
+}
 
 /// The 403 Graph sends when `signInActivity` is asked of a tenant without P1/P2.
 pub(crate) fn non_premium() -> GraphError {
@@ -285,6 +399,57 @@ fn page<'d>(
     }
 }
 
+/// One page of the users whose ids are listed, and where the next one starts.
+fn page_ids<'d>(
+    directory: &'d Directory,
+    ids: &[String],
+    order: Option<CreatedOrder>,
+    resume: Option<Position>,
+    top: usize,
+) -> (Vec<&'d UserEntry>, Option<Position>, usize) {
+    let mut found: Vec<(u64, &UserEntry)> = Vec::new();
+    for id in ids {
+        let Some(seq) = directory.seq_of(id) else {
+            continue;
+        };
+        if let Some(entry) = directory.entry(seq) {
+            if !found.iter().any(|(s, _)| *s == seq) {
+                found.push((seq, entry));
+            }
+        }
+    }
+    let total = found.len();
+    let mut keyed: Vec<(CreatedKey, &UserEntry)> = found
+        .into_iter()
+        .map(|(seq, e)| ((e.created, seq), e))
+        .collect();
+    match order {
+        None => keyed.sort_by_key(|(k, _)| k.1),
+        Some(CreatedOrder::Ascending) => keyed.sort_by_key(|(k, _)| *k),
+        Some(CreatedOrder::Descending) => {
+            keyed.sort_by_key(|(k, _)| *k);
+            keyed.reverse();
+        }
+    }
+    let remaining: Vec<(CreatedKey, &UserEntry)> = keyed
+        .into_iter()
+        .filter(|(key, _)| match (resume, order) {
+            (None, _) => true,
+            (Some(Position::AfterSeq(seq)), None) => key.1 > seq,
+            (Some(Position::AfterKey(k)), Some(CreatedOrder::Ascending)) => *key > k,
+            (Some(Position::AfterKey(k)), Some(CreatedOrder::Descending)) => *key < k,
+            _ => false,
+        })
+        .collect();
+    let more = remaining.len() > top;
+    let page: Vec<(CreatedKey, &UserEntry)> = remaining.into_iter().take(top).collect();
+    let next = page.last().filter(|_| more).map(|(key, _)| match order {
+        None => Position::AfterSeq(key.1),
+        Some(_) => Position::AfterKey(*key),
+    });
+    (page.into_iter().map(|(_, e)| e).collect(), next, total)
+}
+
 /// `GET /v1.0/users`.
 pub(crate) fn list(shared: &Shared, request: &HttpRequest) -> Result<Reply, GraphError> {
     let opts = QueryOptions::parse(
@@ -299,14 +464,29 @@ pub(crate) fn list(shared: &Shared, request: &HttpRequest) -> Result<Reply, Grap
         ],
     )?;
     let (select, explicit) = selection(&opts)?;
-    let sign_in = select.contains(&"signInActivity");
-    if sign_in && !shared.premium() {
-        return Err(non_premium());
+    let sign_in = select.contains(&"signInActivity")
+        || opts
+            .get("$filter")
+            .is_some_and(|f| f.to_ascii_lowercase().contains("signinactivity"));
+    if sign_in {
+        sign_in_allowed(shared)?;
     }
-    let top = parse_top(opts.get("$top"), if sign_in { 500 } else { 999 }, 100)?;
-    let filter = opts.get("$filter").map(parse_created_filter).transpose()?;
-    let order = opts.get("$orderby").map(parse_orderby).transpose()?;
+    let top = parse_top(
+        opts.get("$top"),
+        if select.contains(&"signInActivity") {
+            500
+        } else {
+            999
+        },
+        100,
+    )?;
     let count = parse_count(opts.get("$count"))?;
+    let advanced = count && eventual(request);
+    let filter = opts
+        .get("$filter")
+        .map(|f| parse_user_filter(f, advanced, request))
+        .transpose()?;
+    let order = opts.get("$orderby").map(parse_orderby).transpose()?;
     let sorted_filter = filter.is_some() && order.is_some();
     if (count || sorted_filter) && !eventual(request) {
         return Err(GraphError::unsupported_query(
@@ -325,14 +505,27 @@ pub(crate) fn list(shared: &Shared, request: &HttpRequest) -> Result<Reply, Grap
         .transpose()?;
 
     let directory = shared.read();
-    let (entries, next) = page(&directory, filter.as_ref(), order, resume, top);
-    let total = (count && resume.is_none()).then(|| match &filter {
-        None => directory.len(),
-        Some(f) => {
-            let (low, high) = filter_bounds(Some(f));
-            directory.created_range(low, high).count()
+    let (entries, next, total) = match &filter {
+        Some(UserFilter::Ids(ids)) => {
+            let (entries, next, total) = page_ids(&directory, ids, order, resume, top);
+            (entries, next, (count && resume.is_none()).then_some(total))
         }
-    });
+        other => {
+            let created = match other {
+                Some(UserFilter::Created(f)) => Some(f),
+                _ => None,
+            };
+            let (entries, next) = page(&directory, created, order, resume, top);
+            let total = (count && resume.is_none()).then(|| match created {
+                None => directory.len(),
+                Some(f) => {
+                    let (low, high) = filter_bounds(Some(f));
+                    directory.created_range(low, high).count()
+                }
+            });
+            (entries, next, total)
+        }
+    };
     let value: Vec<Value> = entries
         .iter()
         .map(|e| project(&e.sim.user, &select))
@@ -360,8 +553,8 @@ pub(crate) fn list(shared: &Shared, request: &HttpRequest) -> Result<Reply, Grap
 pub(crate) fn get(shared: &Shared, request: &HttpRequest, id: &str) -> Result<Reply, GraphError> {
     let opts = QueryOptions::parse(request.query.as_deref(), &["$select"])?;
     let (select, explicit) = selection(&opts)?;
-    if select.contains(&"signInActivity") && !shared.premium() {
-        return Err(non_premium());
+    if select.contains(&"signInActivity") {
+        sign_in_allowed(shared)?;
     }
     let directory = shared.read();
     let entry = directory
@@ -387,13 +580,16 @@ enum DeltaState {
     Changes { after: u64 },
 }
 
-fn delta_token(select: &[&str], phase: &str, since: u64, position: &str) -> String {
+/// A delta token: the selection, the phase, the version the round's changes start after, the
+/// position, and the number of the page it leads to in the round (1 for a delta link).
+fn delta_token(select: &[&str], phase: &str, since: u64, position: &str, page: u64) -> String {
     encode_token(&[
         "delta".to_owned(),
         select.join(","),
         phase.to_owned(),
         since.to_string(),
         position.to_owned(),
+        page.to_string(),
     ])
 }
 
@@ -410,19 +606,12 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
             "The query option '{name}' is not supported with delta queries on users."
         )));
     }
-    let page_size = request
-        .header("prefer")
-        .and_then(|p| {
-            p.split(',')
-                .filter_map(|part| part.trim().split_once('='))
-                .find(|(k, _)| k.trim().eq_ignore_ascii_case("odata.maxpagesize"))
-                .and_then(|(_, v)| v.trim().parse::<usize>().ok())
-        })
-        .filter(|n| (1..=999).contains(n));
+    let generous = shared.config.generous;
+    let (size, page_size) = delta_page_size(request, generous);
 
     let token = opts.get("$skiptoken").or(opts.get("$deltatoken"));
     let directory = shared.read();
-    let (select, state): (Vec<&'static str>, DeltaState) = match token {
+    let (select, state, page_number): (Vec<&'static str>, DeltaState, u64) = match token {
         None => {
             let (select, _) = selection(&opts)?;
             (
@@ -431,6 +620,7 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
                     since: directory.version(),
                     after: None,
                 },
+                1,
             )
         }
         Some(token) => {
@@ -441,10 +631,11 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
             };
             let fields = decode_token(token).ok_or_else(invalid)?;
             let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
-            let ["delta", select, phase, since, position] = fields.as_slice() else {
+            let ["delta", select, phase, since, position, page] = fields.as_slice() else {
                 return Err(invalid());
             };
             let since: u64 = since.parse().map_err(|_| invalid())?;
+            let page: u64 = page.parse().map_err(|_| invalid())?;
             if since < directory.delta_floor() {
                 let (status, code) = directory.delta_expiry();
                 let message = if code == "syncStateNotFound" {
@@ -466,7 +657,7 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
                 "link" => DeltaState::Changes { after: since },
                 _ => return Err(invalid()),
             };
-            (select, state)
+            (select, state, page.max(1))
         }
     };
     if select.contains(&"signInActivity") {
@@ -474,7 +665,8 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
             "Property 'signInActivity' is not supported in delta queries: read it with /users?$select=id,signInActivity instead.",
         ));
     }
-    let size = page_size.unwrap_or(DELTA_PAGE_SIZE);
+    let size = round_page_size(size, page_number, generous);
+    let next_page = page_number + 1;
     let mut value = Vec::new();
     let (next_token, delta_token_value) = match state {
         DeltaState::Full { since, after } => {
@@ -484,10 +676,16 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
             value.extend(page.iter().map(|(_, e)| project(&e.sim.user, &select)));
             match page.last() {
                 Some((seq, _)) if more => (
-                    Some(delta_token(&select, "full", since, &seq.to_string())),
+                    Some(delta_token(
+                        &select,
+                        "full",
+                        since,
+                        &seq.to_string(),
+                        next_page,
+                    )),
                     None,
                 ),
-                _ => (None, Some(delta_token(&select, "link", since, ""))),
+                _ => (None, Some(delta_token(&select, "link", since, "", 1))),
             }
         }
         DeltaState::Changes { after } => {
@@ -510,12 +708,18 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
             }
             match page.last() {
                 Some((version, _)) if more => (
-                    Some(delta_token(&select, "changes", after, &version.to_string())),
+                    Some(delta_token(
+                        &select,
+                        "changes",
+                        after,
+                        &version.to_string(),
+                        next_page,
+                    )),
                     None,
                 ),
                 _ => (
                     None,
-                    Some(delta_token(&select, "link", directory.version(), "")),
+                    Some(delta_token(&select, "link", directory.version(), "", 1)),
                 ),
             }
         }

@@ -18,6 +18,7 @@ pub fn bench_enrichment() -> entra_connector::ocsf::Enrichment {
         ]),
         member_of_roles: vec![],
         roles: Some(vec!["Security Reader".into()]),
+        eligible_roles: Some(vec![]),
         mfa: Some(Mfa::Methods(vec![
             "#microsoft.graph.passwordAuthenticationMethod".into(),
             "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod".into(),

@@ -195,6 +195,25 @@ pub async fn start(seed: u64, users: usize) -> Emulator {
         .expect("emulator starts")
 }
 
+/// Starts an emulator on a generated tenant with `generous: true` (for tests about something
+/// else than Graph's limits, which would otherwise throttle or refuse their requests).
+pub async fn start_generous(seed: u64, users: usize) -> Emulator {
+    Emulator::start(Tenant::generated(seed, users), generous())
+        .await
+        .expect("emulator starts")
+}
+
+/// The default configuration with `generous: true`.
+pub fn generous() -> EmulatorConfig {
+    EmulatorConfig {
+        generous: true,
+        ..EmulatorConfig::default()
+    }
+}
+
+/// `ConsistencyLevel: eventual`, the advanced-query header.
+pub const EVENTUAL: (&str, &str) = ("ConsistencyLevel", "eventual");
+
 /// The ids of every user in a list of pages, in order.
 pub fn ids(pages: &[Answer]) -> Vec<String> {
     pages

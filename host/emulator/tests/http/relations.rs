@@ -19,6 +19,15 @@ async fn setup(seed: u64, users: usize) -> (Tenant, Emulator, Client) {
     (tenant, emulator, client)
 }
 
+async fn setup_generous(seed: u64, users: usize) -> (Tenant, Emulator, Client) {
+    let tenant = Tenant::generated(seed, users);
+    let emulator = Emulator::start(tenant.clone(), crate::common::generous())
+        .await
+        .expect("starts");
+    let client = Client::new(&emulator).await;
+    (tenant, emulator, client)
+}
+
 #[tokio::test]
 async fn member_of_pages_by_the_configured_size_or_top() {
     let (tenant, emulator, client) = setup(21, 25).await;
@@ -268,9 +277,10 @@ async fn groups_directory_roles_and_role_members_agree_with_memberships() {
     emulator.shutdown().await;
 }
 
+/// `generous`: `$top` on the report (refused by Graph, see `reports.rs`).
 #[tokio::test]
 async fn registration_details_report_needs_premium_and_reflects_methods() {
-    let (tenant, emulator, client) = setup(25, 30).await;
+    let (tenant, emulator, client) = setup_generous(25, 30).await;
     let path = "/v1.0/reports/authenticationMethods/userRegistrationDetails?$top=10";
     let pages = client.walk(path, &[]).await;
     assert_eq!(pages.len(), 3);
@@ -301,9 +311,11 @@ async fn registration_details_report_needs_premium_and_reflects_methods() {
     emulator.shutdown().await;
 }
 
+/// `generous`: `$select` on one user's row and more report requests than the reports limit
+/// lets through in 10 s (see `reports.rs` for the realistic rules).
 #[tokio::test]
 async fn registration_details_of_one_user_match_the_list_row() {
-    let (tenant, emulator, client) = setup(26, 30).await;
+    let (tenant, emulator, client) = setup_generous(26, 30).await;
     let list = client
         .walk(
             "/v1.0/reports/authenticationMethods/userRegistrationDetails",

@@ -1,0 +1,358 @@
+//! The Entra reports limits (registration report, `signInActivity`) and the query options the
+//! registration report takes.
+
+use std::time::{Duration, Instant};
+
+use graph_emulator::{hard_case, Emulator, EmulatorConfig, RetryAfter, Tenant, Throttle};
+use serde_json::{json, Value};
+
+use crate::common::{generous, id_at, ids, Client};
+
+const REPORT: &str = "/v1.0/reports/authenticationMethods/userRegistrationDetails";
+
+async fn setup(config: EmulatorConfig) -> (Tenant, Emulator, Client) {
+    let tenant = Tenant::generated(111, 30);
+    let emulator = Emulator::start(tenant.clone(), config)
+        .await
+        .expect("starts");
+    let client = Client::new(&emulator).await;
+    (tenant, emulator, client)
+}
+
+fn retry_after_secs(headers: &Value) -> u64 {
+    headers["Retry-After"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("a Retry-After in seconds: {headers}"))
+}
+
+#[tokio::test]
+async fn the_registration_report_allows_five_requests_per_ten_seconds() {
+    let (tenant, emulator, client) = setup(EmulatorConfig::default()).await;
+    let one = format!("{REPORT}/{}", id_at(&tenant, 0));
+    let began = Instant::now();
+    for i in 0..5 {
+        let path = if i % 2 == 0 { REPORT } else { one.as_str() };
+        let answer = client.get(path, &[]).await;
+        assert_eq!(answer.status, 200, "request {i}: {}", answer.raw);
+    }
+    let refused = client.get(REPORT, &[]).await;
+    assert!(began.elapsed() < Duration::from_secs(9), "the test is fast");
+    assert_eq!(
+        (refused.status, refused.graph_code()),
+        (429, "TooManyRequests")
+    );
+    let wait: u64 = refused
+        .header("retry-after")
+        .and_then(|s| s.parse().ok())
+        .expect("Retry-After in whole seconds");
+    assert!((1..=10).contains(&wait), "{wait}");
+    assert_eq!(emulator.reports_throttled(), 1);
+    assert_eq!(emulator.throttled_responses(), 1);
+
+    // Other endpoints are not held back; a refusal does not use a slot.
+    assert_eq!(client.get("/v1.0/users?$select=id", &[]).await.status, 200);
+    assert_eq!(client.get(&one, &[]).await.status, 429);
+
+    // Inside a $batch each report item counts, and is throttled, on its own.
+    let batch = json!({"requests": [
+        {"id": "list", "method": "GET", "url": "/reports/authenticationMethods/userRegistrationDetails"},
+        {"id": "one", "method": "GET", "url": format!("/reports/authenticationMethods/userRegistrationDetails/{}", id_at(&tenant, 1))},
+        {"id": "users", "method": "GET", "url": "/users?$select=id&$top=1"},
+    ]});
+    let answer = client.post_json("/v1.0/$batch", &batch).await;
+    assert_eq!(answer.status, 200);
+    for id in ["list", "one"] {
+        let item = answer.batch_item(id);
+        assert_eq!(item["status"], 429, "{item}");
+        assert_eq!(item["body"]["error"]["code"], "TooManyRequests");
+        assert!((1..=10).contains(&retry_after_secs(&item["headers"])));
+    }
+    assert_eq!(answer.batch_item("users")["status"], 200);
+    assert_eq!(emulator.reports_throttled(), 4);
+    assert_eq!(emulator.throttled_responses(), 4);
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_window_slides_and_waiting_retry_after_gets_through() {
+    let (_, emulator, client) = setup(EmulatorConfig {
+        reports_limit: Some((2, Duration::from_millis(1500))),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    assert_eq!(client.get(REPORT, &[]).await.status, 200);
+    assert_eq!(client.get(REPORT, &[]).await.status, 200);
+    let refused = client.get(REPORT, &[]).await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.header("retry-after"), Some("2"), "1.5 s rounds up");
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(client.get(REPORT, &[]).await.status, 200);
+    assert_eq!(client.get(REPORT, &[]).await.status, 200);
+    assert_eq!(client.get(REPORT, &[]).await.status, 429);
+    assert_eq!(emulator.reports_throttled(), 2);
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn sign_in_activity_requests_count_against_both_reports_limits() {
+    let (tenant, emulator, client) = setup(EmulatorConfig::default()).await;
+    let user = id_at(&tenant, hard_case::GLOBAL_ADMIN);
+    // Not counted: no signInActivity.
+    for _ in 0..8 {
+        assert_eq!(
+            client
+                .get("/v1.0/users?$select=id,displayName", &[])
+                .await
+                .status,
+            200
+        );
+    }
+    // Counted: list, one user, a filter naming it (refused afterwards: not filterable here).
+    let list = client
+        .get("/v1.0/users?$select=id,signInActivity", &[])
+        .await;
+    assert_eq!(list.status, 200);
+    let one = client
+        .get(&format!("/v1.0/users/{user}?$select=signInActivity"), &[])
+        .await;
+    assert_eq!(one.status, 200);
+    assert!(one.body["signInActivity"].is_object());
+    let filtered = client
+        .get(
+            "/v1.0/users?$filter=signInActivity/lastSignInDateTime le 2025-01-01T00:00:00Z",
+            &[],
+        )
+        .await;
+    assert_eq!(filtered.status, 400, "{}", filtered.raw);
+    assert_eq!(client.get(REPORT, &[]).await.status, 200, "the same bucket");
+    assert_eq!(
+        client
+            .get("/v1.0/users?$select=SIGNINACTIVITY,id", &[])
+            .await
+            .status,
+        200
+    );
+    let refused = client
+        .get("/v1.0/users?$select=id,signInActivity", &[])
+        .await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(emulator.reports_throttled(), 1);
+    emulator.shutdown().await;
+
+    // The signInActivity limit alone: 10 a minute.
+    let (_, emulator, client) = setup(EmulatorConfig {
+        reports_limit: None,
+        ..EmulatorConfig::default()
+    })
+    .await;
+    for i in 0..10 {
+        let answer = client
+            .get("/v1.0/users?$select=id,signInActivity&$top=5", &[])
+            .await;
+        assert_eq!(answer.status, 200, "request {i}");
+    }
+    let refused = client
+        .get("/v1.0/users?$select=id,signInActivity&$top=5", &[])
+        .await;
+    assert_eq!(refused.status, 429);
+    let wait: u64 = refused
+        .header("retry-after")
+        .and_then(|s| s.parse().ok())
+        .expect("seconds");
+    assert!((50..=60).contains(&wait), "{wait}");
+    for _ in 0..10 {
+        assert_eq!(
+            client.get(REPORT, &[]).await.status,
+            200,
+            "reports unlimited"
+        );
+    }
+    assert_eq!(emulator.reports_throttled(), 1);
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_429_is_counted_and_generous_has_no_reports_limit() {
+    let (_, emulator, client) = setup(generous()).await;
+    for _ in 0..20 {
+        assert_eq!(client.get(REPORT, &[]).await.status, 200);
+        assert_eq!(
+            client
+                .get("/v1.0/users?$select=id,signInActivity", &[])
+                .await
+                .status,
+            200
+        );
+    }
+    assert_eq!(emulator.reports_throttled(), 0);
+    emulator.set_throttle(Some(Throttle {
+        every: 2,
+        retry_after: RetryAfter::Seconds(1),
+        endpoints: None,
+    }));
+    let statuses: Vec<u16> = futures_statuses(&client, 6).await;
+    assert_eq!(statuses, [200, 429, 200, 429, 200, 429]);
+    let batch = json!({"requests": [
+        {"id": "1", "method": "GET", "url": "/users?$top=1"},
+        {"id": "2", "method": "GET", "url": "/users?$top=1"},
+    ]});
+    let answer = client.post_json("/v1.0/$batch", &batch).await;
+    assert_eq!(answer.batch_item("2")["status"], 429);
+    emulator.set_throttle(None);
+    let mut fault = graph_emulator::FaultRule::throttle(graph_emulator::Endpoint::Groups, 3);
+    fault.count = 1;
+    emulator.add_fault(fault);
+    assert_eq!(client.get("/v1.0/groups", &[]).await.status, 429);
+    assert_eq!(
+        emulator.throttled_responses(),
+        3 + 1 + 1,
+        "rate throttle, a batch item, a fault rule"
+    );
+    assert_eq!(emulator.reports_throttled(), 0);
+    emulator.shutdown().await;
+}
+
+async fn futures_statuses(client: &Client, n: usize) -> Vec<u16> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(client.get("/v1.0/users?$top=1", &[]).await.status);
+    }
+    out
+}
+
+/// No reports limit: these tests send many report requests.
+fn unlimited() -> EmulatorConfig {
+    EmulatorConfig {
+        reports_limit: None,
+        ..EmulatorConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn the_registration_report_takes_filter_and_orderby_only() {
+    let (tenant, emulator, client) = setup(unlimited()).await;
+    for query in ["$select=id", "$top=10", "$expand=x", "$count=true"] {
+        let answer = client.get(&format!("{REPORT}?{query}"), &[]).await;
+        assert_eq!(
+            (answer.status, answer.graph_code()),
+            (400, "BadRequest"),
+            "{query}"
+        );
+    }
+    let one = format!("{REPORT}/{}", id_at(&tenant, 0));
+    let refused = client.get(&format!("{one}?$select=isAdmin"), &[]).await;
+    assert_eq!(
+        (refused.status, refused.graph_code()),
+        (400, "BadRequest"),
+        "the by-id read takes no option"
+    );
+
+    let all = client.walk(REPORT, &[]).await;
+    assert_eq!(all.len(), 1, "30 rows on the default page of 100");
+    let rows: Vec<Value> = all.iter().flat_map(|p| p.values()).collect();
+
+    let a = id_at(&tenant, 3);
+    let b = id_at(&tenant, 12);
+    let by_id = client
+        .get(&format!("{REPORT}?$filter=id eq '{a}'"), &[])
+        .await;
+    assert_eq!(ids(std::slice::from_ref(&by_id)), std::slice::from_ref(&a));
+    let by_ids = client
+        .get(&format!("{REPORT}?$filter=id in ('{b}', '{a}')"), &[])
+        .await;
+    assert_eq!(ids(std::slice::from_ref(&by_ids)), [a.clone(), b.clone()]);
+    let sixteen: Vec<String> = (0..16)
+        .map(|i| format!("'{}'", id_at(&tenant, i)))
+        .collect();
+    let too_many = client
+        .get(
+            &format!("{REPORT}?$filter=id in ({})", sixteen.join(",")),
+            &[],
+        )
+        .await;
+    assert_eq!(too_many.status, 400, "{}", too_many.raw);
+
+    let mfa = client
+        .get(&format!("{REPORT}?$filter=isMfaRegistered eq true"), &[])
+        .await;
+    assert_eq!(mfa.status, 200, "{}", mfa.raw);
+    let expected: Vec<Value> = rows
+        .iter()
+        .filter(|r| r["isMfaRegistered"] == true)
+        .cloned()
+        .collect();
+    assert!(!expected.is_empty() && expected.len() < rows.len());
+    assert_eq!(mfa.values(), expected);
+    let upn = rows[5]["userPrincipalName"]
+        .as_str()
+        .expect("upn")
+        .to_owned();
+    let by_upn = client
+        .get(
+            &format!("{REPORT}?$filter=userPrincipalName eq '{upn}'"),
+            &[],
+        )
+        .await;
+    assert_eq!(by_upn.values(), vec![rows[5].clone()]);
+    for filter in [
+        "lastUpdatedDateTime ge 2025-01-01T00:00:00Z",
+        "isAdmin eq true",
+        "userType eq 'guest'",
+        "userPrincipalName in ('a@b.c')",
+    ] {
+        let answer = client.get(&format!("{REPORT}?$filter={filter}"), &[]).await;
+        assert_eq!(answer.status, 400, "{filter}: {}", answer.raw);
+    }
+
+    let sorted = client
+        .get(&format!("{REPORT}?$orderby=userPrincipalName desc"), &[])
+        .await;
+    assert_eq!(sorted.status, 200, "{}", sorted.raw);
+    let upns: Vec<String> = sorted
+        .values()
+        .iter()
+        .map(|r| r["userPrincipalName"].as_str().unwrap_or("").to_lowercase())
+        .collect();
+    let mut expected = upns.clone();
+    expected.sort();
+    expected.reverse();
+    assert_eq!(upns, expected);
+    assert_eq!(upns.len(), 30);
+    let refused = client.get(&format!("{REPORT}?$orderby=isAdmin"), &[]).await;
+    assert_eq!(refused.status, 400);
+    emulator.shutdown().await;
+
+    // generous keeps $select and $top.
+    let (_, emulator, client) = setup(generous()).await;
+    let pages = client
+        .walk(&format!("{REPORT}?$top=7&$select=isAdmin"), &[])
+        .await;
+    assert_eq!(pages.len(), 5);
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_sorted_report_pages_by_offset() {
+    let tenant = Tenant::generated(112, 250);
+    let emulator = Emulator::start(tenant, unlimited()).await.expect("starts");
+    let client = Client::new(&emulator).await;
+    let pages = client
+        .walk(&format!("{REPORT}?$orderby=userDisplayName"), &[])
+        .await;
+    assert_eq!(
+        pages.iter().map(|p| p.values().len()).collect::<Vec<_>>(),
+        [100, 100, 50]
+    );
+    let names: Vec<String> = pages
+        .iter()
+        .flat_map(|p| p.values())
+        .map(|r| r["userDisplayName"].as_str().unwrap_or("").to_lowercase())
+        .collect();
+    assert!(names.windows(2).all(|w| w[0] <= w[1]));
+    let mut all = ids(&pages);
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 250);
+    emulator.shutdown().await;
+}

@@ -3,19 +3,23 @@
 //! The cursor says which round the connector is in and the next URL to GET:
 //!
 //! - **full**: walking the whole tenant (first run, a refresh, or after the delta token
-//!   expired). The bulk sources (roles, registration report) and a sign-in sweep are read
-//!   first, then each delta page is enriched, emitted and committed with its next link; the
-//!   last page brings the delta link and the round becomes `changes`.
+//!   expired). The tenant-wide sources (sign-in data, `/groups/delta` memberships, role
+//!   assignments and eligibility, the registration report) are read first, then each delta
+//!   page is enriched, emitted and committed with its next link; the last page brings the
+//!   delta link and the round becomes `changes`. The groups delta link and the admins' roles
+//!   are kept in the cursor.
 //! - **changes**: later runs GET the stored link and receive users created, changed or
-//!   removed since; each page is emitted (removals as deletion events) and committed.
+//!   removed since; each page is emitted (removals as deletion events, the others with their
+//!   sign-in data read fifteen to a request) and committed. Then the users whose memberships
+//!   (from the groups delta link) or roles (from the role assignments, read again and compared
+//!   with the cursor's admins) changed are emitted again, complete.
 //!
 //! Every `refresh_hours` a run first drains the pending changes (so deletions are reported)
-//! and then walks the whole tenant again: memberships, roles and MFA are not user
-//! properties, delta does not report their changes, and the refresh is what bounds their
-//! staleness. Sign-in activity cannot be selected in delta; a sweep every
-//! `sign_in_sweep_hours` lists users with `signInActivity` and emits those who signed in
-//! since the previous sweep. A 410 / `syncStateNotFound` / `resyncRequired` starts a full
-//! round again, with a warning.
+//! and then walks the whole tenant again: MFA registrations are not reported by any delta, and
+//! the refresh bounds their staleness. A sweep every `sign_in_sweep_hours` lists users with
+//! `signInActivity` and emits those who signed in since the previous sweep. A 410 /
+//! `syncStateNotFound` / `resyncRequired` starts a full round again, with a warning; a `$select`
+//! property Graph refuses in a fresh round is dropped, remembered and warned about once.
 //!
 //! Killed at any point, the next run resumes from the last committed page: events of the
 //! page in flight may be delivered twice, none are lost.
@@ -25,12 +29,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{trim_sign_in, Entry, Pipeline, Report, MAX_IN_FILTER, USER_SELECT};
+use super::{trim_sign_in, users_by_id, Entry, Pipeline, Report, MAX_IN_FILTER, USER_SELECT};
 use crate::config::{Config, SignIn};
 use crate::doors::{Doors, Level};
 use crate::enrich::is_not_licensed;
 use crate::error::ConnectorError;
-use crate::graph::{path_segment, GraphClient, GraphError, GraphGet};
+use crate::graph::{GraphClient, GraphError, GraphGet};
 
 /// Checkpoint key of the delta cursor (the host namespaces it per tenant).
 pub const DELTA_CURSOR_KEY: &str = "users/delta-cursor";
@@ -583,19 +587,7 @@ fn read_users<D: Doors>(
     p: &mut Pipeline<'_, '_, D>,
     ids: &[String],
 ) -> Result<Vec<Value>, ConnectorError> {
-    let gets: Vec<GraphGet> = ids
-        .chunks(MAX_IN_FILTER)
-        .map(|chunk| {
-            let list: Vec<String> = chunk
-                .iter()
-                .map(|id| format!("'{}'", path_segment(&id.replace('\'', "''"))))
-                .collect();
-            GraphGet::new(p.config.graph_url(&format!(
-                "/users?$filter=id%20in%20({})&$select={USER_SELECT}",
-                list.join(",")
-            )))
-        })
-        .collect();
+    let gets = users_by_id(p.config, ids, USER_SELECT);
     let mut out = Vec::new();
     for result in p.graph.collect_lists(gets) {
         out.extend(

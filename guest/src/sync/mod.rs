@@ -41,6 +41,24 @@ pub const MAX_IN_FILTER: usize = 15;
 /// the last attempt, successful or not).
 pub const SIGN_IN_FIELDS: [&str; 2] = ["lastSuccessfulSignInDateTime", "lastSignInDateTime"];
 
+/// `GET /users?$filter=id in (…)&$select=…` for these ids, fifteen to a request (the `in`
+/// operator's limit). Ids come from Graph: quotes are doubled (OData string literals) and
+/// everything but unreserved characters is percent-encoded.
+pub fn users_by_id(config: &Config, ids: &[String], select: &str) -> Vec<GraphGet> {
+    ids.chunks(MAX_IN_FILTER)
+        .map(|chunk| {
+            let list: Vec<String> = chunk
+                .iter()
+                .map(|id| format!("'{}'", path_segment(&id.replace('\'', "''"))))
+                .collect();
+            GraphGet::new(config.graph_url(&format!(
+                "/users?$filter=id%20in%20({})&$select={select}",
+                list.join(",")
+            )))
+        })
+        .collect()
+}
+
 /// Keeps only the fields of `signInActivity` the mapping reads (a full walk holds one per
 /// user of the tenant).
 pub fn trim_sign_in(activity: &Value) -> Option<Value> {
@@ -218,19 +236,7 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
         &mut self,
         ids: &[String],
     ) -> Result<HashMap<String, Value>, ConnectorError> {
-        let gets: Vec<GraphGet> = ids
-            .chunks(MAX_IN_FILTER)
-            .map(|chunk| {
-                let list: Vec<String> = chunk
-                    .iter()
-                    .map(|id| format!("'{}'", path_segment(&id.replace('\'', "''"))))
-                    .collect();
-                GraphGet::new(self.config.graph_url(&format!(
-                    "/users?$filter=id%20in%20({})&$select=id,signInActivity",
-                    list.join(",")
-                )))
-            })
-            .collect();
+        let gets = users_by_id(self.config, ids, "id,signInActivity");
         let mut out = HashMap::new();
         for result in self.graph.collect_lists(gets) {
             match result {

@@ -10,6 +10,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::clock::{days_from_civil, format_iso};
+use crate::roles::BUILT_IN_ROLES;
 use crate::tenant::{
     SimUser, Tenant, ADMINISTRATIVE_UNIT_TYPE, DIRECTORY_ROLE_TYPE, GROUP_TYPE, VIA_GROUP,
 };
@@ -188,17 +189,10 @@ const PLATFORM: usize = 8;
 const EXTERNAL: usize = 9;
 const FUTURE: usize = 10;
 
-/// Real directory role names with their real role template ids.
-const ROLES: [(&str, &str, &str); 8] = [
-    ("Global Administrator", "62e90394-69f5-4237-9190-012177145e10", "Can manage all aspects of Microsoft Entra ID and Microsoft services that use Microsoft Entra identities."),
-    ("User Administrator", "fe930be7-5e62-47db-91af-98c3a49a38b1", "Can manage all aspects of users and groups, including resetting passwords for limited admins."),
-    ("Security Reader", "5d6b6bb7-de71-4623-b4af-96380a352509", "Can read security information and reports in Microsoft Entra ID and Office 365."),
-    ("Security Administrator", "194ae4cb-b126-40b2-bd5b-6091b380977d", "Can read security information and reports, and manage configuration in Microsoft Entra ID and Office 365."),
-    ("Helpdesk Administrator", "729827e3-9c14-49f7-bb1b-9608f156bbb8", "Can reset passwords for non-administrators and Helpdesk Administrators."),
-    ("Global Reader", "f2ef992c-3afb-46b9-b7cf-a126ee74c451", "Can read everything that a Global Administrator can, but not update anything."),
-    ("Exchange Administrator", "29232cdf-9323-42fd-ade2-1d097af3e4de", "Can manage all aspects of the Exchange product."),
-    ("Privileged Role Administrator", "e8611ab8-c189-46e8-94e1-60213ab1f814", "Can manage role assignments in Microsoft Entra ID, and all aspects of Privileged Identity Management."),
-];
+/// The directory roles the generator hands out: the first eight built-in roles of
+/// [`BUILT_IN_ROLES`] (real names and template ids; their order is part of every generated
+/// tenant, so it never changes).
+const ROLES: &[(&str, &str, &str)] = (&BUILT_IN_ROLES as &[(&str, &str, &str)]).split_at(8).0;
 const GLOBAL_ADMINISTRATOR: usize = 0;
 const USER_ADMINISTRATOR: usize = 1;
 const PRIVILEGED_ROLE_ADMINISTRATOR: usize = 7;

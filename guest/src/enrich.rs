@@ -12,8 +12,10 @@
 //!   `/groups/delta` with `members` (every group with its direct members, big groups over
 //!   several pages), and MFA from the `userRegistrationDetails` report when the tenant is
 //!   licensed for it. Never a request per user.
-//! - **Per user otherwise** (a handful of changed users, or a tenant without the report):
-//!   `memberOf` and `authentication/methods`, twenty to a `$batch`.
+//! - **Remembered between walks** (`facts.rs`): an incremental run takes a changed user's
+//!   groups and methods from what the last walk learnt, kept current from the groups delta.
+//! - **Per user otherwise** (users the connector does not know yet, or a tenant without the
+//!   report): `memberOf` and `authentication/methods`, twenty to a `$batch`.
 //!
 //! Both MFA sources map to one method vocabulary (`ocsf.rs`), so events do not flap between
 //! runs. Each item of a batch succeeds or fails on its own; a user whose part failed is
@@ -407,21 +409,40 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
         Ok(out)
     }
 
-    /// Groups, roles and MFA of each user of `ids`, and whether any part failed.
-    pub fn enrich(&mut self, ids: &[&str], report: &mut Report) -> Vec<(Enrichment, bool)> {
+    /// Groups, roles and MFA of each user of `ids`, and whether any part failed. `known` holds
+    /// what the connector remembers of users between full walks (`facts.rs`): a remembered
+    /// user's groups and methods are not read again.
+    pub fn enrich(
+        &mut self,
+        ids: &[&str],
+        known: &[Option<crate::facts::Known>],
+        report: &mut Report,
+    ) -> Vec<(Enrichment, bool)> {
         self.roles(report);
         let cfg = self.graph.config();
-        let per_user_groups = self.memberships.is_none();
-        let per_user_mfa = self.registration.is_none() && !self.methods_refused;
+        // Per user: (read groups, read methods).
+        let plan: Vec<(bool, bool)> = ids
+            .iter()
+            .enumerate()
+            .map(|(n, _)| {
+                let remembered = known.get(n).and_then(Option::as_ref);
+                (
+                    self.memberships.is_none() && remembered.is_none(),
+                    self.registration.is_none()
+                        && !self.methods_refused
+                        && remembered.is_none_or(|(_, mfa)| mfa.is_none()),
+                )
+            })
+            .collect();
         let mut subs = Vec::with_capacity(ids.len() * 2);
-        for id in ids {
+        for (id, &(groups, methods)) in ids.iter().zip(&plan) {
             let seg = path_segment(id);
-            if per_user_groups {
+            if groups {
                 subs.push(SubGet::new(cfg.graph_url(&format!(
                     "/users/{seg}/memberOf?$select=id,displayName"
                 ))));
             }
-            if per_user_mfa {
+            if methods {
                 // Docs (authentication-list-methods): no optional query parameters.
                 subs.push(SubGet::new(
                     cfg.graph_url(&format!("/users/{seg}/authentication/methods")),
@@ -437,16 +458,20 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
         let roles = self.roles.as_ref();
         let mut out = Vec::with_capacity(ids.len());
         let mut refused: Option<GraphError> = None;
-        for id in ids {
+        for (n, id) in ids.iter().enumerate() {
+            let (read_groups, read_methods) = plan[n];
+            let remembered = known.get(n).and_then(Option::as_ref);
             let mut e = Enrichment::default();
             let mut partial = false;
-            if per_user_groups {
+            if read_groups {
                 match results.next() {
                     Some(Ok(items)) => read_member_of(&items, &mut e),
                     other => partial |= self.failed(id, "memberOf", other),
                 }
             } else if let Some(m) = &self.memberships {
                 e.groups = Some(m.of(id));
+            } else if let Some((groups, _)) = remembered {
+                e.groups = Some(groups.clone());
             }
             if let Some(r) = roles {
                 e.roles = r.active.as_ref().map(|a| {
@@ -460,7 +485,7 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
                         .unwrap_or_default()
                 });
             }
-            if per_user_mfa {
+            if read_methods {
                 match results.next() {
                     Some(Ok(items)) => e.mfa = Some(methods_mfa(&items)),
                     Some(Err(err)) if refusal(&err).is_some() => refused = Some(err),
@@ -469,6 +494,8 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
             } else if let Some(reg) = &self.registration {
                 // A user not in the report yet (brand new): has_mfa stays unknown.
                 e.mfa = reg.get(*id).map(|m| Mfa::Registration(m.clone()));
+            } else if let Some((_, Some(names))) = remembered {
+                e.mfa = Some(Mfa::Vocabulary(names.clone()));
             }
             out.push((e, partial));
         }
@@ -677,7 +704,7 @@ mod tests {
         );
         assert!(!admins.contains_key("app") && !admins.contains_key("laptop"));
         assert!(report.warnings.is_empty(), "{:?}", report.warnings);
-        let e = enricher.enrich(&["erin", "dave"], &mut report);
+        let e = enricher.enrich(&["erin", "dave"], &[], &mut report);
         assert_eq!(e[0].0.roles, Some(vec![]), "read and none held");
         assert_eq!(
             e[1].0.eligible_roles,

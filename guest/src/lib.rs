@@ -12,6 +12,7 @@ pub mod config;
 pub mod doors;
 pub mod enrich;
 pub mod error;
+pub mod facts;
 pub mod graph;
 pub mod ocsf;
 pub mod sync;

@@ -47,6 +47,9 @@ pub enum Mfa {
     /// `microsoftAuthenticatorPush`). The report's own `isMfaRegistered` is not used: it follows
     /// Microsoft's rules, not the vocabulary's, and would make `has_mfa` flap between sources.
     Registration(Vec<String>),
+    /// Names already in the method vocabulary (what the connector remembers of a user between
+    /// full walks).
+    Vocabulary(Vec<String>),
 }
 
 /// What enrichment calls found for one user; `None` means "could not be read" (so the field is
@@ -381,6 +384,7 @@ impl From<&Mfa> for MfaFacts {
         let names: Vec<String> = match mfa {
             Mfa::Methods(types) => types.iter().map(|t| short_method_name(t)).collect(),
             Mfa::Registration(values) => values.iter().map(|v| registered_method_name(v)).collect(),
+            Mfa::Vocabulary(names) => names.clone(),
         };
         let methods = sorted_unique(
             names
@@ -392,6 +396,12 @@ impl From<&Mfa> for MfaFacts {
             methods,
         }
     }
+}
+
+/// The method vocabulary names of `mfa`, as `mfa_methods` lists them (sorted, without
+/// `password`).
+pub fn vocabulary(mfa: &Mfa) -> Vec<String> {
+    MfaFacts::from(mfa).methods
 }
 
 /// Wraps the user in the class 5003 envelope, then stamps `time` and `metadata.uid`.
@@ -596,6 +606,14 @@ fn content_uid(tenant_uid: &str, user_id: &str, content: &Map<String, Value>) ->
 
 /// FNV-1a, 128-bit (offset basis and prime from the FNV reference).
 struct Fnv1a128(u128);
+
+/// FNV-1a (128 bits) of a string: the content hash of `metadata.uid`, reused wherever the
+/// connector needs a stable spread of ids (checkpoint shards).
+pub(crate) fn text_hash(text: &str) -> u128 {
+    let mut hash = Fnv1a128::new();
+    hash.bytes(text.as_bytes());
+    hash.0
+}
 
 impl Fnv1a128 {
     const OFFSET_BASIS: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;

@@ -42,10 +42,14 @@ fn lines(path: &Path) -> usize {
 }
 
 /// Checkpoint rows per namespace in a SQLite checkpoint store.
+/// The namespaces holding a delta cursor (besides it, a tenant keeps what it remembers of its
+/// users under `users/facts/*`).
 fn cursors(db: &Path) -> Vec<String> {
     let conn = rusqlite::Connection::open(db).unwrap();
     let mut stmt = conn
-        .prepare("SELECT namespace FROM checkpoints ORDER BY namespace")
+        .prepare(
+            "SELECT namespace FROM checkpoints WHERE key = 'users/delta-cursor' ORDER BY namespace",
+        )
         .unwrap();
     let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
     rows.map(|r| r.unwrap()).collect()

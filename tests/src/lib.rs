@@ -219,6 +219,26 @@ impl Harness {
             .expect("store writes");
     }
 
+    /// Makes the connector's memory of users between full walks (`users/facts/*`) unreadable,
+    /// as a store written by another version would be: their users are read per user again.
+    pub fn forget_facts(&self) {
+        let store = SqliteCheckpointStore::open(&self.dir.path().join("checkpoints.sqlite"))
+            .expect("store opens");
+        let namespace = format!("{}/{}", self.run.tenant, self.runtime.description().name);
+        let keys = (0..16)
+            .map(|n| format!("users/facts/{n:02}"))
+            .chain(["users/facts/groups".to_string()]);
+        for key in keys {
+            let version = store
+                .get(&namespace, &key)
+                .expect("store reads")
+                .map(|(_, v)| v);
+            store
+                .set(&namespace, &key, b"{}", version)
+                .expect("store writes");
+        }
+    }
+
     /// One checkpoint key of the Entra connector: (value, version).
     pub fn checkpoint(&self, key: &str) -> Option<(Vec<u8>, u64)> {
         let store = SqliteCheckpointStore::open(&self.dir.path().join("checkpoints.sqlite"))

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use connector_host::emulator::{role_case, EmulatorConfig, Endpoint, FaultRule, Tenant};
+use connector_host::emulator::{
+    role_case, EmulatorConfig, Endpoint, FaultRule, Tenant, DIRECTORY_ROLE_TYPE, GROUP_TYPE,
+};
 use e2e_tests::{assert_all_valid, Harness};
 use serde_json::{json, Value};
 
@@ -231,7 +233,7 @@ async fn a_delta_select_property_refused_by_graph_is_dropped_and_the_run_complet
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_sync_is_paced_below_every_limit_and_reads_each_source_once() {
+async fn a_full_sync_and_an_incremental_run_are_paced_below_every_limit_and_cheap() {
     let users = 2_000usize;
     let h = Harness::start(Tenant::generated(91, users), EmulatorConfig::default()).await;
     let report = h.sync().await.expect("the run succeeds");
@@ -263,4 +265,61 @@ async fn a_full_sync_is_paced_below_every_limit_and_reads_each_source_once() {
         report.requests, graph_requests,
         "the run report counts as Graph does"
     );
+
+    // 1% of the users change: a property, a group membership or a role. The next run emits
+    // exactly them, complete, for a cost that does not grow with the tenant.
+    let all = h.emulator.users();
+    let group = all
+        .iter()
+        .flat_map(|u| u.member_of.iter())
+        .find(|m| m["@odata.type"] == GROUP_TYPE)
+        .cloned()
+        .unwrap();
+    let role = all
+        .iter()
+        .flat_map(|u| u.member_of.iter())
+        .find(|m| m["@odata.type"] == DIRECTORY_ROLE_TYPE)
+        .cloned()
+        .unwrap();
+    let mut changed = Vec::new();
+    for (n, u) in all.iter().skip(100).take(users / 100).enumerate() {
+        let id = u.id().unwrap().to_string();
+        let ok = match n % 3 {
+            0 => h.emulator.update_user(&id, json!({"jobTitle": "Changed"})),
+            1 if !u.member_of.contains(&group) => h
+                .emulator
+                .modify_relations(&id, |s| s.member_of.push(group.clone())),
+            2 if !u.member_of.contains(&role) => h
+                .emulator
+                .modify_relations(&id, |s| s.member_of.push(role.clone())),
+            _ => continue,
+        };
+        assert!(ok);
+        changed.push(id);
+    }
+    h.emulator.reset_counters();
+    let n = h.events().len();
+    let report = h.sync().await.expect("the incremental run succeeds");
+    let got = by_uid(&h.events()[n..]);
+    let mut want = changed.clone();
+    want.sort();
+    assert_eq!(got.keys().cloned().collect::<Vec<_>>(), want);
+    assert!(got
+        .values()
+        .all(|e| e["user"].get("groups").is_some() && e["user"].get("has_mfa").is_some()));
+    let requests: u64 = h
+        .emulator
+        .counters()
+        .iter()
+        .filter(|(e, _)| **e != Endpoint::Batch)
+        .map(|(_, n)| n)
+        .sum();
+    assert!(
+        requests <= 20,
+        "{requests} Graph requests for {} changed users: {:?}",
+        changed.len(),
+        h.emulator.counters()
+    );
+    assert_eq!(h.emulator.throttled_responses(), 0);
+    assert_eq!(report.items_partial, 0, "{:?}", report.warnings);
 }

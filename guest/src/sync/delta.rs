@@ -34,6 +34,7 @@ use crate::config::{Config, SignIn};
 use crate::doors::{Doors, Level};
 use crate::enrich::is_not_licensed;
 use crate::error::ConnectorError;
+use crate::facts::Facts;
 use crate::graph::{GraphClient, GraphError, GraphGet};
 
 /// Checkpoint key of the delta cursor (the host namespaces it per tenant).
@@ -202,6 +203,8 @@ pub fn run<D: Doors>(
     // 1. Changes since the last run (also before a refresh, so removals are reported).
     if place.cursor.round == Round::Changes {
         p.sign_ins_per_page = true;
+        p.facts = Some(Facts::load(doors)?);
+        p.record_facts = false;
         match place.cursor.link.clone() {
             Some(link) => match walk(&mut p, &mut place, Round::Changes, link) {
                 Ok(()) => {}
@@ -250,8 +253,13 @@ pub fn run<D: Doors>(
             p.sign_ins = read_sign_ins(&mut p)?;
             swept_in_full_round = p.sign_ins.is_some();
         }
-        // Memberships, roles and MFA for the whole tenant, read once up front.
+        // Memberships, roles and MFA for the whole tenant, read once up front, and
+        // remembered for the incremental rounds that follow.
         let groups_link = p.enricher.load_tenant_wide(&mut p.report);
+        let mut facts = Facts::load(doors)?;
+        facts.clear();
+        p.facts = Some(facts);
+        p.record_facts = true;
         let mut restarted = false;
         loop {
             let start = place
@@ -413,6 +421,10 @@ fn walk<D: Doors>(
                 url = next;
             }
             (None, Some(delta)) => {
+                if round == Round::Full {
+                    // What the walk learnt of every user, before the cursor relies on it.
+                    p.save_facts()?;
+                }
                 place.cursor.round = Round::Changes;
                 place.cursor.link = Some(delta);
                 if round == Round::Full {
@@ -539,6 +551,7 @@ fn relation_changes<D: Doors>(
     if now_admins.is_some() {
         place.cursor.admins = now_admins;
     }
+    p.save_facts()?;
     place.commit()
 }
 
@@ -565,6 +578,16 @@ fn read_group_changes<D: Doors>(
                 if matches!(kind, "#microsoft.graph.user" | "") {
                     if let Some(id) = member.get("id").and_then(Value::as_str) {
                         users.insert(id.to_string());
+                        if let (Some(facts), Some(gid)) =
+                            (p.facts.as_mut(), group.get("id").and_then(Value::as_str))
+                        {
+                            let name = group
+                                .get("displayName")
+                                .and_then(Value::as_str)
+                                .filter(|n| !n.trim().is_empty());
+                            let added = member.get("@removed").is_none();
+                            facts.apply_membership(id, gid, name, added);
+                        }
                     }
                 }
             }

@@ -19,6 +19,7 @@ use crate::config::{Config, SignIn, SyncMode};
 use crate::doors::{Doors, Level};
 use crate::enrich::{refusal, Enricher};
 use crate::error::ConnectorError;
+use crate::facts::{Facts, Known};
 use crate::graph::{path_segment, GraphClient, GraphError, GraphGet};
 use crate::ocsf::{self, MapContext};
 
@@ -178,6 +179,12 @@ pub struct Pipeline<'g, 'a, D: Doors> {
     pub sign_ins_per_page: bool,
     /// Graph refused sign-in activity in this run (licence or permission).
     pub sign_in_refused: bool,
+    /// What is remembered of users between full walks (groups, MFA names); None when the
+    /// mode keeps no such memory.
+    pub facts: Option<Facts>,
+    /// Record every delivered user in [`Pipeline::facts`] (a full walk); otherwise only users
+    /// that were not remembered are learnt.
+    pub record_facts: bool,
     /// Ids of the users emitted while [`Pipeline::sign_ins_per_page`] is on (an incremental
     /// round), so users whose relations changed are not emitted twice in one run.
     pub emitted_ids: std::collections::HashSet<String>,
@@ -197,6 +204,8 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
             sign_ins_per_page: false,
             sign_in_refused: false,
             emitted_ids: std::collections::HashSet::new(),
+            facts: None,
+            record_facts: false,
             report: Report::default(),
         }
     }
@@ -327,12 +336,30 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
         } else {
             HashMap::new()
         };
-        let mut enrichments = if ids.is_empty() {
+        let known: Vec<Option<Known>> = match (&self.facts, self.record_facts) {
+            // A full walk reads everything afresh and records it.
+            (Some(facts), false) => ids.iter().map(|id| facts.get(id)).collect(),
+            _ => Vec::new(),
+        };
+        let enrichments: Vec<(ocsf::Enrichment, bool)> = if ids.is_empty() {
             Vec::new()
         } else {
-            self.enricher.enrich(&ids, &mut self.report)
+            self.enricher.enrich(&ids, &known, &mut self.report)
+        };
+        if let Some(facts) = self.facts.as_mut() {
+            for (n, (id, (e, _))) in ids.iter().zip(&enrichments).enumerate() {
+                let remembered = known.get(n).is_some_and(Option::is_some);
+                if let (Some(groups), false) = (&e.groups, remembered && !self.record_facts) {
+                    facts.put(id, groups, e.mfa.as_ref().map(ocsf::vocabulary));
+                }
+            }
+            for e in &entries {
+                if let Entry::Removed { id, .. } = e {
+                    facts.forget(id);
+                }
+            }
         }
-        .into_iter();
+        let mut enrichments = enrichments.into_iter();
         let ctx = MapContext {
             tenant_uid: &self.config.tenant_id,
             collected_at_ms: self.graph.doors().now_ms(),
@@ -400,6 +427,14 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
             events = rest;
         }
         Ok(())
+    }
+
+    /// Writes what changed in [`Pipeline::facts`] (before the cursor commit that relies on it).
+    pub fn save_facts(&mut self) -> Result<(), ConnectorError> {
+        match self.facts.as_mut() {
+            Some(facts) => facts.save(self.graph.doors()),
+            None => Ok(()),
+        }
     }
 
     /// Adds the run's closing warnings.

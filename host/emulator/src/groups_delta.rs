@@ -219,17 +219,7 @@ fn token(
 
 /// `GET /v1.0/groups/delta`.
 pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, GraphError> {
-    const REFUSED: [&str; 6] = [
-        "$top", "$orderby", "$expand", "$count", "$search", "$filter",
-    ];
-    let mut allowed = vec!["$select", "$skiptoken", "$deltatoken"];
-    allowed.extend(REFUSED);
-    let opts = QueryOptions::parse(request.query.as_deref(), &allowed)?;
-    if let Some(name) = opts.names().find(|n| REFUSED.contains(n)) {
-        return Err(GraphError::unsupported_query(format!(
-            "The query option '{name}' is not supported with delta queries on groups."
-        )));
-    }
+    let opts = QueryOptions::for_delta(request.query.as_deref(), "groups")?;
     shared.require_any(GROUP_PERMISSIONS)?;
     let (groups_per_page, applied) = delta_page_size(request, shared.config.generous);
     let directory = shared.read();

@@ -113,6 +113,30 @@ impl QueryOptions {
             .collect::<Vec<_>>()
             .join("&")
     }
+
+    /// A next link: `base` + `path`, this query without its skip token, and `token`.
+    pub(crate) fn next_link(&self, base: &str, path: &str, token: &str) -> String {
+        let query = self.link_query();
+        let separator = if query.is_empty() { "" } else { "&" };
+        format!("{base}{path}?{query}{separator}$skiptoken={token}")
+    }
+
+    /// The options of a delta query on `resource` (`users`, `groups`): `$select` and the
+    /// tokens; the options Graph documents as unsupported with delta are refused by name.
+    pub(crate) fn for_delta(raw: Option<&str>, resource: &str) -> Result<QueryOptions, GraphError> {
+        const REFUSED: [&str; 6] = [
+            "$top", "$orderby", "$expand", "$count", "$search", "$filter",
+        ];
+        let mut allowed = vec!["$select", "$skiptoken", "$deltatoken"];
+        allowed.extend(REFUSED);
+        let opts = QueryOptions::parse(raw, &allowed)?;
+        if let Some(name) = opts.names().find(|n| REFUSED.contains(n)) {
+            return Err(GraphError::unsupported_query(format!(
+                "The query option '{name}' is not supported with delta queries on {resource}."
+            )));
+        }
+        Ok(opts)
+    }
 }
 
 /// FNV-1a, 64 bits: a stable hash for fingerprints and ids (std's hasher is not stable).

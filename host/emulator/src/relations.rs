@@ -174,14 +174,10 @@ impl ListQuery {
             .map(|item| select_object(item.borrow(), self.select.as_deref()))
             .collect();
         let next_link = (end < items.len()).then(|| {
-            let query = self.opts.link_query();
-            let separator = if query.is_empty() { "" } else { "&" };
             let token =
                 encode_token(&["list".to_owned(), self.fingerprint.clone(), end.to_string()]);
-            format!(
-                "{}{}?{query}{separator}$skiptoken={token}",
-                shared.graph_base, request.path
-            )
+            self.opts
+                .next_link(&shared.graph_base, &request.path, &token)
         });
         let count = (self.count && self.offset == 0).then_some(items.len());
         collection(context, count, value, next_link)
@@ -641,17 +637,12 @@ pub(crate) fn registration_details(
         }
     };
     let next_link = next.map(|n| {
-        let query = opts.link_query();
-        let separator = if query.is_empty() { "" } else { "&" };
         let token = encode_token(&[
             "registration".to_owned(),
             fingerprint.clone(),
             n.to_string(),
         ]);
-        format!(
-            "{}{}?{query}{separator}$skiptoken={token}",
-            shared.graph_base, request.path
-        )
+        opts.next_link(&shared.graph_base, &request.path, &token)
     });
     let context = format!(
         "{}/v1.0/$metadata#reports/authenticationMethods/userRegistrationDetails",

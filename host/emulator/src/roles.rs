@@ -723,13 +723,8 @@ fn rbac_list(shared: &Shared, request: &HttpRequest, eligible: bool) -> Result<R
         .collect();
     drop(directory);
     let next_link = (end < matching.len()).then(|| {
-        let query = opts.link_query();
-        let separator = if query.is_empty() { "" } else { "&" };
         let token = encode_token(&["rbac".to_owned(), fingerprint.clone(), end.to_string()]);
-        format!(
-            "{}{}?{query}{separator}$skiptoken={token}",
-            shared.graph_base, request.path
-        )
+        opts.next_link(&shared.graph_base, &request.path, &token)
     });
     let context = format!(
         "{}/v1.0/$metadata#roleManagement/directory/{what}",

@@ -595,17 +595,7 @@ fn delta_token(select: &[&str], phase: &str, since: u64, position: &str, page: u
 
 /// `GET /v1.0/users/delta`.
 pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, GraphError> {
-    const REFUSED: [&str; 6] = [
-        "$top", "$orderby", "$expand", "$count", "$search", "$filter",
-    ];
-    let mut allowed = vec!["$select", "$skiptoken", "$deltatoken"];
-    allowed.extend(REFUSED);
-    let opts = QueryOptions::parse(request.query.as_deref(), &allowed)?;
-    if let Some(name) = opts.names().find(|n| REFUSED.contains(n)) {
-        return Err(GraphError::unsupported_query(format!(
-            "The query option '{name}' is not supported with delta queries on users."
-        )));
-    }
+    let opts = QueryOptions::for_delta(request.query.as_deref(), "users")?;
     let generous = shared.config.generous;
     let (size, page_size) = delta_page_size(request, generous);
 

@@ -390,9 +390,21 @@ impl HttpDoor {
         } else {
             // Without the URL: it is the guest's own and errors end up in logs.
             let mut msg = e.without_url_ref_string();
-            msg.truncate(300);
+            truncate_at_char_boundary(&mut msg, 300);
             FetchFailure::Transport(msg)
         }
+    }
+}
+
+/// Cuts `text` to at most `max` bytes without splitting a character (`String::truncate` panics
+/// inside one, and error texts from a server can hold any character).
+pub(crate) fn truncate_at_char_boundary(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
     }
 }
 
@@ -440,6 +452,17 @@ pub fn http_client(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hostile_error_text_with_multibyte_characters_is_cut_without_panicking() {
+        // 299 ASCII bytes, then a 4-byte character straddling byte 300.
+        let mut text = format!("{}𝔊 and more", "x".repeat(299));
+        super::truncate_at_char_boundary(&mut text, 300);
+        assert_eq!(text, "x".repeat(299));
+        let mut short = "héllo".to_string();
+        super::truncate_at_char_boundary(&mut short, 300);
+        assert_eq!(short, "héllo");
+    }
+
     use super::*;
 
     fn policy() -> EgressPolicy {

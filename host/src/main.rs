@@ -213,9 +213,10 @@ async fn cmd_check(config: &Path) -> i32 {
 }
 
 fn print_probes(probes: &[Probe]) -> i32 {
+    let mut text = String::new();
     for p in probes {
-        println!(
-            "{} {:<36} {}",
+        text.push_str(&format!(
+            "{} {:<36} {}\n",
             match (p.ok, p.detail.starts_with("warning")) {
                 (false, _) => "FAIL",
                 (true, true) => "warn",
@@ -223,9 +224,12 @@ fn print_probes(probes: &[Probe]) -> i32 {
             },
             p.name,
             p.detail
-        );
+        ));
     }
-    if probes.iter().all(|p| p.ok) {
+    let written = print_quietly(&text);
+    if written != 0 {
+        written
+    } else if probes.iter().all(|p| p.ok) {
         0
     } else {
         4
@@ -238,18 +242,30 @@ async fn cmd_describe() -> i32 {
         Err(e) => return fail(e, 6),
     };
     let d = rt.description();
-    println!("{} {}", d.name, d.version);
-    println!("emits OCSF classes: {:?}", d.event_classes);
-    println!("permissions: {}", d.permissions.join(", "));
-    println!("secrets: {}", d.secrets.join(", "));
-    println!("config keys:");
+    let mut text = format!("{} {}\n", d.name, d.version);
+    text.push_str(&format!("emits OCSF classes: {:?}\n", d.event_classes));
+    text.push_str(&format!("permissions: {}\n", d.permissions.join(", ")));
+    text.push_str(&format!("secrets: {}\n", d.secrets.join(", ")));
+    text.push_str("config keys:\n");
     for (name, required, description) in &d.config_keys {
-        println!(
-            "  {name:<20} {} {description}",
+        text.push_str(&format!(
+            "  {name:<20} {} {description}\n",
             if *required { "required" } else { "optional" }
-        );
+        ));
     }
-    0
+    print_quietly(&text)
+}
+
+/// Writes to stdout; a reader that went away (`describe | head -1`) is not an error worth a
+/// panic: the output is simply not wanted any more. Other write errors exit 6.
+fn print_quietly(text: &str) -> i32 {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => 0,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(e) => fail(format!("cannot write to standard output: {e}"), 6),
+    }
 }
 
 async fn cmd_serve(tenants: &Path, once: bool) -> i32 {

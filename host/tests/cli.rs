@@ -489,3 +489,23 @@ fn the_compiled_component_is_cached_across_restarts() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_describe_into_a_closed_pipe_exits_quietly() {
+    // `describe | true`: the reader is gone before describe writes (loading the component
+    // takes a moment), so the write meets a closed pipe.
+    let out = tokio::task::spawn_blocking(|| {
+        std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "set -o pipefail; '{BIN}' --no-cache describe | true"
+            ))
+            .output()
+            .expect("bash runs")
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

@@ -791,8 +791,13 @@ pub fn form_encode(s: &str) -> String {
     out
 }
 
-/// Percent-encodes one URL path segment (a Graph id is untrusted input).
+/// Percent-encodes one URL path segment (a Graph id is untrusted input). The segments `.`
+/// and `..` are encoded too: left as they are, a URL parser resolves them and the request
+/// walks up the path (`/users/../groups`).
 pub fn path_segment(s: &str) -> String {
+    if s == "." || s == ".." {
+        return "%2E".repeat(s.len());
+    }
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
@@ -1157,6 +1162,18 @@ mod tests {
         assert_eq!(form_encode("a b&c"), "a+b%26c");
         assert_eq!(path_segment("0b5c-11"), "0b5c-11");
         assert_eq!(path_segment("../x?y"), "..%2Fx%3Fy");
+    }
+
+    #[test]
+    fn hostile_dot_ids_do_not_walk_the_path() {
+        assert_eq!(path_segment("."), "%2E");
+        assert_eq!(path_segment(".."), "%2E%2E");
+        assert_eq!(
+            path_segment("..."),
+            "...",
+            "only the dot segments are special"
+        );
+        assert_eq!(path_segment("a.b"), "a.b");
     }
 
     #[test]

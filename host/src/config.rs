@@ -231,11 +231,26 @@ impl TenantConfig {
             SinkSpec::Stdout => SinkSpec::Stdout,
         };
         let limits = file.limits;
-        if limits.max_concurrent_requests == 0
-            || limits.run_timeout_secs == 0
-            || limits.max_requests == 0
-        {
-            return Err("[limits] values must be greater than 0".into());
+        // A zero would be accepted here and then break every request of every run (a zero
+        // timeout, a zero-byte cap): refuse it now, naming the key.
+        let zero = [
+            ("run_timeout_secs", limits.run_timeout_secs),
+            ("max_requests", limits.max_requests),
+            (
+                "max_concurrent_requests",
+                limits.max_concurrent_requests as u64,
+            ),
+            ("max_response_bytes", limits.max_response_bytes),
+            ("max_request_bytes", limits.max_request_bytes),
+            ("request_timeout_secs", limits.request_timeout_secs),
+            ("connect_timeout_secs", limits.connect_timeout_secs),
+        ]
+        .into_iter()
+        .find(|(_, value)| *value == 0);
+        if let Some((key, _)) = zero {
+            return Err(format!(
+                "[limits] {key} is 0: it must be greater than 0 (remove it for the default)"
+            ));
         }
         Ok(TenantConfig {
             key,
@@ -315,6 +330,26 @@ checkpoint_db = "state.sqlite"
 kind = "jsonl"
 path = "out/events.jsonl"
 "#;
+
+    #[test]
+    fn operator_zero_limits_are_refused_naming_the_key() {
+        for key in [
+            "run_timeout_secs",
+            "max_requests",
+            "max_concurrent_requests",
+            "max_response_bytes",
+            "max_request_bytes",
+            "request_timeout_secs",
+            "connect_timeout_secs",
+        ] {
+            let text = format!("{MINIMAL}[limits]\n{key} = 0\n");
+            let err = TenantConfig::parse(&text, Path::new("/etc/ch")).unwrap_err();
+            assert!(
+                err.contains(&format!("[limits] {key} is 0")) && err.contains("greater than 0"),
+                "{key}: {err}"
+            );
+        }
+    }
 
     #[test]
     fn minimal_file_gets_cloud_egress_and_resolved_paths() {

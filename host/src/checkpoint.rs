@@ -111,7 +111,11 @@ impl CheckpointStore for SqliteCheckpointStore {
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
         let outcome = self.with(|c| {
-            let tx = c.transaction()?;
+            // IMMEDIATE: take the write lock before reading the version. A deferred
+            // transaction that reads and then writes cannot upgrade its lock while another
+            // process holds one, and SQLite answers "database is locked" at once, whatever
+            // the busy timeout; an immediate one waits for the lock instead.
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let current: Option<u64> = tx
                 .query_row(
                     "SELECT version FROM checkpoints WHERE namespace = ?1 AND key = ?2",
@@ -140,6 +144,39 @@ impl CheckpointStore for SqliteCheckpointStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_user_two_stores_sharing_one_file_never_see_database_is_locked() {
+        // Two connections to one file behave as two processes would: each thread moves the
+        // same key by compare-and-set, re-reading on a conflict. Only conflicts may happen.
+        let dir = std::env::temp_dir().join(format!("ckpt-shared-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("c.sqlite");
+        SqliteCheckpointStore::open(&path).unwrap();
+        let workers: Vec<_> = (0..2)
+            .map(|w| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let s = SqliteCheckpointStore::open(&path).unwrap();
+                    let mut done = 0;
+                    while done < 150 {
+                        let current = s.get("t/x", "k").unwrap().map(|(_, v)| v);
+                        match s.set("t/x", "k", format!("{w}").as_bytes(), current) {
+                            Ok(_) => done += 1,
+                            Err(CheckpointError::Conflict { .. }) => {}
+                            Err(e) => panic!("worker {w}: {e:?}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().expect("no worker saw a storage error");
+        }
+        let s = SqliteCheckpointStore::open(&path).unwrap();
+        assert_eq!(s.get("t/x", "k").unwrap().map(|(_, v)| v), Some(300));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn compare_and_set_and_namespaces() {

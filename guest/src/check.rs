@@ -112,6 +112,10 @@ pub fn check<D: Doors>(doors: &D, config: &Config) -> Result<Vec<Probe>, Connect
                 .and_then(Value::as_str)
                 .map(str::to_string)
         });
+    // Docs: rbacapplication-list-roleassignments ("$filter=roleDefinitionId eq '…'", its
+    // example 1) and -roleeligibilityscheduleinstances (`$filter` supported); group-list
+    // (`$select`, `$top`); user-list with `$select=signInActivity` (AuditLog.Read.All and
+    // P1/P2); the registration report takes no `$select`/`$top` (first page only).
     let role_filter = format!("$filter=roleDefinitionId%20eq%20'{GLOBAL_ADMINISTRATOR}'");
     for source in &SOURCES {
         let url = match source.name {

@@ -300,7 +300,10 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
         let groups: Vec<(String, BTreeSet<String>)> = groups.into_iter().collect();
         let cfg = self.graph.config();
         // Role-assignable groups cannot be nested (GRAPH.md, "Roles"): direct members are all
-        // the holders. No OData cast: a cast is an advanced query.
+        // the holders. No OData cast: a cast is an advanced query (aad-advanced-queries). Docs
+        // (group-list-members): `$select` and `$top` supported; Graph serves at most 500
+        // directory links a page whatever `$top` asks (GRAPH.md, "Incremental sync: delta"),
+        // and the next links are followed.
         let members = self.graph.batch_collect(
             groups
                 .iter()

@@ -20,19 +20,26 @@
 
 use std::time::{Duration, Instant};
 
-use connector_host::emulator::{EmulatorConfig, Endpoint, Tenant, DIRECTORY_ROLE_TYPE, GROUP_TYPE};
+use connector_host::emulator::{EmulatorConfig, Tenant, DIRECTORY_ROLE_TYPE, GROUP_TYPE};
 use e2e_tests::Harness;
 use serde_json::{json, Value};
 
-/// Requests as Graph counts them: every endpoint's count, `$batch` items included, the
-/// envelopes not.
-fn graph_requests(h: &Harness) -> u64 {
-    h.emulator
-        .counters()
-        .iter()
-        .filter(|(e, _)| **e != Endpoint::Batch)
-        .map(|(_, n)| n)
-        .sum()
+/// One run of ours, timed, with the requests Graph counts and the 429s it gave.
+async fn measured_run(h: &Harness, users: usize, what: String, expect: &str) -> (Row, Duration) {
+    h.emulator.reset_counters();
+    let t = Instant::now();
+    let report = h.sync().await.expect(expect);
+    let wall = t.elapsed();
+    let row = Row {
+        what,
+        users,
+        requests: h.emulator.graph_requests(),
+        wall,
+        events: report.events_written,
+        throttled: h.emulator.throttled_responses(),
+        note: "",
+    };
+    (row, wall)
 }
 
 fn env_num(name: &str, default: usize) -> usize {
@@ -162,20 +169,10 @@ fn main() {
         let mut rows = Vec::new();
 
         // Ours, full sync (first run).
-        h.emulator.reset_counters();
-        let t = Instant::now();
-        let report = h.sync().await.expect("our full sync");
-        let ours_full = t.elapsed();
-        assert_eq!(report.events_written as usize, users);
-        rows.push(Row {
-            what: "ours: full sync (delta round 1)".into(),
-            users,
-            requests: graph_requests(&h),
-            wall: ours_full,
-            events: report.events_written,
-            throttled: h.emulator.throttled_responses(),
-            note: "",
-        });
+        let (row, ours_full) =
+            measured_run(&h, users, "ours: full sync (delta round 1)".into(), "our full sync").await;
+        assert_eq!(row.events as usize, users);
+        rows.push(row);
 
         // Ours, incremental runs after 1% of users changed: a third of them a property
         // (users/delta), a third a group membership (groups/delta), a third a role.
@@ -208,32 +205,24 @@ fn main() {
                 }
             }
         }
-        h.emulator.reset_counters();
-        let t = Instant::now();
-        let report = h.sync().await.expect("our incremental run");
-        rows.push(Row {
-            what: format!(
+        let (row, _) = measured_run(
+            &h,
+            users,
+            format!(
                 "ours: incremental, 1% of users changed ({changed}: property, membership, role)"
             ),
+            "our incremental run",
+        )
+        .await;
+        rows.push(row);
+        let (row, _) = measured_run(
+            &h,
             users,
-            requests: graph_requests(&h),
-            wall: t.elapsed(),
-            events: report.events_written,
-            throttled: h.emulator.throttled_responses(),
-            note: "",
-        });
-        h.emulator.reset_counters();
-        let t = Instant::now();
-        let report = h.sync().await.expect("our idle run");
-        rows.push(Row {
-            what: "ours: incremental, nothing changed".into(),
-            users,
-            requests: graph_requests(&h),
-            wall: t.elapsed(),
-            events: report.events_written,
-            throttled: h.emulator.throttled_responses(),
-            note: "",
-        });
+            "ours: incremental, nothing changed".into(),
+            "our idle run",
+        )
+        .await;
+        rows.push(row);
 
         // The seed's pattern on the same tenant and latency.
         h.emulator.reset_counters();

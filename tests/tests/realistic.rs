@@ -245,11 +245,7 @@ async fn a_full_sync_and_an_incremental_run_are_paced_below_every_limit_and_chea
     );
     let counters = h.emulator.counters();
     // Graph counts every $batch item (its own counter) but not the envelope.
-    let graph_requests: u64 = counters
-        .iter()
-        .filter(|(e, _)| **e != Endpoint::Batch)
-        .map(|(_, n)| n)
-        .sum();
+    let graph_requests = h.emulator.graph_requests();
     assert!(
         graph_requests as f64 / users as f64 <= 0.03,
         "{graph_requests} Graph requests for {users} users: {counters:?}"
@@ -307,13 +303,7 @@ async fn a_full_sync_and_an_incremental_run_are_paced_below_every_limit_and_chea
     assert!(got
         .values()
         .all(|e| e["user"].get("groups").is_some() && e["user"].get("has_mfa").is_some()));
-    let requests: u64 = h
-        .emulator
-        .counters()
-        .iter()
-        .filter(|(e, _)| **e != Endpoint::Batch)
-        .map(|(_, n)| n)
-        .sum();
+    let requests = h.emulator.graph_requests();
     assert!(
         requests <= 20,
         "{requests} Graph requests for {} changed users: {:?}",

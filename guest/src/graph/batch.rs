@@ -23,9 +23,6 @@ pub struct SubGet {
     pub url: String,
     /// Extra headers, e.g. `ConsistencyLevel: eventual`.
     pub headers: Vec<(String, String)>,
-    /// The answer is one object, not a collection page (`batch_collect` returns it as the
-    /// only item).
-    pub single: bool,
 }
 
 impl SubGet {
@@ -34,24 +31,6 @@ impl SubGet {
         SubGet {
             url: url.into(),
             headers: Vec::new(),
-            single: false,
-        }
-    }
-
-    /// An advanced query (`ConsistencyLevel: eventual`).
-    pub fn eventual(url: impl Into<String>) -> Self {
-        SubGet {
-            url: url.into(),
-            headers: vec![("ConsistencyLevel".into(), "eventual".into())],
-            single: false,
-        }
-    }
-
-    /// A GET of one object.
-    pub fn single(url: impl Into<String>) -> Self {
-        SubGet {
-            single: true,
-            ..SubGet::new(url)
         }
     }
 }
@@ -195,14 +174,6 @@ impl<D: Doors> GraphClient<'_, D> {
             let results = self.batch_get(&gets);
             let mut next = Vec::new();
             for ((i, g), r) in pending.into_iter().zip(results) {
-                if g.single {
-                    match (r, &mut items[i]) {
-                        (Ok(v), Ok(acc)) => acc.push(v),
-                        (Err(e), slot) => *slot = Err(e),
-                        (Ok(_), Err(_)) => {}
-                    }
-                    continue;
-                }
                 let page = r.and_then(Page::parse);
                 match (page, &mut items[i]) {
                     (Ok(p), Ok(acc)) => {
@@ -213,7 +184,6 @@ impl<D: Doors> GraphClient<'_, D> {
                                 SubGet {
                                     url,
                                     headers: g.headers,
-                                    single: false,
                                 },
                             ));
                         }

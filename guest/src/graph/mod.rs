@@ -831,6 +831,14 @@ mod tests {
 
     const TOKEN: &str = r#"{"access_token":"tok","expires_in":3599}"#;
 
+    /// A Graph that grants a token and answers every other request with an empty page.
+    fn empty_pages(_: usize, r: &HttpRequest) -> HttpResponse {
+        if r.url.contains("/token") {
+            return json(200, &[], TOKEN);
+        }
+        json(200, &[], r#"{"value":[]}"#)
+    }
+
     #[test]
     fn a_throttled_batch_item_pauses_the_requests_that_follow() {
         // One batch in flight at a time: 40 items make two batches in one round; item 3 of
@@ -906,12 +914,7 @@ mod tests {
     #[test]
     fn reports_class_requests_are_paced_below_the_reports_limit() {
         let cfg = config(&[]);
-        let doors = FakeDoors::new(|_, r| {
-            if r.url.contains("/token") {
-                return json(200, &[], TOKEN);
-            }
-            json(200, &[], r#"{"value":[]}"#)
-        });
+        let doors = FakeDoors::new(empty_pages);
         let graph = GraphClient::new(&doors, &cfg);
         let report = cfg.graph_url("/reports/authenticationMethods/userRegistrationDetails");
         let sign_in = cfg.graph_url("/users?$select=id,signInActivity&$top=500");
@@ -949,12 +952,7 @@ mod tests {
     #[test]
     fn concurrent_reports_requests_are_sent_only_as_their_slots_free() {
         let cfg = config(&[]);
-        let doors = FakeDoors::new(|_, r| {
-            if r.url.contains("/token") {
-                return json(200, &[], TOKEN);
-            }
-            json(200, &[], r#"{"value":[]}"#)
-        });
+        let doors = FakeDoors::new(empty_pages);
         let graph = GraphClient::new(&doors, &cfg);
         let mut gets: Vec<GraphGet> = (0..7)
             .map(|i| {
@@ -991,12 +989,7 @@ mod tests {
     #[test]
     fn sign_in_activity_reads_are_also_paced_to_ten_a_minute() {
         let cfg = config(&[]);
-        let doors = FakeDoors::new(|_, r| {
-            if r.url.contains("/token") {
-                return json(200, &[], TOKEN);
-            }
-            json(200, &[], r#"{"value":[]}"#)
-        });
+        let doors = FakeDoors::new(empty_pages);
         let graph = GraphClient::new(&doors, &cfg);
         let sign_in = cfg.graph_url("/users?$select=id,signInActivity&$top=500");
         for _ in 0..21 {
@@ -1025,14 +1018,8 @@ mod tests {
     #[test]
     fn a_later_run_paces_from_the_requests_an_earlier_run_sent() {
         let cfg = config(&[]);
-        let answer = |_: usize, r: &HttpRequest| {
-            if r.url.contains("/token") {
-                return json(200, &[], TOKEN);
-            }
-            json(200, &[], r#"{"value":[]}"#)
-        };
         let report = cfg.graph_url("/reports/authenticationMethods/userRegistrationDetails");
-        let first = FakeDoors::new(answer);
+        let first = FakeDoors::new(empty_pages);
         let graph = GraphClient::new(&first, &cfg);
         for _ in 0..5 {
             graph.get(GraphGet::new(report.clone())).unwrap();
@@ -1040,7 +1027,7 @@ mod tests {
         let history = graph.reports_history();
         assert_eq!(history[0].len(), 5);
         // The next run starts a second later, in the same window.
-        let second = FakeDoors::new(answer);
+        let second = FakeDoors::new(empty_pages);
         second.clock.set(first.clock.get() + 1_000);
         let graph = GraphClient::new(&second, &cfg);
         graph.remember_reports(&history);

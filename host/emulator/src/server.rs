@@ -395,6 +395,16 @@ impl Emulator {
         self.counters().values().sum()
     }
 
+    /// Requests as Graph counts them against its limits: every endpoint's count, each
+    /// `$batch` item on its own, the `$batch` envelopes not (json-batching.md, throttling.md).
+    pub fn graph_requests(&self) -> u64 {
+        self.counters()
+            .iter()
+            .filter(|(endpoint, _)| **endpoint != Endpoint::Batch)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     /// HTTP requests received by both servers (a `$batch` counts once).
     pub fn http_requests(&self) -> u64 {
         self.shared.http_requests.load(Ordering::Relaxed)

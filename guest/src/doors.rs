@@ -157,7 +157,7 @@ pub trait Doors {
     fn kv_set(&self, key: &str, value: &[u8], expected: Option<u64>) -> Result<u64, KvError>;
 
     /// Hands events to the sink.
-    fn emit(&self, events: Vec<String>) -> Result<(), EmitError>;
+    fn emit(&self, events: &[String]) -> Result<(), EmitError>;
 
     /// Writes a log line.
     fn log(&self, level: Level, message: &str);
@@ -228,7 +228,7 @@ pub mod fake {
         fn kv_set(&self, _: &str, _: &[u8], _: Option<u64>) -> Result<u64, KvError> {
             Ok(1)
         }
-        fn emit(&self, _: Vec<String>) -> Result<(), EmitError> {
+        fn emit(&self, _: &[String]) -> Result<(), EmitError> {
             Ok(())
         }
         fn log(&self, _: Level, _: &str) {}

@@ -27,7 +27,7 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::Value;
 
 use crate::doors::{Doors, Level};
-use crate::graph::{path_segment, GraphClient, GraphError, GraphGet, SubGet};
+use crate::graph::{path_segment, GraphClient, GraphError, GraphGet, SubGet, Trail};
 use crate::ocsf::{Enrichment, GroupRef, Mfa};
 use crate::sync::Report;
 
@@ -340,6 +340,7 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
         ));
         let mut m = Memberships::default();
         let mut index: HashMap<String, u32> = HashMap::new();
+        let mut trail = Trail::default();
         while let Some(get) = next.take() {
             let page = self.graph.page(get)?;
             for group in &page.items {
@@ -384,8 +385,17 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
                 }
             }
             match (page.next_link, page.delta_link) {
-                (Some(link), _) => next = Some(GraphGet::new(link)),
-                (None, delta) => m.delta_link = delta,
+                (Some(link), _) => {
+                    trail.step(self.graph, &link)?;
+                    next = Some(GraphGet::new(link));
+                }
+                (None, delta) => {
+                    // Stored in the cursor: checked before it gets there.
+                    if let Some(d) = &delta {
+                        self.graph.check_link(d)?;
+                    }
+                    m.delta_link = delta;
+                }
             }
         }
         Ok(m)
@@ -400,12 +410,16 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
                 "/reports/authenticationMethods/userRegistrationDetails",
             )));
         let mut out = HashMap::new();
+        let mut trail = Trail::default();
         while let Some(get) = next.take() {
             let page = self.graph.page(get)?;
             for item in &page.items {
                 if let Some(id) = item.get("id").and_then(Value::as_str) {
                     out.insert(id.to_string(), methods_registered(item));
                 }
+            }
+            if let Some(link) = &page.next_link {
+                trail.step(self.graph, link)?;
             }
             next = page.next_link.map(GraphGet::new);
         }

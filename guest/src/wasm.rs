@@ -61,8 +61,8 @@ impl Doors for Imports {
         kv_checkpoint::set(key, value, expected).map_err(kv_error)
     }
 
-    fn emit(&self, events: Vec<String>) -> Result<(), doors::EmitError> {
-        emit_event::emit(&events).map_err(|e| match e {
+    fn emit(&self, events: &[String]) -> Result<(), doors::EmitError> {
+        emit_event::emit(events).map_err(|e| match e {
             emit_event::EmitError::Invalid(m) => doors::EmitError::Invalid(m),
             emit_event::EmitError::Sink(m) => doors::EmitError::Sink(m),
         })

@@ -49,7 +49,7 @@ pub enum RunError {
     },
     /// The component trapped (a bug or hostile code); the host is unaffected.
     #[error(
-        "tenant '{tenant}': the connector crashed (trap): {message}; its checkpoint is unchanged"
+        "tenant '{tenant}': the connector crashed (trap): {message}; the checkpoint keeps what the connector committed before it (the next run resumes there)"
     )]
     Trap {
         /// Tenant key.
@@ -58,7 +58,7 @@ pub enum RunError {
         message: String,
     },
     /// A sandbox limit stopped the run (memory, CPU, stack, call size).
-    #[error("tenant '{tenant}': the connector was stopped by the {} limit: {detail}; its checkpoint is unchanged", kind.as_str())]
+    #[error("tenant '{tenant}': the connector was stopped by the {} limit: {detail}; the checkpoint keeps what the connector committed before it (the next run resumes there)", kind.as_str())]
     Limit {
         /// Tenant key.
         tenant: String,
@@ -68,7 +68,7 @@ pub enum RunError {
         detail: String,
     },
     /// The run exceeded its wall-clock limit and was stopped.
-    #[error("tenant '{tenant}': the run exceeded its time limit of {seconds} s and was stopped; its checkpoint is unchanged")]
+    #[error("tenant '{tenant}': the run exceeded its time limit of {seconds} s and was stopped; the checkpoint keeps what the connector committed before it (the next run resumes there)")]
     Timeout {
         /// Tenant key.
         tenant: String,

@@ -13,10 +13,11 @@
 //!   line and are counted as waiting;
 //! - on shutdown (SIGTERM/SIGINT for the CLI) nothing new starts, runs in flight get the
 //!   grace period to end, and what is still running then is cut by dropping its future. A
-//!   cut cannot lose events or half-move a cursor: the connector commits its cursor once,
-//!   after its last event, through a synchronous host call (the sink is made durable, then
-//!   SQLite commits) that a dropped future interrupts only before or after, never halfway. A
-//!   run cut before that call leaves its checkpoint where it was, and the next run redelivers;
+//!   cut cannot lose events or half-move a cursor: every cursor commit (after each page in
+//!   `delta` mode, at the end in `created` mode) is a synchronous host call (the sink is made
+//!   durable, then SQLite commits) that a dropped future interrupts only before or after,
+//!   never halfway. A cut run leaves its checkpoint at its last commit, and the next run
+//!   resumes there, redelivering at most the page in flight;
 //! - counters and gauges per tenant ([`crate::metrics`]), logs carrying the tenant key and
 //!   never a secret value.
 //!

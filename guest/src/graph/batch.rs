@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use super::{first_line, retry, status_error, GraphClient, GraphError, Outgoing, Page};
+use super::{first_line, retry, status_error, GraphClient, GraphError, Outgoing, Page, Trail};
 use crate::doors::{Doors, HttpResponse};
 
 /// Most requests Graph accepts in one batch.
@@ -126,11 +126,7 @@ impl<D: Doors> GraphClient<'_, D> {
                     for (n, &(i, attempt)) in batch.iter().enumerate() {
                         match answers.remove(&n.to_string()) {
                             Some(sub) if (200..300).contains(&sub.status) => {
-                                out[i] = Some(serde_json::from_slice(&sub.body).map_err(|e| {
-                                    GraphError::Malformed(format!(
-                                        "batch item body is not JSON ({e})"
-                                    ))
-                                }));
+                                out[i] = Some(item_body(&sub.body));
                             }
                             Some(sub) if retry::is_retryable_status(sub.status) => {
                                 if self.take_retry(attempt) {
@@ -168,13 +164,17 @@ impl<D: Doors> GraphClient<'_, D> {
     pub fn batch_collect(&self, starts: Vec<SubGet>) -> Vec<Result<Vec<Value>, GraphError>> {
         let mut items: Vec<Result<Vec<Value>, GraphError>> =
             starts.iter().map(|_| Ok(Vec::new())).collect();
+        let mut trails: Vec<Trail> = starts.iter().map(|g| Trail::starting_at(&g.url)).collect();
         let mut pending: Vec<(usize, SubGet)> = starts.into_iter().enumerate().collect();
         while !pending.is_empty() {
             let gets: Vec<SubGet> = pending.iter().map(|(_, g)| g.clone()).collect();
             let results = self.batch_get(&gets);
             let mut next = Vec::new();
             for ((i, g), r) in pending.into_iter().zip(results) {
-                let page = r.and_then(Page::parse);
+                let page = r.and_then(Page::parse).and_then(|p| match &p.next_link {
+                    Some(link) => trails[i].step(self, link).map(|()| p),
+                    None => Ok(p),
+                });
                 match (page, &mut items[i]) {
                     (Ok(p), Ok(acc)) => {
                         acc.extend(p.items);
@@ -195,6 +195,35 @@ impl<D: Doors> GraphClient<'_, D> {
             pending = next;
         }
         items
+    }
+}
+
+/// The JSON object a successful batch item answers. Graph gives a JSON response's body as
+/// the object itself (https://learn.microsoft.com/graph/json-batching, "Response format";
+/// non-JSON content comes as a base64 string, per Microsoft Q&A 1352007, and no endpoint we
+/// read answers non-JSON). Anything else — a string holding JSON, an array, a number — is a
+/// failed item, never read as an empty object (which would turn "unread" into "none").
+fn item_body(body: &[u8]) -> Result<Value, GraphError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(other) => Err(GraphError::Malformed(format!(
+            "a batch item's body is a JSON {}, not the object Graph answers",
+            json_kind(&other)
+        ))),
+        Err(e) => Err(GraphError::Malformed(format!(
+            "a batch item's body is not JSON ({e})"
+        ))),
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
     }
 }
 

@@ -653,14 +653,30 @@ impl<'a, D: Doors> GraphClient<'a, D> {
         Page::parse(self.get(get)?)
     }
 
-    /// Refuses a link that leaves the configured Graph host.
+    /// Refuses a next or delta link the connector must neither follow nor store: one that
+    /// leaves the configured Graph host or its `/v1.0/` API, is longer than
+    /// [`MAX_LINK_BYTES`], or holds what no Graph link holds (spaces, control characters, a
+    /// fragment, a backslash, a `{{` placeholder). Links are checked when they arrive, so a
+    /// bad one never reaches the cursor, and again before they are requested.
     pub fn check_link(&self, url: &str) -> Result<(), GraphError> {
-        if self.on_graph_host(url) {
+        let why = if !self.on_graph_host(url) {
+            format!("points away from {}", self.config.graph_endpoint)
+        } else if !url[self.config.graph_endpoint.len()..].starts_with("/v1.0/") {
+            format!("leaves {}/v1.0", self.config.graph_endpoint)
+        } else if url.len() > MAX_LINK_BYTES {
+            format!("is {} bytes long, over {MAX_LINK_BYTES}", url.len())
+        } else if let Some(c) = url
+            .chars()
+            .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '#' | '\\'))
+        {
+            format!("holds the character {c:?}")
+        } else if url.contains("{{") {
+            "holds a '{{' placeholder".to_string()
+        } else {
             return Ok(());
-        }
+        };
         Err(GraphError::Malformed(format!(
-            "a next or delta link points away from {} ({}); the link is not followed",
-            self.config.graph_endpoint,
+            "a next or delta link {why} ({}); the link is not followed",
             first_line(url)
         )))
     }
@@ -676,6 +692,7 @@ impl<'a, D: Doors> GraphClient<'a, D> {
     pub fn collect_lists(&self, starts: Vec<GraphGet>) -> Vec<Result<Vec<Value>, GraphError>> {
         let mut items: Vec<Result<Vec<Value>, GraphError>> =
             starts.iter().map(|_| Ok(Vec::new())).collect();
+        let mut trails: Vec<Trail> = starts.iter().map(|g| Trail::starting_at(&g.url)).collect();
         let mut pending: Vec<(usize, GraphGet)> = starts.into_iter().enumerate().collect();
         while !pending.is_empty() {
             let gets: Vec<GraphGet> = pending.iter().map(|(_, g)| g.clone()).collect();
@@ -683,7 +700,7 @@ impl<'a, D: Doors> GraphClient<'a, D> {
             let mut next = Vec::new();
             for ((i, g), r) in pending.into_iter().zip(results) {
                 let page = r.and_then(Page::parse).and_then(|p| match &p.next_link {
-                    Some(link) => self.check_link(link).map(|()| p),
+                    Some(link) => trails[i].step(self, link).map(|()| p),
                     None => Ok(p),
                 });
                 match (page, &mut items[i]) {
@@ -706,6 +723,45 @@ impl<'a, D: Doors> GraphClient<'a, D> {
             pending = next;
         }
         items
+    }
+}
+
+/// Longest next or delta link followed or stored. Skip and delta tokens are opaque and a few
+/// hundred bytes in practice; a link of many kilobytes is a broken or hostile server.
+pub const MAX_LINK_BYTES: usize = 16 * 1024;
+
+/// The links one listing has followed. Graph never sends the same next link twice in a
+/// listing (each page's token moves on), so a repeat is a loop — a broken or hostile server —
+/// and stops the listing instead of fetching and emitting the same page until the run's time
+/// limit.
+#[derive(Debug, Default)]
+pub struct Trail {
+    seen: std::collections::HashSet<String>,
+}
+
+impl Trail {
+    /// A trail that starts at `url` (the listing's first request).
+    pub fn starting_at(url: &str) -> Trail {
+        let mut t = Trail::default();
+        t.seen.insert(url.to_string());
+        t
+    }
+
+    /// Checks the link a page brought ([`GraphClient::check_link`]) and that this listing
+    /// has not followed it already.
+    pub fn step<D: Doors>(
+        &mut self,
+        graph: &GraphClient<'_, D>,
+        link: &str,
+    ) -> Result<(), GraphError> {
+        graph.check_link(link)?;
+        if !self.seen.insert(link.to_string()) {
+            return Err(GraphError::Malformed(format!(
+                "Graph sent a next link this listing already followed ({}): a loop, not followed again",
+                first_line(link)
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -1149,6 +1205,119 @@ mod tests {
         assert_eq!(form_encode("a b&c"), "a+b%26c");
         assert_eq!(path_segment("0b5c-11"), "0b5c-11");
         assert_eq!(path_segment("../x?y"), "..%2Fx%3Fy");
+    }
+
+    #[test]
+    fn hostile_links_off_graph_or_with_odd_characters_are_refused() {
+        let cfg = config(&[]);
+        let doors = FakeDoors::new(empty_pages);
+        let graph = GraphClient::new(&doors, &cfg);
+        let g = cfg.graph_endpoint.clone();
+        assert!(graph
+            .check_link(&format!("{g}/v1.0/users/delta?$skiptoken=abc"))
+            .is_ok());
+        let long = format!("{g}/v1.0/users?$skiptoken={}", "a".repeat(MAX_LINK_BYTES));
+        for (link, why) in [
+            ("https://evil.example/v1.0/users".to_string(), "points away"),
+            (format!("{g}.evil.example/v1.0/users"), "points away"),
+            ("file:///etc/passwd".to_string(), "points away"),
+            ("http://169.254.169.254/latest".to_string(), "points away"),
+            (format!("{g}/beta/users"), "leaves"),
+            (format!("{g}/v1.0/users?$skiptoken=a b"), "character"),
+            (format!("{g}/v1.0/users?$skiptoken=a\nb"), "character"),
+            (format!("{g}/v1.0/users#x"), "character"),
+            (format!("{g}/v1.0/users\\..\\x"), "character"),
+            (
+                format!("{g}/v1.0/users?x={{{{secret:client_secret}}}}"),
+                "placeholder",
+            ),
+            (long, "bytes long"),
+        ] {
+            let e = graph.check_link(&link).expect_err(&link).to_string();
+            assert!(e.contains(why), "{link}: {e}");
+        }
+    }
+
+    /// A Graph that answers every list GET with one item and a next link to itself.
+    fn self_linking(_: usize, r: &HttpRequest) -> HttpResponse {
+        if r.url.contains("/token") {
+            return json(200, &[], TOKEN);
+        }
+        let page = |url: &str| serde_json::json!({"value": [{"id": "u"}], "@odata.nextLink": url});
+        if r.url.ends_with("/$batch") {
+            let body: Value = serde_json::from_slice(r.body.as_ref().unwrap()).unwrap();
+            let responses: Vec<Value> = body["requests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|item| {
+                    let url = format!("https://graph.test/v1.0{}", item["url"].as_str().unwrap());
+                    serde_json::json!({"id": item["id"], "status": 200, "body": page(&url)})
+                })
+                .collect();
+            return json(
+                200,
+                &[],
+                &serde_json::json!({ "responses": responses }).to_string(),
+            );
+        }
+        json(200, &[], &page(&r.url).to_string())
+    }
+
+    #[test]
+    fn hostile_a_next_link_pointing_at_its_own_page_stops_the_listing() {
+        let cfg = config(&[]);
+        let doors = FakeDoors::new(self_linking);
+        let graph = GraphClient::new(&doors, &cfg);
+        let start = cfg.graph_url("/groups/g/members?$select=id");
+        let lists = graph.collect_lists(vec![GraphGet::new(start.clone())]);
+        let e = lists[0]
+            .as_ref()
+            .expect_err("a loop is an error")
+            .to_string();
+        assert!(e.contains("already followed"), "{e}");
+        let lists = graph.batch_collect(vec![SubGet::new(start)]);
+        let e = lists[0]
+            .as_ref()
+            .expect_err("a loop is an error")
+            .to_string();
+        assert!(e.contains("already followed"), "{e}");
+        assert_eq!(
+            doors.calls.borrow().len(),
+            3,
+            "token, one GET, one batch: the repeated link is never requested"
+        );
+    }
+
+    #[test]
+    fn hostile_batch_item_bodies_given_as_json_strings_are_failed_items() {
+        let cfg = config(&[]);
+        let doors = FakeDoors::new(|_, r| {
+            if r.url.contains("/token") {
+                return json(200, &[], TOKEN);
+            }
+            let methods = r##"{"value":[{"@odata.type":"#microsoft.graph.fido2AuthenticationMethod","id":"m"}]}"##;
+            let answer = serde_json::json!({"responses": [
+                {"id": "0", "status": 200, "body": methods},
+                {"id": "1", "status": 200, "body": [1, 2]},
+                {"id": "2", "status": 200, "body": serde_json::from_str::<Value>(methods).unwrap()},
+            ]});
+            json(200, &[], &answer.to_string())
+        });
+        let graph = GraphClient::new(&doors, &cfg);
+        let items: Vec<SubGet> = (0..3)
+            .map(|i| SubGet::new(cfg.graph_url(&format!("/users/u{i}/authentication/methods"))))
+            .collect();
+        let out = graph.batch_get(&items);
+        let e = out[0]
+            .as_ref()
+            .expect_err("a string body is not a methods list");
+        assert!(e.to_string().contains("is a JSON string"), "{e}");
+        let e = out[1]
+            .as_ref()
+            .expect_err("an array body is not a methods list");
+        assert!(e.to_string().contains("is a JSON array"), "{e}");
+        assert_eq!(out[2].as_ref().unwrap()["value"][0]["id"], "m");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::config::{Config, SignIn, SyncMode};
 use crate::doors::{Doors, Level};
 use crate::enrich::is_not_licensed;
 use crate::error::ConnectorError;
-use crate::graph::{GraphClient, GraphGet};
+use crate::graph::{GraphClient, GraphGet, Trail};
 
 /// Checkpoint key of the `created` cursor (the host namespaces it per tenant).
 pub const CURSOR_KEY: &str = "users/created-cursor";
@@ -93,6 +93,7 @@ pub fn run<D: Doors>(
     let mut sign_in = config.sign_in == SignIn::Auto;
     let mut next = Some(users_request(config, incremental_from.as_ref(), sign_in));
     let mut page_no = 0u64;
+    let mut trail = Trail::default();
     while let Some(get) = next.take() {
         page_no += 1;
         let page = match graph.page(get.clone()) {
@@ -102,6 +103,7 @@ pub fn run<D: Doors>(
                 p.sign_in_unavailable(&e);
                 sign_in = false;
                 page_no = 0;
+                trail = Trail::default();
                 next = Some(users_request(config, incremental_from.as_ref(), false));
                 continue;
             }
@@ -129,6 +131,13 @@ pub fn run<D: Doors>(
         }
         for (id, created) in p.deliver(entries)? {
             cursor.observe(&id, created);
+        }
+        if let Some(get) = &next {
+            trail.step(graph, &get.url).map_err(|e| {
+                e.into_connector(&format!(
+                    "listing users (page {page_no}, delivered; the cursor is committed only at the end of a run, so it is unchanged)"
+                ))
+            })?;
         }
     }
     p.finish();

@@ -35,7 +35,7 @@ use crate::doors::{Doors, Level};
 use crate::enrich::is_not_licensed;
 use crate::error::ConnectorError;
 use crate::facts::Facts;
-use crate::graph::{GraphClient, GraphError, GraphGet};
+use crate::graph::{GraphClient, GraphError, GraphGet, Trail};
 
 /// Checkpoint key of the delta cursor (the host namespaces it per tenant).
 pub const DELTA_CURSOR_KEY: &str = "users/delta-cursor";
@@ -173,6 +173,35 @@ impl<'g, 'a, D: Doors> Place<'g, 'a, D> {
         Ok(place)
     }
 
+    /// Drops the stored links this configuration cannot follow — after `graph_endpoint`
+    /// changed, an emulator came back on another port, or a cursor written by an older
+    /// version that stored links unchecked — and starts a full round instead of failing every
+    /// run on them. Returns the warning to report, naming the link's origin.
+    fn drop_unusable_links(&mut self, now: i64) -> Option<String> {
+        let c = &self.cursor;
+        let stored = [
+            c.link.as_deref(),
+            c.groups_link.as_deref(),
+            c.sweep.as_ref().and_then(|s| s.next.as_deref()),
+        ];
+        let bad = stored
+            .into_iter()
+            .flatten()
+            .find_map(|l| self.graph.check_link(l).err())?;
+        let was_changes = c.round == Round::Changes;
+        start_full(&mut self.cursor, now);
+        self.cursor.groups_link = None;
+        self.cursor.sweep = None;
+        Some(format!(
+            "the stored cursor holds a link this configuration cannot follow ({bad}): walking every user again (a full sync){}",
+            if was_changes {
+                "; users deleted since the last run cannot be reported as deleted"
+            } else {
+                ""
+            }
+        ))
+    }
+
     /// Stores the cursor; the host makes every event emitted so far durable first.
     fn commit(&mut self) -> Result<(), ConnectorError> {
         self.cursor.format = FORMAT;
@@ -199,6 +228,9 @@ pub fn run<D: Doors>(
     let now = doors.now_ms();
     let mut place = Place::load(graph)?;
     let mut p = Pipeline::new(graph, config, version);
+    if let Some(warning) = place.drop_unusable_links(now) {
+        p.report.warn(doors, warning);
+    }
 
     // 1. Changes since the last run (also before a refresh, so removals are reported).
     if place.cursor.round == Round::Changes {
@@ -388,6 +420,7 @@ fn walk<D: Doors>(
 ) -> Result<(), Stop> {
     let page_size = p.config.page_size.min(DELTA_MAX_PAGE);
     let mut page_no = 0u64;
+    let mut trail = Trail::starting_at(&url);
     loop {
         page_no += 1;
         let get = GraphGet {
@@ -413,6 +446,18 @@ fn walk<D: Doors>(
         };
         let entries = page.items.into_iter().map(Entry::from_delta).collect();
         p.deliver(entries)?;
+        // The link is checked before the cursor stores it: a stored link is always one the
+        // next run can follow, and a bad one leaves the cursor at the last good page.
+        let checked = match (&page.next_link, &page.delta_link) {
+            (Some(next), _) => trail.step(p.graph, next),
+            (None, Some(delta)) => p.graph.check_link(delta),
+            (None, None) => Ok(()),
+        };
+        if let Err(e) = checked {
+            return Err(Stop::Fail(e.into_connector(&format!(
+                "reading users/delta (page {page_no} of this run, delivered; the cursor stays at the page before it)"
+            ))));
+        }
         match (page.next_link, page.delta_link) {
             (Some(next), _) => {
                 place.cursor.round = round;
@@ -458,6 +503,7 @@ fn read_sign_ins<D: Doors>(
 ) -> Result<Option<HashMap<String, Value>>, ConnectorError> {
     let mut out = HashMap::new();
     let mut next = Some(sweep_url(p.config, "id,signInActivity"));
+    let mut trail = Trail::default();
     while let Some(url) = next.take() {
         let page = match p.graph.page(GraphGet::new(url)) {
             Ok(page) => page,
@@ -475,6 +521,11 @@ fn read_sign_ins<D: Doors>(
             ) {
                 out.insert(id.to_string(), activity);
             }
+        }
+        if let Some(link) = &page.next_link {
+            trail
+                .step(p.graph, link)
+                .map_err(|e| e.into_connector("reading sign-in activity"))?;
         }
         next = page.next_link;
     }
@@ -561,6 +612,7 @@ fn read_group_changes<D: Doors>(
     link: String,
 ) -> Result<(BTreeSet<String>, Option<String>), GraphError> {
     let mut users = BTreeSet::new();
+    let mut trail = Trail::starting_at(&link);
     let mut next = Some(link);
     while let Some(url) = next.take() {
         let page = p.graph.page(GraphGet::new(url))?;
@@ -593,8 +645,14 @@ fn read_group_changes<D: Doors>(
             }
         }
         match (page.next_link, page.delta_link) {
-            (Some(n), _) => next = Some(n),
-            (None, Some(d)) => return Ok((users, Some(d))),
+            (Some(n), _) => {
+                trail.step(p.graph, &n)?;
+                next = Some(n);
+            }
+            (None, Some(d)) => {
+                p.graph.check_link(&d)?;
+                return Ok((users, Some(d)));
+            }
             (None, None) => {
                 return Err(GraphError::Malformed(
                     "a groups/delta page has neither @odata.nextLink nor @odata.deltaLink".into(),
@@ -645,6 +703,7 @@ fn sweep<D: Doors>(
             .clone()
             .unwrap_or_else(|| sweep_url(p.config, &format!("{USER_SELECT},signInActivity"))),
     );
+    let mut trail = Trail::default();
     while let Some(url) = next.take() {
         let page = match p.graph.page(GraphGet::new(url)) {
             Ok(page) => page,
@@ -662,6 +721,13 @@ fn sweep<D: Doors>(
             .map(Entry::Upsert)
             .collect();
         p.deliver(entries)?;
+        if let Some(link) = &page.next_link {
+            trail.step(p.graph, link).map_err(|e| {
+                e.into_connector(
+                    "sweeping sign-in activity (the page was delivered; the cursor stays at the page before it)",
+                )
+            })?;
+        }
         next = page.next_link;
         place.cursor.sweep = Some(Sweep {
             next: next.clone(),

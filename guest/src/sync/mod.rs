@@ -10,8 +10,9 @@
 
 pub mod created;
 pub mod delta;
+mod emit;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
@@ -30,9 +31,6 @@ pub use delta::{DeltaCursor, DELTA_CURSOR_KEY};
 pub const USER_SELECT: &str = "id,displayName,mail,userPrincipalName,mailNickname,accountEnabled,\
 department,jobTitle,employeeId,employeeType,companyName,officeLocation,createdDateTime,\
 isManagementRestricted,userType,onPremisesSamAccountName,onPremisesSyncEnabled";
-
-/// Events per `emit` call.
-const EMIT_BATCH: usize = 250;
 
 /// Most values in one `$filter=id in (…)`: Graph limits `in` to 15 expressions by default
 /// (Microsoft Graph docs, "Use the $filter query parameter", note on the `in` operator).
@@ -78,7 +76,7 @@ pub struct Report {
     pub items_seen: u64,
     /// Events emitted.
     pub events_emitted: u64,
-    /// Users skipped (no id).
+    /// Users skipped: no id, or an event too large for the host (named in a warning).
     pub items_skipped: u64,
     /// Users emitted without part of their enrichment.
     pub items_partial: u64,
@@ -188,9 +186,15 @@ pub struct Pipeline<'g, 'a, D: Doors> {
     /// Ids of the users emitted while [`Pipeline::sign_ins_per_page`] is on (an incremental
     /// round), so users whose relations changed are not emitted twice in one run.
     pub emitted_ids: std::collections::HashSet<String>,
+    /// Users whose events could not be delivered (too large, or refused by the host).
+    undeliverable: u64,
     /// The run's counts.
     pub report: Report,
 }
+
+/// Users skipped for their event's size named one by one in a run's warnings; the rest are
+/// counted in one closing warning.
+const MAX_SKIP_WARNINGS: u64 = 10;
 
 impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
     /// A pipeline for one run.
@@ -206,6 +210,7 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
             emitted_ids: std::collections::HashSet::new(),
             facts: None,
             record_facts: false,
+            undeliverable: 0,
             report: Report::default(),
         }
     }
@@ -366,11 +371,13 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
             connector_version: self.version,
         };
         let mut events = Vec::with_capacity(entries.len());
+        let mut event_ids = Vec::with_capacity(entries.len());
         let mut delivered = Vec::with_capacity(entries.len());
         for entry in entries {
             match entry {
                 Entry::Removed { id, reason } => {
                     events.push(ocsf::map_deleted_user(&id, &reason, &ctx).to_string());
+                    event_ids.push(id);
                 }
                 Entry::Upsert(mut user) => {
                     let (enrichment, partial) = enrichments.next().unwrap_or_default();
@@ -397,6 +404,7 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
                     match ocsf::map_user(&user, &enrichment, &ctx) {
                         Ok(event) => {
                             events.push(event.to_string());
+                            event_ids.push(id.clone());
                             if self.sign_ins_per_page {
                                 self.emitted_ids.insert(id.clone());
                             }
@@ -411,22 +419,35 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
                 }
             }
         }
-        self.emit(events)?;
+        let skipped = self.emit(event_ids, events)?;
+        delivered.retain(|(id, _)| !skipped.contains(id));
         Ok(delivered)
     }
 
-    fn emit(&mut self, mut events: Vec<String>) -> Result<(), ConnectorError> {
-        while !events.is_empty() {
-            let rest = events.split_off(events.len().min(EMIT_BATCH));
-            let n = events.len() as u64;
-            self.graph
-                .doors()
-                .emit(events)
-                .map_err(|e| ConnectorError::Host(format!("emitting events: {e}")))?;
-            self.report.events_emitted += n;
-            events = rest;
+    /// Emits a page's events in bounded batches; returns the ids of the users whose events
+    /// were skipped (too large, or refused by the host), after warning about each.
+    fn emit(
+        &mut self,
+        ids: Vec<String>,
+        events: Vec<String>,
+    ) -> Result<HashSet<String>, ConnectorError> {
+        let doors = self.graph.doors();
+        let out = emit::emit_bounded(ids, events, &mut |batch| doors.emit(batch))
+            .map_err(|e| ConnectorError::Host(format!("emitting events: {e}")))?;
+        self.report.events_emitted += out.accepted;
+        self.report.items_skipped += out.skipped.len() as u64;
+        let mut skipped = HashSet::with_capacity(out.skipped.len());
+        for (id, why) in out.skipped {
+            self.undeliverable += 1;
+            if self.undeliverable <= MAX_SKIP_WARNINGS {
+                self.report.warn(
+                    doors,
+                    format!("user '{id}' was skipped: {why}; the other users are delivered"),
+                );
+            }
+            skipped.insert(id);
         }
-        Ok(())
+        Ok(skipped)
     }
 
     /// Writes what changed in [`Pipeline::facts`] (before the cursor commit that relies on it).
@@ -439,6 +460,15 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
 
     /// Adds the run's closing warnings.
     pub fn finish(&mut self) {
+        if self.undeliverable > MAX_SKIP_WARNINGS {
+            self.report.warn(
+                self.graph.doors(),
+                format!(
+                    "{} users were skipped in all because their events could not be delivered (the first {MAX_SKIP_WARNINGS} are named above)",
+                    self.undeliverable
+                ),
+            );
+        }
         if self.report.items_partial > 0 {
             self.report.warn(
                 self.graph.doors(),

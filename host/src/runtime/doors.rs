@@ -4,7 +4,8 @@
 //! connection pool and the checkpoint store (namespaced).
 //!
 //! Every call is sized before it is served: a guest that hands the host more bytes in one
-//! call than the limit is stopped (a trap naming the limit), not served.
+//! call than the limit is stopped (a trap naming the limit), not served — except `emit`,
+//! whose oversized batch is refused as `invalid` so the guest can split it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -190,10 +191,19 @@ impl emit_event::Host for RunState {
         events: Vec<String>,
     ) -> wasmtime::Result<Result<(), emit_event::EmitError>> {
         self.enter();
-        self.check_call_bytes(
-            "emit",
-            events.iter().map(String::len).sum::<usize>() + events.len() * 16,
-        )?;
+        // An oversized batch is refused, not fatal: the guest splits it and sends it again
+        // (WIT `emit-error.invalid`). Its bytes are already in the host (lifted before this
+        // call), so refusing costs no more than stopping the run would.
+        let bytes = events.iter().map(String::len).sum::<usize>() + events.len() * 16;
+        if bytes > self.rt.max_call_bytes {
+            return Ok(Err(emit_event::EmitError::Invalid(format!(
+                "the batch passed {bytes} bytes into the host, over the per-call limit of {} bytes: emit it in smaller batches",
+                self.rt.max_call_bytes
+            ))));
+        }
+        if let Err(why) = self.events_left(events.len()) {
+            return Ok(Err(emit_event::EmitError::Sink(why)));
+        }
         if let Err(why) = self.validate_batch(&events) {
             return Ok(Err(emit_event::EmitError::Invalid(why)));
         }
@@ -209,20 +219,28 @@ impl emit_event::Host for RunState {
 }
 
 impl RunState {
-    /// Refuses a batch (whole) that breaks a limit or holds something other than JSON objects.
+    /// Refuses a batch that would pass the run's event limit. Not `invalid`: splitting the
+    /// batch cannot help, so the guest must not skip events over it (WIT: a `sink` error ends
+    /// the run, and the cursor stays behind the events that were not taken).
+    fn events_left(&self, n: usize) -> Result<(), String> {
+        let emitted = self.events.load(Ordering::Relaxed);
+        if emitted + n as u64 > self.rt.max_events_per_run {
+            return Err(format!(
+                "the run's limit of {} events is reached",
+                self.rt.max_events_per_run
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses a batch (whole) that breaks a size limit or holds something other than JSON
+    /// objects; the guest may split it and send the parts again.
     fn validate_batch(&self, events: &[String]) -> Result<(), String> {
         if events.len() > self.rt.max_batch_events {
             return Err(format!(
                 "a batch of {} events is over the limit of {}",
                 events.len(),
                 self.rt.max_batch_events
-            ));
-        }
-        let emitted = self.events.load(Ordering::Relaxed);
-        if emitted + events.len() as u64 > self.rt.max_events_per_run {
-            return Err(format!(
-                "the run's limit of {} events is reached",
-                self.rt.max_events_per_run
             ));
         }
         for (i, e) in events.iter().enumerate() {

@@ -37,7 +37,8 @@ struct Cli {
     )]
     log: String,
     /// Folder of the compiled-component cache (compiled once, reused across restarts).
-    /// Default: $XDG_CACHE_HOME/connector-host or ~/.cache/connector-host.
+    /// Default: $XDG_CACHE_HOME/connector-host or ~/.cache/connector-host. It must be yours
+    /// and not writable by others; otherwise the component is compiled in memory, with a warning.
     #[arg(long, global = true, env = "CONNECTOR_HOST_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
     /// Compile the component in memory on every start instead of using the cache.
@@ -50,10 +51,15 @@ struct Cli {
 /// The cache folder chosen on the command line (None: no cache).
 static CACHE_DIR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
 
+/// `$XDG_CACHE_HOME/connector-host` or `$HOME/.cache/connector-host`; a variable that is
+/// empty or relative is ignored (a relative path would put the cache in the working folder).
 fn default_cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    let absolute = |var: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    let base = absolute("XDG_CACHE_HOME").or_else(|| absolute("HOME").map(|h| h.join(".cache")))?;
     Some(base.join("connector-host"))
 }
 
@@ -112,7 +118,15 @@ async fn main() {
     let cache = if cli.no_cache {
         None
     } else {
-        cli.cache_dir.clone().or_else(default_cache_dir)
+        let dir = cli.cache_dir.clone().or_else(default_cache_dir);
+        if dir.is_none() {
+            tracing::warn!(
+                "no folder for the component cache (neither XDG_CACHE_HOME nor HOME is an \
+                 absolute path); compiling the component in memory; pass --cache-dir DIR, \
+                 or --no-cache to silence this"
+            );
+        }
+        dir
     };
     let _ = CACHE_DIR.set(cache);
     let code = match cli.command {

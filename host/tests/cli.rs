@@ -509,3 +509,81 @@ async fn operator_describe_into_a_closed_pipe_exits_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
+
+/// `connector-host [args] describe` with `HOME` and `XDG_CACHE_HOME` set as given
+/// (None: removed).
+fn describe_with(args: &[&str], home: Option<&Path>, xdg: Option<&Path>) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).arg("describe");
+    for (var, value) in [("HOME", home), ("XDG_CACHE_HOME", xdg)] {
+        match value {
+            Some(v) => cmd.env(var, v),
+            None => cmd.env_remove(var),
+        };
+    }
+    cmd.output().unwrap()
+}
+
+/// The host described the component (exit 0) despite the cache, and warned once with a
+/// line containing every one of `words`.
+fn assert_runs_and_warns(out: &Output, words: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("entra-id-users "),
+        "{err}"
+    );
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 1, "one warning line:\n{err}");
+    for word in words {
+        assert!(warnings[0].contains(word), "the warning says {word}: {err}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn local_user_world_writable_cache_dir_is_refused_and_the_host_still_runs() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("shared");
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let shown = cache.display().to_string();
+    let out = describe_with(&["--cache-dir", &shown], Some(dir.path()), None);
+    assert_runs_and_warns(
+        &out,
+        &[
+            &shown,
+            "writable by other users",
+            &format!("chmod 700 {shown}"),
+        ],
+    );
+    assert_eq!(
+        std::fs::read_dir(&cache).unwrap().count(),
+        0,
+        "no key and no artifact in a folder others can write"
+    );
+}
+
+#[test]
+fn operator_missing_home_or_unusable_cache_still_runs_with_a_warning() {
+    // No HOME and no XDG_CACHE_HOME: no default folder, compiled in memory.
+    let out = describe_with(&[], None, None);
+    assert_runs_and_warns(&out, &["no folder for the component cache", "--cache-dir"]);
+
+    // HOME is a regular file: the default folder cannot be created.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-folder");
+    std::fs::write(&file, b"").unwrap();
+    let out = describe_with(&[], Some(&file), None);
+    let cache = file.join(".cache").join("connector-host");
+    assert_runs_and_warns(&out, &[&cache.display().to_string(), "not used"]);
+
+    // --cache-dir names a regular file.
+    let out = describe_with(
+        &["--cache-dir", &file.display().to_string()],
+        Some(dir.path()),
+        None,
+    );
+    assert_runs_and_warns(&out, &["not a folder", "--no-cache"]);
+}

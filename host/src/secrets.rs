@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::config::SecretSpec;
 use crate::egress::Origin;
+use crate::files::MAX_SECRET_BYTES;
 
 const OPEN: &str = "{{secret:";
 const CLOSE: &str = "}}";
@@ -60,18 +61,12 @@ impl SecretSet {
                         ),
                     )
                 })?,
-                (None, Some(path)) => std::fs::read_to_string(path)
-                    .map_err(|e| {
-                        (
-                            name.clone(),
-                            format!(
-                                "cannot read {}: {e}; check the path and its permissions",
-                                path.display()
-                            ),
-                        )
-                    })?
-                    .trim_end_matches(['\r', '\n'])
-                    .to_string(),
+                (None, Some(path)) => {
+                    crate::files::read_text_file(path, MAX_SECRET_BYTES, "secret file")
+                        .map_err(|e| (name.clone(), e.to_string()))?
+                        .trim_end_matches(['\r', '\n'])
+                        .to_string()
+                }
                 (None, None) => {
                     return Err((
                         name.clone(),

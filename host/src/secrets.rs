@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 
 use crate::config::SecretSpec;
 use crate::egress::Origin;
-use crate::files::MAX_SECRET_BYTES;
 
 const OPEN: &str = "{{secret:";
 const CLOSE: &str = "}}";
@@ -61,12 +60,14 @@ impl SecretSet {
                         ),
                     )
                 })?,
-                (None, Some(path)) => {
-                    crate::files::read_text_file(path, MAX_SECRET_BYTES, "secret file")
-                        .map_err(|e| (name.clone(), e.to_string()))?
-                        .trim_end_matches(['\r', '\n'])
-                        .to_string()
-                }
+                (None, Some(path)) => crate::files::read_text_file(
+                    path,
+                    crate::files::MAX_SECRET_BYTES,
+                    "secret file",
+                )
+                .map_err(|e| (name.clone(), e.to_string()))?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
                 (None, None) => {
                     return Err((
                         name.clone(),

@@ -144,12 +144,9 @@ pub struct TenantConfig {
 impl TenantConfig {
     /// Reads and validates a tenant file.
     pub fn load(path: &Path) -> Result<TenantConfig, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            format!(
-                "cannot read config file {}: {e}; check the --config path",
-                path.display()
-            )
-        })?;
+        let text =
+            crate::files::read_text_file(path, crate::files::MAX_CONFIG_BYTES, "config file")
+                .map_err(|e| e.to_string())?;
         let base = path.parent().unwrap_or(Path::new("."));
         Self::parse(&text, base).map_err(|e| format!("{}: {e}", path.display()))
     }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod egress;
 pub mod error;
+pub mod files;
 pub mod metrics;
 pub mod netguard;
 pub mod runtime;

@@ -165,12 +165,12 @@ fn fail(message: impl std::fmt::Display, code: i32) -> i32 {
 
 async fn runtime_for(component: Option<&Path>) -> Result<Runtime, String> {
     let bytes = match component {
-        Some(p) => std::fs::read(p).map_err(|e| {
-            format!(
-                "cannot read component {}: {e}; check [tenant] component",
-                p.display()
-            )
-        })?,
+        Some(p) => connector_host::files::read_regular_file(
+            p,
+            connector_host::files::MAX_COMPONENT_BYTES,
+            "component file",
+        )
+        .map_err(|e| e.to_string())?,
         None => connector_host::ENTRA_CONNECTOR.to_vec(),
     };
     let options = connector_host::RuntimeOptions {

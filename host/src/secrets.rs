@@ -60,18 +60,14 @@ impl SecretSet {
                         ),
                     )
                 })?,
-                (None, Some(path)) => std::fs::read_to_string(path)
-                    .map_err(|e| {
-                        (
-                            name.clone(),
-                            format!(
-                                "cannot read {}: {e}; check the path and its permissions",
-                                path.display()
-                            ),
-                        )
-                    })?
-                    .trim_end_matches(['\r', '\n'])
-                    .to_string(),
+                (None, Some(path)) => crate::files::read_text_file(
+                    path,
+                    crate::files::MAX_SECRET_BYTES,
+                    "secret file",
+                )
+                .map_err(|e| (name.clone(), e.to_string()))?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
                 (None, None) => {
                     return Err((
                         name.clone(),

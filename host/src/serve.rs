@@ -158,7 +158,8 @@ impl Default for ServeOptions {
 }
 
 /// Builds a fresh [`TenantRun`] for each run of a tenant (loading its secret, opening its
-/// sink). An error fails that run with the error's kind, like a failed run.
+/// sink). An error fails that run with the error's kind, like a failed run. It is called on a
+/// blocking thread (`spawn_blocking`), so it may do blocking file I/O.
 pub type MakeRun = Box<dyn Fn() -> Result<TenantRun, RunError> + Send + Sync>;
 
 /// A tenant as a [`Server`] knows it.
@@ -365,7 +366,8 @@ struct Inner {
 
 struct Slot {
     key: String,
-    make_run: MakeRun,
+    /// Shared so each run can call it on a blocking thread.
+    make_run: Arc<dyn Fn() -> Result<TenantRun, RunError> + Send + Sync>,
     schedule: Schedule,
     running: AtomicBool,
     planned_delay: Mutex<Option<Duration>>,
@@ -410,7 +412,7 @@ impl Server {
         }
         let slot = Arc::new(Slot {
             key: key.clone(),
-            make_run: entry.make_run,
+            make_run: Arc::from(entry.make_run),
             schedule: entry.schedule,
             running: AtomicBool::new(false),
             planned_delay: Mutex::new(None),
@@ -624,7 +626,19 @@ impl Inner {
         };
         tracing::info!(tenant = %slot.key, "run started");
         let started = Instant::now();
-        let outcome = match (slot.make_run)() {
+        // Building a run reads files (secrets, the checkpoint store, the events file): on a
+        // blocking thread, so a slow or stuck file holds up this tenant only, never the
+        // runtime's workers (metrics, other tenants, the shutdown signal).
+        let make_run = slot.make_run.clone();
+        let built = tokio::task::spawn_blocking(move || make_run())
+            .await
+            .unwrap_or_else(|e| {
+                Err(RunError::Host {
+                    tenant: slot.key.clone(),
+                    message: format!("building the run failed: {e} (a host bug)"),
+                })
+            });
+        let outcome = match built {
             Ok(run) if run.tenant != slot.key => Err(RunError::Config {
                 tenant: slot.key.clone(),
                 message: format!(

@@ -34,18 +34,26 @@ pub struct JsonlFileSink {
 
 impl JsonlFileSink {
     /// Opens `path` for appending (creating it and its folder).
+    ///
+    /// The path must be (or become) a regular file: a FIFO, a device or a directory is
+    /// refused, without blocking (see [`crate::files`]). `/dev/null` is refused too: the
+    /// checkpoint moves only after the events are durable, and events written to
+    /// `/dev/null` are gone while the cursor moves past them. To throw events away, use
+    /// `kind = "stdout"` and redirect it.
     pub fn open(path: &Path) -> Result<Self, SinkError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| SinkError(format!("cannot create {}: {e}", dir.display())))?;
         }
-        repair_torn_tail(path)
+        // One handle for the repair and the appends: read to find a torn tail, append to write.
+        let mut file = crate::files::open_regular(
+            path,
+            OpenOptions::new().read(true).append(true).create(true),
+            "events file",
+        )
+        .map_err(|e| SinkError(e.to_string()))?;
+        repair_torn_tail(&mut file)
             .map_err(|e| SinkError(format!("cannot repair {}: {e}", path.display())))?;
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| SinkError(format!("cannot open {} for appending: {e}", path.display())))?;
         Ok(JsonlFileSink {
             path: path.to_path_buf(),
             file: Mutex::new(BufWriter::with_capacity(1 << 20, file)),
@@ -62,13 +70,8 @@ impl JsonlFileSink {
 /// ever covered that event (the cursor moves only after a durable flush), so it will be
 /// delivered again: cut the torn line off instead of letting the next event glue onto it.
 /// Returns how many bytes were cut.
-fn repair_torn_tail(path: &Path) -> std::io::Result<u64> {
+fn repair_torn_tail(f: &mut File) -> std::io::Result<u64> {
     use std::io::{Read, Seek, SeekFrom};
-    let mut f = match OpenOptions::new().read(true).write(true).open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e),
-    };
     let len = f.metadata()?.len();
     if len == 0 {
         return Ok(0);
@@ -172,12 +175,60 @@ mod tests {
             std::fs::read_to_string(&path).unwrap(),
             "{\"a\":1}\n{\"b\":2}\n{\"d\":4}\n"
         );
+        let repair = |path: &Path| {
+            let mut f = OpenOptions::new()
+                .read(true)
+                .append(true)
+                .open(path)
+                .unwrap();
+            repair_torn_tail(&mut f).unwrap()
+        };
         std::fs::write(&path, "no newline at all").unwrap();
-        assert_eq!(repair_torn_tail(&path).unwrap(), 17);
+        assert_eq!(repair(&path), 17);
         assert_eq!(std::fs::read(&path).unwrap(), b"");
         std::fs::write(&path, "whole\n").unwrap();
-        assert_eq!(repair_torn_tail(&path).unwrap(), 0);
-        assert_eq!(repair_torn_tail(&dir.path().join("absent")).unwrap(), 0);
+        assert_eq!(repair(&path), 0);
+        let absent = dir.path().join("absent");
+        JsonlFileSink::open(&absent).unwrap();
+        assert_eq!(std::fs::read(&absent).unwrap(), b"", "created empty");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn operator_a_fifo_device_or_directory_as_events_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("events.fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // No reader ever comes: a blocking open for writing would never return. Opened on
+        // another thread so that a hang fails the test instead of hanging it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(JsonlFileSink::open(&path).err().map(|e| e.to_string()));
+        });
+        let e = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("opening a FIFO as the events file returns")
+            .expect("and is refused");
+        assert_eq!(
+            e,
+            format!(
+                "events file {} is a FIFO (named pipe), not a regular file; point it at a regular file",
+                fifo.display()
+            )
+        );
+        // Events written to /dev/null are lost while the cursor moves past them.
+        let e = JsonlFileSink::open(Path::new("/dev/null"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("/dev/null is a character device"), "{e}");
+        let e = JsonlFileSink::open(dir.path()).err().unwrap().to_string();
+        assert!(e.contains("is a directory"), "{e}");
     }
 
     #[test]

@@ -587,3 +587,181 @@ fn operator_missing_home_or_unusable_cache_still_runs_with_a_warning() {
     );
     assert_runs_and_warns(&out, &["not a folder", "--no-cache"]);
 }
+
+/// Runs the host and returns its output, failing the test if it has not exited within a
+/// minute (it is killed): a host that blocks on a file fails the test instead of hanging it.
+/// With `memory_kib`, the host's address space is capped (`ulimit -v`), so a host that reads
+/// an endless file dies of it instead of eating the machine's memory.
+async fn host_bounded(
+    args: Vec<String>,
+    secret: Option<String>,
+    memory_kib: Option<u64>,
+) -> Output {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut cmd = match memory_kib {
+            Some(kib) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -v {kib} && exec \"$0\" \"$@\""))
+                    .arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        cmd.args(&args)
+            .env_remove("CLI_TEST_CLIENT_SECRET")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if let Some(s) = secret {
+            cmd.env("CLI_TEST_CLIENT_SECRET", s);
+        }
+        let mut child = cmd.spawn().expect("connector-host starts");
+        let reader = |mut pipe: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                let _ = pipe.read_to_end(&mut bytes);
+                bytes
+            })
+        };
+        let stdout = reader(Box::new(child.stdout.take().unwrap()));
+        let stderr = reader(Box::new(child.stderr.take().unwrap()));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "connector-host {args:?} had not exited after a minute (killed); stderr: {}",
+                    String::from_utf8_lossy(&stderr.join().unwrap())
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        Output {
+            status,
+            stdout: stdout.join().unwrap(),
+            stderr: stderr.join().unwrap(),
+        }
+    })
+    .await
+    .unwrap()
+}
+
+/// A copy of the test tenant file with `from` replaced by `to`.
+fn tenant_file_with(dir: &Path, emu: &Emulator, name: &str, from: &str, to: &str) -> String {
+    let cfg = tenant_file(dir, emu, &emu.config().tenant_id, &emu.graph_endpoint());
+    let text = std::fs::read_to_string(cfg).unwrap();
+    assert!(text.contains(from), "{from} in {text}");
+    let path = dir.join(name);
+    std::fs::write(&path, text.replace(from, to)).unwrap();
+    path.display().to_string()
+}
+
+fn mkfifo(path: &Path) {
+    let made = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
+const SECRET_ENV: &str = "env = \"CLI_TEST_CLIENT_SECRET\"";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_dev_zero_as_secret_or_component_is_refused() {
+    let emu = emulator(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    // 1 GiB of address space: far more than refusing takes, far less than reading /dev/zero.
+    let cap = Some(1024 * 1024);
+
+    let cfg = tenant_file_with(
+        dir.path(),
+        &emu,
+        "zero-secret.toml",
+        SECRET_ENV,
+        "file = \"/dev/zero\"",
+    );
+    let out = host_bounded(vec!["run".into(), "--config".into(), cfg], None, cap).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    assert_eq!(
+        error_line(&out),
+        "error: tenant 'cli-test': secret 'client_secret': secret file /dev/zero is a character device, not a regular file; point it at a regular file"
+    );
+
+    let cfg = tenant_file_with(
+        dir.path(),
+        &emu,
+        "zero-component.toml",
+        "key = \"cli-test\"",
+        "key = \"cli-test\"\ncomponent = \"/dev/zero\"",
+    );
+    let out = host_bounded(
+        vec!["run".into(), "--config".into(), cfg],
+        Some(emu.config().client_secret),
+        cap,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    assert_eq!(
+        error_line(&out),
+        "error: component file /dev/zero is a character device, not a regular file; point it at a regular file"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_fifo_as_events_file_is_refused() {
+    let emu = emulator(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    // No reader ever comes: opening it for writing the ordinary way waits forever.
+    let fifo = dir.path().join("events.fifo");
+    mkfifo(&fifo);
+    let cfg = tenant_file_with(
+        dir.path(),
+        &emu,
+        "fifo-events.toml",
+        "path = \"events.jsonl\"",
+        "path = \"events.fifo\"",
+    );
+    let out = host_bounded(
+        vec!["run".into(), "--config".into(), cfg],
+        Some(emu.config().client_secret),
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert_eq!(
+        error_line(&out),
+        format!(
+            "error: tenant 'cli-test': host: events file {} is a FIFO (named pipe), not a regular file; point it at a regular file",
+            fifo.display()
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_secret_file_over_the_cap_is_refused_naming_the_cap() {
+    let emu = emulator(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big-secret");
+    std::fs::write(&big, vec![b'x'; 64 * 1024 + 1]).unwrap();
+    let cfg = tenant_file_with(
+        dir.path(),
+        &emu,
+        "big-secret.toml",
+        SECRET_ENV,
+        &format!("file = \"{}\"", big.display()),
+    );
+    let out = host_bounded(vec!["run".into(), "--config".into(), cfg], None, None).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        error_line(&out),
+        format!(
+            "error: tenant 'cli-test': secret 'client_secret': secret file {} is larger than 64 KiB, the most accepted for a secret file; check that it is the right file",
+            big.display()
+        )
+    );
+}

@@ -602,3 +602,227 @@ fn a_bad_tenants_file_exits_2_with_one_line_naming_the_file_and_the_key() {
         "{stderr}"
     );
 }
+
+/// A child process killed (and reaped) when the test ends, passed or failed: a test that
+/// fails while serve hangs must not leave it running.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn mkfifo(path: &Path) {
+    let made = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
+/// Waits until `/metrics` shows every line of `want`. Each scrape has its own timeout, so an
+/// endpoint that stopped answering fails the test at the deadline instead of hanging it.
+async fn metrics_show(addr: &str, want: &[String]) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = String::from("(no answer yet)");
+    loop {
+        if let Ok(resp) = client.get(format!("http://{addr}/metrics")).send().await {
+            last = resp.text().await.unwrap_or_default();
+            if want.iter().all(|w| last.lines().any(|l| l == w)) {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "metrics never showed {want:?}; last scrape:\n{last}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_fifo_as_secret_file_is_refused_and_serve_keeps_answering() {
+    let emu = Emulator::start(Tenant::generated(5, 10), EmulatorConfig::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tenants_d = dir.path().join("tenants.d");
+    std::fs::create_dir(&tenants_d).unwrap();
+    // A FIFO no one ever writes to: reading it the ordinary way waits forever.
+    let fifo = dir.path().join("secret.fifo");
+    mkfifo(&fifo);
+    let tenant = |key: &str, secret: &str| {
+        let cfg = emu.config();
+        format!(
+            "[tenant]\nkey = \"{key}\"\n\n[config]\ntenant_id = \"{}\"\nclient_id = \"{}\"\n\
+             login_endpoint = \"{}\"\ngraph_endpoint = \"{}\"\n\n[secrets.client_secret]\n{secret}\n\n\
+             [egress]\nallow_loopback_http = true\n\n[state]\ncheckpoint_db = \"../state/checkpoints.sqlite\"\n\n\
+             [sink]\nkind = \"jsonl\"\npath = \"../events/{key}.jsonl\"\n",
+            cfg.tenant_id,
+            cfg.client_id,
+            emu.login_endpoint(),
+            emu.graph_endpoint(),
+        )
+    };
+    std::fs::write(
+        tenants_d.join("a-fifo.toml"),
+        tenant("fifo", &format!("file = \"{}\"", fifo.display())),
+    )
+    .unwrap();
+    std::fs::write(
+        tenants_d.join("b-healthy.toml"),
+        tenant("healthy", "env = \"SERVE_FIFO_TEST_SECRET\""),
+    )
+    .unwrap();
+    let path = dir.path().join("tenants.toml");
+    std::fs::write(
+        &path,
+        "include = [\"tenants.d/*.toml\"]\n\n[serve]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_secs = 10\n\n\
+         [schedule]\ninterval_secs = 3600\njitter_secs = 0\nbackoff_initial_secs = 3600\n",
+    )
+    .unwrap();
+
+    let mut child = KillOnDrop(
+        Command::new(BIN)
+            .args(["--log-format", "json", "serve", "--tenants"])
+            .arg(&path)
+            .env("SERVE_FIFO_TEST_SECRET", emu.config().client_secret)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let rx = stderr_lines(&mut child.0);
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let addr = loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("no start line: {seen:#?}"));
+        seen.push(line.clone());
+        if let Some(rest) = line.split("metrics http://").nth(1) {
+            break rest.split('/').next().unwrap().to_string();
+        }
+    };
+
+    // The FIFO tenant's run fails at once with a secret error; the healthy tenant syncs;
+    // /metrics answers throughout.
+    metrics_show(
+        &addr,
+        &[
+            "connector_run_failures_total{tenant=\"fifo\",kind=\"secret\"} 1".into(),
+            "connector_runs_total{tenant=\"healthy\",outcome=\"success\"} 1".into(),
+            "connector_events_total{tenant=\"healthy\"} 10".into(),
+        ],
+    )
+    .await;
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve ignored SIGTERM: {seen:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    seen.extend(rx.iter());
+    let stderr = seen.join("\n");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("SIGTERM: shutting down"), "{stderr}");
+    let expected = format!(
+        "run failed: tenant 'fifo': secret 'client_secret': secret file {} is a FIFO (named pipe), not a regular file; point it at a regular file",
+        fifo.display()
+    );
+    let failed: Vec<serde_json::Value> = seen
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| {
+            v["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("run failed"))
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "{stderr}");
+    assert_eq!(failed[0]["fields"]["message"], expected, "{stderr}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn operator_a_tenant_whose_run_is_slow_to_build_does_not_stall_the_others() {
+    // One runtime thread: a run built on it would stop everything else while it builds.
+    let server = Server::new(runtime().await, ServeOptions::default());
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = std::sync::Mutex::new(released);
+    let entered = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let never_released = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let config_error = |tenant: &str| RunError::Config {
+        tenant: tenant.into(),
+        message: "test".into(),
+    };
+    server
+        .register(TenantEntry {
+            key: "stuck".into(),
+            make_run: Box::new({
+                let (entered, never_released) = (entered.clone(), never_released.clone());
+                move || {
+                    entered.store(true, std::sync::atomic::Ordering::SeqCst);
+                    // Stands for a file that takes its time (a slow mount, a FIFO). Released
+                    // by the test; the timeout only turns a stalled runtime into a failure.
+                    let waited = released
+                        .lock()
+                        .unwrap()
+                        .recv_timeout(Duration::from_secs(60));
+                    never_released.store(waited.is_err(), std::sync::atomic::Ordering::SeqCst);
+                    Err(config_error("stuck"))
+                }
+            }),
+            schedule: Schedule::default(),
+        })
+        .unwrap();
+    server
+        .register(TenantEntry {
+            key: "other".into(),
+            make_run: Box::new(move || Err(config_error("other"))),
+            schedule: Schedule::default(),
+        })
+        .unwrap();
+    let endpoint = server.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+
+    let stuck = tokio::spawn({
+        let server = server.clone();
+        async move { server.run_now("stuck").await }
+    });
+    wait_until("the stuck run is being built", || {
+        entered.load(std::sync::atomic::Ordering::SeqCst)
+    })
+    .await;
+    // While it builds: another tenant runs, and /metrics answers.
+    let other = server.run_now("other").await.unwrap();
+    assert!(matches!(other, Err(RunError::Config { .. })), "{other:?}");
+    let (status, text) = get(format!("http://{}/metrics", endpoint.local_addr())).await;
+    assert_eq!(status, 200);
+    assert!(
+        text.contains("connector_run_failures_total{tenant=\"other\",kind=\"config\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        !never_released.load(std::sync::atomic::Ordering::SeqCst),
+        "the other tenant ran only after the stuck one gave up waiting"
+    );
+    release.send(()).unwrap();
+    assert!(matches!(
+        stuck.await.unwrap().unwrap(),
+        Err(RunError::Config { .. })
+    ));
+    endpoint.shutdown().await;
+}

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::{simulated_keys, Schedule, ServeOptions};
 use crate::config::SinkSpec;
+use crate::files::{read_text_file, MAX_CONFIG_BYTES};
 use crate::TenantConfig;
 
 /// The longest schedule step or grace period accepted: 366 days.
@@ -135,12 +136,8 @@ impl ServeFile {
     /// Reads and validates a tenants file and the tenant files it includes. Errors are one
     /// line starting with the path of the file at fault.
     pub fn load(path: &Path) -> Result<ServeFile, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            format!(
-                "cannot read tenants file {}: {e}; check the --tenants path",
-                path.display()
-            )
-        })?;
+        let text =
+            read_text_file(path, MAX_CONFIG_BYTES, "tenants file").map_err(|e| e.to_string())?;
         let base = path.parent().unwrap_or(Path::new("."));
         Self::parse(&text, base, path).map_err(|e| {
             if e.starts_with(&format!("{}: ", path.display())) {
@@ -214,9 +211,8 @@ impl ServeFile {
                 ));
             }
             for f in files {
-                let text = std::fs::read_to_string(&f).map_err(|e| {
-                    format!("include \"{pattern}\": cannot read {}: {e}", f.display())
-                })?;
+                let text = read_text_file(&f, MAX_CONFIG_BYTES, "tenant file")
+                    .map_err(|e| format!("include \"{pattern}\": {e}"))?;
                 let dir = f.parent().unwrap_or(Path::new("."));
                 let cfg = TenantConfig::parse(&text, dir).map_err(|e| {
                     format!("{}: {e} (included by {})", f.display(), path.display())

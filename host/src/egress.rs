@@ -4,8 +4,11 @@
 //! connector may reach, whether loopback `http://` is allowed (the emulator), the request
 //! budget, timeouts and the response cap. Every request is checked before it leaves the
 //! host; redirects are never followed (a 3xx goes back to the guest as a response); proxy
-//! environment variables are ignored. Secret placeholders are substituted here, and only
-//! for requests to the origins that secret may reach — any other use is refused.
+//! environment variables are ignored. Secret placeholders are filled here, by the one rule
+//! of [`crate::secrets`]: only as a whole form field of a form `POST` to an origin that
+//! secret may reach (refused for any other origin); anywhere else a placeholder is plain text.
+//! A response is scrubbed of the tenant's secrets before the guest sees it, and so is every
+//! error text this door logs or returns.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -195,6 +198,8 @@ pub struct HttpCounters {
     pub denied: AtomicU64,
     /// Responses by status code.
     pub by_status: std::sync::Mutex<std::collections::BTreeMap<u16, u64>>,
+    /// Responses that carried a secret of the tenant (redacted before the guest saw them).
+    pub echoed_secret: AtomicU64,
 }
 
 impl HttpCounters {
@@ -272,22 +277,12 @@ impl HttpDoor {
             );
             return Err(self.deny(url.as_str(), why));
         }
-        let is_form = req.headers.iter().any(|(k, v)| {
-            k.eq_ignore_ascii_case("content-type")
-                && v.starts_with("application/x-www-form-urlencoded")
-        });
-        let mut headers = Vec::with_capacity(req.headers.len());
-        for (k, v) in req.headers {
-            let v = self
-                .secrets
-                .substitute(&v, &origin, false)
-                .map_err(|why| self.deny(url.as_str(), why))?;
-            headers.push((k, v));
-        }
+        // Headers and the URL are never filled: placeholders there are sent as text.
+        let headers = req.headers;
         let body = match req.body {
             Some(b) => Some(
                 self.secrets
-                    .substitute_bytes(b, &origin, is_form)
+                    .fill_body(&req.method, &headers, b, &origin)
                     .map_err(|why| self.deny(url.as_str(), why))?,
             ),
             None => None,
@@ -356,15 +351,42 @@ impl HttpDoor {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(FetchResponse {
+        Ok(self.scrubbed(FetchResponse {
             status,
             headers,
             body,
-        })
+        }))
+    }
+
+    /// The response without the tenant's secrets: a server that echoes a request (a token
+    /// endpoint quoting the body in its error) must not hand the secret to the guest.
+    fn scrubbed(&self, mut resp: FetchResponse) -> FetchResponse {
+        let scrub = self.secrets.scrubber();
+        let mut found = false;
+        if let std::borrow::Cow::Owned(clean) = scrub.scrub_bytes(&resp.body) {
+            resp.body = clean;
+            found = true;
+        }
+        for (_, v) in &mut resp.headers {
+            if let Some(clean) = scrub.redacted(v) {
+                *v = clean;
+                found = true;
+            }
+        }
+        if found && self.counters.echoed_secret.fetch_add(1, Ordering::Relaxed) == 0 {
+            tracing::warn!(
+                tenant = %self.tenant,
+                status = resp.status,
+                "a server sent a secret of this tenant back in a response; the host redacted it before the connector saw it"
+            );
+        }
+        resp
     }
 
     fn deny(&self, url: &str, why: String) -> FetchFailure {
         self.counters.denied.fetch_add(1, Ordering::Relaxed);
+        // The reason can quote the guest's own text (a method name, say).
+        let why = self.secrets.scrubber().clean(why);
         // Log the origin only: query strings can carry ids.
         let shown = url::Url::parse(url)
             .ok()
@@ -389,7 +411,7 @@ impl HttpDoor {
             FetchFailure::Timeout
         } else {
             // Without the URL: it is the guest's own and errors end up in logs.
-            let mut msg = e.without_url_ref_string();
+            let mut msg = self.secrets.scrubber().clean(e.without_url_ref_string());
             truncate_at_char_boundary(&mut msg, 300);
             FetchFailure::Transport(msg)
         }

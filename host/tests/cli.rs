@@ -177,7 +177,7 @@ async fn bad_config_and_missing_secret_exit_2_with_one_line() {
             "--config".into(),
             broken.display().to_string(),
         ],
-        Some("x".into()),
+        Some("any-secret-value".into()),
     )
     .await;
     assert_eq!(out.status.code(), Some(2));
@@ -209,7 +209,7 @@ async fn bad_config_and_missing_secret_exit_2_with_one_line() {
     .unwrap();
     let out = host(
         vec!["run".into(), "--config".into(), typo.display().to_string()],
-        Some("x".into()),
+        Some("any-secret-value".into()),
     )
     .await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -262,6 +262,77 @@ async fn unknown_tenant_and_wrong_secret_exit_3_with_the_aadsts_message() {
                 .unwrap()
                 .is_empty()
     );
+}
+
+/// A client secret whose raw, form-encoded, percent-encoded and JSON-escaped forms all
+/// differ, and those forms written out by hand (not by the encoders under test).
+const AWKWARD_SECRET: &str = "a+b/c=d&e f%\"g\\h~i";
+const AWKWARD_SECRET_FORMS: [&str; 6] = [
+    "a+b/c=d&e f%\"g\\h~i",
+    "a%2Bb%2Fc%3Dd%26e+f%25%22g%5Ch%7Ei",
+    "a%2bb%2fc%3dd%26e+f%25%22g%5ch%7ei",
+    "a%2Bb%2Fc%3Dd%26e%20f%25%22g%5Ch%7Ei",
+    "a%2Bb%2Fc%3Dd%26e%20f%25%22g%5Ch~i",
+    "a+b/c=d&e f%\\\"g\\\\h~i",
+];
+
+/// The token endpoint refuses the secret and quotes the request it got (the form body, and
+/// the secret decoded) in `error_description`. `run` and `check`, at the most verbose log
+/// level in both log formats, print the refusal with the secret redacted: no form of it
+/// reaches stdout, stderr, the events file or the checkpoint file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_token_endpoint_echoing_the_secret_never_reaches_stderr() {
+    let emu = emulator(true).await;
+    emu.set_echo_token_requests(true);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tenant_file(
+        dir.path(),
+        &emu,
+        &emu.config().tenant_id,
+        &emu.graph_endpoint(),
+    );
+    for (command, format) in [
+        ("check", "text"),
+        ("run", "text"),
+        ("check", "json"),
+        ("run", "json"),
+    ] {
+        let out = host(
+            vec![
+                command.into(),
+                "--config".into(),
+                cfg.display().to_string(),
+                "--log".into(),
+                "connector_host=trace".into(),
+                "--log-format".into(),
+                format.into(),
+            ],
+            Some(AWKWARD_SECRET.into()),
+        )
+        .await;
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), stderr(&out));
+        assert_eq!(out.status.code(), Some(3), "{command}: {stderr}");
+        for form in AWKWARD_SECRET_FORMS {
+            assert!(
+                !stdout.contains(form) && !stderr.contains(form),
+                "{command} --log-format {format} printed the secret as {form:?}:\n{stdout}\n{stderr}"
+            );
+        }
+        let line = error_line(&out);
+        assert!(
+            line.contains("invalid_client")
+                && line.contains("Request body: grant_type")
+                && line.contains("[redacted]"),
+            "{command}: the echo is shown, redacted: {line}"
+        );
+    }
+    for file in ["events.jsonl", "state/checkpoints.sqlite"] {
+        let bytes = std::fs::read(dir.path().join(file)).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        for form in AWKWARD_SECRET_FORMS {
+            assert!(!text.contains(form), "{file} holds the secret as {form:?}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

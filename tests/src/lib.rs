@@ -105,6 +105,33 @@ pub fn assert_all_valid(events: &[Value]) {
     );
 }
 
+/// A client secret whose raw, form-encoded, percent-encoded and JSON-escaped forms all
+/// differ: it holds a space, `+`, `/`, `=`, `&`, `%`, `"`, `\` and `~`.
+pub const AWKWARD_SECRET: &str = "a+b/c=d&e f%\"g\\h~i";
+
+/// The forms a leak of [`AWKWARD_SECRET`] could take, written out by hand (not by the
+/// encoders under test): raw; `application/x-www-form-urlencoded` (upper- and lower-case
+/// hex); percent-encoded with `%20`; as a URI component (`~` kept); JSON-escaped.
+pub const AWKWARD_SECRET_FORMS: [&str; 6] = [
+    "a+b/c=d&e f%\"g\\h~i",
+    "a%2Bb%2Fc%3Dd%26e+f%25%22g%5Ch%7Ei",
+    "a%2bb%2fc%3dd%26e+f%25%22g%5ch%7ei",
+    "a%2Bb%2Fc%3Dd%26e%20f%25%22g%5Ch%7Ei",
+    "a%2Bb%2Fc%3Dd%26e%20f%25%22g%5Ch~i",
+    "a+b/c=d&e f%\\\"g\\\\h~i",
+];
+
+/// Panics, naming the form, when `text` (which is `what`) holds [`AWKWARD_SECRET`] in any
+/// of [`AWKWARD_SECRET_FORMS`].
+pub fn assert_no_awkward_secret(what: &str, text: &str) {
+    for form in AWKWARD_SECRET_FORMS {
+        assert!(
+            !text.contains(form),
+            "{what} holds the secret as {form:?}: {text}"
+        );
+    }
+}
+
 /// One tenant's run set-up against a live emulator, with files in a temporary folder.
 pub struct Harness {
     /// The emulator (login + Graph on 127.0.0.1).

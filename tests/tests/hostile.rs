@@ -18,7 +18,7 @@ use connector_host::{
     CheckpointStore, JsonlFileSink, LimitKind, RunError, RunOutcome, Runtime, RuntimeLimits,
     RuntimeOptions, SqliteCheckpointStore, TenantRun,
 };
-use e2e_tests::{uids, user_ids, Harness};
+use e2e_tests::{assert_no_awkward_secret, uids, user_ids, Harness, AWKWARD_SECRET};
 use serde_json::Value;
 
 const HOSTILE: &[u8] = include_bytes!(env!("HOSTILE_CONNECTOR_WASM"));
@@ -471,4 +471,172 @@ async fn a_request_flood_is_cut_at_the_request_budget() {
         vec!["ok=1000 budget=99000 denied=0 other=0".to_string()]
     );
     assert_eq!(report.http_sent, 1000, "the host sent exactly the budget");
+}
+
+/// Everything the `tracing` macros write on this thread while the guard lives, as text.
+#[derive(Clone, Default)]
+struct CapturedLog(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLog {
+    /// Captures every level on the current thread (a current-thread runtime runs the whole
+    /// host there: doors, guest output, fetches).
+    fn start() -> (CapturedLog, tracing::subscriber::DefaultGuard) {
+        let log = CapturedLog::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .finish();
+        (log, tracing::subscriber::set_default(subscriber))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// What a run of `echo-secret` left behind.
+struct Leak {
+    /// The first run's one-line error.
+    error: String,
+    /// The events of both runs.
+    events: Vec<Value>,
+}
+
+/// Runs the `echo-secret` attack with [`AWKWARD_SECRET`] as the tenant's secret (allowed to
+/// the emulator's echoing login origin) and `extra` config: the connector hands the text out
+/// through every door it has — log lines at every level, its stdout and stderr, an event, a
+/// checkpoint value, its error (first run), its report's warnings and unavailable items
+/// (second run), `check`'s probe. Asserts that no door let any form of the secret out and
+/// that each shows the redaction.
+async fn secret_through_every_door(extra: &[(&str, String)]) -> Leak {
+    let (log, _guard) = CapturedLog::start();
+    let mut a = arena("echo-secret", None, true, &[]).await;
+    let login = a.good.emulator.login_endpoint();
+    a.good.emulator.set_echo_token_requests(true);
+    a.run.connector_config.push((
+        "url".into(),
+        format!("{login}/echo-tenant/oauth2/v2.0/token"),
+    ));
+    for (k, v) in extra {
+        a.run.connector_config.push((k.to_string(), v.clone()));
+    }
+    let mut secrets = SecretSet::new();
+    secrets.insert(
+        "client_secret",
+        SecretValue::new(AWKWARD_SECRET),
+        vec![Origin::parse(&login).unwrap()],
+    );
+    a.run.secrets = Arc::new(secrets);
+
+    let error = a
+        .clash()
+        .await
+        .expect_err("the attack ends with its own error");
+    let error = error.to_string();
+    assert_no_awkward_secret("the run's error", &error);
+    assert!(error.contains("[redacted]"), "{error}");
+
+    a.run
+        .connector_config
+        .push(("finish".into(), "report".into()));
+    let report = a
+        .hostile
+        .run(&a.run)
+        .await
+        .expect("the attack ends with a report");
+    for text in report.warnings.iter().chain(&report.unavailable) {
+        assert_no_awkward_secret("a report line", text);
+    }
+    assert!(
+        report.warnings[0].contains("[redacted]") && report.unavailable[0].contains("[redacted]"),
+        "{report:?}"
+    );
+
+    let probes = a
+        .hostile
+        .check(&a.run)
+        .await
+        .expect("check returns a probe");
+    assert_eq!(probes.len(), 1);
+    assert_no_awkward_secret("the probe's name", &probes[0].name);
+    assert_no_awkward_secret("the probe's detail", &probes[0].detail);
+    assert!(probes[0].detail.contains("[redacted]"), "{probes:?}");
+
+    let events = std::fs::read_to_string(a.good.dir.path().join("hostile.jsonl")).unwrap();
+    assert_no_awkward_secret("the events file", &events);
+    let events = a.hostile_events();
+    assert_eq!(events.len(), 2, "both runs' events were written");
+    for e in &events {
+        assert!(e["echo"].as_str().unwrap().contains("[redacted]"), "{e}");
+    }
+
+    let (cursor, _) = a
+        .store
+        .get("hostile/hostile", "echo")
+        .unwrap()
+        .expect("the checkpoint was written");
+    let cursor = String::from_utf8_lossy(&cursor);
+    assert_no_awkward_secret("the checkpoint", &cursor);
+    assert!(cursor.contains("[redacted]"), "{cursor}");
+
+    let logged = log.text();
+    assert_no_awkward_secret("the host's log", &logged);
+    for needle in ["stream=\"stdout\"", "stream=\"stderr\"", "ERROR", "TRACE"] {
+        assert!(logged.contains(needle), "{needle} was logged: {logged}");
+    }
+    assert!(logged.contains("[redacted]"), "{logged}");
+    Leak { error, events }
+}
+
+/// The `echo_hex` of an `echo-secret` event: the text the connector had, decoded.
+fn received(event: &Value) -> String {
+    let hex = event["echo_hex"].as_str().expect("echo_hex");
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    String::from_utf8(bytes).unwrap()
+}
+
+/// A token endpoint echoes the request it got (body and decoded secret) in its error. The
+/// host redacts the secret from the answer before the connector sees it (the connector's own
+/// hex copy, which no redaction on the way out could catch, holds no secret), and from
+/// everything the connector hands out.
+#[tokio::test(flavor = "current_thread")]
+async fn hostile_connector_handing_out_an_echoed_secret_finds_it_redacted_at_every_door() {
+    let leak = secret_through_every_door(&[]).await;
+    assert!(
+        leak.error.contains("Request body: grant_type"),
+        "the echo reached the connector: {}",
+        leak.error
+    );
+    for e in &leak.events {
+        let got = received(e);
+        assert_no_awkward_secret("what the connector received", &got);
+        assert!(got.contains("[redacted]"), "{got}");
+    }
+}
+
+/// The operator pasted the secret into the connector's configuration, so the connector holds
+/// it (its hex copy shows it). Redaction on the way out keeps it from every door all the same.
+#[tokio::test(flavor = "current_thread")]
+async fn operator_secret_pasted_into_the_config_is_redacted_from_everything_the_connector_hands_out(
+) {
+    let pasted = format!("pasted: {AWKWARD_SECRET} and a%2Bb%2Fc%3Dd%26e+f%25%22g%5Ch%7Ei");
+    let leak = secret_through_every_door(&[("text", pasted.clone())]).await;
+    for e in &leak.events {
+        assert_eq!(received(e), pasted, "the connector held the secret itself");
+    }
 }

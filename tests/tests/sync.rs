@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use connector_host::emulator::{EmulatorConfig, Endpoint, FaultRule, Tenant};
 use connector_host::error::ConnectorErrorKind;
 use connector_host::RunError;
-use e2e_tests::{assert_all_valid, uids, user_ids, Harness};
+use e2e_tests::{
+    assert_all_valid, assert_no_awkward_secret, uids, user_ids, Harness, AWKWARD_SECRET,
+};
 use serde_json::{json, Value};
 
 fn fault(endpoint: Endpoint, skip: u32, count: u32, status: u16, body: &str) -> FaultRule {
@@ -391,6 +393,74 @@ async fn the_secret_never_reaches_events_or_checkpoints() {
             "no file holds the secret"
         );
     }
+}
+
+/// Login and Graph on one origin (a gateway fronting both), so the secret may go to that
+/// origin. Graph answers the first page of a role-assignable group's members with a next link
+/// carrying `{{secret:client_secret}}`; the connector follows it inside a `$batch` body. The
+/// host fills the placeholder only where the connector's own token request put it: the
+/// server never receives the secret anywhere but the token request's form body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_placeholder_planted_in_a_next_link_is_never_filled() {
+    let mut h = Harness::start(
+        Tenant::generated(29, 30),
+        EmulatorConfig {
+            client_secret: AWKWARD_SECRET.into(),
+            ..EmulatorConfig::default()
+        },
+    )
+    .await;
+    h.emulator.set_login_on_graph(true);
+    let graph = h.emulator.graph_endpoint();
+    h.set_config("login_endpoint", &graph);
+    let mut secrets = connector_host::secrets::SecretSet::new();
+    secrets.insert(
+        "client_secret",
+        connector_host::secrets::SecretValue::new(AWKWARD_SECRET),
+        vec![connector_host::egress::Origin::parse(&graph).unwrap()],
+    );
+    h.run.secrets = std::sync::Arc::new(secrets);
+    let planted = "{{secret:client_secret}}";
+    h.emulator.add_fault(FaultRule {
+        endpoint: Endpoint::GroupMembers,
+        path_contains: None,
+        skip: 0,
+        count: 1,
+        status: 200,
+        body: json!({
+            "value": [],
+            "@odata.nextLink": format!("{graph}/v1.0/groups/planted/members?$skiptoken={planted}"),
+        })
+        .to_string(),
+        headers: vec![],
+    });
+    h.emulator.record_requests(true);
+    // Whether the run completes does not matter here; what reached the server does.
+    let _ = h.sync().await;
+
+    let recorded = h.emulator.recorded_requests();
+    let (token, rest): (Vec<_>, Vec<_>) = recorded
+        .iter()
+        .partition(|r| r.target.ends_with("/oauth2/v2.0/token"));
+    assert!(
+        token.iter().all(|r| String::from_utf8_lossy(&r.body)
+            .contains("client_secret=a%2Bb%2Fc%3Dd%26e+f%25%22g%5Ch%7Ei&")),
+        "the token request carries the secret, form-encoded"
+    );
+    assert!(!token.is_empty() && !rest.is_empty());
+    let mut followed = false;
+    for r in rest {
+        let body = String::from_utf8_lossy(&r.body);
+        assert_no_awkward_secret(
+            &format!("{} {}", r.method, r.target),
+            &format!("{} {:?} {body}", r.target, r.headers),
+        );
+        followed |= r.method == "POST" && r.target.ends_with("/$batch") && body.contains(planted);
+    }
+    assert!(
+        followed,
+        "the planted link was followed in a $batch, its placeholder sent as plain text"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

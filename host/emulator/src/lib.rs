@@ -79,7 +79,7 @@ mod users;
 pub use faults::FaultRule;
 pub use generate::{hard_case, role_case, AUTH_METHOD_TYPES, INITIAL_DOMAIN, VERIFIED_DOMAIN};
 pub use roles::BUILT_IN_ROLES;
-pub use server::Emulator;
+pub use server::{Emulator, RecordedRequest};
 pub use tenant::{
     SimUser, Tenant, ADMINISTRATIVE_UNIT_TYPE, DIRECTORY_ROLE_TYPE, GROUP_TYPE, VIA_GROUP,
 };

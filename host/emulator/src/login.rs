@@ -14,26 +14,7 @@ use crate::Endpoint;
 
 /// Answers one request to the login server.
 pub(crate) fn handle(shared: &Shared, request: &HttpRequest) -> Reply {
-    let segments: Vec<&str> = request
-        .path
-        .trim_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
-    let tenant = match segments.as_slice() {
-        [tenant, oauth, version, token]
-            if oauth.eq_ignore_ascii_case("oauth2")
-                && version.eq_ignore_ascii_case("v2.0")
-                && token.eq_ignore_ascii_case("token") =>
-        {
-            Some(
-                percent_encoding::percent_decode_str(tenant)
-                    .decode_utf8_lossy()
-                    .into_owned(),
-            )
-        }
-        _ => None,
-    };
+    let tenant = token_tenant(&request.path);
     let endpoint = if tenant.is_some() {
         Endpoint::Token
     } else {
@@ -68,7 +49,52 @@ pub(crate) fn handle(shared: &Shared, request: &HttpRequest) -> Reply {
             ),
         );
     }
-    token(shared, &tenant, request)
+    let reply = token(shared, &tenant, request);
+    if reply.status >= 400 && shared.echo_token_requests() {
+        return echo_request(reply, request);
+    }
+    reply
+}
+
+/// Puts the request body as received, and its `client_secret` field decoded, in front of the
+/// `error_description` of an error answer ([`crate::Emulator::set_echo_token_requests`]).
+fn echo_request(mut reply: Reply, request: &HttpRequest) -> Reply {
+    let body = String::from_utf8_lossy(&request.body).into_owned();
+    let secret = form_urlencoded::parse(&request.body)
+        .find(|(k, _)| k == "client_secret")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    if let Body::Json(serde_json::Value::Object(map)) = &mut reply.body {
+        if let Some(serde_json::Value::String(description)) = map.get_mut("error_description") {
+            // First, so that a client showing only the start of the text shows the echo.
+            *description = format!("Request body: {body} (client_secret: {secret}). {description}");
+        }
+    }
+    reply
+}
+
+/// The tenant of a token endpoint path `/{tenant}/oauth2/v2.0/token` (percent-decoded), or
+/// `None` for any other path.
+pub(crate) fn token_tenant(path: &str) -> Option<String> {
+    let segments: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    match segments.as_slice() {
+        [tenant, oauth, version, token]
+            if oauth.eq_ignore_ascii_case("oauth2")
+                && version.eq_ignore_ascii_case("v2.0")
+                && token.eq_ignore_ascii_case("token") =>
+        {
+            Some(
+                percent_encoding::percent_decode_str(tenant)
+                    .decode_utf8_lossy()
+                    .into_owned(),
+            )
+        }
+        _ => None,
+    }
 }
 
 /// The token request proper, checked in the order the identity platform reports problems.

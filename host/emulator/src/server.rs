@@ -91,6 +91,9 @@ pub(crate) struct Shared {
     counters: [AtomicU64; Endpoint::ALL.len()],
     http_requests: AtomicU64,
     next_link_base: RwLock<Option<String>>,
+    login_on_graph: AtomicBool,
+    echo_token_requests: AtomicBool,
+    recorded: Mutex<Option<Vec<RecordedRequest>>>,
     /// `http://127.0.0.1:<graph port>`.
     pub graph_base: String,
     sequence: AtomicU64,
@@ -120,6 +123,11 @@ impl Shared {
     /// Whether the tenant is licensed for sign-in activity and reports.
     pub(crate) fn premium(&self) -> bool {
         self.premium.load(Ordering::Relaxed)
+    }
+
+    /// Whether error answers of the token endpoint quote the request (a test hook).
+    pub(crate) fn echo_token_requests(&self) -> bool {
+        self.echo_token_requests.load(Ordering::Relaxed)
     }
 
     /// Whether the tenant has Entra ID P2 (PIM eligibility readable).
@@ -226,6 +234,19 @@ impl Shared {
     }
 }
 
+/// One HTTP request exactly as a server received it (see [`Emulator::record_requests`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedRequest {
+    /// Upper-case method.
+    pub method: String,
+    /// Path and query as sent (still percent-encoded).
+    pub target: String,
+    /// Headers as sent (values decoded lossily as UTF-8).
+    pub headers: Vec<(String, String)>,
+    /// The body as sent (a `$batch` envelope whole, with its items inside).
+    pub body: Vec<u8>,
+}
+
 /// Which server a listener belongs to.
 #[derive(Clone, Copy)]
 enum Side {
@@ -289,6 +310,9 @@ impl Emulator {
             counters: Default::default(),
             http_requests: AtomicU64::new(0),
             next_link_base: RwLock::new(None),
+            login_on_graph: AtomicBool::new(false),
+            echo_token_requests: AtomicBool::new(false),
+            recorded: Mutex::new(None),
             graph_base: format!("http://{graph_addr}"),
             sequence: AtomicU64::new(1),
             nonce,
@@ -512,6 +536,38 @@ impl Emulator {
             base.map(|b| b.trim_end_matches('/').to_owned());
     }
 
+    /// **Test hook.** true: the Graph server also answers the token endpoint
+    /// (`POST /{tenant}/oauth2/v2.0/token`), so login and Graph share one origin, as they do
+    /// behind a gateway that fronts both; a client pointed at it uses
+    /// [`Emulator::graph_endpoint`] as its login endpoint too. false (the default) restores two
+    /// origins. Lets tests check that a secret allowed for the login origin is still never
+    /// filled into Graph traffic.
+    pub fn set_login_on_graph(&self, on: bool) {
+        self.shared.login_on_graph.store(on, Ordering::Relaxed);
+    }
+
+    /// **Test hook.** true: every error answer of the token endpoint (a wrong secret, client
+    /// id, tenant, scope…) quotes what it received at the start of `error_description`: the
+    /// request body as sent and the `client_secret` field decoded, as a careless or hostile
+    /// token endpoint might. Lets tests check that a secret echoed back never leaves the host. Off by default.
+    pub fn set_echo_token_requests(&self, on: bool) {
+        self.shared.echo_token_requests.store(on, Ordering::Relaxed);
+    }
+
+    /// **Test hook.** true: from now on every HTTP request either server receives is kept
+    /// whole ([`RecordedRequest`]: method, target, headers, body), for tests that must prove
+    /// what a client did or did not send (e.g. a secret outside the token request). false
+    /// stops recording and forgets what was kept. Off by default.
+    pub fn record_requests(&self, on: bool) {
+        *lock(&self.shared.recorded) = on.then(Vec::new);
+    }
+
+    /// The requests kept since [`Emulator::record_requests`] was switched on, in arrival
+    /// order (empty when it is off).
+    pub fn recorded_requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared.recorded).clone().unwrap_or_default()
+    }
+
     /// Makes every access token issued so far expire now (the next Graph request with one
     /// gets 401 `InvalidAuthenticationToken`).
     pub fn expire_tokens(&self) {
@@ -635,8 +691,22 @@ async fn serve(shared: &Shared, side: Side, request: Request<Incoming>) -> Respo
             .collect(),
         body,
     };
+    if let Some(kept) = lock(&shared.recorded).as_mut() {
+        kept.push(RecordedRequest {
+            method: request.method.clone(),
+            target: request.target(),
+            headers: request.headers.clone(),
+            body: request.body.to_vec(),
+        });
+    }
     let reply = match side {
         Side::Login => login::handle(shared, &request),
+        Side::Graph
+            if shared.login_on_graph.load(Ordering::Relaxed)
+                && login::token_tenant(&request.path).is_some() =>
+        {
+            login::handle(shared, &request)
+        }
         Side::Graph => graph::handle(shared, &request),
     };
     into_response(reply)

@@ -6,6 +6,10 @@
 //! Every call is sized before it is served: a guest that hands the host more bytes in one
 //! call than the limit is stopped (a trap naming the limit), not served — except `emit`,
 //! whose oversized batch is refused as `invalid` so the guest can split it.
+//!
+//! Everything the guest hands out — log lines, events, checkpoint values — is scrubbed of the
+//! tenant's secrets first ([`crate::secrets::Scrubber`]); the first redaction of a run is
+//! logged as a warning and all are counted.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,6 +21,7 @@ use super::bindings::connector::runtime::{emit_event, http_fetch, kv_checkpoint,
 use super::limits::{CpuMeter, LimitKind, RunLimiter, RuntimeLimits};
 use crate::checkpoint::{CheckpointError, CheckpointStore};
 use crate::egress::{FetchFailure, FetchRequest, FetchResponse, HttpDoor};
+use crate::secrets::Scrubber;
 use crate::sink::EventSink;
 
 const MAX_KEY_BYTES: usize = 256;
@@ -35,6 +40,10 @@ pub(super) struct RunState {
     pub sink: Arc<dyn EventSink>,
     pub rt: RuntimeLimits,
     pub events: Arc<AtomicU64>,
+    /// Redacts this tenant's secrets from what the guest hands out.
+    pub scrub: Scrubber,
+    /// Log lines, events and checkpoint values that held a secret (redacted) in this run.
+    pub redactions: u64,
     /// The limit that stopped the run, when one did.
     pub limit_hit: Option<(LimitKind, String)>,
 }
@@ -52,6 +61,51 @@ impl RunState {
     /// Entering a host call: the guest's next stale epoch deadline is not CPU it used.
     fn enter(&mut self) {
         self.cpu.resumed = true;
+    }
+
+    /// Counts one redaction; the first of the run is logged, naming the door.
+    fn note_redaction(&mut self, door: &str) {
+        self.redactions += 1;
+        if self.redactions == 1 {
+            tracing::warn!(
+                tenant = %self.tenant,
+                door,
+                "the connector handed out a secret of this tenant; the host redacted it"
+            );
+        }
+    }
+
+    /// `text` without the tenant's secrets.
+    fn redact(&mut self, door: &str, text: String) -> String {
+        match self.scrub.redacted(&text) {
+            Some(clean) => {
+                self.note_redaction(door);
+                clean
+            }
+            None => text,
+        }
+    }
+
+    /// Every event of a batch without the tenant's secrets (a redaction inside a JSON string
+    /// keeps it valid; the batch is validated after this).
+    fn redact_events(&mut self, events: Vec<String>) -> Vec<String> {
+        events
+            .into_iter()
+            .map(|e| self.redact("emit-event", e))
+            .collect()
+    }
+
+    /// A checkpoint value without the tenant's secrets: redacted in place, whether the value
+    /// is text or not, and stored like that (refusing the write would stall the cursor on every
+    /// run; a redacted cursor is at worst one the connector cannot use).
+    fn redact_value(&mut self, value: Vec<u8>) -> Vec<u8> {
+        match self.scrub.scrub_bytes(&value) {
+            std::borrow::Cow::Borrowed(_) => value,
+            std::borrow::Cow::Owned(clean) => {
+                self.note_redaction("kv-checkpoint");
+                clean
+            }
+        }
     }
 
     /// Stops the run when one call passes more than the per-call limit.
@@ -169,6 +223,7 @@ impl kv_checkpoint::Host for RunState {
                 "key over {MAX_KEY_BYTES} bytes or value over {MAX_VALUE_BYTES} bytes"
             ))));
         }
+        let value = self.redact_value(value);
         // Nothing lost: every event emitted before this cursor is made durable first.
         if let Err(e) = self.sink.flush_durable() {
             return Ok(Err(kv_checkpoint::KvError::Storage(format!(
@@ -204,6 +259,7 @@ impl emit_event::Host for RunState {
         if let Err(why) = self.events_left(events.len()) {
             return Ok(Err(emit_event::EmitError::Sink(why)));
         }
+        let events = self.redact_events(events);
         if let Err(why) = self.validate_batch(&events) {
             return Ok(Err(emit_event::EmitError::Invalid(why)));
         }
@@ -268,7 +324,8 @@ impl RunState {
 impl log::Host for RunState {
     async fn write(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
         self.enter();
-        let mut m = message;
+        // Before the cut: a cut could leave a part of the secret no pattern matches.
+        let mut m = self.redact("log", message);
         if m.len() > self.rt.max_log_bytes {
             let mut cut = self.rt.max_log_bytes;
             while !m.is_char_boundary(cut) {

@@ -8,6 +8,10 @@
 //! context (no env, args, files, sockets; stdout/stderr captured into a bounded buffer), and
 //! only this tenant's egress policy, secrets, checkpoint namespace and sink. A trap ends
 //! that run with a typed error naming the limit or fault; the host carries on.
+//!
+//! Every text of the guest that leaves through here — its captured stdout and stderr, its
+//! error, `check`'s probes, the report's warnings — and every trap message is scrubbed of the
+//! tenant's secrets ([`crate::secrets::Scrubber`]) first.
 
 mod cache;
 mod doors;
@@ -35,7 +39,7 @@ use crate::config::{SinkSpec, TenantConfig};
 use crate::egress::{http_client, EgressPolicy, HttpDoor};
 use crate::error::{ConnectorErrorKind, RunError};
 use crate::netguard::{NameResolver, SystemResolver};
-use crate::secrets::SecretSet;
+use crate::secrets::{Scrubber, SecretSet};
 use crate::sink::{EventSink, JsonlFileSink, StdoutSink};
 
 mod bindings {
@@ -375,6 +379,8 @@ impl Runtime {
             sink: run.sink.clone(),
             rt: self.limits.clone(),
             events: Arc::new(AtomicU64::new(0)),
+            scrub: run.secrets.scrubber().clone(),
+            redactions: 0,
             limit_hit: None,
         };
         let mut store = Store::new(&self.engine, state);
@@ -415,28 +421,30 @@ impl Runtime {
     /// the run's timeout).
     pub async fn run(&self, run: &TenantRun) -> RunOutcome {
         let tenant = run.tenant.clone();
+        let scrub = run.secrets.scrubber();
         let _slot = self.acquire_slot(&tenant).await?;
         let started = Instant::now();
         let fut = async {
             let (mut store, bindings, pipes) = self
                 .instantiate(run)
                 .await
-                .map_err(|e| trap(&tenant, e, None))?;
+                .map_err(|e| trap(&tenant, e, None, scrub))?;
             let outcome = bindings
                 .connector_runtime_connector()
                 .call_run(&mut store, &run.connector_config)
                 .await;
-            log_guest_output(&tenant, &pipes);
+            log_guest_output(&tenant, &pipes, scrub);
             let state = store.data();
             let counters = state.http.counters();
             let events_written = state.events.load(Ordering::Relaxed);
             let limit = limit_of(state);
-            Ok::<_, RunError>((outcome, counters, events_written, limit))
+            let redactions = state.redactions;
+            Ok::<_, RunError>((outcome, counters, events_written, limit, redactions))
         };
         let result = tokio::time::timeout(run.timeout, fut).await;
         // Whatever happened, what reached the sink is made durable.
         let flushed = run.sink.flush_durable();
-        let (outcome, counters, events_written, limit) = match result {
+        let (outcome, counters, events_written, limit, redactions) = match result {
             Err(_) => {
                 return Err(RunError::Timeout {
                     tenant,
@@ -446,10 +454,21 @@ impl Runtime {
             Ok(r) => r?,
         };
         let report = match outcome {
-            Err(e) => return Err(trap(&tenant, e, limit)),
-            Ok(Err(e)) => return Err(connector_error(&tenant, e)),
+            Err(e) => return Err(trap(&tenant, e, limit, scrub)),
+            Ok(Err(e)) => return Err(connector_error(&tenant, e, scrub)),
             Ok(Ok(r)) => r,
         };
+        let mut warnings: Vec<String> = report
+            .warnings
+            .into_iter()
+            .map(|w| scrub.clean(w))
+            .collect();
+        let echoed = counters.echoed_secret.load(Ordering::Relaxed);
+        if echoed > 0 || redactions > 0 {
+            warnings.push(format!(
+                "a secret of this tenant came back in {echoed} response(s) and was handed out {redactions} time(s) by the connector; the host redacted every one: find out which server echoes it"
+            ));
+        }
         flushed.map_err(|e| RunError::Host {
             tenant: tenant.clone(),
             message: format!("the event sink failed at the end of the run: {e}"),
@@ -466,8 +485,12 @@ impl Runtime {
             http_denied: counters.denied.load(Ordering::Relaxed),
             http_status: counters.statuses(),
             full_sync: report.full_sync,
-            warnings: report.warnings,
-            unavailable: report.unavailable,
+            warnings,
+            unavailable: report
+                .unavailable
+                .into_iter()
+                .map(|u| scrub.clean(u))
+                .collect(),
             duration: started.elapsed(),
         })
     }
@@ -486,27 +509,28 @@ impl Runtime {
     /// Runs the connector's `check` ("Test connector") for a tenant.
     pub async fn check(&self, run: &TenantRun) -> Result<Vec<Probe>, RunError> {
         let tenant = run.tenant.clone();
+        let scrub = run.secrets.scrubber();
         let _slot = self.acquire_slot(&tenant).await?;
         let fut = async {
             let (mut store, bindings, pipes) = self
                 .instantiate(run)
                 .await
-                .map_err(|e| trap(&tenant, e, None))?;
+                .map_err(|e| trap(&tenant, e, None, scrub))?;
             let outcome = bindings
                 .connector_runtime_connector()
                 .call_check(&mut store, &run.connector_config)
                 .await;
-            log_guest_output(&tenant, &pipes);
+            log_guest_output(&tenant, &pipes, scrub);
             let limit = limit_of(store.data());
             match outcome {
-                Err(e) => Err(trap(&tenant, e, limit)),
-                Ok(Err(e)) => Err(connector_error(&tenant, e)),
+                Err(e) => Err(trap(&tenant, e, limit, scrub)),
+                Ok(Err(e)) => Err(connector_error(&tenant, e, scrub)),
                 Ok(Ok(probes)) => Ok(probes
                     .into_iter()
                     .map(|p| Probe {
-                        name: p.name,
+                        name: scrub.clean(p.name),
                         ok: p.ok,
-                        detail: p.detail,
+                        detail: scrub.clean(p.detail),
                     })
                     .collect()),
             }
@@ -553,17 +577,27 @@ fn limit_of(state: &RunState) -> Option<(LimitKind, String)> {
     })
 }
 
-fn log_guest_output(tenant: &str, (stdout, stderr): &(MemoryOutputPipe, MemoryOutputPipe)) {
+fn log_guest_output(
+    tenant: &str,
+    (stdout, stderr): &(MemoryOutputPipe, MemoryOutputPipe),
+    scrub: &Scrubber,
+) {
     for (name, pipe) in [("stdout", stdout), ("stderr", stderr)] {
         let bytes = pipe.contents();
         if !bytes.is_empty() {
+            let bytes = scrub.scrub_bytes(&bytes);
             let text = String::from_utf8_lossy(&bytes);
             tracing::info!(tenant = %tenant, stream = name, "guest output: {}", text.trim_end());
         }
     }
 }
 
-fn trap(tenant: &str, e: wasmtime::Error, limit: Option<(LimitKind, String)>) -> RunError {
+fn trap(
+    tenant: &str,
+    e: wasmtime::Error,
+    limit: Option<(LimitKind, String)>,
+    scrub: &Scrubber,
+) -> RunError {
     let limit = limit.or_else(|| {
         (e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::StackOverflow)).then(|| {
             (
@@ -587,11 +621,11 @@ fn trap(tenant: &str, e: wasmtime::Error, limit: Option<(LimitKind, String)>) ->
     };
     RunError::Trap {
         tenant: tenant.to_string(),
-        message,
+        message: scrub.clean(message),
     }
 }
 
-fn connector_error(tenant: &str, e: api::ConnectorError) -> RunError {
+fn connector_error(tenant: &str, e: api::ConnectorError, scrub: &Scrubber) -> RunError {
     let (kind, message) = match e {
         api::ConnectorError::Config(m) => {
             (ConnectorErrorKind::Config, format!("configuration: {m}"))
@@ -610,10 +644,11 @@ fn connector_error(tenant: &str, e: api::ConnectorError) -> RunError {
         ),
         api::ConnectorError::Host(m) => (ConnectorErrorKind::Host, m),
     };
+    // Scrubbed before the cut: a cut could leave a part of the secret no pattern matches.
     RunError::Connector {
         tenant: tenant.to_string(),
         kind,
-        message: one_line(&message),
+        message: one_line(&scrub.clean(message)),
     }
 }
 

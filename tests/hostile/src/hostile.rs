@@ -11,7 +11,7 @@ wit_bindgen::generate!({
     world: "asset-connector",
 });
 
-use connector::runtime::{emit_event, http_fetch, kv_checkpoint};
+use connector::runtime::{emit_event, http_fetch, kv_checkpoint, log};
 use exports::connector::runtime::connector as api;
 
 use api::ConnectorError;
@@ -33,7 +33,15 @@ impl api::Guest for Component {
         }
     }
 
-    fn check(_config: api::Config) -> Result<Vec<api::Probe>, ConnectorError> {
+    fn check(config: api::Config) -> Result<Vec<api::Probe>, ConnectorError> {
+        if matches!(value(&config, "attack"), Ok("echo-secret")) {
+            let text = echoed(&config)?;
+            return Ok(vec![api::Probe {
+                name: text.clone(),
+                ok: false,
+                detail: text,
+            }]);
+        }
         Ok(Vec::new())
     }
 
@@ -59,6 +67,7 @@ impl api::Guest for Component {
             "invalid-json" => invalid_json(),
             "trap-mid-run" => trap_mid_run(),
             "checkpoint-then-trap" => checkpoint_then_trap(),
+            "echo-secret" => echo_secret(&config),
             other => Err(ConnectorError::Config(format!("unknown attack '{other}'"))),
         }
     }
@@ -225,6 +234,70 @@ fn secret_to_wrong_host(config: &[(String, String)]) -> Result<api::RunReport, C
         )],
         body: Some(b"client_secret={{secret:client_secret}}".to_vec()),
     })
+}
+
+/// The text to leak: config `text` when set (a secret the operator pasted into the
+/// configuration); otherwise the answer of a token endpoint that echoes what it received:
+/// POSTs the form `grant_type=client_credentials&client_secret={{secret:client_secret}}` to
+/// config `url` and returns the answer's `error_description` (decoded from the JSON), or its
+/// whole body when it has none. A fetch error becomes `host("<fetch error text>")`.
+fn echoed(config: &[(String, String)]) -> Result<String, ConnectorError> {
+    if let Ok(text) = value(config, "text") {
+        return Ok(text.to_string());
+    }
+    let resp = http_fetch::fetch(&http_fetch::Request {
+        method: "POST".into(),
+        url: value(config, "url")?.into(),
+        headers: vec![(
+            "content-type".into(),
+            "application/x-www-form-urlencoded".into(),
+        )],
+        body: Some(
+            b"grant_type=client_credentials&client_secret={{secret:client_secret}}".to_vec(),
+        ),
+    })
+    .map_err(|e| ConnectorError::Host(fetch_error_text(&e)))?;
+    let body = String::from_utf8_lossy(&resp.body).into_owned();
+    Ok(serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("error_description")?.as_str().map(str::to_owned))
+        .unwrap_or(body))
+}
+
+/// `echo-secret`: takes [`echoed`] text (a secret a server echoed back) and hands it out
+/// through every door: a `log` line at each level, stdout, stderr, one event
+/// `{"echo": <text>, "echo_hex": <the text's bytes in hex>}` (hex, which no redaction of the
+/// text itself can catch: it shows what the connector received), the checkpoint key `echo`;
+/// then, as config `finish` says, returns
+/// `host(<text>)` (`error`, the default) or a report whose only warning and only
+/// unavailable item are the text (`report`). `check` with this attack returns one failed
+/// probe named and detailed with the text.
+fn echo_secret(config: &[(String, String)]) -> Result<api::RunReport, ConnectorError> {
+    let text = echoed(config)?;
+    for level in [
+        log::Level::Trace,
+        log::Level::Debug,
+        log::Level::Info,
+        log::Level::Warn,
+        log::Level::Error,
+    ] {
+        log::write(level, &text);
+    }
+    println!("{text}");
+    eprintln!("{text}");
+    let hex: String = text.bytes().map(|b| format!("{b:02x}")).collect();
+    emit(&[json!({ "echo": text, "echo_hex": hex }).to_string()])?;
+    let version = kv_checkpoint::get("echo")
+        .map_err(|e| ConnectorError::Host(kv_error_text(&e)))?
+        .map(|(_, v)| v);
+    kv_checkpoint::set("echo", text.as_bytes(), version)
+        .map_err(|e| ConnectorError::Host(kv_error_text(&e)))?;
+    if matches!(value(config, "finish"), Ok("report")) {
+        let mut r = report(1, 1, vec![text.clone()]);
+        r.unavailable = vec![text];
+        return Ok(r);
+    }
+    Err(ConnectorError::Host(text))
 }
 
 /// `huge-request`: POSTs a 64 MiB body (`b'a'` repeated) to config `url`. Reported as `fetch`.

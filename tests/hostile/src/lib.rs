@@ -3,8 +3,8 @@
 //! It implements the `asset-connector` world like a real connector, but its `run` does
 //! whatever the config key `attack` says: spin forever, exhaust memory or stack, flood or
 //! poison the event sink, fetch where the egress policy forbids, leak a secret to the
-//! wrong host, probe the sandbox for environment, files and sockets, or reach for other
-//! tenants' checkpoints. The end-to-end tests run it in the real host to prove the host
+//! wrong host, hand a secret a server echoed back out through every door, probe the sandbox
+//! for environment, files and sockets, or reach for other tenants' checkpoints. The end-to-end tests run it in the real host to prove the host
 //! contains each attack. It exists for those tests only; never deploy it.
 //!
 //! The code is compiled for wasm32 only; natively (`cargo test --workspace`) this crate

@@ -227,7 +227,7 @@ pub struct HttpDoor {
 
 impl HttpDoor {
     /// A door for `tenant` under `policy`, substituting `secrets`. `client` is shared across
-    /// runs (connection pooling); it must be built by [`http_client`].
+    /// runs (connection pooling); it must be built by [`http_client`] or [`HttpClients`].
     pub fn new(
         client: reqwest::Client,
         policy: EgressPolicy,
@@ -454,13 +454,32 @@ impl WithoutUrl for reqwest::Error {
     }
 }
 
+/// The HTTP client could not be built (a host fault: the TLS setup of this build).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client (connect timeout {} s): {reason}; this host build cannot make requests: report it with the host version", connect_timeout.as_secs_f64())]
+pub struct ClientBuildError {
+    /// The connect timeout asked for.
+    pub connect_timeout: Duration,
+    /// reqwest's reason, with its causes.
+    pub reason: String,
+}
+
 /// The HTTP client every door shares: rustls, no redirects, no proxies from the
 /// environment, no cookies, connection pooling, and names resolved by `resolver` with every
-/// non-public answer refused.
+/// non-public answer refused. A client that cannot be built is an error: there is no
+/// fallback (a default client would follow redirects, use proxies and resolve names
+/// without the public-address check).
 pub fn http_client(
     connect_timeout: Duration,
     resolver: Arc<dyn crate::netguard::NameResolver>,
-) -> reqwest::Client {
+) -> Result<reqwest::Client, ClientBuildError> {
+    build_client(client_builder(connect_timeout, resolver), connect_timeout)
+}
+
+fn client_builder(
+    connect_timeout: Duration,
+    resolver: Arc<dyn crate::netguard::NameResolver>,
+) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .dns_resolver(Arc::new(crate::netguard::PublicOnlyResolver::new(resolver)))
         .redirect(reqwest::redirect::Policy::none())
@@ -468,8 +487,83 @@ pub fn http_client(
         .connect_timeout(connect_timeout)
         .pool_max_idle_per_host(64)
         .user_agent(concat!("connector-host/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+fn build_client(
+    builder: reqwest::ClientBuilder,
+    connect_timeout: Duration,
+) -> Result<reqwest::Client, ClientBuildError> {
+    builder.build().map_err(|e| {
+        let mut reason = e.to_string();
+        let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&e);
+        while let Some(s) = source {
+            reason.push_str(": ");
+            reason.push_str(&s.to_string());
+            source = s.source();
+        }
+        ClientBuildError {
+            connect_timeout,
+            reason,
+        }
+    })
+}
+
+/// The shared HTTP clients of a runtime, one per connect timeout in use: reqwest fixes the
+/// connect timeout per client, and each tenant's `[limits] connect_timeout_secs` must hold
+/// for its runs. Tenants with the same timeout share one client (and its connection pool).
+/// At most [`HttpClients::MAX_SHARED`] clients are kept; a run with yet another timeout
+/// gets a client of its own.
+pub struct HttpClients {
+    resolver: Arc<dyn crate::netguard::NameResolver>,
+    shared: std::sync::Mutex<std::collections::BTreeMap<Duration, reqwest::Client>>,
+}
+
+impl HttpClients {
+    /// Most distinct connect timeouts whose clients are kept and shared.
+    pub const MAX_SHARED: usize = 16;
+
+    /// Clients resolving through `resolver`; the one for `first_connect_timeout` is built
+    /// now, so a host that cannot build clients fails here, at start, not in a run.
+    pub fn new(
+        resolver: Arc<dyn crate::netguard::NameResolver>,
+        first_connect_timeout: Duration,
+    ) -> Result<HttpClients, ClientBuildError> {
+        let clients = HttpClients {
+            resolver,
+            shared: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+        };
+        clients.for_connect_timeout(first_connect_timeout)?;
+        Ok(clients)
+    }
+
+    /// The client whose connect timeout is `connect_timeout`.
+    pub fn for_connect_timeout(
+        &self,
+        connect_timeout: Duration,
+    ) -> Result<reqwest::Client, ClientBuildError> {
+        let mut shared = self
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(client) = shared.get(&connect_timeout) {
+            return Ok(client.clone());
+        }
+        let client = http_client(connect_timeout, self.resolver.clone())?;
+        if shared.len() < Self::MAX_SHARED {
+            shared.insert(connect_timeout, client.clone());
+        }
+        Ok(client)
+    }
+
+    /// The connect timeouts of the clients kept so far, shortest first.
+    pub fn connect_timeouts(&self) -> Vec<Duration> {
+        self.shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .copied()
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -562,6 +656,94 @@ mod tests {
         assert!(p.check("https://20.1.2.3/").is_ok());
         p.allow_loopback_http = false;
         assert!(p.check("http://127.0.0.1:8080/").is_err());
+    }
+
+    #[test]
+    fn operator_a_client_that_cannot_be_built_is_an_error_not_a_permissive_default() {
+        let resolver: Arc<dyn crate::netguard::NameResolver> =
+            Arc::new(crate::netguard::StaticResolver::default());
+        // The only setting reqwest can refuse here is TLS: ask for no TLS version at all.
+        let impossible = client_builder(Duration::from_secs(3), resolver.clone())
+            .min_tls_version(reqwest::tls::Version::TLS_1_3)
+            .max_tls_version(reqwest::tls::Version::TLS_1_2);
+        let err = build_client(impossible, Duration::from_secs(3)).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("cannot build the HTTP client (connect timeout 3 s): builder error")
+                && text.contains("empty supported tls versions")
+                && !text.contains('\n'),
+            "{text}"
+        );
+        // The real settings build, and the signature makes every caller handle a failure.
+        let built: Result<reqwest::Client, ClientBuildError> =
+            http_client(Duration::from_secs(3), resolver);
+        assert!(built.is_ok());
+    }
+
+    #[test]
+    fn operator_connect_timeout_picks_a_client_built_with_it() {
+        let clients = HttpClients::new(
+            Arc::new(crate::netguard::StaticResolver::default()),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(clients.connect_timeouts(), [Duration::from_secs(10)]);
+        clients.for_connect_timeout(Duration::from_secs(1)).unwrap();
+        clients
+            .for_connect_timeout(Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(
+            clients.connect_timeouts(),
+            [Duration::from_secs(1), Duration::from_secs(10)]
+        );
+        for secs in 100..100 + HttpClients::MAX_SHARED as u64 {
+            clients
+                .for_connect_timeout(Duration::from_secs(secs))
+                .unwrap();
+        }
+        assert_eq!(clients.connect_timeouts().len(), HttpClients::MAX_SHARED);
+    }
+
+    /// A loopback port whose accept queue is full and never drained: connects to it hang
+    /// (Linux drops the SYN), like a blackholed address.
+    async fn blackhole() -> (tokio::net::TcpListener, Vec<tokio::net::TcpStream>, u16) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut queued = Vec::new();
+        for _ in 0..16 {
+            match tokio::time::timeout(
+                Duration::from_millis(500),
+                tokio::net::TcpStream::connect(("127.0.0.1", port)),
+            )
+            .await
+            {
+                Ok(Ok(stream)) => queued.push(stream),
+                Ok(Err(e)) => panic!("the filler connection failed: {e}"),
+                Err(_) => return (listener, queued, port),
+            }
+        }
+        panic!("the accept queue never filled");
+    }
+
+    #[tokio::test]
+    async fn operator_connect_timeout_of_the_client_is_the_one_asked_for() {
+        let (_listener, _queued, port) = blackhole().await;
+        let clients = HttpClients::new(
+            Arc::new(crate::netguard::StaticResolver::default()),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        let client = clients.for_connect_timeout(Duration::from_secs(1)).unwrap();
+        let err = client
+            .get(format!("http://127.0.0.1:{port}/"))
+            .timeout(Duration::from_secs(60))
+            .send()
+            .await
+            .unwrap_err();
+        // The connect timeout fired, not the 60 s request timeout.
+        assert!(err.is_connect() && err.is_timeout(), "{err:?}");
     }
 
     #[test]

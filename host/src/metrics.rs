@@ -22,6 +22,20 @@
 //!
 //! A failed run has no [`RunReport`], so its HTTP statuses and the events it wrote before
 //! failing are not counted; its failure kind is.
+//!
+//! The endpoint must never cost the runs their file descriptors, whoever connects to it.
+//! With `N` = [`MetricsEndpoint::max_connections`] (64, or an eighth of the open-files limit
+//! when that is lower: [`connection_cap`]), it holds at most `2N` sockets:
+//! - a connection is accepted only while fewer than `N` accepted ones have yet to send a
+//!   byte; the others wait in the kernel's listen queue, costing this process nothing;
+//! - an accepted connection silent for 1 s is closed, so idle sockets cycle through and
+//!   never hold a serving slot;
+//! - one that sends takes one of `N` serving slots, or is answered `503` and closed when none
+//!   is free; a served connection must complete its request headers within 10 s (slowloris)
+//!   and lives at most 60 s.
+//!
+//! [`raise_open_files_limit`] lifts the soft open-files limit to the hard one; `serve` calls
+//! it at start, before the endpoint derives its cap.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -40,7 +54,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::error::{ConnectorErrorKind, RunError};
@@ -563,10 +577,87 @@ impl Drop for GaugeGuard {
     }
 }
 
+/// Most connections the endpoint serves at once when descriptors are plentiful.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// How long a connection may take to send its request headers (idle or slowloris sockets).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest life of one connection (a client that never reads its answer).
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+
+/// How long an accepted connection may stay silent before it is closed: a client sends its
+/// request as soon as the connection is up.
+const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a refused connection is given to read its answer and close.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+
+/// The answer to a connection over the cap, written once before it is closed.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n\
+retry-after: 1\r\nconnection: close\r\ncontent-length: 38\r\n\r\ntoo many connections: try again later\n";
+
+/// The process's soft open-files limit (`RLIMIT_NOFILE`); `None` when unlimited or unknown.
+pub fn open_files_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// Raises the soft open-files limit to the hard limit, so that idle sockets and many runs
+/// do not run the process out of descriptors at a distribution's default of 1024 while the
+/// hard limit allows more. Returns (before, after); `None` means unlimited or unknown.
+pub fn raise_open_files_limit() -> (Option<u64>, Option<u64>) {
+    #[cfg(unix)]
+    {
+        use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+        let limit = getrlimit(Resource::Nofile);
+        let raised = match (limit.current, limit.maximum) {
+            (Some(current), maximum) if maximum.is_none_or(|max| max > current) => setrlimit(
+                Resource::Nofile,
+                Rlimit {
+                    current: maximum,
+                    maximum,
+                },
+            )
+            .is_ok(),
+            _ => false,
+        };
+        let after = if raised {
+            getrlimit(Resource::Nofile).current
+        } else {
+            limit.current
+        };
+        (limit.current, after)
+    }
+    #[cfg(not(unix))]
+    {
+        (None, None)
+    }
+}
+
+/// The connection cap for an open-files limit: [`MAX_CONNECTIONS`], or an eighth of the
+/// limit when that is lower (at least 1). The endpoint holds at most twice the cap in
+/// sockets, so at least three quarters of the descriptors stay with the runs.
+pub fn connection_cap(open_files_limit: Option<u64>) -> usize {
+    match open_files_limit {
+        None => MAX_CONNECTIONS,
+        Some(limit) => usize::try_from(limit / 8)
+            .unwrap_or(MAX_CONNECTIONS)
+            .clamp(1, MAX_CONNECTIONS),
+    }
+}
+
 /// The running `/metrics` + `/healthz` HTTP server.
 #[derive(Debug)]
 pub struct MetricsEndpoint {
     local_addr: SocketAddr,
+    max_connections: usize,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -577,47 +668,39 @@ impl MetricsEndpoint {
     /// [`MetricsEndpoint::local_addr`].
     ///
     /// Anyone who can reach the address can read tenant keys and counts (never secrets):
-    /// keep it on loopback or a private network.
+    /// keep it on loopback or a private network. At most [`connection_cap`] (of the current
+    /// open-files limit) connections are served at once; see the module documentation.
     pub async fn start(
         addr: SocketAddr,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<MetricsEndpoint> {
+        Self::start_with_cap(addr, metrics, connection_cap(open_files_limit())).await
+    }
+
+    /// [`MetricsEndpoint::start`] serving at most `max_connections` connections at once
+    /// (at least 1), with as many more accepted and waiting for their first byte; a request
+    /// over the cap is answered `503` and closed.
+    pub async fn start_with_cap(
+        addr: SocketAddr,
+        metrics: Arc<Metrics>,
+        max_connections: usize,
+    ) -> std::io::Result<MetricsEndpoint> {
+        let max_connections = max_connections.max(1);
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
-        let (stop, mut stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let mut connections = JoinSet::new();
-            loop {
-                tokio::select! {
-                    _ = &mut stopped => break,
-                    accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => {
-                            let metrics = metrics.clone();
-                            connections.spawn(async move {
-                                let service = service_fn(move |req| answer(req, metrics.clone()));
-                                let _ = http1::Builder::new()
-                                    .timer(TokioTimer::new())
-                                    .header_read_timeout(Duration::from_secs(10))
-                                    .serve_connection(TokioIo::new(stream), service)
-                                    .await;
-                            });
-                        }
-                        Err(e) => {
-                            // Out of file descriptors and the like: say so, breathe, go on.
-                            tracing::warn!(address = %local_addr, "metrics endpoint cannot accept a connection: {e}");
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                        }
-                    },
-                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                }
-            }
-            connections.abort_all();
-        });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(accept_loop(listener, metrics, max_connections, stopped));
         Ok(MetricsEndpoint {
             local_addr,
+            max_connections,
             stop: Some(stop),
             task,
         })
+    }
+
+    /// Most connections served at once.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
     }
 
     /// The address actually bound.
@@ -637,6 +720,116 @@ impl MetricsEndpoint {
 impl Drop for MetricsEndpoint {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// Serves connections until `stopped`. A connection is accepted only when one of
+/// `max_connections` waiting slots is free (until then it waits in the kernel's queue, holding
+/// no descriptor of this process), and must send its first byte within
+/// [`FIRST_BYTE_TIMEOUT`]; only then does it take one of `max_connections` serving slots, or
+/// is answered [`BUSY`] when none is free. Idle sockets never hold a serving slot.
+async fn accept_loop(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    max_connections: usize,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let local_addr = listener.local_addr().ok();
+    let waiting = Arc::new(Semaphore::new(max_connections));
+    let serving = Arc::new(Semaphore::new(max_connections));
+    let refused = Arc::new(Mutex::new(Refusals::default()));
+    let mut connections = JoinSet::new();
+    loop {
+        let waiting_slot = tokio::select! {
+            _ = &mut stopped => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            slot = waiting.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = &mut stopped => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let (metrics, serving, refused) =
+                    (metrics.clone(), serving.clone(), refused.clone());
+                connections.spawn(async move {
+                    let mut first = [0u8; 1];
+                    match tokio::time::timeout(FIRST_BYTE_TIMEOUT, stream.peek(&mut first)).await {
+                        Ok(Ok(n)) if n > 0 => {}
+                        _ => return, // idle, closed or failed: close it
+                    }
+                    let Ok(permit) = serving.try_acquire_owned() else {
+                        refused
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .count(local_addr, max_connections);
+                        return refuse(stream, waiting_slot).await;
+                    };
+                    drop(waiting_slot);
+                    let _permit = permit;
+                    let service = service_fn(move |req| answer(req, metrics.clone()));
+                    let connection = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(HEADER_READ_TIMEOUT)
+                        .serve_connection(TokioIo::new(stream), service);
+                    let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+                });
+            }
+            Err(e) => {
+                drop(waiting_slot);
+                // Out of file descriptors and the like: say so, breathe, go on.
+                tracing::warn!(address = ?local_addr, "metrics endpoint cannot accept a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    connections.abort_all();
+}
+
+/// Answers a connection over the cap with [`BUSY`] and closes it cleanly: what the client
+/// sent is read, then the answer, then FIN, then whatever still comes until the client closes
+/// (all within [`REFUSAL_LINGER`]), so the client reads a 503, not a connection reset.
+async fn refuse(mut stream: tokio::net::TcpStream, _slot: tokio::sync::OwnedSemaphorePermit) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tokio::time::timeout(REFUSAL_LINGER, async {
+        let mut sink = [0u8; 1024];
+        while matches!(stream.try_read(&mut sink), Ok(n) if n > 0) {}
+        stream.write_all(BUSY).await?;
+        stream.shutdown().await?;
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
+}
+
+/// Connections refused over the cap, logged at most once per 10 s.
+#[derive(Default)]
+struct Refusals {
+    since_last_log: u64,
+    last_log: Option<std::time::Instant>,
+}
+
+impl Refusals {
+    fn count(&mut self, address: Option<SocketAddr>, cap: usize) {
+        self.since_last_log += 1;
+        let due = self
+            .last_log
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
+        if due {
+            tracing::warn!(
+                address = ?address,
+                refused = self.since_last_log,
+                max_connections = cap,
+                "metrics endpoint at its connection cap: refusing connections (503); scrape less often or find who holds connections open"
+            );
+            self.since_last_log = 0;
+            self.last_log = Some(std::time::Instant::now());
+        }
     }
 }
 
@@ -761,5 +954,70 @@ mod tests {
         drop(b);
         assert_eq!(m.in_flight(), 0);
         assert!(m.render().contains("\nconnector_runs_in_flight 0\n"));
+    }
+
+    #[test]
+    fn operator_connection_cap_leaves_most_descriptors_to_runs() {
+        assert_eq!(connection_cap(None), MAX_CONNECTIONS);
+        assert_eq!(connection_cap(Some(1_048_576)), 64);
+        assert_eq!(connection_cap(Some(1024)), 64);
+        assert_eq!(connection_cap(Some(256)), 32);
+        assert_eq!(connection_cap(Some(16)), 2);
+        assert_eq!(connection_cap(Some(3)), 1);
+    }
+
+    async fn read_all(stream: &mut tokio::net::TcpStream) -> String {
+        use tokio::io::AsyncReadExt;
+        let mut text = Vec::new();
+        let _ = stream.read_to_end(&mut text).await;
+        String::from_utf8_lossy(&text).into_owned()
+    }
+
+    #[tokio::test]
+    async fn hostile_idle_and_slow_clients_cannot_hold_the_metrics_endpoint() {
+        use tokio::io::AsyncWriteExt;
+        use tokio::net::TcpStream;
+        let endpoint = MetricsEndpoint::start_with_cap(
+            "127.0.0.1:0".parse().unwrap(),
+            Arc::new(Metrics::new(1)),
+            1,
+        )
+        .await
+        .unwrap();
+        let addr = endpoint.local_addr();
+        // A slow client holds the only serving slot with half a request head.
+        let mut slow = TcpStream::connect(addr).await.unwrap();
+        slow.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // A request over the cap gets a clean 503 (the answer, then the close).
+        let mut over = TcpStream::connect(addr).await.unwrap();
+        over.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = read_all(&mut over).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 503 Service Unavailable\r\n")
+                && answer.ends_with("\r\n\r\ntoo many connections: try again later\n"),
+            "{answer}"
+        );
+        // An idle client is closed without an answer once its first second of silence ends.
+        let mut idle = TcpStream::connect(addr).await.unwrap();
+        assert_eq!(read_all(&mut idle).await, "");
+        // The slow client's headers never complete: it is closed after the header timeout
+        // (hyper answers 408), and the slot serves the next request.
+        let late = read_all(&mut slow).await;
+        assert!(
+            late.is_empty() || late.starts_with("HTTP/1.1 408"),
+            "{late}"
+        );
+        let mut next = TcpStream::connect(addr).await.unwrap();
+        next.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = read_all(&mut next).await;
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        endpoint.shutdown().await;
     }
 }

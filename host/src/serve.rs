@@ -854,8 +854,18 @@ pub struct DeployError {
 }
 
 impl Deployment {
-    /// Starts the simulation (if any), registers every tenant, binds the endpoint.
+    /// Raises the soft open-files limit to the hard one, starts the simulation (if any),
+    /// registers every tenant, binds the endpoint (its connection cap leaves most
+    /// descriptors to the runs: [`crate::metrics::connection_cap`]).
     pub async fn start(file: ServeFile, runtime: Arc<Runtime>) -> Result<Deployment, DeployError> {
+        let (before, after) = crate::metrics::raise_open_files_limit();
+        if before != after {
+            tracing::info!(
+                before = ?before,
+                after = ?after,
+                "raised the open-files limit to its hard limit"
+            );
+        }
         let server = Server::new(runtime, file.options.clone());
         let simulation = match &file.simulation {
             Some(spec) => Some(
@@ -891,6 +901,11 @@ impl Deployment {
             ),
             exit_code: 2,
         })?;
+        tracing::info!(
+            open_files_limit = ?after,
+            max_connections = endpoint.max_connections(),
+            "metrics endpoint connection cap"
+        );
         Ok(Deployment {
             server,
             endpoint,

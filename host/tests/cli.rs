@@ -836,3 +836,73 @@ async fn operator_secret_file_over_the_cap_is_refused_naming_the_cap() {
         )
     );
 }
+
+/// A loopback port whose accept queue is full and never drained: a connect to it hangs (Linux
+/// drops the SYN), as it would to a blackholed address. Keep the returned values alive.
+async fn blackhole() -> (tokio::net::TcpListener, Vec<tokio::net::TcpStream>, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut queued = Vec::new();
+    for _ in 0..16 {
+        let connect = tokio::net::TcpStream::connect(("127.0.0.1", port));
+        match tokio::time::timeout(std::time::Duration::from_millis(500), connect).await {
+            Ok(Ok(stream)) => queued.push(stream),
+            Ok(Err(e)) => panic!("the filler connection failed: {e}"),
+            Err(_) => return (listener, queued, port),
+        }
+    }
+    panic!("the accept queue never filled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_connect_timeout_is_honoured() {
+    let (_listener, _queued, port) = blackhole().await;
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    // No retries, a 1 s connect timeout and a 6 s run limit: the login request must fail on
+    // its connect timeout (an upstream error); with the old fixed 10 s connect timeout the
+    // run limit stops the run first.
+    let text = format!(
+        r#"
+[tenant]
+key = "blackholed"
+
+[config]
+tenant_id = "contoso.onmicrosoft.com"
+client_id = "00000000-0000-0000-0000-000000000000"
+login_endpoint = "{endpoint}"
+graph_endpoint = "{endpoint}"
+retry_budget = 0
+
+[secrets.client_secret]
+env = "CLI_TEST_CLIENT_SECRET"
+
+[egress]
+allow_loopback_http = true
+
+[state]
+checkpoint_db = "state/checkpoints.sqlite"
+
+[sink]
+kind = "jsonl"
+path = "events.jsonl"
+
+[limits]
+connect_timeout_secs = 1
+run_timeout_secs = 6
+"#
+    );
+    let cfg = dir.path().join("tenant.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let out = host(
+        vec!["run".into(), "--config".into(), cfg.display().to_string()],
+        Some("not-used".into()),
+    )
+    .await;
+    let line = error_line(&out);
+    assert!(!line.contains("time limit"), "{line}");
+    assert!(line.contains("timed out"), "{line}");
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+}

@@ -826,3 +826,225 @@ async fn operator_a_tenant_whose_run_is_slow_to_build_does_not_stall_the_others(
     ));
     endpoint.shutdown().await;
 }
+
+/// Counts the JSON log lines of finished runs: (succeeded, failed).
+fn count_runs(lines: &[String]) -> (usize, usize) {
+    let message = |l: &String| {
+        serde_json::from_str::<serde_json::Value>(l)
+            .ok()
+            .and_then(|v| v["fields"]["message"].as_str().map(str::to_string))
+    };
+    let succeeded = lines
+        .iter()
+        .filter(|l| message(l).as_deref() == Some("run succeeded"))
+        .count();
+    let failed = lines
+        .iter()
+        .filter(|l| message(l).is_some_and(|m| m.starts_with("run failed")))
+        .count();
+    (succeeded, failed)
+}
+
+/// One idle client of the flood: connects, sends nothing, holds the connection until the
+/// server closes it, and connects again, until `stop`.
+async fn idle_client(addr: std::net::SocketAddr, stop: Arc<std::sync::atomic::AtomicBool>) {
+    use tokio::io::AsyncReadExt;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        if let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await {
+            let mut buf = [0u8; 512];
+            loop {
+                tokio::select! {
+                    read = stream.read(&mut buf) => match read {
+                        Ok(n) if n > 0 => continue,
+                        _ => break,
+                    },
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_metrics_connection_flood_does_not_starve_runs() {
+    use std::os::unix::process::CommandExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tenants.toml");
+    std::fs::write(
+        &path,
+        "[serve]\nlisten = \"127.0.0.1:0\"\nmax_concurrent_runs = 2\nshutdown_grace_secs = 10\n\n\
+         [schedule]\ninterval_secs = 1\njitter_secs = 0\n\n\
+         [simulation]\ntenants = 6\nusers_per_tenant = 10\nseed = 7\n\
+         checkpoint_db = \"sim/checkpoints.sqlite\"\nevents_dir = \"sim/events\"\n",
+    )
+    .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "--log",
+        "connector_host=info",
+        "--log-format",
+        "json",
+        "serve",
+        "--tenants",
+    ])
+    .arg(&path)
+    .stderr(Stdio::piped())
+    .stdout(Stdio::null());
+    // A small open-files limit, soft and hard, as on the machine where ~330 idle sockets
+    // made 213 runs fail.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = rustix::process::Rlimit {
+                current: Some(256),
+                maximum: Some(256),
+            };
+            rustix::process::setrlimit(rustix::process::Resource::Nofile, limit)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let rx = stderr_lines(&mut child);
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let addr: std::net::SocketAddr = loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("no start line: {seen:#?}"));
+        seen.push(line.clone());
+        if let Some(rest) = line.split("metrics http://").nth(1) {
+            break rest.split('/').next().unwrap().parse().unwrap();
+        }
+    };
+
+    // An eighth of the 256 descriptors at most for /metrics connections, the rest for runs.
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("metrics endpoint connection cap")
+                && l.contains("\"max_connections\":32")),
+        "{seen:#?}"
+    );
+
+    // 300 idle connections, reopened whenever the server closes one.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood: Vec<_> = (0..300)
+        .map(|_| tokio::spawn(idle_client(addr, stop.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    seen.extend(rx.try_iter());
+    let before = count_runs(&seen);
+
+    // (a) A scraper is still served: idle sockets wait in line for a slot and are closed
+    // after a second of silence; they never hold a connection that a request could use.
+    let scraper = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let resp = scraper
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("the scraper got no answer during the flood: {e:?}"));
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        assert!(
+            status == 200 && body.contains("connector_tenants 6\n"),
+            "{status}: {body}"
+        );
+    }
+
+    // (b) Runs go on: every tenant runs again while the flood lasts, and none fails.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        seen.extend(rx.try_iter());
+        let now = count_runs(&seen);
+        assert_eq!(
+            now.1,
+            before.1,
+            "runs failed during the flood: {:#?}",
+            seen.iter()
+                .filter(|l| l.contains("run failed"))
+                .take(3)
+                .collect::<Vec<_>>()
+        );
+        if now.0 >= before.0 + 12 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "runs stalled during the flood: {now:?} after {before:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for client in flood {
+        let _ = client.await;
+    }
+    // Once the flood ends, the endpoint serves again.
+    wait_until_async_metrics(&addr.to_string(), "connector_tenants 6").await;
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    seen.extend(rx.iter());
+    let stderr = seen.join("\n");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        seen.iter().any(|l| l == "  failures                0"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn operator_a_low_soft_open_files_limit_is_raised_to_the_hard_limit() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = sim_file(dir.path(), "once = true", 2);
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "--log",
+        "connector_host=info",
+        "--log-format",
+        "json",
+        "serve",
+        "--tenants",
+    ])
+    .arg(&path);
+    // The soft limit low, the hard limit allowing more (a distribution's 1024 : 524288).
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = rustix::process::Rlimit {
+                current: Some(256),
+                maximum: Some(4096),
+            };
+            rustix::process::setrlimit(rustix::process::Resource::Nofile, limit)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let logged = |message: &str| {
+        stderr
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["fields"]["message"] == message)
+            .unwrap_or_else(|| panic!("no '{message}' line: {stderr}"))
+    };
+    let raised = logged("raised the open-files limit to its hard limit");
+    assert_eq!(raised["fields"]["before"], "Some(256)", "{raised}");
+    assert_eq!(raised["fields"]["after"], "Some(4096)", "{raised}");
+    let cap = logged("metrics endpoint connection cap");
+    assert_eq!(cap["fields"]["max_connections"], 64, "{cap}");
+}

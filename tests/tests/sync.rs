@@ -581,7 +581,8 @@ async fn redirects_are_handed_to_the_connector_never_followed() {
         http_client(
             std::time::Duration::from_secs(5),
             std::sync::Arc::new(connector_host::netguard::SystemResolver),
-        ),
+        )
+        .expect("the HTTP client builds"),
         h.run.policy.clone(),
         h.run.secrets.clone(),
         "tenant-a".into(),

@@ -36,7 +36,7 @@ pub use limits::{LimitKind, RuntimeLimits};
 
 use crate::checkpoint::{CheckpointError, CheckpointStore, SqliteCheckpointStore};
 use crate::config::{SinkSpec, TenantConfig};
-use crate::egress::{http_client, EgressPolicy, HttpDoor};
+use crate::egress::{ClientBuildError, EgressPolicy, HttpClients, HttpDoor};
 use crate::error::{ConnectorErrorKind, RunError};
 use crate::netguard::{NameResolver, SystemResolver};
 use crate::secrets::{Scrubber, SecretSet};
@@ -207,7 +207,7 @@ pub type RunOutcome = Result<RunReport, RunError>;
 pub struct Runtime {
     engine: Engine,
     pre: AssetConnectorPre<RunState>,
-    client: reqwest::Client,
+    clients: HttpClients,
     limits: RuntimeLimits,
     description: Description,
     slots: Arc<tokio::sync::Semaphore>,
@@ -274,7 +274,8 @@ impl Runtime {
         let mut rt = Runtime {
             engine,
             pre,
-            client: http_client(Duration::from_secs(10), options.resolver),
+            // One client per tenant connect timeout; the default's is built now.
+            clients: HttpClients::new(options.resolver, EgressPolicy::new(vec![]).connect_timeout)?,
             limits,
             description: Description {
                 name: String::new(),
@@ -362,7 +363,8 @@ impl Runtime {
             .allow_udp(false)
             .build();
         let http = HttpDoor::new(
-            self.client.clone(),
+            self.clients
+                .for_connect_timeout(run.policy.connect_timeout)?,
             run.policy.clone(),
             run.secrets.clone(),
             run.tenant.clone(),
@@ -598,6 +600,12 @@ fn trap(
     limit: Option<(LimitKind, String)>,
     scrub: &Scrubber,
 ) -> RunError {
+    if let Some(e) = e.downcast_ref::<ClientBuildError>() {
+        return RunError::Host {
+            tenant: tenant.to_string(),
+            message: scrub.scrub(&e.to_string()).into_owned(),
+        };
+    }
     let limit = limit.or_else(|| {
         (e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::StackOverflow)).then(|| {
             (
@@ -689,5 +697,29 @@ impl CheckpointStore for NoCheckpoints {
         Err(CheckpointError::Storage(
             "describe has no checkpoint access".into(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operator_an_http_client_that_cannot_be_built_fails_the_run_as_a_host_error() {
+        let cause = ClientBuildError {
+            connect_timeout: Duration::from_secs(7),
+            reason: "builder error: empty supported tls versions".into(),
+        };
+        let err = trap(
+            "contoso",
+            wasmtime::Error::new(cause),
+            None,
+            &Scrubber::default(),
+        );
+        assert!(matches!(err, RunError::Host { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "tenant 'contoso': host: cannot build the HTTP client (connect timeout 7 s): builder error: empty supported tls versions; this host build cannot make requests: report it with the host version"
+        );
     }
 }

@@ -51,6 +51,17 @@ impl SqliteCheckpointStore {
                 CheckpointError::Storage(format!("cannot create {}: {e}", dir.display()))
             })?;
         }
+        // A FIFO or device named as the database would block SQLite's first read for ever
+        // (issue 9, "Blocking reads freeze serve"): only a regular file (or none yet) is opened.
+        crate::files::open_regular(
+            path,
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true),
+            "checkpoint database",
+        )
+        .map_err(|e| CheckpointError::Storage(e.to_string()))?;
         let conn = Connection::open(path).map_err(|e| {
             CheckpointError::Storage(format!("cannot open {}: {e}", path.display()))
         })?;
@@ -144,6 +155,33 @@ impl CheckpointStore for SqliteCheckpointStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn operator_a_fifo_or_directory_as_checkpoint_database_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("checkpoints.sqlite");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        for (path, kind) in [(fifo, "a FIFO"), (dir.path().to_path_buf(), "a directory")] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let p = path.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(SqliteCheckpointStore::open(&p).err().map(|e| e.to_string()));
+            });
+            let err = rx
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .expect("opening returns instead of blocking")
+                .expect("refused");
+            assert!(
+                err.contains(kind) && err.contains(&path.display().to_string()),
+                "{err}"
+            );
+        }
+    }
 
     #[test]
     fn local_user_two_stores_sharing_one_file_never_see_database_is_locked() {

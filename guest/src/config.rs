@@ -200,7 +200,7 @@ impl Config {
         let required = |key: &str| -> Result<String, ConfigError> {
             get(key).map(str::to_string).ok_or_else(|| {
                 ConfigError(format!(
-                    "config key '{key}' is missing: set it in the tenant's [connector] table"
+                    "config key '{key}' is missing: set it in the tenant's [config] table"
                 ))
             })
         };

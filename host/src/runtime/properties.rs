@@ -1,0 +1,242 @@
+//! Property test (proptest) of the `emit-event` door: whatever strings a guest emits, the
+//! host serves the call or refuses the whole batch, never panics, and the JSONL file it
+//! writes stays one JSON object per line. It drives `emit_event::Host::emit` on a real
+//! `RunState` (that is why it lives inside the crate) with a real `JsonlFileSink`.
+//!
+//! CI runs 256 cases (proptest's default). The million-case run:
+//!
+//! ```text
+//! PROPTEST_CASES=1000000 cargo test --release -p connector-host --lib runtime::properties
+//! ```
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use proptest::prelude::*;
+use serde_json::{Map, Value};
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::WasiCtx;
+
+use super::bindings::connector::runtime::emit_event::{self, Host as _};
+use super::doors::RunState;
+use super::limits::{CpuMeter, LimitKind, RunLimiter, RuntimeLimits};
+use crate::checkpoint::{CheckpointError, CheckpointStore};
+use crate::egress::{EgressPolicy, HttpDoor};
+use crate::secrets::SecretSet;
+use crate::sink::{EventSink, JsonlFileSink};
+
+const LIMITS: RuntimeLimits = RuntimeLimits {
+    memory_bytes: 1 << 20,
+    cpu_budget_ms: 1_000,
+    max_call_bytes: 12 * 1024,
+    max_event_bytes: 4 * 1024,
+    max_batch_events: 8,
+    max_events_per_run: 100,
+    guest_output_bytes: 1024,
+    max_log_bytes: 1024,
+    pool_size: 0,
+};
+
+struct NoCheckpoints;
+
+impl CheckpointStore for NoCheckpoints {
+    fn get(&self, _: &str, _: &str) -> Result<Option<(Vec<u8>, u64)>, CheckpointError> {
+        Ok(None)
+    }
+    fn set(&self, _: &str, _: &str, _: &[u8], _: Option<u64>) -> Result<u64, CheckpointError> {
+        Ok(1)
+    }
+}
+
+fn http() -> Arc<HttpDoor> {
+    static HTTP: OnceLock<Arc<HttpDoor>> = OnceLock::new();
+    HTTP.get_or_init(|| {
+        Arc::new(HttpDoor::new(
+            reqwest::Client::new(),
+            EgressPolicy::new(Vec::new()),
+            Arc::new(SecretSet::new()),
+            "t".into(),
+        ))
+    })
+    .clone()
+}
+
+fn scratch_file() -> PathBuf {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = DIR.get_or_init(|| tempfile::tempdir().expect("a temporary folder"));
+    dir.path().join(format!(
+        "events-{}.jsonl",
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+fn run_state(sink: Arc<dyn EventSink>, already_emitted: u64) -> RunState {
+    RunState {
+        wasi: WasiCtx::builder().build(),
+        table: ResourceTable::new(),
+        limiter: RunLimiter::new(LIMITS.memory_bytes),
+        cpu: CpuMeter::new(LIMITS.cpu_budget_ms, 10),
+        tenant: "t".into(),
+        namespace: "t/c".into(),
+        http: http(),
+        checkpoints: Arc::new(NoCheckpoints),
+        sink,
+        rt: LIMITS,
+        events: Arc::new(AtomicU64::new(already_emitted)),
+        limit_hit: None,
+    }
+}
+
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f)
+            .map(Value::Number)),
+        // Line and paragraph separators, CR, NUL: escaped or kept by the serializer.
+        prop::collection::vec(
+            prop_oneof![
+                3 => prop::char::range(' ', '~'),
+                1 => prop::sample::select(&['\n', '\r', '\0', '\u{2028}', '\u{2029}', '\u{85}', 'é', '𝔊'][..]),
+                1 => any::<char>(),
+            ],
+            0..12,
+        )
+        .prop_map(|c| Value::String(c.into_iter().collect())),
+    ];
+    leaf.prop_recursive(3, 16, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec(("[a-z\n\"]{0,4}", inner), 0..4)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
+        ]
+    })
+}
+
+fn json_object() -> impl Strategy<Value = Value> {
+    prop::collection::vec(("[a-zA-Z_\r\n\u{2028}]{0,6}", json_value()), 0..5)
+        .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>()))
+}
+
+/// One emitted string and whether it is a single-line JSON object within the size limit:
+/// known by construction, or (for arbitrary text) by parsing it.
+fn event() -> impl Strategy<Value = (String, bool)> {
+    let ws = prop::collection::vec(prop::sample::select(&[' ', '\t', '\r'][..]), 0..3)
+        .prop_map(|w| w.into_iter().collect::<String>());
+    prop_oneof![
+        // Valid: a compact object, maybe inside JSON whitespace other than a newline.
+        24 => (ws.clone(), json_object(), ws).prop_map(|(a, o, b)| {
+            let s = format!("{a}{o}{b}");
+            let ok = s.len() <= LIMITS.max_event_bytes;
+            (s, ok)
+        }),
+        // A newline anywhere: refused even where JSON allows it.
+        1 => json_object()
+            .prop_filter("non-empty", |o| o.as_object().is_some_and(|m| !m.is_empty()))
+            .prop_map(|o| (serde_json::to_string_pretty(&o).expect("serializes"), false)),
+        1 => json_object().prop_map(|o| (format!("{o}\n"), false)),
+        // JSON, but not an object.
+        1 => json_value()
+            .prop_filter("not an object", |v| !v.is_object())
+            .prop_map(|v| (v.to_string(), false)),
+        // An object with something after it, or cut short.
+        1 => (json_object(), prop::sample::select(&["x", "{}", ",", "]", "}", "\0", "\u{2028}", "\u{feff}"][..]))
+            .prop_map(|(o, tail)| (format!("{o}{tail}"), false)),
+        1 => json_object().prop_map(|o| {
+            let s = o.to_string();
+            (s[..s.len() - 1].to_string(), false)
+        }),
+        // Something before it that is not JSON whitespace.
+        1 => (prop::sample::select(&["\u{feff}", "\u{a0}", "\u{2028}", "x", "\0"][..]), json_object())
+            .prop_map(|(head, o)| (format!("{head}{o}"), false)),
+        // Nested deeper than a recursive parser follows (serde_json's `Value`: 128 levels).
+        // Still a JSON object: the host's check does not recurse, so no stack overflow.
+        1 => (100usize..5000).prop_map(|depth| {
+            let s = format!("{{\"a\":{}{}}}", "[".repeat(depth), "]".repeat(depth));
+            let ok = s.len() <= LIMITS.max_event_bytes;
+            (s, ok)
+        }),
+        // Over the event size limit.
+        2 => (LIMITS.max_event_bytes - 16..LIMITS.max_event_bytes + 16).prop_map(|n| {
+            let s = format!("{{\"pad\":\"{}\"}}", "x".repeat(n.saturating_sub(10)));
+            let ok = s.len() <= LIMITS.max_event_bytes;
+            (s, ok)
+        }),
+        // Anything.
+        1 => prop::collection::vec(any::<char>(), 0..20).prop_map(|c| {
+            let s: String = c.into_iter().collect();
+            let ok = !s.contains('\n')
+                && serde_json::from_str::<Value>(&s).is_ok_and(|v| v.is_object());
+            (s, ok)
+        }),
+    ]
+}
+
+proptest! {
+    /// Any batch: a call over the per-call byte cap traps naming the limit; over the batch
+    /// or run limits, or holding anything but single-line JSON objects within the size limit,
+    /// it is refused whole (nothing written); otherwise every event is written, verbatim, as
+    /// one line of the JSONL file.
+    #[test]
+    fn hostile_emitted_batches_are_refused_whole_or_written_one_object_per_line(
+        batch in prop::collection::vec(event(), 0..11),
+        already in prop_oneof![3 => 0u64..10, 1 => 90u64..=100],
+    ) {
+        let path = scratch_file();
+        let sink = Arc::new(JsonlFileSink::open(&path).expect("a scratch sink"));
+        let mut state = run_state(sink.clone(), already);
+        let events: Vec<String> = batch.iter().map(|(e, _)| e.clone()).collect();
+        let result = futures::executor::block_on(state.emit(events.clone()));
+        drop(state);
+        drop(sink);
+        let written = std::fs::read_to_string(&path).expect("the scratch sink is readable");
+        let _ = std::fs::remove_file(&path);
+
+        let call_bytes = events.iter().map(String::len).sum::<usize>() + events.len() * 16;
+        let fits = events.len() <= LIMITS.max_batch_events
+            && already + events.len() as u64 <= LIMITS.max_events_per_run;
+        match result {
+            Err(trap) => {
+                prop_assert!(call_bytes > LIMITS.max_call_bytes, "trapped under the cap: {trap}");
+                prop_assert!(trap.to_string().contains("over the limit"), "{trap}");
+                prop_assert!(written.is_empty());
+            }
+            Ok(Err(emit_event::EmitError::Invalid(why))) => {
+                prop_assert!(call_bytes <= LIMITS.max_call_bytes);
+                prop_assert!(!fits || batch.iter().any(|(_, ok)| !ok), "refused a good batch: {why}");
+                prop_assert!(!why.is_empty() && !why.contains('\n'), "{why:?}");
+                prop_assert!(written.is_empty(), "a refused batch was partly written");
+            }
+            Ok(Err(other)) => {
+                return Err(TestCaseError::fail(format!("unexpected error {other:?}")));
+            }
+            Ok(Ok(())) => {
+                prop_assert!(call_bytes <= LIMITS.max_call_bytes);
+                prop_assert!(fits && batch.iter().all(|(_, ok)| *ok), "accepted a bad batch: {events:?}");
+                let lines: Vec<&str> = written.split_terminator('\n').collect();
+                prop_assert_eq!(lines.len(), events.len());
+                for (line, event) in lines.iter().zip(&events) {
+                    prop_assert_eq!(line, event);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_call_size_limit_is_named_when_it_stops_a_run() {
+    let path = scratch_file();
+    let sink = Arc::new(JsonlFileSink::open(&path).expect("a scratch sink"));
+    let mut state = run_state(sink, 0);
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(LIMITS.max_call_bytes));
+    let result = futures::executor::block_on(state.emit(vec![big]));
+    assert!(result.is_err());
+    assert_eq!(
+        state.limit_hit.as_ref().map(|(kind, _)| *kind),
+        Some(LimitKind::CallSize)
+    );
+    let _ = std::fs::remove_file(&path);
+}

@@ -7,11 +7,11 @@
 //! Every property must hold for every input: no panic (an overflow panics in these debug
 //! builds), results of the promised shape, waits within the retry policy's cap.
 //!
-//! CI runs each property 256 times (proptest's default). The million-case run, every property
-//! `PROPTEST_CASES` times:
+//! CI runs each property 256 times (proptest's default). The million-case run: every one of
+//! the 8 properties `PROPTEST_CASES` times, 1,000,000 cases in all:
 //!
 //! ```text
-//! PROPTEST_CASES=1000000 cargo test --release -p entra-connector --test properties
+//! PROPTEST_CASES=125000 cargo test --release -p entra-connector --test properties
 //! ```
 //!
 //! A failure prints the shrunk input; keep it as a `hostile_` unit test next to the fix.

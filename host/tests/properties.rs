@@ -5,11 +5,11 @@
 //! (`HttpDoor::fetch`, against a loopback echo server). The JSON check of emitted events is
 //! in `src/runtime/properties.rs` (it needs the run's private state).
 //!
-//! CI runs each property 256 times (proptest's default). The million-case run, every property
-//! `PROPTEST_CASES` times:
+//! CI runs each property 256 times (proptest's default). The million-case run: every one of
+//! the 5 properties `PROPTEST_CASES` times, 1,000,000 cases in all:
 //!
 //! ```text
-//! PROPTEST_CASES=1000000 cargo test --release -p connector-host --test properties
+//! PROPTEST_CASES=200000 cargo test --release -p connector-host --test properties
 //! ```
 
 use std::collections::BTreeMap;

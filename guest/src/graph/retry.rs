@@ -82,13 +82,21 @@ fn http_date_ms(v: &str) -> Option<i64> {
         _ => return None,
     };
     let year: i64 = parts.next()?.parse().ok()?;
-    let mut hms = parts.next()?.split(':').map(|p| p.parse::<i64>().ok());
+    let mut hms = parts.next()?.split(':').map(|p| p.parse::<u8>().ok());
     let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
-    if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
+    // An IMF-fixdate year has four digits: a larger one (or a negative time) is no date, and
+    // would overflow the arithmetic below.
+    if parts.next()? != "GMT"
+        || !(1..=31).contains(&day)
+        || !(1..=9999).contains(&year)
+        || h > 23
+        || m > 59
+        || s > 60
+    {
         return None;
     }
     let days = days_from_civil(year, month, day as i64);
-    Some(((days * 24 + h) * 60 + m) * 60_000 + s * 1000)
+    Some(((days * 24 + i64::from(h)) * 60 + i64::from(m)) * 60_000 + i64::from(s) * 1000)
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
@@ -127,6 +135,27 @@ mod tests {
             Some(0)
         );
         assert_eq!(retry_after_ms("soon", 0), None);
+    }
+
+    #[test]
+    fn hostile_retry_after_with_a_huge_year_or_a_negative_time_is_no_date() {
+        // Found by `guest/tests/properties.rs`: these overflowed the date arithmetic (a panic
+        // in debug builds, a wrapped wait in release).
+        for hostile in [
+            "Wed, 01 Jan 292278995 00:00:00 GMT",
+            "Wed, 01 Jan -9223372036854775808 00:00:00 GMT",
+            "Wed, 21 Oct 2015 -9223372036854775808:00:00 GMT",
+            "Wed, 21 Oct 2015 07:-9223372036854775808:00 GMT",
+        ] {
+            assert_eq!(retry_after_ms(hostile, 0), None, "{hostile}");
+            let p = RetryPolicy::default();
+            assert!(wait_ms(&p, 0, Some(&resp(hostile)), 0) <= p.max_wait_ms);
+        }
+        // The four-digit years an IMF-fixdate has still parse.
+        assert_eq!(
+            retry_after_ms("Fri, 31 Dec 9999 23:59:59 GMT", 253_402_300_799_000),
+            Some(0)
+        );
     }
 
     #[test]

@@ -25,6 +25,38 @@ use crate::secrets::Scrubber;
 use crate::sink::EventSink;
 
 const MAX_KEY_BYTES: usize = 256;
+
+/// Deepest nesting of objects and arrays an event may have: half of serde_json's recursion
+/// limit (128), so a consumer that parses events into a tree reads every event the host
+/// accepts (an OCSF event nests fewer than ten levels). Found by the emit property test.
+const MAX_EVENT_DEPTH: usize = 64;
+
+/// How deep objects and arrays nest in `json` (already known to be valid JSON), without
+/// recursing: a 1 MiB event can nest half a million levels.
+fn nesting_depth(json: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in json.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
 const MAX_VALUE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Per-run state inside the store.
@@ -307,13 +339,21 @@ impl RunState {
                     self.rt.max_event_bytes
                 ));
             }
-            // serde_json never writes a raw newline inside a value, but a guest could: keep JSONL intact.
-            if e.contains('\n')
+            // serde_json never writes a raw newline or carriage return inside a value (both are
+            // JSON whitespace between tokens), but a guest could: keep JSONL intact for every
+            // reader, including those that split lines on `\r`.
+            if e.contains(['\n', '\r'])
                 || !e.trim_start().starts_with('{')
                 || serde_json::from_str::<serde::de::IgnoredAny>(e).is_err()
             {
                 return Err(format!(
                     "event {i} of the batch is not a single-line JSON object"
+                ));
+            }
+            let depth = nesting_depth(e);
+            if depth > MAX_EVENT_DEPTH {
+                return Err(format!(
+                    "event {i} of the batch nests {depth} levels deep, over the limit of {MAX_EVENT_DEPTH}"
                 ));
             }
         }

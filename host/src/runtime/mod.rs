@@ -16,6 +16,8 @@
 mod cache;
 mod doors;
 mod limits;
+#[cfg(test)]
+mod properties;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

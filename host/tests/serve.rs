@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -507,22 +507,12 @@ async fn sigterm_ends_serve_within_the_grace_period_with_exit_0_and_a_summary() 
     )
     .await;
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "serve did not exit within the grace period"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = sigterm_and_wait(
+        &mut child,
+        Duration::from_secs(10),
+        "serve did not exit within the grace period",
+    )
+    .await;
     seen.extend(rx.iter());
     let stderr = seen.join("\n");
     assert_eq!(status.code(), Some(0), "{stderr}");
@@ -601,6 +591,23 @@ fn a_bad_tenants_file_exits_2_with_one_line_naming_the_file_and_the_key() {
         stderr.starts_with("error: cannot read tenants file"),
         "{stderr}"
     );
+}
+
+/// Sends SIGTERM to `child` and waits for it to exit, failing with `late` after `within`.
+async fn sigterm_and_wait(child: &mut Child, within: Duration, late: &str) -> ExitStatus {
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{late}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// A child process killed (and reaped) when the test ends, passed or failed: a test that
@@ -720,22 +727,8 @@ async fn hostile_fifo_as_secret_file_is_refused_and_serve_keeps_answering() {
     )
     .await;
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "serve ignored SIGTERM: {seen:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let ignored = format!("serve ignored SIGTERM: {seen:#?}");
+    let status = sigterm_and_wait(&mut child.0, Duration::from_secs(60), &ignored).await;
     seen.extend(rx.iter());
     let stderr = seen.join("\n");
     assert_eq!(status.code(), Some(0), "{stderr}");

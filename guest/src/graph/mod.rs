@@ -658,6 +658,12 @@ impl<'a, D: Doors> GraphClient<'a, D> {
     /// [`MAX_LINK_BYTES`], or holds what no Graph link holds (spaces, control characters, a
     /// fragment, a backslash, a `{{` placeholder). Links are checked when they arrive, so a
     /// bad one never reaches the cursor, and again before they are requested.
+    ///
+    /// Graph's links are URLs to Graph itself, to be sent back whole
+    /// (https://learn.microsoft.com/graph/paging, "How paging works": "sending the URL value
+    /// of the @odata.nextLink property to Microsoft Graph"; the examples are
+    /// `https://graph.microsoft.com/v1.0/...?$skiptoken=…`). The length cap and the character
+    /// rules are ours: no documented Graph link breaks them.
     pub fn check_link(&self, url: &str) -> Result<(), GraphError> {
         let why = if !self.on_graph_host(url) {
             format!("points away from {}", self.config.graph_endpoint)
@@ -730,8 +736,9 @@ impl<'a, D: Doors> GraphClient<'a, D> {
 /// hundred bytes in practice; a link of many kilobytes is a broken or hostile server.
 pub const MAX_LINK_BYTES: usize = 16 * 1024;
 
-/// The links one listing has followed. Graph never sends the same next link twice in a
-/// listing (each page's token moves on), so a repeat is a loop — a broken or hostile server —
+/// The links one listing has followed. Graph returns a next link per page "until there are
+/// no more pages of results to retrieve" (https://learn.microsoft.com/graph/paging), each
+/// with the token of the next page, so a repeat is a loop — a broken or hostile server —
 /// and stops the listing instead of fetching and emitting the same page until the run's time
 /// limit.
 #[derive(Debug, Default)]
@@ -905,10 +912,7 @@ mod tests {
             if r.url.contains("/token") {
                 return json(200, &[], TOKEN);
             }
-            let body: Value = serde_json::from_slice(r.body.as_ref().unwrap()).unwrap();
-            let responses: Vec<Value> = body["requests"]
-                .as_array()
-                .unwrap()
+            let responses: Vec<Value> = batch_items(r)
                 .iter()
                 .map(|item| {
                     // Call 0 is the token, call 1 the first batch.
@@ -923,11 +927,7 @@ mod tests {
                 })
                 .rev()
                 .collect();
-            json(
-                200,
-                &[],
-                &serde_json::json!({ "responses": responses }).to_string(),
-            )
+            batch_answer(responses)
         });
         let graph = GraphClient::new(&doors, &cfg);
         let items: Vec<SubGet> = (0..40)
@@ -1102,17 +1102,11 @@ mod tests {
             if r.url.contains("/token") {
                 return json(200, &[], TOKEN);
             }
-            let body: Value = serde_json::from_slice(r.body.as_ref().unwrap()).unwrap();
-            let responses: Vec<Value> = body["requests"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|item| serde_json::json!({"id": item["id"], "status": 200, "body": {"value": []}}))
-                .collect();
-            json(
-                200,
-                &[],
-                &serde_json::json!({ "responses": responses }).to_string(),
+            batch_answer(
+                batch_items(r)
+                    .iter()
+                    .map(|item| serde_json::json!({"id": item["id"], "status": 200, "body": {"value": []}}))
+                    .collect(),
             )
         });
         let graph = GraphClient::new(&doors, &cfg);
@@ -1238,6 +1232,21 @@ mod tests {
         }
     }
 
+    /// The items of a `$batch` request the fake Graph received.
+    fn batch_items(r: &HttpRequest) -> Vec<Value> {
+        let body: Value = serde_json::from_slice(r.body.as_ref().unwrap()).unwrap();
+        body["requests"].as_array().unwrap().clone()
+    }
+
+    /// A `$batch` answer holding `responses`.
+    fn batch_answer(responses: Vec<Value>) -> HttpResponse {
+        json(
+            200,
+            &[],
+            &serde_json::json!({ "responses": responses }).to_string(),
+        )
+    }
+
     /// A Graph that answers every list GET with one item and a next link to itself.
     fn self_linking(_: usize, r: &HttpRequest) -> HttpResponse {
         if r.url.contains("/token") {
@@ -1245,20 +1254,15 @@ mod tests {
         }
         let page = |url: &str| serde_json::json!({"value": [{"id": "u"}], "@odata.nextLink": url});
         if r.url.ends_with("/$batch") {
-            let body: Value = serde_json::from_slice(r.body.as_ref().unwrap()).unwrap();
-            let responses: Vec<Value> = body["requests"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|item| {
-                    let url = format!("https://graph.test/v1.0{}", item["url"].as_str().unwrap());
-                    serde_json::json!({"id": item["id"], "status": 200, "body": page(&url)})
-                })
-                .collect();
-            return json(
-                200,
-                &[],
-                &serde_json::json!({ "responses": responses }).to_string(),
+            return batch_answer(
+                batch_items(r)
+                    .iter()
+                    .map(|item| {
+                        let url =
+                            format!("https://graph.test/v1.0{}", item["url"].as_str().unwrap());
+                        serde_json::json!({"id": item["id"], "status": 200, "body": page(&url)})
+                    })
+                    .collect(),
             );
         }
         json(200, &[], &page(&r.url).to_string())

@@ -38,6 +38,40 @@ pub struct Description {
     pub event_classes: &'static [u32],
 }
 
+/// Where a run with a configuration sends requests (the WIT `egress-plan`): the tenant's
+/// login and Graph origins, and the client secret to the login origin only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EgressPlan {
+    /// Origins the connector calls.
+    pub origins: Vec<String>,
+    /// (secret name, origins it may be sent to).
+    pub secrets: Vec<(String, Vec<String>)>,
+}
+
+/// The egress plan of `config` (no I/O).
+pub fn egress(config: &config::Config) -> EgressPlan {
+    let login = origin_of(&config.login_endpoint);
+    let graph = origin_of(&config.graph_endpoint);
+    let mut origins = vec![login.clone()];
+    if graph != login {
+        origins.push(graph);
+    }
+    EgressPlan {
+        origins,
+        secrets: vec![(config::CLIENT_SECRET.to_string(), vec![login])],
+    }
+}
+
+/// `scheme://host[:port]` of an endpoint URL (the config checked its scheme): what comes
+/// before the first `/` after `://`.
+fn origin_of(endpoint: &str) -> String {
+    let after_scheme = endpoint.find("://").map_or(0, |i| i + 3);
+    match endpoint[after_scheme..].find(['/', '?', '#']) {
+        Some(end) => endpoint[..after_scheme + end].to_string(),
+        None => endpoint.to_string(),
+    }
+}
+
 /// Static facts about this connector.
 pub fn describe() -> Description {
     Description {
@@ -46,5 +80,56 @@ pub fn describe() -> Description {
         permissions: check::PERMISSIONS,
         config_keys: config::KEYS,
         event_classes: &[5003],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> config::Config {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        config::Config::parse(&pairs).expect("a valid configuration")
+    }
+
+    #[test]
+    fn egress_plan_names_the_clouds_endpoints_and_sends_the_secret_to_login_only() {
+        let base = [
+            ("tenant_id", "contoso.onmicrosoft.com"),
+            ("client_id", "11111111-2222-3333-4444-555555555555"),
+        ];
+        let global = egress(&config(&base));
+        assert_eq!(
+            global.origins,
+            [
+                "https://login.microsoftonline.com",
+                "https://graph.microsoft.com"
+            ]
+        );
+        assert_eq!(
+            global.secrets,
+            [(
+                "client_secret".to_string(),
+                vec!["https://login.microsoftonline.com".to_string()]
+            )]
+        );
+        let mut china = base.to_vec();
+        china.push(("cloud", "china"));
+        assert_eq!(
+            egress(&config(&china)).origins,
+            [
+                "https://login.chinacloudapi.cn",
+                "https://microsoftgraph.chinacloudapi.cn"
+            ]
+        );
+        let mut local = base.to_vec();
+        local.push(("login_endpoint", "http://127.0.0.1:8080/login/"));
+        local.push(("graph_endpoint", "http://127.0.0.1:8080"));
+        let plan = egress(&config(&local));
+        assert_eq!(plan.origins, ["http://127.0.0.1:8080"], "one origin once");
+        assert_eq!(plan.secrets[0].1, ["http://127.0.0.1:8080"]);
     }
 }

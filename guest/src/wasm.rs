@@ -140,6 +140,18 @@ impl api::Guest for Component {
         }
     }
 
+    fn egress(config: api::Config) -> Result<api::EgressPlan, api::ConnectorError> {
+        let plan = crate::egress(&parse_config(&config)?);
+        Ok(api::EgressPlan {
+            origins: plan.origins,
+            secrets: plan
+                .secrets
+                .into_iter()
+                .map(|(name, origins)| api::SecretDestination { name, origins })
+                .collect(),
+        })
+    }
+
     fn check(config: api::Config) -> Result<Vec<api::Probe>, api::ConnectorError> {
         let config = parse_config(&config)?;
         crate::check::check(&Imports, &config)

@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use connector_host::emulator::{Emulator, EmulatorConfig, Tenant};
+use connector_host::simulation::emulator::{Emulator, EmulatorConfig, Tenant};
 use connector_host::{Runtime, RuntimeLimits};
 
 fn main() {
@@ -192,8 +192,8 @@ fn peak_rss_kib() -> u64 {
 
 /// One concurrency case, in its own process.
 async fn child(spec: &str) {
-    use connector_host::egress::{EgressPolicy, Origin};
-    use connector_host::secrets::{SecretSet, SecretValue};
+    use connector_host::doors::http::secrets::{SecretSet, SecretValue};
+    use connector_host::doors::http::{EgressPolicy, Origin};
     use std::sync::Arc;
 
     let parts: Vec<&str> = spec.split(';').collect();

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::egress::Origin;
+use crate::doors::http::Origin;
+use crate::error::ConfigError;
 
 /// Where a secret's value comes from. The value itself is never in the config file.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -21,7 +22,8 @@ pub struct SecretSpec {
     pub env: Option<String>,
     /// Path of a file holding the value (trailing newline ignored).
     pub file: Option<PathBuf>,
-    /// Origins (`https://host[:port]`) this secret may be sent to. Default: the login endpoint.
+    /// Origins (`https://host[:port]`) this secret may be sent to. Default: where the
+    /// component's egress plan sends it (see [`crate::Runtime::resolve_egress`]).
     #[serde(default)]
     pub hosts: Vec<String>,
 }
@@ -30,7 +32,8 @@ pub struct SecretSpec {
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct EgressSpec {
-    /// Origins the connector may reach. Default: the tenant's login and Graph endpoints.
+    /// Origins the connector may reach. Default: the origins the component's egress plan
+    /// names for the tenant's `[config]` (see [`crate::Runtime::resolve_egress`]).
     #[serde(default)]
     pub allow: Vec<String>,
     /// Permit `http://` to loopback addresses (the local Graph emulator needs it). Never in production.
@@ -129,7 +132,8 @@ pub struct TenantConfig {
     pub connector: Vec<(String, String)>,
     /// Secrets by name.
     pub secrets: BTreeMap<String, SecretSpec>,
-    /// Origins the connector may reach.
+    /// Origins the connector may reach (empty until the component's plan fills it:
+    /// [`crate::Runtime::resolve_egress`]).
     pub egress_allow: Vec<Origin>,
     /// Loopback `http://` permitted.
     pub allow_loopback_http: bool,
@@ -143,16 +147,20 @@ pub struct TenantConfig {
 
 impl TenantConfig {
     /// Reads and validates a tenant file.
-    pub fn load(path: &Path) -> Result<TenantConfig, String> {
+    pub fn load(path: &Path) -> Result<TenantConfig, ConfigError> {
         let text =
             crate::files::read_text_file(path, crate::files::MAX_CONFIG_BYTES, "config file")
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| ConfigError(e.to_string()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, base).map_err(|e| format!("{}: {e}", path.display()))
+        Self::parse(&text, base).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
     }
 
     /// Parses a tenant file's text; relative paths are resolved against `base`.
-    pub fn parse(text: &str, base: &Path) -> Result<TenantConfig, String> {
+    pub fn parse(text: &str, base: &Path) -> Result<TenantConfig, ConfigError> {
+        Self::parse_text(text, base).map_err(ConfigError)
+    }
+
+    fn parse_text(text: &str, base: &Path) -> Result<TenantConfig, String> {
         let file: TenantFile = toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
@@ -186,23 +194,12 @@ impl TenantConfig {
             };
             connector.push((k, text));
         }
-        let get = |k: &str| {
-            connector
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.as_str())
-        };
-        let (login, graph) =
-            entra_endpoints(get("cloud"), get("login_endpoint"), get("graph_endpoint"))?;
-        let egress_allow = if file.egress.allow.is_empty() {
-            vec![login.clone(), graph]
-        } else {
-            file.egress
-                .allow
-                .iter()
-                .map(|o| Origin::parse(o).map_err(|e| format!("[egress] allow: {e}")))
-                .collect::<Result<_, _>>()?
-        };
+        let egress_allow = file
+            .egress
+            .allow
+            .iter()
+            .map(|o| Origin::parse(o).map_err(|e| format!("[egress] allow: {e}")))
+            .collect::<Result<_, _>>()?;
         let mut secrets = file.secrets;
         for (name, spec) in secrets.iter_mut() {
             match (&spec.env, &spec.file) {
@@ -213,9 +210,6 @@ impl TenantConfig {
                         "[secrets.{name}] needs exactly one of env = \"VAR\" or file = \"path\""
                     ))
                 }
-            }
-            if spec.hosts.is_empty() {
-                spec.hosts.push(login.to_string());
             }
             for h in &spec.hosts {
                 Origin::parse(h).map_err(|e| format!("[secrets.{name}] hosts: {e}"))?;
@@ -271,44 +265,6 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
     }
 }
 
-/// The login and Graph origins of an Entra tenant, from its `cloud` or explicit endpoints
-/// (the same rule the connector applies, so the policy allows exactly what it will call).
-pub fn entra_endpoints(
-    cloud: Option<&str>,
-    login: Option<&str>,
-    graph: Option<&str>,
-) -> Result<(Origin, Origin), String> {
-    let (default_login, default_graph) =
-        match cloud.map(|c| c.trim().to_ascii_lowercase()).as_deref() {
-            None | Some("global") | Some("public") | Some("worldwide") => (
-                "https://login.microsoftonline.com",
-                "https://graph.microsoft.com",
-            ),
-            Some("usgov") | Some("us-gov") | Some("gcc-high") => (
-                "https://login.microsoftonline.us",
-                "https://graph.microsoft.us",
-            ),
-            Some("usdod") | Some("us-dod") | Some("dod") => (
-                "https://login.microsoftonline.us",
-                "https://dod-graph.microsoft.us",
-            ),
-            Some("china") | Some("cn") => (
-                "https://login.chinacloudapi.cn",
-                "https://microsoftgraph.chinacloudapi.cn",
-            ),
-            Some(other) => {
-                return Err(format!(
-                    "[config] cloud = '{other}' is unknown: use global, usgov, usdod or china"
-                ))
-            }
-        };
-    let login = Origin::parse(login.unwrap_or(default_login))
-        .map_err(|e| format!("[config] login_endpoint: {e}"))?;
-    let graph = Origin::parse(graph.unwrap_or(default_graph))
-        .map_err(|e| format!("[config] graph_endpoint: {e}"))?;
-    Ok((login, graph))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,7 +296,9 @@ path = "out/events.jsonl"
             "connect_timeout_secs",
         ] {
             let text = format!("{MINIMAL}[limits]\n{key} = 0\n");
-            let err = TenantConfig::parse(&text, Path::new("/etc/ch")).unwrap_err();
+            let err = TenantConfig::parse(&text, Path::new("/etc/ch"))
+                .unwrap_err()
+                .to_string();
             assert!(
                 err.contains(&format!("[limits] {key} is 0")) && err.contains("greater than 0"),
                 "{key}: {err}"
@@ -349,21 +307,11 @@ path = "out/events.jsonl"
     }
 
     #[test]
-    fn minimal_file_gets_cloud_egress_and_resolved_paths() {
+    fn minimal_file_leaves_egress_to_the_component_and_resolves_paths() {
         let c = TenantConfig::parse(MINIMAL, Path::new("/etc/ch")).unwrap();
         assert_eq!(c.key, "contoso");
-        let allow: Vec<String> = c.egress_allow.iter().map(|o| o.to_string()).collect();
-        assert_eq!(
-            allow,
-            vec![
-                "https://login.microsoftonline.com",
-                "https://graph.microsoft.com"
-            ]
-        );
-        assert_eq!(
-            c.secrets["client_secret"].hosts,
-            vec!["https://login.microsoftonline.com"]
-        );
+        assert!(c.egress_allow.is_empty(), "filled by the component's plan");
+        assert!(c.secrets["client_secret"].hosts.is_empty());
         assert_eq!(c.checkpoint_db, PathBuf::from("/etc/ch/state.sqlite"));
         assert_eq!(
             c.sink,
@@ -373,19 +321,14 @@ path = "out/events.jsonl"
         );
         assert!(!c.allow_loopback_http);
         assert_eq!(c.limits, LimitsSpec::default());
-    }
-
-    #[test]
-    fn national_cloud_changes_the_allowlist() {
-        let text = MINIMAL.replace("[config]", "[config]\ncloud = \"usdod\"");
+        let text = MINIMAL.replace(
+            "[sink]",
+            "[egress]\nallow = [\"https://graph.example\"]\n[sink]",
+        );
         let c = TenantConfig::parse(&text, Path::new(".")).unwrap();
-        let allow: Vec<String> = c.egress_allow.iter().map(|o| o.to_string()).collect();
         assert_eq!(
-            allow,
-            vec![
-                "https://login.microsoftonline.us",
-                "https://dod-graph.microsoft.us"
-            ]
+            c.egress_allow,
+            [Origin::parse("https://graph.example").unwrap()]
         );
     }
 
@@ -397,13 +340,15 @@ path = "out/events.jsonl"
                 .replace("[sink]", "[sink]\ncolour = 1"),
             Path::new("."),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("colour") && !e.contains('\n'), "{e}");
         let e = TenantConfig::parse(
             &MINIMAL.replace("env = \"ENTRA_CLIENT_SECRET\"", ""),
             Path::new("."),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("[secrets.client_secret] needs exactly one of"),
             "{e}"
@@ -412,15 +357,12 @@ path = "out/events.jsonl"
             &MINIMAL.replace("key = \"contoso\"", "key = \"a/b\""),
             Path::new("."),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("key = 'a/b'"), "{e}");
-        let e = TenantConfig::parse(
-            &MINIMAL.replace("[config]", "[config]\ncloud = \"mars\""),
-            Path::new("."),
-        )
-        .unwrap_err();
-        assert!(e.contains("cloud = 'mars'"), "{e}");
-        let e = TenantConfig::parse("[tenant\nkey=1", Path::new(".")).unwrap_err();
+        let e = TenantConfig::parse("[tenant\nkey=1", Path::new("."))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("line 1"), "{e}");
     }
 }

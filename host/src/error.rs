@@ -1,6 +1,12 @@
 //! What a run can end in, typed so a platform can branch on it and phrased so a person can
 //! act on it: every message names the tenant, what failed, and what to do.
 
+/// Why a configuration file — a tenant file or a tenants file — cannot be used: one line
+/// naming the file, the line or key, and the fix.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
 /// The kinds of failure a connector itself reports (mirror of the WIT `connector-error`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConnectorErrorKind {
@@ -83,24 +89,4 @@ pub enum RunError {
         /// What failed.
         message: String,
     },
-}
-
-impl RunError {
-    /// The process exit code the CLI uses for this error.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            RunError::Config { .. } | RunError::Secret { .. } => 2,
-            RunError::Connector { kind, .. } => match kind {
-                ConnectorErrorKind::Config => 2,
-                ConnectorErrorKind::Auth => 3,
-                ConnectorErrorKind::Permission => 4,
-                ConnectorErrorKind::Upstream => 5,
-                ConnectorErrorKind::Host => 6,
-            },
-            RunError::Trap { .. }
-            | RunError::Limit { .. }
-            | RunError::Timeout { .. }
-            | RunError::Host { .. } => 6,
-        }
-    }
 }

@@ -6,30 +6,24 @@
 //! ([`egress`]), checkpoint namespace ([`checkpoint`]) and event sink ([`sink`]), and
 //! nothing else. The `connector-host` binary is a thin CLI over the same API.
 
-pub mod checkpoint;
 pub mod config;
-pub mod demo;
-pub mod egress;
+pub mod doors;
 pub mod error;
 pub mod files;
 pub mod metrics;
-pub mod netguard;
 pub mod runtime;
-pub mod secrets;
 pub mod serve;
-pub mod sink;
+#[cfg(feature = "simulation")]
+pub mod simulation;
 
-pub use checkpoint::{CheckpointStore, SqliteCheckpointStore};
 pub use config::TenantConfig;
-pub use egress::EgressPolicy;
+pub use doors::checkpoint::{CheckpointStore, SqliteCheckpointStore};
+pub use doors::emit::{EventSink, JsonlFileSink, StdoutSink};
+pub use doors::http::EgressPolicy;
 pub use error::RunError;
 pub use runtime::{
     LimitKind, RunOutcome, RunReport, Runtime, RuntimeLimits, RuntimeOptions, TenantRun,
 };
-pub use sink::{EventSink, JsonlFileSink, StdoutSink};
 
 /// The Entra ID users connector component built from `guest/`, embedded in the host.
 pub static ENTRA_CONNECTOR: &[u8] = include_bytes!(env!("ENTRA_CONNECTOR_WASM"));
-
-/// The Graph emulator, re-exported for `demo`, tests and benchmarks.
-pub use graph_emulator as emulator;

@@ -9,9 +9,56 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use connector_host::emulator::{Emulator, EmulatorConfig, Tenant};
+use connector_host::error::ConnectorErrorKind;
 use connector_host::runtime::Probe;
-use connector_host::{RunReport, Runtime, RuntimeLimits, TenantConfig, TenantRun};
+use connector_host::serve::{DeployError, Summary};
+use connector_host::{RunError, RunReport, Runtime, RuntimeLimits, TenantConfig, TenantRun};
+#[cfg(feature = "simulation")]
+use graph_emulator::{Emulator, EmulatorConfig, Tenant};
+
+/// Exit code of a configuration or secret that cannot be used.
+const EXIT_CONFIG: i32 = 2;
+/// Exit code of a missing permission (or a failed `check` probe).
+const EXIT_PERMISSION: i32 = 4;
+/// Exit code of a host or sandbox failure.
+const EXIT_HOST: i32 = 6;
+
+/// The exit code of a failed run: the one place the library's typed errors become numbers.
+fn exit_code(e: &RunError) -> i32 {
+    match e {
+        RunError::Config { .. } | RunError::Secret { .. } => EXIT_CONFIG,
+        RunError::Connector { kind, .. } => match kind {
+            ConnectorErrorKind::Config => EXIT_CONFIG,
+            ConnectorErrorKind::Auth => 3,
+            ConnectorErrorKind::Permission => EXIT_PERMISSION,
+            ConnectorErrorKind::Upstream => 5,
+            ConnectorErrorKind::Host => EXIT_HOST,
+        },
+        RunError::Trap { .. }
+        | RunError::Limit { .. }
+        | RunError::Timeout { .. }
+        | RunError::Host { .. } => EXIT_HOST,
+    }
+}
+
+/// The exit code of a deployment that could not start.
+fn deploy_exit_code(e: &DeployError) -> i32 {
+    match e {
+        DeployError::Config(_) => EXIT_CONFIG,
+        DeployError::Host(_) => EXIT_HOST,
+    }
+}
+
+/// The exit code after serving: in once mode 0 when every tenant succeeded, else 1; when
+/// serving until a signal, 0 (failed runs are the metrics' business, and a supervisor must
+/// not restart a host it asked to stop).
+fn serve_exit_code(summary: &Summary) -> i32 {
+    if !summary.once || summary.all_succeeded() {
+        0
+    } else {
+        1
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -81,6 +128,7 @@ enum Command {
         config: PathBuf,
     },
     /// Run the real component against the built-in Graph emulator (a simulated tenant on 127.0.0.1).
+    #[cfg(feature = "simulation")]
     Demo {
         /// Users in the simulated tenant.
         #[arg(long, default_value_t = 1000)]
@@ -132,6 +180,7 @@ async fn main() {
     let code = match cli.command {
         Command::Run { config, json } => cmd_run(&config, json).await,
         Command::Check { config } => cmd_check(&config).await,
+        #[cfg(feature = "simulation")]
         Command::Demo {
             users,
             seed,
@@ -186,11 +235,25 @@ async fn runtime_for(component: Option<&Path>) -> Result<Runtime, String> {
 /// Loads a tenant file, its secrets, store and sink, and the runtime for its component;
 /// on failure, prints the one-line error and returns the exit code.
 async fn load_tenant(config: &Path) -> Result<(TenantRun, Runtime), i32> {
-    let cfg = TenantConfig::load(config).map_err(|e| fail(e, 2))?;
-    let run = TenantRun::from_config(&cfg).map_err(|e| fail(&e, e.exit_code()))?;
+    let cfg = TenantConfig::load(config).map_err(|e| fail(e, EXIT_CONFIG))?;
+    // The secrets first: a bad one is the operator's to fix, and is said before the
+    // component is even loaded (loading it reserves the instance pool's memory).
+    connector_host::doors::http::SecretSet::load(&cfg.secrets).map_err(|e| {
+        let e = RunError::Secret {
+            tenant: cfg.key.clone(),
+            name: e.name,
+            message: e.message,
+        };
+        fail(&e, exit_code(&e))
+    })?;
     let rt = runtime_for(cfg.component.as_deref())
         .await
-        .map_err(|e| fail(e, 6))?;
+        .map_err(|e| fail(e, EXIT_HOST))?;
+    let cfg = rt
+        .resolve_egress(cfg)
+        .await
+        .map_err(|e| fail(&e, exit_code(&e)))?;
+    let run = TenantRun::from_config(&cfg).map_err(|e| fail(&e, exit_code(&e)))?;
     Ok((run, rt))
 }
 
@@ -211,7 +274,7 @@ async fn cmd_run(config: &Path, json: bool) -> i32 {
             }
             0
         }
-        Err(e) => fail(&e, e.exit_code()),
+        Err(e) => fail(&e, exit_code(&e)),
     }
 }
 
@@ -222,7 +285,7 @@ async fn cmd_check(config: &Path) -> i32 {
     };
     match rt.check(&run).await {
         Ok(probes) => print_probes(&probes),
-        Err(e) => fail(&e, e.exit_code()),
+        Err(e) => fail(&e, exit_code(&e)),
     }
 }
 
@@ -246,7 +309,7 @@ fn print_probes(probes: &[Probe]) -> i32 {
     } else if probes.iter().all(|p| p.ok) {
         0
     } else {
-        4
+        EXIT_PERMISSION
     }
 }
 
@@ -286,7 +349,7 @@ async fn cmd_serve(tenants: &Path, once: bool) -> i32 {
     use connector_host::serve::{shutdown_signal, Deployment, ServeFile};
     let mut file = match ServeFile::load(tenants) {
         Ok(f) => f,
-        Err(e) => return fail(e, 2),
+        Err(e) => return fail(e, EXIT_CONFIG),
     };
     file.options.once |= once;
     let grace = file.options.shutdown_grace.as_secs();
@@ -296,7 +359,7 @@ async fn cmd_serve(tenants: &Path, once: bool) -> i32 {
     };
     let deployment = match Deployment::start(file, std::sync::Arc::new(rt)).await {
         Ok(d) => d,
-        Err(e) => return fail(&e, e.exit_code),
+        Err(e) => return fail(&e, deploy_exit_code(&e)),
     };
     eprintln!("{}", deployment.start_line());
     let summary = deployment
@@ -308,9 +371,10 @@ async fn cmd_serve(tenants: &Path, once: bool) -> i32 {
         .await;
     deployment.stop().await;
     eprint!("{summary}");
-    summary.exit_code()
+    serve_exit_code(&summary)
 }
 
+#[cfg(feature = "simulation")]
 async fn cmd_demo(users: usize, seed: u64, out: &Path, then_add: usize, premium: bool) -> i32 {
     for f in [
         "events.jsonl",
@@ -342,7 +406,7 @@ async fn cmd_demo(users: usize, seed: u64, out: &Path, then_add: usize, premium:
         Ok(rt) => rt,
         Err(e) => return fail(e, 6),
     };
-    let run = match connector_host::demo::emulator_tenant_run(
+    let run = match connector_host::simulation::emulator_tenant_run(
         &emu,
         "demo",
         &out.join("checkpoints.sqlite"),
@@ -364,10 +428,7 @@ async fn cmd_demo(users: usize, seed: u64, out: &Path, then_add: usize, premium:
         emu.shutdown().await;
         return code;
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = std::time::SystemTime::now();
     for u in Tenant::generated(seed.wrapping_add(1), then_add).users() {
         let mut u = u.clone();
         if let Some(obj) = u.user.as_object_mut() {
@@ -395,6 +456,7 @@ async fn cmd_demo(users: usize, seed: u64, out: &Path, then_add: usize, premium:
     code
 }
 
+#[cfg(feature = "simulation")]
 async fn demo_run(
     rt: &Runtime,
     run: &TenantRun,
@@ -421,29 +483,14 @@ async fn demo_run(
             );
             0
         }
-        Err(e) => fail(&e, e.exit_code()),
+        Err(e) => fail(&e, exit_code(&e)),
     }
 }
 
-fn graph_time(secs: u64) -> String {
-    // Civil date from days since the epoch (H. Hinnant).
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+/// An instant as Graph writes it (`2024-05-17T08:30:00Z`).
+#[cfg(feature = "simulation")]
+fn graph_time(at: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(at).to_string()
 }
 
 fn print_summary(r: &RunReport) {
@@ -495,6 +542,21 @@ fn report_json(r: &RunReport) -> String {
     .to_string()
 }
 
+/// The `{rate}` of the progress line: events per second, rounded to a whole number with
+/// thousands separators (`2,167/s`; indicatif's `{per_sec}` prints four decimals).
+fn rate_key(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
+    let _ = write!(w, "{}", rate_text(state.per_sec()));
+}
+
+fn rate_text(per_sec: f64) -> String {
+    let rounded = if per_sec.is_finite() && per_sec > 0.0 {
+        per_sec.round() as u64
+    } else {
+        0
+    };
+    format!("{}/s", indicatif::HumanCount(rounded))
+}
+
 /// A progress line on a terminal (nothing when stderr is not a terminal).
 struct Progress {
     bar: Option<indicatif::ProgressBar>,
@@ -516,13 +578,13 @@ impl Progress {
         };
         let style = if total.is_some() {
             indicatif::ProgressStyle::with_template(
-                "{spinner} {bar:40} {pos}/{len} events  {per_sec}  {elapsed}",
+                "{spinner} {bar:40} {pos}/{len} events  {rate}  {elapsed}",
             )
         } else {
-            indicatif::ProgressStyle::with_template("{spinner} {pos} events  {per_sec}  {elapsed}")
+            indicatif::ProgressStyle::with_template("{spinner} {pos} events  {rate}  {elapsed}")
         };
         if let Ok(style) = style {
-            bar.set_style(style);
+            bar.set_style(style.with_key("rate", rate_key));
         }
         let sink = run.sink.clone();
         let start = sink.written();
@@ -546,5 +608,65 @@ impl Progress {
         if let Some(b) = self.bar {
             b.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_progress_rate_is_a_whole_number_with_separators() {
+        assert_eq!(rate_text(2_167.431_3), "2,167/s");
+        assert_eq!(rate_text(0.4), "0/s");
+        assert_eq!(rate_text(999.5), "1,000/s");
+        assert_eq!(rate_text(f64::NAN), "0/s");
+    }
+
+    #[test]
+    fn exit_codes_follow_the_documented_table() {
+        let connector = |kind| RunError::Connector {
+            tenant: "t".into(),
+            kind,
+            message: "m".into(),
+        };
+        assert_eq!(exit_code(&connector(ConnectorErrorKind::Config)), 2);
+        assert_eq!(exit_code(&connector(ConnectorErrorKind::Auth)), 3);
+        assert_eq!(exit_code(&connector(ConnectorErrorKind::Permission)), 4);
+        assert_eq!(exit_code(&connector(ConnectorErrorKind::Upstream)), 5);
+        assert_eq!(exit_code(&connector(ConnectorErrorKind::Host)), 6);
+        let timeout = RunError::Timeout {
+            tenant: "t".into(),
+            seconds: 1,
+        };
+        assert_eq!(exit_code(&timeout), 6);
+        assert_eq!(deploy_exit_code(&DeployError::Config("x".into())), 2);
+        assert_eq!(deploy_exit_code(&DeployError::Host("x".into())), 6);
+    }
+
+    #[test]
+    fn serve_exits_1_only_when_a_once_run_failed() {
+        let mut s = Summary {
+            tenants: 2,
+            tenants_succeeded: 2,
+            runs: 2,
+            successes: 2,
+            failures: Default::default(),
+            cut: 0,
+            events: 20,
+            wall_time: Duration::from_millis(1500),
+            peak_in_flight: 2,
+            capacity: 64,
+            once: true,
+        };
+        assert_eq!(serve_exit_code(&s), 0);
+        s.tenants_succeeded = 1;
+        assert_eq!(serve_exit_code(&s), 1);
+        s.once = false;
+        assert_eq!(
+            serve_exit_code(&s),
+            0,
+            "serve mode exits 0 after a requested shutdown"
+        );
     }
 }

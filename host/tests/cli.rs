@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use connector_host::emulator::{Emulator, EmulatorConfig, Tenant};
+use connector_host::simulation::emulator::{Emulator, EmulatorConfig, Tenant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_connector-host");
 
@@ -905,4 +905,75 @@ run_timeout_secs = 6
     assert!(!line.contains("time limit"), "{line}");
     assert!(line.contains("timed out"), "{line}");
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+}
+
+/// The host knows no provider: a tenant file without `[egress] allow` or secret `hosts` gets
+/// them from the component's egress plan for its `[config]` (here the Entra connector's
+/// national clouds), and a `[config]` the connector refuses fails with its message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_default_egress_comes_from_the_component_for_the_tenants_cloud() {
+    use connector_host::error::ConnectorErrorKind;
+    use connector_host::{RunError, Runtime, RuntimeLimits, TenantConfig};
+    let rt = Runtime::new(connector_host::ENTRA_CONNECTOR, RuntimeLimits::default())
+        .await
+        .unwrap();
+    let file = |cloud: &str| {
+        format!(
+            "[tenant]\nkey = \"t\"\n[config]\ntenant_id = \"contoso.onmicrosoft.com\"\n\
+             client_id = \"11111111-2222-3333-4444-555555555555\"\n{cloud}\
+             [secrets.client_secret]\nenv = \"X\"\n[state]\ncheckpoint_db = \"c.sqlite\"\n\
+             [sink]\nkind = \"stdout\"\n"
+        )
+    };
+    let origins = |cfg: &TenantConfig| -> Vec<String> {
+        cfg.egress_allow.iter().map(|o| o.to_string()).collect()
+    };
+    for (cloud, login, graph) in [
+        (
+            "",
+            "https://login.microsoftonline.com",
+            "https://graph.microsoft.com",
+        ),
+        (
+            "cloud = \"usdod\"\n",
+            "https://login.microsoftonline.us",
+            "https://dod-graph.microsoft.us",
+        ),
+        (
+            "cloud = \"china\"\n",
+            "https://login.chinacloudapi.cn",
+            "https://microsoftgraph.chinacloudapi.cn",
+        ),
+    ] {
+        let cfg = TenantConfig::parse(&file(cloud), Path::new(".")).unwrap();
+        assert!(cfg.egress_allow.is_empty());
+        let cfg = rt.resolve_egress(cfg).await.unwrap();
+        assert_eq!(origins(&cfg), [login, graph], "{cloud}");
+        assert_eq!(cfg.secrets["client_secret"].hosts, [login], "{cloud}");
+    }
+    // What the operator wrote is kept.
+    let explicit = file("").replace(
+        "[state]",
+        "hosts = [\"https://login.example\"]\n[egress]\nallow = [\"https://graph.example\"]\n[state]",
+    );
+    let cfg = TenantConfig::parse(&explicit, Path::new(".")).unwrap();
+    let cfg = rt.resolve_egress(cfg).await.unwrap();
+    assert_eq!(origins(&cfg), ["https://graph.example"]);
+    assert_eq!(
+        cfg.secrets["client_secret"].hosts,
+        ["https://login.example"]
+    );
+    // A cloud the connector does not know: its own one-line configuration error.
+    let cfg = TenantConfig::parse(&file("cloud = \"mars\"\n"), Path::new(".")).unwrap();
+    match rt.resolve_egress(cfg).await {
+        Err(RunError::Connector {
+            kind: ConnectorErrorKind::Config,
+            message,
+            ..
+        }) => assert!(
+            message.contains("'cloud' = 'mars' is unknown") && !message.contains('\n'),
+            "{message}"
+        ),
+        other => panic!("expected the connector's config error, got {other:?}"),
+    }
 }

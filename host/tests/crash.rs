@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use connector_host::emulator::{Emulator, EmulatorConfig, Tenant};
+use connector_host::simulation::emulator::{Emulator, EmulatorConfig, Tenant};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_connector-host");

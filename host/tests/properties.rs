@@ -18,11 +18,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use connector_host::egress::{
+use connector_host::doors::http::netguard::{is_public, StaticResolver};
+use connector_host::doors::http::secrets::{SecretSet, SecretValue};
+use connector_host::doors::http::{
     http_client, EgressPolicy, FetchFailure, FetchRequest, HttpDoor, Origin,
 };
-use connector_host::netguard::{is_public, StaticResolver};
-use connector_host::secrets::{SecretSet, SecretValue};
 use hyper::header::{HeaderName, HeaderValue};
 use proptest::prelude::*;
 use serde_json::{json, Value};

@@ -20,8 +20,8 @@
 
 use std::time::{Duration, Instant};
 
-use connector_host::emulator::{EmulatorConfig, Tenant, DIRECTORY_ROLE_TYPE, GROUP_TYPE};
 use e2e_tests::Harness;
+use graph_emulator::{EmulatorConfig, Tenant, DIRECTORY_ROLE_TYPE, GROUP_TYPE};
 use serde_json::{json, Value};
 
 /// One run of ours, timed, with the requests Graph counts and the 429s it gave.

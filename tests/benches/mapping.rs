@@ -8,11 +8,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use connector_host::egress::EgressPolicy;
-use connector_host::emulator::Tenant;
-use connector_host::secrets::SecretSet;
+use connector_host::doors::http::secrets::SecretSet;
+use connector_host::doors::http::EgressPolicy;
 use connector_host::{Runtime, RuntimeLimits, SqliteCheckpointStore, StdoutSink, TenantRun};
 use entra_connector::ocsf::{map_user, MapContext};
+use graph_emulator::Tenant;
 
 const COMPONENT: &[u8] = include_bytes!(env!("MAPPING_BENCH_WASM"));
 const ROUNDS: u64 = 50;

@@ -7,10 +7,8 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use connector_host::emulator::{Emulator, EmulatorConfig, Tenant};
-use connector_host::{
-    CheckpointStore, RunOutcome, Runtime, RuntimeLimits, SqliteCheckpointStore, TenantRun,
-};
+use connector_host::{RunOutcome, Runtime, RuntimeLimits, SqliteCheckpointStore, TenantRun};
+use graph_emulator::{Emulator, EmulatorConfig, Tenant};
 use serde_json::Value;
 
 /// The vendored schema (see `tests/ocsf/PROVENANCE.md`).
@@ -154,7 +152,7 @@ impl Harness {
             .await
             .expect("the embedded component loads");
         let dir = tempfile::tempdir().expect("a temporary folder");
-        let run = connector_host::demo::emulator_tenant_run(
+        let run = connector_host::simulation::emulator_tenant_run(
             &emulator,
             "tenant-a",
             &dir.path().join("checkpoints.sqlite"),
@@ -237,7 +235,7 @@ impl Harness {
         let store = SqliteCheckpointStore::open(&self.dir.path().join("checkpoints.sqlite"))
             .expect("store opens");
         store
-            .set(
+            .set_blocking(
                 &format!("{}/{}", self.run.tenant, self.runtime.description().name),
                 DELTA_CURSOR_KEY,
                 &serde_json::to_vec(&cursor).unwrap(),
@@ -257,11 +255,11 @@ impl Harness {
             .chain(["users/facts/groups".to_string()]);
         for key in keys {
             let version = store
-                .get(&namespace, &key)
+                .get_blocking(&namespace, &key)
                 .expect("store reads")
                 .map(|(_, v)| v);
             store
-                .set(&namespace, &key, b"{}", version)
+                .set_blocking(&namespace, &key, b"{}", version)
                 .expect("store writes");
         }
     }
@@ -271,7 +269,7 @@ impl Harness {
         let store = SqliteCheckpointStore::open(&self.dir.path().join("checkpoints.sqlite"))
             .expect("store opens");
         store
-            .get(
+            .get_blocking(
                 &format!("{}/{}", self.run.tenant, self.runtime.description().name),
                 key,
             )

@@ -4,13 +4,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use connector_host::emulator::{
-    hard_case, EmulatorConfig, Endpoint, FaultRule, RetryAfter, SimUser, Tenant, Throttle,
-    DIRECTORY_ROLE_TYPE,
-};
 use connector_host::error::ConnectorErrorKind;
 use connector_host::RunError;
 use e2e_tests::{assert_all_valid, uids, user_ids, Harness};
+use graph_emulator::{
+    hard_case, EmulatorConfig, Endpoint, FaultRule, RetryAfter, SimUser, Tenant, Throttle,
+    DIRECTORY_ROLE_TYPE,
+};
 use serde_json::{json, Value};
 
 fn new_user(id: &str, name: &str) -> SimUser {

@@ -5,8 +5,8 @@
 //! To regenerate after an intended mapping change: `UPDATE_GOLDEN=1 cargo test -p e2e-tests
 //! --test golden`, then review the diff line by line against MAPPING.md.
 
-use connector_host::emulator::{EmulatorConfig, Tenant};
 use e2e_tests::{assert_all_valid, Harness};
+use graph_emulator::{EmulatorConfig, Tenant};
 use serde_json::Value;
 
 const FIXTURE: &str = include_str!("../fixtures/golden-users.json");

@@ -3,9 +3,9 @@
 //! tenant", "Normal-sized events overflow the per-call cap", "A next link pointing at
 //! itself", "One user with a 20 MB display name").
 
-use connector_host::emulator::{Emulator, EmulatorConfig, Endpoint, FaultRule, SimUser, Tenant};
 use connector_host::RunError;
 use e2e_tests::{assert_all_valid, uids, user_ids, Harness};
+use graph_emulator::{Emulator, EmulatorConfig, Endpoint, FaultRule, SimUser, Tenant};
 use serde_json::{json, Value};
 
 fn delta_harness_config(h: &mut Harness, page_size: &str) {
@@ -58,7 +58,7 @@ async fn operator_graph_moved_to_another_origin_starts_a_full_resync_with_a_warn
         .await
         .expect("a second emulator starts");
     assert_ne!(moved.graph_endpoint(), old);
-    let mut run = connector_host::demo::emulator_tenant_run(
+    let mut run = connector_host::simulation::emulator_tenant_run(
         &moved,
         "tenant-a",
         &h.dir.path().join("checkpoints.sqlite"),

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use connector_host::emulator::{
+use e2e_tests::{assert_all_valid, Harness};
+use graph_emulator::{
     role_case, EmulatorConfig, Endpoint, FaultRule, Tenant, DIRECTORY_ROLE_TYPE, GROUP_TYPE,
 };
-use e2e_tests::{assert_all_valid, Harness};
 use serde_json::{json, Value};
 
 fn by_uid(events: &[Value]) -> BTreeMap<String, Value> {

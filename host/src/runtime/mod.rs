@@ -11,20 +11,18 @@
 //!
 //! Every text of the guest that leaves through here — its captured stdout and stderr, its
 //! error, `check`'s probes, the report's warnings — and every trap message is scrubbed of the
-//! tenant's secrets ([`crate::secrets::Scrubber`]) first.
+//! tenant's secrets ([`crate::doors::http::secrets::Scrubber`]) first.
 
 mod cache;
-mod doors;
 mod limits;
-#[cfg(test)]
-mod properties;
+mod state;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{
     Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
 };
@@ -32,32 +30,31 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::WasiCtx;
 
 pub use cache::CacheOutcome;
-use doors::RunState;
 use limits::{CpuMeter, RunLimiter};
 pub use limits::{LimitKind, RuntimeLimits};
+use state::RunState;
 
-use crate::checkpoint::{CheckpointError, CheckpointStore, SqliteCheckpointStore};
 use crate::config::{SinkSpec, TenantConfig};
-use crate::egress::{ClientBuildError, EgressPolicy, HttpClients, HttpDoor};
+use crate::doors::bindings::exports::connector::runtime::connector as api;
+use crate::doors::bindings::{AssetConnector, AssetConnectorPre};
+use crate::doors::checkpoint::{
+    CheckpointError, CheckpointPolicy, CheckpointState, CheckpointStore, SqliteCheckpointStore,
+};
+use crate::doors::emit::{EmitPolicy, EmitState, EventSink, JsonlFileSink, StdoutSink};
+use crate::doors::http::netguard::{NameResolver, SystemResolver};
+use crate::doors::http::secrets::{Scrubber, SecretError, SecretSet};
+use crate::doors::http::{
+    ClientBuildError, EgressPolicy, HttpClients, HttpDoor, HttpState, Origin,
+};
+use crate::doors::log::LogState;
+use crate::doors::RunShared;
 use crate::error::{ConnectorErrorKind, RunError};
-use crate::netguard::{NameResolver, SystemResolver};
-use crate::secrets::{Scrubber, SecretSet};
-use crate::sink::{EventSink, JsonlFileSink, StdoutSink};
-
-mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "asset-connector",
-        imports: { default: async | trappable },
-        exports: { default: async },
-    });
-}
-
-use bindings::exports::connector::runtime::connector as api;
-use bindings::{AssetConnector, AssetConnectorPre};
 
 /// Milliseconds per epoch tick: the CPU budget's resolution and the yield interval.
 const TICK_MS: u64 = 10;
+
+/// Deepest nesting of an event's objects and arrays ([`EmitPolicy::max_depth`]).
+const MAX_EVENT_DEPTH: usize = 64;
 
 /// How a [`Runtime`] is built.
 #[derive(Clone)]
@@ -100,14 +97,17 @@ pub struct TenantRun {
 }
 
 impl TenantRun {
-    /// Builds a run from a tenant file: loads secrets, opens the store and the sink.
+    /// Builds a run from a tenant file: loads secrets, opens the store and the sink. Its
+    /// egress must be complete: an empty `[egress] allow` or a secret without `hosts` is
+    /// filled from the component's plan by [`Runtime::resolve_egress`] first.
     pub fn from_config(cfg: &TenantConfig) -> Result<TenantRun, RunError> {
-        let secrets =
-            SecretSet::load(&cfg.secrets).map_err(|(name, message)| RunError::Secret {
+        let secrets = SecretSet::load(&cfg.secrets).map_err(|SecretError { name, message }| {
+            RunError::Secret {
                 tenant: cfg.key.clone(),
                 name,
                 message,
-            })?;
+            }
+        })?;
         let host_err = |message: String| RunError::Host {
             tenant: cfg.key.clone(),
             message,
@@ -120,6 +120,18 @@ impl TenantRun {
             }
             SinkSpec::Stdout => Arc::new(StdoutSink::default()),
         };
+        if cfg.egress_allow.is_empty() {
+            return Err(RunError::Config {
+                tenant: cfg.key.clone(),
+                message: "no origin may be reached: [egress] allow is empty and the component's egress plan was not applied (Runtime::resolve_egress) or names none; list the origins in [egress] allow".into(),
+            });
+        }
+        if let Some((name, _)) = cfg.secrets.iter().find(|(_, s)| s.hosts.is_empty()) {
+            return Err(RunError::Config {
+                tenant: cfg.key.clone(),
+                message: format!("[secrets.{name}] may be sent nowhere: the component's egress plan names no origin for it; set hosts = [\"https://…\"]"),
+            });
+        }
         let l = &cfg.limits;
         let mut policy = EgressPolicy::new(cfg.egress_allow.clone());
         policy.allow_loopback_http = cfg.allow_loopback_http;
@@ -252,8 +264,7 @@ impl Runtime {
         let engine = Engine::new(&config)?;
         let (component, cache) = cache::load(&engine, component, options.cache_dir.as_deref())?;
         let mut linker: Linker<RunState> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        AssetConnector::add_to_linker::<RunState, HasSelf<RunState>>(&mut linker, |s| s)?;
+        RunState::add_to_linker(&mut linker)?;
         let pre = AssetConnectorPre::new(linker.instantiate_pre(&component)?)?;
         let stop_ticker = Arc::new(AtomicBool::new(false));
         {
@@ -371,37 +382,105 @@ impl Runtime {
             run.secrets.clone(),
             run.tenant.clone(),
         );
+        let l = &self.limits;
+        let shared = Arc::new(RunShared::new(
+            run.tenant.clone(),
+            run.secrets.scrubber().clone(),
+            l.max_call_bytes,
+        ));
+        let emit_policy = EmitPolicy {
+            max_event_bytes: l.max_event_bytes,
+            max_batch_events: l.max_batch_events,
+            max_events_per_run: l.max_events_per_run,
+            max_depth: MAX_EVENT_DEPTH,
+        };
         let state = RunState {
             wasi,
             table: ResourceTable::new(),
-            limiter: RunLimiter::new(self.limits.memory_bytes),
-            cpu: CpuMeter::new(self.limits.cpu_budget_ms, TICK_MS),
-            tenant: run.tenant.clone(),
-            namespace: format!("{}/{}", run.tenant, self.description.name),
-            http: Arc::new(http),
-            checkpoints: run.checkpoints.clone(),
-            sink: run.sink.clone(),
-            rt: self.limits.clone(),
-            events: Arc::new(AtomicU64::new(0)),
-            scrub: run.secrets.scrubber().clone(),
-            redactions: 0,
-            limit_hit: None,
+            limiter: RunLimiter::new(l.memory_bytes),
+            cpu: CpuMeter::new(l.cpu_budget_ms, TICK_MS),
+            http: HttpState::new(shared.clone(), http),
+            checkpoint: CheckpointState::new(
+                shared.clone(),
+                CheckpointPolicy::default(),
+                format!("{}/{}", run.tenant, self.description.name),
+                run.checkpoints.clone(),
+                run.sink.clone(),
+            ),
+            emit: EmitState::new(shared.clone(), emit_policy, run.sink.clone()),
+            log: LogState::new(shared.clone(), l.max_log_bytes),
+            shared,
         };
+        let cpu_budget_ms = l.cpu_budget_ms;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|mut ctx| {
+        store.epoch_deadline_callback(move |mut ctx| {
             let state = ctx.data_mut();
-            if state.cpu.charge() {
+            if state.charge_tick() {
                 Ok(UpdateDeadline::Yield(1))
             } else {
-                let detail = format!("the CPU budget of {} ms is spent", state.rt.cpu_budget_ms);
-                state.limit_hit = Some((LimitKind::Cpu, detail.clone()));
+                let detail = format!("the CPU budget of {cpu_budget_ms} ms is spent");
+                state.shared.stop(LimitKind::Cpu, detail.clone());
                 Err(wasmtime::Error::msg(detail))
             }
         });
         let bindings = self.pre.instantiate_async(&mut store).await?;
         Ok((store, bindings, (stdout, stderr)))
+    }
+
+    /// Fills what the tenant file leaves to the component — `[egress] allow` when empty, a
+    /// secret's `hosts` when empty — from the component's egress plan for the tenant's
+    /// `[config]` (WIT `connector.egress`). The host knows no provider: the Entra connector
+    /// names its cloud's login and Graph origins, and sends the client secret to login only.
+    /// A configuration the connector refuses fails here, as its run would.
+    pub async fn resolve_egress(&self, mut cfg: TenantConfig) -> Result<TenantConfig, RunError> {
+        let needed =
+            cfg.egress_allow.is_empty() || cfg.secrets.values().any(|s| s.hosts.is_empty());
+        if !needed {
+            return Ok(cfg);
+        }
+        let tenant = cfg.key.clone();
+        let run = inert_run(&tenant);
+        let scrub = run.secrets.scrubber();
+        let _slot = self.acquire_slot(&tenant).await?;
+        let (mut store, bindings, _) = self
+            .instantiate(&run)
+            .await
+            .map_err(|e| trap(&tenant, e, None, scrub))?;
+        let plan = bindings
+            .connector_runtime_connector()
+            .call_egress(&mut store, &cfg.connector)
+            .await
+            .map_err(|e| trap(&tenant, e, None, scrub))?
+            .map_err(|e| connector_error(&tenant, e, scrub))?;
+        let bad_origin = |what: &str, origin: &str, e: crate::doors::http::InvalidOrigin| {
+            RunError::Host {
+            tenant: tenant.clone(),
+            message: format!(
+                "the component's egress plan names {what} '{origin}', which is not an origin ({e}); report it to the connector's author"
+            ),
+        }
+        };
+        if cfg.egress_allow.is_empty() {
+            for origin in &plan.origins {
+                let parsed =
+                    Origin::parse(origin).map_err(|e| bad_origin("the origin", origin, e))?;
+                if !cfg.egress_allow.contains(&parsed) {
+                    cfg.egress_allow.push(parsed);
+                }
+            }
+        }
+        for (name, spec) in cfg.secrets.iter_mut().filter(|(_, s)| s.hosts.is_empty()) {
+            if let Some(dest) = plan.secrets.iter().find(|d| &d.name == name) {
+                for origin in &dest.origins {
+                    Origin::parse(origin)
+                        .map_err(|e| bad_origin("for a secret the origin", origin, e))?;
+                    spec.hosts.push(origin.clone());
+                }
+            }
+        }
+        Ok(cfg)
     }
 
     /// Times `n` instantiations (store + instance, no call) for the benchmark.
@@ -440,14 +519,14 @@ impl Runtime {
             log_guest_output(&tenant, &pipes, scrub);
             let state = store.data();
             let counters = state.http.counters();
-            let events_written = state.events.load(Ordering::Relaxed);
-            let limit = limit_of(state);
-            let redactions = state.redactions;
+            let events_written = state.emit.written();
+            let limit = state.limit_hit(self.limits.memory_bytes);
+            let redactions = state.shared.redactions();
             Ok::<_, RunError>((outcome, counters, events_written, limit, redactions))
         };
         let result = tokio::time::timeout(run.timeout, fut).await;
         // Whatever happened, what reached the sink is made durable.
-        let flushed = run.sink.flush_durable();
+        let flushed = run.sink.flush_durable().await;
         let (outcome, counters, events_written, limit, redactions) = match result {
             Err(_) => {
                 return Err(RunError::Timeout {
@@ -525,7 +604,7 @@ impl Runtime {
                 .call_check(&mut store, &run.connector_config)
                 .await;
             log_guest_output(&tenant, &pipes, scrub);
-            let limit = limit_of(store.data());
+            let limit = store.data().limit_hit(self.limits.memory_bytes);
             match outcome {
                 Err(e) => Err(trap(&tenant, e, limit, scrub)),
                 Ok(Err(e)) => Err(connector_error(&tenant, e, scrub)),
@@ -563,22 +642,6 @@ fn pooling(limits: &RuntimeLimits) -> PoolingAllocationConfig {
         .max_memory_size(limits.memory_bytes)
         .max_unused_warm_slots(n.min(64));
     p
-}
-
-/// The limit recorded in the store when a run stopped, if any.
-fn limit_of(state: &RunState) -> Option<(LimitKind, String)> {
-    if let Some(hit) = &state.limit_hit {
-        return Some(hit.clone());
-    }
-    state.limiter.refused_at.map(|asked| {
-        (
-            LimitKind::Memory,
-            format!(
-                "the guest asked for {asked} bytes of memory, over the limit of {} bytes",
-                state.rt.memory_bytes
-            ),
-        )
-    })
 }
 
 fn log_guest_output(
@@ -689,13 +752,20 @@ fn inert_run(tenant: &str) -> TenantRun {
 /// A store for `describe`, which must not touch checkpoints.
 struct NoCheckpoints;
 
+#[async_trait::async_trait]
 impl CheckpointStore for NoCheckpoints {
-    fn get(&self, _: &str, _: &str) -> Result<Option<(Vec<u8>, u64)>, CheckpointError> {
+    async fn get(&self, _: &str, _: &str) -> Result<Option<(Vec<u8>, u64)>, CheckpointError> {
         Err(CheckpointError::Storage(
             "describe has no checkpoint access".into(),
         ))
     }
-    fn set(&self, _: &str, _: &str, _: &[u8], _: Option<u64>) -> Result<u64, CheckpointError> {
+    async fn set(
+        &self,
+        _: &str,
+        _: &str,
+        _: &[u8],
+        _: Option<u64>,
+    ) -> Result<u64, CheckpointError> {
         Err(CheckpointError::Storage(
             "describe has no checkpoint access".into(),
         ))

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{simulated_keys, Schedule, ServeOptions};
+use super::{Schedule, ServeOptions};
 use crate::config::SinkSpec;
+use crate::error::ConfigError;
 use crate::files::{read_text_file, MAX_CONFIG_BYTES};
 use crate::TenantConfig;
 
@@ -99,6 +100,13 @@ struct RawSimulation {
     events_dir: PathBuf,
 }
 
+/// The keys of `n` simulated tenants: `sim-0000`…, zero-padded to at least four digits so
+/// they sort in order.
+pub fn simulated_keys(n: usize) -> Vec<String> {
+    let width = n.saturating_sub(1).to_string().len().max(4);
+    (0..n).map(|i| format!("sim-{i:0width$}")).collect()
+}
+
 /// Simulated tenants: `tenants` keys `sim-0000`… served by one in-process Graph emulator
 /// holding `users_per_tenant` generated users.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -135,22 +143,26 @@ pub struct ServeFile {
 impl ServeFile {
     /// Reads and validates a tenants file and the tenant files it includes. Errors are one
     /// line starting with the path of the file at fault.
-    pub fn load(path: &Path) -> Result<ServeFile, String> {
-        let text =
-            read_text_file(path, MAX_CONFIG_BYTES, "tenants file").map_err(|e| e.to_string())?;
+    pub fn load(path: &Path) -> Result<ServeFile, ConfigError> {
+        let text = read_text_file(path, MAX_CONFIG_BYTES, "tenants file")
+            .map_err(|e| ConfigError(e.to_string()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, base, path).map_err(|e| {
-            if e.starts_with(&format!("{}: ", path.display())) {
+        Self::parse_text(&text, base, path).map_err(|e| {
+            ConfigError(if e.starts_with(&format!("{}: ", path.display())) {
                 e
             } else {
                 format!("{}: {e}", path.display())
-            }
+            })
         })
     }
 
     /// Parses a tenants file's text; relative paths (includes too) are resolved against
     /// `base`; `path` names the file in messages. Reads the included tenant files.
-    pub fn parse(text: &str, base: &Path, path: &Path) -> Result<ServeFile, String> {
+    pub fn parse(text: &str, base: &Path, path: &Path) -> Result<ServeFile, ConfigError> {
+        Self::parse_text(text, base, path).map_err(ConfigError)
+    }
+
+    fn parse_text(text: &str, base: &Path, path: &Path) -> Result<ServeFile, String> {
         let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
         let listen: SocketAddr = raw.serve.listen.trim().parse().map_err(|_| {
             format!(
@@ -230,6 +242,9 @@ impl ServeFile {
 
         let simulation = match raw.simulation {
             None => None,
+            Some(_) if !cfg!(feature = "simulation") => {
+                return Err("[simulation] needs a connector-host built with the `simulation` feature (the CLI has it); remove the section or rebuild with it".into());
+            }
             Some(sim) => {
                 if sim.tenants == 0 || sim.tenants > MAX_SIMULATED {
                     return Err(format!(
@@ -414,7 +429,7 @@ path = "{events}"
     }
 
     fn parse(dir: &Path, text: &str) -> Result<ServeFile, String> {
-        ServeFile::parse(text, dir, &dir.join("tenants.toml"))
+        ServeFile::parse(text, dir, &dir.join("tenants.toml")).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -594,9 +609,11 @@ events_dir = "ev"
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("tenants.toml");
         std::fs::write(&p, "[serve]\ncolour = 1\n").unwrap();
-        let e = ServeFile::load(&p).unwrap_err();
+        let e = ServeFile::load(&p).unwrap_err().to_string();
         assert!(e.starts_with(&format!("{}: line 2", p.display())), "{e}");
-        let e = ServeFile::load(&dir.path().join("absent.toml")).unwrap_err();
+        let e = ServeFile::load(&dir.path().join("absent.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cannot read tenants file"), "{e}");
     }
 }

@@ -33,6 +33,13 @@ impl api::Guest for Component {
         }
     }
 
+    fn egress(_: api::Config) -> Result<api::EgressPlan, ConnectorError> {
+        Ok(api::EgressPlan {
+            origins: Vec::new(),
+            secrets: Vec::new(),
+        })
+    }
+
     fn check(config: api::Config) -> Result<Vec<api::Probe>, ConnectorError> {
         if matches!(value(&config, "attack"), Ok("echo-secret")) {
             let text = echoed(&config)?;

@@ -34,6 +34,13 @@ mod component {
             }
         }
 
+        fn egress(_: api::Config) -> Result<api::EgressPlan, api::ConnectorError> {
+            Ok(api::EgressPlan {
+                origins: Vec::new(),
+                secrets: Vec::new(),
+            })
+        }
+
         fn check(_: api::Config) -> Result<Vec<api::Probe>, api::ConnectorError> {
             Ok(vec![])
         }

@@ -8,17 +8,18 @@ use std::time::Duration;
 
 use graph_emulator::Emulator;
 
-use crate::egress::{EgressPolicy, Origin};
-use crate::secrets::{SecretSet, SecretValue};
+use super::SimulationError;
+use crate::doors::http::secrets::{SecretSet, SecretValue};
+use crate::doors::http::{EgressPolicy, Origin};
 use crate::{JsonlFileSink, SqliteCheckpointStore, TenantRun};
 
 /// What every run against `emu` shares: the connector's configuration (the emulator's
 /// tenant, client id and endpoints), an egress policy allowing exactly its two origins
 /// (loopback http permitted), and its client secret, held by the host.
-pub fn emulator_wiring(emu: &Emulator) -> Result<EmulatorWiring, String> {
+pub fn emulator_wiring(emu: &Emulator) -> Result<EmulatorWiring, SimulationError> {
     let cfg = emu.config();
-    let login = Origin::parse(&emu.login_endpoint())?;
-    let graph = Origin::parse(&emu.graph_endpoint())?;
+    let login = Origin::parse(&emu.login_endpoint()).map_err(|e| SimulationError(e.to_string()))?;
+    let graph = Origin::parse(&emu.graph_endpoint()).map_err(|e| SimulationError(e.to_string()))?;
     let mut secrets = SecretSet::new();
     secrets.insert(
         "client_secret",
@@ -57,14 +58,15 @@ pub fn emulator_tenant_run(
     tenant: &str,
     checkpoint_db: &Path,
     events: &Path,
-) -> Result<TenantRun, String> {
+) -> Result<TenantRun, SimulationError> {
     let EmulatorWiring {
         connector_config,
         policy,
         secrets,
     } = emulator_wiring(emu)?;
-    let checkpoints = SqliteCheckpointStore::open(checkpoint_db).map_err(|e| e.to_string())?;
-    let sink = JsonlFileSink::open(events).map_err(|e| e.to_string())?;
+    let checkpoints =
+        SqliteCheckpointStore::open(checkpoint_db).map_err(|e| SimulationError(e.to_string()))?;
+    let sink = JsonlFileSink::open(events).map_err(|e| SimulationError(e.to_string()))?;
     Ok(TenantRun {
         tenant: tenant.into(),
         connector_config,

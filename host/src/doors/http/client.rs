@@ -5,150 +5,19 @@
 //! budget, timeouts and the response cap. Every request is checked before it leaves the
 //! host; redirects are never followed (a 3xx goes back to the guest as a response); proxy
 //! environment variables are ignored. Secret placeholders are filled here, by the one rule
-//! of [`crate::secrets`]: only as a whole form field of a form `POST` to an origin that
+//! of [`super::secrets`]: only as a whole form field of a form `POST` to an origin that
 //! secret may reach (refused for any other origin); anywhere else a placeholder is plain text.
 //! A response is scrubbed of the tenant's secrets before the guest sees it, and so is every
 //! error text this door logs or returns.
 
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 
-use crate::secrets::SecretSet;
-
-/// `scheme://host[:port]`: the unit of the allowlist.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Origin {
-    /// `https` or `http`.
-    pub scheme: String,
-    /// Lower-case host name or IP literal (IPv6 without brackets).
-    pub host: String,
-    /// Port (the scheme's default when not written).
-    pub port: u16,
-}
-
-impl Origin {
-    /// Parses `https://host[:port][/path]` (the path is ignored).
-    pub fn parse(s: &str) -> Result<Origin, String> {
-        let url = url::Url::parse(s.trim()).map_err(|e| format!("'{s}' is not a URL ({e})"))?;
-        Self::of(&url).ok_or_else(|| format!("'{s}' is not an http(s) URL with a host"))
-    }
-
-    /// The origin of a URL, if it is http(s) with a host.
-    pub fn of(url: &url::Url) -> Option<Origin> {
-        let scheme = url.scheme();
-        if scheme != "https" && scheme != "http" {
-            return None;
-        }
-        let host = match url.host()? {
-            url::Host::Domain(d) => d.to_ascii_lowercase(),
-            url::Host::Ipv4(ip) => ip.to_string(),
-            url::Host::Ipv6(ip) => ip.to_string(),
-        };
-        Some(Origin {
-            scheme: scheme.to_string(),
-            host,
-            port: url.port_or_known_default()?,
-        })
-    }
-
-    fn default_port(&self) -> bool {
-        (self.scheme == "https" && self.port == 443) || (self.scheme == "http" && self.port == 80)
-    }
-
-    fn is_loopback(&self) -> bool {
-        self.host == "localhost"
-            || self
-                .host
-                .parse::<IpAddr>()
-                .map(|ip| ip.is_loopback())
-                .unwrap_or(false)
-    }
-}
-
-impl std::fmt::Display for Origin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        if self.default_port() {
-            write!(f, "{}://{}", self.scheme, host)
-        } else {
-            write!(f, "{}://{}:{}", self.scheme, host, self.port)
-        }
-    }
-}
-
-/// What one tenant's connector may reach, and how.
-#[derive(Clone, Debug)]
-pub struct EgressPolicy {
-    /// Reachable origins; everything else is denied.
-    pub allow: Vec<Origin>,
-    /// Permit `http://` to loopback origins in `allow` (for the local emulator only).
-    pub allow_loopback_http: bool,
-    /// Most requests per run.
-    pub max_requests: u64,
-    /// Most requests in flight at once.
-    pub max_concurrent: usize,
-    /// Largest response body, bytes.
-    pub max_response_bytes: u64,
-    /// Largest request body, bytes.
-    pub max_request_bytes: u64,
-    /// Connect timeout.
-    pub connect_timeout: Duration,
-    /// Whole-request timeout.
-    pub request_timeout: Duration,
-}
-
-impl EgressPolicy {
-    /// A policy allowing exactly `allow`, with safe defaults for everything else.
-    pub fn new(allow: Vec<Origin>) -> Self {
-        EgressPolicy {
-            allow,
-            allow_loopback_http: false,
-            max_requests: 1_000_000,
-            max_concurrent: 32,
-            max_response_bytes: 32 * 1024 * 1024,
-            max_request_bytes: 1024 * 1024,
-            connect_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(100),
-        }
-    }
-
-    /// Checks a URL against the policy; `Err` says which rule refused it.
-    pub fn check(&self, raw: &str) -> Result<(url::Url, Origin), String> {
-        let url = url::Url::parse(raw).map_err(|_| "the URL does not parse".to_string())?;
-        let origin = Origin::of(&url).ok_or_else(|| {
-            format!(
-                "only http(s) URLs with a host are allowed, not '{}:'",
-                url.scheme()
-            )
-        })?;
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(format!("credentials in the URL are not allowed ({origin})"));
-        }
-        if !self.allow.contains(&origin) {
-            return Err(format!("{origin} is not in the tenant's egress allowlist"));
-        }
-        if origin.scheme == "http" && !(self.allow_loopback_http && origin.is_loopback()) {
-            return Err(format!(
-                "{origin}: plain http is refused (https only; loopback http needs allow_loopback_http)"
-            ));
-        }
-        if let Ok(ip) = origin.host.parse::<IpAddr>() {
-            let loopback_ok = self.allow_loopback_http && ip.is_loopback();
-            if !crate::netguard::is_public(ip) && !loopback_ok {
-                return Err(format!("{origin} is a non-public address"));
-            }
-        }
-        Ok((url, origin))
-    }
-}
+use super::policy::{EgressPolicy, Origin};
+use super::secrets::SecretSet;
 
 /// A request as the guest sent it (mirror of `http-fetch.request`).
 #[derive(Clone, Debug)]
@@ -402,7 +271,7 @@ impl HttpDoor {
     fn classify(&self, url: &str, e: &reqwest::Error) -> FetchFailure {
         let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
         while let Some(s) = source {
-            if let Some(np) = s.downcast_ref::<crate::netguard::NonPublicAddress>() {
+            if let Some(np) = s.downcast_ref::<crate::doors::http::netguard::NonPublicAddress>() {
                 return self.deny(url, np.to_string());
             }
             source = s.source();
@@ -471,17 +340,19 @@ pub struct ClientBuildError {
 /// without the public-address check).
 pub fn http_client(
     connect_timeout: Duration,
-    resolver: Arc<dyn crate::netguard::NameResolver>,
+    resolver: Arc<dyn crate::doors::http::netguard::NameResolver>,
 ) -> Result<reqwest::Client, ClientBuildError> {
     build_client(client_builder(connect_timeout, resolver), connect_timeout)
 }
 
 fn client_builder(
     connect_timeout: Duration,
-    resolver: Arc<dyn crate::netguard::NameResolver>,
+    resolver: Arc<dyn crate::doors::http::netguard::NameResolver>,
 ) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
-        .dns_resolver(Arc::new(crate::netguard::PublicOnlyResolver::new(resolver)))
+        .dns_resolver(Arc::new(
+            crate::doors::http::netguard::PublicOnlyResolver::new(resolver),
+        ))
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .connect_timeout(connect_timeout)
@@ -514,7 +385,7 @@ fn build_client(
 /// At most [`HttpClients::MAX_SHARED`] clients are kept; a run with yet another timeout
 /// gets a client of its own.
 pub struct HttpClients {
-    resolver: Arc<dyn crate::netguard::NameResolver>,
+    resolver: Arc<dyn crate::doors::http::netguard::NameResolver>,
     shared: std::sync::Mutex<std::collections::BTreeMap<Duration, reqwest::Client>>,
 }
 
@@ -525,7 +396,7 @@ impl HttpClients {
     /// Clients resolving through `resolver`; the one for `first_connect_timeout` is built
     /// now, so a host that cannot build clients fails here, at start, not in a run.
     pub fn new(
-        resolver: Arc<dyn crate::netguard::NameResolver>,
+        resolver: Arc<dyn crate::doors::http::netguard::NameResolver>,
         first_connect_timeout: Duration,
     ) -> Result<HttpClients, ClientBuildError> {
         let clients = HttpClients {
@@ -581,87 +452,10 @@ mod tests {
 
     use super::*;
 
-    fn policy() -> EgressPolicy {
-        EgressPolicy::new(vec![
-            Origin::parse("https://login.microsoftonline.com").unwrap(),
-            Origin::parse("https://graph.microsoft.com").unwrap(),
-            Origin::parse("http://127.0.0.1:8080").unwrap(),
-        ])
-    }
-
-    #[test]
-    fn allowlist_is_by_exact_origin() {
-        let p = policy();
-        assert!(p
-            .check("https://graph.microsoft.com/v1.0/users?$top=1")
-            .is_ok());
-        assert!(p
-            .check("https://GRAPH.microsoft.com:443/v1.0/users")
-            .is_ok());
-        for bad in [
-            "https://graph.microsoft.com.evil.example/v1.0/users",
-            "https://evil.example/https://graph.microsoft.com",
-            "https://graph.microsoft.com:8443/v1.0/users",
-            "http://graph.microsoft.com/v1.0/users",
-            "ftp://graph.microsoft.com/",
-            "https://user:pw@graph.microsoft.com/",
-            "not a url",
-        ] {
-            assert!(p.check(bad).is_err(), "{bad} must be refused");
-        }
-        let e = p.check("https://evil.example/x").unwrap_err();
-        assert!(
-            e.contains("https://evil.example is not in the tenant's egress allowlist"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn loopback_http_needs_the_operator_switch() {
-        let mut p = policy();
-        let e = p.check("http://127.0.0.1:8080/v1.0/users").unwrap_err();
-        assert!(e.contains("plain http is refused"), "{e}");
-        p.allow_loopback_http = true;
-        assert!(p.check("http://127.0.0.1:8080/v1.0/users").is_ok());
-        assert!(p.check("http://127.0.0.1:8081/v1.0/users").is_err());
-    }
-
-    #[test]
-    fn non_public_ip_literals_are_refused_even_when_allowlisted() {
-        let mut p = EgressPolicy::new(
-            [
-                "https://169.254.169.254",
-                "https://10.0.0.5",
-                "https://[::ffff:127.0.0.1]",
-                "http://127.0.0.1:8080",
-                "https://20.1.2.3",
-            ]
-            .iter()
-            .map(|s| Origin::parse(s).unwrap())
-            .collect(),
-        );
-        p.allow_loopback_http = true;
-        for bad in [
-            "https://169.254.169.254/latest/meta-data",
-            "https://10.0.0.5/",
-            "https://[::ffff:127.0.0.1]/",
-        ] {
-            let e = p.check(bad).unwrap_err();
-            assert!(e.contains("non-public address"), "{bad}: {e}");
-        }
-        assert!(
-            p.check("http://127.0.0.1:8080/").is_ok(),
-            "loopback for the emulator when opted in"
-        );
-        assert!(p.check("https://20.1.2.3/").is_ok());
-        p.allow_loopback_http = false;
-        assert!(p.check("http://127.0.0.1:8080/").is_err());
-    }
-
     #[test]
     fn operator_a_client_that_cannot_be_built_is_an_error_not_a_permissive_default() {
-        let resolver: Arc<dyn crate::netguard::NameResolver> =
-            Arc::new(crate::netguard::StaticResolver::default());
+        let resolver: Arc<dyn crate::doors::http::netguard::NameResolver> =
+            Arc::new(crate::doors::http::netguard::StaticResolver::default());
         // The only setting reqwest can refuse here is TLS: ask for no TLS version at all.
         let impossible = client_builder(Duration::from_secs(3), resolver.clone())
             .min_tls_version(reqwest::tls::Version::TLS_1_3)
@@ -683,7 +477,7 @@ mod tests {
     #[test]
     fn operator_connect_timeout_picks_a_client_built_with_it() {
         let clients = HttpClients::new(
-            Arc::new(crate::netguard::StaticResolver::default()),
+            Arc::new(crate::doors::http::netguard::StaticResolver::default()),
             Duration::from_secs(10),
         )
         .unwrap();
@@ -731,7 +525,7 @@ mod tests {
     async fn operator_connect_timeout_of_the_client_is_the_one_asked_for() {
         let (_listener, _queued, port) = blackhole().await;
         let clients = HttpClients::new(
-            Arc::new(crate::netguard::StaticResolver::default()),
+            Arc::new(crate::doors::http::netguard::StaticResolver::default()),
             Duration::from_secs(10),
         )
         .unwrap();
@@ -744,16 +538,5 @@ mod tests {
             .unwrap_err();
         // The connect timeout fired, not the 60 s request timeout.
         assert!(err.is_connect() && err.is_timeout(), "{err:?}");
-    }
-
-    #[test]
-    fn origin_display_round_trips() {
-        for s in [
-            "https://graph.microsoft.com",
-            "http://127.0.0.1:8080",
-            "https://[::1]:9000",
-        ] {
-            assert_eq!(Origin::parse(s).unwrap().to_string(), s);
-        }
     }
 }

@@ -30,13 +30,23 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::config::SecretSpec;
-use crate::egress::Origin;
+use crate::doors::http::Origin;
 
 const OPEN: &str = "{{secret:";
 const CLOSE: &str = "}}";
 
 /// What a redacted secret is replaced with.
 pub const REDACTED: &str = "[redacted]";
+
+/// Why a secret could not be loaded: its name, and one line saying why and what to do.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("secret '{name}': {message}")]
+pub struct SecretError {
+    /// The secret's name.
+    pub name: String,
+    /// Why, and what to do.
+    pub message: String,
+}
 
 /// Shortest secret value [`SecretSet::load`] accepts.
 pub const MIN_SECRET_CHARS: usize = 8;
@@ -83,7 +93,11 @@ impl SecretSet {
     }
 
     /// Loads the secrets a tenant file names (environment variables or files).
-    pub fn load(specs: &BTreeMap<String, SecretSpec>) -> Result<SecretSet, (String, String)> {
+    pub fn load(specs: &BTreeMap<String, SecretSpec>) -> Result<SecretSet, SecretError> {
+        Self::load_all(specs).map_err(|(name, message)| SecretError { name, message })
+    }
+
+    fn load_all(specs: &BTreeMap<String, SecretSpec>) -> Result<SecretSet, (String, String)> {
         let mut set = SecretSet::new();
         for (name, spec) in specs {
             let value = match (&spec.env, &spec.file) {
@@ -119,7 +133,7 @@ impl SecretSet {
             let origins = spec
                 .hosts
                 .iter()
-                .map(|h| Origin::parse(h).map_err(|e| (name.clone(), e)))
+                .map(|h| Origin::parse(h).map_err(|e| (name.clone(), e.to_string())))
                 .collect::<Result<Vec<_>, _>>()?;
             let chars = value.chars().count();
             if chars < MIN_SECRET_CHARS {
@@ -572,7 +586,7 @@ mod tests {
             hosts: vec!["https://login.microsoftonline.com".into()],
         };
         let specs = BTreeMap::from([("client_secret".to_string(), spec(&path))]);
-        let (name, message) = SecretSet::load(&specs).unwrap_err();
+        let SecretError { name, message } = SecretSet::load(&specs).unwrap_err();
         assert_eq!(name, "client_secret");
         assert!(
             message.contains("only 5 characters") && !message.contains('\n'),

@@ -519,8 +519,9 @@ mod tests {
     /// The literal path: an allowlisted IP-literal origin is still refused by the policy.
     fn literal_refusal(v6: &str) -> String {
         let url = format!("https://[{v6}]/latest/meta-data");
-        let policy =
-            crate::egress::EgressPolicy::new(vec![crate::egress::Origin::parse(&url).unwrap()]);
+        let policy = crate::doors::http::EgressPolicy::new(vec![
+            crate::doors::http::Origin::parse(&url).unwrap(),
+        ]);
         policy.check(&url).unwrap_err()
     }
 

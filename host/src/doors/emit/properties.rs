@@ -1,12 +1,12 @@
 //! Property test (proptest) of the `emit-event` door: whatever strings a guest emits, the
 //! host serves the call or refuses the whole batch, never panics, and the JSONL file it
 //! writes stays one JSON object per line. It drives `emit_event::Host::emit` on a real
-//! `RunState` (that is why it lives inside the crate) with a real `JsonlFileSink`.
+//! [`EmitState`] (that is why it lives inside the crate) with a real `JsonlFileSink`.
 //!
 //! CI runs 256 cases (proptest's default). The million-case run:
 //!
 //! ```text
-//! PROPTEST_CASES=1000000 cargo test --release -p connector-host --lib runtime::properties
+//! PROPTEST_CASES=1000000 cargo test --release -p connector-host --lib doors::emit::properties
 //! ```
 
 use std::path::PathBuf;
@@ -15,52 +15,20 @@ use std::sync::{Arc, OnceLock};
 
 use proptest::prelude::*;
 use serde_json::{Map, Value};
-use wasmtime::component::ResourceTable;
-use wasmtime_wasi::WasiCtx;
 
-use super::bindings::connector::runtime::emit_event::{self, Host as _};
-use super::doors::RunState;
-use super::limits::{CpuMeter, RunLimiter, RuntimeLimits};
-use crate::checkpoint::{CheckpointError, CheckpointStore};
-use crate::egress::{EgressPolicy, HttpDoor};
-use crate::secrets::SecretSet;
-use crate::sink::{EventSink, JsonlFileSink};
+use super::emit_event::{self, Host as _};
+use super::{EmitPolicy, EmitState, EventSink, JsonlFileSink};
+use crate::doors::RunShared;
 
-const LIMITS: RuntimeLimits = RuntimeLimits {
-    memory_bytes: 1 << 20,
-    cpu_budget_ms: 1_000,
-    max_call_bytes: 12 * 1024,
+/// Most bytes one call may pass into the host.
+const MAX_CALL_BYTES: usize = 12 * 1024;
+
+const POLICY: EmitPolicy = EmitPolicy {
     max_event_bytes: 4 * 1024,
     max_batch_events: 8,
     max_events_per_run: 100,
-    guest_output_bytes: 1024,
-    max_log_bytes: 1024,
-    pool_size: 0,
+    max_depth: 64,
 };
-
-struct NoCheckpoints;
-
-impl CheckpointStore for NoCheckpoints {
-    fn get(&self, _: &str, _: &str) -> Result<Option<(Vec<u8>, u64)>, CheckpointError> {
-        Ok(None)
-    }
-    fn set(&self, _: &str, _: &str, _: &[u8], _: Option<u64>) -> Result<u64, CheckpointError> {
-        Ok(1)
-    }
-}
-
-fn http() -> Arc<HttpDoor> {
-    static HTTP: OnceLock<Arc<HttpDoor>> = OnceLock::new();
-    HTTP.get_or_init(|| {
-        Arc::new(HttpDoor::new(
-            reqwest::Client::new(),
-            EgressPolicy::new(Vec::new()),
-            Arc::new(SecretSet::new()),
-            "t".into(),
-        ))
-    })
-    .clone()
-}
 
 fn scratch_file() -> PathBuf {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
@@ -72,23 +40,28 @@ fn scratch_file() -> PathBuf {
     ))
 }
 
-fn run_state(sink: Arc<dyn EventSink>, already_emitted: u64) -> RunState {
-    RunState {
-        wasi: WasiCtx::builder().build(),
-        table: ResourceTable::new(),
-        limiter: RunLimiter::new(LIMITS.memory_bytes),
-        cpu: CpuMeter::new(LIMITS.cpu_budget_ms, 10),
-        tenant: "t".into(),
-        namespace: "t/c".into(),
-        http: http(),
-        checkpoints: Arc::new(NoCheckpoints),
-        sink,
-        rt: LIMITS,
-        events: Arc::new(AtomicU64::new(already_emitted)),
-        scrub: crate::secrets::Scrubber::default(),
-        redactions: 0,
-        limit_hit: None,
-    }
+/// The door of a run that has already emitted `already_emitted` events.
+fn emit_state(sink: Arc<dyn EventSink>, already_emitted: u64) -> (EmitState, Arc<RunShared>) {
+    let shared = Arc::new(RunShared::new(
+        "t".into(),
+        Default::default(),
+        MAX_CALL_BYTES,
+    ));
+    let mut state = EmitState::new(shared.clone(), POLICY, sink);
+    state.written = already_emitted;
+    (state, shared)
+}
+
+/// The sink's calls run on tokio's blocking pool: a runtime drives the door.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+    })
+    .block_on(f)
 }
 
 /// A JSON scalar. (Generators here never filter: a million cases would exhaust proptest's
@@ -142,7 +115,7 @@ fn event() -> impl Strategy<Value = (String, bool)> {
         // A carriage return in the whitespace is refused (a line break to some readers).
         24 => (ws.clone(), json_object(), ws).prop_map(|(a, o, b)| {
             let s = format!("{a}{o}{b}");
-            let ok = s.len() <= LIMITS.max_event_bytes && !s.contains('\r');
+            let ok = s.len() <= POLICY.max_event_bytes && !s.contains('\r');
             (s, ok)
         }),
         // A newline anywhere: refused even where JSON allows it.
@@ -169,13 +142,13 @@ fn event() -> impl Strategy<Value = (String, bool)> {
         // 128): the host's check does not recurse, so no stack overflow at any depth.
         1 => (30usize..5000).prop_map(|depth| {
             let s = format!("{{\"a\":{}{}}}", "[".repeat(depth), "]".repeat(depth));
-            let ok = s.len() <= LIMITS.max_event_bytes && depth < 64;
+            let ok = s.len() <= POLICY.max_event_bytes && depth < 64;
             (s, ok)
         }),
         // Over the event size limit.
-        2 => (LIMITS.max_event_bytes - 16..LIMITS.max_event_bytes + 16).prop_map(|n| {
+        2 => (POLICY.max_event_bytes - 16..POLICY.max_event_bytes + 16).prop_map(|n| {
             let s = format!("{{\"pad\":\"{}\"}}", "x".repeat(n.saturating_sub(10)));
-            let ok = s.len() <= LIMITS.max_event_bytes;
+            let ok = s.len() <= POLICY.max_event_bytes;
             (s, ok)
         }),
         // Anything.
@@ -201,8 +174,8 @@ fn hostile_events_with_a_carriage_return_or_deep_nesting_are_refused() {
     ] {
         let path = scratch_file();
         let sink = Arc::new(JsonlFileSink::open(&path).expect("a scratch sink"));
-        let mut state = run_state(sink, 0);
-        match futures::executor::block_on(state.emit(vec![event.clone()])) {
+        let (mut state, _) = emit_state(sink, 0);
+        match block_on(state.emit(vec![event.clone()])) {
             Ok(Err(emit_event::EmitError::Invalid(why))) => {
                 assert!(why.contains(refused), "{event:?}: {why}")
             }
@@ -211,12 +184,9 @@ fn hostile_events_with_a_carriage_return_or_deep_nesting_are_refused() {
     }
     let path = scratch_file();
     let sink = Arc::new(JsonlFileSink::open(&path).expect("a scratch sink"));
-    let mut state = run_state(sink, 0);
+    let (mut state, _) = emit_state(sink, 0);
     let inside = vec![nested(63), "{\"s\":\"[[[[\\\"{{\"}".to_string()];
-    assert!(matches!(
-        futures::executor::block_on(state.emit(inside)),
-        Ok(Ok(()))
-    ));
+    assert!(matches!(block_on(state.emit(inside)), Ok(Ok(()))));
 }
 
 proptest! {
@@ -232,20 +202,20 @@ proptest! {
     ) {
         let path = scratch_file();
         let sink = Arc::new(JsonlFileSink::open(&path).expect("a scratch sink"));
-        let mut state = run_state(sink.clone(), already);
+        let (mut state, shared) = emit_state(sink.clone(), already);
         let events: Vec<String> = batch.iter().map(|(e, _)| e.clone()).collect();
-        let result = futures::executor::block_on(state.emit(events.clone()));
-        let limit_hit = state.limit_hit.take().map(|(kind, _)| kind);
-        let counted = state.events.load(Ordering::Relaxed);
+        let result = block_on(state.emit(events.clone()));
+        let limit_hit = shared.limit_hit().map(|(kind, _)| kind);
+        let counted = state.written();
         drop(state);
         drop(sink);
         let written = std::fs::read_to_string(&path).expect("the scratch sink is readable");
         let _ = std::fs::remove_file(&path);
 
         let call_bytes = events.iter().map(String::len).sum::<usize>() + events.len() * 16;
-        let over_call = call_bytes > LIMITS.max_call_bytes;
-        let over_run = already + events.len() as u64 > LIMITS.max_events_per_run;
-        let fits = events.len() <= LIMITS.max_batch_events && !over_call;
+        let over_call = call_bytes > MAX_CALL_BYTES;
+        let over_run = already + events.len() as u64 > POLICY.max_events_per_run;
+        let fits = events.len() <= POLICY.max_batch_events && !over_call;
         prop_assert_eq!(limit_hit, None, "emit never stops the run");
         match result {
             Err(trap) => {

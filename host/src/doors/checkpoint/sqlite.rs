@@ -1,46 +1,20 @@
-//! The `kv-checkpoint` door's storage: durable, versioned cursors, namespaced per tenant
-//! and connector.
-//!
-//! Every `set` is a compare-and-set on a version number, so two workers running the same
-//! tenant can never silently overwrite each other's cursor. The default store is one SQLite
-//! file (WAL, `synchronous=FULL`: a committed cursor survives a power cut).
+//! The embedded default checkpoint store: one SQLite file (WAL, `synchronous=FULL`: a
+//! committed cursor survives a power cut). Its calls block (a commit fsyncs), so the async
+//! [`CheckpointStore`] methods run them on tokio's blocking pool; the blocking methods
+//! ([`SqliteCheckpointStore::get_blocking`], [`SqliteCheckpointStore::set_blocking`]) are
+//! there for callers outside a runtime.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-/// Why a checkpoint operation failed.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-pub enum CheckpointError {
-    /// The stored version is not the expected one.
-    #[error("version conflict: the cursor is at version {current:?}")]
-    Conflict {
-        /// The version now stored (None: the key does not exist).
-        current: Option<u64>,
-    },
-    /// The store failed.
-    #[error("checkpoint store: {0}")]
-    Storage(String),
-}
-
-/// A durable, versioned key-value store for cursors.
-pub trait CheckpointStore: Send + Sync {
-    /// Reads `key` in `namespace`: value and version.
-    fn get(&self, namespace: &str, key: &str) -> Result<Option<(Vec<u8>, u64)>, CheckpointError>;
-    /// Writes `key` if its version is `expected` (None: must not exist); returns the new version.
-    fn set(
-        &self,
-        namespace: &str,
-        key: &str,
-        value: &[u8],
-        expected: Option<u64>,
-    ) -> Result<u64, CheckpointError>;
-}
+use super::store::{CheckpointError, CheckpointStore};
 
 /// Checkpoints in one SQLite file.
+#[derive(Clone)]
 pub struct SqliteCheckpointStore {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
 }
 
 impl SqliteCheckpointStore {
@@ -82,7 +56,7 @@ impl SqliteCheckpointStore {
             CheckpointError::Storage(format!("cannot initialise {}: {e}", path.display()))
         })?;
         Ok(SqliteCheckpointStore {
-            conn: Mutex::new(conn),
+            conn: Arc::new(Mutex::new(conn)),
         })
     }
 
@@ -98,8 +72,13 @@ impl SqliteCheckpointStore {
     }
 }
 
-impl CheckpointStore for SqliteCheckpointStore {
-    fn get(&self, namespace: &str, key: &str) -> Result<Option<(Vec<u8>, u64)>, CheckpointError> {
+impl SqliteCheckpointStore {
+    /// [`CheckpointStore::get`], blocking the calling thread.
+    pub fn get_blocking(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<(Vec<u8>, u64)>, CheckpointError> {
         self.with(|c| {
             c.query_row(
                 "SELECT value, version FROM checkpoints WHERE namespace = ?1 AND key = ?2",
@@ -110,7 +89,8 @@ impl CheckpointStore for SqliteCheckpointStore {
         })
     }
 
-    fn set(
+    /// [`CheckpointStore::set`], blocking the calling thread.
+    pub fn set_blocking(
         &self,
         namespace: &str,
         key: &str,
@@ -149,6 +129,39 @@ impl CheckpointStore for SqliteCheckpointStore {
             Ok(Ok(next))
         })?;
         outcome.map_err(|current| CheckpointError::Conflict { current })
+    }
+}
+
+/// Runs blocking store work on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, CheckpointError> + Send + 'static,
+) -> Result<T, CheckpointError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| CheckpointError::Storage(format!("the store's worker failed: {e}")))?
+}
+
+#[async_trait::async_trait]
+impl CheckpointStore for SqliteCheckpointStore {
+    async fn get(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<(Vec<u8>, u64)>, CheckpointError> {
+        let (store, namespace, key) = (self.clone(), namespace.to_owned(), key.to_owned());
+        blocking(move || store.get_blocking(&namespace, &key)).await
+    }
+
+    async fn set(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &[u8],
+        expected: Option<u64>,
+    ) -> Result<u64, CheckpointError> {
+        let (store, namespace, key) = (self.clone(), namespace.to_owned(), key.to_owned());
+        let value = value.to_vec();
+        blocking(move || store.set_blocking(&namespace, &key, &value, expected)).await
     }
 }
 
@@ -198,8 +211,8 @@ mod tests {
                     let s = SqliteCheckpointStore::open(&path).unwrap();
                     let mut done = 0;
                     while done < 150 {
-                        let current = s.get("t/x", "k").unwrap().map(|(_, v)| v);
-                        match s.set("t/x", "k", format!("{w}").as_bytes(), current) {
+                        let current = s.get_blocking("t/x", "k").unwrap().map(|(_, v)| v);
+                        match s.set_blocking("t/x", "k", format!("{w}").as_bytes(), current) {
                             Ok(_) => done += 1,
                             Err(CheckpointError::Conflict { .. }) => {}
                             Err(e) => panic!("worker {w}: {e:?}"),
@@ -212,7 +225,10 @@ mod tests {
             w.join().expect("no worker saw a storage error");
         }
         let s = SqliteCheckpointStore::open(&path).unwrap();
-        assert_eq!(s.get("t/x", "k").unwrap().map(|(_, v)| v), Some(300));
+        assert_eq!(
+            s.get_blocking("t/x", "k").unwrap().map(|(_, v)| v),
+            Some(300)
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -222,22 +238,26 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("c.sqlite");
         let s = SqliteCheckpointStore::open(&path).unwrap();
-        assert_eq!(s.get("a/x", "k").unwrap(), None);
-        assert_eq!(s.set("a/x", "k", b"1", None).unwrap(), 1);
+        assert_eq!(s.get_blocking("a/x", "k").unwrap(), None);
+        assert_eq!(s.set_blocking("a/x", "k", b"1", None).unwrap(), 1);
         assert_eq!(
-            s.set("a/x", "k", b"2", None),
+            s.set_blocking("a/x", "k", b"2", None),
             Err(CheckpointError::Conflict { current: Some(1) })
         );
         assert_eq!(
-            s.set("a/x", "k", b"2", Some(7)),
+            s.set_blocking("a/x", "k", b"2", Some(7)),
             Err(CheckpointError::Conflict { current: Some(1) })
         );
-        assert_eq!(s.set("a/x", "k", b"2", Some(1)).unwrap(), 2);
-        assert_eq!(s.get("b/x", "k").unwrap(), None, "namespaces are separate");
+        assert_eq!(s.set_blocking("a/x", "k", b"2", Some(1)).unwrap(), 2);
+        assert_eq!(
+            s.get_blocking("b/x", "k").unwrap(),
+            None,
+            "namespaces are separate"
+        );
         drop(s);
         let s = SqliteCheckpointStore::open(&path).unwrap();
         assert_eq!(
-            s.get("a/x", "k").unwrap(),
+            s.get_blocking("a/x", "k").unwrap(),
             Some((b"2".to_vec(), 2)),
             "durable across reopen"
         );

@@ -4,7 +4,7 @@
 //! thousand directories. Every simulated tenant (`sim-0000`, `sim-0001`, …) syncs the same
 //! generated directory through the real host path (egress policy, secret substitution,
 //! SQLite checkpoints, JSONL sink), each with its own checkpoint namespace and events file.
-//! Unlike [`crate::demo::emulator_tenant_run`], which opens a store and a sink per call, all
+//! Unlike [`super::wiring::emulator_tenant_run`], which opens a store and a sink per call, all
 //! simulated tenants share one SQLite store (one connection, not one per tenant) and each
 //! run opens its tenant's events file and closes it when the run ends.
 
@@ -14,17 +14,12 @@ use std::time::Duration;
 
 use graph_emulator::{Emulator, EmulatorConfig, Tenant};
 
-use super::{Schedule, SimulationSpec, TenantEntry};
-use crate::egress::EgressPolicy;
-use crate::secrets::SecretSet;
+use super::SimulationError;
+use crate::doors::http::secrets::SecretSet;
+use crate::doors::http::EgressPolicy;
+pub use crate::serve::simulated_keys;
+use crate::serve::{Schedule, SimulationSpec, TenantEntry};
 use crate::{JsonlFileSink, RunError, SqliteCheckpointStore, TenantRun};
-
-/// The keys of `n` simulated tenants: `sim-0000`…, zero-padded to at least four digits so
-/// they sort in order.
-pub fn simulated_keys(n: usize) -> Vec<String> {
-    let width = n.saturating_sub(1).to_string().len().max(4);
-    (0..n).map(|i| format!("sim-{i:0width$}")).collect()
-}
 
 /// The running emulator and what every simulated tenant's run shares.
 pub struct Simulation {
@@ -45,18 +40,18 @@ struct Template {
 impl Simulation {
     /// Starts the emulator with `users_per_tenant` generated users and opens the shared
     /// checkpoint store.
-    pub async fn start(spec: &SimulationSpec) -> Result<Simulation, String> {
+    pub async fn start(spec: &SimulationSpec) -> Result<Simulation, SimulationError> {
         let checkpoints = SqliteCheckpointStore::open(&spec.checkpoint_db).map_err(|e| {
-            format!(
+            SimulationError(format!(
                 "{e}; check checkpoint_db = \"{}\"",
                 spec.checkpoint_db.display()
-            )
+            ))
         })?;
         std::fs::create_dir_all(&spec.events_dir).map_err(|e| {
-            format!(
+            SimulationError(format!(
                 "cannot create events_dir \"{}\": {e}",
                 spec.events_dir.display()
-            )
+            ))
         })?;
         // Every simulated tenant is served by this one emulator, which is one Graph tenant to
         // Graph's limits: the reports limits (5 per 10 s, sign-in data 10 a minute, per app
@@ -72,12 +67,12 @@ impl Simulation {
             },
         )
         .await
-        .map_err(|e| format!("cannot start the Graph emulator: {e:#}"))?;
-        let crate::demo::EmulatorWiring {
+        .map_err(|e| SimulationError(format!("cannot start the Graph emulator: {e:#}")))?;
+        let super::wiring::EmulatorWiring {
             connector_config,
             policy,
             secrets,
-        } = crate::demo::emulator_wiring(&emulator)?;
+        } = super::wiring::emulator_wiring(&emulator)?;
         let template = Template {
             connector_config,
             policy,

@@ -1,32 +1,20 @@
-//! The `emit-event` door's destinations.
-//!
-//! A sink takes batches of JSON events and, on [`EventSink::flush_durable`], guarantees
-//! that everything written before is on stable storage. The runtime calls that before
-//! committing any checkpoint: this is what makes "nothing lost" true.
+//! Events appended to a JSON-lines file; `flush_durable` flushes and fsyncs it. A torn last
+//! line (a process killed mid-write) is cut when the file is opened.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-/// Why a sink failed.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SinkError(pub String);
-
-/// A destination for events.
-pub trait EventSink: Send + Sync {
-    /// Appends a batch of events (each one JSON object, no newline inside).
-    fn write(&self, events: &[String]) -> Result<(), SinkError>;
-    /// Makes everything written so far durable.
-    fn flush_durable(&self) -> Result<(), SinkError>;
-    /// Events accepted so far.
-    fn written(&self) -> u64;
-}
+use super::sink::{blocking, EventSink, SinkError};
 
 /// Appends JSON lines to a file; `flush_durable` flushes and fsyncs it.
 pub struct JsonlFileSink {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     path: PathBuf,
     file: Mutex<BufWriter<File>>,
     written: AtomicU64,
@@ -55,12 +43,16 @@ impl JsonlFileSink {
         repair_torn_tail(&mut file)
             .map_err(|e| SinkError(format!("cannot repair {}: {e}", path.display())))?;
         Ok(JsonlFileSink {
-            path: path.to_path_buf(),
-            file: Mutex::new(BufWriter::with_capacity(1 << 20, file)),
-            written: AtomicU64::new(0),
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                file: Mutex::new(BufWriter::with_capacity(1 << 20, file)),
+                written: AtomicU64::new(0),
+            }),
         })
     }
+}
 
+impl Inner {
     fn fail(&self, e: std::io::Error) -> SinkError {
         SinkError(format!("writing {}: {e}", self.path.display()))
     }
@@ -102,7 +94,7 @@ fn repair_torn_tail(f: &mut File) -> std::io::Result<u64> {
     }
 }
 
-impl EventSink for JsonlFileSink {
+impl Inner {
     fn write(&self, events: &[String]) -> Result<(), SinkError> {
         let mut f = self
             .file
@@ -125,37 +117,22 @@ impl EventSink for JsonlFileSink {
         f.flush().map_err(|e| self.fail(e))?;
         f.get_ref().sync_data().map_err(|e| self.fail(e))
     }
-
-    fn written(&self) -> u64 {
-        self.written.load(Ordering::Relaxed)
-    }
 }
 
-/// Writes JSON lines to standard output; `flush_durable` flushes it.
-#[derive(Default)]
-pub struct StdoutSink {
-    written: AtomicU64,
-}
-
-impl EventSink for StdoutSink {
-    fn write(&self, events: &[String]) -> Result<(), SinkError> {
-        let mut out = std::io::stdout().lock();
-        for e in events {
-            writeln!(out, "{e}").map_err(|e| SinkError(format!("writing to stdout: {e}")))?;
-        }
-        self.written
-            .fetch_add(events.len() as u64, Ordering::Relaxed);
-        Ok(())
+#[async_trait::async_trait]
+impl EventSink for JsonlFileSink {
+    async fn write(&self, events: Vec<String>) -> Result<(), SinkError> {
+        let inner = self.inner.clone();
+        blocking(move || inner.write(&events)).await
     }
 
-    fn flush_durable(&self) -> Result<(), SinkError> {
-        std::io::stdout()
-            .flush()
-            .map_err(|e| SinkError(format!("flushing stdout: {e}")))
+    async fn flush_durable(&self) -> Result<(), SinkError> {
+        let inner = self.inner.clone();
+        blocking(move || inner.flush_durable()).await
     }
 
     fn written(&self) -> u64 {
-        self.written.load(Ordering::Relaxed)
+        self.inner.written.load(Ordering::Relaxed)
     }
 }
 
@@ -163,14 +140,14 @@ impl EventSink for StdoutSink {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_torn_last_line_is_cut_before_appending() {
+    #[tokio::test]
+    async fn a_torn_last_line_is_cut_before_appending() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
         std::fs::write(&path, "{\"a\":1}\n{\"b\":2}\n{\"c\":").unwrap();
         let sink = JsonlFileSink::open(&path).unwrap();
-        sink.write(&["{\"d\":4}".to_string()]).unwrap();
-        sink.flush_durable().unwrap();
+        sink.write(vec!["{\"d\":4}".to_string()]).await.unwrap();
+        sink.flush_durable().await.unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "{\"a\":1}\n{\"b\":2}\n{\"d\":4}\n"
@@ -231,22 +208,24 @@ mod tests {
         assert!(e.contains("is a directory"), "{e}");
     }
 
-    #[test]
-    fn jsonl_appends_lines_and_survives_reopen() {
+    #[tokio::test]
+    async fn jsonl_appends_lines_and_survives_reopen() {
         let dir = std::env::temp_dir().join(format!("sink-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("e.jsonl");
         let s = JsonlFileSink::open(&path).unwrap();
-        s.write(&["{\"a\":1}".into(), "{\"a\":2}".into()]).unwrap();
-        s.flush_durable().unwrap();
+        s.write(vec!["{\"a\":1}".into(), "{\"a\":2}".into()])
+            .await
+            .unwrap();
+        s.flush_durable().await.unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "{\"a\":1}\n{\"a\":2}\n"
         );
         drop(s);
         let s = JsonlFileSink::open(&path).unwrap();
-        s.write(&["{\"a\":3}".into()]).unwrap();
-        s.flush_durable().unwrap();
+        s.write(vec!["{\"a\":3}".into()]).await.unwrap();
+        s.flush_durable().await.unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 3);
         assert_eq!(s.written(), 1);
         let _ = std::fs::remove_dir_all(&dir);

@@ -1,0 +1,165 @@
+//! A tenants file brought to life ([`Deployment`]), and the shutdown signal the CLI waits for.
+
+use std::sync::Arc;
+
+use super::server::{Server, TenantEntry};
+use super::ServeFile;
+use crate::metrics::MetricsEndpoint;
+use crate::Runtime;
+
+#[cfg(feature = "simulation")]
+use crate::simulation::Simulation;
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C) and says which. If a handler cannot be
+/// installed, that signal is logged and left to its default action.
+pub async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM ({e}); stop the host with SIGINT");
+                None
+            }
+        };
+        let terminated = async {
+            match term.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = terminated => "SIGTERM",
+            _ = interrupted() => "SIGINT",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        interrupted().await;
+        "Ctrl-C"
+    }
+}
+
+async fn interrupted() {
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        tracing::warn!("cannot listen for Ctrl-C ({e})");
+        std::future::pending::<()>().await;
+    }
+}
+
+/// A tenants file brought to life: the server with every tenant registered, its metrics
+/// endpoint listening, and the simulation's emulator if the file has one. What
+/// `connector-host serve` runs; a test or a platform can drive the same.
+pub struct Deployment {
+    /// The server, tenants registered, not yet serving.
+    pub server: Server,
+    /// The `/metrics` + `/healthz` endpoint.
+    pub endpoint: MetricsEndpoint,
+    /// The simulated tenants' Graph emulator, if the file has a `[simulation]`.
+    #[cfg(feature = "simulation")]
+    pub simulation: Option<Simulation>,
+    /// The file it came from.
+    pub file: ServeFile,
+}
+
+/// Why a [`Deployment`] could not start; each message is one line naming what failed and
+/// what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The tenants file asks for something that cannot be (a duplicate tenant, an address
+    /// already taken): the operator must change it.
+    #[error("{0}")]
+    Config(String),
+    /// The host could not start a part of the deployment (the simulation's emulator).
+    #[error("{0}")]
+    Host(String),
+}
+
+impl Deployment {
+    /// Raises the soft open-files limit to the hard one, starts the simulation (if any),
+    /// registers every tenant, binds the endpoint (its connection cap leaves most
+    /// descriptors to the runs: [`crate::metrics::connection_cap`]).
+    pub async fn start(file: ServeFile, runtime: Arc<Runtime>) -> Result<Deployment, DeployError> {
+        let (before, after) = crate::metrics::raise_open_files_limit();
+        if before != after {
+            tracing::info!(
+                before = ?before,
+                after = ?after,
+                "raised the open-files limit to its hard limit"
+            );
+        }
+        let server = Server::new(runtime.clone(), file.options.clone());
+        #[cfg(feature = "simulation")]
+        let simulation = match &file.simulation {
+            Some(spec) => Some(Simulation::start(spec).await.map_err(|message| {
+                DeployError::Host(format!("{}: [simulation]: {message}", file.path.display()))
+            })?),
+            None => None,
+        };
+        let mut entries = Vec::with_capacity(file.tenants.len());
+        for cfg in &file.tenants {
+            // What the tenant file leaves to the component comes from its egress plan.
+            let cfg = runtime
+                .resolve_egress(cfg.clone())
+                .await
+                .map_err(|e| DeployError::Config(format!("{}: {e}", file.path.display())))?;
+            entries.push(TenantEntry::from_config(cfg, file.schedule.clone()));
+        }
+        let entries = entries.into_iter();
+        #[cfg(feature = "simulation")]
+        let entries = entries.chain(
+            simulation
+                .iter()
+                .flat_map(|sim| sim.entries(&file.schedule)),
+        );
+        for entry in entries {
+            server
+                .register(entry)
+                .map_err(|e| DeployError::Config(format!("{}: {e}", file.path.display())))?;
+        }
+        let endpoint = server.listen(file.listen).await.map_err(|e| {
+            DeployError::Config(format!(
+                "{}: [serve] listen = \"{}\": cannot listen there: {e}; choose a free address and port",
+                file.path.display(),
+                file.listen
+            ))
+        })?;
+        tracing::info!(
+            open_files_limit = ?after,
+            max_connections = endpoint.max_connections(),
+            "metrics endpoint connection cap"
+        );
+        Ok(Deployment {
+            server,
+            endpoint,
+            #[cfg(feature = "simulation")]
+            simulation,
+            file,
+        })
+    }
+
+    /// The line the CLI prints when it starts serving.
+    pub fn start_line(&self) -> String {
+        let addr = self.endpoint.local_addr();
+        let o = self.server.options();
+        format!(
+            "serving {} tenants{} from {}; at most {} runs at once; metrics http://{addr}/metrics, health http://{addr}/healthz",
+            self.server.tenants().len(),
+            if o.once { " once" } else { "" },
+            self.file.path.display(),
+            o.max_concurrent_runs,
+        )
+    }
+
+    /// Closes the endpoint and stops the emulator.
+    pub async fn stop(self) {
+        self.endpoint.shutdown().await;
+        #[cfg(feature = "simulation")]
+        if let Some(sim) = self.simulation {
+            sim.shutdown().await;
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Many tenants, one process: `connector-host serve` and the library API under it.
+//!
+//! A platform syncs thousands of customers' directories on a schedule. One [`Runtime`]
+//! (one engine, the component compiled once) serves them all; this module decides *when*
+//! each tenant runs and *how many* run at once, and makes that visible:
+//!
+//! - every tenant runs on its own schedule: a first run after a random `0..jitter`, then
+//!   every `interval` (+ jitter); after a failure, `backoff_initial * 2^(failures-1)` capped
+//!   at `backoff_max` (+ jitter) — see [`next_delay`];
+//! - never two runs of one tenant at once, whoever starts them (schedule or
+//!   [`Server::run_now`]): a second start is refused, not queued;
+//! - at most `max_concurrent_runs` runs execute at once (a semaphore); the others wait in
+//!   line and are counted as waiting;
+//! - on shutdown (SIGTERM/SIGINT for the CLI) nothing new starts, runs in flight get the
+//!   grace period to end, and what is still running then is cut by dropping its future. A
+//!   cut cannot lose events or half-move a cursor: every cursor commit (after each page in
+//!   `delta` mode, at the end in `created` mode) is a synchronous host call (the sink is made
+//!   durable, then SQLite commits) that a dropped future interrupts only before or after,
+//!   never halfway. A cut run leaves its checkpoint at its last commit, and the next run
+//!   resumes there, redelivering at most the page in flight;
+//! - counters and gauges per tenant ([`crate::metrics`]), logs carrying the tenant key and
+//!   never a secret value.
+//!
+//! Nothing is reloaded: the tenants file is read once at start. (A tenant's secret is read
+//! again at each of its runs, as `connector-host run` does, so a rotated secret is picked up.)
+//!
+//! # The tenants file (`tenants.toml`)
+//!
+//! ```toml
+//! include = ["tenants.d/*.toml"]  # top-level key: it must come before the first [section].
+//!                                 # Tenant files in the tenant.toml format; a pattern is a
+//!                                 # path whose last part may hold one '*'; it must match a file.
+//!
+//! [serve]
+//! listen = "127.0.0.1:9464"       # /metrics and /healthz; loopback by default
+//! max_concurrent_runs = 64        # runs executing at once across tenants; others wait
+//! shutdown_grace_secs = 30        # in-flight runs get this long after SIGTERM/SIGINT
+//! once = false                    # true: run every tenant once, then exit (0 if all succeeded)
+//!
+//! [schedule]                      # every tenant's schedule
+//! interval_secs = 3600
+//! jitter_secs = 300               # the first and every next run are delayed by a random 0..jitter
+//! backoff_initial_secs = 30       # after n failures in a row: initial * 2^(n-1), capped
+//! backoff_max_secs = 3600
+//!
+//! [simulation]                    # optional: N simulated tenants, one in-process Graph emulator
+//! tenants = 1000                  # keys sim-0000, sim-0001, …
+//! users_per_tenant = 100
+//! seed = 42
+//! checkpoint_db = "sim/checkpoints.sqlite"   # one SQLite store shared by all simulated tenants
+//! events_dir = "sim/events"                  # <events_dir>/<key>.jsonl, opened for each run
+//! ```
+//!
+//! Every key is optional except `[simulation] tenants`; there must be at least one tenant.
+//! Unknown keys are errors; relative paths are resolved against the tenants file's folder;
+//! tenant keys must be unique, and so must JSONL event files; an included tenant file may not
+//! name its own `component` (one component per `serve` process). Errors are one line naming
+//! the file, the line and the key.
+
+mod deployment;
+mod file;
+mod schedule;
+mod server;
+mod summary;
+
+pub use deployment::{shutdown_signal, DeployError, Deployment};
+pub use file::{simulated_keys, ServeFile, SimulationSpec};
+pub use schedule::{first_delay, next_delay, Schedule};
+pub use server::{
+    MakeRun, Refused, RegisterError, ServeOptions, Server, TenantEntry, TenantStatus,
+};
+pub use summary::Summary;

@@ -10,7 +10,8 @@ use connector_host::emulator::{
 };
 use connector_host::error::ConnectorErrorKind;
 use connector_host::RunError;
-use e2e_tests::{assert_all_valid, uids, user_ids, Harness};
+use e2e_tests::{uids, user_ids, Harness};
+use ocsf_check::assert_all_valid;
 use serde_json::{json, Value};
 
 fn new_user(id: &str, name: &str) -> SimUser {

@@ -6,7 +6,8 @@
 //! --test golden`, then review the diff line by line against MAPPING.md.
 
 use connector_host::emulator::{EmulatorConfig, Tenant};
-use e2e_tests::{assert_all_valid, Harness};
+use e2e_tests::Harness;
+use ocsf_check::assert_all_valid;
 use serde_json::Value;
 
 const FIXTURE: &str = include_str!("../fixtures/golden-users.json");

@@ -5,7 +5,8 @@
 
 use connector_host::emulator::{Emulator, EmulatorConfig, Endpoint, FaultRule, SimUser, Tenant};
 use connector_host::RunError;
-use e2e_tests::{assert_all_valid, uids, user_ids, Harness};
+use e2e_tests::{uids, user_ids, Harness};
+use ocsf_check::assert_all_valid;
 use serde_json::{json, Value};
 
 fn delta_harness_config(h: &mut Harness, page_size: &str) {

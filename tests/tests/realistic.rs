@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use connector_host::emulator::{
     role_case, EmulatorConfig, Endpoint, FaultRule, Tenant, DIRECTORY_ROLE_TYPE, GROUP_TYPE,
 };
-use e2e_tests::{assert_all_valid, Harness};
+use e2e_tests::Harness;
+use ocsf_check::assert_all_valid;
 use serde_json::{json, Value};
 
 fn by_uid(events: &[Value]) -> BTreeMap<String, Value> {

@@ -1,107 +1,14 @@
-//! Shared pieces of the end-to-end tests: the OCSF 1.8.0 validator (the vendored official
-//! schema plus the rules the schema cannot express, from MAPPING.md), and a harness that
-//! starts the Graph emulator on 127.0.0.1 and runs the real component in the real host
-//! against it, with a real SQLite checkpoint file and a real JSONL sink.
+//! Shared pieces of the end-to-end tests: a harness that starts the Graph emulator on
+//! 127.0.0.1 and runs the real component in the real host against it, with a real SQLite
+//! checkpoint file and a real JSONL sink, and the awkward secret whose leaks they look for.
+//! The OCSF checks of the events are the `ocsf-check` crate's (`tests/ocsf-check/`).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::OnceLock;
 
 use connector_host::{RunOutcome, Runtime, RuntimeLimits, SqliteCheckpointStore, TenantRun};
 use graph_emulator::{Emulator, EmulatorConfig, Tenant};
 use serde_json::Value;
-
-/// The vendored schema (see `tests/ocsf/PROVENANCE.md`).
-pub const SCHEMA: &str = include_str!("../ocsf/user_inventory-1.8.0.schema.json");
-
-/// The compiled OCSF validator.
-pub fn validator() -> &'static jsonschema::Validator {
-    static V: OnceLock<jsonschema::Validator> = OnceLock::new();
-    V.get_or_init(|| {
-        let schema: Value = serde_json::from_str(SCHEMA).expect("the vendored schema is JSON");
-        jsonschema::validator_for(&schema).expect("the vendored schema compiles")
-    })
-}
-
-/// Every violation of the schema and of MAPPING.md's (check) rules; empty when valid.
-pub fn ocsf_violations(event: &Value) -> Vec<String> {
-    let mut out: Vec<String> = validator()
-        .iter_errors(event)
-        .map(|e| format!("schema: {} at {}", e, e.instance_path))
-        .collect();
-    let class = event.get("class_uid").and_then(Value::as_i64);
-    let activity = event.get("activity_id").and_then(Value::as_i64);
-    let type_uid = event.get("type_uid").and_then(Value::as_i64);
-    match (class, activity, type_uid) {
-        (Some(c), Some(a), Some(t)) if t == c * 100 + a => {}
-        _ => out.push(format!(
-            "type_uid {type_uid:?} != class_uid*100 + activity_id"
-        )),
-    }
-    if event.pointer("/metadata/version").and_then(Value::as_str) != Some("1.8.0") {
-        out.push("metadata.version is not 1.8.0".into());
-    }
-    walk(event, "", &mut out);
-    out
-}
-
-fn walk(v: &Value, path: &str, out: &mut Vec<String>) {
-    match v {
-        Value::Null => out.push(format!("null at {path}")),
-        Value::Object(map) => {
-            for (k, child) in map {
-                let p = format!("{path}/{k}");
-                if k == "time" || k.ends_with("_time") {
-                    match child.as_i64() {
-                        Some(ms) if (1_000_000_000_000..10_000_000_000_000).contains(&ms) => {}
-                        _ => out.push(format!("{p} is not integer milliseconds: {child}")),
-                    }
-                }
-                if let Value::String(s) = child {
-                    let caption_of_unknown = k == "type"
-                        && s == "Unknown"
-                        && map.get("type_id").and_then(Value::as_i64) == Some(0);
-                    let placeholder = s.trim().is_empty()
-                        || ["unknown", "n/a", "none", "null", "undefined"]
-                            .contains(&s.trim().to_ascii_lowercase().as_str());
-                    if placeholder && !caption_of_unknown {
-                        out.push(format!("placeholder string {s:?} at {p}"));
-                    }
-                }
-                walk(child, &p, out);
-            }
-        }
-        Value::Array(items) => {
-            for (i, child) in items.iter().enumerate() {
-                walk(child, &format!("{path}/{i}"), out);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Panics with every violation of every invalid event.
-pub fn assert_all_valid(events: &[Value]) {
-    let bad: Vec<String> = events
-        .iter()
-        .filter_map(|e| {
-            let v = ocsf_violations(e);
-            (!v.is_empty()).then(|| {
-                format!(
-                    "{}: {}",
-                    e.pointer("/user/uid").unwrap_or(&Value::Null),
-                    v.join("; ")
-                )
-            })
-        })
-        .collect();
-    assert!(
-        bad.is_empty(),
-        "{} invalid events:\n{}",
-        bad.len(),
-        bad.join("\n")
-    );
-}
 
 /// A client secret whose raw, form-encoded, percent-encoded and JSON-escaped forms all
 /// differ: it holds a space, `+`, `/`, `=`, `&`, `%`, `"`, `\` and `~`.

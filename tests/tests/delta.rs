@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 
 use connector_host::error::ConnectorErrorKind;
 use connector_host::RunError;
-use e2e_tests::{assert_all_valid, uids, user_ids, Harness};
+use e2e_tests::{uids, user_ids, Harness};
 use graph_emulator::{
     hard_case, EmulatorConfig, Endpoint, FaultRule, RetryAfter, SimUser, Tenant, Throttle,
     DIRECTORY_ROLE_TYPE,
 };
+use ocsf_check::assert_all_valid;
 use serde_json::{json, Value};
 
 fn new_user(id: &str, name: &str) -> SimUser {

@@ -5,8 +5,9 @@
 //! To regenerate after an intended mapping change: `UPDATE_GOLDEN=1 cargo test -p e2e-tests
 //! --test golden`, then review the diff line by line against MAPPING.md.
 
-use e2e_tests::{assert_all_valid, Harness};
+use e2e_tests::Harness;
 use graph_emulator::{EmulatorConfig, Tenant};
+use ocsf_check::assert_all_valid;
 use serde_json::Value;
 
 const FIXTURE: &str = include_str!("../fixtures/golden-users.json");

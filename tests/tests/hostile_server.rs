@@ -4,8 +4,9 @@
 //! itself", "One user with a 20 MB display name").
 
 use connector_host::RunError;
-use e2e_tests::{assert_all_valid, uids, user_ids, Harness};
+use e2e_tests::{uids, user_ids, Harness};
 use graph_emulator::{Emulator, EmulatorConfig, Endpoint, FaultRule, SimUser, Tenant};
+use ocsf_check::assert_all_valid;
 use serde_json::{json, Value};
 
 fn delta_harness_config(h: &mut Harness, page_size: &str) {

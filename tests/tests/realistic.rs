@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use e2e_tests::{assert_all_valid, Harness};
+use e2e_tests::Harness;
 use graph_emulator::{
     role_case, EmulatorConfig, Endpoint, FaultRule, Tenant, DIRECTORY_ROLE_TYPE, GROUP_TYPE,
 };
+use ocsf_check::assert_all_valid;
 use serde_json::{json, Value};
 
 fn by_uid(events: &[Value]) -> BTreeMap<String, Value> {

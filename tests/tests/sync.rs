@@ -5,10 +5,9 @@ use std::collections::BTreeSet;
 
 use connector_host::error::ConnectorErrorKind;
 use connector_host::RunError;
-use e2e_tests::{
-    assert_all_valid, assert_no_awkward_secret, uids, user_ids, Harness, AWKWARD_SECRET,
-};
+use e2e_tests::{assert_no_awkward_secret, uids, user_ids, Harness, AWKWARD_SECRET};
 use graph_emulator::{EmulatorConfig, Endpoint, FaultRule, Tenant};
+use ocsf_check::assert_all_valid;
 use serde_json::{json, Value};
 
 fn fault(endpoint: Endpoint, skip: u32, count: u32, status: u16, body: &str) -> FaultRule {

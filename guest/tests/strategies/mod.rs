@@ -1,6 +1,6 @@
 //! Generators of hostile Graph input for the property tests (`proptest`), shared by
 //! `guest/tests/properties.rs` and `tests/tests/properties.rs` (the latter includes this file
-//! by path, to check `map_user` with the end-to-end OCSF checker).
+//! by path, to check `map_user` with the OCSF checker, `ocsf-check`).
 //!
 //! Strings lean on what breaks parsers: control characters, CR/LF, NUL, BOM, zero-width and
 //! line-separator characters, multibyte and astral characters, URL and JSON punctuation, long
@@ -82,10 +82,6 @@ const POOL: &[&str] = &[
     "\u{202e}gnp.exe",
 ];
 
-/// OCSF placeholder words: `map_user` passes a Graph value through verbatim (it invents none),
-/// and the end-to-end checker refuses these anywhere in an event, so they are not generated.
-const PLACEHOLDERS: &[&str] = &["unknown", "n/a", "none", "null", "undefined"];
-
 /// Authentication method names, in both Graph spellings, and near misses.
 const METHODS: &[&str] = &[
     "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod",
@@ -126,15 +122,18 @@ pub fn odd_string() -> impl Strategy<Value = String> {
     ]
 }
 
-fn is_placeholder(s: &str) -> bool {
-    PLACEHOLDERS.contains(&s.trim().to_ascii_lowercase().as_str())
+/// A placeholder word of the OCSF checker (`ocsf_check::PLACEHOLDER_WORDS`). Blank text is a
+/// placeholder to the checker too, but stays in the input: `map_user` drops it as absent.
+fn is_placeholder_word(s: &str) -> bool {
+    !s.trim().is_empty() && ocsf_check::is_placeholder(s)
 }
 
-/// [`odd_string`] without the OCSF placeholder words (see [`PLACEHOLDERS`]): one is given a
-/// suffix. (Generators here never filter: a million cases would exhaust proptest's budget of
-/// rejected values.)
+/// [`odd_string`] without the OCSF checker's placeholder words: `map_user` passes a Graph
+/// value through verbatim (it invents none) and the checker refuses these anywhere in an
+/// event, so one is given a suffix. (Generators here never filter: a million cases would
+/// exhaust proptest's budget of rejected values.)
 pub fn graph_string() -> impl Strategy<Value = String> {
-    odd_string().prop_map(|s| if is_placeholder(&s) { s + "-x" } else { s })
+    odd_string().prop_map(|s| if is_placeholder_word(&s) { s + "-x" } else { s })
 }
 
 /// An RFC 3339 timestamp, well formed or almost: fields in and out of range, fractions of

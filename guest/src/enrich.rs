@@ -6,7 +6,7 @@
 //!   `/roleManagement/directory/*`, principals expanded; a role-assignable group's members
 //!   hold its roles (such groups cannot nest, so its direct members are all). Unlike
 //!   `directoryRoles` or `transitiveMemberOf`, these see custom roles, roles scoped to an
-//!   administrative unit or an application, and eligible admins (`../shared/design/GRAPH.md`,
+//!   administrative unit or an application, and eligible admins (`docs/GRAPH.md`,
 //!   "Roles"; MAPPING.md `type_id`).
 //! - **Tenant-wide on a full walk** ([`Enricher::load_tenant_wide`]): memberships from
 //!   `/groups/delta` with `members` (every group with its direct members, big groups over
@@ -35,7 +35,7 @@ use crate::sync::Report;
 /// if so what to tell the operator. Codes: `Authentication_RequestFromNonPremiumTenantOrB2CTenant`
 /// (no Entra ID P1/P2), `Authentication_MSGraphPermissionMissing` (e.g. no `AuditLog.Read.All`
 /// for `signInActivity`), `Authorization_RequestDenied` (a permission not granted), and
-/// `AadPremiumLicenseRequired` (PIM without P2, seen as 400) — `../shared/design/GRAPH.md`,
+/// `AadPremiumLicenseRequired` (PIM without P2, seen as 400) — `docs/GRAPH.md`,
 /// "Listing users" and "Roles".
 pub fn refusal(e: &GraphError) -> Option<&'static str> {
     match (e.status()?, e.code()) {

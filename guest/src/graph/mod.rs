@@ -152,7 +152,7 @@ pub struct GraphClient<'a, D: Doors> {
 
 /// Graph's Entra reports limits, per app per tenant, `$batch` items included (Microsoft Graph
 /// "service-specific throttling limits", identity and access reports: "Any: 5 requests per 10
-/// seconds", and "GET signInActivity: 10 requests per minute"; `../shared/design/GRAPH.md`,
+/// seconds", and "GET signInActivity: 10 requests per minute"; `docs/GRAPH.md`,
 /// "Errors and throttling"). The client paces itself below them instead of collecting 429s:
 /// every reports-class request takes a slot of the first window, and those that read
 /// `signInActivity` a slot of the second as well. Each window has a margin for clock skew

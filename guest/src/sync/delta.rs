@@ -403,7 +403,7 @@ fn refused_property(e: &GraphError, url: &str) -> Option<String> {
 }
 
 /// Most users per delta page Graph serves: `Prefer: odata.maxpagesize` is capped at 200 for
-/// users (`../shared/design/GRAPH.md`, "Incremental sync: delta"); asking for more only
+/// users (`docs/GRAPH.md`, "Incremental sync: delta"); asking for more only
 /// hides the real page size.
 const DELTA_MAX_PAGE: u32 = 200;
 

@@ -13,11 +13,12 @@
 //!   line and are counted as waiting;
 //! - on shutdown (SIGTERM/SIGINT for the CLI) nothing new starts, runs in flight get the
 //!   grace period to end, and what is still running then is cut by dropping its future. A
-//!   cut cannot lose events or half-move a cursor: every cursor commit (after each page in
-//!   `delta` mode, at the end in `created` mode) is a synchronous host call (the sink is made
-//!   durable, then SQLite commits) that a dropped future interrupts only before or after,
-//!   never halfway. A cut run leaves its checkpoint at its last commit, and the next run
-//!   resumes there, redelivering at most the page in flight;
+//!   cut cannot lose events or half-move a cursor: a cursor commit (after each page in
+//!   `delta` mode, at the end in `created` mode) first makes the sink durable, then writes the
+//!   cursor by one atomic compare-and-set on the store's blocking pool; a dropped future stops
+//!   between the two or leaves the write to finish, never halfway. A cut run leaves its
+//!   checkpoint at its last commit, and the next run resumes there, redelivering at most the
+//!   page in flight;
 //! - counters and gauges per tenant ([`crate::metrics`]), logs carrying the tenant key and
 //!   never a secret value.
 //!

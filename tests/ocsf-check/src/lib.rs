@@ -6,7 +6,7 @@
 //!
 //! It owns the official OCSF 1.8.0 JSON Schema of class 5003 (`schema/`, with its provenance
 //! note), embedded so no test juggles paths, and the rules of the mapping contract
-//! (`MAPPING.md`, in `../shared/design/`) that the schema cannot express: the **(check)** rules
+//! (`docs/MAPPING.md`) that the schema cannot express: the **(check)** rules
 //! and the "Absent data" rules. It is written from those two documents, never from the
 //! connector's code (it does not depend on `entra-connector`), so a misunderstanding in the
 //! mapping cannot pass both sides.

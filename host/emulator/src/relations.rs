@@ -19,10 +19,10 @@ use std::borrow::Borrow;
 
 use serde_json::{json, Map, Value};
 
-use crate::generate::guid;
+use crate::generate::{fnv1a, guid};
 use crate::graph::{collection, eventual};
 use crate::odata::{
-    decode_token, encode_token, fnv1a, parse_count, parse_filter, parse_free_select, parse_top,
+    decode_token, encode_token, parse_count, parse_filter, parse_free_select, parse_top,
     FilterExpr, QueryOptions,
 };
 use crate::reply::{GraphError, Reply};

@@ -27,11 +27,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use serde_json::{json, Map, Value};
 
 use crate::directory::Catalog;
-use crate::generate::guid;
+use crate::generate::{fnv1a, guid};
 use crate::graph::collection;
 use crate::odata::{
-    decode_token, encode_token, fnv1a, parse_filter, parse_select, FilterExpr, Literal,
-    QueryOptions,
+    decode_token, encode_token, parse_filter, parse_select, FilterExpr, Literal, QueryOptions,
 };
 use crate::reply::{GraphError, Reply};
 use crate::server::{HttpRequest, Shared};

@@ -30,7 +30,7 @@ use role_cases::{custom_definitions, role_grants};
 pub use catalog::{AUTH_METHOD_TYPES, INITIAL_DOMAIN, VERIFIED_DOMAIN};
 pub use hard_cases::hard_case;
 pub use role_cases::role_case;
-pub(crate) use seeded::guid;
+pub(crate) use seeded::{fnv1a, guid};
 
 /// Generates the tenant behind [`Tenant::generated`].
 pub(crate) fn generate(seed: u64, users: usize) -> Tenant {

@@ -4,6 +4,27 @@
 //! naming what is derived ("user", "group", "role-grant", …) and an index, so adding a kind of
 //! fact never shifts the others. The same derivation gives the GUIDs of users, groups, roles
 //! and, outside the generator, request ids and method ids (`guid`).
+//!
+//! The emulator's one stable hash lives here too: [`fnv1a`] (the `fnv` crate's FNV-1a, 64
+//! bits), which turns salts into stream keys, and elsewhere fingerprints queries, checks skip
+//! tokens and keys method ids. std's `DefaultHasher` is not stable across releases, so it
+//! cannot define data that must be the same on every run.
+//!
+//! splitmix64 stays hand-written (ten lines, the one copy in the emulator): the generated data
+//! is defined by this exact stream and by the modulo draws of [`SplitMix::below`], so a crate
+//! would have to reproduce both bit for bit to keep every tenant (and the tests pinned on
+//! them) unchanged; `rand_xoshiro::SplitMix64` computes the same `next`, but `below`, `pick`
+//! and `between` would stay ours, for two more dependencies. The test below checks `next`
+//! against the published splitmix64 reference output.
+
+use std::hash::Hasher;
+
+/// FNV-1a, 64 bits, over `bytes`: a hash stable across runs, platforms and Rust releases.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hasher = fnv::FnvHasher::default();
+    hasher.write(bytes);
+    hasher.finish()
+}
 
 /// splitmix64: a tiny, well-mixed PRNG, enough for test data and free of dependencies.
 pub(super) struct SplitMix(u64);
@@ -42,10 +63,7 @@ impl SplitMix {
 
 /// A 64-bit value from the seed, a salt naming what is derived, and an index.
 pub(crate) fn derive(seed: u64, salt: &str, index: u64) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in salt.bytes() {
-        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-    }
+    let hash = fnv1a(salt.as_bytes());
     let mut rng =
         SplitMix::new(hash ^ seed.rotate_left(17) ^ index.wrapping_mul(0xD6E8_FEB8_6659_FD93));
     rng.next()
@@ -68,6 +86,24 @@ pub(crate) fn guid(seed: u64, salt: &str, index: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fnv1a_matches_the_reference_vectors() {
+        // FNV-1a 64-bit test vectors from the FNV reference (Fowler, Noll, Vo;
+        // http://www.isthe.com/chongo/tech/comp/fnv/, "FNV-1a 64 bit" test suite).
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn splitmix_matches_the_reference_output() {
+        // splitmix64 seeded with 0 (Steele, Lea, Flood 2014; Vigna's splitmix64.c): first outputs.
+        let mut rng = SplitMix::new(0);
+        assert_eq!(rng.next(), 0xe220_a839_7b1d_cdaf);
+        assert_eq!(rng.next(), 0x6e78_9e6a_a1b9_65f4);
+        assert_eq!(rng.next(), 0x06c4_5d18_8009_454f);
+    }
 
     #[test]
     fn guids_are_well_formed_and_distinct() {

@@ -10,7 +10,7 @@
 use serde_json::{json, Value};
 
 use super::seeded::guid;
-use crate::clock::days_from_civil;
+use crate::clock::midnight_utc;
 use crate::roles::BUILT_IN_ROLES;
 use crate::tenant::{ADMINISTRATIVE_UNIT_TYPE, DIRECTORY_ROLE_TYPE, GROUP_TYPE, VIA_GROUP};
 
@@ -260,18 +260,20 @@ pub(super) const LANGUAGES: [Option<&str>; 6] = [
     None,
 ];
 
+/// Midnight UTC of one of the generator's fixed dates (all of which exist).
+fn fixed_date(year: i32, month: u32, day: u32) -> i64 {
+    midnight_utc(year, month, day).expect("the generator's fixed dates exist")
+}
+
 /// Creation times are spread over this window (Unix seconds).
 pub(super) fn created_window() -> (i64, i64) {
-    (
-        days_from_civil(2019, 1, 1) * 86_400,
-        days_from_civil(2025, 6, 1) * 86_400,
-    )
+    (fixed_date(2019, 1, 1), fixed_date(2025, 6, 1))
 }
 
 /// "Now" of the generated tenant: sign-ins happen before it. Fixed so output never depends on
 /// the wall clock.
 pub(super) fn tenant_now() -> i64 {
-    days_from_civil(2025, 7, 1) * 86_400
+    fixed_date(2025, 7, 1)
 }
 
 /// The groups, roles and administrative units every user of one seed draws from.

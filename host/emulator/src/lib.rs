@@ -24,7 +24,8 @@
 //! members derived from it, and the membership log `groups/delta` reads), `login` (token
 //! endpoint), `graph` (routing, authentication, throttling), `users`, `relations`,
 //! `groups_delta`, `roles` (the role-management API and the [`Tenant::admin_roles`] oracle),
-//! `batch` (the Graph endpoints), `odata` (query options, filters and skip tokens), `faults`
+//! `batch` (the Graph endpoints), `registration` (a user's row of the registration-details
+//! report, from Microsoft's docs), `odata` (query options, filters and skip tokens), `faults`
 //! (injected failures: [`FaultRule`]), `throttle` (rate throttling: [`Throttle`], and the Entra
 //! reports limits), `clock` (dates), `server` (hyper plumbing, latency injection and
 //! [`Emulator`]).
@@ -68,6 +69,7 @@ mod graph;
 mod groups_delta;
 mod login;
 mod odata;
+mod registration;
 mod relations;
 mod reply;
 mod roles;

@@ -32,7 +32,7 @@
 //!
 //! Realistic by default ([`EmulatorConfig::default`]), at least as strict as Microsoft Graph's
 //! documentation (each limit cites its source next to the code):
-//! - `users/delta`: 100 users a page, `Prefer: odata.maxpagesize` up to 200, every 5th page of
+//! - `users/delta`: 200 users a page, or fewer with `Prefer: odata.maxpagesize`, every 5th page of
 //!   a round short (half); `groups/delta`: up to 200 groups and 500 member links a page;
 //! - member lists (`memberOf`, group members, transitive roles): at most 500 a page whatever
 //!   `$top` says; OData casts (`transitiveMembers/microsoft.graph.user`,

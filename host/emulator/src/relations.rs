@@ -481,7 +481,9 @@ fn report_order(text: &str) -> Result<(&'static str, bool), GraphError> {
         })
 }
 
-/// Default page size of the report (the docs give none; Graph's usual 100).
+/// Default page size of the report. Its API page gives none; 100 stands in, the default of
+/// Graph's directory lists (user-list.md, group-list.md: "The default and maximum page sizes
+/// are 100 and 999 … objects respectively").
 const REPORT_PAGE_SIZE: usize = 100;
 
 /// `GET /v1.0/reports/authenticationMethods/userRegistrationDetails` (needs P1/P2, then

@@ -19,8 +19,11 @@ pub const INITIAL_DOMAIN: &str = "contoso.onmicrosoft.com";
 /// The verified domain of member users' UPNs and mail.
 pub const VERIFIED_DOMAIN: &str = "contoso.com";
 
-/// Every authentication method type the generator hands out, the last one unknown to the
-/// connector on purpose.
+/// Every authentication method type the generator hands out: Graph v1.0's `authenticationMethod`
+/// subtypes (resources/authentication.md relationships `passwordMethods`, `emailMethods`, …,
+/// plus resources/platformcredentialauthenticationmethod.md and
+/// resources/externalauthenticationmethod.md), and last a type Graph does not have, on purpose:
+/// a client must cope with method types newer than itself.
 pub const AUTH_METHOD_TYPES: [&str; 11] = [
     "#microsoft.graph.passwordAuthenticationMethod",
     "#microsoft.graph.emailAuthenticationMethod",

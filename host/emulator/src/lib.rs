@@ -27,7 +27,7 @@
 //! `batch` (the Graph endpoints), `registration` (a user's row of the registration-details
 //! report, from Microsoft's docs), `odata` (query options, filters and skip tokens), `faults`
 //! (injected failures: [`FaultRule`]), `throttle` (rate throttling: [`Throttle`], and the Entra
-//! reports limits), `clock` (dates), `server` (hyper plumbing, latency injection and
+//! reports limits), `clock` (dates), `server` (axum serving, latency injection and
 //! [`Emulator`]).
 //!
 //! Realistic by default ([`EmulatorConfig::default`]), at least as strict as Microsoft Graph's

@@ -21,7 +21,8 @@ use crate::reply::{Body, GraphError, Reply};
 use crate::server::{HttpRequest, Shared};
 use crate::throttle;
 
-/// Most requests one batch may carry.
+/// Most requests one batch may carry. Source: json-batching.md ("combining multiple requests
+/// (up to 20) into a single JSON object").
 const MAX_REQUESTS: usize = 20;
 
 /// Answers a `$batch` envelope (already authenticated).

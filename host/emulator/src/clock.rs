@@ -1,81 +1,48 @@
-//! Calendar arithmetic for the ISO 8601 timestamps Graph speaks.
+//! The ISO 8601 and HTTP timestamps Graph speaks: parsing `createdDateTime` filters and
+//! tenant data, writing creation and sign-in times, error-body dates and `Retry-After` dates.
 //!
-//! The emulator parses `createdDateTime` filters, orders users by creation time, generates
-//! creation and sign-in times, and stamps error bodies with the current date. A date crate
-//! would do, but the arithmetic is a few lines (Howard Hinnant's civil-from-days algorithms)
-//! and keeps the crate's dependency list short.
+//! The calendar (days since the epoch, month lengths, leap years, weekdays) is `chrono`'s.
+//! The parser's shape checks stay here because they are stricter than any `chrono` format:
+//! exactly four year digits, two-digit month, day, hour, minute and second, at most nine
+//! fraction digits, `Z` or `±HH:MM` or nothing; `chrono`'s `%Y`/`%m` accept signs, more or
+//! fewer digits, and its RFC 3339 parser accepts leap seconds and a space separator. Anything
+//! else, and any impossible date or time (31 April, 29 February 2023, 24:00), is `None`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 
 /// A point in time as seconds since the Unix epoch plus nanoseconds: orders like time does.
 pub(crate) type Stamp = (i64, u32);
 
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// Seconds since the epoch of midnight UTC on a proleptic Gregorian date; `None` for a date
+/// that does not exist.
+pub(crate) fn midnight_utc(year: i32, month: u32, day: u32) -> Option<i64> {
+    NaiveDate::from_ymd_opt(year, month, day)
+        .map(|d| d.and_time(NaiveTime::MIN).and_utc().timestamp())
 }
 
-/// The proleptic Gregorian date of a day count since 1970-01-01.
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+/// `secs` as a UTC time (the epoch for the rare value `chrono` cannot represent, more than
+/// 262,000 years away).
+fn utc(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(secs, 0).unwrap_or_default()
 }
 
 /// Seconds since the epoch as Graph writes a second-precision UTC time: `2023-05-17T08:12:44Z`.
 pub(crate) fn format_iso(secs: i64) -> String {
-    let (date, time) = split(secs);
-    format!("{date}T{time}Z")
+    utc(secs).format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// Seconds since the epoch as the identity platform writes its error timestamps:
 /// `2023-05-17 08:12:44Z`.
 pub(crate) fn format_login(secs: i64) -> String {
-    let (date, time) = split(secs);
-    format!("{date} {time}Z")
+    utc(secs).format("%Y-%m-%d %H:%M:%SZ").to_string()
 }
 
 /// Seconds since the epoch as an HTTP date (IMF-fixdate, RFC 9110):
 /// `Wed, 21 Oct 2015 07:28:00 GMT`.
 pub(crate) fn format_http_date(secs: i64) -> String {
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{}, {d:02} {} {y:04} {:02}:{:02}:{:02} GMT",
-        WEEKDAYS[days.rem_euclid(7) as usize],
-        MONTHS[(m - 1) as usize],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-fn split(secs: i64) -> (String, String) {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    (
-        format!("{y:04}-{m:02}-{d:02}"),
-        format!("{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60),
-    )
+    utc(secs).format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
 
 /// The wall clock, in seconds since the epoch (only for error bodies, never for tenant data).
@@ -102,20 +69,16 @@ pub(crate) fn parse_iso(text: &str) -> Option<Stamp> {
         return None;
     }
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(i64::from(year), month) {
-        return None;
-    }
-    let days = days_from_civil(i64::from(year), month, day);
+    let date = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?;
     if b.len() == 10 {
-        return Some((days * 86_400, 0));
+        return Some((date.and_time(NaiveTime::MIN).and_utc().timestamp(), 0));
     }
     if !matches!(b[10], b'T' | b't') || b.len() < 19 || b[13] != b':' || b[16] != b':' {
         return None;
     }
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
+    // from_hms_opt refuses hour 24, minute 60 and second 60 (no leap seconds).
+    let time = NaiveTime::from_hms_opt(hour, minute, second)?;
     let mut rest = &b[19..];
     let mut nanos = 0u32;
     if let Some(fraction) = rest.strip_prefix(b".") {
@@ -137,6 +100,9 @@ pub(crate) fn parse_iso(text: &str) -> Option<Stamp> {
             }
             let h = i64::from(h1 - b'0') * 10 + i64::from(h2 - b'0');
             let m = i64::from(m1 - b'0') * 10 + i64::from(m2 - b'0');
+            if h > 23 || m > 59 {
+                return None;
+            }
             let total = h * 3600 + m * 60;
             if *sign == b'+' {
                 total
@@ -146,18 +112,8 @@ pub(crate) fn parse_iso(text: &str) -> Option<Stamp> {
         }
         _ => return None,
     };
-    let secs = days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second)
-        - offset_secs;
+    let secs = date.and_time(time).and_utc().timestamp() - offset_secs;
     Some((secs, nanos))
-}
-
-fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
 }
 
 #[cfg(test)]
@@ -166,8 +122,10 @@ mod tests {
 
     #[test]
     fn round_trips_known_dates() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(civil_from_days(19_494), (2023, 5, 17));
+        assert_eq!(midnight_utc(1970, 1, 1), Some(0));
+        assert_eq!(midnight_utc(2023, 5, 17), Some(19_494 * 86_400));
+        assert_eq!(midnight_utc(2023, 2, 29), None);
+        assert_eq!(format_iso(-62_135_596_800), "0001-01-01T00:00:00Z");
         assert_eq!(format_iso(1_684_311_164), "2023-05-17T08:12:44Z");
         assert_eq!(parse_iso("2023-05-17T08:12:44Z"), Some((1_684_311_164, 0)));
         assert_eq!(format_login(0), "1970-01-01 00:00:00Z");
@@ -195,5 +153,35 @@ mod tests {
         assert_eq!(parse_iso("2023-05-17T25:00:00Z"), None);
         assert_eq!(parse_iso("yesterday"), None);
         assert_eq!(parse_iso("2023-05-17T08:12:44Zjunk"), None);
+    }
+
+    #[test]
+    fn refuses_impossible_dates_and_loose_shapes() {
+        assert!(
+            parse_iso("2024-02-29T00:00:00Z").is_some(),
+            "2024 is a leap year"
+        );
+        assert!(parse_iso("2000-02-29").is_some(), "2000 is a leap year");
+        for text in [
+            "1900-02-29",
+            "2023-04-31",
+            "2023-13-01",
+            "2023-00-10",
+            "2023-05-00",
+            "2023-05-17T24:00:00Z",
+            "2023-05-17T23:60:00Z",
+            "2023-12-31T23:59:60Z",
+            "2023-5-17",
+            "+2023-05-17",
+            "12023-05-17",
+            "2023-05-17 08:12:44Z",
+            "2023-05-17T08:12:44.1234567890Z",
+            "2023-05-17T08:12:44.Z",
+            "2023-05-17T08:12:44+24:00",
+            "2023-05-17T08:12:44+05:60",
+            "2023-05-17T08:12:44+0500",
+        ] {
+            assert_eq!(parse_iso(text), None, "{text}");
+        }
     }
 }

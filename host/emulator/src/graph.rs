@@ -115,7 +115,7 @@ impl Route {
     /// registration report (list and by id), and `/users` or `/users/{id}` when `$select` or
     /// `$filter` names `signInActivity`. Source:
     /// <https://learn.microsoft.com/graph/throttling-limits#identity-and-access-reports-service-limits>
-    /// (the reports resources, and "GET signInActivity"; GRAPH.md, "Errors and throttling").
+    /// (the reports resources, and "GET signInActivity").
     pub(crate) fn reports_kind(&self, request: &HttpRequest) -> Option<ReportsKind> {
         match self {
             Route::RegistrationDetails | Route::RegistrationDetail(_) => Some(ReportsKind::Report),

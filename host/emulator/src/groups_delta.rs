@@ -16,7 +16,7 @@
 //!   rounds (following `@odata.deltaLink`) list only groups whose selected properties or
 //!   membership changed, `members@delta` holding only the changed links, a removed member as
 //!   `{"@odata.type", "id", "@removed": {"reason": "deleted"}}`.
-//! - Pages: at most `Prefer: odata.maxpagesize` groups (default 100, at most 200, "200 for
+//! - Pages: at most `Prefer: odata.maxpagesize` groups (default and most 200, "200 for
 //!   objects") and at most 500 member links ("500 for directory link objects (group members,
 //!   for example)", <https://learn.microsoft.com/en-us/answers/a/2052165>); a bigger group is
 //!   split, appearing again on the next page with the rest of its links.

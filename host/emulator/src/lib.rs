@@ -24,14 +24,15 @@
 //! members derived from it, and the membership log `groups/delta` reads), `login` (token
 //! endpoint), `graph` (routing, authentication, throttling), `users`, `relations`,
 //! `groups_delta`, `roles` (the role-management API and the [`Tenant::admin_roles`] oracle),
-//! `batch` (the Graph endpoints), `odata` (query options, filters and skip tokens), `faults`
+//! `batch` (the Graph endpoints), `registration` (a user's row of the registration-details
+//! report, from Microsoft's docs), `odata` (query options, filters and skip tokens), `faults`
 //! (injected failures: [`FaultRule`]), `throttle` (rate throttling: [`Throttle`], and the Entra
-//! reports limits), `clock` (dates), `server` (hyper plumbing, latency injection and
+//! reports limits), `clock` (dates), `server` (axum serving, latency injection and
 //! [`Emulator`]).
 //!
 //! Realistic by default ([`EmulatorConfig::default`]), at least as strict as Microsoft Graph's
 //! documentation (each limit cites its source next to the code):
-//! - `users/delta`: 100 users a page, `Prefer: odata.maxpagesize` up to 200, every 5th page of
+//! - `users/delta`: 200 users a page, or fewer with `Prefer: odata.maxpagesize`, every 5th page of
 //!   a round short (half); `groups/delta`: up to 200 groups and 500 member links a page;
 //! - member lists (`memberOf`, group members, transitive roles): at most 500 a page whatever
 //!   `$top` says; OData casts (`transitiveMembers/microsoft.graph.user`,
@@ -68,6 +69,7 @@ mod graph;
 mod groups_delta;
 mod login;
 mod odata;
+mod registration;
 mod relations;
 mod reply;
 mod roles;

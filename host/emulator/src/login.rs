@@ -4,6 +4,17 @@
 //! mistakes (wrong tenant, wrong application id, the secret's id pasted instead of its value,
 //! a scope without `/.default`) surface here. Each answers with the `AADSTS` code and message
 //! the real endpoint sends, so the connector's error messages can be tested against them.
+//!
+//! Sources: Microsoft Entra's error-code table,
+//! <https://learn.microsoft.com/entra/identity-platform/reference-error-codes>
+//! (`identity-platform/reference-error-codes.md`, checked for AADSTS900561 "the endpoint only
+//! accepts {valid_verbs} requests", AADSTS900144 "The request body must contain the following
+//! parameter", AADSTS70003 UnsupportedGrantType, AADSTS700016 "The application wasn't found in
+//! the directory"), and the error response of the client-credentials flow
+//! (`identity-platform/v2-oauth2-client-creds-grant-flow.md`, "Error response": `error`,
+//! `error_description`, `error_codes`, `timestamp`, `trace_id`, `correlation_id`). AADSTS90002,
+//! AADSTS70011, AADSTS7000215 and AADSTS7000216 were not found in the stored copy of that table;
+//! their messages are the ones the endpoint answers (widely quoted in public issue threads).
 
 use serde_json::json;
 

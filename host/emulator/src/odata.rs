@@ -12,6 +12,7 @@ use std::ops::Bound;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
 use crate::clock::{parse_iso, Stamp};
+use crate::generate::fnv1a;
 use crate::reply::GraphError;
 
 /// Characters escaped in query values of the links the emulator writes.
@@ -137,15 +138,6 @@ impl QueryOptions {
         }
         Ok(opts)
     }
-}
-
-/// FNV-1a, 64 bits: a stable hash for fingerprints and ids (std's hasher is not stable).
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in bytes {
-        hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
 }
 
 /// Resolves a `$select` list against the properties of an entity type, case-insensitively,

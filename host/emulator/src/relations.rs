@@ -19,12 +19,13 @@ use std::borrow::Borrow;
 
 use serde_json::{json, Map, Value};
 
-use crate::generate::guid;
+use crate::generate::{fnv1a, guid};
 use crate::graph::{collection, eventual};
 use crate::odata::{
-    decode_token, encode_token, fnv1a, parse_count, parse_filter, parse_free_select, parse_top,
+    decode_token, encode_token, parse_count, parse_filter, parse_free_select, parse_top,
     FilterExpr, QueryOptions,
 };
+use crate::registration;
 use crate::reply::{GraphError, Reply};
 use crate::server::{HttpRequest, Shared};
 use crate::tenant::{SimUser, VIA_GROUP};
@@ -79,19 +80,10 @@ fn report_permission(shared: &Shared) -> Result<(), GraphError> {
     }
 }
 
-/// The fixed id Graph gives every user's password method.
+/// The fixed id Graph gives every user's password method. Source: authenticationmethods-get-started.md
+/// ("`28c10230-6103-485e-b985-444c60001490` is the globally unique ID of the password
+/// authentication method across Microsoft Entra ID").
 const PASSWORD_METHOD_ID: &str = "28c10230-6103-485e-b985-444c60001490";
-
-/// Method kinds that count as a second factor (see MAPPING.md).
-const MFA_KINDS: [&str; 7] = [
-    "microsoftAuthenticator",
-    "phone",
-    "softwareOath",
-    "fido2",
-    "windowsHelloForBusiness",
-    "platformCredential",
-    "external",
-];
 
 /// The query of a paged relation list, checked.
 struct ListQuery {
@@ -391,60 +383,6 @@ pub(crate) fn group_members(
     Ok(query.page(shared, request, context, members))
 }
 
-/// The value the registration report uses for a method type (`None`: not reported).
-fn registered_name(kind: &str) -> Option<&'static str> {
-    match kind {
-        "email" => Some("email"),
-        "phone" => Some("mobilePhone"),
-        "microsoftAuthenticator" => Some("microsoftAuthenticatorPush"),
-        "softwareOath" => Some("softwareOneTimePasscode"),
-        "fido2" => Some("passKeyDeviceBound"),
-        "windowsHelloForBusiness" => Some("windowsHelloForBusiness"),
-        "temporaryAccessPass" => Some("temporaryAccessPass"),
-        "platformCredential" => Some("macOsSecureEnclaveKey"),
-        "external" => Some("externalAuthMethod"),
-        _ => None,
-    }
-}
-
-/// The short kind of a method type: `#microsoft.graph.fido2AuthenticationMethod` → `fido2`.
-pub(crate) fn method_kind(odata_type: &str) -> &str {
-    odata_type
-        .trim_start_matches("#microsoft.graph.")
-        .trim_end_matches("AuthenticationMethod")
-}
-
-fn registration(sim: &SimUser) -> Value {
-    let kinds: Vec<&str> = sim.auth_methods.iter().map(|t| method_kind(t)).collect();
-    let mut registered: Vec<&str> = kinds.iter().filter_map(|k| registered_name(k)).collect();
-    registered.dedup();
-    let mfa = kinds.iter().any(|k| MFA_KINDS.contains(k));
-    let passwordless = kinds.iter().any(|k| {
-        matches!(
-            *k,
-            "fido2" | "windowsHelloForBusiness" | "platformCredential"
-        )
-    });
-    let user_type = match sim.text("userType") {
-        Some(t) if t.eq_ignore_ascii_case("guest") => "guest",
-        _ => "member",
-    };
-    json!({
-        "id": sim.id(),
-        "userPrincipalName": sim.user.get("userPrincipalName").cloned().unwrap_or(Value::Null),
-        "userDisplayName": sim.user.get("displayName").cloned().unwrap_or(Value::Null),
-        "userType": user_type,
-        "isAdmin": !sim.directory_roles().is_empty()
-            || sim.role_assignments.iter().any(|a| a.get("eligible").and_then(Value::as_bool) != Some(true)),
-        "isSsprRegistered": kinds.iter().any(|k| matches!(*k, "email" | "phone" | "microsoftAuthenticator")),
-        "isMfaRegistered": mfa,
-        "isMfaCapable": mfa && sim.user.get("accountEnabled") != Some(&json!(false)),
-        "isPasswordlessCapable": passwordless,
-        "methodsRegistered": registered,
-        "lastUpdatedDateTime": "2025-07-01T00:00:00Z",
-    })
-}
-
 /// `GET /v1.0/reports/authenticationMethods/userRegistrationDetails/{id}`: one user's row
 /// (needs P1/P2, like the list, then AuditLog.Read.All). userregistrationdetails-get.md: "This
 /// method does not support the OData query parameters": any query option is refused (400)
@@ -470,7 +408,7 @@ pub(crate) fn registration_detail(
         let entry = directory
             .find(id)
             .ok_or_else(|| GraphError::resource_not_found(id))?;
-        registration(&entry.sim)
+        registration::row(&entry.sim)
     };
     let mut body = select_object(&row, select.as_deref());
     if let Some(object) = body.as_object_mut() {
@@ -543,7 +481,9 @@ fn report_order(text: &str) -> Result<(&'static str, bool), GraphError> {
         })
 }
 
-/// Default page size of the report (the docs give none; Graph's usual 100).
+/// Default page size of the report. Its API page gives none; 100 stands in, the default of
+/// Graph's directory lists (user-list.md, group-list.md: "The default and maximum page sizes
+/// are 100 and 999 … objects respectively").
 const REPORT_PAGE_SIZE: usize = 100;
 
 /// `GET /v1.0/reports/authenticationMethods/userRegistrationDetails` (needs P1/P2, then
@@ -600,7 +540,7 @@ pub(crate) fn registration_details(
             None => {
                 let mut rows = directory
                     .users_after(after)
-                    .map(|(seq, e)| (seq, registration(&e.sim)))
+                    .map(|(seq, e)| (seq, registration::row(&e.sim)))
                     .filter(|(_, row)| matches(row));
                 let page: Vec<(u64, Value)> = rows.by_ref().take(top).collect();
                 let more = rows.next().is_some();
@@ -614,7 +554,7 @@ pub(crate) fn registration_details(
             Some((property, descending)) => {
                 let mut rows: Vec<(String, u64, Value)> = directory
                     .users_after(None)
-                    .map(|(seq, e)| (seq, registration(&e.sim)))
+                    .map(|(seq, e)| (seq, registration::row(&e.sim)))
                     .filter(|(_, row)| matches(row))
                     .map(|(seq, row)| {
                         let key = row[property].as_str().unwrap_or("").to_lowercase();

@@ -1,6 +1,6 @@
 //! What a handler answers, before it becomes an HTTP response or a `$batch` sub-response.
 //!
-//! Handlers never touch hyper: they return a [`Reply`] (status, headers, JSON or raw body) or a
+//! Handlers never touch the HTTP library: they return a [`Reply`] (status, headers, JSON or raw body) or a
 //! [`GraphError`]. The server turns a reply into an HTTP response; `$batch` turns it into one
 //! entry of its `responses` array. One shape for both keeps batched and direct requests
 //! answering alike.

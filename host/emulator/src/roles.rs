@@ -5,7 +5,9 @@
 //!
 //! The legacy views (`directoryRoles`, `directoryRoles/{id}/members`,
 //! `transitiveMemberOf/microsoft.graph.directoryRole`) see only activated built-in roles
-//! assigned at tenant scope (GRAPH.md, "Roles"). The unified RBAC API sees every grant: custom
+//! assigned at tenant scope (resources/directoryrole.md: "To read a directory role or update its
+//! members, it must first be activated in the tenant"; the unified-role pages below for custom
+//! roles and scopes). The unified RBAC API sees every grant: custom
 //! roles, grants scoped to an administrative unit or an application, grants whose principal is
 //! a role-assignable group, and (with Entra ID P2) PIM eligibility. The tenant data feeds both
 //! views: every legacy role (`member_of` directoryRole entries, `inherited_roles`) is also an
@@ -27,11 +29,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use serde_json::{json, Map, Value};
 
 use crate::directory::Catalog;
-use crate::generate::guid;
+use crate::generate::{fnv1a, guid};
 use crate::graph::collection;
 use crate::odata::{
-    decode_token, encode_token, fnv1a, parse_filter, parse_select, FilterExpr, Literal,
-    QueryOptions,
+    decode_token, encode_token, parse_filter, parse_select, FilterExpr, Literal, QueryOptions,
 };
 use crate::reply::{GraphError, Reply};
 use crate::server::{HttpRequest, Shared};
@@ -409,8 +410,10 @@ const ELIGIBILITY_PROPERTIES: &[&str] = &[
     "roleEligibilityScheduleId",
 ];
 
-/// Page size of the assignment and eligibility lists. The docs give none (nor `$top`); 100 is
-/// Graph's usual default and keeps tenants with many admins on several pages.
+/// Page size of the assignment and eligibility lists. Their API pages give none (nor `$top`);
+/// 100 stands in, the default of Graph's directory lists (user-list.md, group-list.md: "The
+/// default and maximum page sizes are 100 and 999 … objects respectively"), and keeps tenants
+/// with many admins on several pages.
 const RBAC_PAGE_SIZE: usize = 100;
 
 /// Permissions that let an app read role definitions. Source: rbacapplication-list-roledefinitions

@@ -1,32 +1,36 @@
 //! The two loopback HTTP servers and the [`Emulator`] handle that owns them.
 //!
-//! Everything HTTP-specific lives here: binding, one task per connection (hyper 1, HTTP/1.1
-//! keep-alive), reading bodies with a cap, and turning a handler's [`Reply`] into a response.
+//! Everything HTTP-specific lives here: binding 127.0.0.1 (or the addresses a caller picks),
+//! serving HTTP/1.1 with keep-alive through `axum::serve` (one task per connection, graceful
+//! shutdown), reading bodies with a cap, and turning a handler's [`Reply`] into a response.
+//! axum does no routing here: one fallback handler takes every request as sent, so `graph`
+//! and `login` see methods, paths, queries and headers exactly as before, and fault rules,
+//! request recording and latency apply to every request. No fault needs raw hyper: every
+//! injected failure is an HTTP answer (status, headers, body) built by a handler.
 //! The state every request reads ([`Shared`]) sits behind short locks so the emulator serves
 //! a multi-threaded runtime, and tests can change users, faults, throttling, latency and
 //! licence while a run is in flight. Injected latency is an async sleep per HTTP request, so
 //! concurrent requests wait in parallel and no runtime thread is ever blocked.
 
 use std::collections::{BTreeMap, HashMap};
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::header::{HeaderName, HeaderValue};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::serve::ListenerExt;
+use axum::Router;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 use crate::directory::Directory;
 use crate::faults::{FaultBook, FaultRule};
@@ -38,6 +42,10 @@ use crate::{graph, login, EmulatorConfig, Endpoint, SimUser, Tenant};
 
 /// Largest request body read (a `$batch` of 20 requests is a few kilobytes).
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// How long [`Emulator::shutdown`] lets requests in flight finish before it stops waiting (a
+/// client holding a half-sent request open must not hang a test's teardown).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// One request as handlers see it, whether it came over HTTP or inside a `$batch`.
 #[derive(Clone, Debug)]
@@ -254,6 +262,13 @@ enum Side {
     Graph,
 }
 
+/// What the handler of one server holds: the shared state and which server it is.
+#[derive(Clone)]
+struct Server {
+    shared: Arc<Shared>,
+    side: Side,
+}
+
 /// A running emulator: a login server and a Graph server on two loopback ports.
 pub struct Emulator {
     shared: Arc<Shared>,
@@ -319,13 +334,8 @@ impl Emulator {
         });
         let (stop, stopped) = watch::channel(false);
         let servers = vec![
-            tokio::spawn(accept(
-                login,
-                Arc::clone(&shared),
-                Side::Login,
-                stopped.clone(),
-            )),
-            tokio::spawn(accept(graph, Arc::clone(&shared), Side::Graph, stopped)),
+            spawn_server(login, Arc::clone(&shared), Side::Login, stopped.clone()),
+            spawn_server(graph, Arc::clone(&shared), Side::Graph, stopped),
         ];
         Ok(Emulator {
             shared,
@@ -605,11 +615,18 @@ impl Emulator {
         crate::roles::admin_roles(&directory.snapshot(), directory.custom_definitions())
     }
 
-    /// Stops both servers: no new connection is accepted and open ones are closed.
+    /// Stops both servers: no new connection is accepted, requests in flight are answered,
+    /// then every connection is closed (idle keep-alive ones at once). Returns when both
+    /// servers are down, or after a few seconds if a client keeps a request half-sent.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
-        for server in std::mem::take(&mut self.servers) {
-            let _ = server.await;
+        for mut server in std::mem::take(&mut self.servers) {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
+                .await
+                .is_err()
+            {
+                server.abort();
+            }
         }
     }
 }
@@ -620,52 +637,43 @@ impl Drop for Emulator {
     }
 }
 
-/// Accepts connections until told to stop, one task per connection.
-async fn accept(
+/// Serves one listener with axum until `stop` turns true (or its sender is dropped), then
+/// shuts down gracefully.
+fn spawn_server(
     listener: TcpListener,
     shared: Arc<Shared>,
     side: Side,
     mut stop: watch::Receiver<bool>,
-) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let _ = stream.set_nodelay(true);
-                    let shared = Arc::clone(&shared);
-                    connections.spawn(async move {
-                        let service = service_fn(move |request| {
-                            let shared = Arc::clone(&shared);
-                            async move { Ok::<_, Infallible>(serve(&shared, side, request).await) }
-                        });
-                        let _ = http1::Builder::new()
-                            .keep_alive(true)
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-                // Out of file descriptors and the like: breathe, then accept again.
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = stop.changed() => break,
-        }
-    }
-    connections.shutdown().await;
+) -> JoinHandle<()> {
+    let app = Router::new()
+        .fallback(answer)
+        .with_state(Server { shared, side });
+    let listener = listener.tap_io(|stream| {
+        let _ = stream.set_nodelay(true);
+    });
+    tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        };
+        // serve only ends with an I/O error of the listener, which axum retries itself.
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(stopped)
+            .await;
+    })
 }
 
 /// Reads one request, lets the server's handler answer it, writes the answer.
-async fn serve(shared: &Shared, side: Side, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer(State(server): State<Server>, request: Request) -> Response {
+    let Server { shared, side } = server;
     let (parts, body) = request.into_parts();
     shared.http_requests.fetch_add(1, Ordering::Relaxed);
-    let body = Limited::new(body, MAX_BODY_BYTES).collect().await;
+    let body = to_bytes(body, MAX_BODY_BYTES).await;
     let latency = shared.latency_nanos.load(Ordering::Relaxed);
     if latency > 0 {
         tokio::time::sleep(Duration::from_nanos(latency)).await;
     }
     let body = match body {
-        Ok(collected) => collected.to_bytes(),
+        Ok(bytes) => bytes,
         Err(_) => {
             let reply = Reply::graph_json(
                 413,
@@ -700,23 +708,23 @@ async fn serve(shared: &Shared, side: Side, request: Request<Incoming>) -> Respo
         });
     }
     let reply = match side {
-        Side::Login => login::handle(shared, &request),
+        Side::Login => login::handle(&shared, &request),
         Side::Graph
             if shared.login_on_graph.load(Ordering::Relaxed)
                 && login::token_tenant(&request.path).is_some() =>
         {
-            login::handle(shared, &request)
+            login::handle(&shared, &request)
         }
-        Side::Graph => graph::handle(shared, &request),
+        Side::Graph => graph::handle(&shared, &request),
     };
     into_response(reply)
 }
 
-/// Turns a reply into a hyper response; headers that are not valid HTTP (from a fault rule)
-/// are dropped rather than failing the response.
-fn into_response(reply: Reply) -> Response<Full<Bytes>> {
+/// Turns a reply into a response; headers that are not valid HTTP (from a fault rule) are
+/// dropped rather than failing the response.
+fn into_response(reply: Reply) -> Response {
     let body = reply.body_bytes();
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(Body::from(body));
     *response.status_mut() =
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();

@@ -1,7 +1,7 @@
 //! The simulated tenant as data: users with their memberships, roles and sign-in methods.
 //!
 //! A [`Tenant`] is what the emulator starts from — either generated from a seed
-//! ([`Tenant::generated`], in `generate.rs`) or read from a hand-written fixture. It is plain
+//! ([`Tenant::generated`], in `generate/`) or read from a hand-written fixture. It is plain
 //! data with no HTTP in it, so tests can inspect exactly what the emulator will serve.
 
 use std::collections::{BTreeMap, HashMap};

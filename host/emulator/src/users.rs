@@ -23,7 +23,8 @@ use crate::odata::{
 use crate::reply::{GraphError, Reply};
 use crate::server::{HttpRequest, Shared};
 
-/// The properties of `microsoft.graph.user` that `$select` accepts (v1.0).
+/// The properties of `microsoft.graph.user` that `$select` accepts: the v1.0 user resource's
+/// properties (resources/user.md, "Properties").
 pub(crate) const USER_PROPERTIES: &[&str] = &[
     "id",
     "aboutMe",
@@ -105,7 +106,9 @@ pub(crate) const USER_PROPERTIES: &[&str] = &[
     "userType",
 ];
 
-/// What `/users` returns without `$select`.
+/// What `/users` returns without `$select`. Source: user-list.md ("By default, only a limited
+/// set of properties are returned (businessPhones, displayName, givenName, id, jobTitle, mail,
+/// mobilePhone, officeLocation, preferredLanguage, surname, and userPrincipalName)").
 pub(crate) const DEFAULT_SELECT: &[&str] = &[
     "id",
     "displayName",
@@ -120,13 +123,15 @@ pub(crate) const DEFAULT_SELECT: &[&str] = &[
     "preferredLanguage",
 ];
 
-/// Default page size of `users/delta` (without a `Prefer: odata.maxpagesize` header) and the
-/// most `Prefer: odata.maxpagesize` obtains (larger values are served as 200 and said so in
-/// `Preference-Applied`). Source: a Microsoft answer on delta page sizes,
-/// <https://learn.microsoft.com/en-us/answers/a/2052165> ("200 for objects, such as users and
-/// contacts … Even if a higher value is specified, the API will cap the page size"); GRAPH.md
-/// (100 without the header). `generous` honours up to 999.
-pub(crate) const DELTA_PAGE_SIZE: usize = 100;
+/// Default page size of `users/delta` and `groups/delta` (without a `Prefer: odata.maxpagesize`
+/// header) and the most `Prefer: odata.maxpagesize` obtains (larger values are served as 200
+/// and said so in `Preference-Applied`). Source: a Microsoft answer on delta page sizes,
+/// <https://learn.microsoft.com/en-us/answers/a/2052165> ("The odata.maxpagesize maximum value
+/// is: 200 for objects, such as users and contacts … And the same number is returned if
+/// odata.maxpagesize is not set. Even if a higher value is specified, the API will cap the page
+/// size to these limits"); the API pages (user-delta.md, group-delta.md) give no number.
+/// `generous` honours up to 999.
+pub(crate) const DELTA_PAGE_SIZE: usize = 200;
 /// See [`DELTA_PAGE_SIZE`].
 pub(crate) const DELTA_MAX_PAGE_SIZE: usize = 200;
 /// Every this-many-th page of a delta round (by its number in the round, from 1) holds only
@@ -135,8 +140,8 @@ pub(crate) const DELTA_MAX_PAGE_SIZE: usize = 200;
 /// page can vary"). Deterministic, so tests can rely on it; off when `generous`.
 pub(crate) const SHORT_PAGE_EVERY: u64 = 5;
 
-/// Permission needed to read `signInActivity` (GRAPH.md, "Listing users"; the docs' note on
-/// the property, added after microsoftgraph/microsoft-graph-docs#12764). The 403 Graph answers
+/// Permission needed to read `signInActivity` (resources/user.md, the note on the property:
+/// it needs AuditLog.Read.All, added after microsoftgraph/microsoft-graph-docs#12764). The 403 Graph answers
 /// without it is `Authentication_MSGraphPermissionMissing`, "Calling principal does not have
 /// required MSGraph permissions AuditLog.Read.All" (microsoftgraph/microsoft-graph-explorer-v4#2731).
 const SIGN_IN_PERMISSION: &str = "AuditLog.Read.All";

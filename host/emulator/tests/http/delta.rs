@@ -230,7 +230,7 @@ async fn prefer_maxpagesize_is_honoured_on_every_page() {
         Some("odata.maxpagesize=999")
     );
     let default = client.get(&first.next_link().expect("more"), &[]).await;
-    assert_eq!(default.values().len(), 18, "default 100");
+    assert_eq!(default.values().len(), 18, "default 200");
     assert!(default.header("preference-applied").is_none());
 
     // Change rounds page by the header too.

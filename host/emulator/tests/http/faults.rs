@@ -141,3 +141,47 @@ async fn shutdown_closes_both_ports() {
         "login port closed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_answers_the_requests_in_flight_first() {
+    let emulator = start(34, 5).await;
+    let client = Client::new(&emulator).await;
+    emulator.set_latency(std::time::Duration::from_millis(300));
+    let before = emulator.http_requests();
+    let in_flight = tokio::spawn(async move { client.get("/v1.0/users", &[]).await.status });
+    // The request is in the handler (counted, waiting out its latency) before shutdown starts.
+    while emulator.http_requests() == before {
+        tokio::task::yield_now().await;
+    }
+    emulator.shutdown().await;
+    assert_eq!(in_flight.await.expect("the request task"), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_4_mib_is_refused_with_413() {
+    let emulator = start(35, 5).await;
+    let url = format!("{}/v1.0/$batch", emulator.graph_endpoint());
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("Content-Type", "application/json")
+        .body(vec![b' '; 4 * 1024 * 1024 + 1])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 413);
+    let text = response.text().await.expect("a body");
+    let body: serde_json::Value = serde_json::from_str(&text).expect("a JSON error");
+    assert_eq!(body["error"]["code"], "RequestEntityTooLarge");
+    let fits = reqwest::Client::new()
+        .post(&url)
+        .body(vec![b' '; 4 * 1024 * 1024])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        fits.status(),
+        401,
+        "read whole, then refused for the missing token"
+    );
+    emulator.shutdown().await;
+}

@@ -101,7 +101,7 @@ async fn the_first_round_lists_every_group_with_its_members() {
                 && l.as_object().map(|o| o.len()) == Some(2)));
     }
 
-    // Default page size 100 groups; more than 200 asked gets 200.
+    // More than 200 groups asked gets 200 (also the default).
     let page = client
         .get(FIRST, &[("Prefer", "odata.maxpagesize=1000")])
         .await;

@@ -57,9 +57,9 @@ async fn users_delta_pages_are_capped_at_200_and_every_fifth_page_is_short() {
     let client = Client::new(&emulator).await;
     let first = "/v1.0/users/delta?$select=id,displayName";
 
-    // No header: 100 a page, the 5th page of the round half full, the last with the deltaLink.
+    // No header: 200 a page (the cap, which is also the default), the last with the deltaLink.
     let pages = delta_round(&client, first, None).await;
-    assert_eq!(sizes(&pages), [100, 100, 100, 100, 50, 10]);
+    assert_eq!(sizes(&pages), [200, 200, 60]);
     assert!(pages
         .iter()
         .all(|p| p.header("preference-applied").is_none()));
@@ -79,7 +79,7 @@ async fn users_delta_pages_are_capped_at_200_and_every_fifth_page_is_short() {
     // Invalid values are ignored.
     for prefer in ["odata.maxpagesize=0", "odata.maxpagesize=lots"] {
         let page = client.get(first, &[("Prefer", prefer)]).await;
-        assert_eq!(page.values().len(), 100, "{prefer}");
+        assert_eq!(page.values().len(), 200, "{prefer}");
         assert!(page.header("preference-applied").is_none());
     }
 
@@ -146,7 +146,12 @@ async fn generous_users_delta_is_the_old_behaviour() {
         pages[0].header("preference-applied"),
         Some("odata.maxpagesize=999")
     );
-    let pages = delta_round(&client, "/v1.0/users/delta?$select=id", None).await;
+    let pages = delta_round(
+        &client,
+        "/v1.0/users/delta?$select=id",
+        Some("odata.maxpagesize=100"),
+    )
+    .await;
     assert_eq!(sizes(&pages), [100, 100, 100, 100, 60], "no short page");
     emulator.shutdown().await;
 }

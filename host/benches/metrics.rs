@@ -7,6 +7,16 @@
 //! of repeated renders, and its size), and the time to record one run.
 //!
 //! Options (after `--`): `--quick` (fewer samples), `--tenants 1,1000`.
+//!
+//! The figures in `host/src/metrics/mod.rs` come from a dev build with the hot crates
+//! optimised, which reuses the dev build's compiled dependencies:
+//!
+//! ```text
+//! O=profile.dev.package; cargo bench -p connector-host --bench metrics --profile dev \
+//!   $(for p in connector-host prometheus-client dtoa itoa parking_lot parking_lot_core lock_api; do
+//!     echo --config $O.$p.opt-level=3 --config $O.$p.debug-assertions=false \
+//!          --config $O.$p.overflow-checks=false; done)
+//! ```
 
 use std::collections::BTreeMap;
 use std::hint::black_box;

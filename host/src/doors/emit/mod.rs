@@ -164,10 +164,6 @@ impl emit_event::Host for EmitState {
     }
 }
 
-/// Deepest nesting of objects and arrays an event may have: half of serde_json's recursion
-/// limit (128), so a consumer that parses events into a tree reads every event the host
-/// accepts (an OCSF event nests fewer than ten levels). Found by the emit property test.
-
 /// How deep objects and arrays nest in `json` (already known to be valid JSON), without
 /// recursing: a 1 MiB event can nest half a million levels.
 fn nesting_depth(json: &str) -> usize {

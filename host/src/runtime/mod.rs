@@ -40,9 +40,12 @@ use crate::doors::bindings::{AssetConnector, AssetConnectorPre};
 use crate::doors::checkpoint::{
     CheckpointError, CheckpointPolicy, CheckpointState, CheckpointStore, SqliteCheckpointStore,
 };
-use crate::doors::emit::{EmitPolicy, EmitState, EventSink, JsonlFileSink, StdoutSink};
+use crate::doors::emit::push::load_sink_secret;
+use crate::doors::emit::{
+    EmitPolicy, EmitState, EventSink, JsonlFileSink, PushOptions, PushSink, StdoutSink,
+};
 use crate::doors::http::netguard::{NameResolver, SystemResolver};
-use crate::doors::http::secrets::{Scrubber, SecretError, SecretSet};
+use crate::doors::http::secrets::{Scrubber, SecretError, SecretSet, SecretValue};
 use crate::doors::http::{
     ClientBuildError, EgressPolicy, HttpClients, HttpDoor, HttpState, Origin,
 };
@@ -101,13 +104,14 @@ impl TenantRun {
     /// egress must be complete: an empty `[egress] allow` or a secret without `hosts` is
     /// filled from the component's plan by [`Runtime::resolve_egress`] first.
     pub fn from_config(cfg: &TenantConfig) -> Result<TenantRun, RunError> {
-        let secrets = SecretSet::load(&cfg.secrets).map_err(|SecretError { name, message }| {
-            RunError::Secret {
-                tenant: cfg.key.clone(),
-                name,
-                message,
-            }
-        })?;
+        let mut secrets =
+            SecretSet::load(&cfg.secrets).map_err(|SecretError { name, message }| {
+                RunError::Secret {
+                    tenant: cfg.key.clone(),
+                    name,
+                    message,
+                }
+            })?;
         let host_err = |message: String| RunError::Host {
             tenant: cfg.key.clone(),
             message,
@@ -119,6 +123,60 @@ impl TenantRun {
                 Arc::new(JsonlFileSink::open(path).map_err(|e| host_err(e.to_string()))?)
             }
             SinkSpec::Stdout => Arc::new(StdoutSink::default()),
+            SinkSpec::Sekoia(spec) => {
+                let key = load_sink_secret("[sink] api_key", &spec.api_key).map_err(|message| {
+                    RunError::Config {
+                        tenant: cfg.key.clone(),
+                        message,
+                    }
+                })?;
+                let options = PushOptions::from_spec(
+                    spec.batch_size,
+                    &spec.delivery,
+                    cfg.allow_loopback_http,
+                );
+                let sink = PushSink::sekoia(
+                    &spec.base_url,
+                    &spec.connector_uuid,
+                    key.clone(),
+                    options,
+                    Arc::new(SystemResolver),
+                )
+                .map_err(|e| RunError::Config {
+                    tenant: cfg.key.clone(),
+                    message: format!("[sink]: {e}"),
+                })?;
+                // Redacted wherever the tenant's secrets are (events, logs, the connector's
+                // output); no origin, so no placeholder of the connector ever sends it.
+                secrets.insert("sink.api_key", SecretValue::new(key), vec![]);
+                Arc::new(sink)
+            }
+            SinkSpec::Http(spec) => {
+                let value = load_sink_secret("[sink] value", &spec.value).map_err(|message| {
+                    RunError::Config {
+                        tenant: cfg.key.clone(),
+                        message,
+                    }
+                })?;
+                let options = PushOptions::from_spec(
+                    spec.batch_size,
+                    &spec.delivery,
+                    cfg.allow_loopback_http,
+                );
+                let sink = PushSink::ndjson(
+                    &spec.url,
+                    &spec.header,
+                    value.clone(),
+                    options,
+                    Arc::new(SystemResolver),
+                )
+                .map_err(|e| RunError::Config {
+                    tenant: cfg.key.clone(),
+                    message: format!("[sink]: {e}"),
+                })?;
+                secrets.insert("sink.value", SecretValue::new(value), vec![]);
+                Arc::new(sink)
+            }
         };
         if cfg.egress_allow.is_empty() {
             return Err(RunError::Config {

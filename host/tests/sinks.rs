@@ -473,7 +473,11 @@ async fn server_errors_and_cut_connections_are_retried_until_acknowledged() {
     rx.script([
         Act::Answer(500, vec![], "boom".into()),
         Act::CloseMidRequest,
-        Act::Answer(503, vec![], "{\"message\":\"maintenance\"}".into()),
+        Act::Answer(
+            503,
+            vec![("retry-after", "0".into())],
+            "{\"message\":\"maintenance\"}".into(),
+        ),
         Act::CloseMidResponse,
     ]);
     let sink = sekoia(&rx, quick(2));
@@ -485,6 +489,14 @@ async fn server_errors_and_cut_connections_are_retried_until_acknowledged() {
     sink.flush_durable().await.unwrap();
     let stats = sink.stats();
     assert_eq!(stats.transient_failures, 4, "{stats:?}");
+    // Backoffs, except after the 503 whose Retry-After said 0.
+    assert_eq!(stats.waits.len(), 4);
+    assert_eq!(stats.waits[2], Duration::ZERO);
+    assert!(stats
+        .waits
+        .iter()
+        .enumerate()
+        .all(|(i, w)| i == 2 || *w > Duration::ZERO));
     assert_eq!(stats.batches_acknowledged, 3);
     // The cut answer was a 200 the sink never read whole: that batch arrived twice.
     let seen = rx.seen();
@@ -890,4 +902,68 @@ async fn an_entra_run_delivers_every_user_and_commits_only_acknowledged_events()
     assert!(commits.is_empty(), "no cursor commit: {commits:?}");
     assert_eq!(delta_cursor_rows(&dir.path().join("checkpoints.sqlite")), 0);
     assert!(sink.acknowledged() < sink.written());
+}
+
+#[test]
+fn operator_a_tenant_file_with_a_sekoia_sink_builds_a_run_that_redacts_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("sekoia.key");
+    std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let text = |key: &str| {
+        format!(
+            "{TENANT}[egress]\nallow = [\"https://graph.microsoft.com\"]\n\
+             [sink]\nkind = \"sekoia\"\nbase_url = \"https://api.sekoia.io\"\n\
+             connector_uuid = \"{UUID}\"\napi_key = {{ file = \"{key}\" }}\n"
+        )
+    };
+    let cfg = TenantConfig::parse(&text("sekoia.key"), dir.path()).unwrap();
+    let run = connector_host::TenantRun::from_config(&cfg).unwrap();
+    // The connector never holds the key, and whatever it hands out is scrubbed of it.
+    assert_eq!(
+        run.secrets.scrubber().scrub(&format!("echo: Bearer {KEY}")),
+        "echo: Bearer [redacted]"
+    );
+    assert_eq!(run.sink.written(), 0);
+    let cfg = TenantConfig::parse(&text("missing.key"), dir.path()).unwrap();
+    let e = connector_host::TenantRun::from_config(&cfg)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.starts_with("tenant 'contoso': configuration: [sink] api_key:")
+            && e.contains("missing.key")
+            && !e.contains('\n'),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn the_bare_token_of_a_header_value_is_scrubbed_too() {
+    let rx = Receiver::start("authorization").await;
+    rx.script([Act::Answer(
+        401,
+        vec![],
+        format!("token {KEY} is not valid for this intake"),
+    )]);
+    let sink = PushSink::ndjson(
+        &format!("{}/intake", rx.base()),
+        "Authorization",
+        format!("Bearer {KEY}"),
+        quick(10),
+        Arc::new(SystemResolver),
+    )
+    .unwrap();
+    sink.write(events(0..1)).await.unwrap();
+    let e = sink.flush_durable().await.unwrap_err().to_string();
+    assert!(
+        e.contains("HTTP 401: token [redacted] is not valid for this intake"),
+        "{e}"
+    );
+    assert_no_key(&e);
+    assert_eq!(rx.seen()[0].credential, format!("Bearer {KEY}"));
 }

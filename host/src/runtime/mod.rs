@@ -40,7 +40,7 @@ use crate::doors::bindings::{AssetConnector, AssetConnectorPre};
 use crate::doors::checkpoint::{
     CheckpointError, CheckpointPolicy, CheckpointState, CheckpointStore, SqliteCheckpointStore,
 };
-use crate::doors::emit::push::load_sink_secret;
+use crate::doors::emit::push::{load_sink_secret, secret_parts};
 use crate::doors::emit::{
     EmitPolicy, EmitState, EventSink, JsonlFileSink, PushOptions, PushSink, StdoutSink,
 };
@@ -174,7 +174,9 @@ impl TenantRun {
                     tenant: cfg.key.clone(),
                     message: format!("[sink]: {e}"),
                 })?;
-                secrets.insert("sink.value", SecretValue::new(value), vec![]);
+                for (i, part) in secret_parts(&value).into_iter().enumerate() {
+                    secrets.insert(format!("sink.value.{i}"), SecretValue::new(part), vec![]);
+                }
                 Arc::new(sink)
             }
         };

@@ -11,8 +11,8 @@
 //! the receiver took it) is sent again: delivery is at least once.
 //!
 //! **Retries.** 429 waits for the receiver's `Retry-After` (seconds or an HTTP-date, RFC 9110
-//! section 10.2.3), or backs off when there is none; 5xx, timeouts and broken connections
-//! back off (exponential from `backoff_initial_ms`, capped at `backoff_max_ms`, with jitter
+//! section 10.2.3), or backs off when there is none; 5xx (honouring a `Retry-After` too),
+//! timeouts and broken connections back off (exponential from `backoff_initial_ms`, capped at `backoff_max_ms`, with jitter
 //! so many tenants do not retry in step). A batch is given up after `max_attempts`, or when
 //! the next wait would pass `max_retry_ms` since its first attempt. Any other answer fails
 //! at once: another 4xx with the receiver's message (one line, at most 300 bytes), a 3xx
@@ -177,8 +177,8 @@ enum Attempt {
     Acknowledged(Option<String>),
     /// Retry after the receiver's `Retry-After`, or a backoff when it sent none.
     Throttled(Option<Duration>),
-    /// Retry after a backoff.
-    Transient(String),
+    /// Retry after the receiver's `Retry-After` (a 503 may send one), or a backoff.
+    Transient(String, Option<Duration>),
     /// Do not retry.
     Refused(String),
 }
@@ -193,7 +193,7 @@ impl PushSink {
         options: PushOptions,
         resolver: Arc<dyn NameResolver>,
     ) -> Result<PushSink, SinkError> {
-        let scrub = Scrubber::new([target.secret.as_str()]);
+        let scrub = Scrubber::new(secret_parts(&target.secret).iter().map(String::as_str));
         let origin = Origin::parse(&target.url).map_err(|e| SinkError(e.to_string()))?;
         let mut policy = EgressPolicy::new(vec![origin]);
         policy.allow_loopback_http = options.allow_loopback_http;
@@ -304,9 +304,10 @@ impl PushSink {
         loop {
             attempt += 1;
             lock(&self.stats).attempts += 1;
+            // Every text below may quote the receiver: scrubbed before it is logged or kept.
             let (wait, why) = match self.attempt(body.clone()).await {
                 Attempt::Acknowledged(receipt) => return Ok(receipt),
-                Attempt::Refused(why) => return Err(why),
+                Attempt::Refused(why) => return Err(self.scrub.clean(why)),
                 Attempt::Throttled(after) => {
                     lock(&self.stats).throttled += 1;
                     match after {
@@ -314,9 +315,12 @@ impl PushSink {
                         None => (backoff(o, attempt), "HTTP 429".to_string()),
                     }
                 }
-                Attempt::Transient(why) => {
+                Attempt::Transient(why, after) => {
                     lock(&self.stats).transient_failures += 1;
-                    (backoff(o, attempt), why)
+                    (
+                        after.unwrap_or_else(|| backoff(o, attempt)),
+                        self.scrub.clean(why),
+                    )
                 }
             };
             if attempt >= o.max_attempts {
@@ -392,7 +396,10 @@ impl PushSink {
                 None => format!("HTTP {status} (a redirect without a Location); redirects are not followed: set the sink's URL to the final address"),
             }),
             429 => Attempt::Throttled(retry_after),
-            500..=599 => Attempt::Transient(format!("HTTP {status}: {}", receiver_message(&body))),
+            500..=599 => Attempt::Transient(
+                format!("HTTP {status}: {}", receiver_message(&body)),
+                retry_after,
+            ),
             _ => Attempt::Refused(format!(
                 "HTTP {status}: {}; fix what the receiver names (the URL, the credential, the events)",
                 receiver_message(&body)
@@ -409,10 +416,13 @@ impl PushSink {
             source = s.source();
         }
         if e.is_timeout() {
-            return Attempt::Transient(format!(
-                "no answer within the request timeout of {:?}",
-                self.options.request_timeout
-            ));
+            return Attempt::Transient(
+                format!(
+                    "no answer within the request timeout of {:?}",
+                    self.options.request_timeout
+                ),
+                None,
+            );
         }
         // Without the URL (it is in every message already) and with its causes.
         let mut parts = Vec::new();
@@ -427,7 +437,7 @@ impl PushSink {
             one_line(&parts.join(": "))
         };
         truncate_at_char_boundary(&mut text, MAX_MESSAGE_BYTES);
-        Attempt::Transient(format!("transport: {text}"))
+        Attempt::Transient(format!("transport: {text}"), None)
     }
 }
 
@@ -516,6 +526,20 @@ fn receiver_message(body: &[u8]) -> String {
 /// `text` on one line: every run of whitespace (newlines included) becomes one space.
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The texts to redact for a credential: the whole value, and each of its words long
+/// enough to redact ([`MIN_SECRET_CHARS`]): a header value `Bearer <token>` or
+/// `Splunk <token>` leaks as the bare token just as well.
+pub fn secret_parts(value: &str) -> Vec<String> {
+    let mut parts = vec![value.to_string()];
+    parts.extend(
+        value
+            .split_whitespace()
+            .filter(|w| w.chars().count() >= MIN_SECRET_CHARS && *w != value)
+            .map(str::to_string),
+    );
+    parts
 }
 
 /// Loads a sink's secret (environment variable or file, as for the connector's secrets) by
@@ -631,7 +655,7 @@ mod tests {
         );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("key");
-        std::fs::write(&path, "short\n").unwrap();
+        std::fs::write(&path, "q7zx4\n").unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -643,7 +667,7 @@ mod tests {
             hosts: vec![],
         };
         let e = load_sink_secret("[sink] api_key", &spec).unwrap_err();
-        assert!(e.contains("5 characters") && !e.contains("short"), "{e}");
+        assert!(e.contains("5 characters") && !e.contains("q7zx4"), "{e}");
         std::fs::write(&path, "long-enough-key\n").unwrap();
         assert_eq!(
             load_sink_secret("[sink] api_key", &spec).unwrap(),

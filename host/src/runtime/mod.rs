@@ -40,10 +40,8 @@ use crate::doors::bindings::{AssetConnector, AssetConnectorPre};
 use crate::doors::checkpoint::{
     CheckpointError, CheckpointPolicy, CheckpointState, CheckpointStore, SqliteCheckpointStore,
 };
-use crate::doors::emit::push::{load_sink_secret, secret_parts};
-use crate::doors::emit::{
-    EmitPolicy, EmitState, EventSink, JsonlFileSink, PushOptions, PushSink, StdoutSink,
-};
+use crate::doors::emit::push::secret_parts;
+use crate::doors::emit::{EmitPolicy, EmitState, EventSink, JsonlFileSink, PushSink, StdoutSink};
 use crate::doors::http::netguard::{NameResolver, SystemResolver};
 use crate::doors::http::secrets::{Scrubber, SecretError, SecretSet, SecretValue};
 use crate::doors::http::{
@@ -104,78 +102,40 @@ impl TenantRun {
     /// egress must be complete: an empty `[egress] allow` or a secret without `hosts` is
     /// filled from the component's plan by [`Runtime::resolve_egress`] first.
     pub fn from_config(cfg: &TenantConfig) -> Result<TenantRun, RunError> {
-        let mut secrets =
-            SecretSet::load(&cfg.secrets).map_err(|SecretError { name, message }| {
-                RunError::Secret {
-                    tenant: cfg.key.clone(),
-                    name,
-                    message,
-                }
-            })?;
+        let secrets = SecretSet::load(&cfg.secrets).map_err(|SecretError { name, message }| {
+            RunError::Secret {
+                tenant: cfg.key.clone(),
+                name,
+                message,
+            }
+        })?;
         let host_err = |message: String| RunError::Host {
             tenant: cfg.key.clone(),
             message,
         };
         let checkpoints =
             SqliteCheckpointStore::open(&cfg.checkpoint_db).map_err(|e| host_err(e.to_string()))?;
+        // A push sink's credential joins the secrets to redact.
+        let mut secrets = secrets;
         let sink: Arc<dyn EventSink> = match &cfg.sink {
             SinkSpec::Jsonl { path } => {
                 Arc::new(JsonlFileSink::open(path).map_err(|e| host_err(e.to_string()))?)
             }
             SinkSpec::Stdout => Arc::new(StdoutSink::default()),
-            SinkSpec::Sekoia(spec) => {
-                let key = load_sink_secret("[sink] api_key", &spec.api_key).map_err(|message| {
-                    RunError::Config {
-                        tenant: cfg.key.clone(),
-                        message,
-                    }
-                })?;
-                let options = PushOptions::from_spec(
-                    spec.batch_size,
-                    &spec.delivery,
+            SinkSpec::Sekoia(_) | SinkSpec::Http(_) => {
+                let (sink, credential) = PushSink::from_spec(
+                    &cfg.sink,
                     cfg.allow_loopback_http,
-                );
-                let sink = PushSink::sekoia(
-                    &spec.base_url,
-                    &spec.connector_uuid,
-                    key.clone(),
-                    options,
                     Arc::new(SystemResolver),
                 )
-                .map_err(|e| RunError::Config {
+                .map_err(|message| RunError::Config {
                     tenant: cfg.key.clone(),
-                    message: format!("[sink]: {e}"),
+                    message,
                 })?;
                 // Redacted wherever the tenant's secrets are (events, logs, the connector's
                 // output); no origin, so no placeholder of the connector ever sends it.
-                secrets.insert("sink.api_key", SecretValue::new(key), vec![]);
-                Arc::new(sink)
-            }
-            SinkSpec::Http(spec) => {
-                let value = load_sink_secret("[sink] value", &spec.value).map_err(|message| {
-                    RunError::Config {
-                        tenant: cfg.key.clone(),
-                        message,
-                    }
-                })?;
-                let options = PushOptions::from_spec(
-                    spec.batch_size,
-                    &spec.delivery,
-                    cfg.allow_loopback_http,
-                );
-                let sink = PushSink::ndjson(
-                    &spec.url,
-                    &spec.header,
-                    value.clone(),
-                    options,
-                    Arc::new(SystemResolver),
-                )
-                .map_err(|e| RunError::Config {
-                    tenant: cfg.key.clone(),
-                    message: format!("[sink]: {e}"),
-                })?;
-                for (i, part) in secret_parts(&value).into_iter().enumerate() {
-                    secrets.insert(format!("sink.value.{i}"), SecretValue::new(part), vec![]);
+                for (i, part) in secret_parts(&credential).into_iter().enumerate() {
+                    secrets.insert(format!("sink.{i}"), SecretValue::new(part), vec![]);
                 }
                 Arc::new(sink)
             }

@@ -40,7 +40,7 @@ use bytes::Bytes;
 use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 
 use super::sink::{EventSink, SinkError};
-use crate::config::{DeliverySpec, SecretSpec};
+use crate::config::{DeliverySpec, SecretSpec, SinkSpec};
 use crate::doors::http::client::{http_client, truncate_at_char_boundary};
 use crate::doors::http::netguard::{NameResolver, NonPublicAddress};
 use crate::doors::http::secrets::{Scrubber, MIN_SECRET_CHARS};
@@ -235,6 +235,42 @@ impl PushSink {
             stats: std::sync::Mutex::new(PushStats::default()),
             receipts: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// The push sink a tenant file's `[sink]` names (`kind = "sekoia"` or `"http"`), with
+    /// its credential loaded (returned too, for the tenant's redaction). `Err` is one line
+    /// naming the key (or the kind, for a sink that does not push).
+    pub fn from_spec(
+        spec: &SinkSpec,
+        allow_loopback_http: bool,
+        resolver: Arc<dyn NameResolver>,
+    ) -> Result<(PushSink, String), String> {
+        let built = match spec {
+            SinkSpec::Sekoia(s) => {
+                let key = load_sink_secret("[sink] api_key", &s.api_key)?;
+                let options =
+                    PushOptions::from_spec(s.batch_size, &s.delivery, allow_loopback_http);
+                PushSink::sekoia(
+                    &s.base_url,
+                    &s.connector_uuid,
+                    key.clone(),
+                    options,
+                    resolver,
+                )
+                .map(|sink| (sink, key))
+            }
+            SinkSpec::Http(s) => {
+                let value = load_sink_secret("[sink] value", &s.value)?;
+                let options =
+                    PushOptions::from_spec(s.batch_size, &s.delivery, allow_loopback_http);
+                PushSink::ndjson(&s.url, &s.header, value.clone(), options, resolver)
+                    .map(|sink| (sink, value))
+            }
+            SinkSpec::Jsonl { .. } | SinkSpec::Stdout => {
+                return Err("[sink] kind: only \"sekoia\" and \"http\" are push sinks".into())
+            }
+        };
+        built.map_err(|e| format!("[sink]: {e}"))
     }
 
     /// The receiver's origin.

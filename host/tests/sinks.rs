@@ -871,6 +871,12 @@ async fn an_entra_run_delivers_every_user_and_commits_only_acknowledged_events()
     assert!(seen
         .iter()
         .all(|s| s.items.len() <= 10 && s.credential == format!("Bearer {KEY}")));
+    let stats = sink.stats();
+    assert_eq!(
+        (stats.transient_failures, stats.throttled),
+        (1, 1),
+        "the receiver's 500 and 429 were met and retried: {stats:?}"
+    );
     assert_eq!(report.events_written, sink.written());
     assert_eq!(sink.acknowledged(), sink.written());
     assert!(!commits.is_empty(), "the run committed its cursor");

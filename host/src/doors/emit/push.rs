@@ -49,8 +49,12 @@ use crate::doors::http::{EgressPolicy, Origin};
 /// Longest receiver message quoted in an error, bytes.
 const MAX_MESSAGE_BYTES: usize = 300;
 
+/// Most receipts [`PushSink::receipts`] keeps (the first ones): one per batch, so a run of
+/// a million events at the default batch size fits.
+pub const MAX_RECEIPTS: usize = 10_000;
+
 /// Most waits [`PushStats::waits`] keeps (the first ones).
-const MAX_RECORDED_WAITS: usize = 64;
+pub const MAX_RECORDED_WAITS: usize = 64;
 
 /// How a push sink batches, waits and retries. [`PushOptions::default`] is what a tenant
 /// file gets when it sets nothing.
@@ -194,7 +198,8 @@ impl PushSink {
         resolver: Arc<dyn NameResolver>,
     ) -> Result<PushSink, SinkError> {
         let scrub = Scrubber::new(secret_parts(&target.secret).iter().map(String::as_str));
-        let origin = Origin::parse(&target.url).map_err(|e| SinkError(e.to_string()))?;
+        let origin =
+            Origin::parse(&target.url).map_err(|e| SinkError(scrub.clean(e.to_string())))?;
         let mut policy = EgressPolicy::new(vec![origin]);
         policy.allow_loopback_http = options.allow_loopback_http;
         let (url, origin) = policy.check(&target.url).map_err(|why| {
@@ -279,7 +284,7 @@ impl PushSink {
     }
 
     /// What the receivers' acknowledgements carried worth keeping, in order (Sekoia.io: the
-    /// `task_id` of each accepted batch, for the run report).
+    /// `task_id` of each accepted batch, for the run report); the first [`MAX_RECEIPTS`].
     pub fn receipts(&self) -> Vec<String> {
         lock(&self.receipts).clone()
     }
@@ -314,8 +319,9 @@ impl PushSink {
                     let mut stats = lock(&self.stats);
                     stats.batches_acknowledged += 1;
                     stats.events_acknowledged += n as u64;
-                    if let Some(r) = receipt {
-                        lock(&self.receipts).push(r);
+                    let mut receipts = lock(&self.receipts);
+                    if let Some(r) = receipt.filter(|_| receipts.len() < MAX_RECEIPTS) {
+                        receipts.push(r);
                     }
                 }
                 Err(why) => {

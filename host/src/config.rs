@@ -60,6 +60,167 @@ pub enum SinkSpec {
     },
     /// Write JSON lines to standard output.
     Stdout,
+    /// Push batches to a Sekoia.io asset connector
+    /// ([`crate::doors::emit::sekoia`]); a batch counts as delivered when the receiver
+    /// acknowledges it.
+    Sekoia(SekoiaSinkSpec),
+    /// POST batches as NDJSON to an HTTP intake (Cribl, Vector, Logstash)
+    /// ([`crate::doors::emit::http`]); a batch counts as delivered when the receiver
+    /// acknowledges it.
+    Http(HttpSinkSpec),
+}
+
+/// `[sink] kind = "sekoia"`: a Sekoia.io asset connector.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SekoiaSinkSpec {
+    /// The platform's API origin, e.g. `https://api.sekoia.io` (a path prefix is kept).
+    pub base_url: String,
+    /// The asset connector's UUID (its page in the platform shows it).
+    pub connector_uuid: String,
+    /// The platform API key, held by the host (never by the connector).
+    pub api_key: SecretSpec,
+    /// Events per request (default 100).
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Timeouts and retries.
+    #[serde(default)]
+    pub delivery: DeliverySpec,
+}
+
+/// `[sink] kind = "http"`: NDJSON `POST`s to an intake URL.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSinkSpec {
+    /// The intake URL (`https://…`).
+    pub url: String,
+    /// The header carrying the credential (default `Authorization`).
+    #[serde(default = "default_auth_header")]
+    pub header: String,
+    /// The header's whole value (e.g. `Bearer …` or a Splunk-style token), held by the host.
+    pub value: SecretSpec,
+    /// Events per request (default 100).
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Timeouts and retries.
+    #[serde(default)]
+    pub delivery: DeliverySpec,
+}
+
+fn default_batch_size() -> usize {
+    100
+}
+
+fn default_auth_header() -> String {
+    "Authorization".into()
+}
+
+/// Most events a push sink sends in one request.
+pub const MAX_SINK_BATCH_SIZE: usize = 10_000;
+
+/// `[sink.delivery]`: how long a push sink waits for its receiver and how it retries. A
+/// batch is retried (429, 5xx, timeouts, broken connections) until it is acknowledged, it
+/// was tried `max_attempts` times, or the next wait would pass `max_retry_ms` since its
+/// first attempt; then the sink fails and the cursor stays behind the batch.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliverySpec {
+    /// One request's whole-exchange timeout, milliseconds.
+    pub request_timeout_ms: u64,
+    /// Connect timeout, milliseconds.
+    pub connect_timeout_ms: u64,
+    /// First backoff after a failure, milliseconds (doubled at each retry, with jitter).
+    pub backoff_initial_ms: u64,
+    /// Longest backoff, milliseconds (also the cap when a 429 names no `Retry-After`).
+    pub backoff_max_ms: u64,
+    /// Most attempts per batch.
+    pub max_attempts: u32,
+    /// Longest time one batch may spend being retried, milliseconds.
+    pub max_retry_ms: u64,
+}
+
+impl Default for DeliverySpec {
+    fn default() -> Self {
+        DeliverySpec {
+            request_timeout_ms: 30_000,
+            connect_timeout_ms: 10_000,
+            backoff_initial_ms: 500,
+            backoff_max_ms: 30_000,
+            max_attempts: 10,
+            max_retry_ms: 300_000,
+        }
+    }
+}
+
+impl DeliverySpec {
+    /// Refuses a zero or an inverted backoff range, naming the key.
+    fn validate(&self) -> Result<(), String> {
+        let zero = [
+            ("request_timeout_ms", self.request_timeout_ms),
+            ("connect_timeout_ms", self.connect_timeout_ms),
+            ("backoff_initial_ms", self.backoff_initial_ms),
+            ("backoff_max_ms", self.backoff_max_ms),
+            ("max_attempts", u64::from(self.max_attempts)),
+            ("max_retry_ms", self.max_retry_ms),
+        ]
+        .into_iter()
+        .find(|(_, v)| *v == 0);
+        if let Some((key, _)) = zero {
+            return Err(format!(
+                "[sink.delivery] {key} is 0: it must be greater than 0 (remove it for the default)"
+            ));
+        }
+        if self.backoff_max_ms < self.backoff_initial_ms {
+            return Err(format!(
+                "[sink.delivery] backoff_max_ms ({}) is below backoff_initial_ms ({}): raise it",
+                self.backoff_max_ms, self.backoff_initial_ms
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks a push sink's URL against the egress rules (https, or http to a loopback address
+/// when `allow_loopback_http`; no credentials; no non-public IP literal). `key` names the
+/// URL's key in messages.
+fn validate_sink_url(key: &str, url: &str, allow_loopback_http: bool) -> Result<(), String> {
+    let origin = Origin::parse(url).map_err(|e| format!("[sink] {key}: {e}"))?;
+    let mut policy = crate::doors::http::EgressPolicy::new(vec![origin]);
+    policy.allow_loopback_http = allow_loopback_http;
+    policy
+        .check(url)
+        .map(|_| ())
+        .map_err(|why| format!("[sink] {key} = '{url}' is refused: {why}"))
+}
+
+/// Checks a push sink's secret (exactly one source, no `hosts`: it goes to the sink's URL
+/// only) and resolves its file path against `base`.
+fn validate_sink_secret(key: &str, secret: &mut SecretSpec, base: &Path) -> Result<(), String> {
+    match (&secret.env, &secret.file) {
+        (Some(_), None) => {}
+        (None, Some(f)) => secret.file = Some(resolve(base, f)),
+        _ => {
+            return Err(format!(
+                "[sink] {key} needs exactly one of env = \"VAR\" or file = \"path\""
+            ))
+        }
+    }
+    if !secret.hosts.is_empty() {
+        return Err(format!(
+            "[sink] {key} takes no hosts: it is sent to the sink's receiver only; remove hosts"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a push sink's batch size and delivery settings.
+fn validate_sink_delivery(batch_size: usize, delivery: &DeliverySpec) -> Result<(), String> {
+    if batch_size == 0 || batch_size > MAX_SINK_BATCH_SIZE {
+        return Err(format!(
+            "[sink] batch_size = {batch_size} must be between 1 and {MAX_SINK_BATCH_SIZE}"
+        ));
+    }
+    delivery.validate()
 }
 
 /// Per-run limits.
@@ -220,6 +381,40 @@ impl TenantConfig {
                 path: resolve(base, &path),
             },
             SinkSpec::Stdout => SinkSpec::Stdout,
+            SinkSpec::Sekoia(mut spec) => {
+                validate_sink_url("base_url", &spec.base_url, file.egress.allow_loopback_http)?;
+                validate_sink_secret("api_key", &mut spec.api_key, base)?;
+                validate_sink_delivery(spec.batch_size, &spec.delivery)?;
+                if !is_uuid(&spec.connector_uuid) {
+                    return Err(format!(
+                        "[sink] connector_uuid = '{}' is not a UUID (8-4-4-4-12 hex digits): copy it from the asset connector's page",
+                        spec.connector_uuid
+                    ));
+                }
+                SinkSpec::Sekoia(spec)
+            }
+            SinkSpec::Http(mut spec) => {
+                validate_sink_url("url", &spec.url, file.egress.allow_loopback_http)?;
+                validate_sink_secret("value", &mut spec.value, base)?;
+                validate_sink_delivery(spec.batch_size, &spec.delivery)?;
+                let lower = spec.header.to_ascii_lowercase();
+                if reqwest::header::HeaderName::from_bytes(spec.header.as_bytes()).is_err()
+                    || [
+                        "host",
+                        "content-type",
+                        "content-length",
+                        "transfer-encoding",
+                        "connection",
+                    ]
+                    .contains(&lower.as_str())
+                {
+                    return Err(format!(
+                        "[sink] header = '{}' cannot carry the credential: name a header such as Authorization",
+                        spec.header
+                    ));
+                }
+                SinkSpec::Http(spec)
+            }
         };
         let limits = file.limits;
         // A zero would be accepted here and then break every request of every run (a zero
@@ -255,6 +450,16 @@ impl TenantConfig {
             limits,
         })
     }
+}
+
+/// Whether `s` is a UUID in its 8-4-4-4-12 hex form (it goes into a URL path).
+fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn resolve(base: &Path, p: &Path) -> PathBuf {

@@ -40,9 +40,10 @@ use crate::doors::bindings::{AssetConnector, AssetConnectorPre};
 use crate::doors::checkpoint::{
     CheckpointError, CheckpointPolicy, CheckpointState, CheckpointStore, SqliteCheckpointStore,
 };
-use crate::doors::emit::{EmitPolicy, EmitState, EventSink, JsonlFileSink, StdoutSink};
+use crate::doors::emit::push::secret_parts;
+use crate::doors::emit::{EmitPolicy, EmitState, EventSink, JsonlFileSink, PushSink, StdoutSink};
 use crate::doors::http::netguard::{NameResolver, SystemResolver};
-use crate::doors::http::secrets::{Scrubber, SecretError, SecretSet};
+use crate::doors::http::secrets::{Scrubber, SecretError, SecretSet, SecretValue};
 use crate::doors::http::{
     ClientBuildError, EgressPolicy, HttpClients, HttpDoor, HttpState, Origin,
 };
@@ -114,11 +115,30 @@ impl TenantRun {
         };
         let checkpoints =
             SqliteCheckpointStore::open(&cfg.checkpoint_db).map_err(|e| host_err(e.to_string()))?;
+        // A push sink's credential joins the secrets to redact.
+        let mut secrets = secrets;
         let sink: Arc<dyn EventSink> = match &cfg.sink {
             SinkSpec::Jsonl { path } => {
                 Arc::new(JsonlFileSink::open(path).map_err(|e| host_err(e.to_string()))?)
             }
             SinkSpec::Stdout => Arc::new(StdoutSink::default()),
+            SinkSpec::Sekoia(_) | SinkSpec::Http(_) => {
+                let (sink, credential) = PushSink::from_spec(
+                    &cfg.sink,
+                    cfg.allow_loopback_http,
+                    Arc::new(SystemResolver),
+                )
+                .map_err(|message| RunError::Config {
+                    tenant: cfg.key.clone(),
+                    message,
+                })?;
+                // Redacted wherever the tenant's secrets are (events, logs, the connector's
+                // output); no origin, so no placeholder of the connector ever sends it.
+                for (i, part) in secret_parts(&credential).into_iter().enumerate() {
+                    secrets.insert(format!("sink.{i}"), SecretValue::new(part), vec![]);
+                }
+                Arc::new(sink)
+            }
         };
         if cfg.egress_allow.is_empty() {
             return Err(RunError::Config {

@@ -287,7 +287,8 @@ impl ServeFile {
         for (f, cfg) in &tenants {
             let sink = match &cfg.sink {
                 SinkSpec::Jsonl { path } => Some(path.clone()),
-                SinkSpec::Stdout => None,
+                // Push sinks share no file: two tenants may feed one receiver.
+                SinkSpec::Stdout | SinkSpec::Sekoia(_) | SinkSpec::Http(_) => None,
             };
             claim(&cfg.key, f.display().to_string(), sink)?;
         }

@@ -11,7 +11,10 @@
 //! behind the events that were not taken). Every event is scrubbed of the tenant's secrets
 //! before it is checked (a redaction inside a JSON string keeps it valid).
 
+pub mod http;
 pub mod jsonl;
+pub mod push;
+pub mod sekoia;
 pub mod sink;
 pub mod stdout;
 
@@ -20,6 +23,7 @@ use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker};
 
 pub use jsonl::JsonlFileSink;
+pub use push::{PushOptions, PushSink, PushStats};
 pub use sink::{EventSink, SinkError};
 pub use stdout::StdoutSink;
 

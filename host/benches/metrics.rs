@@ -41,6 +41,7 @@ fn report(tenant: &str) -> RunReport {
         full_sync: true,
         warnings: vec![],
         unavailable: vec![],
+        receipts: vec![],
         duration: Duration::from_millis(1_250),
     }
 }

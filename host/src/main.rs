@@ -538,6 +538,7 @@ fn report_json(r: &RunReport) -> String {
         "duration_ms": r.duration.as_millis() as u64,
         "warnings": r.warnings,
         "unavailable": r.unavailable,
+        "receipts": r.receipts,
     })
     .to_string()
 }

@@ -580,6 +580,7 @@ mod tests {
             full_sync: true,
             warnings: vec![],
             unavailable: vec![],
+            receipts: vec![],
             duration: Duration::from_secs_f64(secs),
         }
     }

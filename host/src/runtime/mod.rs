@@ -202,6 +202,9 @@ pub struct RunReport {
     pub warnings: Vec<String>,
     /// Optional data not collected.
     pub unavailable: Vec<String>,
+    /// What a push sink's receiver answered for the batches it acknowledged (Sekoia's task
+    /// ids), in order; empty for a file or stdout sink.
+    pub receipts: Vec<String>,
     /// Wall time.
     pub duration: Duration,
 }
@@ -594,6 +597,7 @@ impl Runtime {
                 .into_iter()
                 .map(|u| scrub.clean(u))
                 .collect(),
+            receipts: run.sink.receipts(),
             duration: started.elapsed(),
         })
     }

@@ -504,6 +504,10 @@ impl EventSink for PushSink {
     fn written(&self) -> u64 {
         self.written.load(Ordering::Relaxed)
     }
+
+    fn receipts(&self) -> Vec<String> {
+        PushSink::receipts(self)
+    }
 }
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

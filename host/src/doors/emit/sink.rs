@@ -23,6 +23,11 @@ pub trait EventSink: Send + Sync {
     async fn flush_durable(&self) -> Result<(), SinkError>;
     /// Events accepted so far.
     fn written(&self) -> u64;
+    /// What the receiver answered for the batches it acknowledged (a push sink's task ids,
+    /// in order); nothing for a file or stdout.
+    fn receipts(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Runs blocking sink work on tokio's blocking pool.

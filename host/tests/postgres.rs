@@ -286,7 +286,9 @@ async fn claim_is_exclusive_under_concurrency() {
     );
     let mut hosts = vec![first];
     for h in 1..8 {
-        hosts.push(fleet(&url, &format!("host-{h}")).await);
+        let f = fleet(&url, &format!("host-{h}")).await;
+        assert_eq!(f.register(&tenants).await.unwrap(), 0);
+        hosts.push(f);
     }
     // Every host claims at once, repeatedly, until nothing is left.
     let claimers: Vec<_> = hosts
@@ -316,6 +318,12 @@ async fn claim_is_exclusive_under_concurrency() {
     assert_eq!(tokens.len(), 60, "fencing tokens are unique");
     let f = fleet(&url, "observer").await;
     assert!(f.overlapping_runs().await.unwrap().is_empty());
+    f.register(&tenants).await.unwrap();
+    let wait = f.time_to_next_claim().await.unwrap().unwrap();
+    assert!(
+        wait > LONG / 2 && wait <= LONG,
+        "every tenant is leased for {LONG:?}: {wait:?}"
+    );
 }
 
 #[tokio::test]
@@ -324,7 +332,12 @@ async fn expired_lease_is_taken_over_with_a_higher_token() {
     let a = fleet(&url, "host-a").await;
     let b = fleet(&url, "host-b").await;
     a.register(&["contoso".to_string()]).await.unwrap();
-    let la = a.claim(10, Duration::from_secs(1)).await.unwrap();
+    assert!(
+        b.claim(10, LONG).await.unwrap().is_empty(),
+        "a host claims only the tenants it registered"
+    );
+    b.register(&["contoso".to_string()]).await.unwrap();
+    let la = a.claim(10, LONG).await.unwrap();
     assert_eq!(la.len(), 1);
     let la = la.into_iter().next().unwrap();
     assert!(!la.takeover);
@@ -332,7 +345,13 @@ async fn expired_lease_is_taken_over_with_a_higher_token() {
         b.claim(10, LONG).await.unwrap().is_empty(),
         "held: not claimable"
     );
+    // Host A stops renewing: its last renewal gives the lease one more second (a
+    // short TTL set only now, so the checks above cannot race it on a busy machine).
+    assert!(a.renew(&la, Duration::from_secs(1)).await.unwrap());
+    let expired_at = a.state("contoso").await.unwrap().unwrap().lease_expires;
+    assert!(expired_at.is_some());
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(b.time_to_next_claim().await.unwrap(), Some(Duration::ZERO));
     let lb = b.claim(10, LONG).await.unwrap();
     assert_eq!(lb.len(), 1, "expired: claimable");
     let lb = lb.into_iter().next().unwrap();
@@ -354,11 +373,7 @@ async fn expired_lease_is_taken_over_with_a_higher_token() {
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[0].token, la.token);
     assert_eq!(runs[0].outcome.as_deref(), Some("expired"));
-    assert_eq!(
-        runs[0].ended,
-        Some(la.expires),
-        "closed when its lease ran out"
-    );
+    assert_eq!(runs[0].ended, expired_at, "closed when its lease ran out");
     assert_eq!((runs[1].token, runs[1].ended), (lb.token, None));
     assert!(b.overlapping_runs().await.unwrap().is_empty());
 }
@@ -368,10 +383,12 @@ async fn fencing_refuses_a_stale_token_after_another_host_took_the_lease() {
     let url = fresh_database("fencing").await;
     let a = fleet(&url, "host-a").await;
     let b = fleet(&url, "host-b").await;
-    a.register(&["contoso".to_string(), "fabrikam".to_string()])
-        .await
-        .unwrap();
-    let leases = a.claim(10, Duration::from_secs(1)).await.unwrap();
+    for f in [&a, &b] {
+        f.register(&["contoso".to_string(), "fabrikam".to_string()])
+            .await
+            .unwrap();
+    }
+    let leases = a.claim(10, LONG).await.unwrap();
     let la = leases
         .iter()
         .find(|l| l.tenant == "contoso")
@@ -390,6 +407,9 @@ async fn fencing_refuses_a_stale_token_after_another_host_took_the_lease() {
         "a lease writes only its own tenant's namespaces"
     );
     // Host A stalls past its lease; host B takes contoso over.
+    // It stops renewing: its last renewal gives the lease one more second (a
+    // short TTL set only now, so the checks above cannot race it on a busy machine).
+    assert!(a.renew(&la, Duration::from_secs(1)).await.unwrap());
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let lb = b
         .claim(10, LONG)
@@ -495,6 +515,8 @@ async fn release_stores_the_schedule_and_it_survives_a_restart() {
         0
     );
     assert_eq!(a.state("contoso").await.unwrap().unwrap(), before);
+    let wait = a.time_to_next_claim().await.unwrap().unwrap();
+    assert_eq!(wait, Duration::ZERO, "fabrikam is due now");
     // Only fabrikam is due; its lease says how many failures preceded it.
     let again = a.claim(10, LONG).await.unwrap();
     assert_eq!(again.len(), 1, "contoso is not due for an hour");
@@ -503,9 +525,17 @@ async fn release_stores_the_schedule_and_it_survives_a_restart() {
         ("fabrikam", 1)
     );
     assert!(a
-        .release(&again[0], &LeaseOutcome::succeeded(Duration::from_secs(60)))
+        .release(
+            &again[0],
+            &LeaseOutcome::succeeded(Duration::from_secs(7200))
+        )
         .await
         .unwrap());
+    let wait = a.time_to_next_claim().await.unwrap().unwrap();
+    assert!(
+        wait > Duration::from_secs(3000) && wait <= Duration::from_secs(3600),
+        "contoso is next, in an hour (fabrikam in two): {wait:?}"
+    );
     let after = a.state("fabrikam").await.unwrap().unwrap();
     assert_eq!(
         after.consecutive_failures, 0,

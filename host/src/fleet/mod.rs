@@ -5,6 +5,8 @@
 //! scheduling itself:
 //!
 //! - [`Fleet::register`] adds tenants (due now); rows already there keep their schedule.
+//!   A handle claims only the tenants registered through it: a host never leases a tenant
+//!   its own configuration does not have (hosts on different tenant lists, mid-rollout).
 //! - [`Fleet::claim`] leases up to `max` due tenants whose lease is free or expired, in one
 //!   statement: `SELECT … FOR UPDATE SKIP LOCKED` picks rows no other host is claiming at
 //!   that instant (no waiting, no double claim), each gets a new **fencing token** from the
@@ -22,6 +24,8 @@
 //!   that writes, unless that token is the tenant's current lease and the lease is live
 //!   ([`crate::doors::checkpoint::postgres`]). A host paused past its lease (GC pause,
 //!   SIGSTOP, partition) cannot move a cursor after another host took over.
+//! - [`Fleet::time_to_next_claim`] says how long until one of this host's tenants can be
+//!   claimed (database clock), so a scheduler sleeps instead of polling.
 //! - [`Fleet::overlapping_runs`] finds two runs of one tenant whose intervals overlap (the
 //!   fleet drill asserts there are none).
 //!
@@ -39,7 +43,7 @@ pub mod history;
 pub mod migrate;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 pub use db::{Database, DatabaseOptions, FleetError, Password};
@@ -125,6 +129,8 @@ pub struct Fleet {
     host: Arc<str>,
     round_trips: Arc<AtomicU64>,
     fenced_writes: Arc<AtomicU64>,
+    /// The tenants registered through this handle: the only ones it claims.
+    registered: Arc<RwLock<Arc<Vec<String>>>>,
 }
 
 const CLAIM: &str = "
@@ -133,6 +139,7 @@ WITH picked AS (
            lease_expires AS previous_expires
     FROM fleet_tenants
     WHERE next_due <= now() AND (lease_host IS NULL OR lease_expires <= now())
+      AND tenant = ANY($4::text[])
     ORDER BY next_due, tenant
     LIMIT $2
     FOR UPDATE SKIP LOCKED
@@ -201,6 +208,15 @@ impl Fleet {
             host: host.into().into(),
             round_trips: Arc::default(),
             fenced_writes: Arc::default(),
+            registered: Arc::default(),
+        }
+    }
+
+    /// The tenants this handle claims (those registered through it).
+    fn registered(&self) -> Arc<Vec<String>> {
+        match self.registered.read() {
+            Ok(list) => list.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
@@ -240,7 +256,8 @@ impl Fleet {
     }
 
     /// Adds the tenants not yet in the fleet, due now; returns how many were added. A
-    /// tenant already there keeps its schedule and lease.
+    /// tenant already there keeps its schedule and lease. From now on this handle claims
+    /// these tenants (and those of earlier calls), and no others.
     pub async fn register(&self, tenants: &[String]) -> Result<u64, FleetError> {
         let rows = self
             .query(
@@ -255,19 +272,55 @@ impl Fleet {
             Some(row) => column(&self.db, row, 0)?,
             None => 0,
         };
+        let mut list: Vec<String> = self.registered().iter().cloned().collect();
+        list.extend(tenants.iter().cloned());
+        list.sort();
+        list.dedup();
+        match self.registered.write() {
+            Ok(mut slot) => *slot = Arc::new(list),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(list),
+        }
         Ok(added as u64)
     }
 
-    /// Leases up to `max` due tenants whose lease is free or expired to this host for `ttl`,
-    /// most overdue first, in one statement (see the module doc). Tenants another host is
+    /// How long until a tenant of this handle can be claimed: due and its lease free or
+    /// expired (zero: now; None: it has no tenants). Measured on the database's clock.
+    pub async fn time_to_next_claim(&self) -> Result<Option<Duration>, FleetError> {
+        let tenants = self.registered();
+        if tenants.is_empty() {
+            return Ok(None);
+        }
+        let rows = self
+            .query(
+                "SELECT extract(epoch FROM min(
+                     CASE WHEN lease_host IS NULL THEN next_due
+                          ELSE greatest(next_due, lease_expires) END) - now())::float8
+                 FROM fleet_tenants WHERE tenant = ANY($1::text[])",
+                &[&*tenants],
+            )
+            .await?;
+        let seconds: Option<f64> = match rows.first() {
+            Some(row) => column(&self.db, row, 0)?,
+            None => None,
+        };
+        Ok(seconds.map(|s| Duration::from_secs_f64(s.max(0.0))))
+    }
+
+    /// Leases up to `max` due tenants of this handle ([`Fleet::register`]) whose lease is
+    /// free or expired to this host for `ttl`, most overdue first, in one statement (see the
+    /// module doc). Tenants another host is
     /// claiming at the same instant are skipped, never waited for or shared.
     pub async fn claim(&self, max: usize, ttl: Duration) -> Result<Vec<Lease>, FleetError> {
-        if max == 0 {
+        let tenants = self.registered();
+        if max == 0 || tenants.is_empty() {
             return Ok(Vec::new());
         }
         let limit = i64::try_from(max).unwrap_or(i64::MAX);
         let rows = self
-            .query(CLAIM, &[&&*self.host, &limit, &ttl.as_secs_f64()])
+            .query(
+                CLAIM,
+                &[&&*self.host, &limit, &ttl.as_secs_f64(), &*tenants],
+            )
             .await?;
         rows.iter()
             .map(|row| {

@@ -53,6 +53,10 @@ use crate::doors::checkpoint::postgres::FencedCheckpointStore;
 use crate::doors::checkpoint::CheckpointStore;
 use db::column;
 
+/// The lease TTL a host uses unless configured otherwise: a host that dies is replaced this
+/// long after its last renewal. Renew at a third of it, so two renewals can fail first.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(60);
+
 /// A tenant leased to this host until `expires` (database clock), or until renewed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lease {
@@ -341,7 +345,8 @@ impl Fleet {
     }
 
     /// Extends `lease` to `ttl` from now (database clock). `false`: the lease is lost (it
-    /// expired, or another host took the tenant): stop the run.
+    /// expired, or another host took the tenant): stop the run. Renew every `ttl / 3` or so;
+    /// `lease.expires` is not updated (it is the claim's).
     pub async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<bool, FleetError> {
         let token = lease.token as i64;
         let rows = self
@@ -354,7 +359,8 @@ impl Fleet {
     }
 
     /// Ends `lease` and stores the schedule `outcome` gives. `false`: the lease was lost
-    /// before (another host holds the tenant): nothing was stored.
+    /// before (another host took the tenant): nothing was stored. A lease that expired but
+    /// was not taken over is still released (no other host ran the tenant meanwhile).
     pub async fn release(&self, lease: &Lease, outcome: &LeaseOutcome) -> Result<bool, FleetError> {
         let token = lease.token as i64;
         let label = if outcome.succeeded {

@@ -41,12 +41,77 @@ pub struct EgressSpec {
     pub allow_loopback_http: bool,
 }
 
-/// Where the tenant's checkpoints live.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+/// Where the tenant's checkpoints live: exactly one of a SQLite file (`checkpoint_db`, the
+/// embedded default) or a PostgreSQL database (`url`, with `password` from a host-side
+/// secret; see [`crate::fleet::db`] for the URL and TLS rules).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StateSpec {
     /// SQLite database file of checkpoints (created if missing).
-    pub checkpoint_db: PathBuf,
+    pub checkpoint_db: Option<PathBuf>,
+    /// PostgreSQL URL, `postgres://user@host:port/database[?sslmode=verify-full]`, without
+    /// a password.
+    pub url: Option<String>,
+    /// Where the PostgreSQL password comes from (`env` or `file`), never the value.
+    pub password: Option<SecretSpec>,
+}
+
+/// A PostgreSQL checkpoint store, validated (the URL holds no password).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PostgresState {
+    /// The URL (no password in it).
+    pub url: String,
+    /// Where the password comes from (a `file` is resolved against the config's folder);
+    /// load it with [`crate::fleet::Password::load`].
+    pub password: Option<SecretSpec>,
+}
+
+/// The checkpoint store a `[state]` section chose.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StateStore {
+    /// A SQLite file (resolved).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database.
+    Postgres(PostgresState),
+}
+
+impl StateSpec {
+    /// Checks "exactly one of the two" and the URL (without connecting); resolves relative
+    /// paths against `base`.
+    pub fn resolve(&self, base: &Path) -> Result<StateStore, String> {
+        match (&self.checkpoint_db, &self.url) {
+            (Some(db), None) => {
+                if self.password.is_some() {
+                    return Err("[state] password is for url = \"postgres://…\"; remove it with checkpoint_db".into());
+                }
+                Ok(StateStore::Sqlite(resolve(base, db)))
+            }
+            (None, Some(url)) => {
+                crate::fleet::db::check_url(url).map_err(|e| e.to_string())?;
+                let password = match &self.password {
+                    None => None,
+                    Some(spec) => {
+                        if !spec.hosts.is_empty() {
+                            return Err("[state] password: hosts = […] does not apply to the database password; remove it".into());
+                        }
+                        let mut spec = spec.clone();
+                        match (&spec.env, &spec.file) {
+                            (Some(_), None) => {}
+                            (None, Some(f)) => spec.file = Some(resolve(base, f)),
+                            _ => return Err("[state] password needs exactly one of env = \"VAR\" or file = \"path\"".into()),
+                        }
+                        Some(spec)
+                    }
+                };
+                Ok(StateStore::Postgres(PostgresState {
+                    url: url.trim().to_string(),
+                    password,
+                }))
+            }
+            (Some(_), Some(_)) => Err("[state] has both checkpoint_db and url: keep one (SQLite file or PostgreSQL)".into()),
+            (None, None) => Err("[state] needs checkpoint_db = \"path\" (SQLite) or url = \"postgres://…\" (PostgreSQL)".into()),
+        }
+    }
 }
 
 /// Where events go.
@@ -298,8 +363,11 @@ pub struct TenantConfig {
     pub egress_allow: Vec<Origin>,
     /// Loopback `http://` permitted.
     pub allow_loopback_http: bool,
-    /// Checkpoint database.
+    /// SQLite checkpoint database, when `[state] checkpoint_db` is the store; empty when
+    /// [`TenantConfig::postgres`] is set.
     pub checkpoint_db: PathBuf,
+    /// PostgreSQL checkpoint store (`[state] url`), instead of SQLite.
+    pub postgres: Option<PostgresState>,
     /// Event sink.
     pub sink: SinkSpec,
     /// Limits.
@@ -416,6 +484,10 @@ impl TenantConfig {
                 SinkSpec::Http(spec)
             }
         };
+        let (checkpoint_db, postgres) = match file.state.resolve(base)? {
+            StateStore::Sqlite(path) => (path, None),
+            StateStore::Postgres(pg) => (PathBuf::new(), Some(pg)),
+        };
         let limits = file.limits;
         // A zero would be accepted here and then break every request of every run (a zero
         // timeout, a zero-byte cap): refuse it now, naming the key.
@@ -445,7 +517,8 @@ impl TenantConfig {
             secrets,
             egress_allow,
             allow_loopback_http: file.egress.allow_loopback_http,
-            checkpoint_db: resolve(base, &file.state.checkpoint_db),
+            checkpoint_db,
+            postgres,
             sink,
             limits,
         })
@@ -535,6 +608,61 @@ path = "out/events.jsonl"
             c.egress_allow,
             [Origin::parse("https://graph.example").unwrap()]
         );
+    }
+
+    #[test]
+    fn operator_state_is_sqlite_or_postgres_never_both() {
+        let c = TenantConfig::parse(MINIMAL, Path::new("/etc/ch")).unwrap();
+        assert_eq!(c.postgres, None);
+        let pg = MINIMAL.replace(
+            "checkpoint_db = \"state.sqlite\"",
+            "url = \"postgres://connector@db.internal/fleet?sslmode=verify-full\"\npassword = { file = \"pg.pass\" }",
+        );
+        let c = TenantConfig::parse(&pg, Path::new("/etc/ch")).unwrap();
+        assert_eq!(
+            c.postgres,
+            Some(PostgresState {
+                url: "postgres://connector@db.internal/fleet?sslmode=verify-full".into(),
+                password: Some(SecretSpec {
+                    env: None,
+                    file: Some(PathBuf::from("/etc/ch/pg.pass")),
+                    hosts: vec![],
+                }),
+            })
+        );
+        assert_eq!(c.checkpoint_db, PathBuf::new());
+        let both = MINIMAL.replace(
+            "checkpoint_db = \"state.sqlite\"",
+            "checkpoint_db = \"state.sqlite\"\nurl = \"postgres://connector@db/fleet\"",
+        );
+        let e = TenantConfig::parse(&both, Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("both checkpoint_db and url"), "{e}");
+        let neither = MINIMAL.replace("checkpoint_db = \"state.sqlite\"", "");
+        let e = TenantConfig::parse(&neither, Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs checkpoint_db"), "{e}");
+        let in_url = MINIMAL.replace(
+            "checkpoint_db = \"state.sqlite\"",
+            "url = \"postgres://connector:s3cret-value@db/fleet\"",
+        );
+        let e = TenantConfig::parse(&in_url, Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("holds a password") && !e.contains("s3cret") && !e.contains('\n'),
+            "{e}"
+        );
+        let stray = MINIMAL.replace(
+            "checkpoint_db = \"state.sqlite\"",
+            "checkpoint_db = \"state.sqlite\"\npassword = { env = \"PG\" }",
+        );
+        let e = TenantConfig::parse(&stray, Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[state] password is for url"), "{e}");
     }
 
     #[test]

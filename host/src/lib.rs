@@ -10,6 +10,7 @@ pub mod config;
 pub mod doors;
 pub mod error;
 pub mod files;
+pub mod fleet;
 pub mod metrics;
 pub mod runtime;
 pub mod serve;

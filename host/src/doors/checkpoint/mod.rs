@@ -3,6 +3,8 @@
 //! - [`store`]: the async storage interface ([`CheckpointStore`], compare-and-set on a
 //!   version number);
 //! - [`sqlite`]: the embedded default, one SQLite file;
+//! - [`postgres`]: PostgreSQL (`[state] url`), and the fenced view a fleet lease writes
+//!   through ([`postgres::FencedCheckpointStore`]: a stale fencing token is refused);
 //! - this module: the per-run state ([`CheckpointState`]: the tenant's namespace, its store,
 //!   the size caps of [`CheckpointPolicy`]), its WIT implementation and linker registration.
 //!
@@ -12,6 +14,7 @@
 //! stored redacted (refusing it would stall the cursor on every run; a redacted cursor is at
 //! worst one the connector cannot use).
 
+pub mod postgres;
 pub mod sqlite;
 pub mod store;
 
@@ -19,6 +22,7 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasSelf, Linker};
 
+pub use postgres::{FencedCheckpointStore, PostgresCheckpointStore};
 pub use sqlite::SqliteCheckpointStore;
 pub use store::{CheckpointError, CheckpointStore};
 
@@ -134,6 +138,11 @@ impl kv_checkpoint::Host for CheckpointState {
             .map_err(|e| match e {
                 CheckpointError::Conflict { current } => kv_checkpoint::KvError::Conflict(current),
                 CheckpointError::Storage(m) => kv_checkpoint::KvError::Storage(m),
+                // A storage error for the guest: it cannot fix it, the run ends and the
+                // host holding the lease runs the tenant. The message names the stale token.
+                fenced @ CheckpointError::Fenced { .. } => {
+                    kv_checkpoint::KvError::Storage(fenced.to_string())
+                }
             }))
     }
 }

@@ -12,6 +12,27 @@ pub enum CheckpointError {
     /// The store failed.
     #[error("checkpoint store: {0}")]
     Storage(String),
+    /// The write carried a fencing token that is not the tenant's current lease (another
+    /// host took the tenant, or the lease expired or was released): the cursor was not
+    /// moved. Only a fenced store ([`super::postgres::FencedCheckpointStore`]) refuses so.
+    #[error("{}", fenced_message(tenant, *token, *current))]
+    Fenced {
+        /// Tenant key.
+        tenant: String,
+        /// The stale token the write carried.
+        token: u64,
+        /// The tenant's current (last issued) token, if any.
+        current: Option<u64>,
+    },
+}
+
+fn fenced_message(tenant: &str, token: u64, current: Option<u64>) -> String {
+    let why = match current {
+        Some(c) if c == token => "the lease expired or was released".to_string(),
+        Some(c) => format!("the tenant's current lease token is {c}: another host took it over"),
+        None => "the tenant holds no lease".to_string(),
+    };
+    format!("checkpoint write refused: lease token {token} of tenant '{tenant}' is stale ({why}); the cursor was not moved")
 }
 
 /// A durable, versioned key-value store for cursors.

@@ -1,0 +1,687 @@
+//! The PostgreSQL store, migrations, leases and fencing against a real PostgreSQL: the
+//! throwaway cluster `scripts/test-postgres` sets up (the README's test command runs it
+//! first). Nothing is mocked. Each test makes its own database, so tests run in parallel.
+//!
+//! `CONNECTOR_TEST_POSTGRES_URL`, `CONNECTOR_TEST_POSTGRES_PASSWORD` and
+//! `CONNECTOR_TEST_POSTGRES_CA` point the tests elsewhere; the defaults are what the script
+//! prints. A test that cannot reach the server fails (never skips), saying what to run.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use connector_host::doors::checkpoint::{
+    CheckpointError, CheckpointPolicy, CheckpointStore, PostgresCheckpointStore,
+};
+use connector_host::fleet::{Database, Fleet, FleetError, LeaseOutcome, Password};
+
+/// What `scripts/test-postgres` sets up.
+const DEFAULT_URL: &str = "postgres://connector_test@127.0.0.1:55432/connector_test";
+const DEFAULT_PASSWORD: &str = "connector-test-password";
+const DEFAULT_CA: &str = "/etc/postgresql/15/connector-test/test-ca.crt";
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+fn base_url() -> String {
+    env_or("CONNECTOR_TEST_POSTGRES_URL", DEFAULT_URL)
+}
+
+fn password() -> Password {
+    Password::new(env_or("CONNECTOR_TEST_POSTGRES_PASSWORD", DEFAULT_PASSWORD))
+}
+
+fn unreachable(e: impl std::fmt::Display) -> ! {
+    panic!(
+        "cannot reach the test PostgreSQL at {} ({e}); run `bash scripts/test-postgres` (as root) first",
+        base_url()
+    )
+}
+
+/// `base_url()` with another database name.
+fn url_of(database: &str) -> String {
+    let mut url = url::Url::parse(&base_url()).unwrap_or_else(|e| unreachable(e));
+    url.set_path(&format!("/{database}"));
+    url.to_string()
+}
+
+/// An administrative connection to the base database (the driver itself, not the code
+/// under test).
+async fn admin() -> tokio_postgres::Client {
+    let mut config: tokio_postgres::Config = base_url().parse().unwrap_or_else(|e| unreachable(e));
+    config.password(env_or("CONNECTOR_TEST_POSTGRES_PASSWORD", DEFAULT_PASSWORD));
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| unreachable(e));
+    tokio::spawn(connection);
+    client
+}
+
+/// A new, empty database for one test; returns its URL.
+async fn fresh_database(test: &str) -> String {
+    let name = format!("ct_{test}");
+    let admin = admin().await;
+    // One statement each: neither may run inside a (multi-statement) transaction.
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        if let Err(e) = admin.batch_execute(&sql).await {
+            panic!("{sql}: {e} {:?}", e.as_db_error().map(|d| d.message()));
+        }
+    }
+    url_of(&name)
+}
+
+async fn fleet(url: &str, host: &str) -> Fleet {
+    Fleet::connect(url, Some(&password()), host)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+const LONG: Duration = Duration::from_secs(600);
+
+#[tokio::test]
+async fn store_compare_and_set_namespaces_and_reopen() {
+    let url = fresh_database("store_cas").await;
+    let s = PostgresCheckpointStore::connect(&url, Some(&password()))
+        .await
+        .unwrap();
+    assert_eq!(s.get("a/x", "k").await.unwrap(), None);
+    assert_eq!(s.set("a/x", "k", b"1", None).await.unwrap(), 1);
+    assert_eq!(
+        s.set("a/x", "k", b"2", None).await,
+        Err(CheckpointError::Conflict { current: Some(1) })
+    );
+    assert_eq!(
+        s.set("a/x", "k", b"2", Some(7)).await,
+        Err(CheckpointError::Conflict { current: Some(1) })
+    );
+    assert_eq!(
+        s.set("a/x", "other", b"2", Some(1)).await,
+        Err(CheckpointError::Conflict { current: None }),
+        "expecting a version of a key that does not exist"
+    );
+    assert_eq!(s.set("a/x", "k", b"2", Some(1)).await.unwrap(), 2);
+    assert_eq!(
+        s.get("b/x", "k").await.unwrap(),
+        None,
+        "namespaces are separate"
+    );
+    assert_eq!(s.set("b/x", "k", b"b", None).await.unwrap(), 1);
+    drop(s);
+    let s = PostgresCheckpointStore::connect(&url, Some(&password()))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get("a/x", "k").await.unwrap(),
+        Some((b"2".to_vec(), 2)),
+        "durable across reopen"
+    );
+    assert_eq!(s.get("b/x", "k").await.unwrap(), Some((b"b".to_vec(), 1)));
+}
+
+#[tokio::test]
+async fn store_two_writers_with_one_expected_version_exactly_one_wins() {
+    let url = fresh_database("store_race").await;
+    let s = Arc::new(
+        PostgresCheckpointStore::connect(&url, Some(&password()))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(s.set("t/c", "cursor", b"0", None).await.unwrap(), 1);
+    for round in 1..=20u64 {
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    s.set("t/c", "cursor", format!("{w}").as_bytes(), Some(round))
+                        .await
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for w in writers {
+            match w.await.unwrap() {
+                Ok(v) => {
+                    assert_eq!(v, round + 1);
+                    won += 1
+                }
+                Err(CheckpointError::Conflict { current }) => {
+                    assert_eq!(current, Some(round + 1))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(
+            won, 1,
+            "round {round}: exactly one compare-and-set succeeds"
+        );
+    }
+}
+
+#[tokio::test]
+async fn store_keeps_values_at_the_caps_byte_for_byte() {
+    let url = fresh_database("store_caps").await;
+    let s = PostgresCheckpointStore::connect(&url, Some(&password()))
+        .await
+        .unwrap();
+    let caps = CheckpointPolicy::default();
+    let key = "k".repeat(caps.max_key_bytes);
+    let value: Vec<u8> = (0..caps.max_value_bytes).map(|i| (i % 251) as u8).collect();
+    assert_eq!(s.set("t/c", &key, &value, None).await.unwrap(), 1);
+    let (read, version) = s.get("t/c", &key).await.unwrap().unwrap();
+    assert_eq!(version, 1);
+    assert!(read == value, "the 4 MiB value comes back byte for byte");
+    let binary: Vec<u8> = (0..=255u8).collect();
+    assert_eq!(s.set("t/c", "bin", &binary, None).await.unwrap(), 1);
+    assert_eq!(
+        s.get("t/c", "bin").await.unwrap(),
+        Some((binary, 1)),
+        "every byte value, NUL included"
+    );
+}
+
+#[tokio::test]
+async fn migrations_from_two_hosts_at_once_apply_once() {
+    let url = fresh_database("migrate_race").await;
+    let pw = password();
+    let (a, b) = tokio::join!(
+        Database::connect(&url, Some(&pw)),
+        Database::connect(&url, Some(&pw))
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let (ra, rb) = tokio::join!(
+        connector_host::fleet::migrate::migrate(&a),
+        connector_host::fleet::migrate::migrate(&b)
+    );
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    let mut all = ra.clone();
+    all.extend(&rb);
+    assert_eq!(
+        all,
+        [1],
+        "one migrator applied 0001, the other nothing: {ra:?} {rb:?}"
+    );
+    assert_eq!(
+        connector_host::fleet::migrate::migrate(&a).await.unwrap(),
+        Vec::<i32>::new(),
+        "idempotent"
+    );
+    let admin = admin().await;
+    drop(admin);
+    let check = {
+        let mut config: tokio_postgres::Config = url.parse().unwrap();
+        config.password(env_or("CONNECTOR_TEST_POSTGRES_PASSWORD", DEFAULT_PASSWORD));
+        let (c, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        c
+    };
+    let rows = check
+        .query("SELECT version FROM connector_schema_migrations", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let tables = check
+        .query(
+            "SELECT count(*) FROM information_schema.tables
+             WHERE table_name IN ('checkpoints', 'fleet_tenants', 'fleet_runs')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(tables[0].get::<_, i64>(0), 3);
+}
+
+#[tokio::test]
+async fn migrations_an_edited_applied_file_stops_start_up() {
+    let url = fresh_database("migrate_edited").await;
+    let f = fleet(&url, "a").await;
+    let mut config: tokio_postgres::Config = url.parse().unwrap();
+    config.password(env_or("CONNECTOR_TEST_POSTGRES_PASSWORD", DEFAULT_PASSWORD));
+    let (c, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    c.execute(
+        "UPDATE connector_schema_migrations SET sha256 = 'edited' WHERE version = 1",
+        &[],
+    )
+    .await
+    .unwrap();
+    let e = f.migrate().await.unwrap_err().to_string();
+    assert!(
+        e.contains("0001_fleet.sql was changed after it was applied") && !e.contains('\n'),
+        "{e}"
+    );
+    c.execute(
+        "INSERT INTO connector_schema_migrations (version, name, sha256) VALUES (999, '0999_future.sql', 'x')",
+        &[],
+    )
+    .await
+    .unwrap();
+    c.execute(
+        "DELETE FROM connector_schema_migrations WHERE version = 1",
+        &[],
+    )
+    .await
+    .unwrap();
+    let e = f.migrate().await.unwrap_err().to_string();
+    assert!(
+        e.contains("migration 999") && e.contains("newer host"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn claim_is_exclusive_under_concurrency() {
+    let url = fresh_database("claim_race").await;
+    let tenants: Vec<String> = (0..60).map(|i| format!("t{i:03}")).collect();
+    let first = fleet(&url, "host-0").await;
+    assert_eq!(first.register(&tenants).await.unwrap(), 60);
+    assert_eq!(
+        first.register(&tenants).await.unwrap(),
+        0,
+        "registering is idempotent"
+    );
+    let mut hosts = vec![first];
+    for h in 1..8 {
+        let f = fleet(&url, &format!("host-{h}")).await;
+        assert_eq!(f.register(&tenants).await.unwrap(), 0);
+        hosts.push(f);
+    }
+    // Every host claims at once, repeatedly, until nothing is left.
+    let claimers: Vec<_> = hosts
+        .into_iter()
+        .map(|f| {
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let got = f.claim(3, LONG).await.unwrap();
+                    if got.is_empty() {
+                        return mine;
+                    }
+                    assert!(got.iter().all(|l| l.host == f.host() && !l.takeover));
+                    mine.extend(got);
+                }
+            })
+        })
+        .collect();
+    let mut leases = Vec::new();
+    for c in claimers {
+        leases.extend(c.await.unwrap());
+    }
+    let names: BTreeSet<_> = leases.iter().map(|l| l.tenant.clone()).collect();
+    assert_eq!(leases.len(), 60, "each tenant claimed exactly once");
+    assert_eq!(names, tenants.iter().cloned().collect::<BTreeSet<_>>());
+    let tokens: BTreeSet<_> = leases.iter().map(|l| l.token).collect();
+    assert_eq!(tokens.len(), 60, "fencing tokens are unique");
+    let f = fleet(&url, "observer").await;
+    assert!(f.overlapping_runs().await.unwrap().is_empty());
+    f.register(&tenants).await.unwrap();
+    let wait = f.time_to_next_claim().await.unwrap().unwrap();
+    assert!(
+        wait > LONG / 2 && wait <= LONG,
+        "every tenant is leased for {LONG:?}: {wait:?}"
+    );
+}
+
+#[tokio::test]
+async fn expired_lease_is_taken_over_with_a_higher_token() {
+    let url = fresh_database("takeover").await;
+    let a = fleet(&url, "host-a").await;
+    let b = fleet(&url, "host-b").await;
+    a.register(&["contoso".to_string()]).await.unwrap();
+    assert!(
+        b.claim(10, LONG).await.unwrap().is_empty(),
+        "a host claims only the tenants it registered"
+    );
+    b.register(&["contoso".to_string()]).await.unwrap();
+    let la = a.claim(10, LONG).await.unwrap();
+    assert_eq!(la.len(), 1);
+    let la = la.into_iter().next().unwrap();
+    assert!(!la.takeover);
+    assert!(
+        b.claim(10, LONG).await.unwrap().is_empty(),
+        "held: not claimable"
+    );
+    // Host A stops renewing: its last renewal gives the lease one more second (a
+    // short TTL set only now, so the checks above cannot race it on a busy machine).
+    assert!(a.renew(&la, Duration::from_secs(1)).await.unwrap());
+    let expired_at = a.state("contoso").await.unwrap().unwrap().lease_expires;
+    assert!(expired_at.is_some());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(b.time_to_next_claim().await.unwrap(), Some(Duration::ZERO));
+    let lb = b.claim(10, LONG).await.unwrap();
+    assert_eq!(lb.len(), 1, "expired: claimable");
+    let lb = lb.into_iter().next().unwrap();
+    assert!(lb.takeover);
+    assert_eq!(lb.previous_host.as_deref(), Some("host-a"));
+    assert!(lb.token > la.token, "{} > {}", lb.token, la.token);
+    assert!(!a.renew(&la, LONG).await.unwrap(), "the old holder lost it");
+    assert!(
+        !a.release(&la, &LeaseOutcome::succeeded(Duration::ZERO))
+            .await
+            .unwrap(),
+        "the old holder cannot release (nor reschedule) it"
+    );
+    assert!(b.renew(&lb, LONG).await.unwrap());
+    let state = b.state("contoso").await.unwrap().unwrap();
+    assert_eq!(state.lease_host.as_deref(), Some("host-b"));
+    assert_eq!(state.lease_token, Some(lb.token));
+    let runs = b.runs("contoso").await.unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0].token, la.token);
+    assert_eq!(runs[0].outcome.as_deref(), Some("expired"));
+    assert_eq!(runs[0].ended, expired_at, "closed when its lease ran out");
+    assert_eq!((runs[1].token, runs[1].ended), (lb.token, None));
+    assert!(b.overlapping_runs().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn fencing_refuses_a_stale_token_after_another_host_took_the_lease() {
+    let url = fresh_database("fencing").await;
+    let a = fleet(&url, "host-a").await;
+    let b = fleet(&url, "host-b").await;
+    for f in [&a, &b] {
+        f.register(&["contoso".to_string(), "fabrikam".to_string()])
+            .await
+            .unwrap();
+    }
+    let leases = a.claim(10, LONG).await.unwrap();
+    let la = leases
+        .iter()
+        .find(|l| l.tenant == "contoso")
+        .unwrap()
+        .clone();
+    let store_a = a.checkpoint_store(&la);
+    assert_eq!(
+        store_a.set("contoso/entra", "cursor", b"a1", None).await,
+        Ok(1)
+    );
+    assert!(
+        matches!(
+            store_a.set("fabrikam/entra", "cursor", b"x", None).await,
+            Err(CheckpointError::Storage(m)) if m.contains("not tenant 'contoso''s")
+        ),
+        "a lease writes only its own tenant's namespaces"
+    );
+    // Host A stalls past its lease; host B takes contoso over.
+    // It stops renewing: its last renewal gives the lease one more second (a
+    // short TTL set only now, so the checks above cannot race it on a busy machine).
+    assert!(a.renew(&la, Duration::from_secs(1)).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let lb = b
+        .claim(10, LONG)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|l| l.tenant == "contoso")
+        .unwrap();
+    assert!(lb.takeover);
+    // A resumes and tries to move the cursor: refused, naming the stale token.
+    let refused = store_a
+        .set("contoso/entra", "cursor", b"a2", Some(1))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused,
+        CheckpointError::Fenced {
+            tenant: "contoso".into(),
+            token: la.token,
+            current: Some(lb.token),
+        }
+    );
+    let text = refused.to_string();
+    assert!(
+        text.contains(&format!(
+            "lease token {} of tenant 'contoso' is stale",
+            la.token
+        )) && text.contains(&format!("current lease token is {}", lb.token))
+            && !text.contains('\n'),
+        "{text}"
+    );
+    assert_eq!(a.fenced_writes(), 1);
+    // B's writes go through, and see A's last committed cursor.
+    let store_b = b.checkpoint_store(&lb);
+    assert_eq!(
+        store_b.get("contoso/entra", "cursor").await.unwrap(),
+        Some((b"a1".to_vec(), 1)),
+        "the stale write moved nothing"
+    );
+    assert_eq!(
+        store_b.set("contoso/entra", "cursor", b"b2", Some(1)).await,
+        Ok(2)
+    );
+    assert_eq!(b.fenced_writes(), 0);
+    // A fresh key is fenced too (the insert path).
+    assert!(matches!(
+        store_a.set("contoso/entra", "new-key", b"a", None).await,
+        Err(CheckpointError::Fenced { .. })
+    ));
+    assert_eq!(a.fenced_writes(), 2);
+    // Once B releases, its own token is no longer current either.
+    assert!(b
+        .release(&lb, &LeaseOutcome::succeeded(LONG))
+        .await
+        .unwrap());
+    assert!(matches!(
+        store_b.set("contoso/entra", "cursor", b"b3", Some(2)).await,
+        Err(CheckpointError::Fenced { current: Some(t), .. }) if t == lb.token
+    ));
+    assert_eq!(b.fenced_writes(), 1);
+}
+
+#[tokio::test]
+async fn release_stores_the_schedule_and_it_survives_a_restart() {
+    let url = fresh_database("schedule").await;
+    let a = fleet(&url, "host-a").await;
+    a.register(&["contoso".to_string(), "fabrikam".to_string()])
+        .await
+        .unwrap();
+    let leases = a.claim(10, LONG).await.unwrap();
+    assert_eq!(leases.len(), 2);
+    let contoso = leases.iter().find(|l| l.tenant == "contoso").unwrap();
+    let fabrikam = leases.iter().find(|l| l.tenant == "fabrikam").unwrap();
+    assert_eq!(contoso.failures, 0);
+    assert!(a
+        .release(
+            contoso,
+            &LeaseOutcome::failed("Graph answered 503", Duration::from_secs(3600))
+        )
+        .await
+        .unwrap());
+    assert!(a
+        .release(
+            fabrikam,
+            &LeaseOutcome::failed("Graph answered 503", Duration::ZERO)
+        )
+        .await
+        .unwrap());
+    let before = a.state("contoso").await.unwrap().unwrap();
+    assert_eq!(before.consecutive_failures, 1);
+    assert_eq!(before.last_outcome.as_deref(), Some("failed"));
+    assert_eq!(
+        (before.lease_host.as_ref(), before.lease_expires),
+        (None, None)
+    );
+    // A restart (a new handle, a re-registration) keeps the schedule.
+    drop(a);
+    let a = fleet(&url, "host-a-restarted").await;
+    assert_eq!(
+        a.register(&["contoso".to_string(), "fabrikam".to_string()])
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(a.state("contoso").await.unwrap().unwrap(), before);
+    let wait = a.time_to_next_claim().await.unwrap().unwrap();
+    assert_eq!(wait, Duration::ZERO, "fabrikam is due now");
+    // Only fabrikam is due; its lease says how many failures preceded it.
+    let again = a.claim(10, LONG).await.unwrap();
+    assert_eq!(again.len(), 1, "contoso is not due for an hour");
+    assert_eq!(
+        (again[0].tenant.as_str(), again[0].failures),
+        ("fabrikam", 1)
+    );
+    assert!(a
+        .release(
+            &again[0],
+            &LeaseOutcome::succeeded(Duration::from_secs(7200))
+        )
+        .await
+        .unwrap());
+    let wait = a.time_to_next_claim().await.unwrap().unwrap();
+    assert!(
+        wait > Duration::from_secs(3000) && wait <= Duration::from_secs(3600),
+        "contoso is next, in an hour (fabrikam in two): {wait:?}"
+    );
+    let after = a.state("fabrikam").await.unwrap().unwrap();
+    assert_eq!(
+        after.consecutive_failures, 0,
+        "a success resets the failures"
+    );
+    assert_eq!(after.last_outcome.as_deref(), Some("succeeded"));
+    let runs = a.runs("fabrikam").await.unwrap();
+    assert_eq!(
+        runs.iter()
+            .map(|r| r.outcome.as_deref())
+            .collect::<Vec<_>>(),
+        [Some("failed"), Some("succeeded")]
+    );
+    assert_eq!(runs[0].message.as_deref(), Some("Graph answered 503"));
+    assert!(a.overlapping_runs().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn coordination_costs_three_round_trips_per_run() {
+    let url = fresh_database("round_trips").await;
+    let f = fleet(&url, "host-a").await;
+    f.register(&["contoso".to_string()]).await.unwrap();
+    let one_run = |f: Fleet| async move {
+        let before = f.round_trips();
+        let lease = f.claim(1, LONG).await.unwrap().pop().unwrap();
+        assert!(f.renew(&lease, LONG).await.unwrap());
+        assert!(f
+            .release(&lease, &LeaseOutcome::succeeded(Duration::ZERO))
+            .await
+            .unwrap());
+        f.round_trips() - before
+    };
+    let first = one_run(f.clone()).await;
+    // The pool may hand out another connection, which prepares its statements once.
+    let steady = one_run(f.clone()).await.min(one_run(f.clone()).await);
+    assert!(first >= steady);
+    assert_eq!(
+        steady, 3,
+        "claim (with its history row), one renewal, release (with its history row)"
+    );
+}
+
+#[tokio::test]
+async fn overlapping_runs_are_found() {
+    // The drill's oracle must be able to fail: plant two overlapping runs of one tenant.
+    let url = fresh_database("overlap").await;
+    let f = fleet(&url, "host-a").await;
+    f.register(&["contoso".to_string()]).await.unwrap();
+    let mut config: tokio_postgres::Config = url.parse().unwrap();
+    config.password(env_or("CONNECTOR_TEST_POSTGRES_PASSWORD", DEFAULT_PASSWORD));
+    let (c, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    c.batch_execute(
+        "INSERT INTO fleet_runs (token, tenant, host, started, ended) VALUES
+           (100, 'contoso', 'a', now() - interval '10 minutes', now() - interval '5 minutes'),
+           (101, 'contoso', 'b', now() - interval '6 minutes', NULL),
+           (102, 'contoso', 'c', now() - interval '20 minutes', now() - interval '10 minutes')",
+    )
+    .await
+    .unwrap();
+    let pairs = f.overlapping_runs().await.unwrap();
+    let tokens: Vec<_> = pairs.iter().map(|(a, b)| (a.token, b.token)).collect();
+    assert_eq!(
+        tokens,
+        [(100, 101)],
+        "touching intervals (102 then 100) do not overlap"
+    );
+}
+
+#[tokio::test]
+async fn operator_a_password_in_the_url_is_refused() {
+    let url = base_url().replacen("connector_test@", "connector_test:hunter2-value@", 1);
+    let e = Fleet::connect(&url, None, "a").await.unwrap_err();
+    assert!(matches!(e, FleetError::Config(_)), "{e:?}");
+    let text = e.to_string();
+    assert!(
+        text.contains("holds a password") && !text.contains("hunter2") && !text.contains('\n'),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn operator_a_missing_database_is_one_line_saying_what_to_do() {
+    let _ = admin().await; // the server itself is up
+    let e = Fleet::connect(&url_of("ct_no_such_database"), Some(&password()), "a")
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, FleetError::Unavailable { .. }), "{e:?}");
+    assert!(
+        text.contains("ct_no_such_database")
+            && text.contains("does not exist")
+            && text.contains("create it")
+            && !text.contains('\n'),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn operator_a_wrong_password_is_one_line() {
+    let _ = admin().await;
+    let e = Database::connect(&base_url(), Some(&Password::new("not-the-password")))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("password authentication failed")
+            && e.contains("[state] password")
+            && !e.contains("not-the-password")
+            && !e.contains('\n'),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn tls_verify_full_against_the_databases_ca_and_refusal_without_it() {
+    let ca = env_or("CONNECTOR_TEST_POSTGRES_CA", DEFAULT_CA);
+    let admin = admin().await;
+    let mut url = url::Url::parse(&base_url()).unwrap();
+    url.query_pairs_mut()
+        .append_pair("sslmode", "verify-full")
+        .append_pair("sslrootcert", &ca)
+        .append_pair("application_name", "connector-tls-test");
+    let db = Database::connect(url.as_str(), Some(&password()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rows = admin
+        .query(
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+             WHERE a.application_name = 'connector-tls-test'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(!rows.is_empty(), "the pool's connection is open");
+    assert!(rows.iter().all(|r| r.get::<_, bool>(0)), "and encrypted");
+    drop(db);
+    // `require` verifies too: the test CA is no public root, so the certificate is refused.
+    let mut url = url::Url::parse(&base_url()).unwrap();
+    url.query_pairs_mut().append_pair("sslmode", "require");
+    let e = Database::connect(url.as_str(), Some(&password()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("certificate") && e.contains("sslrootcert") && !e.contains('\n'),
+        "{e}"
+    );
+}

@@ -253,7 +253,9 @@ async fn load_tenant(config: &Path) -> Result<(TenantRun, Runtime), i32> {
         .resolve_egress(cfg)
         .await
         .map_err(|e| fail(&e, exit_code(&e)))?;
-    let run = TenantRun::from_config(&cfg).map_err(|e| fail(&e, exit_code(&e)))?;
+    let run = TenantRun::open(&cfg)
+        .await
+        .map_err(|e| fail(&e, exit_code(&e)))?;
     Ok((run, rt))
 }
 

@@ -685,3 +685,73 @@ async fn tls_verify_full_against_the_databases_ca_and_refusal_without_it() {
         "{e}"
     );
 }
+
+/// `connector-host run` with `[state] url`: the real component syncs the emulator's tenant
+/// and its cursor lands in PostgreSQL (password from the host's environment, never in the
+/// file); the second run is incremental from that cursor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_a_tenant_file_with_a_postgres_state_runs_and_resumes_from_it() {
+    use connector_host::simulation::emulator::{Emulator, EmulatorConfig, Tenant};
+    let url = fresh_database("cli_state").await;
+    let emu = Emulator::start(Tenant::generated(5, 30), EmulatorConfig::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = emu.config();
+    let file = dir.path().join("tenant.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[tenant]\nkey = \"pg-tenant\"\n[config]\ntenant_id = \"{}\"\nclient_id = \"{}\"\n\
+             login_endpoint = \"{}\"\ngraph_endpoint = \"{}\"\n[secrets.client_secret]\n\
+             env = \"PG_TEST_CLIENT_SECRET\"\n[egress]\nallow_loopback_http = true\n[state]\n\
+             url = \"{url}\"\npassword = {{ env = \"PG_TEST_PASSWORD\" }}\n[sink]\n\
+             kind = \"jsonl\"\npath = \"events.jsonl\"\n",
+            cfg.tenant_id,
+            cfg.client_id,
+            emu.login_endpoint(),
+            emu.graph_endpoint()
+        ),
+    )
+    .unwrap();
+    let (file_path, client_secret) = (file.clone(), cfg.client_secret.clone());
+    let run = move || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_connector-host"))
+            .args(["--no-cache", "run", "--json", "--config"])
+            .arg(&file_path)
+            .env("PG_TEST_CLIENT_SECRET", &client_secret)
+            .env(
+                "PG_TEST_PASSWORD",
+                env_or("CONNECTOR_TEST_POSTGRES_PASSWORD", DEFAULT_PASSWORD),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        report
+    };
+    let first = tokio::task::spawn_blocking(run.clone()).await.unwrap();
+    assert_eq!(first["full_sync"], true);
+    assert_eq!(first["events_written"], 30);
+    let store = PostgresCheckpointStore::connect(&url, Some(&password()))
+        .await
+        .unwrap();
+    let (cursor, version) = store
+        .get("pg-tenant/entra-id-users", "users/delta-cursor")
+        .await
+        .unwrap()
+        .expect("the delta cursor is in PostgreSQL");
+    assert!(!cursor.is_empty() && version >= 1);
+    let second = tokio::task::spawn_blocking(run).await.unwrap();
+    assert_eq!(
+        second["full_sync"], false,
+        "resumed from PostgreSQL: {second}"
+    );
+    let events = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
+    assert_eq!(events.lines().count(), 30, "nothing new, nothing twice");
+    emu.shutdown().await;
+}

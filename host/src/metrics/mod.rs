@@ -23,6 +23,9 @@
 //! | `connector_last_success_timestamp_seconds` | gauge | `tenant` (Unix time; absent before the first success) |
 //! | `connector_consecutive_failures` | gauge | `tenant` |
 //! | `connector_runs_in_flight`, `connector_runs_waiting`, `connector_pool_capacity`, `connector_tenants` | gauge | none |
+//! | `connector_leases_held` | gauge | none: tenant leases this host holds (fleet mode) |
+//! | `connector_lease_takeovers_total` | counter | `tenant`: leases taken over from a host whose lease expired |
+//! | `connector_fenced_writes_total` | counter | none: checkpoint writes refused for a stale fencing token |
 //!
 //! A failed run has no [`RunReport`](crate::RunReport), so its HTTP statuses and the events
 //! it wrote before failing are not counted; its failure kind is.

@@ -204,6 +204,9 @@ struct Series {
     waiting: IntGauge,
     capacity: IntGauge,
     tenants: IntGauge,
+    leases_held: IntGauge,
+    lease_takeovers: PerTenant,
+    fenced_writes: Counter,
 }
 
 impl Series {
@@ -263,6 +266,21 @@ impl Series {
             ),
             capacity: add(r, "connector_pool_capacity", "Most runs executing at once"),
             tenants: add(r, "connector_tenants", "Tenants registered"),
+            leases_held: add(
+                r,
+                "connector_leases_held",
+                "Tenant leases this host holds now (fleet mode)",
+            ),
+            lease_takeovers: add(
+                r,
+                "connector_lease_takeovers",
+                "Leases this host took over from a host whose lease expired unreleased",
+            ),
+            fenced_writes: add(
+                r,
+                "connector_fenced_writes",
+                "Checkpoint writes refused because their lease's fencing token was stale",
+            ),
         }
     }
 }
@@ -456,6 +474,28 @@ impl Metrics {
             let failures = t.consecutive_failures.inc().saturating_add(1);
             u32::try_from(failures).unwrap_or(u32::MAX)
         })
+    }
+
+    /// Sets how many tenant leases this host holds (fleet mode).
+    pub fn set_leases_held(&self, n: usize) {
+        self.series.leases_held.set(n as i64);
+    }
+
+    /// Records a lease taken over from a host whose lease expired unreleased.
+    pub fn record_lease_takeover(&self, tenant: &str) {
+        self.series
+            .lease_takeovers
+            .get_or_create(&labels(tenant))
+            .inc();
+    }
+
+    /// Sets the fenced-writes counter to the fleet's count (it only grows).
+    pub fn set_fenced_writes(&self, total: u64) {
+        let counter = &self.series.fenced_writes;
+        let now = counter.get();
+        if total > now {
+            counter.inc_by(total - now);
+        }
     }
 
     /// Records a run dropped unfinished at shutdown (neither success nor failure).

@@ -101,7 +101,43 @@ impl TenantRun {
     /// Builds a run from a tenant file: loads secrets, opens the store and the sink. Its
     /// egress must be complete: an empty `[egress] allow` or a secret without `hosts` is
     /// filled from the component's plan by [`Runtime::resolve_egress`] first.
+    ///
+    /// A tenant whose `[state]` is PostgreSQL needs a connection first: use
+    /// [`TenantRun::open`], or [`TenantRun::from_parts`] with a store you opened.
     pub fn from_config(cfg: &TenantConfig) -> Result<TenantRun, RunError> {
+        if cfg.postgres.is_some() {
+            return Err(RunError::Config {
+                tenant: cfg.key.clone(),
+                message: "[state] url is PostgreSQL: open the run with TenantRun::open (async), which connects".into(),
+            });
+        }
+        let checkpoints =
+            SqliteCheckpointStore::open(&cfg.checkpoint_db).map_err(|e| RunError::Host {
+                tenant: cfg.key.clone(),
+                message: e.to_string(),
+            })?;
+        Self::from_parts(cfg, Arc::new(checkpoints))
+    }
+
+    /// [`TenantRun::from_config`] for any `[state]`: connects to PostgreSQL (and migrates its
+    /// schema) when the tenant's store is there.
+    pub async fn open(cfg: &TenantConfig) -> Result<TenantRun, RunError> {
+        match &cfg.postgres {
+            None => Self::from_config(cfg),
+            Some(pg) => {
+                let store = open_postgres(&cfg.key, pg).await?;
+                Self::from_parts(cfg, store)
+            }
+        }
+    }
+
+    /// A run of the tenant file over a checkpoint store the caller opened (a PostgreSQL
+    /// pool shared by many tenants, or a fleet lease's fenced store): loads the secrets and
+    /// opens the sink.
+    pub fn from_parts(
+        cfg: &TenantConfig,
+        checkpoints: Arc<dyn CheckpointStore>,
+    ) -> Result<TenantRun, RunError> {
         let secrets = SecretSet::load(&cfg.secrets).map_err(|SecretError { name, message }| {
             RunError::Secret {
                 tenant: cfg.key.clone(),
@@ -113,8 +149,6 @@ impl TenantRun {
             tenant: cfg.key.clone(),
             message,
         };
-        let checkpoints =
-            SqliteCheckpointStore::open(&cfg.checkpoint_db).map_err(|e| host_err(e.to_string()))?;
         // A push sink's credential joins the secrets to redact.
         let mut secrets = secrets;
         let sink: Arc<dyn EventSink> = match &cfg.sink {
@@ -166,11 +200,38 @@ impl TenantRun {
             connector_config: cfg.connector.clone(),
             policy,
             secrets: Arc::new(secrets),
-            checkpoints: Arc::new(checkpoints),
+            checkpoints,
             sink,
             timeout: Duration::from_secs(l.run_timeout_secs),
         })
     }
+}
+
+/// Connects to a tenant's PostgreSQL checkpoint store (and migrates its schema).
+pub async fn open_postgres(
+    tenant: &str,
+    pg: &crate::config::PostgresState,
+) -> Result<Arc<dyn CheckpointStore>, RunError> {
+    let password = match &pg.password {
+        Some(spec) => Some(
+            crate::fleet::Password::load(spec).map_err(|e| RunError::Secret {
+                tenant: tenant.to_string(),
+                name: "[state] password".into(),
+                message: e.to_string(),
+            })?,
+        ),
+        None => None,
+    };
+    let store = crate::doors::checkpoint::postgres::PostgresCheckpointStore::connect(
+        &pg.url,
+        password.as_ref(),
+    )
+    .await
+    .map_err(|e| RunError::Host {
+        tenant: tenant.to_string(),
+        message: format!("{e}; check [state] url and password"),
+    })?;
+    Ok(Arc::new(store))
 }
 
 /// The connector's own counts plus the host's view of the run.

@@ -100,13 +100,35 @@ impl Deployment {
             None => None,
         };
         let mut entries = Vec::with_capacity(file.tenants.len());
+        // One pool per PostgreSQL database, shared by the tenants that name it.
+        let mut pools: std::collections::BTreeMap<String, Arc<dyn crate::CheckpointStore>> =
+            Default::default();
         for cfg in &file.tenants {
             // What the tenant file leaves to the component comes from its egress plan.
             let cfg = runtime
                 .resolve_egress(cfg.clone())
                 .await
                 .map_err(|e| DeployError::Config(format!("{}: {e}", file.path.display())))?;
-            entries.push(TenantEntry::from_config(cfg, file.schedule.clone()));
+            let entry = match &cfg.postgres {
+                None => TenantEntry::from_config(cfg, file.schedule.clone()),
+                Some(pg) => {
+                    let store = match pools.get(&pg.url) {
+                        Some(store) => store.clone(),
+                        None => {
+                            let store =
+                                crate::runtime::open_postgres(&cfg.key, pg)
+                                    .await
+                                    .map_err(|e| {
+                                        DeployError::Host(format!("{}: {e}", file.path.display()))
+                                    })?;
+                            pools.insert(pg.url.clone(), store.clone());
+                            store
+                        }
+                    };
+                    TenantEntry::with_store(cfg, file.schedule.clone(), store)
+                }
+            };
+            entries.push(entry);
         }
         let entries = entries.into_iter();
         #[cfg(feature = "simulation")]

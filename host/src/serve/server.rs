@@ -65,6 +65,23 @@ impl TenantEntry {
     }
 }
 
+impl TenantEntry {
+    /// A tenant from a tenant file whose checkpoints live in `store`, opened by the caller
+    /// (one PostgreSQL pool shared by the tenants that name it); secrets and sink are
+    /// opened anew for each run.
+    pub fn with_store(
+        config: TenantConfig,
+        schedule: Schedule,
+        store: Arc<dyn crate::CheckpointStore>,
+    ) -> TenantEntry {
+        TenantEntry {
+            key: config.key.clone(),
+            make_run: Box::new(move || TenantRun::from_parts(&config, store.clone())),
+            schedule,
+        }
+    }
+}
+
 impl std::fmt::Debug for TenantEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TenantEntry")

@@ -13,8 +13,9 @@
 //!   Graph's timestamps, cannot represent one.
 //! - IMF-fixdate (RFC 9110 §5.6.7): chrono's `strftime` parser takes any case, long names,
 //!   one-digit fields and extra spaces; IMF-fixdate is fixed-length and case-sensitive, so
-//!   the oracle is "chrono parses it and renders it back byte for byte". A leap second is
-//!   refused, as above.
+//!   the oracle is "chrono parses it and renders it back byte for byte". chrono's `%Y` also
+//!   reads and writes signed years (`-7203`), which IMF-fixdate's `4DIGIT` is not. A leap
+//!   second is refused, as above.
 //!
 //! CI runs each property 256 times (proptest's default). The million-case run, every
 //! property a million times (README, "Property tests"):
@@ -66,10 +67,16 @@ fn chrono_rfc3339(s: &str) -> Option<i64> {
 }
 
 /// What `parse_http_date_ms` must answer: chrono parses the string as an IMF-fixdate and
-/// renders it back unchanged, and it is no leap second (module documentation).
+/// renders it back unchanged, its year is four digits, and it is no leap second (module
+/// documentation).
 fn chrono_imf_fixdate(s: &str) -> Option<i64> {
     let dt = NaiveDateTime::parse_from_str(s, IMF_FIXDATE).ok()?;
     if dt.format(IMF_FIXDATE).to_string() != s || dt.nanosecond() >= 1_000_000_000 {
+        return None;
+    }
+    if !(0..=9999).contains(&dt.year()) {
+        // chrono's `%Y` reads and writes a signed year ("-7203", "+10000", found by the
+        // million-case run); IMF-fixdate's year is 4DIGIT.
         return None;
     }
     Some(dt.and_utc().timestamp_millis())
@@ -123,8 +130,8 @@ fn rfc3339_like() -> impl Strategy<Value = String> {
 }
 
 /// An IMF-fixdate chrono writes for a second of 0000-9999, then maybe one change: the day
-/// name of another day, the day or a time field out of range, a character inserted, removed
-/// or replaced.
+/// name of another day, the day or a time field out of range, a signed year, a character
+/// inserted, removed or replaced.
 fn imf_like() -> impl Strategy<Value = String> {
     const NAMES: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
     (
@@ -144,6 +151,8 @@ fn imf_like() -> impl Strategy<Value = String> {
                 1 => format!("{}{n:02}{}", &s[..5], &s[7..]),
                 2 => format!("{}{:02}{}", &s[..17], n % 30, &s[19..]),
                 3 => format!("{}{:02}{}", &s[..23], 55 + n % 10, &s[25..]),
+                // A signed year, as chrono's `%Y` writes years outside 0000-9999.
+                7 => format!("{}{}{}", &s[..12], ["-", "+1"][n as usize % 2], &s[12..]),
                 4 if i < chars.len() => {
                     chars[i] = c;
                     chars.into_iter().collect()

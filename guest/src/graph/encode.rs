@@ -85,7 +85,7 @@ mod tests {
     }
 
     #[test]
-    fn hostile_ids_that_would_walk_the_path_are_refused() {
+    fn hostile_dot_ids_do_not_walk_the_path() {
         for id in ["", ".", ".."] {
             assert_eq!(path_segment(id), None, "{id:?}");
             assert!(!is_usable_id(id), "{id:?}");

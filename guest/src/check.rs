@@ -117,36 +117,36 @@ pub fn check<D: Doors>(doors: &D, config: &Config) -> Result<Vec<Probe>, Connect
     // (`$select`, `$top`); user-list with `$select=signInActivity` (AuditLog.Read.All and
     // P1/P2); the registration report takes no `$select`/`$top` (first page only).
     let role_filter = format!("$filter=roleDefinitionId%20eq%20'{GLOBAL_ADMINISTRATOR}'");
+    let not_probed = "not probed: needs a readable user (User.Read.All) first";
     for source in &SOURCES {
-        let url = match source.name {
-            "groups and members" => Some("/groups?$select=id&$top=1".to_string()),
-            "role assignments" => Some(format!(
+        let url: Result<String, &str> = match source.name {
+            "groups and members" => Ok("/groups?$select=id&$top=1".to_string()),
+            "role assignments" => Ok(format!(
                 "/roleManagement/directory/roleAssignments?{role_filter}"
             )),
-            "PIM eligibility" => Some(format!(
+            "PIM eligibility" => Ok(format!(
                 "/roleManagement/directory/roleEligibilityScheduleInstances?{role_filter}"
             )),
             "authentication methods" => match &first_user {
-                Ok(Some(id)) => Some(format!(
-                    "/users/{}/authentication/methods",
-                    path_segment(id)
-                )),
-                _ => None,
+                Ok(Some(id)) => path_segment(id)
+                    .map(|seg| format!("/users/{seg}/authentication/methods"))
+                    .ok_or(
+                        "not probed: the first user Graph listed has an id that would change the request's path ('.' or '..'); run check again",
+                    ),
+                _ => Err(not_probed),
             },
-            "sign-in activity" => Some("/users?$select=id,signInActivity&$top=1".to_string()),
+            "sign-in activity" => Ok("/users?$select=id,signInActivity&$top=1".to_string()),
             "registration report" => {
-                Some("/reports/authenticationMethods/userRegistrationDetails".to_string())
+                Ok("/reports/authenticationMethods/userRegistrationDetails".to_string())
             }
-            _ => None,
+            _ => Err(not_probed),
         };
         let result: Result<(), GraphError> = match (source.name, url) {
             ("users", _) => first_user.as_ref().map(|_| ()).map_err(Clone::clone),
-            (_, Some(path)) => graph
+            (_, Ok(path)) => graph
                 .get(GraphGet::new(config.graph_url(&path)))
                 .map(|_| ()),
-            (_, None) => Err(GraphError::Malformed(
-                "not probed: needs a readable user (User.Read.All) first".into(),
-            )),
+            (_, Err(why)) => Err(GraphError::Malformed(why.into())),
         };
         probes.push(judge(source, result));
     }

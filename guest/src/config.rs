@@ -381,6 +381,8 @@ mod tests {
     fn mistakes_are_named() {
         let e = Config::parse(&pairs(&[("client_id", "c")])).unwrap_err();
         assert!(e.0.contains("'tenant_id' is missing"), "{}", e.0);
+        // The tenant file's table is `[config]` (host/src/config.rs), not `[connector]`.
+        assert!(e.0.contains("tenant's [config] table"), "{}", e.0);
         let e = Config::parse(&pairs(&[
             ("tenant_id", "t"),
             ("client_id", "c"),

@@ -216,7 +216,7 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
             Err(_) => HashMap::new(),
         };
         let active = match (definitions, active) {
-            (Ok(_), Ok(items)) => match self.holders(&items, &names) {
+            (Ok(_), Ok(items)) => match self.holders(&items, &names, report) {
                 Ok(map) => Some(map),
                 Err(e) => {
                     self.roles_unread(report, &e);
@@ -228,7 +228,7 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
                 None
             }
         };
-        let eligible = match eligible.and_then(|items| self.holders(&items, &names)) {
+        let eligible = match eligible.and_then(|items| self.holders(&items, &names, report)) {
             Ok(map) => Some(map),
             Err(e) => {
                 let why = refusal(&e).map_or_else(|| format!("{e}"), |w| format!("{w}: {e}"));
@@ -265,6 +265,7 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
         &self,
         items: &[Value],
         names: &HashMap<String, String>,
+        report: &mut Report,
     ) -> Result<HashMap<String, BTreeSet<String>>, GraphError> {
         let mut out: HashMap<String, BTreeSet<String>> = HashMap::new();
         let mut groups: HashMap<String, BTreeSet<String>> = HashMap::new();
@@ -297,7 +298,23 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
         if groups.is_empty() {
             return Ok(out);
         }
-        let groups: Vec<(String, BTreeSet<String>)> = groups.into_iter().collect();
+        // A group id that would change the request's path (`.`, `..`: graph/encode.rs) is
+        // skipped with a warning, as a user without a usable id is.
+        let groups: Vec<(String, BTreeSet<String>, String)> = groups
+            .into_iter()
+            .filter_map(|(gid, granted)| match path_segment(&gid) {
+                Some(seg) => Some((gid, granted, seg)),
+                None => {
+                    report.warn(
+                        self.graph.doors(),
+                        format!(
+                            "a role assignment names group '{gid}', an id that would change a request's path: its members are not read, and the roles it grants are not marked on them"
+                        ),
+                    );
+                    None
+                }
+            })
+            .collect();
         let cfg = self.graph.config();
         // Role-assignable groups cannot be nested (GRAPH.md, "Roles"): direct members are all
         // the holders. No OData cast: a cast is an advanced query (aad-advanced-queries). Docs
@@ -307,15 +324,14 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
         let members = self.graph.batch_collect(
             groups
                 .iter()
-                .map(|(gid, _)| {
-                    SubGet::new(cfg.graph_url(&format!(
-                        "/groups/{}/members?$select=id&$top=999",
-                        path_segment(gid)
-                    )))
+                .map(|(_, _, seg)| {
+                    SubGet::new(
+                        cfg.graph_url(&format!("/groups/{seg}/members?$select=id&$top=999")),
+                    )
                 })
                 .collect(),
         );
-        for ((_, granted), members) in groups.iter().zip(members) {
+        for ((_, granted, _), members) in groups.iter().zip(members) {
             for m in members? {
                 let Some(id) = m.get("id").and_then(Value::as_str) else {
                     continue;
@@ -437,23 +453,26 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
     ) -> Vec<(Enrichment, bool)> {
         self.roles(report);
         let cfg = self.graph.config();
-        // Per user: (read groups, read methods).
-        let plan: Vec<(bool, bool)> = ids
+        // Per user: its path segment (None: an id that would change the request's path,
+        // which the pipeline skips before it gets here), (read groups, read methods).
+        let segs: Vec<Option<String>> = ids.iter().map(|id| path_segment(id)).collect();
+        let plan: Vec<(bool, bool)> = segs
             .iter()
             .enumerate()
-            .map(|(n, _)| {
+            .map(|(n, seg)| {
                 let remembered = known.get(n).and_then(Option::as_ref);
                 (
-                    self.memberships.is_none() && remembered.is_none(),
-                    self.registration.is_none()
+                    seg.is_some() && self.memberships.is_none() && remembered.is_none(),
+                    seg.is_some()
+                        && self.registration.is_none()
                         && !self.methods_refused
                         && remembered.is_none_or(|(_, mfa)| mfa.is_none()),
                 )
             })
             .collect();
         let mut subs = Vec::with_capacity(ids.len() * 2);
-        for (id, &(groups, methods)) in ids.iter().zip(&plan) {
-            let seg = path_segment(id);
+        for (seg, &(groups, methods)) in segs.iter().zip(&plan) {
+            let Some(seg) = seg else { continue };
             if groups {
                 subs.push(SubGet::new(cfg.graph_url(&format!(
                     "/users/{seg}/memberOf?$select=id,displayName"
@@ -480,6 +499,15 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
             let remembered = known.get(n).and_then(Option::as_ref);
             let mut e = Enrichment::default();
             let mut partial = false;
+            if segs[n].is_none() {
+                partial |= self.failed(
+                    id,
+                    "groups and methods",
+                    Some(Err(GraphError::Malformed(
+                        "its id would change the request's path".into(),
+                    ))),
+                );
+            }
             if read_groups {
                 match results.next() {
                     Some(Ok(items)) => read_member_of(&items, &mut e),
@@ -751,6 +779,65 @@ mod tests {
             report.warnings[0]
         );
         assert_eq!(report.unavailable, vec!["roleEligibility".to_string()]);
+    }
+
+    #[test]
+    fn hostile_dot_ids_of_groups_and_users_never_reach_a_path() {
+        // A role assignment to a "group" whose id is `..`: reading its members would ask
+        // for `/groups/../members`, i.e. `/members`.
+        let doors = FakeDoors::new(|_, r: &crate::doors::HttpRequest| {
+            if r.url.contains("/token") {
+                return json(200, &[], r##"{"access_token":"tok","expires_in":3599}"##);
+            }
+            if r.url.contains("/roleAssignments") {
+                return json(
+                    200,
+                    &[],
+                    r##"{"value":[
+                      {"principalId":"..","roleDefinitionId":"ga",
+                       "principal":{"@odata.type":"#microsoft.graph.group","id":".."}},
+                      {"principalId":"alice","roleDefinitionId":"ga",
+                       "principal":{"@odata.type":"#microsoft.graph.user","id":"alice"}}]}"##,
+                );
+            }
+            assert!(!r.url.ends_with("/$batch"), "nothing to batch: {}", r.url);
+            json(
+                200,
+                &[],
+                r##"{"value":[{"id":"ga","displayName":"Global Administrator"}]}"##,
+            )
+        });
+        let cfg = config();
+        let client = GraphClient::new(&doors, &cfg);
+        let mut enricher = Enricher::new(&client);
+        let mut report = Report::default();
+        let admins = enricher.roles(&mut report).admins();
+        assert_eq!(
+            admins.keys().collect::<Vec<_>>(),
+            vec!["alice"],
+            "the direct assignment still counts"
+        );
+        assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+        assert!(
+            report.warnings[0].contains("group '..'")
+                && report.warnings[0].contains("change a request's path"),
+            "{}",
+            report.warnings[0]
+        );
+        // A user id the pipeline would have skipped, handed in anyway: no read, partial.
+        let out = enricher.enrich(&[".."], &[], &mut report);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].1, "its groups and methods are missing: partial");
+        assert_eq!(out[0].0.groups, None);
+        for (_, reqs) in doors.calls.borrow().iter() {
+            for r in reqs {
+                assert!(
+                    !r.url.ends_with("/$batch") && !r.url.contains("/groups/"),
+                    "{}",
+                    r.url
+                );
+            }
+        }
     }
 
     #[test]

@@ -1702,3 +1702,27 @@ fn email_check_accepts_exactly_what_the_schema_pattern_accepts() {
         "{accepted} / {rejected}"
     );
 }
+
+#[test]
+fn fnv_multiplication_in_halves_is_the_128_bit_product() {
+    for x in [
+        0,
+        1,
+        u128::MAX,
+        u128::from(u64::MAX),
+        1 << 64,
+        Fnv1a128::OFFSET_BASIS,
+    ] {
+        assert_eq!(
+            Fnv1a128::times_prime(x),
+            x.wrapping_mul(Fnv1a128::PRIME),
+            "{x:#x}"
+        );
+    }
+    seeded_runner(100_000)
+        .run(&proptest::prelude::any::<u128>(), |x| {
+            proptest::prop_assert_eq!(Fnv1a128::times_prime(x), x.wrapping_mul(Fnv1a128::PRIME));
+            Ok(())
+        })
+        .unwrap_or_else(|err| panic!("{err}"));
+}

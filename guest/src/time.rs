@@ -1,10 +1,13 @@
-//! Graph timestamps ⇄ integer milliseconds since the Unix epoch.
+//! Graph timestamps and HTTP dates ⇄ integer milliseconds since the Unix epoch.
 //!
 //! OCSF wants every `time` / `*_time` as integer milliseconds (UTC), Graph sends ISO 8601 /
-//! RFC 3339 strings with anything from zero to seven fractional digits, and the component may
-//! depend on nothing but `serde`/`serde_json` at runtime (no `chrono` in the wasm guest). The
-//! rules are small enough to write out and test here: the proleptic Gregorian calendar, UTC
-//! offsets, truncation to the millisecond, and Graph's `0001-01-01T00:00:00Z` ("never").
+//! RFC 3339 strings with anything from zero to seven fractional digits, and `Retry-After` may
+//! be an HTTP date. The rules are ours and small enough to write out and test here: the
+//! proleptic Gregorian calendar, UTC offsets, truncation to the millisecond, Graph's
+//! `0001-01-01T00:00:00Z` ("never"), no leap seconds, real dates only. `chrono` checks them
+//! as a test oracle (`guest/tests/properties.rs`, where each place these rules differ from
+//! chrono's parsers is written down with its reason); it is not a runtime dependency, so the
+//! component carries only the code these rules need.
 
 const MS_PER_SEC: i64 = 1_000;
 const SECS_PER_DAY: i64 = 86_400;
@@ -103,6 +106,60 @@ pub fn parse_graph_time_ms(s: &str) -> Option<i64> {
         + i64::from(second)
         - offset_secs;
     Some(secs * MS_PER_SEC + millis)
+}
+
+/// Parses an HTTP date in the one form senders must generate, IMF-fixdate (RFC 9110
+/// §5.6.7: `Sun, 06 Nov 1994 08:49:37 GMT`), into milliseconds since the Unix epoch.
+///
+/// Strict, byte for byte: a day name and month name as written there (case-sensitive), two
+/// digits of day, four of year (0000–9999), `HH:MM:SS`, single spaces, `GMT`. Real dates
+/// only: the day must exist in its month (`31 Feb` is no date), the day name must be that
+/// date's, hour ≤ 23, minute ≤ 59, and second ≤ 59 — RFC 9110's grammar allows `60` for a
+/// leap second, but which `:60` is real cannot be checked without a table, and like
+/// [`parse_graph_time_ms`] this refuses it. The obsolete RFC 850 and asctime forms, which
+/// RFC 9110 asks recipients to accept as well, are refused: no server of ours sends them,
+/// and the one caller (`Retry-After`) falls back to its own backoff on `None`.
+pub fn parse_http_date_ms(s: &str) -> Option<i64> {
+    const DAY_NAMES: [&[u8]; 7] = [b"Sun", b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat"];
+    const MONTHS: [&[u8]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let bytes = s.as_bytes();
+    // "Sun, 06 Nov 1994 08:49:37 GMT" is 29 bytes, always.
+    if bytes.len() != 29 || &bytes[3..5] != b", " || &bytes[25..] != b" GMT" {
+        return None;
+    }
+    let day_name = DAY_NAMES.iter().position(|d| *d == &bytes[..3])?;
+    let month = MONTHS.iter().position(|m| *m == &bytes[8..11])? as u32 + 1;
+    let mut cur = Cursor { bytes, pos: 5 };
+    let day = cur.digits(2)?;
+    cur.pos = 11;
+    cur.expect(b' ')?;
+    let year = i64::from(cur.digits(4)?);
+    cur.expect(b' ')?;
+    let hour = cur.digits(2)?;
+    cur.expect(b':')?;
+    let minute = cur.digits(2)?;
+    cur.expect(b':')?;
+    let second = cur.digits(2)?;
+    if bytes[7] != b' '
+        || day == 0
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    // 1970-01-01 was a Thursday (index 4 from Sunday).
+    if (days + 4).rem_euclid(7) != day_name as i64 {
+        return None;
+    }
+    let secs =
+        days * SECS_PER_DAY + i64::from(hour) * 3_600 + i64::from(minute) * 60 + i64::from(second);
+    Some(secs * MS_PER_SEC)
 }
 
 /// Formats milliseconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ` (UTC, second
@@ -414,6 +471,89 @@ mod tests {
             "1684311164000",
         ] {
             assert_eq!(parse_graph_time_ms(s), None, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn http_dates_in_imf_fixdate() {
+        // RFC 9110 §5.6.7's example, and 2015-10-21T07:28:00Z.
+        assert_eq!(
+            parse_http_date_ms("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777_000)
+        );
+        assert_eq!(
+            parse_http_date_ms("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(1_445_412_480_000)
+        );
+        assert_eq!(parse_http_date_ms("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(
+            parse_http_date_ms("Thu, 29 Feb 2024 23:59:59 GMT"),
+            Some(1_709_251_199_000)
+        );
+        assert_eq!(
+            parse_http_date_ms("Fri, 31 Dec 9999 23:59:59 GMT"),
+            Some(253_402_300_799_000)
+        );
+        assert_eq!(
+            parse_http_date_ms("Sat, 01 Jan 0000 00:00:00 GMT"),
+            Some(days_from_civil(0, 1, 1) * SECS_PER_DAY * MS_PER_SEC)
+        );
+    }
+
+    #[test]
+    fn http_dates_that_do_not_exist_are_none() {
+        for s in [
+            // 31 February, with the day name it would have if it rolled over (3 March) and
+            // with the one of the last day of February.
+            "Tue, 31 Feb 2026 00:00:00 GMT",
+            "Sat, 31 Feb 2026 00:00:00 GMT",
+            "Sun, 29 Feb 2026 00:00:00 GMT",
+            "Fri, 29 Feb 1900 00:00:00 GMT",
+            "Thu, 31 Apr 2026 00:00:00 GMT",
+            "Mon, 00 Jan 2024 00:00:00 GMT",
+            "Mon, 32 Jan 2024 00:00:00 GMT",
+            "Mon, 01 Jan 2024 24:00:00 GMT",
+            "Mon, 01 Jan 2024 00:60:00 GMT",
+            "Mon, 01 Jan 2024 00:00:60 GMT",
+            "Sat, 31 Dec 2016 23:59:60 GMT",
+            // A day name that is not the date's.
+            "Mon, 21 Oct 2015 07:28:00 GMT",
+        ] {
+            assert_eq!(parse_http_date_ms(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn http_dates_are_strict_imf_fixdate() {
+        for s in [
+            "",
+            "Wed, 21 Oct 2015 07:28:00 UTC",
+            "Wed, 21 Oct 2015 07:28:00 gmt",
+            "wed, 21 Oct 2015 07:28:00 GMT",
+            "Wed, 21 oct 2015 07:28:00 GMT",
+            "Wednesday, 21 Oct 2015 07:28:00 GMT",
+            "Wed, 21 October 2015 07:28:00 GMT",
+            "Wed,  21 Oct 2015 07:28:00 GMT",
+            "Wed, 21 Oct 15 07:28:00 GMT",
+            "Wed, 21 Oct 02015 07:28:00 GMT",
+            "Wed, 1 Oct 2015 07:28:00 GMT",
+            "Wed, 21 Oct 2015 7:28:00 GMT",
+            "Wed, 21 Oct 2015 07:28 GMT",
+            "Wed, 21 Oct 2015 07:28:00 +0000",
+            "Wed, 21 Oct 2015 07:28:00 GMT ",
+            " Wed, 21 Oct 2015 07:28:00 GMT",
+            "Wed, 21-Oct-2015 07:28:00 GMT",
+            "Wed,21 Oct 2015 07:28:00 GMT ",
+            "Wed, 21 Oct +015 07:28:00 GMT",
+            "Wed, 21 Oct 2015 07:28:-0 GMT",
+            "Wed, 21 Oct 2015 07:28:00.5 GMT",
+            // RFC 850 and asctime: obsolete, refused (see the function's doc).
+            "Wednesday, 21-Oct-15 07:28:00 GMT",
+            "Wed Oct 21 07:28:00 2015",
+            "Wed, 21 Oct 2015 07:28:00 GMTé",
+            "Wed, 2é Oct 2015 07:28:00 GMT",
+        ] {
+            assert_eq!(parse_http_date_ms(s), None, "{s:?}");
         }
     }
 

@@ -8,6 +8,7 @@
 //! nothing about users or OCSF: `sync/` and `enrich.rs` decide what to ask for.
 
 mod batch;
+mod encode;
 mod retry;
 
 use std::cell::{Cell, RefCell};
@@ -19,6 +20,7 @@ use crate::config::{Config, CLIENT_SECRET};
 use crate::doors::{Doors, FetchError, HttpRequest, HttpResponse};
 use crate::error::ConnectorError;
 pub use batch::SubGet;
+pub use encode::{is_usable_id, odata_string, path_segment};
 pub use retry::RetryPolicy;
 
 /// Why one Graph request failed after retries.
@@ -435,12 +437,17 @@ impl<'a, D: Doors> GraphClient<'a, D> {
             );
         }
         let cfg = self.config;
-        let mut body = String::from("grant_type=client_credentials&client_id=");
-        body.push_str(&form_encode(&cfg.client_id));
+        let scope = format!("{}/.default", cfg.graph_endpoint);
+        let mut body = encode::form_body([
+            ("grant_type", "client_credentials"),
+            ("client_id", cfg.client_id.as_str()),
+            ("scope", scope.as_str()),
+        ]);
+        // The placeholder goes in as it is (not form-encoded): the host fills it in a form
+        // field only, and encodes the secret there itself.
         body.push_str("&client_secret={{secret:");
         body.push_str(CLIENT_SECRET);
-        body.push_str("}}&scope=");
-        body.push_str(&form_encode(&format!("{}/.default", cfg.graph_endpoint)));
+        body.push_str("}}");
         let req = HttpRequest {
             method: "POST".into(),
             url: cfg.token_url(),
@@ -839,40 +846,6 @@ pub(crate) fn first_line(s: &str) -> String {
     out
 }
 
-/// `application/x-www-form-urlencoded` encoding of one value.
-pub fn form_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
-/// Percent-encodes one URL path segment (a Graph id is untrusted input). The segments `.`
-/// and `..` are encoded too: left as they are, a URL parser resolves them and the request
-/// walks up the path (`/users/../groups`).
-pub fn path_segment(s: &str) -> String {
-    if s == "." || s == ".." {
-        return "%2E".repeat(s.len());
-    }
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1191,17 +1164,6 @@ mod tests {
     }
 
     #[test]
-    fn encodes_form_values_and_path_segments() {
-        assert_eq!(
-            form_encode("https://graph.microsoft.com/.default"),
-            "https%3A%2F%2Fgraph.microsoft.com%2F.default"
-        );
-        assert_eq!(form_encode("a b&c"), "a+b%26c");
-        assert_eq!(path_segment("0b5c-11"), "0b5c-11");
-        assert_eq!(path_segment("../x?y"), "..%2Fx%3Fy");
-    }
-
-    #[test]
     fn hostile_links_off_graph_or_with_odd_characters_are_refused() {
         let cfg = config(&[]);
         let doors = FakeDoors::new(empty_pages);
@@ -1322,18 +1284,6 @@ mod tests {
             .expect_err("an array body is not a methods list");
         assert!(e.to_string().contains("is a JSON array"), "{e}");
         assert_eq!(out[2].as_ref().unwrap()["value"][0]["id"], "m");
-    }
-
-    #[test]
-    fn hostile_dot_ids_do_not_walk_the_path() {
-        assert_eq!(path_segment("."), "%2E");
-        assert_eq!(path_segment(".."), "%2E%2E");
-        assert_eq!(
-            path_segment("..."),
-            "...",
-            "only the dot segments are special"
-        );
-        assert_eq!(path_segment("a.b"), "a.b");
     }
 
     #[test]

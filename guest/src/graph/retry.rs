@@ -51,63 +51,16 @@ pub fn wait_ms(
     (exp / 2 + exp / 2 * jitter / 1000).min(policy.max_wait_ms)
 }
 
-/// Parses `Retry-After`: delay seconds or an IMF-fixdate (`Wed, 21 Oct 2015 07:28:00 GMT`).
+/// Parses `Retry-After`: delay seconds or an IMF-fixdate (`Wed, 21 Oct 2015 07:28:00 GMT`,
+/// read strictly by [`crate::time::parse_http_date_ms`]: a date that does not exist is no
+/// date, and the caller backs off on its own).
 pub fn retry_after_ms(value: &str, now_ms: i64) -> Option<u64> {
     let v = value.trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(secs.saturating_mul(1000));
     }
-    let at = http_date_ms(v)?;
+    let at = crate::time::parse_http_date_ms(v)?;
     Some(at.saturating_sub(now_ms).max(0) as u64)
-}
-
-fn http_date_ms(v: &str) -> Option<i64> {
-    // "Wed, 21 Oct 2015 07:28:00 GMT"
-    let rest = v.split_once(", ")?.1;
-    let mut parts = rest.split(' ');
-    let day: u32 = parts.next()?.parse().ok()?;
-    let month = match parts.next()? {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
-        _ => return None,
-    };
-    let year: i64 = parts.next()?.parse().ok()?;
-    let mut hms = parts.next()?.split(':').map(|p| p.parse::<u8>().ok());
-    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
-    // An IMF-fixdate year has four digits: a larger one (or a negative time) is no date, and
-    // would overflow the arithmetic below.
-    if parts.next()? != "GMT"
-        || !(1..=31).contains(&day)
-        || !(1..=9999).contains(&year)
-        || h > 23
-        || m > 59
-        || s > 60
-    {
-        return None;
-    }
-    let days = days_from_civil(year, month, day as i64);
-    Some(((days * 24 + i64::from(h)) * 60 + i64::from(m)) * 60_000 + i64::from(s) * 1000)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
@@ -156,6 +109,32 @@ mod tests {
             retry_after_ms("Fri, 31 Dec 9999 23:59:59 GMT", 253_402_300_799_000),
             Some(0)
         );
+    }
+
+    #[test]
+    fn hostile_retry_after_on_a_day_that_does_not_exist_is_no_date() {
+        // The parser this module had read 31 February as 3 March.
+        let now = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+        for hostile in [
+            "Sat, 31 Feb 2026 00:00:00 GMT",
+            "Tue, 31 Feb 2026 00:00:00 GMT",
+            "Thu, 31 Apr 2026 00:00:00 GMT",
+        ] {
+            assert_eq!(retry_after_ms(hostile, now), None, "{hostile}");
+            let p = RetryPolicy::default();
+            let waited = wait_ms(&p, 0, Some(&resp(hostile)), now);
+            assert_eq!(
+                waited,
+                wait_ms(&p, 0, None, now),
+                "{hostile}: the backoff of an answer without Retry-After"
+            );
+        }
+        // The real days either side still parse: 28 February and 3 March 2026.
+        assert_eq!(
+            retry_after_ms("Sat, 28 Feb 2026 00:00:10 GMT", 1_772_236_800_000),
+            Some(10_000)
+        );
+        assert!(retry_after_ms("Tue, 03 Mar 2026 00:00:00 GMT", now).is_some());
     }
 
     #[test]

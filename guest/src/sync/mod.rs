@@ -21,7 +21,7 @@ use crate::doors::{Doors, Level};
 use crate::enrich::{refusal, Enricher};
 use crate::error::ConnectorError;
 use crate::facts::{Facts, Known};
-use crate::graph::{path_segment, GraphClient, GraphError, GraphGet};
+use crate::graph::{is_usable_id, odata_string, GraphClient, GraphError, GraphGet};
 use crate::ocsf::{self, MapContext};
 
 pub use created::{Cursor, CURSOR_KEY};
@@ -46,10 +46,7 @@ pub const SIGN_IN_FIELDS: [&str; 2] = ["lastSuccessfulSignInDateTime", "lastSign
 pub fn users_by_id(config: &Config, ids: &[String], select: &str) -> Vec<GraphGet> {
     ids.chunks(MAX_IN_FILTER)
         .map(|chunk| {
-            let list: Vec<String> = chunk
-                .iter()
-                .map(|id| format!("'{}'", path_segment(&id.replace('\'', "''"))))
-                .collect();
+            let list: Vec<String> = chunk.iter().map(|id| odata_string(id)).collect();
             GraphGet::new(config.graph_url(&format!(
                 "/users?$filter=id%20in%20({})&$select={select}",
                 list.join(",")
@@ -192,6 +189,11 @@ pub struct Pipeline<'g, 'a, D: Doors> {
     pub report: Report,
 }
 
+/// The warning about users with an empty id (given once a run).
+const WITHOUT_AN_ID: &str = "without an id";
+/// The warning about users whose id cannot be placed in a URL path (given once a run).
+const UNUSABLE_ID: &str = "whose id would change a request's path ('.' or '..')";
+
 /// Users skipped for their event's size named one by one in a run's warnings; the rest are
 /// counted in one closing warning.
 const MAX_SKIP_WARNINGS: u64 = 10;
@@ -285,27 +287,30 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
         self.report.items_seen += entries.len() as u64;
         // The same user may appear twice in a delta page: keep its last state.
         let mut last: HashMap<String, usize> = HashMap::with_capacity(entries.len());
-        let mut skipped = 0u64;
+        let (mut blank, mut unusable) = (0u64, 0u64);
         for (i, e) in entries.iter().enumerate() {
             if e.id().trim().is_empty() {
-                skipped += 1;
+                blank += 1;
+            } else if !is_usable_id(e.id()) {
+                // `.` or `..`: placed in `/users/{id}/memberOf` it would make the request
+                // walk to another path (graph/encode.rs). No real user has such an id.
+                unusable += 1;
             } else {
                 last.insert(e.id().to_string(), i);
             }
         }
-        if skipped > 0 {
-            self.report.items_skipped += skipped;
-            if self
-                .report
-                .warnings
-                .iter()
-                .all(|w| !w.contains("without an id"))
-            {
-                self.report.warn(
-                    self.graph.doors(),
-                    "Graph returned users without an id: they are skipped".into(),
-                );
-            }
+        self.report.items_skipped += blank + unusable;
+        if blank > 0 && self.first_warning_of(WITHOUT_AN_ID) {
+            self.report.warn(
+                self.graph.doors(),
+                format!("Graph returned users {WITHOUT_AN_ID}: they are skipped"),
+            );
+        }
+        if unusable > 0 && self.first_warning_of(UNUSABLE_ID) {
+            self.report.warn(
+                self.graph.doors(),
+                format!("Graph returned users {UNUSABLE_ID}: they are skipped"),
+            );
         }
         let entries: Vec<Entry> = entries
             .into_iter()
@@ -424,6 +429,11 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
         Ok(delivered)
     }
 
+    /// Whether no warning containing `marker` was given yet in this run.
+    fn first_warning_of(&self, marker: &str) -> bool {
+        self.report.warnings.iter().all(|w| !w.contains(marker))
+    }
+
     /// Emits a page's events in bounded batches; returns the ids of the users whose events
     /// were skipped (too large, or refused by the host), after warning about each.
     fn emit(
@@ -476,6 +486,107 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
                     "{} users were emitted without their groups, roles or methods (Graph refused or failed those reads)",
                     self.report.items_partial
                 ),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doors::fake::{json, FakeDoors};
+    use crate::doors::{HttpRequest, HttpResponse};
+
+    fn config() -> Config {
+        Config::parse(&[
+            ("tenant_id".to_string(), "t".to_string()),
+            ("client_id".to_string(), "c".to_string()),
+            (
+                "graph_endpoint".to_string(),
+                "https://graph.test".to_string(),
+            ),
+        ])
+        .unwrap()
+    }
+
+    /// A Graph with no roles, groups or methods: a token, empty lists, and `$batch` items
+    /// answered with empty lists.
+    fn empty_graph(_: usize, r: &HttpRequest) -> HttpResponse {
+        if r.url.contains("/token") {
+            return json(200, &[], r#"{"access_token":"tok","expires_in":3599}"#);
+        }
+        if !r.url.ends_with("/$batch") {
+            return json(200, &[], r#"{"value":[]}"#);
+        }
+        let body: Value = serde_json::from_slice(r.body.as_ref().unwrap()).unwrap();
+        let responses: Vec<Value> = body["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| serde_json::json!({"id": item["id"], "status": 200, "body": {"value": []}}))
+            .collect();
+        json(
+            200,
+            &[],
+            &serde_json::json!({ "responses": responses }).to_string(),
+        )
+    }
+
+    /// Every URL the fake Graph was asked for, `$batch` items included.
+    fn urls_asked<F: Fn(usize, &HttpRequest) -> HttpResponse>(doors: &FakeDoors<F>) -> Vec<String> {
+        let mut out = Vec::new();
+        for (_, reqs) in doors.calls.borrow().iter() {
+            for r in reqs {
+                out.push(r.url.clone());
+                if r.url.ends_with("/$batch") {
+                    let body: Value = serde_json::from_slice(r.body.as_ref().unwrap()).unwrap();
+                    for item in body["requests"].as_array().unwrap() {
+                        out.push(item["url"].as_str().unwrap().to_string());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn hostile_users_with_dot_ids_are_skipped_with_one_warning_and_never_reach_a_url() {
+        let cfg = config();
+        let doors = FakeDoors::new(empty_graph);
+        let graph = GraphClient::new(&doors, &cfg);
+        let mut pipeline = Pipeline::new(&graph, &cfg, "0.1.0");
+        let page = |ids: &[&str]| -> Vec<Entry> {
+            ids.iter()
+                .map(|id| Entry::Upsert(serde_json::json!({"id": id, "userPrincipalName": "x@y"})))
+                .chain(std::iter::once(Entry::Removed {
+                    id: "..".into(),
+                    reason: "deleted".into(),
+                }))
+                .collect()
+        };
+        let delivered = pipeline.deliver(page(&["..", "u1", "."])).unwrap();
+        assert_eq!(delivered, vec![("u1".to_string(), None)]);
+        let delivered = pipeline.deliver(page(&["u2", ".."])).unwrap();
+        assert_eq!(delivered, vec![("u2".to_string(), None)]);
+        assert_eq!(pipeline.report.items_skipped, 5, "three, then two");
+        assert_eq!(pipeline.report.events_emitted, 2);
+        let warned: Vec<&String> = pipeline
+            .report
+            .warnings
+            .iter()
+            .filter(|w| w.contains("'.' or '..'"))
+            .collect();
+        assert_eq!(warned.len(), 1, "{:?}", pipeline.report.warnings);
+        assert!(warned[0].contains("skipped"), "{}", warned[0]);
+        let users: Vec<String> = urls_asked(&doors)
+            .into_iter()
+            .filter(|u| u.starts_with("/users/"))
+            .collect();
+        assert!(!users.is_empty(), "the usable users were enriched");
+        for url in &users {
+            assert!(
+                url.starts_with("/users/u1/") || url.starts_with("/users/u2/"),
+                "only the usable ids reach a path: {url}"
             );
         }
     }

@@ -661,6 +661,7 @@ mod tests {
             peak_in_flight: 2,
             capacity: 64,
             once: true,
+            fleet: false,
         };
         assert_eq!(serve_exit_code(&s), 0);
         s.tenants_succeeded = 1;

@@ -16,64 +16,8 @@ use connector_host::doors::checkpoint::{
 use connector_host::fleet::{Database, Fleet, FleetError, LeaseOutcome, Password};
 
 /// What `scripts/test-postgres` sets up.
-const DEFAULT_URL: &str = "postgres://connector_test@127.0.0.1:55432/connector_test";
-const DEFAULT_PASSWORD: &str = "connector-test-password";
-const DEFAULT_CA: &str = "/etc/postgresql/15/connector-test/test-ca.crt";
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
-}
-
-fn base_url() -> String {
-    env_or("CONNECTOR_TEST_POSTGRES_URL", DEFAULT_URL)
-}
-
-fn password() -> Password {
-    Password::new(env_or("CONNECTOR_TEST_POSTGRES_PASSWORD", DEFAULT_PASSWORD))
-}
-
-fn unreachable(e: impl std::fmt::Display) -> ! {
-    panic!(
-        "cannot reach the test PostgreSQL at {} ({e}); run `bash scripts/test-postgres` (as root) first",
-        base_url()
-    )
-}
-
-/// `base_url()` with another database name.
-fn url_of(database: &str) -> String {
-    let mut url = url::Url::parse(&base_url()).unwrap_or_else(|e| unreachable(e));
-    url.set_path(&format!("/{database}"));
-    url.to_string()
-}
-
-/// An administrative connection to the base database (the driver itself, not the code
-/// under test).
-async fn admin() -> tokio_postgres::Client {
-    let mut config: tokio_postgres::Config = base_url().parse().unwrap_or_else(|e| unreachable(e));
-    config.password(env_or("CONNECTOR_TEST_POSTGRES_PASSWORD", DEFAULT_PASSWORD));
-    let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| unreachable(e));
-    tokio::spawn(connection);
-    client
-}
-
-/// A new, empty database for one test; returns its URL.
-async fn fresh_database(test: &str) -> String {
-    let name = format!("ct_{test}");
-    let admin = admin().await;
-    // One statement each: neither may run inside a (multi-statement) transaction.
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        if let Err(e) = admin.batch_execute(&sql).await {
-            panic!("{sql}: {e} {:?}", e.as_db_error().map(|d| d.message()));
-        }
-    }
-    url_of(&name)
-}
+mod pg;
+use pg::*;
 
 async fn fleet(url: &str, host: &str) -> Fleet {
     Fleet::connect(url, Some(&password()), host)

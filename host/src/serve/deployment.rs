@@ -65,6 +65,36 @@ pub struct Deployment {
     pub file: ServeFile,
 }
 
+/// Connects this host to the fleet's database (and migrates it).
+async fn connect_fleet(spec: &super::FleetSpec) -> Result<crate::fleet::Fleet, String> {
+    let password = match &spec.password {
+        Some(p) => Some(crate::fleet::Password::load(p).map_err(|e| format!("password: {e}"))?),
+        None => None,
+    };
+    let host = spec.host_id.clone().unwrap_or_else(default_host_id);
+    crate::fleet::Fleet::connect(&spec.url, password.as_ref(), host)
+        .await
+        .map_err(|e| format!("{e}; check url and password, and that the database is up"))
+}
+
+/// `$CONNECTOR_HOST_ID`, else `<host name>-<process id>`: unique per process on a machine,
+/// readable in the history.
+fn default_host_id() -> String {
+    if let Some(id) = std::env::var("CONNECTOR_HOST_ID")
+        .ok()
+        .filter(|id| !id.is_empty() && id.len() <= 128 && !id.chars().any(char::is_control))
+    {
+        return id;
+    }
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "host".into());
+    format!("{name}-{}", std::process::id())
+}
+
 /// Why a [`Deployment`] could not start; each message is one line naming what failed and
 /// what to do.
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +121,25 @@ impl Deployment {
                 "raised the open-files limit to its hard limit"
             );
         }
-        let server = Server::new(runtime.clone(), file.options.clone());
+        let server = match &file.fleet {
+            None => Server::new(runtime.clone(), file.options.clone()),
+            Some(spec) => {
+                let fleet = connect_fleet(spec).await.map_err(|e| {
+                    DeployError::Host(format!("{}: [fleet]: {e}", file.path.display()))
+                })?;
+                tracing::info!(
+                    host = fleet.host(),
+                    "fleet mode: leasing tenants from the database"
+                );
+                Server::with_fleet(
+                    runtime.clone(),
+                    file.options.clone(),
+                    fleet,
+                    spec.lease_ttl,
+                    spec.poll,
+                )
+            }
+        };
         #[cfg(feature = "simulation")]
         let simulation = match &file.simulation {
             Some(spec) => Some(Simulation::start(spec).await.map_err(|message| {

@@ -30,6 +30,46 @@ struct RawFile {
     #[serde(default)]
     schedule: RawSchedule,
     simulation: Option<RawSimulation>,
+    fleet: Option<RawFleet>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFleet {
+    url: String,
+    #[serde(default)]
+    password: Option<crate::config::SecretSpec>,
+    #[serde(default = "default_lease_ttl")]
+    lease_ttl_secs: u64,
+    #[serde(default)]
+    host_id: Option<String>,
+    #[serde(default = "default_poll")]
+    poll_secs: f64,
+}
+
+fn default_lease_ttl() -> u64 {
+    crate::fleet::DEFAULT_LEASE_TTL.as_secs()
+}
+
+fn default_poll() -> f64 {
+    1.0
+}
+
+/// Fleet mode (`[fleet]`): the tenants' schedules, leases and checkpoints live in one
+/// PostgreSQL database that several hosts share.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FleetSpec {
+    /// The database (no password in it; rules: [`crate::fleet::db`]).
+    pub url: String,
+    /// Where its password comes from (a `file` resolved against the tenants file's folder).
+    pub password: Option<crate::config::SecretSpec>,
+    /// How long a lease lasts without renewal: a host that dies is replaced this long after
+    /// its last renewal (renewed every third of it).
+    pub lease_ttl: Duration,
+    /// This host's name in leases and the run history (default: host name and process id).
+    pub host_id: Option<String>,
+    /// How often an idle host looks for due tenants.
+    pub poll: Duration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,6 +138,8 @@ struct RawSimulation {
     checkpoint_db: PathBuf,
     #[serde(default = "default_sim_events")]
     events_dir: PathBuf,
+    #[serde(default)]
+    latency_ms: u64,
 }
 
 /// The keys of `n` simulated tenants: `sim-0000`…, zero-padded to at least four digits so
@@ -121,6 +163,8 @@ pub struct SimulationSpec {
     pub checkpoint_db: PathBuf,
     /// Folder of the events files, `<key>.jsonl` each.
     pub events_dir: PathBuf,
+    /// Time the simulated Graph takes to answer each request (a network round trip).
+    pub latency: Duration,
 }
 
 /// A tenants file, resolved and validated.
@@ -138,6 +182,8 @@ pub struct ServeFile {
     pub tenants: Vec<TenantConfig>,
     /// The simulated tenants, if any.
     pub simulation: Option<SimulationSpec>,
+    /// Fleet mode, when the file has a `[fleet]` section.
+    pub fleet: Option<FleetSpec>,
 }
 
 impl ServeFile {
@@ -240,6 +286,45 @@ impl ServeFile {
             }
         }
 
+        let fleet = match raw.fleet {
+            None => None,
+            Some(f) => {
+                crate::fleet::db::check_url(&f.url).map_err(|e| format!("[fleet] url: {e}"))?;
+                if !(1..=3600).contains(&f.lease_ttl_secs) {
+                    return Err(format!(
+                        "[fleet] lease_ttl_secs = {} must be between 1 and 3600",
+                        f.lease_ttl_secs
+                    ));
+                }
+                if !(f.poll_secs.is_finite() && (0.05..=60.0).contains(&f.poll_secs)) {
+                    return Err(format!(
+                        "[fleet] poll_secs = {} must be between 0.05 and 60",
+                        f.poll_secs
+                    ));
+                }
+                if let Some(id) = &f.host_id {
+                    if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
+                        return Err("[fleet] host_id must be 1-128 printable characters".into());
+                    }
+                }
+                let password = match f.password {
+                    Some(mut spec) => {
+                        if let Some(file) = &spec.file {
+                            spec.file = Some(resolve(base, file));
+                        }
+                        Some(spec)
+                    }
+                    None => None,
+                };
+                Some(FleetSpec {
+                    url: f.url,
+                    password,
+                    lease_ttl: Duration::from_secs(f.lease_ttl_secs),
+                    host_id: f.host_id,
+                    poll: Duration::from_secs_f64(f.poll_secs),
+                })
+            }
+        };
         let simulation = match raw.simulation {
             None => None,
             Some(_) if !cfg!(feature = "simulation") => {
@@ -258,6 +343,7 @@ impl ServeFile {
                 Some(SimulationSpec {
                     tenants: sim.tenants,
                     users_per_tenant: sim.users_per_tenant,
+                    latency: Duration::from_millis(sim.latency_ms.min(60_000)),
                     seed: sim.seed,
                     checkpoint_db: resolve(base, &sim.checkpoint_db),
                     events_dir: resolve(base, &sim.events_dir),
@@ -311,6 +397,7 @@ impl ServeFile {
             schedule,
             tenants: tenants.into_iter().map(|(_, cfg)| cfg).collect(),
             simulation,
+            fleet,
         })
     }
 }

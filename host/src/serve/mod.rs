@@ -60,12 +60,13 @@
 
 mod deployment;
 mod file;
+mod fleet;
 mod schedule;
 mod server;
 mod summary;
 
 pub use deployment::{shutdown_signal, DeployError, Deployment};
-pub use file::{simulated_keys, ServeFile, SimulationSpec};
+pub use file::{simulated_keys, FleetSpec, ServeFile, SimulationSpec};
 pub use schedule::{first_delay, next_delay, Schedule};
 pub use server::{
     MakeRun, Refused, RegisterError, ServeOptions, Server, TenantEntry, TenantStatus,

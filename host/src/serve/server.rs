@@ -157,7 +157,7 @@ pub struct Server {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(super) struct Inner {
     runtime: Arc<Runtime>,
     options: ServeOptions,
     slots: RwLock<BTreeMap<String, Arc<Slot>>>,
@@ -169,13 +169,15 @@ struct Inner {
     scheduler: Mutex<Option<mpsc::UnboundedSender<Arc<Slot>>>>,
     created: Instant,
     serving_since: Mutex<Option<Instant>>,
+    /// Fleet mode: the shared database that leases tenants to this host.
+    fleet: Option<Arc<super::fleet::FleetMode>>,
 }
 
-struct Slot {
-    key: String,
+pub(super) struct Slot {
+    pub(super) key: String,
     /// Shared so each run can call it on a blocking thread.
     make_run: Arc<dyn Fn() -> Result<TenantRun, RunError> + Send + Sync>,
-    schedule: Schedule,
+    pub(super) schedule: Schedule,
     running: AtomicBool,
     planned_delay: Mutex<Option<Duration>>,
 }
@@ -187,6 +189,30 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Server {
     /// A server with no tenants yet, running `runtime`'s component.
     pub fn new(runtime: Arc<Runtime>, options: ServeOptions) -> Server {
+        Self::build(runtime, options, None)
+    }
+
+    /// A server of a fleet: instead of every tenant on its own timer, it claims due tenants
+    /// from `fleet`'s database (leases with fencing tokens, shared by every host pointed at
+    /// it), runs them with the lease's fenced checkpoint store, renews each lease while its
+    /// run lasts and releases it with the tenant's next due time. Register the same tenants
+    /// on every host; each runs on one host at a time.
+    pub fn with_fleet(
+        runtime: Arc<Runtime>,
+        options: ServeOptions,
+        fleet: crate::fleet::Fleet,
+        lease_ttl: Duration,
+        poll: Duration,
+    ) -> Server {
+        let mode = super::fleet::FleetMode::new(fleet, lease_ttl, poll);
+        Self::build(runtime, options, Some(Arc::new(mode)))
+    }
+
+    fn build(
+        runtime: Arc<Runtime>,
+        options: ServeOptions,
+        fleet: Option<Arc<super::fleet::FleetMode>>,
+    ) -> Server {
         let capacity = options.max_concurrent_runs.clamp(1, Semaphore::MAX_PERMITS);
         Server {
             inner: Arc::new(Inner {
@@ -202,6 +228,7 @@ impl Server {
                 scheduler: Mutex::new(None),
                 created: Instant::now(),
                 serving_since: Mutex::new(None),
+                fleet,
             }),
         }
     }
@@ -249,7 +276,7 @@ impl Server {
         let slot = self.inner.slot(key).ok_or_else(|| Refused::UnknownTenant {
             tenant: key.to_string(),
         })?;
-        self.inner.execute(&slot).await
+        self.inner.execute(&slot, None).await
     }
 
     /// Registered tenant keys, sorted.
@@ -322,6 +349,7 @@ impl Server {
             peak_in_flight: self.inner.metrics.peak_in_flight(),
             capacity: self.inner.options.max_concurrent_runs,
             once: self.inner.options.once,
+            fleet: self.inner.fleet.is_some(),
         }
     }
 
@@ -344,8 +372,17 @@ impl Server {
                 .collect()
         };
         let mut loops = JoinSet::new();
-        for slot in slots {
-            loops.spawn(tenant_loop(inner.clone(), slot));
+        match &inner.fleet {
+            // One loop claims due tenants from the database for every registered tenant.
+            Some(fleet) => {
+                let keys: Vec<String> = slots.iter().map(|s| s.key.clone()).collect();
+                loops.spawn(super::fleet::fleet_loop(inner.clone(), fleet.clone(), keys));
+            }
+            None => {
+                for slot in slots {
+                    loops.spawn(tenant_loop(inner.clone(), slot));
+                }
+            }
         }
         tokio::pin!(shutdown);
         let mut requested = false;
@@ -359,7 +396,15 @@ impl Server {
                         break;
                     }
                     Some(slot) = new_slots.recv() => {
-                        loops.spawn(tenant_loop(inner.clone(), slot));
+                        match &inner.fleet {
+                            Some(fleet) => {
+                                let fleet = fleet.clone();
+                                loops.spawn(async move { fleet.register(std::slice::from_ref(&slot.key)).await });
+                            }
+                            None => {
+                                loops.spawn(tenant_loop(inner.clone(), slot));
+                            }
+                        }
                     }
                     joined = loops.join_next(), if !loops.is_empty() => {
                         if let Some(Err(e)) = joined {
@@ -401,7 +446,19 @@ impl Server {
 }
 
 impl Inner {
-    fn slot(&self, key: &str) -> Option<Arc<Slot>> {
+    pub(super) fn options(&self) -> &ServeOptions {
+        &self.options
+    }
+
+    pub(super) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub(super) fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    pub(super) fn slot(&self, key: &str) -> Option<Arc<Slot>> {
         self.slots
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -409,8 +466,13 @@ impl Inner {
             .cloned()
     }
 
-    /// One run of `slot`: claim the tenant, wait for a pool slot, run, record.
-    async fn execute(&self, slot: &Slot) -> Result<RunOutcome, Refused> {
+    /// One run of `slot`: claim the tenant, wait for a pool slot, run, record. With
+    /// `checkpoints`, the run uses that store instead of its own (a fleet lease's fenced one).
+    pub(super) async fn execute(
+        &self,
+        slot: &Slot,
+        checkpoints: Option<Arc<dyn crate::CheckpointStore>>,
+    ) -> Result<RunOutcome, Refused> {
         let tenant = || slot.key.clone();
         if *self.stopping.borrow() {
             return Err(Refused::ShuttingDown { tenant: tenant() });
@@ -453,7 +515,12 @@ impl Inner {
                     run.tenant
                 ),
             }),
-            Ok(run) => self.runtime.run(&run).await,
+            Ok(mut run) => {
+                if let Some(store) = checkpoints {
+                    run.checkpoints = store;
+                }
+                self.runtime.run(&run).await
+            }
             Err(e) => Err(e),
         };
         in_flight.finish();
@@ -510,7 +577,7 @@ async fn tenant_loop(inner: Arc<Inner>, slot: Arc<Slot>) {
         if !due {
             return;
         }
-        match inner.execute(&slot).await {
+        match inner.execute(&slot, None).await {
             Ok(_) => {}
             Err(Refused::AlreadyRunning { .. }) => {
                 tracing::info!(tenant = %slot.key, "scheduled run skipped: a run started by run_now is still in flight");

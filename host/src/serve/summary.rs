@@ -30,6 +30,8 @@ pub struct Summary {
     pub capacity: usize,
     /// The server ran in once mode.
     pub once: bool,
+    /// The server leased its tenants from a fleet: other hosts ran some of them.
+    pub fleet: bool,
 }
 
 impl Summary {
@@ -39,8 +41,13 @@ impl Summary {
     }
 
     /// Every tenant ran successfully and no run failed or was cut.
+    ///
+    /// In a fleet, other hosts run some of the tenants: every run of this host succeeded
+    /// and none was cut.
     pub fn all_succeeded(&self) -> bool {
-        self.tenants_succeeded == self.tenants && self.failed() == 0 && self.cut == 0
+        (self.fleet || self.tenants_succeeded == self.tenants)
+            && self.failed() == 0
+            && self.cut == 0
     }
 }
 
@@ -63,7 +70,13 @@ impl std::fmt::Display for Summary {
                 self.cut
             )?;
         }
-        if self.once && self.tenants_succeeded < self.tenants {
+        if self.fleet {
+            writeln!(
+                f,
+                "  tenants run here        {} (the fleet's other hosts ran the rest)",
+                self.tenants_succeeded
+            )?;
+        } else if self.once && self.tenants_succeeded < self.tenants {
             writeln!(
                 f,
                 "  tenants not succeeded   {}",
@@ -102,6 +115,7 @@ mod tests {
             peak_in_flight: 2,
             capacity: 64,
             once: true,
+            fleet: false,
         };
         assert!(s.all_succeeded());
         let text = s.to_string();

@@ -68,6 +68,7 @@ impl Simulation {
         )
         .await
         .map_err(|e| SimulationError(format!("cannot start the Graph emulator: {e:#}")))?;
+        emulator.set_latency(spec.latency);
         let super::wiring::EmulatorWiring {
             connector_config,
             policy,

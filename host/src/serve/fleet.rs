@@ -1,0 +1,207 @@
+//! Fleet mode: many hosts, one PostgreSQL database ([`crate::fleet`]), each tenant on
+//! exactly one host at a time.
+//!
+//! One loop per host replaces the per-tenant timers: while the pool has room it claims due
+//! tenants from the database (`FOR UPDATE SKIP LOCKED`: hosts claiming at the same instant
+//! skip each other's rows), runs each with its lease's fenced checkpoint store, renews the
+//! lease every third of its TTL while the run lasts, and releases it with the tenant's next
+//! due time — the schedule (interval, jitter, backoff after consecutive failures) is computed
+//! here and stored there, so it survives restarts and moves with the tenant.
+//!
+//! What happens on failure:
+//! - a host that dies (SIGKILL, power): its leases are not renewed; once they expire (the
+//!   TTL) another host claims the tenants (`connector_lease_takeovers_total`) and resumes at
+//!   the last committed cursor, redelivering at most the page in flight;
+//! - a host that stalls past its lease (GC pause, SIGSTOP, partition) and comes back: its
+//!   renewal finds the lease gone, and every checkpoint write its run still makes carries the
+//!   old fencing token and is refused by the database (`connector_fenced_writes_total`), so
+//!   its cursor never moves after another host took over; the run ends failed and releases
+//!   nothing;
+//! - the database unreachable: claims and renewals fail and are retried every poll; runs in
+//!   flight cannot commit (their writes fail), so nothing moves until it is back.
+//!
+//! `once` in a fleet: each tenant runs once across the fleet; a host exits when no tenant of
+//! its own is due or leased anywhere. A finished tenant is marked due in ten years in the
+//! database (that is what "ran once" is stored as); a later `serve` without `once` on the
+//! same database runs it then, not before.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+
+use super::schedule::{jitter_sample, next_delay};
+use super::server::Inner;
+use crate::fleet::{Fleet, Lease, LeaseOutcome};
+
+/// What a once-mode release stores as the next due time: "done".
+const ONCE_DONE: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// The fleet a server belongs to, and how it leases.
+pub(crate) struct FleetMode {
+    fleet: Fleet,
+    ttl: Duration,
+    poll: Duration,
+}
+
+impl FleetMode {
+    pub fn new(fleet: Fleet, ttl: Duration, poll: Duration) -> FleetMode {
+        FleetMode { fleet, ttl, poll }
+    }
+
+    /// Adds tenants to the database (due now if new); logged, not fatal, on failure: the
+    /// next start registers them again.
+    pub async fn register(&self, keys: &[String]) {
+        if let Err(e) = self.fleet.register(keys).await {
+            tracing::error!(
+                "cannot register {} tenants in the fleet database: {e}",
+                keys.len()
+            );
+        }
+    }
+}
+
+/// Claims and runs due tenants until shutdown (in once mode: until no tenant is left).
+pub(super) async fn fleet_loop(inner: Arc<Inner>, mode: Arc<FleetMode>, keys: Vec<String>) {
+    mode.register(&keys).await;
+    let mut stopping = inner.stopping();
+    let capacity = inner.options().max_concurrent_runs;
+    let once = inner.options().once;
+    let mut runs: JoinSet<()> = JoinSet::new();
+    loop {
+        if *stopping.borrow() {
+            break;
+        }
+        let free = capacity.saturating_sub(runs.len());
+        let mut claimed = 0;
+        if free > 0 {
+            match mode.fleet.claim(free, mode.ttl).await {
+                Ok(leases) => {
+                    claimed = leases.len();
+                    for lease in leases {
+                        if lease.takeover {
+                            inner.metrics().record_lease_takeover(&lease.tenant);
+                            tracing::warn!(
+                                tenant = %lease.tenant,
+                                previous_host = lease.previous_host.as_deref().unwrap_or("?"),
+                                token = lease.token,
+                                "took over a tenant whose lease expired unreleased (its host stopped or stalled); resuming at its last committed cursor"
+                            );
+                        }
+                        runs.spawn(leased_run(inner.clone(), mode.clone(), lease));
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    "cannot claim tenants from the fleet database: {e}; trying again in {:?}",
+                    mode.poll
+                ),
+            }
+        }
+        inner.metrics().set_leases_held(runs.len());
+        inner
+            .metrics()
+            .set_fenced_writes(mode.fleet.fenced_writes());
+        if claimed > 0 && runs.len() < capacity {
+            continue;
+        }
+        if once && runs.is_empty() && claimed == 0 {
+            match mode.fleet.time_to_next_claim().await {
+                Ok(None) => break,
+                Ok(Some(wait)) if wait >= ONCE_DONE / 2 => break,
+                Ok(Some(_)) => {}
+                Err(e) => tracing::warn!("cannot read the fleet's schedule: {e}"),
+            }
+        }
+        tokio::select! {
+            Some(_) = runs.join_next(), if !runs.is_empty() => {}
+            _ = tokio::time::sleep(mode.poll) => {}
+            _ = stopping.wait_for(|s| *s) => break,
+        }
+    }
+    // Shutdown (or once mode done): runs in flight end within the server's grace period, or
+    // are cut with this task; a cut run's lease expires and another host resumes it.
+    while runs.join_next().await.is_some() {
+        inner.metrics().set_leases_held(runs.len());
+    }
+    inner.metrics().set_leases_held(0);
+    inner
+        .metrics()
+        .set_fenced_writes(mode.fleet.fenced_writes());
+}
+
+/// One leased run: renewed while it lasts, released with the tenant's next due time.
+async fn leased_run(inner: Arc<Inner>, mode: Arc<FleetMode>, lease: Lease) {
+    let Some(slot) = inner.slot(&lease.tenant) else {
+        // Claims only cover this host's registered tenants; a tenant registered by a
+        // platform call and then unknown here would be a host bug: hand it back.
+        let outcome = LeaseOutcome::failed("not registered on this host", Duration::ZERO);
+        let _ = mode.fleet.release(&lease, &outcome).await;
+        return;
+    };
+    let store = mode.fleet.checkpoint_store(&lease);
+    let renew = async {
+        let mut ticker = tokio::time::interval(mode.ttl / 3);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            match mode.fleet.renew(&lease, mode.ttl).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Another host holds the tenant now. The run is not cut here: its next
+                    // checkpoint write is refused by the fence, which ends it without moving
+                    // the cursor, whatever this host's clock says.
+                    tracing::warn!(
+                        tenant = %lease.tenant,
+                        token = lease.token,
+                        "lease lost (this host stalled past it and another host took the tenant); this run's checkpoint writes will be refused"
+                    );
+                    std::future::pending::<()>().await;
+                }
+                Err(e) => tracing::warn!(
+                    tenant = %lease.tenant,
+                    "cannot renew the lease: {e}; retrying (the lease lasts {:?} from the last renewal)",
+                    mode.ttl
+                ),
+            }
+        }
+    };
+    let executed = tokio::select! {
+        executed = inner.execute(&slot, Some(store)) => executed,
+        () = renew => unreachable!("renewal never ends by itself"),
+    };
+    let outcome = match &executed {
+        Ok(Ok(_)) => {
+            let next = if inner.options().once {
+                ONCE_DONE
+            } else {
+                next_delay(&slot.schedule, 0, jitter_sample())
+            };
+            LeaseOutcome::succeeded(next)
+        }
+        Ok(Err(e)) => {
+            let next = if inner.options().once {
+                ONCE_DONE
+            } else {
+                next_delay(&slot.schedule, lease.failures + 1, jitter_sample())
+            };
+            LeaseOutcome::failed(e.to_string(), next)
+        }
+        // Not run (shutting down, or a run_now of the tenant in flight on this host): due
+        // again at once, for whichever host claims it next.
+        Err(refused) => LeaseOutcome::failed(refused.to_string(), Duration::ZERO),
+    };
+    match mode.fleet.release(&lease, &outcome).await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            tenant = %lease.tenant,
+            token = lease.token,
+            "the lease was lost before release: another host holds the tenant, nothing was stored"
+        ),
+        Err(e) => tracing::warn!(
+            tenant = %lease.tenant,
+            "cannot release the lease: {e}; it expires by itself within {:?}",
+            mode.ttl
+        ),
+    }
+}

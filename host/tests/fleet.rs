@@ -1,0 +1,289 @@
+//! The fleet drill: three `connector-host serve` processes, one PostgreSQL database, 300
+//! simulated tenants of 50 users, `once` per tenant. One host is killed (SIGKILL) mid-run,
+//! another is paused (SIGSTOP) past its leases and resumed (SIGCONT). Every tenant
+//! completes; no tenant ever ran on two hosts at once (the run history says so); no cursor
+//! moved backwards; the paused host's stale writes were refused by their fencing tokens;
+//! every user was delivered, and at most one page per interrupted run twice.
+
+mod pg;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use connector_host::fleet::Fleet;
+use pg::*;
+
+const TENANTS: usize = 300;
+const USERS: usize = 50;
+/// Long enough for a renewal (every third of it) to get through on a loaded 2-core machine
+/// running three debug hosts.
+const TTL_SECS: u64 = 6;
+
+fn start_host(dir: &Path, id: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_connector-host"))
+        .args(["--log", "warn", "--cache-dir"])
+        .arg(dir.join("cache"))
+        .args(["serve", "--tenants"])
+        .arg(dir.join("tenants.toml"))
+        .current_dir(dir)
+        .env("CONNECTOR_HOST_ID", id)
+        .env(
+            "FLEET_DB_PASSWORD",
+            env_or("CONNECTOR_TEST_POSTGRES_PASSWORD", DEFAULT_PASSWORD),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join(format!("{id}.log"))).unwrap())
+        .spawn()
+        .expect("connector-host starts")
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {}", child.id());
+}
+
+/// Waits (bounded) until `check` holds, sampling the cursors meanwhile.
+async fn wait_for(
+    what: &str,
+    limit: Duration,
+    samples: &mut Sampler,
+    mut check: impl AsyncFnMut() -> bool,
+) {
+    let deadline = Instant::now() + limit;
+    loop {
+        samples.sample().await;
+        if check().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "gave up waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every delta cursor's round start, sampled over the drill: a cursor written by a stale
+/// host would move it back.
+struct Sampler {
+    client: tokio_postgres::Client,
+    seen: BTreeMap<String, i64>,
+    backwards: Vec<String>,
+}
+
+impl Sampler {
+    async fn sample(&mut self) {
+        let rows = self
+            .client
+            .query(
+                "SELECT namespace, value FROM checkpoints WHERE key = 'users/delta-cursor'",
+                &[],
+            )
+            .await
+            .expect("reads the cursors");
+        for row in rows {
+            let namespace: String = row.get(0);
+            let value: Vec<u8> = row.get(1);
+            let cursor: serde_json::Value = serde_json::from_slice(&value).expect("JSON cursor");
+            let Some(round) = cursor["round_started_ms"].as_i64() else {
+                continue;
+            };
+            if let Some(before) = self.seen.insert(namespace.clone(), round) {
+                if round < before {
+                    self.backwards
+                        .push(format!("{namespace}: {before} -> {round}"));
+                }
+            }
+        }
+    }
+}
+
+async fn count(client: &tokio_postgres::Client, sql: &str, host: &str) -> i64 {
+    client
+        .query_one(sql, &[&host])
+        .await
+        .expect("counts")
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_drill_kill_and_pause_lose_nothing_and_never_run_a_tenant_twice() {
+    let url = fresh_database("fleet_drill").await;
+    // The schema first (each host migrates too; applied once), so the drill can sample it.
+    let fleet = Fleet::connect(&url, Some(&password()), "observer")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tenants.toml"),
+        format!(
+            "[serve]\nonce = true\nlisten = \"127.0.0.1:0\"\nmax_concurrent_runs = 4\n\
+             shutdown_grace_secs = 5\n[simulation]\ntenants = {TENANTS}\n\
+             users_per_tenant = {USERS}\nlatency_ms = 15\n[fleet]\nurl = \"{url}\"\n\
+             password = {{ env = \"FLEET_DB_PASSWORD\" }}\nlease_ttl_secs = {TTL_SECS}\n\
+             poll_secs = 0.2\n"
+        ),
+    )
+    .unwrap();
+    // host-a first: it compiles the component into the cache the other two then load
+    // (three compiles at once would starve the first host's lease renewals).
+    let mut hosts: BTreeMap<&str, Child> = BTreeMap::new();
+    for id in ["host-a", "host-b", "host-c"] {
+        hosts.insert(id, start_host(dir.path(), id));
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !std::fs::read_to_string(dir.path().join(format!("{id}.log")))
+            .unwrap_or_default()
+            .contains("serving 300 tenants once")
+        {
+            assert!(Instant::now() < deadline, "{id} did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let (client, connection) = {
+        let mut config: tokio_postgres::Config = url.parse().unwrap();
+        config.password(env_or("CONNECTOR_TEST_POSTGRES_PASSWORD", DEFAULT_PASSWORD));
+        config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| unreachable(e))
+    };
+    tokio::spawn(connection);
+    let mut samples = Sampler {
+        client,
+        seen: BTreeMap::new(),
+        backwards: Vec::new(),
+    };
+    let finished_runs = "SELECT count(*) FROM fleet_runs WHERE host = $1 AND ended IS NOT NULL";
+    let leases_held =
+        "SELECT count(*) FROM fleet_tenants WHERE lease_host = $1 AND lease_expires > now()";
+
+    // SIGKILL host-a in the middle of runs: after some finished, while it holds leases.
+    let limit = Duration::from_secs(240);
+    wait_for(
+        "host-a to finish runs and hold leases",
+        limit,
+        &mut samples,
+        async || {
+            let done = count(&samples_client(&url).await, finished_runs, "host-a").await;
+            let held = count(&samples_client(&url).await, leases_held, "host-a").await;
+            done >= 3 && held >= 1
+        },
+    )
+    .await;
+    let killed = count(&samples_client(&url).await, leases_held, "host-a").await;
+    signal(&hosts["host-a"], "-KILL");
+    let _ = hosts.get_mut("host-a").unwrap().wait();
+
+    // SIGSTOP host-b while it holds leases, past their TTL, then SIGCONT.
+    wait_for("host-b to hold leases", limit, &mut samples, async || {
+        count(&samples_client(&url).await, leases_held, "host-b").await >= 1
+    })
+    .await;
+    let paused = count(&samples_client(&url).await, leases_held, "host-b").await;
+    signal(&hosts["host-b"], "-STOP");
+    let stopped_at = Instant::now();
+    while stopped_at.elapsed() < Duration::from_secs(2 * TTL_SECS + 3) {
+        samples.sample().await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    signal(&hosts["host-b"], "-CONT");
+
+    // host-b and host-c finish every tenant and exit.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut exits = BTreeMap::new();
+    for id in ["host-b", "host-c"] {
+        loop {
+            samples.sample().await;
+            if let Some(status) = hosts.get_mut(id).unwrap().try_wait().unwrap() {
+                exits.insert(id, status);
+                break;
+            }
+            if Instant::now() > deadline {
+                for child in hosts.values_mut() {
+                    let _ = child.kill();
+                }
+                panic!(
+                    "{id} did not finish; its log:\n{}",
+                    std::fs::read_to_string(dir.path().join(format!("{id}.log"))).unwrap()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    samples.sample().await;
+    let log = |id: &str| std::fs::read_to_string(dir.path().join(format!("{id}.log"))).unwrap();
+    assert!(exits["host-c"].success(), "host-c: {}", log("host-c"));
+
+    // Every tenant completed once, successfully.
+    let keys = connector_host::serve::simulated_keys(TENANTS);
+    for key in &keys {
+        let state = fleet.state(key).await.unwrap().expect("registered");
+        assert_eq!(
+            state.last_outcome.as_deref(),
+            Some("succeeded"),
+            "{key}: {state:?}"
+        );
+    }
+    // Never two hosts at once.
+    let overlaps = fleet.overlapping_runs().await.unwrap();
+    assert!(overlaps.is_empty(), "overlapping runs: {overlaps:?}");
+    // No cursor moved backwards.
+    assert!(samples.backwards.is_empty(), "{:?}", samples.backwards);
+    assert_eq!(
+        samples.seen.len(),
+        TENANTS,
+        "every tenant has a delta cursor"
+    );
+    // Takeovers happened (host-a's leases, host-b's), and host-b's stale writes were refused.
+    let takeovers: usize = ["host-b", "host-c"]
+        .iter()
+        .map(|id| log(id).matches("took over a tenant").count())
+        .sum();
+    assert!(
+        takeovers as i64 >= killed.min(1) + paused.min(1),
+        "takeovers {takeovers}, killed holding {killed}, paused holding {paused}"
+    );
+    let b = log("host-b");
+    assert!(
+        b.contains("checkpoint write refused: lease token") && b.contains("is stale"),
+        "host-b's stale writes were fenced: {b}"
+    );
+    // Every user delivered; at most one page (here: the tenant's 50 users) twice per
+    // interrupted run.
+    let mut duplicates = 0;
+    for key in &keys {
+        let path = dir.path().join("sim/events").join(format!("{key}.jsonl"));
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let uids: Vec<String> = text
+            .lines()
+            .map(|line| {
+                let event: serde_json::Value = serde_json::from_str(line).expect("whole lines");
+                event["user"]["uid"].as_str().unwrap().to_string()
+            })
+            .collect();
+        let distinct: BTreeSet<&String> = uids.iter().collect();
+        assert_eq!(distinct.len(), USERS, "{key}: every user delivered");
+        assert!(uids.len() <= 2 * USERS, "{key}: at most one page twice");
+        duplicates += uids.len() - USERS;
+    }
+    assert!(
+        duplicates <= (killed + paused) as usize * USERS,
+        "{duplicates} duplicate events for {killed} killed and {paused} paused runs"
+    );
+}
+
+/// A short-lived connection for one count.
+async fn samples_client(url: &str) -> tokio_postgres::Client {
+    let mut config: tokio_postgres::Config = url.parse().unwrap();
+    config.password(env_or("CONNECTOR_TEST_POSTGRES_PASSWORD", DEFAULT_PASSWORD));
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| unreachable(e));
+    tokio::spawn(connection);
+    client
+}

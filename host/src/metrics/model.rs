@@ -687,6 +687,10 @@ mod tests {
         let m = Metrics::new(1);
         m.record_success("t", &report("t", 1, &[(200, 1)], 1.0));
         m.record_failure("t", FailureKind::Trap, Duration::from_secs(1));
+        m.set_leases_held(2);
+        m.record_lease_takeover("t");
+        m.set_fenced_writes(3);
+        m.set_fenced_writes(2);
         let text = m.render();
         for (name, kind, help) in [
             ("connector_runs_total", "counter", "Finished runs by tenant and outcome."),
@@ -703,6 +707,9 @@ mod tests {
             ("connector_runs_waiting", "gauge", "Runs started and waiting for a pool slot."),
             ("connector_pool_capacity", "gauge", "Most runs executing at once."),
             ("connector_tenants", "gauge", "Tenants registered."),
+            ("connector_leases_held", "gauge", "Tenant leases this host holds now (fleet mode)."),
+            ("connector_lease_takeovers_total", "counter", "Leases this host took over from a host whose lease expired unreleased."),
+            ("connector_fenced_writes_total", "counter", "Checkpoint writes refused because their lease's fencing token was stale."),
         ] {
             let help_line = format!("# HELP {name} {help}");
             let type_line = format!("# TYPE {name} {kind}");
@@ -714,7 +721,15 @@ mod tests {
             text.contains("\nconnector_last_run_duration_seconds{tenant=\"t\"} 1.0\n"),
             "{text}"
         );
-        assert_eq!(text.matches("# HELP ").count(), 14, "{text}");
+        assert_eq!(text.matches("# HELP ").count(), 17, "{text}");
+        // The fleet's figures: the fenced-writes counter never goes back.
+        for line in [
+            "connector_leases_held 2",
+            "connector_lease_takeovers_total{tenant=\"t\"} 1",
+            "connector_fenced_writes_total 3",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+        }
     }
 
     #[test]

@@ -597,6 +597,39 @@ events_dir = "ev"
     }
 
     #[test]
+    fn operator_fleet_section_is_read_with_defaults_and_its_mistakes_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = "[simulation]\ntenants = 2\n";
+        let f = parse(
+            dir.path(),
+            &format!("{sim}[fleet]\nurl = \"postgres://connector@db.internal/fleet\"\npassword = {{ file = \"pg.pass\" }}\n"),
+        )
+        .unwrap();
+        let fleet = f.fleet.expect("fleet mode");
+        assert_eq!(fleet.url, "postgres://connector@db.internal/fleet");
+        assert_eq!(fleet.lease_ttl, crate::fleet::DEFAULT_LEASE_TTL);
+        assert_eq!(fleet.poll, Duration::from_secs(1));
+        assert_eq!(fleet.host_id, None);
+        assert_eq!(
+            fleet.password.and_then(|p| p.file),
+            Some(dir.path().join("pg.pass")),
+            "resolved against the tenants file's folder"
+        );
+        assert_eq!(parse(dir.path(), sim).unwrap().fleet, None);
+        for (fleet, named) in [
+            ("url = \"postgres://connector:pw@db/fleet\"", "[fleet] url"),
+            ("url = \"postgres://connector@db/fleet\"\nlease_ttl_secs = 0", "lease_ttl_secs = 0"),
+            ("url = \"postgres://connector@db/fleet\"\npoll_secs = 0.0", "poll_secs = 0"),
+            ("url = \"postgres://connector@db/fleet\"\nhost_id = \"\"", "[fleet] host_id"),
+            ("url = \"postgres://connector@db/fleet\"\nttl = 5", "ttl"),
+        ] {
+            let e = parse(dir.path(), &format!("{sim}[fleet]\n{fleet}\n")).unwrap_err();
+            assert!(e.contains(named) && !e.contains('\n'), "{fleet}: {e}");
+            assert!(!e.contains(":pw@"), "the password is not echoed: {e}");
+        }
+    }
+
+    #[test]
     fn mistakes_are_one_line_naming_the_key() {
         let dir = tempfile::tempdir().unwrap();
         let sim = "[simulation]\ntenants = 2\n";

@@ -3,7 +3,7 @@
 //! A platform embeds this library to run connector components (WebAssembly, the
 //! `connector:runtime` WIT world) for many tenants: [`Runtime`] compiles a component once
 //! and starts isolated runs of it; each run gets the tenant's egress policy
-//! ([`egress`]), checkpoint namespace ([`checkpoint`]) and event sink ([`sink`]), and
+//! ([`doors::http`]), checkpoint namespace ([`doors::checkpoint`]) and event sink ([`doors::emit`]), and
 //! nothing else. The `connector-host` binary is a thin CLI over the same API.
 
 pub mod config;

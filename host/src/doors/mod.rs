@@ -8,13 +8,13 @@
 //!
 //! | module | WIT interface | policy | state |
 //! |---|---|---|---|
-//! | [`http`] | `http-fetch` | [`http::EgressPolicy`] (allowlist, budget, sizes, timeouts), secrets ([`http::secrets`]), public addresses only ([`http::netguard`]) | [`http::HttpState`] |
-//! | [`checkpoint`] | `kv-checkpoint` | [`checkpoint::CheckpointPolicy`] (key/value caps) and the tenant's namespace | [`checkpoint::CheckpointState`] over an async [`checkpoint::CheckpointStore`] |
-//! | [`emit`] | `emit-event` | [`emit::EmitPolicy`] (event/batch/run caps, nesting) | [`emit::EmitState`] over an async [`emit::EventSink`] |
-//! | [`log`] | `log` | longest line kept | [`log::LogState`] |
+//! | [`http`] | `http-fetch` | [`http::EgressPolicy`] (allowlist, budget, sizes, timeouts), secrets ([`http::secrets`]), public addresses only ([`http::netguard`]) | `HttpState` |
+//! | [`checkpoint`] | `kv-checkpoint` | [`checkpoint::CheckpointPolicy`] (key/value caps) and the tenant's namespace | `CheckpointState` over an async [`checkpoint::CheckpointStore`] |
+//! | [`emit`] | `emit-event` | [`emit::EmitPolicy`] (event/batch/run caps, nesting) | `EmitState` over an async [`emit::EventSink`] |
+//! | [`log`] | `log` | longest line kept | `LogState` |
 //!
 //! What the doors of one run share — whose run it is, how to scrub its secrets, whether the
-//! guest is inside a host call, and what stopped it — is one [`RunShared`] value behind an
+//! guest is inside a host call, and what stopped it — is one `RunShared` value behind an
 //! `Arc`, so no door reaches into another's state.
 
 pub mod checkpoint;

@@ -618,9 +618,18 @@ events_dir = "ev"
         assert_eq!(parse(dir.path(), sim).unwrap().fleet, None);
         for (fleet, named) in [
             ("url = \"postgres://connector:pw@db/fleet\"", "[fleet] url"),
-            ("url = \"postgres://connector@db/fleet\"\nlease_ttl_secs = 0", "lease_ttl_secs = 0"),
-            ("url = \"postgres://connector@db/fleet\"\npoll_secs = 0.0", "poll_secs = 0"),
-            ("url = \"postgres://connector@db/fleet\"\nhost_id = \"\"", "[fleet] host_id"),
+            (
+                "url = \"postgres://connector@db/fleet\"\nlease_ttl_secs = 0",
+                "lease_ttl_secs = 0",
+            ),
+            (
+                "url = \"postgres://connector@db/fleet\"\npoll_secs = 0.0",
+                "poll_secs = 0",
+            ),
+            (
+                "url = \"postgres://connector@db/fleet\"\nhost_id = \"\"",
+                "[fleet] host_id",
+            ),
             ("url = \"postgres://connector@db/fleet\"\nttl = 5", "ttl"),
         ] {
             let e = parse(dir.path(), &format!("{sim}[fleet]\n{fleet}\n")).unwrap_err();

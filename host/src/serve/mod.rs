@@ -1,6 +1,6 @@
 //! Many tenants, one process: `connector-host serve` and the library API under it.
 //!
-//! A platform syncs thousands of customers' directories on a schedule. One [`Runtime`]
+//! A platform syncs thousands of customers' directories on a schedule. One [`crate::Runtime`]
 //! (one engine, the component compiled once) serves them all; this module decides *when*
 //! each tenant runs and *how many* run at once, and makes that visible:
 //!

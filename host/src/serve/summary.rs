@@ -22,7 +22,7 @@ pub struct Summary {
     pub cut: u64,
     /// Events written by successful runs.
     pub events: u64,
-    /// Time since [`Server::serve`] started (or since the server was created).
+    /// Time since [`super::Server::serve`] started (or since the server was created).
     pub wall_time: Duration,
     /// The most runs that executed at once.
     pub peak_in_flight: u64,

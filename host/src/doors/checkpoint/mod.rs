@@ -5,7 +5,7 @@
 //! - [`sqlite`]: the embedded default, one SQLite file;
 //! - [`postgres`]: PostgreSQL (`[state] url`), and the fenced view a fleet lease writes
 //!   through ([`postgres::FencedCheckpointStore`]: a stale fencing token is refused);
-//! - this module: the per-run state ([`CheckpointState`]: the tenant's namespace, its store,
+//! - this module: the per-run state (`CheckpointState`: the tenant's namespace, its store,
 //!   the size caps of [`CheckpointPolicy`]), its WIT implementation and linker registration.
 //!
 //! The rule that makes "nothing lost" true lives here: before a cursor is written, the run's

@@ -1,8 +1,10 @@
 //! The `emit-event` door: events out of the sandbox, checked, into the tenant's sink.
 //!
 //! - [`sink`]: the async destination interface ([`EventSink`]);
-//! - [`jsonl`], [`stdout`]: the built-in sinks;
-//! - this module: the per-run state ([`EmitState`]), the batch rules of [`EmitPolicy`], its
+//! - [`jsonl`], [`stdout`]: the local sinks;
+//! - [`push`] with [`sekoia`] and [`http`]: delivery into a platform (Sekoia's asset
+//!   connector API, or NDJSON to any HTTP intake), acknowledged batch by batch;
+//! - this module: the per-run state (`EmitState`), the batch rules of [`EmitPolicy`], its
 //!   WIT implementation and linker registration.
 //!
 //! A batch is refused whole or written whole. An oversized or malformed batch is refused as

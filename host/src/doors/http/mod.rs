@@ -7,7 +7,7 @@
 //! - [`netguard`]: name resolution that refuses non-public addresses;
 //! - [`client`]: the request path ([`HttpDoor`]) enforcing all of it, and the shared
 //!   connection pools ([`HttpClients`]);
-//! - this module: the per-run state ([`HttpState`]), its WIT implementation and linker
+//! - this module: the per-run state (`HttpState`), its WIT implementation and linker
 //!   registration.
 
 pub mod client;

@@ -263,7 +263,7 @@ fn forms(value: &str) -> BTreeSet<String> {
 }
 
 /// Replaces a tenant's secret values with [`REDACTED`] wherever they appear, in any of the
-/// forms of [`forms`] (hex digits of percent escapes in either case: the match ignores ASCII
+/// forms of `forms` (hex digits of percent escapes in either case: the match ignores ASCII
 /// case). Cheap to clone; one per tenant, built with its [`SecretSet`].
 #[derive(Clone, Default)]
 pub struct Scrubber {

@@ -89,14 +89,7 @@ pub fn parse_graph_time_ms(s: &str) -> Option<i64> {
     }
 
     let year = i64::from(year);
-    if year <= 1
-        || !(1..=12).contains(&month)
-        || day == 0
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 59
-    {
+    if year <= 1 || !real_date_and_time(year, month, day, hour, minute, second) {
         return None;
     }
 
@@ -143,13 +136,7 @@ pub fn parse_http_date_ms(s: &str) -> Option<i64> {
     let minute = cur.digits(2)?;
     cur.expect(b':')?;
     let second = cur.digits(2)?;
-    if bytes[7] != b' '
-        || day == 0
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 59
-    {
+    if bytes[7] != b' ' || !real_date_and_time(year, month, day, hour, minute, second) {
         return None;
     }
     let days = days_from_civil(year, month, day);
@@ -230,6 +217,24 @@ impl<'a> Cursor<'a> {
 
 fn is_leap_year(year: i64) -> bool {
     year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+/// A date that exists in the proleptic Gregorian calendar and a time of day without leap
+/// seconds.
+fn real_date_and_time(
+    year: i64,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
+) -> bool {
+    (1..=12).contains(&month)
+        && day != 0
+        && day <= days_in_month(year, month)
+        && hour <= 23
+        && minute <= 59
+        && second <= 59
 }
 
 fn days_in_month(year: i64, month: u32) -> u32 {

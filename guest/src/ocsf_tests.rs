@@ -3,9 +3,9 @@
 //! the way, and then for the values the row asks for.
 
 use super::*;
+use crate::seeded_runner;
 use ocsf_check::{assert_valid, schema, violations};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::json;
 
 const FULL_USER: &str = include_str!("../tests-data/graph_user_full.json");
@@ -128,20 +128,6 @@ fn uid_of(event: &Value) -> String {
         .as_str()
         .expect("metadata.uid")
         .to_string()
-}
-
-/// A proptest runner of `cases` cases from proptest's fixed seed, so that the counts a test
-/// asserts after its run are the same on every machine (no flakes); a failing case is shrunk
-/// and printed. No regression files: the seed already replays every case.
-fn seeded_runner(cases: u32) -> TestRunner {
-    TestRunner::new_with_rng(
-        Config {
-            cases,
-            failure_persistence: None,
-            ..Config::default()
-        },
-        TestRng::deterministic_rng(RngAlgorithm::ChaCha),
-    )
 }
 
 #[test]

@@ -582,50 +582,52 @@ mod tests {
         assert_eq!(format_graph_time(MAX_FORMAT_MS), "9999-12-31T23:59:59Z");
     }
 
-    /// SplitMix64: a small deterministic generator, so property tests need no crate.
-    fn splitmix(state: &mut u64) -> u64 {
-        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = *state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
     #[test]
     fn format_then_parse_is_identity_to_the_second() {
         let low = parse_graph_time_ms("0002-01-01T00:00:00Z").expect("valid");
-        let span = u64::try_from(MAX_FORMAT_MS - low).expect("positive") + 1;
-        let mut state = 42;
-        let mut samples = vec![low, MAX_FORMAT_MS, 0, -1, 1, MAY_17_2023];
-        for _ in 0..100_000 {
-            let offset = i64::try_from(splitmix(&mut state) % span).expect("fits");
-            samples.push(low + offset);
-        }
-        for ms in samples {
+        let round_trips = |ms: i64| {
             let text = format_graph_time(ms);
             assert_eq!(
                 parse_graph_time_ms(&text),
                 Some(ms - ms.rem_euclid(1_000)),
                 "{ms} -> {text}"
             );
+        };
+        for ms in [low, MAX_FORMAT_MS, 0, -1, 1, MAY_17_2023] {
+            round_trips(ms);
         }
+        crate::seeded_runner(100_000)
+            .run(&(low..=MAX_FORMAT_MS), |ms| {
+                round_trips(ms);
+                Ok(())
+            })
+            .expect("every instant in 0002..=9999 formats and parses back");
     }
 
     #[test]
     fn parse_then_format_is_identity_for_canonical_strings() {
-        let mut state = 7;
-        for _ in 0..50_000 {
-            let year = 2 + splitmix(&mut state) % 9_998;
-            let month = 1 + splitmix(&mut state) % 12;
-            let max_day = u64::from(days_in_month(year as i64, month as u32));
-            let day = 1 + splitmix(&mut state) % max_day;
-            let hour = splitmix(&mut state) % 24;
-            let minute = splitmix(&mut state) % 60;
-            let second = splitmix(&mut state) % 60;
-            let text = format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z");
-            let ms = parse_graph_time_ms(&text).expect("generated dates are valid");
-            assert_eq!(format_graph_time(ms), text);
-        }
+        use proptest::prelude::*;
+        let canonical = (2_i64..=9_999, 1_u32..=12)
+            .prop_flat_map(|(year, month)| {
+                (
+                    Just(year),
+                    Just(month),
+                    1..=days_in_month(year, month),
+                    0_u32..24,
+                    0_u32..60,
+                    0_u32..60,
+                )
+            })
+            .prop_map(|(year, month, day, hour, minute, second)| {
+                format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
+            });
+        crate::seeded_runner(50_000)
+            .run(&canonical, |text| {
+                let ms = parse_graph_time_ms(&text).expect("generated dates are valid");
+                prop_assert_eq!(format_graph_time(ms), text);
+                Ok(())
+            })
+            .expect("every canonical second-precision string formats back to itself");
     }
 
     #[test]

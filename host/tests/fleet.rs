@@ -287,3 +287,40 @@ async fn samples_client(url: &str) -> tokio_postgres::Client {
     tokio::spawn(connection);
     client
 }
+
+/// A fleet server refuses `run_now`: a run outside a lease could overlap another host's run
+/// of the same tenant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_run_now_is_refused_in_fleet_mode() {
+    use connector_host::serve::{Refused, Schedule, ServeOptions, Server, TenantEntry};
+    use connector_host::{Runtime, RuntimeLimits};
+    let url = fresh_database("fleet_run_now").await;
+    let fleet = Fleet::connect(&url, Some(&password()), "host-x")
+        .await
+        .unwrap();
+    let runtime = Runtime::new(connector_host::ENTRA_CONNECTOR, RuntimeLimits::default())
+        .await
+        .unwrap();
+    let server = Server::with_fleet(
+        std::sync::Arc::new(runtime),
+        ServeOptions::default(),
+        fleet,
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+    );
+    server
+        .register(TenantEntry {
+            key: "t1".into(),
+            make_run: Box::new(|| panic!("a fleet server's run_now builds no run")),
+            schedule: Schedule::default(),
+        })
+        .unwrap();
+    let refused = server.run_now("t1").await.expect_err("refused");
+    assert_eq!(
+        refused,
+        Refused::LeasedByFleet {
+            tenant: "t1".into()
+        }
+    );
+    assert!(refused.to_string().contains("next_due"), "{refused}");
+}

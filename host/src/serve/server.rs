@@ -108,6 +108,13 @@ pub enum Refused {
         /// Tenant key.
         tenant: String,
     },
+    /// The server leases its tenants from a fleet: a run outside a lease could overlap
+    /// another host's run of the tenant, so it is not started.
+    #[error("tenant '{tenant}': this server leases its tenants from a fleet; a run outside the fleet's schedule could overlap another host's, so it is not started (set the tenant's next_due in the fleet database to run it sooner)")]
+    LeasedByFleet {
+        /// Tenant key.
+        tenant: String,
+    },
     /// The server is shutting down (or has stopped) and starts no runs.
     #[error("tenant '{tenant}': the server is shutting down and starts no new runs")]
     ShuttingDown {
@@ -276,6 +283,11 @@ impl Server {
         let slot = self.inner.slot(key).ok_or_else(|| Refused::UnknownTenant {
             tenant: key.to_string(),
         })?;
+        if self.inner.fleet.is_some() {
+            return Err(Refused::LeasedByFleet {
+                tenant: key.to_string(),
+            });
+        }
         self.inner.execute(&slot, None).await
     }
 
@@ -582,7 +594,11 @@ async fn tenant_loop(inner: Arc<Inner>, slot: Arc<Slot>) {
             Err(Refused::AlreadyRunning { .. }) => {
                 tracing::info!(tenant = %slot.key, "scheduled run skipped: a run started by run_now is still in flight");
             }
-            Err(Refused::ShuttingDown { .. } | Refused::UnknownTenant { .. }) => return,
+            Err(
+                Refused::ShuttingDown { .. }
+                | Refused::UnknownTenant { .. }
+                | Refused::LeasedByFleet { .. },
+            ) => return,
         }
         if once {
             return;

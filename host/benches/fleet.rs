@@ -26,7 +26,7 @@
 mod pg;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant, SystemTime};
 
 use connector_host::fleet::{Fleet, LeaseOutcome};
@@ -197,22 +197,7 @@ struct Host {
 impl Host {
     fn start(dir: &Path, cache: &Path, id: &str) -> Host {
         let log = dir.join(format!("{id}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_connector-host"))
-            .args(["--log", "warn", "--cache-dir"])
-            .arg(cache)
-            .args(["serve", "--tenants"])
-            .arg(dir.join("tenants.toml"))
-            .current_dir(dir)
-            .env("CONNECTOR_HOST_ID", id)
-            .env(
-                "FLEET_DB_PASSWORD",
-                env_or("CONNECTOR_TEST_POSTGRES_PASSWORD", DEFAULT_PASSWORD),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("a log file"))
-            .spawn()
-            .expect("connector-host starts");
+        let child = spawn_serve(dir, cache, id, &log);
         Host { child, log }
     }
 

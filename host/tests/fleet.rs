@@ -9,7 +9,7 @@ mod pg;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use connector_host::fleet::Fleet;
@@ -22,22 +22,7 @@ const USERS: usize = 50;
 const TTL_SECS: u64 = 6;
 
 fn start_host(dir: &Path, id: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_connector-host"))
-        .args(["--log", "warn", "--cache-dir"])
-        .arg(dir.join("cache"))
-        .args(["serve", "--tenants"])
-        .arg(dir.join("tenants.toml"))
-        .current_dir(dir)
-        .env("CONNECTOR_HOST_ID", id)
-        .env(
-            "FLEET_DB_PASSWORD",
-            env_or("CONNECTOR_TEST_POSTGRES_PASSWORD", DEFAULT_PASSWORD),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join(format!("{id}.log"))).unwrap())
-        .spawn()
-        .expect("connector-host starts")
+    spawn_serve(dir, &dir.join("cache"), id, &dir.join(format!("{id}.log")))
 }
 
 fn signal(child: &Child, sig: &str) {

@@ -63,3 +63,30 @@ pub async fn fresh_database(test: &str) -> String {
     }
     url_of(&name)
 }
+
+/// A `connector-host serve --tenants <dir>/tenants.toml` process named `id`
+/// (`CONNECTOR_HOST_ID`), with the test database's password in `FLEET_DB_PASSWORD`, its
+/// compiled-component cache in `cache` and its stderr in `log`.
+pub fn spawn_serve(
+    dir: &std::path::Path,
+    cache: &std::path::Path,
+    id: &str,
+    log: &std::path::Path,
+) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_connector-host"))
+        .args(["--log", "warn", "--cache-dir"])
+        .arg(cache)
+        .args(["serve", "--tenants"])
+        .arg(dir.join("tenants.toml"))
+        .current_dir(dir)
+        .env("CONNECTOR_HOST_ID", id)
+        .env(
+            "FLEET_DB_PASSWORD",
+            env_or("CONNECTOR_TEST_POSTGRES_PASSWORD", DEFAULT_PASSWORD),
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).expect("a log file"))
+        .spawn()
+        .expect("connector-host starts")
+}

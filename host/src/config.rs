@@ -54,6 +54,15 @@ pub struct StateSpec {
     pub url: Option<String>,
     /// Where the PostgreSQL password comes from (`env` or `file`), never the value.
     pub password: Option<SecretSpec>,
+    /// The server's `statement_timeout` on every connection, seconds (default 30).
+    pub statement_timeout_secs: Option<u64>,
+    /// The server's `lock_timeout`, and the longest wait for the migration lock, seconds
+    /// (default 10).
+    pub lock_timeout_secs: Option<u64>,
+    /// Send the password over plain text to a server that is not on this machine
+    /// (default: refused; see [`crate::fleet::db`]).
+    #[serde(default)]
+    pub allow_password_without_tls: bool,
 }
 
 /// A PostgreSQL checkpoint store, validated (the URL holds no password).
@@ -64,6 +73,8 @@ pub struct PostgresState {
     /// Where the password comes from (a `file` is resolved against the config's folder);
     /// load it with [`crate::fleet::Password::load`].
     pub password: Option<SecretSpec>,
+    /// Timeouts and the plain-text password opt-in.
+    pub options: crate::fleet::DatabaseOptions,
 }
 
 /// The checkpoint store a `[state]` section chose.
@@ -84,10 +95,23 @@ impl StateSpec {
                 if self.password.is_some() {
                     return Err("[state] password is for url = \"postgres://…\"; remove it with checkpoint_db".into());
                 }
+                if self.statement_timeout_secs.is_some()
+                    || self.lock_timeout_secs.is_some()
+                    || self.allow_password_without_tls
+                {
+                    return Err("[state] statement_timeout_secs, lock_timeout_secs and allow_password_without_tls are for url = \"postgres://…\"; remove them with checkpoint_db".into());
+                }
                 Ok(StateStore::Sqlite(resolve(base, db)))
             }
             (None, Some(url)) => {
-                crate::fleet::db::check_url(url).map_err(|e| e.to_string())?;
+                let options = crate::fleet::DatabaseOptions::from_settings(
+                    "state",
+                    self.statement_timeout_secs,
+                    self.lock_timeout_secs,
+                    self.allow_password_without_tls,
+                )?;
+                crate::fleet::db::check_url(url, self.password.is_some(), &options)
+                    .map_err(|e| e.to_string())?;
                 let password = match &self.password {
                     None => None,
                     Some(spec) => {
@@ -106,6 +130,7 @@ impl StateSpec {
                 Ok(StateStore::Postgres(PostgresState {
                     url: url.trim().to_string(),
                     password,
+                    options,
                 }))
             }
             (Some(_), Some(_)) => Err("[state] has both checkpoint_db and url: keep one (SQLite file or PostgreSQL)".into()),
@@ -628,6 +653,7 @@ path = "out/events.jsonl"
                     file: Some(PathBuf::from("/etc/ch/pg.pass")),
                     hosts: vec![],
                 }),
+                options: crate::fleet::DatabaseOptions::default(),
             })
         );
         assert_eq!(c.checkpoint_db, PathBuf::new());
@@ -663,6 +689,56 @@ path = "out/events.jsonl"
             .unwrap_err()
             .to_string();
         assert!(e.contains("[state] password is for url"), "{e}");
+    }
+
+    #[test]
+    fn operator_state_password_without_tls_refused_unless_opted_in_and_timeouts_read() {
+        let state = |lines: &str| {
+            TenantConfig::parse(
+                &MINIMAL.replace("checkpoint_db = \"state.sqlite\"", lines),
+                Path::new("/etc/ch"),
+            )
+        };
+        let e =
+            state("url = \"postgres://connector@db.internal/fleet\"\npassword = { env = \"PG\" }")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            e.contains("[state] url: a password is configured but the connection")
+                && e.contains("allow_password_without_tls = true")
+                && !e.contains('\n'),
+            "{e}"
+        );
+        let c = state(
+            "url = \"postgres://connector@db.internal/fleet\"\npassword = { env = \"PG\" }\n\
+             allow_password_without_tls = true\nstatement_timeout_secs = 5\nlock_timeout_secs = 2",
+        )
+        .unwrap();
+        let options = c.postgres.unwrap().options;
+        assert!(options.allow_password_without_tls);
+        assert_eq!(
+            (options.statement_timeout, options.lock_timeout),
+            (
+                std::time::Duration::from_secs(5),
+                std::time::Duration::from_secs(2)
+            )
+        );
+        // Loopback and TLS need no opt-in.
+        state("url = \"postgres://connector@127.0.0.1:5432/fleet\"\npassword = { env = \"PG\" }")
+            .unwrap();
+        let e = state(
+            "url = \"postgres://connector@db/fleet?sslmode=verify-full\"\nlock_timeout_secs = 0",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("[state] lock_timeout_secs = 0 must be between 1 and"),
+            "{e}"
+        );
+        let e = state("checkpoint_db = \"state.sqlite\"\nlock_timeout_secs = 3")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("are for url"), "{e}");
     }
 
     #[test]

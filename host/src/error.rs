@@ -74,7 +74,7 @@ pub enum RunError {
         detail: String,
     },
     /// The run exceeded its wall-clock limit and was stopped.
-    #[error("tenant '{tenant}': the run exceeded its time limit of {seconds} s and was stopped; the checkpoint keeps what the connector committed before it (the next run resumes there)")]
+    #[error("tenant '{tenant}': the run exceeded its time limit of {seconds} s and was stopped; the checkpoint keeps what the connector committed before it, and a checkpoint write in flight at that moment may still commit (within the store's lock timeout; the events it covers reached the sink first), so the next run resumes from the last cursor stored")]
     Timeout {
         /// Tenant key.
         tenant: String,

@@ -1,5 +1,8 @@
 //! Reading and opening the files an operator names (tenant and tenants files, secret files,
-//! the component, the events file) without trusting what the path points at.
+//! the component, the events file, the database's `sslrootcert` CA file) without trusting
+//! what the path points at. Every file the host reads goes through here, except the
+//! compiled-component cache, which has its own reader with the same rules and more
+//! (`O_NOFOLLOW`, ownership: [`crate::runtime`]'s cache module).
 //!
 //! A path can name a FIFO (opening it waits for a writer, reading it waits for data: forever),
 //! a character device such as `/dev/zero` (endless: the process grows until it dies) or a
@@ -24,6 +27,9 @@ pub const MAX_SECRET_BYTES: u64 = 64 * 1024;
 pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 /// The largest component file read: 64 MiB (the embedded connector is well under 1 MiB).
 pub const MAX_COMPONENT_BYTES: u64 = 64 * 1024 * 1024;
+/// The largest host name file read (`/proc/sys/kernel/hostname`; a host name is at most
+/// 64 bytes on Linux).
+pub const MAX_HOSTNAME_BYTES: u64 = 4096;
 
 /// Why a file named by the operator could not be used.
 #[derive(Debug)]

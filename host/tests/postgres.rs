@@ -699,3 +699,317 @@ async fn operator_a_tenant_file_with_a_postgres_state_runs_and_resumes_from_it()
     assert_eq!(events.lines().count(), 30, "nothing new, nothing twice");
     emu.shutdown().await;
 }
+
+/// A plain connection to `url` (the driver itself, not the code under test), named
+/// `application` in `pg_stat_activity`.
+async fn session(url: &str, application: &str) -> tokio_postgres::Client {
+    let mut config: tokio_postgres::Config = url.parse().unwrap();
+    config.password(env_or("CONNECTOR_TEST_POSTGRES_PASSWORD", DEFAULT_PASSWORD));
+    config.application_name(application);
+    let (c, conn) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| unreachable(e));
+    tokio::spawn(conn);
+    c
+}
+
+/// `f` within a minute, else the test fails: a statement that waits for ever fails the test
+/// instead of hanging it (a guard, not a timing assertion).
+async fn within_a_minute<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} was still waiting after a minute"))
+}
+
+/// The key `migrate` locks ("connmigr" in ASCII).
+const MIGRATION_LOCK: i64 = 0x636f_6e6e_6d69_6772;
+
+fn options(lock_secs: u64) -> connector_host::fleet::DatabaseOptions {
+    connector_host::fleet::DatabaseOptions::from_settings("state", None, Some(lock_secs), false)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn operator_password_smuggled_in_the_url_user_is_refused_and_never_printed() {
+    let _ = admin().await; // the server itself is up
+                           // The driver decodes the user as `connector_test:hunter2-value`; the server would print
+                           // it back in "password authentication failed for user …", and so would our target.
+    for url in [
+        base_url().replacen("connector_test@", "connector_test%3Ahunter2-value@", 1),
+        base_url().replacen("connector_test@", "connector_test%3ahunter2-value@", 1),
+        format!("{}?pass%77ord=hunter2-value", base_url()),
+    ] {
+        for password in [None, Some(password())] {
+            let e = Database::connect(&url, password.as_ref())
+                .await
+                .unwrap_err();
+            let text = e.to_string();
+            assert!(matches!(e, FleetError::Config(_)), "{url}: {e:?}");
+            assert!(
+                !text.contains("hunter2") && !text.contains('\n') && text.contains("password"),
+                "{url}: {text}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn operator_the_configured_password_is_never_printed_in_database_errors() {
+    let _ = admin().await;
+    // A password that is also the (missing) database's name: the server's error and the
+    // target name it; both are scrubbed.
+    let secret = "ct_pw_is_also_the_dbname";
+    let e = Database::connect(&url_of(secret), Some(&Password::new(secret)))
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, FleetError::Unavailable { .. }), "{e:?}");
+    assert!(
+        !text.contains(secret) && text.contains("<redacted>") && !text.contains('\n'),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn operator_held_migration_lock_times_out_with_one_line() {
+    let url = fresh_database("migrate_lock_held").await;
+    // An operator's session left holding the lock (a stuck migrator looks the same).
+    let holder = session(&url, "lock-holder-test").await;
+    let pid: i32 = holder
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    holder
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .unwrap();
+    let db = Database::connect_with(&url, Some(&password()), options(2))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let e = within_a_minute(
+        "a migration behind a held lock",
+        connector_host::fleet::migrate::migrate(&db),
+    )
+    .await
+    .unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, FleetError::Schema { .. }), "{e:?}");
+    assert!(
+        text.contains("the migration lock")
+            && text.contains(&format!("held by process {pid} ("))
+            && text.contains("application 'lock-holder-test'")
+            && text.contains("within 2 s (lock_timeout_secs)")
+            && text.contains("pg_terminate_backend")
+            && !text.contains('\n'),
+        "{text}"
+    );
+    // The same for a fleet host's start-up.
+    let e = within_a_minute(
+        "a fleet start-up behind a held lock",
+        Fleet::connect_with(&url, Some(&password()), "a", options(1)),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("the migration lock"), "{e}");
+    // Once the holder lets go, start-up goes through.
+    holder
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await
+        .unwrap();
+    assert_eq!(
+        connector_host::fleet::migrate::migrate(&db).await.unwrap(),
+        [1]
+    );
+}
+
+#[tokio::test]
+async fn hostile_row_held_for_update_fails_the_checkpoint_write_within_the_lock_timeout() {
+    let url = fresh_database("row_held").await;
+    let store = PostgresCheckpointStore::connect_with(&url, Some(&password()), options(1))
+        .await
+        .unwrap();
+    assert_eq!(store.set("t/c", "cursor", b"1", None).await.unwrap(), 1);
+    // Another session locks the row and keeps its transaction open.
+    let mut holder = session(&url, "row-holder-test").await;
+    let tx = holder.transaction().await.unwrap();
+    tx.query(
+        "SELECT * FROM checkpoints WHERE namespace = 't/c' AND key = 'cursor' FOR UPDATE",
+        &[],
+    )
+    .await
+    .unwrap();
+    let e = within_a_minute(
+        "a checkpoint write behind a row lock",
+        store.set("t/c", "cursor", b"2", Some(1)),
+    )
+    .await
+    .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        matches!(e, CheckpointError::Storage(_))
+            && text.contains("lock timeout")
+            && text.contains("SQLSTATE 55P03")
+            && text.contains("lock_timeout_secs")
+            && !text.contains('\n'),
+        "{text}"
+    );
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        store.get("t/c", "cursor").await.unwrap(),
+        Some((b"1".to_vec(), 1)),
+        "the refused write moved nothing"
+    );
+    assert_eq!(store.set("t/c", "cursor", b"2", Some(1)).await, Ok(2));
+
+    // The fenced store of a fleet lease: the lease row held FOR UPDATE by another session.
+    let f = Fleet::connect_with(&url, Some(&password()), "host-a", options(1))
+        .await
+        .unwrap();
+    f.register(&["contoso".to_string()]).await.unwrap();
+    let lease = f.claim(1, LONG).await.unwrap().pop().unwrap();
+    let fenced = f.checkpoint_store(&lease);
+    let tx = holder.transaction().await.unwrap();
+    tx.query(
+        "SELECT * FROM fleet_tenants WHERE tenant = 'contoso' FOR UPDATE",
+        &[],
+    )
+    .await
+    .unwrap();
+    let e = within_a_minute(
+        "a fenced checkpoint write behind a row lock",
+        fenced.set("contoso/entra", "cursor", b"x", None),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("SQLSTATE 55P03"), "{e}");
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        fenced.set("contoso/entra", "cursor", b"x", None).await,
+        Ok(1)
+    );
+}
+
+#[tokio::test]
+async fn operator_password_without_tls_refused_at_connect() {
+    // No server is asked: the rule holds before any connection (db.invalid never resolves).
+    let e = Database::connect("postgres://app@db.invalid/app", Some(&password()))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, FleetError::Config(_)), "{e:?}");
+    assert!(e.to_string().contains("not encrypted"), "{e}");
+    let e = Fleet::connect("postgres://app@db.invalid/app", Some(&password()), "a")
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("not encrypted"), "{e}");
+    // Over loopback the password goes (the test server is on 127.0.0.1 without TLS).
+    let _ = admin().await;
+    Database::connect(&base_url(), Some(&password()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// `connector-host run` whose start-up meets a held migration lock: it ends with one line
+/// naming the holder after `lock_timeout_secs`; with a long lock timeout, the run's own
+/// time limit bounds the start-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_run_behind_a_held_migration_lock_ends_with_one_line() {
+    let url = fresh_database("cli_lock_held").await;
+    let holder = session(&url, "cli-lock-holder").await;
+    holder
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    let base = dir.path().to_path_buf();
+    let run = move |state: &str, limits: &str| {
+        let file = base.join("tenant.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[tenant]\nkey = \"pg-lock\"\n[config]\ntenant_id = \"00000000-0000-0000-0000-000000000001\"\n\
+                 client_id = \"00000000-0000-0000-0000-000000000002\"\n\
+                 login_endpoint = \"http://127.0.0.1:9\"\ngraph_endpoint = \"http://127.0.0.1:9\"\n\
+                 [secrets.client_secret]\nenv = \"PG_TEST_CLIENT_SECRET\"\n[egress]\n\
+                 allow_loopback_http = true\n[state]\nurl = \"{url}\"\n\
+                 password = {{ env = \"PG_TEST_PASSWORD\" }}\n{state}\n[limits]\n{limits}\n[sink]\n\
+                 kind = \"jsonl\"\npath = \"events.jsonl\"\n"
+            ),
+        )
+        .unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_connector-host"))
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(["run", "--config"])
+            .arg(&file)
+            .env(
+                "PG_TEST_CLIENT_SECRET",
+                "Xq7~vR2pL9sT4wZ8kM1nB6cD3fG5hJ0aQe",
+            )
+            .env(
+                "PG_TEST_PASSWORD",
+                env_or("CONNECTOR_TEST_POSTGRES_PASSWORD", DEFAULT_PASSWORD),
+            )
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut { stderr }, &mut text);
+            text
+        });
+        // A guard against a hang (the component is compiled first: generous).
+        let deadline = std::time::Instant::now() + Duration::from_secs(300);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "run behind a held migration lock had not ended after 5 minutes (killed): {}",
+                    reader.join().unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        (status, reader.join().unwrap())
+    };
+    let (first, second) = tokio::task::spawn_blocking(move || {
+        (
+            run("lock_timeout_secs = 2", "run_timeout_secs = 600"),
+            run("lock_timeout_secs = 3600", "run_timeout_secs = 3"),
+        )
+    })
+    .await
+    .unwrap();
+    for ((status, stderr), says) in [
+        (first, "within 2 s (lock_timeout_secs)"),
+        (
+            second,
+            "took the whole run time limit (3 s, run_timeout_secs)",
+        ),
+    ] {
+        assert!(!status.success(), "{stderr}");
+        let last = stderr.lines().last().unwrap_or_default();
+        assert!(
+            last.contains(says) && last.contains("pg-lock"),
+            "the last line says what failed: {stderr}"
+        );
+        assert!(
+            !stderr.contains(&env_or(
+                "CONNECTOR_TEST_POSTGRES_PASSWORD",
+                DEFAULT_PASSWORD
+            )),
+            "{stderr}"
+        );
+    }
+    drop(holder);
+}

@@ -2,16 +2,40 @@
 //! the pool, and one-line errors.
 //!
 //! **URL.** `postgres://user@host[:port]/database[?sslmode=…&sslrootcert=…&…]`, one host.
-//! A password in it (`user:password@`, or `password=`) is refused: the config file is not a
-//! place for secrets; the password comes from [`Password::load`] (`[state] password =
-//! { env = "VAR" }` or `{ file = "path" }`).
+//! A password in it is refused: the config file is not a place for secrets; the password
+//! comes from [`Password::load`] (`[state] password = { env = "VAR" }` or
+//! `{ file = "path" }`). The URL is judged by what the *driver* reads from it
+//! (`tokio_postgres::Config`), not by a URL parser's idea of it: a password in the userinfo,
+//! in a `password=` parameter (percent-encoded key or not), or smuggled into the user name
+//! (`user%3Apassword@`: the driver decodes the user as `user:password`, and the server
+//! echoes the user in its errors) is refused, and a user name holding `:` is refused
+//! outright. No error prints the URL's userinfo or a password: the URL is never echoed, and
+//! every error of a [`Database`] has the configured password replaced by `<redacted>`.
+//!
+//! **A password only over TLS or to this machine.** With a password configured and TLS off,
+//! the server may ask for it in clear text (`password` authentication) and a machine on the
+//! path reads it. So a password is sent only over TLS, to a Unix socket or to a loopback
+//! address (`127.0.0.0/8`, `::1`, `localhost`), unless the operator opts in with
+//! `allow_password_without_tls = true` (in `[state]` or `[fleet]`). Checked at load and
+//! again at connect.
+//!
+//! **Every statement is bounded.** Each pooled connection starts with `statement_timeout`
+//! (30 s by default), `lock_timeout` (10 s) and `idle_in_transaction_session_timeout` (60 s)
+//! set by the startup packet's `options` (after any the URL gives, so these win), and each
+//! statement of [`Database::query`] has a client-side deadline a little past the statement
+//! timeout (a server that stops answering cannot hold a run either; that connection is then
+//! dropped from the pool). A row another session holds `FOR UPDATE` costs a write at most
+//! the lock timeout, then a one-line error. The migration lock is bounded the same way (see
+//! [`super::migrate`]).
 //!
 //! **TLS** is on when the URL asks for it. `sslmode=require`, `verify-ca` and `verify-full`
 //! all verify the server's certificate chain *and* its name (stricter than libpq, whose
 //! `require` and `verify-ca` accept any certificate or any name): the host never sends a
 //! password over a connection it has not authenticated. The roots are the web PKI's
 //! (`webpki-roots`), or only the CA certificates of the PEM file `sslrootcert=path` (a
-//! private CA: a public one must not vouch for the database). `sslmode=prefer` and `allow`
+//! private CA: a public one must not vouch for the database), read like every file the host
+//! reads: a regular file of at most 1 MiB ([`crate::files`]: a FIFO, `/dev/zero` or a huge
+//! file is refused with one line). `sslmode=prefer` and `allow`
 //! are refused (they fall back to plain text silently); absent or `disable` is plain text,
 //! for a database on the same host or network. TLS is rustls with ring, the stack reqwest
 //! already builds (`tokio-postgres-rustls` adapts it to the driver).
@@ -118,13 +142,25 @@ impl std::fmt::Debug for Password {
     }
 }
 
-/// Pool settings; the defaults suit one host running a few dozen tenants at once.
-#[derive(Clone, Debug)]
+/// Pool and session settings; the defaults suit one host running a few dozen tenants at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DatabaseOptions {
     /// Most connections this host opens (default 16).
     pub max_connections: usize,
     /// Longest wait for a free connection before a statement fails (default 30 s).
     pub wait_timeout: Duration,
+    /// The server's `statement_timeout` on every connection (default 30 s; `[state]` /
+    /// `[fleet]` `statement_timeout_secs`).
+    pub statement_timeout: Duration,
+    /// The server's `lock_timeout` on every connection, and the longest wait for the
+    /// migration lock (default 10 s; `lock_timeout_secs`).
+    pub lock_timeout: Duration,
+    /// The server's `idle_in_transaction_session_timeout` (default 60 s): a transaction this
+    /// host left open (a stalled process) releases its locks.
+    pub idle_in_transaction_timeout: Duration,
+    /// Send the password over a plain-text connection to another machine
+    /// (`allow_password_without_tls`; default: refused).
+    pub allow_password_without_tls: bool,
 }
 
 impl Default for DatabaseOptions {
@@ -132,8 +168,71 @@ impl Default for DatabaseOptions {
         DatabaseOptions {
             max_connections: 16,
             wait_timeout: Duration::from_secs(30),
+            statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            idle_in_transaction_timeout: Duration::from_secs(60),
+            allow_password_without_tls: false,
         }
     }
+}
+
+/// `statement_timeout_secs` unless configured.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// `lock_timeout_secs` unless configured.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest `statement_timeout_secs` or `lock_timeout_secs` accepted (one day).
+pub const MAX_TIMEOUT_SECS: u64 = 86_400;
+/// The largest `sslrootcert` file read: 1 MiB (a CA bundle is a few hundred KiB at most).
+pub const MAX_ROOTCERT_BYTES: u64 = 1024 * 1024;
+
+impl DatabaseOptions {
+    /// The options a `[state]` or `[fleet]` section (`section`, for messages) sets, checked:
+    /// each timeout between 1 s and a day.
+    pub fn from_settings(
+        section: &str,
+        statement_timeout_secs: Option<u64>,
+        lock_timeout_secs: Option<u64>,
+        allow_password_without_tls: bool,
+    ) -> Result<DatabaseOptions, String> {
+        let secs = |key: &str, value: Option<u64>, default: Duration| match value {
+            None => Ok(default),
+            Some(v) if (1..=MAX_TIMEOUT_SECS).contains(&v) => Ok(Duration::from_secs(v)),
+            Some(v) => Err(format!(
+                "[{section}] {key} = {v} must be between 1 and {MAX_TIMEOUT_SECS} (a day)"
+            )),
+        };
+        Ok(DatabaseOptions {
+            statement_timeout: secs(
+                "statement_timeout_secs",
+                statement_timeout_secs,
+                DEFAULT_STATEMENT_TIMEOUT,
+            )?,
+            lock_timeout: secs("lock_timeout_secs", lock_timeout_secs, DEFAULT_LOCK_TIMEOUT)?,
+            allow_password_without_tls,
+            ..DatabaseOptions::default()
+        })
+    }
+
+    /// The `options` startup parameter that sets this struct's server-side timeouts.
+    fn session_options(&self) -> String {
+        format!(
+            "-c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout={}",
+            millis(self.statement_timeout),
+            millis(self.lock_timeout),
+            millis(self.idle_in_transaction_timeout)
+        )
+    }
+
+    /// How long [`Database::query`] waits for the server before giving the connection up:
+    /// the statement timeout, plus time for the server's own cancellation to arrive.
+    fn client_deadline(&self) -> Duration {
+        self.statement_timeout
+            .saturating_add(Duration::from_secs(5))
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 /// A pool of connections to the fleet's database. Cheap to clone (one pool).
@@ -141,6 +240,9 @@ impl Default for DatabaseOptions {
 pub struct Database {
     pool: Pool,
     target: Arc<str>,
+    /// The configured password, replaced by `<redacted>` in every error text.
+    secret: Option<Arc<str>>,
+    options: Arc<DatabaseOptions>,
 }
 
 impl std::fmt::Debug for Database {
@@ -156,9 +258,14 @@ struct Target {
     config: tokio_postgres::Config,
     tls: Option<rustls::ClientConfig>,
     display: String,
+    /// The connection goes to a Unix socket or a loopback address.
+    local: bool,
 }
 
-fn parse_url(url: &str, password: Option<&Password>) -> Result<Target, FleetError> {
+const PASSWORD_IN_URL: &str = "holds a password; remove it from the URL and set [state] password (or [fleet] password) = { env = \"VAR\" } or { file = \"path\" }";
+
+/// Parses `url` by this module's rules. Never echoes the URL's userinfo or a password.
+fn parse_url(url: &str) -> Result<Target, FleetError> {
     let config_err = |m: String| FleetError::Config(format!("url: {m}"));
     let mut parsed = url::Url::parse(url.trim()).map_err(|e| {
         config_err(format!(
@@ -173,9 +280,7 @@ fn parse_url(url: &str, password: Option<&Password>) -> Result<Target, FleetErro
     }
     let password_in_query = parsed.query_pairs().any(|(k, _)| k == "password");
     if parsed.password().is_some() || password_in_query {
-        return Err(config_err(
-            "holds a password; remove it from the URL and set [state] password = { env = \"VAR\" } or { file = \"path\" }".into(),
-        ));
+        return Err(config_err(PASSWORD_IN_URL.into()));
     }
     let mut sslmode = None;
     let mut sslrootcert = None;
@@ -192,13 +297,25 @@ fn parse_url(url: &str, password: Option<&Password>) -> Result<Target, FleetErro
     } else {
         parsed.query_pairs_mut().clear().extend_pairs(rest);
     }
+    // From here on, what the driver reads is what counts. Its parse errors name the
+    // parameter, never the value.
     let mut config: tokio_postgres::Config = parsed
         .as_str()
         .parse()
         .map_err(|e: tokio_postgres::Error| config_err(one_line(&e.to_string())))?;
+    if config.get_password().is_some() {
+        return Err(config_err(PASSWORD_IN_URL.into()));
+    }
     let user = config.get_user().map(str::to_owned).ok_or_else(|| {
         config_err("names no user; write postgres://user@host:port/database".into())
     })?;
+    if user.contains(':') {
+        // `user%3Asecret@` decodes to the user `user:secret`: a password in disguise, and
+        // the server would print it back ("password authentication failed for user …").
+        return Err(config_err(
+            "the user name holds ':' (percent-encoded as %3A), which is how a password gets into a URL; write only the user name and set the password with password = { env = \"VAR\" } or { file = \"path\" }".into(),
+        ));
+    }
     let tls = match sslmode.as_deref() {
         None | Some("disable") => None,
         Some("require" | "verify-ca" | "verify-full") => Some(tls_config(sslrootcert.as_deref())?),
@@ -209,7 +326,8 @@ fn parse_url(url: &str, password: Option<&Password>) -> Result<Target, FleetErro
         }
         Some(other) => {
             return Err(config_err(format!(
-                "sslmode={other} is not one of disable, require, verify-ca, verify-full"
+                "sslmode={} is not one of disable, require, verify-ca, verify-full",
+                one_line(other).chars().take(32).collect::<String>()
             )))
         }
     };
@@ -229,9 +347,6 @@ fn parse_url(url: &str, password: Option<&Password>) -> Result<Target, FleetErro
     if config.get_application_name().is_none() {
         config.application_name("connector-host");
     }
-    if let Some(p) = password {
-        config.password(p.0.as_bytes());
-    }
     let host = match config.get_hosts() {
         [tokio_postgres::config::Host::Tcp(h)] => h.clone(),
         #[cfg(unix)]
@@ -243,19 +358,65 @@ fn parse_url(url: &str, password: Option<&Password>) -> Result<Target, FleetErro
             ))
         }
     };
+    let local = is_local(&config);
     let port = config.get_ports().first().copied().unwrap_or(5432);
     let dbname = config.get_dbname().unwrap_or(&user).to_string();
     Ok(Target {
         display: format!("{user}@{host}:{port}/{dbname}"),
         config,
         tls,
+        local,
     })
 }
 
-/// Checks a `[state] url` without connecting: the rules of this module (no password, one
-/// host, a user, a known `sslmode`, a readable `sslrootcert`).
-pub fn check_url(url: &str) -> Result<(), FleetError> {
-    parse_url(url, None).map(|_| ())
+/// Whether every address the driver would connect to is on this machine: a Unix socket, or
+/// a loopback address (`hostaddr` when given, since the driver connects there).
+fn is_local(config: &tokio_postgres::Config) -> bool {
+    use tokio_postgres::config::Host;
+    let addrs = config.get_hostaddrs();
+    if !addrs.is_empty() {
+        return addrs.iter().all(|a| a.is_loopback());
+    }
+    let hosts = config.get_hosts();
+    !hosts.is_empty()
+        && hosts.iter().all(|h| match h {
+            Host::Tcp(name) => {
+                name.eq_ignore_ascii_case("localhost")
+                    || name
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+            #[cfg(unix)]
+            Host::Unix(_) => true,
+        })
+}
+
+/// The rule "a password only over TLS or to this machine" (see the module doc).
+fn check_password_transport(
+    target: &Target,
+    has_password: bool,
+    options: &DatabaseOptions,
+) -> Result<(), FleetError> {
+    if has_password && target.tls.is_none() && !target.local && !options.allow_password_without_tls
+    {
+        return Err(FleetError::Config(
+            "url: a password is configured but the connection to this non-local server is not encrypted (no sslmode, or sslmode=disable), so the server could ask for the password in clear text; add sslmode=verify-full (with sslrootcert for a private CA), or set allow_password_without_tls = true in the same section if the network is trusted".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a `[state]` or `[fleet]` url without connecting: the rules of this module (no
+/// password, one host, a user, a known `sslmode`, a readable `sslrootcert`, and a password
+/// (`has_password`: one is configured) sent only over TLS or to this machine unless
+/// `options` allow it).
+pub fn check_url(
+    url: &str,
+    has_password: bool,
+    options: &DatabaseOptions,
+) -> Result<(), FleetError> {
+    let target = parse_url(url)?;
+    check_password_transport(&target, has_password, options)
 }
 
 fn tls_config(rootcert: Option<&str>) -> Result<rustls::ClientConfig, FleetError> {
@@ -264,8 +425,16 @@ fn tls_config(rootcert: Option<&str>) -> Result<rustls::ClientConfig, FleetError
     let mut roots = rustls::RootCertStore::empty();
     match rootcert {
         Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+            // The capped, regular-files-only reader: a FIFO, a device or a huge file is
+            // refused before it can hang or exhaust the host.
+            let pem = crate::files::read_regular_file(
+                std::path::Path::new(path),
+                MAX_ROOTCERT_BYTES,
+                "CA certificates file",
+            )
+            .map_err(|e| FleetError::Config(format!("url: sslrootcert={path}: {e}")))?;
+            let certs = CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| {
                     FleetError::Config(format!(
                         "url: sslrootcert={path}: cannot read PEM certificates ({e}); give the CA file"
@@ -301,17 +470,31 @@ impl Database {
         Self::connect_with(url, password, DatabaseOptions::default()).await
     }
 
-    /// [`Database::connect`] with explicit pool settings.
+    /// [`Database::connect`] with explicit pool and session settings.
     pub async fn connect_with(
         url: &str,
         password: Option<&Password>,
         options: DatabaseOptions,
     ) -> Result<Database, FleetError> {
+        let target = parse_url(url)?;
+        check_password_transport(&target, password.is_some(), &options)?;
         let Target {
-            config,
+            mut config,
             tls,
             display,
-        } = parse_url(url, password)?;
+            ..
+        } = target;
+        if let Some(p) = password {
+            config.password(p.0.as_bytes());
+        }
+        // The session's timeouts, after whatever `options` the URL gives, so that these win.
+        let session = match config.get_options() {
+            Some(given) if !given.trim().is_empty() => {
+                format!("{given} {}", options.session_options())
+            }
+            _ => options.session_options(),
+        };
+        config.options(session);
         // With TLS off the driver never calls the connector; an empty one stands in.
         let tls = match tls {
             Some(tls) => tls,
@@ -332,15 +515,33 @@ impl Database {
             .max_size(options.max_connections.max(1))
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(options.wait_timeout))
-            .create_timeout(Some(connect_timeout + Duration::from_secs(1)))
+            .create_timeout(Some(connect_timeout.saturating_add(Duration::from_secs(1))))
             .build()
             .map_err(|e| FleetError::Config(format!("pool: {e}")))?;
+        let secret: Option<Arc<str>> = password
+            .map(|p| Arc::from(p.0.as_str()))
+            .filter(|p: &Arc<str>| !p.is_empty());
+        let display = scrub_with(secret.as_deref(), display);
         let db = Database {
             pool,
             target: display.into(),
+            secret,
+            options: Arc::new(options),
         };
         drop(db.client().await?);
         Ok(db)
+    }
+
+    /// The pool and session settings.
+    pub fn options(&self) -> &DatabaseOptions {
+        &self.options
+    }
+
+    /// `text` with the configured password replaced by `<redacted>`: every error text of
+    /// this database passes here (a server echoes names it was given, and a password can
+    /// end up in one).
+    pub(crate) fn scrub(&self, text: String) -> String {
+        scrub_with(self.secret.as_deref(), text)
     }
 
     /// `user@host:port/database`, for messages.
@@ -360,7 +561,7 @@ impl Database {
             };
             FleetError::Unavailable {
                 target: self.target.to_string(),
-                message,
+                message: self.scrub(message),
             }
         })
     }
@@ -369,7 +570,7 @@ impl Database {
     pub(crate) fn query_error(&self, e: &tokio_postgres::Error) -> FleetError {
         FleetError::Query {
             target: self.target.to_string(),
-            message: describe(e),
+            message: self.scrub(describe(e)),
         }
     }
 
@@ -383,18 +584,50 @@ impl Database {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, FleetError> {
         let client = self.client().await?;
-        let cached = client.statement_cache.size();
-        let statement = client.prepare_cached(sql).await;
-        let prepared = client.statement_cache.size() > cached;
-        if let Some(counter) = round_trips {
-            counter.fetch_add(1 + u64::from(prepared), Ordering::Relaxed);
+        let exchange = async {
+            let cached = client.statement_cache.size();
+            let statement = client.prepare_cached(sql).await;
+            let prepared = client.statement_cache.size() > cached;
+            if let Some(counter) = round_trips {
+                counter.fetch_add(1 + u64::from(prepared), Ordering::Relaxed);
+            }
+            let statement = statement.map_err(|e| self.query_error(&e))?;
+            client
+                .query(&statement, params)
+                .await
+                .map_err(|e| self.query_error(&e))
+        };
+        let deadline = self.options.client_deadline();
+        match tokio::time::timeout(deadline, exchange).await {
+            Ok(result) => result,
+            Err(_) => {
+                // The server neither answered nor cancelled the statement: this connection
+                // is not trusted again.
+                drop(deadpool_postgres::Object::take(client));
+                Err(FleetError::Query {
+                    target: self.target.to_string(),
+                    message: format!(
+                        "no answer within {} s (statement_timeout_secs plus 5 s); the connection was dropped: is the server reachable and not overloaded?",
+                        deadline.as_secs()
+                    ),
+                })
+            }
         }
-        let statement = statement.map_err(|e| self.query_error(&e))?;
-        client
-            .query(&statement, params)
-            .await
-            .map_err(|e| self.query_error(&e))
     }
+}
+
+/// `text` without `secret` (raw or percent-encoded).
+fn scrub_with(secret: Option<&str>, text: String) -> String {
+    let Some(secret) = secret.filter(|s| !s.is_empty()) else {
+        return text;
+    };
+    let mut text = text.replace(secret, "<redacted>");
+    let encoded: String =
+        url::form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>();
+    if encoded != secret {
+        text = text.replace(&encoded, "<redacted>");
+    }
+    text
 }
 
 /// A column of a row of this module's own schema, as a typed error instead of a panic.
@@ -434,8 +667,22 @@ fn connect_message(e: &tokio_postgres::Error) -> String {
 
 /// The driver's error in one line: the server's message and SQLSTATE, or the chain of causes.
 pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
+    use tokio_postgres::error::SqlState;
     if let Some(db) = e.as_db_error() {
-        return format!("{} (SQLSTATE {})", one_line(db.message()), db.code().code());
+        let hint = match db.code() {
+            c if *c == SqlState::LOCK_NOT_AVAILABLE => {
+                ": another session holds a lock this statement needs (longer than lock_timeout_secs); find it in pg_locks and pg_stat_activity and end it, or raise lock_timeout_secs"
+            }
+            c if *c == SqlState::QUERY_CANCELED => {
+                ": the statement ran past statement_timeout_secs and was cancelled; check the server's load and locks (pg_stat_activity), or raise statement_timeout_secs"
+            }
+            _ => "",
+        };
+        return format!(
+            "{} (SQLSTATE {}){hint}",
+            one_line(db.message()),
+            db.code().code()
+        );
     }
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
@@ -459,7 +706,7 @@ mod tests {
     use super::*;
 
     fn err(url: &str) -> String {
-        match parse_url(url, None) {
+        match parse_url(url) {
             Ok(_) => panic!("{url} accepted"),
             Err(e) => e.to_string(),
         }
@@ -482,16 +729,12 @@ mod tests {
 
     #[test]
     fn operator_tls_modes_are_explicit() {
-        let t = parse_url("postgres://app@db.example:6543/fleet", None).unwrap();
+        let t = parse_url("postgres://app@db.example:6543/fleet").unwrap();
         assert!(t.tls.is_none());
         assert_eq!(t.config.get_ssl_mode(), SslMode::Disable);
         assert_eq!(t.display, "app@db.example:6543/fleet");
         for mode in ["require", "verify-ca", "verify-full"] {
-            let t = parse_url(
-                &format!("postgres://app@db.example/fleet?sslmode={mode}"),
-                None,
-            )
-            .unwrap();
+            let t = parse_url(&format!("postgres://app@db.example/fleet?sslmode={mode}")).unwrap();
             assert!(t.tls.is_some(), "{mode}");
             assert_eq!(t.config.get_ssl_mode(), SslMode::Require, "{mode}");
         }
@@ -512,6 +755,165 @@ mod tests {
         assert!(err("mysql://app@db/x").contains("scheme 'mysql'"));
         assert!(err("postgres://db.example/x").contains("names no user"));
         assert!(err("not a url").contains("not a URL"));
+    }
+
+    #[test]
+    fn operator_password_smuggled_in_the_url_user_is_refused_and_never_printed() {
+        // Each of these gives the driver a password (or a user `app:<secret>` the server
+        // would print back); none passed as "no password in the URL" by the URL parser's view.
+        for url in [
+            "postgres://app%3Ahunter2-secret@db.example/app",
+            "postgres://app%3ahunter2-secret@db.example/app?sslmode=verify-full",
+            "postgresql://app%3A%68unter2-secret@127.0.0.1:5432/app",
+            "postgres://app@db.example/app?pass%77ord=hunter2-secret",
+            "postgres://app@db.example/app?%70assword=hunter2-secret",
+            "postgres://db.example/app?user=app%3Ahunter2-secret",
+            "postgres://app@db.example/app?user=app:hunter2-secret",
+        ] {
+            let e = err(url);
+            assert!(
+                e.contains("holds a password") || e.contains("user name holds ':'"),
+                "{url}: {e}"
+            );
+            assert!(
+                e.contains("{ env = \"VAR\" }")
+                    && !e.contains("hunter2")
+                    && !e.contains("%68unter2")
+                    && !e.contains('\n'),
+                "{url}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn operator_the_configured_password_is_scrubbed_from_texts() {
+        let text = "database \"s3cr&t/pw\" does not exist; s3cr%26t%2Fpw".to_string();
+        assert_eq!(
+            scrub_with(Some("s3cr&t/pw"), text),
+            "database \"<redacted>\" does not exist; <redacted>"
+        );
+        assert_eq!(scrub_with(None, "x".into()), "x");
+    }
+
+    #[test]
+    fn operator_password_without_tls_refused() {
+        let strict = DatabaseOptions::default();
+        let e = check_url("postgres://app@db.example/app", true, &strict)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("not encrypted")
+                && e.contains("sslmode=verify-full")
+                && e.contains("allow_password_without_tls = true")
+                && !e.contains('\n'),
+            "{e}"
+        );
+        for url in [
+            "postgres://app@db.example/app?sslmode=disable",
+            "postgres://app@10.0.0.5:5432/app",
+            "postgres://app@localhost.example.com/app",
+            // The driver connects to hostaddr, whatever the name says.
+            "postgres://app@localhost/app?hostaddr=10.0.0.5",
+        ] {
+            assert!(check_url(url, true, &strict).is_err(), "{url}");
+        }
+        // Without a password, over TLS, or to this machine: allowed.
+        for (url, password) in [
+            ("postgres://app@db.example/app", false),
+            ("postgres://app@db.example/app?sslmode=verify-full", true),
+            ("postgres://app@db.example/app?sslmode=require", true),
+            ("postgres://app@127.0.0.1:5432/app", true),
+            ("postgres://app@127.8.9.10/app", true),
+            ("postgres://app@[::1]:5432/app", true),
+            ("postgres://app@localhost/app", true),
+            ("postgres://app@LOCALHOST/app", true),
+            ("postgres://app@%2Fvar%2Frun%2Fpostgresql/app", true),
+            ("postgres://app@db.example/app?hostaddr=127.0.0.1", true),
+        ] {
+            check_url(url, password, &strict).unwrap_or_else(|e| panic!("{url}: {e}"));
+        }
+        // The explicit opt-in.
+        let opted = DatabaseOptions::from_settings("state", None, None, true).unwrap();
+        check_url("postgres://app@db.example/app", true, &opted).unwrap();
+    }
+
+    #[test]
+    fn operator_timeouts_are_bounded_and_reach_the_session() {
+        let o = DatabaseOptions::from_settings("state", Some(5), Some(2), false).unwrap();
+        assert_eq!(
+            (o.statement_timeout, o.lock_timeout),
+            (Duration::from_secs(5), Duration::from_secs(2))
+        );
+        assert_eq!(
+            o.session_options(),
+            "-c statement_timeout=5000 -c lock_timeout=2000 -c idle_in_transaction_session_timeout=60000"
+        );
+        let d = DatabaseOptions::from_settings("fleet", None, None, false).unwrap();
+        assert_eq!(
+            (d.statement_timeout, d.lock_timeout),
+            (DEFAULT_STATEMENT_TIMEOUT, DEFAULT_LOCK_TIMEOUT)
+        );
+        for (st, lk, key) in [
+            (Some(0), None, "statement_timeout_secs = 0"),
+            (None, Some(0), "lock_timeout_secs = 0"),
+            (
+                None,
+                Some(u64::MAX),
+                "lock_timeout_secs = 18446744073709551615",
+            ),
+        ] {
+            let e = DatabaseOptions::from_settings("fleet", st, lk, false).unwrap_err();
+            assert!(
+                e.starts_with(&format!("[fleet] {key} must be between 1 and")),
+                "{e}"
+            );
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn operator_sslrootcert_fifo_dev_zero_and_oversized_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = |path: &std::path::Path| {
+            format!(
+                "postgres://app@db.example/app?sslmode=verify-full&sslrootcert={}",
+                path.display()
+            )
+        };
+        // A FIFO with no writer: a blocking open or read would never return (the guard
+        // turns a hang into a failure).
+        let fifo = dir.path().join("ca.fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let fifo_url = url(&fifo);
+        std::thread::spawn(move || {
+            let _ = tx.send(err(&fifo_url));
+        });
+        let e = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a FIFO as sslrootcert does not hang the load");
+        assert!(
+            e.contains("sslrootcert=") && e.contains("is a FIFO (named pipe), not a regular file"),
+            "{e}"
+        );
+        // /dev/zero: endless; it must be refused, not read until memory runs out.
+        let e = err(&url(std::path::Path::new("/dev/zero")));
+        assert!(
+            e.contains("CA certificates file /dev/zero is a character device") && !e.contains('\n'),
+            "{e}"
+        );
+        // A file over the cap is refused whole, not read and parsed.
+        let big = dir.path().join("big.pem");
+        std::fs::write(&big, vec![b'\n'; MAX_ROOTCERT_BYTES as usize + 1]).unwrap();
+        let e = err(&url(&big));
+        assert!(
+            e.contains("is larger than 1 MiB, the most accepted for a CA certificates file"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -12,13 +12,25 @@
 //!
 //! **Safe when hosts start at once.** The advisory lock is taken first, in the same
 //! transaction, so a second migrator waits, then finds every file recorded and applies
-//! nothing. PostgreSQL's DDL is transactional: a failing file leaves nothing half-applied.
+//! nothing.
+//!
+//! **A held lock costs a bounded wait, said out loud.** The lock is tried
+//! (`pg_try_advisory_xact_lock`) every quarter second rather than waited for in the server,
+//! so that the wait has this host's deadline — the database's `lock_timeout`
+//! ([`super::DatabaseOptions::lock_timeout`], `lock_timeout_secs`, 10 s by default) — and
+//! is logged while it lasts. A session that holds the lock and never lets go (a stuck
+//! migrator, an operator's `psql` left in a transaction) stops start-up after that with one
+//! line naming the holder from `pg_locks` and `pg_stat_activity` (process id, user,
+//! application, since when) and what to do, instead of hanging `run`, `serve` and every
+//! `[fleet]` host for ever. PostgreSQL's DDL is transactional: a failing file leaves nothing half-applied.
 //! (A future migration that cannot run in a transaction, e.g. `CREATE INDEX CONCURRENTLY`,
 //! needs its own path.)
 //!
 //! **Refusals.** A recorded file whose checksum changed (an applied migration was edited),
 //! or a recorded version this host does not know (a newer host migrated the database), stops
 //! start-up with one line saying what to do.
+
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
@@ -58,9 +70,7 @@ pub async fn migrate(db: &Database) -> Result<Vec<i32>, FleetError> {
     };
     let mut client = db.client().await?;
     let tx = client.transaction().await.map_err(|e| db.query_error(&e))?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
-        .await
-        .map_err(|e| db.query_error(&e))?;
+    take_lock(db, &tx).await?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS connector_schema_migrations (
              version    integer     PRIMARY KEY,
@@ -101,11 +111,11 @@ pub async fn migrate(db: &Database) -> Result<Vec<i32>, FleetError> {
     let mut done = Vec::new();
     for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
         tx.batch_execute(m.sql).await.map_err(|e| {
-            schema(format!(
+            schema(db.scrub(format!(
                 "migration {} failed: {}",
                 m.name,
                 super::db::describe(&e)
-            ))
+            )))
         })?;
         tx.execute(
             "INSERT INTO connector_schema_migrations (version, name, sha256) VALUES ($1, $2, $3)",
@@ -117,6 +127,116 @@ pub async fn migrate(db: &Database) -> Result<Vec<i32>, FleetError> {
     }
     tx.commit().await.map_err(|e| db.query_error(&e))?;
     Ok(done)
+}
+
+/// How often the lock is tried, and how often a wait is logged.
+const TRY_EVERY: Duration = Duration::from_millis(250);
+const LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// Takes the migration lock in `tx`, waiting at most the database's lock timeout.
+async fn take_lock(db: &Database, tx: &tokio_postgres::Transaction<'_>) -> Result<(), FleetError> {
+    let wait = db.options().lock_timeout;
+    let started = Instant::now();
+    let mut next_log = started;
+    loop {
+        let row = tx
+            .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&LOCK_KEY])
+            .await
+            .map_err(|e| db.query_error(&e))?;
+        if column::<bool>(db, &row, 0)? {
+            if started.elapsed() >= LOG_EVERY.min(wait) {
+                tracing::info!(
+                    database = %db.target(),
+                    "took the migration lock after {} s",
+                    started.elapsed().as_secs()
+                );
+            }
+            return Ok(());
+        }
+        let waited = started.elapsed();
+        if waited >= wait {
+            let holder = holder(tx).await;
+            return Err(FleetError::Schema {
+                target: db.target().to_string(),
+                message: db.scrub(format!(
+                    "the migration lock (advisory lock {LOCK_KEY}) is held by {holder} and was not released within {} s (lock_timeout_secs); if that session is stuck, end it (SELECT pg_terminate_backend(<pid>)), else wait for it to finish, then start again",
+                    wait.as_secs()
+                )),
+            });
+        }
+        if Instant::now() >= next_log {
+            let holder = holder(tx).await;
+            tracing::warn!(
+                database = %db.target(),
+                "waiting for the migration lock, held by {holder} ({} s of at most {} s, lock_timeout_secs)",
+                waited.as_secs(),
+                wait.as_secs()
+            );
+            next_log += LOG_EVERY;
+        }
+        tokio::time::sleep(TRY_EVERY.min(wait.saturating_sub(waited))).await;
+    }
+}
+
+/// Who holds the migration lock, for a person: "process 123 (user …, application '…', …)",
+/// or "another session" when the server does not say (the holder just let go, or this
+/// role may not see it).
+async fn holder(tx: &tokio_postgres::Transaction<'_>) -> String {
+    let rows = tx
+        .query(
+            "SELECT a.pid, a.usename::text, a.application_name, host(a.client_addr), a.state,
+                    floor(extract(epoch FROM now() - coalesce(a.xact_start, a.backend_start)))::bigint
+             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.locktype = 'advisory' AND l.granted AND l.database = (
+                       SELECT oid FROM pg_database WHERE datname = current_database())
+               AND ((l.classid::bigint << 32) | l.objid::bigint) = $1 AND l.objsubid = 1
+               AND l.pid <> pg_backend_pid()
+             LIMIT 1",
+            &[&LOCK_KEY],
+        )
+        .await;
+    let Some(row) = rows.ok().and_then(|r| r.into_iter().next()) else {
+        return "another session".into();
+    };
+    let text = |i: usize| {
+        row.try_get::<_, Option<String>>(i)
+            .ok()
+            .flatten()
+            .filter(|t| !t.is_empty())
+            .map(|t| printable(&t))
+    };
+    let mut parts = Vec::new();
+    if let Some(user) = text(1) {
+        parts.push(format!("user {user}"));
+    }
+    if let Some(app) = text(2) {
+        parts.push(format!("application '{app}'"));
+    }
+    if let Some(addr) = text(3) {
+        parts.push(format!("from {addr}"));
+    }
+    match (text(4), row.try_get::<_, Option<i64>>(5).ok().flatten()) {
+        (Some(state), Some(secs)) => parts.push(format!("{state}, for {secs} s")),
+        (Some(state), None) => parts.push(state),
+        (None, Some(secs)) => parts.push(format!("for {secs} s")),
+        (None, None) => {}
+    }
+    let pid: Option<i32> = row.try_get(0).ok();
+    match pid {
+        Some(pid) if parts.is_empty() => format!("process {pid}"),
+        Some(pid) => format!("process {pid} ({})", parts.join(", ")),
+        None => "another session".into(),
+    }
+}
+
+/// Text another client chose (its application name), safe on one line: control characters
+/// escaped, at most 64 characters.
+fn printable(text: &str) -> String {
+    let mut out: String = text.chars().take(64).flat_map(char::escape_debug).collect();
+    if text.chars().count() > 64 {
+        out.push('…');
+    }
+    out
 }
 
 #[cfg(test)]

@@ -200,7 +200,17 @@ impl Fleet {
         password: Option<&Password>,
         host: impl Into<String>,
     ) -> Result<Fleet, FleetError> {
-        let db = Database::connect(url, password).await?;
+        Self::connect_with(url, password, host, DatabaseOptions::default()).await
+    }
+
+    /// [`Fleet::connect`] with explicit pool and session settings (`[fleet]`'s timeouts).
+    pub async fn connect_with(
+        url: &str,
+        password: Option<&Password>,
+        host: impl Into<String>,
+        options: DatabaseOptions,
+    ) -> Result<Fleet, FleetError> {
+        let db = Database::connect_with(url, password, options).await?;
         migrate::migrate(&db).await?;
         Ok(Fleet::new(db, host))
     }

@@ -120,13 +120,27 @@ impl TenantRun {
     }
 
     /// [`TenantRun::from_config`] for any `[state]`: connects to PostgreSQL (and migrates its
-    /// schema) when the tenant's store is there.
+    /// schema) when the tenant's store is there. That start-up counts against the run's
+    /// time limit (`run_timeout_secs`): it is bounded by it, and the run gets what is left.
     pub async fn open(cfg: &TenantConfig) -> Result<TenantRun, RunError> {
         match &cfg.postgres {
             None => Self::from_config(cfg),
             Some(pg) => {
-                let store = open_postgres(&cfg.key, pg).await?;
-                Self::from_parts(cfg, store)
+                let limit = Duration::from_secs(cfg.limits.run_timeout_secs);
+                let started = Instant::now();
+                let store = tokio::time::timeout(limit, open_postgres(&cfg.key, pg))
+                    .await
+                    .map_err(|_| RunError::Host {
+                        tenant: cfg.key.clone(),
+                        message: format!(
+                            "connecting to the PostgreSQL checkpoint store and migrating its schema took the whole run time limit ({} s, run_timeout_secs); is the database up and reachable, and is a migration lock held (pg_locks)?",
+                            limit.as_secs()
+                        ),
+                    })??;
+                let mut run = Self::from_parts(cfg, store)?;
+                // What start-up took is the run's no longer (a Timeout then names what was left).
+                run.timeout = limit.saturating_sub(started.elapsed());
+                Ok(run)
             }
         }
     }
@@ -222,9 +236,10 @@ pub async fn open_postgres(
         ),
         None => None,
     };
-    let store = crate::doors::checkpoint::postgres::PostgresCheckpointStore::connect(
+    let store = crate::doors::checkpoint::postgres::PostgresCheckpointStore::connect_with(
         &pg.url,
         password.as_ref(),
+        pg.options.clone(),
     )
     .await
     .map_err(|e| RunError::Host {

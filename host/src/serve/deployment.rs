@@ -72,7 +72,7 @@ async fn connect_fleet(spec: &super::FleetSpec) -> Result<crate::fleet::Fleet, S
         None => None,
     };
     let host = spec.host_id.clone().unwrap_or_else(default_host_id);
-    crate::fleet::Fleet::connect(&spec.url, password.as_ref(), host)
+    crate::fleet::Fleet::connect_with(&spec.url, password.as_ref(), host, spec.options.clone())
         .await
         .map_err(|e| format!("{e}; check url and password, and that the database is up"))
 }
@@ -86,12 +86,17 @@ fn default_host_id() -> String {
     {
         return id;
     }
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|n| n.trim().to_string())
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "host".into());
+    // Through the capped, regular-files-only reader, like every file the host reads.
+    let name = crate::files::read_text_file(
+        std::path::Path::new("/proc/sys/kernel/hostname"),
+        crate::files::MAX_HOSTNAME_BYTES,
+        "host name file",
+    )
+    .ok()
+    .or_else(|| std::env::var("HOSTNAME").ok())
+    .map(|n| n.trim().to_string())
+    .filter(|n| !n.is_empty())
+    .unwrap_or_else(|| "host".into());
     format!("{name}-{}", std::process::id())
 }
 

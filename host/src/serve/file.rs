@@ -45,6 +45,12 @@ struct RawFleet {
     host_id: Option<String>,
     #[serde(default = "default_poll")]
     poll_secs: f64,
+    #[serde(default)]
+    statement_timeout_secs: Option<u64>,
+    #[serde(default)]
+    lock_timeout_secs: Option<u64>,
+    #[serde(default)]
+    allow_password_without_tls: bool,
 }
 
 fn default_lease_ttl() -> u64 {
@@ -68,6 +74,9 @@ pub struct FleetSpec {
     pub lease_ttl: Duration,
     /// This host's name in leases and the run history (default: host name and process id).
     pub host_id: Option<String>,
+    /// Timeouts (`statement_timeout_secs`, `lock_timeout_secs`) and the plain-text
+    /// password opt-in (`allow_password_without_tls`); rules: [`crate::fleet::db`].
+    pub options: crate::fleet::DatabaseOptions,
     /// How often an idle host looks for due tenants.
     pub poll: Duration,
 }
@@ -289,7 +298,14 @@ impl ServeFile {
         let fleet = match raw.fleet {
             None => None,
             Some(f) => {
-                crate::fleet::db::check_url(&f.url).map_err(|e| format!("[fleet] url: {e}"))?;
+                let options = crate::fleet::DatabaseOptions::from_settings(
+                    "fleet",
+                    f.statement_timeout_secs,
+                    f.lock_timeout_secs,
+                    f.allow_password_without_tls,
+                )?;
+                crate::fleet::db::check_url(&f.url, f.password.is_some(), &options)
+                    .map_err(|e| format!("[fleet] url: {e}"))?;
                 if !(1..=3600).contains(&f.lease_ttl_secs) {
                     return Err(format!(
                         "[fleet] lease_ttl_secs = {} must be between 1 and 3600",
@@ -322,6 +338,7 @@ impl ServeFile {
                     lease_ttl: Duration::from_secs(f.lease_ttl_secs),
                     host_id: f.host_id,
                     poll: Duration::from_secs_f64(f.poll_secs),
+                    options,
                 })
             }
         };
@@ -602,11 +619,15 @@ events_dir = "ev"
         let sim = "[simulation]\ntenants = 2\n";
         let f = parse(
             dir.path(),
-            &format!("{sim}[fleet]\nurl = \"postgres://connector@db.internal/fleet\"\npassword = {{ file = \"pg.pass\" }}\n"),
+            &format!("{sim}[fleet]\nurl = \"postgres://connector@db.internal/fleet?sslmode=verify-full\"\npassword = {{ file = \"pg.pass\" }}\n"),
         )
         .unwrap();
         let fleet = f.fleet.expect("fleet mode");
-        assert_eq!(fleet.url, "postgres://connector@db.internal/fleet");
+        assert_eq!(
+            fleet.url,
+            "postgres://connector@db.internal/fleet?sslmode=verify-full"
+        );
+        assert_eq!(fleet.options, crate::fleet::DatabaseOptions::default());
         assert_eq!(fleet.lease_ttl, crate::fleet::DEFAULT_LEASE_TTL);
         assert_eq!(fleet.poll, Duration::from_secs(1));
         assert_eq!(fleet.host_id, None);
@@ -631,11 +652,34 @@ events_dir = "ev"
                 "[fleet] host_id",
             ),
             ("url = \"postgres://connector@db/fleet\"\nttl = 5", "ttl"),
+            (
+                "url = \"postgres://connector%3Apw@db/fleet\"",
+                "[fleet] url: [state] url: the user name holds ':'",
+            ),
+            (
+                "url = \"postgres://connector@db/fleet\"\npassword = { env = \"PG\" }",
+                "[fleet] url: [state] url: a password is configured but the connection",
+            ),
+            (
+                "url = \"postgres://connector@db/fleet\"\nstatement_timeout_secs = 0",
+                "[fleet] statement_timeout_secs = 0 must be between 1 and",
+            ),
         ] {
             let e = parse(dir.path(), &format!("{sim}[fleet]\n{fleet}\n")).unwrap_err();
             assert!(e.contains(named) && !e.contains('\n'), "{fleet}: {e}");
-            assert!(!e.contains(":pw@"), "the password is not echoed: {e}");
+            assert!(
+                !e.contains(":pw@") && !e.contains("%3Apw"),
+                "the password is not echoed: {e}"
+            );
         }
+        let f = parse(
+            dir.path(),
+            &format!("{sim}[fleet]\nurl = \"postgres://connector@db/fleet\"\npassword = {{ env = \"PG\" }}\nallow_password_without_tls = true\nlock_timeout_secs = 3\n"),
+        )
+        .unwrap();
+        let options = f.fleet.unwrap().options;
+        assert!(options.allow_password_without_tls);
+        assert_eq!(options.lock_timeout, Duration::from_secs(3));
     }
 
     #[test]

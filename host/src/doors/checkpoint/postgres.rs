@@ -9,6 +9,13 @@
 //! `WHERE` of the second against the row the first committed, so exactly one succeeds and
 //! the other gets [`CheckpointError::Conflict`].
 //!
+//! Every statement is bounded by the pool's session settings ([`crate::fleet::db`]): a row
+//! another session holds `FOR UPDATE` makes a write fail after `lock_timeout_secs` (10 s
+//! by default) with one line, instead of holding the run until its own timeout. A write
+//! that was waiting when the run was cut is not cancelled on the server by this host
+//! leaving: it may still commit until that lock timeout ends it (the sink was made durable
+//! before the write began, so such a cursor never covers a lost event).
+//!
 //! [`FencedCheckpointStore`] is the view one lease gets ([`crate::fleet::Fleet::checkpoint_store`]):
 //! the same statement also reads the tenant's lease row `FOR SHARE` and writes only when the
 //! lease's fencing token is the tenant's current one, the lease is held and not expired
@@ -22,7 +29,7 @@ use std::sync::Arc;
 
 use super::store::{CheckpointError, CheckpointStore};
 use crate::fleet::db::column;
-use crate::fleet::{Database, FleetError, Password};
+use crate::fleet::{Database, DatabaseOptions, FleetError, Password};
 
 fn storage(e: FleetError) -> CheckpointError {
     CheckpointError::Storage(e.to_string())
@@ -41,7 +48,19 @@ impl PostgresCheckpointStore {
         url: &str,
         password: Option<&Password>,
     ) -> Result<PostgresCheckpointStore, CheckpointError> {
-        let db = Database::connect(url, password).await.map_err(storage)?;
+        Self::connect_with(url, password, DatabaseOptions::default()).await
+    }
+
+    /// [`PostgresCheckpointStore::connect`] with explicit pool and session settings
+    /// (`[state]`'s timeouts).
+    pub async fn connect_with(
+        url: &str,
+        password: Option<&Password>,
+        options: DatabaseOptions,
+    ) -> Result<PostgresCheckpointStore, CheckpointError> {
+        let db = Database::connect_with(url, password, options)
+            .await
+            .map_err(storage)?;
         crate::fleet::migrate::migrate(&db).await.map_err(storage)?;
         Ok(PostgresCheckpointStore { db })
     }

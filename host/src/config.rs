@@ -208,6 +208,16 @@ fn default_auth_header() -> String {
 /// Most events a push sink sends in one request.
 pub const MAX_SINK_BATCH_SIZE: usize = 10_000;
 
+/// The longest `[sink.delivery]` duration accepted (every `*_ms` key): one day. A duration
+/// from the tenant file is bounded at load, so no sum or product of them can overflow.
+pub const MAX_DELIVERY_MS: u64 = 24 * 3600 * 1000;
+
+/// The longest `[limits] run_timeout_secs` accepted: seven days.
+pub const MAX_RUN_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
+
+/// The longest `[limits] request_timeout_secs` and `connect_timeout_secs` accepted: one day.
+pub const MAX_REQUEST_TIMEOUT_SECS: u64 = 24 * 3600;
+
 /// `[sink.delivery]`: how long a push sink waits for its receiver and how it retries. A
 /// batch is retried (429, 5xx, timeouts, broken connections) until it is acknowledged, it
 /// was tried `max_attempts` times, or the next wait would pass `max_retry_ms` since its
@@ -258,6 +268,20 @@ impl DeliverySpec {
         if let Some((key, _)) = zero {
             return Err(format!(
                 "[sink.delivery] {key} is 0: it must be greater than 0 (remove it for the default)"
+            ));
+        }
+        let huge = [
+            ("request_timeout_ms", self.request_timeout_ms),
+            ("connect_timeout_ms", self.connect_timeout_ms),
+            ("backoff_initial_ms", self.backoff_initial_ms),
+            ("backoff_max_ms", self.backoff_max_ms),
+            ("max_retry_ms", self.max_retry_ms),
+        ]
+        .into_iter()
+        .find(|(_, v)| *v > MAX_DELIVERY_MS);
+        if let Some((key, value)) = huge {
+            return Err(format!(
+                "[sink.delivery] {key} = {value} is more than {MAX_DELIVERY_MS} (one day): lower it"
             ));
         }
         if self.backoff_max_ms < self.backoff_initial_ms {
@@ -535,6 +559,34 @@ impl TenantConfig {
                 "[limits] {key} is 0: it must be greater than 0 (remove it for the default)"
             ));
         }
+        // Durations from the file are bounded, so no deadline computed from them overflows.
+        let huge = [
+            (
+                "run_timeout_secs",
+                limits.run_timeout_secs,
+                MAX_RUN_TIMEOUT_SECS,
+                "seven days",
+            ),
+            (
+                "request_timeout_secs",
+                limits.request_timeout_secs,
+                MAX_REQUEST_TIMEOUT_SECS,
+                "one day",
+            ),
+            (
+                "connect_timeout_secs",
+                limits.connect_timeout_secs,
+                MAX_REQUEST_TIMEOUT_SECS,
+                "one day",
+            ),
+        ]
+        .into_iter()
+        .find(|(_, value, max, _)| value > max);
+        if let Some((key, value, max, words)) = huge {
+            return Err(format!(
+                "[limits] {key} = {value} is more than {max} ({words}): lower it"
+            ));
+        }
         Ok(TenantConfig {
             key,
             component: file.tenant.component.map(|c| resolve(base, &c)),
@@ -604,6 +656,52 @@ path = "out/events.jsonl"
                 .to_string();
             assert!(
                 err.contains(&format!("[limits] {key} is 0")) && err.contains("greater than 0"),
+                "{key}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn operator_huge_durations_are_refused_naming_the_key() {
+        for (section, key) in [
+            ("limits", "run_timeout_secs"),
+            ("limits", "request_timeout_secs"),
+            ("limits", "connect_timeout_secs"),
+        ] {
+            let text = format!("{MINIMAL}[{section}]\n{key} = 18446744073709551615\n");
+            let err = TenantConfig::parse(&text, Path::new("/etc/ch"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!(
+                    "[{section}] {key} = 18446744073709551615 is more than"
+                )) && !err.contains('\n'),
+                "{key}: {err}"
+            );
+        }
+        let ok = format!("{MINIMAL}[limits]\nrun_timeout_secs = {MAX_RUN_TIMEOUT_SECS}\n");
+        assert!(TenantConfig::parse(&ok, Path::new("/etc/ch")).is_ok());
+        let sink = MINIMAL.replace(
+            "[sink]\nkind = \"jsonl\"\npath = \"out/events.jsonl\"\n",
+            "[egress]\nallow_loopback_http = true\n[sink]\nkind = \"http\"\nurl = \"http://127.0.0.1:9/in\"\nvalue = { env = \"SINK_KEY\" }\n",
+        );
+        assert!(
+            TenantConfig::parse(&sink, Path::new("/etc/ch")).is_ok(),
+            "{sink}"
+        );
+        for key in [
+            "request_timeout_ms",
+            "connect_timeout_ms",
+            "backoff_initial_ms",
+            "backoff_max_ms",
+            "max_retry_ms",
+        ] {
+            let text = format!("{sink}[sink.delivery]\n{key} = {}\n", MAX_DELIVERY_MS + 1);
+            let err = TenantConfig::parse(&text, Path::new("/etc/ch"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("[sink.delivery] {key} = 86400001 is more than")),
                 "{key}: {err}"
             );
         }

@@ -163,6 +163,8 @@ enum Command {
 async fn main() {
     let cli = Cli::parse();
     init_logging(&cli.log, &cli.log_format);
+    // A panic inside a run becomes that run's one-line `host` error (exit 6), not a report.
+    connector_host::runtime::panics::install_hook();
     let cache = if cli.no_cache {
         None
     } else {

@@ -57,6 +57,10 @@ use db::column;
 /// long after its last renewal. Renew at a third of it, so two renewals can fail first.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(60);
 
+/// The furthest a release schedules a tenant's next run: 100 years (the schedule's own
+/// durations are bounded far below it; `once` mode stores ten years).
+pub const MAX_NEXT_DUE: Duration = Duration::from_secs(100 * 366 * 24 * 3600);
+
 /// A tenant leased to this host until `expires` (database clock), or until renewed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lease {
@@ -317,7 +321,8 @@ impl Fleet {
             Some(row) => column(&self.db, row, 0)?,
             None => None,
         };
-        Ok(seconds.map(|s| Duration::from_secs_f64(s.max(0.0))))
+        // Checked: a date too far away (or not a number) is "not in this host's lifetime".
+        Ok(seconds.map(|s| Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::MAX)))
     }
 
     /// Leases up to `max` due tenants of this handle ([`Fleet::register`]) whose lease is
@@ -371,8 +376,12 @@ impl Fleet {
     /// Ends `lease` and stores the schedule `outcome` gives. `false`: the lease was lost
     /// before (another host took the tenant): nothing was stored. A lease that expired but
     /// was not taken over is still released (no other host ran the tenant meanwhile).
+    ///
+    /// `next_due_in` is clamped to [`MAX_NEXT_DUE`]: a longer one could not be added to the
+    /// database's clock, and the release would fail, leaving the lease to expire.
     pub async fn release(&self, lease: &Lease, outcome: &LeaseOutcome) -> Result<bool, FleetError> {
         let token = lease.token as i64;
+        let next_due_in = outcome.next_due_in.min(MAX_NEXT_DUE);
         let label = if outcome.succeeded {
             "succeeded"
         } else {
@@ -385,7 +394,7 @@ impl Fleet {
                     &lease.tenant,
                     &token,
                     &lease.host,
-                    &outcome.next_due_in.as_secs_f64(),
+                    &next_due_in.as_secs_f64(),
                     &outcome.succeeded,
                     &label,
                     &outcome.message,

@@ -12,9 +12,15 @@
 //! Every text of the guest that leaves through here — its captured stdout and stderr, its
 //! error, `check`'s probes, the report's warnings — and every trap message is scrubbed of the
 //! tenant's secrets ([`crate::doors::http::secrets::Scrubber`]) first.
+//!
+//! The wall-clock timeout covers the whole run, the final flush of the sink included (a push
+//! sink's last batch and its retries): a run ends within `run_timeout_secs` of its start
+//! (after its wait for an instance slot). A panic during a run is caught ([`panics`]) and
+//! ends that run with a `host` error, like any other failure.
 
 mod cache;
 mod limits;
+pub mod panics;
 mod state;
 
 use std::path::PathBuf;
@@ -601,11 +607,30 @@ impl Runtime {
 
     /// Runs one sync for a tenant. Waits for a free instance slot first (not counted in
     /// the run's timeout).
+    ///
+    /// The run's timeout covers everything after that, the sink's final flush included; a
+    /// panic during the run (a host bug) ends it with [`RunError::Host`] instead of
+    /// unwinding into the caller.
     pub async fn run(&self, run: &TenantRun) -> RunOutcome {
+        match panics::catch(self.run_unguarded(run)).await {
+            Ok(outcome) => outcome,
+            Err(panicked) => Err(RunError::Host {
+                tenant: run.tenant.clone(),
+                message: run.secrets.scrubber().clean(format!(
+                    "{panicked} (a host bug: please report it); the run was stopped and its checkpoint keeps what was committed before"
+                )),
+            }),
+        }
+    }
+
+    async fn run_unguarded(&self, run: &TenantRun) -> RunOutcome {
         let tenant = run.tenant.clone();
         let scrub = run.secrets.scrubber();
         let _slot = self.acquire_slot(&tenant).await?;
         let started = Instant::now();
+        // One deadline for the connector and the final flush. A timeout too long to add to
+        // the clock has no deadline (the tenant file caps it well below that).
+        let deadline = tokio::time::Instant::now().checked_add(run.timeout);
         let fut = async {
             let (mut store, bindings, pipes) = self
                 .instantiate(run)
@@ -623,17 +648,22 @@ impl Runtime {
             let redactions = state.shared.redactions();
             Ok::<_, RunError>((outcome, counters, events_written, limit, redactions))
         };
-        let result = tokio::time::timeout(run.timeout, fut).await;
-        // Whatever happened, what reached the sink is made durable.
-        let flushed = run.sink.flush_durable().await;
+        let result = within(deadline, fut).await;
+        // Whatever happened, what reached the sink is made durable, within what is left of
+        // the run's time: past the deadline, a flush that does not end at its first poll is
+        // cut (a push sink's unacknowledged events stay unacknowledged, and no cursor moved
+        // past them).
+        let flushed = within(deadline, run.sink.flush_durable()).await;
+        let timed_out = || RunError::Timeout {
+            tenant: tenant.clone(),
+            seconds: run.timeout.as_secs(),
+        };
         let (outcome, counters, events_written, limit, redactions) = match result {
-            Err(_) => {
-                return Err(RunError::Timeout {
-                    tenant,
-                    seconds: run.timeout.as_secs(),
-                })
-            }
-            Ok(r) => r?,
+            None => return Err(timed_out()),
+            Some(r) => r?,
+        };
+        let Some(flushed) = flushed else {
+            return Err(timed_out());
         };
         let report = match outcome {
             Err(e) => return Err(trap(&tenant, e, limit, scrub)),
@@ -724,6 +754,17 @@ impl Runtime {
                 tenant: tenant.clone(),
                 seconds: run.timeout.as_secs(),
             })?
+    }
+}
+
+/// `fut`'s output, or `None` when `deadline` passed first (`None` deadline: no limit).
+async fn within<F: std::future::Future>(
+    deadline: Option<tokio::time::Instant>,
+    fut: F,
+) -> Option<F::Output> {
+    match deadline {
+        Some(at) => tokio::time::timeout_at(at, fut).await.ok(),
+        None => Some(fut.await),
     }
 }
 

@@ -44,9 +44,22 @@ pub(crate) struct FleetMode {
     poll: Duration,
 }
 
+/// The lease TTL a fleet server uses is clamped to this range (the tenants file accepts
+/// 1 s to 1 h; the library's callers may pass anything): renewals every third of it must be
+/// possible, and the database must be able to add it to its clock.
+const TTL_RANGE: (Duration, Duration) = (Duration::from_millis(300), Duration::from_secs(86_400));
+
+/// The idle poll is clamped to this range (the tenants file accepts 0.05 s to 60 s).
+const POLL_RANGE: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(3600));
+
 impl FleetMode {
+    /// `ttl` and `poll` are clamped to [`TTL_RANGE`] and [`POLL_RANGE`].
     pub fn new(fleet: Fleet, ttl: Duration, poll: Duration) -> FleetMode {
-        FleetMode { fleet, ttl, poll }
+        FleetMode {
+            fleet,
+            ttl: ttl.clamp(TTL_RANGE.0, TTL_RANGE.1),
+            poll: poll.clamp(POLL_RANGE.0, POLL_RANGE.1),
+        }
     }
 
     /// Adds tenants to the database (due now if new); logged, not fatal, on failure: the
@@ -166,9 +179,26 @@ async fn leased_run(inner: Arc<Inner>, mode: Arc<FleetMode>, lease: Lease) {
             }
         }
     };
+    // A panic (a host bug; one inside the run itself is already a failed run) is a failed
+    // run too: counted, backed off and released, never a lease left to expire.
     let executed = tokio::select! {
-        executed = inner.execute(&slot, Some(store)) => executed,
+        executed = crate::runtime::panics::catch(inner.execute(&slot, Some(store))) => executed,
         () = renew => unreachable!("renewal never ends by itself"),
+    };
+    let executed = match executed {
+        Ok(executed) => executed,
+        Err(panicked) => {
+            let failures = inner.metrics().record_failure(
+                &slot.key,
+                crate::metrics::FailureKind::Host,
+                Duration::ZERO,
+            );
+            tracing::error!(tenant = %slot.key, consecutive_failures = failures, "{panicked} (a host bug); counted as a failed run and released with the backoff");
+            Ok(Err(crate::RunError::Host {
+                tenant: slot.key.clone(),
+                message: format!("{panicked} (a host bug)"),
+            }))
+        }
     };
     let outcome = match &executed {
         Ok(Ok(_)) => {

@@ -571,14 +571,48 @@ impl Inner {
 }
 
 /// The scheduling task of one tenant: wait, run, compute the next delay, until shutdown.
+///
+/// A panic anywhere in it (a host bug; a panic inside the run itself is already a failed run,
+/// see [`crate::runtime::panics`]) is counted as a failed run of kind `host` and the schedule
+/// goes on after the backoff: a tenant is never silently left unscheduled.
 async fn tenant_loop(inner: Arc<Inner>, slot: Arc<Slot>) {
-    let mut stopping = inner.stopping.subscribe();
     let once = inner.options.once;
     let mut delay = if once {
         Duration::ZERO
     } else {
         first_delay(&slot.schedule, jitter_sample())
     };
+    loop {
+        match crate::runtime::panics::catch(tenant_schedule(inner.clone(), slot.clone(), delay))
+            .await
+        {
+            Ok(()) => return,
+            Err(panicked) => {
+                *lock(&slot.planned_delay) = None;
+                let failures =
+                    inner
+                        .metrics
+                        .record_failure(&slot.key, FailureKind::Host, Duration::ZERO);
+                if once || *inner.stopping.borrow() {
+                    tracing::error!(tenant = %slot.key, consecutive_failures = failures, "{panicked} (a host bug); counted as a failed run");
+                    return;
+                }
+                delay = next_delay(&slot.schedule, failures, jitter_sample());
+                tracing::error!(
+                    tenant = %slot.key,
+                    consecutive_failures = failures,
+                    next_run_in_secs = delay.as_secs(),
+                    "{panicked} (a host bug); counted as a failed run, the next run is scheduled after the backoff"
+                );
+            }
+        }
+    }
+}
+
+/// [`tenant_loop`]'s schedule, its first run after `delay`.
+async fn tenant_schedule(inner: Arc<Inner>, slot: Arc<Slot>, mut delay: Duration) {
+    let mut stopping = inner.stopping.subscribe();
+    let once = inner.options.once;
     loop {
         *lock(&slot.planned_delay) = Some(delay);
         let due = tokio::select! {
@@ -652,7 +686,8 @@ impl InFlight<'_> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        if !self.finished {
+        // Unwinding from a panic: the catcher counts the run as failed; it was not cut.
+        if !self.finished && !std::thread::panicking() {
             self.metrics.record_cut(self.tenant);
             tracing::warn!(tenant = %self.tenant, "run cut at shutdown; it committed no cursor unless it had finished its events, and the next run redelivers what it did not commit");
         }

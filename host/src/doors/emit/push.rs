@@ -14,7 +14,12 @@
 //! section 10.2.3), or backs off when there is none; 5xx (honouring a `Retry-After` too),
 //! timeouts and broken connections back off (exponential from `backoff_initial_ms`, capped at `backoff_max_ms`, with jitter
 //! so many tenants do not retry in step). A batch is given up after `max_attempts`, or when
-//! the next wait would pass `max_retry_ms` since its first attempt. Any other answer fails
+//! the next wait would pass `max_retry_ms` since its first attempt. Every wait comes from
+//! outside (the receiver's `Retry-After`, the tenant file's `[sink.delivery]`), so each is
+//! bounded: a `Retry-After` is read as at most [`MAX_RETRY_AFTER`] (a day, longer than any
+//! retry budget the tenant file accepts: [`crate::config::MAX_DELIVERY_MS`]), the delivery
+//! settings are capped at load, and the budget check ([`wait_fits_budget`]) adds with
+//! checked arithmetic, so no answer can overflow a duration. Any other answer fails
 //! at once: another 4xx with the receiver's message (one line, at most 300 bytes), a 3xx
 //! naming its `Location` (redirects are never followed: the sink's URL must be the final
 //! one), an address that is not public. A failed sink stays failed: every later `write` and
@@ -55,6 +60,12 @@ pub const MAX_RECEIPTS: usize = 10_000;
 
 /// Most waits [`PushStats::waits`] keeps (the first ones).
 pub const MAX_RECORDED_WAITS: usize = 64;
+
+/// The longest wait a receiver's `Retry-After` is read as: one day. A longer one (up to a
+/// number no integer type holds) is clamped to it, which is past every retry budget
+/// (`max_retry_ms` is at most [`crate::config::MAX_DELIVERY_MS`]), so the batch fails at once
+/// instead of waiting.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// How a push sink batches, waits and retries. [`PushOptions::default`] is what a tenant
 /// file gets when it sets nothing.
@@ -370,7 +381,7 @@ impl PushSink {
                     "gave up after {attempt} attempts (max_attempts); the last: {why}"
                 ));
             }
-            if started.elapsed() + wait > o.max_retry_time {
+            if !wait_fits_budget(started.elapsed(), wait, o.max_retry_time) {
                 return Err(format!(
                     "gave up after {attempt} attempts: waiting {wait:?} more would pass max_retry_ms ({:?}); the last: {why}",
                     o.max_retry_time
@@ -518,23 +529,49 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// per attempt, capped at `backoff_max`, then "equal jitter" (half fixed, half random) so
 /// tenants throttled together do not retry together.
 fn backoff(o: &PushOptions, attempt: u32) -> Duration {
+    jittered_backoff(o, attempt, rand::random::<f64>())
+}
+
+/// [`backoff`] with its random sample given (`0.0..1.0`; clamped, not finite counts as 0):
+/// at most `backoff_max`, whatever the options hold.
+pub fn jittered_backoff(o: &PushOptions, attempt: u32, sample: f64) -> Duration {
     let doubled = o
         .backoff_initial
         .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
     let capped = doubled.min(o.backoff_max);
-    capped.mul_f64(0.5 + 0.5 * rand::random::<f64>())
+    let sample = if sample.is_finite() {
+        sample.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    // `Duration::mul_f64` panics when the product does not fit (a `Duration::MAX` backoff
+    // rounds up in f64): the checked form, and the cap itself when it does not fit.
+    Duration::try_from_secs_f64(capped.as_secs_f64() * (0.5 + 0.5 * sample))
+        .unwrap_or(capped)
+        .min(capped)
+}
+
+/// Whether waiting `wait` more, `elapsed` into a batch's retries, stays within `budget`
+/// (`max_retry_ms`). Checked: a sum past what a `Duration` holds is past every budget.
+pub fn wait_fits_budget(elapsed: Duration, wait: Duration, budget: Duration) -> bool {
+    elapsed
+        .checked_add(wait)
+        .is_some_and(|total| total <= budget)
 }
 
 /// `Retry-After` (RFC 9110 section 10.2.3: delay-seconds or an HTTP-date) as a wait from
-/// `now`; a date in the past is no wait, an unreadable value is `None` (back off instead).
+/// `now`, at most [`MAX_RETRY_AFTER`]; a date in the past is no wait, an unreadable value is
+/// `None` (back off instead).
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
-    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        // A number too large for u64 is a wait longer than any retry budget.
-        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    let wait = if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // Any number of digits: one too large for u64 is a wait longer than the cap.
+        Duration::from_secs(value.parse().unwrap_or(u64::MAX))
+    } else {
+        let at = httpdate::parse_http_date(value).ok()?;
+        at.duration_since(now).unwrap_or(Duration::ZERO)
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 /// The receiver's message from an error body: the `message` (with `code`) or `error` of a
@@ -640,10 +677,45 @@ mod tests {
         );
         assert_eq!(
             parse_retry_after("99999999999999999999999", now),
-            Some(Duration::from_secs(u64::MAX))
+            Some(MAX_RETRY_AFTER),
+            "a number too large for u64 is clamped"
+        );
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now),
+            Some(MAX_RETRY_AFTER),
+            "a date years away is clamped"
         );
         for bad in ["", "-1", "1.5", "soon", "Sun, 06 Nov 1994"] {
             assert_eq!(parse_retry_after(bad, now), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hostile_huge_waits_and_settings_cannot_overflow() {
+        let now = SystemTime::now();
+        let wait = parse_retry_after("99999999999999999999", now).unwrap();
+        let budget = Duration::from_secs(300);
+        assert!(!wait_fits_budget(Duration::from_secs(1), wait, budget));
+        assert!(!wait_fits_budget(
+            Duration::MAX,
+            Duration::from_nanos(1),
+            Duration::MAX
+        ));
+        assert!(wait_fits_budget(
+            Duration::from_secs(1),
+            Duration::from_secs(299),
+            budget
+        ));
+        let o = PushOptions {
+            backoff_initial: Duration::MAX,
+            backoff_max: Duration::MAX,
+            ..PushOptions::default()
+        };
+        // `Duration::mul_f64` panicked here: Duration::MAX rounds up in f64.
+        assert_eq!(jittered_backoff(&o, 1, 1.0), Duration::MAX);
+        for sample in [0.0, 0.5, f64::NAN, f64::INFINITY, -1.0] {
+            let wait = jittered_backoff(&o, u32::MAX, sample);
+            assert!(wait >= Duration::MAX / 2, "{sample}: {wait:?}");
         }
     }
 

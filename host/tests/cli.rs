@@ -898,7 +898,7 @@ run_timeout_secs = 6
     std::fs::write(&cfg, text).unwrap();
     let out = host(
         vec!["run".into(), "--config".into(), cfg.display().to_string()],
-        Some("not-used".into()),
+        Some("not-used-Secret-7q".into()),
     )
     .await;
     let line = error_line(&out);

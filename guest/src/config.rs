@@ -210,7 +210,8 @@ impl Config {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
         {
             return Err(ConfigError(format!(
-                "config key 'tenant_id' = '{tenant_id}' is not a tenant GUID or domain"
+                "config key 'tenant_id' = {} is not a tenant GUID or domain (letters, digits, '-' and '.')",
+                shown(&tenant_id)
             )));
         }
         let client_id = required("client_id")?;
@@ -219,14 +220,16 @@ impl Config {
             .all(|c| c.is_ascii_alphanumeric() || c == '-')
         {
             return Err(ConfigError(format!(
-                "config key 'client_id' = '{client_id}' is not an application id (a GUID)"
+                "config key 'client_id' = {} is not an application id (a GUID): copy the Application (client) ID of the app registration",
+                shown(&client_id)
             )));
         }
         let cloud = match get("cloud") {
             None => Cloud::Global,
             Some(c) => Cloud::parse(c).ok_or_else(|| {
                 ConfigError(format!(
-                    "config key 'cloud' = '{c}' is unknown: use global, usgov, usdod or china"
+                    "config key 'cloud' = {} is unknown: use global, usgov, usdod or china",
+                    shown(c)
                 ))
             })?,
         };
@@ -234,7 +237,8 @@ impl Config {
             let v = get(key).unwrap_or(default);
             if !(v.starts_with("https://") || v.starts_with("http://")) {
                 return Err(ConfigError(format!(
-                    "config key '{key}' = '{v}' is not an http(s) URL"
+                    "config key '{key}' = {} is not an http(s) URL",
+                    shown(v)
                 )));
             }
             Ok(v.trim_end_matches('/').to_string())
@@ -261,7 +265,8 @@ impl Config {
             Some("off") | Some("false") => SignIn::Off,
             Some(other) => {
                 return Err(ConfigError(format!(
-                    "config key 'sign_in_activity' = '{other}' is unknown: use auto or off"
+                    "config key 'sign_in_activity' = {} is unknown: use auto or off",
+                    shown(other)
                 )))
             }
         };
@@ -271,7 +276,8 @@ impl Config {
             Some("full") => SyncMode::Full,
             Some(other) => {
                 return Err(ConfigError(format!(
-                    "config key 'sync_mode' = '{other}' is unknown: use delta, created or full"
+                    "config key 'sync_mode' = {} is unknown: use delta, created or full",
+                    shown(other)
                 )))
             }
         };
@@ -305,6 +311,22 @@ impl Config {
     }
 }
 
+/// Longest value a configuration error quotes, characters: shorter than any secret the host
+/// accepts (16), so a secret pasted into the wrong key is never echoed; the host refuses a
+/// `[config]` value holding a secret before the connector runs, and this is the second line.
+const MAX_QUOTED_CHARS: usize = 15;
+
+/// A value as a configuration error shows it: quoted, with control characters escaped, when
+/// shorter than [`MAX_QUOTED_CHARS`]; otherwise only its length.
+fn shown(value: &str) -> String {
+    let chars = value.chars().count();
+    if chars > MAX_QUOTED_CHARS {
+        format!("(a value of {chars} characters, not shown)")
+    } else {
+        format!("'{}'", value.escape_debug())
+    }
+}
+
 fn number(
     v: Option<&str>,
     key: &str,
@@ -317,7 +339,8 @@ fn number(
         Some(s) => match s.parse::<u64>() {
             Ok(n) if (min..=max).contains(&n) => Ok(n),
             _ => Err(ConfigError(format!(
-                "config key '{key}' = '{s}' must be a whole number from {min} to {max}"
+                "config key '{key}' = {} must be a whole number from {min} to {max}",
+                shown(s)
             ))),
         },
     }
@@ -410,5 +433,38 @@ mod tests {
         assert!(e.0.contains("'cloud' = 'mars'"), "{}", e.0);
         let e = Config::parse(&pairs(&[("tenant_id", "t/../x"), ("client_id", "c")])).unwrap_err();
         assert!(e.0.contains("not a tenant GUID"), "{}", e.0);
+    }
+
+    /// An Entra client secret (40 characters, `~` in it) pasted into `client_id`, or into
+    /// any other key, is never echoed by the error; a short mistake still is.
+    #[test]
+    fn operator_a_secret_pasted_into_a_config_key_is_not_echoed() {
+        let secret = "Xq48Q~Vd3.kLp0_aZ9rT-uW2yB7nC1mE5gH6jS8f";
+        for key in [
+            "client_id",
+            "tenant_id",
+            "cloud",
+            "login_endpoint",
+            "graph_endpoint",
+            "page_size",
+            "sign_in_activity",
+            "sync_mode",
+        ] {
+            let mut p = vec![("tenant_id", "t"), ("client_id", "c")];
+            p.retain(|(k, _)| *k != key);
+            p.push((key, secret));
+            let e = Config::parse(&pairs(&p)).unwrap_err();
+            assert!(
+                !e.0.contains(secret) && !e.0.contains("Xq48Q") && e.0.contains(key),
+                "{key}: {}",
+                e.0
+            );
+            assert!(e.0.contains("40 characters, not shown"), "{key}: {}", e.0);
+        }
+        let e = Config::parse(&pairs(&[("tenant_id", "t"), ("client_id", "a b")])).unwrap_err();
+        assert!(e.0.contains("'client_id' = 'a b'"), "{}", e.0);
+        let e =
+            Config::parse(&pairs(&[("tenant_id", "t\u{1b}[2J"), ("client_id", "c")])).unwrap_err();
+        assert!(e.0.contains("'t\\u{1b}[2J'"), "{}", e.0);
     }
 }

@@ -602,6 +602,35 @@ impl TenantConfig {
     }
 }
 
+impl TenantConfig {
+    /// Refuses a tenant key or a `[config]` value holding the value of one of `secrets` (raw
+    /// or encoded; the run's secrets, re-read at each run): the key is printed in logs,
+    /// reports and metrics and names the checkpoints, and `[config]` values go to the
+    /// connector, whose configuration errors quote them before any redaction exists. One
+    /// line naming the key and the secret, never the value.
+    pub fn refuse_secrets(&self, secrets: &crate::doors::http::SecretSet) -> Result<(), String> {
+        let named = |name: &str| match name.strip_prefix("sink.") {
+            Some(_) => "the [sink] credential".to_string(),
+            None => format!("the secret '{name}'"),
+        };
+        if let Some(name) = secrets.secret_in(&self.key) {
+            return Err(format!(
+                "[tenant] key holds the value of {}: a key is printed in logs and reports and names the checkpoints; choose another key",
+                named(name)
+            ));
+        }
+        for (key, value) in &self.connector {
+            if let Some(name) = secrets.secret_in(value) {
+                return Err(format!(
+                    "[config] {key} holds the value of {}: a secret belongs in [secrets] only; set {key} to its own value",
+                    named(name)
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Whether `s` is a UUID in its 8-4-4-4-12 hex form (it goes into a URL path).
 fn is_uuid(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
@@ -837,6 +866,56 @@ path = "out/events.jsonl"
             .unwrap_err()
             .to_string();
         assert!(e.contains("are for url"), "{e}");
+    }
+
+    #[test]
+    fn operator_a_key_or_config_value_holding_a_secret_is_refused_naming_the_key() {
+        use crate::doors::http::secrets::{SecretSet, SecretValue};
+        let secret = "Xq48Q-Vd3.kLp0_aZ9rT-uW2yB7nC1mE5gH6jS8f";
+        let mut secrets = SecretSet::new();
+        secrets.insert("client_secret", SecretValue::new(secret), vec![]);
+        secrets.insert("sink.0", SecretValue::new("sk-live-4c1e9b7a-SINK"), vec![]);
+        let ok = TenantConfig::parse(MINIMAL, Path::new(".")).unwrap();
+        ok.refuse_secrets(&secrets).unwrap();
+        for (text, key, which) in [
+            (
+                MINIMAL.replace("11111111-2222-3333-4444-555555555555", secret),
+                "[config] client_id",
+                "the secret 'client_secret'",
+            ),
+            (
+                MINIMAL.replace(
+                    "contoso.onmicrosoft.com",
+                    &format!("prefix-{}-suffix", secret.to_lowercase()),
+                ),
+                "[config] tenant_id",
+                "the secret 'client_secret'",
+            ),
+            (
+                MINIMAL.replace("key = \"contoso\"", &format!("key = \"{secret}\"")),
+                "[tenant] key",
+                "the secret 'client_secret'",
+            ),
+            (
+                MINIMAL.replace(
+                    "11111111-2222-3333-4444-555555555555",
+                    "sk-live-4c1e9b7a-SINK",
+                ),
+                "[config] client_id",
+                "the [sink] credential",
+            ),
+        ] {
+            let cfg = TenantConfig::parse(&text, Path::new(".")).unwrap();
+            let e = cfg.refuse_secrets(&secrets).unwrap_err();
+            assert!(
+                e.starts_with(key)
+                    && e.contains(which)
+                    && !e.contains('\n')
+                    && !e.to_lowercase().contains(&secret.to_lowercase())
+                    && !e.contains("sk-live"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -205,12 +205,24 @@ fn init_logging(filter: &str, format: &str) {
     if format == "json" {
         builder.json().init();
     } else {
-        builder.init();
+        // Text from outside (Graph, the connector) is escaped in every field; colours only
+        // on a terminal, so a log file holds no escape sequence at all.
+        use std::io::IsTerminal;
+        builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .fmt_fields(connector_host::doors::log::EscapedFields)
+            .init();
     }
 }
 
+/// `text` as the terminal may show it: control characters, line separators and bidi
+/// controls escaped (it may quote Graph or the connector).
+fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    connector_host::doors::log::escape_control(text)
+}
+
 fn fail(message: impl std::fmt::Display, code: i32) -> i32 {
-    eprintln!("error: {message}");
+    eprintln!("error: {}", shown(&message.to_string()));
     code
 }
 
@@ -239,15 +251,12 @@ async fn runtime_for(component: Option<&Path>) -> Result<Runtime, String> {
 async fn load_tenant(config: &Path) -> Result<(TenantRun, Runtime), i32> {
     let cfg = TenantConfig::load(config).map_err(|e| fail(e, EXIT_CONFIG))?;
     // The secrets first: a bad one is the operator's to fix, and is said before the
-    // component is even loaded (loading it reserves the instance pool's memory).
-    connector_host::doors::http::SecretSet::load(&cfg.secrets).map_err(|e| {
-        let e = RunError::Secret {
-            tenant: cfg.key.clone(),
-            name: e.name,
-            message: e.message,
-        };
-        fail(&e, exit_code(&e))
-    })?;
+    // component is even loaded (loading it reserves the instance pool's memory); a key or
+    // [config] value holding one is refused before the connector (whose configuration
+    // errors quote values) sees it.
+    let secrets =
+        connector_host::runtime::tenant_secrets(&cfg).map_err(|e| fail(&e, exit_code(&e)))?;
+    connector_host::runtime::screen_config(&cfg, &secrets).map_err(|e| fail(&e, exit_code(&e)))?;
     let rt = runtime_for(cfg.component.as_deref())
         .await
         .map_err(|e| fail(e, EXIT_HOST))?;
@@ -303,8 +312,8 @@ fn print_probes(probes: &[Probe]) -> i32 {
                 (true, true) => "warn",
                 (true, false) => "ok  ",
             },
-            p.name,
-            p.detail
+            shown(&p.name),
+            shown(&p.detail)
         ));
     }
     let written = print_quietly(&text);
@@ -499,7 +508,7 @@ fn graph_time(at: std::time::SystemTime) -> String {
 
 fn print_summary(r: &RunReport) {
     let secs = r.duration.as_secs_f64().max(1e-9);
-    eprintln!("  tenant                  {}", r.tenant);
+    eprintln!("  tenant                  {}", shown(&r.tenant));
     eprintln!(
         "  sync                    {}",
         if r.full_sync { "full" } else { "incremental" }
@@ -520,10 +529,13 @@ fn print_summary(r: &RunReport) {
         r.events_written as f64 / secs
     );
     if !r.unavailable.is_empty() {
-        eprintln!("  unavailable             {}", r.unavailable.join(", "));
+        eprintln!(
+            "  unavailable             {}",
+            shown(&r.unavailable.join(", "))
+        );
     }
     for w in &r.warnings {
-        eprintln!("  warning: {w}");
+        eprintln!("  warning: {}", shown(w));
     }
 }
 

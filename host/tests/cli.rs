@@ -898,7 +898,7 @@ run_timeout_secs = 6
     std::fs::write(&cfg, text).unwrap();
     let out = host(
         vec!["run".into(), "--config".into(), cfg.display().to_string()],
-        Some("not-used".into()),
+        Some("not-used-Secret-7q".into()),
     )
     .await;
     let line = error_line(&out);
@@ -976,4 +976,143 @@ async fn operator_default_egress_comes_from_the_component_for_the_tenants_cloud(
         ),
         other => panic!("expected the connector's config error, got {other:?}"),
     }
+}
+
+/// An Entra client secret as the portal makes them (40 characters, `~` in it).
+const ENTRA_LIKE_SECRET: &str = "Xq48Q~Vd3.kLp0_aZ9rT-uW2yB7nC1mE5gH6jS8f";
+
+/// The operator pasted the client secret into `client_id` (the connector's configuration
+/// error quoted it, before any redaction existed), or used it as the tenant key (printed in
+/// every report and log line, and the checkpoints' namespace): refused at load, exit 2, one
+/// line naming the key, never the value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_a_secret_pasted_into_client_id_or_the_tenant_key_is_refused_without_echo() {
+    let emu = emulator(true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = tenant_file(
+        dir.path(),
+        &emu,
+        &emu.config().tenant_id,
+        &emu.graph_endpoint(),
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    // A tenant key takes no `~`: the same secret from a portal that makes none.
+    let key_secret = ENTRA_LIKE_SECRET.replace('~', "-");
+    for (text, secret, named) in [
+        (
+            text.replace(&emu.config().client_id, ENTRA_LIKE_SECRET),
+            ENTRA_LIKE_SECRET.to_string(),
+            "[config] client_id holds the value of the secret 'client_secret'",
+        ),
+        (
+            text.replace("key = \"cli-test\"", &format!("key = \"{key_secret}\"")),
+            key_secret.clone(),
+            "[tenant] key holds the value of the secret 'client_secret'",
+        ),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        for command in ["run", "check"] {
+            let out = host(
+                vec![
+                    command.into(),
+                    "--config".into(),
+                    path.display().to_string(),
+                ],
+                Some(secret.clone()),
+            )
+            .await;
+            assert_eq!(out.status.code(), Some(2), "{command}: {}", stderr(&out));
+            let line = error_line(&out);
+            assert!(line.contains(named), "{command}: {line}");
+            let all = format!("{}{}", stderr(&out), String::from_utf8_lossy(&out.stdout));
+            assert!(
+                !all.contains(&secret) && !all.contains("Xq48Q"),
+                "{command}: the secret was printed: {all}"
+            );
+        }
+    }
+}
+
+/// Graph serves a user whose id holds a newline, a terminal escape (`ESC[2J`, clear screen)
+/// and a bidi override; the user is skipped (its event is too big) and the warning names
+/// it. The text log has no forged line and no raw escape, and neither has the run summary
+/// on the terminal; the JSON log keeps the id exact (its encoder escapes it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_graph_user_id_cannot_forge_a_log_line_or_drive_the_terminal() {
+    let forged = "2026-12-06T00:00:00.000000Z ERROR connector_host: forged by Graph";
+    let evil = format!("evil\n{forged}\u{1b}[2J\u{202e}txt.exe\r\u{9b}31m");
+    let mut users = Tenant::generated(31, 12).into_users();
+    users[5].user["id"] = evil.clone().into();
+    users[5].user["displayName"] = "x".repeat(2 * 1024 * 1024).into();
+    let emu = Emulator::start(
+        Tenant::from_users(users).expect("a valid tenant"),
+        EmulatorConfig::default(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tenant_file(
+        dir.path(),
+        &emu,
+        &emu.config().tenant_id,
+        &emu.graph_endpoint(),
+    );
+    let secret = Some(emu.config().client_secret);
+    let out = host(
+        vec!["run".into(), "--config".into(), cfg.display().to_string()],
+        secret.clone(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stderr(&out);
+    // The warning was logged and summarised, escaped.
+    let escaped = format!("evil\\n{forged}\\u{{1b}}[2J\\u{{202e}}txt.exe\\r\\u{{9b}}31m");
+    assert!(
+        text.lines()
+            .any(|l| l.contains(" WARN ") && l.contains(&escaped)),
+        "the log line: {text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("  warning: ") && l.contains(&escaped)),
+        "the summary: {text}"
+    );
+    for line in text.lines() {
+        assert!(!line.starts_with(forged), "a forged line: {text}");
+    }
+    for c in ['\u{1b}', '\u{202e}', '\r', '\u{9b}'] {
+        assert!(!text.contains(c), "{c:?} reached the terminal: {text:?}");
+    }
+
+    // The JSON log: every log line is one JSON object holding the id exactly.
+    std::fs::remove_file(dir.path().join("events.jsonl")).unwrap();
+    std::fs::remove_dir_all(dir.path().join("state")).unwrap();
+    let out = host(
+        vec![
+            "--log-format".into(),
+            "json".into(),
+            "run".into(),
+            "--config".into(),
+            cfg.display().to_string(),
+        ],
+        secret,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stderr(&out);
+    let logged: Vec<serde_json::Value> = text
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        logged.iter().any(|l| l["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&evil))),
+        "{text}"
+    );
+    for line in text.lines() {
+        assert!(!line.starts_with(forged), "a forged line: {text}");
+    }
+    assert!(!text.contains('\u{1b}'), "{text:?}");
 }

@@ -1037,3 +1037,66 @@ fn operator_a_low_soft_open_files_limit_is_raised_to_the_hard_limit() {
     let cap = logged("metrics endpoint connection cap");
     assert_eq!(cap["fields"]["max_connections"], 64, "{cap}");
 }
+
+/// A tenant of `serve` whose `client_id` or key holds its client secret: the deployment is
+/// refused at start (exit 2), naming the file and the key, never the value; the connector's
+/// configuration error, which quoted the value, never runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_serve_refuses_a_tenant_whose_config_or_key_holds_its_secret() {
+    let emu = Emulator::start(Tenant::generated(6, 5), EmulatorConfig::default())
+        .await
+        .unwrap();
+    let secret = "Xq48Q-Vd3.kLp0_aZ9rT-uW2yB7nC1mE5gH6jS8f";
+    let cfg = emu.config();
+    let tenant = |key: &str, client_id: &str| {
+        format!(
+            "[tenant]\nkey = \"{key}\"\n\n[config]\ntenant_id = \"{}\"\nclient_id = \"{client_id}\"\n\
+             login_endpoint = \"{}\"\ngraph_endpoint = \"{}\"\n\n[secrets.client_secret]\nenv = \"SERVE_PASTE_TEST_SECRET\"\n\n\
+             [egress]\nallow_loopback_http = true\n\n[state]\ncheckpoint_db = \"state.sqlite\"\n\n\
+             [sink]\nkind = \"jsonl\"\npath = \"{key}.jsonl\"\n",
+            cfg.tenant_id,
+            emu.login_endpoint(),
+            emu.graph_endpoint(),
+        )
+    };
+    for (text, named) in [
+        (
+            tenant("pasted", &format!("{secret}~")),
+            "[config] client_id holds the value of the secret 'client_secret'",
+        ),
+        (
+            tenant(secret, &cfg.client_id),
+            "[tenant] key holds the value of the secret 'client_secret'",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.toml"), text).unwrap();
+        let path = dir.path().join("tenants.toml");
+        std::fs::write(
+            &path,
+            "include = [\"t.toml\"]\n\n[serve]\nlisten = \"127.0.0.1:0\"\nonce = true\n",
+        )
+        .unwrap();
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new(BIN)
+                .args(["--no-cache", "serve", "--tenants"])
+                .arg(&path)
+                .env("SERVE_PASTE_TEST_SECRET", secret)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        let line = stderr.lines().last().unwrap_or("");
+        assert!(
+            line.starts_with("error: ") && line.contains("tenants.toml") && line.contains(named),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains(secret) && !stderr.contains("Xq48Q"),
+            "the secret was printed: {stderr}"
+        );
+    }
+}

@@ -46,6 +46,8 @@ enum Act {
     CloseMidRequest,
     /// Starts a 200 whose body breaks off (Content-Length promised, connection dropped).
     CloseMidResponse,
+    /// 200 with the credential it got (`Bearer ` stripped) as the `task_id`.
+    EchoCredential,
 }
 
 /// One request as the receiver saw it.
@@ -206,6 +208,15 @@ impl Receiver {
             Act::Answer(status, headers, body) => {
                 seen.acknowledged = (200..300).contains(&status);
                 reply(status, headers, body)
+            }
+            Act::EchoCredential => {
+                seen.acknowledged = true;
+                let token = seen.credential.trim_start_matches("Bearer ");
+                reply(
+                    200,
+                    vec![],
+                    serde_json::json!({ "task_id": token }).to_string(),
+                )
             }
             Act::CloseMidResponse => {
                 // 200 and a promise of 1,000 bytes; 10 arrive, then the connection drops.
@@ -972,4 +983,64 @@ async fn the_bare_token_of_a_header_value_is_scrubbed_too() {
     );
     assert_no_key(&e);
     assert_eq!(rx.seen()[0].credential, format!("Bearer {KEY}"));
+}
+
+/// A receiver that answers every batch with the bearer key as its `task_id`: the receipts
+/// of `run --json` are scrubbed like every other text from outside, and no log line at
+/// debug level carries the key either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_receiver_echoing_the_key_as_its_task_id_never_reaches_the_report() {
+    let emu = Emulator::start(Tenant::generated(12, 25), EmulatorConfig::default())
+        .await
+        .unwrap();
+    let rx = Receiver::start("authorization").await;
+    rx.otherwise(Act::EchoCredential);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = emu.config();
+    let tenant = dir.path().join("tenant.toml");
+    std::fs::write(
+        &tenant,
+        format!(
+            "[tenant]\nkey = \"echo-sink\"\n\
+             [config]\ntenant_id = \"{}\"\nclient_id = \"{}\"\nlogin_endpoint = \"{}\"\ngraph_endpoint = \"{}\"\n\
+             [secrets.client_secret]\nenv = \"SINKS_TEST_CLIENT_SECRET\"\n\
+             [egress]\nallow_loopback_http = true\n\
+             [state]\ncheckpoint_db = \"checkpoints.sqlite\"\n\
+             [sink]\nkind = \"sekoia\"\nbase_url = \"{}\"\nconnector_uuid = \"{UUID}\"\n\
+             api_key = {{ env = \"SINKS_TEST_API_KEY\" }}\nbatch_size = 10\n",
+            cfg.tenant_id,
+            cfg.client_id,
+            emu.login_endpoint(),
+            emu.graph_endpoint(),
+            rx.base(),
+        ),
+    )
+    .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_connector-host"))
+            .args(["--log", "debug", "--no-cache", "run", "--json", "--config"])
+            .arg(&tenant)
+            .env("SINKS_TEST_CLIENT_SECRET", cfg.client_secret)
+            .env("SINKS_TEST_API_KEY", KEY)
+            .output()
+            .expect("connector-host starts")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        rx.seen()
+            .iter()
+            .all(|s| s.credential == format!("Bearer {KEY}")),
+        "the receiver got the key"
+    );
+    assert_no_key(&stdout);
+    assert_no_key(&stderr);
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON report");
+    assert_eq!(report["events_written"], 25);
+    let receipts = report["receipts"].as_array().expect("receipts");
+    assert!(!receipts.is_empty(), "one per batch: {report}");
+    assert!(receipts.iter().all(|r| r == "[redacted]"), "{report}");
 }

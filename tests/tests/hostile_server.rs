@@ -258,3 +258,64 @@ async fn hostile_a_bad_link_mid_walk_leaves_the_cursor_at_the_last_good_page() {
     let delivered: std::collections::BTreeSet<String> = uids(&h.events()).into_iter().collect();
     assert_eq!(delivered, user_ids(&h.emulator));
 }
+
+/// Graph echoes the client secret encoded: base64 (standard and URL-safe, padded or not)
+/// inside a longer encoded text at each of the 3 byte alignments, and hex in both cases, in
+/// users' display names. The host redacts every form from the responses before the
+/// connector sees them: no run of 12 characters that encodes the secret alone reaches the
+/// events, and the run's report says a secret came back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_graph_echoing_the_secret_base64_or_hex_encoded_finds_it_redacted() {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    let secret = EmulatorConfig::default().client_secret;
+    let n = secret.len();
+    // (the echo, the part of it that encodes the secret alone)
+    let mut echoes: Vec<(String, String)> = Vec::new();
+    for prefix in ["", "{", "{\""] {
+        let data = format!("{prefix}{secret}\"}}");
+        let p = prefix.len();
+        for engine in [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD] {
+            let encoded = engine.encode(&data);
+            let alone = encoded[(p * 8).div_ceil(6)..((p + n) * 8) / 6].to_string();
+            echoes.push((encoded, alone));
+        }
+        let hex: String = data.bytes().map(|b| format!("{b:02x}")).collect();
+        let alone = hex[2 * p..2 * (p + n)].to_string();
+        echoes.push((hex.to_uppercase(), alone.to_uppercase()));
+        echoes.push((hex, alone));
+    }
+    let mut users = Tenant::generated(27, 30).into_users();
+    for (u, (echo, _)) in users.iter_mut().zip(&echoes) {
+        u.user["displayName"] = Value::String(format!("token {echo} end"));
+    }
+    let h = Harness::start(
+        Tenant::from_users(users).expect("a valid tenant"),
+        EmulatorConfig::default(),
+    )
+    .await;
+    let report = h.sync().await.expect("the run completes");
+    assert_eq!(h.events().len(), 30);
+    let events = std::fs::read_to_string(h.events_path()).unwrap();
+    for (echo, alone) in &echoes {
+        for start in 0..=alone.len() - 12 {
+            let window = &alone[start..start + 12];
+            assert!(
+                !events.contains(window),
+                "'{window}' of the echo {echo} reached the events"
+            );
+        }
+    }
+    assert!(
+        events.matches("[redacted]").count() >= echoes.len(),
+        "every echo was redacted"
+    );
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("a secret of this tenant came back")),
+        "{:?}",
+        report.warnings
+    );
+}

@@ -144,7 +144,7 @@ impl Default for EmulatorConfig {
         EmulatorConfig {
             tenant_id: "00000000-0000-4000-8000-00000000c0de".into(),
             client_id: "11111111-2222-4333-8444-555555555555".into(),
-            client_secret: "emulator-secret".into(),
+            client_secret: "emulator-Secret-4f9c1".into(),
             premium: true,
             member_of_page_size: 4,
             token_lifetime_secs: 3599,

@@ -194,6 +194,7 @@ impl TenantRun {
                 Arc::new(sink)
             }
         };
+        screen_config(cfg, &secrets)?;
         if cfg.egress_allow.is_empty() {
             return Err(RunError::Config {
                 tenant: cfg.key.clone(),
@@ -225,6 +226,45 @@ impl TenantRun {
             timeout: Duration::from_secs(l.run_timeout_secs),
         })
     }
+}
+
+/// Loads a tenant's secrets: its `[secrets]` and a push sink's credential (as
+/// [`TenantRun::from_parts`] redacts them), for [`screen_config`] before anything else runs.
+pub fn tenant_secrets(cfg: &TenantConfig) -> Result<SecretSet, RunError> {
+    let mut secrets = SecretSet::load(&cfg.secrets).map_err(|SecretError { name, message }| {
+        RunError::Secret {
+            tenant: cfg.key.clone(),
+            name,
+            message,
+        }
+    })?;
+    let credential = match &cfg.sink {
+        SinkSpec::Sekoia(s) => Some(("[sink] api_key", &s.api_key)),
+        SinkSpec::Http(s) => Some(("[sink] value", &s.value)),
+        SinkSpec::Jsonl { .. } | SinkSpec::Stdout => None,
+    };
+    if let Some((key, spec)) = credential {
+        let value = crate::doors::emit::push::load_sink_secret(key, spec).map_err(|message| {
+            RunError::Config {
+                tenant: cfg.key.clone(),
+                message,
+            }
+        })?;
+        for (i, part) in secret_parts(&value).into_iter().enumerate() {
+            secrets.insert(format!("sink.{i}"), SecretValue::new(part), vec![]);
+        }
+    }
+    Ok(secrets)
+}
+
+/// Refuses a tenant whose key or `[config]` holds one of its secrets
+/// ([`TenantConfig::refuse_secrets`]); the error names the tenant by its key redacted.
+pub fn screen_config(cfg: &TenantConfig, secrets: &SecretSet) -> Result<(), RunError> {
+    cfg.refuse_secrets(secrets)
+        .map_err(|message| RunError::Config {
+            tenant: secrets.scrubber().clean(cfg.key.clone()),
+            message,
+        })
 }
 
 /// Connects to a tenant's PostgreSQL checkpoint store (and migrates its schema).
@@ -703,7 +743,13 @@ impl Runtime {
                 .into_iter()
                 .map(|u| scrub.clean(u))
                 .collect(),
-            receipts: run.sink.receipts(),
+            // The receiver's text, like every text from outside in the report.
+            receipts: run
+                .sink
+                .receipts()
+                .into_iter()
+                .map(|r| scrub.clean(r))
+                .collect(),
             duration: started.elapsed(),
         })
     }

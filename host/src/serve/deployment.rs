@@ -157,6 +157,13 @@ impl Deployment {
         let mut pools: std::collections::BTreeMap<String, Arc<dyn crate::CheckpointStore>> =
             Default::default();
         for cfg in &file.tenants {
+            // A key or [config] value holding one of the tenant's secrets is refused before
+            // the key labels anything or the connector sees the config. A secret that does
+            // not load fails the tenant's runs instead (it is re-read at each run).
+            if let Ok(secrets) = crate::runtime::tenant_secrets(cfg) {
+                crate::runtime::screen_config(cfg, &secrets)
+                    .map_err(|e| DeployError::Config(format!("{}: {e}", file.path.display())))?;
+            }
             // What the tenant file leaves to the component comes from its egress plan.
             let cfg = runtime
                 .resolve_egress(cfg.clone())

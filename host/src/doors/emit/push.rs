@@ -48,7 +48,7 @@ use super::sink::{EventSink, SinkError};
 use crate::config::{DeliverySpec, SecretSpec, SinkSpec};
 use crate::doors::http::client::{http_client, truncate_at_char_boundary};
 use crate::doors::http::netguard::{NameResolver, NonPublicAddress};
-use crate::doors::http::secrets::{Scrubber, MIN_SECRET_CHARS};
+use crate::doors::http::secrets::{weakness, Scrubber};
 use crate::doors::http::{EgressPolicy, Origin};
 
 /// Longest receiver message quoted in an error, bytes.
@@ -332,7 +332,9 @@ impl PushSink {
                     stats.events_acknowledged += n as u64;
                     let mut receipts = lock(&self.receipts);
                     if let Some(r) = receipt.filter(|_| receipts.len() < MAX_RECEIPTS) {
-                        receipts.push(r);
+                        // The receiver's text: a receiver echoing the key as its task id
+                        // must not get it into the run report.
+                        receipts.push(self.scrub.clean(r));
                     }
                 }
                 Err(why) => {
@@ -611,23 +613,24 @@ fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// The texts to redact for a credential: the whole value, and each of its words long
-/// enough to redact ([`MIN_SECRET_CHARS`]): a header value `Bearer <token>` or
-/// `Splunk <token>` leaks as the bare token just as well.
+/// The texts to redact for a credential: the whole value, and each of its words strong
+/// enough to redact ([`weakness`]): a header value `Bearer <token>` or `Splunk <token>`
+/// leaks as the bare token just as well.
 pub fn secret_parts(value: &str) -> Vec<String> {
     let mut parts = vec![value.to_string()];
     parts.extend(
         value
             .split_whitespace()
-            .filter(|w| w.chars().count() >= MIN_SECRET_CHARS && *w != value)
+            .filter(|w| weakness(w).is_none() && *w != value)
             .map(str::to_string),
     );
     parts
 }
 
 /// Loads a sink's secret (environment variable or file, as for the connector's secrets) by
-/// the same rules: present, not empty, at least [`MIN_SECRET_CHARS`] characters (shorter
-/// could not be redacted). `key` names it in messages (`[sink] api_key`).
+/// the same rules: present, not empty, strong enough to be redacted ([`weakness`]; for a
+/// header value such as `Bearer <token>`, its token). `key` names it in messages
+/// (`[sink] api_key`).
 pub fn load_sink_secret(key: &str, spec: &SecretSpec) -> Result<String, String> {
     let value = match (&spec.env, &spec.file) {
         (Some(var), None) => std::env::var(var).map_err(|_| {
@@ -645,11 +648,15 @@ pub fn load_sink_secret(key: &str, spec: &SecretSpec) -> Result<String, String> 
             ))
         }
     };
-    let chars = value.chars().count();
-    if chars < MIN_SECRET_CHARS {
-        return Err(format!(
-            "{key}: the value is {chars} characters; the host cannot redact a secret shorter than {MIN_SECRET_CHARS} from logs and errors: check the value"
-        ));
+    // The token of `Bearer <token>` is what a receiver would echo: one word of the value
+    // must be strong on its own (the value itself, when it has no space).
+    let longest = value
+        .split_whitespace()
+        .max_by_key(|w| w.chars().count())
+        .unwrap_or("");
+    if value.split_whitespace().all(|w| weakness(w).is_some()) {
+        let why = weakness(longest).unwrap_or_default();
+        return Err(format!("{key}: {why}"));
     }
     Ok(value)
 }
@@ -786,10 +793,26 @@ mod tests {
         };
         let e = load_sink_secret("[sink] api_key", &spec).unwrap_err();
         assert!(e.contains("5 characters") && !e.contains("q7zx4"), "{e}");
-        std::fs::write(&path, "long-enough-key\n").unwrap();
+        std::fs::write(&path, "long-enough-key-Q7\n").unwrap();
         assert_eq!(
             load_sink_secret("[sink] api_key", &spec).unwrap(),
-            "long-enough-key"
+            "long-enough-key-Q7"
+        );
+        // A header value's token must be strong on its own: it is what a receiver echoes.
+        std::fs::write(&path, "Bearer employeeemployee\n").unwrap();
+        let e = load_sink_secret("[sink] value", &spec).unwrap_err();
+        assert!(
+            e.starts_with("[sink] value: ")
+                && e.contains("one kind of character")
+                && !e.contains("employeeemployee")
+                && !e.contains('\n'),
+            "{e}"
+        );
+        std::fs::write(&path, "Bearer sk-test-7f3a9c2e-DO-NOT-LEAK\n").unwrap();
+        let value = load_sink_secret("[sink] value", &spec).unwrap();
+        assert_eq!(
+            secret_parts(&value),
+            [value.as_str(), "sk-test-7f3a9c2e-DO-NOT-LEAK"]
         );
     }
 }

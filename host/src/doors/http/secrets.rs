@@ -19,9 +19,26 @@
 //! guest sees them, and everything the guest hands out (log lines, its stdout and stderr,
 //! events, checkpoint values, errors, probes, report lines) plus the host's own messages.
 //! It replaces each value, raw and in the encodings a server or connector is likely to
-//! use (form and percent encodings, JSON escaping), with [`REDACTED`]. A secret shorter
-//! than [`MIN_SECRET_CHARS`] is refused at load: it could not be told apart from ordinary
-//! text. Values are wrapped so `Debug` never prints them.
+//! use (form and percent encodings, JSON escaping, standard and URL-safe base64, hex,
+//! reversed), with [`REDACTED`]. Values are wrapped so `Debug` never prints them.
+//!
+//! **Too weak to redact.** Redaction finds a value wherever it appears, so a value that is
+//! ordinary text would erase ordinary text: a secret `Employee` silently cut `employee_id`
+//! out of every event (issue 16). [`weakness`] refuses, at load, a value shorter than
+//! [`MIN_SECRET_CHARS`], one of a single kind of character (only lower-case letters, only
+//! digits…) shorter than [`ONE_KIND_MIN_CHARS`], or one that repeats a few characters (less
+//! than [`MIN_SECRET_BITS`] of Shannon entropy by its own character frequencies). Generated
+//! secrets pass: an Entra client secret is 40 characters of letters, digits and `~._-`; a
+//! Sekoia.io API key and intake tokens are long and mixed. The PostgreSQL password is not
+//! held to it: it never reaches the connector, so it is in no tenant's redaction of events
+//! and logs and cannot erase anything from them.
+//!
+//! **Base64 inside a longer text.** A secret's base64 form depends on where the secret
+//! starts in the encoded bytes (at a multiple of 3 or 1 or 2 past one): each of the 3
+//! alignments is encoded and cut to the characters that depend on the secret's bytes alone,
+//! dropping the 1–2 boundary characters that mix in the neighbours' bits. That is the
+//! usual way secret scanners find an encoded secret (the boundary characters stay visible
+//! around the `[redacted]`). Encodings come from the `base64` and `hex` crates.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,8 +65,67 @@ pub struct SecretError {
     pub message: String,
 }
 
-/// Shortest secret value [`SecretSet::load`] accepts.
-pub const MIN_SECRET_CHARS: usize = 8;
+/// Shortest secret value [`SecretSet::load`] accepts, characters.
+pub const MIN_SECRET_CHARS: usize = 16;
+
+/// Shortest value accepted with a single kind of character (only lower-case letters, only
+/// upper-case, only digits, only other characters), characters.
+pub const ONE_KIND_MIN_CHARS: usize = 32;
+
+/// Least Shannon entropy of a value by its own character frequencies, bits (entropy per
+/// character times length). A random 16-character hex string has about 51 (fewer than 1
+/// in 1,000 fall below 40); `EmployeeEmployee` has 44, `abababababababab` 16.
+pub const MIN_SECRET_BITS: f64 = 36.0;
+
+/// Why `value` is too weak to be redacted safely (see the module doc), as the end of a
+/// one-line message; `None` when it is strong enough.
+pub fn weakness(value: &str) -> Option<String> {
+    const FIX: &str = "use a generated secret (an Entra client secret, an API key)";
+    let chars = value.chars().count();
+    if chars < MIN_SECRET_CHARS {
+        return Some(format!(
+            "the value is only {chars} characters; the host redacts every secret from logs and events, and a value shorter than {MIN_SECRET_CHARS} characters can match ordinary text and erase it: {FIX}"
+        ));
+    }
+    let kinds = [
+        value.chars().any(|c| c.is_lowercase()),
+        value.chars().any(|c| c.is_uppercase()),
+        value.chars().any(|c| c.is_numeric()),
+        value.chars().any(|c| !c.is_alphanumeric()),
+    ]
+    .into_iter()
+    .filter(|&k| k)
+    .count();
+    if kinds < 2 && chars < ONE_KIND_MIN_CHARS {
+        return Some(format!(
+            "the value has one kind of character only (letters of one case, or digits, or symbols) and {chars} characters: it may be an ordinary word that the host's redaction would erase from logs and events; mix letters, digits and symbols, or use at least {ONE_KIND_MIN_CHARS} characters: {FIX}"
+        ));
+    }
+    let bits = shannon_bits(value);
+    if bits < MIN_SECRET_BITS {
+        return Some(format!(
+            "the value repeats a few characters ({bits:.0} bits of entropy, at least {MIN_SECRET_BITS:.0} needed): it may match ordinary text that the host's redaction would erase from logs and events: {FIX}"
+        ));
+    }
+    None
+}
+
+/// Shannon entropy of `value` by its own character frequencies, times its length: bits.
+fn shannon_bits(value: &str) -> f64 {
+    let mut counts: BTreeMap<char, usize> = BTreeMap::new();
+    for c in value.chars() {
+        *counts.entry(c).or_default() += 1;
+    }
+    let n = counts.values().sum::<usize>() as f64;
+    let per_char: f64 = counts
+        .values()
+        .map(|&k| {
+            let p = k as f64 / n;
+            -p * p.log2()
+        })
+        .sum();
+    per_char * n
+}
 
 /// A secret value that never prints itself.
 #[derive(Clone)]
@@ -90,6 +166,16 @@ impl SecretSet {
     /// The redaction of every value of this set.
     pub fn scrubber(&self) -> &Scrubber {
         &self.scrubber
+    }
+
+    /// The name of a secret of this set whose value `text` holds (raw or in a form the
+    /// [`Scrubber`] knows), if any.
+    pub fn secret_in(&self, text: &str) -> Option<&str> {
+        self.scrubber.redacted(text)?;
+        self.entries
+            .iter()
+            .find(|(_, (value, _))| Scrubber::new([value.0.as_str()]).redacted(text).is_some())
+            .map(|(name, _)| name.as_str())
     }
 
     /// Loads the secrets a tenant file names (environment variables or files).
@@ -135,14 +221,8 @@ impl SecretSet {
                 .iter()
                 .map(|h| Origin::parse(h).map_err(|e| (name.clone(), e.to_string())))
                 .collect::<Result<Vec<_>, _>>()?;
-            let chars = value.chars().count();
-            if chars < MIN_SECRET_CHARS {
-                return Err((
-                    name.clone(),
-                    format!(
-                        "the value is only {chars} characters; the host cannot redact a secret shorter than {MIN_SECRET_CHARS} from logs and events without mangling them: check the value"
-                    ),
-                ));
+            if let Some(why) = weakness(&value) {
+                return Err((name.clone(), why));
             }
             set.insert(name.clone(), SecretValue::new(value), origins);
         }
@@ -232,9 +312,38 @@ const FORM_WITH_PERCENT_SPACE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'_');
 
+/// Shortest derived form (base64, hex, reversed) a [`Scrubber`] looks for: shorter ones,
+/// from a value too short to be loaded but inserted by hand, would match ordinary text.
+const MIN_DERIVED_CHARS: usize = 8;
+
+/// The base64 forms of `bytes`, standard and URL-safe: whole (padded and not), and for each
+/// of the 3 alignments inside a longer encoded text, the characters that depend on `bytes`
+/// alone (see the module doc).
+fn base64_forms(bytes: &[u8]) -> Vec<String> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    let mut out = Vec::new();
+    for (padded, bare) in [(STANDARD, STANDARD_NO_PAD), (URL_SAFE, URL_SAFE_NO_PAD)] {
+        out.push(padded.encode(bytes));
+        for shift in 0..3usize {
+            let mut shifted = vec![0u8; shift];
+            shifted.extend_from_slice(bytes);
+            let encoded = bare.encode(&shifted);
+            // Characters are 6 bits: keep those whose bits all come from `bytes`.
+            let first = (shift * 8).div_ceil(6);
+            let end = ((shift + bytes.len()) * 8) / 6;
+            if let Some(inner) = encoded.get(first..end) {
+                out.push(inner.to_string());
+            }
+        }
+    }
+    out
+}
+
 /// The forms `value` may take in text a server or connector produced: raw, form-encoded
-/// (`+` for a space), percent-encoded (`%20`) with the usual sets of kept characters, and
-/// each of those JSON-escaped (also with `/` as `\/`).
+/// (`+` for a space), percent-encoded (`%20`) with the usual sets of kept characters,
+/// base64 (standard and URL-safe, see [`base64_forms`]), hex (the match ignores case) and
+/// reversed, and each of those JSON-escaped (also with `/` as `\/`).
 fn forms(value: &str) -> BTreeSet<String> {
     let mut encoded = BTreeSet::from([
         value.to_string(),
@@ -248,6 +357,15 @@ fn forms(value: &str) -> BTreeSet<String> {
     ] {
         encoded.insert(utf8_percent_encode(value, set).to_string());
     }
+    let mut derived = base64_forms(value.as_bytes());
+    derived.push(hex::encode(value));
+    derived.push(hex::encode_upper(value));
+    derived.push(value.chars().rev().collect());
+    encoded.extend(
+        derived
+            .into_iter()
+            .filter(|f| f.chars().count() >= MIN_DERIVED_CHARS),
+    );
     let mut all = encoded.clone();
     for form in &encoded {
         let json = serde_json::to_string(form).unwrap_or_default();
@@ -592,8 +710,131 @@ mod tests {
             message.contains("only 5 characters") && !message.contains('\n'),
             "{message}"
         );
-        std::fs::write(&path, "long-enough\n").unwrap();
+        std::fs::write(&path, "long-enough-Secret-7\n").unwrap();
         let set = SecretSet::load(&specs).unwrap();
-        assert_eq!(set.scrubber().scrub("long-enough"), "[redacted]");
+        assert_eq!(set.scrubber().scrub("long-enough-Secret-7"), "[redacted]");
+    }
+
+    /// An Entra client secret as the portal makes them (40 characters, `~` in it).
+    const ENTRA_LIKE: &str = "Xq48Q~Vd3.kLp0_aZ9rT-uW2yB7nC1mE5gH6jS8f";
+
+    #[test]
+    fn operator_a_secret_too_weak_to_redact_is_refused_with_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        let spec = SecretSpec {
+            env: None,
+            file: Some(path.clone()),
+            hosts: vec!["https://login.microsoftonline.com".into()],
+        };
+        let specs = BTreeMap::from([("client_secret".to_string(), spec)]);
+        let load = |value: &str| {
+            std::fs::write(&path, format!("{value}\n")).unwrap();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            }
+            SecretSet::load(&specs)
+        };
+        for (weak, why) in [
+            // The word that erased employee_id from every event.
+            ("Employee", "only 8 characters"),
+            ("Employee_Number", "only 15 characters"),
+            ("employeeemployee", "one kind of character"),
+            ("1234567890123456", "one kind of character"),
+            ("abababab12121212", "repeats a few characters"),
+            (
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                "repeats a few characters",
+            ),
+        ] {
+            let e = load(weak).unwrap_err();
+            assert_eq!(e.name, "client_secret");
+            let line = e.to_string();
+            assert!(
+                line.contains(why)
+                    && line.starts_with("secret 'client_secret': ")
+                    && !line.contains('\n')
+                    && !line.contains(weak),
+                "{weak}: {line}"
+            );
+        }
+        // Real secrets pass: an Entra client secret, a long API key, a passphrase, 32
+        // random lower-case letters, the emulator's and the tests' secrets.
+        for strong in [
+            ENTRA_LIKE,
+            "sk-test-7f3a9c2e-DO-NOT-LEAK",
+            "correct horse battery staple",
+            "kqzvbnxtrlpwmhgfdsaeyuiocjwqpzrt",
+            "emulator-Secret-4f9c1",
+            "any-secret-value",
+        ] {
+            let set = load(strong).unwrap_or_else(|e| panic!("{strong}: {e}"));
+            assert_eq!(set.scrubber().scrub(strong), "[redacted]");
+        }
+    }
+
+    /// Every run of 12 characters of `encoded[from..to]` (the part that depends on the
+    /// secret alone) is gone from `scrubbed`.
+    fn assert_gone(scrubbed: &str, encoded: &str, from: usize, to: usize, what: &str) {
+        assert!(scrubbed.contains(REDACTED), "{what}: {scrubbed}");
+        for start in from..=to.saturating_sub(12) {
+            let window = &encoded[start..start + 12];
+            assert!(
+                !scrubbed.contains(window),
+                "{what}: '{window}' survived in {scrubbed}"
+            );
+        }
+    }
+
+    #[test]
+    fn hostile_echo_of_the_secret_in_base64_hex_or_reversed_is_redacted() {
+        use base64::engine::general_purpose::{
+            STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD,
+        };
+        use base64::Engine;
+        let scrub = Scrubber::new([ENTRA_LIKE]);
+        let n = ENTRA_LIKE.len();
+        // The secret alone, and inside longer data at each of the 3 alignments.
+        for prefix in ["", "{", "{\"", "{\"client_secret\":\""] {
+            for suffix in ["", "\"}", "\",\"grant_type\":\"client_credentials\"}"] {
+                let data = format!("{prefix}{ENTRA_LIKE}{suffix}");
+                let p = prefix.len();
+                for (name, engine) in [
+                    ("standard", STANDARD),
+                    ("standard, no padding", STANDARD_NO_PAD),
+                    ("URL-safe", URL_SAFE),
+                    ("URL-safe, no padding", URL_SAFE_NO_PAD),
+                ] {
+                    let encoded = engine.encode(&data);
+                    let text = format!("echo: {encoded} end");
+                    let scrubbed = scrub.scrub(&text);
+                    // Characters whose 6 bits all come from the secret's bytes.
+                    let from = (p * 8).div_ceil(6);
+                    let to = ((p + n) * 8) / 6;
+                    let what = format!("base64 {name}, {p} bytes before");
+                    assert_gone(&scrubbed, &encoded, from, to, &what);
+                }
+                let lower: String = data.bytes().map(|b| format!("{b:02x}")).collect();
+                for hex in [lower.clone(), lower.to_uppercase()] {
+                    let scrubbed = scrub.scrub(&hex);
+                    assert_gone(&scrubbed, &hex, 2 * p, 2 * (p + n), "hex");
+                }
+            }
+        }
+        let reversed: String = ENTRA_LIKE.chars().rev().collect();
+        assert_eq!(
+            scrub.scrub(&format!("<{reversed}>")),
+            format!("<{REDACTED}>")
+        );
+        // Ordinary text, and base64 and hex of other data, are left alone.
+        for clean in [
+            STANDARD.encode("an ordinary token body, nothing secret in it"),
+            "00ff10ab".repeat(8),
+            "Employee employee_id".to_string(),
+        ] {
+            assert!(matches!(scrub.scrub(&clean), Cow::Borrowed(_)), "{clean}");
+        }
     }
 }

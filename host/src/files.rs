@@ -21,6 +21,8 @@ use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+pub mod identity;
+
 /// The largest secret file read: 64 KiB (a client secret is about 40 bytes, a PEM key a few KiB).
 pub const MAX_SECRET_BYTES: u64 = 64 * 1024;
 /// The largest tenant or tenants file read: 4 MiB.

@@ -247,9 +247,20 @@ async fn runtime_for(component: Option<&Path>) -> Result<Runtime, String> {
 }
 
 /// Loads a tenant file, its secrets, store and sink, and the runtime for its component;
-/// on failure, prints the one-line error and returns the exit code.
-async fn load_tenant(config: &Path) -> Result<(TenantRun, Runtime), i32> {
+/// on failure, prints the one-line error and returns the exit code. For `check`
+/// (`check_only`), nothing is opened for writing: see [`TenantRun::for_check`].
+async fn load_tenant(config: &Path, check_only: bool) -> Result<(TenantRun, Runtime), i32> {
     let cfg = TenantConfig::load(config).map_err(|e| fail(e, EXIT_CONFIG))?;
+    // The events file may not be the tenant file itself (nor its database or secrets, which
+    // opening the run checks).
+    connector_host::files::identity::check_tenant_events(&cfg, &[(config, "the tenant file")])
+        .map_err(|message| {
+            let e = RunError::Config {
+                tenant: cfg.key.clone(),
+                message,
+            };
+            fail(&e, exit_code(&e))
+        })?;
     // The secrets first: a bad one is the operator's to fix, and is said before the
     // component is even loaded (loading it reserves the instance pool's memory); a key or
     // [config] value holding one is refused before the connector (whose configuration
@@ -264,14 +275,17 @@ async fn load_tenant(config: &Path) -> Result<(TenantRun, Runtime), i32> {
         .resolve_egress(cfg)
         .await
         .map_err(|e| fail(&e, exit_code(&e)))?;
-    let run = TenantRun::open(&cfg)
-        .await
-        .map_err(|e| fail(&e, exit_code(&e)))?;
+    let run = if check_only {
+        TenantRun::for_check(&cfg)
+    } else {
+        TenantRun::open(&cfg).await
+    }
+    .map_err(|e| fail(&e, exit_code(&e)))?;
     Ok((run, rt))
 }
 
 async fn cmd_run(config: &Path, json: bool) -> i32 {
-    let (run, rt) = match load_tenant(config).await {
+    let (run, rt) = match load_tenant(config, false).await {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
@@ -291,8 +305,11 @@ async fn cmd_run(config: &Path, json: bool) -> i32 {
     }
 }
 
+/// `check` changes nothing: it creates no checkpoint database or events file and repairs
+/// nothing (it says what `run` would refuse), and does not connect to a PostgreSQL store
+/// (connecting migrates its schema).
 async fn cmd_check(config: &Path) -> i32 {
-    let (run, rt) = match load_tenant(config).await {
+    let (run, rt) = match load_tenant(config, true).await {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };

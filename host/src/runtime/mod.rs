@@ -117,6 +117,8 @@ impl TenantRun {
                 message: "[state] url is PostgreSQL: open the run with TenantRun::open (async), which connects".into(),
             });
         }
+        // Before the database is opened (created): an events path naming it is refused first.
+        check_events_path(cfg)?;
         let checkpoints =
             SqliteCheckpointStore::open(&cfg.checkpoint_db).map_err(|e| RunError::Host {
                 tenant: cfg.key.clone(),
@@ -158,6 +160,30 @@ impl TenantRun {
         cfg: &TenantConfig,
         checkpoints: Arc<dyn CheckpointStore>,
     ) -> Result<TenantRun, RunError> {
+        Self::assemble(cfg, checkpoints, false)
+    }
+
+    /// What `connector-host check` runs: the tenant's secrets and egress, its files checked
+    /// (the events path is none of its other files; an existing events file is JSON lines)
+    /// but nothing opened for writing: no checkpoint database or events file is created,
+    /// nothing is repaired. Its store and sink refuse every use.
+    pub fn for_check(cfg: &TenantConfig) -> Result<TenantRun, RunError> {
+        check_events_path(cfg)?;
+        if let SinkSpec::Jsonl { path } = &cfg.sink {
+            crate::doors::emit::jsonl::inspect(path).map_err(|e| RunError::Host {
+                tenant: cfg.key.clone(),
+                message: e.to_string(),
+            })?;
+        }
+        Self::assemble(cfg, Arc::new(NoCheckpoints), true)
+    }
+
+    fn assemble(
+        cfg: &TenantConfig,
+        checkpoints: Arc<dyn CheckpointStore>,
+        check_only: bool,
+    ) -> Result<TenantRun, RunError> {
+        check_events_path(cfg)?;
         let secrets = SecretSet::load(&cfg.secrets).map_err(|SecretError { name, message }| {
             RunError::Secret {
                 tenant: cfg.key.clone(),
@@ -172,6 +198,7 @@ impl TenantRun {
         // A push sink's credential joins the secrets to redact.
         let mut secrets = secrets;
         let sink: Arc<dyn EventSink> = match &cfg.sink {
+            SinkSpec::Jsonl { .. } | SinkSpec::Stdout if check_only => Arc::new(NoSink),
             SinkSpec::Jsonl { path } => {
                 Arc::new(JsonlFileSink::open(path).map_err(|e| host_err(e.to_string()))?)
             }
@@ -191,7 +218,11 @@ impl TenantRun {
                 for (i, part) in secret_parts(&credential).into_iter().enumerate() {
                     secrets.insert(format!("sink.{i}"), SecretValue::new(part), vec![]);
                 }
-                Arc::new(sink)
+                if check_only {
+                    Arc::new(NoSink)
+                } else {
+                    Arc::new(sink)
+                }
             }
         };
         screen_config(cfg, &secrets)?;
@@ -265,6 +296,33 @@ pub fn screen_config(cfg: &TenantConfig, secrets: &SecretSet) -> Result<(), RunE
             tenant: secrets.scrubber().clean(cfg.key.clone()),
             message,
         })
+}
+
+/// Refuses an events file that is one of the tenant's other files (its checkpoint database,
+/// a secret, its component): see [`crate::files::identity`].
+fn check_events_path(cfg: &TenantConfig) -> Result<(), RunError> {
+    crate::files::identity::check_tenant_events(cfg, &[]).map_err(|message| RunError::Config {
+        tenant: cfg.key.clone(),
+        message,
+    })
+}
+
+/// The sink of a `check`, which writes no events.
+struct NoSink;
+
+#[async_trait::async_trait]
+impl EventSink for NoSink {
+    async fn write(&self, _: Vec<String>) -> Result<(), crate::doors::emit::SinkError> {
+        Err(crate::doors::emit::SinkError(
+            "check writes no events".into(),
+        ))
+    }
+    async fn flush_durable(&self) -> Result<(), crate::doors::emit::SinkError> {
+        Ok(())
+    }
+    fn written(&self) -> u64 {
+        0
+    }
 }
 
 /// Connects to a tenant's PostgreSQL checkpoint store (and migrates its schema).
@@ -936,14 +994,14 @@ fn inert_run(tenant: &str) -> TenantRun {
     }
 }
 
-/// A store for `describe`, which must not touch checkpoints.
+/// A store for `describe` and `check`, which must not touch checkpoints.
 struct NoCheckpoints;
 
 #[async_trait::async_trait]
 impl CheckpointStore for NoCheckpoints {
     async fn get(&self, _: &str, _: &str) -> Result<Option<(Vec<u8>, u64)>, CheckpointError> {
         Err(CheckpointError::Storage(
-            "describe has no checkpoint access".into(),
+            "describe and check have no checkpoint access".into(),
         ))
     }
     async fn set(
@@ -954,7 +1012,7 @@ impl CheckpointStore for NoCheckpoints {
         _: Option<u64>,
     ) -> Result<u64, CheckpointError> {
         Err(CheckpointError::Storage(
-            "describe has no checkpoint access".into(),
+            "describe and check have no checkpoint access".into(),
         ))
     }
 }

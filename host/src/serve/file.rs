@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::{Schedule, ServeOptions};
 use crate::config::SinkSpec;
 use crate::error::ConfigError;
+use crate::files::identity::{FileId, Protected};
 use crate::files::{read_text_file, MAX_CONFIG_BYTES};
 use crate::TenantConfig;
 
@@ -368,9 +369,27 @@ impl ServeFile {
             }
         };
 
-        // Unique keys, and no two tenants appending to one events file (lines would interleave).
+        // Unique keys; no two tenants appending to one events file (lines would interleave);
+        // no events file that is a file the host reads or another tenant's database (the
+        // sink would append to it and cut its "torn" tail). Files are compared by device and
+        // inode, not by spelling: see crate::files::identity.
+        let mut protected = Protected::new();
+        protected.add(path, "the tenants file");
+        for (f, cfg) in &tenants {
+            protected.add(f, &format!("the tenant file of tenant '{}'", cfg.key));
+            protected.add_tenant(cfg);
+        }
+        if let Some(password) = fleet.as_ref().and_then(|f| f.password.as_ref()) {
+            protected.add_secret(password, "the [fleet] password file");
+        }
+        if let Some(sim) = &simulation {
+            protected.add_sqlite(
+                &sim.checkpoint_db,
+                "the checkpoint database of the [simulation] tenants",
+            );
+        }
         let mut keys: BTreeMap<String, String> = BTreeMap::new();
-        let mut sinks: BTreeMap<PathBuf, String> = BTreeMap::new();
+        let mut sinks: BTreeMap<FileId, (String, PathBuf)> = BTreeMap::new();
         let mut claim = |key: &str, origin: String, sink: Option<PathBuf>| {
             if let Some(first) = keys.insert(key.to_string(), origin.clone()) {
                 return Err(format!(
@@ -378,10 +397,17 @@ impl ServeFile {
                 ));
             }
             if let Some(sink) = sink {
-                if let Some(other) = sinks.insert(sink.clone(), key.to_string()) {
+                let id = protected
+                    .check_events(&sink)
+                    .map_err(|e| format!("tenant '{key}' ({origin}): {e}"))?;
+                if let Some((other, spelled)) = sinks.insert(id, (key.to_string(), sink.clone())) {
+                    let file = if spelled.as_os_str() == sink.as_os_str() {
+                        sink.display().to_string()
+                    } else {
+                        format!("one file ({} and {})", spelled.display(), sink.display())
+                    };
                     return Err(format!(
-                        "tenants '{other}' and '{key}' both write events to {}; give each its own [sink] path",
-                        sink.display()
+                        "tenants '{other}' and '{key}' both write events to {file}; give each its own [sink] path"
                     ));
                 }
             }

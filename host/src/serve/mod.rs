@@ -54,7 +54,9 @@
 //!
 //! Every key is optional except `[simulation] tenants`; there must be at least one tenant.
 //! Unknown keys are errors; relative paths are resolved against the tenants file's folder;
-//! tenant keys must be unique, and so must JSONL event files; an included tenant file may not
+//! tenant keys must be unique, and so must JSONL event files (compared by device and inode,
+//! not spelling), and no events file may be a file the host reads or another tenant's
+//! checkpoint database ([`crate::files::identity`]); an included tenant file may not
 //! name its own `component` (one component per `serve` process). Errors are one line naming
 //! the file, the line and the key.
 

@@ -1,6 +1,9 @@
 //! Property tests (proptest) over the guest's handling of untrusted Graph input, through the
 //! crate's public API: timestamps (`time`), `Retry-After` (seen through the Graph client's
-//! waits), `$batch` answers and collection pages (`GraphClient::batch_collect`, `Page::parse`).
+//! waits), `$batch` answers and collection pages (`GraphClient::batch_collect`, `Page::parse`),
+//! and the JSON intake (`graph/intake.rs`, through `GraphClient::page` and `batch_get`): raw
+//! bodies with lone surrogates, control characters, bad escapes, non-UTF-8 bytes, numbers
+//! beyond f64 and deep nesting in values, repeated keys and mistyped links in envelopes.
 //! The mapping itself (`map_user` on arbitrary Graph JSON) is checked in
 //! `tests/tests/properties.rs`, where the end-to-end OCSF checker lives.
 //!
@@ -286,6 +289,203 @@ fn batch_answer() -> impl Strategy<Value = HttpResponse> {
     })
 }
 
+// ------------------------------------------------------------------ raw JSON text
+
+/// One piece of a string value as Graph's bytes carry it: the text as written on the wire,
+/// what the connector must read from it, and how many malformed values it holds (0 or 1).
+#[derive(Clone, Debug)]
+struct Piece {
+    wire: Vec<u8>,
+    read: String,
+    mends: usize,
+}
+
+/// Pieces of a string: plain text (JSON-escaped as serde writes it), valid surrogate pairs,
+/// and what serde_json refuses a whole body for — lone surrogate escapes, raw control
+/// characters, unknown or cut escapes, bytes that are not UTF-8. Each malformed piece ends in
+/// an ASCII character, so no piece changes how the next is read.
+fn piece() -> impl Strategy<Value = Piece> {
+    let plain = odd_string().prop_map(|s| {
+        let quoted = serde_json::to_string(&s).expect("a string serialises");
+        Piece {
+            wire: quoted.as_bytes()[1..quoted.len() - 1].to_vec(),
+            read: s,
+            mends: 0,
+        }
+    });
+    let pair = (0xD800u32..0xDC00, 0xDC00u32..0xE000).prop_map(|(hi, lo)| {
+        let c = char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)).unwrap();
+        Piece {
+            wire: format!("\\u{hi:04x}\\u{lo:04X}").into_bytes(),
+            read: c.to_string(),
+            mends: 0,
+        }
+    });
+    let lone = (0xD800u32..0xE000, any::<bool>()).prop_map(|(cp, upper)| {
+        let escape = if upper {
+            format!("\\u{cp:04X}x")
+        } else {
+            format!("\\u{cp:04x}x")
+        };
+        Piece {
+            wire: escape.into_bytes(),
+            read: "\u{FFFD}x".into(),
+            mends: 1,
+        }
+    });
+    let control = (0u8..0x20).prop_map(|b| Piece {
+        wire: vec![b],
+        read: "\u{FFFD}".into(),
+        mends: 1,
+    });
+    let bad_escape = prop_oneof![
+        prop::sample::select(&b"aceghijkmopqsvwxyzACEGQUXZ0189!#'%&( ~"[..]).prop_map(|c| Piece {
+            wire: vec![b'\\', c],
+            read: format!("\u{FFFD}{}", c as char),
+            mends: 1,
+        }),
+        "[0-9a-fA-F]{0,3}".prop_map(|hex| Piece {
+            wire: format!("\\u{hex}!").into_bytes(),
+            read: "\u{FFFD}!".into(),
+            mends: 1,
+        }),
+    ];
+    let not_utf8 = prop::collection::vec(0x80u8..=0xFF, 1..4).prop_map(|mut bytes| {
+        bytes.push(b'x');
+        let read = String::from_utf8_lossy(&bytes).into_owned();
+        let mends = bytes
+            .utf8_chunks()
+            .filter(|c| !c.invalid().is_empty())
+            .count();
+        Piece {
+            wire: bytes,
+            read,
+            mends,
+        }
+    });
+    prop_oneof![
+        6 => plain,
+        1 => pair,
+        2 => lone,
+        2 => control,
+        1 => bad_escape,
+        1 => not_utf8,
+    ]
+}
+
+/// A user record as raw text: `{"id": …, "displayName": <pieces>, "n": <number>,
+/// "deep": <nested arrays>}`, with what the connector must read from it and how many
+/// malformed values it holds.
+#[derive(Clone, Debug)]
+struct RawRecord {
+    wire: Vec<u8>,
+    id: String,
+    name: String,
+    number: Value,
+    /// Arrays nested in `deep`.
+    depth: usize,
+    /// Malformed values besides `deep`.
+    mends: usize,
+}
+
+impl RawRecord {
+    /// What `deep` reads as, and its mends, for a record at nesting level `level` (3 in a
+    /// page, 6 in a `$batch` item's page): arrays past `MAX_DEPTH` become `null`.
+    fn deep_at(&self, level: usize) -> (Value, usize) {
+        let room = entra_connector::graph::intake::MAX_DEPTH - level;
+        let (mut deep, mends) = if self.depth > room {
+            (Value::Null, 1)
+        } else {
+            (json!("x"), 0)
+        };
+        for _ in 0..self.depth.min(room) {
+            deep = Value::Array(vec![deep]);
+        }
+        (deep, mends)
+    }
+
+    /// Every malformed value of the record at nesting level `level`.
+    fn mends_at(&self, level: usize) -> usize {
+        self.mends + self.deep_at(level).1
+    }
+}
+
+fn raw_record() -> impl Strategy<Value = RawRecord> {
+    let number = prop_oneof![
+        3 => any::<i64>().prop_map(|n| (n.to_string(), json!(n), 0)),
+        1 => (309u32..100_000, any::<bool>()).prop_map(|(e, neg)| {
+            (format!("{}1.5e{e}", if neg { "-" } else { "" }), Value::Null, 1)
+        }),
+        1 => (310usize..400).prop_map(|n| ("7".repeat(n), Value::Null, 1)),
+    ];
+    (
+        "[a-z0-9-]{1,12}",
+        prop::collection::vec(piece(), 0..8),
+        number,
+        0usize..150,
+    )
+        .prop_map(|(id, pieces, (number_text, number, number_mends), depth)| {
+            let mut wire = format!(r#"{{"id":"{id}","displayName":""#).into_bytes();
+            let mut name = String::new();
+            let mut mends = number_mends;
+            for p in &pieces {
+                wire.extend_from_slice(&p.wire);
+                name.push_str(&p.read);
+                mends += p.mends;
+            }
+            wire.extend_from_slice(format!(r#"","n":{number_text},"deep":"#).as_bytes());
+            wire.extend_from_slice("[".repeat(depth).as_bytes());
+            wire.extend_from_slice(b"\"x\"");
+            wire.extend_from_slice("]".repeat(depth).as_bytes());
+            wire.push(b'}');
+            RawRecord {
+                wire,
+                id,
+                name,
+                number,
+                depth,
+                mends,
+            }
+        })
+}
+
+/// A page of raw records with a next link: the body's bytes and its records.
+fn raw_page() -> impl Strategy<Value = (Vec<u8>, Vec<RawRecord>)> {
+    prop::collection::vec(raw_record(), 0..6).prop_map(|records| {
+        let mut wire = br#"{"@odata.context":"x","value":["#.to_vec();
+        for (i, r) in records.iter().enumerate() {
+            if i > 0 {
+                wire.push(b',');
+            }
+            wire.extend_from_slice(&r.wire);
+        }
+        wire.extend_from_slice(
+            format!(r#"],"@odata.nextLink":"{GRAPH}/v1.0/users?$skiptoken=2"}}"#).as_bytes(),
+        );
+        (wire, records)
+    })
+}
+
+/// One top-level entry of a collection page's envelope: a key Graph uses (or not), with a
+/// value of the right type or of any.
+fn envelope_entry() -> impl Strategy<Value = (String, Value)> {
+    let link = Just(json!(format!("{GRAPH}/v1.0/users?$skiptoken=x")));
+    prop_oneof![
+        3 => (Just("value".to_string()), prop_oneof![
+            3 => prop::collection::vec(json_value(), 0..3).prop_map(Value::Array),
+            1 => json_value(),
+        ]),
+        2 => (Just("@odata.nextLink".to_string()), prop_oneof![2 => link.clone(), 1 => json_value()]),
+        1 => (Just("@odata.deltaLink".to_string()), prop_oneof![2 => link, 1 => json_value()]),
+        1 => (Just("@odata.count".to_string()), prop_oneof![
+            2 => any::<u32>().prop_map(Value::from),
+            1 => json_value(),
+        ]),
+        1 => (prop::sample::select(&["@odata.context", "id", "Value", "@odata.nextlink"][..])
+            .prop_map(str::to_string), json_value()),
+    ]
+}
+
 // ------------------------------------------------------------------ properties
 
 proptest! {
@@ -381,17 +581,25 @@ proptest! {
         }
     }
 
-    /// Any JSON is split into a page or refused, never a panic; a page keeps every item.
+    /// Any JSON is split into a page or refused, never a panic; a page keeps every item. A
+    /// body is a page only when it is an object with a `value` array, string links and a
+    /// whole-number count (where present): a link of another type is an error, never the end
+    /// of the listing.
     #[test]
     fn hostile_collection_pages_parse_or_are_refused(body in json_value()) {
         let expected_items = body.get("value").and_then(Value::as_array).cloned();
+        let well_typed = ["@odata.nextLink", "@odata.deltaLink"]
+            .iter()
+            .all(|k| body.get(k).is_none_or(Value::is_string))
+            && body.get("@odata.count").is_none_or(Value::is_u64);
         match Page::parse(body.clone()) {
             Ok(page) => {
-                prop_assert!(body.is_object());
+                prop_assert!(body.is_object() && well_typed);
                 prop_assert_eq!(Some(page.items), expected_items);
                 prop_assert_eq!(page.next_link.as_deref(), body.get("@odata.nextLink").and_then(Value::as_str));
+                prop_assert_eq!(page.delta_link.as_deref(), body.get("@odata.deltaLink").and_then(Value::as_str));
             }
-            Err(_) => prop_assert!(expected_items.is_none() || !body.is_object()),
+            Err(_) => prop_assert!(expected_items.is_none() || !body.is_object() || !well_typed),
         }
     }
 
@@ -415,5 +623,145 @@ proptest! {
         prop_assert!(client.retries() <= config.retry_budget);
         let sleeps = doors.sleeps.borrow();
         prop_assert!(sleeps.iter().all(|w| *w <= max_wait()), "{:?}", sleeps);
+    }
+
+    /// A page whose strings hold lone surrogates, control characters, bad escapes or bytes
+    /// that are not UTF-8, and whose records hold numbers beyond f64 or nesting past the
+    /// limit, is read whole: every record, every id, each malformed value replaced by U+FFFD
+    /// (null for a number or nesting) and nothing else changed, the next link kept, and the
+    /// client's count of mended values exact.
+    #[test]
+    fn hostile_malformed_values_cost_only_themselves((body, records) in raw_page()) {
+        let doors = ScriptedGraph::new(vec![response(200, vec![], body.clone())], response(500, vec![], vec![]));
+        let config = config();
+        let client = GraphClient::new(&doors, &config);
+        let page = client.page(GraphGet::new(format!("{GRAPH}/v1.0/users"))).map_err(|e| {
+            TestCaseError::fail(format!("{e} in {:?}", String::from_utf8_lossy(&body)))
+        })?;
+        prop_assert_eq!(page.items.len(), records.len());
+        for (item, r) in page.items.iter().zip(&records) {
+            prop_assert_eq!(&item["id"], &json!(r.id));
+            prop_assert_eq!(&item["displayName"], &json!(r.name));
+            prop_assert_eq!(&item["n"], &r.number);
+            prop_assert_eq!(&item["deep"], &r.deep_at(3).0);
+        }
+        let next = format!("{GRAPH}/v1.0/users?$skiptoken=2");
+        prop_assert_eq!(page.next_link.as_deref(), Some(next.as_str()));
+        let total: usize = records.iter().map(|r| r.mends_at(3)).sum();
+        let (counted, warning) = client.mended();
+        prop_assert_eq!(counted, total as u64);
+        prop_assert_eq!(warning.is_some(), total > 0);
+        if let Some(w) = warning {
+            prop_assert!(!w.chars().any(char::is_control), "{:?}", w);
+        }
+        // Mends are placed in the records that hold them.
+        let decoded = entra_connector::graph::intake::decode(&body).expect("read above");
+        for r in records.iter().filter(|r| r.mends_at(3) > 0) {
+            let named: usize = decoded.mended.iter()
+                .filter(|m| m.record.as_deref() == Some(r.id.as_str()))
+                .map(|m| m.values)
+                .sum();
+            let same_id: usize = records.iter().filter(|o| o.id == r.id).map(|o| o.mends_at(3)).sum();
+            prop_assert_eq!(named, same_id, "{}", r.id);
+        }
+    }
+
+    /// Any mix of envelope keys (repeated or not) with values of any type: the page is read
+    /// only when no key repeats and every envelope field has Graph's type — `value` an array,
+    /// links strings, the count a whole number — and it is then read exactly; anything else
+    /// is an error, never an empty page or a listing taken as complete.
+    #[test]
+    fn hostile_malformed_envelopes_are_errors_never_pages(entries in prop::collection::vec(envelope_entry(), 0..6)) {
+        let text = format!(
+            "{{{}}}",
+            entries.iter()
+                .map(|(k, v)| format!("{}:{v}", json!(k)))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let mut seen = std::collections::HashSet::new();
+        let repeated = !entries.iter().all(|(k, _)| seen.insert(k.as_str()));
+        let field = |k: &str| entries.iter().find(|(key, _)| key == k).map(|(_, v)| v);
+        let well_typed = field("value").is_some_and(Value::is_array)
+            && field("@odata.nextLink").is_none_or(Value::is_string)
+            && field("@odata.deltaLink").is_none_or(Value::is_string)
+            && field("@odata.count").is_none_or(Value::is_u64);
+        let doors = ScriptedGraph::new(vec![response(200, vec![], text.clone().into_bytes())], response(500, vec![], vec![]));
+        let config = config();
+        let client = GraphClient::new(&doors, &config);
+        match client.page(GraphGet::new(format!("{GRAPH}/v1.0/users"))) {
+            Ok(page) => {
+                prop_assert!(!repeated && well_typed, "{}", text);
+                // As serde_json reads its own text (floats round-trip only approximately).
+                let written = field("value").map(|v| serde_json::from_str::<Value>(&v.to_string()).unwrap());
+                prop_assert_eq!(Some(Value::Array(page.items)), written);
+                prop_assert_eq!(page.next_link.as_deref(), field("@odata.nextLink").and_then(Value::as_str));
+                prop_assert_eq!(page.delta_link.as_deref(), field("@odata.deltaLink").and_then(Value::as_str));
+            }
+            Err(e) => {
+                prop_assert!(repeated || !well_typed, "{}: {}", text, e);
+                prop_assert!(!e.to_string().contains('\n'), "one line: {}", e);
+            }
+        }
+    }
+
+    /// `$batch` answers whose item bodies hold malformed values, and whose items or envelope
+    /// repeat a key: an item repeating a key (or answered twice) fails alone, a repeated
+    /// `responses` fails the batch, and every other item is read with only its malformed
+    /// values replaced.
+    #[test]
+    fn hostile_batch_bodies_cost_only_their_malformed_values(
+        items in prop::collection::vec((raw_record(), 0u8..8), 1..20),
+        repeat_responses in prop::bool::weighted(0.1),
+    ) {
+        // kind: 0 a repeated `body`, 1 a repeated `status`, 2 answered twice, else well formed.
+        let mut text = br#"{"responses":["#.to_vec();
+        for (i, (r, kind)) in items.iter().enumerate() {
+            if i > 0 {
+                text.push(b',');
+            }
+            let page = [&br#"{"value":["#[..], &r.wire, b"]}"].concat();
+            let item = |extra: &str| {
+                [format!(r#"{{"id":"{i}","status":200,{extra}"body":"#).as_bytes(), &page, b"}"].concat()
+            };
+            match kind {
+                0 => text.extend(item(r#""body":{"value":[]},"#)),
+                1 => text.extend(item(r#""status":404,"#)),
+                2 => {
+                    text.extend(item(""));
+                    text.push(b',');
+                    text.extend(item(""));
+                }
+                _ => text.extend(item("")),
+            }
+        }
+        text.extend_from_slice(b"]");
+        if repeat_responses {
+            text.extend_from_slice(br#","responses":[]"#);
+        }
+        text.push(b'}');
+        let doors = ScriptedGraph::new(vec![response(200, vec![], text.clone())], response(500, vec![], vec![]));
+        let config = config();
+        let client = GraphClient::new(&doors, &config);
+        let subs: Vec<SubGet> = (0..items.len())
+            .map(|i| SubGet::new(format!("{GRAPH}/v1.0/users/u{i}/memberOf")))
+            .collect();
+        let results = client.batch_get(&subs);
+        prop_assert_eq!(results.len(), items.len());
+        let mut total = 0u64;
+        for (result, (r, kind)) in results.iter().zip(&items) {
+            match (repeat_responses, kind, result) {
+                (false, 3.., Ok(body)) => {
+                    let user = &body["value"][0];
+                    prop_assert_eq!(&user["id"], &json!(r.id));
+                    prop_assert_eq!(&user["displayName"], &json!(r.name));
+                    prop_assert_eq!(&user["deep"], &r.deep_at(6).0);
+                    total += r.mends_at(6) as u64;
+                }
+                (true, _, Err(_)) | (false, 0..=2, Err(_)) => {}
+                (_, _, other) => prop_assert!(false, "kind {kind}: {other:?} in {:?}", String::from_utf8_lossy(&text)),
+            }
+        }
+        prop_assert_eq!(client.mended().0, total);
     }
 }

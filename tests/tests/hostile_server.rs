@@ -319,3 +319,125 @@ async fn hostile_graph_echoing_the_secret_base64_or_hex_encoded_finds_it_redacte
         report.warnings
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_a_lone_surrogate_in_one_display_name_costs_that_character_not_the_tenant() {
+    // Graph (or a proxy) sends `"\ud800"`: half of a UTF-16 pair, which serde_json refuses.
+    // It used to fail the page, the run, and every later run at the same page.
+    let mut users = Tenant::generated(27, 60).into_users();
+    let marked = users[13].id().expect("an id").to_string();
+    users[13].user["displayName"] = json!("Ann LONE-SURROGATE Lee");
+    let mut h = Harness::start(
+        Tenant::from_users(users).expect("a valid tenant"),
+        EmulatorConfig::default(),
+    )
+    .await;
+    delta_harness_config(&mut h, "20");
+    h.emulator
+        .set_body_rewrite(Some(("LONE-SURROGATE", "\\ud800")));
+    let report = h
+        .sync()
+        .await
+        .expect("one malformed value does not fail the run");
+    let events = h.events();
+    let delivered: std::collections::BTreeSet<String> = uids(&events).into_iter().collect();
+    assert_eq!(delivered, user_ids(&h.emulator), "every user delivered");
+    let event = events
+        .iter()
+        .find(|e| e["user"]["uid"] == marked.as_str())
+        .expect("the user with the malformed name is delivered");
+    assert_eq!(event["user"]["display_name"], "Ann \u{FFFD} Lee");
+    assert_all_valid(&events);
+    let warning = report
+        .warnings
+        .iter()
+        .find(|w| w.contains("U+FFFD"))
+        .unwrap_or_else(|| panic!("a warning counts the mend: {:?}", report.warnings));
+    assert!(
+        warning.contains(&marked) && warning.contains("1 malformed value"),
+        "the warning names the user and counts the value: {warning}"
+    );
+    assert_eq!(h.delta_cursor().expect("a cursor")["round"], "changes");
+    h.sync().await.expect("the next run succeeds too");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_a_page_holding_value_twice_is_an_error_and_the_cursor_does_not_move() {
+    // The last `value` used to win: the users of the first vanished and the forged delta
+    // link was stored.
+    let mut h = Harness::start(Tenant::generated(28, 30), EmulatorConfig::default()).await;
+    delta_harness_config(&mut h, "50");
+    let g = h.emulator.graph_endpoint();
+    let users: Vec<Value> = h.emulator.users().iter().map(|u| u.user.clone()).collect();
+    let body = format!(
+        r#"{{"value":{},"value":[],"@odata.deltaLink":"{g}/v1.0/users/delta?$deltatoken=forged"}}"#,
+        Value::Array(users)
+    );
+    h.emulator.add_fault(FaultRule {
+        endpoint: Endpoint::UsersDelta,
+        path_contains: None,
+        skip: 0,
+        count: 1,
+        status: 200,
+        body,
+        headers: vec![],
+    });
+    let err = h
+        .sync()
+        .await
+        .expect_err("a page repeating `value` is refused");
+    let line = err.to_string();
+    assert!(
+        line.contains("'value' appears twice") && !line.contains('\n'),
+        "one line naming the key: {line}"
+    );
+    if let Some(cursor) = h.delta_cursor() {
+        assert!(
+            !cursor.to_string().contains("forged"),
+            "the cursor never moves past the page: {cursor}"
+        );
+    }
+    h.emulator.clear_faults();
+    h.sync().await.expect("the tenant recovers");
+    let delivered: std::collections::BTreeSet<String> = uids(&h.events()).into_iter().collect();
+    assert_eq!(delivered, user_ids(&h.emulator), "every user delivered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_a_report_next_link_that_is_not_a_string_is_an_error_not_the_end() {
+    // A number as `@odata.nextLink` was read as "no more pages": the registration report
+    // looked complete, and the users on the pages never read lost has_mfa with no warning.
+    let mut h = Harness::start(Tenant::generated(29, 40), EmulatorConfig::default()).await;
+    delta_harness_config(&mut h, "50");
+    h.emulator.add_fault(FaultRule {
+        endpoint: Endpoint::RegistrationDetails,
+        path_contains: None,
+        skip: 0,
+        count: 1,
+        status: 200,
+        body: json!({"value": [], "@odata.nextLink": 42}).to_string(),
+        headers: vec![],
+    });
+    let report = h.sync().await.expect("the run completes");
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("userRegistrationDetails")
+                && w.contains("@odata.nextLink is a JSON number")),
+        "the broken source is named: {:?}",
+        report.warnings
+    );
+    assert!(report
+        .unavailable
+        .iter()
+        .any(|u| u == "userRegistrationDetails"));
+    let events = h.events();
+    assert_eq!(events.len(), 40);
+    for e in &events {
+        assert!(
+            e["user"].get("has_mfa").is_some(),
+            "MFA read another way, never silently unknown: {e}"
+        );
+    }
+}

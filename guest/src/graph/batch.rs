@@ -6,10 +6,13 @@
 //! 504, with its own `Retry-After`) is retried alone in a later batch while its neighbours
 //! are done. A throttled item pauses the whole tenant like a throttled request does.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
+use super::intake::{self, quote};
 use super::{first_line, retry, status_error, GraphClient, GraphError, Outgoing, Page, Trail};
 use crate::doors::{Doors, HttpResponse};
 
@@ -125,10 +128,15 @@ impl<D: Doors> GraphClient<'_, D> {
                     };
                     for (n, &(i, attempt)) in batch.iter().enumerate() {
                         match answers.remove(&n.to_string()) {
-                            Some(sub) if (200..300).contains(&sub.status) => {
-                                out[i] = Some(item_body(&sub.body));
+                            Some(Err(e)) => out[i] = Some(Err(e)),
+                            Some(Ok(Answer { response: sub, at }))
+                                if (200..300).contains(&sub.status) =>
+                            {
+                                out[i] = Some(self.item_body(&items[i].url, &sub.body, &at));
                             }
-                            Some(sub) if retry::is_retryable_status(sub.status) => {
+                            Some(Ok(Answer { response: sub, .. }))
+                                if retry::is_retryable_status(sub.status) =>
+                            {
                                 if self.take_retry(attempt) {
                                     let wait = self.retry_wait(attempt, Some(&sub));
                                     self.pause_tenant(
@@ -140,7 +148,9 @@ impl<D: Doors> GraphClient<'_, D> {
                                     out[i] = Some(Err(self.out_of_retries(status_error(&sub))));
                                 }
                             }
-                            Some(sub) => out[i] = Some(Err(status_error(&sub))),
+                            Some(Ok(Answer { response: sub, .. })) => {
+                                out[i] = Some(Err(status_error(&sub)))
+                            }
                             None if self.take_retry(attempt) => again.push((i, attempt + 1)),
                             None => {
                                 out[i] = Some(Err(GraphError::Malformed(
@@ -198,74 +208,122 @@ impl<D: Doors> GraphClient<'_, D> {
     }
 }
 
-/// The JSON object a successful batch item answers. Graph gives a JSON response's body as
-/// the object itself (https://learn.microsoft.com/graph/json-batching, "Response format";
-/// non-JSON content comes as a base64 string, per Microsoft Q&A 1352007, and no endpoint we
-/// read answers non-JSON). Anything else — a string holding JSON, an array, a number — is a
-/// failed item, never read as an empty object (which would turn "unread" into "none").
-fn item_body(body: &[u8]) -> Result<Value, GraphError> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(other) => Err(GraphError::Malformed(format!(
-            "a batch item's body is a JSON {}, not the object Graph answers",
-            json_kind(&other)
-        ))),
-        Err(e) => Err(GraphError::Malformed(format!(
-            "a batch item's body is not JSON ({e})"
-        ))),
+impl<D: Doors> GraphClient<'_, D> {
+    /// The JSON object a successful batch item answers. Graph gives a JSON response's body as
+    /// the object itself (https://learn.microsoft.com/graph/json-batching, "Response format";
+    /// non-JSON content comes as a base64 string, per Microsoft Q&A 1352007, and no endpoint
+    /// we read answers non-JSON). Anything else — a string holding JSON, an array, a number,
+    /// an object repeating a key — is a failed item, never read as an empty object (which
+    /// would turn "unread" into "none"). `at`: where the batch answer's mends fall in `body`.
+    fn item_body(&self, url: &str, body: &[u8], at: &[usize]) -> Result<Value, GraphError> {
+        let decoded = intake::decode_mended(body, at)
+            .map_err(|e| GraphError::Malformed(format!("a batch item's body {e}")))?;
+        self.note_mended(url, &decoded.mended);
+        Ok(decoded.value)
     }
 }
 
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
+/// One response of a `$batch` answer.
+#[derive(Debug)]
+struct Answer {
+    response: HttpResponse,
+    /// Where the mends of the batch answer fall in `response.body`.
+    at: Vec<usize>,
 }
 
-/// Splits a `$batch` answer into its items by id, each as a response of its own.
-fn parse_batch(body: &[u8]) -> Result<HashMap<String, HttpResponse>, GraphError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| GraphError::Malformed(format!("the batch answer is not JSON ({e})")))?;
-    let responses = value
-        .get("responses")
-        .and_then(Value::as_array)
-        .ok_or_else(|| GraphError::Malformed("the batch answer has no 'responses' array".into()))?;
-    let mut out = HashMap::with_capacity(responses.len());
-    for r in responses {
-        let Some(id) = r.get("id").and_then(Value::as_str) else {
-            continue;
+/// A `$batch` answer's envelope: serde's derive refuses a repeated `responses` (and, in
+/// [`BatchItem`], a repeated `id`, `status`, `headers` or `body`) and a field of the wrong
+/// type (https://learn.microsoft.com/graph/json-batching, "Response format": `responses`
+/// is an array of objects with `id`, `status`, `headers` and `body`).
+#[derive(serde::Deserialize)]
+struct BatchEnvelope<'a> {
+    #[serde(borrow)]
+    responses: Vec<&'a RawValue>,
+}
+
+/// One response of [`BatchEnvelope`], its body kept as raw text.
+#[derive(serde::Deserialize)]
+struct BatchItem<'a> {
+    id: String,
+    status: u16,
+    #[serde(default)]
+    headers: Option<serde_json::Map<String, Value>>,
+    #[serde(borrow, default)]
+    body: Option<&'a RawValue>,
+}
+
+/// Splits a `$batch` answer into its responses by id, each as a response of its own (its body
+/// the raw text of `body`, mended with the rest of the answer). A response that is not what
+/// Graph documents is an error for its id, when it has a readable one; an id answered twice
+/// is an error for that id.
+fn parse_batch(body: &[u8]) -> Result<HashMap<String, Result<Answer, GraphError>>, GraphError> {
+    let mended = intake::mend(body);
+    let bytes: &[u8] = &mended.bytes;
+    let envelope: BatchEnvelope<'_> = serde_json::from_slice(bytes)
+        .map_err(|e| GraphError::Malformed(format!("the batch answer is not usable ({e})")))?;
+    let mut out: HashMap<String, Result<Answer, GraphError>> =
+        HashMap::with_capacity(envelope.responses.len());
+    for raw in envelope.responses {
+        let item = match serde_json::from_str::<BatchItem<'_>>(raw.get()) {
+            Ok(item) => item,
+            Err(e) => {
+                // Named by its id when one can be read, so that request fails now.
+                let id = serde_json::from_str::<Value>(raw.get())
+                    .ok()
+                    .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_string));
+                if let Some(id) = id {
+                    let e = GraphError::Malformed(format!(
+                        "the batch response for item {} is not usable ({e})",
+                        quote(&id)
+                    ));
+                    out.insert(id, Err(e));
+                }
+                continue;
+            }
         };
-        let status = r
-            .get("status")
-            .and_then(Value::as_u64)
-            .and_then(|s| u16::try_from(s).ok())
-            .unwrap_or(0);
-        let headers = r
-            .get("headers")
-            .and_then(Value::as_object)
+        let headers = item
+            .headers
             .map(|h| {
                 h.iter()
                     .filter_map(|(k, v)| Some((k.to_ascii_lowercase(), v.as_str()?.to_string())))
                     .collect()
             })
             .unwrap_or_default();
-        let body = match r.get("body") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(b) => b.to_string().into_bytes(),
+        let (body, at) = match item.body {
+            None => (Vec::new(), Vec::new()),
+            Some(b) => {
+                let text = b.get();
+                let start = (text.as_ptr() as usize).saturating_sub(bytes.as_ptr() as usize);
+                let end = start.saturating_add(text.len());
+                let at = mended
+                    .at
+                    .iter()
+                    .filter(|p| (start..end).contains(*p))
+                    .map(|p| p - start)
+                    .collect();
+                (text.as_bytes().to_vec(), at)
+            }
         };
-        out.insert(
-            id.to_string(),
-            HttpResponse {
-                status,
+        let answer = Ok(Answer {
+            response: HttpResponse {
+                status: item.status,
                 headers,
                 body,
             },
-        );
+            at,
+        });
+        match out.entry(item.id) {
+            Entry::Vacant(slot) => {
+                slot.insert(answer);
+            }
+            Entry::Occupied(mut slot) => {
+                let e = GraphError::Malformed(format!(
+                    "the batch answer holds two responses for item {}",
+                    quote(slot.key())
+                ));
+                *slot.get_mut() = Err(e);
+            }
+        }
     }
     Ok(out)
 }
@@ -281,13 +339,13 @@ mod tests {
             {"id":"0","status":200,"body":{"value":[{"id":"g"}]}}
         ]}"#;
         let mut m = parse_batch(body).unwrap();
-        let first = m.remove("0").unwrap();
+        let first = m.remove("0").unwrap().unwrap().response;
         assert_eq!(first.status, 200);
         assert_eq!(
             serde_json::from_slice::<Value>(&first.body).unwrap()["value"][0]["id"],
             "g"
         );
-        let second = m.remove("1").unwrap();
+        let second = m.remove("1").unwrap().unwrap().response;
         assert_eq!(
             (second.status, second.header("retry-after")),
             (429, Some("3"))
@@ -295,5 +353,53 @@ mod tests {
         assert_eq!(status_error(&second).code(), "TooManyRequests");
         assert!(parse_batch(b"{}").is_err());
         assert!(parse_batch(b"not json").is_err());
+    }
+    #[test]
+    fn hostile_batch_envelopes_with_repeated_or_mistyped_fields_are_errors() {
+        let e = parse_batch(
+            br#"{"responses":[{"id":"0","status":200,"body":{"value":[]}}],"responses":[]}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("duplicate field `responses`"), "{e}");
+        let e = parse_batch(br#"{"responses":{"id":"0"}}"#).unwrap_err();
+        assert!(e.to_string().contains("not usable"), "{e}");
+        let mut m = parse_batch(
+            br#"{"responses":[
+                {"id":"0","status":200,"body":{"value":[{"id":"a"}]},"body":{"value":[]}},
+                {"id":"1","status":"200","body":{"value":[]}},
+                {"id":"2","status":200,"body":{"value":[]}},
+                {"id":"2","status":200,"body":{"value":[{"id":"b"}]}},
+                {"id":"3","status":200,"headers":"x","body":{"value":[]}},
+                {"id":"4","status":200,"body":{"value":[]}}
+            ]}"#,
+        )
+        .unwrap();
+        for (id, why) in [
+            ("0", "duplicate field `body`"),
+            ("1", "invalid type"),
+            ("2", "two responses"),
+            ("3", "invalid type"),
+        ] {
+            let e = m.remove(id).unwrap().expect_err(id).to_string();
+            assert!(e.contains(why), "{id}: {e}");
+        }
+        assert!(m.remove("4").unwrap().is_ok());
+    }
+
+    #[test]
+    fn hostile_mends_inside_a_batch_item_body_are_located_in_that_body() {
+        let body = br#"{"responses":[{"id":"0","status":200,"body":{"value":[{"id":"g1","displayName":"\ud800"}]}},{"id":"1","status":200,"body":{"value":[{"id":"g2","displayName":"\udc00x"}]}}]}"#;
+        let mut m = parse_batch(body).unwrap();
+        for (id, group) in [("1", "g2"), ("0", "g1")] {
+            let a = m.remove(id).unwrap().unwrap();
+            assert_eq!(a.at.len(), 1);
+            assert_eq!(&a.response.body[a.at[0]..a.at[0] + 6], b"\\uFFFD");
+            let d = intake::decode_mended(&a.response.body, &a.at).unwrap();
+            assert_eq!(d.mended[0].record.as_deref(), Some(group));
+            assert!(d.value["value"][0]["displayName"]
+                .as_str()
+                .unwrap()
+                .starts_with('\u{FFFD}'));
+        }
     }
 }

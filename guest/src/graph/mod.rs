@@ -4,11 +4,14 @@
 //! 401), retries (429/503/504 honouring `Retry-After`, transport errors with backoff, a
 //! per-run budget, a pause of the whole tenant when Graph throttles), concurrent fetches
 //! through `fetch-all`, JSON batching (`batch.rs`), and paging (`@odata.nextLink` followed
-//! verbatim, never off the Graph host). It knows
+//! verbatim, never off the Graph host). Every body it receives is read by `intake.rs`: one
+//! malformed value costs that value (mended, counted and named), a malformed envelope is an
+//! error of that request, never an empty page. It knows
 //! nothing about users or OCSF: `sync/` and `enrich.rs` decide what to ask for.
 
 mod batch;
 mod encode;
+pub mod intake;
 mod retry;
 
 use std::cell::{Cell, RefCell};
@@ -150,7 +153,22 @@ pub struct GraphClient<'a, D: Doors> {
     max_in_flight: usize,
     /// When the reports-class requests of each window of [`REPORTS_LIMITS`] were sent (ms).
     reports_sent: [RefCell<VecDeque<i64>>; 2],
+    /// Malformed values mended in this run's bodies (`intake.rs`).
+    mended: RefCell<MendLog>,
 }
+
+/// Malformed values Graph sent in one run, mended (`intake.rs`): counted, the first records
+/// named.
+#[derive(Debug, Default)]
+struct MendLog {
+    values: u64,
+    records: u64,
+    /// The first [`MAX_NAMED_MENDS`] records: `'id' (path)`.
+    named: Vec<String>,
+}
+
+/// Records with mended values named one by one (in the log and the run's warning).
+const MAX_NAMED_MENDS: usize = 10;
 
 /// Graph's Entra reports limits, per app per tenant, `$batch` items included (Microsoft Graph
 /// "service-specific throttling limits", identity and access reports: "Any: 5 requests per 10
@@ -230,7 +248,75 @@ impl<'a, D: Doors> GraphClient<'a, D> {
             paused_until: Cell::new(0),
             max_in_flight: 64,
             reports_sent: Default::default(),
+            mended: RefCell::default(),
         }
+    }
+
+    /// Reads the body of a 2xx answer to `url` (`intake.rs`): mended, its top-level keys all
+    /// different; the mends are counted and named.
+    pub(crate) fn decode(&self, url: &str, body: &[u8]) -> Result<Value, GraphError> {
+        let decoded =
+            intake::decode(body).map_err(|e| GraphError::Malformed(format!("the body {e}")))?;
+        self.note_mended(url, &decoded.mended);
+        Ok(decoded.value)
+    }
+
+    /// Counts the mends of one body from `url`, and names (in a warning) the records holding
+    /// them, up to [`MAX_NAMED_MENDS`] a run.
+    pub(crate) fn note_mended(&self, url: &str, mended: &[intake::Mend]) {
+        if mended.is_empty() {
+            return;
+        }
+        let path = url
+            .strip_prefix(self.config.graph_endpoint.as_str())
+            .unwrap_or(url)
+            .split('?')
+            .next()
+            .unwrap_or("");
+        let mut log = self.mended.borrow_mut();
+        for m in mended {
+            log.values = log.values.saturating_add(m.values as u64);
+            log.records = log.records.saturating_add(1);
+            if log.named.len() < MAX_NAMED_MENDS {
+                let record = m
+                    .record
+                    .as_deref()
+                    .map_or_else(|| "a record without an id".to_string(), intake::quote);
+                let named = format!("{record} ({})", intake::quote(path));
+                self.doors.log(
+                    crate::doors::Level::Warn,
+                    &format!(
+                        "Graph sent {} malformed value(s) in {named}: replaced with U+FFFD (null for a number or nesting out of range); the rest of the record is kept",
+                        m.values
+                    ),
+                );
+                log.named.push(named);
+            }
+        }
+    }
+
+    /// Malformed values mended in this run's bodies, and the run's warning about them (None
+    /// when there were none).
+    pub fn mended(&self) -> (u64, Option<String>) {
+        let log = self.mended.borrow();
+        if log.values == 0 {
+            return (0, None);
+        }
+        let more = log.records.saturating_sub(log.named.len() as u64);
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        (
+            log.values,
+            Some(format!(
+                "Graph sent {} malformed value(s) (a lone surrogate, control character, bad escape or non-UTF-8 text; a number or nesting out of range) in {} record(s): each replaced with U+FFFD (null for a number or nesting) and the records delivered: {}{more}",
+                log.values,
+                log.records,
+                log.named.join(", ")
+            )),
+        )
     }
 
     /// How long until `n` more reports-class requests (of which `sign_in` read
@@ -474,7 +560,9 @@ impl<'a, D: Doors> GraphClient<'a, D> {
             }
             attempt += 1;
         };
-        let body: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+        let body: Value = intake::decode(&resp.body)
+            .map(|d| d.value)
+            .unwrap_or(Value::Null);
         if resp.status == 200 {
             if let Some(tok) = body.get("access_token").and_then(Value::as_str) {
                 let lifetime_s = body
@@ -538,12 +626,8 @@ impl<'a, D: Doors> GraphClient<'a, D> {
         let reqs: Vec<Outgoing> = gets.iter().map(Outgoing::from).collect();
         self.send_all(&reqs)
             .into_iter()
-            .map(|r| {
-                r.and_then(|resp| {
-                    serde_json::from_slice::<Value>(&resp.body)
-                        .map_err(|e| GraphError::Malformed(format!("body is not JSON ({e})")))
-                })
-            })
+            .zip(gets)
+            .map(|(r, get)| r.and_then(|resp| self.decode(&get.url, &resp.body)))
             .collect()
     }
 
@@ -791,34 +875,66 @@ pub struct Page {
 }
 
 impl Page {
-    /// Splits a collection body; an object without a `value` array is malformed.
+    /// Splits a collection body. The envelope must be what Graph documents: an object with a
+    /// `value` array, links that are strings when present, a count that is a whole number when
+    /// present (https://learn.microsoft.com/graph/paging: the next page is "the URL value of
+    /// the @odata.nextLink property"; https://learn.microsoft.com/graph/delta-query-overview:
+    /// the deltaLink is a URL to use in the next round; OData JSON Format 4.0, "Control
+    /// Information": `odata.nextLink` and `odata.deltaLink` are URLs, `odata.count` an
+    /// integer). Anything else is malformed — an error of the listing,
+    /// never "no more pages" or an empty page, which would drop the rest of the listing in
+    /// silence. (Repeated keys are refused earlier, by `intake.rs`.)
     pub fn parse(body: Value) -> Result<Page, GraphError> {
         let Value::Object(mut map) = body else {
-            return Err(GraphError::Malformed(
-                "a collection page is not a JSON object".into(),
-            ));
+            return Err(GraphError::Malformed(format!(
+                "a collection page is a JSON {}, not an object",
+                intake::json_kind(&body)
+            )));
         };
         let items = match map.remove("value") {
             Some(Value::Array(a)) => a,
-            _ => {
+            Some(other) => {
+                return Err(GraphError::Malformed(format!(
+                    "a collection page's 'value' is a JSON {}, not an array",
+                    intake::json_kind(&other)
+                )))
+            }
+            None => {
                 return Err(GraphError::Malformed(
                     "a collection page has no 'value' array".into(),
                 ))
             }
         };
-        let link = |map: &serde_json::Map<String, Value>, k: &str| {
-            map.get(k).and_then(Value::as_str).map(str::to_string)
+        let mut link = |k: &str| match map.remove(k) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(GraphError::Malformed(format!(
+                "a collection page's {k} is a JSON {}, not a link; the listing is not complete",
+                intake::json_kind(&other)
+            ))),
         };
+        let next_link = link("@odata.nextLink")?;
+        let delta_link = link("@odata.deltaLink")?;
+        if let Some(count) = map.get("@odata.count") {
+            if !count.is_u64() {
+                return Err(GraphError::Malformed(format!(
+                    "a collection page's @odata.count is a JSON {}, not a whole number",
+                    intake::json_kind(count)
+                )));
+            }
+        }
         Ok(Page {
-            next_link: link(&map, "@odata.nextLink"),
-            delta_link: link(&map, "@odata.deltaLink"),
+            next_link,
+            delta_link,
             items,
         })
     }
 }
 
 pub(crate) fn status_error(r: &HttpResponse) -> GraphError {
-    let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    let body: Value = intake::decode(&r.body)
+        .map(|d| d.value)
+        .unwrap_or(Value::Null);
     let err = body.get("error");
     let code = err
         .and_then(|e| e.get("code"))

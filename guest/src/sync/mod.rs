@@ -106,6 +106,10 @@ pub fn run<D: Doors>(doors: &D, config: &Config, version: &str) -> Result<Report
         SyncMode::Created | SyncMode::Full => created::run(&graph, config, version)?,
     };
     report.requests = graph.requests();
+    // One warning counting and naming what was mended (graph/intake.rs).
+    if let (_, Some(warning)) = graph.mended() {
+        report.warn(doors, warning);
+    }
     if graph.retries() > 0 {
         doors.log(
             Level::Info,

@@ -99,6 +99,7 @@ pub(crate) struct Shared {
     counters: [AtomicU64; Endpoint::ALL.len()],
     http_requests: AtomicU64,
     next_link_base: RwLock<Option<String>>,
+    body_rewrite: RwLock<Option<(String, String)>>,
     login_on_graph: AtomicBool,
     echo_token_requests: AtomicBool,
     recorded: Mutex<Option<Vec<RecordedRequest>>>,
@@ -325,6 +326,7 @@ impl Emulator {
             counters: Default::default(),
             http_requests: AtomicU64::new(0),
             next_link_base: RwLock::new(None),
+            body_rewrite: RwLock::new(None),
             login_on_graph: AtomicBool::new(false),
             echo_token_requests: AtomicBool::new(false),
             recorded: Mutex::new(None),
@@ -546,6 +548,19 @@ impl Emulator {
             base.map(|b| b.trim_end_matches('/').to_owned());
     }
 
+    /// **Test hook.** Some((from, to)): every answer of the Graph server (`$batch` answers
+    /// whole) has each `from` in its body replaced by `to` as sent, after serialisation, to
+    /// serve text no `serde_json::Value` can hold, e.g. an escaped lone surrogate `\ud800`
+    /// in one user's property, or a key twice. None restores.
+    pub fn set_body_rewrite(&self, rewrite: Option<(&str, &str)>) {
+        *self
+            .shared
+            .body_rewrite
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) =
+            rewrite.map(|(from, to)| (from.to_owned(), to.to_owned()));
+    }
+
     /// **Test hook.** true: the Graph server also answers the token endpoint
     /// (`POST /{tenant}/oauth2/v2.0/token`), so login and Graph share one origin, as they do
     /// behind a gateway that fronts both; a client pointed at it uses
@@ -715,7 +730,19 @@ async fn answer(State(server): State<Server>, request: Request) -> Response {
         {
             login::handle(&shared, &request)
         }
-        Side::Graph => graph::handle(&shared, &request),
+        Side::Graph => {
+            let mut reply = graph::handle(&shared, &request);
+            let rewrite = shared
+                .body_rewrite
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            if let Some((from, to)) = rewrite {
+                let text = String::from_utf8_lossy(&reply.body_bytes()).replace(&from, &to);
+                reply.body = crate::reply::Body::Text(text);
+            }
+            reply
+        }
     };
     into_response(reply)
 }

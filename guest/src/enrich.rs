@@ -63,6 +63,9 @@ pub struct RoleIndex {
     pub active: Option<HashMap<String, BTreeSet<String>>>,
     /// User id → display names of eligible roles; None when eligibility was unreadable.
     pub eligible: Option<HashMap<String, BTreeSet<String>>>,
+    /// Groups that hold a role, active or eligible (role-assignable groups): listed first
+    /// when a user's groups must be cut to fit one event (`ocsf::map_user_within`).
+    pub groups: std::collections::HashSet<String>,
 }
 
 impl RoleIndex {
@@ -138,6 +141,15 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
         self.roles.get_or_insert_with(RoleIndex::default)
     }
 
+    /// Groups that hold a role (empty until the assignments are read, or when they were not).
+    pub fn role_groups(&self) -> &std::collections::HashSet<String> {
+        static NONE: std::sync::OnceLock<std::collections::HashSet<String>> =
+            std::sync::OnceLock::new();
+        self.roles
+            .as_ref()
+            .map_or_else(|| NONE.get_or_init(Default::default), |r| &r.groups)
+    }
+
     /// Reads the tenant-wide sources of a full walk: memberships from the groups delta and
     /// the registration report. Returns the groups delta link, when the walk reached one.
     pub fn load_tenant_wide(&mut self, report: &mut Report) -> Option<String> {
@@ -200,6 +212,13 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
         let eligible = lists.pop().unwrap_or_else(|| Ok(Vec::new()));
         let active = lists.pop().unwrap_or_else(|| Ok(Vec::new()));
         let definitions = lists.pop().unwrap_or_else(|| Ok(Vec::new()));
+        let role_groups = [&active, &eligible]
+            .into_iter()
+            .flat_map(|list| list.iter().flatten())
+            .filter(|a| a.get("principal").map(odata_type) == Some("#microsoft.graph.group"))
+            .filter_map(|a| a.get("principalId").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect();
         let names: HashMap<String, String> = match &definitions {
             Ok(defs) => defs
                 .iter()
@@ -244,7 +263,11 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
                 None
             }
         };
-        RoleIndex { active, eligible }
+        RoleIndex {
+            active,
+            eligible,
+            groups: role_groups,
+        }
     }
 
     fn roles_unread(&self, report: &mut Report, e: &GraphError) {
@@ -402,7 +425,7 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
             }
             match (page.next_link, page.delta_link) {
                 (Some(link), _) => {
-                    trail.step(self.graph, &link)?;
+                    trail.step(self.graph, &page.items, &link)?;
                     next = Some(GraphGet::new(link));
                 }
                 (None, delta) => {
@@ -426,7 +449,8 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
                 "/reports/authenticationMethods/userRegistrationDetails",
             )));
         let mut out = HashMap::new();
-        let mut trail = Trail::default();
+        // One entry per user: capped by the users the tenant is known to have.
+        let mut trail = Trail::default().capped(self.graph.per_user_pages());
         while let Some(get) = next.take() {
             let page = self.graph.page(get)?;
             for item in &page.items {
@@ -435,7 +459,7 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
                 }
             }
             if let Some(link) = &page.next_link {
-                trail.step(self.graph, link)?;
+                trail.step(self.graph, &page.items, link)?;
             }
             next = page.next_link.map(GraphGet::new);
         }

@@ -141,6 +141,116 @@ pub fn map_user(
     enrichment: &Enrichment,
     ctx: &MapContext,
 ) -> Result<Value, MapError> {
+    map_user_marked(user, enrichment, ctx, None)
+}
+
+/// How a user's event was cut to fit (MAPPING.md, "Users in too many groups").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Truncation {
+    /// The user's direct groups: `groups_total` of the account enrichment.
+    pub total: usize,
+    /// The groups the event lists.
+    pub kept: usize,
+    /// Bytes of the whole event: `metadata.untruncated_size`.
+    pub untruncated_size: usize,
+}
+
+/// A user's event, serialised, and how it was cut to fit, if it was.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mapped {
+    /// The event's JSON.
+    pub json: String,
+    /// Set when groups were left out so the event fits.
+    pub truncation: Option<Truncation>,
+}
+
+/// Bytes kept free under the limit for what the final event adds over the estimate (the
+/// digits of the counts).
+const TRUNCATION_MARGIN: usize = 256;
+
+/// [`map_user`], serialised, and at most `max_bytes` long when only its groups make it longer:
+/// a user in tens of thousands of groups would otherwise make an event the host refuses, and
+/// an admin would disappear from the inventory. The groups that fit are kept — those in
+/// `first` (groups that hold a directory role) before the others, each part by id — and the
+/// event is marked: `metadata.is_truncated` true and `metadata.untruncated_size` (OCSF 1.8.0
+/// metadata attributes), and `groups_total` in the account enrichment (MAPPING.md, "Users in
+/// too many groups"). An event still too large with no group at all (a multi-megabyte name)
+/// is returned whole, for the caller to skip and name.
+pub fn map_user_within(
+    user: &Value,
+    enrichment: &Enrichment,
+    ctx: &MapContext,
+    max_bytes: usize,
+    first: &std::collections::HashSet<String>,
+) -> Result<Mapped, MapError> {
+    let json = map_user(user, enrichment, ctx)?.to_string();
+    let groups = match &enrichment.groups {
+        Some(groups) if json.len() > max_bytes && !groups.is_empty() => groups,
+        _ => {
+            return Ok(Mapped {
+                json,
+                truncation: None,
+            })
+        }
+    };
+    let total = groups.len();
+    let marks = |kept: usize| Truncation {
+        total,
+        kept,
+        untruncated_size: json.len(),
+    };
+    let with_groups = |kept: Vec<GroupRef>| {
+        let n = kept.len();
+        let e = Enrichment {
+            groups: Some(kept),
+            ..enrichment.clone()
+        };
+        map_user_marked(user, &e, ctx, Some(marks(n))).map(|v| v.to_string())
+    };
+    let base = with_groups(Vec::new())?;
+    let Some(budget) = max_bytes
+        .checked_sub(base.len())
+        .and_then(|b| b.checked_sub(TRUNCATION_MARGIN))
+    else {
+        return Ok(Mapped {
+            json,
+            truncation: None,
+        });
+    };
+    let mut order: Vec<&GroupRef> = groups.iter().collect();
+    order.sort_by(|a, b| (!first.contains(&a.id), &a.id).cmp(&(!first.contains(&b.id), &b.id)));
+    let mut used = 0usize;
+    let mut kept: Vec<GroupRef> = Vec::new();
+    for g in order {
+        // Its JSON and a comma; a group with neither id nor name is not emitted at all.
+        let size = group_object(g).map_or(0, |v| v.to_string().len() + 1);
+        if used.saturating_add(size) > budget {
+            break;
+        }
+        used += size;
+        kept.push(g.clone());
+    }
+    kept.sort_by(|a, b| a.id.cmp(&b.id));
+    loop {
+        let n = kept.len();
+        let out = with_groups(kept.clone())?;
+        if out.len() <= max_bytes || n == 0 {
+            return Ok(Mapped {
+                json: out,
+                truncation: Some(marks(n)),
+            });
+        }
+        // Not reached with the margin above; dropping an eighth more keeps it bounded.
+        kept.truncate(n - n.div_ceil(8));
+    }
+}
+
+fn map_user_marked(
+    user: &Value,
+    enrichment: &Enrichment,
+    ctx: &MapContext,
+    truncation: Option<Truncation>,
+) -> Result<Value, MapError> {
     let id = text(user, "id").ok_or(MapError::MissingId)?;
     let upn = text(user, "userPrincipalName");
     let display_name = text(user, "displayName");
@@ -236,6 +346,11 @@ pub fn map_user(
     put(&mut status, "roles", roles.names);
     put(&mut status, "eligible_roles", roles.eligible);
     put(&mut status, "mail_nickname", text(user, "mailNickname"));
+    put(
+        &mut status,
+        "groups_total",
+        truncation.map(|t| t.total as u64),
+    );
 
     let mut enrichments = vec![account_status(status)];
     enrichments.extend(employment(
@@ -245,7 +360,15 @@ pub fn map_user(
         employee_type,
     ));
 
-    Ok(event(id, out, enrichments, ctx))
+    let mut metadata = Map::new();
+    if let Some(t) = truncation {
+        metadata.insert("is_truncated".into(), Value::Bool(true));
+        metadata.insert(
+            "untruncated_size".into(),
+            (t.untruncated_size as u64).into(),
+        );
+    }
+    Ok(event(id, out, enrichments, ctx, metadata))
 }
 
 /// Maps a user that delta reported as removed (`reason` is Graph's "changed" or "deleted") —
@@ -268,7 +391,7 @@ pub fn map_deleted_user(user_id: &str, reason: &str, ctx: &MapContext) -> Value 
     status.insert("deleted".into(), Value::Bool(true));
     put(&mut status, "deleted_reason", non_blank(reason));
 
-    let mut event = event(user_id, user, vec![account_status(status)], ctx);
+    let mut event = event(user_id, user, vec![account_status(status)], ctx, Map::new());
     // Added after `event` computed metadata.uid: the deletion time is the collection time, so a
     // re-delivered deletion keeps its uid.
     if let Some(user) = event.get_mut("user").and_then(Value::as_object_mut) {
@@ -415,17 +538,18 @@ pub fn vocabulary(mfa: &Mfa) -> Vec<String> {
 }
 
 /// Wraps the user in the class 5003 envelope, then stamps `time` and `metadata.uid`.
+/// `metadata` holds what the event's metadata says beyond the envelope (a truncation).
 fn event(
     user_id: &str,
     user: Map<String, Value>,
     enrichments: Vec<Value>,
     ctx: &MapContext,
+    mut metadata: Map<String, Value>,
 ) -> Value {
     let mut product = Map::new();
     put(&mut product, "name", Some(PRODUCT_NAME));
     put(&mut product, "vendor_name", Some(VENDOR_NAME));
     put(&mut product, "version", non_blank(ctx.connector_version));
-    let mut metadata = Map::new();
     put(&mut metadata, "version", Some(OCSF_VERSION));
     metadata.insert("product".into(), Value::Object(product));
     put(&mut metadata, "tenant_uid", non_blank(ctx.tenant_uid));
@@ -622,6 +746,19 @@ struct Fnv1a128(u128);
 pub(crate) fn text_hash(text: &str) -> u128 {
     let mut hash = Fnv1a128::new();
     hash.bytes(text.as_bytes());
+    hash.0
+}
+
+/// FNV-1a (128 bits) of a list of JSON values, in the canonical encoding of `metadata.uid`
+/// (object keys sorted): the content of a collection page, which a paging loop compares with
+/// the pages it already read (graph/mod.rs, `Trail`).
+pub(crate) fn values_hash(values: &[Value]) -> u128 {
+    let mut hash = Fnv1a128::new();
+    hash.bytes(b"[");
+    hash.length(values.len());
+    for value in values {
+        hash.value(value);
+    }
     hash.0
 }
 

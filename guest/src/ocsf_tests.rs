@@ -1712,3 +1712,80 @@ fn fnv_multiplication_in_halves_is_the_128_bit_product() {
         })
         .unwrap_or_else(|err| panic!("{err}"));
 }
+
+// ---------------------------------------------------------------- users in too many groups
+
+fn many_groups(n: usize) -> Vec<GroupRef> {
+    (0..n)
+        .map(|g| GroupRef {
+            id: format!("00000000-0000-4000-8000-{g:012}"),
+            display_name: Some(format!("Project group number {g} with a longish name")),
+        })
+        .collect()
+}
+
+#[test]
+fn hostile_a_user_in_twenty_thousand_groups_keeps_the_groups_that_fit_and_is_marked() {
+    let user: Value = serde_json::from_str(FULL_USER).unwrap();
+    let groups = many_groups(20_000);
+    let enrichment = Enrichment {
+        groups: Some(groups.clone()),
+        roles: Some(vec!["Global Administrator".into()]),
+        ..Enrichment::default()
+    };
+    let whole = map_user(&user, &enrichment, &CTX).unwrap().to_string();
+    assert!(whole.len() > 1_500_000, "{}", whole.len());
+    // The role-holding groups (the last two by id) come first.
+    let first: std::collections::HashSet<String> =
+        [groups[19_999].id.clone(), groups[19_998].id.clone()].into();
+    let limit = 1024 * 1024;
+    let mapped = map_user_within(&user, &enrichment, &CTX, limit, &first).unwrap();
+    assert!(mapped.json.len() <= limit, "{}", mapped.json.len());
+    let event: Value = serde_json::from_str(&mapped.json).unwrap();
+    assert_valid(&event);
+    let kept = event["user"]["groups"].as_array().unwrap();
+    let t = mapped.truncation.expect("marked truncated");
+    assert_eq!(
+        (t.total, t.kept, t.untruncated_size),
+        (20_000, kept.len(), whole.len())
+    );
+    assert!(kept.len() > 10_000 && kept.len() < 20_000, "{}", kept.len());
+    assert!(
+        mapped.json.len() > limit - 4096,
+        "as many groups as fit: {}",
+        mapped.json.len()
+    );
+    let ids: Vec<&str> = kept.iter().map(|g| g["uid"].as_str().unwrap()).collect();
+    assert!(ids.contains(&groups[19_999].id.as_str()) && ids.contains(&groups[19_998].id.as_str()));
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "listed by id");
+    assert_eq!(ids[0], groups[0].id, "then the others from the first id on");
+    assert_eq!(event["metadata"]["is_truncated"], true);
+    assert_eq!(event["metadata"]["untruncated_size"], whole.len() as u64);
+    assert_eq!(event["enrichments"][0]["data"]["groups_total"], 20_000);
+    assert_eq!(event["user"]["type_id"], 2, "the admin is still an admin");
+    // The same input gives the same event (metadata.uid included).
+    let again = map_user_within(&user, &enrichment, &CTX, limit, &first).unwrap();
+    assert_eq!(again, mapped);
+}
+
+#[test]
+fn an_event_that_fits_is_the_plain_mapping_and_one_that_cannot_fit_is_returned_whole() {
+    let user: Value = serde_json::from_str(FULL_USER).unwrap();
+    let enrichment = Enrichment {
+        groups: Some(many_groups(50)),
+        ..Enrichment::default()
+    };
+    let none = std::collections::HashSet::new();
+    let mapped = map_user_within(&user, &enrichment, &CTX, 1024 * 1024, &none).unwrap();
+    assert_eq!(mapped.truncation, None);
+    assert_eq!(
+        mapped.json,
+        map_user(&user, &enrichment, &CTX).unwrap().to_string()
+    );
+    // A display name alone over the limit: nothing to cut, the whole event comes back.
+    let mut giant = user.clone();
+    giant["displayName"] = Value::String("x".repeat(2 * 1024 * 1024));
+    let mapped = map_user_within(&giant, &enrichment, &CTX, 1024 * 1024, &none).unwrap();
+    assert_eq!(mapped.truncation, None);
+    assert!(mapped.json.len() > 4 * 1024 * 1024);
+}

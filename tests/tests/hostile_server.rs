@@ -441,3 +441,153 @@ async fn hostile_a_report_next_link_that_is_not_a_string_is_an_error_not_the_end
         );
     }
 }
+
+/// A canned page of `endpoint` for every request: `items`, and a next link to `path` with a
+/// new skip token each time ([`FaultRule::SEQ`]), so no link repeats.
+fn endless_listing(h: &Harness, endpoint: Endpoint, path: &str, items: Value) -> FaultRule {
+    let g = h.emulator.graph_endpoint();
+    FaultRule {
+        endpoint,
+        path_contains: None,
+        skip: 0,
+        count: u32::MAX,
+        status: 200,
+        body: json!({
+            "value": items,
+            "@odata.nextLink": format!("{g}/v1.0{path}?$skiptoken=ENDLESS{}", FaultRule::SEQ),
+        })
+        .to_string(),
+        headers: vec![],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_an_endless_registration_report_is_cut_at_its_page_cap_and_degraded() {
+    // Every page of the report brings a new entry and a new next link: no link and no page
+    // repeats, so only the page cap stops it. The sign-in read counts the tenant's 40 users
+    // first: the report, one entry per user, may take 2 × ⌈40 / 100⌉ + 10 = 12 pages.
+    let mut h = Harness::start(Tenant::generated(27, 40), EmulatorConfig::default()).await;
+    delta_harness_config(&mut h, "20");
+    let rule = endless_listing(
+        &h,
+        Endpoint::RegistrationDetails,
+        "/reports/authenticationMethods/userRegistrationDetails",
+        json!([{"id": format!("ghost-{}", FaultRule::SEQ), "methodsRegistered": ["fido2"]}]),
+    );
+    h.emulator.add_fault(rule);
+    h.emulator.reset_counters();
+    let report = h.sync().await.expect("the run goes on without the report");
+    assert_eq!(
+        h.emulator
+            .counters()
+            .get(&Endpoint::RegistrationDetails)
+            .copied(),
+        Some(12),
+        "the report is read up to its page cap, then never again in the run"
+    );
+    let delivered: std::collections::BTreeSet<String> = uids(&h.events()).into_iter().collect();
+    assert_eq!(delivered, user_ids(&h.emulator), "every user delivered");
+    let warned: Vec<&String> = report
+        .warnings
+        .iter()
+        .filter(|w| w.contains("userRegistrationDetails"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{:?}", report.warnings);
+    assert!(warned[0].contains("past 12 pages"), "{}", warned[0]);
+    assert!(report
+        .unavailable
+        .contains(&"userRegistrationDetails".to_string()));
+    // Degraded to the per-user source: MFA is still known for every user, from each user's
+    // methods, and nobody got the ghost entries' methods.
+    let events = h.events();
+    assert!(events.iter().all(|e| e["user"]["has_mfa"].is_boolean()));
+    assert!(h.emulator.counters().get(&Endpoint::AuthMethods).copied() >= Some(40));
+    assert_all_valid(&events);
+    assert_eq!(h.delta_cursor().expect("a cursor")["round"], "changes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_a_groups_delta_repeating_one_page_under_new_skiptokens_is_stopped_and_degraded() {
+    let mut h = Harness::start(Tenant::generated(28, 30), EmulatorConfig::default()).await;
+    delta_harness_config(&mut h, "10");
+    let someone = user_ids(&h.emulator).into_iter().next().expect("a user");
+    let rule = endless_listing(
+        &h,
+        Endpoint::GroupsDelta,
+        "/groups/delta",
+        json!([{"id": "loop-group", "displayName": "Looping group",
+                "members@delta": [{"@odata.type": "#microsoft.graph.user", "id": someone}]}]),
+    );
+    h.emulator.add_fault(rule);
+    h.emulator.reset_counters();
+    let report = h
+        .sync()
+        .await
+        .expect("the run goes on without groups/delta");
+    assert_eq!(
+        h.emulator.counters().get(&Endpoint::GroupsDelta).copied(),
+        Some(2),
+        "the second page repeats the first: the listing stops there"
+    );
+    let warned: Vec<&String> = report
+        .warnings
+        .iter()
+        .filter(|w| w.contains("groups/delta"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{:?}", report.warnings);
+    assert!(
+        warned[0].contains("repeats the items of an earlier page"),
+        "{}",
+        warned[0]
+    );
+    let events = h.events();
+    let delivered: std::collections::BTreeSet<String> = uids(&events).into_iter().collect();
+    assert_eq!(delivered, user_ids(&h.emulator), "every user delivered");
+    // Memberships came from each user's memberOf instead: nobody is in the looping group.
+    assert!(h.emulator.counters().get(&Endpoint::MemberOf).copied() >= Some(30));
+    assert!(events
+        .iter()
+        .all(|e| e["user"]["groups"].is_array() && !e.to_string().contains("loop-group")));
+    assert_all_valid(&events);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_a_user_in_twenty_thousand_groups_is_delivered_with_its_groups_truncated() {
+    let mut users = tenant_in_many_groups(1, 20_000).into_users();
+    users.extend(Tenant::generated(29, 10).into_users());
+    let big = users[0].id().expect("an id").to_string();
+    let mut h = Harness::start(
+        Tenant::from_users(users).expect("a valid tenant"),
+        EmulatorConfig::default(),
+    )
+    .await;
+    delta_harness_config(&mut h, "20");
+    let report = h.sync().await.expect("the run completes");
+    let events = h.events();
+    assert_eq!(uids(&events).len(), 11, "every user delivered");
+    assert_eq!(report.items_skipped, 0);
+    let event = events
+        .iter()
+        .find(|e| e["user"]["uid"] == big.as_str())
+        .expect("the user in 20,000 groups is delivered");
+    assert!(event.to_string().len() <= 1024 * 1024);
+    let kept = event["user"]["groups"].as_array().expect("groups").len();
+    assert!(kept > 5_000 && kept < 20_000, "{kept}");
+    assert_eq!(event["metadata"]["is_truncated"], true);
+    assert!(event["metadata"]["untruncated_size"].as_u64() > Some(1024 * 1024));
+    assert_eq!(event["enrichments"][0]["data"]["groups_total"], 20_000);
+    assert!(report.items_partial >= 1, "{report:?}");
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains(&big) && w.contains("20000 groups")),
+        "{:?}",
+        report.warnings
+    );
+    for other in events.iter().filter(|e| e["user"]["uid"] != big.as_str()) {
+        assert!(other["metadata"].get("is_truncated").is_none(), "{other}");
+    }
+    assert_all_valid(&events);
+    assert_eq!(h.delta_cursor().expect("a cursor")["round"], "changes");
+}

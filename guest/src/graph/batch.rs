@@ -182,7 +182,7 @@ impl<D: Doors> GraphClient<'_, D> {
             let mut next = Vec::new();
             for ((i, g), r) in pending.into_iter().zip(results) {
                 let page = r.and_then(Page::parse).and_then(|p| match &p.next_link {
-                    Some(link) => trails[i].step(self, link).map(|()| p),
+                    Some(link) => trails[i].step(self, &p.items, link).map(|()| p),
                     None => Ok(p),
                 });
                 match (page, &mut items[i]) {

@@ -155,6 +155,8 @@ pub struct GraphClient<'a, D: Doors> {
     reports_sent: [RefCell<VecDeque<i64>>; 2],
     /// Malformed values mended in this run's bodies (`intake.rs`).
     mended: RefCell<MendLog>,
+    /// Users the tenant is known to have at least (bounds per-user listings; 0: unknown).
+    users_hint: Cell<u64>,
 }
 
 /// Malformed values Graph sent in one run, mended (`intake.rs`): counted, the first records
@@ -249,6 +251,7 @@ impl<'a, D: Doors> GraphClient<'a, D> {
             max_in_flight: 64,
             reports_sent: Default::default(),
             mended: RefCell::default(),
+            users_hint: Cell::new(0),
         }
     }
 
@@ -797,7 +800,7 @@ impl<'a, D: Doors> GraphClient<'a, D> {
             let mut next = Vec::new();
             for ((i, g), r) in pending.into_iter().zip(results) {
                 let page = r.and_then(Page::parse).and_then(|p| match &p.next_link {
-                    Some(link) => trails[i].step(self, link).map(|()| p),
+                    Some(link) => trails[i].step(self, &p.items, link).map(|()| p),
                     None => Ok(p),
                 });
                 match (page, &mut items[i]) {
@@ -827,14 +830,77 @@ impl<'a, D: Doors> GraphClient<'a, D> {
 /// hundred bytes in practice; a link of many kilobytes is a broken or hostile server.
 pub const MAX_LINK_BYTES: usize = 16 * 1024;
 
-/// The links one listing has followed. Graph returns a next link per page "until there are
-/// no more pages of results to retrieve" (https://learn.microsoft.com/graph/paging), each
-/// with the token of the next page, so a repeat is a loop — a broken or hostile server —
-/// and stops the listing instead of fetching and emitting the same page until the run's time
-/// limit.
-#[derive(Debug, Default)]
+/// Most pages one listing follows when no count the connector holds bounds it (the groups
+/// delta, role assignments, one user's groups): 50,000 pages are 5 million objects at Graph's
+/// default page size of 100 (user-list, group-list: "the default and maximum page sizes are
+/// 100 and 999 user objects respectively"), over ten times what a tenant holds under the
+/// default directory quota of 300,000 objects (Microsoft Entra service limits and
+/// restrictions, "Microsoft Entra resources": 50,000 objects, 300,000 with a verified domain,
+/// more only on request). A listing past it is a broken or hostile server.
+pub const MAX_LISTING_PAGES: u64 = 50_000;
+
+/// Users assumed when the connector knows none yet (a first run without sign-in data): the
+/// default directory quota of a tenant with a verified domain (see [`MAX_LISTING_PAGES`]).
+pub const UNKNOWN_TENANT_USERS: u64 = 300_000;
+
+/// The smallest page assumed of a listing with about one item per user: Graph's default
+/// page size of directory lists (see [`MAX_LISTING_PAGES`]); the registration report takes no
+/// `$top` and chooses its own.
+pub const PER_USER_PAGE: u64 = 100;
+
+impl<D: Doors> GraphClient<'_, D> {
+    /// Records that the tenant has at least `users` users (the previous walk's count, or the
+    /// entries of a tenant-wide per-user listing of this run).
+    pub fn note_users(&self, users: u64) {
+        self.users_hint.set(self.users_hint.get().max(users));
+    }
+
+    /// Most pages of a listing with about one item per user (the registration report, the
+    /// tenant's sign-in data): twice the pages of the known users at [`PER_USER_PAGE`] a
+    /// page, plus ten (a tenant grows between runs, a page may come short); with no users
+    /// known, those of [`UNKNOWN_TENANT_USERS`].
+    pub fn per_user_pages(&self) -> u64 {
+        let users = match self.users_hint.get() {
+            0 => UNKNOWN_TENANT_USERS,
+            n => n,
+        };
+        users
+            .div_ceil(PER_USER_PAGE)
+            .saturating_mul(2)
+            .saturating_add(10)
+            .min(MAX_LISTING_PAGES)
+    }
+}
+
+/// What one listing has followed: its links, the content of its pages, and how many pages.
+///
+/// Graph returns a next link per page "until there are no more pages of results to retrieve"
+/// (https://learn.microsoft.com/graph/paging), each with the token of the next page and the
+/// next items, so a link followed before, or a page whose items repeat an earlier page's
+/// (compared by an FNV-1a hash of their canonical JSON, `ocsf::values_hash`), is a loop — a
+/// broken or hostile server — and so is a listing that goes on past what the tenant can hold
+/// (its page cap: [`MAX_LISTING_PAGES`], or [`GraphClient::per_user_pages`] for a listing
+/// with one item per user). Each stops the listing with an error of its source, which the
+/// caller degrades (a tenant-wide source falls back or is reported unavailable) instead of
+/// fetching until the run's time limit. Empty pages are not compared (Graph may send several
+/// on the way to a delta link); the page cap bounds them.
+#[derive(Debug)]
 pub struct Trail {
     seen: std::collections::HashSet<String>,
+    contents: std::collections::HashSet<u128>,
+    pages: u64,
+    max_pages: u64,
+}
+
+impl Default for Trail {
+    fn default() -> Self {
+        Trail {
+            seen: Default::default(),
+            contents: Default::default(),
+            pages: 0,
+            max_pages: MAX_LISTING_PAGES,
+        }
+    }
 }
 
 impl Trail {
@@ -845,18 +911,46 @@ impl Trail {
         t
     }
 
-    /// Checks the link a page brought ([`GraphClient::check_link`]) and that this listing
-    /// has not followed it already.
+    /// The same trail with at most `max_pages` pages (at least one).
+    pub fn capped(mut self, max_pages: u64) -> Trail {
+        self.max_pages = max_pages.max(1);
+        self
+    }
+
+    /// Pages followed so far.
+    pub fn pages(&self) -> u64 {
+        self.pages
+    }
+
+    /// Checks a page that brought the next link `link` before the link is followed: the
+    /// link itself ([`GraphClient::check_link`]), that this listing has not followed it
+    /// already, that the page's `items` do not repeat an earlier page's, and that the
+    /// listing stays under its page cap.
     pub fn step<D: Doors>(
         &mut self,
         graph: &GraphClient<'_, D>,
+        items: &[Value],
         link: &str,
     ) -> Result<(), GraphError> {
         graph.check_link(link)?;
+        self.pages = self.pages.saturating_add(1);
         if !self.seen.insert(link.to_string()) {
             return Err(GraphError::Malformed(format!(
                 "Graph sent a next link this listing already followed ({}): a loop, not followed again",
                 first_line(link)
+            )));
+        }
+        if !items.is_empty() && !self.contents.insert(crate::ocsf::values_hash(items)) {
+            return Err(GraphError::Malformed(format!(
+                "page {} of this listing repeats the items of an earlier page under a new next link ({}): a loop, not followed",
+                self.pages,
+                first_line(link)
+            )));
+        }
+        if self.pages >= self.max_pages {
+            return Err(GraphError::Malformed(format!(
+                "this listing goes on past {} pages, more than this tenant can hold (a broken or hostile server): not followed further",
+                self.max_pages
             )));
         }
         Ok(())
@@ -1369,6 +1463,100 @@ mod tests {
             3,
             "token, one GET, one batch: the repeated link is never requested"
         );
+    }
+
+    /// A Graph whose every page brings a next link with a new token, and items from `items`.
+    fn endless(items: fn(usize) -> Value) -> impl Fn(usize, &HttpRequest) -> HttpResponse {
+        move |n, r| {
+            if r.url.contains("/token") {
+                return json(200, &[], TOKEN);
+            }
+            let page = serde_json::json!({
+                "value": items(n),
+                "@odata.nextLink": format!("https://graph.test/v1.0/groups/delta?$skiptoken=t{n}"),
+            });
+            if r.url.ends_with("/$batch") {
+                return batch_answer(
+                    batch_items(r)
+                        .iter()
+                        .map(|item| serde_json::json!({"id": item["id"], "status": 200, "body": page}))
+                        .collect(),
+                );
+            }
+            json(200, &[], &page.to_string())
+        }
+    }
+
+    #[test]
+    fn hostile_a_page_repeating_its_items_under_new_links_stops_the_listing() {
+        let cfg = config(&[]);
+        let doors = FakeDoors::new(endless(
+            |_| serde_json::json!([{"id": "g", "members@delta": []}]),
+        ));
+        let graph = GraphClient::new(&doors, &cfg);
+        let start = cfg.graph_url("/groups/delta?$select=displayName,members");
+        let lists = graph.collect_lists(vec![GraphGet::new(start.clone())]);
+        let e = lists[0]
+            .as_ref()
+            .expect_err("a loop is an error")
+            .to_string();
+        assert!(e.contains("repeats the items of an earlier page"), "{e}");
+        assert_eq!(doors.calls.borrow().len(), 1 + 2, "token, two pages");
+        let lists = graph.batch_collect(vec![SubGet::new(start)]);
+        let e = lists[0]
+            .as_ref()
+            .expect_err("a loop is an error")
+            .to_string();
+        assert!(e.contains("repeats the items"), "{e}");
+    }
+
+    #[test]
+    fn hostile_an_endless_listing_of_new_items_stops_at_its_page_cap() {
+        let cfg = config(&[]);
+        let doors = FakeDoors::new(endless(|n| serde_json::json!([{"id": format!("u{n}")}])));
+        let graph = GraphClient::new(&doors, &cfg);
+        graph.note_users(250);
+        graph.note_users(10);
+        assert_eq!(graph.per_user_pages(), 2 * 3 + 10, "250 users, 100 a page");
+        let mut trail = Trail::default().capped(graph.per_user_pages());
+        let mut next =
+            Some(cfg.graph_url("/reports/authenticationMethods/userRegistrationDetails"));
+        let mut pages = 0;
+        let e = loop {
+            let page = graph.page(GraphGet::new(next.take().unwrap())).unwrap();
+            pages += 1;
+            let link = page.next_link.unwrap();
+            if let Err(e) = trail.step(&graph, &page.items, &link) {
+                break e.to_string();
+            }
+            next = Some(link);
+        };
+        assert_eq!(pages, 16, "{e}");
+        assert!(e.contains("past 16 pages"), "{e}");
+        // Without a known user count: the default directory quota's pages.
+        let fresh = GraphClient::new(&doors, &cfg);
+        assert_eq!(
+            fresh.per_user_pages(),
+            2 * UNKNOWN_TENANT_USERS.div_ceil(PER_USER_PAGE) + 10
+        );
+    }
+
+    #[test]
+    fn empty_pages_on_the_way_to_a_delta_link_are_not_taken_for_a_repeat() {
+        let cfg = config(&[]);
+        let doors = FakeDoors::new(empty_pages);
+        let graph = GraphClient::new(&doors, &cfg);
+        let mut trail = Trail::default().capped(5);
+        for n in 0..4 {
+            let link = cfg.graph_url(&format!("/users/delta?$skiptoken=e{n}"));
+            trail
+                .step(&graph, &[], &link)
+                .expect("an empty page is no loop");
+        }
+        let e = trail
+            .step(&graph, &[], &cfg.graph_url("/users/delta?$skiptoken=e9"))
+            .expect_err("the cap still holds");
+        assert!(e.to_string().contains("past 5 pages"), "{e}");
     }
 
     #[test]

@@ -111,6 +111,10 @@ pub fn run<D: Doors>(
                 other.map_err(|e| e.into_connector(&format!("listing users (page {page_no})")))?
             }
         };
+        let checked = match &page.next_link {
+            Some(link) => trail.step(graph, &page.items, link),
+            None => Ok(()),
+        };
         next = page.next_link.map(|url| GraphGet {
             url,
             headers: get.headers.clone(),
@@ -132,13 +136,11 @@ pub fn run<D: Doors>(
         for (id, created) in p.deliver(entries)? {
             cursor.observe(&id, created);
         }
-        if let Some(get) = &next {
-            trail.step(graph, &get.url).map_err(|e| {
-                e.into_connector(&format!(
-                    "listing users (page {page_no}, delivered; the cursor is committed only at the end of a run, so it is unchanged)"
-                ))
-            })?;
-        }
+        checked.map_err(|e| {
+            e.into_connector(&format!(
+                "listing users (page {page_no}, delivered; the cursor is committed only at the end of a run, so it is unchanged)"
+            ))
+        })?;
     }
     p.finish();
     cursor.last_success_ms = doors.now_ms();

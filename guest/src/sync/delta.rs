@@ -235,7 +235,9 @@ pub fn run<D: Doors>(
     // 1. Changes since the last run (also before a refresh, so removals are reported).
     if place.cursor.round == Round::Changes {
         p.sign_ins_per_page = true;
-        p.facts = Some(Facts::load(doors)?);
+        let facts = Facts::load(doors)?;
+        graph.note_users(facts.len() as u64);
+        p.facts = Some(facts);
         p.record_facts = false;
         match place.cursor.link.clone() {
             Some(link) => match walk(&mut p, &mut place, Round::Changes, link) {
@@ -281,6 +283,11 @@ pub fn run<D: Doors>(
         if place.cursor.link.is_none() {
             place.cursor.round_started_ms = now;
         }
+        // The users the last walk knew: what bounds this walk's per-user listings (graph/mod.rs,
+        // `per_user_pages`) before any is read.
+        let mut facts = Facts::load(doors)?;
+        graph.note_users(facts.len() as u64);
+        facts.clear();
         if config.sign_in == SignIn::Auto {
             p.sign_ins = read_sign_ins(&mut p)?;
             swept_in_full_round = p.sign_ins.is_some();
@@ -288,8 +295,6 @@ pub fn run<D: Doors>(
         // Memberships, roles and MFA for the whole tenant, read once up front, and
         // remembered for the incremental rounds that follow.
         let groups_link = p.enricher.load_tenant_wide(&mut p.report);
-        let mut facts = Facts::load(doors)?;
-        facts.clear();
         p.facts = Some(facts);
         p.record_facts = true;
         let mut restarted = false;
@@ -345,7 +350,7 @@ pub fn run<D: Doors>(
     // 3. The sign-in sweep, on its own cadence.
     let sweep_due = place.cursor.sweep.is_some()
         || now - place.cursor.last_sweep_ms >= config.sign_in_sweep_hours as i64 * HOUR_MS;
-    if config.sign_in == SignIn::Auto && sweep_due && !swept_in_full_round {
+    if config.sign_in == SignIn::Auto && sweep_due && !swept_in_full_round && !p.sign_in_broken {
         sweep(&mut p, &mut place, now)?;
     }
 
@@ -444,15 +449,16 @@ fn walk<D: Doors>(
                 ))))
             }
         };
-        let entries = page.items.into_iter().map(Entry::from_delta).collect();
-        p.deliver(entries)?;
         // The link is checked before the cursor stores it: a stored link is always one the
-        // next run can follow, and a bad one leaves the cursor at the last good page.
+        // next run can follow, and a bad one leaves the cursor at the last good page (the
+        // page itself is delivered first).
         let checked = match (&page.next_link, &page.delta_link) {
-            (Some(next), _) => trail.step(p.graph, next),
+            (Some(next), _) => trail.step(p.graph, &page.items, next),
             (None, Some(delta)) => p.graph.check_link(delta),
             (None, None) => Ok(()),
         };
+        let entries = page.items.into_iter().map(Entry::from_delta).collect();
+        p.deliver(entries)?;
         if let Err(e) = checked {
             return Err(Stop::Fail(e.into_connector(&format!(
                 "reading users/delta (page {page_no} of this run, delivered; the cursor stays at the page before it)"
@@ -503,7 +509,8 @@ fn read_sign_ins<D: Doors>(
 ) -> Result<Option<HashMap<String, Value>>, ConnectorError> {
     let mut out = HashMap::new();
     let mut next = Some(sweep_url(p.config, "id,signInActivity"));
-    let mut trail = Trail::default();
+    let mut trail = Trail::default().capped(p.graph.per_user_pages());
+    let mut users = 0u64;
     while let Some(url) = next.take() {
         let page = match p.graph.page(GraphGet::new(url)) {
             Ok(page) => page,
@@ -513,6 +520,14 @@ fn read_sign_ins<D: Doors>(
             }
             Err(e) => return Err(e.into_connector("reading sign-in activity")),
         };
+        if let Some(link) = &page.next_link {
+            if let Err(e) = trail.step(p.graph, &page.items, link) {
+                // A loop or an endless listing: this run goes on without sign-in data.
+                p.sign_in_degraded(&e, trail.pages());
+                return Ok(None);
+            }
+        }
+        users = users.saturating_add(page.items.len() as u64);
         for item in page.items {
             // Only the fields the mapping reads: this map holds every user of the tenant.
             if let (Some(id), Some(activity)) = (
@@ -522,13 +537,10 @@ fn read_sign_ins<D: Doors>(
                 out.insert(id.to_string(), activity);
             }
         }
-        if let Some(link) = &page.next_link {
-            trail
-                .step(p.graph, link)
-                .map_err(|e| e.into_connector("reading sign-in activity"))?;
-        }
         next = page.next_link;
     }
+    // One item per user: what bounds the per-user listings that follow (the report).
+    p.graph.note_users(users);
     Ok(Some(out))
 }
 
@@ -646,7 +658,7 @@ fn read_group_changes<D: Doors>(
         }
         match (page.next_link, page.delta_link) {
             (Some(n), _) => {
-                trail.step(p.graph, &n)?;
+                trail.step(p.graph, &page.items, &n)?;
                 next = Some(n);
             }
             (None, Some(d)) => {
@@ -703,7 +715,7 @@ fn sweep<D: Doors>(
             .clone()
             .unwrap_or_else(|| sweep_url(p.config, &format!("{USER_SELECT},signInActivity"))),
     );
-    let mut trail = Trail::default();
+    let mut trail = Trail::default().capped(p.graph.per_user_pages());
     while let Some(url) = next.take() {
         let page = match p.graph.page(GraphGet::new(url)) {
             Ok(page) => page,
@@ -714,6 +726,10 @@ fn sweep<D: Doors>(
             }
             Err(e) => return Err(e.into_connector("sweeping sign-in activity")),
         };
+        let checked = match &page.next_link {
+            Some(link) => trail.step(p.graph, &page.items, link),
+            None => Ok(()),
+        };
         let entries = page
             .items
             .into_iter()
@@ -721,12 +737,12 @@ fn sweep<D: Doors>(
             .map(Entry::Upsert)
             .collect();
         p.deliver(entries)?;
-        if let Some(link) = &page.next_link {
-            trail.step(p.graph, link).map_err(|e| {
-                e.into_connector(
-                    "sweeping sign-in activity (the page was delivered; the cursor stays at the page before it)",
-                )
-            })?;
+        if let Err(e) = checked {
+            // A loop or an endless listing: the users it gave are delivered; the sweep ends
+            // here and the next run sweeps again from the same time.
+            p.sign_in_degraded(&e, trail.pages());
+            place.cursor.sweep = None;
+            return place.commit();
         }
         next = page.next_link;
         place.cursor.sweep = Some(Sweep {

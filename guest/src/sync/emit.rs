@@ -2,9 +2,10 @@
 //!
 //! A batch is bounded by count ([`EMIT_BATCH`]) and by bytes ([`EMIT_BATCH_BYTES`], far below
 //! the host's per-call limit), so users in hundreds of groups (tens of kilobytes each) never
-//! make one oversized call. An event larger than [`MAX_EVENT_BYTES`] — a user with a
-//! multi-megabyte name, or in a million groups — is skipped and named, so one user cannot
-//! fail every run of its tenant. A batch the host refuses as invalid is split in halves and
+//! make one oversized call. A user in too many groups never gets here whole: the mapping keeps
+//! the groups that fit in [`MAX_EVENT_BYTES`] and marks the event truncated
+//! (`ocsf::map_user_within`). An event still larger — a user with a multi-megabyte name — is
+//! skipped and named, so one user cannot fail every run of its tenant. A batch the host refuses as invalid is split in halves and
 //! sent again, down to the single event the host refuses, which is skipped and named too;
 //! a sink failure (the host could not store the batch) ends the run, so the cursor never
 //! moves past events that did not reach the sink.

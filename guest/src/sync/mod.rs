@@ -178,6 +178,9 @@ pub struct Pipeline<'g, 'a, D: Doors> {
     pub sign_ins_per_page: bool,
     /// Graph refused sign-in activity in this run (licence or permission).
     pub sign_in_refused: bool,
+    /// A listing of sign-in activity looped or went past its page cap in this run: no other
+    /// is started (the sweep included).
+    pub sign_in_broken: bool,
     /// What is remembered of users between full walks (groups, MFA names); None when the
     /// mode keeps no such memory.
     pub facts: Option<Facts>,
@@ -189,6 +192,8 @@ pub struct Pipeline<'g, 'a, D: Doors> {
     pub emitted_ids: std::collections::HashSet<String>,
     /// Users whose events could not be delivered (too large, or refused by the host).
     undeliverable: u64,
+    /// Users whose events list only the groups that fit.
+    truncated_users: u64,
     /// The run's counts.
     pub report: Report,
 }
@@ -213,10 +218,12 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
             sign_ins: None,
             sign_ins_per_page: false,
             sign_in_refused: false,
+            sign_in_broken: false,
             emitted_ids: std::collections::HashSet::new(),
             facts: None,
             record_facts: false,
             undeliverable: 0,
+            truncated_users: 0,
             report: Report::default(),
         }
     }
@@ -249,6 +256,30 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
             ),
         );
         self.report.unavailable.push("signInActivity".into());
+    }
+
+    /// Records that the tenant's sign-in data could not be read whole in this run (a loop or
+    /// a listing past its page cap, `e`): the run goes on without it — `last_login_time` is
+    /// omitted, as when the source is refused — with one warning, and reads none again.
+    pub fn sign_in_degraded(&mut self, e: &GraphError, pages: u64) {
+        self.sign_in_refused = true;
+        self.sign_in_broken = true;
+        self.sign_ins = None;
+        self.report.warn(
+            self.graph.doors(),
+            format!(
+                "the sign-in activity of tenant '{}' was not read ({e}; after {pages} pages): last_login_time is omitted from this run's events; if Graph keeps doing this, set sign_in_activity = \"off\"",
+                self.config.tenant_id
+            ),
+        );
+        if !self
+            .report
+            .unavailable
+            .iter()
+            .any(|u| u == "signInActivity")
+        {
+            self.report.unavailable.push("signInActivity".into());
+        }
     }
 
     /// Reads `signInActivity` of these users, fifteen to a request (reports-limited, paced).
@@ -410,9 +441,22 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
                             }
                         }
                     }
-                    match ocsf::map_user(&user, &enrichment, &ctx) {
-                        Ok(event) => {
-                            events.push(event.to_string());
+                    let mapped = ocsf::map_user_within(
+                        &user,
+                        &enrichment,
+                        &ctx,
+                        emit::MAX_EVENT_BYTES,
+                        self.enricher.role_groups(),
+                    );
+                    match mapped {
+                        Ok(mapped) => {
+                            if let Some(t) = mapped.truncation {
+                                if !partial {
+                                    self.report.items_partial += 1;
+                                }
+                                self.truncated(&id, t);
+                            }
+                            events.push(mapped.json);
                             event_ids.push(id.clone());
                             if self.sign_ins_per_page {
                                 self.emitted_ids.insert(id.clone());
@@ -431,6 +475,21 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
         let skipped = self.emit(event_ids, events)?;
         delivered.retain(|(id, _)| !skipped.contains(id));
         Ok(delivered)
+    }
+
+    /// Warns about a user whose event lists only some of its groups (the first
+    /// [`MAX_SKIP_WARNINGS`] by name, the rest counted in [`Pipeline::finish`]).
+    fn truncated(&mut self, id: &str, t: ocsf::Truncation) {
+        self.truncated_users += 1;
+        if self.truncated_users <= MAX_SKIP_WARNINGS {
+            self.report.warn(
+                self.graph.doors(),
+                format!(
+                    "user '{id}' is in {} groups, too many for one event: its event lists {} of them (groups holding a role first) and is marked metadata.is_truncated, with groups_total in the account enrichment",
+                    t.total, t.kept
+                ),
+            );
+        }
     }
 
     /// Whether no warning containing `marker` was given yet in this run.
@@ -483,11 +542,20 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
                 ),
             );
         }
+        if self.truncated_users > MAX_SKIP_WARNINGS {
+            self.report.warn(
+                self.graph.doors(),
+                format!(
+                    "{} users were emitted with only the groups that fit in one event (the first {MAX_SKIP_WARNINGS} are named above)",
+                    self.truncated_users
+                ),
+            );
+        }
         if self.report.items_partial > 0 {
             self.report.warn(
                 self.graph.doors(),
                 format!(
-                    "{} users were emitted without their groups, roles or methods (Graph refused or failed those reads)",
+                    "{} users were emitted without all of their groups, roles or methods (Graph refused or failed those reads, or their groups did not fit in one event)",
                     self.report.items_partial
                 ),
             );

@@ -22,13 +22,18 @@ pub struct FaultRule {
     pub count: u32,
     /// HTTP status of the canned answer.
     pub status: u16,
-    /// Body to send (e.g. a Graph error JSON, or deliberately malformed text).
+    /// Body to send (e.g. a Graph error JSON, or deliberately malformed text). Every
+    /// [`FaultRule::SEQ`] in it is replaced by the number of requests the rule matched before
+    /// this one, so a canned page can carry a new next link each time (an endless listing).
     pub body: String,
     /// Extra headers, e.g. ("Retry-After", "1").
     pub headers: Vec<(String, String)>,
 }
 
 impl FaultRule {
+    /// The placeholder of [`FaultRule::body`] replaced by the request's position.
+    pub const SEQ: &'static str = "{{fault-seq}}";
+
     /// A rule failing every request to `endpoint` with `status` and a Graph error body of
     /// `code`; narrow it with the public fields.
     pub fn graph_error(endpoint: Endpoint, status: u16, code: &str, message: &str) -> FaultRule {
@@ -87,11 +92,16 @@ impl FaultRule {
                 .is_none_or(|text| target.contains(text))
     }
 
-    fn reply(&self) -> Reply {
+    fn reply(&self, position: u64) -> Reply {
+        let body = if self.body.contains(Self::SEQ) {
+            self.body.replace(Self::SEQ, &position.to_string())
+        } else {
+            self.body.clone()
+        };
         let mut reply = Reply {
             status: self.status,
             headers: self.headers.clone(),
-            body: Body::Text(self.body.clone()),
+            body: Body::Text(body),
         };
         if !reply.has_header("Content-Type") {
             reply
@@ -134,7 +144,7 @@ impl FaultBook {
             let active =
                 rule.count == u32::MAX && position >= start || (start..end).contains(&position);
             if active && answer.is_none() {
-                answer = Some(rule.reply());
+                answer = Some(rule.reply(position));
             }
         }
         answer
@@ -164,6 +174,29 @@ mod tests {
             .answer(Endpoint::MemberOf, "/v1.0/users/xyz/memberOf")
             .is_none());
         assert!(book.answer(Endpoint::Users, "/v1.0/users/abc").is_none());
+    }
+
+    #[test]
+    fn a_canned_body_can_number_its_answers() {
+        let mut book = FaultBook::default();
+        let mut rule = FaultRule::graph_error(Endpoint::Users, 200, "x", "y");
+        rule.body = format!("{{\"n\":{}}}", FaultRule::SEQ);
+        book.add(rule);
+        let bodies: Vec<Vec<u8>> = (0..3)
+            .map(|_| {
+                book.answer(Endpoint::Users, "/v1.0/users")
+                    .expect("answered")
+                    .body_bytes()
+            })
+            .collect();
+        assert_eq!(
+            bodies,
+            [
+                b"{\"n\":0}".to_vec(),
+                b"{\"n\":1}".to_vec(),
+                b"{\"n\":2}".to_vec()
+            ]
+        );
     }
 
     #[test]

@@ -172,7 +172,9 @@ impl Deployment {
             let entry = match &cfg.postgres {
                 None => TenantEntry::from_config(cfg, file.schedule.clone()),
                 Some(pg) => {
-                    let store = match pools.get(&pg.url) {
+                    // Tenants that name one database with the same settings share a pool.
+                    let pool_key = format!("{}\u{0}{:?}", pg.url, pg.options);
+                    let store = match pools.get(&pool_key) {
                         Some(store) => store.clone(),
                         None => {
                             let store =
@@ -181,7 +183,7 @@ impl Deployment {
                                     .map_err(|e| {
                                         DeployError::Host(format!("{}: {e}", file.path.display()))
                                     })?;
-                            pools.insert(pg.url.clone(), store.clone());
+                            pools.insert(pool_key, store.clone());
                             store
                         }
                     };

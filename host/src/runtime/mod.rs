@@ -169,6 +169,19 @@ impl TenantRun {
     /// nothing is repaired. Its store and sink refuse every use.
     pub fn for_check(cfg: &TenantConfig) -> Result<TenantRun, RunError> {
         check_events_path(cfg)?;
+        // A SQLite database that exists must be a regular file (looked at, not opened by SQLite,
+        // which would create its side files); one that does not is created by the first run.
+        if cfg.postgres.is_none() && std::fs::metadata(&cfg.checkpoint_db).is_ok() {
+            crate::files::open_regular(
+                &cfg.checkpoint_db,
+                std::fs::OpenOptions::new().read(true),
+                "checkpoint database",
+            )
+            .map_err(|e| RunError::Host {
+                tenant: cfg.key.clone(),
+                message: e.to_string(),
+            })?;
+        }
         if let SinkSpec::Jsonl { path } = &cfg.sink {
             crate::doors::emit::jsonl::inspect(path).map_err(|e| RunError::Host {
                 tenant: cfg.key.clone(),

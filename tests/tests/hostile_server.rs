@@ -564,7 +564,7 @@ async fn hostile_a_user_in_twenty_thousand_groups_is_delivered_with_its_groups_t
     delta_harness_config(&mut h, "20");
     let report = h.sync().await.expect("the run completes");
     let events = h.events();
-    assert_eq!(uids(&events).len(), 11, "every user delivered");
+    assert_eq!(uids(&events).len(), 11, "every user delivered: {report:?}");
     assert_eq!(report.items_skipped, 0);
     let event = events
         .iter()

@@ -264,11 +264,11 @@ fn parse_batch(body: &[u8]) -> Result<HashMap<String, Result<Answer, GraphError>
     let mut out: HashMap<String, Result<Answer, GraphError>> =
         HashMap::with_capacity(envelope.responses.len());
     for raw in envelope.responses {
-        let item = match serde_json::from_str::<BatchItem<'_>>(raw.get()) {
+        let item = match serde_json::from_slice::<BatchItem<'_>>(raw.get().as_bytes()) {
             Ok(item) => item,
             Err(e) => {
                 // Named by its id when one can be read, so that request fails now.
-                let id = serde_json::from_str::<Value>(raw.get())
+                let id = serde_json::from_slice::<Value>(raw.get().as_bytes())
                     .ok()
                     .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_string));
                 if let Some(id) = id {

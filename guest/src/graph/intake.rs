@@ -413,7 +413,7 @@ fn attribute(bytes: &[u8], at: &[usize], map: &Map<String, Value>) -> Vec<Mend> 
             let values = at.partition_point(|p| *p < end) - at.partition_point(|p| *p < start);
             if values > 0 {
                 placed += values;
-                let record = serde_json::from_str::<Value>(text)
+                let record = serde_json::from_slice::<Value>(text.as_bytes())
                     .ok()
                     .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_string));
                 out.push(Mend { record, values });

@@ -10,11 +10,14 @@
 //! Every property must hold for every input: no panic (an overflow panics in these debug
 //! builds), results of the promised shape, waits within the retry policy's cap.
 //!
-//! CI runs each property 256 times (proptest's default). The million-case run: every one of
-//! the 8 properties `PROPTEST_CASES` times, 1,000,000 cases in all:
+//! CI runs each property 256 times (proptest's default). The million-case runs (README,
+//! "Property tests"): the first 8 properties 125,000 times each, and the 4 over the JSON
+//! intake (pages, envelopes, `$batch` bodies) 250,000 times each:
 //!
 //! ```text
 //! PROPTEST_CASES=125000 cargo test --release -p entra-connector --test properties
+//! PROPTEST_CASES=250000 cargo test --release -p entra-connector --test properties -- \
+//!     hostile_malformed hostile_batch_bodies hostile_collection_pages
 //! ```
 //!
 //! A failure prints the shrunk input; keep it as a `hostile_` unit test next to the fix.

@@ -421,7 +421,7 @@ impl Server {
                     joined = loops.join_next(), if !loops.is_empty() => {
                         if let Some(Err(e)) = joined {
                             if e.is_panic() {
-                                tracing::error!("a tenant's scheduling task panicked (a host bug); that tenant is no longer scheduled");
+                                tracing::error!("a scheduling task panicked outside any run (a host bug; a panic in a run is caught, counted and backed off): its tenant may no longer be scheduled, restart serve and report it");
                             }
                         }
                         if loops.is_empty() && inner.options.once {

@@ -611,8 +611,7 @@ fn received(event: &Value) -> String {
 
 /// A token endpoint echoes the request it got (body and decoded secret) in its error. The
 /// host redacts the secret from the answer before the connector sees it (the connector's own
-/// hex copy, which no redaction on the way out could catch, holds no secret), and from
-/// everything the connector hands out.
+/// hex copy shows what it received: no secret), and from everything the connector hands out.
 #[tokio::test(flavor = "current_thread")]
 async fn hostile_connector_handing_out_an_echoed_secret_finds_it_redacted_at_every_door() {
     let leak = secret_through_every_door(&[]).await;

@@ -273,8 +273,9 @@ fn echoed(config: &[(String, String)]) -> Result<String, ConnectorError> {
 
 /// `echo-secret`: takes [`echoed`] text (a secret a server echoed back) and hands it out
 /// through every door: a `log` line at each level, stdout, stderr, one event
-/// `{"echo": <text>, "echo_hex": <the text's bytes in hex>}` (hex, which no redaction of the
-/// text itself can catch: it shows what the connector received), the checkpoint key `echo`;
+/// `{"echo": <text>, "echo_hex": <the text's bytes in hex>}` (the hex shows what the
+/// connector received; the host redacts a secret's hex form too, so a secret the connector
+/// held itself shows there as the hex of `[redacted]`), the checkpoint key `echo`;
 /// then, as config `finish` says, returns
 /// `host(<text>)` (`error`, the default) or a report whose only warning and only
 /// unavailable item are the text (`report`). `check` with this attack returns one failed

@@ -9,8 +9,8 @@
 //! receiver on 127.0.0.1; the properties (`proptest`) feed any `Retry-After`, any clock, any
 //! duration in a tenant or tenants file to the code that reads and adds them.
 //!
-//! The million-case run (README, "Property tests"; 4 properties × 250,000 cases, 4.7 s in
-//! release):
+//! The million-case run (4 properties × 250,000 cases; its time is in the README, "Property
+//! tests"):
 //! `PROPTEST_CASES=250000 cargo test --release -p connector-host --test durations prop_`
 
 mod pg;

@@ -833,15 +833,11 @@ pub const MAX_LINK_BYTES: usize = 16 * 1024;
 /// Most pages one listing follows when no count the connector holds bounds it (the groups
 /// delta, role assignments, one user's groups): 50,000 pages are 5 million objects at Graph's
 /// default page size of 100 (user-list, group-list: "the default and maximum page sizes are
-/// 100 and 999 user objects respectively"), over ten times what a tenant holds under the
-/// default directory quota of 300,000 objects (Microsoft Entra service limits and
-/// restrictions, "Microsoft Entra resources": 50,000 objects, 300,000 with a verified domain,
-/// more only on request). A listing past it is a broken or hostile server.
+/// 100 and 999 user objects respectively"), five times the million-user tenants this
+/// connector is built for. A listing past it is a broken or hostile server. (No directory
+/// quota is assumed: large tenants raise theirs, and the stored Microsoft docs do not state
+/// the default.)
 pub const MAX_LISTING_PAGES: u64 = 50_000;
-
-/// Users assumed when the connector knows none yet (a first run without sign-in data): the
-/// default directory quota of a tenant with a verified domain (see [`MAX_LISTING_PAGES`]).
-pub const UNKNOWN_TENANT_USERS: u64 = 300_000;
 
 /// The smallest page assumed of a listing with about one item per user: Graph's default
 /// page size of directory lists (see [`MAX_LISTING_PAGES`]); the registration report takes no
@@ -858,10 +854,11 @@ impl<D: Doors> GraphClient<'_, D> {
     /// Most pages of a listing with about one item per user (the registration report, the
     /// tenant's sign-in data): twice the pages of the known users at [`PER_USER_PAGE`] a
     /// page, plus ten (a tenant grows between runs, a page may come short); with no users
-    /// known, those of [`UNKNOWN_TENANT_USERS`].
+    /// known (a first walk without sign-in data, `created`/`full` modes), [`MAX_LISTING_PAGES`]:
+    /// a first walk of a million-user tenant must not be cut by a guessed size.
     pub fn per_user_pages(&self) -> u64 {
         let users = match self.users_hint.get() {
-            0 => UNKNOWN_TENANT_USERS,
+            0 => return MAX_LISTING_PAGES,
             n => n,
         };
         users
@@ -886,7 +883,9 @@ impl<D: Doors> GraphClient<'_, D> {
 /// on the way to a delta link); the page cap bounds them.
 #[derive(Debug)]
 pub struct Trail {
-    seen: std::collections::HashSet<String>,
+    /// FNV-1a hashes of the links followed (`ocsf::text_hash`): 16 bytes a page, however long
+    /// the links, so the page cap bounds this memory too.
+    seen: std::collections::HashSet<u128>,
     contents: std::collections::HashSet<u128>,
     pages: u64,
     max_pages: u64,
@@ -907,7 +906,7 @@ impl Trail {
     /// A trail that starts at `url` (the listing's first request).
     pub fn starting_at(url: &str) -> Trail {
         let mut t = Trail::default();
-        t.seen.insert(url.to_string());
+        t.seen.insert(crate::ocsf::text_hash(url));
         t
     }
 
@@ -934,7 +933,7 @@ impl Trail {
     ) -> Result<(), GraphError> {
         graph.check_link(link)?;
         self.pages = self.pages.saturating_add(1);
-        if !self.seen.insert(link.to_string()) {
+        if !self.seen.insert(crate::ocsf::text_hash(link)) {
             return Err(GraphError::Malformed(format!(
                 "Graph sent a next link this listing already followed ({}): a loop, not followed again",
                 first_line(link)
@@ -1533,12 +1532,9 @@ mod tests {
         };
         assert_eq!(pages, 16, "{e}");
         assert!(e.contains("past 16 pages"), "{e}");
-        // Without a known user count: the default directory quota's pages.
+        // Without a known user count: the cap of any listing, never a guessed tenant size.
         let fresh = GraphClient::new(&doors, &cfg);
-        assert_eq!(
-            fresh.per_user_pages(),
-            2 * UNKNOWN_TENANT_USERS.div_ceil(PER_USER_PAGE) + 10
-        );
+        assert_eq!(fresh.per_user_pages(), MAX_LISTING_PAGES);
     }
 
     #[test]

@@ -208,6 +208,11 @@ impl TenantRun {
             tenant: cfg.key.clone(),
             message,
         };
+        // Screened before anything is opened (the events file may be repaired on open); a
+        // push sink's credential is screened with them once it is loaded, below.
+        if !matches!(cfg.sink, SinkSpec::Sekoia(_) | SinkSpec::Http(_)) {
+            screen_config(cfg, &secrets)?;
+        }
         // A push sink's credential joins the secrets to redact.
         let mut secrets = secrets;
         let sink: Arc<dyn EventSink> = match &cfg.sink {
@@ -231,6 +236,7 @@ impl TenantRun {
                 for (i, part) in secret_parts(&credential).into_iter().enumerate() {
                     secrets.insert(format!("sink.{i}"), SecretValue::new(part), vec![]);
                 }
+                screen_config(cfg, &secrets)?;
                 if check_only {
                     Arc::new(NoSink)
                 } else {
@@ -238,7 +244,6 @@ impl TenantRun {
                 }
             }
         };
-        screen_config(cfg, &secrets)?;
         if cfg.egress_allow.is_empty() {
             return Err(RunError::Config {
                 tenant: cfg.key.clone(),

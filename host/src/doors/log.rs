@@ -73,6 +73,12 @@ impl log::Host for LogState {
         }
         Ok(())
     }
+
+    // Placeholder until the host keeps and shows progress (issue 17, on a branch).
+    async fn progress(&mut self, _p: log::RunProgress) -> wasmtime::Result<()> {
+        self.shared.enter();
+        Ok(())
+    }
 }
 
 /// Whether `c` must not reach a text log or a terminal as it is: a control character (C0,

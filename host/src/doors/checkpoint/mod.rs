@@ -145,4 +145,36 @@ impl kv_checkpoint::Host for CheckpointState {
                 }
             }))
     }
+
+    // Placeholders until the store serves batches (issue 17, in progress on a branch).
+    async fn get_many(
+        &mut self,
+        _keys: Vec<String>,
+    ) -> wasmtime::Result<Result<Vec<Option<(Vec<u8>, u64)>>, kv_checkpoint::KvError>> {
+        self.shared.enter();
+        Ok(Err(kv_checkpoint::KvError::Invalid(
+            "get-many is not served by this host yet".into(),
+        )))
+    }
+
+    async fn set_many(
+        &mut self,
+        _writes: Vec<kv_checkpoint::Write>,
+    ) -> wasmtime::Result<Result<Vec<u64>, kv_checkpoint::KvError>> {
+        self.shared.enter();
+        Ok(Err(kv_checkpoint::KvError::Invalid(
+            "set-many is not served by this host yet".into(),
+        )))
+    }
+
+    async fn delete_prefix(
+        &mut self,
+        _prefix: String,
+        _limit: u32,
+    ) -> wasmtime::Result<Result<u32, kv_checkpoint::KvError>> {
+        self.shared.enter();
+        Ok(Err(kv_checkpoint::KvError::Invalid(
+            "delete-prefix is not served by this host yet".into(),
+        )))
+    }
 }

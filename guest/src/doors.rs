@@ -123,6 +123,75 @@ impl std::fmt::Display for EmitError {
     }
 }
 
+/// What the stored version of a key must be for a write of a batch to apply (mirror of
+/// `kv-checkpoint.expect`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expect {
+    /// Whatever it is (staged data only this walk writes).
+    Any,
+    /// The key must not exist.
+    Absent,
+    /// The key must be at this version.
+    Version(u64),
+}
+
+/// One write of an atomic batch (mirror of `kv-checkpoint.write`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct KvWrite {
+    /// The key.
+    pub key: String,
+    /// The new value; None deletes the key.
+    pub value: Option<Vec<u8>>,
+    /// The precondition.
+    pub expect: Expect,
+}
+
+impl KvWrite {
+    /// A blind write of `value`.
+    pub fn put(key: String, value: Vec<u8>) -> KvWrite {
+        KvWrite {
+            key,
+            value: Some(value),
+            expect: Expect::Any,
+        }
+    }
+
+    /// A blind delete.
+    pub fn delete(key: String) -> KvWrite {
+        KvWrite {
+            key,
+            value: None,
+            expect: Expect::Any,
+        }
+    }
+}
+
+/// Most keys in one `get-many` and writes in one `set-many` (the contract's limit).
+pub const MAX_KV_BATCH: usize = 1_000;
+
+/// Most bytes of keys and values in one `set-many` (the contract says 16 MiB; a margin is kept).
+pub const MAX_KV_BATCH_BYTES: usize = 12 * 1024 * 1024;
+
+/// Most keys one `delete-prefix` call deletes (the contract's limit).
+pub const MAX_DELETE_PREFIX: u32 = 10_000;
+
+/// Where a long run stands (mirror of `log.run-progress`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Progress {
+    /// Short, stable phase name.
+    pub phase: String,
+    /// Pages of the phase done, all runs of the walk together.
+    pub pages_done: u64,
+    /// Pages the phase is expected to take, when known.
+    pub pages_expected: Option<u64>,
+    /// Records of the phase done.
+    pub items_done: u64,
+    /// Least time the provider's limits still impose on the walk, ms, when known.
+    pub wait_ms: Option<u64>,
+    /// One line for the operator.
+    pub detail: String,
+}
+
 /// Log severity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Level {
@@ -156,6 +225,19 @@ pub trait Doors {
     /// Compare-and-set of a checkpoint key; returns the new version.
     fn kv_set(&self, key: &str, value: &[u8], expected: Option<u64>) -> Result<u64, KvError>;
 
+    /// Reads several keys (at most [`MAX_KV_BATCH`]); answers in order.
+    #[allow(clippy::type_complexity)]
+    fn kv_get_many(&self, keys: &[String]) -> Result<Vec<Option<(Vec<u8>, u64)>>, KvError>;
+
+    /// Applies writes atomically (at most [`MAX_KV_BATCH`]); new versions in order.
+    fn kv_set_many(&self, writes: &[KvWrite]) -> Result<Vec<u64>, KvError>;
+
+    /// Deletes up to `limit` keys starting with `prefix`; how many were deleted.
+    fn kv_delete_prefix(&self, prefix: &str, limit: u32) -> Result<u32, KvError>;
+
+    /// Reports where the run stands.
+    fn progress(&self, progress: &Progress);
+
     /// Hands events to the sink.
     fn emit(&self, events: &[String]) -> Result<(), EmitError>;
 
@@ -188,6 +270,17 @@ pub mod fake {
         pub calls: RefCell<Calls>,
         /// Total slept.
         pub slept: Cell<u64>,
+        /// The checkpoint store: key → (value, version).
+        pub kv: RefCell<std::collections::BTreeMap<String, (Vec<u8>, u64)>>,
+        /// Checkpoint calls made (get, set and their batch forms each count one).
+        pub kv_calls: Cell<u64>,
+        /// Every progress reported.
+        pub progress: RefCell<Vec<Progress>>,
+        /// Events emitted.
+        pub events: RefCell<Vec<String>>,
+        /// When set, every request of a `fetch-all` call at or past this call number fails
+        /// with `budget-exhausted` (a run stopped midway).
+        pub fail_from_call: Cell<Option<usize>>,
         answer: F,
     }
 
@@ -198,6 +291,11 @@ pub mod fake {
                 clock: Cell::new(1_700_000_000_000),
                 calls: RefCell::new(Vec::new()),
                 slept: Cell::new(0),
+                kv: RefCell::new(Default::default()),
+                kv_calls: Cell::new(0),
+                progress: RefCell::new(Vec::new()),
+                events: RefCell::new(Vec::new()),
+                fail_from_call: Cell::new(None),
                 answer,
             }
         }
@@ -218,17 +316,106 @@ pub mod fake {
     impl<F: Fn(usize, &HttpRequest) -> HttpResponse> Doors for FakeDoors<F> {
         fn fetch_all(&self, reqs: Vec<HttpRequest>) -> Vec<Result<HttpResponse, FetchError>> {
             let n = self.calls.borrow().len();
+            if self.fail_from_call.get().is_some_and(|f| n >= f) {
+                return reqs
+                    .iter()
+                    .map(|_| Err(FetchError::BudgetExhausted))
+                    .collect();
+            }
             let out = reqs.iter().map(|r| Ok((self.answer)(n, r))).collect();
             self.calls.borrow_mut().push((self.clock.get(), reqs));
             out
         }
-        fn kv_get(&self, _: &str) -> Result<Option<(Vec<u8>, u64)>, KvError> {
-            Ok(None)
+        fn kv_get(&self, key: &str) -> Result<Option<(Vec<u8>, u64)>, KvError> {
+            self.kv_calls.set(self.kv_calls.get() + 1);
+            Ok(self.kv.borrow().get(key).cloned())
         }
-        fn kv_set(&self, _: &str, _: &[u8], _: Option<u64>) -> Result<u64, KvError> {
-            Ok(1)
+        fn kv_set(&self, key: &str, value: &[u8], expected: Option<u64>) -> Result<u64, KvError> {
+            let expect = match expected {
+                Some(v) => Expect::Version(v),
+                None => Expect::Absent,
+            };
+            let write = KvWrite {
+                key: key.to_string(),
+                value: Some(value.to_vec()),
+                expect,
+            };
+            Ok(self.kv_set_many(&[write])?[0])
         }
-        fn emit(&self, _: &[String]) -> Result<(), EmitError> {
+        fn kv_get_many(&self, keys: &[String]) -> Result<Vec<Option<(Vec<u8>, u64)>>, KvError> {
+            assert!(
+                keys.len() <= MAX_KV_BATCH,
+                "get-many of {} keys",
+                keys.len()
+            );
+            self.kv_calls.set(self.kv_calls.get() + 1);
+            let kv = self.kv.borrow();
+            Ok(keys.iter().map(|k| kv.get(k).cloned()).collect())
+        }
+        fn kv_set_many(&self, writes: &[KvWrite]) -> Result<Vec<u64>, KvError> {
+            assert!(writes.len() <= MAX_KV_BATCH, "set-many of {}", writes.len());
+            let bytes: usize = writes
+                .iter()
+                .map(|w| w.key.len() + w.value.as_ref().map_or(0, Vec::len))
+                .sum();
+            assert!(bytes <= 16 * 1024 * 1024, "set-many of {bytes} bytes");
+            let mut keys = std::collections::HashSet::new();
+            for w in writes {
+                assert!(keys.insert(&w.key), "key {} twice in one batch", w.key);
+                assert!(w.key.len() <= 256, "key over 256 bytes: {}", w.key);
+                if let Some(v) = &w.value {
+                    assert!(v.len() <= 1024 * 1024, "value of {} over 1 MiB", w.key);
+                }
+            }
+            self.kv_calls.set(self.kv_calls.get() + 1);
+            let mut kv = self.kv.borrow_mut();
+            for w in writes {
+                let current = kv.get(&w.key).map(|(_, v)| *v);
+                let ok = match w.expect {
+                    Expect::Any => true,
+                    Expect::Absent => current.is_none(),
+                    Expect::Version(v) => current == Some(v),
+                };
+                if !ok {
+                    return Err(KvError::Conflict(current));
+                }
+            }
+            let mut out = Vec::with_capacity(writes.len());
+            for w in writes {
+                match &w.value {
+                    Some(value) => {
+                        let v = kv.get(&w.key).map_or(1, |(_, v)| v + 1);
+                        kv.insert(w.key.clone(), (value.clone(), v));
+                        out.push(v);
+                    }
+                    None => {
+                        kv.remove(&w.key);
+                        out.push(0);
+                    }
+                }
+            }
+            Ok(out)
+        }
+        fn kv_delete_prefix(&self, prefix: &str, limit: u32) -> Result<u32, KvError> {
+            assert!(!prefix.is_empty() && limit <= MAX_DELETE_PREFIX);
+            self.kv_calls.set(self.kv_calls.get() + 1);
+            let mut kv = self.kv.borrow_mut();
+            let doomed: Vec<String> = kv
+                .range(prefix.to_string()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .take(limit as usize)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in &doomed {
+                kv.remove(k);
+            }
+            Ok(doomed.len() as u32)
+        }
+        fn progress(&self, progress: &Progress) {
+            self.progress.borrow_mut().push(progress.clone());
+        }
+        fn emit(&self, events: &[String]) -> Result<(), EmitError> {
+            self.events.borrow_mut().extend(events.iter().cloned());
             Ok(())
         }
         fn log(&self, _: Level, _: &str) {}

@@ -93,6 +93,16 @@ pub struct Memberships {
 }
 
 impl Memberships {
+    /// Sets a user's direct groups (a page joined against staged facts).
+    pub fn set(&mut self, user: &str, groups: Vec<GroupRef>) {
+        let mut slots = Vec::with_capacity(groups.len());
+        for g in groups {
+            slots.push(self.groups.len() as u32);
+            self.groups.push(g);
+        }
+        self.by_user.insert(user.to_string(), slots);
+    }
+
     /// The direct groups of a user, by id (empty when the user is in none).
     pub fn of(&self, user: &str) -> Vec<GroupRef> {
         let mut groups: Vec<GroupRef> = self
@@ -119,6 +129,11 @@ pub struct Enricher<'g, 'a, D: Doors> {
     registration: Option<HashMap<String, Vec<String>>>,
     /// Per-user methods are refused (permission): MFA stays unknown.
     methods_refused: bool,
+    /// A role read failed in a way a later run may not meet (`GraphError::is_passing`).
+    pub roles_passing_failure: Option<String>,
+    /// User id → MFA vocabulary names, from a page joined against staged facts (a user not
+    /// in it: unknown).
+    staged_mfa: Option<HashMap<String, Vec<String>>>,
 }
 
 impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
@@ -130,7 +145,23 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
             memberships: None,
             registration: None,
             methods_refused: false,
+            roles_passing_failure: None,
+            staged_mfa: None,
         }
+    }
+
+    /// Installs the sources of one page of users joined against a staged walk's facts: what
+    /// the walk read is taken from there (never read again); what it could not read is read
+    /// per user, as without the walk.
+    pub fn install_page(
+        &mut self,
+        memberships: Option<Memberships>,
+        mfa: Option<HashMap<String, Vec<String>>>,
+        roles: RoleIndex,
+    ) {
+        self.memberships = memberships;
+        self.staged_mfa = mfa;
+        self.roles = Some(roles);
     }
 
     /// The role index (read on first use).
@@ -193,7 +224,7 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
     }
 
     /// Role definitions, active assignments and eligibility.
-    fn read_roles(&self, report: &mut Report) -> RoleIndex {
+    fn read_roles(&mut self, report: &mut Report) -> RoleIndex {
         let cfg = self.graph.config();
         // Docs: rbacapplication-list-roledefinitions (supports $filter and $expand only: no
         // $select) and
@@ -250,6 +281,10 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
         let eligible = match eligible.and_then(|items| self.holders(&items, &names, report)) {
             Ok(map) => Some(map),
             Err(e) => {
+                if e.is_passing() {
+                    self.roles_passing_failure
+                        .get_or_insert_with(|| e.to_string());
+                }
                 let why = refusal(&e).map_or_else(|| format!("{e}"), |w| format!("{w}: {e}"));
                 report.warn(
                     self.graph.doors(),
@@ -270,7 +305,11 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
         }
     }
 
-    fn roles_unread(&self, report: &mut Report, e: &GraphError) {
+    fn roles_unread(&mut self, report: &mut Report, e: &GraphError) {
+        if e.is_passing() {
+            self.roles_passing_failure
+                .get_or_insert_with(|| e.to_string());
+        }
         report.warn(
             self.graph.doors(),
             format!(
@@ -489,8 +528,9 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
                     seg.is_some() && self.memberships.is_none() && remembered.is_none(),
                     seg.is_some()
                         && self.registration.is_none()
+                        && self.staged_mfa.is_none()
                         && !self.methods_refused
-                        && remembered.is_none_or(|(_, mfa)| mfa.is_none()),
+                        && remembered.is_none_or(|k| k.mfa.is_none()),
                 )
             })
             .collect();
@@ -539,8 +579,8 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
                 }
             } else if let Some(m) = &self.memberships {
                 e.groups = Some(m.of(id));
-            } else if let Some((groups, _)) = remembered {
-                e.groups = Some(groups.clone());
+            } else if let Some(k) = remembered {
+                e.groups = Some(k.groups.clone());
             }
             if let Some(r) = roles {
                 e.roles = r.active.as_ref().map(|a| {
@@ -563,7 +603,9 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
             } else if let Some(reg) = &self.registration {
                 // A user not in the report yet (brand new): has_mfa stays unknown.
                 e.mfa = reg.get(*id).map(|m| Mfa::Registration(m.clone()));
-            } else if let Some((_, Some(names))) = remembered {
+            } else if let Some(staged) = &self.staged_mfa {
+                e.mfa = staged.get(*id).map(|m| Mfa::Vocabulary(m.clone()));
+            } else if let Some(names) = remembered.and_then(|k| k.mfa.as_ref()) {
                 e.mfa = Some(Mfa::Vocabulary(names.clone()));
             }
             out.push((e, partial));

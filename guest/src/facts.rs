@@ -1,285 +1,398 @@
-//! What the last full walk learned of every user that no delta reports per user: its direct
-//! groups and its MFA methods (vocabulary names), kept in the checkpoint store between runs.
+//! What the last full walk learned of every user that no delta reports per user — its direct
+//! groups, its MFA methods, its roles and sign-in data as the walk saw them — kept in the
+//! checkpoint store, one key per user and one per group, so that nothing here grows with the
+//! tenant but the number of keys.
 //!
 //! An incremental run must emit complete snapshots (MAPPING.md), but reading a changed user's
-//! `memberOf` and `authentication/methods` costs two Graph requests per user: with 1% of a
-//! 10,000-user tenant changed that is 200 requests, ten times what the rest of the run costs.
-//! Instead the full walk records each user's groups and methods here; incremental runs keep the
-//! groups current from the groups delta link (added and removed member links), read users they
-//! do not know (new ones) per user and learn them, and take MFA as the walk saw it — MFA
-//! registrations are refreshed by the next walk (`refresh_hours`), as before.
+//! `memberOf` and `authentication/methods` costs two Graph requests per user. Instead the full
+//! walk records each user's facts here (the walk's build phase, `staged/`); incremental runs
+//! read the facts of a page's users in one `get-many`, keep the groups current from the groups
+//! delta link (added and removed member links), read users they do not know (new ones) per user
+//! and learn them, and take MFA as the walk saw it — MFA registrations are refreshed by the
+//! next walk (`refresh_hours`).
 //!
-//! The store is sharded over [`SHARDS`] checkpoint keys by a hash of the user id (a value is
-//! capped by the host at 4 MiB; about 80 bytes per user), plus one key for the group table
-//! (id and display name, referenced by index). Shards are written before the cursor commit
-//! that relies on them; a crash in between replays group changes from the older link, which
-//! is harmless (adding or removing a membership twice is the same as once).
+//! Layout, under a **generation** (the walk that wrote it; a finished walk switches the cursor
+//! to its generation and deletes the one before):
+//! - `facts/<gen>/u/<h>`: one user's [`UserFacts`], `<h>` the 64-bit [`id_hash`] of its id in
+//!   hex. A user the walk learned nothing of (no group, not in the report, no role, no
+//!   sign-in) has no key;
+//! - `facts/<gen>/g/<h>`: one group's id and display name ([`GroupName`]);
+//! - `facts/<gen>/admins/<n>`: the users holding a role, sharded (`admins.rs`).
+//!
+//! Values are postcard (a kept crate: compact, serde). A user's value is bounded: at most
+//! [`MAX_USER_GROUPS`] groups are kept (the event lists at most what fits 1 MiB anyway), the
+//! rest counted. 64 bits of hash for an id: two users of a million-user tenant share a key with
+//! a probability of about 3 × 10⁻⁸; the value carries no id to check against (it would double
+//! its size), so such a pair would share facts.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::doors::{Doors, Level};
+use crate::doors::{Doors, KvWrite, MAX_KV_BATCH};
 use crate::error::ConnectorError;
 use crate::ocsf::{text_hash, GroupRef};
 
-/// Shards of the user facts.
-pub const SHARDS: u32 = 16;
+/// Most groups kept for one user (a user in more has the rest counted in
+/// [`UserFacts::groups_over`]): 20,000 hashes is ~200 KB, under the 1 MiB value budget.
+pub const MAX_USER_GROUPS: usize = 20_000;
 
-/// Format version of the stored facts.
-const FORMAT: u32 = 1;
+/// Most keys written in one `set-many` (values are small; a margin under the contract's 1,000).
+const WRITE_CHUNK: usize = 500;
 
-const GROUPS_KEY: &str = "users/facts/groups";
-
-fn shard_key(n: u32) -> String {
-    format!("users/facts/{n:02}")
+/// The 64-bit hash of an id that names its key (the FNV-1a 128 of `ocsf::text_hash`, folded).
+pub fn id_hash(id: &str) -> u64 {
+    let h = text_hash(id);
+    (h >> 64) as u64 ^ h as u64
 }
 
-fn shard_of(id: &str) -> u32 {
-    (text_hash(id) % u128::from(SHARDS)) as u32
+/// The key of a user's facts.
+pub fn user_key(gen: &str, id_hash: u64) -> String {
+    format!("facts/{gen}/u/{id_hash:016x}")
+}
+
+/// The key of a group's name.
+pub fn group_key(gen: &str, group_hash: u64) -> String {
+    format!("facts/{gen}/g/{group_hash:016x}")
+}
+
+/// The prefix of a generation.
+pub fn generation_prefix(gen: &str) -> String {
+    format!("facts/{gen}/")
 }
 
 /// One user's remembered facts.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-struct UserFacts {
-    /// Indexes into the group table.
-    #[serde(rename = "g")]
-    groups: Vec<u32>,
-    /// MFA vocabulary names; None when they could not be read.
-    #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
-    mfa: Option<Vec<String>>,
+pub struct UserFacts {
+    /// Hashes of the user's direct groups ([`id_hash`] of the group id).
+    pub groups: Vec<u64>,
+    /// Groups beyond [`MAX_USER_GROUPS`], not kept.
+    pub groups_over: u32,
+    /// MFA vocabulary names; None when unknown (not in the report, or not read).
+    pub mfa: Option<Vec<String>>,
+    /// The registration report's `isAdmin`, when the report listed the user.
+    pub is_admin: Option<bool>,
+    /// Active role names, as the walk read them.
+    pub roles: Vec<String>,
+    /// Eligible role names, as the walk read them.
+    pub eligible: Vec<String>,
+    /// `signInActivity` (the fields the mapping reads), JSON text, as the walk read it.
+    pub sign_in: Option<String>,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct GroupTable {
-    format: u32,
-    /// (id, display name).
-    groups: Vec<(String, Option<String>)>,
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Shard {
-    format: u32,
-    users: BTreeMap<String, UserFacts>,
-}
-
-/// The facts of every user, as loaded, with what changed since.
-#[derive(Debug, Default)]
-pub struct Facts {
-    groups: GroupTable,
-    group_index: HashMap<String, u32>,
-    groups_version: Option<u64>,
-    groups_dirty: bool,
-    shards: Vec<(Shard, Option<u64>)>,
-    dirty: BTreeSet<u32>,
-}
-
-/// A user's groups and MFA names as remembered.
-pub type Known = (Vec<GroupRef>, Option<Vec<String>>);
-
-impl Facts {
-    /// Reads every key. A key that is missing or unreadable counts as empty (its users are
-    /// read per user when they change, and learnt again).
-    pub fn load<D: Doors>(doors: &D) -> Result<Facts, ConnectorError> {
-        let (groups, groups_version) = read::<D, GroupTable>(doors, GROUPS_KEY)?;
-        let mut shards = Vec::with_capacity(SHARDS as usize);
-        for n in 0..SHARDS {
-            shards.push(read::<D, Shard>(doors, &shard_key(n))?);
-        }
-        let group_index = groups
-            .groups
-            .iter()
-            .enumerate()
-            .map(|(i, (id, _))| (id.clone(), i as u32))
-            .collect();
-        Ok(Facts {
-            groups,
-            group_index,
-            groups_version,
-            groups_dirty: false,
-            shards,
-            dirty: BTreeSet::new(),
-        })
-    }
-
-    /// Forgets every user (a full walk records them all again); the keys' versions are kept
-    /// for the compare-and-set of the next save.
-    pub fn clear(&mut self) {
-        self.groups.groups.clear();
-        self.group_index.clear();
-        self.groups_dirty = true;
-        for (n, (shard, _)) in self.shards.iter_mut().enumerate() {
-            shard.users.clear();
-            self.dirty.insert(n as u32);
-        }
-    }
-
-    /// How many users are remembered.
-    pub fn len(&self) -> usize {
-        self.shards.iter().map(|(s, _)| s.users.len()).sum()
-    }
-
-    /// Whether no user is remembered.
+impl UserFacts {
+    /// Whether there is nothing to remember (no key is written).
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.groups.is_empty()
+            && self.groups_over == 0
+            && self.mfa.is_none()
+            && self.is_admin.is_none()
+            && self.roles.is_empty()
+            && self.eligible.is_empty()
+            && self.sign_in.is_none()
     }
 
-    /// A user's remembered groups (sorted by id) and MFA names.
-    pub fn get(&self, id: &str) -> Option<Known> {
-        let (shard, _) = self.shards.get(shard_of(id) as usize)?;
-        let facts = shard.users.get(id)?;
-        let mut groups: Vec<GroupRef> = facts
-            .groups
-            .iter()
-            .filter_map(|&g| self.groups.groups.get(g as usize))
-            .map(|(id, name)| GroupRef {
-                id: id.clone(),
-                display_name: name.clone(),
-            })
-            .collect();
-        groups.sort_by(|a, b| a.id.cmp(&b.id));
-        Some((groups, facts.mfa.clone()))
-    }
-
-    fn group_slot(&mut self, id: &str, name: Option<&str>) -> u32 {
-        if let Some(&slot) = self.group_index.get(id) {
-            if let Some(name) = name {
-                let stored = &mut self.groups.groups[slot as usize].1;
-                if stored.as_deref() != Some(name) {
-                    *stored = Some(name.to_string());
-                    self.groups_dirty = true;
-                }
-            }
-            return slot;
-        }
-        let slot = self.groups.groups.len() as u32;
-        self.groups
-            .groups
-            .push((id.to_string(), name.map(str::to_string)));
-        self.group_index.insert(id.to_string(), slot);
-        self.groups_dirty = true;
-        slot
-    }
-
-    /// Remembers a user's groups and MFA names (replacing what was known).
-    pub fn put(&mut self, id: &str, groups: &[GroupRef], mfa: Option<Vec<String>>) {
-        let slots: Vec<u32> = groups
-            .iter()
-            .map(|g| self.group_slot(&g.id, g.display_name.as_deref()))
-            .collect();
-        let n = shard_of(id);
-        if let Some((shard, _)) = self.shards.get_mut(n as usize) {
-            let facts = UserFacts { groups: slots, mfa };
-            if shard.users.get(id) != Some(&facts) {
-                shard.users.insert(id.to_string(), facts);
-                self.dirty.insert(n);
-            }
-        }
-    }
-
-    /// Applies one changed member link of a group to a remembered user (an unknown user is
-    /// left alone: it is read in full when it is emitted).
-    pub fn apply_membership(&mut self, user: &str, group: &str, name: Option<&str>, added: bool) {
-        let n = shard_of(user);
-        let known = self
-            .shards
-            .get(n as usize)
-            .is_some_and(|(s, _)| s.users.contains_key(user));
-        if !known {
+    /// Adds a group (kept up to [`MAX_USER_GROUPS`]).
+    pub fn add_group(&mut self, group: u64) {
+        if self.groups.contains(&group) {
             return;
         }
-        let slot = self.group_slot(group, name);
-        if let Some(facts) = self.shards[n as usize].0.users.get_mut(user) {
-            let had = facts.groups.contains(&slot);
-            if added && !had {
-                facts.groups.push(slot);
-                self.dirty.insert(n);
-            } else if !added && had {
-                facts.groups.retain(|g| *g != slot);
-                self.dirty.insert(n);
+        if self.groups.len() < MAX_USER_GROUPS {
+            self.groups.push(group);
+        } else {
+            self.groups_over = self.groups_over.saturating_add(1);
+        }
+    }
+}
+
+/// A group's id and display name.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupName {
+    /// Graph id.
+    pub id: String,
+    /// Display name, when Graph gave one.
+    pub name: Option<String>,
+}
+
+/// Encodes a value (postcard).
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, ConnectorError> {
+    postcard::to_allocvec(value)
+        .map_err(|e| ConnectorError::Host(format!("encoding a checkpoint value: {e}")))
+}
+
+/// Decodes a value; None when it is not one (an older or damaged value: treated as absent).
+pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Option<T> {
+    postcard::from_bytes(bytes).ok()
+}
+
+/// Reads keys in chunks the contract allows; values in order.
+pub fn get_many<D: Doors>(
+    doors: &D,
+    keys: &[String],
+) -> Result<Vec<Option<Vec<u8>>>, ConnectorError> {
+    let mut out = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(MAX_KV_BATCH) {
+        let got = doors
+            .kv_get_many(chunk)
+            .map_err(|e| ConnectorError::Host(format!("reading checkpoint facts: {e}")))?;
+        out.extend(got.into_iter().map(|v| v.map(|(bytes, _)| bytes)));
+    }
+    Ok(out)
+}
+
+/// Writes blind puts and deletes in chunks (each chunk atomic; the writes are idempotent, so
+/// a crash between chunks leaves nothing a rerun does not repair).
+pub fn put_many<D: Doors>(doors: &D, writes: Vec<KvWrite>) -> Result<(), ConnectorError> {
+    for chunk in writes.chunks(WRITE_CHUNK) {
+        doors
+            .kv_set_many(chunk)
+            .map_err(|e| ConnectorError::Host(format!("writing checkpoint facts: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Deletes every key under `prefix`, 10,000 a call.
+pub fn delete_all<D: Doors>(doors: &D, prefix: &str) -> Result<u64, ConnectorError> {
+    let mut deleted = 0u64;
+    loop {
+        let n = doors
+            .kv_delete_prefix(prefix, crate::doors::MAX_DELETE_PREFIX)
+            .map_err(|e| ConnectorError::Host(format!("deleting '{prefix}…': {e}")))?;
+        deleted += u64::from(n);
+        if n < crate::doors::MAX_DELETE_PREFIX {
+            return Ok(deleted);
+        }
+    }
+}
+
+/// A user's groups (sorted by id) and MFA names, as remembered.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Known {
+    /// Direct groups, sorted by id.
+    pub groups: Vec<GroupRef>,
+    /// MFA vocabulary names.
+    pub mfa: Option<Vec<String>>,
+    /// The whole record.
+    pub facts: UserFacts,
+}
+
+/// The facts of one generation, read a page of users at a time, with a bounded cache of
+/// group names.
+pub struct Facts {
+    gen: String,
+    names: HashMap<u64, GroupName>,
+    pending: BTreeMap<String, Option<Vec<u8>>>,
+}
+
+/// Group names kept between pages (~100 bytes each: ~5 MB).
+const NAME_CACHE: usize = 50_000;
+
+impl Facts {
+    /// The facts of generation `gen`.
+    pub fn new(gen: &str) -> Facts {
+        Facts {
+            gen: gen.to_string(),
+            names: HashMap::new(),
+            pending: BTreeMap::new(),
+        }
+    }
+
+    /// The generation.
+    pub fn generation(&self) -> &str {
+        &self.gen
+    }
+
+    /// The remembered facts of these users (None: nothing remembered), with their groups'
+    /// names: one `get-many` for the users, one for the names not in the cache.
+    pub fn lookup<D: Doors>(
+        &mut self,
+        doors: &D,
+        ids: &[&str],
+    ) -> Result<Vec<Option<Known>>, ConnectorError> {
+        let keys: Vec<String> = ids
+            .iter()
+            .map(|id| user_key(&self.gen, id_hash(id)))
+            .collect();
+        let values = get_many(doors, &keys)?;
+        let facts: Vec<Option<UserFacts>> = values
+            .iter()
+            .zip(&keys)
+            .map(|(v, key)| match (v, self.pending.get(key)) {
+                // A write not yet flushed wins over the store.
+                (_, Some(Some(bytes))) => decode::<UserFacts>(bytes),
+                (_, Some(None)) => None,
+                (Some(bytes), None) => decode::<UserFacts>(bytes),
+                (None, None) => None,
+            })
+            .collect();
+        self.resolve_names(doors, facts.iter().flatten().flat_map(|f| &f.groups))?;
+        Ok(facts
+            .into_iter()
+            .map(|f| {
+                f.map(|facts| {
+                    let mut groups: Vec<GroupRef> = facts
+                        .groups
+                        .iter()
+                        .filter_map(|g| self.names.get(g))
+                        .map(|g| GroupRef {
+                            id: g.id.clone(),
+                            display_name: g.name.clone(),
+                        })
+                        .collect();
+                    groups.sort_by(|a, b| a.id.cmp(&b.id));
+                    groups.dedup_by(|a, b| a.id == b.id);
+                    Known {
+                        groups,
+                        mfa: facts.mfa.clone(),
+                        facts,
+                    }
+                })
+            })
+            .collect())
+    }
+
+    /// Loads the names of these groups that are not cached.
+    fn resolve_names<'a, D: Doors>(
+        &mut self,
+        doors: &D,
+        groups: impl Iterator<Item = &'a u64>,
+    ) -> Result<(), ConnectorError> {
+        let mut missing: Vec<u64> = groups
+            .filter(|g| !self.names.contains_key(g))
+            .copied()
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if self.names.len() + missing.len() > NAME_CACHE {
+            self.names.clear();
+        }
+        let keys: Vec<String> = missing.iter().map(|g| group_key(&self.gen, *g)).collect();
+        for (g, value) in missing.iter().zip(get_many(doors, &keys)?) {
+            let pending = self.pending.get(&group_key(&self.gen, *g));
+            let bytes = match (pending, &value) {
+                (Some(Some(b)), _) => Some(b.as_slice()),
+                (Some(None), _) => None,
+                (None, v) => v.as_deref(),
+            };
+            if let Some(name) = bytes.and_then(decode::<GroupName>) {
+                self.names.insert(*g, name);
             }
         }
+        Ok(())
+    }
+
+    /// Remembers a user's groups and MFA names (replacing what was known of them), keeping
+    /// what else `previous` knew.
+    pub fn put(
+        &mut self,
+        id: &str,
+        groups: &[GroupRef],
+        mfa: Option<Vec<String>>,
+        previous: Option<&UserFacts>,
+    ) -> Result<(), ConnectorError> {
+        let mut facts = previous.cloned().unwrap_or_default();
+        facts.groups.clear();
+        facts.groups_over = 0;
+        for g in groups {
+            let h = id_hash(&g.id);
+            facts.add_group(h);
+            self.name_group(h, &g.id, g.display_name.as_deref())?;
+        }
+        facts.mfa = mfa;
+        self.store(id, &facts)
+    }
+
+    /// Stages a user's whole record.
+    pub fn store(&mut self, id: &str, facts: &UserFacts) -> Result<(), ConnectorError> {
+        let key = user_key(&self.gen, id_hash(id));
+        let value = if facts.is_empty() {
+            None
+        } else {
+            Some(encode(facts)?)
+        };
+        self.pending.insert(key, value);
+        Ok(())
+    }
+
+    /// Records a group's name when it is new or changed.
+    pub fn name_group(
+        &mut self,
+        hash: u64,
+        id: &str,
+        name: Option<&str>,
+    ) -> Result<(), ConnectorError> {
+        let known = self.names.get(&hash);
+        if known.is_some_and(|k| k.id == id && (name.is_none() || k.name.as_deref() == name)) {
+            return Ok(());
+        }
+        let name = GroupName {
+            id: id.to_string(),
+            name: name
+                .map(str::to_string)
+                .or_else(|| known.and_then(|k| k.name.clone())),
+        };
+        self.pending
+            .insert(group_key(&self.gen, hash), Some(encode(&name)?));
+        self.names.insert(hash, name);
+        Ok(())
+    }
+
+    /// Applies changed member links of groups (from the groups delta) to remembered users;
+    /// users not remembered are left alone (they are read in full when they are emitted).
+    /// `changes`: (user id, group id, group name, added).
+    pub fn apply_memberships<D: Doors>(
+        &mut self,
+        doors: &D,
+        changes: &[(String, String, Option<String>, bool)],
+    ) -> Result<(), ConnectorError> {
+        let mut users: Vec<&str> = changes.iter().map(|c| c.0.as_str()).collect();
+        users.sort_unstable();
+        users.dedup();
+        for chunk in users.chunks(MAX_KV_BATCH / 2) {
+            let known = self.lookup(doors, chunk)?;
+            for (id, known) in chunk.iter().zip(known) {
+                let Some(known) = known else { continue };
+                let mut facts = known.facts;
+                for (_, gid, name, added) in changes.iter().filter(|c| c.0 == *id) {
+                    let h = id_hash(gid);
+                    if *added {
+                        facts.add_group(h);
+                        self.name_group(h, gid, name.as_deref())?;
+                    } else {
+                        facts.groups.retain(|g| *g != h);
+                    }
+                }
+                self.store(id, &facts)?;
+            }
+        }
+        Ok(())
     }
 
     /// Forgets a user (removed from the tenant).
     pub fn forget(&mut self, id: &str) {
-        let n = shard_of(id);
-        if let Some((shard, _)) = self.shards.get_mut(n as usize) {
-            if shard.users.remove(id).is_some() {
-                self.dirty.insert(n);
-            }
-        }
+        self.pending.insert(user_key(&self.gen, id_hash(id)), None);
     }
 
-    /// Writes the group table and every shard that changed.
+    /// Writes what changed (before the cursor commit that relies on it).
     pub fn save<D: Doors>(&mut self, doors: &D) -> Result<(), ConnectorError> {
-        if self.groups_dirty {
-            self.groups.format = FORMAT;
-            self.groups_version =
-                Some(write(doors, GROUPS_KEY, &self.groups, self.groups_version)?);
-            self.groups_dirty = false;
-        }
-        for n in std::mem::take(&mut self.dirty) {
-            let (shard, version) = &mut self.shards[n as usize];
-            shard.format = FORMAT;
-            *version = Some(write(doors, &shard_key(n), shard, *version)?);
-        }
-        Ok(())
-    }
-}
-
-fn read<D: Doors, T: Default + for<'de> Deserialize<'de> + HasFormat>(
-    doors: &D,
-    key: &str,
-) -> Result<(T, Option<u64>), ConnectorError> {
-    match doors.kv_get(key) {
-        Ok(None) => Ok((T::default(), None)),
-        Ok(Some((bytes, version))) => match serde_json::from_slice::<T>(&bytes) {
-            Ok(value) if value.format() == FORMAT => Ok((value, Some(version))),
-            _ => {
-                doors.log(
-                    Level::Warn,
-                    &format!("the stored '{key}' is unreadable: its users are read again when they change"),
-                );
-                Ok((T::default(), Some(version)))
-            }
-        },
-        Err(e) => Err(ConnectorError::Host(format!("reading '{key}': {e}"))),
-    }
-}
-
-fn write<D: Doors, T: Serialize>(
-    doors: &D,
-    key: &str,
-    value: &T,
-    version: Option<u64>,
-) -> Result<u64, ConnectorError> {
-    let bytes = serde_json::to_vec(value)
-        .map_err(|e| ConnectorError::Host(format!("encoding '{key}': {e}")))?;
-    doors
-        .kv_set(key, &bytes, version)
-        .map_err(|e| ConnectorError::Host(format!("committing '{key}': {e}")))
-}
-
-trait HasFormat {
-    fn format(&self) -> u32;
-}
-
-impl HasFormat for GroupTable {
-    fn format(&self) -> u32 {
-        self.format
-    }
-}
-
-impl HasFormat for Shard {
-    fn format(&self) -> u32 {
-        self.format
+        let writes: Vec<KvWrite> = std::mem::take(&mut self.pending)
+            .into_iter()
+            .map(|(key, value)| match value {
+                Some(v) => KvWrite::put(key, v),
+                None => KvWrite::delete(key),
+            })
+            .collect();
+        put_many(doors, writes)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::doors::fake::{json, FakeDoors};
 
     fn group(id: &str, name: &str) -> GroupRef {
         GroupRef {
@@ -290,40 +403,65 @@ mod tests {
 
     #[test]
     fn facts_remember_groups_and_methods_and_follow_membership_changes() {
-        let mut f = Facts {
-            shards: (0..SHARDS).map(|_| Default::default()).collect(),
-            ..Facts::default()
-        };
+        let doors = FakeDoors::new(|_, _| json(200, &[], "{}"));
+        let mut f = Facts::new("g1");
         f.put(
             "u1",
             &[group("g2", "Sales"), group("g1", "All")],
             Some(vec!["fido2".into()]),
-        );
-        f.put("u2", &[], None);
+            None,
+        )
+        .unwrap();
+        f.put("u2", &[group("g1", "All")], None, None).unwrap();
+        f.save(&doors).unwrap();
+        let mut f = Facts::new("g1");
+        let known = f.lookup(&doors, &["u1", "u2", "nobody"]).unwrap();
         assert_eq!(
-            f.get("u1"),
+            known[0].as_ref().map(|k| (k.groups.clone(), k.mfa.clone())),
             Some((
                 vec![group("g1", "All"), group("g2", "Sales")],
                 Some(vec!["fido2".to_string()])
             ))
         );
-        f.apply_membership("u2", "g3", Some("New"), true);
-        f.apply_membership("u1", "g2", None, false);
-        f.apply_membership("unknown", "g1", None, true);
-        assert_eq!(f.get("u2").unwrap().0, vec![group("g3", "New")]);
-        assert_eq!(f.get("u1").unwrap().0, vec![group("g1", "All")]);
-        assert_eq!(f.get("unknown"), None, "unknown users are not invented");
-        assert_eq!(f.len(), 2);
-        f.forget("u2");
-        assert_eq!(f.len(), 1);
-        let shard: Shard = Shard {
-            format: FORMAT,
-            users: f.shards[shard_of("u1") as usize].0.users.clone(),
-        };
-        let text = serde_json::to_string(&shard).unwrap();
-        assert!(
-            text.contains("\"g\":[") && text.contains("\"m\":[\"fido2\"]"),
-            "{text}"
+        assert_eq!(known[2], None, "unknown users are not invented");
+        f.apply_memberships(
+            &doors,
+            &[
+                ("u2".into(), "g3".into(), Some("New".into()), true),
+                ("u1".into(), "g2".into(), None, false),
+                ("unknown".into(), "g1".into(), None, true),
+            ],
+        )
+        .unwrap();
+        f.save(&doors).unwrap();
+        let mut f = Facts::new("g1");
+        let known = f.lookup(&doors, &["u1", "u2", "unknown"]).unwrap();
+        assert_eq!(known[0].as_ref().unwrap().groups, vec![group("g1", "All")]);
+        assert_eq!(
+            known[1].as_ref().unwrap().groups,
+            vec![group("g1", "All"), group("g3", "New")]
         );
+        assert_eq!(known[2], None);
+        f.forget("u2");
+        f.save(&doors).unwrap();
+        assert_eq!(Facts::new("g1").lookup(&doors, &["u2"]).unwrap()[0], None);
+        // Another generation sees nothing of this one.
+        assert_eq!(Facts::new("g2").lookup(&doors, &["u1"]).unwrap()[0], None);
+        assert_eq!(delete_all(&doors, &generation_prefix("g1")).unwrap(), 4);
+        assert!(doors.kv.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_user_in_more_groups_than_kept_counts_the_rest() {
+        let mut facts = UserFacts::default();
+        for g in 0..(MAX_USER_GROUPS as u64 + 5) {
+            facts.add_group(g);
+        }
+        facts.add_group(3);
+        assert_eq!(facts.groups.len(), MAX_USER_GROUPS);
+        assert_eq!(facts.groups_over, 5);
+        let bytes = encode(&facts).unwrap();
+        assert!(bytes.len() < 1024 * 1024, "{} bytes", bytes.len());
+        assert_eq!(decode::<UserFacts>(&bytes), Some(facts));
     }
 }

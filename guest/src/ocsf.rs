@@ -80,6 +80,9 @@ pub struct Enrichment {
     pub eligible_roles: Option<Vec<String>>,
     /// MFA facts, None if they could not be read.
     pub mfa: Option<Mfa>,
+    /// The registration report marks the user `isAdmin` (documented on
+    /// `userRegistrationDetails`): proof of Admin when the role assignments were not read.
+    pub admin_hint: bool,
 }
 
 /// Why a Graph user could not be mapped.
@@ -489,7 +492,10 @@ impl From<&Enrichment> for RoleFacts {
         let eligible = enrichment.eligible_roles.as_ref().map(sorted_unique);
         let proven = names.as_ref().is_some_and(|n| !n.is_empty())
             || eligible.as_ref().is_some_and(|e| !e.is_empty())
-            || !sorted_unique(seen_in_member_of).is_empty();
+            || !sorted_unique(seen_in_member_of).is_empty()
+            // The report's isAdmin proves a role only where the assignments are unknown;
+            // where they were read, they are the truth.
+            || (names.is_none() && enrichment.admin_hint);
         let (type_id, caption) = match (proven, &names) {
             (true, _) => (2, "Admin"),
             (false, Some(_)) => (1, "User"),

@@ -81,6 +81,7 @@ fn full_enrichment() -> Enrichment {
             "#microsoft.graph.phoneAuthenticationMethod",
             "#microsoft.graph.fido2AuthenticationMethod",
         ])),
+        admin_hint: false,
     }
 }
 
@@ -1454,6 +1455,7 @@ fn random_enrichment() -> impl Strategy<Value = Enrichment> {
                 roles,
                 eligible_roles,
                 mfa,
+                admin_hint: false,
             },
         )
 }

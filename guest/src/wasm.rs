@@ -61,6 +61,41 @@ impl Doors for Imports {
         kv_checkpoint::set(key, value, expected).map_err(kv_error)
     }
 
+    fn kv_get_many(&self, keys: &[String]) -> Result<Vec<Option<(Vec<u8>, u64)>>, doors::KvError> {
+        kv_checkpoint::get_many(keys).map_err(kv_error)
+    }
+
+    fn kv_set_many(&self, writes: &[doors::KvWrite]) -> Result<Vec<u64>, doors::KvError> {
+        let writes: Vec<kv_checkpoint::Write> = writes
+            .iter()
+            .map(|w| kv_checkpoint::Write {
+                key: w.key.clone(),
+                value: w.value.clone(),
+                expect: match w.expect {
+                    doors::Expect::Any => kv_checkpoint::Expect::Any,
+                    doors::Expect::Absent => kv_checkpoint::Expect::Absent,
+                    doors::Expect::Version(v) => kv_checkpoint::Expect::Version(v),
+                },
+            })
+            .collect();
+        kv_checkpoint::set_many(&writes).map_err(kv_error)
+    }
+
+    fn kv_delete_prefix(&self, prefix: &str, limit: u32) -> Result<u32, doors::KvError> {
+        kv_checkpoint::delete_prefix(prefix, limit).map_err(kv_error)
+    }
+
+    fn progress(&self, p: &doors::Progress) {
+        log::progress(&log::RunProgress {
+            phase: p.phase.clone(),
+            pages_done: p.pages_done,
+            pages_expected: p.pages_expected,
+            items_done: p.items_done,
+            wait_ms: p.wait_ms,
+            detail: p.detail.clone(),
+        });
+    }
+
     fn emit(&self, events: &[String]) -> Result<(), doors::EmitError> {
         emit_event::emit(events).map_err(|e| match e {
             emit_event::EmitError::Invalid(m) => doors::EmitError::Invalid(m),

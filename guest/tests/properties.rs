@@ -85,6 +85,16 @@ impl Doors for ScriptedGraph {
     fn kv_set(&self, _: &str, _: &[u8], _: Option<u64>) -> Result<u64, KvError> {
         Ok(1)
     }
+    fn kv_get_many(&self, keys: &[String]) -> Result<Vec<Option<(Vec<u8>, u64)>>, KvError> {
+        Ok(vec![None; keys.len()])
+    }
+    fn kv_set_many(&self, writes: &[entra_connector::doors::KvWrite]) -> Result<Vec<u64>, KvError> {
+        Ok(vec![1; writes.len()])
+    }
+    fn kv_delete_prefix(&self, _: &str, _: u32) -> Result<u32, KvError> {
+        Ok(0)
+    }
+    fn progress(&self, _: &entra_connector::doors::Progress) {}
     fn emit(&self, _: &[String]) -> Result<(), EmitError> {
         Ok(())
     }

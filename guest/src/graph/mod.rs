@@ -47,6 +47,18 @@ pub enum GraphError {
 }
 
 impl GraphError {
+    /// Whether the failure is one a later run may not meet (no response, a timeout, a spent
+    /// budget, throttling or a server error after the retries, no token): a resumable walk
+    /// stops there and the next run reads the same page, instead of giving the source up for
+    /// the whole walk as it does for a refusal or an unusable answer.
+    pub fn is_passing(&self) -> bool {
+        match self {
+            GraphError::Fetch(_) | GraphError::Auth(_) => true,
+            GraphError::Status { status, .. } => *status == 429 || *status >= 500,
+            GraphError::Malformed(_) => false,
+        }
+    }
+
     /// Graph's error code, if any.
     pub fn code(&self) -> &str {
         match self {

@@ -24,13 +24,15 @@
 //! Killed at any point, the next run resumes from the last committed page: events of the
 //! page in flight may be delivered twice, none are lost.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{trim_sign_in, users_by_id, Entry, Pipeline, Report, MAX_IN_FILTER, USER_SELECT};
+use super::staged::{self, Walk};
+use super::{users_by_id, Entry, Pipeline, Report, MAX_IN_FILTER, USER_SELECT};
 use crate::config::{Config, SignIn};
+use crate::doors::KvWrite;
 use crate::doors::{Doors, Level};
 use crate::enrich::is_not_licensed;
 use crate::error::ConnectorError;
@@ -51,8 +53,7 @@ const HOUR_MS: i64 = 60 * 60 * 1000;
 /// Error codes meaning "the delta token is no good: start over".
 const RESYNC_CODES: &[&str] = &["syncStateNotFound", "resyncRequired", "syncStateInvalid"];
 
-/// Users holding a role: id → (active role names, eligible role names), both sorted.
-pub type Admins = BTreeMap<String, (Vec<String>, Vec<String>)>;
+pub use staged::Admins;
 
 /// Which round the connector is in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,11 +108,26 @@ pub struct DeltaCursor {
     /// Graph's windows span runs, so the next run paces from here.
     #[serde(default)]
     pub reports_sent: [Vec<i64>; 2],
-    /// Users holding a role at the last run: id → (active role names, eligible role names).
-    /// Admins are few; comparing with a fresh read of the assignments shows whose roles
-    /// changed. None until the assignments were read once.
+    /// The full walk in flight (`staged.rs`): its phase, the phase's next link, what it
+    /// staged. None between walks.
     #[serde(default)]
-    pub admins: Option<Admins>,
+    pub walk: Option<Walk>,
+    /// The facts generation incremental runs read (`facts.rs`): the last finished walk's.
+    #[serde(default)]
+    pub facts_gen: Option<String>,
+    /// Shards of that generation's admins (users holding a role at the last run, compared
+    /// with a fresh read of the assignments to see whose roles changed).
+    #[serde(default)]
+    pub admin_shards: u32,
+    /// Checkpoint prefixes finished walks left to delete (old generations, records).
+    #[serde(default)]
+    pub cleanup: Vec<String>,
+    /// Users of the tenant as the last walk counted them (what bounds per-user listings).
+    #[serde(default)]
+    pub users_known: u64,
+    /// Graph refused `$top` on the registration report: it is no longer sent.
+    #[serde(default)]
+    pub registration_top_refused: bool,
 }
 
 /// How a walk of delta pages ended early.
@@ -131,9 +147,9 @@ impl From<ConnectorError> for Stop {
 }
 
 /// The cursor as stored and its version for compare-and-set.
-struct Place<'g, 'a, D: Doors> {
+pub(super) struct Place<'g, 'a, D: Doors> {
     graph: &'g GraphClient<'a, D>,
-    cursor: DeltaCursor,
+    pub(super) cursor: DeltaCursor,
     version: Option<u64>,
 }
 
@@ -183,6 +199,8 @@ impl<'g, 'a, D: Doors> Place<'g, 'a, D> {
             c.link.as_deref(),
             c.groups_link.as_deref(),
             c.sweep.as_ref().and_then(|s| s.next.as_deref()),
+            c.walk.as_ref().and_then(|w| w.link.as_deref()),
+            c.walk.as_ref().and_then(|w| w.groups_link.as_deref()),
         ];
         let bad = stored
             .into_iter()
@@ -202,8 +220,40 @@ impl<'g, 'a, D: Doors> Place<'g, 'a, D> {
         ))
     }
 
+    /// The doors.
+    pub(super) fn doors(&self) -> &'g D {
+        self.graph.doors()
+    }
+
+    /// Stores the cursor together with `writes`, atomically (one `set-many`); the host makes
+    /// every event emitted so far durable first.
+    pub(super) fn commit_with(&mut self, mut writes: Vec<KvWrite>) -> Result<(), ConnectorError> {
+        if writes.is_empty() {
+            return self.commit();
+        }
+        self.cursor.format = FORMAT;
+        self.cursor.reports_sent = self.graph.reports_history();
+        let bytes = serde_json::to_vec(&self.cursor)
+            .map_err(|e| ConnectorError::Host(format!("encoding the delta cursor: {e}")))?;
+        writes.push(KvWrite {
+            key: DELTA_CURSOR_KEY.to_string(),
+            value: Some(bytes),
+            expect: match self.version {
+                Some(v) => crate::doors::Expect::Version(v),
+                None => crate::doors::Expect::Absent,
+            },
+        });
+        let versions = self
+            .graph
+            .doors()
+            .kv_set_many(&writes)
+            .map_err(|e| ConnectorError::Host(format!("committing the delta cursor: {e}")))?;
+        self.version = versions.last().copied();
+        Ok(())
+    }
+
     /// Stores the cursor; the host makes every event emitted so far durable first.
-    fn commit(&mut self) -> Result<(), ConnectorError> {
+    pub(super) fn commit(&mut self) -> Result<(), ConnectorError> {
         self.cursor.format = FORMAT;
         self.cursor.reports_sent = self.graph.reports_history();
         let bytes = serde_json::to_vec(&self.cursor)
@@ -231,14 +281,14 @@ pub fn run<D: Doors>(
     if let Some(warning) = place.drop_unusable_links(now) {
         p.report.warn(doors, warning);
     }
+    // What earlier walks left to delete (resumable).
+    staged::clean_up(&mut place)?;
 
     // 1. Changes since the last run (also before a refresh, so removals are reported).
     if place.cursor.round == Round::Changes {
         p.sign_ins_per_page = true;
-        let facts = Facts::load(doors)?;
-        graph.note_users(facts.len() as u64);
-        p.facts = Some(facts);
-        p.record_facts = false;
+        graph.note_users(place.cursor.users_known);
+        p.facts = place.cursor.facts_gen.as_deref().map(Facts::new);
         match place.cursor.link.clone() {
             Some(link) => match walk(&mut p, &mut place, Round::Changes, link) {
                 Ok(()) => {}
@@ -279,24 +329,15 @@ pub fn run<D: Doors>(
     // 2. A full round: fresh, or resumed from its last committed page.
     let mut swept_in_full_round = false;
     if place.cursor.round == Round::Full {
-        p.report.full_sync = place.cursor.link.is_none();
-        if place.cursor.link.is_none() {
+        if place.cursor.walk.is_none() && place.cursor.link.is_none() {
             place.cursor.round_started_ms = now;
         }
-        // The users the last walk knew: what bounds this walk's per-user listings (graph/mod.rs,
-        // `per_user_pages`) before any is read.
-        let mut facts = Facts::load(doors)?;
-        graph.note_users(facts.len() as u64);
-        facts.clear();
-        if config.sign_in == SignIn::Auto {
-            p.sign_ins = read_sign_ins(&mut p)?;
-            swept_in_full_round = p.sign_ins.is_some();
-        }
-        // Memberships, roles and MFA for the whole tenant, read once up front, and
-        // remembered for the incremental rounds that follow.
-        let groups_link = p.enricher.load_tenant_wide(&mut p.report);
-        p.facts = Some(facts);
-        p.record_facts = true;
+        p.report.full_sync = place.cursor.walk.is_none() && place.cursor.link.is_none();
+        // The tenant-wide sources, staged page by page (resumed where a run stopped), then
+        // the users, each page joined against what they taught.
+        staged::prepare(&mut p, &mut place)?;
+        swept_in_full_round = p.stage.as_ref().is_some_and(|st| st.sign_ins_read);
+        p.facts = p.stage.as_ref().map(|st| Facts::new(&st.gen));
         let mut restarted = false;
         loop {
             let start = place
@@ -320,9 +361,9 @@ pub fn run<D: Doors>(
                     place.cursor.link = None;
                 }
                 Err(Stop::Resync(why)) if !restarted => {
+                    // The users listing starts again; what the walk staged stays good.
                     resync_warning(&mut p, config, &why);
-                    start_full(&mut place.cursor, doors.now_ms());
-                    p.report.full_sync = true;
+                    place.cursor.link = None;
                     restarted = true;
                 }
                 Err(Stop::Resync(why)) => {
@@ -342,9 +383,9 @@ pub fn run<D: Doors>(
             place.cursor.last_sweep_ms = place.cursor.round_started_ms;
             place.cursor.sweep = None;
         }
-        place.cursor.groups_link = groups_link;
-        remember_admins(&mut p, &mut place.cursor);
+        p.stage = None;
         place.commit()?;
+        staged::clean_up(&mut place)?;
     }
 
     // 3. The sign-in sweep, on its own cadence.
@@ -364,6 +405,15 @@ fn start_full(cursor: &mut DeltaCursor, now: i64) {
     cursor.round = Round::Full;
     cursor.link = None;
     cursor.round_started_ms = now;
+    // A walk in flight is abandoned: what it staged is deleted.
+    if let Some(walk) = cursor.walk.take() {
+        if cursor.facts_gen.as_deref() != Some(walk.gen.as_str()) {
+            cursor
+                .cleanup
+                .push(crate::facts::generation_prefix(&walk.gen));
+        }
+        cursor.cleanup.push(Walk::records_prefix(&walk.gen));
+    }
 }
 
 fn resync_warning<D: Doors>(p: &mut Pipeline<'_, '_, D>, config: &Config, why: &str) {
@@ -457,8 +507,14 @@ fn walk<D: Doors>(
             (None, Some(delta)) => p.graph.check_link(delta),
             (None, None) => Ok(()),
         };
-        let entries = page.items.into_iter().map(Entry::from_delta).collect();
-        p.deliver(entries)?;
+        let entries: Vec<Entry> = page.items.into_iter().map(Entry::from_delta).collect();
+        let count = entries.len() as u64;
+        let delivered = p.deliver(entries)?;
+        if let (Round::Full, Some(w)) = (round, place.cursor.walk.as_mut()) {
+            w.pages += 1;
+            w.items = w.items.saturating_add(count);
+            w.users_delivered = w.users_delivered.saturating_add(delivered.len() as u64);
+        }
         if let Err(e) = checked {
             return Err(Stop::Fail(e.into_connector(&format!(
                 "reading users/delta (page {page_no} of this run, delivered; the cursor stays at the page before it)"
@@ -469,6 +525,9 @@ fn walk<D: Doors>(
                 place.cursor.round = round;
                 place.cursor.link = Some(next.clone());
                 place.commit()?;
+                if let Some(w) = &place.cursor.walk {
+                    staged::report_progress(p, place, w);
+                }
                 url = next;
             }
             (None, Some(delta)) => {
@@ -480,6 +539,7 @@ fn walk<D: Doors>(
                 place.cursor.link = Some(delta);
                 if round == Round::Full {
                     place.cursor.last_full_ms = place.cursor.round_started_ms;
+                    staged::finish(&mut place.cursor);
                 }
                 place.commit()?;
                 return Ok(());
@@ -502,60 +562,12 @@ fn sweep_url(config: &Config, select: &str) -> String {
     config.graph_url(&format!("/users?$select={select}&$top={SIGN_IN_PAGE}"))
 }
 
-/// Reads every user's `signInActivity` (for a full round). None when the tenant is not
-/// licensed for it or the app lacks the permission, on whichever page Graph says so (warned).
-fn read_sign_ins<D: Doors>(
-    p: &mut Pipeline<'_, '_, D>,
-) -> Result<Option<HashMap<String, Value>>, ConnectorError> {
-    let mut out = HashMap::new();
-    let mut next = Some(sweep_url(p.config, "id,signInActivity"));
-    let mut trail = Trail::default().capped(p.graph.per_user_pages());
-    let mut users = 0u64;
-    while let Some(url) = next.take() {
-        let page = match p.graph.page(GraphGet::new(url)) {
-            Ok(page) => page,
-            Err(e) if is_not_licensed(&e) => {
-                p.sign_in_unavailable(&e);
-                return Ok(None);
-            }
-            Err(e) => return Err(e.into_connector("reading sign-in activity")),
-        };
-        if let Some(link) = &page.next_link {
-            if let Err(e) = trail.step(p.graph, &page.items, link) {
-                // A loop or an endless listing: this run goes on without sign-in data.
-                p.sign_in_degraded(&e, trail.pages());
-                return Ok(None);
-            }
-        }
-        users = users.saturating_add(page.items.len() as u64);
-        for item in page.items {
-            // Only the fields the mapping reads: this map holds every user of the tenant.
-            if let (Some(id), Some(activity)) = (
-                item.get("id").and_then(Value::as_str),
-                item.get("signInActivity").and_then(trim_sign_in),
-            ) {
-                out.insert(id.to_string(), activity);
-            }
-        }
-        next = page.next_link;
-    }
-    // One item per user: what bounds the per-user listings that follow (the report).
-    p.graph.note_users(users);
-    Ok(Some(out))
-}
-
 /// The admins of the role index as the cursor stores them; None when the active assignments
 /// were not read (the stored set is then kept as it was).
 fn current_admins<D: Doors>(p: &mut Pipeline<'_, '_, D>) -> Option<Admins> {
     let roles = p.enricher.roles(&mut p.report);
     roles.active.as_ref()?;
     Some(roles.admins().into_iter().collect())
-}
-
-fn remember_admins<D: Doors>(p: &mut Pipeline<'_, '_, D>, cursor: &mut DeltaCursor) {
-    if let Some(admins) = current_admins(p) {
-        cursor.admins = Some(admins);
-    }
 }
 
 /// Membership and role changes since the last run, which `users/delta` does not report:
@@ -565,9 +577,16 @@ fn relation_changes<D: Doors>(
     place: &mut Place<'_, '_, D>,
 ) -> Result<(), ConnectorError> {
     let mut changed: BTreeSet<String> = BTreeSet::new();
-    // Roles: the assignments are re-read every run (a few requests for the whole tenant).
+    // Roles: the assignments are re-read every run (a few requests for the whole tenant) and
+    // compared with the admins the facts generation holds.
     let now_admins = current_admins(p);
-    if let (Some(before), Some(after)) = (&place.cursor.admins, &now_admins) {
+    let before = match place.cursor.facts_gen.clone() {
+        Some(gen) if place.cursor.admin_shards > 0 => {
+            staged::load_admins(p.graph.doors(), &gen, place.cursor.admin_shards)?
+        }
+        _ => None,
+    };
+    if let (Some(before), Some(after)) = (&before, &now_admins) {
         for id in before.keys().chain(after.keys()) {
             if before.get(id) != after.get(id) {
                 changed.insert(id.clone());
@@ -579,9 +598,12 @@ fn relation_changes<D: Doors>(
     let mut groups_link = place.cursor.groups_link.clone();
     if let Some(link) = place.cursor.groups_link.clone() {
         match read_group_changes(p, link) {
-            Ok((users, next)) => {
+            Ok((users, next, links)) => {
                 changed.extend(users);
                 groups_link = next;
+                if let Some(facts) = p.facts.as_mut() {
+                    facts.apply_memberships(p.graph.doors(), &links)?;
+                }
             }
             Err(e) => {
                 let doors = p.graph.doors();
@@ -611,19 +633,30 @@ fn relation_changes<D: Doors>(
         }
     }
     place.cursor.groups_link = groups_link;
-    if now_admins.is_some() {
-        place.cursor.admins = now_admins;
+    let mut writes = Vec::new();
+    if let (Some(after), Some(gen)) = (&now_admins, place.cursor.facts_gen.clone()) {
+        if before.as_ref() != Some(after) {
+            let (w, shards) = staged::admin_writes(&gen, after, place.cursor.admin_shards)?;
+            writes = w;
+            place.cursor.admin_shards = shards;
+        }
     }
     p.save_facts()?;
-    place.commit()
+    place.commit_with(writes)
 }
 
-/// Follows a groups delta link to its end: users whose membership changed, and the new link.
+/// A changed member link: (user id, group id, group name, added).
+type LinkChange = (String, String, Option<String>, bool);
+
+/// Follows a groups delta link to its end: users whose membership changed, the new link, and
+/// the changed member links.
+#[allow(clippy::type_complexity)]
 fn read_group_changes<D: Doors>(
     p: &mut Pipeline<'_, '_, D>,
     link: String,
-) -> Result<(BTreeSet<String>, Option<String>), GraphError> {
+) -> Result<(BTreeSet<String>, Option<String>, Vec<LinkChange>), GraphError> {
     let mut users = BTreeSet::new();
+    let mut links: Vec<LinkChange> = Vec::new();
     let mut trail = Trail::starting_at(&link);
     let mut next = Some(link);
     while let Some(url) = next.take() {
@@ -642,15 +675,14 @@ fn read_group_changes<D: Doors>(
                 if matches!(kind, "#microsoft.graph.user" | "") {
                     if let Some(id) = member.get("id").and_then(Value::as_str) {
                         users.insert(id.to_string());
-                        if let (Some(facts), Some(gid)) =
-                            (p.facts.as_mut(), group.get("id").and_then(Value::as_str))
-                        {
+                        if let Some(gid) = group.get("id").and_then(Value::as_str) {
                             let name = group
                                 .get("displayName")
                                 .and_then(Value::as_str)
-                                .filter(|n| !n.trim().is_empty());
+                                .filter(|n| !n.trim().is_empty())
+                                .map(str::to_string);
                             let added = member.get("@removed").is_none();
-                            facts.apply_membership(id, gid, name, added);
+                            links.push((id.to_string(), gid.to_string(), name, added));
                         }
                     }
                 }
@@ -663,7 +695,7 @@ fn read_group_changes<D: Doors>(
             }
             (None, Some(d)) => {
                 p.graph.check_link(&d)?;
-                return Ok((users, Some(d)));
+                return Ok((users, Some(d), links));
             }
             (None, None) => {
                 return Err(GraphError::Malformed(
@@ -672,7 +704,7 @@ fn read_group_changes<D: Doors>(
             }
         }
     }
-    Ok((users, None))
+    Ok((users, None, links))
 }
 
 /// The user objects of these ids (fifteen to a request: the `in` operator's limit).
@@ -787,10 +819,12 @@ mod tests {
             groups_link: Some("https://graph/v1.0/groups/delta?$deltatoken=g".into()),
             dropped_properties: vec!["isManagementRestricted".into()],
             reports_sent: [vec![5, 6], vec![6]],
-            admins: Some(BTreeMap::from([(
-                "u1".to_string(),
-                (vec!["Global Administrator".to_string()], vec![]),
-            )])),
+            walk: Some(Walk::new("abc".into())),
+            facts_gen: Some("ab".into()),
+            admin_shards: 2,
+            cleanup: vec!["walk/aa/".into()],
+            users_known: 7,
+            registration_top_refused: true,
         };
         let bytes = serde_json::to_vec(&c).unwrap();
         assert!(String::from_utf8_lossy(&bytes).contains("\"round\":\"changes\""));

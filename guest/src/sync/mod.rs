@@ -11,6 +11,7 @@
 pub mod created;
 pub mod delta;
 mod emit;
+pub mod staged;
 
 use std::collections::{HashMap, HashSet};
 
@@ -184,9 +185,9 @@ pub struct Pipeline<'g, 'a, D: Doors> {
     /// What is remembered of users between full walks (groups, MFA names); None when the
     /// mode keeps no such memory.
     pub facts: Option<Facts>,
-    /// Record every delivered user in [`Pipeline::facts`] (a full walk); otherwise only users
-    /// that were not remembered are learnt.
-    pub record_facts: bool,
+    /// The staged full walk whose facts each page of users is joined against (`staged.rs`);
+    /// None outside a walk's users phase.
+    pub stage: Option<staged::Stage>,
     /// Ids of the users emitted while [`Pipeline::sign_ins_per_page`] is on (an incremental
     /// round), so users whose relations changed are not emitted twice in one run.
     pub emitted_ids: std::collections::HashSet<String>,
@@ -221,7 +222,7 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
             sign_in_broken: false,
             emitted_ids: std::collections::HashSet::new(),
             facts: None,
-            record_facts: false,
+            stage: None,
             undeliverable: 0,
             truncated_users: 0,
             report: Report::default(),
@@ -381,21 +382,42 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
         } else {
             HashMap::new()
         };
-        let known: Vec<Option<Known>> = match (&self.facts, self.record_facts) {
-            // A full walk reads everything afresh and records it.
-            (Some(facts), false) => ids.iter().map(|id| facts.get(id)).collect(),
+        let doors = self.graph.doors();
+        let mut is_admin = HashMap::new();
+        let known: Vec<Option<Known>> = match (self.facts.as_mut(), &self.stage) {
+            // A staged walk: the page's users joined against what the walk read.
+            (Some(facts), Some(stage)) if !ids.is_empty() => {
+                let join = staged::join(stage, facts, doors, &ids)?;
+                self.enricher
+                    .install_page(join.memberships, join.mfa, join.roles);
+                if join.sign_ins.is_some() {
+                    self.sign_ins = join.sign_ins;
+                }
+                is_admin = join.is_admin;
+                Vec::new()
+            }
+            (Some(facts), None) if !ids.is_empty() => facts.lookup(doors, &ids)?,
             _ => Vec::new(),
         };
-        let enrichments: Vec<(ocsf::Enrichment, bool)> = if ids.is_empty() {
+        let mut enrichments: Vec<(ocsf::Enrichment, bool)> = if ids.is_empty() {
             Vec::new()
         } else {
             self.enricher.enrich(&ids, &known, &mut self.report)
         };
+        for (id, (e, _)) in ids.iter().zip(enrichments.iter_mut()) {
+            e.admin_hint = is_admin.get(*id) == Some(&true);
+        }
+        // What was read per user is remembered; in a staged walk only when the walk could
+        // not stage it (its facts are already written).
+        let learn = self
+            .stage
+            .as_ref()
+            .is_none_or(|st| !st.groups_read || !st.registration_read);
         if let Some(facts) = self.facts.as_mut() {
             for (n, (id, (e, _))) in ids.iter().zip(&enrichments).enumerate() {
                 let remembered = known.get(n).is_some_and(Option::is_some);
-                if let (Some(groups), false) = (&e.groups, remembered && !self.record_facts) {
-                    facts.put(id, groups, e.mfa.as_ref().map(ocsf::vocabulary));
+                if let (Some(groups), false, true) = (&e.groups, remembered, learn) {
+                    facts.put(id, groups, e.mfa.as_ref().map(ocsf::vocabulary), None)?;
                 }
             }
             for e in &entries {

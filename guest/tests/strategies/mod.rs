@@ -319,6 +319,7 @@ pub fn enrichment() -> impl Strategy<Value = Enrichment> {
                 roles,
                 eligible_roles,
                 mfa,
+                admin_hint: false,
             },
         )
 }

@@ -23,5 +23,6 @@ pub fn bench_enrichment() -> entra_connector::ocsf::Enrichment {
             "#microsoft.graph.passwordAuthenticationMethod".into(),
             "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod".into(),
         ])),
+        admin_hint: false,
     }
 }

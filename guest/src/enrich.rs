@@ -63,6 +63,12 @@ pub struct RoleIndex {
     pub active: Option<HashMap<String, BTreeSet<String>>>,
     /// User id → display names of eligible roles; None when eligibility was unreadable.
     pub eligible: Option<HashMap<String, BTreeSet<String>>>,
+    /// The members of a role-assignable group holding an active role could not be read (a
+    /// refusal): users absent from `active` may hold a role through it, so they are unknown,
+    /// not role-less; users present still hold what is listed.
+    pub active_partial: bool,
+    /// The same for eligible roles.
+    pub eligible_partial: bool,
     /// Groups that hold a role, active or eligible (role-assignable groups): listed first
     /// when a user's groups must be cut to fit one event (`ocsf::map_user_within`).
     pub groups: std::collections::HashSet<String>,
@@ -265,9 +271,13 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
                 .collect(),
             Err(_) => HashMap::new(),
         };
+        let (mut active_partial, mut eligible_partial) = (false, false);
         let active = match (definitions, active) {
             (Ok(_), Ok(items)) => match self.holders(&items, &names, report) {
-                Ok(map) => Some(map),
+                Ok((map, partial)) => {
+                    active_partial = partial;
+                    Some(map)
+                }
                 Err(e) => {
                     self.roles_unread(report, &e);
                     None
@@ -279,7 +289,10 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
             }
         };
         let eligible = match eligible.and_then(|items| self.holders(&items, &names, report)) {
-            Ok(map) => Some(map),
+            Ok((map, partial)) => {
+                eligible_partial = partial;
+                Some(map)
+            }
             Err(e) => {
                 if e.is_passing() {
                     self.roles_passing_failure
@@ -301,6 +314,8 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
         RoleIndex {
             active,
             eligible,
+            active_partial,
+            eligible_partial,
             groups: role_groups,
         }
     }
@@ -322,13 +337,16 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
     }
 
     /// User id → role names, from assignment items (users directly, groups through their
-    /// direct members).
+    /// direct members), and whether a group's members were refused (the map is then partial:
+    /// the direct holders and the readable groups' members). A failure a later run may not meet
+    /// fails the whole read.
+    #[allow(clippy::type_complexity)]
     fn holders(
         &self,
         items: &[Value],
         names: &HashMap<String, String>,
         report: &mut Report,
-    ) -> Result<HashMap<String, BTreeSet<String>>, GraphError> {
+    ) -> Result<(HashMap<String, BTreeSet<String>>, bool), GraphError> {
         let mut out: HashMap<String, BTreeSet<String>> = HashMap::new();
         let mut groups: HashMap<String, BTreeSet<String>> = HashMap::new();
         for a in items {
@@ -358,7 +376,7 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
             }
         }
         if groups.is_empty() {
-            return Ok(out);
+            return Ok((out, false));
         }
         // A group id that would change the request's path (`.`, `..`: graph/encode.rs) is
         // skipped with a warning, as a user without a usable id is.
@@ -393,8 +411,23 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
                 })
                 .collect(),
         );
-        for ((_, granted, _), members) in groups.iter().zip(members) {
-            for m in members? {
+        let mut partial = false;
+        for ((gid, granted, _), members) in groups.iter().zip(members) {
+            let members = match members {
+                Ok(members) => members,
+                Err(e) if e.is_passing() => return Err(e),
+                Err(e) => {
+                    report.warn(
+                        self.graph.doors(),
+                        format!(
+                            "the members of role-assignable group '{gid}' were not read ({e}): users holding a role only through it are Unknown; users holding one directly are still Admin"
+                        ),
+                    );
+                    partial = true;
+                    continue;
+                }
+            };
+            for m in members {
                 let Some(id) = m.get("id").and_then(Value::as_str) else {
                     continue;
                 };
@@ -405,7 +438,7 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
                 }
             }
         }
-        Ok(out)
+        Ok((out, partial))
     }
 
     /// Every group with its direct user members, from one full round of `/groups/delta`.
@@ -583,16 +616,17 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
                 e.groups = Some(k.groups.clone());
             }
             if let Some(r) = roles {
-                e.roles = r.active.as_ref().map(|a| {
-                    a.get(*id)
-                        .map(|s| s.iter().cloned().collect())
-                        .unwrap_or_default()
-                });
-                e.eligible_roles = r.eligible.as_ref().map(|a| {
-                    a.get(*id)
-                        .map(|s| s.iter().cloned().collect())
-                        .unwrap_or_default()
-                });
+                // A user absent from a partial index may hold a role through the group whose
+                // members were not read: unknown, not role-less.
+                let held = |index: &Option<HashMap<String, BTreeSet<String>>>, partial: bool| {
+                    index.as_ref().and_then(|a| match a.get(*id) {
+                        Some(s) => Some(s.iter().cloned().collect::<Vec<String>>()),
+                        None if partial => None,
+                        None => Some(Vec::new()),
+                    })
+                };
+                e.roles = held(&r.active, r.active_partial);
+                e.eligible_roles = held(&r.eligible, r.eligible_partial);
             }
             if read_methods {
                 match results.next() {
@@ -820,6 +854,61 @@ mod tests {
         assert_eq!(
             e[1].0.eligible_roles,
             Some(names(&["Global Administrator"]))
+        );
+    }
+
+    #[test]
+    fn a_refused_role_group_leaves_direct_holders_admin_and_the_rest_unknown() {
+        let none = json(200, &[], r##"{"value":[]}"##);
+        let cfg = config();
+        let doors = FakeDoors::new(move |_, r: &crate::doors::HttpRequest| {
+            if !r.url.ends_with("/$batch") {
+                return graph(&r.url, &none);
+            }
+            let body: Value = serde_json::from_slice(r.body.as_ref().unwrap()).unwrap();
+            let responses: Vec<Value> = body["requests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|item| {
+                    let url = item["url"].as_str().unwrap();
+                    if url.starts_with("/groups/grp/members") {
+                        serde_json::json!({"id": item["id"], "status": 403, "body": {"error":
+                            {"code": "Authorization_RequestDenied", "message": "Insufficient privileges"}}})
+                    } else {
+                        serde_json::json!({"id": item["id"], "status": 200, "body": {"value": []}})
+                    }
+                })
+                .collect();
+            json(
+                200,
+                &[],
+                &serde_json::json!({ "responses": responses }).to_string(),
+            )
+        });
+        let client = GraphClient::new(&doors, &cfg);
+        let mut enricher = Enricher::new(&client);
+        let mut report = Report::default();
+        let roles = enricher.roles(&mut report);
+        assert!(roles.active.is_some() && roles.active_partial);
+        assert!(
+            report
+                .warnings
+                .iter()
+                .any(|w| w.contains("role-assignable group 'grp'")),
+            "{:?}",
+            report.warnings
+        );
+        let e = enricher.enrich(&["alice", "carol"], &[], &mut report);
+        assert_eq!(e[0].0.roles, Some(vec!["Global Administrator".to_string()]));
+        assert_eq!(
+            e[1].0.roles, None,
+            "may hold a role through the group: unknown"
+        );
+        assert_eq!(
+            e[1].0.eligible_roles,
+            Some(vec![]),
+            "eligibility was read whole"
         );
     }
 

@@ -135,6 +135,12 @@ pub struct Walk {
     pub roles_read: bool,
     /// Eligible assignments were read.
     pub eligible_read: bool,
+    /// A role-assignable group's members were refused: active roles are partial.
+    #[serde(default)]
+    pub roles_partial: bool,
+    /// The same for eligible roles.
+    #[serde(default)]
+    pub eligible_partial: bool,
     /// The registration report was read whole.
     pub registration_read: bool,
     /// Groups that hold a role.
@@ -641,6 +647,8 @@ fn roles<D: Doors>(
     let index = p.enricher.roles(&mut p.report);
     walk.roles_read = index.active.is_some();
     walk.eligible_read = index.eligible.is_some();
+    walk.roles_partial = index.active_partial;
+    walk.eligible_partial = index.eligible_partial;
     let mut role_groups: Vec<String> = index.groups.iter().cloned().collect();
     role_groups.sort();
     walk.role_groups = role_groups;
@@ -891,6 +899,10 @@ pub struct Stage {
     pub roles_read: bool,
     /// Eligible roles staged.
     pub eligible_read: bool,
+    /// Active roles partial.
+    pub roles_partial: bool,
+    /// Eligible roles partial.
+    pub eligible_partial: bool,
     /// Groups that hold a role.
     pub role_groups: HashSet<String>,
 }
@@ -904,6 +916,8 @@ impl Stage {
             sign_ins_read: walk.sign_ins_read,
             roles_read: walk.roles_read,
             eligible_read: walk.eligible_read,
+            roles_partial: walk.roles_partial,
+            eligible_partial: walk.eligible_partial,
             role_groups: walk.role_groups.iter().cloned().collect(),
         }
     }
@@ -967,6 +981,8 @@ pub fn join<D: Doors>(
         roles: RoleIndex {
             active: stage.roles_read.then_some(active),
             eligible: stage.eligible_read.then_some(eligible),
+            active_partial: stage.roles_partial,
+            eligible_partial: stage.eligible_partial,
             groups: stage.role_groups.clone(),
         },
         sign_ins: stage.sign_ins_read.then_some(sign_ins),

@@ -156,6 +156,14 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
         }
     }
 
+    /// Forgets what [`Enricher::install_page`] installed (after a walk's last page: later
+    /// users of the run are enriched as in an incremental round).
+    pub fn clear_page(&mut self) {
+        self.memberships = None;
+        self.staged_mfa = None;
+        self.roles = None;
+    }
+
     /// Installs the sources of one page of users joined against a staged walk's facts: what
     /// the walk read is taken from there (never read again); what it could not read is read
     /// per user, as without the walk.

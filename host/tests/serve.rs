@@ -43,7 +43,7 @@ fn lines(path: &Path) -> usize {
 
 /// Checkpoint rows per namespace in a SQLite checkpoint store.
 /// The namespaces holding a delta cursor (besides it, a tenant keeps what it remembers of its
-/// users under `users/facts/*`).
+/// users under `facts/<generation>/*`).
 fn cursors(db: &Path) -> Vec<String> {
     let conn = rusqlite::Connection::open(db).unwrap();
     let mut stmt = conn

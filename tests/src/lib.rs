@@ -151,24 +151,29 @@ impl Harness {
             .expect("store writes");
     }
 
-    /// Makes the connector's memory of users between full walks (`users/facts/*`) unreadable,
-    /// as a store written by another version would be: their users are read per user again.
+    /// Makes the connector's memory of users between full walks unreadable, as lost facts
+    /// would be: the delta cursor is pointed at a facts generation with nothing in it, so
+    /// their users are read per user again.
     pub fn forget_facts(&self) {
+        let (bytes, version) = self
+            .checkpoint(DELTA_CURSOR_KEY)
+            .expect("a delta cursor whose facts to forget");
+        let mut cursor: Value = serde_json::from_slice(&bytes).expect("the delta cursor is JSON");
+        assert!(
+            cursor["facts_gen"].is_string(),
+            "the cursor names a facts generation: {cursor}"
+        );
+        cursor["facts_gen"] = Value::from("forgotten");
         let store = SqliteCheckpointStore::open(&self.dir.path().join("checkpoints.sqlite"))
             .expect("store opens");
-        let namespace = format!("{}/{}", self.run.tenant, self.runtime.description().name);
-        let keys = (0..16)
-            .map(|n| format!("users/facts/{n:02}"))
-            .chain(["users/facts/groups".to_string()]);
-        for key in keys {
-            let version = store
-                .get_blocking(&namespace, &key)
-                .expect("store reads")
-                .map(|(_, v)| v);
-            store
-                .set_blocking(&namespace, &key, b"{}", version)
-                .expect("store writes");
-        }
+        store
+            .set_blocking(
+                &format!("{}/{}", self.run.tenant, self.runtime.description().name),
+                DELTA_CURSOR_KEY,
+                &serde_json::to_vec(&cursor).unwrap(),
+                Some(version),
+            )
+            .expect("store writes");
     }
 
     /// One checkpoint key of the Entra connector: (value, version).

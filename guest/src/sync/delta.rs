@@ -384,6 +384,7 @@ pub fn run<D: Doors>(
             place.cursor.sweep = None;
         }
         p.stage = None;
+        p.enricher.clear_page();
         place.commit()?;
         staged::clean_up(&mut place)?;
     }

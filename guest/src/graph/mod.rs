@@ -334,6 +334,13 @@ impl<'a, D: Doors> GraphClient<'a, D> {
         )
     }
 
+    /// How long until one more reports-class request (reading `signInActivity` when
+    /// `sign_in`) fits in the reports limits' windows, ms; 0 when it fits now. A walk reads
+    /// sources outside those limits in the meantime (`sync/staged.rs`).
+    pub fn reports_wait_ms(&self, sign_in: bool) -> i64 {
+        self.reports_wait(1, usize::from(sign_in))
+    }
+
     /// How long until `n` more reports-class requests (of which `sign_in` read
     /// `signInActivity`) fit in the reports limits' windows; 0 when they fit now.
     fn reports_wait(&self, n: usize, sign_in: usize) -> i64 {

@@ -199,12 +199,16 @@ impl<'g, 'a, D: Doors> Place<'g, 'a, D> {
             c.link.as_deref(),
             c.groups_link.as_deref(),
             c.sweep.as_ref().and_then(|s| s.next.as_deref()),
-            c.walk.as_ref().and_then(|w| w.link.as_deref()),
             c.walk.as_ref().and_then(|w| w.groups_link.as_deref()),
         ];
+        let walk_links = c
+            .walk
+            .iter()
+            .flat_map(|w| w.sources.iter().filter_map(|l| l.link.as_deref()));
         let bad = stored
             .into_iter()
             .flatten()
+            .chain(walk_links)
             .find_map(|l| self.graph.check_link(l).err())?;
         let was_changes = c.round == Round::Changes;
         start_full(&mut self.cursor, now);
@@ -512,8 +516,8 @@ fn walk<D: Doors>(
         let count = entries.len() as u64;
         let delivered = p.deliver(entries)?;
         if let (Round::Full, Some(w)) = (round, place.cursor.walk.as_mut()) {
-            w.pages += 1;
-            w.items = w.items.saturating_add(count);
+            w.users.pages += 1;
+            w.users.items = w.users.items.saturating_add(count);
             w.users_delivered = w.users_delivered.saturating_add(delivered.len() as u64);
         }
         if let Err(e) = checked {

@@ -530,8 +530,16 @@ fn walk<D: Doors>(
                 place.cursor.round = round;
                 place.cursor.link = Some(next.clone());
                 place.commit()?;
-                if let Some(w) = &place.cursor.walk {
-                    staged::report_progress(p, place, w);
+                match &place.cursor.walk {
+                    Some(w) => staged::report_progress(p, place, w),
+                    None => p.graph.doors().progress(&crate::doors::Progress {
+                        phase: "changes".into(),
+                        pages_done: page_no,
+                        pages_expected: None,
+                        items_done: p.report.items_seen,
+                        wait_ms: None,
+                        detail: format!("incremental round: users/delta page {page_no}"),
+                    }),
                 }
                 url = next;
             }

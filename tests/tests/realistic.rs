@@ -2,7 +2,7 @@
 //! default): every kind of admin found, permissions and licences missing, a `$select`
 //! property refused, and a full sync paced below the reports limits.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use e2e_tests::Harness;
 use graph_emulator::{
@@ -100,7 +100,7 @@ async fn without_p2_eligibility_is_unknown_with_one_warning_and_the_run_complete
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unreadable_role_assignments_make_unknown_users_but_eligibility_still_proves_admins() {
+async fn unreadable_role_assignments_make_unknown_users_but_eligibility_and_is_admin_still_prove_admins() {
     let h = Harness::start(Tenant::generated(85, 60), EmulatorConfig::default()).await;
     // RoleEligibilitySchedule.Read.Directory is still granted.
     h.emulator.set_missing_permissions(&[
@@ -120,6 +120,22 @@ async fn unreadable_role_assignments_make_unknown_users_but_eligibility_still_pr
     );
     let got = by_uid(&h.events());
     let eligible_only = id_of(&h, role_case::ELIGIBLE_ONLY);
+    // The registration report's isAdmin (documented on userRegistrationDetails: "has an
+    // admin role in the tenant") proves Admin where the assignments are unknown (issue 17):
+    // the users holding an active role, by the tenant's own data.
+    let marked: BTreeSet<String> = h
+        .emulator
+        .users()
+        .iter()
+        .filter(|u| {
+            !u.directory_roles().is_empty()
+                || u.role_assignments
+                    .iter()
+                    .any(|a| a.get("eligible").and_then(Value::as_bool) != Some(true))
+        })
+        .map(|u| u.id().unwrap().to_string())
+        .collect();
+    assert!(!marked.is_empty(), "the tenant has active admins");
     for (id, e) in &got {
         if *id == eligible_only {
             assert_eq!(e["user"]["type_id"], 2, "eligibility proves a role");
@@ -128,6 +144,9 @@ async fn unreadable_role_assignments_make_unknown_users_but_eligibility_still_pr
             .is_some_and(|a| !a.is_empty())
         {
             assert_eq!(e["user"]["type_id"], 2, "{id}");
+        } else if marked.contains(id) {
+            assert_eq!(e["user"]["type_id"], 2, "{id}: the report's isAdmin proves it");
+            assert_eq!(e["user"]["type"], "Admin");
         } else {
             assert_eq!(e["user"]["type_id"], 0, "{id}: never a guess");
             assert_eq!(e["user"]["type"], "Unknown");

@@ -426,7 +426,23 @@ async fn a_run_outlasting_the_grace_period_is_cut_and_its_cursor_does_not_move()
     assert!(metrics
         .render()
         .contains("connector_runs_cut_total{tenant=\"slow\"} 1\n"));
-    assert!(cursors(&dir.path().join("checkpoints.sqlite")).is_empty());
+    // A cut run keeps only what it committed: a full walk in flight (its staged sources),
+    // never a finished round.
+    for cursor in delta_cursors(&dir.path().join("checkpoints.sqlite")) {
+        assert_eq!(cursor["round"], "full", "{cursor}");
+        assert!(cursor["walk"].is_object(), "a walk in flight: {cursor}");
+    }
+}
+
+/// Every delta cursor in a SQLite checkpoint store, parsed.
+fn delta_cursors(db: &Path) -> Vec<serde_json::Value> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT value FROM checkpoints WHERE key = 'users/delta-cursor'")
+        .unwrap();
+    let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0)).unwrap();
+    rows.map(|r| serde_json::from_slice(&r.unwrap()).unwrap())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -723,7 +723,7 @@ fn roles<D: Doors>(
     p.enricher.roles(&mut p.report);
     if let Some(why) = p.enricher.roles_passing_failure.clone() {
         return Err(ConnectorError::Upstream(format!(
-            "reading the role assignments failed ({why}); the full walk keeps what it staged and the next run resumes at its roles"
+            "reading the role assignments failed ({why}): run again later; the full walk keeps what it staged and the next run resumes at its roles"
         )));
     }
     let index = p.enricher.roles(&mut p.report);

@@ -246,6 +246,7 @@ async fn child(spec: &str) {
             checkpoints: store.clone(),
             sink,
             timeout: Duration::from_secs(1800),
+            time_scale: Default::default(),
         };
         let runtime = runtime.clone();
         tasks.push(tokio::spawn(async move { runtime.run(&run).await }));

@@ -23,7 +23,7 @@ pub use doors::emit::{EventSink, JsonlFileSink, StdoutSink};
 pub use doors::http::EgressPolicy;
 pub use error::RunError;
 pub use runtime::{
-    LimitKind, RunOutcome, RunReport, Runtime, RuntimeLimits, RuntimeOptions, TenantRun,
+    LimitKind, RunOutcome, RunReport, Runtime, RuntimeLimits, RuntimeOptions, TenantRun, TimeScale,
 };
 
 /// The Entra ID users connector component built from `guest/`, embedded in the host.

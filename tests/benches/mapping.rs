@@ -78,6 +78,7 @@ fn main() {
             ),
             sink: Arc::new(StdoutSink::default()),
             timeout: Duration::from_secs(3600),
+            time_scale: Default::default(),
         };
         let start = Instant::now();
         let report = runtime.run(&run).await.expect("the bench run succeeds");

@@ -6,7 +6,9 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use connector_host::{RunOutcome, Runtime, RuntimeLimits, SqliteCheckpointStore, TenantRun};
+use connector_host::{
+    RunOutcome, Runtime, RuntimeLimits, SqliteCheckpointStore, TenantRun, TimeScale,
+};
 use graph_emulator::{Emulator, EmulatorConfig, Tenant};
 use serde_json::Value;
 
@@ -52,6 +54,23 @@ pub struct Harness {
 impl Harness {
     /// Starts an emulator serving `tenant` and a runtime pointed at it.
     pub async fn start(tenant: Tenant, config: EmulatorConfig) -> Harness {
+        let factor = config.time_scale;
+        Harness::start_with_time_scale(tenant, config, factor).await
+    }
+
+    /// **Simulation only.** Like [`Harness::start`], with time compressed `factor` times for
+    /// both parties: the emulator's limit windows ([`EmulatorConfig::time_scale`]) and the
+    /// run's guest clocks and sleeps ([`TenantRun::with_time_scale`]), on one origin (the
+    /// emulator's clock), so a `Retry-After` in seconds or as a date means the same to both.
+    pub async fn start_with_time_scale(
+        tenant: Tenant,
+        config: EmulatorConfig,
+        factor: u32,
+    ) -> Harness {
+        let config = EmulatorConfig {
+            time_scale: factor,
+            ..config
+        };
         let emulator = Emulator::start(tenant, config)
             .await
             .expect("the emulator starts");
@@ -66,6 +85,10 @@ impl Harness {
             &dir.path().join("events.jsonl"),
         )
         .expect("the tenant run is wired");
+        let (origin, origin_wall) = emulator.clock().origin();
+        let scale =
+            TimeScale::anchored(factor, origin, origin_wall).expect("a time scale of 1 or more");
+        let run = run.with_time_scale(scale);
         Harness {
             emulator,
             runtime,

@@ -108,6 +108,7 @@ async fn arena_with(
         checkpoints: store.clone(),
         sink: Arc::new(JsonlFileSink::open(&good.dir.path().join("hostile.jsonl")).unwrap()),
         timeout: Duration::from_secs(60),
+        time_scale: Default::default(),
     };
     Arena {
         good,

@@ -125,7 +125,7 @@ fn run(shared: &Shared, id: &str, method: &str, url: &str, sub: &Value) -> Value
             "A $batch cannot contain another $batch.",
         ))
     } else if let Some(retry_after) = shared.throttled(route.endpoint()) {
-        throttle::answer(&ids, retry_after)
+        throttle::answer(&ids, retry_after, shared.clock.wall_secs())
     } else if let Some(secs) = route
         .reports_kind(&request)
         .and_then(|kind| shared.reports_throttled(kind))
@@ -134,7 +134,11 @@ fn run(shared: &Shared, id: &str, method: &str, url: &str, sub: &Value) -> Value
         // throttling.md, "Throttling and batching": "Requests in a batch are evaluated
         // individually against throttling limits and if any request exceeds the limits, it
         // fails with a status code of 429 … The batch itself succeeds with a status code of 200").
-        throttle::answer(&ids, throttle::RetryAfter::Seconds(secs))
+        throttle::answer(
+            &ids,
+            throttle::RetryAfter::Seconds(secs),
+            shared.clock.wall_secs(),
+        )
     } else {
         dispatch(shared, &route, &request, &ids)
     };

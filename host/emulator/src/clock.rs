@@ -7,8 +7,12 @@
 //! fraction digits, `Z` or `±HH:MM` or nothing; `chrono`'s `%Y`/`%m` accept signs, more or
 //! fewer digits, and its RFC 3339 parser accepts leap seconds and a space separator. Anything
 //! else, and any impossible date or time (31 April, 29 February 2023, 24:00), is `None`.
+//!
+//! And the clock of the limit windows: [`VirtualClock`], real time or, in a simulation that
+//! compresses time ([`EmulatorConfig::time_scale`](crate::EmulatorConfig::time_scale)), a clock
+//! running k times faster.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 
@@ -51,6 +55,74 @@ pub(crate) fn now_secs() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// The clock the emulator's limit windows are measured on: `virtual = origin + k × (real −
+/// origin)`, with `k` = [`EmulatorConfig::time_scale`](crate::EmulatorConfig::time_scale) (1:
+/// real time). With k > 1 a window of 10 s passes in 10/k real seconds and a `Retry-After` of
+/// n seconds means n virtual seconds, so a client whose own clocks run k times faster (a
+/// simulated guest) waits the right real time. Token lifetimes and the dates written into
+/// answers stay real (only `Retry-After` dates are virtual).
+#[derive(Clone, Copy, Debug)]
+pub struct VirtualClock {
+    origin: Instant,
+    origin_wall: SystemTime,
+    factor: u32,
+}
+
+impl VirtualClock {
+    /// A clock starting now, running `factor` times faster than real time (0 is taken as 1).
+    pub fn new(factor: u32) -> VirtualClock {
+        VirtualClock::anchored(factor, Instant::now(), SystemTime::now())
+    }
+
+    /// A clock whose virtual time equals real time at `origin` (and whose wall time is
+    /// `origin_wall` then), running `factor` times faster (0 is taken as 1).
+    pub fn anchored(factor: u32, origin: Instant, origin_wall: SystemTime) -> VirtualClock {
+        VirtualClock {
+            origin,
+            origin_wall,
+            factor: factor.max(1),
+        }
+    }
+
+    /// How many times faster than real time it runs.
+    pub fn factor(&self) -> u32 {
+        self.factor
+    }
+
+    /// The real instant and wall time at which virtual and real time agreed.
+    pub fn origin(&self) -> (Instant, SystemTime) {
+        (self.origin, self.origin_wall)
+    }
+
+    /// Virtual time elapsed since the origin when the real clock reads `real`.
+    fn elapsed_at(&self, real: Instant) -> Duration {
+        real.saturating_duration_since(self.origin)
+            .saturating_mul(self.factor)
+    }
+
+    /// The virtual instant when the real clock reads `real` (as an [`Instant`], only to be
+    /// compared with other instants of this clock).
+    pub(crate) fn at(&self, real: Instant) -> Instant {
+        let elapsed = self.elapsed_at(real);
+        // Past what an Instant can hold (centuries away): the real instant, never a panic.
+        self.origin.checked_add(elapsed).unwrap_or(real)
+    }
+
+    /// The virtual instant now.
+    pub(crate) fn now(&self) -> Instant {
+        self.at(Instant::now())
+    }
+
+    /// The virtual wall clock now, in seconds since the epoch (what a `Retry-After` date is
+    /// measured from).
+    pub(crate) fn wall_secs(&self) -> i64 {
+        let wall = self.origin_wall + self.elapsed_at(Instant::now());
+        wall.duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    }
 }
 
 /// Parses an ISO 8601 date-time as Graph accepts it: `YYYY-MM-DDTHH:MM:SS`, optional fraction

@@ -90,6 +90,11 @@ pub(crate) struct Catalog {
     pub definitions: DefinitionBook,
     /// Every role grant, active and eligible, as the role-management API lists them.
     pub grants: Vec<Grant>,
+    /// The users holding at least one **active** directory role, at any scope, directly or
+    /// through a role-assignable group: exactly the users with a non-empty active list in
+    /// [`Tenant::admin_roles`] (the same grants, the same group expansion). PIM-eligible-only
+    /// users are not in it. The registration report's `isAdmin` reads it.
+    pub active_admins: HashSet<String>,
 }
 
 /// The users of a running emulator and their indexes.
@@ -470,6 +475,7 @@ impl Directory {
                 &self.custom_definitions,
             ),
             grants: grants(self.users.values().map(|e| &e.sim)),
+            active_admins: HashSet::new(),
         };
         let mut group_names: HashMap<String, Value> = HashMap::new();
         for entry in self.users.values() {
@@ -561,6 +567,15 @@ impl Directory {
             ids.dedup();
             catalog.group_member_ids.insert(id.clone(), ids);
         }
+        let mut admins = HashSet::new();
+        for grant in catalog.grants.iter().filter(|g| !g.eligible) {
+            admins.extend(grant.declared_by.iter().cloned());
+            if grant.group {
+                let members = catalog.group_member_ids.get(&grant.principal);
+                admins.extend(members.into_iter().flatten().cloned());
+            }
+        }
+        catalog.active_admins = admins;
         catalog
     }
 }

@@ -225,12 +225,15 @@ pub(crate) fn handle(shared: &Shared, request: &HttpRequest) -> Reply {
                 .render(error)
                 .with_header("WWW-Authenticate", "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\""),
             Ok(()) => match shared.throttled(route.endpoint()) {
-                Some(retry_after) => throttle::answer(&ids, retry_after),
+                Some(retry_after) => throttle::answer(&ids, retry_after, shared.clock.wall_secs()),
                 None => match route
                     .reports_kind(request)
                     .and_then(|kind| shared.reports_throttled(kind))
                 {
-                    Some(secs) => throttle::answer(&ids, RetryAfter::Seconds(secs)),
+                    Some(secs) => {
+                        let wall = shared.clock.wall_secs();
+                        throttle::answer(&ids, RetryAfter::Seconds(secs), wall)
+                    }
                     None => dispatch(shared, &route, request, &ids),
                 },
             },

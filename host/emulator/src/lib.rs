@@ -27,8 +27,8 @@
 //! `batch` (the Graph endpoints), `registration` (a user's row of the registration-details
 //! report, from Microsoft's docs), `odata` (query options, filters and skip tokens), `faults`
 //! (injected failures: [`FaultRule`]), `throttle` (rate throttling: [`Throttle`], and the Entra
-//! reports limits), `clock` (dates), `server` (axum serving, latency injection and
-//! [`Emulator`]).
+//! reports limits), `clock` (dates, and the limit windows' [`VirtualClock`]), `server` (axum
+//! serving, latency injection and [`Emulator`]).
 //!
 //! Realistic by default ([`EmulatorConfig::default`]), at least as strict as Microsoft Graph's
 //! documentation (each limit cites its source next to the code):
@@ -44,14 +44,21 @@
 //! - permissions ([`EmulatorConfig::missing_permissions`]) and licences
 //!   ([`EmulatorConfig::premium`], [`EmulatorConfig::p2`]);
 //! - query options the docs do not list are refused (registration report `$select`/`$top`,
-//!   any option on `authentication/methods`, `$top` on role assignments, …).
+//!   any option on `authentication/methods`, `$top` on role assignments, …);
+//!   [`EmulatorConfig::registration_top`] accepts `$top` on the registration report as
+//!   Microsoft's own PowerShell cmdlets use it.
+//!
+//! Simulation only: [`EmulatorConfig::time_scale`] runs the limit windows on a
+//! [`VirtualClock`] k times faster than real time (and `Retry-After` in its seconds), for a
+//! benchmark whose client's clocks run k times faster too.
 //!
 //! `generous: true` restores the earlier, kinder behaviour, for comparison only.
 //!
 //! Test switches on a running [`Emulator`]: [`Emulator::add_fault`] (canned failures at chosen
 //! requests), [`Emulator::set_throttle`] (429 on every n-th request),
 //! [`Emulator::set_latency`] (every HTTP answer delayed, asynchronously),
-//! [`Emulator::set_premium`], [`Emulator::set_p2`], [`Emulator::set_missing_permissions`],
+//! [`Emulator::set_registration_top`], [`Emulator::set_premium`], [`Emulator::set_p2`],
+//! [`Emulator::set_missing_permissions`],
 //! [`Emulator::expire_tokens`], [`Emulator::expire_delta_tokens_with`]; counters:
 //! [`Emulator::counters`], [`Emulator::reports_throttled`], [`Emulator::throttled_responses`];
 //! data changes: [`Emulator::modify_user`] (a change `users/delta` reports) and
@@ -78,6 +85,7 @@ mod tenant;
 mod throttle;
 mod users;
 
+pub use clock::VirtualClock;
 pub use faults::FaultRule;
 pub use generate::{hard_case, role_case, AUTH_METHOD_TYPES, INITIAL_DOMAIN, VERIFIED_DOMAIN};
 pub use roles::BUILT_IN_ROLES;
@@ -137,6 +145,25 @@ pub struct EmulatorConfig {
     /// of [`EmulatorConfig::reports_limit`]. Default `Some((10, 60 s))` ("10 requests per
     /// minute", throttling-limits.md); `None`, or `generous: true`, switches it off.
     pub sign_in_activity_limit: Option<(u32, std::time::Duration)>,
+    /// `$top` on the registration-details report list. false (default, strict): refused with
+    /// 400 `BadRequest` naming `$top`, because the v1.0 page of the list
+    /// (authenticationmethodsroot-list-userregistrationdetails.md) says "This method supports
+    /// only the `$filter` and `$orderBy` OData query parameters". true: accepted as Microsoft's
+    /// own Entra PowerShell cmdlets use it (`Get-EntraUserRegistrationDetail` /
+    /// Microsoft.Graph.Reports send `$top` up to 999 to this endpoint and it works there):
+    /// 1..=999 sets the page size; 0, more than 999 or not a number is a 400 naming `$top`.
+    /// Without `$top` the page holds 100 rows either way (see `REPORT_PAGE_SIZE`: the docs
+    /// give no size; 100 is the default of Graph's directory lists). `$select` stays refused.
+    /// Change it at run time with [`Emulator::set_registration_top`].
+    pub registration_top: bool,
+    /// **Simulation only.** Compresses time for the limit windows: with factor k, every window
+    /// the emulator enforces ([`EmulatorConfig::reports_limit`],
+    /// [`EmulatorConfig::sign_in_activity_limit`]) is measured on a [`VirtualClock`] running k
+    /// times faster than real time, and each `Retry-After` it sends is in virtual seconds, so a
+    /// client whose clocks run k times faster too (a guest run with the same time scale) waits
+    /// the right real time. Token lifetimes and the dates in answers stay real. Default 1 (real
+    /// time); 0 is refused by [`Emulator::start`]. Never set from a tenant file.
+    pub time_scale: u32,
 }
 
 impl Default for EmulatorConfig {
@@ -153,6 +180,8 @@ impl Default for EmulatorConfig {
             missing_permissions: Vec::new(),
             reports_limit: Some((5, std::time::Duration::from_secs(10))),
             sign_in_activity_limit: Some((10, std::time::Duration::from_secs(60))),
+            registration_top: false,
+            time_scale: 1,
         }
     }
 }

@@ -172,8 +172,12 @@ const METHODS: [MethodFacts; 10] = [
 /// user's registrations: howto-authentication-methods-activity.md).
 const LAST_UPDATED: &str = "2025-07-01T00:00:00Z";
 
-/// The report row of one user.
-pub(crate) fn row(sim: &SimUser) -> Value {
+/// The report row of one user. `is_admin`: the user holds an active directory role in the
+/// tenant (userregistrationdetails.md, `isAdmin`: "Indicates whether the user has an admin
+/// role in the tenant"); the caller decides it from the directory's grants, which a user's own
+/// data does not show in full (a role held through a group another user declares). A user only
+/// PIM-eligible for a role does not "have" it until activated: `false`.
+pub(crate) fn row(sim: &SimUser, is_admin: bool) -> Value {
     let facts: Vec<&MethodFacts> = sim
         .auth_methods
         .iter()
@@ -192,16 +196,12 @@ pub(crate) fn row(sim: &SimUser) -> Value {
         Some(t) if t.eq_ignore_ascii_case("guest") => "guest",
         _ => "member",
     };
-    let active_assignment = sim
-        .role_assignments
-        .iter()
-        .any(|a| a.get("eligible").and_then(Value::as_bool) != Some(true));
     json!({
         "id": sim.id(),
         "userPrincipalName": sim.user.get("userPrincipalName").cloned().unwrap_or(Value::Null),
         "userDisplayName": sim.user.get("displayName").cloned().unwrap_or(Value::Null),
         "userType": user_type,
-        "isAdmin": !sim.directory_roles().is_empty() || active_assignment,
+        "isAdmin": is_admin,
         "isSsprRegistered": sspr_registered,
         "isMfaRegistered": mfa_registered,
         // Every method is allowed by the emulated authentication methods policy.
@@ -245,10 +245,10 @@ mod tests {
 
     #[test]
     fn password_and_email_alone_are_not_mfa() {
-        let row = row(&user(&[
-            "passwordAuthenticationMethod",
-            "emailAuthenticationMethod",
-        ]));
+        let row = row(
+            &user(&["passwordAuthenticationMethod", "emailAuthenticationMethod"]),
+            false,
+        );
         assert_eq!(row["isMfaRegistered"], false);
         assert_eq!(row["isMfaCapable"], false);
         assert_eq!(row["isSsprRegistered"], true, "email is an SSPR method");
@@ -258,7 +258,7 @@ mod tests {
     #[test]
     fn a_temporary_access_pass_is_a_strong_method() {
         // concept-authentication-methods.md: TAP, Secondary authentication "MFA".
-        let row = row(&user(&["temporaryAccessPassAuthenticationMethod"]));
+        let row = row(&user(&["temporaryAccessPassAuthenticationMethod"]), false);
         assert_eq!(row["isMfaRegistered"], true);
         assert_eq!(row["isSsprRegistered"], false);
         assert_eq!(row["methodsRegistered"], json!(["temporaryAccessPass"]));
@@ -267,7 +267,7 @@ mod tests {
     #[test]
     fn capability_follows_policy_not_the_account_state() {
         // The user is disabled: the docs tie isMfaCapable to the methods policy only.
-        let row = row(&user(&["softwareOathAuthenticationMethod"]));
+        let row = row(&user(&["softwareOathAuthenticationMethod"]), false);
         assert_eq!(row["isMfaRegistered"], true);
         assert_eq!(row["isMfaCapable"], true);
         assert_eq!(row["isSsprRegistered"], true, "mobile app code");
@@ -282,11 +282,14 @@ mod tests {
             "windowsHelloForBusinessAuthenticationMethod",
             "platformCredentialAuthenticationMethod",
         ] {
-            let row = row(&user(&[method]));
+            let row = row(&user(&[method]), false);
             assert_eq!(row["isPasswordlessCapable"], true, "{method}");
             assert_eq!(row["isMfaRegistered"], true, "{method}");
         }
-        let row = row(&user(&["microsoftAuthenticatorAuthenticationMethod"]));
+        let row = row(
+            &user(&["microsoftAuthenticatorAuthenticationMethod"]),
+            false,
+        );
         assert_eq!(
             row["isPasswordlessCapable"], false,
             "push is not passwordless"
@@ -295,12 +298,15 @@ mod tests {
 
     #[test]
     fn each_name_is_listed_once_in_order() {
-        let row = row(&user(&[
-            "phoneAuthenticationMethod",
-            "microsoftAuthenticatorAuthenticationMethod",
-            "phoneAuthenticationMethod",
-            "passkeyFutureAuthenticationMethod",
-        ]));
+        let row = row(
+            &user(&[
+                "phoneAuthenticationMethod",
+                "microsoftAuthenticatorAuthenticationMethod",
+                "phoneAuthenticationMethod",
+                "passkeyFutureAuthenticationMethod",
+            ]),
+            false,
+        );
         assert_eq!(
             row["methodsRegistered"],
             json!(["mobilePhone", "microsoftAuthenticatorPush"])

@@ -19,6 +19,7 @@ use std::borrow::Borrow;
 
 use serde_json::{json, Map, Value};
 
+use crate::directory::Catalog;
 use crate::generate::{fnv1a, guid};
 use crate::graph::{collection, eventual};
 use crate::odata::{
@@ -408,7 +409,7 @@ pub(crate) fn registration_detail(
         let entry = directory
             .find(id)
             .ok_or_else(|| GraphError::resource_not_found(id))?;
-        registration::row(&entry.sim)
+        report_row(&directory.catalog(), &entry.sim)
     };
     let mut body = select_object(&row, select.as_deref());
     if let Some(object) = body.as_object_mut() {
@@ -421,6 +422,14 @@ pub(crate) fn registration_detail(
         );
     }
     Ok(Reply::graph_json(200, body))
+}
+
+/// A user's report row, `isAdmin` from the directory's active role holders.
+fn report_row(catalog: &Catalog, sim: &SimUser) -> Value {
+    let is_admin = sim
+        .id()
+        .is_some_and(|id| catalog.active_admins.contains(id));
+    registration::row(sim, is_admin)
 }
 
 /// Report properties `$filter` may name here, with `eq` (`in` on `id` only). Source:
@@ -481,37 +490,58 @@ fn report_order(text: &str) -> Result<(&'static str, bool), GraphError> {
         })
 }
 
-/// Default page size of the report. Its API page gives none; 100 stands in, the default of
-/// Graph's directory lists (user-list.md, group-list.md: "The default and maximum page sizes
-/// are 100 and 999 … objects respectively").
+/// Default page size of the report (and its only size without `$top`). Its API page gives
+/// none; 100 stands in, the default of Graph's directory lists (user-list.md, group-list.md:
+/// "The default and maximum page sizes are 100 and 999 … objects respectively").
 const REPORT_PAGE_SIZE: usize = 100;
+
+/// The page size `$top` asks of the report when [`EmulatorConfig::registration_top`] accepts
+/// it: 1..=999 (the ceiling Microsoft's Entra PowerShell cmdlets send); anything else is a 400
+/// `BadRequest` naming `$top`.
+///
+/// [`EmulatorConfig::registration_top`]: crate::EmulatorConfig::registration_top
+fn report_top(value: &str) -> Result<usize, GraphError> {
+    match value.trim().parse::<usize>() {
+        Ok(top @ 1..=999) => Ok(top),
+        _ => Err(GraphError::bad_request(format!(
+            "Invalid value '{value}' for query option '$top' of userRegistrationDetails: expected an integer from 1 to 999."
+        ))),
+    }
+}
 
 /// `GET /v1.0/reports/authenticationMethods/userRegistrationDetails` (needs P1/P2, then
 /// AuditLog.Read.All). authenticationmethodsroot-list-userregistrationdetails.md: "This method
 /// supports only the `$filter` and `$orderBy` OData query parameters": `$select` and `$top` are
-/// refused (400) unless `generous`.
+/// refused (400) unless `generous`; `$top` (1..=999) is accepted when
+/// [`EmulatorConfig::registration_top`](crate::EmulatorConfig::registration_top) is on, as
+/// Microsoft's own Entra PowerShell module sends it.
 pub(crate) fn registration_details(
     shared: &Shared,
     request: &HttpRequest,
 ) -> Result<Reply, GraphError> {
     let generous = shared.config.generous;
+    let top_allowed = shared.registration_top();
     let opts = QueryOptions::parse(
         request.query.as_deref(),
         &["$filter", "$orderby", "$select", "$top", "$skiptoken"],
     )?;
     if !generous {
-        if let Some(name) = opts.names().find(|n| matches!(*n, "$select" | "$top")) {
+        let refused = |n: &str| n == "$select" || (n == "$top" && !top_allowed);
+        if let Some(name) = opts.names().find(|n| refused(n)) {
             return Err(GraphError::bad_request(format!(
                 "The query option '{name}' is not supported by userRegistrationDetails: only $filter and $orderby are."
             )));
         }
     }
+    let top = match opts.get("$top") {
+        Some(value) if !generous => report_top(value)?,
+        value => parse_top(value, 999, REPORT_PAGE_SIZE)?,
+    };
     if !shared.premium() {
         return Err(non_premium());
     }
     report_permission(shared)?;
     let select = opts.get("$select").map(parse_free_select);
-    let top = parse_top(opts.get("$top"), 999, REPORT_PAGE_SIZE)?;
     let filter = opts
         .get("$filter")
         .map(|f| report_filter(f, request))
@@ -536,11 +566,12 @@ pub(crate) fn registration_details(
     let matches = |row: &Value| filter.as_ref().is_none_or(|f| f.matches(row));
     let (value, next) = {
         let directory = shared.read();
+        let catalog = directory.catalog();
         match order {
             None => {
                 let mut rows = directory
                     .users_after(after)
-                    .map(|(seq, e)| (seq, registration::row(&e.sim)))
+                    .map(|(seq, e)| (seq, report_row(&catalog, &e.sim)))
                     .filter(|(_, row)| matches(row));
                 let page: Vec<(u64, Value)> = rows.by_ref().take(top).collect();
                 let more = rows.next().is_some();
@@ -554,7 +585,7 @@ pub(crate) fn registration_details(
             Some((property, descending)) => {
                 let mut rows: Vec<(String, u64, Value)> = directory
                     .users_after(None)
-                    .map(|(seq, e)| (seq, registration::row(&e.sim)))
+                    .map(|(seq, e)| (seq, report_row(&catalog, &e.sim)))
                     .filter(|(_, row)| matches(row))
                     .map(|(seq, row)| {
                         let key = row[property].as_str().unwrap_or("").to_lowercase();

@@ -32,6 +32,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::clock::VirtualClock;
 use crate::directory::Directory;
 use crate::faults::{FaultBook, FaultRule};
 use crate::generate::guid;
@@ -89,6 +90,9 @@ pub(crate) struct Shared {
     p2: AtomicBool,
     missing_permissions: RwLock<Vec<String>>,
     reports: Mutex<ReportsLimiter>,
+    /// The clock of the reports limits' windows (and of `Retry-After` dates).
+    pub clock: VirtualClock,
+    registration_top: AtomicBool,
     reports_throttled: AtomicU64,
     throttled_responses: AtomicU64,
     directory: RwLock<Directory>,
@@ -139,6 +143,11 @@ impl Shared {
         self.echo_token_requests.load(Ordering::Relaxed)
     }
 
+    /// Whether the registration report accepts `$top` ([`EmulatorConfig::registration_top`]).
+    pub(crate) fn registration_top(&self) -> bool {
+        self.registration_top.load(Ordering::Relaxed)
+    }
+
     /// Whether the tenant has Entra ID P2 (PIM eligibility readable).
     pub(crate) fn p2(&self) -> bool {
         self.p2.load(Ordering::Relaxed)
@@ -171,7 +180,7 @@ impl Shared {
         if self.config.generous {
             return None;
         }
-        let wait = lock(&self.reports).admit(kind, Instant::now());
+        let wait = lock(&self.reports).admit(kind, self.clock.now());
         if wait.is_some() {
             self.reports_throttled.fetch_add(1, Ordering::Relaxed);
         }
@@ -295,6 +304,11 @@ impl Emulator {
         login_addr: SocketAddr,
         graph_addr: SocketAddr,
     ) -> anyhow::Result<Emulator> {
+        if config.time_scale == 0 {
+            anyhow::bail!(
+                "EmulatorConfig::time_scale is 0: it is how many times faster than real time the limit windows run; use 1 for real time"
+            );
+        }
         let login = TcpListener::bind(login_addr)
             .await
             .with_context(|| format!("cannot listen for the login server on {login_addr}"))?;
@@ -315,6 +329,8 @@ impl Emulator {
                 config.reports_limit,
                 config.sign_in_activity_limit,
             )),
+            clock: VirtualClock::new(config.time_scale),
+            registration_top: AtomicBool::new(config.registration_top),
             reports_throttled: AtomicU64::new(0),
             throttled_responses: AtomicU64::new(0),
             config,
@@ -372,11 +388,13 @@ impl Emulator {
         format!("{}/.default", self.graph_endpoint())
     }
 
-    /// The configuration, with the current `premium`, `p2` and `missing_permissions`.
+    /// The configuration, with the current `premium`, `p2`, `registration_top` and
+    /// `missing_permissions`.
     pub fn config(&self) -> EmulatorConfig {
         EmulatorConfig {
             premium: self.shared.premium(),
             p2: self.shared.p2(),
+            registration_top: self.shared.registration_top(),
             missing_permissions: self
                 .shared
                 .missing_permissions
@@ -396,6 +414,20 @@ impl Emulator {
             .write()
             .unwrap_or_else(PoisonError::into_inner) =
             permissions.iter().map(|p| (*p).to_owned()).collect();
+    }
+
+    /// Switches `$top` on the registration-details report list
+    /// ([`EmulatorConfig::registration_top`]); later requests see the change.
+    pub fn set_registration_top(&self, accept: bool) {
+        self.shared
+            .registration_top
+            .store(accept, Ordering::Relaxed);
+    }
+
+    /// The clock of the limit windows ([`EmulatorConfig::time_scale`]): its factor and the
+    /// real instant it started from, so a simulated client can run its clocks on the same one.
+    pub fn clock(&self) -> VirtualClock {
+        self.shared.clock
     }
 
     /// Switches the tenant's Entra ID P2 licence (PIM eligibility readable).

@@ -13,7 +13,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::clock::{format_http_date, now_secs};
+use crate::clock::format_http_date;
 use crate::graph::RequestIds;
 use crate::reply::{GraphError, Reply};
 use crate::Endpoint;
@@ -179,8 +179,9 @@ impl ReportsLimiter {
     }
 }
 
-/// The 429 Graph sends when it throttles, with the configured `Retry-After`.
-pub(crate) fn answer(ids: &RequestIds, retry_after: RetryAfter) -> Reply {
+/// The 429 Graph sends when it throttles, with the configured `Retry-After` (a date is
+/// `wall_secs`, the emulator's [`VirtualClock`](crate::VirtualClock) wall time, plus the delay).
+pub(crate) fn answer(ids: &RequestIds, retry_after: RetryAfter, wall_secs: i64) -> Reply {
     let reply = ids.render(GraphError::new(
         429,
         "TooManyRequests",
@@ -188,10 +189,9 @@ pub(crate) fn answer(ids: &RequestIds, retry_after: RetryAfter) -> Reply {
     ));
     match retry_after {
         RetryAfter::Seconds(secs) => reply.with_header("Retry-After", secs.to_string()),
-        RetryAfter::HttpDate(secs) => reply.with_header(
-            "Retry-After",
-            format_http_date(now_secs() + i64::from(secs)),
-        ),
+        RetryAfter::HttpDate(secs) => {
+            reply.with_header("Retry-After", format_http_date(wall_secs + i64::from(secs)))
+        }
         RetryAfter::None => reply,
     }
 }
@@ -199,6 +199,7 @@ pub(crate) fn answer(ids: &RequestIds, retry_after: RetryAfter) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::{now_secs, VirtualClock};
 
     #[test]
     fn every_nth_matching_request_is_throttled() {
@@ -288,6 +289,62 @@ mod tests {
     }
 
     #[test]
+    fn a_virtual_clock_runs_the_windows_k_times_faster() {
+        let real = Instant::now();
+        let wall = std::time::SystemTime::now();
+        let ms = Duration::from_millis;
+        // k = 1: virtual time is real time; 5 requests per 10 s.
+        let clock = VirtualClock::anchored(1, real, wall);
+        assert_eq!(clock.factor(), 1);
+        assert_eq!(clock.at(real + ms(7_000)), real + ms(7_000));
+        let mut limiter = ReportsLimiter::new(Some((5, Duration::from_secs(10))), None);
+        for i in 0..5 {
+            let at = clock.at(real + ms(10 * i));
+            assert_eq!(limiter.admit(ReportsKind::Report, at), None, "request {i}");
+        }
+        let at = clock.at(real + ms(100));
+        assert_eq!(limiter.admit(ReportsKind::Report, at), Some(10), "9.9 s");
+        let at = clock.at(real + ms(9_999));
+        assert!(limiter.admit(ReportsKind::Report, at).is_some());
+        let at = clock.at(real + ms(10_000));
+        assert_eq!(limiter.admit(ReportsKind::Report, at), None, "a slot freed");
+
+        // k = 100: the same 5 per 10 s virtual is 5 per 0.1 s real, and Retry-After counts
+        // virtual seconds.
+        let clock = VirtualClock::anchored(100, real, wall);
+        assert_eq!(clock.at(real + ms(70)), real + ms(7_000));
+        let mut limiter = ReportsLimiter::new(Some((5, Duration::from_secs(10))), None);
+        for i in 0..5 {
+            let at = clock.at(real + ms(i));
+            assert_eq!(limiter.admit(ReportsKind::Report, at), None, "request {i}");
+        }
+        let at = clock.at(real + ms(50));
+        assert_eq!(
+            limiter.admit(ReportsKind::Report, at),
+            Some(5),
+            "5 virtual seconds to wait (50 ms real)"
+        );
+        for i in 0..5 {
+            let at = clock.at(real + ms(100 + i));
+            assert_eq!(
+                limiter.admit(ReportsKind::Report, at),
+                None,
+                "next 0.1 s: {i}"
+            );
+        }
+        let at = clock.at(real + ms(105));
+        assert!(limiter.admit(ReportsKind::Report, at).is_some(), "sixth");
+        // Its wall clock (Retry-After dates) runs k times faster from the origin too: 2 s real
+        // (and a little) is 200 s (and a little more) virtual.
+        let origin_wall = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let clock = VirtualClock::anchored(100, Instant::now() - ms(2_000), origin_wall);
+        let virtual_secs = clock.wall_secs() - 1_000_000;
+        assert!((200..=230).contains(&virtual_secs), "{virtual_secs}");
+        let zero = VirtualClock::new(0);
+        assert_eq!(zero.factor(), 1, "0 is taken as 1");
+    }
+
+    #[test]
     fn the_429_carries_graph_error_and_retry_after() {
         let ids = RequestIds {
             request_id: "r".into(),
@@ -300,15 +357,15 @@ mod tests {
                 .find(|(n, _)| n == "Retry-After")
                 .map(|(_, v)| v.clone())
         };
-        let reply = answer(&ids, RetryAfter::Seconds(7));
+        let reply = answer(&ids, RetryAfter::Seconds(7), now_secs());
         assert_eq!(reply.status, 429);
         let body: serde_json::Value = serde_json::from_slice(&reply.body_bytes()).expect("JSON");
         assert_eq!(body["error"]["code"], "TooManyRequests");
         assert_eq!(body["error"]["innerError"]["request-id"], "r");
         assert_eq!(header(&reply).as_deref(), Some("7"));
-        assert_eq!(header(&answer(&ids, RetryAfter::None)), None);
+        assert_eq!(header(&answer(&ids, RetryAfter::None, now_secs())), None);
         let before = format_http_date(now_secs() + 90);
-        let date = header(&answer(&ids, RetryAfter::HttpDate(90))).expect("a date");
+        let date = header(&answer(&ids, RetryAfter::HttpDate(90), now_secs())).expect("a date");
         let after = format_http_date(now_secs() + 90);
         assert!(date == before || date == after, "{date} vs {before}");
         assert!(date.ends_with(" GMT") && date.len() == 29, "{date}");

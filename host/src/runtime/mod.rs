@@ -19,6 +19,7 @@
 //! ends that run with a `host` error, like any other failure.
 
 mod cache;
+mod clock;
 mod limits;
 pub mod panics;
 mod state;
@@ -36,6 +37,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::WasiCtx;
 
 pub use cache::CacheOutcome;
+pub use clock::TimeScale;
 use limits::{CpuMeter, RunLimiter};
 pub use limits::{LimitKind, RuntimeLimits};
 use state::RunState;
@@ -101,9 +103,25 @@ pub struct TenantRun {
     pub sink: Arc<dyn EventSink>,
     /// Wall-clock limit of the run.
     pub timeout: Duration,
+    /// **Simulation only**: how much faster than real time the guest's clocks run
+    /// ([`TimeScale::REAL`] everywhere else). No tenant file can set it; see
+    /// [`TenantRun::with_time_scale`].
+    pub time_scale: TimeScale,
 }
 
 impl TenantRun {
+    /// **Simulation only.** The same run with the guest's wall and monotonic clocks running
+    /// `scale.factor()` times faster than real time and its sleeps that many times shorter, to
+    /// compress a long paced sync (Graph's reports limits) in a benchmark against the emulator
+    /// run with the same factor. Never read from a tenant file or TOML; the run's wall-clock
+    /// `timeout` stays real.
+    pub fn with_time_scale(self, scale: TimeScale) -> TenantRun {
+        TenantRun {
+            time_scale: scale,
+            ..self
+        }
+    }
+
     /// Builds a run from a tenant file: loads secrets, opens the store and the sink. Its
     /// egress must be complete: an empty `[egress] allow` or a secret without `hosts` is
     /// filled from the component's plan by [`Runtime::resolve_egress`] first.
@@ -273,6 +291,7 @@ impl TenantRun {
             checkpoints,
             sink,
             timeout: Duration::from_secs(l.run_timeout_secs),
+            time_scale: TimeScale::REAL,
         })
     }
 }
@@ -589,13 +608,16 @@ impl Runtime {
     )> {
         let stdout = MemoryOutputPipe::new(self.limits.guest_output_bytes);
         let stderr = MemoryOutputPipe::new(self.limits.guest_output_bytes);
-        let wasi = WasiCtx::builder()
-            .stdout(stdout.clone())
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_ip_name_lookup(false)
             .allow_tcp(false)
-            .allow_udp(false)
-            .build();
+            .allow_udp(false);
+        if let Some((wall, monotonic)) = run.time_scale.clocks() {
+            wasi.wall_clock(wall).monotonic_clock(monotonic);
+        }
+        let wasi = wasi.build();
         let http = HttpDoor::new(
             self.clients
                 .for_connect_timeout(run.policy.connect_timeout)?,
@@ -631,6 +653,7 @@ impl Runtime {
             emit: EmitState::new(shared.clone(), emit_policy, run.sink.clone()),
             log: LogState::new(shared.clone(), l.max_log_bytes),
             shared,
+            time_factor: run.time_scale.factor(),
         };
         let cpu_budget_ms = l.cpu_budget_ms;
         let mut store = Store::new(&self.engine, state);
@@ -1009,6 +1032,7 @@ fn inert_run(tenant: &str) -> TenantRun {
         checkpoints: Arc::new(NoCheckpoints),
         sink: Arc::new(StdoutSink::default()),
         timeout: Duration::from_secs(10),
+        time_scale: TimeScale::REAL,
     }
 }
 

@@ -22,6 +22,9 @@ pub(crate) struct RunState {
     pub cpu: CpuMeter,
     /// What the doors share: tenant, scrubber, the limit that stopped the run.
     pub shared: Arc<RunShared>,
+    /// How many times faster than real time the guest's clocks run (1 but in simulations:
+    /// [`super::clock`]); its sleeps are this many times shorter.
+    pub time_factor: u32,
     pub http: HttpState,
     pub checkpoint: CheckpointState,
     pub emit: EmitState,
@@ -38,9 +41,11 @@ impl WasiView for RunState {
 }
 
 impl RunState {
-    /// Registers deny-all WASI and the four doors.
+    /// Registers deny-all WASI (its monotonic clock scaled by the run's time factor) and the
+    /// four doors.
     pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
         wasmtime_wasi::p2::add_to_linker_async(linker)?;
+        super::clock::add_to_linker(linker)?;
         doors::http::add_to_linker(linker, |s| &mut s.http)?;
         doors::checkpoint::add_to_linker(linker, |s| &mut s.checkpoint)?;
         doors::emit::add_to_linker(linker, |s| &mut s.emit)?;

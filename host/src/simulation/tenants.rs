@@ -135,6 +135,7 @@ impl Template {
             checkpoints: self.checkpoints.clone(),
             sink: Arc::new(sink),
             timeout: Duration::from_secs(3600),
+            time_scale: Default::default(),
         })
     }
 }

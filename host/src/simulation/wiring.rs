@@ -75,5 +75,6 @@ pub fn emulator_tenant_run(
         checkpoints: Arc::new(checkpoints),
         sink: Arc::new(sink),
         timeout: Duration::from_secs(3600),
+        time_scale: Default::default(),
     })
 }

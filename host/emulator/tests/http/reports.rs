@@ -356,3 +356,194 @@ async fn a_sorted_report_pages_by_offset() {
     assert_eq!(all.len(), 250);
     emulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn top_on_the_report_is_refused_by_default_and_sizes_pages_when_switched_on() {
+    let tenant = Tenant::generated(113, 250);
+    let emulator = Emulator::start(tenant, unlimited()).await.expect("starts");
+    let client = Client::new(&emulator).await;
+    assert!(!emulator.config().registration_top, "strict by default");
+    let refused = client.get(&format!("{REPORT}?$top=10"), &[]).await;
+    assert_eq!((refused.status, refused.graph_code()), (400, "BadRequest"));
+    let message = refused.body["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains("'$top'"), "{message}");
+
+    emulator.set_registration_top(true);
+    assert!(emulator.config().registration_top);
+    let sizes = |pages: &[crate::common::Answer]| {
+        pages.iter().map(|p| p.values().len()).collect::<Vec<_>>()
+    };
+    let pages = client.walk(&format!("{REPORT}?$top=60"), &[]).await;
+    assert_eq!(sizes(&pages), [60, 60, 60, 60, 10]);
+    let mut all = ids(&pages);
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 250, "every row once");
+    let pages = client.walk(&format!("{REPORT}?$top=999"), &[]).await;
+    assert_eq!(sizes(&pages), [250]);
+    let pages = client.walk(REPORT, &[]).await;
+    assert_eq!(sizes(&pages), [100, 100, 50], "no $top: 100 a page");
+    let pages = client
+        .walk(
+            &format!("{REPORT}?$top=120&$orderby=userPrincipalName"),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        sizes(&pages),
+        [120, 120, 10],
+        "sorted pages follow $top too"
+    );
+    for top in ["0", "1000", "ten", "-1", ""] {
+        let answer = client.get(&format!("{REPORT}?$top={top}"), &[]).await;
+        assert_eq!(
+            (answer.status, answer.graph_code()),
+            (400, "BadRequest"),
+            "$top={top}: {}",
+            answer.raw
+        );
+        let message = answer.body["error"]["message"].as_str().unwrap_or("");
+        assert!(message.contains("'$top'"), "$top={top}: {message}");
+    }
+    let select = client
+        .get(&format!("{REPORT}?$top=5&$select=id"), &[])
+        .await;
+    assert_eq!(select.status, 400, "$select stays refused: {}", select.raw);
+
+    emulator.set_registration_top(false);
+    assert_eq!(
+        client.get(&format!("{REPORT}?$top=5"), &[]).await.status,
+        400
+    );
+    emulator.shutdown().await;
+
+    let emulator = Emulator::start(
+        Tenant::generated(113, 20),
+        EmulatorConfig {
+            registration_top: true,
+            ..unlimited()
+        },
+    )
+    .await
+    .expect("starts");
+    let client = Client::new(&emulator).await;
+    let pages = client.walk(&format!("{REPORT}?$top=8"), &[]).await;
+    assert_eq!(sizes(&pages), [8, 8, 4], "switched on from the config");
+    emulator.shutdown().await;
+}
+
+/// Users with roles every way the tenant data can give one (the fixture of roles.rs).
+fn role_fixture() -> Tenant {
+    const GLOBAL_ADMIN: &str = "62e90394-69f5-4237-9190-012177145e10";
+    const SECURITY_READER: &str = "5d6b6bb7-de71-4623-b4af-96380a352509";
+    let global = json!({"@odata.type": graph_emulator::DIRECTORY_ROLE_TYPE, "id": "r1", "displayName": "Global Administrator", "roleTemplateId": GLOBAL_ADMIN});
+    let group = json!({"@odata.type": graph_emulator::GROUP_TYPE, "id": "g1", "displayName": "Role - Custom", "isAssignableToRole": true});
+    let plain =
+        json!({"@odata.type": graph_emulator::GROUP_TYPE, "id": "g2", "displayName": "Sales"});
+    Tenant::from_fixture(&json!({
+        "roleDefinitions": [{"id": "c1", "displayName": "Custom One", "isBuiltIn": false, "templateId": "c1"}],
+        "users": [
+            // Direct built-in role.
+            {"user": {"id": "a", "displayName": "A", "userPrincipalName": "a@x.com"}, "memberOf": [global]},
+            // Active custom role scoped to an administrative unit, and eligible for another.
+            {"user": {"id": "b", "displayName": "B", "userPrincipalName": "b@x.com"}, "roleAssignments": [
+                {"roleDefinitionId": "c1", "directoryScopeId": "/administrativeUnits/au1"},
+                {"roleDefinitionId": SECURITY_READER, "directoryScopeId": "/", "eligible": true}
+            ]},
+            // Declares the group grant.
+            {"user": {"id": "c", "displayName": "C", "userPrincipalName": "c@x.com"}, "memberOf": [group.clone()],
+             "roleAssignments": [{"roleDefinitionId": "c1", "viaGroup": "g1"}]},
+            // Only a member of the role-assignable group: its own data shows no role.
+            {"user": {"id": "d", "displayName": "D", "userPrincipalName": "d@x.com", "userType": "Guest"}, "memberOf": [group]},
+            // Eligible only (PIM): not an admin until activated.
+            {"user": {"id": "f", "displayName": "F", "userPrincipalName": "f@x.com"}, "roleAssignments": [
+                {"roleDefinitionId": GLOBAL_ADMIN, "eligible": true}
+            ]},
+            // A plain group, no role.
+            {"user": {"id": "e", "displayName": "E", "userPrincipalName": "e@x.com"}, "memberOf": [plain]},
+        ]
+    }))
+    .expect("valid fixture")
+}
+
+#[tokio::test]
+async fn is_admin_is_true_exactly_for_active_role_holders() {
+    let tenant = role_fixture();
+    let emulator = Emulator::start(tenant.clone(), unlimited())
+        .await
+        .expect("starts");
+    let client = Client::new(&emulator).await;
+    let rows = client.get(REPORT, &[]).await.values();
+    let admin: Vec<(String, bool)> = rows
+        .iter()
+        .map(|r| {
+            let flag = r["isAdmin"].as_bool().expect("isAdmin is a Boolean");
+            (r["id"].as_str().unwrap_or("").to_owned(), flag)
+        })
+        .collect();
+    let expected: Vec<(String, bool)> = [
+        ("a", true),
+        ("b", true),
+        ("c", true),
+        ("d", true),
+        ("f", false),
+        ("e", false),
+    ]
+    .iter()
+    .map(|(id, flag)| ((*id).to_owned(), *flag))
+    .collect();
+    assert_eq!(admin, expected);
+    let oracle = tenant.admin_roles();
+    for (id, flag) in &admin {
+        assert_eq!(*flag, !oracle[id].0.is_empty(), "{id} against the oracle");
+        let one = client.get(&format!("{REPORT}/{id}"), &[]).await;
+        assert_eq!(one.body["isAdmin"], *flag, "{id} by id");
+    }
+    let d = &rows[3];
+    assert_eq!(d["userType"], "guest");
+    assert_eq!(d["userPrincipalName"], "d@x.com");
+    assert_eq!(d["userDisplayName"], "D");
+    assert_eq!(rows[0]["userType"], "member");
+
+    // A change to the memberships moves the flag (the cached catalog is rebuilt).
+    assert!(emulator.modify_relations("e", |sim| {
+        sim.member_of.push(json!({"@odata.type": graph_emulator::GROUP_TYPE, "id": "g1", "displayName": "Role - Custom", "isAssignableToRole": true}));
+    }));
+    let one = client.get(&format!("{REPORT}/e"), &[]).await;
+    assert_eq!(
+        one.body["isAdmin"], true,
+        "joined the role-assignable group"
+    );
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn is_admin_agrees_with_the_role_oracle_on_a_generated_tenant() {
+    let tenant = Tenant::generated(131, 1500);
+    let emulator = Emulator::start(
+        tenant.clone(),
+        EmulatorConfig {
+            registration_top: true,
+            ..unlimited()
+        },
+    )
+    .await
+    .expect("starts");
+    let client = Client::new(&emulator).await;
+    let pages = client.walk(&format!("{REPORT}?$top=999"), &[]).await;
+    let oracle = tenant.admin_roles();
+    let rows: Vec<Value> = pages.iter().flat_map(|p| p.values()).collect();
+    assert_eq!(rows.len(), 1500);
+    let mut admins = 0;
+    let mut eligible_only = 0;
+    for row in &rows {
+        let id = row["id"].as_str().expect("id");
+        let (active, eligible) = &oracle[id];
+        assert_eq!(row["isAdmin"], !active.is_empty(), "{id}: {active:?}");
+        admins += usize::from(!active.is_empty());
+        eligible_only += usize::from(active.is_empty() && !eligible.is_empty());
+    }
+    assert!(admins > 0, "the generated tenant has admins");
+    assert!(eligible_only > 0, "and PIM-eligible-only users");
+    emulator.shutdown().await;
+}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use connector_host::simulation::emulator::{Emulator, EmulatorConfig, Tenant};
+use connector_host::simulation::emulator::{Emulator, EmulatorConfig, Endpoint, Tenant};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_connector-host");
@@ -231,4 +231,134 @@ async fn sigkill_mid_delta_resumes_from_the_last_committed_page() {
         repeated <= PAGE,
         "{repeated} changes delivered twice, more than one page ({PAGE})"
     );
+}
+
+/// The sources of a staged full walk (`guest/src/sync/staged.rs`, `Source::index` order) and
+/// the endpoints each reads.
+const SOURCES: [(&str, &[Endpoint]); 4] = [
+    ("sign-in data", &[Endpoint::Users]),
+    ("groups", &[Endpoint::GroupsDelta]),
+    (
+        "roles",
+        &[
+            Endpoint::RoleDefinitions,
+            Endpoint::RoleAssignments,
+            Endpoint::RoleEligibilityScheduleInstances,
+        ],
+    ),
+    ("registration report", &[Endpoint::RegistrationDetails]),
+];
+
+/// The delta cursor in the tenant's checkpoint file, if one was committed.
+fn delta_cursor(dir: &Path) -> Option<Value> {
+    let conn = rusqlite::Connection::open(dir.join("state/checkpoints.sqlite")).ok()?;
+    let bytes: Vec<u8> = conn
+        .query_row(
+            "SELECT value FROM checkpoints WHERE key = 'users/delta-cursor'",
+            [],
+            |r| r.get(0),
+        )
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Starts a run and SIGKILLs it once `endpoint` has been asked `n` times.
+async fn kill_at(emu: &Emulator, mut cmd: Command, endpoint: Endpoint, n: u64) {
+    let mut child: Child = cmd.spawn().expect("connector-host starts");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before {endpoint:?} was asked {n} times");
+        }
+        if emu.counters().get(&endpoint).copied().unwrap_or(0) >= n {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{endpoint:?} never asked {n} times"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    child.kill().expect("SIGKILL");
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "killed by SIGKILL, not finished");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_in_each_phase_of_a_full_walk_never_reads_a_finished_source_again() {
+    // 1,100 users: three pages of sign-in data, two of the report ($top=999), several of the
+    // groups delta and, at 20 users a page, 55 of users delta. The limits are lifted (this
+    // is about resuming, not pacing) and every answer is slowed so a kill lands mid-phase.
+    let emu = Emulator::start(
+        Tenant::generated(43, 1_100),
+        EmulatorConfig {
+            member_of_page_size: 100,
+            registration_top: true,
+            reports_limit: None,
+            sign_in_activity_limit: None,
+            ..EmulatorConfig::default()
+        },
+    )
+    .await
+    .expect("the emulator starts");
+    emu.set_latency(Duration::from_millis(20));
+    let all = ids(&emu);
+    // (phase, the endpoint whose n-th request marks the kill).
+    let kills = [
+        ("roles", Endpoint::RoleDefinitions, 1),
+        ("sign-in data", Endpoint::Users, 2),
+        ("registration report", Endpoint::RegistrationDetails, 2),
+        ("groups", Endpoint::GroupsDelta, 2),
+        ("users", Endpoint::UsersDelta, 2),
+    ];
+    for (phase, endpoint, n) in kills {
+        let dir = tempfile::tempdir().unwrap();
+        emu.reset_counters();
+        kill_at(&emu, command(dir.path(), &emu), endpoint, n).await;
+        // What the checkpoint says was finished when the process died.
+        let cursor = delta_cursor(dir.path());
+        let finished: Vec<&str> = SOURCES
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                cursor
+                    .as_ref()
+                    .and_then(|c| c["walk"]["sources"][*i]["done"].as_bool())
+                    .unwrap_or(false)
+            })
+            .map(|(_, (name, _))| *name)
+            .collect();
+        emu.reset_counters();
+        run_to_end(command(dir.path(), &emu)).await;
+        let counters = emu.counters();
+        for (name, endpoints) in SOURCES {
+            if !finished.contains(&name) {
+                continue;
+            }
+            for e in endpoints {
+                assert_eq!(
+                    counters.get(e).copied().unwrap_or(0),
+                    0,
+                    "killed in {phase}: {name} was finished, yet the rerun asked {e:?} again"
+                );
+            }
+        }
+        if phase == "users" {
+            assert_eq!(
+                finished.len(),
+                4,
+                "every source finished before the users: {finished:?}"
+            );
+        }
+        let events = events(dir.path());
+        let counts = counts(&events);
+        let got: BTreeSet<String> = counts.keys().cloned().collect();
+        assert_eq!(got, all, "killed in {phase}: every user delivered");
+        let repeated: usize = counts.values().map(|n| n - 1).sum();
+        assert!(
+            repeated <= PAGE,
+            "killed in {phase}: {repeated} events delivered twice, more than one page ({PAGE})"
+        );
+    }
 }

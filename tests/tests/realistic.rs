@@ -100,7 +100,8 @@ async fn without_p2_eligibility_is_unknown_with_one_warning_and_the_run_complete
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unreadable_role_assignments_make_unknown_users_but_eligibility_and_is_admin_still_prove_admins() {
+async fn unreadable_role_assignments_make_unknown_users_but_eligibility_and_is_admin_still_prove_admins(
+) {
     let h = Harness::start(Tenant::generated(85, 60), EmulatorConfig::default()).await;
     // RoleEligibilitySchedule.Read.Directory is still granted.
     h.emulator.set_missing_permissions(&[
@@ -145,7 +146,10 @@ async fn unreadable_role_assignments_make_unknown_users_but_eligibility_and_is_a
         {
             assert_eq!(e["user"]["type_id"], 2, "{id}");
         } else if marked.contains(id) {
-            assert_eq!(e["user"]["type_id"], 2, "{id}: the report's isAdmin proves it");
+            assert_eq!(
+                e["user"]["type_id"], 2,
+                "{id}: the report's isAdmin proves it"
+            );
             assert_eq!(e["user"]["type"], "Admin");
         } else {
             assert_eq!(e["user"]["type_id"], 0, "{id}: never a guess");

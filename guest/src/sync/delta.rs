@@ -293,6 +293,9 @@ pub fn run<D: Doors>(
         p.sign_ins_per_page = true;
         graph.note_users(place.cursor.users_known);
         p.facts = place.cursor.facts_gen.as_deref().map(Facts::new);
+        // Memberships first, so a user emitted from users/delta carries its current groups
+        // (and one whose groups and properties both changed is emitted once, complete).
+        let memberships = membership_changes(&mut p, &mut place)?;
         match place.cursor.link.clone() {
             Some(link) => match walk(&mut p, &mut place, Round::Changes, link) {
                 Ok(()) => {}
@@ -310,7 +313,7 @@ pub fn run<D: Doors>(
             None => start_full(&mut place.cursor, now),
         }
         if place.cursor.round == Round::Changes {
-            relation_changes(&mut p, &mut place)?;
+            relation_changes(&mut p, &mut place, memberships)?;
         }
         p.sign_ins_per_page = false;
         let age = now - place.cursor.last_full_ms;
@@ -588,8 +591,9 @@ fn current_admins<D: Doors>(p: &mut Pipeline<'_, '_, D>) -> Option<Admins> {
 fn relation_changes<D: Doors>(
     p: &mut Pipeline<'_, '_, D>,
     place: &mut Place<'_, '_, D>,
+    memberships: (BTreeSet<String>, Option<String>),
 ) -> Result<(), ConnectorError> {
-    let mut changed: BTreeSet<String> = BTreeSet::new();
+    let (mut changed, groups_link) = memberships;
     // Roles: the assignments are re-read every run (a few requests for the whole tenant) and
     // compared with the admins the facts generation holds.
     let now_admins = current_admins(p);
@@ -603,30 +607,6 @@ fn relation_changes<D: Doors>(
         for id in before.keys().chain(after.keys()) {
             if before.get(id) != after.get(id) {
                 changed.insert(id.clone());
-            }
-        }
-    }
-    // Memberships: the groups delta link of the last walk lists changed groups with only
-    // their changed member links.
-    let mut groups_link = place.cursor.groups_link.clone();
-    if let Some(link) = place.cursor.groups_link.clone() {
-        match read_group_changes(p, link) {
-            Ok((users, next, links)) => {
-                changed.extend(users);
-                groups_link = next;
-                if let Some(facts) = p.facts.as_mut() {
-                    facts.apply_memberships(p.graph.doors(), &links)?;
-                }
-            }
-            Err(e) => {
-                let doors = p.graph.doors();
-                p.report.warn(
-                    doors,
-                    format!(
-                        "the groups/delta link was refused ({e}): membership changes arrive with the next full walk (refresh_hours)"
-                    ),
-                );
-                groups_link = None;
             }
         }
     }
@@ -656,6 +636,38 @@ fn relation_changes<D: Doors>(
     }
     p.save_facts()?;
     place.commit_with(writes)
+}
+
+/// Membership changes since the last run, which `users/delta` does not report: the groups
+/// delta link of the last walk lists changed groups with only their changed member links.
+/// They are applied to the facts (saved before any cursor that relies on them: applying a
+/// change twice is the same as once). Returns the users concerned and the next groups link.
+fn membership_changes<D: Doors>(
+    p: &mut Pipeline<'_, '_, D>,
+    place: &mut Place<'_, '_, D>,
+) -> Result<(BTreeSet<String>, Option<String>), ConnectorError> {
+    let Some(link) = place.cursor.groups_link.clone() else {
+        return Ok((BTreeSet::new(), None));
+    };
+    match read_group_changes(p, link) {
+        Ok((users, next, links)) => {
+            if let Some(facts) = p.facts.as_mut() {
+                facts.apply_memberships(p.graph.doors(), &links)?;
+            }
+            p.save_facts()?;
+            Ok((users, next))
+        }
+        Err(e) => {
+            let doors = p.graph.doors();
+            p.report.warn(
+                doors,
+                format!(
+                    "the groups/delta link was refused ({e}): membership changes arrive with the next full walk (refresh_hours)"
+                ),
+            );
+            Ok((BTreeSet::new(), None))
+        }
+    }
 }
 
 /// A changed member link: (user id, group id, group name, added).

@@ -1458,6 +1458,80 @@ mod tests {
     }
 
     #[test]
+    fn a_user_whose_groups_and_properties_both_changed_is_emitted_once_with_its_new_groups() {
+        let cfg = config();
+        let doors = FakeDoors::new(|_, r: &HttpRequest| {
+            let path = r.url.strip_prefix(G).unwrap_or(&r.url);
+            let body = |v: Value| json(200, &[], &v.to_string());
+            if path == "/users/delta?$deltatoken=dd" {
+                let mut u1 = user("u1");
+                u1["jobTitle"] = "Changed".into();
+                return body(serde_json::json!({"value": [u1],
+                    "@odata.deltaLink": format!("{G}/users/delta?$deltatoken=dd2")}));
+            }
+            if path == "/groups/delta?$deltatoken=gd" {
+                return body(serde_json::json!({"value": [{"id": "g2",
+                    "members@delta": [{"id": "u1", "@removed": {"reason": "deleted"}}, {"id": "u3"}]}],
+                    "@odata.deltaLink": format!("{G}/groups/delta?$deltatoken=gd2")}));
+            }
+            if path == "/$batch" {
+                let req: Value = serde_json::from_slice(r.body.as_ref().unwrap()).unwrap();
+                let responses: Vec<Value> = req["requests"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|item| serde_json::json!({"id": item["id"], "status": 200, "body": {"value": []}}))
+                    .collect();
+                return body(serde_json::json!({ "responses": responses }));
+            }
+            if path.starts_with("/users?$filter=id") {
+                let found: Vec<Value> = ["u1", "u2", "u3"]
+                    .iter()
+                    .filter(|id| {
+                        path.contains(&format!("%27{id}%27")) || path.contains(&format!("'{id}'"))
+                    })
+                    .map(|id| user(id))
+                    .collect();
+                return body(serde_json::json!({ "value": found }));
+            }
+            tenant(r, false)
+        });
+        super::super::run(&doors, &cfg, "0.1.0").expect("the walk");
+        let walked = doors.events.borrow().len();
+        super::super::run(&doors, &cfg, "0.1.0").expect("the incremental round");
+        let events: Vec<Value> = doors.events.borrow()[walked..]
+            .iter()
+            .map(|e| serde_json::from_str(e).unwrap())
+            .collect();
+        let names = |uid: &str| -> Vec<Vec<String>> {
+            events
+                .iter()
+                .filter(|e| e["user"]["uid"] == uid)
+                .map(|e| {
+                    e["user"]["groups"]
+                        .as_array()
+                        .map(|g| {
+                            g.iter()
+                                .map(|g| g["name"].as_str().unwrap().to_string())
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                })
+                .collect()
+        };
+        assert_eq!(
+            names("u1"),
+            vec![vec!["All".to_string()]],
+            "once, Admins gone"
+        );
+        assert_eq!(
+            names("u3"),
+            vec![vec!["All".to_string(), "Admins".to_string()]]
+        );
+        assert_eq!(events.len(), 2, "{events:#?}");
+    }
+
+    #[test]
     fn generations_are_short_and_ordered() {
         assert_eq!(generation(0), "0");
         assert_eq!(generation(35), "z");

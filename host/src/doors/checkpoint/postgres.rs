@@ -329,6 +329,12 @@ async fn set_many(
 /// The statement of a `delete_prefix`: `$1` namespace, `$2` prefix, `$3` limit, `$4` the
 /// prefix's upper bound (NULL: none). One row: the lease's token and liveness (NULL
 /// unfenced) and the count deleted.
+///
+/// The rows are picked by the index of migration 0002 and deleted by their `ctid` (a TID
+/// scan), locked `FOR UPDATE` when picked so the `ctid`s stay theirs: a `key IN (…)` of
+/// 10,000 keys makes the planner hash-join the whole table instead (97 ms against 17 ms
+/// for 10,000 of 206,000 keys, `EXPLAIN ANALYZE` on the test PostgreSQL 15), a cost that
+/// grows with everything the tenant has staged.
 fn delete_prefix_sql(fenced: bool, bounded: bool) -> String {
     let (lease, _, guard) = fence_sql(fenced);
     let using = if fenced { "USING lease" } else { "" };
@@ -348,10 +354,11 @@ fn delete_prefix_sql(fenced: bool, bounded: bool) -> String {
     format!(
         "WITH {lease} deleted AS (
              DELETE FROM checkpoints c {using}
-             WHERE {guard} c.namespace = $1 AND c.key IN (
-                 SELECT key FROM checkpoints
+             WHERE {guard} c.ctid = ANY(ARRAY(
+                 SELECT ctid FROM checkpoints
                  WHERE namespace = $1 AND key COLLATE \"C\" >= $2 AND {bound}
-                 ORDER BY key COLLATE \"C\" LIMIT $3)
+                 ORDER BY key COLLATE \"C\" LIMIT $3
+                 FOR UPDATE))
              RETURNING 1
          )
          SELECT {token}, {live}, (SELECT count(*) FROM deleted)"

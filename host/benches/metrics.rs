@@ -43,6 +43,8 @@ fn report(tenant: &str) -> RunReport {
         unavailable: vec![],
         receipts: vec![],
         duration: Duration::from_millis(1_250),
+        peak_guest_memory_bytes: 0,
+        progress: None,
     }
 }
 

@@ -21,6 +21,7 @@ pub use config::TenantConfig;
 pub use doors::checkpoint::{CheckpointStore, SqliteCheckpointStore};
 pub use doors::emit::{EventSink, JsonlFileSink, StdoutSink};
 pub use doors::http::EgressPolicy;
+pub use doors::log::Progress;
 pub use error::RunError;
 pub use runtime::{
     LimitKind, RunOutcome, RunReport, Runtime, RuntimeLimits, RuntimeOptions, TenantRun, TimeScale,

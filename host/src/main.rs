@@ -545,6 +545,14 @@ fn print_summary(r: &RunReport) {
         secs,
         r.events_written as f64 / secs
     );
+    eprintln!(
+        "  peak guest memory       {:.1} MiB",
+        r.peak_guest_memory_bytes as f64 / (1024.0 * 1024.0)
+    );
+    if let Some(p) = &r.progress {
+        // Bounded, redacted and escaped by the host when the guest reported it.
+        eprintln!("  last progress           {}", shown(&p.to_string()));
+    }
     if !r.unavailable.is_empty() {
         eprintln!(
             "  unavailable             {}",
@@ -569,6 +577,8 @@ fn report_json(r: &RunReport) -> String {
         "http_sent": r.http_sent,
         "http_denied": r.http_denied,
         "duration_ms": r.duration.as_millis() as u64,
+        "peak_guest_memory_bytes": r.peak_guest_memory_bytes,
+        "progress": r.progress,
         "warnings": r.warnings,
         "unavailable": r.unavailable,
         "receipts": r.receipts,
@@ -672,6 +682,7 @@ mod tests {
         let timeout = RunError::Timeout {
             tenant: "t".into(),
             seconds: 1,
+            progress: None,
         };
         assert_eq!(exit_code(&timeout), 6);
         assert_eq!(deploy_exit_code(&DeployError::Config("x".into())), 2);

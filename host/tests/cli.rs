@@ -121,6 +121,18 @@ async fn run_syncs_a_tenant_and_a_second_run_is_incremental() {
         serde_json::from_slice(&out.stdout).expect("--json prints one JSON report");
     assert_eq!(report["events_written"], 25);
     assert_eq!(report["full_sync"], true);
+    // The host's view of the guest: its peak linear memory, and its last progress (null
+    // when the connector reported none; an object with the phase otherwise).
+    assert!(
+        report["peak_guest_memory_bytes"]
+            .as_u64()
+            .is_some_and(|b| b > 0),
+        "{report}"
+    );
+    assert!(
+        report["progress"].is_null() || report["progress"]["phase"].is_string(),
+        "{report}"
+    );
     assert_eq!(
         std::fs::read_to_string(dir.path().join("events.jsonl"))
             .unwrap()
@@ -142,6 +154,11 @@ async fn run_syncs_a_tenant_and_a_second_run_is_incremental() {
         "{text}"
     );
     assert!(text.contains("events written          0"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("  peak guest memory       ") && l.ends_with(" MiB")),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

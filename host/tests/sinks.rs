@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use connector_host::config::{DeliverySpec, SinkSpec};
-use connector_host::doors::checkpoint::CheckpointError;
+use connector_host::doors::checkpoint::{CheckpointError, Stored, Write};
 use connector_host::doors::emit::{PushOptions, PushSink};
 use connector_host::doors::http::netguard::{NameResolver, StaticResolver, SystemResolver};
 use connector_host::simulation::emulator::{Emulator, EmulatorConfig, Tenant};
@@ -780,22 +780,63 @@ impl CheckpointStore for Watched {
         expected: Option<u64>,
     ) -> Result<u64, CheckpointError> {
         let v = self.inner.set(namespace, key, value, expected).await?;
-        if key == "users/delta-cursor" {
-            let mut acked: Vec<String> = self
-                .rx
-                .seen()
-                .iter()
-                .filter(|s| s.acknowledged)
-                .flat_map(|s| s.items.iter().map(|e| e.to_string()))
-                .collect();
-            acked.sort();
-            acked.dedup();
-            self.at_commits
-                .lock()
-                .unwrap()
-                .push((acked.len(), self.sink.written()));
+        if key == DELTA_CURSOR {
+            self.record_commit();
         }
         Ok(v)
+    }
+
+    async fn get_many(
+        &self,
+        namespace: &str,
+        keys: &[String],
+    ) -> Result<Vec<Stored>, CheckpointError> {
+        self.inner.get_many(namespace, keys).await
+    }
+
+    async fn set_many(
+        &self,
+        namespace: &str,
+        writes: &[Write],
+    ) -> Result<Vec<u64>, CheckpointError> {
+        let v = self.inner.set_many(namespace, writes).await?;
+        if writes
+            .iter()
+            .any(|w| w.key == DELTA_CURSOR && w.value.is_some())
+        {
+            self.record_commit();
+        }
+        Ok(v)
+    }
+
+    async fn delete_prefix(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        limit: u32,
+    ) -> Result<u32, CheckpointError> {
+        self.inner.delete_prefix(namespace, prefix, limit).await
+    }
+}
+
+const DELTA_CURSOR: &str = "users/delta-cursor";
+
+impl Watched {
+    /// Records, at a commit of the delta cursor, the events acknowledged and taken so far.
+    fn record_commit(&self) {
+        let mut acked: Vec<String> = self
+            .rx
+            .seen()
+            .iter()
+            .filter(|s| s.acknowledged)
+            .flat_map(|s| s.items.iter().map(|e| e.to_string()))
+            .collect();
+        acked.sort();
+        acked.dedup();
+        self.at_commits
+            .lock()
+            .unwrap()
+            .push((acked.len(), self.sink.written()));
     }
 }
 

@@ -649,3 +649,147 @@ async fn operator_secret_pasted_into_the_config_is_redacted_from_everything_the_
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoint_batches_past_their_limits_are_refused_and_a_failed_batch_applies_nothing() {
+    let a = arena("checkpoint-batches", None, false, &[]).await;
+    let other = "tenant-b/entra-id-users";
+    a.store
+        .set_blocking(other, "users/created-cursor", b"tenant-b's cursor", None)
+        .unwrap();
+    a.clash().await.expect("the probe itself completes");
+    let events = a.hostile_events();
+    let results = &events[0]["results"];
+    for (name, expected) in [
+        (
+            "get-many-1001",
+            "err:invalid: 1001 keys in one batch, over 1000",
+        ),
+        (
+            "set-many-1001",
+            "err:invalid: 1001 keys in one batch, over 1000",
+        ),
+        (
+            "set-many-value-over-cap",
+            "err:invalid: item 0 of the batch: key over 256 bytes or value over 4194304 bytes",
+        ),
+        (
+            "set-many-duplicate",
+            "err:invalid: key 'dup' is named twice in one set-many",
+        ),
+        ("set-many-atomic", "err:conflict: v1"),
+        ("staged-after-atomic", "ok:none"),
+        ("delete-prefix-empty", "err:invalid: an empty prefix"),
+        (
+            "delete-prefix-10001",
+            "err:invalid: limit 10001 is over 10000",
+        ),
+        ("delete-prefix-escape", "ok:0+0"),
+        ("set-many-ok", "ok:[1, 1]"),
+        ("delete-prefix-staging", "ok:2"),
+    ] {
+        let got = results[name].as_str().unwrap_or_default();
+        assert!(got.starts_with(expected), "{name}: {got}");
+    }
+    assert_eq!(
+        a.store.get_blocking(other, "users/created-cursor").unwrap(),
+        Some((b"tenant-b's cursor".to_vec(), 1)),
+        "a prefix delete never leaves the tenant's namespace"
+    );
+    for key in ["k0", "big", "dup", "stage/atomic"] {
+        assert_eq!(
+            a.store.get_blocking("hostile/hostile", key).unwrap(),
+            None,
+            "{key}: a refused batch wrote nothing"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_is_bounded_escaped_and_redacted_and_the_timeout_names_its_phase() {
+    let mut a = arena_with(
+        "progress-then-spin",
+        None,
+        false,
+        &[],
+        RuntimeLimits {
+            cpu_budget_ms: 600_000,
+            ..limits()
+        },
+    )
+    .await;
+    a.run
+        .connector_config
+        .push(("text".into(), "hostile-tenant-secret".into()));
+    a.run.timeout = Duration::from_secs(3);
+    let e = a.clash().await.expect_err("it spins until the timeout");
+    let Some(p) = e.progress().cloned() else {
+        panic!("expected a timeout that kept the progress, got {e:?}");
+    };
+    assert!(matches!(e, RunError::Timeout { seconds: 3, .. }), "{e:?}");
+    assert_eq!((p.pages_done, p.items_done), (7, 7000));
+    for (field, text, cap) in [("phase", &p.phase, 64), ("detail", &p.detail, 512)] {
+        assert!(text.len() <= cap, "{field}: {} bytes", text.len());
+        assert!(
+            text.starts_with("[redacted]\\") && !text.contains("hostile-tenant"),
+            "{field}: {text}"
+        );
+        assert!(
+            !text.chars().any(|c| c.is_control() || c == '\u{202e}'),
+            "{field} is escaped: {text:?}"
+        );
+        assert!(text.ends_with('…'), "{field} was cut: {text}");
+    }
+    assert!(
+        p.phase
+            .starts_with("[redacted]\\n2026-01-01T00:00:00Z ERROR forged\\u{1b}[2J"),
+        "{}",
+        p.phase
+    );
+    let line = e.to_string();
+    assert!(
+        line.contains(&format!(
+            "the checkpoint keeps phase '{}', 7 pages committed, and a checkpoint write in flight",
+            p.phase
+        )) && line.contains("time limit of 3 s")
+            && !line.contains('\n')
+            && !line.contains("hostile-tenant"),
+        "{line}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_carries_the_peak_guest_memory_and_the_last_progress() {
+    let mut a = arena("grow-memory", None, false, &[]).await;
+    a.run.connector_config.push(("mib".into(), "24".into()));
+    let grown = a.clash().await.expect("the run completes");
+    assert_eq!(grown.warnings, ["grew 24 MiB"]);
+    assert!(
+        grown.peak_guest_memory_bytes >= 24 << 20 && grown.peak_guest_memory_bytes <= 64 << 20,
+        "{}",
+        grown.peak_guest_memory_bytes
+    );
+    assert_eq!(
+        grown.progress,
+        Some(connector_host::Progress {
+            phase: "users".into(),
+            pages_done: 3,
+            pages_expected: Some(10),
+            items_done: 2999,
+            wait_ms: Some(1500),
+            detail: "grown".into(),
+        })
+    );
+    // The same component growing 1 MiB: a fresh instance, a smaller peak.
+    a.run.connector_config.retain(|(k, _)| k != "mib");
+    a.run.connector_config.push(("mib".into(), "1".into()));
+    let small = a.hostile.run(&a.run).await.expect("the run completes");
+    assert!(
+        small.peak_guest_memory_bytes > 0
+            && small.peak_guest_memory_bytes < 24 << 20
+            && small.peak_guest_memory_bytes < grown.peak_guest_memory_bytes,
+        "{} vs {}",
+        small.peak_guest_memory_bytes,
+        grown.peak_guest_memory_bytes
+    );
+}

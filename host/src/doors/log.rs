@@ -11,10 +11,15 @@
 //! (its encoder escapes control characters itself), so messages are kept whole here and
 //! escaped where they are rendered as text. The CLI escapes what it prints (run summary,
 //! probes, error lines) the same way.
+//!
+//! `progress` (0.3.0): the host keeps the run's latest [`Progress`] (bounded, redacted and
+//! escaped at once, since it is shown in the run's summary, error and `/metrics`) and logs
+//! it at info when the phase changes, else at most every [`PROGRESS_LOG_EVERY`].
 
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tracing::field::{Field, Visit};
 use tracing_subscriber::field::RecordFields;
@@ -74,10 +79,120 @@ impl log::Host for LogState {
         Ok(())
     }
 
-    // Placeholder until the host keeps and shows progress (issue 17, on a branch).
-    async fn progress(&mut self, _p: log::RunProgress) -> wasmtime::Result<()> {
+    async fn progress(&mut self, p: log::RunProgress) -> wasmtime::Result<()> {
         self.shared.enter();
+        let progress = Progress {
+            phase: self.shown(p.phase, MAX_PHASE_BYTES),
+            pages_done: p.pages_done,
+            pages_expected: p.pages_expected,
+            items_done: p.items_done,
+            wait_ms: p.wait_ms,
+            detail: self.shown(p.detail, MAX_DETAIL_BYTES),
+        };
+        if let Some(line) = self.shared.keep_progress(progress, Instant::now()) {
+            tracing::info!(tenant = %self.shared.tenant, "progress: {line}");
+        }
         Ok(())
+    }
+}
+
+/// Longest phase kept, bytes (after escaping).
+pub const MAX_PHASE_BYTES: usize = 64;
+/// Longest progress detail kept, bytes (after escaping).
+pub const MAX_DETAIL_BYTES: usize = 512;
+/// Longest time between two progress lines in the log while the phase stays the same.
+pub const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(30);
+
+impl LogState {
+    /// A text of the guest as the host keeps and shows it: redacted (before the cut: a cut
+    /// could leave a part of a secret no pattern matches), control characters escaped, and
+    /// cut to `max` bytes (with `…`).
+    fn shown(&self, text: String, max: usize) -> String {
+        let text = self.shared.redact("log", text);
+        clip(escape_control(&text).into_owned(), max)
+    }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, ending with `…` when cut.
+fn clip(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut cut = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    text.push('…');
+    text
+}
+
+/// Where a run stands, as the guest last reported it (WIT `log.run-progress`), bounded and
+/// cleaned by the host: `phase` and `detail` are redacted of the tenant's secrets, their
+/// control characters escaped ([`escape_control`]) and cut to [`MAX_PHASE_BYTES`] and
+/// [`MAX_DETAIL_BYTES`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Progress {
+    /// The phase, e.g. `users`.
+    pub phase: String,
+    /// Pages of this phase committed in the current walk, all runs together.
+    pub pages_done: u64,
+    /// Pages the phase is expected to take, when the guest can tell.
+    pub pages_expected: Option<u64>,
+    /// Records of this phase done in the current walk.
+    pub items_done: u64,
+    /// The least time, ms, the provider's limits still impose on the walk, when known.
+    pub wait_ms: Option<u64>,
+    /// One line for the operator.
+    pub detail: String,
+}
+
+impl fmt::Display for Progress {
+    /// `phase 'users': 12/40 pages, 11,900 items (wait ≥ 5 s): detail`, on one line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "phase '{}': {}", self.phase, self.pages_done)?;
+        if let Some(expected) = self.pages_expected {
+            write!(f, "/{expected}")?;
+        }
+        write!(f, " pages, {} items", self.items_done)?;
+        if let Some(ms) = self.wait_ms {
+            write!(f, " (at least {} s of waiting left)", ms.div_ceil(1000))?;
+        }
+        if !self.detail.is_empty() {
+            write!(f, ": {}", self.detail)?;
+        }
+        Ok(())
+    }
+}
+
+/// The latest progress of a run and when it was last logged (in [`RunShared`]).
+#[derive(Debug, Default)]
+pub(crate) struct ProgressLog {
+    latest: Option<Progress>,
+    logged: Option<(String, Instant)>,
+}
+
+impl ProgressLog {
+    /// Keeps `p` as the latest; returns the line to log when its phase differs from the one
+    /// last logged or [`PROGRESS_LOG_EVERY`] has passed since.
+    pub fn keep(&mut self, p: Progress, now: Instant) -> Option<String> {
+        let due = match &self.logged {
+            None => true,
+            Some((phase, at)) => {
+                *phase != p.phase || now.saturating_duration_since(*at) >= PROGRESS_LOG_EVERY
+            }
+        };
+        let line = due.then(|| {
+            self.logged = Some((p.phase.clone(), now));
+            p.to_string()
+        });
+        self.latest = Some(p);
+        line
+    }
+
+    /// The latest progress.
+    pub fn latest(&self) -> Option<Progress> {
+        self.latest.clone()
     }
 }
 
@@ -178,6 +293,66 @@ impl Visit for EscapingVisitor<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn progress(phase: &str, pages: u64) -> Progress {
+        Progress {
+            phase: phase.into(),
+            pages_done: pages,
+            ..Progress::default()
+        }
+    }
+
+    #[test]
+    fn progress_is_logged_on_a_change_of_phase_else_every_30_s() {
+        let mut log = ProgressLog::default();
+        let t0 = Instant::now();
+        assert!(log.keep(progress("groups", 1), t0).is_some(), "the first");
+        assert!(log
+            .keep(progress("groups", 2), t0 + Duration::from_secs(29))
+            .is_none());
+        assert_eq!(
+            log.latest(),
+            Some(progress("groups", 2)),
+            "kept, not logged"
+        );
+        assert_eq!(
+            log.keep(progress("users", 1), t0 + Duration::from_secs(29)),
+            Some("phase 'users': 1 pages, 0 items".into()),
+            "a new phase"
+        );
+        assert!(log
+            .keep(progress("users", 2), t0 + Duration::from_secs(58))
+            .is_none());
+        assert!(
+            log.keep(progress("users", 3), t0 + Duration::from_secs(59))
+                .is_some(),
+            "30 s after the last line"
+        );
+    }
+
+    #[test]
+    fn progress_line_names_pages_items_wait_and_detail() {
+        let p = Progress {
+            phase: "users".into(),
+            pages_done: 12,
+            pages_expected: Some(40),
+            items_done: 11_900,
+            wait_ms: Some(4_001),
+            detail: "throttled".into(),
+        };
+        assert_eq!(
+            p.to_string(),
+            "phase 'users': 12/40 pages, 11900 items (at least 5 s of waiting left): throttled"
+        );
+    }
+
+    #[test]
+    fn clip_cuts_on_a_character_boundary_within_the_cap() {
+        assert_eq!(clip("short".into(), 64), "short");
+        let cut = clip("é".repeat(100), 64);
+        assert!(cut.len() <= 64 && cut.ends_with('…'), "{cut}");
+        assert_eq!(clip("abcdef".into(), 5), "ab…");
+    }
 
     #[test]
     fn hostile_control_characters_and_bidi_controls_are_escaped() {

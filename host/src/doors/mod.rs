@@ -23,7 +23,7 @@ pub mod http;
 pub mod log;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::runtime::LimitKind;
 use http::secrets::Scrubber;
@@ -52,6 +52,11 @@ pub(crate) struct RunShared {
     redactions: AtomicU64,
     /// The limit that stopped the run, when a door stopped it.
     limit_hit: Mutex<Option<(LimitKind, String)>>,
+    /// The latest progress the guest reported (`log.progress`).
+    progress: Mutex<log::ProgressLog>,
+    /// The most linear memory the guest held at once, bytes (written by the run's
+    /// `RunLimiter`; here so it outlives a store dropped at the timeout).
+    pub peak_memory: Arc<AtomicU64>,
 }
 
 impl RunShared {
@@ -63,7 +68,30 @@ impl RunShared {
             in_host: AtomicBool::new(false),
             redactions: AtomicU64::new(0),
             limit_hit: Mutex::new(None),
+            progress: Mutex::new(log::ProgressLog::default()),
+            peak_memory: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Keeps `p` as the run's latest progress; returns the line to log, if one is due.
+    pub fn keep_progress(&self, p: log::Progress, now: std::time::Instant) -> Option<String> {
+        self.progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keep(p, now)
+    }
+
+    /// The run's latest progress.
+    pub fn progress(&self) -> Option<log::Progress> {
+        self.progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .latest()
+    }
+
+    /// The most linear memory the guest held at once so far, bytes.
+    pub fn peak_memory(&self) -> u64 {
+        self.peak_memory.load(Ordering::Relaxed)
     }
 
     /// Entering a host call (every door calls this first).

@@ -225,7 +225,7 @@ impl DatabaseOptions {
 
     /// How long [`Database::query`] waits for the server before giving the connection up:
     /// the statement timeout, plus time for the server's own cancellation to arrive.
-    fn client_deadline(&self) -> Duration {
+    pub(crate) fn client_deadline(&self) -> Duration {
         self.statement_timeout
             .saturating_add(Duration::from_secs(5))
     }

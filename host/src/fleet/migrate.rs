@@ -47,11 +47,18 @@ pub(crate) struct Migration {
 }
 
 /// Every file of `host/migrations/`, in order (a unit test checks the folder matches).
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_fleet.sql",
-    sql: include_str!("../../migrations/0001_fleet.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_fleet.sql",
+        sql: include_str!("../../migrations/0001_fleet.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_checkpoint_prefix.sql",
+        sql: include_str!("../../migrations/0002_checkpoint_prefix.sql"),
+    },
+];
 
 /// Any constant works as long as every host uses the same one: it names "migrating this
 /// database" among the advisory locks of the database ("connmigr" in ASCII).

@@ -26,6 +26,9 @@
 //! | `connector_leases_held` | gauge | none: tenant leases this host holds (fleet mode) |
 //! | `connector_lease_takeovers_total` | counter | `tenant`: leases taken over from a host whose lease expired |
 //! | `connector_fenced_writes_total` | counter | none: checkpoint writes refused for a stale fencing token |
+//! | `connector_walk_pages_done` | gauge | `tenant`, `phase`: pages the walk committed in its last phase, as the last finished run reported (`log.progress`; one series per tenant) |
+//! | `connector_walk_wait_seconds` | gauge | `tenant`: the least wait the provider's limits still impose on the walk, when the guest reported one |
+//! | `connector_guest_memory_peak_bytes` | gauge | `tenant`: the most linear memory the connector held in the last successful run |
 //!
 //! A failed run has no [`RunReport`](crate::RunReport), so its HTTP statuses and the events
 //! it wrote before failing are not counted; its failure kind is.

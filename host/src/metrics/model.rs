@@ -24,7 +24,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Metric, Registry};
 
 use crate::error::{ConnectorErrorKind, RunError};
-use crate::RunReport;
+use crate::{Progress, RunReport};
 
 /// Upper bounds of the run-duration histogram buckets, seconds.
 pub const DURATION_BUCKETS: [f64; 13] = [
@@ -172,6 +172,13 @@ struct KindLabels {
     kind: FailureKind,
 }
 
+/// `tenant="…",phase="…"`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    tenant: String,
+    phase: String,
+}
+
 /// `tenant="…",status="…"`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
@@ -207,6 +214,9 @@ struct Series {
     leases_held: IntGauge,
     lease_takeovers: PerTenant,
     fenced_writes: Counter,
+    walk_pages_done: Family<PhaseLabels, IntGauge>,
+    walk_wait: PerTenant<FloatGauge>,
+    guest_memory_peak: PerTenant<IntGauge>,
 }
 
 impl Series {
@@ -281,6 +291,21 @@ impl Series {
                 "connector_fenced_writes",
                 "Checkpoint writes refused because their lease's fencing token was stale",
             ),
+            walk_pages_done: add(
+                r,
+                "connector_walk_pages_done",
+                "Pages of its phase the tenant's walk has committed, as its last finished run reported (one series per tenant: the last phase)",
+            ),
+            walk_wait: add(
+                r,
+                "connector_walk_wait_seconds",
+                "Least time the provider's limits still impose on the tenant's walk, as its last finished run reported (absent when unknown)",
+            ),
+            guest_memory_peak: add(
+                r,
+                "connector_guest_memory_peak_bytes",
+                "Most linear memory the connector held at once in the tenant's last successful run",
+            ),
         }
     }
 }
@@ -313,6 +338,8 @@ struct TenantSeries {
     last_duration: Option<FloatGauge>,
     /// Created at the first success.
     last_success: Option<FloatGauge>,
+    /// The phase of the `connector_walk_pages_done` series shown (one at a time).
+    walk_phase: Option<String>,
 }
 
 impl TenantSeries {
@@ -336,6 +363,7 @@ impl TenantSeries {
             http_status: BTreeMap::new(),
             last_duration: None,
             last_success: None,
+            walk_phase: None,
         }
     }
 
@@ -453,7 +481,46 @@ impl Metrics {
             t.last_success
                 .get_or_insert_with(|| s.last_success.get_or_create_owned(&labels(tenant)))
                 .set(now);
+            s.guest_memory_peak
+                .get_or_create(&labels(tenant))
+                .set(i64::try_from(report.peak_guest_memory_bytes).unwrap_or(i64::MAX));
+            if let Some(p) = &report.progress {
+                Self::show_progress(s, t, tenant, p);
+            }
         })
+    }
+
+    /// Records the progress a failed run last reported ([`RunError::progress`]): what its
+    /// checkpoint kept.
+    pub fn record_progress(&self, tenant: &str, progress: &Progress) {
+        self.with_tenant(tenant, |s, t| Self::show_progress(s, t, tenant, progress))
+    }
+
+    /// Sets the tenant's walk gauges to `p`: one `connector_walk_pages_done` series, of the
+    /// last phase (the previous phase's series is removed, so phases do not pile up), and
+    /// `connector_walk_wait_seconds` when the guest knows the wait.
+    fn show_progress(s: &Series, t: &mut TenantSeries, tenant: &str, p: &Progress) {
+        let phase = |phase: &str| PhaseLabels {
+            tenant: tenant.to_string(),
+            phase: phase.to_string(),
+        };
+        if let Some(old) = t.walk_phase.take().filter(|old| *old != p.phase) {
+            s.walk_pages_done.remove(&phase(&old));
+        }
+        s.walk_pages_done
+            .get_or_create(&phase(&p.phase))
+            .set(i64::try_from(p.pages_done).unwrap_or(i64::MAX));
+        t.walk_phase = Some(p.phase.clone());
+        match p.wait_ms {
+            Some(ms) => {
+                s.walk_wait
+                    .get_or_create(&labels(tenant))
+                    .set(ms as f64 / 1000.0);
+            }
+            None => {
+                s.walk_wait.remove(&labels(tenant));
+            }
+        }
     }
 
     /// Records a failed run; returns the tenant's consecutive failures, this one included.
@@ -622,6 +689,8 @@ mod tests {
             unavailable: vec![],
             receipts: vec![],
             duration: Duration::from_secs_f64(secs),
+            peak_guest_memory_bytes: 0,
+            progress: None,
         }
     }
 
@@ -685,7 +754,13 @@ mod tests {
     #[test]
     fn every_metric_keeps_its_name_type_and_help() {
         let m = Metrics::new(1);
-        m.record_success("t", &report("t", 1, &[(200, 1)], 1.0));
+        let mut r = report("t", 1, &[(200, 1)], 1.0);
+        r.progress = Some(Progress {
+            phase: "users".into(),
+            wait_ms: Some(1500),
+            ..Progress::default()
+        });
+        m.record_success("t", &r);
         m.record_failure("t", FailureKind::Trap, Duration::from_secs(1));
         m.set_leases_held(2);
         m.record_lease_takeover("t");
@@ -710,6 +785,9 @@ mod tests {
             ("connector_leases_held", "gauge", "Tenant leases this host holds now (fleet mode)."),
             ("connector_lease_takeovers_total", "counter", "Leases this host took over from a host whose lease expired unreleased."),
             ("connector_fenced_writes_total", "counter", "Checkpoint writes refused because their lease's fencing token was stale."),
+            ("connector_walk_pages_done", "gauge", "Pages of its phase the tenant's walk has committed, as its last finished run reported (one series per tenant: the last phase)."),
+            ("connector_walk_wait_seconds", "gauge", "Least time the provider's limits still impose on the tenant's walk, as its last finished run reported (absent when unknown)."),
+            ("connector_guest_memory_peak_bytes", "gauge", "Most linear memory the connector held at once in the tenant's last successful run."),
         ] {
             let help_line = format!("# HELP {name} {help}");
             let type_line = format!("# TYPE {name} {kind}");
@@ -721,7 +799,7 @@ mod tests {
             text.contains("\nconnector_last_run_duration_seconds{tenant=\"t\"} 1.0\n"),
             "{text}"
         );
-        assert_eq!(text.matches("# HELP ").count(), 17, "{text}");
+        assert_eq!(text.matches("# HELP ").count(), 20, "{text}");
         // The fleet's figures: the fenced-writes counter never goes back.
         for line in [
             "connector_leases_held 2",
@@ -759,6 +837,50 @@ mod tests {
         assert!(a.last_success_unix.is_some_and(|t| t > 1.7e9));
         assert_eq!(m.tenant("nobody"), None);
         assert_eq!(m.tenants().keys().collect::<Vec<_>>(), ["a"]);
+    }
+
+    #[test]
+    fn walk_progress_and_guest_memory_gauges_show_the_last_run() {
+        let m = Metrics::new(1);
+        let mut r = report("a", 1, &[], 1.0);
+        r.peak_guest_memory_bytes = 12_345_678;
+        r.progress = Some(Progress {
+            phase: "groups".into(),
+            pages_done: 7,
+            wait_ms: Some(2_500),
+            ..Progress::default()
+        });
+        m.record_success("a", &r);
+        let text = m.render();
+        for line in [
+            "connector_walk_pages_done{tenant=\"a\",phase=\"groups\"} 7",
+            "connector_walk_wait_seconds{tenant=\"a\"} 2.5",
+            "connector_guest_memory_peak_bytes{tenant=\"a\"} 12345678",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+        }
+        // A failed run's progress (what its checkpoint kept): a new phase replaces the old
+        // series, and an unknown wait removes the wait gauge.
+        m.record_progress(
+            "a",
+            &Progress {
+                phase: "users".into(),
+                pages_done: 3,
+                ..Progress::default()
+            },
+        );
+        let text = m.render();
+        assert!(
+            text.lines()
+                .any(|l| l == "connector_walk_pages_done{tenant=\"a\",phase=\"users\"} 3"),
+            "{text}"
+        );
+        assert!(!text.contains("phase=\"groups\""), "{text}");
+        assert!(!text.contains("connector_walk_wait_seconds{"), "{text}");
+        assert!(
+            text.contains("connector_guest_memory_peak_bytes{tenant=\"a\"} 12345678"),
+            "the last success's peak stays: {text}"
+        );
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //! the doors and the runtime. When a limit stops a run, the store remembers which one, so
 //! the error names it instead of showing a bare trap.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use wasmtime::ResourceLimiter;
 
 /// Engine-wide limits applied to every run.
@@ -79,15 +82,19 @@ pub struct RunLimiter {
     total: usize,
     /// Set when a growth was refused: the size that was asked for in total.
     pub refused_at: Option<usize>,
+    /// The largest total granted so far (a refused growth is not counted), shared so the
+    /// figure outlives the store (a run cut at its timeout drops it).
+    peak: Arc<AtomicU64>,
 }
 
 impl RunLimiter {
-    /// A limiter allowing `cap` bytes across all memories.
-    pub fn new(cap: usize) -> Self {
+    /// A limiter allowing `cap` bytes across all memories, keeping its peak in `peak`.
+    pub fn new(cap: usize, peak: Arc<AtomicU64>) -> Self {
         RunLimiter {
             cap,
             total: 0,
             refused_at: None,
+            peak,
         }
     }
 }
@@ -110,6 +117,7 @@ impl ResourceLimiter for RunLimiter {
             )));
         }
         self.total = total;
+        self.peak.fetch_max(total as u64, Ordering::Relaxed);
         Ok(true)
     }
 
@@ -180,7 +188,8 @@ mod tests {
 
     #[test]
     fn memory_is_capped_across_memories() {
-        let mut l = RunLimiter::new(100);
+        let peak = Arc::new(AtomicU64::new(0));
+        let mut l = RunLimiter::new(100, peak.clone());
         assert!(l.memory_growing(0, 60, None).unwrap());
         assert!(l.memory_growing(0, 30, None).unwrap(), "a second memory");
         assert!(
@@ -193,6 +202,16 @@ mod tests {
             "{e}"
         );
         assert_eq!(l.refused_at, Some(101));
+        assert_eq!(
+            peak.load(Ordering::Relaxed),
+            100,
+            "the refused growth is no peak"
+        );
+        assert!(
+            l.memory_growing(70, 10, None).unwrap(),
+            "shrinks to 40 in all"
+        );
+        assert_eq!(peak.load(Ordering::Relaxed), 100, "the peak stays");
     }
 
     #[test]

@@ -47,6 +47,7 @@ use crate::doors::bindings::exports::connector::runtime::connector as api;
 use crate::doors::bindings::{AssetConnector, AssetConnectorPre};
 use crate::doors::checkpoint::{
     CheckpointError, CheckpointPolicy, CheckpointState, CheckpointStore, SqliteCheckpointStore,
+    Stored, Write,
 };
 use crate::doors::emit::push::secret_parts;
 use crate::doors::emit::{EmitPolicy, EmitState, EventSink, JsonlFileSink, PushSink, StdoutSink};
@@ -55,7 +56,7 @@ use crate::doors::http::secrets::{Scrubber, SecretError, SecretSet, SecretValue}
 use crate::doors::http::{
     ClientBuildError, EgressPolicy, HttpClients, HttpDoor, HttpState, Origin,
 };
-use crate::doors::log::LogState;
+use crate::doors::log::{LogState, Progress};
 use crate::doors::RunShared;
 use crate::error::{ConnectorErrorKind, RunError};
 
@@ -424,6 +425,10 @@ pub struct RunReport {
     pub receipts: Vec<String>,
     /// Wall time.
     pub duration: Duration,
+    /// The most linear memory the guest held at once during the run, bytes.
+    pub peak_guest_memory_bytes: u64,
+    /// The last progress the connector reported (WIT `log.progress`), if any.
+    pub progress: Option<Progress>,
 }
 
 /// One probe of `check`.
@@ -640,7 +645,7 @@ impl Runtime {
         let state = RunState {
             wasi,
             table: ResourceTable::new(),
-            limiter: RunLimiter::new(l.memory_bytes),
+            limiter: RunLimiter::new(l.memory_bytes, shared.peak_memory.clone()),
             cpu: CpuMeter::new(l.cpu_budget_ms, TICK_MS),
             http: HttpState::new(shared.clone(), http),
             checkpoint: CheckpointState::new(
@@ -770,11 +775,15 @@ impl Runtime {
         // One deadline for the connector and the final flush. A timeout too long to add to
         // the clock has no deadline (the tenant file caps it well below that).
         let deadline = tokio::time::Instant::now().checked_add(run.timeout);
+        // The doors' shared state outlives the store, which a timeout drops: what the run
+        // reported (progress) and used (peak memory) is read from here whatever happened.
+        let shared_seen = std::sync::OnceLock::<Arc<RunShared>>::new();
         let fut = async {
             let (mut store, bindings, pipes) = self
                 .instantiate(run)
                 .await
                 .map_err(|e| trap(&tenant, e, None, scrub))?;
+            let _ = shared_seen.set(store.data().shared.clone());
             let outcome = bindings
                 .connector_runtime_connector()
                 .call_run(&mut store, &run.connector_config)
@@ -793,9 +802,12 @@ impl Runtime {
         // cut (a push sink's unacknowledged events stay unacknowledged, and no cursor moved
         // past them).
         let flushed = within(deadline, run.sink.flush_durable()).await;
+        let progress = shared_seen.get().and_then(|s| s.progress());
+        let peak_guest_memory_bytes = shared_seen.get().map_or(0, |s| s.peak_memory());
         let timed_out = || RunError::Timeout {
             tenant: tenant.clone(),
             seconds: run.timeout.as_secs(),
+            progress: progress.clone().map(Box::new),
         };
         let (outcome, counters, events_written, limit, redactions) = match result {
             None => return Err(timed_out()),
@@ -805,7 +817,7 @@ impl Runtime {
             return Err(timed_out());
         };
         let report = match outcome {
-            Err(e) => return Err(trap(&tenant, e, limit, scrub)),
+            Err(e) => return Err(trap(&tenant, e, limit, scrub).with_progress(progress)),
             Ok(Err(e)) => return Err(connector_error(&tenant, e, scrub)),
             Ok(Ok(r)) => r,
         };
@@ -850,6 +862,8 @@ impl Runtime {
                 .map(|r| scrub.clean(r))
                 .collect(),
             duration: started.elapsed(),
+            peak_guest_memory_bytes,
+            progress,
         })
     }
 
@@ -898,6 +912,7 @@ impl Runtime {
             .map_err(|_| RunError::Timeout {
                 tenant: tenant.clone(),
                 seconds: run.timeout.as_secs(),
+                progress: None,
             })?
     }
 }
@@ -970,6 +985,7 @@ fn trap(
             tenant: tenant.to_string(),
             kind,
             detail,
+            progress: None,
         };
     }
     // The trap code ("out of bounds memory access", "unreachable" for a guest panic), not
@@ -981,6 +997,7 @@ fn trap(
     RunError::Trap {
         tenant: tenant.to_string(),
         message: scrub.clean(message),
+        progress: None,
     }
 }
 
@@ -1053,6 +1070,21 @@ impl CheckpointStore for NoCheckpoints {
         _: &[u8],
         _: Option<u64>,
     ) -> Result<u64, CheckpointError> {
+        Err(CheckpointError::Storage(
+            "describe and check have no checkpoint access".into(),
+        ))
+    }
+    async fn get_many(&self, _: &str, _: &[String]) -> Result<Vec<Stored>, CheckpointError> {
+        Err(CheckpointError::Storage(
+            "describe and check have no checkpoint access".into(),
+        ))
+    }
+    async fn set_many(&self, _: &str, _: &[Write]) -> Result<Vec<u64>, CheckpointError> {
+        Err(CheckpointError::Storage(
+            "describe and check have no checkpoint access".into(),
+        ))
+    }
+    async fn delete_prefix(&self, _: &str, _: &str, _: u32) -> Result<u32, CheckpointError> {
         Err(CheckpointError::Storage(
             "describe and check have no checkpoint access".into(),
         ))

@@ -557,6 +557,9 @@ impl Inner {
             Err(e) => {
                 let kind = FailureKind::of(e);
                 let failures = self.metrics.record_failure(&slot.key, kind, elapsed);
+                if let Some(p) = e.progress() {
+                    self.metrics.record_progress(&slot.key, p);
+                }
                 tracing::warn!(
                     tenant = %slot.key,
                     kind = kind.as_str(),

@@ -75,6 +75,9 @@ impl api::Guest for Component {
             "trap-mid-run" => trap_mid_run(),
             "checkpoint-then-trap" => checkpoint_then_trap(),
             "echo-secret" => echo_secret(&config),
+            "checkpoint-batches" => checkpoint_batches(),
+            "grow-memory" => grow_memory(&config),
+            "progress-then-spin" => progress_then_spin(&config),
             other => Err(ConnectorError::Config(format!("unknown attack '{other}'"))),
         }
     }
@@ -436,4 +439,152 @@ fn checkpoint_then_trap() -> Result<api::RunReport, ConnectorError> {
     kv_checkpoint::set(OWN_CURSOR, b"moved", expected).map_err(checkpoint)?;
     emit(&["{\"n\":1}".to_string()])?;
     panic!("hostile trap after checkpoint");
+}
+
+/// `checkpoint-batches`: the batch calls of `kv-checkpoint` 0.3.0 at and past their limits.
+/// Emits one event `{"results":{NAME: OUTCOME,…}}`, OUTCOME `ok:<answer>` or
+/// `err:<kv error text>`, for: `get-many-1001` (1,001 keys), `set-many-1001`,
+/// `set-many-value-over-cap` (one value of 4 MiB + 1), `set-many-duplicate` (a key twice),
+/// `set-many-atomic` (a staging write plus its own cursor at a wrong version), then
+/// `staged-after-atomic` (`get-many` of that staging key: `ok:none` when nothing applied),
+/// `delete-prefix-empty`, `delete-prefix-10001`, `delete-prefix-escape` (prefixes
+/// `../tenant-b/` and `tenant-b/`, which stay inside its own namespace: `ok:0+0`),
+/// `set-many-ok` (two staging keys) and `delete-prefix-staging` (`stage/`, limit 10).
+/// Returns `Ok` (events_emitted 1); a refused emit is `host("<emit error text>")`.
+fn checkpoint_batches() -> Result<api::RunReport, ConnectorError> {
+    use kv_checkpoint::{Expect, Write};
+    let text = |r: Result<String, kv_checkpoint::KvError>| match r {
+        Ok(v) => format!("ok:{v}"),
+        Err(e) => format!("err:{}", kv_error_text(&e)),
+    };
+    let put = |key: &str, value: Vec<u8>, expect: Expect| Write {
+        key: key.into(),
+        value: Some(value),
+        expect,
+    };
+    let many: Vec<String> = (0..1001).map(|i| format!("k{i}")).collect();
+    let mut results = serde_json::Map::new();
+    let mut record = |name: &str, outcome: String| {
+        results.insert(name.into(), outcome.into());
+    };
+    record(
+        "get-many-1001",
+        text(kv_checkpoint::get_many(&many).map(|v| v.len().to_string())),
+    );
+    let writes: Vec<Write> = many
+        .iter()
+        .map(|k| put(k, b"x".to_vec(), Expect::Any))
+        .collect();
+    record(
+        "set-many-1001",
+        text(kv_checkpoint::set_many(&writes).map(|v| format!("{v:?}"))),
+    );
+    record(
+        "set-many-value-over-cap",
+        text(
+            kv_checkpoint::set_many(&[put("big", vec![7; (4 << 20) + 1], Expect::Any)])
+                .map(|v| format!("{v:?}")),
+        ),
+    );
+    record(
+        "set-many-duplicate",
+        text(
+            kv_checkpoint::set_many(&[
+                put("dup", b"1".to_vec(), Expect::Any),
+                put("dup", b"2".to_vec(), Expect::Any),
+            ])
+            .map(|v| format!("{v:?}")),
+        ),
+    );
+    record(
+        "set-many-atomic",
+        text(
+            kv_checkpoint::set_many(&[
+                put("stage/atomic", b"staged".to_vec(), Expect::Absent),
+                put(OWN_CURSOR, b"hostile".to_vec(), Expect::Version(99)),
+            ])
+            .map(|v| format!("{v:?}")),
+        ),
+    );
+    record(
+        "staged-after-atomic",
+        text(
+            kv_checkpoint::get_many(&["stage/atomic".to_string()])
+                .map(|v| if v[0].is_some() { "some" } else { "none" }.to_string()),
+        ),
+    );
+    record(
+        "delete-prefix-empty",
+        text(kv_checkpoint::delete_prefix("", 10).map(|n| n.to_string())),
+    );
+    record(
+        "delete-prefix-10001",
+        text(kv_checkpoint::delete_prefix("stage/", 10_001).map(|n| n.to_string())),
+    );
+    record(
+        "delete-prefix-escape",
+        text(
+            kv_checkpoint::delete_prefix("../tenant-b/", 10_000).and_then(|a| {
+                kv_checkpoint::delete_prefix("tenant-b/", 10_000).map(|b| format!("{a}+{b}"))
+            }),
+        ),
+    );
+    record(
+        "set-many-ok",
+        text(
+            kv_checkpoint::set_many(&[
+                put("stage/1", b"a".to_vec(), Expect::Absent),
+                put("stage/2", b"b".to_vec(), Expect::Any),
+            ])
+            .map(|v| format!("{v:?}")),
+        ),
+    );
+    record(
+        "delete-prefix-staging",
+        text(kv_checkpoint::delete_prefix("stage/", 10).map(|n| n.to_string())),
+    );
+    emit(&[json!({ "results": results }).to_string()])?;
+    Ok(report(1, 0, Vec::new()))
+}
+
+/// `grow-memory`: allocates and fills config `mib` MiB (default 32), reports the progress
+/// `{phase: "users", pages-done: 3, pages-expected: 10, items-done: 2999, wait-ms: 1500,
+/// detail: "grown"}`, and returns `Ok` with warnings `["grew <mib> MiB"]`.
+fn grow_memory(config: &[(String, String)]) -> Result<api::RunReport, ConnectorError> {
+    let mib: usize = value(config, "mib")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(32);
+    let mut block = vec![0x5Au8; mib << 20];
+    black_box(&mut block);
+    log::progress(&log::RunProgress {
+        phase: "users".into(),
+        pages_done: 3,
+        pages_expected: Some(10),
+        items_done: 2999,
+        wait_ms: Some(1500),
+        detail: "grown".into(),
+    });
+    drop(block);
+    Ok(report(0, 0, vec![format!("grew {mib} MiB")]))
+}
+
+/// `progress-then-spin`: reports a progress whose phase is config `text` (a secret, when the
+/// test passes one), a forged log line, a terminal escape and a bidi override followed by
+/// 10,000 bytes, and whose detail is `text` and 10,000 bytes more, with `pages-done` 7;
+/// then spins until the host stops it (CPU budget or run timeout).
+fn progress_then_spin(config: &[(String, String)]) -> ! {
+    let secret = value(config, "text").unwrap_or("");
+    log::progress(&log::RunProgress {
+        phase: format!(
+            "{secret}\n2026-01-01T00:00:00Z ERROR forged\u{1b}[2J\u{202e}{}",
+            "p".repeat(10_000)
+        ),
+        pages_done: 7,
+        pages_expected: None,
+        items_done: 7000,
+        wait_ms: None,
+        detail: format!("{secret}\r\n{}", "d".repeat(10_000)),
+    });
+    spin()
 }

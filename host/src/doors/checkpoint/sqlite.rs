@@ -1,15 +1,33 @@
 //! The embedded default checkpoint store: one SQLite file (WAL, `synchronous=FULL`: a
 //! committed cursor survives a power cut). Its calls block (a commit fsyncs), so the async
 //! [`CheckpointStore`] methods run them on tokio's blocking pool; the blocking methods
-//! ([`SqliteCheckpointStore::get_blocking`], [`SqliteCheckpointStore::set_blocking`]) are
+//! ([`SqliteCheckpointStore::get_blocking`], [`SqliteCheckpointStore::set_blocking`], …) are
 //! there for callers outside a runtime.
+//!
+//! Batches: a `set_many` or `delete_prefix` is one `IMMEDIATE` transaction (one fsync for
+//! the whole batch); `get_many` reads in chunks of [`GET_CHUNK`] keys, `IN (…)`, inside one
+//! read transaction (one snapshot). Keys compare with SQLite's default `BINARY` collation
+//! (`memcmp`: byte order), so a prefix is the key range `[prefix, upper bound)`.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::store::{CheckpointError, CheckpointStore};
+use super::store::{
+    check_distinct_keys, check_prefix, first_conflict, prefix_upper_bound, CheckpointError,
+    CheckpointStore, Stored, Write,
+};
+
+/// Keys per `SELECT … IN (…)` of a `get_many` (SQLite's bound-parameter limit is 32,766).
+const GET_CHUNK: usize = 500;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
 
 /// Checkpoints in one SQLite file.
 #[derive(Clone)]
@@ -97,10 +115,7 @@ impl SqliteCheckpointStore {
         value: &[u8],
         expected: Option<u64>,
     ) -> Result<u64, CheckpointError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+        let now = now_ms();
         let outcome = self.with(|c| {
             // IMMEDIATE: take the write lock before reading the version. A deferred
             // transaction that reads and then writes cannot upgrade its lock while another
@@ -129,6 +144,126 @@ impl SqliteCheckpointStore {
             Ok(Ok(next))
         })?;
         outcome.map_err(|current| CheckpointError::Conflict { current })
+    }
+
+    /// [`CheckpointStore::get_many`], blocking the calling thread.
+    pub fn get_many_blocking(
+        &self,
+        namespace: &str,
+        keys: &[String],
+    ) -> Result<Vec<Stored>, CheckpointError> {
+        let found = self.with(|c| {
+            // One snapshot for every chunk.
+            let tx = c.transaction()?;
+            let mut found = std::collections::HashMap::with_capacity(keys.len());
+            for chunk in keys.chunks(GET_CHUNK) {
+                let marks = vec!["?"; chunk.len()].join(", ");
+                let mut stmt = tx.prepare_cached(&format!(
+                    "SELECT key, value, version FROM checkpoints WHERE namespace = ? AND key IN ({marks})"
+                ))?;
+                let params = std::iter::once(namespace).chain(chunk.iter().map(String::as_str));
+                let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+                while let Some(r) = rows.next()? {
+                    found.insert(
+                        r.get::<_, String>(0)?,
+                        (r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)? as u64),
+                    );
+                }
+            }
+            drop(tx);
+            Ok(found)
+        })?;
+        Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
+    }
+
+    /// [`CheckpointStore::set_many`], blocking the calling thread.
+    pub fn set_many_blocking(
+        &self,
+        namespace: &str,
+        writes: &[Write],
+    ) -> Result<Vec<u64>, CheckpointError> {
+        check_distinct_keys(writes)?;
+        let now = now_ms();
+        self.with(|c| {
+            // IMMEDIATE, as `set_blocking` (and why): the versions read are the ones written over.
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut current = Vec::with_capacity(writes.len());
+            {
+                let mut read = tx.prepare_cached(
+                    "SELECT version FROM checkpoints WHERE namespace = ?1 AND key = ?2",
+                )?;
+                for w in writes {
+                    current.push(
+                        read.query_row(params![namespace, w.key], |r| r.get::<_, i64>(0))
+                            .optional()?
+                            .map(|v| v as u64),
+                    );
+                }
+            }
+            if let Err(conflict) = first_conflict(writes, |i| current[i]) {
+                // Dropping the transaction rolls it back: nothing was written anyway.
+                return Ok(Err(conflict));
+            }
+            let mut versions = Vec::with_capacity(writes.len());
+            {
+                let mut upsert = tx.prepare_cached(
+                    "INSERT INTO checkpoints (namespace, key, value, version, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, version = excluded.version,
+                     updated_ms = excluded.updated_ms",
+                )?;
+                let mut delete =
+                    tx.prepare_cached("DELETE FROM checkpoints WHERE namespace = ?1 AND key = ?2")?;
+                for (w, current) in writes.iter().zip(&current) {
+                    match &w.value {
+                        Some(value) => {
+                            let next = current.unwrap_or(0) + 1;
+                            upsert.execute(params![namespace, w.key, value, next as i64, now])?;
+                            versions.push(next);
+                        }
+                        None => {
+                            delete.execute(params![namespace, w.key])?;
+                            versions.push(0);
+                        }
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(Ok(versions))
+        })?
+    }
+
+    /// [`CheckpointStore::delete_prefix`], blocking the calling thread.
+    pub fn delete_prefix_blocking(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        limit: u32,
+    ) -> Result<u32, CheckpointError> {
+        check_prefix(prefix)?;
+        let bound = prefix_upper_bound(prefix);
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            // A range on the primary key, not `LIKE` (`%` and `_` in keys are wildcards
+            // there, and `LIKE` is case-insensitive for ASCII by default).
+            let deleted = match &bound {
+                Some(bound) => tx.execute(
+                    "DELETE FROM checkpoints WHERE rowid IN (
+                         SELECT rowid FROM checkpoints
+                         WHERE namespace = ?1 AND key >= ?2 AND key < ?3
+                         ORDER BY key LIMIT ?4)",
+                    params![namespace, prefix, bound, limit as i64],
+                )?,
+                None => tx.execute(
+                    "DELETE FROM checkpoints WHERE rowid IN (
+                         SELECT rowid FROM checkpoints
+                         WHERE namespace = ?1 AND key >= ?2
+                         ORDER BY key LIMIT ?3)",
+                    params![namespace, prefix, limit as i64],
+                )?,
+            };
+            tx.commit()?;
+            Ok(deleted as u32)
+        })
     }
 }
 
@@ -162,6 +297,34 @@ impl CheckpointStore for SqliteCheckpointStore {
         let (store, namespace, key) = (self.clone(), namespace.to_owned(), key.to_owned());
         let value = value.to_vec();
         blocking(move || store.set_blocking(&namespace, &key, &value, expected)).await
+    }
+
+    async fn get_many(
+        &self,
+        namespace: &str,
+        keys: &[String],
+    ) -> Result<Vec<Stored>, CheckpointError> {
+        let (store, namespace, keys) = (self.clone(), namespace.to_owned(), keys.to_vec());
+        blocking(move || store.get_many_blocking(&namespace, &keys)).await
+    }
+
+    async fn set_many(
+        &self,
+        namespace: &str,
+        writes: &[Write],
+    ) -> Result<Vec<u64>, CheckpointError> {
+        let (store, namespace, writes) = (self.clone(), namespace.to_owned(), writes.to_vec());
+        blocking(move || store.set_many_blocking(&namespace, &writes)).await
+    }
+
+    async fn delete_prefix(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        limit: u32,
+    ) -> Result<u32, CheckpointError> {
+        let (store, namespace, prefix) = (self.clone(), namespace.to_owned(), prefix.to_owned());
+        blocking(move || store.delete_prefix_blocking(&namespace, &prefix, limit)).await
     }
 }
 

@@ -290,7 +290,7 @@ async fn cmd_run(config: &Path, json: bool) -> i32 {
         Err(code) => return code,
     };
     let progress = Progress::start(&run, None);
-    let outcome = rt.run(&run).await;
+    let outcome = progress.watch(&rt, &run.tenant, rt.run(&run)).await;
     progress.finish();
     match outcome {
         Ok(report) => {
@@ -497,7 +497,7 @@ async fn demo_run(
 ) -> i32 {
     let before = emu.total_requests();
     let progress = Progress::start(run, expect);
-    let outcome = rt.run(run).await;
+    let outcome = progress.watch(rt, &run.tenant, rt.run(run)).await;
     progress.finish();
     match outcome {
         Ok(report) => {
@@ -622,10 +622,12 @@ impl Progress {
         };
         let style = if total.is_some() {
             indicatif::ProgressStyle::with_template(
-                "{spinner} {bar:40} {pos}/{len} events  {rate}  {elapsed}",
+                "{spinner} {bar:40} {pos}/{len} events  {rate}  {elapsed}  {msg}",
             )
         } else {
-            indicatif::ProgressStyle::with_template("{spinner} {pos} events  {rate}  {elapsed}")
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {pos} events  {rate}  {elapsed}  {msg}",
+            )
         };
         if let Ok(style) = style {
             bar.set_style(style.with_key("rate", rate_key));
@@ -642,6 +644,26 @@ impl Progress {
         Progress {
             bar: Some(bar),
             task: Some(task),
+        }
+    }
+
+    /// Runs `run`, showing on the line the connector's latest progress (WIT `log.progress`:
+    /// phase, pages, items, the wait Graph's limits impose), polled twice a second.
+    async fn watch<F: std::future::Future>(&self, rt: &Runtime, tenant: &str, run: F) -> F::Output {
+        let Some(bar) = &self.bar else {
+            return run.await;
+        };
+        tokio::pin!(run);
+        loop {
+            tokio::select! {
+                out = &mut run => return out,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                    if let Some(p) = rt.progress(tenant) {
+                        // Escaped when the host kept it; escaped again as all shown text.
+                        bar.set_message(shown(&p.to_string()).into_owned());
+                    }
+                }
+            }
         }
     }
 

@@ -722,10 +722,24 @@ async fn progress_is_bounded_escaped_and_redacted_and_the_timeout_names_its_phas
         .connector_config
         .push(("text".into(), "hostile-tenant-secret".into()));
     a.run.timeout = Duration::from_secs(3);
-    let e = a.clash().await.expect_err("it spins until the timeout");
+    // While it spins, the runtime shows its progress (the CLI's live line, `/metrics`).
+    let watch = async {
+        for _ in 0..100 {
+            if let Some(p) = a.hostile.progress("hostile") {
+                return Some(p);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    };
+    let (outcome, seen) = tokio::join!(a.clash(), watch);
+    let e = outcome.expect_err("it spins until the timeout");
     let Some(p) = e.progress().cloned() else {
         panic!("expected a timeout that kept the progress, got {e:?}");
     };
+    assert_eq!(seen.as_ref(), Some(&p), "seen live, as the error kept it");
+    assert_eq!(a.hostile.progress("hostile"), None, "the run is over");
+    assert!(a.hostile.live_progress().is_empty());
     assert!(matches!(e, RunError::Timeout { seconds: 3, .. }), "{e:?}");
     assert_eq!((p.pages_done, p.items_done), (7, 7000));
     for (field, text, cap) in [("phase", &p.phase, 64), ("detail", &p.detail, 512)] {

@@ -26,7 +26,7 @@
 //! | `connector_leases_held` | gauge | none: tenant leases this host holds (fleet mode) |
 //! | `connector_lease_takeovers_total` | counter | `tenant`: leases taken over from a host whose lease expired |
 //! | `connector_fenced_writes_total` | counter | none: checkpoint writes refused for a stale fencing token |
-//! | `connector_walk_pages_done` | gauge | `tenant`, `phase`: pages the walk committed in its last phase, as the last finished run reported (`log.progress`; one series per tenant) |
+//! | `connector_walk_pages_done` | gauge | `tenant`, `phase`: pages the walk committed in its last phase, as the run under way (read at each scrape) or the last finished run reported (`log.progress`; one series per tenant) |
 //! | `connector_walk_wait_seconds` | gauge | `tenant`: the least wait the provider's limits still impose on the walk, when the guest reported one |
 //! | `connector_guest_memory_peak_bytes` | gauge | `tenant`: the most linear memory the connector held in the last successful run |
 //!
@@ -102,7 +102,9 @@
 pub mod model;
 pub mod server;
 
-pub use model::{FailureKind, Gauge, GaugeGuard, Metrics, TenantCounters, DURATION_BUCKETS};
+pub use model::{
+    FailureKind, Gauge, GaugeGuard, LiveProgress, Metrics, TenantCounters, DURATION_BUCKETS,
+};
 pub use server::{
     connection_cap, open_files_limit, raise_open_files_limit, MetricsEndpoint, MAX_CONNECTIONS,
 };

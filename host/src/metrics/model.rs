@@ -294,12 +294,12 @@ impl Series {
             walk_pages_done: add(
                 r,
                 "connector_walk_pages_done",
-                "Pages of its phase the tenant's walk has committed, as its last finished run reported (one series per tenant: the last phase)",
+                "Pages of its phase the tenant's walk has committed, as its run under way or its last finished run reported (one series per tenant: the last phase)",
             ),
             walk_wait: add(
                 r,
                 "connector_walk_wait_seconds",
-                "Least time the provider's limits still impose on the tenant's walk, as its last finished run reported (absent when unknown)",
+                "Least time the provider's limits still impose on the tenant's walk, as its run under way or its last finished run reported (absent when unknown)",
             ),
             guest_memory_peak: add(
                 r,
@@ -405,7 +405,22 @@ pub struct Metrics {
     tenants: Mutex<BTreeMap<String, TenantSeries>>,
     peak_in_flight: AtomicU64,
     serving: AtomicBool,
+    /// Where a render reads the progress of the runs under way (see
+    /// [`Metrics::set_live_progress`]).
+    live_progress: Mutex<Option<LiveSource>>,
 }
+
+/// A [`LiveProgress`], shown by `Debug` as its name only.
+struct LiveSource(LiveProgress);
+
+impl std::fmt::Debug for LiveSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LiveProgress")
+    }
+}
+
+/// The latest progress of each run under way, by tenant ([`crate::Runtime::live_progress`]).
+pub type LiveProgress = Box<dyn Fn() -> Vec<(String, Progress)> + Send + Sync>;
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -427,7 +442,17 @@ impl Metrics {
             tenants: Mutex::new(BTreeMap::new()),
             peak_in_flight: AtomicU64::new(0),
             serving: AtomicBool::new(true),
+            live_progress: Mutex::new(None),
         }
+    }
+
+    /// Makes every render show the progress of the runs under way first (a walk of a large
+    /// tenant runs for hours): `serve` passes its runtime's [`crate::Runtime::live_progress`].
+    pub fn set_live_progress(&self, source: LiveProgress) {
+        *self
+            .live_progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(LiveSource(source));
     }
 
     /// Runs `f` on the tenant's series, creating them (and counting the tenant) first if
@@ -636,6 +661,16 @@ impl Metrics {
     /// The Prometheus text exposition (format 0.0.4,
     /// [`prometheus_text::CONTENT_TYPE`]) of everything above.
     pub fn render(&self) -> String {
+        let live = self
+            .live_progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|source| (source.0)())
+            .unwrap_or_default();
+        for (tenant, progress) in &live {
+            self.record_progress(tenant, progress);
+        }
         let mut out = String::new();
         if let Err(e) = prometheus_text::encode(&mut out, &self.registry) {
             // Writing to a String does not fail; an encoder bug would show here.
@@ -785,8 +820,8 @@ mod tests {
             ("connector_leases_held", "gauge", "Tenant leases this host holds now (fleet mode)."),
             ("connector_lease_takeovers_total", "counter", "Leases this host took over from a host whose lease expired unreleased."),
             ("connector_fenced_writes_total", "counter", "Checkpoint writes refused because their lease's fencing token was stale."),
-            ("connector_walk_pages_done", "gauge", "Pages of its phase the tenant's walk has committed, as its last finished run reported (one series per tenant: the last phase)."),
-            ("connector_walk_wait_seconds", "gauge", "Least time the provider's limits still impose on the tenant's walk, as its last finished run reported (absent when unknown)."),
+            ("connector_walk_pages_done", "gauge", "Pages of its phase the tenant's walk has committed, as its run under way or its last finished run reported (one series per tenant: the last phase)."),
+            ("connector_walk_wait_seconds", "gauge", "Least time the provider's limits still impose on the tenant's walk, as its run under way or its last finished run reported (absent when unknown)."),
             ("connector_guest_memory_peak_bytes", "gauge", "Most linear memory the connector held at once in the tenant's last successful run."),
         ] {
             let help_line = format!("# HELP {name} {help}");
@@ -881,6 +916,29 @@ mod tests {
             text.contains("connector_guest_memory_peak_bytes{tenant=\"a\"} 12345678"),
             "the last success's peak stays: {text}"
         );
+    }
+
+    #[test]
+    fn a_render_shows_the_progress_of_runs_under_way() {
+        let m = Metrics::new(1);
+        let pages = Arc::new(AtomicU64::new(1));
+        let source = pages.clone();
+        m.set_live_progress(Box::new(move || {
+            vec![(
+                "a".to_string(),
+                Progress {
+                    phase: "users".into(),
+                    pages_done: source.load(Ordering::Relaxed),
+                    ..Progress::default()
+                },
+            )]
+        }));
+        let line =
+            |n: u64| format!("connector_walk_pages_done{{tenant=\"a\",phase=\"users\"}} {n}");
+        assert!(m.render().lines().any(|l| l == line(1)));
+        pages.store(40, Ordering::Relaxed);
+        let text = m.render();
+        assert!(text.lines().any(|l| l == line(40)), "{text}");
     }
 
     #[test]

@@ -472,6 +472,44 @@ pub struct Runtime {
     slots: Arc<tokio::sync::Semaphore>,
     cache: CacheOutcome,
     stop_ticker: Arc<AtomicBool>,
+    /// The doors' shared state of each run under way, by tenant: where
+    /// [`Runtime::progress`] reads a live run's progress.
+    live: std::sync::Mutex<std::collections::HashMap<String, Arc<RunShared>>>,
+}
+
+/// Lists a run under way in [`Runtime`]'s `live` map until the run ends, however it ends.
+struct LiveRun<'a> {
+    runtime: &'a Runtime,
+    tenant: &'a str,
+    shared: &'a std::sync::OnceLock<Arc<RunShared>>,
+}
+
+impl LiveRun<'_> {
+    fn live(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Arc<RunShared>>> {
+        self.runtime.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The run's doors are up: it is listed from now on.
+    fn started(&self, shared: Arc<RunShared>) {
+        if self.shared.set(shared.clone()).is_ok() {
+            self.live().insert(self.tenant.to_string(), shared);
+        }
+    }
+}
+
+impl Drop for LiveRun<'_> {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.get() {
+            let mut live = self.live();
+            // Only this run's entry (a later run of the tenant may have replaced it).
+            if live
+                .get(self.tenant)
+                .is_some_and(|s| Arc::ptr_eq(s, shared))
+            {
+                live.remove(self.tenant);
+            }
+        }
+    }
 }
 
 impl Drop for Runtime {
@@ -546,9 +584,25 @@ impl Runtime {
             slots: Arc::new(tokio::sync::Semaphore::new(slots)),
             cache,
             stop_ticker,
+            live: Default::default(),
         };
         rt.description = rt.describe_now().await?;
         Ok(rt)
+    }
+
+    /// The latest progress (WIT `log.progress`) of the tenant's run under way, if it is
+    /// running and reported one: for a live line or gauge while a long run goes on.
+    pub fn progress(&self, tenant: &str) -> Option<Progress> {
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.get(tenant).and_then(|s| s.progress())
+    }
+
+    /// The latest progress of every run under way that reported one, by tenant.
+    pub fn live_progress(&self) -> Vec<(String, Progress)> {
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.iter()
+            .filter_map(|(tenant, s)| Some((tenant.clone(), s.progress()?)))
+            .collect()
     }
 
     /// What the component says about itself.
@@ -778,12 +832,17 @@ impl Runtime {
         // The doors' shared state outlives the store, which a timeout drops: what the run
         // reported (progress) and used (peak memory) is read from here whatever happened.
         let shared_seen = std::sync::OnceLock::<Arc<RunShared>>::new();
+        let live = LiveRun {
+            runtime: self,
+            tenant: &run.tenant,
+            shared: &shared_seen,
+        };
         let fut = async {
             let (mut store, bindings, pipes) = self
                 .instantiate(run)
                 .await
                 .map_err(|e| trap(&tenant, e, None, scrub))?;
-            let _ = shared_seen.set(store.data().shared.clone());
+            live.started(store.data().shared.clone());
             let outcome = bindings
                 .connector_runtime_connector()
                 .call_run(&mut store, &run.connector_config)

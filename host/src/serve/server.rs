@@ -221,11 +221,15 @@ impl Server {
         fleet: Option<Arc<super::fleet::FleetMode>>,
     ) -> Server {
         let capacity = options.max_concurrent_runs.clamp(1, Semaphore::MAX_PERMITS);
+        let metrics = Arc::new(Metrics::new(capacity));
+        // `/metrics` shows the progress of the runs under way (a large walk runs for hours).
+        let live = runtime.clone();
+        metrics.set_live_progress(Box::new(move || live.live_progress()));
         Server {
             inner: Arc::new(Inner {
                 runtime,
                 pool: Semaphore::new(capacity),
-                metrics: Arc::new(Metrics::new(capacity)),
+                metrics,
                 options: ServeOptions {
                     max_concurrent_runs: capacity,
                     ..options

@@ -784,10 +784,11 @@ fn registration<D: Doors>(
     let page = match p.graph.page(GraphGet::new(url.clone())) {
         Ok(page) => page,
         Err(e) if walk.source(S).pages == 0 && refused_top(&e, &url) => {
-            // Logged as a warning once per tenant (then remembered), not a run-report
-            // warning: no data is missing, the report only takes more pages.
+            // Logged once per tenant (then remembered in the cursor), at info: no data is
+            // missing and there is nothing for the operator to do; the report only takes more
+            // pages. Not a run-report warning either.
             p.graph.doors().log(
-                Level::Warn,
+                Level::Info,
                 &format!(
                     "the userRegistrationDetails report refused $top ({e}): it is read in the pages Graph chooses from now on"
                 ),

@@ -77,7 +77,8 @@ async fn a_walk_longer_than_its_runs_completes_over_several_runs_within_five_per
                 let text = e.to_string();
                 assert!(
                     text.contains("the next run resumes")
-                        && (text.contains("the checkpoint keeps phase") || text.contains("resumes there")),
+                        && (text.contains("the checkpoint keeps phase")
+                            || text.contains("resumes there")),
                     "run {runs}: the error says what was kept: {text}"
                 );
             }
@@ -118,5 +119,65 @@ async fn a_walk_longer_than_its_runs_completes_over_several_runs_within_five_per
     assert!(
         requests as f64 <= 1.05 * reference_requests as f64,
         "{requests} Graph requests over {runs} runs against {reference_requests} for one walk"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_is_read_with_top_where_graph_takes_it_and_a_refusal_is_remembered() {
+    let users = 1_500;
+    // Graph taking `$top` (as Microsoft's own PowerShell uses it): two pages of up to 999.
+    let taking = Harness::start_with_time_scale(
+        Tenant::generated(19, users),
+        EmulatorConfig {
+            registration_top: true,
+            ..EmulatorConfig::default()
+        },
+        SCALE,
+    )
+    .await;
+    taking.sync().await.expect("a walk");
+    assert_eq!(
+        taking.emulator.counters()[&Endpoint::RegistrationDetails],
+        2
+    );
+    assert_eq!(
+        taking.delta_cursor().unwrap()["registration_top_refused"],
+        false
+    );
+
+    // Graph refusing it (the v1.0 docs list only $filter and $orderby): one refused request,
+    // then Graph's own pages of 100; the refusal is remembered, so the next walk asks no more.
+    let strict = Harness::start_with_time_scale(
+        Tenant::generated(19, users),
+        EmulatorConfig::default(),
+        SCALE,
+    )
+    .await;
+    let report = strict.sync().await.expect("a walk");
+    assert!(
+        report.warnings.iter().all(|w| !w.contains("$top")),
+        "nothing is missing: no run-report warning: {:?}",
+        report.warnings
+    );
+    assert_eq!(
+        strict.emulator.counters()[&Endpoint::RegistrationDetails],
+        1 + 15
+    );
+    assert_eq!(
+        strict.delta_cursor().unwrap()["registration_top_refused"],
+        true
+    );
+    strict.age_delta_cursor(25);
+    strict.emulator.reset_counters();
+    let refresh = strict.sync().await.expect("the refresh walk");
+    assert!(refresh.full_sync, "the aged cursor makes a full walk");
+    assert_eq!(
+        strict.emulator.counters()[&Endpoint::RegistrationDetails],
+        15
+    );
+    assert_eq!(
+        last_by_uid(&strict.events()).len(),
+        users,
+        "every user delivered"
     );
 }

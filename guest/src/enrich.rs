@@ -69,6 +69,14 @@ pub struct RoleIndex {
     pub active_partial: bool,
     /// The same for eligible roles.
     pub eligible_partial: bool,
+    /// User id → the role-holding groups it is a direct member of, among those whose members
+    /// were read by this index (an incremental round reads only groups new since the last run:
+    /// see [`Enricher::known_role_groups`]).
+    pub via: HashMap<String, BTreeSet<String>>,
+    /// Group id → the (active, eligible) role names it grants.
+    pub grants: HashMap<String, (BTreeSet<String>, BTreeSet<String>)>,
+    /// User id → the (active, eligible) role names assigned to the user itself.
+    pub direct: HashMap<String, (BTreeSet<String>, BTreeSet<String>)>,
     /// Groups that hold a role, active or eligible (role-assignable groups): listed first
     /// when a user's groups must be cut to fit one event (`ocsf::map_user_within`).
     pub groups: std::collections::HashSet<String>,
@@ -87,6 +95,20 @@ impl RoleIndex {
         }
         out
     }
+}
+
+/// What one list of role assignments says (`Enricher::holders`).
+struct Holders {
+    /// User id → role names, directly or through the groups whose members were read.
+    map: HashMap<String, BTreeSet<String>>,
+    /// A group's members were refused.
+    partial: bool,
+    /// User id → role names assigned to the user itself.
+    direct: HashMap<String, BTreeSet<String>>,
+    /// Group id → role names assigned to the group.
+    grants: HashMap<String, BTreeSet<String>>,
+    /// User id → the groups (whose members were read) it holds roles through.
+    via: HashMap<String, BTreeSet<String>>,
 }
 
 /// Group memberships of every user, from one walk of `/groups/delta`.
@@ -137,6 +159,10 @@ pub struct Enricher<'g, 'a, D: Doors> {
     methods_refused: bool,
     /// A role read failed in a way a later run may not meet (`GraphError::is_passing`).
     pub roles_passing_failure: Option<String>,
+    /// Role-holding groups whose members the caller already knows (an incremental round:
+    /// from the last run, kept current by the groups delta): their members are not read
+    /// again. None: every role group's members are read.
+    pub known_role_groups: Option<std::collections::HashSet<String>>,
     /// User id → MFA vocabulary names, from a page joined against staged facts (a user not
     /// in it: unknown).
     staged_mfa: Option<HashMap<String, Vec<String>>>,
@@ -152,8 +178,15 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
             registration: None,
             methods_refused: false,
             roles_passing_failure: None,
+            known_role_groups: None,
             staged_mfa: None,
         }
+    }
+
+    /// Installs a role index computed elsewhere (an incremental round's, from the last run's
+    /// admins and the groups delta): enrichment takes roles from it, reading none.
+    pub fn install_roles(&mut self, roles: RoleIndex) {
+        self.roles = Some(roles);
     }
 
     /// Forgets what [`Enricher::install_page`] installed (after a walk's last page: later
@@ -280,11 +313,30 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
             Err(_) => HashMap::new(),
         };
         let (mut active_partial, mut eligible_partial) = (false, false);
+        let mut via: HashMap<String, BTreeSet<String>> = HashMap::new();
+        let mut grants: HashMap<String, (BTreeSet<String>, BTreeSet<String>)> = HashMap::new();
+        let mut direct: HashMap<String, (BTreeSet<String>, BTreeSet<String>)> = HashMap::new();
+        let mut fold = |h: &Holders, active: bool| {
+            for (user, groups) in &h.via {
+                via.entry(user.clone())
+                    .or_default()
+                    .extend(groups.iter().cloned());
+            }
+            for (gid, names) in &h.grants {
+                let g = grants.entry(gid.clone()).or_default();
+                if active { &mut g.0 } else { &mut g.1 }.extend(names.iter().cloned());
+            }
+            for (user, names) in &h.direct {
+                let d = direct.entry(user.clone()).or_default();
+                if active { &mut d.0 } else { &mut d.1 }.extend(names.iter().cloned());
+            }
+        };
         let active = match (definitions, active) {
             (Ok(_), Ok(items)) => match self.holders(&items, &names, report) {
-                Ok((map, partial)) => {
-                    active_partial = partial;
-                    Some(map)
+                Ok(h) => {
+                    active_partial = h.partial;
+                    fold(&h, true);
+                    Some(h.map)
                 }
                 Err(e) => {
                     self.roles_unread(report, &e);
@@ -297,9 +349,10 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
             }
         };
         let eligible = match eligible.and_then(|items| self.holders(&items, &names, report)) {
-            Ok((map, partial)) => {
-                eligible_partial = partial;
-                Some(map)
+            Ok(h) => {
+                eligible_partial = h.partial;
+                fold(&h, false);
+                Some(h.map)
             }
             Err(e) => {
                 if e.is_passing() {
@@ -324,6 +377,9 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
             eligible,
             active_partial,
             eligible_partial,
+            via,
+            grants,
+            direct,
             groups: role_groups,
         }
     }
@@ -348,13 +404,12 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
     /// direct members), and whether a group's members were refused (the map is then partial:
     /// the direct holders and the readable groups' members). A failure a later run may not meet
     /// fails the whole read.
-    #[allow(clippy::type_complexity)]
     fn holders(
         &self,
         items: &[Value],
         names: &HashMap<String, String>,
         report: &mut Report,
-    ) -> Result<(HashMap<String, BTreeSet<String>>, bool), GraphError> {
+    ) -> Result<Holders, GraphError> {
         let mut out: HashMap<String, BTreeSet<String>> = HashMap::new();
         let mut groups: HashMap<String, BTreeSet<String>> = HashMap::new();
         for a in items {
@@ -383,8 +438,21 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
                 }
             }
         }
+        let direct = out.clone();
+        let grants = groups.clone();
+        let mut via: HashMap<String, BTreeSet<String>> = HashMap::new();
+        // Groups whose members the caller knows already are not read again.
+        if let Some(known) = &self.known_role_groups {
+            groups.retain(|gid, _| !known.contains(gid));
+        }
         if groups.is_empty() {
-            return Ok((out, false));
+            return Ok(Holders {
+                map: out,
+                partial: false,
+                direct,
+                grants,
+                via,
+            });
         }
         // A group id that would change the request's path (`.`, `..`: graph/encode.rs) is
         // skipped with a warning, as a user without a usable id is.
@@ -443,10 +511,17 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
                     out.entry(id.to_string())
                         .or_default()
                         .extend(granted.iter().cloned());
+                    via.entry(id.to_string()).or_default().insert(gid.clone());
                 }
             }
         }
-        Ok((out, partial))
+        Ok(Holders {
+            map: out,
+            partial,
+            direct,
+            grants,
+            via,
+        })
     }
 
     /// Every group with its direct user members, from one full round of `/groups/delta`.

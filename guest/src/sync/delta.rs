@@ -24,7 +24,7 @@
 //! Killed at any point, the next run resumes from the last committed page: events of the
 //! page in flight may be delivered twice, none are lost.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -34,7 +34,7 @@ use super::{users_by_id, Entry, Pipeline, Report, MAX_IN_FILTER, USER_SELECT};
 use crate::config::{Config, SignIn};
 use crate::doors::KvWrite;
 use crate::doors::{Doors, Level};
-use crate::enrich::is_not_licensed;
+use crate::enrich::{is_not_licensed, RoleIndex};
 use crate::error::ConnectorError;
 use crate::facts::Facts;
 use crate::graph::{GraphClient, GraphError, GraphGet, Trail};
@@ -295,7 +295,15 @@ pub fn run<D: Doors>(
         p.facts = place.cursor.facts_gen.as_deref().map(Facts::new);
         // Memberships first, so a user emitted from users/delta carries its current groups
         // (and one whose groups and properties both changed is emitted once, complete).
-        let memberships = membership_changes(&mut p, &mut place)?;
+        let (member_users, groups_link, links) = membership_changes(&mut p, &mut place)?;
+        // Roles before the users, so every user emitted carries its current roles.
+        let before = match place.cursor.facts_gen.clone() {
+            Some(gen) if place.cursor.admin_shards > 0 => {
+                staged::load_admins(doors, &gen, place.cursor.admin_shards)?
+            }
+            _ => None,
+        };
+        let after = roles_now(&mut p, &place, before.as_ref(), &links)?;
         match place.cursor.link.clone() {
             Some(link) => match walk(&mut p, &mut place, Round::Changes, link) {
                 Ok(()) => {}
@@ -313,7 +321,13 @@ pub fn run<D: Doors>(
             None => start_full(&mut place.cursor, now),
         }
         if place.cursor.round == Round::Changes {
-            relation_changes(&mut p, &mut place, memberships)?;
+            relation_changes(
+                &mut p,
+                &mut place,
+                (member_users, groups_link),
+                before,
+                after,
+            )?;
         }
         p.sign_ins_per_page = false;
         let age = now - place.cursor.last_full_ms;
@@ -340,6 +354,9 @@ pub fn run<D: Doors>(
             place.cursor.round_started_ms = now;
         }
         p.report.full_sync = place.cursor.walk.is_none() && place.cursor.link.is_none();
+        // A walk reads the roles whole, whatever an incremental round of this run installed.
+        p.enricher.clear_page();
+        p.enricher.known_role_groups = None;
         // The tenant-wide sources, staged page by page (resumed where a run stopped), then
         // the users, each page joined against what they taught.
         staged::prepare(&mut p, &mut place)?;
@@ -578,12 +595,93 @@ fn sweep_url(config: &Config, select: &str) -> String {
     config.graph_url(&format!("/users?$select={select}&$top={SIGN_IN_PAGE}"))
 }
 
-/// The admins of the role index as the cursor stores them; None when the active assignments
-/// were not read (the stored set is then kept as it was).
-fn current_admins<D: Doors>(p: &mut Pipeline<'_, '_, D>) -> Option<Admins> {
-    let roles = p.enricher.roles(&mut p.report);
-    roles.active.as_ref()?;
-    Some(roles.admins().into_iter().collect())
+/// The admins now, for an incremental round. The assignments are read (a few requests for
+/// the tenant), but not the members of the role groups the last run knew: who is in them
+/// comes from the last run's admins (`via`) and the groups delta's member links. Only a group
+/// that holds a role for the first time has its members read. The result is installed as the
+/// enricher's role index, so every user this run emits carries it. None when the assignments
+/// could not be read (or no facts generation is known: then every group's members are read,
+/// as in a walk).
+fn roles_now<D: Doors>(
+    p: &mut Pipeline<'_, '_, D>,
+    place: &Place<'_, '_, D>,
+    before: Option<&Admins>,
+    links: &[LinkChange],
+) -> Result<Option<Admins>, ConnectorError> {
+    let known = match (&place.cursor.facts_gen, before) {
+        (Some(gen), Some(_)) => staged::load_role_groups(p.graph.doors(), gen)?,
+        _ => None,
+    };
+    let known: Option<HashSet<String>> = known.map(|k| k.groups.into_iter().collect());
+    p.enricher.known_role_groups = known.clone();
+    let index = p.enricher.roles(&mut p.report);
+    if index.active.is_none() {
+        return Ok(None);
+    }
+    let mut via: HashMap<String, BTreeSet<String>> = HashMap::new();
+    if let (Some(before), Some(known)) = (before, &known) {
+        for (id, admin) in before {
+            let kept = admin.via.iter().filter(|g| known.contains(*g)).cloned();
+            via.entry(id.clone()).or_default().extend(kept);
+        }
+    }
+    for (id, groups) in &index.via {
+        via.entry(id.clone())
+            .or_default()
+            .extend(groups.iter().cloned());
+    }
+    for (user, group, _, added) in links {
+        if !index.grants.contains_key(group) {
+            continue;
+        }
+        let groups = via.entry(user.clone()).or_default();
+        if *added {
+            groups.insert(group.clone());
+        } else {
+            groups.remove(group);
+        }
+    }
+    let mut after = Admins::new();
+    let users: BTreeSet<&String> = index.direct.keys().chain(via.keys()).collect();
+    for id in users {
+        let (mut active, mut eligible) = index.direct.get(id).cloned().unwrap_or_default();
+        let mut through = Vec::new();
+        for g in via.get(id).into_iter().flatten() {
+            if let Some((a, e)) = index.grants.get(g) {
+                active.extend(a.iter().cloned());
+                eligible.extend(e.iter().cloned());
+                through.push(g.clone());
+            }
+        }
+        if active.is_empty() && eligible.is_empty() {
+            continue;
+        }
+        after.insert(
+            id.clone(),
+            staged::Admin {
+                active: active.into_iter().collect(),
+                eligible: eligible.into_iter().collect(),
+                via: through,
+            },
+        );
+    }
+    let to_map = |pick: fn(&staged::Admin) -> &Vec<String>| -> HashMap<String, BTreeSet<String>> {
+        after
+            .iter()
+            .filter(|(_, a)| !pick(a).is_empty())
+            .map(|(id, a)| (id.clone(), pick(a).iter().cloned().collect()))
+            .collect()
+    };
+    let installed = RoleIndex {
+        active: Some(to_map(|a| &a.active)),
+        eligible: index.eligible.is_some().then(|| to_map(|a| &a.eligible)),
+        active_partial: index.active_partial,
+        eligible_partial: index.eligible_partial,
+        groups: index.groups.clone(),
+        ..RoleIndex::default()
+    };
+    p.enricher.install_roles(installed);
+    Ok(Some(after))
 }
 
 /// Membership and role changes since the last run, which `users/delta` does not report:
@@ -592,20 +690,19 @@ fn relation_changes<D: Doors>(
     p: &mut Pipeline<'_, '_, D>,
     place: &mut Place<'_, '_, D>,
     memberships: (BTreeSet<String>, Option<String>),
+    before: Option<Admins>,
+    now_admins: Option<Admins>,
 ) -> Result<(), ConnectorError> {
     let (mut changed, groups_link) = memberships;
-    // Roles: the assignments are re-read every run (a few requests for the whole tenant) and
-    // compared with the admins the facts generation holds.
-    let now_admins = current_admins(p);
-    let before = match place.cursor.facts_gen.clone() {
-        Some(gen) if place.cursor.admin_shards > 0 => {
-            staged::load_admins(p.graph.doors(), &gen, place.cursor.admin_shards)?
-        }
-        _ => None,
-    };
+    // Roles: whose roles differ from the last run's.
     if let (Some(before), Some(after)) = (&before, &now_admins) {
         for id in before.keys().chain(after.keys()) {
-            if before.get(id) != after.get(id) {
+            let same = match (before.get(id), after.get(id)) {
+                (Some(a), Some(b)) => a.same_roles(b),
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
                 changed.insert(id.clone());
             }
         }
@@ -628,7 +725,7 @@ fn relation_changes<D: Doors>(
     place.cursor.groups_link = groups_link;
     let mut writes = Vec::new();
     if let (Some(after), Some(gen)) = (&now_admins, place.cursor.facts_gen.clone()) {
-        if before.as_ref() != Some(after) {
+        if before.as_ref() != Some(after) || place.cursor.admin_shards == 0 {
             let (w, shards) = staged::admin_writes(&gen, after, place.cursor.admin_shards)?;
             writes = w;
             place.cursor.admin_shards = shards;
@@ -642,12 +739,13 @@ fn relation_changes<D: Doors>(
 /// delta link of the last walk lists changed groups with only their changed member links.
 /// They are applied to the facts (saved before any cursor that relies on them: applying a
 /// change twice is the same as once). Returns the users concerned and the next groups link.
+#[allow(clippy::type_complexity)]
 fn membership_changes<D: Doors>(
     p: &mut Pipeline<'_, '_, D>,
     place: &mut Place<'_, '_, D>,
-) -> Result<(BTreeSet<String>, Option<String>), ConnectorError> {
+) -> Result<(BTreeSet<String>, Option<String>, Vec<LinkChange>), ConnectorError> {
     let Some(link) = place.cursor.groups_link.clone() else {
-        return Ok((BTreeSet::new(), None));
+        return Ok((BTreeSet::new(), None, Vec::new()));
     };
     match read_group_changes(p, link) {
         Ok((users, next, links)) => {
@@ -655,7 +753,7 @@ fn membership_changes<D: Doors>(
                 facts.apply_memberships(p.graph.doors(), &links)?;
             }
             p.save_facts()?;
-            Ok((users, next))
+            Ok((users, next, links))
         }
         Err(e) => {
             let doors = p.graph.doors();
@@ -665,7 +763,7 @@ fn membership_changes<D: Doors>(
                     "the groups/delta link was refused ({e}): membership changes arrive with the next full walk (refresh_hours)"
                 ),
             );
-            Ok((BTreeSet::new(), None))
+            Ok((BTreeSet::new(), None, Vec::new()))
         }
     }
 }

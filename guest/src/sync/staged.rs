@@ -279,15 +279,68 @@ struct MemberRow(u64, u64);
 #[derive(Serialize, Deserialize)]
 struct RegistrationRow(u64, Option<bool>, Vec<String>);
 
+/// What a user holding a role holds, and through which role-holding groups.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Admin {
+    /// Active role names, sorted.
+    pub active: Vec<String>,
+    /// Eligible role names, sorted.
+    pub eligible: Vec<String>,
+    /// The role-holding groups the user is a direct member of, sorted: an incremental round
+    /// keeps them current from the groups delta instead of reading the groups' members.
+    pub via: Vec<String>,
+}
+
+impl Admin {
+    /// Whether two records hold the same roles (the groups they come through aside).
+    pub fn same_roles(&self, other: &Admin) -> bool {
+        self.active == other.active && self.eligible == other.eligible
+    }
+}
+
 /// The users holding a role, one shard of them.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AdminShard {
-    /// (user id, active role names, eligible role names).
-    pub users: Vec<(String, Vec<String>, Vec<String>)>,
+    /// (user id, what it holds).
+    pub users: Vec<(String, Admin)>,
 }
 
-/// Admins: user id → (active, eligible) role names.
-pub type Admins = std::collections::BTreeMap<String, (Vec<String>, Vec<String>)>;
+/// Admins: user id → what it holds.
+pub type Admins = std::collections::BTreeMap<String, Admin>;
+
+/// The groups that held a role at the last run and whose members are known (from the
+/// `via` of the admins): at most 500 in a tenant ("Use Microsoft Entra groups to manage
+/// role assignments", groups-concept.md: a maximum of 500 role-assignable groups per
+/// tenant), so one small value.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoleGroups {
+    /// Group ids, sorted.
+    pub groups: Vec<String>,
+}
+
+fn role_groups_key(gen: &str) -> String {
+    format!("facts/{gen}/role-groups")
+}
+
+/// The admins of a role index read whole (every role group's members read), with the
+/// groups each holds roles through.
+pub fn admins_of(index: &RoleIndex) -> Admins {
+    let mut out = Admins::new();
+    for (id, names) in index.active.iter().flatten() {
+        out.entry(id.clone()).or_default().active = names.iter().cloned().collect();
+    }
+    for (id, names) in index.eligible.iter().flatten() {
+        out.entry(id.clone()).or_default().eligible = names.iter().cloned().collect();
+    }
+    for (id, admin) in out.iter_mut() {
+        admin.via = index
+            .via
+            .get(id)
+            .map(|g| g.iter().cloned().collect())
+            .unwrap_or_default();
+    }
+    out
+}
 
 /// Admins per shard (~100 bytes each: ~500 KB a value).
 const ADMINS_PER_SHARD: usize = 5_000;
@@ -304,11 +357,9 @@ pub fn admin_writes(
 ) -> Result<(Vec<KvWrite>, u32), ConnectorError> {
     let shards = admins.len().div_ceil(ADMINS_PER_SHARD).max(1) as u32;
     let mut split: Vec<AdminShard> = vec![AdminShard::default(); shards as usize];
-    for (id, (active, eligible)) in admins {
+    for (id, admin) in admins {
         let n = (id_hash(id) % u64::from(shards)) as usize;
-        split[n]
-            .users
-            .push((id.clone(), active.clone(), eligible.clone()));
+        split[n].users.push((id.clone(), admin.clone()));
     }
     let mut writes = Vec::new();
     for (n, shard) in split.iter().enumerate() {
@@ -317,7 +368,31 @@ pub fn admin_writes(
     for n in shards..old {
         writes.push(KvWrite::delete(admin_key(gen, n)));
     }
+    let mut groups: Vec<String> = admins
+        .values()
+        .flat_map(|a| a.via.iter().cloned())
+        .collect::<HashSet<String>>()
+        .into_iter()
+        .collect();
+    groups.sort();
+    writes.push(KvWrite::put(
+        role_groups_key(gen),
+        encode(&RoleGroups { groups })?,
+    ));
     Ok((writes, shards))
+}
+
+/// Reads generation `gen`'s role groups (None when missing or unreadable).
+pub fn load_role_groups<D: Doors>(
+    doors: &D,
+    gen: &str,
+) -> Result<Option<RoleGroups>, ConnectorError> {
+    let value = facts::get_many(doors, &[role_groups_key(gen)])?;
+    Ok(value
+        .into_iter()
+        .next()
+        .flatten()
+        .and_then(|v| decode::<RoleGroups>(&v)))
 }
 
 /// Reads generation `gen`'s admins (None when a shard is missing or unreadable).
@@ -332,8 +407,8 @@ pub fn load_admins<D: Doors>(
         let Some(shard) = value.as_deref().and_then(decode::<AdminShard>) else {
             return Ok(None);
         };
-        for (id, active, eligible) in shard.users {
-            out.insert(id, (active, eligible));
+        for (id, admin) in shard.users {
+            out.insert(id, admin);
         }
     }
     Ok(Some(out))
@@ -734,7 +809,7 @@ fn roles<D: Doors>(
     let mut role_groups: Vec<String> = index.groups.iter().cloned().collect();
     role_groups.sort();
     walk.role_groups = role_groups;
-    let admins: Admins = index.admins().into_iter().collect();
+    let admins = admins_of(index);
     if !roles_read {
         walk.unavailable("roleAssignments");
     }
@@ -926,12 +1001,12 @@ fn build<D: Doors>(
                 }
             }
         })?;
-        for (id, (active, eligible)) in &admins {
+        for (id, admin) in &admins {
             let h = id_hash(id);
             if mine(h) {
                 let f = users.entry(h).or_default();
-                f.roles = active.clone();
-                f.eligible = eligible.clone();
+                f.roles = admin.active.clone();
+                f.eligible = admin.eligible.clone();
             }
         }
         let writes = users
@@ -1053,6 +1128,7 @@ pub fn join<D: Doors>(
             active_partial: stage.roles_partial,
             eligible_partial: stage.eligible_partial,
             groups: stage.role_groups.clone(),
+            ..RoleIndex::default()
         },
         sign_ins: stage.sign_ins_read.then_some(sign_ins),
         is_admin,
@@ -1530,6 +1606,104 @@ mod tests {
             vec![vec!["All".to_string(), "Admins".to_string()]]
         );
         assert_eq!(events.len(), 2, "{events:#?}");
+    }
+
+    #[test]
+    fn an_incremental_round_follows_role_groups_from_the_groups_delta_without_reading_their_members(
+    ) {
+        // g2 ("Admins") holds the custom role "Helpdesk Tier 2": the walk reads its members
+        // (u1). Then u1 leaves it and u3 joins (groups delta): the next round knows who holds
+        // the role without reading g2's members again.
+        let cfg = config();
+        let doors = FakeDoors::new(|_, r: &HttpRequest| {
+            let path = r.url.strip_prefix(G).unwrap_or(&r.url);
+            let body = |v: Value| json(200, &[], &v.to_string());
+            match path {
+                "/roleManagement/directory/roleDefinitions" => {
+                    return body(serde_json::json!({"value": [
+                        {"id": "ga", "displayName": "Global Administrator"},
+                        {"id": "hd", "displayName": "Helpdesk Tier 2"}]}))
+                }
+                "/roleManagement/directory/roleAssignments?$expand=principal" => {
+                    return body(serde_json::json!({"value": [
+                        {"principalId": "u2", "roleDefinitionId": "ga",
+                         "principal": {"@odata.type": "#microsoft.graph.user", "id": "u2"}},
+                        {"principalId": "g2", "roleDefinitionId": "hd",
+                         "principal": {"@odata.type": "#microsoft.graph.group", "id": "g2"}}]}))
+                }
+                "/$batch" => {
+                    let req: Value = serde_json::from_slice(r.body.as_ref().unwrap()).unwrap();
+                    let responses: Vec<Value> = req["requests"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|item| {
+                            let value = if item["url"].as_str().unwrap().starts_with("/groups/g2/members") {
+                                serde_json::json!([{"@odata.type": "#microsoft.graph.user", "id": "u1"}])
+                            } else {
+                                serde_json::json!([])
+                            };
+                            serde_json::json!({"id": item["id"], "status": 200, "body": {"value": value}})
+                        })
+                        .collect();
+                    return body(serde_json::json!({ "responses": responses }));
+                }
+                "/users/delta?$deltatoken=dd" => {
+                    return body(serde_json::json!({"value": [],
+                        "@odata.deltaLink": format!("{G}/users/delta?$deltatoken=dd2")}))
+                }
+                "/groups/delta?$deltatoken=gd" => {
+                    return body(serde_json::json!({"value": [{"id": "g2",
+                        "members@delta": [{"id": "u1", "@removed": {"reason": "deleted"}}, {"id": "u3"}]}],
+                        "@odata.deltaLink": format!("{G}/groups/delta?$deltatoken=gd2")}))
+                }
+                _ => {}
+            }
+            if path.starts_with("/users?$filter=id") {
+                let found: Vec<Value> = ["u1", "u2", "u3"]
+                    .iter()
+                    .filter(|id| {
+                        path.contains(&format!("%27{id}%27")) || path.contains(&format!("'{id}'"))
+                    })
+                    .map(|id| user(id))
+                    .collect();
+                return body(serde_json::json!({ "value": found }));
+            }
+            tenant(r, false)
+        });
+        super::super::run(&doors, &cfg, "0.1.0").expect("the walk");
+        let walked = last_events(&doors);
+        assert_eq!(walked["u1"]["user"]["type"], "Admin", "through g2");
+        let (calls, events) = (doors.calls.borrow().len(), doors.events.borrow().len());
+        super::super::run(&doors, &cfg, "0.1.0").expect("the incremental round");
+        let asked: Vec<String> = doors.calls.borrow()[calls..]
+            .iter()
+            .flat_map(|(_, reqs)| reqs.iter())
+            .flat_map(|r| {
+                let mut urls = vec![r.url.clone()];
+                if r.url.ends_with("/$batch") {
+                    let b: Value = serde_json::from_slice(r.body.as_ref().unwrap()).unwrap();
+                    for item in b["requests"].as_array().unwrap() {
+                        urls.push(item["url"].as_str().unwrap().to_string());
+                    }
+                }
+                urls
+            })
+            .collect();
+        assert!(
+            asked.iter().all(|u| !u.contains("/groups/g2/members")),
+            "g2's members were not read again: {asked:#?}"
+        );
+        let round: HashMap<String, Value> = doors.events.borrow()[events..]
+            .iter()
+            .map(|e| serde_json::from_str::<Value>(e).unwrap())
+            .map(|e| (e["user"]["uid"].as_str().unwrap().to_string(), e))
+            .collect();
+        assert_eq!(round.len(), 2, "u1 and u3 changed: {:?}", round.keys());
+        assert_eq!(round["u1"]["user"]["type"], "User", "left g2");
+        assert_eq!(round["u3"]["user"]["type"], "Admin", "joined g2");
+        let roles = &round["u3"]["enrichments"][0]["data"]["roles"];
+        assert_eq!(roles, &serde_json::json!(["Helpdesk Tier 2"]), "{roles}");
     }
 
     #[test]

@@ -301,6 +301,19 @@ pub mod fake {
         }
     }
 
+    /// The configuration of the unit tests' fake Graph (`https://graph.test`).
+    pub fn graph_test_config() -> crate::config::Config {
+        crate::config::Config::parse(&[
+            ("tenant_id".to_string(), "t".to_string()),
+            ("client_id".to_string(), "c".to_string()),
+            (
+                "graph_endpoint".to_string(),
+                "https://graph.test".to_string(),
+            ),
+        ])
+        .expect("the test configuration parses")
+    }
+
     /// A JSON response.
     pub fn json(status: u16, headers: &[(&str, &str)], body: &str) -> HttpResponse {
         HttpResponse {

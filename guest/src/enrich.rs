@@ -817,15 +817,7 @@ mod tests {
     use crate::doors::HttpResponse;
 
     fn config() -> Config {
-        Config::parse(&[
-            ("tenant_id".to_string(), "t".to_string()),
-            ("client_id".to_string(), "c".to_string()),
-            (
-                "graph_endpoint".to_string(),
-                "https://graph.test".to_string(),
-            ),
-        ])
-        .unwrap()
+        crate::doors::fake::graph_test_config()
     }
 
     /// A tiny Graph: role definitions (built-in and custom), active assignments to a user at

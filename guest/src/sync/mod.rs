@@ -592,15 +592,7 @@ mod tests {
     use crate::doors::{HttpRequest, HttpResponse};
 
     fn config() -> Config {
-        Config::parse(&[
-            ("tenant_id".to_string(), "t".to_string()),
-            ("client_id".to_string(), "c".to_string()),
-            (
-                "graph_endpoint".to_string(),
-                "https://graph.test".to_string(),
-            ),
-        ])
-        .unwrap()
+        crate::doors::fake::graph_test_config()
     }
 
     /// A Graph with no roles, groups or methods: a token, empty lists, and `$batch` items

@@ -245,6 +245,24 @@ impl Walk {
         Ok(())
     }
 
+    /// Counts a page of a listing with one item per user (sign-in data, the report) that
+    /// brought `next`; returns whether the listing is finished (read whole).
+    fn per_user_page(&mut self, source: Source, items: usize, next: Option<String>) -> bool {
+        let n = items as u64;
+        self.users_listed = self
+            .users_listed
+            .max(self.source(source).items.saturating_add(n));
+        let l = self.source_mut(source);
+        l.items = l.items.saturating_add(n);
+        l.pages += 1;
+        l.link = next;
+        let done = l.link.is_none();
+        if done {
+            self.end(source, true);
+        }
+        done
+    }
+
     fn unavailable(&mut self, what: &str) {
         if !self.unavailable.iter().any(|u| u == what) {
             self.unavailable.push(what.to_string());
@@ -629,16 +647,7 @@ fn sign_ins<D: Doors>(
         .collect();
     let mut writes = Vec::new();
     walk.record(S, &rows, &mut writes)?;
-    let n = page.items.len() as u64;
-    walk.users_listed = walk
-        .users_listed
-        .max(walk.source(S).items.saturating_add(n));
-    let l = walk.source_mut(S);
-    l.items = l.items.saturating_add(n);
-    l.pages += 1;
-    l.link = page.next_link;
-    if l.link.is_none() {
-        walk.end(S, true);
+    if walk.per_user_page(S, page.items.len(), page.next_link) {
         p.graph.note_users(walk.users_listed);
     }
     commit(p, place, walk, writes)
@@ -895,17 +904,7 @@ fn registration<D: Doors>(
         .collect();
     let mut writes = Vec::new();
     walk.record(S, &rows, &mut writes)?;
-    let n = page.items.len() as u64;
-    walk.users_listed = walk
-        .users_listed
-        .max(walk.source(S).items.saturating_add(n));
-    let l = walk.source_mut(S);
-    l.items = l.items.saturating_add(n);
-    l.pages += 1;
-    l.link = page.next_link;
-    if l.link.is_none() {
-        walk.end(S, true);
-    }
+    walk.per_user_page(S, page.items.len(), page.next_link);
     commit(p, place, walk, writes)
 }
 
@@ -1193,15 +1192,7 @@ mod tests {
     const G: &str = "https://graph.test/v1.0";
 
     fn config() -> Config {
-        Config::parse(&[
-            ("tenant_id".to_string(), "t".to_string()),
-            ("client_id".to_string(), "c".to_string()),
-            (
-                "graph_endpoint".to_string(),
-                "https://graph.test".to_string(),
-            ),
-        ])
-        .unwrap()
+        crate::doors::fake::graph_test_config()
     }
 
     fn user(id: &str) -> Value {

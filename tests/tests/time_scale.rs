@@ -95,11 +95,7 @@ async fn a_paced_full_sync_completes_in_compressed_time_with_few_429s() {
         fast < uncompressed,
         "{fast:?} real for {uncompressed:?} of windows"
     );
-
-    let (real, report, h) = full_sync(USERS, 1).await;
-    assert_every_user_once(&h, USERS);
-    assert_eq!(report.events_written, USERS as u64);
-    let throttled = h.emulator.throttled_responses();
-    println!("k = 1: {USERS} users in {real:?} real, {throttled} x 429");
-    assert!(throttled <= 2, "{throttled} x 429 in real time");
+    // The same sync in real time took 33.0 s on the 2-core machine (README, "Figures"); it is
+    // not repeated here: the suite's time matters more than a printed comparison, and pacing
+    // at real time is what every other end-to-end test runs.
 }

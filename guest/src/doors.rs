@@ -314,6 +314,27 @@ pub mod fake {
         .expect("the test configuration parses")
     }
 
+    /// The answer of a fake Graph to a `$batch` request: each item answered 200 with the
+    /// `value` list `items` gives for its URL.
+    pub fn batch_reply(r: &HttpRequest, items: impl Fn(&str) -> serde_json::Value) -> HttpResponse {
+        let req: serde_json::Value =
+            serde_json::from_slice(r.body.as_ref().expect("a $batch body")).expect("JSON");
+        let responses: Vec<serde_json::Value> = req["requests"]
+            .as_array()
+            .expect("a requests list")
+            .iter()
+            .map(|item| {
+                let value = items(item["url"].as_str().unwrap_or(""));
+                serde_json::json!({"id": item["id"], "status": 200, "body": {"value": value}})
+            })
+            .collect();
+        json(
+            200,
+            &[],
+            &serde_json::json!({ "responses": responses }).to_string(),
+        )
+    }
+
     /// A JSON response.
     pub fn json(status: u16, headers: &[(&str, &str)], body: &str) -> HttpResponse {
         HttpResponse {

@@ -83,8 +83,9 @@ pub struct RoleIndex {
 }
 
 impl RoleIndex {
-    /// Users holding any role, with (active, eligible) names: what the cursor remembers to see
-    /// role changes between runs.
+    /// Users holding any role, with (active, eligible) names (the tests' view; a walk keeps
+    /// `sync::staged::admins_of`, which adds the groups each holds roles through).
+    #[cfg(test)]
     pub fn admins(&self) -> HashMap<String, (Vec<String>, Vec<String>)> {
         let mut out: HashMap<String, (Vec<String>, Vec<String>)> = HashMap::new();
         for (id, names) in self.active.iter().flatten() {

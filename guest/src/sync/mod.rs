@@ -604,18 +604,7 @@ mod tests {
         if !r.url.ends_with("/$batch") {
             return json(200, &[], r#"{"value":[]}"#);
         }
-        let body: Value = serde_json::from_slice(r.body.as_ref().unwrap()).unwrap();
-        let responses: Vec<Value> = body["requests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|item| serde_json::json!({"id": item["id"], "status": 200, "body": {"value": []}}))
-            .collect();
-        json(
-            200,
-            &[],
-            &serde_json::json!({ "responses": responses }).to_string(),
-        )
+        crate::doors::fake::batch_reply(r, |_| serde_json::json!([]))
     }
 
     /// Every URL the fake Graph was asked for, `$batch` items included.

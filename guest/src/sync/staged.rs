@@ -1186,7 +1186,7 @@ pub const LEGACY: &str = "legacy-facts";
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::doors::fake::{json, FakeDoors};
+    use crate::doors::fake::{batch_reply, json, FakeDoors};
     use crate::doors::{HttpRequest, HttpResponse};
 
     const G: &str = "https://graph.test/v1.0";
@@ -1543,14 +1543,7 @@ mod tests {
                     "@odata.deltaLink": format!("{G}/groups/delta?$deltatoken=gd2")}));
             }
             if path == "/$batch" {
-                let req: Value = serde_json::from_slice(r.body.as_ref().unwrap()).unwrap();
-                let responses: Vec<Value> = req["requests"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|item| serde_json::json!({"id": item["id"], "status": 200, "body": {"value": []}}))
-                    .collect();
-                return body(serde_json::json!({ "responses": responses }));
+                return batch_reply(r, |_| serde_json::json!([]));
             }
             if path.starts_with("/users?$filter=id") {
                 let found: Vec<Value> = ["u1", "u2", "u3"]
@@ -1623,21 +1616,13 @@ mod tests {
                          "principal": {"@odata.type": "#microsoft.graph.group", "id": "g2"}}]}))
                 }
                 "/$batch" => {
-                    let req: Value = serde_json::from_slice(r.body.as_ref().unwrap()).unwrap();
-                    let responses: Vec<Value> = req["requests"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|item| {
-                            let value = if item["url"].as_str().unwrap().starts_with("/groups/g2/members") {
-                                serde_json::json!([{"@odata.type": "#microsoft.graph.user", "id": "u1"}])
-                            } else {
-                                serde_json::json!([])
-                            };
-                            serde_json::json!({"id": item["id"], "status": 200, "body": {"value": value}})
-                        })
-                        .collect();
-                    return body(serde_json::json!({ "responses": responses }));
+                    return batch_reply(r, |url| {
+                        if url.starts_with("/groups/g2/members") {
+                            serde_json::json!([{"@odata.type": "#microsoft.graph.user", "id": "u1"}])
+                        } else {
+                            serde_json::json!([])
+                        }
+                    })
                 }
                 "/users/delta?$deltatoken=dd" => {
                     return body(serde_json::json!({"value": [],

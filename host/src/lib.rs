@@ -24,7 +24,8 @@ pub use doors::http::EgressPolicy;
 pub use doors::log::Progress;
 pub use error::RunError;
 pub use runtime::{
-    LimitKind, RunOutcome, RunReport, Runtime, RuntimeLimits, RuntimeOptions, TenantRun, TimeScale,
+    LimitKind, RunFigures, RunOutcome, RunReport, Runtime, RuntimeLimits, RuntimeOptions,
+    TenantRun, TimeScale,
 };
 
 /// The Entra ID users connector component built from `guest/`, embedded in the host.

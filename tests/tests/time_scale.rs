@@ -44,9 +44,31 @@ async fn a_guest_sleep_lasts_one_kth_of_the_time_asked() {
     fault.count = 1;
     h.emulator.add_fault(fault);
     let started = Instant::now();
-    let report = h.sync().await.expect("the run succeeds after the pause");
+    // The run's figures, taken while it runs and read after it ended (RunFigures outlives it).
+    let watch = async {
+        loop {
+            if let Some(figures) = h.runtime.live_run(&h.run.tenant) {
+                return figures;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    let (report, figures) = tokio::join!(h.sync(), watch);
+    let report = report.expect("the run succeeds after the pause");
     let real = started.elapsed();
     println!("k = {K}: a Retry-After of 50 s took {real:?} of real time (the whole run)");
+    // The host counts the guest's sleeps in real time: the 50 virtual seconds are 1 s, less
+    // what of them had passed when the guest went to sleep (its own work since the 429).
+    let slept = figures.slept();
+    assert!(
+        slept >= Duration::from_millis(900) && slept < Duration::from_secs(5),
+        "the host counts the compressed wait: {slept:?}"
+    );
+    assert_eq!(
+        figures.peak_guest_memory_bytes(),
+        report.peak_guest_memory_bytes,
+        "the live figures are the report's"
+    );
     assert_eq!(report.events_written, 20);
     assert_eq!(report.http_status.get(&429), Some(&1), "{report:?}");
     assert!(

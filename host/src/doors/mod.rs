@@ -57,6 +57,9 @@ pub(crate) struct RunShared {
     /// The most linear memory the guest held at once, bytes (written by the run's
     /// `RunLimiter`; here so it outlives a store dropped at the timeout).
     pub peak_memory: Arc<AtomicU64>,
+    /// Real time the guest asked to sleep (monotonic-clock subscriptions), nanoseconds: with a
+    /// time scale, what its waits cost in real time (a benchmark projects them to real time).
+    slept_nanos: AtomicU64,
 }
 
 impl RunShared {
@@ -70,6 +73,7 @@ impl RunShared {
             limit_hit: Mutex::new(None),
             progress: Mutex::new(log::ProgressLog::default()),
             peak_memory: Arc::new(AtomicU64::new(0)),
+            slept_nanos: AtomicU64::new(0),
         }
     }
 
@@ -92,6 +96,16 @@ impl RunShared {
     /// The most linear memory the guest held at once so far, bytes.
     pub fn peak_memory(&self) -> u64 {
         self.peak_memory.load(Ordering::Relaxed)
+    }
+
+    /// Counts a sleep of the guest, real nanoseconds.
+    pub fn slept(&self, nanos: u64) {
+        self.slept_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Real time the guest asked to sleep so far.
+    pub fn slept_total(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.slept_nanos.load(Ordering::Relaxed))
     }
 
     /// Entering a host call (every door calls this first).

@@ -162,6 +162,7 @@ impl HostMonotonicClock for ScaledMonotonicClock {
 pub(crate) struct ScaledClocks<'a> {
     inner: WasiClocksCtxView<'a>,
     factor: u32,
+    shared: &'a crate::doors::RunShared,
 }
 
 impl ScaledClocks<'_> {
@@ -186,6 +187,7 @@ impl monotonic_clock::Host for ScaledClocks<'_> {
     ) -> wasmtime::Result<Resource<DynPollable>> {
         let now = monotonic_clock::Host::now(&mut self.inner)?;
         let wait = self.real(when.saturating_sub(now));
+        self.shared.slept(wait);
         monotonic_clock::Host::subscribe_duration(&mut self.inner, wait)
     }
 
@@ -194,6 +196,7 @@ impl monotonic_clock::Host for ScaledClocks<'_> {
         duration: monotonic_clock::Duration,
     ) -> wasmtime::Result<Resource<DynPollable>> {
         let wait = self.real(duration);
+        self.shared.slept(wait);
         monotonic_clock::Host::subscribe_duration(&mut self.inner, wait)
     }
 }
@@ -208,6 +211,7 @@ impl wasmtime::component::HasData for ScaledClocksData {
 fn scaled_clocks(state: &mut RunState) -> ScaledClocks<'_> {
     ScaledClocks {
         factor: state.time_factor,
+        shared: &state.shared,
         inner: WasiClocksCtxView {
             ctx: state.wasi.clocks(),
             table: &mut state.table,

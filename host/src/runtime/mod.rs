@@ -431,6 +431,29 @@ pub struct RunReport {
     pub progress: Option<Progress>,
 }
 
+/// A run's figures as they stand, readable during the run and after it however it ended
+/// ([`Runtime::live_run`]).
+#[derive(Clone)]
+pub struct RunFigures(Arc<RunShared>);
+
+impl RunFigures {
+    /// The most linear memory the guest held at once so far, bytes.
+    pub fn peak_guest_memory_bytes(&self) -> u64 {
+        self.0.peak_memory()
+    }
+
+    /// Real time the guest asked to sleep so far (its pacing waits, shortened by the run's
+    /// time scale).
+    pub fn slept(&self) -> Duration {
+        self.0.slept_total()
+    }
+
+    /// The latest progress the guest reported.
+    pub fn progress(&self) -> Option<Progress> {
+        self.0.progress()
+    }
+}
+
 /// One probe of `check`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Probe {
@@ -595,6 +618,14 @@ impl Runtime {
     pub fn progress(&self, tenant: &str) -> Option<Progress> {
         let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         live.get(tenant).and_then(|s| s.progress())
+    }
+
+    /// The shared state of the tenant's run under way (progress, peak guest memory, time
+    /// slept), if one is: it outlives the run, so a caller holding it reads a stopped run's
+    /// figures too (the scale benchmark does).
+    pub fn live_run(&self, tenant: &str) -> Option<RunFigures> {
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.get(tenant).cloned().map(RunFigures)
     }
 
     /// The latest progress of every run under way that reported one, by tenant.

@@ -35,7 +35,7 @@
 //! Join cost per page of users: 1 `get-many` of ≤ 200 user keys, 1 of the group names not in
 //! the cache (≤ 1,000 keys a call), and the cursor commit: three checkpoint round trips.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -47,16 +47,35 @@ use crate::doors::{Doors, KvWrite, Level, Progress};
 use crate::enrich::{is_not_licensed, methods_registered, refusal, Memberships, RoleIndex};
 use crate::error::ConnectorError;
 use crate::facts::{
-    self, decode, encode, generation_prefix, group_key, id_hash, user_key, GroupName, UserFacts,
+    self, decode, encode, generation_prefix, group_key, id_hash, registration_key, sign_in_key,
+    user_key, GroupName, Registered, UserFacts,
 };
 use crate::graph::{GraphError, GraphGet, Trail};
 use crate::ocsf::{self, Mfa};
 
-/// Most bytes of records one build pass holds as a map (its memory is a few times this).
-pub const PASS_BYTES: u64 = 8 * 1024 * 1024;
+/// Most bytes of membership records one build pass reads (its rows take 16 bytes each in
+/// memory, against ~19 encoded: a pass holds about this much).
+pub const PASS_BYTES: u64 = 4 * 1024 * 1024;
 
-/// Records read in one `get-many` during the build (a record is one Graph page: ≤ ~100 KB).
+/// Most build passes (buckets): a flush writes at most one chunk per bucket (plus a few), and
+/// a batch takes 1,000 writes.
+pub const MAX_PASSES: u32 = 700;
+
+/// Records read in one `get-many` during the scatter (a record is one Graph page: ≤ ~100 KB).
 const RECORDS_PER_READ: usize = 16;
+
+/// Membership rows the scatter buffers before a flush (16 bytes each: 4 MiB).
+const FLUSH_ROWS: usize = 256 * 1024;
+
+/// Records per flush at most (their deletions go with the cursor).
+const FLUSH_RECORDS: u64 = 64;
+
+/// Rows per chunk at most: ≤ 20 bytes each encoded (two 64-bit varints), ~640 KiB, under the
+/// 1 MiB a value may hold.
+const ROWS_PER_CHUNK: usize = 32 * 1024;
+
+/// Chunks read in one `get-many` during a pass (≤ 640 KiB each).
+const CHUNKS_PER_READ: usize = 8;
 
 /// Users per sign-in page: the most Graph serves with `signInActivity` (GRAPH.md, "Listing
 /// users": 500).
@@ -185,6 +204,27 @@ pub struct Walk {
     /// The source whose page was committed last (what progress names).
     #[serde(default)]
     pub last: Option<Source>,
+    /// Where the build's scatter is.
+    #[serde(default)]
+    pub scatter: Scatter,
+    /// The layout of the walk's keys ([`LAYOUT`]); a walk of another layout is started again.
+    #[serde(default)]
+    pub layout: u32,
+}
+
+/// The layout of the walk's keys: 2 writes sign-in data and the report as facts keys and
+/// stages only memberships (1 staged every source).
+pub const LAYOUT: u32 = 2;
+
+/// Where the build's scatter is: fixed size but for one count per pass.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Scatter {
+    /// The next membership record to scatter.
+    pub next: u64,
+    /// Chunks written per bucket (pass).
+    pub chunks: Vec<u32>,
+    /// Every record was scattered.
+    pub done: bool,
 }
 
 impl Walk {
@@ -192,6 +232,7 @@ impl Walk {
     pub fn new(gen: String) -> Walk {
         Walk {
             gen,
+            layout: LAYOUT,
             ..Walk::default()
         }
     }
@@ -285,17 +326,9 @@ pub fn generation(now_ms: i64) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// One sign-in row of a record.
-#[derive(Serialize, Deserialize)]
-struct SignInRow(u64, String);
-
 /// One membership of a record: (user hash, group hash).
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct MemberRow(u64, u64);
-
-/// One registration row: (user hash, isAdmin, methodsRegistered).
-#[derive(Serialize, Deserialize)]
-struct RegistrationRow(u64, Option<bool>, Vec<String>);
 
 /// What a user holding a role holds, and through which role-holding groups.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -452,8 +485,14 @@ pub(super) fn prepare<D: Doors>(
     place: &mut Place<'_, '_, D>,
 ) -> Result<(), ConnectorError> {
     let mut walk = match place.cursor.walk.clone() {
-        Some(walk) => walk,
-        None => {
+        Some(walk) if walk.layout == LAYOUT || walk.phase == Phase::Users => walk,
+        stale => {
+            // A walk an earlier version left before its users (its records staged every
+            // source; this build reads only memberships): started again, its keys deleted.
+            if let Some(old) = stale {
+                place.cursor.cleanup.push(Walk::records_prefix(&old.gen));
+                place.cursor.cleanup.push(generation_prefix(&old.gen));
+            }
             let mut walk = Walk::new(generation(p.graph.doors().now_ms()));
             if p.config.sign_in != SignIn::Auto {
                 walk.end(Source::SignIns, false);
@@ -523,6 +562,48 @@ fn commit<D: Doors>(
     place.commit_with(writes)?;
     report_progress(p, place, walk);
     Ok(())
+}
+
+/// Writes per commit batch at most: the contract's 1,000 less room for the cursor and a
+/// flush's record deletions.
+const BATCH_WRITES: usize = 800;
+
+/// Bytes of keys and values per batch at most (the contract's 16 MiB, with a margin).
+const BATCH_BYTES: usize = 8 * 1024 * 1024;
+
+/// Commits `writes` with the cursor, sending ahead in batches of their own what does not fit
+/// one batch. Only idempotent puts may go ahead — the value a rerun writes again, or a key
+/// nothing reads until the cursor names it — so a stop between batches leaves nothing a rerun
+/// does not repair; `last` (record deletions) always goes with the cursor.
+fn commit_ahead<D: Doors>(
+    p: &Pipeline<'_, '_, D>,
+    place: &mut Place<'_, '_, D>,
+    walk: &Walk,
+    writes: Vec<KvWrite>,
+) -> Result<(), ConnectorError> {
+    commit_ahead_then(p, place, walk, writes, Vec::new())
+}
+
+fn commit_ahead_then<D: Doors>(
+    p: &Pipeline<'_, '_, D>,
+    place: &mut Place<'_, '_, D>,
+    walk: &Walk,
+    writes: Vec<KvWrite>,
+    last: Vec<KvWrite>,
+) -> Result<(), ConnectorError> {
+    let mut batch = Vec::new();
+    let mut bytes = 0usize;
+    let size = |w: &KvWrite| w.key.len() + w.value.as_ref().map_or(0, Vec::len);
+    for w in writes {
+        if batch.len() + 1 > BATCH_WRITES || bytes + size(&w) > BATCH_BYTES {
+            facts::put_many(p.graph.doors(), std::mem::take(&mut batch))?;
+            bytes = 0;
+        }
+        bytes += size(&w);
+        batch.push(w);
+    }
+    batch.extend(last);
+    commit(p, place, walk, batch)
 }
 
 /// Tells the host where the walk stands.
@@ -636,21 +717,24 @@ fn sign_ins<D: Doors>(
             return commit(p, place, walk, Vec::new());
         }
     }
-    let rows: Vec<SignInRow> = page
-        .items
+    // Each user's sign-in data goes straight to its facts key: it needs no join across pages.
+    let mut rows: BTreeMap<u64, String> = BTreeMap::new();
+    for item in &page.items {
+        let Some(id) = item.get("id").and_then(Value::as_str) else {
+            continue;
+        };
+        if let Some(activity) = item.get("signInActivity").and_then(trim_sign_in) {
+            rows.insert(id_hash(id), activity.to_string());
+        }
+    }
+    let writes = rows
         .iter()
-        .filter_map(|item| {
-            let id = item.get("id").and_then(Value::as_str)?;
-            let activity = item.get("signInActivity").and_then(trim_sign_in)?;
-            Some(SignInRow(id_hash(id), activity.to_string()))
-        })
-        .collect();
-    let mut writes = Vec::new();
-    walk.record(S, &rows, &mut writes)?;
+        .map(|(h, json)| Ok(KvWrite::put(sign_in_key(&walk.gen, *h), encode(json)?)))
+        .collect::<Result<Vec<_>, ConnectorError>>()?;
     if walk.per_user_page(S, page.items.len(), page.next_link) {
         p.graph.note_users(walk.users_listed);
     }
-    commit(p, place, walk, writes)
+    commit_ahead(p, place, walk, writes)
 }
 
 fn groups<D: Doors>(
@@ -772,12 +856,7 @@ fn groups<D: Doors>(
         }
     }
     // A page of many groups' names may pass one batch: the names go first (idempotent).
-    while writes.len() > 900 {
-        let rest = writes.split_off(900);
-        facts::put_many(p.graph.doors(), writes)?;
-        writes = rest;
-    }
-    commit(p, place, walk, writes)
+    commit_ahead(p, place, walk, writes)
 }
 
 fn groups_unread<D: Doors>(
@@ -890,22 +969,26 @@ fn registration<D: Doors>(
             return registration_unread(p, place, walk, &e);
         }
     }
-    let rows: Vec<RegistrationRow> = page
-        .items
+    // Each user's row goes straight to its facts key, like the sign-in data.
+    let mut rows: BTreeMap<u64, Registered> = BTreeMap::new();
+    for item in &page.items {
+        let Some(id) = item.get("id").and_then(Value::as_str) else {
+            continue;
+        };
+        rows.insert(
+            id_hash(id),
+            Registered {
+                is_admin: item.get("isAdmin").and_then(Value::as_bool),
+                mfa: ocsf::vocabulary(&Mfa::Registration(methods_registered(item))),
+            },
+        );
+    }
+    let writes = rows
         .iter()
-        .filter_map(|item| {
-            let id = item.get("id").and_then(Value::as_str)?;
-            Some(RegistrationRow(
-                id_hash(id),
-                item.get("isAdmin").and_then(Value::as_bool),
-                methods_registered(item),
-            ))
-        })
-        .collect();
-    let mut writes = Vec::new();
-    walk.record(S, &rows, &mut writes)?;
+        .map(|(h, r)| Ok(KvWrite::put(registration_key(&walk.gen, *h), encode(r)?)))
+        .collect::<Result<Vec<_>, ConnectorError>>()?;
     walk.per_user_page(S, page.items.len(), page.next_link);
-    commit(p, place, walk, writes)
+    commit_ahead(p, place, walk, writes)
 }
 
 fn registration_unread<D: Doors>(
@@ -935,34 +1018,51 @@ fn registration_unread<D: Doors>(
     commit(p, place, walk, Vec::new())
 }
 
-/// Reads every record of one source, `RECORDS_PER_READ` a call, handing each to `each`.
-fn each_record<D: Doors>(
-    doors: &D,
-    walk: &Walk,
-    source: Source,
-    mut each: impl FnMut(&[u8]),
-) -> Result<(), ConnectorError> {
-    if !walk.read(source) {
-        return Ok(());
-    }
-    let keys: Vec<String> = (0..walk.source(source).records)
-        .map(|n| walk.record_key(source, n))
-        .collect();
-    for chunk in keys.chunks(RECORDS_PER_READ) {
-        for value in facts::get_many(doors, chunk)?.into_iter().flatten() {
-            each(&value);
-        }
-    }
-    Ok(())
+/// The build's passes for `record_bytes` of membership records: as many as keep a pass's
+/// share under the pass budget, at most [`MAX_PASSES`] (past that, a pass takes more).
+fn passes_for(record_bytes: u64) -> u32 {
+    record_bytes
+        .div_ceil(pass_bytes())
+        .clamp(1, u64::from(MAX_PASSES)) as u32
 }
 
+#[cfg(not(test))]
+fn pass_bytes() -> u64 {
+    PASS_BYTES
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The tests' pass budget (a small tenant split over several passes).
+    static TEST_PASS_BYTES: std::cell::Cell<u64> = const { std::cell::Cell::new(PASS_BYTES) };
+}
+
+#[cfg(test)]
+fn pass_bytes() -> u64 {
+    TEST_PASS_BYTES.with(std::cell::Cell::get)
+}
+
+/// The key of chunk `k` of bucket `bucket` (the rows of pass `bucket`).
+fn chunk_key(gen: &str, bucket: u32, k: u32) -> String {
+    format!("walk/{gen}/p/{bucket:03}/{k:06}")
+}
+
+/// The build: the membership records scattered into one bucket per pass, then the passes.
 fn build<D: Doors>(
     p: &mut Pipeline<'_, '_, D>,
     place: &mut Place<'_, '_, D>,
     walk: &mut Walk,
 ) -> Result<(), ConnectorError> {
     if walk.passes == 0 {
-        walk.passes = walk.record_bytes.div_ceil(PASS_BYTES).max(1) as u32;
+        walk.passes = passes_for(walk.record_bytes);
+        walk.scatter = Scatter {
+            next: 0,
+            chunks: vec![0; walk.passes as usize],
+            done: false,
+        };
+    }
+    if !walk.scatter.done {
+        scatter(p, place, walk)?;
     }
     let doors = p.graph.doors();
     let admins = if walk.read(Source::Roles) || walk.eligible_read {
@@ -972,56 +1072,139 @@ fn build<D: Doors>(
     };
     let passes = u64::from(walk.passes);
     while walk.passes_done < walk.passes {
-        let pass = u64::from(walk.passes_done);
-        let mine = |h: u64| h % passes == pass;
-        let mut users: HashMap<u64, UserFacts> = HashMap::new();
-        each_record(doors, walk, Source::SignIns, |bytes| {
-            for SignInRow(h, json) in decode::<Vec<SignInRow>>(bytes).unwrap_or_default() {
-                if mine(h) {
-                    users.entry(h).or_default().sign_in = Some(json);
-                }
-            }
-        })?;
-        each_record(doors, walk, Source::Groups, |bytes| {
-            for MemberRow(h, g) in decode::<Vec<MemberRow>>(bytes).unwrap_or_default() {
-                if mine(h) {
-                    users.entry(h).or_default().add_group(g);
-                }
-            }
-        })?;
-        each_record(doors, walk, Source::Registration, |bytes| {
-            for RegistrationRow(h, admin, methods) in
-                decode::<Vec<RegistrationRow>>(bytes).unwrap_or_default()
-            {
-                if mine(h) {
-                    let f = users.entry(h).or_default();
-                    f.is_admin = admin;
-                    f.mfa = Some(ocsf::vocabulary(&Mfa::Registration(methods)));
-                }
-            }
-        })?;
-        for (id, admin) in &admins {
-            let h = id_hash(id);
-            if mine(h) {
-                let f = users.entry(h).or_default();
-                f.roles = admin.active.clone();
-                f.eligible = admin.eligible.clone();
+        let pass = walk.passes_done;
+        // This pass's memberships: its bucket's chunks only.
+        let keys: Vec<String> = (0..walk.scatter.chunks.get(pass as usize).copied().unwrap_or(0))
+            .map(|k| chunk_key(&walk.gen, pass, k))
+            .collect();
+        let mut rows: Vec<(u64, u64)> = Vec::new();
+        for chunk in keys.chunks(CHUNKS_PER_READ) {
+            for value in facts::get_many(doors, chunk)?.into_iter().flatten() {
+                rows.extend(
+                    decode::<Vec<MemberRow>>(&value)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|MemberRow(u, g)| (u, g)),
+                );
             }
         }
-        let writes = users
-            .into_iter()
-            .filter(|(_, f)| !f.is_empty())
-            .map(|(h, f)| Ok(KvWrite::put(user_key(&walk.gen, h), encode(&f)?)))
-            .collect::<Result<Vec<_>, ConnectorError>>()?;
-        facts::put_many(doors, writes)?;
+        rows.sort_unstable();
+        rows.dedup();
+        let mut roles: Vec<(u64, &Admin)> = admins
+            .iter()
+            .map(|(id, admin)| (id_hash(id), admin))
+            .filter(|(h, _)| h % passes == u64::from(pass))
+            .collect();
+        roles.sort_unstable_by_key(|(h, _)| *h);
+        // Users in hash order: a merge of the sorted memberships and the sorted role holders.
+        let mut writes = Vec::new();
+        let (mut i, mut j) = (0, 0);
+        while i < rows.len() || j < roles.len() {
+            let h = match (rows.get(i), roles.get(j)) {
+                (Some((u, _)), Some((r, _))) => (*u).min(*r),
+                (Some((u, _)), None) => *u,
+                (None, Some((r, _))) => *r,
+                (None, None) => break,
+            };
+            let mut f = UserFacts::default();
+            while let Some((_, g)) = rows.get(i).filter(|(u, _)| *u == h) {
+                // Sorted and without duplicates: `add_group`'s check is not needed.
+                if f.groups.len() < facts::MAX_USER_GROUPS {
+                    f.groups.push(*g);
+                } else {
+                    f.groups_over = f.groups_over.saturating_add(1);
+                }
+                i += 1;
+            }
+            while let Some((_, admin)) = roles.get(j).filter(|(r, _)| *r == h) {
+                f.roles = admin.active.clone();
+                f.eligible = admin.eligible.clone();
+                j += 1;
+            }
+            if !f.is_empty() {
+                writes.push(KvWrite::put(user_key(&walk.gen, h), encode(&f)?));
+            }
+            if writes.len() == BATCH_WRITES {
+                facts::put_many(doors, std::mem::take(&mut writes))?;
+            }
+        }
+        drop(rows);
         walk.passes_done += 1;
         if walk.passes_done == walk.passes {
             walk.phase = Phase::Users;
+            walk.scatter.chunks = Vec::new();
         }
-        commit(p, place, walk, Vec::new())?;
+        commit(p, place, walk, writes)?;
     }
     if walk.phase == Phase::Build {
         walk.phase = Phase::Users;
+        walk.scatter.chunks = Vec::new();
+        commit(p, place, walk, Vec::new())?;
+    }
+    Ok(())
+}
+
+/// The scatter: reads the membership records in order and routes each row to the bucket of
+/// its pass (`user hash % passes`); at each flush point writes every non-empty bucket's rows
+/// as a chunk, with the cursor (the next record, the chunks of each bucket) and the deletion
+/// of the records flushed, so a stop resumes at the last flush and no record is read more
+/// than twice.
+fn scatter<D: Doors>(
+    p: &mut Pipeline<'_, '_, D>,
+    place: &mut Place<'_, '_, D>,
+    walk: &mut Walk,
+) -> Result<(), ConnectorError> {
+    let total = if walk.read(Source::Groups) {
+        walk.source(Source::Groups).records
+    } else {
+        0
+    };
+    let passes = u64::from(walk.passes);
+    let mut buckets: Vec<Vec<MemberRow>> = (0..walk.passes).map(|_| Vec::new()).collect();
+    let mut buffered = 0usize;
+    let mut from = walk.scatter.next;
+    let mut n = walk.scatter.next;
+    while n < total {
+        let end = (n + RECORDS_PER_READ as u64).min(total);
+        let keys: Vec<String> = (n..end)
+            .map(|r| walk.record_key(Source::Groups, r))
+            .collect();
+        for value in facts::get_many(p.graph.doors(), &keys)?
+            .into_iter()
+            .flatten()
+        {
+            for row in decode::<Vec<MemberRow>>(&value).unwrap_or_default() {
+                buckets[(row.0 % passes) as usize].push(row);
+                buffered += 1;
+            }
+        }
+        n = end;
+        if buffered >= FLUSH_ROWS || n - from >= FLUSH_RECORDS || n == total {
+            let mut writes = Vec::new();
+            for (b, rows) in buckets.iter_mut().enumerate() {
+                for piece in rows.chunks(ROWS_PER_CHUNK) {
+                    let k = &mut walk.scatter.chunks[b];
+                    writes.push(KvWrite::put(
+                        chunk_key(&walk.gen, b as u32, *k),
+                        encode(&piece)?,
+                    ));
+                    *k += 1;
+                }
+                rows.clear();
+            }
+            // The records flushed are not needed again: they go with the cursor.
+            let deletes = (from..n)
+                .map(|r| KvWrite::delete(walk.record_key(Source::Groups, r)))
+                .collect();
+            walk.scatter.next = n;
+            walk.scatter.done = n == total;
+            commit_ahead_then(p, place, walk, writes, deletes)?;
+            buffered = 0;
+            from = n;
+        }
+    }
+    if !walk.scatter.done {
+        walk.scatter.done = true;
         commit(p, place, walk, Vec::new())?;
     }
     Ok(())
@@ -1147,6 +1330,14 @@ pub fn finish(cursor: &mut super::delta::DeltaCursor) {
         None => cursor.cleanup.push(LEGACY.to_string()),
     }
     cursor.cleanup.push(Walk::records_prefix(&walk.gen));
+    // Sign-in data or a report read in part (a source given up midway) is not kept: what
+    // the walk did not read whole is read per user, as if it had none.
+    if !walk.read(Source::SignIns) {
+        cursor.cleanup.push(facts::sign_in_prefix(&walk.gen));
+    }
+    if !walk.read(Source::Registration) {
+        cursor.cleanup.push(facts::registration_prefix(&walk.gen));
+    }
     cursor.groups_link = walk.groups_link;
     cursor.admin_shards = walk.admin_shards;
     cursor.users_known = walk.users_delivered.max(walk.users_listed);

@@ -521,6 +521,69 @@ mod tests {
     }
 
     #[test]
+    fn a_walks_sign_in_and_report_keys_merge_into_the_user_and_a_rewrite_absorbs_them() {
+        let doors = FakeDoors::new(|_, _| json(200, &[], "{}"));
+        let h = id_hash("u1");
+        let registered = Registered {
+            is_admin: Some(true),
+            mfa: vec!["fido2".into()],
+        };
+        let sign_in = r#"{"lastSignInDateTime":"2026-01-02T03:04:05Z"}"#.to_string();
+        doors
+            .kv_set_many(&[
+                KvWrite::put(sign_in_key("g1", h), encode(&sign_in).unwrap()),
+                KvWrite::put(registration_key("g1", h), encode(&registered).unwrap()),
+                KvWrite::put(
+                    registration_key("g1", id_hash("u2")),
+                    encode(&Registered::default()).unwrap(),
+                ),
+            ])
+            .unwrap();
+        let mut f = Facts::new("g1");
+        let calls = doors.kv_calls.get();
+        let known = f.lookup(&doors, &["u1", "u2", "u3"]).unwrap();
+        assert_eq!(
+            doors.kv_calls.get(),
+            calls + 1,
+            "one get-many for the three keys"
+        );
+        let u1 = known[0].clone().expect("u1 known from its walk keys");
+        assert_eq!(u1.facts.sign_in.as_deref(), Some(sign_in.as_str()));
+        assert_eq!(u1.facts.is_admin, Some(true));
+        assert_eq!(u1.mfa, Some(vec!["fido2".to_string()]));
+        assert_eq!(
+            known[1].as_ref().unwrap().mfa,
+            Some(vec![]),
+            "in the report"
+        );
+        assert_eq!(known[2], None);
+        // An incremental round learns u1's groups: its record takes everything, the walk's
+        // keys go, and what it knew stays.
+        f.put(
+            "u1",
+            &[group("g1", "All")],
+            Some(vec!["sms".into()]),
+            Some(&u1.facts),
+        )
+        .unwrap();
+        f.save(&doors).unwrap();
+        assert!(!doors.kv.borrow().contains_key(&sign_in_key("g1", h)));
+        assert!(!doors.kv.borrow().contains_key(&registration_key("g1", h)));
+        let again = Facts::new("g1").lookup(&doors, &["u1"]).unwrap()[0]
+            .clone()
+            .unwrap();
+        assert_eq!(again.groups, vec![group("g1", "All")]);
+        assert_eq!(again.mfa, Some(vec!["sms".to_string()]));
+        assert_eq!(again.facts.sign_in.as_deref(), Some(sign_in.as_str()));
+        assert_eq!(again.facts.is_admin, Some(true));
+        // Forgetting a user forgets its walk keys too.
+        let mut f = Facts::new("g1");
+        f.forget("u2");
+        f.save(&doors).unwrap();
+        assert_eq!(Facts::new("g1").lookup(&doors, &["u2"]).unwrap()[0], None);
+    }
+
+    #[test]
     fn a_user_in_more_groups_than_kept_counts_the_rest() {
         let mut facts = UserFacts::default();
         for g in 0..(MAX_USER_GROUPS as u64 + 5) {

@@ -75,10 +75,12 @@
 //! checkpoint door); this one reads each record and each chunk once (~430 MB). The unit test
 //! measures 2.34 × on its 2,000 users.
 //!
-//! Memory: the scatter buffers ≤ [`FLUSH_ROWS`] rows (16 bytes each: 4 MiB) plus one read of
-//! [`RECORDS_PER_READ`] records; a pass holds its bucket's rows (16 bytes each, ≤ ~[`PASS_BYTES`]
-//! of them at ~19 bytes encoded) plus one read of [`CHUNKS_PER_READ`] chunks and one batch of
-//! writes: a few times 4 MiB at any tenant size, well under the 64 MiB the guest runs in.
+//! Memory, at any tenant size (the guest runs under a 64 MiB cap): the scatter holds ≤
+//! [`FLUSH_ROWS`] rows plus one read's (16 bytes each: ~4 MiB, twice that with the vectors'
+//! growth), one read of [`RECORDS_PER_READ`] records (~100 KB each, 8 MiB at worst) and one
+//! batch of chunks (≤ 8 MiB); a pass holds its bucket's rows (16 bytes each: ~1.7 ×
+//! [`PASS_BYTES`] ≈ 7 MiB, 14 with growth), one read of [`CHUNKS_PER_READ`] chunks (≤ 5 MiB)
+//! and one batch of facts (≤ 8 MiB). No users or groups page is held during the build.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -98,16 +100,18 @@ use crate::facts::{
 use crate::graph::{GraphError, GraphGet, Trail};
 use crate::ocsf::{self, Mfa};
 
-/// Most bytes of membership records one build pass reads (its rows take 16 bytes each in
-/// memory, against ~19 encoded: a pass holds about this much).
+/// Most bytes of membership records one build pass reads. A record holds a membership in ~9.5
+/// bytes (a group's hash once, a member's hash each); a pass holds its rows at 16 bytes each,
+/// ~1.7 times this.
 pub const PASS_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Most build passes (buckets): a flush writes at most one chunk per bucket (plus a few), and
 /// a batch takes 1,000 writes.
 pub const MAX_PASSES: u32 = 700;
 
-/// Records read in one `get-many` during the scatter (a record is one Graph page: ≤ ~100 KB).
-const RECORDS_PER_READ: usize = 16;
+/// Records read in one `get-many` during the scatter (a record is one Graph page: ~100 KB,
+/// 1 MiB at most).
+const RECORDS_PER_READ: usize = 8;
 
 /// Membership rows the scatter buffers before a flush (16 bytes each: 4 MiB).
 const FLUSH_ROWS: usize = 256 * 1024;
@@ -1169,7 +1173,7 @@ fn build<D: Doors>(
             .collect();
         roles.sort_unstable_by_key(|(h, _)| *h);
         // Users in hash order: a merge of the sorted memberships and the sorted role holders.
-        let mut writes = Vec::new();
+        let (mut writes, mut written) = (Vec::new(), 0usize);
         let (mut i, mut j) = (0, 0);
         while i < rows.len() || j < roles.len() {
             let h = match (rows.get(i), roles.get(j)) {
@@ -1194,10 +1198,13 @@ fn build<D: Doors>(
                 j += 1;
             }
             if !f.is_empty() {
-                writes.push(KvWrite::put(user_key(&walk.gen, h), encode(&f)?));
+                let value = encode(&f)?;
+                written += value.len();
+                writes.push(KvWrite::put(user_key(&walk.gen, h), value));
             }
-            if writes.len() == BATCH_WRITES {
+            if writes.len() == BATCH_WRITES || written >= BATCH_BYTES {
                 facts::put_many(doors, std::mem::take(&mut writes))?;
+                written = 0;
             }
         }
         drop(rows);
@@ -2166,7 +2173,7 @@ mod tests {
         assert_eq!(passes_reported(&one), 1);
         let many = FakeDoors::new(move |_, r| wide.answer(r));
         // 1,800 memberships of ~10 bytes in 40 records: 1 KiB a pass is ~17 passes; a flush
-        // every read of records (16 of them, ~720 rows): 3 flushes, so 3 chunks a bucket.
+        // every read of records (8 of them, ~360 rows): 5 flushes, so 5 chunks a bucket.
         with_knobs(1024, 50, || {
             super::super::run(&many, &cfg, "0.1.0").expect("a many-pass walk")
         });
@@ -2290,6 +2297,7 @@ mod tests {
                 "stopped at call {stop}: records left"
             );
         }
+        eprintln!("{stops} stops, each at one of the walk's {calls} checkpoint calls");
         // Every checkpoint call of the walk was a stop: its sources, the scatter's flushes,
         // the passes, the users.
         assert!(stops > 40, "{stops} stops of {calls} calls");
@@ -2334,7 +2342,13 @@ mod tests {
         let mut expected = Vec::new();
         for b in 0..passes {
             let n = chunks.iter().filter(|(c, _)| *c == b).count() as u64;
-            assert!(n >= 2, "bucket {b}: {n} chunks (a chunk a flush)");
+            // A flush each read of records (each holds ~20 rows of every bucket): a chunk
+            // of each bucket each flush.
+            assert_eq!(
+                n as usize,
+                40usize.div_ceil(RECORDS_PER_READ),
+                "bucket {b}: a chunk a flush"
+            );
             expected.extend((0..n).map(|k| (b, k)));
         }
         assert_eq!(chunks, expected);
@@ -2375,6 +2389,7 @@ mod tests {
         ] {
             eprintln!("| {what} | {} |", bytes(prefix));
         }
+        eprintln!("| build passes | {} |", passes_reported(&doors));
         eprintln!(
             "| the cursor | {} |",
             doors.kv.borrow()["users/delta-cursor"].0.len()

@@ -717,6 +717,12 @@ pub(super) fn report_progress<D: Doors>(
         listing.pages
     };
     let detail = match (walk.phase, expected) {
+        (Phase::Build, _) if walk.passes > 0 && !walk.scatter.done => format!(
+            "sorting the group memberships the walk read into {} passes: record {} of {}",
+            walk.passes,
+            walk.scatter.next,
+            walk.source(Source::Groups).records
+        ),
         (Phase::Build, _) => format!(
             "joining what the walk read into per-user facts: pass {} of {}",
             walk.passes_done, walk.passes

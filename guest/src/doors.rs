@@ -281,6 +281,13 @@ pub mod fake {
         /// When set, every request of a `fetch-all` call at or past this call number fails
         /// with `budget-exhausted` (a run stopped midway).
         pub fail_from_call: Cell<Option<usize>>,
+        /// When set, every checkpoint call from this one on (counted as `kv_calls` counts)
+        /// fails with a storage error and changes nothing (a run killed at that call).
+        pub fail_kv_from: Cell<Option<u64>>,
+        /// Every key read (`get`, `get-many`), in order.
+        pub kv_reads: RefCell<Vec<String>>,
+        /// Bytes of keys and values put (deletions write nothing).
+        pub kv_bytes_written: Cell<u64>,
         answer: F,
     }
 
@@ -296,8 +303,32 @@ pub mod fake {
                 progress: RefCell::new(Vec::new()),
                 events: RefCell::new(Vec::new()),
                 fail_from_call: Cell::new(None),
+                fail_kv_from: Cell::new(None),
+                kv_reads: RefCell::new(Vec::new()),
+                kv_bytes_written: Cell::new(0),
                 answer,
             }
+        }
+    }
+
+    impl<F: Fn(usize, &HttpRequest) -> HttpResponse> FakeDoors<F> {
+        /// Counts a checkpoint call; refuses it when a stop is set at or before it.
+        fn kv_call(&self) -> Result<(), KvError> {
+            let n = self.kv_calls.get();
+            if self.fail_kv_from.get().is_some_and(|f| n >= f) {
+                return Err(KvError::Storage(format!("stopped at checkpoint call {n}")));
+            }
+            self.kv_calls.set(n + 1);
+            Ok(())
+        }
+
+        /// Bytes of keys and values the store holds.
+        pub fn kv_bytes_held(&self) -> u64 {
+            self.kv
+                .borrow()
+                .iter()
+                .map(|(k, (v, _))| (k.len() + v.len()) as u64)
+                .sum()
         }
     }
 
@@ -361,7 +392,8 @@ pub mod fake {
             out
         }
         fn kv_get(&self, key: &str) -> Result<Option<(Vec<u8>, u64)>, KvError> {
-            self.kv_calls.set(self.kv_calls.get() + 1);
+            self.kv_call()?;
+            self.kv_reads.borrow_mut().push(key.to_string());
             Ok(self.kv.borrow().get(key).cloned())
         }
         fn kv_set(&self, key: &str, value: &[u8], expected: Option<u64>) -> Result<u64, KvError> {
@@ -382,7 +414,8 @@ pub mod fake {
                 "get-many of {} keys",
                 keys.len()
             );
-            self.kv_calls.set(self.kv_calls.get() + 1);
+            self.kv_call()?;
+            self.kv_reads.borrow_mut().extend(keys.iter().cloned());
             let kv = self.kv.borrow();
             Ok(keys.iter().map(|k| kv.get(k).cloned()).collect())
         }
@@ -401,7 +434,7 @@ pub mod fake {
                     assert!(v.len() <= 1024 * 1024, "value of {} over 1 MiB", w.key);
                 }
             }
-            self.kv_calls.set(self.kv_calls.get() + 1);
+            self.kv_call()?;
             let mut kv = self.kv.borrow_mut();
             for w in writes {
                 let current = kv.get(&w.key).map(|(_, v)| *v);
@@ -418,6 +451,8 @@ pub mod fake {
             for w in writes {
                 match &w.value {
                     Some(value) => {
+                        self.kv_bytes_written
+                            .set(self.kv_bytes_written.get() + (w.key.len() + value.len()) as u64);
                         let v = kv.get(&w.key).map_or(1, |(_, v)| v + 1);
                         kv.insert(w.key.clone(), (value.clone(), v));
                         out.push(v);
@@ -432,7 +467,7 @@ pub mod fake {
         }
         fn kv_delete_prefix(&self, prefix: &str, limit: u32) -> Result<u32, KvError> {
             assert!(!prefix.is_empty() && limit <= MAX_DELETE_PREFIX);
-            self.kv_calls.set(self.kv_calls.get() + 1);
+            self.kv_call()?;
             let mut kv = self.kv.borrow_mut();
             let doomed: Vec<String> = kv
                 .range(prefix.to_string()..)

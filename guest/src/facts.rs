@@ -16,6 +16,13 @@
 //! - `facts/<gen>/u/<h>`: one user's [`UserFacts`], `<h>` the 64-bit [`id_hash`] of its id in
 //!   hex. A user the walk learned nothing of (no group, not in the report, no role, no
 //!   sign-in) has no key;
+//! - `facts/<gen>/s/<h>`: one user's sign-in data as the full walk read it (the JSON text),
+//!   and `facts/<gen>/m/<h>`: its row of the registration report ([`Registered`]). The walk
+//!   writes these two straight from their pages (they need no join across pages), so they are
+//!   written once instead of staged, re-sorted and written again (`staged.rs`, "Bytes written
+//!   per walk"). [`Facts::lookup`] reads the three keys of a user in the same `get-many` and
+//!   merges them; a user's record written again ([`Facts::store`]) holds everything and
+//!   deletes its `s` and `m` keys, so a `u` key's own fields win over them;
 //! - `facts/<gen>/g/<h>`: one group's id and display name ([`GroupName`]);
 //! - `facts/<gen>/admins/<n>`: the users holding a role, sharded (`admins.rs`).
 //!
@@ -49,6 +56,35 @@ pub fn id_hash(id: &str) -> u64 {
 /// The key of a user's facts.
 pub fn user_key(gen: &str, id_hash: u64) -> String {
     format!("facts/{gen}/u/{id_hash:016x}")
+}
+
+/// The key of a user's sign-in data as the full walk read it.
+pub fn sign_in_key(gen: &str, id_hash: u64) -> String {
+    format!("facts/{gen}/s/{id_hash:016x}")
+}
+
+/// The key of a user's registration report row as the full walk read it.
+pub fn registration_key(gen: &str, id_hash: u64) -> String {
+    format!("facts/{gen}/m/{id_hash:016x}")
+}
+
+/// The prefix of a generation's sign-in keys (deleted when the walk did not read them whole).
+pub fn sign_in_prefix(gen: &str) -> String {
+    format!("facts/{gen}/s/")
+}
+
+/// The prefix of a generation's registration keys (the same).
+pub fn registration_prefix(gen: &str) -> String {
+    format!("facts/{gen}/m/")
+}
+
+/// What the registration report said of a user (`facts/<gen>/m/<h>`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Registered {
+    /// The report's `isAdmin`.
+    pub is_admin: Option<bool>,
+    /// MFA vocabulary names of its `methodsRegistered`.
+    pub mfa: Vec<String>,
 }
 
 /// The key of a group's name.
@@ -209,20 +245,47 @@ impl Facts {
         doors: &D,
         ids: &[&str],
     ) -> Result<Vec<Option<Known>>, ConnectorError> {
+        // A user's three keys side by side: one `get-many` for a page of ≤ 333 users.
         let keys: Vec<String> = ids
             .iter()
-            .map(|id| user_key(&self.gen, id_hash(id)))
+            .flat_map(|id| {
+                let h = id_hash(id);
+                [
+                    user_key(&self.gen, h),
+                    sign_in_key(&self.gen, h),
+                    registration_key(&self.gen, h),
+                ]
+            })
             .collect();
         let values = get_many(doors, &keys)?;
-        let facts: Vec<Option<UserFacts>> = values
-            .iter()
-            .zip(&keys)
-            .map(|(v, key)| match (v, self.pending.get(key)) {
-                // A write not yet flushed wins over the store.
-                (_, Some(Some(bytes))) => decode::<UserFacts>(bytes),
-                (_, Some(None)) => None,
-                (Some(bytes), None) => decode::<UserFacts>(bytes),
-                (None, None) => None,
+        // A write not yet flushed wins over the store.
+        let current = |n: usize| -> Option<&[u8]> {
+            match self.pending.get(&keys[n]) {
+                Some(pending) => pending.as_deref(),
+                None => values[n].as_deref(),
+            }
+        };
+        let facts: Vec<Option<UserFacts>> = (0..ids.len())
+            .map(|i| {
+                let user = current(3 * i).and_then(decode::<UserFacts>);
+                let sign_in = current(3 * i + 1).and_then(decode::<String>);
+                let registered = current(3 * i + 2).and_then(decode::<Registered>);
+                if user.is_none() && sign_in.is_none() && registered.is_none() {
+                    return None;
+                }
+                let mut f = user.unwrap_or_default();
+                if f.sign_in.is_none() {
+                    f.sign_in = sign_in;
+                }
+                if let Some(r) = registered {
+                    if f.mfa.is_none() {
+                        f.mfa = Some(r.mfa);
+                    }
+                    if f.is_admin.is_none() {
+                        f.is_admin = r.is_admin;
+                    }
+                }
+                Some(f)
             })
             .collect();
         self.resolve_names(doors, facts.iter().flatten().flat_map(|f| &f.groups))?;
@@ -305,15 +368,18 @@ impl Facts {
         self.store(id, &facts)
     }
 
-    /// Stages a user's whole record.
+    /// Stages a user's whole record (its walk-written sign-in and report keys, merged into it
+    /// by [`Facts::lookup`], go).
     pub fn store(&mut self, id: &str, facts: &UserFacts) -> Result<(), ConnectorError> {
-        let key = user_key(&self.gen, id_hash(id));
+        let h = id_hash(id);
         let value = if facts.is_empty() {
             None
         } else {
             Some(encode(facts)?)
         };
-        self.pending.insert(key, value);
+        self.pending.insert(user_key(&self.gen, h), value);
+        self.pending.insert(sign_in_key(&self.gen, h), None);
+        self.pending.insert(registration_key(&self.gen, h), None);
         Ok(())
     }
 
@@ -351,7 +417,7 @@ impl Facts {
         let mut users: Vec<&str> = changes.iter().map(|c| c.0.as_str()).collect();
         users.sort_unstable();
         users.dedup();
-        for chunk in users.chunks(MAX_KV_BATCH / 2) {
+        for chunk in users.chunks(MAX_KV_BATCH / 3) {
             let known = self.lookup(doors, chunk)?;
             for (id, known) in chunk.iter().zip(known) {
                 let Some(known) = known else { continue };
@@ -373,7 +439,10 @@ impl Facts {
 
     /// Forgets a user (removed from the tenant).
     pub fn forget(&mut self, id: &str) {
-        self.pending.insert(user_key(&self.gen, id_hash(id)), None);
+        let h = id_hash(id);
+        self.pending.insert(user_key(&self.gen, h), None);
+        self.pending.insert(sign_in_key(&self.gen, h), None);
+        self.pending.insert(registration_key(&self.gen, h), None);
     }
 
     /// Writes what changed (before the cursor commit that relies on it).
@@ -449,6 +518,69 @@ mod tests {
         assert_eq!(Facts::new("g2").lookup(&doors, &["u1"]).unwrap()[0], None);
         assert_eq!(delete_all(&doors, &generation_prefix("g1")).unwrap(), 4);
         assert!(doors.kv.borrow().is_empty());
+    }
+
+    #[test]
+    fn a_walks_sign_in_and_report_keys_merge_into_the_user_and_a_rewrite_absorbs_them() {
+        let doors = FakeDoors::new(|_, _| json(200, &[], "{}"));
+        let h = id_hash("u1");
+        let registered = Registered {
+            is_admin: Some(true),
+            mfa: vec!["fido2".into()],
+        };
+        let sign_in = r#"{"lastSignInDateTime":"2026-01-02T03:04:05Z"}"#.to_string();
+        doors
+            .kv_set_many(&[
+                KvWrite::put(sign_in_key("g1", h), encode(&sign_in).unwrap()),
+                KvWrite::put(registration_key("g1", h), encode(&registered).unwrap()),
+                KvWrite::put(
+                    registration_key("g1", id_hash("u2")),
+                    encode(&Registered::default()).unwrap(),
+                ),
+            ])
+            .unwrap();
+        let mut f = Facts::new("g1");
+        let calls = doors.kv_calls.get();
+        let known = f.lookup(&doors, &["u1", "u2", "u3"]).unwrap();
+        assert_eq!(
+            doors.kv_calls.get(),
+            calls + 1,
+            "one get-many for the three keys"
+        );
+        let u1 = known[0].clone().expect("u1 known from its walk keys");
+        assert_eq!(u1.facts.sign_in.as_deref(), Some(sign_in.as_str()));
+        assert_eq!(u1.facts.is_admin, Some(true));
+        assert_eq!(u1.mfa, Some(vec!["fido2".to_string()]));
+        assert_eq!(
+            known[1].as_ref().unwrap().mfa,
+            Some(vec![]),
+            "in the report"
+        );
+        assert_eq!(known[2], None);
+        // An incremental round learns u1's groups: its record takes everything, the walk's
+        // keys go, and what it knew stays.
+        f.put(
+            "u1",
+            &[group("g1", "All")],
+            Some(vec!["sms".into()]),
+            Some(&u1.facts),
+        )
+        .unwrap();
+        f.save(&doors).unwrap();
+        assert!(!doors.kv.borrow().contains_key(&sign_in_key("g1", h)));
+        assert!(!doors.kv.borrow().contains_key(&registration_key("g1", h)));
+        let again = Facts::new("g1").lookup(&doors, &["u1"]).unwrap()[0]
+            .clone()
+            .unwrap();
+        assert_eq!(again.groups, vec![group("g1", "All")]);
+        assert_eq!(again.mfa, Some(vec!["sms".to_string()]));
+        assert_eq!(again.facts.sign_in.as_deref(), Some(sign_in.as_str()));
+        assert_eq!(again.facts.is_admin, Some(true));
+        // Forgetting a user forgets its walk keys too.
+        let mut f = Facts::new("g1");
+        f.forget("u2");
+        f.save(&doors).unwrap();
+        assert_eq!(Facts::new("g1").lookup(&doors, &["u2"]).unwrap()[0], None);
     }
 
     #[test]

@@ -16,26 +16,73 @@
 //! - `registration report`: `userRegistrationDetails` with `$top=999` while Graph takes it
 //!   (Microsoft's own Entra PowerShell sends it; the v1.0 page lists only `$filter`): refused
 //!   once with a 400 naming `$top`, it is dropped, warned about and remembered in the cursor;
-//! - `groups`: `/groups/delta?$select=displayName,members` — records hold (user, group) pairs
-//!   and each group's name goes to its own facts key (`facts.rs`).
+//! - `groups`: `/groups/delta?$select=displayName,members` — records hold each group's member
+//!   hashes and each group's name goes to its own facts key (`facts.rs`).
+//!
+//! The sign-in data and the report list each user once and need no join across pages: their
+//! rows are not staged but written straight to the new generation's facts keys
+//! (`facts/<gen>/s/<h>`, `facts/<gen>/m/<h>`) in the page's commit. Only the memberships — a
+//! user's groups are spread over every page of the groups — are staged as records.
 //!
 //! The sources are **interleaved** ([`next_source`]): the first two are under Graph's
 //! reports limits (sign-in data 10 requests a minute; the reports 5 per 10 s), the groups are
 //! not, so the groups are read while those limits make the walk wait, and a walk takes about
 //! the longer of the two rather than their sum. Then:
 //!
-//! - `build`: the records are joined per user into the new generation's facts, one key per
-//!   user — in passes over a slice of the user-hash space each, as many as keep a pass's
-//!   records under [`PASS_BYTES`] — reading the store only, so a stop redoes at most one pass;
+//! - `build`: the membership records are joined per user into the new generation's facts,
+//!   one key per user, in `P` passes over a slice of the user-hash space each (`hash % P`),
+//!   `P` as many as keep a pass's share under [`PASS_BYTES`] (at most [`MAX_PASSES`]; past
+//!   that a pass takes more). First a **scatter** reads the records once, in order, and routes
+//!   each row to its pass's bucket; at each flush point (every [`FLUSH_ROWS`] rows buffered,
+//!   every [`FLUSH_RECORDS`] records, the last record) every non-empty bucket is written as a
+//!   chunk `walk/<gen>/p/<bucket>/<k>` in the same atomic batch as the cursor (the next record,
+//!   the chunks of each bucket) and the deletion of the records flushed. Then pass `p` reads
+//!   its bucket's chunks only, sorts them, merges the role holders of its slice and writes its
+//!   users' facts, then commits. A stop anywhere resumes at the last flush or at the pass in
+//!   flight: a record is read at most twice, a pass's chunks at most twice;
 //! - `users`: `users/delta` pages; each page's users are joined against their facts in one
 //!   `get-many` (plus one for group names not cached: `facts.rs`), emitted and committed;
 //! - the last page brings the delta link: the cursor switches to the new generation, and the
 //!   old generation and the records are deleted ([`clean_up`], resumable as well).
 //!
-//! Join cost per page of users: 1 `get-many` of ≤ 200 user keys, 1 of the group names not in
-//! the cache (≤ 1,000 keys a call), and the cursor commit: three checkpoint round trips.
+//! Join cost per page of users: 1 `get-many` of ≤ 600 keys (a user's `u`, `s` and `m` keys
+//! for ≤ 200 users), 1 of the group names not in the cache (≤ 1,000 keys a call), and the
+//! cursor commit: three checkpoint round trips.
+//!
+//! ## Bytes written per walk (the issue's tenant: 1,000,000 users, 200,000 groups, 15 direct
+//! memberships a user)
+//!
+//! A 64-bit hash is ~9.5 bytes as a postcard varint; a key `facts/<gen>/u/<16 hex>` ~33.
+//! Per-user sizes as the unit test `a_walk_writes_under_three_times_what_the_store_holds_after_it`
+//! measures them (2,000 users shaped the same: 171 bytes a user's `u` key and value, 118 a
+//! sign-in key, 40 a report key, 33 a group name).
+//!
+//! | written | MB | held after |
+//! |---|---|---|
+//! | membership records (15 M × 9.5 B, group hash once a group) | ~145 | deleted |
+//! | scattered chunks (15 M × (9.5 + 9.5) B) | ~285 | deleted |
+//! | `u` facts (groups, roles) | ~171 | ~171 |
+//! | `s` facts (sign-in data, trimmed JSON) | ~118 | ~118 |
+//! | `m` facts (report row) | ~40 | ~40 |
+//! | group names (200 K) | ~7 | ~7 |
+//! | cursor commits (~10 K pages, flushes and passes × ~0.5-2 KB) | ~10 | ~0 |
+//! | **total** | **~776** | **~336** (2.3 ×) |
+//!
+//! Staging the sign-in data and the report as well (records, scattered, then folded into the
+//! `u` values) writes them three times: records and chunks ~+230 MB, ~66 MB of `s` and `m`
+//! keys saved, ~940 MB written for ~270 MB held, ~3.5 ×. The build before the scatter wrote
+//! ~680 MB (~2.5 ×) but read every record in each of its ~75 passes (~45 GB through the
+//! checkpoint door); this one reads each record and each chunk once (~430 MB). The unit test
+//! measures 2.34 × on its 2,000 users.
+//!
+//! Memory, at any tenant size (the guest runs under a 64 MiB cap): the scatter holds ≤
+//! [`FLUSH_ROWS`] rows plus one read's (16 bytes each: ~4 MiB, twice that with the vectors'
+//! growth), one read of [`RECORDS_PER_READ`] records (~100 KB each, 8 MiB at worst) and one
+//! batch of chunks (≤ 8 MiB); a pass holds its bucket's rows (16 bytes each: ~1.7 ×
+//! [`PASS_BYTES`] ≈ 7 MiB, 14 with growth), one read of [`CHUNKS_PER_READ`] chunks (≤ 5 MiB)
+//! and one batch of facts (≤ 8 MiB). No users or groups page is held during the build.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -47,16 +94,37 @@ use crate::doors::{Doors, KvWrite, Level, Progress};
 use crate::enrich::{is_not_licensed, methods_registered, refusal, Memberships, RoleIndex};
 use crate::error::ConnectorError;
 use crate::facts::{
-    self, decode, encode, generation_prefix, group_key, id_hash, user_key, GroupName, UserFacts,
+    self, decode, encode, generation_prefix, group_key, id_hash, registration_key, sign_in_key,
+    user_key, GroupName, Registered, UserFacts,
 };
 use crate::graph::{GraphError, GraphGet, Trail};
 use crate::ocsf::{self, Mfa};
 
-/// Most bytes of records one build pass holds as a map (its memory is a few times this).
-pub const PASS_BYTES: u64 = 8 * 1024 * 1024;
+/// Most bytes of membership records one build pass reads. A record holds a membership in ~9.5
+/// bytes (a group's hash once, a member's hash each); a pass holds its rows at 16 bytes each,
+/// ~1.7 times this.
+pub const PASS_BYTES: u64 = 4 * 1024 * 1024;
 
-/// Records read in one `get-many` during the build (a record is one Graph page: ≤ ~100 KB).
-const RECORDS_PER_READ: usize = 16;
+/// Most build passes (buckets): a flush writes at most one chunk per bucket (plus a few), and
+/// a batch takes 1,000 writes.
+pub const MAX_PASSES: u32 = 700;
+
+/// Records read in one `get-many` during the scatter (a record is one Graph page: ~100 KB,
+/// 1 MiB at most).
+const RECORDS_PER_READ: usize = 8;
+
+/// Membership rows the scatter buffers before a flush (16 bytes each: 4 MiB).
+const FLUSH_ROWS: usize = 256 * 1024;
+
+/// Records per flush at most (their deletions go with the cursor).
+const FLUSH_RECORDS: u64 = 64;
+
+/// Rows per chunk at most: ≤ 20 bytes each encoded (two 64-bit varints), ~640 KiB, under the
+/// 1 MiB a value may hold.
+const ROWS_PER_CHUNK: usize = 32 * 1024;
+
+/// Chunks read in one `get-many` during a pass (≤ 640 KiB each).
+const CHUNKS_PER_READ: usize = 8;
 
 /// Users per sign-in page: the most Graph serves with `signInActivity` (GRAPH.md, "Listing
 /// users": 500).
@@ -185,6 +253,27 @@ pub struct Walk {
     /// The source whose page was committed last (what progress names).
     #[serde(default)]
     pub last: Option<Source>,
+    /// Where the build's scatter is.
+    #[serde(default)]
+    pub scatter: Scatter,
+    /// The layout of the walk's keys ([`LAYOUT`]); a walk of another layout is started again.
+    #[serde(default)]
+    pub layout: u32,
+}
+
+/// The layout of the walk's keys: 2 writes sign-in data and the report as facts keys and
+/// stages only memberships (1 staged every source).
+pub const LAYOUT: u32 = 2;
+
+/// Where the build's scatter is: fixed size but for one count per pass.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Scatter {
+    /// The next membership record to scatter.
+    pub next: u64,
+    /// Chunks written per bucket (pass).
+    pub chunks: Vec<u32>,
+    /// Every record was scattered.
+    pub done: bool,
 }
 
 impl Walk {
@@ -192,6 +281,7 @@ impl Walk {
     pub fn new(gen: String) -> Walk {
         Walk {
             gen,
+            layout: LAYOUT,
             ..Walk::default()
         }
     }
@@ -285,17 +375,14 @@ pub fn generation(now_ms: i64) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// One sign-in row of a record.
-#[derive(Serialize, Deserialize)]
-struct SignInRow(u64, String);
-
-/// One membership of a record: (user hash, group hash).
-#[derive(Serialize, Deserialize)]
+/// One membership of a scattered chunk: (user hash, group hash).
+#[derive(Clone, Serialize, Deserialize)]
 struct MemberRow(u64, u64);
 
-/// One registration row: (user hash, isAdmin, methodsRegistered).
+/// One group's members on a groups/delta page, as a record holds them: (group hash, user
+/// hashes) — the group's hash once, not once per member.
 #[derive(Serialize, Deserialize)]
-struct RegistrationRow(u64, Option<bool>, Vec<String>);
+struct GroupMembers(u64, Vec<u64>);
 
 /// What a user holding a role holds, and through which role-holding groups.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -452,9 +539,21 @@ pub(super) fn prepare<D: Doors>(
     place: &mut Place<'_, '_, D>,
 ) -> Result<(), ConnectorError> {
     let mut walk = match place.cursor.walk.clone() {
-        Some(walk) => walk,
-        None => {
-            let mut walk = Walk::new(generation(p.graph.doors().now_ms()));
+        Some(walk) if walk.layout == LAYOUT || walk.phase == Phase::Users => walk,
+        stale => {
+            // A walk an earlier version left before its users (its records staged every
+            // source; this build reads only memberships): started again, its keys deleted.
+            let now = p.graph.doors().now_ms();
+            let mut gen = generation(now);
+            if let Some(old) = stale {
+                place.cursor.cleanup.push(Walk::records_prefix(&old.gen));
+                place.cursor.cleanup.push(generation_prefix(&old.gen));
+                // Never the generation whose keys are to be deleted.
+                if old.gen == gen {
+                    gen = generation(now.saturating_add(1));
+                }
+            }
+            let mut walk = Walk::new(gen);
             if p.config.sign_in != SignIn::Auto {
                 walk.end(Source::SignIns, false);
             }
@@ -525,6 +624,48 @@ fn commit<D: Doors>(
     Ok(())
 }
 
+/// Writes per commit batch at most: the contract's 1,000 less room for the cursor and a
+/// flush's record deletions.
+const BATCH_WRITES: usize = 800;
+
+/// Bytes of keys and values per batch at most (the contract's 16 MiB, with a margin).
+const BATCH_BYTES: usize = 8 * 1024 * 1024;
+
+/// Commits `writes` with the cursor, sending ahead in batches of their own what does not fit
+/// one batch. Only idempotent puts may go ahead — the value a rerun writes again, or a key
+/// nothing reads until the cursor names it — so a stop between batches leaves nothing a rerun
+/// does not repair; `last` (record deletions) always goes with the cursor.
+fn commit_ahead<D: Doors>(
+    p: &Pipeline<'_, '_, D>,
+    place: &mut Place<'_, '_, D>,
+    walk: &Walk,
+    writes: Vec<KvWrite>,
+) -> Result<(), ConnectorError> {
+    commit_ahead_then(p, place, walk, writes, Vec::new())
+}
+
+fn commit_ahead_then<D: Doors>(
+    p: &Pipeline<'_, '_, D>,
+    place: &mut Place<'_, '_, D>,
+    walk: &Walk,
+    writes: Vec<KvWrite>,
+    last: Vec<KvWrite>,
+) -> Result<(), ConnectorError> {
+    let mut batch = Vec::new();
+    let mut bytes = 0usize;
+    let size = |w: &KvWrite| w.key.len() + w.value.as_ref().map_or(0, Vec::len);
+    for w in writes {
+        if batch.len() + 1 > BATCH_WRITES || bytes + size(&w) > BATCH_BYTES {
+            facts::put_many(p.graph.doors(), std::mem::take(&mut batch))?;
+            bytes = 0;
+        }
+        bytes += size(&w);
+        batch.push(w);
+    }
+    batch.extend(last);
+    commit(p, place, walk, batch)
+}
+
 /// Tells the host where the walk stands.
 pub(super) fn report_progress<D: Doors>(
     p: &Pipeline<'_, '_, D>,
@@ -576,6 +717,12 @@ pub(super) fn report_progress<D: Doors>(
         listing.pages
     };
     let detail = match (walk.phase, expected) {
+        (Phase::Build, _) if walk.passes > 0 && !walk.scatter.done => format!(
+            "sorting the group memberships the walk read into {} passes: record {} of {}",
+            walk.passes,
+            walk.scatter.next,
+            walk.source(Source::Groups).records
+        ),
         (Phase::Build, _) => format!(
             "joining what the walk read into per-user facts: pass {} of {}",
             walk.passes_done, walk.passes
@@ -636,21 +783,24 @@ fn sign_ins<D: Doors>(
             return commit(p, place, walk, Vec::new());
         }
     }
-    let rows: Vec<SignInRow> = page
-        .items
+    // Each user's sign-in data goes straight to its facts key: it needs no join across pages.
+    let mut rows: BTreeMap<u64, String> = BTreeMap::new();
+    for item in &page.items {
+        let Some(id) = item.get("id").and_then(Value::as_str) else {
+            continue;
+        };
+        if let Some(activity) = item.get("signInActivity").and_then(trim_sign_in) {
+            rows.insert(id_hash(id), activity.to_string());
+        }
+    }
+    let writes = rows
         .iter()
-        .filter_map(|item| {
-            let id = item.get("id").and_then(Value::as_str)?;
-            let activity = item.get("signInActivity").and_then(trim_sign_in)?;
-            Some(SignInRow(id_hash(id), activity.to_string()))
-        })
-        .collect();
-    let mut writes = Vec::new();
-    walk.record(S, &rows, &mut writes)?;
+        .map(|(h, json)| Ok(KvWrite::put(sign_in_key(&walk.gen, *h), encode(json)?)))
+        .collect::<Result<Vec<_>, ConnectorError>>()?;
     if walk.per_user_page(S, page.items.len(), page.next_link) {
         p.graph.note_users(walk.users_listed);
     }
-    commit(p, place, walk, writes)
+    commit_ahead(p, place, walk, writes)
 }
 
 fn groups<D: Doors>(
@@ -711,6 +861,7 @@ fn groups<D: Doors>(
             )),
             None => unnamed.push((gh, gid.to_string())),
         }
+        let mut members = Vec::new();
         for member in group
             .get("members@delta")
             .and_then(Value::as_array)
@@ -725,8 +876,11 @@ fn groups<D: Doors>(
                 continue;
             }
             if let Some(uid) = member.get("id").and_then(Value::as_str) {
-                rows.push(MemberRow(id_hash(uid), gh));
+                members.push(id_hash(uid));
             }
+        }
+        if !members.is_empty() {
+            rows.push(GroupMembers(gh, members));
         }
     }
     let mut writes = Vec::new();
@@ -772,12 +926,7 @@ fn groups<D: Doors>(
         }
     }
     // A page of many groups' names may pass one batch: the names go first (idempotent).
-    while writes.len() > 900 {
-        let rest = writes.split_off(900);
-        facts::put_many(p.graph.doors(), writes)?;
-        writes = rest;
-    }
-    commit(p, place, walk, writes)
+    commit_ahead(p, place, walk, writes)
 }
 
 fn groups_unread<D: Doors>(
@@ -890,22 +1039,26 @@ fn registration<D: Doors>(
             return registration_unread(p, place, walk, &e);
         }
     }
-    let rows: Vec<RegistrationRow> = page
-        .items
+    // Each user's row goes straight to its facts key, like the sign-in data.
+    let mut rows: BTreeMap<u64, Registered> = BTreeMap::new();
+    for item in &page.items {
+        let Some(id) = item.get("id").and_then(Value::as_str) else {
+            continue;
+        };
+        rows.insert(
+            id_hash(id),
+            Registered {
+                is_admin: item.get("isAdmin").and_then(Value::as_bool),
+                mfa: ocsf::vocabulary(&Mfa::Registration(methods_registered(item))),
+            },
+        );
+    }
+    let writes = rows
         .iter()
-        .filter_map(|item| {
-            let id = item.get("id").and_then(Value::as_str)?;
-            Some(RegistrationRow(
-                id_hash(id),
-                item.get("isAdmin").and_then(Value::as_bool),
-                methods_registered(item),
-            ))
-        })
-        .collect();
-    let mut writes = Vec::new();
-    walk.record(S, &rows, &mut writes)?;
+        .map(|(h, r)| Ok(KvWrite::put(registration_key(&walk.gen, *h), encode(r)?)))
+        .collect::<Result<Vec<_>, ConnectorError>>()?;
     walk.per_user_page(S, page.items.len(), page.next_link);
-    commit(p, place, walk, writes)
+    commit_ahead(p, place, walk, writes)
 }
 
 fn registration_unread<D: Doors>(
@@ -935,34 +1088,63 @@ fn registration_unread<D: Doors>(
     commit(p, place, walk, Vec::new())
 }
 
-/// Reads every record of one source, `RECORDS_PER_READ` a call, handing each to `each`.
-fn each_record<D: Doors>(
-    doors: &D,
-    walk: &Walk,
-    source: Source,
-    mut each: impl FnMut(&[u8]),
-) -> Result<(), ConnectorError> {
-    if !walk.read(source) {
-        return Ok(());
-    }
-    let keys: Vec<String> = (0..walk.source(source).records)
-        .map(|n| walk.record_key(source, n))
-        .collect();
-    for chunk in keys.chunks(RECORDS_PER_READ) {
-        for value in facts::get_many(doors, chunk)?.into_iter().flatten() {
-            each(&value);
-        }
-    }
-    Ok(())
+/// The build's passes for `record_bytes` of membership records: as many as keep a pass's
+/// share under the pass budget, at most [`MAX_PASSES`] (past that, a pass takes more).
+fn passes_for(record_bytes: u64) -> u32 {
+    record_bytes
+        .div_ceil(pass_bytes())
+        .clamp(1, u64::from(MAX_PASSES)) as u32
 }
 
+#[cfg(not(test))]
+fn pass_bytes() -> u64 {
+    PASS_BYTES
+}
+
+#[cfg(not(test))]
+fn flush_rows() -> usize {
+    FLUSH_ROWS
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The tests' pass budget and flush point (a small tenant split over several passes and
+    /// flushes): a test-only knob, not configuration.
+    static TEST_KNOBS: std::cell::Cell<(u64, usize)> =
+        const { std::cell::Cell::new((PASS_BYTES, FLUSH_ROWS)) };
+}
+
+#[cfg(test)]
+fn pass_bytes() -> u64 {
+    TEST_KNOBS.with(|k| k.get().0)
+}
+
+#[cfg(test)]
+fn flush_rows() -> usize {
+    TEST_KNOBS.with(|k| k.get().1)
+}
+
+/// The key of chunk `k` of bucket `bucket` (the rows of pass `bucket`).
+fn chunk_key(gen: &str, bucket: u32, k: u32) -> String {
+    format!("walk/{gen}/p/{bucket:03}/{k:06}")
+}
+
+/// The build: the membership records scattered into one bucket per pass, then the passes.
 fn build<D: Doors>(
     p: &mut Pipeline<'_, '_, D>,
     place: &mut Place<'_, '_, D>,
     walk: &mut Walk,
 ) -> Result<(), ConnectorError> {
     if walk.passes == 0 {
-        walk.passes = walk.record_bytes.div_ceil(PASS_BYTES).max(1) as u32;
+        walk.passes = passes_for(walk.record_bytes);
+        walk.scatter = Scatter {
+            next: 0,
+            chunks: vec![0; walk.passes as usize],
+            done: false,
+        };
+    }
+    if !walk.scatter.done {
+        scatter(p, place, walk)?;
     }
     let doors = p.graph.doors();
     let admins = if walk.read(Source::Roles) || walk.eligible_read {
@@ -972,56 +1154,144 @@ fn build<D: Doors>(
     };
     let passes = u64::from(walk.passes);
     while walk.passes_done < walk.passes {
-        let pass = u64::from(walk.passes_done);
-        let mine = |h: u64| h % passes == pass;
-        let mut users: HashMap<u64, UserFacts> = HashMap::new();
-        each_record(doors, walk, Source::SignIns, |bytes| {
-            for SignInRow(h, json) in decode::<Vec<SignInRow>>(bytes).unwrap_or_default() {
-                if mine(h) {
-                    users.entry(h).or_default().sign_in = Some(json);
-                }
-            }
-        })?;
-        each_record(doors, walk, Source::Groups, |bytes| {
-            for MemberRow(h, g) in decode::<Vec<MemberRow>>(bytes).unwrap_or_default() {
-                if mine(h) {
-                    users.entry(h).or_default().add_group(g);
-                }
-            }
-        })?;
-        each_record(doors, walk, Source::Registration, |bytes| {
-            for RegistrationRow(h, admin, methods) in
-                decode::<Vec<RegistrationRow>>(bytes).unwrap_or_default()
-            {
-                if mine(h) {
-                    let f = users.entry(h).or_default();
-                    f.is_admin = admin;
-                    f.mfa = Some(ocsf::vocabulary(&Mfa::Registration(methods)));
-                }
-            }
-        })?;
-        for (id, admin) in &admins {
-            let h = id_hash(id);
-            if mine(h) {
-                let f = users.entry(h).or_default();
-                f.roles = admin.active.clone();
-                f.eligible = admin.eligible.clone();
+        let pass = walk.passes_done;
+        // This pass's memberships: its bucket's chunks only.
+        let keys: Vec<String> = (0..walk.scatter.chunks.get(pass as usize).copied().unwrap_or(0))
+            .map(|k| chunk_key(&walk.gen, pass, k))
+            .collect();
+        let mut rows: Vec<(u64, u64)> = Vec::new();
+        for chunk in keys.chunks(CHUNKS_PER_READ) {
+            for value in facts::get_many(doors, chunk)?.into_iter().flatten() {
+                rows.extend(
+                    decode::<Vec<MemberRow>>(&value)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|MemberRow(u, g)| (u, g)),
+                );
             }
         }
-        let writes = users
-            .into_iter()
-            .filter(|(_, f)| !f.is_empty())
-            .map(|(h, f)| Ok(KvWrite::put(user_key(&walk.gen, h), encode(&f)?)))
-            .collect::<Result<Vec<_>, ConnectorError>>()?;
-        facts::put_many(doors, writes)?;
+        rows.sort_unstable();
+        rows.dedup();
+        let mut roles: Vec<(u64, &Admin)> = admins
+            .iter()
+            .map(|(id, admin)| (id_hash(id), admin))
+            .filter(|(h, _)| h % passes == u64::from(pass))
+            .collect();
+        roles.sort_unstable_by_key(|(h, _)| *h);
+        // Users in hash order: a merge of the sorted memberships and the sorted role holders.
+        let (mut writes, mut written) = (Vec::new(), 0usize);
+        let (mut i, mut j) = (0, 0);
+        while i < rows.len() || j < roles.len() {
+            let h = match (rows.get(i), roles.get(j)) {
+                (Some((u, _)), Some((r, _))) => (*u).min(*r),
+                (Some((u, _)), None) => *u,
+                (None, Some((r, _))) => *r,
+                (None, None) => break,
+            };
+            let mut f = UserFacts::default();
+            while let Some((_, g)) = rows.get(i).filter(|(u, _)| *u == h) {
+                // Sorted and without duplicates: `add_group`'s check is not needed.
+                if f.groups.len() < facts::MAX_USER_GROUPS {
+                    f.groups.push(*g);
+                } else {
+                    f.groups_over = f.groups_over.saturating_add(1);
+                }
+                i += 1;
+            }
+            while let Some((_, admin)) = roles.get(j).filter(|(r, _)| *r == h) {
+                f.roles = admin.active.clone();
+                f.eligible = admin.eligible.clone();
+                j += 1;
+            }
+            if !f.is_empty() {
+                let value = encode(&f)?;
+                written += value.len();
+                writes.push(KvWrite::put(user_key(&walk.gen, h), value));
+            }
+            if writes.len() == BATCH_WRITES || written >= BATCH_BYTES {
+                facts::put_many(doors, std::mem::take(&mut writes))?;
+                written = 0;
+            }
+        }
+        drop(rows);
         walk.passes_done += 1;
         if walk.passes_done == walk.passes {
             walk.phase = Phase::Users;
+            walk.scatter.chunks = Vec::new();
         }
-        commit(p, place, walk, Vec::new())?;
+        commit(p, place, walk, writes)?;
     }
     if walk.phase == Phase::Build {
         walk.phase = Phase::Users;
+        walk.scatter.chunks = Vec::new();
+        commit(p, place, walk, Vec::new())?;
+    }
+    Ok(())
+}
+
+/// The scatter: reads the membership records in order and routes each row to the bucket of
+/// its pass (`user hash % passes`); at each flush point writes every non-empty bucket's rows
+/// as a chunk, with the cursor (the next record, the chunks of each bucket) and the deletion
+/// of the records flushed, so a stop resumes at the last flush and no record is read more
+/// than twice.
+fn scatter<D: Doors>(
+    p: &mut Pipeline<'_, '_, D>,
+    place: &mut Place<'_, '_, D>,
+    walk: &mut Walk,
+) -> Result<(), ConnectorError> {
+    let total = if walk.read(Source::Groups) {
+        walk.source(Source::Groups).records
+    } else {
+        0
+    };
+    let passes = u64::from(walk.passes);
+    let mut buckets: Vec<Vec<MemberRow>> = (0..walk.passes).map(|_| Vec::new()).collect();
+    let mut buffered = 0usize;
+    let mut from = walk.scatter.next;
+    let mut n = walk.scatter.next;
+    while n < total {
+        let end = (n + RECORDS_PER_READ as u64).min(total);
+        let keys: Vec<String> = (n..end)
+            .map(|r| walk.record_key(Source::Groups, r))
+            .collect();
+        for value in facts::get_many(p.graph.doors(), &keys)?
+            .into_iter()
+            .flatten()
+        {
+            for GroupMembers(g, users) in decode::<Vec<GroupMembers>>(&value).unwrap_or_default() {
+                for u in users {
+                    buckets[(u % passes) as usize].push(MemberRow(u, g));
+                    buffered += 1;
+                }
+            }
+        }
+        n = end;
+        if buffered >= flush_rows() || n - from >= FLUSH_RECORDS || n == total {
+            let mut writes = Vec::new();
+            for (b, rows) in buckets.iter_mut().enumerate() {
+                for piece in rows.chunks(ROWS_PER_CHUNK) {
+                    let k = &mut walk.scatter.chunks[b];
+                    writes.push(KvWrite::put(
+                        chunk_key(&walk.gen, b as u32, *k),
+                        encode(&piece)?,
+                    ));
+                    *k += 1;
+                }
+                rows.clear();
+            }
+            // The records flushed are not needed again: they go with the cursor.
+            let deletes = (from..n)
+                .map(|r| KvWrite::delete(walk.record_key(Source::Groups, r)))
+                .collect();
+            walk.scatter.next = n;
+            walk.scatter.done = n == total;
+            commit_ahead_then(p, place, walk, writes, deletes)?;
+            buffered = 0;
+            from = n;
+        }
+    }
+    if !walk.scatter.done {
+        walk.scatter.done = true;
         commit(p, place, walk, Vec::new())?;
     }
     Ok(())
@@ -1147,6 +1417,14 @@ pub fn finish(cursor: &mut super::delta::DeltaCursor) {
         None => cursor.cleanup.push(LEGACY.to_string()),
     }
     cursor.cleanup.push(Walk::records_prefix(&walk.gen));
+    // Sign-in data or a report read in part (a source given up midway) is not kept: what
+    // the walk did not read whole is read per user, as if it had none.
+    if !walk.read(Source::SignIns) {
+        cursor.cleanup.push(facts::sign_in_prefix(&walk.gen));
+    }
+    if !walk.read(Source::Registration) {
+        cursor.cleanup.push(facts::registration_prefix(&walk.gen));
+    }
     cursor.groups_link = walk.groups_link;
     cursor.admin_shards = walk.admin_shards;
     cursor.users_known = walk.users_delivered.max(walk.users_listed);
@@ -1680,6 +1958,499 @@ mod tests {
         assert_eq!(round["u3"]["user"]["type"], "Admin", "joined g2");
         let roles = &round["u3"]["enrichments"][0]["data"]["roles"];
         assert_eq!(roles, &serde_json::json!(["Helpdesk Tier 2"]), "{roles}");
+    }
+
+    /// A tenant of `users` users and `groups` groups, user `i` a member of groups `i`,
+    /// `i + 1`, … (`per_user` of them, modulo `groups`); `per_page` groups a groups/delta
+    /// page (one record each); sign-in data for four users in five, the report for every user, u0 and
+    /// u7 Global Administrators.
+    #[derive(Clone, Copy)]
+    struct Wide {
+        users: usize,
+        groups: usize,
+        per_user: usize,
+        per_page: usize,
+    }
+
+    impl Wide {
+        fn answer(&self, r: &HttpRequest) -> HttpResponse {
+            let url = r.url.as_str();
+            if url.contains("/token") {
+                return json(200, &[], r#"{"access_token":"tok","expires_in":3599}"#);
+            }
+            let path = url.strip_prefix(G).unwrap_or(url);
+            let page = |items: Vec<Value>, next: Option<String>, delta: Option<&str>| {
+                let mut body = serde_json::json!({ "value": items });
+                if let Some(n) = next {
+                    body["@odata.nextLink"] = format!("{G}{n}").into();
+                }
+                if let Some(d) = delta {
+                    body["@odata.deltaLink"] = format!("{G}{d}").into();
+                }
+                json(200, &[], &body.to_string())
+            };
+            // Page `k` of a per-user listing of `per` users a page.
+            let users_page = |k: usize, per: usize| k * per..((k + 1) * per).min(self.users);
+            let token = |prefix: &str| -> Option<usize> {
+                path.strip_prefix(prefix).and_then(|n| n.parse().ok())
+            };
+            const SIGN_INS: &str = "/users?$select=id,signInActivity&$top=500";
+            if path == SIGN_INS || path.starts_with(&format!("{SIGN_INS}&$skiptoken=s")) {
+                let k = token(&format!("{SIGN_INS}&$skiptoken=s")).unwrap_or(0);
+                let items = users_page(k, 500)
+                    .map(|i| {
+                        if i % 5 == 4 {
+                            return serde_json::json!({"id": format!("u{i}")});
+                        }
+                        serde_json::json!({"id": format!("u{i}"), "signInActivity": {
+                            "lastSignInDateTime": format!("2026-01-{:02}T03:04:05Z", 1 + i % 28),
+                            "lastSuccessfulSignInDateTime": "2026-01-01T00:00:00Z",
+                            "lastSignInRequestId": "dropped by the trim"}})
+                    })
+                    .collect();
+                let next = ((k + 1) * 500 < self.users)
+                    .then(|| format!("{SIGN_INS}&$skiptoken=s{}", k + 1));
+                return page(items, next, None);
+            }
+            if path == "/groups/delta?$select=displayName,members"
+                || path.starts_with("/groups/delta?$skiptoken=g")
+            {
+                let k = token("/groups/delta?$skiptoken=g").unwrap_or(0);
+                let first = k * self.per_page;
+                let items = (first..(first + self.per_page).min(self.groups))
+                    .map(|j| {
+                        let members: Vec<Value> = (0..self.users)
+                            .filter(|i| {
+                                (j + self.groups - i % self.groups) % self.groups < self.per_user
+                            })
+                            .map(|i| {
+                                serde_json::json!({"@odata.type": "#microsoft.graph.user",
+                                    "id": format!("u{i}")})
+                            })
+                            .collect();
+                        serde_json::json!({"id": format!("g{j}"),
+                            "displayName": format!("Group {j}"), "members@delta": members})
+                    })
+                    .collect();
+                return if first + self.per_page < self.groups {
+                    page(
+                        items,
+                        Some(format!("/groups/delta?$skiptoken=g{}", k + 1)),
+                        None,
+                    )
+                } else {
+                    page(items, None, Some("/groups/delta?$deltatoken=gd"))
+                };
+            }
+            // The round after the walk (a stop after its last commit): nothing changed.
+            if path == "/groups/delta?$deltatoken=gd" {
+                return page(vec![], None, Some("/groups/delta?$deltatoken=gd"));
+            }
+            if path == "/users/delta?$deltatoken=dd" {
+                return page(vec![], None, Some("/users/delta?$deltatoken=dd"));
+            }
+            const REPORT: &str = "/reports/authenticationMethods/userRegistrationDetails";
+            if path.starts_with(REPORT) {
+                let k = token(&format!("{REPORT}?$skiptoken=m")).unwrap_or(0);
+                let items = users_page(k, 999)
+                    .map(|i| {
+                        let methods: Vec<&str> = if i % 3 == 0 {
+                            vec![]
+                        } else {
+                            vec!["microsoftAuthenticatorPush", "fido2"]
+                        };
+                        serde_json::json!({"id": format!("u{i}"), "isAdmin": i % 50 == 0,
+                            "methodsRegistered": methods})
+                    })
+                    .collect();
+                let next =
+                    ((k + 1) * 999 < self.users).then(|| format!("{REPORT}?$skiptoken=m{}", k + 1));
+                return page(items, next, None);
+            }
+            if path == "/roleManagement/directory/roleAssignments?$expand=principal" {
+                let items = ["u0", "u7"]
+                    .iter()
+                    .map(|id| {
+                        serde_json::json!({"principalId": id, "roleDefinitionId": "ga",
+                        "principal": {"@odata.type": "#microsoft.graph.user", "id": id}})
+                    })
+                    .collect();
+                return page(items, None, None);
+            }
+            if path.starts_with("/users/delta?$select=")
+                || path.starts_with("/users/delta?$skiptoken=d")
+            {
+                let k = token("/users/delta?$skiptoken=d").unwrap_or(0);
+                let items = users_page(k, 200).map(|i| user(&format!("u{i}"))).collect();
+                return if (k + 1) * 200 < self.users {
+                    page(
+                        items,
+                        Some(format!("/users/delta?$skiptoken=d{}", k + 1)),
+                        None,
+                    )
+                } else {
+                    page(items, None, Some("/users/delta?$deltatoken=dd"))
+                };
+            }
+            tenant(r, false)
+        }
+    }
+
+    /// Runs `body` with the build's pass budget and flush point set (this thread only).
+    fn with_knobs<T>(pass_bytes: u64, flush_rows: usize, body: impl FnOnce() -> T) -> T {
+        TEST_KNOBS.with(|k| k.set((pass_bytes, flush_rows)));
+        let out = body();
+        TEST_KNOBS.with(|k| k.set((PASS_BYTES, FLUSH_ROWS)));
+        out
+    }
+
+    /// The facts the store holds, their generation left out of the keys.
+    fn facts_held<F: Fn(usize, &HttpRequest) -> HttpResponse>(
+        doors: &FakeDoors<F>,
+    ) -> std::collections::BTreeMap<String, Vec<u8>> {
+        doors
+            .kv
+            .borrow()
+            .iter()
+            .filter_map(|(k, (v, _))| {
+                let rest = k.strip_prefix("facts/")?;
+                let (_, rest) = rest.split_once('/')?;
+                Some((rest.to_string(), v.clone()))
+            })
+            .collect()
+    }
+
+    /// Fails naming the facts keys that differ (not the whole maps).
+    fn assert_same_facts(
+        a: &std::collections::BTreeMap<String, Vec<u8>>,
+        b: &std::collections::BTreeMap<String, Vec<u8>>,
+        what: &str,
+    ) {
+        let differ: Vec<&String> = a
+            .keys()
+            .chain(b.keys())
+            .filter(|k| a.get(*k) != b.get(*k))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "{what}: {} facts keys differ, first {:?}",
+            differ.len(),
+            &differ[..differ.len().min(5)]
+        );
+    }
+
+    /// The build passes the walk reported.
+    fn passes_reported<F: Fn(usize, &HttpRequest) -> HttpResponse>(doors: &FakeDoors<F>) -> u64 {
+        doors
+            .progress
+            .borrow()
+            .iter()
+            .filter(|p| p.phase == "build")
+            .filter_map(|p| p.pages_expected)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Each user's last event, its `user` object.
+    fn users_emitted<F: Fn(usize, &HttpRequest) -> HttpResponse>(
+        doors: &FakeDoors<F>,
+    ) -> HashMap<String, Value> {
+        last_events(doors)
+            .into_iter()
+            .map(|(id, e)| (id, e["user"].clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_walk_split_over_several_passes_and_flushes_builds_what_one_pass_builds() {
+        let cfg = config();
+        let wide = Wide {
+            users: 300,
+            groups: 40,
+            per_user: 6,
+            per_page: 1,
+        };
+        let one = FakeDoors::new(move |_, r| wide.answer(r));
+        with_knobs(u64::MAX / 2, FLUSH_ROWS, || {
+            super::super::run(&one, &cfg, "0.1.0").expect("a one-pass walk")
+        });
+        assert_eq!(passes_reported(&one), 1);
+        let many = FakeDoors::new(move |_, r| wide.answer(r));
+        // 1,800 memberships of ~10 bytes in 40 records: 1 KiB a pass is ~17 passes; a flush
+        // every read of records (8 of them, ~360 rows): 5 flushes, so 5 chunks a bucket.
+        with_knobs(1024, 50, || {
+            super::super::run(&many, &cfg, "0.1.0").expect("a many-pass walk")
+        });
+        let passes = passes_reported(&many);
+        assert!(passes >= 3, "{passes} passes");
+        let facts = facts_held(&one);
+        assert!(
+            facts.keys().filter(|k| k.starts_with("u/")).count() == 300,
+            "every user is in a group: {} user keys",
+            facts.keys().filter(|k| k.starts_with("u/")).count()
+        );
+        assert_same_facts(&facts, &facts_held(&many), "one pass against many");
+        let (a, b) = (users_emitted(&one), users_emitted(&many));
+        assert_eq!(a.len(), 300);
+        assert_eq!(a, b, "the same events");
+        // And they are what the tenant holds: every user in its 6 groups, its sign-in data,
+        // its MFA; u7 an admin through its role.
+        for (id, u) in &a {
+            let n = u["groups"].as_array().map_or(0, Vec::len);
+            assert_eq!(n, 6, "{id}: {u}");
+        }
+        let u3 = &a["u3"];
+        let names: Vec<&str> = u3["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["name"].as_str().unwrap())
+            .collect();
+        for j in 3..9 {
+            assert!(names.contains(&format!("Group {j}").as_str()), "{names:?}");
+        }
+        assert_eq!(a["u7"]["type"], "Admin");
+        assert_eq!(a["u1"]["has_mfa"], true);
+        assert_eq!(a["u3"]["has_mfa"], false);
+    }
+
+    #[test]
+    fn a_build_stopped_at_every_checkpoint_call_resumes_without_rescattering_what_it_flushed() {
+        let cfg = config();
+        let wide = Wide {
+            users: 120,
+            groups: 40,
+            per_user: 5,
+            per_page: 1,
+        };
+        let (pass_bytes, flush) = (256, 30);
+        let reference = FakeDoors::new(move |_, r| wide.answer(r));
+        with_knobs(pass_bytes, flush, || {
+            super::super::run(&reference, &cfg, "0.1.0").expect("an uninterrupted walk")
+        });
+        assert!(passes_reported(&reference) >= 3);
+        let facts = facts_held(&reference);
+        let users = users_emitted(&reference);
+        assert_eq!(users.len(), 120);
+        let calls = reference.kv_calls.get();
+        /// How often each membership record was read.
+        fn records<F: Fn(usize, &HttpRequest) -> HttpResponse>(
+            doors: &FakeDoors<F>,
+        ) -> HashMap<String, usize> {
+            let mut n = HashMap::new();
+            for k in doors.kv_reads.borrow().iter() {
+                if k.starts_with("walk/") && k.contains("/g/") {
+                    *n.entry(k.clone()).or_insert(0) += 1;
+                }
+            }
+            n
+        }
+        assert_eq!(records(&reference).len(), 40);
+        assert!(records(&reference).values().all(|n| *n == 1));
+        let mut stops = 0;
+        for stop in 1..calls {
+            let doors = FakeDoors::new(move |_, r| wide.answer(r));
+            let walk_over = with_knobs(pass_bytes, flush, || {
+                doors.fail_kv_from.set(Some(stop));
+                let stopped = super::super::run(&doors, &cfg, "0.1.0");
+                assert!(
+                    stopped.is_err(),
+                    "a run stopped at checkpoint call {stop} failed"
+                );
+                let over = doors
+                    .kv
+                    .borrow()
+                    .get("users/delta-cursor")
+                    .is_some_and(|c| {
+                        let c: super::super::DeltaCursor = serde_json::from_slice(&c.0).unwrap();
+                        c.walk.is_none() && c.facts_gen.is_some()
+                    });
+                if !over {
+                    doors.fail_kv_from.set(None);
+                    super::super::run(&doors, &cfg, "0.1.0")
+                        .unwrap_or_else(|e| panic!("the run after a stop at call {stop}: {e}"));
+                }
+                over
+            });
+            // A stop after the walk's last commit leaves the next round to the incremental
+            // path: the walk is over.
+            if walk_over {
+                break;
+            }
+            stops += 1;
+            assert_same_facts(
+                &facts,
+                &facts_held(&doors),
+                &format!("stopped at call {stop}"),
+            );
+            assert_eq!(users_emitted(&doors), users, "stopped at call {stop}");
+            // A record is read once, and once more only when the stop took its flush in
+            // flight: never a range a committed flush covered.
+            let read = records(&doors);
+            assert!(
+                read.values().all(|n| *n <= 2),
+                "stopped at call {stop}: {read:?}"
+            );
+            let twice = read.values().filter(|n| **n == 2).count();
+            assert!(
+                twice <= RECORDS_PER_READ,
+                "stopped at call {stop}: {twice} records read twice"
+            );
+            assert!(
+                !doors.kv.borrow().keys().any(|k| k.starts_with("walk/")),
+                "stopped at call {stop}: records left"
+            );
+        }
+        eprintln!("{stops} stops, each at one of the walk's {calls} checkpoint calls");
+        // Every checkpoint call of the walk was a stop: its sources, the scatter's flushes,
+        // the passes, the users.
+        assert!(stops > 40, "{stops} stops of {calls} calls");
+    }
+
+    #[test]
+    fn each_build_pass_reads_only_its_own_bucket() {
+        let cfg = config();
+        let wide = Wide {
+            users: 300,
+            groups: 40,
+            per_user: 6,
+            per_page: 1,
+        };
+        let doors = FakeDoors::new(move |_, r| wide.answer(r));
+        with_knobs(1024, 50, || {
+            super::super::run(&doors, &cfg, "0.1.0").expect("the walk")
+        });
+        let passes = passes_reported(&doors);
+        assert!(passes >= 3, "{passes} passes");
+        let reads = doors.kv_reads.borrow();
+        let walk_reads: Vec<&String> = reads.iter().filter(|k| k.starts_with("walk/")).collect();
+        let first_chunk = walk_reads
+            .iter()
+            .position(|k| k.contains("/p/"))
+            .expect("chunks read");
+        // The records are read once, all before the passes (the scatter).
+        let records: Vec<&&String> = walk_reads.iter().filter(|k| k.contains("/g/")).collect();
+        assert_eq!(records.len(), 40);
+        assert!(walk_reads[first_chunk..].iter().all(|k| k.contains("/p/")));
+        // The passes read each chunk once, pass p only bucket p's, buckets in order, and
+        // chunks 0, 1, … of each.
+        let chunks: Vec<(u64, u64)> = walk_reads[first_chunk..]
+            .iter()
+            .map(|k| {
+                let mut parts = k.rsplit('/');
+                let n = parts.next().unwrap().parse().unwrap();
+                let b = parts.next().unwrap().parse().unwrap();
+                (b, n)
+            })
+            .collect();
+        let mut expected = Vec::new();
+        for b in 0..passes {
+            let n = chunks.iter().filter(|(c, _)| *c == b).count() as u64;
+            // A flush each read of records (each holds ~20 rows of every bucket): a chunk
+            // of each bucket each flush.
+            assert_eq!(
+                n as usize,
+                40usize.div_ceil(RECORDS_PER_READ),
+                "bucket {b}: a chunk a flush"
+            );
+            expected.extend((0..n).map(|k| (b, k)));
+        }
+        assert_eq!(chunks, expected);
+    }
+
+    #[test]
+    fn a_walk_writes_under_three_times_what_the_store_holds_after_it() {
+        // The issue's tenant at 1/500: 2,000 users, 400 groups, 15 direct memberships each,
+        // with sign-in data and the report, 20 groups a groups/delta page; several passes
+        // and flushes as at a million users (~40 passes over ~60 flushes there).
+        let cfg = config();
+        let wide = Wide {
+            users: 2_000,
+            groups: 400,
+            per_user: 15,
+            per_page: 20,
+        };
+        let doors = FakeDoors::new(move |_, r| wide.answer(r));
+        with_knobs(40 * 1024, 8_000, || {
+            super::super::run(&doors, &cfg, "0.1.0").expect("the walk")
+        });
+        let written = doors.kv_bytes_written.get();
+        let held = doors.kv_bytes_held();
+        let facts = facts_held(&doors);
+        let bytes = |prefix: &str| -> u64 {
+            facts
+                .iter()
+                .filter(|(k, _)| k.starts_with(prefix))
+                .map(|(k, v)| (k.len() + v.len()) as u64)
+                .sum()
+        };
+        eprintln!("| what | bytes |\n|---|---|");
+        for (what, prefix) in [
+            ("user facts (u/)", "u/"),
+            ("sign-in facts (s/)", "s/"),
+            ("report facts (m/)", "m/"),
+            ("group names (g/)", "g/"),
+        ] {
+            eprintln!("| {what} | {} |", bytes(prefix));
+        }
+        eprintln!("| build passes | {} |", passes_reported(&doors));
+        eprintln!(
+            "| the cursor | {} |",
+            doors.kv.borrow()["users/delta-cursor"].0.len()
+        );
+        eprintln!(
+            "| held after the walk | {held} |\n| written by the walk | {written} |\n| written / held | {:.2} |",
+            written as f64 / held as f64
+        );
+        assert!(passes_reported(&doors) >= 4);
+        assert_eq!(last_events(&doors).len(), 2_000);
+        assert!(
+            written <= 3 * held,
+            "{written} bytes written for {held} held"
+        );
+    }
+
+    #[test]
+    fn a_walk_an_earlier_version_left_in_its_sources_is_started_again_and_its_keys_deleted() {
+        let cfg = config();
+        let doors = FakeDoors::new(|_, r| tenant(r, false));
+        // Stopped in its sources; then made a walk of the layout before (no `layout`).
+        doors.fail_from_call.set(Some(4));
+        assert!(super::super::run(&doors, &cfg, "0.1.0").is_err());
+        let old_gen = {
+            let mut kv = doors.kv.borrow_mut();
+            let entry = kv.get_mut("users/delta-cursor").unwrap();
+            let mut cursor: Value = serde_json::from_slice(&entry.0).unwrap();
+            let walk = cursor["walk"].as_object_mut().unwrap();
+            assert_eq!(walk["phase"], "sources");
+            walk.remove("layout");
+            let gen = walk["gen"].as_str().unwrap().to_string();
+            entry.0 = serde_json::to_vec(&cursor).unwrap();
+            gen
+        };
+        assert!(doors
+            .kv
+            .borrow()
+            .keys()
+            .any(|k| k.starts_with(&format!("facts/{old_gen}/"))));
+        doors.fail_from_call.set(None);
+        super::super::run(&doors, &cfg, "0.1.0").expect("the walk started again");
+        let cursor: super::super::DeltaCursor =
+            serde_json::from_slice(&doors.kv.borrow()["users/delta-cursor"].0).unwrap();
+        let gen = cursor.facts_gen.clone().unwrap();
+        assert_ne!(gen, old_gen, "a new generation");
+        assert!(cursor.walk.is_none() && cursor.cleanup.is_empty());
+        let keys: Vec<String> = doors.kv.borrow().keys().cloned().collect();
+        assert!(
+            keys.iter()
+                .all(|k| k == "users/delta-cursor" || k.starts_with(&format!("facts/{gen}/"))),
+            "the old walk's keys are gone: {keys:?}"
+        );
+        let events = last_events(&doors);
+        assert_eq!(events["u1"]["user"]["groups"].as_array().unwrap().len(), 2);
+        assert_eq!(events["u2"]["user"]["type"], "Admin");
     }
 
     #[test]

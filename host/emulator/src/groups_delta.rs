@@ -288,7 +288,8 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
 
     // The groups of the round, by id, with their links.
     let catalog = directory.catalog();
-    let mut round: BTreeMap<String, (Value, Vec<Value>)> = BTreeMap::new();
+    // Links as (user id, removed), rendered for the page only.
+    let mut round: BTreeMap<String, (Value, Vec<(&str, bool)>)> = BTreeMap::new();
     if changes {
         let mut touched: BTreeSet<&str> = BTreeSet::new();
         let mut links: BTreeMap<&str, BTreeMap<&str, (bool, bool)>> = BTreeMap::new();
@@ -311,16 +312,16 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
         if select.tracks_properties() {
             listed.extend(touched.iter().copied());
         }
-        let mut net: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+        let mut net: BTreeMap<&str, Vec<(&str, bool)>> = BTreeMap::new();
         if select.members {
             for (group, users) in &links {
                 // A user was a member before the round iff its first change was a departure,
                 // and is one now iff its last change was a join: the link changed iff the first
                 // and last changes agree (join…join: in; leave…leave: out).
-                let changed: Vec<Value> = users
+                let changed: Vec<(&str, bool)> = users
                     .iter()
                     .filter(|(_, (first, last))| first == last)
-                    .map(|(user, (_, last))| link(user, !*last))
+                    .map(|(user, (_, last))| (*user, !*last))
                     .collect();
                 if !changed.is_empty() {
                     listed.insert(group);
@@ -331,7 +332,6 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
         for group in listed {
             let object = directory
                 .known_group(group)
-                .cloned()
                 .unwrap_or_else(|| json!({"id": group}));
             round.insert(
                 group.to_owned(),
@@ -354,11 +354,16 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
             if round.len() > groups_per_page || links_so_far > 2 * LINK_PAGE_CAP + 1 {
                 break;
             }
-            let links: Vec<Value> = if select.members {
+            let links: Vec<(&str, bool)> = if select.members {
                 catalog
                     .group_member_ids
                     .get(id)
-                    .map(|ids| ids.iter().map(|u| link(u, false)).collect())
+                    .map(|ids| {
+                        ids.iter()
+                            .filter_map(|&seq| directory.user_id(seq))
+                            .map(|u| (u, false))
+                            .collect()
+                    })
                     .unwrap_or_default()
             } else {
                 Vec::new()
@@ -373,7 +378,6 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
             round.insert(id.to_owned(), (group.clone(), links));
         }
     }
-    drop(directory);
 
     // One page: at most `groups_per_page` groups and LINK_PAGE_CAP links.
     let mut value = Vec::new();
@@ -385,7 +389,7 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
             break;
         }
         let start = if *id == from_group && !from_member.is_empty() {
-            links.partition_point(|l| l["id"].as_str().unwrap_or("") <= from_member.as_str())
+            links.partition_point(|l| l.0 <= from_member.as_str())
         } else {
             0
         };
@@ -399,14 +403,14 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
                     break;
                 }
                 let chunk = &rest[..room];
-                out.insert("members@delta".into(), Value::Array(chunk.to_vec()));
+                out.insert("members@delta".into(), render_links(chunk));
                 value.push(Value::Object(out));
-                let last = chunk[room - 1]["id"].as_str().unwrap_or("").to_owned();
+                let last = chunk[room - 1].0.to_owned();
                 next = Some((id.clone(), last));
                 break;
             }
             links_on_page += rest.len();
-            out.insert("members@delta".into(), Value::Array(rest.to_vec()));
+            out.insert("members@delta".into(), render_links(rest));
         }
         value.push(Value::Object(out));
     }
@@ -448,11 +452,15 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
 }
 
 /// The member cursor that resumes a group's links at `start` ("" = from its first link).
-fn from_cursor(links: &[Value], start: usize) -> String {
+fn from_cursor(links: &[(&str, bool)], start: usize) -> String {
     start
         .checked_sub(1)
         .and_then(|i| links.get(i))
-        .and_then(|l| l["id"].as_str())
-        .unwrap_or("")
+        .map_or("", |l| l.0)
         .to_owned()
+}
+
+/// `members@delta` links as served.
+fn render_links(links: &[(&str, bool)]) -> Value {
+    links.iter().map(|&(user, removed)| link(user, removed)).collect()
 }

@@ -417,10 +417,7 @@ impl Directory {
     }
 
     fn intern_all(&mut self, values: Vec<Value>) -> Box<[u32]> {
-        values
-            .into_iter()
-            .map(|v| self.objects.intern(v))
-            .collect()
+        values.into_iter().map(|v| self.objects.intern(v)).collect()
     }
 
     /// A user as the directory keeps it (id, text, interned relations), with its UPN key.
@@ -496,6 +493,39 @@ impl Directory {
         self.next_seq += 1;
         let version = self.bump();
         let (entry, upn) = self.compact(&id, sim, version);
+        let member_of = entry.member_of.clone();
+        self.log_groups(&id, &[], &member_of, Some(version));
+        self.users.insert(seq, entry);
+        self.changes.insert(version, Change::Upsert(seq));
+        self.index(seq, upn);
+        true
+    }
+
+    /// The index of an object in the directory's table (a group a generator hands out to
+    /// many users, interned once: see [`Directory::put_with_groups`]).
+    pub(crate) fn intern(&mut self, object: Value) -> u32 {
+        self.objects.intern(object)
+    }
+
+    /// Adds a new user whose `memberOf` starts with the interned objects `groups`, followed
+    /// by its own `member_of`. False (nothing added) without a string id or when the id is
+    /// taken.
+    pub(crate) fn put_with_groups(&mut self, sim: SimUser, groups: &[u32]) -> bool {
+        let Some(id) = sim.id().map(str::to_owned) else {
+            return false;
+        };
+        if self.by_id.contains_key(&id) {
+            return false;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let version = self.bump();
+        let (mut entry, upn) = self.compact(&id, sim, version);
+        entry.member_of = groups
+            .iter()
+            .chain(entry.member_of.iter())
+            .copied()
+            .collect();
         let member_of = entry.member_of.clone();
         self.log_groups(&id, &[], &member_of, Some(version));
         self.users.insert(seq, entry);
@@ -686,6 +716,11 @@ impl Directory {
         &self.custom_definitions
     }
 
+    /// The ids of the users now, in insertion order.
+    pub(crate) fn ids(&self) -> Vec<String> {
+        self.users.values().map(|e| e.id.to_string()).collect()
+    }
+
     /// The users now, in insertion order.
     pub(crate) fn snapshot(&self) -> Vec<SimUser> {
         self.users.values().map(|e| self.sim(e)).collect()
@@ -780,10 +815,8 @@ impl Directory {
                     members.dedup();
                 }
                 None => {
-                    group_names.insert(
-                        id,
-                        group.get("displayName").cloned().unwrap_or(Value::Null),
-                    );
+                    group_names
+                        .insert(id, group.get("displayName").cloned().unwrap_or(Value::Null));
                     catalog.groups.push(group_object(group));
                     catalog.group_members.insert(id.to_owned(), bucket);
                 }
@@ -842,11 +875,8 @@ impl Directory {
             }
         }
         // Members by id: every user's rank in id order, once, then each list by rank.
-        let mut by_id: Vec<(&str, u64)> = self
-            .users
-            .iter()
-            .map(|(&seq, e)| (e.id(), seq))
-            .collect();
+        let mut by_id: Vec<(&str, u64)> =
+            self.users.iter().map(|(&seq, e)| (e.id(), seq)).collect();
         by_id.sort_unstable();
         let mut rank = vec![0u32; usize::try_from(self.next_seq).unwrap_or(usize::MAX)];
         for (position, (_, seq)) in by_id.iter().enumerate() {

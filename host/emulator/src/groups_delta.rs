@@ -462,5 +462,8 @@ fn from_cursor(links: &[(&str, bool)], start: usize) -> String {
 
 /// `members@delta` links as served.
 fn render_links(links: &[(&str, bool)]) -> Value {
-    links.iter().map(|&(user, removed)| link(user, removed)).collect()
+    links
+        .iter()
+        .map(|&(user, removed)| link(user, removed))
+        .collect()
 }

@@ -87,7 +87,9 @@ mod users;
 
 pub use clock::VirtualClock;
 pub use faults::FaultRule;
-pub use generate::{hard_case, role_case, AUTH_METHOD_TYPES, INITIAL_DOMAIN, VERIFIED_DOMAIN};
+pub use generate::{
+    hard_case, role_case, ScaleSpec, AUTH_METHOD_TYPES, INITIAL_DOMAIN, VERIFIED_DOMAIN,
+};
 pub use roles::BUILT_IN_ROLES;
 pub use server::{Emulator, RecordedRequest};
 pub use tenant::{

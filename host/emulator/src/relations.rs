@@ -160,7 +160,9 @@ impl ListQuery {
         context: String,
         items: &[T],
     ) -> Reply {
-        self.page_of(shared, request, context, items, |item| item.borrow().clone())
+        self.page_of(shared, request, context, items, |item| {
+            item.borrow().clone()
+        })
     }
 
     /// Like [`ListQuery::page`], rendering only the items of the page (`render`).

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde_json::{json, Map, Value};
 
 use crate::clock::{parse_iso, Stamp};
+use crate::packed::{pack, unpack};
 use crate::reply::intern_code;
 use crate::roles::{grants, DefinitionBook, Grant};
 use crate::tenant::{odata_type, SimUser, Tenant, DIRECTORY_ROLE_TYPE, GROUP_TYPE, VIA_GROUP};
@@ -32,9 +33,10 @@ use crate::tenant::{odata_type, SimUser, Tenant, DIRECTORY_ROLE_TYPE, GROUP_TYPE
 /// Position of a user in creation-time order: nulls first, ties broken by insertion.
 pub(crate) type CreatedKey = (Option<Stamp>, u64);
 
-/// A user object as the directory keeps it: its JSON text, parsed per access (a ~20-property
-/// object costs ~0.8 KB as text against ~5 KB as a `Value`), or the `Value` itself when the
-/// text might not give it back bit for bit (it holds a floating-point number).
+/// A JSON object as the directory keeps it: its text with the property names packed
+/// ([`crate::packed`]), parsed per access (a generated user costs ~0.8 KB so against ~5 KB as a
+/// `Value`), or the `Value` itself when the text might not give it back bit for bit (it holds
+/// a floating-point number).
 #[derive(Clone, Debug)]
 enum Stored {
     Text(Box<str>),
@@ -52,9 +54,21 @@ impl Stored {
             }
         }
         if has_float(&user) {
-            Stored::Parsed(Box::new(user))
-        } else {
-            Stored::Text(user.to_string().into_boxed_str())
+            return Stored::Parsed(Box::new(user));
+        }
+        match pack(&user.to_string()) {
+            Some(text) => Stored::Text(text),
+            None => Stored::Parsed(Box::new(user)),
+        }
+    }
+
+    fn value(&self) -> Cow<'_, Value> {
+        match self {
+            Stored::Parsed(value) => Cow::Borrowed(value),
+            // The text was written by serde_json from a Value: it parses.
+            Stored::Text(text) => {
+                Cow::Owned(serde_json::from_str(&unpack(text)).unwrap_or(Value::Null))
+            }
         }
     }
 }
@@ -82,11 +96,7 @@ impl UserEntry {
 
     /// The user object (parsed from its stored text).
     pub(crate) fn user(&self) -> Cow<'_, Value> {
-        match &self.user {
-            Stored::Parsed(value) => Cow::Borrowed(value),
-            // The text was written by serde_json from a Value: it parses.
-            Stored::Text(text) => Cow::Owned(serde_json::from_str(text).unwrap_or(Value::Null)),
-        }
+        self.user.value()
     }
 }
 
@@ -101,51 +111,85 @@ enum Kind {
 /// Every distinct relation object of the tenant (memberships, inherited roles, role
 /// assignments, authentication method types as JSON strings), once: users hold indexes.
 /// Objects are told apart by their exact JSON text, so a fixture giving one group id two
-/// different objects keeps both. The table only grows (a few objects per change).
+/// different objects keeps both. Each is kept [`Stored`] (packed text), with its kind and, for
+/// a group, its id; found again by a stable hash of its text (a collision keeps its own
+/// entry). The table only grows (a few objects per change).
 #[derive(Debug, Default)]
 struct Objects {
-    list: Vec<Value>,
+    list: Vec<Stored>,
     kinds: Vec<Kind>,
-    index: HashMap<Box<str>, u32>,
+    /// A group's `id` (when it has a string one); `None` for other objects.
+    ids: Vec<Option<Box<str>>>,
+    /// FNV-1a of an object's text → the first object with that hash.
+    index: HashMap<u64, u32>,
+    /// Texts whose hash an earlier, different object already has.
+    collided: HashMap<Box<str>, u32>,
 }
 
 impl Objects {
     fn intern(&mut self, value: Value) -> u32 {
         let key = value.to_string();
-        if let Some(&i) = self.index.get(key.as_str()) {
-            return i;
+        let hash = crate::generate::fnv1a(key.as_bytes());
+        match self.index.get(&hash) {
+            Some(&i) if self.text(i) == key => return i,
+            Some(_) => {
+                if let Some(&i) = self.collided.get(key.as_str()) {
+                    return i;
+                }
+            }
+            None => {}
         }
         let i = u32::try_from(self.list.len()).expect("fewer than 2^32 distinct objects");
-        self.kinds.push(match odata_type(&value) {
+        let kind = match odata_type(&value) {
             Some(GROUP_TYPE) => Kind::Group,
             Some(DIRECTORY_ROLE_TYPE) => Kind::Role,
             _ => Kind::Other,
-        });
-        self.list.push(value);
-        self.index.insert(key.into_boxed_str(), i);
+        };
+        self.kinds.push(kind);
+        self.ids.push(
+            (kind == Kind::Group)
+                .then(|| value.get("id").and_then(Value::as_str).map(Box::from))
+                .flatten(),
+        );
+        self.list.push(Stored::of(value));
+        if self.index.contains_key(&hash) {
+            self.collided.insert(key.into_boxed_str(), i);
+        } else {
+            self.index.insert(hash, i);
+        }
         i
     }
 
-    fn get(&self, i: u32) -> &Value {
-        &self.list[i as usize]
+    /// The JSON text of object `i`.
+    fn text(&self, i: u32) -> String {
+        match &self.list[i as usize] {
+            Stored::Text(packed) => unpack(packed),
+            Stored::Parsed(value) => value.to_string(),
+        }
+    }
+
+    fn get(&self, i: u32) -> Cow<'_, Value> {
+        self.list[i as usize].value()
     }
 
     fn kind(&self, i: u32) -> Kind {
         self.kinds[i as usize]
     }
 
+    /// The id of group object `i` (`None`: not a group, or no string id).
+    fn group_id(&self, i: u32) -> Option<&str> {
+        self.ids[i as usize].as_deref()
+    }
+
     fn values(&self, indexes: &[u32]) -> Vec<Value> {
-        indexes.iter().map(|&i| self.get(i).clone()).collect()
+        indexes.iter().map(|&i| self.get(i).into_owned()).collect()
     }
 
     /// A user's groups by id (first entry of an id wins), as object indexes.
     fn groups_of<'a>(&'a self, member_of: &[u32]) -> BTreeMap<&'a str, u32> {
         let mut out = BTreeMap::new();
         for &i in member_of {
-            if self.kind(i) != Kind::Group {
-                continue;
-            }
-            if let Some(id) = self.get(i).get("id").and_then(Value::as_str) {
+            if let Some(id) = self.group_id(i) {
                 out.entry(id).or_insert(i);
             }
         }
@@ -186,12 +230,24 @@ pub(crate) enum GroupChange {
     },
 }
 
+/// A group of the catalog: its id and the object (in the directory's table) that names it;
+/// [`Directory::group`] renders it.
+#[derive(Debug)]
+pub(crate) struct CatalogGroup {
+    /// The group's id (`None` when its object has no string id).
+    pub id: Option<Box<str>>,
+    /// Its object in the directory's table.
+    pub object: u32,
+}
+
 /// Groups and roles as the tenant's memberships reveal them.
 #[derive(Debug)]
 pub(crate) struct Catalog {
-    /// Every group object found in any `memberOf`, first-seen order, without `@odata.type`,
-    /// then every group known from earlier memberships that has no member left.
-    pub groups: Vec<Value>,
+    /// Every group found in any `memberOf`, first-seen order, then every group known from
+    /// earlier memberships that has no member left.
+    pub groups: Vec<CatalogGroup>,
+    /// Positions in `groups` of the groups with an id, ordered by id (`groups/delta`'s order).
+    pub groups_by_id: Vec<u32>,
     /// Every directory role held directly or inherited: id, displayName, description,
     /// roleTemplateId.
     pub roles: Vec<Value>,
@@ -238,6 +294,8 @@ pub(crate) struct Directory {
     /// While the initial users are loaded: no group log (a first `groups/delta` round lists
     /// the initial memberships anyway).
     loading: bool,
+    /// While loading, the objects [`Directory::put_with_groups`] has already made known.
+    loaded_groups: Vec<bool>,
 }
 
 fn created_of(user: &Value) -> Option<Stamp> {
@@ -305,12 +363,14 @@ impl Directory {
             known_groups: BTreeMap::new(),
             group_log: BTreeMap::new(),
             loading: true,
+            loaded_groups: Vec::new(),
         }
     }
 
     /// The initial users are in: later changes are logged for `groups/delta`.
     pub(crate) fn loaded(&mut self) {
         self.loading = false;
+        self.loaded_groups = Vec::new();
         self.group_log.clear();
     }
 
@@ -332,7 +392,7 @@ impl Directory {
             match self.known_groups.get_mut(id) {
                 Some(known) if *known == object => {}
                 Some(known) => {
-                    if group_object(objects.get(*known)) != group_object(objects.get(object)) {
+                    if group_object(&objects.get(*known)) != group_object(&objects.get(object)) {
                         changes.push(GroupChange::Properties {
                             group: id.to_owned(),
                         });
@@ -378,7 +438,7 @@ impl Directory {
     pub(crate) fn known_group(&self, id: &str) -> Option<Value> {
         self.known_groups
             .get(id)
-            .map(|&i| group_object(self.objects.get(i)))
+            .map(|&i| group_object(&self.objects.get(i)))
     }
 
     fn bump(&mut self) -> u64 {
@@ -507,9 +567,10 @@ impl Directory {
         self.objects.intern(object)
     }
 
-    /// Adds a new user whose `memberOf` starts with the interned objects `groups`, followed
-    /// by its own `member_of`. False (nothing added) without a string id or when the id is
-    /// taken.
+    /// Adds a new user whose `memberOf` starts with the interned objects `groups` (group
+    /// objects, each id with one object), followed by its own `member_of`. False (nothing
+    /// added) without a string id or when the id is taken. While loading, each of `groups` is
+    /// looked at once, not once per member: a million users join 15 million groups in seconds.
     pub(crate) fn put_with_groups(&mut self, sim: SimUser, groups: &[u32]) -> bool {
         let Some(id) = sim.id().map(str::to_owned) else {
             return false;
@@ -521,13 +582,23 @@ impl Directory {
         self.next_seq += 1;
         let version = self.bump();
         let (mut entry, upn) = self.compact(&id, sim, version);
-        entry.member_of = groups
-            .iter()
-            .chain(entry.member_of.iter())
-            .copied()
-            .collect();
-        let member_of = entry.member_of.clone();
-        self.log_groups(&id, &[], &member_of, Some(version));
+        let own = std::mem::take(&mut entry.member_of);
+        entry.member_of = groups.iter().chain(own.iter()).copied().collect();
+        if self.loading {
+            for &group in groups {
+                let slot = group as usize;
+                if self.loaded_groups.len() <= slot {
+                    self.loaded_groups.resize(slot + 1, false);
+                }
+                if !std::mem::replace(&mut self.loaded_groups[slot], true) {
+                    self.log_groups(&id, &[], &[group], Some(version));
+                }
+            }
+            self.log_groups(&id, &[], &own, Some(version));
+        } else {
+            let member_of = entry.member_of.clone();
+            self.log_groups(&id, &[], &member_of, Some(version));
+        }
         self.users.insert(seq, entry);
         self.changes.insert(version, Change::Upsert(seq));
         self.index(seq, upn);
@@ -657,6 +728,11 @@ impl Directory {
         self.users.get(&seq)
     }
 
+    /// A catalog group's object as `/groups` serves it.
+    pub(crate) fn group(&self, object: u32) -> Value {
+        group_object(&self.objects.get(object))
+    }
+
     /// The id of the user with this sequence number (a catalog member).
     pub(crate) fn user_id(&self, seq: u32) -> Option<&str> {
         self.users.get(&u64::from(seq)).map(UserEntry::id)
@@ -771,6 +847,7 @@ impl Directory {
         let holders = self.role_holders();
         let mut catalog = Catalog {
             groups: Vec::new(),
+            groups_by_id: Vec::new(),
             roles: Vec::new(),
             role_members: HashMap::new(),
             group_members: HashMap::new(),
@@ -805,8 +882,7 @@ impl Directory {
         }
         let mut group_names: HashMap<&str, Value> = HashMap::new();
         for i in first_seen {
-            let group = objects.get(i);
-            let id = group.get("id").and_then(Value::as_str).unwrap_or_default();
+            let id = objects.group_id(i).unwrap_or_default();
             let bucket = std::mem::take(&mut buckets[i as usize]);
             match catalog.group_members.get_mut(id) {
                 Some(members) => {
@@ -815,9 +891,13 @@ impl Directory {
                     members.dedup();
                 }
                 None => {
-                    group_names
-                        .insert(id, group.get("displayName").cloned().unwrap_or(Value::Null));
-                    catalog.groups.push(group_object(group));
+                    let group = objects.get(i);
+                    let name = group.get("displayName").cloned().unwrap_or(Value::Null);
+                    group_names.insert(id, name);
+                    catalog.groups.push(CatalogGroup {
+                        id: objects.group_id(i).map(Box::from),
+                        object: i,
+                    });
                     catalog.group_members.insert(id.to_owned(), bucket);
                 }
             }
@@ -870,10 +950,22 @@ impl Directory {
         }
         for (id, &object) in &self.known_groups {
             if !catalog.group_members.contains_key(id) {
-                catalog.groups.push(group_object(objects.get(object)));
+                catalog.groups.push(CatalogGroup {
+                    id: Some(id.as_str().into()),
+                    object,
+                });
                 catalog.group_members.insert(id.clone(), Vec::new());
             }
         }
+        let mut by_id: Vec<u32> = (0..catalog.groups.len() as u32)
+            .filter(|&p| catalog.groups[p as usize].id.is_some())
+            .collect();
+        by_id.sort_unstable_by(|&a, &b| {
+            catalog.groups[a as usize]
+                .id
+                .cmp(&catalog.groups[b as usize].id)
+        });
+        catalog.groups_by_id = by_id;
         // Members by id: every user's rank in id order, once, then each list by rank.
         let mut by_id: Vec<(&str, u64)> =
             self.users.iter().map(|(&seq, e)| (e.id(), seq)).collect();

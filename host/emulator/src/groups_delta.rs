@@ -342,15 +342,13 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
         // Only the groups this page can reach (from the token's group on, until the page's
         // group and link caps are certainly filled): building every link of the tenant for
         // each page made a 700-group tenant take minutes.
-        let mut groups: Vec<(&str, &Value)> = catalog
-            .groups
-            .iter()
-            .filter_map(|g| Some((g.get("id").and_then(Value::as_str)?, g)))
-            .filter(|(id, _)| *id >= from_group.as_str())
-            .collect();
-        groups.sort_unstable_by_key(|(id, _)| *id);
+        let by_id = &catalog.groups_by_id;
+        let start = by_id.partition_point(|&p| {
+            catalog.groups[p as usize].id.as_deref().unwrap_or_default() < from_group.as_str()
+        });
         let mut links_so_far = 0usize;
-        for (id, group) in groups {
+        for group in by_id[start..].iter().map(|&p| &catalog.groups[p as usize]) {
+            let id = group.id.as_deref().unwrap_or_default();
             if round.len() > groups_per_page || links_so_far > 2 * LINK_PAGE_CAP + 1 {
                 break;
             }
@@ -375,7 +373,7 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
             } else {
                 links.len()
             };
-            round.insert(id.to_owned(), (group.clone(), links));
+            round.insert(id.to_owned(), (directory.group(group.object), links));
         }
     }
 

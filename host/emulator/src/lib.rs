@@ -76,6 +76,7 @@ mod graph;
 mod groups_delta;
 mod login;
 mod odata;
+mod packed;
 mod registration;
 mod relations;
 mod reply;

@@ -336,9 +336,14 @@ pub(crate) fn auth_methods(
 pub(crate) fn groups(shared: &Shared, request: &HttpRequest) -> Result<Reply, GraphError> {
     let query = ListQuery::parse(shared, request, "groups", 100)?;
     shared.require_any(GROUP_PERMISSIONS)?;
-    let catalog = shared.read().catalog();
+    let directory = shared.read();
+    let catalog = directory.catalog();
     let context = format!("{}/v1.0/$metadata#groups", shared.graph_base);
-    Ok(query.page(shared, request, context, &catalog.groups))
+    Ok(
+        query.page_of(shared, request, context, &catalog.groups, |g| {
+            directory.group(g.object)
+        }),
+    )
 }
 
 /// `GET /v1.0/directoryRoles`: every role held by anyone (not paged).

@@ -747,8 +747,8 @@ fn principal_object(directory: &crate::directory::Directory, catalog: &Catalog, 
             "userPrincipalName": user.get("userPrincipalName").cloned().unwrap_or(Value::Null),
         });
     }
-    if let Some(group) = catalog.groups.iter().find(|g| g["id"] == id) {
-        let mut out = group.clone();
+    if let Some(group) = catalog.groups.iter().find(|g| g.id.as_deref() == Some(id)) {
+        let mut out = directory.group(group.object);
         if let Some(map) = out.as_object_mut() {
             map.insert("@odata.type".into(), json!(GROUP_TYPE));
         }

@@ -152,10 +152,13 @@ impl Objects {
                 .flatten(),
         );
         self.list.push(Stored::of(value));
-        if self.index.contains_key(&hash) {
-            self.collided.insert(key.into_boxed_str(), i);
-        } else {
-            self.index.insert(hash, i);
+        match self.index.entry(hash) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collided.insert(key.into_boxed_str(), i);
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(i);
+            }
         }
         i
     }

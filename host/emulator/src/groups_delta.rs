@@ -186,6 +186,9 @@ impl Selection {
     }
 }
 
+/// Member links as (user id, removed), rendered for the page only.
+type Links<'a> = Vec<(&'a str, bool)>;
+
 /// A member link of `members@delta`.
 fn link(user: &str, removed: bool) -> Value {
     if removed {
@@ -288,8 +291,7 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
 
     // The groups of the round, by id, with their links.
     let catalog = directory.catalog();
-    // Links as (user id, removed), rendered for the page only.
-    let mut round: BTreeMap<String, (Value, Vec<(&str, bool)>)> = BTreeMap::new();
+    let mut round: BTreeMap<String, (Value, Links)> = BTreeMap::new();
     if changes {
         let mut touched: BTreeSet<&str> = BTreeSet::new();
         let mut links: BTreeMap<&str, BTreeMap<&str, (bool, bool)>> = BTreeMap::new();

@@ -195,7 +195,7 @@ impl ScaleSpec {
         } else {
             format!("{base} {k:06}")
         };
-        let unified = k % 3 == 0;
+        let unified = k.is_multiple_of(3);
         let mail = unified.then(|| format!("group{k:06}@{VERIFIED_DOMAIN}"));
         json!({
             "@odata.type": GROUP_TYPE,
@@ -205,7 +205,7 @@ impl ScaleSpec {
             "groupTypes": if unified { json!(["Unified"]) } else { json!([]) },
             "mail": mail,
             "mailEnabled": unified,
-            "securityEnabled": !unified || k % 2 == 0,
+            "securityEnabled": !unified || k.is_multiple_of(2),
             "isAssignableToRole": Value::Null,
         })
     }
@@ -214,7 +214,7 @@ impl ScaleSpec {
     /// appended to its relations.
     fn add_roles(&self, index: usize, sim: &mut crate::SimUser, catalog: &Catalog) {
         let roll = derive(self.seed, "scale-role", index as u64);
-        if roll % DIRECT_ROLE_ONE_IN == 0 {
+        if roll.is_multiple_of(DIRECT_ROLE_ONE_IN) {
             let role = (roll / DIRECT_ROLE_ONE_IN) as usize % ROLES.len();
             sim.member_of.push(catalog.role(role));
         }
@@ -319,7 +319,7 @@ mod tests {
     }
 
     #[test]
-    fn a_prefix_of_a_large_tenant_is_the_small_tenant_with_its_own_groups() {
+    fn ids_follow_the_seed_and_index_and_groups_follow_the_shape() {
         let small = ScaleSpec::enterprise(9, 1_000);
         let large = ScaleSpec::enterprise(9, 50_000);
         assert_eq!(small.user_id(17), large.user_id(17));

@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use graph_emulator::{Emulator, EmulatorConfig, ScaleSpec, DIRECTORY_ROLE_TYPE, GROUP_TYPE};
+use graph_emulator::{
+    hard_case, Emulator, EmulatorConfig, ScaleSpec, Tenant, DIRECTORY_ROLE_TYPE, GROUP_TYPE,
+};
 use serde_json::{json, Value};
 
 use crate::common::{Answer, Client, EVENTUAL};
@@ -345,6 +347,15 @@ async fn user_ids_user_and_user_count_agree_with_the_spec() {
             .map(|m| m["id"].as_str().expect("id").to_owned())
             .collect();
         assert_eq!(groups, spec.group_ids_of(index));
+    }
+    // Beyond the hard cases, users are `Tenant::generated`'s random users (their own groups
+    // replaced by the spec's).
+    let generated = Tenant::generated(24, 300);
+    for index in [hard_case::COUNT, 123, 299] {
+        let mine = emulator.user(&ids[index]).expect("a live user");
+        let theirs = &generated.users()[index];
+        assert_eq!(mine.user, theirs.user, "user {index}");
+        assert_eq!(mine.auth_methods, theirs.auth_methods, "user {index}");
     }
     assert!(emulator.user("no-such-user").is_none());
     assert!(emulator.remove_user(&ids[250]));

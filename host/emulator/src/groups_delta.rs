@@ -354,13 +354,26 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
             if round.len() > groups_per_page || links_so_far > 2 * LINK_PAGE_CAP + 1 {
                 break;
             }
-            let links: Vec<(&str, bool)> = if select.members {
+            // The token's group resumes after its member cursor (members are in id order).
+            // No page serves more than LINK_PAGE_CAP links of a group, so one more than that
+            // (to know there are more) is all a group needs here: a 200,000-member group
+            // costs a page no more than a 501-member one.
+            let links: Links = if select.members {
                 catalog
                     .group_member_ids
                     .get(id)
-                    .map(|ids| {
-                        ids.iter()
+                    .map(|members| {
+                        let from = if id == from_group && !from_member.is_empty() {
+                            members.partition_point(|&seq| {
+                                directory.user_id(seq).unwrap_or_default() <= from_member.as_str()
+                            })
+                        } else {
+                            0
+                        };
+                        members[from..]
+                            .iter()
                             .filter_map(|&seq| directory.user_id(seq))
+                            .take(LINK_PAGE_CAP + 1)
                             .map(|u| (u, false))
                             .collect()
                     })
@@ -368,13 +381,7 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
             } else {
                 Vec::new()
             };
-            // The token's group resumes after its member cursor: its earlier links do not
-            // count towards this page.
-            links_so_far += if id == from_group {
-                links.len().min(LINK_PAGE_CAP + 1)
-            } else {
-                links.len()
-            };
+            links_so_far += links.len();
             round.insert(id.to_owned(), (directory.group(group.object), links));
         }
     }

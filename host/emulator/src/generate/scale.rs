@@ -270,7 +270,11 @@ impl Emulator {
         config: EmulatorConfig,
     ) -> anyhow::Result<Emulator> {
         crate::server::check_config(&config)?;
-        let directory = spec.directory();
+        // Tens of seconds for a million users: off the async workers.
+        let spec = spec.clone();
+        let directory = tokio::task::spawn_blocking(move || spec.directory())
+            .await
+            .map_err(|e| anyhow::anyhow!("generating the scaled tenant failed: {e}"))?;
         let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         Emulator::start_directory(directory, config, any, any).await
     }

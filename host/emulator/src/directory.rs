@@ -10,7 +10,14 @@
 //! included, though it leaves no trace in the users' change log). Membership changes have a
 //! log of their own, by version, that `groups/delta` reads; every group ever seen stays known
 //! (a group whose last member left is still a group, with no members, as in Entra ID).
+//!
+//! Compact at scale (see `MEMORY.md`): a user object is kept as its JSON text and parsed when
+//! served; memberships, inherited roles, authentication methods and role assignments are
+//! indexes into one table of distinct objects ([`Objects`]), so 15 million memberships of a
+//! million users cost 4 bytes each; the derived catalog lists group members as user sequence
+//! numbers and renders the user references of the page being served only.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,22 +25,179 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde_json::{json, Map, Value};
 
 use crate::clock::{parse_iso, Stamp};
+use crate::packed::{pack, unpack};
 use crate::reply::intern_code;
 use crate::roles::{grants, DefinitionBook, Grant};
-use crate::tenant::{SimUser, Tenant, DIRECTORY_ROLE_TYPE, GROUP_TYPE, VIA_GROUP};
+use crate::tenant::{odata_type, SimUser, Tenant, DIRECTORY_ROLE_TYPE, GROUP_TYPE, VIA_GROUP};
 
 /// Position of a user in creation-time order: nulls first, ties broken by insertion.
 pub(crate) type CreatedKey = (Option<Stamp>, u64);
 
+/// A JSON object as the directory keeps it: its text with the property names packed
+/// ([`crate::packed`]), parsed per access (a generated user costs ~510 bytes so, against
+/// ~5 KB as a `Value`: `MEMORY.md`), or the `Value` itself when the text might not give it back bit for bit (it holds
+/// a floating-point number).
+#[derive(Clone, Debug)]
+enum Stored {
+    Text(Box<str>),
+    Parsed(Box<Value>),
+}
+
+impl Stored {
+    fn of(user: Value) -> Stored {
+        fn has_float(value: &Value) -> bool {
+            match value {
+                Value::Number(n) => n.is_f64(),
+                Value::Array(items) => items.iter().any(has_float),
+                Value::Object(map) => map.values().any(has_float),
+                _ => false,
+            }
+        }
+        if has_float(&user) {
+            return Stored::Parsed(Box::new(user));
+        }
+        match pack(&user.to_string()) {
+            Some(text) => Stored::Text(text),
+            None => Stored::Parsed(Box::new(user)),
+        }
+    }
+
+    fn value(&self) -> Cow<'_, Value> {
+        match self {
+            Stored::Parsed(value) => Cow::Borrowed(value),
+            // The text was written by serde_json from a Value: it parses.
+            Stored::Text(text) => {
+                Cow::Owned(serde_json::from_str(&unpack(text)).unwrap_or(Value::Null))
+            }
+        }
+    }
+}
+
 /// One user as the live directory holds it.
 #[derive(Clone, Debug)]
 pub(crate) struct UserEntry {
-    /// The user and its relations.
-    pub sim: SimUser,
+    id: Box<str>,
+    user: Stored,
+    member_of: Box<[u32]>,
+    inherited_roles: Box<[u32]>,
+    auth_methods: Box<[u32]>,
+    role_assignments: Box<[u32]>,
     /// Parsed `createdDateTime` (`None` when null, absent or unparseable).
     pub created: Option<Stamp>,
     /// Directory version of the last change to this user.
     pub changed: u64,
+}
+
+impl UserEntry {
+    /// The user's object id.
+    pub(crate) fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The user object (parsed from its stored text).
+    pub(crate) fn user(&self) -> Cow<'_, Value> {
+        self.user.value()
+    }
+}
+
+/// What a table object is, for the walks that only want groups or roles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Group,
+    Role,
+    Other,
+}
+
+/// Every distinct relation object of the tenant (memberships, inherited roles, role
+/// assignments, authentication method types as JSON strings), once: users hold indexes.
+/// Objects are told apart by their exact JSON text, so a fixture giving one group id two
+/// different objects keeps both. Each is kept [`Stored`] (packed text), with its kind and, for
+/// a group, its id; found again by a stable hash of its text (a collision keeps its own
+/// entry). The table only grows (a few objects per change).
+#[derive(Debug, Default)]
+struct Objects {
+    list: Vec<Stored>,
+    kinds: Vec<Kind>,
+    /// A group's `id` (when it has a string one); `None` for other objects.
+    ids: Vec<Option<Box<str>>>,
+    /// FNV-1a of an object's text → the first object with that hash.
+    index: HashMap<u64, u32>,
+    /// Texts whose hash an earlier, different object already has.
+    collided: HashMap<Box<str>, u32>,
+}
+
+impl Objects {
+    fn intern(&mut self, value: Value) -> u32 {
+        let key = value.to_string();
+        let hash = crate::generate::fnv1a(key.as_bytes());
+        match self.index.get(&hash) {
+            Some(&i) if self.text(i) == key => return i,
+            Some(_) => {
+                if let Some(&i) = self.collided.get(key.as_str()) {
+                    return i;
+                }
+            }
+            None => {}
+        }
+        let i = u32::try_from(self.list.len()).expect("fewer than 2^32 distinct objects");
+        let kind = match odata_type(&value) {
+            Some(GROUP_TYPE) => Kind::Group,
+            Some(DIRECTORY_ROLE_TYPE) => Kind::Role,
+            _ => Kind::Other,
+        };
+        self.kinds.push(kind);
+        self.ids.push(
+            (kind == Kind::Group)
+                .then(|| value.get("id").and_then(Value::as_str).map(Box::from))
+                .flatten(),
+        );
+        self.list.push(Stored::of(value));
+        match self.index.entry(hash) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collided.insert(key.into_boxed_str(), i);
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(i);
+            }
+        }
+        i
+    }
+
+    /// The JSON text of object `i`.
+    fn text(&self, i: u32) -> String {
+        match &self.list[i as usize] {
+            Stored::Text(packed) => unpack(packed),
+            Stored::Parsed(value) => value.to_string(),
+        }
+    }
+
+    fn get(&self, i: u32) -> Cow<'_, Value> {
+        self.list[i as usize].value()
+    }
+
+    fn kind(&self, i: u32) -> Kind {
+        self.kinds[i as usize]
+    }
+
+    /// The id of group object `i` (`None`: not a group, or no string id).
+    fn group_id(&self, i: u32) -> Option<&str> {
+        self.ids[i as usize].as_deref()
+    }
+
+    fn values(&self, indexes: &[u32]) -> Vec<Value> {
+        indexes.iter().map(|&i| self.get(i).into_owned()).collect()
+    }
+
+    /// A user's groups by id (first entry of an id wins), as object indexes.
+    fn groups_of<'a>(&'a self, member_of: &[u32]) -> BTreeMap<&'a str, u32> {
+        let mut out = BTreeMap::new();
+        for &i in member_of {
+            if let Some(id) = self.group_id(i) {
+                out.entry(id).or_insert(i);
+            }
+        }
+        out
+    }
 }
 
 /// An entry of the change log that `users/delta` replays.
@@ -69,12 +233,24 @@ pub(crate) enum GroupChange {
     },
 }
 
+/// A group of the catalog: its id and the object (in the directory's table) that names it;
+/// [`Directory::group`] renders it.
+#[derive(Debug)]
+pub(crate) struct CatalogGroup {
+    /// The group's id (`None` when its object has no string id).
+    pub id: Option<Box<str>>,
+    /// Its object in the directory's table.
+    pub object: u32,
+}
+
 /// Groups and roles as the tenant's memberships reveal them.
 #[derive(Debug)]
 pub(crate) struct Catalog {
-    /// Every group object found in any `memberOf`, first-seen order, without `@odata.type`,
-    /// then every group known from earlier memberships that has no member left.
-    pub groups: Vec<Value>,
+    /// Every group found in any `memberOf`, first-seen order, then every group known from
+    /// earlier memberships that has no member left.
+    pub groups: Vec<CatalogGroup>,
+    /// Positions in `groups` of the groups with an id, ordered by id (`groups/delta`'s order).
+    pub groups_by_id: Vec<u32>,
     /// Every directory role held directly or inherited: id, displayName, description,
     /// roleTemplateId.
     pub roles: Vec<Value>,
@@ -82,10 +258,12 @@ pub(crate) struct Catalog {
     /// inherited without a `viaGroup`) and the role-assignable groups granting it, each once,
     /// in the order first met walking the users in insertion order.
     pub role_members: HashMap<String, Vec<Value>>,
-    /// Group id → users whose `memberOf` holds the group, in insertion order.
-    pub group_members: HashMap<String, Vec<Value>>,
-    /// Group id → the ids of its members, sorted (what `groups/delta` pages through).
-    pub group_member_ids: HashMap<String, Vec<String>>,
+    /// Group id → sequence numbers of the users whose `memberOf` holds the group, in
+    /// insertion order ([`Directory::user_reference`] renders one).
+    pub group_members: HashMap<String, Vec<u32>>,
+    /// Group id → the same users ordered by id (what `groups/delta` pages through;
+    /// [`Directory::user_id`] names one).
+    pub group_member_ids: HashMap<String, Vec<u32>>,
     /// Every role definition: built-in, named by the tenant data, custom.
     pub definitions: DefinitionBook,
     /// Every role grant, active and eligible, as the role-management API lists them.
@@ -111,18 +289,50 @@ pub(crate) struct Directory {
     delta_expiry: (u16, &'static str),
     catalog: Mutex<Option<Arc<Catalog>>>,
     custom_definitions: Vec<Value>,
-    /// Every group ever seen, by id: its latest object (no `@odata.type`, no `viaGroup`).
-    known_groups: BTreeMap<String, Value>,
+    objects: Objects,
+    /// Every group ever seen, by id: the object (in `objects`) of its latest version.
+    known_groups: BTreeMap<String, u32>,
     /// Version → the group changes made at that version.
     group_log: BTreeMap<u64, Vec<GroupChange>>,
+    /// While the initial users are loaded: no group log (a first `groups/delta` round lists
+    /// the initial memberships anyway).
+    loading: bool,
+    /// While loading, the objects [`Directory::put_with_groups`] has already made known.
+    loaded_groups: Vec<bool>,
 }
 
-fn created_of(sim: &SimUser) -> Option<Stamp> {
-    sim.text("createdDateTime").and_then(parse_iso)
+fn created_of(user: &Value) -> Option<Stamp> {
+    user.get("createdDateTime")
+        .and_then(Value::as_str)
+        .and_then(parse_iso)
 }
 
-fn upn_key(sim: &SimUser) -> Option<String> {
-    sim.text("userPrincipalName").map(str::to_lowercase)
+fn upn_key(user: &Value) -> Option<String> {
+    user.get("userPrincipalName")
+        .and_then(Value::as_str)
+        .map(str::to_lowercase)
+}
+
+/// A group as `/groups` serves it: its `memberOf` object without `@odata.type` and `viaGroup`.
+fn group_object(membership: &Value) -> Value {
+    let mut object = membership.as_object().cloned().unwrap_or_default();
+    object.remove("@odata.type");
+    object.remove(VIA_GROUP);
+    Value::Object(object)
+}
+
+/// A user as relation lists show it: type, id, displayName, userPrincipalName.
+fn user_reference(id: &str, user: &Value) -> Value {
+    json!({
+        "@odata.type": "#microsoft.graph.user",
+        "id": id,
+        "displayName": user.get("displayName").cloned().unwrap_or(Value::Null),
+        "userPrincipalName": user.get("userPrincipalName").cloned().unwrap_or(Value::Null),
+    })
+}
+
+fn seq32(seq: u64) -> u32 {
+    u32::try_from(seq).expect("fewer than 2^32 users ever added")
 }
 
 impl Directory {
@@ -130,7 +340,17 @@ impl Directory {
     /// leave no trace in the group log: a first `groups/delta` round lists them anyway).
     pub(crate) fn new(tenant: Tenant) -> Directory {
         let (users, custom_definitions) = tenant.into_parts();
-        let mut directory = Directory {
+        let mut directory = Directory::empty(custom_definitions);
+        for user in users {
+            directory.put(user);
+        }
+        directory.loaded();
+        directory
+    }
+
+    /// An empty directory in its loading state (see [`Directory::loaded`]).
+    pub(crate) fn empty(custom_definitions: Vec<Value>) -> Directory {
+        Directory {
             users: BTreeMap::new(),
             by_id: HashMap::new(),
             by_upn: HashMap::new(),
@@ -142,55 +362,61 @@ impl Directory {
             delta_expiry: (410, "syncStateNotFound"),
             catalog: Mutex::new(None),
             custom_definitions,
+            objects: Objects::default(),
             known_groups: BTreeMap::new(),
             group_log: BTreeMap::new(),
-        };
-        for user in users {
-            directory.put(user);
+            loading: true,
+            loaded_groups: Vec::new(),
         }
-        directory.group_log.clear();
-        directory
+    }
+
+    /// The initial users are in: later changes are logged for `groups/delta`.
+    pub(crate) fn loaded(&mut self) {
+        self.loading = false;
+        self.loaded_groups = Vec::new();
+        self.group_log.clear();
     }
 
     /// Records the group changes between a user's memberships before and after a change, at a
     /// new version when there are any (`version`: the version of the change, if it has one).
-    fn log_groups(
-        &mut self,
-        user: &str,
-        before: &BTreeMap<String, Value>,
-        after: &BTreeMap<String, Value>,
-        version: Option<u64>,
-    ) {
+    fn log_groups(&mut self, user: &str, before: &[u32], after: &[u32], version: Option<u64>) {
+        let objects = &self.objects;
+        let before = objects.groups_of(before);
+        let after = objects.groups_of(after);
         let mut changes = Vec::new();
-        for (id, object) in after {
-            if !before.contains_key(id) {
+        for (&id, &object) in &after {
+            if !self.loading && !before.contains_key(id) {
                 changes.push(GroupChange::Link {
-                    group: id.clone(),
+                    group: id.to_owned(),
                     user: user.to_owned(),
                     added: true,
                 });
             }
-            match self.known_groups.get(id) {
-                Some(known) if known == object => {}
-                Some(_) => {
-                    changes.push(GroupChange::Properties { group: id.clone() });
-                    self.known_groups.insert(id.clone(), object.clone());
+            match self.known_groups.get_mut(id) {
+                Some(known) if *known == object => {}
+                Some(known) => {
+                    if group_object(&objects.get(*known)) != group_object(&objects.get(object)) {
+                        changes.push(GroupChange::Properties {
+                            group: id.to_owned(),
+                        });
+                    }
+                    *known = object;
                 }
                 None => {
-                    self.known_groups.insert(id.clone(), object.clone());
+                    self.known_groups.insert(id.to_owned(), object);
                 }
             }
         }
-        for id in before.keys() {
+        for &id in before.keys() {
             if !after.contains_key(id) {
                 changes.push(GroupChange::Link {
-                    group: id.clone(),
+                    group: id.to_owned(),
                     user: user.to_owned(),
                     added: false,
                 });
             }
         }
-        if changes.is_empty() {
+        if changes.is_empty() || self.loading {
             return;
         }
         let version = match version {
@@ -211,9 +437,11 @@ impl Directory {
             .flat_map(|(_, changes)| changes.iter())
     }
 
-    /// The latest object of a group ever seen.
-    pub(crate) fn known_group(&self, id: &str) -> Option<&Value> {
-        self.known_groups.get(id)
+    /// The latest object of a group ever seen (no `@odata.type`, no `viaGroup`).
+    pub(crate) fn known_group(&self, id: &str) -> Option<Value> {
+        self.known_groups
+            .get(id)
+            .map(|&i| group_object(&self.objects.get(i)))
     }
 
     fn bump(&mut self) -> u64 {
@@ -229,12 +457,10 @@ impl Directory {
             .unwrap_or_else(PoisonError::into_inner) = None;
     }
 
-    fn index(&mut self, seq: u64) {
+    fn index(&mut self, seq: u64, upn: Option<String>) {
         if let Some(entry) = self.users.get(&seq) {
-            if let Some(id) = entry.sim.id() {
-                self.by_id.insert(id.to_owned(), seq);
-            }
-            if let Some(upn) = upn_key(&entry.sim) {
+            self.by_id.insert(entry.id.to_string(), seq);
+            if let Some(upn) = upn {
                 self.by_upn.insert(upn, seq);
             }
             self.by_created.insert((entry.created, seq));
@@ -243,16 +469,78 @@ impl Directory {
 
     fn unindex(&mut self, seq: u64) {
         if let Some(entry) = self.users.get(&seq) {
-            if let Some(id) = entry.sim.id() {
-                self.by_id.remove(id);
-            }
-            if let Some(upn) = upn_key(&entry.sim) {
+            self.by_id.remove(&*entry.id);
+            if let Some(upn) = upn_key(&entry.user()) {
                 if self.by_upn.get(&upn) == Some(&seq) {
                     self.by_upn.remove(&upn);
                 }
             }
             self.by_created.remove(&(entry.created, seq));
         }
+    }
+
+    fn intern_all(&mut self, values: Vec<Value>) -> Box<[u32]> {
+        values.into_iter().map(|v| self.objects.intern(v)).collect()
+    }
+
+    /// A user as the directory keeps it (id, text, interned relations), with its UPN key.
+    fn compact(&mut self, id: &str, sim: SimUser, changed: u64) -> (UserEntry, Option<String>) {
+        let SimUser {
+            user,
+            member_of,
+            inherited_roles,
+            auth_methods,
+            role_assignments,
+        } = sim;
+        let created = created_of(&user);
+        let upn = upn_key(&user);
+        let entry = UserEntry {
+            id: id.into(),
+            user: Stored::of(user),
+            member_of: self.intern_all(member_of),
+            inherited_roles: self.intern_all(inherited_roles),
+            auth_methods: self.intern_all(auth_methods.into_iter().map(Value::String).collect()),
+            role_assignments: self.intern_all(role_assignments),
+            created,
+            changed,
+        };
+        (entry, upn)
+    }
+
+    /// A whole user again, from its entry.
+    pub(crate) fn sim(&self, entry: &UserEntry) -> SimUser {
+        SimUser {
+            user: entry.user().into_owned(),
+            member_of: self.objects.values(&entry.member_of),
+            inherited_roles: self.objects.values(&entry.inherited_roles),
+            auth_methods: self.methods(entry),
+            role_assignments: self.objects.values(&entry.role_assignments),
+        }
+    }
+
+    /// A user with its authentication methods only (no memberships or roles): what a
+    /// registration-report row reads.
+    pub(crate) fn user_and_methods(&self, entry: &UserEntry) -> SimUser {
+        SimUser {
+            user: entry.user().into_owned(),
+            member_of: Vec::new(),
+            inherited_roles: Vec::new(),
+            auth_methods: self.methods(entry),
+            role_assignments: Vec::new(),
+        }
+    }
+
+    fn methods(&self, entry: &UserEntry) -> Vec<String> {
+        entry
+            .auth_methods
+            .iter()
+            .map(|&i| self.objects.get(i).as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// A user's direct memberships, as `/memberOf` serves them.
+    pub(crate) fn member_of(&self, entry: &UserEntry) -> Vec<Value> {
+        self.objects.values(&entry.member_of)
     }
 
     /// Adds a user at the end, or replaces the user with the same id in place.
@@ -267,18 +555,56 @@ impl Directory {
         let seq = self.next_seq;
         self.next_seq += 1;
         let version = self.bump();
-        let created = created_of(&sim);
-        self.log_groups(&id, &BTreeMap::new(), &group_objects(&sim), Some(version));
-        self.users.insert(
-            seq,
-            UserEntry {
-                sim,
-                created,
-                changed: version,
-            },
-        );
+        let (entry, upn) = self.compact(&id, sim, version);
+        let member_of = entry.member_of.clone();
+        self.log_groups(&id, &[], &member_of, Some(version));
+        self.users.insert(seq, entry);
         self.changes.insert(version, Change::Upsert(seq));
-        self.index(seq);
+        self.index(seq, upn);
+        true
+    }
+
+    /// The index of an object in the directory's table (a group a generator hands out to
+    /// many users, interned once: see [`Directory::put_with_groups`]).
+    pub(crate) fn intern(&mut self, object: Value) -> u32 {
+        self.objects.intern(object)
+    }
+
+    /// Adds a new user whose `memberOf` starts with the interned objects `groups` (group
+    /// objects, each id with one object), followed by its own `member_of`. False (nothing
+    /// added) without a string id or when the id is taken. While loading, each of `groups` is
+    /// looked at once, not once per member: a million users join 15 million groups in seconds.
+    pub(crate) fn put_with_groups(&mut self, sim: SimUser, groups: &[u32]) -> bool {
+        let Some(id) = sim.id().map(str::to_owned) else {
+            return false;
+        };
+        if self.by_id.contains_key(&id) {
+            return false;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let version = self.bump();
+        let (mut entry, upn) = self.compact(&id, sim, version);
+        let own = std::mem::take(&mut entry.member_of);
+        entry.member_of = groups.iter().chain(own.iter()).copied().collect();
+        if self.loading {
+            for &group in groups {
+                let slot = group as usize;
+                if self.loaded_groups.len() <= slot {
+                    self.loaded_groups.resize(slot + 1, false);
+                }
+                if !std::mem::replace(&mut self.loaded_groups[slot], true) {
+                    self.log_groups(&id, &[], &[group], Some(version));
+                }
+            }
+            self.log_groups(&id, &[], &own, Some(version));
+        } else {
+            let member_of = entry.member_of.clone();
+            self.log_groups(&id, &[], &member_of, Some(version));
+        }
+        self.users.insert(seq, entry);
+        self.changes.insert(version, Change::Upsert(seq));
+        self.index(seq, upn);
         true
     }
 
@@ -287,28 +613,28 @@ impl Directory {
         let Some(&seq) = self.by_id.get(id) else {
             return false;
         };
+        let Some(entry) = self.users.get(&seq) else {
+            return false;
+        };
+        let mut sim = self.sim(entry);
+        let before = entry.member_of.clone();
+        let old_version = entry.changed;
         self.unindex(seq);
         let version = self.bump();
-        let mut groups = None;
-        if let Some(entry) = self.users.get_mut(&seq) {
-            let before = group_objects(&entry.sim);
-            change(&mut entry.sim);
-            groups = Some((before, group_objects(&entry.sim)));
-            if !entry.sim.user.is_object() {
-                entry.sim.user = Value::Object(Map::new());
-            }
-            if let Some(object) = entry.sim.user.as_object_mut() {
-                object.insert("id".into(), json!(id));
-            }
-            entry.created = created_of(&entry.sim);
-            self.changes.remove(&entry.changed);
-            entry.changed = version;
-            self.changes.insert(version, Change::Upsert(seq));
+        change(&mut sim);
+        if !sim.user.is_object() {
+            sim.user = Value::Object(Map::new());
         }
-        if let Some((before, after)) = groups {
-            self.log_groups(id, &before, &after, Some(version));
+        if let Some(object) = sim.user.as_object_mut() {
+            object.insert("id".into(), json!(id));
         }
-        self.index(seq);
+        let (entry, upn) = self.compact(id, sim, version);
+        let after = entry.member_of.clone();
+        self.users.insert(seq, entry);
+        self.changes.remove(&old_version);
+        self.changes.insert(version, Change::Upsert(seq));
+        self.log_groups(id, &before, &after, Some(version));
+        self.index(seq, upn);
         true
     }
 
@@ -320,14 +646,19 @@ impl Directory {
         let Some(&seq) = self.by_id.get(id) else {
             return false;
         };
-        let Some(entry) = self.users.get_mut(&seq) else {
+        let Some(entry) = self.users.get(&seq) else {
             return false;
         };
-        let user = entry.sim.user.clone();
-        let before = group_objects(&entry.sim);
-        change(&mut entry.sim);
-        entry.sim.user = user;
-        let after = group_objects(&entry.sim);
+        let mut sim = self.sim(entry);
+        let before = entry.member_of.clone();
+        let (user, created, changed) = (entry.user.clone(), entry.created, entry.changed);
+        change(&mut sim);
+        sim.user = Value::Null;
+        let (mut entry, _) = self.compact(id, sim, changed);
+        entry.user = user;
+        entry.created = created;
+        let after = entry.member_of.clone();
+        self.users.insert(seq, entry);
         self.forget_catalog();
         self.log_groups(id, &before, &after, None);
         true
@@ -342,8 +673,7 @@ impl Directory {
         let version = self.bump();
         if let Some(entry) = self.users.remove(&seq) {
             self.changes.remove(&entry.changed);
-            let before = group_objects(&entry.sim);
-            self.log_groups(id, &before, &BTreeMap::new(), Some(version));
+            self.log_groups(id, &entry.member_of, &[], Some(version));
         }
         self.changes.insert(
             version,
@@ -401,6 +731,24 @@ impl Directory {
         self.users.get(&seq)
     }
 
+    /// A catalog group's object as `/groups` serves it.
+    pub(crate) fn group(&self, object: u32) -> Value {
+        group_object(&self.objects.get(object))
+    }
+
+    /// The id of the user with this sequence number (a catalog member).
+    pub(crate) fn user_id(&self, seq: u32) -> Option<&str> {
+        self.users.get(&u64::from(seq)).map(UserEntry::id)
+    }
+
+    /// The user with this sequence number as relation lists show it (a catalog member).
+    pub(crate) fn user_reference(&self, seq: u32) -> Value {
+        match self.users.get(&u64::from(seq)) {
+            Some(entry) => user_reference(&entry.id, &entry.user()),
+            None => Value::Null,
+        }
+    }
+
     /// Users in insertion order after the sequence number `after` (all when `None`).
     pub(crate) fn users_after(
         &self,
@@ -447,9 +795,14 @@ impl Directory {
         &self.custom_definitions
     }
 
+    /// The ids of the users now, in insertion order.
+    pub(crate) fn ids(&self) -> Vec<String> {
+        self.users.values().map(|e| e.id.to_string()).collect()
+    }
+
     /// The users now, in insertion order.
     pub(crate) fn snapshot(&self) -> Vec<SimUser> {
-        self.users.values().map(|e| e.sim.clone()).collect()
+        self.users.values().map(|e| self.sim(e)).collect()
     }
 
     /// Groups and roles derived from the memberships, rebuilt after any change.
@@ -463,49 +816,98 @@ impl Directory {
         catalog
     }
 
+    /// The users holding any role fact, in insertion order, with only what the role walks
+    /// read: the id, the directory-role memberships, inherited roles and role assignments.
+    fn role_holders(&self) -> Vec<(u64, SimUser)> {
+        let objects = &self.objects;
+        self.users
+            .iter()
+            .filter(|(_, e)| {
+                !e.inherited_roles.is_empty()
+                    || !e.role_assignments.is_empty()
+                    || e.member_of.iter().any(|&i| objects.kind(i) == Kind::Role)
+            })
+            .map(|(&seq, e)| {
+                let roles: Vec<u32> = e
+                    .member_of
+                    .iter()
+                    .copied()
+                    .filter(|&i| objects.kind(i) == Kind::Role)
+                    .collect();
+                let sim = SimUser {
+                    user: json!({ "id": &*e.id }),
+                    member_of: objects.values(&roles),
+                    inherited_roles: objects.values(&e.inherited_roles),
+                    auth_methods: Vec::new(),
+                    role_assignments: objects.values(&e.role_assignments),
+                };
+                (seq, sim)
+            })
+            .collect()
+    }
+
     fn build_catalog(&self) -> Catalog {
+        let holders = self.role_holders();
         let mut catalog = Catalog {
             groups: Vec::new(),
+            groups_by_id: Vec::new(),
             roles: Vec::new(),
             role_members: HashMap::new(),
             group_members: HashMap::new(),
             group_member_ids: HashMap::new(),
             definitions: DefinitionBook::new(
-                self.users.values().map(|e| &e.sim),
+                holders.iter().map(|(_, sim)| sim),
                 &self.custom_definitions,
             ),
-            grants: grants(self.users.values().map(|e| &e.sim)),
+            grants: grants(holders.iter().map(|(_, sim)| sim)),
             active_admins: HashSet::new(),
         };
-        let mut group_names: HashMap<String, Value> = HashMap::new();
-        for entry in self.users.values() {
-            let sim = &entry.sim;
-            let member = user_reference(sim);
-            for group in sim.memberships_of_type(GROUP_TYPE) {
-                let id = group.get("id").and_then(Value::as_str).unwrap_or_default();
-                let members = match catalog.group_members.entry(id.to_owned()) {
-                    std::collections::hash_map::Entry::Occupied(slot) => slot.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(slot) => {
-                        let mut object = group.as_object().cloned().unwrap_or_default();
-                        object.remove("@odata.type");
-                        object.remove(VIA_GROUP);
-                        group_names.insert(
-                            id.to_owned(),
-                            group.get("displayName").cloned().unwrap_or(Value::Null),
-                        );
-                        catalog.groups.push(Value::Object(object));
-                        slot.insert(Vec::new())
-                    }
-                };
+        // Members per group object, then merged per group id (a fixture may give one id two
+        // objects): the first object met walking the users in order names the group.
+        let objects = &self.objects;
+        let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); objects.list.len()];
+        let mut first_seen: Vec<u32> = Vec::new();
+        for (&seq, entry) in &self.users {
+            let seq = seq32(seq);
+            for &i in entry.member_of.iter() {
+                if objects.kind(i) != Kind::Group {
+                    continue;
+                }
+                let bucket = &mut buckets[i as usize];
+                if bucket.is_empty() {
+                    first_seen.push(i);
+                }
                 // The same group twice in one memberOf lists the user once.
-                if members.last().map(|m| &m["id"]) != Some(&member["id"]) {
-                    members.push(member.clone());
+                if bucket.last() != Some(&seq) {
+                    bucket.push(seq);
                 }
             }
         }
+        let mut group_names: HashMap<&str, Value> = HashMap::new();
+        for i in first_seen {
+            let id = objects.group_id(i).unwrap_or_default();
+            let bucket = std::mem::take(&mut buckets[i as usize]);
+            match catalog.group_members.get_mut(id) {
+                Some(members) => {
+                    members.extend(bucket);
+                    members.sort_unstable();
+                    members.dedup();
+                }
+                None => {
+                    let group = objects.get(i);
+                    let name = group.get("displayName").cloned().unwrap_or(Value::Null);
+                    group_names.insert(id, name);
+                    catalog.groups.push(CatalogGroup {
+                        id: objects.group_id(i).map(Box::from),
+                        object: i,
+                    });
+                    catalog.group_members.insert(id.to_owned(), bucket);
+                }
+            }
+        }
+        drop(buckets);
         let mut listed: HashSet<(String, String)> = HashSet::new();
-        for entry in self.users.values() {
-            let sim = &entry.sim;
+        for (seq, sim) in &holders {
             let user_id = sim.id().unwrap_or_default();
             let direct = sim
                 .memberships_of_type(DIRECTORY_ROLE_TYPE)
@@ -536,35 +938,49 @@ impl Directory {
                         }));
                         Vec::new()
                     });
-                let (member_id, object) = match via {
-                    Some(group) => (
-                        group,
-                        json!({
+                let member_id = via.unwrap_or(user_id);
+                if listed.insert((id.to_owned(), member_id.to_owned())) {
+                    members.push(match via {
+                        Some(group) => json!({
                             "@odata.type": GROUP_TYPE,
                             "id": group,
                             "displayName": group_names.get(group).cloned().unwrap_or(Value::Null),
                         }),
-                    ),
-                    None => (user_id, user_reference(sim)),
-                };
-                if listed.insert((id.to_owned(), member_id.to_owned())) {
-                    members.push(object);
+                        None => self.user_reference(seq32(*seq)),
+                    });
                 }
             }
         }
-        for (id, object) in &self.known_groups {
+        for (id, &object) in &self.known_groups {
             if !catalog.group_members.contains_key(id) {
-                catalog.groups.push(object.clone());
+                catalog.groups.push(CatalogGroup {
+                    id: Some(id.as_str().into()),
+                    object,
+                });
                 catalog.group_members.insert(id.clone(), Vec::new());
             }
         }
+        let mut by_id: Vec<u32> = (0..catalog.groups.len() as u32)
+            .filter(|&p| catalog.groups[p as usize].id.is_some())
+            .collect();
+        by_id.sort_unstable_by(|&a, &b| {
+            catalog.groups[a as usize]
+                .id
+                .cmp(&catalog.groups[b as usize].id)
+        });
+        catalog.groups_by_id = by_id;
+        // Members by id: every user's rank in id order, once, then each list by rank.
+        let mut by_id: Vec<(&str, u64)> =
+            self.users.iter().map(|(&seq, e)| (e.id(), seq)).collect();
+        by_id.sort_unstable();
+        let mut rank = vec![0u32; usize::try_from(self.next_seq).unwrap_or(usize::MAX)];
+        for (position, (_, seq)) in by_id.iter().enumerate() {
+            rank[*seq as usize] = position as u32;
+        }
+        drop(by_id);
         for (id, members) in &catalog.group_members {
-            let mut ids: Vec<String> = members
-                .iter()
-                .filter_map(|m| m["id"].as_str().map(str::to_owned))
-                .collect();
-            ids.sort();
-            ids.dedup();
+            let mut ids = members.clone();
+            ids.sort_unstable_by_key(|&seq| rank[seq as usize]);
             catalog.group_member_ids.insert(id.clone(), ids);
         }
         let mut admins = HashSet::new();
@@ -572,41 +988,18 @@ impl Directory {
             admins.extend(grant.declared_by.iter().cloned());
             if grant.group {
                 let members = catalog.group_member_ids.get(&grant.principal);
-                admins.extend(members.into_iter().flatten().cloned());
+                admins.extend(
+                    members
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|&seq| self.user_id(seq))
+                        .map(str::to_owned),
+                );
             }
         }
         catalog.active_admins = admins;
         catalog
     }
-}
-
-/// A user's groups (direct `memberOf` entries of type group), by id, as the group objects
-/// `/groups` serves (no `@odata.type`, no `viaGroup`); the first entry of an id wins.
-fn group_objects(sim: &SimUser) -> BTreeMap<String, Value> {
-    let mut out = BTreeMap::new();
-    for group in sim.memberships_of_type(GROUP_TYPE) {
-        let Some(id) = group.get("id").and_then(Value::as_str) else {
-            continue;
-        };
-        if out.contains_key(id) {
-            continue;
-        }
-        let mut object = group.as_object().cloned().unwrap_or_default();
-        object.remove("@odata.type");
-        object.remove(VIA_GROUP);
-        out.insert(id.to_owned(), Value::Object(object));
-    }
-    out
-}
-
-/// A user as relation lists show it: type, id, displayName, userPrincipalName.
-fn user_reference(sim: &SimUser) -> Value {
-    json!({
-        "@odata.type": "#microsoft.graph.user",
-        "id": sim.id(),
-        "displayName": sim.user.get("displayName").cloned().unwrap_or(Value::Null),
-        "userPrincipalName": sim.user.get("userPrincipalName").cloned().unwrap_or(Value::Null),
-    })
 }
 
 #[cfg(test)]

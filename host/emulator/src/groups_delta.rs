@@ -186,6 +186,9 @@ impl Selection {
     }
 }
 
+/// Member links as (user id, removed), rendered for the page only.
+type Links<'a> = Vec<(&'a str, bool)>;
+
 /// A member link of `members@delta`.
 fn link(user: &str, removed: bool) -> Value {
     if removed {
@@ -288,7 +291,7 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
 
     // The groups of the round, by id, with their links.
     let catalog = directory.catalog();
-    let mut round: BTreeMap<String, (Value, Vec<Value>)> = BTreeMap::new();
+    let mut round: BTreeMap<String, (Value, Links)> = BTreeMap::new();
     if changes {
         let mut touched: BTreeSet<&str> = BTreeSet::new();
         let mut links: BTreeMap<&str, BTreeMap<&str, (bool, bool)>> = BTreeMap::new();
@@ -311,16 +314,16 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
         if select.tracks_properties() {
             listed.extend(touched.iter().copied());
         }
-        let mut net: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+        let mut net: BTreeMap<&str, Vec<(&str, bool)>> = BTreeMap::new();
         if select.members {
             for (group, users) in &links {
                 // A user was a member before the round iff its first change was a departure,
                 // and is one now iff its last change was a join: the link changed iff the first
                 // and last changes agree (join…join: in; leave…leave: out).
-                let changed: Vec<Value> = users
+                let changed: Vec<(&str, bool)> = users
                     .iter()
                     .filter(|(_, (first, last))| first == last)
-                    .map(|(user, (_, last))| link(user, !*last))
+                    .map(|(user, (_, last))| (*user, !*last))
                     .collect();
                 if !changed.is_empty() {
                     listed.insert(group);
@@ -331,7 +334,6 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
         for group in listed {
             let object = directory
                 .known_group(group)
-                .cloned()
                 .unwrap_or_else(|| json!({"id": group}));
             round.insert(
                 group.to_owned(),
@@ -342,38 +344,47 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
         // Only the groups this page can reach (from the token's group on, until the page's
         // group and link caps are certainly filled): building every link of the tenant for
         // each page made a 700-group tenant take minutes.
-        let mut groups: Vec<(&str, &Value)> = catalog
-            .groups
-            .iter()
-            .filter_map(|g| Some((g.get("id").and_then(Value::as_str)?, g)))
-            .filter(|(id, _)| *id >= from_group.as_str())
-            .collect();
-        groups.sort_unstable_by_key(|(id, _)| *id);
+        let by_id = &catalog.groups_by_id;
+        let start = by_id.partition_point(|&p| {
+            catalog.groups[p as usize].id.as_deref().unwrap_or_default() < from_group.as_str()
+        });
         let mut links_so_far = 0usize;
-        for (id, group) in groups {
+        for group in by_id[start..].iter().map(|&p| &catalog.groups[p as usize]) {
+            let id = group.id.as_deref().unwrap_or_default();
             if round.len() > groups_per_page || links_so_far > 2 * LINK_PAGE_CAP + 1 {
                 break;
             }
-            let links: Vec<Value> = if select.members {
+            // The token's group resumes after its member cursor (members are in id order).
+            // No page serves more than LINK_PAGE_CAP links of a group, so one more than that
+            // (to know there are more) is all a group needs here: a 200,000-member group
+            // costs a page no more than a 501-member one.
+            let links: Links = if select.members {
                 catalog
                     .group_member_ids
                     .get(id)
-                    .map(|ids| ids.iter().map(|u| link(u, false)).collect())
+                    .map(|members| {
+                        let from = if id == from_group && !from_member.is_empty() {
+                            members.partition_point(|&seq| {
+                                directory.user_id(seq).unwrap_or_default() <= from_member.as_str()
+                            })
+                        } else {
+                            0
+                        };
+                        members[from..]
+                            .iter()
+                            .filter_map(|&seq| directory.user_id(seq))
+                            .take(LINK_PAGE_CAP + 1)
+                            .map(|u| (u, false))
+                            .collect()
+                    })
                     .unwrap_or_default()
             } else {
                 Vec::new()
             };
-            // The token's group resumes after its member cursor: its earlier links do not
-            // count towards this page.
-            links_so_far += if id == from_group {
-                links.len().min(LINK_PAGE_CAP + 1)
-            } else {
-                links.len()
-            };
-            round.insert(id.to_owned(), (group.clone(), links));
+            links_so_far += links.len();
+            round.insert(id.to_owned(), (directory.group(group.object), links));
         }
     }
-    drop(directory);
 
     // One page: at most `groups_per_page` groups and LINK_PAGE_CAP links.
     let mut value = Vec::new();
@@ -385,7 +396,7 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
             break;
         }
         let start = if *id == from_group && !from_member.is_empty() {
-            links.partition_point(|l| l["id"].as_str().unwrap_or("") <= from_member.as_str())
+            links.partition_point(|l| l.0 <= from_member.as_str())
         } else {
             0
         };
@@ -399,14 +410,14 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
                     break;
                 }
                 let chunk = &rest[..room];
-                out.insert("members@delta".into(), Value::Array(chunk.to_vec()));
+                out.insert("members@delta".into(), render_links(chunk));
                 value.push(Value::Object(out));
-                let last = chunk[room - 1]["id"].as_str().unwrap_or("").to_owned();
+                let last = chunk[room - 1].0.to_owned();
                 next = Some((id.clone(), last));
                 break;
             }
             links_on_page += rest.len();
-            out.insert("members@delta".into(), Value::Array(rest.to_vec()));
+            out.insert("members@delta".into(), render_links(rest));
         }
         value.push(Value::Object(out));
     }
@@ -448,11 +459,18 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
 }
 
 /// The member cursor that resumes a group's links at `start` ("" = from its first link).
-fn from_cursor(links: &[Value], start: usize) -> String {
+fn from_cursor(links: &[(&str, bool)], start: usize) -> String {
     start
         .checked_sub(1)
         .and_then(|i| links.get(i))
-        .and_then(|l| l["id"].as_str())
-        .unwrap_or("")
+        .map_or("", |l| l.0)
         .to_owned()
+}
+
+/// `members@delta` links as served.
+fn render_links(links: &[(&str, bool)]) -> Value {
+    links
+        .iter()
+        .map(|&(user, removed)| link(user, removed))
+        .collect()
 }

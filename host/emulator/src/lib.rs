@@ -19,9 +19,12 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Layout: `tenant` (the data), `generate` (seeded tenants, their hard cases and role cases),
-//! `directory` (the live, indexed copy a running server serves, with the groups, roles and
-//! members derived from it, and the membership log `groups/delta` reads), `login` (token
+//! Layout: `tenant` (the data), `generate` (seeded tenants, their hard cases and role cases,
+//! and [`ScaleSpec`]'s enterprise tenants, generated straight into a directory by
+//! [`Emulator::start_scaled`]), `directory` (the live, indexed copy a running server serves,
+//! kept compact — see `MEMORY.md` — with the groups, roles and members derived from it, and
+//! the membership log `groups/delta` reads), `packed` (the packed JSON text it keeps objects
+//! in), `login` (token
 //! endpoint), `graph` (routing, authentication, throttling), `users`, `relations`,
 //! `groups_delta`, `roles` (the role-management API and the [`Tenant::admin_roles`] oracle),
 //! `batch` (the Graph endpoints), `registration` (a user's row of the registration-details
@@ -76,6 +79,7 @@ mod graph;
 mod groups_delta;
 mod login;
 mod odata;
+mod packed;
 mod registration;
 mod relations;
 mod reply;
@@ -87,7 +91,9 @@ mod users;
 
 pub use clock::VirtualClock;
 pub use faults::FaultRule;
-pub use generate::{hard_case, role_case, AUTH_METHOD_TYPES, INITIAL_DOMAIN, VERIFIED_DOMAIN};
+pub use generate::{
+    hard_case, role_case, ScaleSpec, AUTH_METHOD_TYPES, INITIAL_DOMAIN, VERIFIED_DOMAIN,
+};
 pub use roles::BUILT_IN_ROLES;
 pub use server::{Emulator, RecordedRequest};
 pub use tenant::{

@@ -160,11 +160,25 @@ impl ListQuery {
         context: String,
         items: &[T],
     ) -> Reply {
+        self.page_of(shared, request, context, items, |item| {
+            item.borrow().clone()
+        })
+    }
+
+    /// Like [`ListQuery::page`], rendering only the items of the page (`render`).
+    fn page_of<T>(
+        &self,
+        shared: &Shared,
+        request: &HttpRequest,
+        context: String,
+        items: &[T],
+        render: impl Fn(&T) -> Value,
+    ) -> Reply {
         let start = self.offset.min(items.len());
         let end = start.saturating_add(self.top).min(items.len());
         let value = items[start..end]
             .iter()
-            .map(|item| select_object(item.borrow(), self.select.as_deref()))
+            .map(|item| select_object(&render(item), self.select.as_deref()))
             .collect();
         let next_link = (end < items.len()).then(|| {
             let token =
@@ -239,7 +253,9 @@ pub(crate) fn member_of(
         .find(id)
         .ok_or_else(|| GraphError::resource_not_found(id))?;
     let context = format!("{}/v1.0/$metadata#directoryObjects", shared.graph_base);
-    Ok(query.page(shared, request, context, &entry.sim.member_of))
+    let member_of = directory.member_of(entry);
+    drop(directory);
+    Ok(query.page(shared, request, context, &member_of))
 }
 
 /// `GET /v1.0/users/{id}/transitiveMemberOf/microsoft.graph.directoryRole`: direct and
@@ -257,7 +273,8 @@ pub(crate) fn transitive_roles(
     let entry = directory
         .find(id)
         .ok_or_else(|| GraphError::resource_not_found(id))?;
-    let roles = entry.sim.directory_roles();
+    let sim = directory.sim(entry);
+    let roles = sim.directory_roles();
     let context = format!("{}/v1.0/$metadata#directoryRoles", shared.graph_base);
     Ok(query.page(shared, request, context, &roles))
 }
@@ -304,8 +321,9 @@ pub(crate) fn auth_methods(
     let entry = directory
         .find(id)
         .ok_or_else(|| GraphError::resource_not_found(id))?;
-    let methods = method_objects(&entry.sim);
-    let user_id = entry.sim.id().unwrap_or(id).to_owned();
+    let sim = directory.sim(entry);
+    let methods = method_objects(&sim);
+    let user_id = sim.id().unwrap_or(id).to_owned();
     drop(directory);
     let context = format!(
         "{}/v1.0/$metadata#users('{user_id}')/authentication/methods",
@@ -318,9 +336,14 @@ pub(crate) fn auth_methods(
 pub(crate) fn groups(shared: &Shared, request: &HttpRequest) -> Result<Reply, GraphError> {
     let query = ListQuery::parse(shared, request, "groups", 100)?;
     shared.require_any(GROUP_PERMISSIONS)?;
-    let catalog = shared.read().catalog();
+    let directory = shared.read();
+    let catalog = directory.catalog();
     let context = format!("{}/v1.0/$metadata#groups", shared.graph_base);
-    Ok(query.page(shared, request, context, &catalog.groups))
+    Ok(
+        query.page_of(shared, request, context, &catalog.groups, |g| {
+            directory.group(g.object)
+        }),
+    )
 }
 
 /// `GET /v1.0/directoryRoles`: every role held by anyone (not paged).
@@ -375,13 +398,16 @@ pub(crate) fn group_members(
         return Err(cast_needs_advanced_query());
     }
     shared.require_any(GROUP_PERMISSIONS)?;
-    let catalog = shared.read().catalog();
+    let directory = shared.read();
+    let catalog = directory.catalog();
     let members = catalog
         .group_members
         .get(id)
         .ok_or_else(|| GraphError::resource_not_found(id))?;
     let context = format!("{}/v1.0/$metadata#users", shared.graph_base);
-    Ok(query.page(shared, request, context, members))
+    Ok(query.page_of(shared, request, context, members, |&seq| {
+        directory.user_reference(seq)
+    }))
 }
 
 /// `GET /v1.0/reports/authenticationMethods/userRegistrationDetails/{id}`: one user's row
@@ -409,7 +435,7 @@ pub(crate) fn registration_detail(
         let entry = directory
             .find(id)
             .ok_or_else(|| GraphError::resource_not_found(id))?;
-        report_row(&directory.catalog(), &entry.sim)
+        report_row(&directory.catalog(), &directory.user_and_methods(entry))
     };
     let mut body = select_object(&row, select.as_deref());
     if let Some(object) = body.as_object_mut() {
@@ -571,7 +597,7 @@ pub(crate) fn registration_details(
             None => {
                 let mut rows = directory
                     .users_after(after)
-                    .map(|(seq, e)| (seq, report_row(&catalog, &e.sim)))
+                    .map(|(seq, e)| (seq, report_row(&catalog, &directory.user_and_methods(e))))
                     .filter(|(_, row)| matches(row));
                 let page: Vec<(u64, Value)> = rows.by_ref().take(top).collect();
                 let more = rows.next().is_some();
@@ -585,7 +611,7 @@ pub(crate) fn registration_details(
             Some((property, descending)) => {
                 let mut rows: Vec<(String, u64, Value)> = directory
                     .users_after(None)
-                    .map(|(seq, e)| (seq, report_row(&catalog, &e.sim)))
+                    .map(|(seq, e)| (seq, report_row(&catalog, &directory.user_and_methods(e))))
                     .filter(|(_, row)| matches(row))
                     .map(|(seq, row)| {
                         let key = row[property].as_str().unwrap_or("").to_lowercase();

@@ -739,16 +739,16 @@ fn rbac_list(shared: &Shared, request: &HttpRequest, eligible: bool) -> Result<R
 /// The principal of an assignment as `$expand=principal` shows it.
 fn principal_object(directory: &crate::directory::Directory, catalog: &Catalog, id: &str) -> Value {
     if let Some(entry) = directory.find(id) {
-        let sim = &entry.sim;
+        let user = entry.user();
         return json!({
             "@odata.type": "#microsoft.graph.user",
             "id": id,
-            "displayName": sim.user.get("displayName").cloned().unwrap_or(Value::Null),
-            "userPrincipalName": sim.user.get("userPrincipalName").cloned().unwrap_or(Value::Null),
+            "displayName": user.get("displayName").cloned().unwrap_or(Value::Null),
+            "userPrincipalName": user.get("userPrincipalName").cloned().unwrap_or(Value::Null),
         });
     }
-    if let Some(group) = catalog.groups.iter().find(|g| g["id"] == id) {
-        let mut out = group.clone();
+    if let Some(group) = catalog.groups.iter().find(|g| g.id.as_deref() == Some(id)) {
+        let mut out = directory.group(group.object);
         if let Some(map) = out.as_object_mut() {
             map.insert("@odata.type".into(), json!(GROUP_TYPE));
         }

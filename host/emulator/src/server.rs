@@ -113,6 +113,16 @@ pub(crate) struct Shared {
     nonce: u64,
 }
 
+/// Refuses a configuration the emulator cannot run with, before any tenant is built.
+pub(crate) fn check_config(config: &EmulatorConfig) -> anyhow::Result<()> {
+    if config.time_scale == 0 {
+        anyhow::bail!(
+            "EmulatorConfig::time_scale is 0: it is how many times faster than real time the limit windows run; use 1 for real time"
+        );
+    }
+    Ok(())
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -304,11 +314,18 @@ impl Emulator {
         login_addr: SocketAddr,
         graph_addr: SocketAddr,
     ) -> anyhow::Result<Emulator> {
-        if config.time_scale == 0 {
-            anyhow::bail!(
-                "EmulatorConfig::time_scale is 0: it is how many times faster than real time the limit windows run; use 1 for real time"
-            );
-        }
+        check_config(&config)?;
+        Emulator::start_directory(Directory::new(tenant), config, login_addr, graph_addr).await
+    }
+
+    /// Serves a directory already built (checked configuration).
+    pub(crate) async fn start_directory(
+        directory: Directory,
+        config: EmulatorConfig,
+        login_addr: SocketAddr,
+        graph_addr: SocketAddr,
+    ) -> anyhow::Result<Emulator> {
+        check_config(&config)?;
         let login = TcpListener::bind(login_addr)
             .await
             .with_context(|| format!("cannot listen for the login server on {login_addr}"))?;
@@ -334,7 +351,7 @@ impl Emulator {
             reports_throttled: AtomicU64::new(0),
             throttled_responses: AtomicU64::new(0),
             config,
-            directory: RwLock::new(Directory::new(tenant)),
+            directory: RwLock::new(directory),
             tokens: Mutex::new(HashMap::new()),
             faults: Mutex::new(FaultBook::default()),
             throttle: Mutex::new(ThrottleState::default()),
@@ -651,6 +668,23 @@ impl Emulator {
     /// Users in the tenant now (a snapshot).
     pub fn users(&self) -> Vec<SimUser> {
         self.shared.read().snapshot()
+    }
+
+    /// Live user ids, in insertion order (no whole-tenant SimUser copy).
+    pub fn user_ids(&self) -> Vec<String> {
+        self.shared.read().ids()
+    }
+
+    /// One live user, reconstituted.
+    pub fn user(&self, id: &str) -> Option<SimUser> {
+        let directory = self.shared.read();
+        let seq = directory.seq_of(id)?;
+        directory.entry(seq).map(|entry| directory.sim(entry))
+    }
+
+    /// How many live users.
+    pub fn user_count(&self) -> usize {
+        self.shared.read().len()
     }
 
     /// [`Tenant::admin_roles`] of the tenant as it is now (after every change made through

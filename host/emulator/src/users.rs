@@ -533,7 +533,7 @@ pub(crate) fn list(shared: &Shared, request: &HttpRequest) -> Result<Reply, Grap
     };
     let value: Vec<Value> = entries
         .iter()
-        .map(|e| project(&e.sim.user, &select))
+        .map(|e| project(&e.user(), &select))
         .collect();
     drop(directory);
 
@@ -565,7 +565,7 @@ pub(crate) fn get(shared: &Shared, request: &HttpRequest, id: &str) -> Result<Re
     let entry = directory
         .find(id)
         .ok_or_else(|| GraphError::resource_not_found(id))?;
-    let mut body = project(&entry.sim.user, &select);
+    let mut body = project(&entry.user(), &select);
     drop(directory);
     if let Some(object) = body.as_object_mut() {
         object.insert(
@@ -668,7 +668,7 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
             let mut users = directory.users_after(after);
             let page: Vec<(u64, &UserEntry)> = users.by_ref().take(size).collect();
             let more = users.next().is_some();
-            value.extend(page.iter().map(|(_, e)| project(&e.sim.user, &select)));
+            value.extend(page.iter().map(|(_, e)| project(&e.user(), &select)));
             match page.last() {
                 Some((seq, _)) if more => (
                     Some(delta_token(
@@ -691,7 +691,7 @@ pub(crate) fn delta(shared: &Shared, request: &HttpRequest) -> Result<Reply, Gra
                 match change {
                     Change::Upsert(seq) => {
                         if let Some(entry) = directory.entry(*seq) {
-                            value.push(project(&entry.sim.user, &select));
+                            value.push(project(&entry.user(), &select));
                         }
                     }
                     Change::Removed { id, reason } => value.push(json!({

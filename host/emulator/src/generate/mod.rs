@@ -19,6 +19,7 @@ mod catalog;
 mod hard_cases;
 mod random_users;
 mod role_cases;
+mod scale;
 mod seeded;
 
 use crate::tenant::Tenant;
@@ -30,6 +31,7 @@ use role_cases::{custom_definitions, role_grants};
 pub use catalog::{AUTH_METHOD_TYPES, INITIAL_DOMAIN, VERIFIED_DOMAIN};
 pub use hard_cases::hard_case;
 pub use role_cases::role_case;
+pub use scale::ScaleSpec;
 pub(crate) use seeded::{fnv1a, guid};
 
 /// Generates the tenant behind [`Tenant::generated`].

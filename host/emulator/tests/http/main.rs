@@ -17,6 +17,7 @@ mod permissions;
 mod relations;
 mod reports;
 mod roles;
+mod scale;
 mod tenant;
 mod throttle;
 mod users;

@@ -209,6 +209,16 @@ async fn leased_run(inner: Arc<Inner>, mode: Arc<FleetMode>, lease: Lease) {
             };
             LeaseOutcome::succeeded(next)
         }
+        // A run whose lease lapsed under it (this host stalled past the TTL: its fenced
+        // checkpoint writes were refused) did not fail the tenant: it is due again at once,
+        // for whichever host claims it next, even in once mode (a renewal refused now says
+        // the lease is no longer live; a live one is only extended until the release below).
+        Ok(Err(e)) if matches!(mode.fleet.renew(&lease, mode.ttl).await, Ok(false)) => {
+            LeaseOutcome::failed(
+                format!("{e} (the lease lapsed during the run: due again at once)"),
+                Duration::ZERO,
+            )
+        }
         Ok(Err(e)) => {
             let next = if inner.options().once {
                 ONCE_DONE

@@ -814,7 +814,7 @@ pub fn methods_registered(item: &Value) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::doors::fake::{json, FakeDoors};
+    use crate::doors::fake::{batch_reply, json, FakeDoors};
     use crate::doors::HttpResponse;
 
     fn config() -> Config {
@@ -865,31 +865,18 @@ mod tests {
         if !r.url.ends_with("/$batch") {
             return graph(&r.url, eligibility);
         }
-        let body: Value = serde_json::from_slice(r.body.as_ref().unwrap()).unwrap();
-        let responses: Vec<Value> = body["requests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|item| {
-                let url = item["url"].as_str().unwrap();
-                let value = if url.starts_with("/groups/grp/members") {
-                    serde_json::json!([
-                        {"@odata.type": "#microsoft.graph.user", "id": "carol"},
-                        {"@odata.type": "#microsoft.graph.device", "id": "laptop"}
-                    ])
-                } else {
-                    // memberOf and authentication/methods of the users being enriched.
-                    assert!(url.starts_with("/users/"), "{url}");
-                    serde_json::json!([])
-                };
-                serde_json::json!({"id": item["id"], "status": 200, "body": {"value": value}})
-            })
-            .collect();
-        json(
-            200,
-            &[],
-            &serde_json::json!({ "responses": responses }).to_string(),
-        )
+        batch_reply(r, |url| {
+            if url.starts_with("/groups/grp/members") {
+                serde_json::json!([
+                    {"@odata.type": "#microsoft.graph.user", "id": "carol"},
+                    {"@odata.type": "#microsoft.graph.device", "id": "laptop"}
+                ])
+            } else {
+                // memberOf and authentication/methods of the users being enriched.
+                assert!(url.starts_with("/users/"), "{url}");
+                serde_json::json!([])
+            }
+        })
     }
 
     #[test]

@@ -100,7 +100,12 @@ impl RunShared {
 
     /// Counts a sleep of the guest, real nanoseconds.
     pub fn slept(&self, nanos: u64) {
-        self.slept_nanos.fetch_add(nanos, Ordering::Relaxed);
+        // Saturating: a guest may ask for any duration, and a wrapped sum would read as little.
+        let _ = self
+            .slept_nanos
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_add(nanos))
+            });
     }
 
     /// Real time the guest asked to sleep so far.

@@ -13,6 +13,7 @@ pub mod files;
 pub mod fleet;
 pub mod metrics;
 pub mod runtime;
+pub mod secrets;
 pub mod serve;
 #[cfg(feature = "simulation")]
 pub mod simulation;

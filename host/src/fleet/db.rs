@@ -107,31 +107,8 @@ impl Password {
                 "password: hosts = […] does not apply to the database password; remove it".into(),
             ));
         }
-        let value = match (&spec.env, &spec.file) {
-            (Some(var), None) => std::env::var(var).map_err(|_| {
-                FleetError::Config(format!(
-                    "password: environment variable {var} is not set; export it or use file = \"…\""
-                ))
-            })?,
-            (None, Some(path)) => crate::files::read_text_file(
-                path,
-                crate::files::MAX_SECRET_BYTES,
-                "database password file",
-            )
-            .map_err(|e| FleetError::Config(format!("password: {e}")))?
-            .trim_end_matches(['\r', '\n'])
-            .to_string(),
-            _ => {
-                return Err(FleetError::Config(
-                    "password needs exactly one of env = \"VAR\" or file = \"path\"".into(),
-                ))
-            }
-        };
-        if value.is_empty() {
-            return Err(FleetError::Config(
-                "password: the value is empty; set the database password".into(),
-            ));
-        }
+        let value = crate::secrets::load(spec.env.as_deref(), spec.file.as_deref())
+            .map_err(|e| FleetError::Config(e.keyed("password")))?;
         Ok(Password(value))
     }
 }

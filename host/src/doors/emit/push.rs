@@ -632,22 +632,8 @@ pub fn secret_parts(value: &str) -> Vec<String> {
 /// header value such as `Bearer <token>`, its token). `key` names it in messages
 /// (`[sink] api_key`).
 pub fn load_sink_secret(key: &str, spec: &SecretSpec) -> Result<String, String> {
-    let value = match (&spec.env, &spec.file) {
-        (Some(var), None) => std::env::var(var).map_err(|_| {
-            format!("{key}: environment variable {var} is not set; export it or use file = \"…\"")
-        })?,
-        (None, Some(path)) => {
-            crate::files::read_text_file(path, crate::files::MAX_SECRET_BYTES, "secret file")
-                .map_err(|e| format!("{key}: {e}"))?
-                .trim_end_matches(['\r', '\n'])
-                .to_string()
-        }
-        _ => {
-            return Err(format!(
-                "{key} needs exactly one of env = \"VAR\" or file = \"path\""
-            ))
-        }
-    };
+    let value = crate::secrets::load(spec.env.as_deref(), spec.file.as_deref())
+        .map_err(|e| e.keyed(key))?;
     // The token of `Bearer <token>` is what a receiver would echo: one word of the value
     // must be strong on its own (the value itself, when it has no space).
     let longest = value

@@ -186,36 +186,8 @@ impl SecretSet {
     fn load_all(specs: &BTreeMap<String, SecretSpec>) -> Result<SecretSet, (String, String)> {
         let mut set = SecretSet::new();
         for (name, spec) in specs {
-            let value = match (&spec.env, &spec.file) {
-                (Some(var), _) => std::env::var(var).map_err(|_| {
-                    (
-                        name.clone(),
-                        format!(
-                            "environment variable {var} is not set; export it or use file = \"…\""
-                        ),
-                    )
-                })?,
-                (None, Some(path)) => crate::files::read_text_file(
-                    path,
-                    crate::files::MAX_SECRET_BYTES,
-                    "secret file",
-                )
-                .map_err(|e| (name.clone(), e.to_string()))?
-                .trim_end_matches(['\r', '\n'])
-                .to_string(),
-                (None, None) => {
-                    return Err((
-                        name.clone(),
-                        "needs env = \"VAR\" or file = \"path\"".into(),
-                    ))
-                }
-            };
-            if value.is_empty() {
-                return Err((
-                    name.clone(),
-                    "the value is empty; set the secret's value".into(),
-                ));
-            }
+            let value = crate::secrets::load(spec.env.as_deref(), spec.file.as_deref())
+                .map_err(|e| (name.clone(), e.to_string()))?;
             let origins = spec
                 .hosts
                 .iter()

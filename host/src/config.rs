@@ -28,6 +28,28 @@ pub struct SecretSpec {
     pub hosts: Vec<String>,
 }
 
+impl SecretSpec {
+    /// Where the value comes from: exactly one of `env` and `file` ([`crate::secrets`]).
+    pub fn source(&self) -> Result<crate::secrets::SecretSource, crate::secrets::LoadError> {
+        crate::secrets::SecretSource::from_parts(self.env.as_deref(), self.file.as_deref())
+    }
+
+    /// Loads the value by [`crate::secrets`]' rules.
+    pub fn load(&self) -> Result<String, crate::secrets::LoadError> {
+        self.source()?.read()
+    }
+
+    /// Checks at load that the spec names exactly one source (one line naming `key`), and
+    /// resolves a `file` against the tenant file's folder.
+    fn resolve_source(&mut self, key: &str, base: &Path) -> Result<(), String> {
+        self.source().map_err(|e| e.keyed(key))?;
+        if let Some(file) = &self.file {
+            self.file = Some(resolve(base, file));
+        }
+        Ok(())
+    }
+}
+
 /// Egress settings of a tenant.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -43,7 +65,7 @@ pub struct EgressSpec {
 
 /// Where the tenant's checkpoints live: exactly one of a SQLite file (`checkpoint_db`, the
 /// embedded default) or a PostgreSQL database (`url`, with `password` from a host-side
-/// secret; see [`crate::fleet::db`] for the URL and TLS rules).
+/// secret; see [`crate::postgres`] for the URL and TLS rules).
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StateSpec {
@@ -60,7 +82,7 @@ pub struct StateSpec {
     /// (default 10).
     pub lock_timeout_secs: Option<u64>,
     /// Send the password over plain text to a server that is not on this machine
-    /// (default: refused; see [`crate::fleet::db`]).
+    /// (default: refused; see [`crate::postgres`]).
     #[serde(default)]
     pub allow_password_without_tls: bool,
 }
@@ -71,10 +93,10 @@ pub struct PostgresState {
     /// The URL (no password in it).
     pub url: String,
     /// Where the password comes from (a `file` is resolved against the config's folder);
-    /// load it with [`crate::fleet::Password::load`].
+    /// load it with [`crate::assembly::database_password`].
     pub password: Option<SecretSpec>,
     /// Timeouts and the plain-text password opt-in.
-    pub options: crate::fleet::DatabaseOptions,
+    pub options: crate::postgres::DatabaseOptions,
 }
 
 /// The checkpoint store a `[state]` section chose.
@@ -104,13 +126,13 @@ impl StateSpec {
                 Ok(StateStore::Sqlite(resolve(base, db)))
             }
             (None, Some(url)) => {
-                let options = crate::fleet::DatabaseOptions::from_settings(
+                let options = crate::postgres::DatabaseOptions::from_settings(
                     "state",
                     self.statement_timeout_secs,
                     self.lock_timeout_secs,
                     self.allow_password_without_tls,
                 )?;
-                crate::fleet::db::check_url(url, self.password.is_some(), &options)
+                crate::postgres::check_url(url, self.password.is_some(), &options)
                     .map_err(|e| e.to_string())?;
                 let password = match &self.password {
                     None => None,
@@ -119,11 +141,7 @@ impl StateSpec {
                             return Err("[state] password: hosts = […] does not apply to the database password; remove it".into());
                         }
                         let mut spec = spec.clone();
-                        match (&spec.env, &spec.file) {
-                            (Some(_), None) => {}
-                            (None, Some(f)) => spec.file = Some(resolve(base, f)),
-                            _ => return Err("[state] password needs exactly one of env = \"VAR\" or file = \"path\"".into()),
-                        }
+                        spec.resolve_source("[state] password", base)?;
                         Some(spec)
                     }
                 };
@@ -310,15 +328,7 @@ fn validate_sink_url(key: &str, url: &str, allow_loopback_http: bool) -> Result<
 /// Checks a push sink's secret (exactly one source, no `hosts`: it goes to the sink's URL
 /// only) and resolves its file path against `base`.
 fn validate_sink_secret(key: &str, secret: &mut SecretSpec, base: &Path) -> Result<(), String> {
-    match (&secret.env, &secret.file) {
-        (Some(_), None) => {}
-        (None, Some(f)) => secret.file = Some(resolve(base, f)),
-        _ => {
-            return Err(format!(
-                "[sink] {key} needs exactly one of env = \"VAR\" or file = \"path\""
-            ))
-        }
-    }
+    secret.resolve_source(&format!("[sink] {key}"), base)?;
     if !secret.hosts.is_empty() {
         return Err(format!(
             "[sink] {key} takes no hosts: it is sent to the sink's receiver only; remove hosts"
@@ -480,15 +490,7 @@ impl TenantConfig {
             .collect::<Result<_, _>>()?;
         let mut secrets = file.secrets;
         for (name, spec) in secrets.iter_mut() {
-            match (&spec.env, &spec.file) {
-                (Some(_), None) => {}
-                (None, Some(f)) => spec.file = Some(resolve(base, f)),
-                _ => {
-                    return Err(format!(
-                        "[secrets.{name}] needs exactly one of env = \"VAR\" or file = \"path\""
-                    ))
-                }
-            }
+            spec.resolve_source(&format!("[secrets.{name}]"), base)?;
             for h in &spec.hosts {
                 Origin::parse(h).map_err(|e| format!("[secrets.{name}] hosts: {e}"))?;
             }
@@ -780,7 +782,7 @@ path = "out/events.jsonl"
                     file: Some(PathBuf::from("/etc/ch/pg.pass")),
                     hosts: vec![],
                 }),
-                options: crate::fleet::DatabaseOptions::default(),
+                options: crate::postgres::DatabaseOptions::default(),
             })
         );
         assert_eq!(c.checkpoint_db, PathBuf::new());

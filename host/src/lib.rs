@@ -6,12 +6,14 @@
 //! ([`doors::http`]), checkpoint namespace ([`doors::checkpoint`]) and event sink ([`doors::emit`]), and
 //! nothing else. The `connector-host` binary is a thin CLI over the same API.
 
+pub mod assembly;
 pub mod config;
 pub mod doors;
 pub mod error;
 pub mod files;
 pub mod fleet;
 pub mod metrics;
+pub mod postgres;
 pub mod runtime;
 pub mod secrets;
 pub mod serve;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use connector_host::doors::checkpoint::{
     CheckpointError, CheckpointPolicy, CheckpointStore, PostgresCheckpointStore,
 };
-use connector_host::fleet::{Database, Fleet, FleetError, LeaseOutcome, Password};
+use connector_host::fleet::{Database, DatabaseError, Fleet, LeaseOutcome, Password};
 
 /// What `scripts/test-postgres` sets up.
 mod pg;
@@ -138,8 +138,8 @@ async fn migrations_from_two_hosts_at_once_apply_once() {
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     let (ra, rb) = tokio::join!(
-        connector_host::fleet::migrate::migrate(&a),
-        connector_host::fleet::migrate::migrate(&b)
+        connector_host::postgres::migrate::migrate(&a),
+        connector_host::postgres::migrate::migrate(&b)
     );
     let (ra, rb) = (ra.unwrap(), rb.unwrap());
     let mut all = ra.clone();
@@ -150,7 +150,9 @@ async fn migrations_from_two_hosts_at_once_apply_once() {
         "one migrator applied 0001 and 0002, the other nothing: {ra:?} {rb:?}"
     );
     assert_eq!(
-        connector_host::fleet::migrate::migrate(&a).await.unwrap(),
+        connector_host::postgres::migrate::migrate(&a)
+            .await
+            .unwrap(),
         Vec::<i32>::new(),
         "idempotent"
     );
@@ -553,7 +555,7 @@ async fn overlapping_runs_are_found() {
 async fn operator_a_password_in_the_url_is_refused() {
     let url = base_url().replacen("connector_test@", "connector_test:hunter2-value@", 1);
     let e = Fleet::connect(&url, None, "a").await.unwrap_err();
-    assert!(matches!(e, FleetError::Config(_)), "{e:?}");
+    assert!(matches!(e, DatabaseError::Config(_)), "{e:?}");
     let text = e.to_string();
     assert!(
         text.contains("holds a password") && !text.contains("hunter2") && !text.contains('\n'),
@@ -568,7 +570,7 @@ async fn operator_a_missing_database_is_one_line_saying_what_to_do() {
         .await
         .unwrap_err();
     let text = e.to_string();
-    assert!(matches!(e, FleetError::Unavailable { .. }), "{e:?}");
+    assert!(matches!(e, DatabaseError::Unavailable { .. }), "{e:?}");
     assert!(
         text.contains("ct_no_such_database")
             && text.contains("does not exist")
@@ -745,7 +747,7 @@ async fn operator_password_smuggled_in_the_url_user_is_refused_and_never_printed
                 .await
                 .unwrap_err();
             let text = e.to_string();
-            assert!(matches!(e, FleetError::Config(_)), "{url}: {e:?}");
+            assert!(matches!(e, DatabaseError::Config(_)), "{url}: {e:?}");
             assert!(
                 !text.contains("hunter2") && !text.contains('\n') && text.contains("password"),
                 "{url}: {text}"
@@ -764,7 +766,7 @@ async fn operator_the_configured_password_is_never_printed_in_database_errors() 
         .await
         .unwrap_err();
     let text = e.to_string();
-    assert!(matches!(e, FleetError::Unavailable { .. }), "{e:?}");
+    assert!(matches!(e, DatabaseError::Unavailable { .. }), "{e:?}");
     assert!(
         !text.contains(secret) && text.contains("<redacted>") && !text.contains('\n'),
         "{text}"
@@ -790,12 +792,12 @@ async fn operator_held_migration_lock_times_out_with_one_line() {
         .unwrap_or_else(|e| panic!("{e}"));
     let e = within_a_minute(
         "a migration behind a held lock",
-        connector_host::fleet::migrate::migrate(&db),
+        connector_host::postgres::migrate::migrate(&db),
     )
     .await
     .unwrap_err();
     let text = e.to_string();
-    assert!(matches!(e, FleetError::Schema { .. }), "{e:?}");
+    assert!(matches!(e, DatabaseError::Schema { .. }), "{e:?}");
     assert!(
         text.contains("the migration lock")
             && text.contains(&format!("held by process {pid} ("))
@@ -819,7 +821,9 @@ async fn operator_held_migration_lock_times_out_with_one_line() {
         .await
         .unwrap();
     assert_eq!(
-        connector_host::fleet::migrate::migrate(&db).await.unwrap(),
+        connector_host::postgres::migrate::migrate(&db)
+            .await
+            .unwrap(),
         [1, 2]
     );
 }
@@ -897,7 +901,7 @@ async fn operator_password_without_tls_refused_at_connect() {
     let e = Database::connect("postgres://app@db.invalid/app", Some(&password()))
         .await
         .unwrap_err();
-    assert!(matches!(e, FleetError::Config(_)), "{e:?}");
+    assert!(matches!(e, DatabaseError::Config(_)), "{e:?}");
     assert!(e.to_string().contains("not encrypted"), "{e}");
     let e = Fleet::connect("postgres://app@db.invalid/app", Some(&password()), "a")
         .await

@@ -8,8 +8,8 @@
 
 use std::time::SystemTime;
 
-use super::db::{column, FleetError};
 use super::Fleet;
+use crate::postgres::{column, DatabaseError};
 
 /// One run of a tenant on a host.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,7 +33,7 @@ pub struct RunRecord {
 const COLUMNS: &str = "tenant, host, token, started, ended, outcome, message";
 
 impl Fleet {
-    fn record(&self, row: &tokio_postgres::Row, at: usize) -> Result<RunRecord, FleetError> {
+    fn record(&self, row: &tokio_postgres::Row, at: usize) -> Result<RunRecord, DatabaseError> {
         let db = self.database();
         let token: i64 = column(db, row, at + 2)?;
         Ok(RunRecord {
@@ -48,7 +48,7 @@ impl Fleet {
     }
 
     /// The runs of `tenant`, oldest first.
-    pub async fn runs(&self, tenant: &str) -> Result<Vec<RunRecord>, FleetError> {
+    pub async fn runs(&self, tenant: &str) -> Result<Vec<RunRecord>, DatabaseError> {
         let rows = self
             .database()
             .query(
@@ -62,7 +62,7 @@ impl Fleet {
 
     /// Every pair of runs of one tenant whose intervals overlap (empty: no tenant ever ran
     /// on two hosts at once, as far as the leases say).
-    pub async fn overlapping_runs(&self) -> Result<Vec<(RunRecord, RunRecord)>, FleetError> {
+    pub async fn overlapping_runs(&self) -> Result<Vec<(RunRecord, RunRecord)>, DatabaseError> {
         let rows = self
             .database()
             .query(

@@ -35,23 +35,23 @@
 //! one-off prepare of each statement on each pooled connection); checkpoint reads and
 //! writes are not counted.
 //!
-//! Migrations: [`migrate::migrate`] (run by [`Fleet::connect`]). Connection rules (URL,
-//! TLS, password from a host-side secret): [`db`].
+//! The fleet does not own its connection: the pool, its URL and TLS rules, the password
+//! and the migrations (run by [`Fleet::connect`]) are [`crate::postgres`]'s, below both the
+//! fleet and the checkpoint store.
 
-pub mod db;
 pub mod history;
-pub mod migrate;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-pub use db::{Database, DatabaseOptions, FleetError, Password};
+// The connection a fleet is opened with (its own module, shared with the checkpoint store).
+pub use crate::postgres::{Database, DatabaseError, DatabaseOptions, Password};
 pub use history::RunRecord;
 
 use crate::doors::checkpoint::postgres::FencedCheckpointStore;
 use crate::doors::checkpoint::CheckpointStore;
-use db::column;
+use crate::postgres::{column, migrate};
 
 /// The lease TTL a host uses unless configured otherwise: a host that dies is replaced this
 /// long after its last renewal. Renew at a third of it, so two renewals can fail first.
@@ -197,13 +197,13 @@ WITH released AS (
 SELECT count(*) FROM released";
 
 impl Fleet {
-    /// Connects (see [`db`] for the URL rules) and migrates: the start-up of a host.
+    /// Connects (see [`crate::postgres`] for the URL rules) and migrates: the start-up of a host.
     /// `host` names this host in leases and run history (e.g. its hostname and pid).
     pub async fn connect(
         url: &str,
         password: Option<&Password>,
         host: impl Into<String>,
-    ) -> Result<Fleet, FleetError> {
+    ) -> Result<Fleet, DatabaseError> {
         Self::connect_with(url, password, host, DatabaseOptions::default()).await
     }
 
@@ -213,7 +213,7 @@ impl Fleet {
         password: Option<&Password>,
         host: impl Into<String>,
         options: DatabaseOptions,
-    ) -> Result<Fleet, FleetError> {
+    ) -> Result<Fleet, DatabaseError> {
         let db = Database::connect_with(url, password, options).await?;
         migrate::migrate(&db).await?;
         Ok(Fleet::new(db, host))
@@ -239,7 +239,7 @@ impl Fleet {
     }
 
     /// Applies the migrations this host knows and the database lacks (see [`migrate`]).
-    pub async fn migrate(&self) -> Result<Vec<i32>, FleetError> {
+    pub async fn migrate(&self) -> Result<Vec<i32>, DatabaseError> {
         migrate::migrate(&self.db).await
     }
 
@@ -269,14 +269,14 @@ impl Fleet {
         &self,
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<tokio_postgres::Row>, FleetError> {
+    ) -> Result<Vec<tokio_postgres::Row>, DatabaseError> {
         self.db.query(Some(&self.round_trips), sql, params).await
     }
 
     /// Adds the tenants not yet in the fleet, due now; returns how many were added. A
     /// tenant already there keeps its schedule and lease. From now on this handle claims
     /// these tenants (and those of earlier calls), and no others.
-    pub async fn register(&self, tenants: &[String]) -> Result<u64, FleetError> {
+    pub async fn register(&self, tenants: &[String]) -> Result<u64, DatabaseError> {
         let rows = self
             .query(
                 "WITH added AS (
@@ -303,7 +303,7 @@ impl Fleet {
 
     /// How long until a tenant of this handle can be claimed: due and its lease free or
     /// expired (zero: now; None: it has no tenants). Measured on the database's clock.
-    pub async fn time_to_next_claim(&self) -> Result<Option<Duration>, FleetError> {
+    pub async fn time_to_next_claim(&self) -> Result<Option<Duration>, DatabaseError> {
         let tenants = self.registered();
         if tenants.is_empty() {
             return Ok(None);
@@ -329,7 +329,7 @@ impl Fleet {
     /// free or expired to this host for `ttl`, most overdue first, in one statement (see the
     /// module doc). Tenants another host is
     /// claiming at the same instant are skipped, never waited for or shared.
-    pub async fn claim(&self, max: usize, ttl: Duration) -> Result<Vec<Lease>, FleetError> {
+    pub async fn claim(&self, max: usize, ttl: Duration) -> Result<Vec<Lease>, DatabaseError> {
         let tenants = self.registered();
         if max == 0 || tenants.is_empty() {
             return Ok(Vec::new());
@@ -362,7 +362,7 @@ impl Fleet {
     /// Extends `lease` to `ttl` from now (database clock). `false`: the lease is lost (it
     /// expired, or another host took the tenant): stop the run. Renew every `ttl / 3` or so;
     /// `lease.expires` is not updated (it is the claim's).
-    pub async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<bool, FleetError> {
+    pub async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<bool, DatabaseError> {
         let token = lease.token as i64;
         let rows = self
             .query(
@@ -379,7 +379,11 @@ impl Fleet {
     ///
     /// `next_due_in` is clamped to [`MAX_NEXT_DUE`]: a longer one could not be added to the
     /// database's clock, and the release would fail, leaving the lease to expire.
-    pub async fn release(&self, lease: &Lease, outcome: &LeaseOutcome) -> Result<bool, FleetError> {
+    pub async fn release(
+        &self,
+        lease: &Lease,
+        outcome: &LeaseOutcome,
+    ) -> Result<bool, DatabaseError> {
         let token = lease.token as i64;
         let next_due_in = outcome.next_due_in.min(MAX_NEXT_DUE);
         let label = if outcome.succeeded {
@@ -409,7 +413,7 @@ impl Fleet {
     }
 
     /// The tenant's schedule and lease (None: not registered).
-    pub async fn state(&self, tenant: &str) -> Result<Option<TenantState>, FleetError> {
+    pub async fn state(&self, tenant: &str) -> Result<Option<TenantState>, DatabaseError> {
         let rows = self
             .query(
                 "SELECT tenant, next_due, consecutive_failures, last_outcome, lease_host,

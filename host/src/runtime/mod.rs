@@ -369,13 +369,15 @@ pub async fn open_postgres(
     pg: &crate::config::PostgresState,
 ) -> Result<Arc<dyn CheckpointStore>, RunError> {
     let password = match &pg.password {
-        Some(spec) => Some(
-            crate::fleet::Password::load(spec).map_err(|e| RunError::Secret {
-                tenant: tenant.to_string(),
-                name: "[state] password".into(),
-                message: e.to_string(),
-            })?,
-        ),
+        Some(spec) => {
+            Some(
+                crate::assembly::database_password(spec).map_err(|e| RunError::Secret {
+                    tenant: tenant.to_string(),
+                    name: "[state] password".into(),
+                    message: e.to_string(),
+                })?,
+            )
+        }
         None => None,
     };
     let store = crate::doors::checkpoint::postgres::PostgresCheckpointStore::connect_with(

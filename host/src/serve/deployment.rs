@@ -68,7 +68,9 @@ pub struct Deployment {
 /// Connects this host to the fleet's database (and migrates it).
 async fn connect_fleet(spec: &super::FleetSpec) -> Result<crate::fleet::Fleet, String> {
     let password = match &spec.password {
-        Some(p) => Some(crate::fleet::Password::load(p).map_err(|e| format!("password: {e}"))?),
+        Some(p) => {
+            Some(crate::assembly::database_password(p).map_err(|e| format!("password: {e}"))?)
+        }
         None => None,
     };
     let host = spec.host_id.clone().unwrap_or_else(default_host_id);

@@ -66,7 +66,7 @@ fn default_poll() -> f64 {
 /// PostgreSQL database that several hosts share.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FleetSpec {
-    /// The database (no password in it; rules: [`crate::fleet::db`]).
+    /// The database (no password in it; rules: [`crate::postgres`]).
     pub url: String,
     /// Where its password comes from (a `file` resolved against the tenants file's folder).
     pub password: Option<crate::config::SecretSpec>,
@@ -76,7 +76,7 @@ pub struct FleetSpec {
     /// This host's name in leases and the run history (default: host name and process id).
     pub host_id: Option<String>,
     /// Timeouts (`statement_timeout_secs`, `lock_timeout_secs`) and the plain-text
-    /// password opt-in (`allow_password_without_tls`); rules: [`crate::fleet::db`].
+    /// password opt-in (`allow_password_without_tls`); rules: [`crate::postgres`].
     pub options: crate::fleet::DatabaseOptions,
     /// How often an idle host looks for due tenants.
     pub poll: Duration,
@@ -305,7 +305,7 @@ impl ServeFile {
                     f.lock_timeout_secs,
                     f.allow_password_without_tls,
                 )?;
-                crate::fleet::db::check_url(&f.url, f.password.is_some(), &options)
+                crate::postgres::check_url(&f.url, f.password.is_some(), &options)
                     .map_err(|e| format!("[fleet] url: {e}"))?;
                 if !(1..=3600).contains(&f.lease_ttl_secs) {
                     return Err(format!(

@@ -1,6 +1,6 @@
 //! The checkpoint store on PostgreSQL (`[state] url`): the same compare-and-set semantics and
-//! namespaces as the SQLite store, values as `bytea`, over the fleet's pool
-//! ([`crate::fleet::Database`]). A write that returned `Ok` is committed (PostgreSQL's
+//! namespaces as the SQLite store, values as `bytea`, over a pool of [`crate::postgres`]
+//! (the fleet shares it). A write that returned `Ok` is committed (PostgreSQL's
 //! default `synchronous_commit = on`: flushed to the write-ahead log).
 //!
 //! Each `set` is one statement, so it is atomic without an explicit transaction:
@@ -9,7 +9,7 @@
 //! `WHERE` of the second against the row the first committed, so exactly one succeeds and
 //! the other gets [`CheckpointError::Conflict`].
 //!
-//! Every statement is bounded by the pool's session settings ([`crate::fleet::db`]): a row
+//! Every statement is bounded by the pool's session settings ([`crate::postgres`]): a row
 //! another session holds `FOR UPDATE` makes a write fail after `lock_timeout_secs` (10 s
 //! by default) with one line, instead of holding the run until its own timeout. A write
 //! that was waiting when the run was cut is not cancelled on the server by this host
@@ -44,14 +44,13 @@ use super::store::{
     check_distinct_keys, check_prefix, first_conflict, prefix_upper_bound, CheckpointError,
     CheckpointStore, Stored, Write,
 };
-use crate::fleet::db::column;
-use crate::fleet::{Database, DatabaseOptions, FleetError, Password};
+use crate::postgres::{column, Database, DatabaseError, DatabaseOptions, Password};
 
-fn storage(e: FleetError) -> CheckpointError {
+fn storage(e: DatabaseError) -> CheckpointError {
     CheckpointError::Storage(e.to_string())
 }
 
-/// Checkpoints in the fleet's PostgreSQL database, without fencing (one host, or a caller
+/// Checkpoints in a PostgreSQL database, without fencing (one host, or a caller
 /// that holds no lease).
 #[derive(Clone, Debug)]
 pub struct PostgresCheckpointStore {
@@ -59,7 +58,7 @@ pub struct PostgresCheckpointStore {
 }
 
 impl PostgresCheckpointStore {
-    /// Connects to `url` (rules: [`crate::fleet::db`]) and migrates the schema.
+    /// Connects to `url` (rules: [`crate::postgres`]) and migrates the schema.
     pub async fn connect(
         url: &str,
         password: Option<&Password>,
@@ -77,7 +76,9 @@ impl PostgresCheckpointStore {
         let db = Database::connect_with(url, password, options)
             .await
             .map_err(storage)?;
-        crate::fleet::migrate::migrate(&db).await.map_err(storage)?;
+        crate::postgres::migrate::migrate(&db)
+            .await
+            .map_err(storage)?;
         Ok(PostgresCheckpointStore { db })
     }
 

@@ -1,10 +1,14 @@
 //! The connection to PostgreSQL: the URL rules, TLS, the password from a host-side secret,
-//! the pool, and one-line errors.
+//! the pool, the schema's migrations ([`migrate`]) and one-line errors.
+//!
+//! Below both of its users: the PostgreSQL checkpoint store
+//! ([`crate::doors::checkpoint::postgres`]) and the fleet's leases ([`crate::fleet`]) each
+//! take a [`Database`] from here; neither owns the connection, and this module knows neither.
 //!
 //! **URL.** `postgres://user@host[:port]/database[?sslmode=…&sslrootcert=…&…]`, one host.
 //! A password in it is refused: the config file is not a place for secrets; the password
-//! comes from [`Password::load`] (`[state] password = { env = "VAR" }` or
-//! `{ file = "path" }`). The URL is judged by what the *driver* reads from it
+//! comes from a host-side secret ([`Password::from_source`]: `[state] password = { env =
+//! "VAR" }` or `{ file = "path" }`, loaded by [`crate::secrets`]). The URL is judged by what the *driver* reads from it
 //! (`tokio_postgres::Config`), not by a URL parser's idea of it: a password in the userinfo,
 //! in a `password=` parameter (percent-encoded key or not), or smuggled into the user name
 //! (`user%3Apassword@`: the driver decodes the user as `user:password`, and the server
@@ -26,7 +30,7 @@
 //! timeout (a server that stops answering cannot hold a run either; that connection is then
 //! dropped from the pool). A row another session holds `FOR UPDATE` costs a write at most
 //! the lock timeout, then a one-line error. The migration lock is bounded the same way (see
-//! [`super::migrate`]).
+//! [`migrate`]).
 //!
 //! **TLS** is on when the URL asks for it. `sslmode=require`, `verify-ca` and `verify-full`
 //! all verify the server's certificate chain *and* its name (stricter than libpq, whose
@@ -54,12 +58,14 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use crate::config::SecretSpec;
+pub mod migrate;
 
-/// Why the fleet's database cannot be used: one line naming the database (never the
+use crate::secrets::SecretSource;
+
+/// Why the database cannot be used: one line naming the database (never the
 /// password), what failed and what to do.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum FleetError {
+pub enum DatabaseError {
     /// The `[state]` settings are unusable (URL, password secret, TLS files).
     #[error("[state] {0}")]
     Config(String),
@@ -99,16 +105,12 @@ impl Password {
         Password(value.into())
     }
 
-    /// Loads the password a `[state] password` names: an environment variable of the host
-    /// process or a file (trailing newline ignored). Never a value in the config itself.
-    pub fn load(spec: &SecretSpec) -> Result<Password, FleetError> {
-        if !spec.hosts.is_empty() {
-            return Err(FleetError::Config(
-                "password: hosts = […] does not apply to the database password; remove it".into(),
-            ));
-        }
-        let value = crate::secrets::load(spec.env.as_deref(), spec.file.as_deref())
-            .map_err(|e| FleetError::Config(e.keyed("password")))?;
+    /// Loads the password from a host-side secret (an environment variable of the host
+    /// process or a file, by [`crate::secrets`]' rules). Never a value in the config itself.
+    pub fn from_source(source: &SecretSource) -> Result<Password, DatabaseError> {
+        let value = source
+            .read()
+            .map_err(|e| DatabaseError::Config(e.keyed("password")))?;
         Ok(Password(value))
     }
 }
@@ -212,7 +214,7 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-/// A pool of connections to the fleet's database. Cheap to clone (one pool).
+/// A pool of connections to one database. Cheap to clone (one pool).
 #[derive(Clone)]
 pub struct Database {
     pool: Pool,
@@ -242,8 +244,8 @@ struct Target {
 const PASSWORD_IN_URL: &str = "holds a password; remove it from the URL and set [state] password (or [fleet] password) = { env = \"VAR\" } or { file = \"path\" }";
 
 /// Parses `url` by this module's rules. Never echoes the URL's userinfo or a password.
-fn parse_url(url: &str) -> Result<Target, FleetError> {
-    let config_err = |m: String| FleetError::Config(format!("url: {m}"));
+fn parse_url(url: &str) -> Result<Target, DatabaseError> {
+    let config_err = |m: String| DatabaseError::Config(format!("url: {m}"));
     let mut parsed = url::Url::parse(url.trim()).map_err(|e| {
         config_err(format!(
             "not a URL ({e}); write postgres://user@host:port/database"
@@ -373,10 +375,10 @@ fn check_password_transport(
     target: &Target,
     has_password: bool,
     options: &DatabaseOptions,
-) -> Result<(), FleetError> {
+) -> Result<(), DatabaseError> {
     if has_password && target.tls.is_none() && !target.local && !options.allow_password_without_tls
     {
-        return Err(FleetError::Config(
+        return Err(DatabaseError::Config(
             "url: a password is configured but the connection to this non-local server is not encrypted (no sslmode, or sslmode=disable), so the server could ask for the password in clear text; add sslmode=verify-full (with sslrootcert for a private CA), or set allow_password_without_tls = true in the same section if the network is trusted".into(),
         ));
     }
@@ -391,12 +393,12 @@ pub fn check_url(
     url: &str,
     has_password: bool,
     options: &DatabaseOptions,
-) -> Result<(), FleetError> {
+) -> Result<(), DatabaseError> {
     let target = parse_url(url)?;
     check_password_transport(&target, has_password, options)
 }
 
-fn tls_config(rootcert: Option<&str>) -> Result<rustls::ClientConfig, FleetError> {
+fn tls_config(rootcert: Option<&str>) -> Result<rustls::ClientConfig, DatabaseError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::CertificateDer;
     let mut roots = rustls::RootCertStore::empty();
@@ -409,17 +411,17 @@ fn tls_config(rootcert: Option<&str>) -> Result<rustls::ClientConfig, FleetError
                 MAX_ROOTCERT_BYTES,
                 "CA certificates file",
             )
-            .map_err(|e| FleetError::Config(format!("url: sslrootcert={path}: {e}")))?;
+            .map_err(|e| DatabaseError::Config(format!("url: sslrootcert={path}: {e}")))?;
             let certs = CertificateDer::pem_slice_iter(&pem)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| {
-                    FleetError::Config(format!(
+                    DatabaseError::Config(format!(
                         "url: sslrootcert={path}: cannot read PEM certificates ({e}); give the CA file"
                     ))
                 })?;
             let (added, _) = roots.add_parsable_certificates(certs);
             if added == 0 {
-                return Err(FleetError::Config(format!(
+                return Err(DatabaseError::Config(format!(
                     "url: sslrootcert={path} holds no usable CA certificate; give the PEM file of the database's CA"
                 )));
             }
@@ -430,11 +432,11 @@ fn tls_config(rootcert: Option<&str>) -> Result<rustls::ClientConfig, FleetError
 }
 
 /// rustls with ring (the provider reqwest's rustls is built with), verifying against `roots`.
-fn client_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, FleetError> {
+fn client_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, DatabaseError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| FleetError::Config(format!("url: TLS: {e}")))?
+        .map_err(|e| DatabaseError::Config(format!("url: TLS: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth())
 }
@@ -442,8 +444,11 @@ fn client_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, F
 impl Database {
     /// Opens a pool on `url` (see the module doc for its rules) with the default
     /// [`DatabaseOptions`], and one connection at once to check the URL, the password and
-    /// the database. Does not migrate: see [`super::migrate`].
-    pub async fn connect(url: &str, password: Option<&Password>) -> Result<Database, FleetError> {
+    /// the database. Does not migrate: see [`migrate`].
+    pub async fn connect(
+        url: &str,
+        password: Option<&Password>,
+    ) -> Result<Database, DatabaseError> {
         Self::connect_with(url, password, DatabaseOptions::default()).await
     }
 
@@ -452,7 +457,7 @@ impl Database {
         url: &str,
         password: Option<&Password>,
         options: DatabaseOptions,
-    ) -> Result<Database, FleetError> {
+    ) -> Result<Database, DatabaseError> {
         let target = parse_url(url)?;
         check_password_transport(&target, password.is_some(), &options)?;
         let Target {
@@ -494,7 +499,7 @@ impl Database {
             .wait_timeout(Some(options.wait_timeout))
             .create_timeout(Some(connect_timeout.saturating_add(Duration::from_secs(1))))
             .build()
-            .map_err(|e| FleetError::Config(format!("pool: {e}")))?;
+            .map_err(|e| DatabaseError::Config(format!("pool: {e}")))?;
         let secret: Option<Arc<str>> = password
             .map(|p| Arc::from(p.0.as_str()))
             .filter(|p: &Arc<str>| !p.is_empty());
@@ -527,7 +532,7 @@ impl Database {
     }
 
     /// A connection from the pool.
-    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, FleetError> {
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, DatabaseError> {
         self.pool.get().await.map_err(|e| {
             let message = match e {
                 deadpool_postgres::PoolError::Backend(e) => connect_message(&e),
@@ -536,16 +541,16 @@ impl Database {
                 }
                 other => one_line(&other.to_string()),
             };
-            FleetError::Unavailable {
+            DatabaseError::Unavailable {
                 target: self.target.to_string(),
                 message: self.scrub(message),
             }
         })
     }
 
-    /// A statement's error as a [`FleetError::Query`].
-    pub(crate) fn query_error(&self, e: &tokio_postgres::Error) -> FleetError {
-        FleetError::Query {
+    /// A statement's error as a [`DatabaseError::Query`].
+    pub(crate) fn query_error(&self, e: &tokio_postgres::Error) -> DatabaseError {
+        DatabaseError::Query {
             target: self.target.to_string(),
             message: self.scrub(describe(e)),
         }
@@ -559,7 +564,7 @@ impl Database {
         round_trips: Option<&AtomicU64>,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, FleetError> {
+    ) -> Result<Vec<Row>, DatabaseError> {
         let client = self.client().await?;
         let exchange = async {
             let cached = client.statement_cache.size();
@@ -581,7 +586,7 @@ impl Database {
                 // The server neither answered nor cancelled the statement: this connection
                 // is not trusted again.
                 drop(deadpool_postgres::Object::take(client));
-                Err(FleetError::Query {
+                Err(DatabaseError::Query {
                     target: self.target.to_string(),
                     message: format!(
                         "no answer within {} s (statement_timeout_secs plus 5 s); the connection was dropped: is the server reachable and not overloaded?",
@@ -612,7 +617,7 @@ pub(crate) fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
     db: &Database,
     row: &'a Row,
     index: usize,
-) -> Result<T, FleetError> {
+) -> Result<T, DatabaseError> {
     row.try_get(index).map_err(|e| db.query_error(&e))
 }
 

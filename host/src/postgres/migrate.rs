@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use super::db::{column, Database, FleetError};
+use super::{column, Database, DatabaseError};
 
 /// One migration file.
 pub(crate) struct Migration {
@@ -70,8 +70,8 @@ fn checksum(sql: &str) -> String {
 
 /// Brings the database's schema to this host's version; returns the versions it applied
 /// (empty: already up to date, e.g. another host did it).
-pub async fn migrate(db: &Database) -> Result<Vec<i32>, FleetError> {
-    let schema = |message: String| FleetError::Schema {
+pub async fn migrate(db: &Database) -> Result<Vec<i32>, DatabaseError> {
+    let schema = |message: String| DatabaseError::Schema {
         target: db.target().to_string(),
         message,
     };
@@ -121,7 +121,7 @@ pub async fn migrate(db: &Database) -> Result<Vec<i32>, FleetError> {
             schema(db.scrub(format!(
                 "migration {} failed: {}",
                 m.name,
-                super::db::describe(&e)
+                super::describe(&e)
             )))
         })?;
         tx.execute(
@@ -141,7 +141,10 @@ const TRY_EVERY: Duration = Duration::from_millis(250);
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// Takes the migration lock in `tx`, waiting at most the database's lock timeout.
-async fn take_lock(db: &Database, tx: &tokio_postgres::Transaction<'_>) -> Result<(), FleetError> {
+async fn take_lock(
+    db: &Database,
+    tx: &tokio_postgres::Transaction<'_>,
+) -> Result<(), DatabaseError> {
     let wait = db.options().lock_timeout;
     let started = Instant::now();
     let mut next_log = started;
@@ -163,7 +166,7 @@ async fn take_lock(db: &Database, tx: &tokio_postgres::Transaction<'_>) -> Resul
         let waited = started.elapsed();
         if waited >= wait {
             let holder = holder(tx).await;
-            return Err(FleetError::Schema {
+            return Err(DatabaseError::Schema {
                 target: db.target().to_string(),
                 message: db.scrub(format!(
                     "the migration lock (advisory lock {LOCK_KEY}) is held by {holder} and was not released within {} s (lock_timeout_secs); if that session is stuck, end it (SELECT pg_terminate_backend(<pid>)), else wait for it to finish, then start again",

@@ -266,8 +266,8 @@ async fn load_tenant(config: &Path, check_only: bool) -> Result<(TenantRun, Runt
     // [config] value holding one is refused before the connector (whose configuration
     // errors quote values) sees it.
     let secrets =
-        connector_host::runtime::tenant_secrets(&cfg).map_err(|e| fail(&e, exit_code(&e)))?;
-    connector_host::runtime::screen_config(&cfg, &secrets).map_err(|e| fail(&e, exit_code(&e)))?;
+        connector_host::assembly::tenant_secrets(&cfg).map_err(|e| fail(&e, exit_code(&e)))?;
+    connector_host::assembly::screen_config(&cfg, &secrets).map_err(|e| fail(&e, exit_code(&e)))?;
     let rt = runtime_for(cfg.component.as_deref())
         .await
         .map_err(|e| fail(e, EXIT_HOST))?;

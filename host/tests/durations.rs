@@ -136,7 +136,7 @@ impl EventSink for PanickingSink {
 }
 
 fn push_options(delivery: DeliverySpec) -> PushOptions {
-    PushOptions::from_spec(10_000, &delivery, true)
+    connector_host::assembly::push_options(10_000, &delivery, true)
 }
 
 fn push_sink(rx: &Receiver, delivery: DeliverySpec) -> PushSink {

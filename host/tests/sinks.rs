@@ -274,7 +274,7 @@ fn events(range: std::ops::Range<usize>) -> Vec<String> {
 
 /// Tiny waits, a short request timeout, few attempts: the tests never sleep long.
 fn quick(batch_size: usize) -> PushOptions {
-    PushOptions::from_spec(
+    connector_host::assembly::push_options(
         batch_size,
         &DeliverySpec {
             request_timeout_ms: 2_000,

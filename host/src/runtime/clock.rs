@@ -26,8 +26,6 @@ use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
 use wasmtime_wasi::p2::DynPollable;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock};
 
-use super::state::RunState;
-
 /// How much faster than real time a run's guest sees time pass (**simulation only**).
 ///
 /// With factor k the guest's wall clock reads `origin_wall + k × (now − origin)`, its
@@ -165,7 +163,21 @@ pub(crate) struct ScaledClocks<'a> {
     shared: &'a crate::doors::RunShared,
 }
 
-impl ScaledClocks<'_> {
+impl<'a> ScaledClocks<'a> {
+    /// The clocks of a run whose WASI clocks are `inner`, running `factor` times faster than
+    /// real time; what the guest sleeps is counted in `shared`.
+    pub(crate) fn new(
+        inner: WasiClocksCtxView<'a>,
+        factor: u32,
+        shared: &'a crate::doors::RunShared,
+    ) -> ScaledClocks<'a> {
+        ScaledClocks {
+            inner,
+            factor,
+            shared,
+        }
+    }
+
     /// Real nanoseconds of `virtual_nanos` (rounded up, so a wait is never cut short).
     fn real(&self, virtual_nanos: u64) -> u64 {
         virtual_nanos.div_ceil(u64::from(self.factor.max(1)))
@@ -208,22 +220,16 @@ impl wasmtime::component::HasData for ScaledClocksData {
     type Data<'a> = ScaledClocks<'a>;
 }
 
-fn scaled_clocks(state: &mut RunState) -> ScaledClocks<'_> {
-    ScaledClocks {
-        factor: state.time_factor,
-        shared: &state.shared,
-        inner: WasiClocksCtxView {
-            ctx: state.wasi.clocks(),
-            table: &mut state.table,
-        },
-    }
-}
-
 /// Replaces `wasi:clocks/monotonic-clock` (already added with the rest of WASI) by
-/// [`ScaledClocks`]; at factor 1 it answers exactly as wasmtime-wasi's own.
-pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
+/// [`ScaledClocks`], which `get` takes from the store's state (the doors' pattern: the
+/// state composes, this module does not know it); at factor 1 it answers exactly as
+/// wasmtime-wasi's own.
+pub(crate) fn add_to_linker<T: 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> ScaledClocks<'_>,
+) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
-    let added = monotonic_clock::add_to_linker::<RunState, ScaledClocksData>(linker, scaled_clocks);
+    let added = monotonic_clock::add_to_linker::<T, ScaledClocksData>(linker, get);
     linker.allow_shadowing(false);
     added
 }

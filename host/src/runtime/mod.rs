@@ -42,17 +42,15 @@ use limits::{CpuMeter, RunLimiter};
 pub use limits::{LimitKind, RuntimeLimits};
 use state::RunState;
 
-use crate::config::{SinkSpec, TenantConfig};
+use crate::config::TenantConfig;
 use crate::doors::bindings::exports::connector::runtime::connector as api;
 use crate::doors::bindings::{AssetConnector, AssetConnectorPre};
 use crate::doors::checkpoint::{
-    CheckpointError, CheckpointPolicy, CheckpointState, CheckpointStore, SqliteCheckpointStore,
-    Stored, Write,
+    CheckpointError, CheckpointPolicy, CheckpointState, CheckpointStore, Stored, Write,
 };
-use crate::doors::emit::push::secret_parts;
-use crate::doors::emit::{EmitPolicy, EmitState, EventSink, JsonlFileSink, PushSink, StdoutSink};
+use crate::doors::emit::{EmitPolicy, EmitState, EventSink, StdoutSink};
 use crate::doors::http::netguard::{NameResolver, SystemResolver};
-use crate::doors::http::secrets::{Scrubber, SecretError, SecretSet, SecretValue};
+use crate::doors::http::secrets::{Scrubber, SecretSet};
 use crate::doors::http::{
     ClientBuildError, EgressPolicy, HttpClients, HttpDoor, HttpState, Origin,
 };
@@ -122,275 +120,6 @@ impl TenantRun {
             ..self
         }
     }
-
-    /// Builds a run from a tenant file: loads secrets, opens the store and the sink. Its
-    /// egress must be complete: an empty `[egress] allow` or a secret without `hosts` is
-    /// filled from the component's plan by [`Runtime::resolve_egress`] first.
-    ///
-    /// A tenant whose `[state]` is PostgreSQL needs a connection first: use
-    /// [`TenantRun::open`], or [`TenantRun::from_parts`] with a store you opened.
-    pub fn from_config(cfg: &TenantConfig) -> Result<TenantRun, RunError> {
-        if cfg.postgres.is_some() {
-            return Err(RunError::Config {
-                tenant: cfg.key.clone(),
-                message: "[state] url is PostgreSQL: open the run with TenantRun::open (async), which connects".into(),
-            });
-        }
-        // Before the database is opened (created): an events path naming it is refused first.
-        check_events_path(cfg)?;
-        let checkpoints =
-            SqliteCheckpointStore::open(&cfg.checkpoint_db).map_err(|e| RunError::Host {
-                tenant: cfg.key.clone(),
-                message: e.to_string(),
-            })?;
-        Self::from_parts(cfg, Arc::new(checkpoints))
-    }
-
-    /// [`TenantRun::from_config`] for any `[state]`: connects to PostgreSQL (and migrates its
-    /// schema) when the tenant's store is there. That start-up counts against the run's
-    /// time limit (`run_timeout_secs`): it is bounded by it, and the run gets what is left.
-    pub async fn open(cfg: &TenantConfig) -> Result<TenantRun, RunError> {
-        match &cfg.postgres {
-            None => Self::from_config(cfg),
-            Some(pg) => {
-                let limit = Duration::from_secs(cfg.limits.run_timeout_secs);
-                let started = Instant::now();
-                let store = tokio::time::timeout(limit, open_postgres(&cfg.key, pg))
-                    .await
-                    .map_err(|_| RunError::Host {
-                        tenant: cfg.key.clone(),
-                        message: format!(
-                            "connecting to the PostgreSQL checkpoint store and migrating its schema took the whole run time limit ({} s, run_timeout_secs); is the database up and reachable, and is a migration lock held (pg_locks)?",
-                            limit.as_secs()
-                        ),
-                    })??;
-                let mut run = Self::from_parts(cfg, store)?;
-                // What start-up took is the run's no longer (a Timeout then names what was left).
-                run.timeout = limit.saturating_sub(started.elapsed());
-                Ok(run)
-            }
-        }
-    }
-
-    /// A run of the tenant file over a checkpoint store the caller opened (a PostgreSQL
-    /// pool shared by many tenants, or a fleet lease's fenced store): loads the secrets and
-    /// opens the sink.
-    pub fn from_parts(
-        cfg: &TenantConfig,
-        checkpoints: Arc<dyn CheckpointStore>,
-    ) -> Result<TenantRun, RunError> {
-        Self::assemble(cfg, checkpoints, false)
-    }
-
-    /// What `connector-host check` runs: the tenant's secrets and egress, its files checked
-    /// (the events path is none of its other files; an existing events file is JSON lines)
-    /// but nothing opened for writing: no checkpoint database or events file is created,
-    /// nothing is repaired. Its store and sink refuse every use.
-    pub fn for_check(cfg: &TenantConfig) -> Result<TenantRun, RunError> {
-        check_events_path(cfg)?;
-        // A SQLite database that exists must be a regular file (looked at, not opened by SQLite,
-        // which would create its side files); one that does not is created by the first run.
-        if cfg.postgres.is_none() && std::fs::metadata(&cfg.checkpoint_db).is_ok() {
-            crate::files::open_regular(
-                &cfg.checkpoint_db,
-                std::fs::OpenOptions::new().read(true),
-                "checkpoint database",
-            )
-            .map_err(|e| RunError::Host {
-                tenant: cfg.key.clone(),
-                message: e.to_string(),
-            })?;
-        }
-        if let SinkSpec::Jsonl { path } = &cfg.sink {
-            crate::doors::emit::jsonl::inspect(path).map_err(|e| RunError::Host {
-                tenant: cfg.key.clone(),
-                message: e.to_string(),
-            })?;
-        }
-        Self::assemble(cfg, Arc::new(NoCheckpoints), true)
-    }
-
-    fn assemble(
-        cfg: &TenantConfig,
-        checkpoints: Arc<dyn CheckpointStore>,
-        check_only: bool,
-    ) -> Result<TenantRun, RunError> {
-        check_events_path(cfg)?;
-        let secrets = SecretSet::load(&cfg.secrets).map_err(|SecretError { name, message }| {
-            RunError::Secret {
-                tenant: cfg.key.clone(),
-                name,
-                message,
-            }
-        })?;
-        let host_err = |message: String| RunError::Host {
-            tenant: cfg.key.clone(),
-            message,
-        };
-        // Screened before anything is opened (the events file may be repaired on open); a
-        // push sink's credential is screened with them once it is loaded, below.
-        if !matches!(cfg.sink, SinkSpec::Sekoia(_) | SinkSpec::Http(_)) {
-            screen_config(cfg, &secrets)?;
-        }
-        // A push sink's credential joins the secrets to redact.
-        let mut secrets = secrets;
-        let sink: Arc<dyn EventSink> = match &cfg.sink {
-            SinkSpec::Jsonl { .. } | SinkSpec::Stdout if check_only => Arc::new(NoSink),
-            SinkSpec::Jsonl { path } => {
-                Arc::new(JsonlFileSink::open(path).map_err(|e| host_err(e.to_string()))?)
-            }
-            SinkSpec::Stdout => Arc::new(StdoutSink::default()),
-            SinkSpec::Sekoia(_) | SinkSpec::Http(_) => {
-                let (sink, credential) = PushSink::from_spec(
-                    &cfg.sink,
-                    cfg.allow_loopback_http,
-                    Arc::new(SystemResolver),
-                )
-                .map_err(|message| RunError::Config {
-                    tenant: cfg.key.clone(),
-                    message,
-                })?;
-                // Redacted wherever the tenant's secrets are (events, logs, the connector's
-                // output); no origin, so no placeholder of the connector ever sends it.
-                for (i, part) in secret_parts(&credential).into_iter().enumerate() {
-                    secrets.insert(format!("sink.{i}"), SecretValue::new(part), vec![]);
-                }
-                screen_config(cfg, &secrets)?;
-                if check_only {
-                    Arc::new(NoSink)
-                } else {
-                    Arc::new(sink)
-                }
-            }
-        };
-        if cfg.egress_allow.is_empty() {
-            return Err(RunError::Config {
-                tenant: cfg.key.clone(),
-                message: "no origin may be reached: [egress] allow is empty and the component's egress plan was not applied (Runtime::resolve_egress) or names none; list the origins in [egress] allow".into(),
-            });
-        }
-        if let Some((name, _)) = cfg.secrets.iter().find(|(_, s)| s.hosts.is_empty()) {
-            return Err(RunError::Config {
-                tenant: cfg.key.clone(),
-                message: format!("[secrets.{name}] may be sent nowhere: the component's egress plan names no origin for it; set hosts = [\"https://…\"]"),
-            });
-        }
-        let l = &cfg.limits;
-        let mut policy = EgressPolicy::new(cfg.egress_allow.clone());
-        policy.allow_loopback_http = cfg.allow_loopback_http;
-        policy.max_requests = l.max_requests;
-        policy.max_concurrent = l.max_concurrent_requests;
-        policy.max_response_bytes = l.max_response_bytes;
-        policy.max_request_bytes = l.max_request_bytes;
-        policy.connect_timeout = Duration::from_secs(l.connect_timeout_secs);
-        policy.request_timeout = Duration::from_secs(l.request_timeout_secs);
-        Ok(TenantRun {
-            tenant: cfg.key.clone(),
-            connector_config: cfg.connector.clone(),
-            policy,
-            secrets: Arc::new(secrets),
-            checkpoints,
-            sink,
-            timeout: Duration::from_secs(l.run_timeout_secs),
-            time_scale: TimeScale::REAL,
-        })
-    }
-}
-
-/// Loads a tenant's secrets: its `[secrets]` and a push sink's credential (as
-/// [`TenantRun::from_parts`] redacts them), for [`screen_config`] before anything else runs.
-pub fn tenant_secrets(cfg: &TenantConfig) -> Result<SecretSet, RunError> {
-    let mut secrets = SecretSet::load(&cfg.secrets).map_err(|SecretError { name, message }| {
-        RunError::Secret {
-            tenant: cfg.key.clone(),
-            name,
-            message,
-        }
-    })?;
-    let credential = match &cfg.sink {
-        SinkSpec::Sekoia(s) => Some(("[sink] api_key", &s.api_key)),
-        SinkSpec::Http(s) => Some(("[sink] value", &s.value)),
-        SinkSpec::Jsonl { .. } | SinkSpec::Stdout => None,
-    };
-    if let Some((key, spec)) = credential {
-        let value = crate::doors::emit::push::load_sink_secret(key, spec).map_err(|message| {
-            RunError::Config {
-                tenant: cfg.key.clone(),
-                message,
-            }
-        })?;
-        for (i, part) in secret_parts(&value).into_iter().enumerate() {
-            secrets.insert(format!("sink.{i}"), SecretValue::new(part), vec![]);
-        }
-    }
-    Ok(secrets)
-}
-
-/// Refuses a tenant whose key or `[config]` holds one of its secrets
-/// ([`TenantConfig::refuse_secrets`]); the error names the tenant by its key redacted.
-pub fn screen_config(cfg: &TenantConfig, secrets: &SecretSet) -> Result<(), RunError> {
-    cfg.refuse_secrets(secrets)
-        .map_err(|message| RunError::Config {
-            tenant: secrets.scrubber().clean(cfg.key.clone()),
-            message,
-        })
-}
-
-/// Refuses an events file that is one of the tenant's other files (its checkpoint database,
-/// a secret, its component): see [`crate::files::identity`].
-fn check_events_path(cfg: &TenantConfig) -> Result<(), RunError> {
-    crate::files::identity::check_tenant_events(cfg, &[]).map_err(|message| RunError::Config {
-        tenant: cfg.key.clone(),
-        message,
-    })
-}
-
-/// The sink of a `check`, which writes no events.
-struct NoSink;
-
-#[async_trait::async_trait]
-impl EventSink for NoSink {
-    async fn write(&self, _: Vec<String>) -> Result<(), crate::doors::emit::SinkError> {
-        Err(crate::doors::emit::SinkError(
-            "check writes no events".into(),
-        ))
-    }
-    async fn flush_durable(&self) -> Result<(), crate::doors::emit::SinkError> {
-        Ok(())
-    }
-    fn written(&self) -> u64 {
-        0
-    }
-}
-
-/// Connects to a tenant's PostgreSQL checkpoint store (and migrates its schema).
-pub async fn open_postgres(
-    tenant: &str,
-    pg: &crate::config::PostgresState,
-) -> Result<Arc<dyn CheckpointStore>, RunError> {
-    let password = match &pg.password {
-        Some(spec) => {
-            Some(
-                crate::assembly::database_password(spec).map_err(|e| RunError::Secret {
-                    tenant: tenant.to_string(),
-                    name: "[state] password".into(),
-                    message: e.to_string(),
-                })?,
-            )
-        }
-        None => None,
-    };
-    let store = crate::doors::checkpoint::postgres::PostgresCheckpointStore::connect_with(
-        &pg.url,
-        password.as_ref(),
-        pg.options.clone(),
-    )
-    .await
-    .map_err(|e| RunError::Host {
-        tenant: tenant.to_string(),
-        message: format!("{e}; check [state] url and password"),
-    })?;
-    Ok(Arc::new(store))
 }
 
 /// The connector's own counts plus the host's view of the run.
@@ -1145,8 +874,9 @@ fn inert_run(tenant: &str) -> TenantRun {
     }
 }
 
-/// A store for `describe` and `check`, which must not touch checkpoints.
-struct NoCheckpoints;
+/// A store for `describe` and `check`, which must not touch checkpoints (`check`'s run is
+/// built by [`crate::assembly`]: `TenantRun::for_check`).
+pub(crate) struct NoCheckpoints;
 
 #[async_trait::async_trait]
 impl CheckpointStore for NoCheckpoints {

@@ -45,7 +45,13 @@ impl RunState {
     /// four doors.
     pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
         wasmtime_wasi::p2::add_to_linker_async(linker)?;
-        super::clock::add_to_linker(linker)?;
+        super::clock::add_to_linker(linker, |s| {
+            let inner = wasmtime_wasi::clocks::WasiClocksCtxView {
+                ctx: s.wasi.clocks(),
+                table: &mut s.table,
+            };
+            super::clock::ScaledClocks::new(inner, s.time_factor, &s.shared)
+        })?;
         doors::http::add_to_linker(linker, |s| &mut s.http)?;
         doors::checkpoint::add_to_linker(linker, |s| &mut s.checkpoint)?;
         doors::emit::add_to_linker(linker, |s| &mut s.emit)?;

@@ -162,8 +162,8 @@ impl Deployment {
             // A key or [config] value holding one of the tenant's secrets is refused before
             // the key labels anything or the connector sees the config. A secret that does
             // not load fails the tenant's runs instead (it is re-read at each run).
-            if let Ok(secrets) = crate::runtime::tenant_secrets(cfg) {
-                crate::runtime::screen_config(cfg, &secrets)
+            if let Ok(secrets) = crate::assembly::tenant_secrets(cfg) {
+                crate::assembly::screen_config(cfg, &secrets)
                     .map_err(|e| DeployError::Config(format!("{}: {e}", file.path.display())))?;
             }
             // What the tenant file leaves to the component comes from its egress plan.
@@ -180,11 +180,9 @@ impl Deployment {
                         Some(store) => store.clone(),
                         None => {
                             let store =
-                                crate::runtime::open_postgres(&cfg.key, pg)
-                                    .await
-                                    .map_err(|e| {
-                                        DeployError::Host(format!("{}: {e}", file.path.display()))
-                                    })?;
+                                crate::assembly::open_postgres(&cfg.key, pg).await.map_err(
+                                    |e| DeployError::Host(format!("{}: {e}", file.path.display())),
+                                )?;
                             pools.insert(pool_key, store.clone());
                             store
                         }

@@ -17,7 +17,7 @@
 //! the next wait would pass `max_retry_ms` since its first attempt. Every wait comes from
 //! outside (the receiver's `Retry-After`, the tenant file's `[sink.delivery]`), so each is
 //! bounded: a `Retry-After` is read as at most [`MAX_RETRY_AFTER`] (a day, longer than any
-//! retry budget the tenant file accepts: [`crate::config::MAX_DELIVERY_MS`]), the delivery
+//! retry budget the tenant file accepts: `[sink.delivery]` durations are capped at a day), the delivery
 //! settings are capped at load, and the budget check ([`wait_fits_budget`]) adds with
 //! checked arithmetic, so no answer can overflow a duration. Any other answer fails
 //! at once: another 4xx with the receiver's message (one line, at most 300 bytes), a 3xx
@@ -45,7 +45,6 @@ use bytes::Bytes;
 use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 
 use super::sink::{EventSink, SinkError};
-use crate::config::{DeliverySpec, SecretSpec, SinkSpec};
 use crate::doors::http::client::{http_client, truncate_at_char_boundary};
 use crate::doors::http::netguard::{NameResolver, NonPublicAddress};
 use crate::doors::http::secrets::{weakness, Scrubber};
@@ -63,12 +62,13 @@ pub const MAX_RECORDED_WAITS: usize = 64;
 
 /// The longest wait a receiver's `Retry-After` is read as: one day. A longer one (up to a
 /// number no integer type holds) is clamped to it, which is past every retry budget
-/// (`max_retry_ms` is at most [`crate::config::MAX_DELIVERY_MS`]), so the batch fails at once
+/// (`max_retry_ms` is at most a day), so the batch fails at once
 /// instead of waiting.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
-/// How a push sink batches, waits and retries. [`PushOptions::default`] is what a tenant
-/// file gets when it sets nothing.
+/// How a push sink batches, waits and retries: plain values (the tenant file's `[sink]` and
+/// `[sink.delivery]` become these in [`crate::assembly`]). [`PushOptions::default`] is what a
+/// tenant file gets when it sets nothing.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PushOptions {
     /// Events per request.
@@ -93,28 +93,19 @@ pub struct PushOptions {
 }
 
 impl Default for PushOptions {
+    /// What a tenant file gets when its `[sink]` sets nothing (`[sink.delivery]`'s defaults;
+    /// the tenant file's values are turned into these by [`crate::assembly::push_options`]).
     fn default() -> Self {
-        PushOptions::from_spec(100, &DeliverySpec::default(), false)
-    }
-}
-
-impl PushOptions {
-    /// The options a tenant file's `[sink]` asks for.
-    pub fn from_spec(
-        batch_size: usize,
-        delivery: &DeliverySpec,
-        allow_loopback_http: bool,
-    ) -> PushOptions {
         PushOptions {
-            batch_size,
-            request_timeout: Duration::from_millis(delivery.request_timeout_ms),
-            connect_timeout: Duration::from_millis(delivery.connect_timeout_ms),
-            backoff_initial: Duration::from_millis(delivery.backoff_initial_ms),
-            backoff_max: Duration::from_millis(delivery.backoff_max_ms),
-            max_attempts: delivery.max_attempts,
-            max_retry_time: Duration::from_millis(delivery.max_retry_ms),
+            batch_size: 100,
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            backoff_initial: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+            max_attempts: 10,
+            max_retry_time: Duration::from_secs(300),
             max_response_bytes: 64 * 1024,
-            allow_loopback_http,
+            allow_loopback_http: false,
         }
     }
 }
@@ -251,42 +242,6 @@ impl PushSink {
             stats: std::sync::Mutex::new(PushStats::default()),
             receipts: std::sync::Mutex::new(Vec::new()),
         })
-    }
-
-    /// The push sink a tenant file's `[sink]` names (`kind = "sekoia"` or `"http"`), with
-    /// its credential loaded (returned too, for the tenant's redaction). `Err` is one line
-    /// naming the key (or the kind, for a sink that does not push).
-    pub fn from_spec(
-        spec: &SinkSpec,
-        allow_loopback_http: bool,
-        resolver: Arc<dyn NameResolver>,
-    ) -> Result<(PushSink, String), String> {
-        let built = match spec {
-            SinkSpec::Sekoia(s) => {
-                let key = load_sink_secret("[sink] api_key", &s.api_key)?;
-                let options =
-                    PushOptions::from_spec(s.batch_size, &s.delivery, allow_loopback_http);
-                PushSink::sekoia(
-                    &s.base_url,
-                    &s.connector_uuid,
-                    key.clone(),
-                    options,
-                    resolver,
-                )
-                .map(|sink| (sink, key))
-            }
-            SinkSpec::Http(s) => {
-                let value = load_sink_secret("[sink] value", &s.value)?;
-                let options =
-                    PushOptions::from_spec(s.batch_size, &s.delivery, allow_loopback_http);
-                PushSink::ndjson(&s.url, &s.header, value.clone(), options, resolver)
-                    .map(|sink| (sink, value))
-            }
-            SinkSpec::Jsonl { .. } | SinkSpec::Stdout => {
-                return Err("[sink] kind: only \"sekoia\" and \"http\" are push sinks".into())
-            }
-        };
-        built.map_err(|e| format!("[sink]: {e}"))
     }
 
     /// The receiver's origin.
@@ -627,24 +582,19 @@ pub fn secret_parts(value: &str) -> Vec<String> {
     parts
 }
 
-/// Loads a sink's secret (environment variable or file, as for the connector's secrets) by
-/// the same rules: present, not empty, strong enough to be redacted ([`weakness`]; for a
-/// header value such as `Bearer <token>`, its token). `key` names it in messages
-/// (`[sink] api_key`).
-pub fn load_sink_secret(key: &str, spec: &SecretSpec) -> Result<String, String> {
-    let value = crate::secrets::load(spec.env.as_deref(), spec.file.as_deref())
-        .map_err(|e| e.keyed(key))?;
-    // The token of `Bearer <token>` is what a receiver would echo: one word of the value
-    // must be strong on its own (the value itself, when it has no space).
-    let longest = value
-        .split_whitespace()
-        .max_by_key(|w| w.chars().count())
-        .unwrap_or("");
+/// Why a push sink's credential is too weak to be redacted safely (see
+/// [`crate::doors::http::secrets`]), as the end of a one-line message; `None` when it is
+/// strong enough. The token of `Bearer <token>` is what a receiver would echo: one word of
+/// the value must be strong on its own (the value itself, when it has no space).
+pub fn credential_weakness(value: &str) -> Option<String> {
     if value.split_whitespace().all(|w| weakness(w).is_some()) {
-        let why = weakness(longest).unwrap_or_default();
-        return Err(format!("{key}: {why}"));
+        let longest = value
+            .split_whitespace()
+            .max_by_key(|w| w.chars().count())
+            .unwrap_or("");
+        return Some(weakness(longest).unwrap_or_default());
     }
-    Ok(value)
+    None
 }
 
 #[cfg(test)]
@@ -750,55 +700,5 @@ mod tests {
         let long = "é".repeat(400);
         let m = receiver_message(long.as_bytes());
         assert!(m.len() <= MAX_MESSAGE_BYTES && m.chars().all(|c| c == 'é'));
-    }
-
-    #[test]
-    fn operator_a_short_or_missing_sink_secret_is_refused_naming_the_key() {
-        let spec = SecretSpec {
-            env: Some("CONNECTOR_HOST_TEST_UNSET_SINK_KEY".into()),
-            file: None,
-            hosts: vec![],
-        };
-        let e = load_sink_secret("[sink] api_key", &spec).unwrap_err();
-        assert!(
-            e.starts_with("[sink] api_key: environment variable CONNECTOR_HOST_TEST_UNSET_SINK_KEY is not set"),
-            "{e}"
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("key");
-        std::fs::write(&path, "q7zx4\n").unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
-        let spec = SecretSpec {
-            env: None,
-            file: Some(path.clone()),
-            hosts: vec![],
-        };
-        let e = load_sink_secret("[sink] api_key", &spec).unwrap_err();
-        assert!(e.contains("5 characters") && !e.contains("q7zx4"), "{e}");
-        std::fs::write(&path, "long-enough-key-Q7\n").unwrap();
-        assert_eq!(
-            load_sink_secret("[sink] api_key", &spec).unwrap(),
-            "long-enough-key-Q7"
-        );
-        // A header value's token must be strong on its own: it is what a receiver echoes.
-        std::fs::write(&path, "Bearer employeeemployee\n").unwrap();
-        let e = load_sink_secret("[sink] value", &spec).unwrap_err();
-        assert!(
-            e.starts_with("[sink] value: ")
-                && e.contains("one kind of character")
-                && !e.contains("employeeemployee")
-                && !e.contains('\n'),
-            "{e}"
-        );
-        std::fs::write(&path, "Bearer sk-test-7f3a9c2e-DO-NOT-LEAK\n").unwrap();
-        let value = load_sink_secret("[sink] value", &spec).unwrap();
-        assert_eq!(
-            secret_parts(&value),
-            [value.as_str(), "sk-test-7f3a9c2e-DO-NOT-LEAK"]
-        );
     }
 }

@@ -46,7 +46,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use aho_corasick::{AhoCorasick, MatchKind};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use crate::config::SecretSpec;
 use crate::doors::http::Origin;
 
 const OPEN: &str = "{{secret:";
@@ -65,7 +64,7 @@ pub struct SecretError {
     pub message: String,
 }
 
-/// Shortest secret value [`SecretSet::load`] accepts, characters.
+/// Shortest secret value [`SecretSet::add`] accepts, characters.
 pub const MIN_SECRET_CHARS: usize = 16;
 
 /// Shortest value accepted with a single kind of character (only lower-case letters, only
@@ -178,27 +177,22 @@ impl SecretSet {
             .map(|(name, _)| name.as_str())
     }
 
-    /// Loads the secrets a tenant file names (environment variables or files).
-    pub fn load(specs: &BTreeMap<String, SecretSpec>) -> Result<SecretSet, SecretError> {
-        Self::load_all(specs).map_err(|(name, message)| SecretError { name, message })
-    }
-
-    fn load_all(specs: &BTreeMap<String, SecretSpec>) -> Result<SecretSet, (String, String)> {
-        let mut set = SecretSet::new();
-        for (name, spec) in specs {
-            let value = crate::secrets::load(spec.env.as_deref(), spec.file.as_deref())
-                .map_err(|e| (name.clone(), e.to_string()))?;
-            let origins = spec
-                .hosts
-                .iter()
-                .map(|h| Origin::parse(h).map_err(|e| (name.clone(), e.to_string())))
-                .collect::<Result<Vec<_>, _>>()?;
-            if let Some(why) = weakness(&value) {
-                return Err((name.clone(), why));
-            }
-            set.insert(name.clone(), SecretValue::new(value), origins);
+    /// Adds a loaded secret allowed to reach `origins`, after checking that it is strong
+    /// enough to be redacted ([`weakness`]); `Err` names it and says why, never the value.
+    pub fn add(
+        &mut self,
+        name: &str,
+        value: String,
+        origins: Vec<Origin>,
+    ) -> Result<(), SecretError> {
+        if let Some(message) = weakness(&value) {
+            return Err(SecretError {
+                name: name.to_string(),
+                message,
+            });
         }
-        Ok(set)
+        self.insert(name, SecretValue::new(value), origins);
+        Ok(())
     }
 
     /// Fills the placeholders of a request body by the rule of this module: only in a `POST`
@@ -662,28 +656,19 @@ mod tests {
 
     #[test]
     fn operator_a_secret_too_short_to_redact_is_refused_at_load() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("secret");
-        std::fs::write(&path, "short\n").unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
-        let spec = |path: &std::path::Path| SecretSpec {
-            env: None,
-            file: Some(path.to_path_buf()),
-            hosts: vec!["https://login.microsoftonline.com".into()],
-        };
-        let specs = BTreeMap::from([("client_secret".to_string(), spec(&path))]);
-        let SecretError { name, message } = SecretSet::load(&specs).unwrap_err();
+        let origins = || vec![Origin::parse("https://login.microsoftonline.com").unwrap()];
+        let mut set = SecretSet::new();
+        let SecretError { name, message } = set
+            .add("client_secret", "short".into(), origins())
+            .unwrap_err();
         assert_eq!(name, "client_secret");
         assert!(
             message.contains("only 5 characters") && !message.contains('\n'),
             "{message}"
         );
-        std::fs::write(&path, "long-enough-Secret-7\n").unwrap();
-        let set = SecretSet::load(&specs).unwrap();
+        assert_eq!(set.scrubber().scrub("short"), "short", "not added");
+        set.add("client_secret", "long-enough-Secret-7".into(), origins())
+            .unwrap();
         assert_eq!(set.scrubber().scrub("long-enough-Secret-7"), "[redacted]");
     }
 
@@ -692,22 +677,11 @@ mod tests {
 
     #[test]
     fn operator_a_secret_too_weak_to_redact_is_refused_with_one_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("secret");
-        let spec = SecretSpec {
-            env: None,
-            file: Some(path.clone()),
-            hosts: vec!["https://login.microsoftonline.com".into()],
-        };
-        let specs = BTreeMap::from([("client_secret".to_string(), spec)]);
         let load = |value: &str| {
-            std::fs::write(&path, format!("{value}\n")).unwrap();
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-            }
-            SecretSet::load(&specs)
+            let mut set = SecretSet::new();
+            let origins = vec![Origin::parse("https://login.microsoftonline.com").unwrap()];
+            set.add("client_secret", value.to_string(), origins)
+                .map(|()| set)
         };
         for (weak, why) in [
             // The word that erased employee_id from every event.

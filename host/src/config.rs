@@ -41,7 +41,7 @@ impl SecretSpec {
 
     /// Checks at load that the spec names exactly one source (one line naming `key`), and
     /// resolves a `file` against the tenant file's folder.
-    fn resolve_source(&mut self, key: &str, base: &Path) -> Result<(), String> {
+    pub(crate) fn resolve_source(&mut self, key: &str, base: &Path) -> Result<(), String> {
         self.source().map_err(|e| e.keyed(key))?;
         if let Some(file) = &self.file {
             self.file = Some(resolve(base, file));

@@ -25,7 +25,7 @@ pub mod log;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::runtime::LimitKind;
+use crate::runtime::limits::LimitKind;
 use http::secrets::Scrubber;
 
 /// The WIT world's bindings (host side), shared by the doors and the runtime.

@@ -20,7 +20,7 @@
 
 mod cache;
 mod clock;
-mod limits;
+pub(crate) mod limits;
 pub mod panics;
 mod state;
 

@@ -328,7 +328,7 @@ mod tests {
     use super::*;
     use crate::doors::emit::SinkError;
     use crate::doors::http::secrets::Scrubber;
-    use crate::runtime::LimitKind;
+    use crate::runtime::limits::LimitKind;
 
     const SECRET: &str = "hunter2-very-secret-value";
 

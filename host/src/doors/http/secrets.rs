@@ -1,4 +1,6 @@
-//! Tenant secrets: loaded by the host, never handed to the guest.
+//! Tenant secrets: loaded by the host ([`crate::secrets`], through [`crate::assembly`]),
+//! never handed to the guest. This door receives the values and where each may go; it fills
+//! them into the one request that may carry them and redacts them everywhere else.
 //!
 //! **Where a placeholder is filled.** The guest writes `{{secret:<name>}}` where a secret
 //! belongs; [`SecretSet::fill_body`] replaces it with the value in exactly one place: as the

@@ -85,7 +85,9 @@ impl Default for RuntimeOptions {
     }
 }
 
-/// Everything one run of one tenant gets.
+/// Everything one run of one tenant gets: plain values and opened stores. A tenant file
+/// becomes one in [`crate::assembly`] (`TenantRun::from_config`, `open`, `from_parts`,
+/// `for_check`); a platform embedding the host can build one directly.
 #[derive(Clone)]
 pub struct TenantRun {
     /// Tenant key (checkpoint namespace, log label).

@@ -931,7 +931,7 @@ run_timeout_secs = 6
 async fn operator_default_egress_comes_from_the_component_for_the_tenants_cloud() {
     use connector_host::error::ConnectorErrorKind;
     use connector_host::{RunError, Runtime, RuntimeLimits, TenantConfig};
-    let rt = Runtime::new(connector_host::ENTRA_CONNECTOR, RuntimeLimits::default())
+    let rt = Runtime::new(builtin_connectors::ENTRA_ID, RuntimeLimits::default())
         .await
         .unwrap();
     let file = |cloud: &str| {

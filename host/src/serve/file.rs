@@ -285,13 +285,6 @@ impl ServeFile {
                 let cfg = TenantConfig::parse(&text, dir).map_err(|e| {
                     format!("{}: {e} (included by {})", f.display(), path.display())
                 })?;
-                if cfg.component.is_some() {
-                    return Err(format!(
-                        "{}: [tenant] component: serve runs one component for every tenant; remove the key or run this tenant with `connector-host run` (included by {})",
-                        f.display(),
-                        path.display()
-                    ));
-                }
                 tenants.push((f, cfg));
             }
         }
@@ -769,7 +762,7 @@ events_dir = "ev"
     }
 
     #[test]
-    fn duplicate_keys_shared_event_files_and_components_are_refused() {
+    fn duplicate_keys_and_shared_event_files_are_refused_tenants_may_name_components() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("t");
         std::fs::create_dir(&d).unwrap();
@@ -790,11 +783,23 @@ events_dir = "ev"
         .unwrap_err();
         assert!(e.contains("tenant key 'sim-0001' is used twice"), "{e}");
 
+        // Tenants of different components in one serve: the file keeps each one's choice
+        // (the deployment compiles each distinct component once).
         let with_component = tenant_file("c", "c.jsonl")
-            .replace("key = \"c\"", "key = \"c\"\ncomponent = \"x.wasm\"");
+            .replace("key = \"c\"", "key = \"c\"\nconnector = \"x.wasm\"");
         std::fs::write(d.join("b.toml"), with_component).unwrap();
-        let e = parse(dir.path(), "include = [\"t/b.toml\"]").unwrap_err();
-        assert!(e.contains("[tenant] component"), "{e}");
+        std::fs::write(d.join("a.toml"), tenant_file("a", "a.jsonl")).unwrap();
+        let f = parse(dir.path(), "include = [\"t/*.toml\"]").unwrap();
+        assert_eq!(
+            f.tenants
+                .iter()
+                .map(|t| t.component.clone())
+                .collect::<Vec<_>>(),
+            vec![
+                crate::ConnectorChoice::Builtin("entra-id".into()),
+                crate::ConnectorChoice::File(d.join("x.wasm")),
+            ]
+        );
 
         std::fs::write(d.join("b.toml"), "[tenant]\nkey = \"x\"\ncolour = 1").unwrap();
         let e = parse(dir.path(), "include = [\"t/b.toml\"]").unwrap_err();

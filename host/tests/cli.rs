@@ -375,8 +375,9 @@ async fn graph_down_exits_5_with_one_line() {
     .await;
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     let line = error_line(&out);
+    // The upstream is named by the connector's own describe name, not by the host.
     assert!(
-        line.contains("Microsoft Graph") && line.contains("run again"),
+        line.contains("entra-id-users upstream: ") && line.contains("run again"),
         "{line}"
     );
 }

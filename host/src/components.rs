@@ -102,3 +102,41 @@ impl Components {
         self.loaded.lock().await.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(feature = "builtin")]
+    #[test]
+    fn a_builtin_name_resolves_and_an_unknown_one_lists_the_builtin_ones() {
+        let entra = component_bytes(&ConnectorChoice::default()).unwrap();
+        assert_eq!(&entra[..], builtin_connectors::ENTRA_ID);
+        let e = component_bytes(&ConnectorChoice::Builtin("okta".into())).unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "[tenant] connector = \"okta\": no connector of this name is built in (built in: {}); name one of them or a .wasm file",
+                builtin_names()
+            )
+        );
+        assert!(builtin_names().split(", ").any(|n| n == "entra-id"));
+    }
+
+    #[cfg(not(feature = "builtin"))]
+    #[test]
+    fn without_the_builtin_feature_no_name_resolves_and_the_fix_is_a_file() {
+        let e = component_bytes(&ConnectorChoice::default()).unwrap_err();
+        assert!(e.contains("this build has no built-in connectors"), "{e}");
+        assert!(e.contains("name a .wasm file"), "{e}");
+        assert_eq!(builtin_names(), "");
+    }
+
+    #[test]
+    fn a_component_file_that_is_not_there_is_one_line_naming_it() {
+        let e =
+            component_bytes(&ConnectorChoice::File("/nonexistent/okta.wasm".into())).unwrap_err();
+        assert!(e.contains("/nonexistent/okta.wasm"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+}

@@ -1134,3 +1134,50 @@ async fn hostile_graph_user_id_cannot_forge_a_log_line_or_drive_the_terminal() {
     }
     assert!(!text.contains('\u{1b}'), "{text:?}");
 }
+
+#[tokio::test]
+async fn operator_a_connector_by_name_describes_it_and_an_unknown_name_lists_the_builtin_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["--no-cache", "describe", "--connector", "entra-id"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("entra-id-users "), "{text}");
+    assert!(text.contains("contract: connector:runtime@"), "{text}");
+
+    let out = Command::new(BIN)
+        .args(["--no-cache", "describe", "--connector", "okta"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        error_line(&out),
+        "error: [tenant] connector = \"okta\": no connector of this name is built in (built in: entra-id); name one of them or a .wasm file"
+    );
+
+    // The same from a tenant file's run, before anything is opened.
+    let emu = Emulator::start(Tenant::generated(1, 2), EmulatorConfig::default())
+        .await
+        .unwrap();
+    let cfg = tenant_file_with(
+        dir.path(),
+        &emu,
+        "okta.toml",
+        "key = \"cli-test\"",
+        "key = \"cli-test\"\nconnector = \"okta\"",
+    );
+    let out = host(
+        vec!["run".into(), "--config".into(), cfg],
+        Some(emu.config().client_secret),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        error_line(&out).contains("connector = \"okta\": no connector of this name is built in"),
+        "{}",
+        stderr(&out)
+    );
+    emu.shutdown().await;
+}

@@ -557,6 +557,10 @@ path = "{events}"
     }
 
     #[test]
+    #[cfg_attr(
+        not(feature = "simulation"),
+        ignore = "its file has a [simulation] section: needs the simulation feature"
+    )]
     fn defaults_includes_and_simulation_resolve_against_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("tenants.d");
@@ -586,6 +590,10 @@ path = "{events}"
     }
 
     #[test]
+    #[cfg_attr(
+        not(feature = "simulation"),
+        ignore = "its file has a [simulation] section: needs the simulation feature"
+    )]
     fn every_setting_is_read() {
         let dir = tempfile::tempdir().unwrap();
         let f = parse(
@@ -633,6 +641,10 @@ events_dir = "ev"
     }
 
     #[test]
+    #[cfg_attr(
+        not(feature = "simulation"),
+        ignore = "its file has a [simulation] section: needs the simulation feature"
+    )]
     fn operator_fleet_section_is_read_with_defaults_and_its_mistakes_named() {
         let dir = tempfile::tempdir().unwrap();
         let sim = "[simulation]\ntenants = 2\n";
@@ -702,6 +714,10 @@ events_dir = "ev"
     }
 
     #[test]
+    #[cfg_attr(
+        not(feature = "simulation"),
+        ignore = "its file has a [simulation] section: needs the simulation feature"
+    )]
     fn mistakes_are_one_line_naming_the_key() {
         let dir = tempfile::tempdir().unwrap();
         let sim = "[simulation]\ntenants = 2\n";
@@ -762,6 +778,10 @@ events_dir = "ev"
     }
 
     #[test]
+    #[cfg_attr(
+        not(feature = "simulation"),
+        ignore = "its file has a [simulation] section: needs the simulation feature"
+    )]
     fn duplicate_keys_and_shared_event_files_are_refused_tenants_may_name_components() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("t");
@@ -807,6 +827,14 @@ events_dir = "ev"
             e.contains("b.toml: line 3") && e.contains("colour") && e.contains("included by"),
             "{e}"
         );
+    }
+
+    #[cfg(not(feature = "simulation"))]
+    #[test]
+    fn a_simulation_section_needs_the_simulation_feature() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = parse(dir.path(), "[simulation]\ntenants = 1").unwrap_err();
+        assert_eq!(e, "[simulation] needs a connector-host built with the `simulation` feature (the CLI has it); remove the section or rebuild with it");
     }
 
     #[test]

@@ -225,7 +225,7 @@ fn init_logging(filter: &str, format: &str) {
     if format == "json" {
         builder.json().init();
     } else {
-        // Text from outside (Graph, the connector) is escaped in every field; colours only
+        // Text from outside (the upstream service, the connector) is escaped in every field; colours only
         // on a terminal, so a log file holds no escape sequence at all.
         use std::io::IsTerminal;
         builder
@@ -236,7 +236,7 @@ fn init_logging(filter: &str, format: &str) {
 }
 
 /// `text` as the terminal may show it: control characters, line separators and bidi
-/// controls escaped (it may quote Graph or the connector).
+/// controls escaped (it may quote the upstream service or the connector).
 fn shown(text: &str) -> std::borrow::Cow<'_, str> {
     connector_host::doors::log::escape_control(text)
 }
@@ -686,7 +686,7 @@ impl Progress {
     }
 
     /// Runs `run`, showing on the line the connector's latest progress (WIT `log.progress`:
-    /// phase, pages, items, the wait Graph's limits impose), polled twice a second.
+    /// phase, pages, items, the wait the upstream service imposes), polled twice a second.
     async fn watch<F: std::future::Future>(&self, rt: &Runtime, tenant: &str, run: F) -> F::Output {
         let Some(bar) = &self.bar else {
             return run.await;

@@ -33,8 +33,7 @@ use futures::FutureExt;
 use tokio::task::JoinSet;
 
 use super::schedule::{jitter_sample, next_delay};
-use super::scheduler::{Runner, Scheduler, Tenant};
-use super::server::Refused;
+use super::scheduler::{Refused, Runner, Scheduler, Tenant};
 use crate::fleet::{Fleet, FleetError, Lease, LeaseOutcome};
 use crate::CheckpointStore;
 

@@ -9,8 +9,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 
 use super::schedule::{first_delay, jitter_sample, next_delay};
-use super::scheduler::{lock, Runner, Scheduler, Tenant};
-use super::server::Refused;
+use super::scheduler::{lock, Refused, Runner, Scheduler, Tenant};
 use crate::metrics::FailureKind;
 
 /// Schedules each tenant on its own timer.

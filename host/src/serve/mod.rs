@@ -76,9 +76,8 @@ use std::time::Duration;
 pub use deployment::{shutdown_signal, DeployError, Deployment};
 pub use file::{simulated_keys, FleetSpec, ServeFile, SimulationSpec};
 pub use schedule::{first_delay, next_delay, Schedule};
-pub use server::{
-    MakeRun, Refused, RegisterError, ServeOptions, Server, TenantEntry, TenantStatus,
-};
+pub use scheduler::{Refused, ServeOptions};
+pub use server::{MakeRun, RegisterError, Server, TenantEntry, TenantStatus};
 pub use summary::Summary;
 
 impl Server {

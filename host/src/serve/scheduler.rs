@@ -12,10 +12,62 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 
-use super::server::{Refused, ServeOptions};
 use super::Schedule;
 use crate::metrics::Metrics;
 use crate::{CheckpointStore, RunOutcome};
+
+/// How a [`super::Server`] runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// Most runs executing at once, across tenants; further runs wait for a slot.
+    pub max_concurrent_runs: usize,
+    /// After shutdown is requested, how long runs in flight may take to end before they are cut.
+    pub shutdown_grace: Duration,
+    /// Run every tenant once, right away (no jitter), then return from [`super::Server::serve`].
+    pub once: bool,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            max_concurrent_runs: 64,
+            shutdown_grace: Duration::from_secs(30),
+            once: false,
+        }
+    }
+}
+
+/// Why a run was not started.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// No tenant is registered under this key.
+    #[error("tenant '{tenant}': not registered with this server; register it first")]
+    UnknownTenant {
+        /// The key asked for.
+        tenant: String,
+    },
+    /// A run of this tenant is already in flight (or waiting for a slot).
+    #[error(
+        "tenant '{tenant}': a run is already in progress; wait for it to finish and start again"
+    )]
+    AlreadyRunning {
+        /// Tenant key.
+        tenant: String,
+    },
+    /// The server leases its tenants from a fleet: a run outside a lease could overlap
+    /// another host's run of the tenant, so it is not started.
+    #[error("tenant '{tenant}': this server leases its tenants from a fleet; a run outside the fleet's schedule could overlap another host's, so it is not started (set the tenant's next_due in the fleet database to run it sooner)")]
+    LeasedByFleet {
+        /// Tenant key.
+        tenant: String,
+    },
+    /// The server is shutting down (or has stopped) and starts no runs.
+    #[error("tenant '{tenant}': the server is shutting down and starts no new runs")]
+    ShuttingDown {
+        /// Tenant key.
+        tenant: String,
+    },
+}
 
 /// A registered tenant as a scheduler sees it.
 pub(super) struct Tenant {

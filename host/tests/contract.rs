@@ -72,3 +72,47 @@ async fn a_component_of_no_contract_is_refused_and_one_of_this_version_passes_th
     .expect("exports no connector");
     assert!(e.downcast_ref::<ContractError>().is_none(), "{e:#}");
 }
+
+#[tokio::test]
+async fn serve_refuses_to_start_with_a_tenant_of_another_contract_version_naming_it() {
+    use connector_host::serve::{DeployError, Deployment, ServeFile};
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.wasm");
+    std::fs::write(&old, component_importing("connector:runtime/log@0.2.0")).unwrap();
+    std::fs::write(
+        dir.path().join("old.toml"),
+        "[tenant]\nkey = \"old\"\nconnector = \"old.wasm\"\n\
+         [egress]\nallow = [\"https://example.com\"]\n\
+         [state]\ncheckpoint_db = \"old.sqlite\"\n\
+         [sink]\nkind = \"jsonl\"\npath = \"old.jsonl\"\n",
+    )
+    .unwrap();
+    let path = dir.path().join("tenants.toml");
+    std::fs::write(
+        &path,
+        "include = [\"old.toml\"]\n[serve]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let file = ServeFile::load(&path).unwrap();
+    let components = connector_host::Components::new(connector_host::RuntimeOptions {
+        limits: RuntimeLimits {
+            pool_size: 0,
+            ..RuntimeLimits::default()
+        },
+        ..connector_host::RuntimeOptions::default()
+    });
+    let e = match Deployment::start(file, &components).await {
+        Err(DeployError::Config(e)) => e,
+        Err(other) => panic!("not a configuration error: {other}"),
+        Ok(_) => panic!("a 0.2.0 component was served"),
+    };
+    assert_eq!(
+        e,
+        format!(
+            "{}: tenant 'old': cannot load the component {}: it was built against connector:runtime@0.2.0 (connector:runtime/log@0.2.0); this host serves connector:runtime@{}: rebuild it against the wit/ of this host",
+            path.display(),
+            old.display(),
+            host_version()
+        )
+    );
+}

@@ -206,7 +206,7 @@ async fn main() {
             no_premium,
         } => cmd_demo(users, seed, &out, then_add, !no_premium).await,
         Command::Describe { connector } => {
-            match ConnectorChoice::parse(&connector, Path::new(".")) {
+            match ConnectorChoice::parse(&connector, Path::new("")) {
                 Ok(choice) => cmd_describe(&choice).await,
                 Err(e) => fail(format!("--connector: {e}"), EXIT_CONFIG),
             }

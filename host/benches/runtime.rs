@@ -65,7 +65,7 @@ async fn instantiation(n: usize) {
             pool_size: pool,
             ..RuntimeLimits::default()
         };
-        let runtime = Runtime::new(connector_host::ENTRA_CONNECTOR, limits)
+        let runtime = Runtime::new(builtin_connectors::ENTRA_ID, limits)
             .await
             .expect("runtime");
         let _warm = runtime.time_instantiation(20).await.expect("warm-up");
@@ -83,7 +83,7 @@ async fn instantiation(n: usize) {
     for _ in 0..(n / 100).max(3) {
         let start = Instant::now();
         let runtime = Runtime::new(
-            connector_host::ENTRA_CONNECTOR,
+            builtin_connectors::ENTRA_ID,
             RuntimeLimits {
                 pool_size: 0,
                 ..RuntimeLimits::default()
@@ -205,7 +205,7 @@ async fn child(spec: &str) {
         ..RuntimeLimits::default()
     };
     let runtime = Arc::new(
-        Runtime::new(connector_host::ENTRA_CONNECTOR, limits)
+        Runtime::new(builtin_connectors::ENTRA_ID, limits)
             .await
             .expect("runtime"),
     );

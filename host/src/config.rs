@@ -403,7 +403,56 @@ struct TenantFile {
 struct TenantSection {
     key: String,
     #[serde(default)]
+    connector: Option<String>,
+    /// The older spelling of `connector = "<path>"`, still accepted.
+    #[serde(default)]
     component: Option<PathBuf>,
+}
+
+/// Which connector component a tenant runs (`[tenant] connector`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ConnectorChoice {
+    /// A connector the CLI ships built in, by name (`connector = "entra-id"`, the default).
+    Builtin(String),
+    /// A component file (`connector = "okta.wasm"`, or any value holding a `/` or ending in
+    /// `.wasm`; `component = "…"` is the older spelling).
+    File(PathBuf),
+}
+
+impl ConnectorChoice {
+    /// The connector of a tenant file that names none.
+    pub const DEFAULT: &'static str = "entra-id";
+
+    /// A `connector` value: a component file when it holds a `/` (or `\\`) or ends in
+    /// `.wasm` (relative paths resolved against `base`), else a built-in connector's name.
+    pub fn parse(value: &str, base: &Path) -> Result<ConnectorChoice, String> {
+        let value = value.trim();
+        if value.is_empty() {
+            Err(
+                "the connector is empty; name a built-in connector (\"entra-id\") or a .wasm file"
+                    .into(),
+            )
+        } else if value.ends_with(".wasm") || value.contains('/') || value.contains('\\') {
+            Ok(ConnectorChoice::File(resolve(base, Path::new(value))))
+        } else {
+            Ok(ConnectorChoice::Builtin(value.to_string()))
+        }
+    }
+}
+
+impl Default for ConnectorChoice {
+    fn default() -> Self {
+        ConnectorChoice::Builtin(Self::DEFAULT.into())
+    }
+}
+
+impl std::fmt::Display for ConnectorChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectorChoice::Builtin(name) => write!(f, "built-in connector '{name}'"),
+            ConnectorChoice::File(path) => write!(f, "component {}", path.display()),
+        }
+    }
 }
 
 /// One tenant, resolved and validated.
@@ -411,8 +460,8 @@ struct TenantSection {
 pub struct TenantConfig {
     /// Host-side tenant key: checkpoint namespace, log and metric label.
     pub key: String,
-    /// A component file to run instead of the embedded Entra ID connector.
-    pub component: Option<PathBuf>,
+    /// The connector component it runs (`[tenant] connector`; default the built-in `entra-id`).
+    pub component: ConnectorChoice,
     /// The connector's own settings, passed to it as text pairs.
     pub connector: Vec<(String, String)>,
     /// Secrets by name.
@@ -591,7 +640,7 @@ impl TenantConfig {
         }
         Ok(TenantConfig {
             key,
-            component: file.tenant.component.map(|c| resolve(base, &c)),
+            component: connector_choice(&file.tenant, base)?,
             connector,
             secrets,
             egress_allow,
@@ -641,6 +690,20 @@ fn is_uuid(s: &str) -> bool {
             .iter()
             .zip([8, 4, 4, 4, 12])
             .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// `[tenant] connector` (or its older spelling `component`, a path) as a choice.
+fn connector_choice(tenant: &TenantSection, base: &Path) -> Result<ConnectorChoice, String> {
+    match (&tenant.connector, &tenant.component) {
+        (Some(_), Some(_)) => Err(
+            "[tenant] names its connector twice (connector and component); keep connector".into(),
+        ),
+        (None, None) => Ok(ConnectorChoice::default()),
+        (None, Some(path)) => Ok(ConnectorChoice::File(resolve(base, path))),
+        (Some(value), None) => {
+            ConnectorChoice::parse(value, base).map_err(|e| format!("[tenant] connector: {e}"))
+        }
+    }
 }
 
 fn resolve(base: &Path, p: &Path) -> PathBuf {
@@ -736,6 +799,40 @@ path = "out/events.jsonl"
                 "{key}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn the_connector_is_a_builtin_name_or_a_component_path_entra_id_by_default() {
+        let with = |line: &str| {
+            let text = MINIMAL.replace("key = \"contoso\"", &format!("key = \"contoso\"\n{line}"));
+            TenantConfig::parse(&text, Path::new("/etc/ch")).map(|c| c.component)
+        };
+        assert_eq!(
+            with("").unwrap(),
+            ConnectorChoice::Builtin("entra-id".into())
+        );
+        assert_eq!(
+            with("connector = \"okta\"").unwrap(),
+            ConnectorChoice::Builtin("okta".into())
+        );
+        assert_eq!(
+            with("connector = \"c/okta.wasm\"").unwrap(),
+            ConnectorChoice::File(PathBuf::from("/etc/ch/c/okta.wasm"))
+        );
+        assert_eq!(
+            with("connector = \"okta.wasm\"").unwrap(),
+            ConnectorChoice::File(PathBuf::from("/etc/ch/okta.wasm"))
+        );
+        // The older key still works, as a path.
+        assert_eq!(
+            with("component = \"okta.wasm\"").unwrap(),
+            ConnectorChoice::File(PathBuf::from("/etc/ch/okta.wasm"))
+        );
+        let both = with("connector = \"entra-id\"\ncomponent = \"x.wasm\"")
+            .unwrap_err()
+            .to_string();
+        assert!(both.contains("names its connector twice"), "{both}");
+        assert!(with("connector = \" \"").is_err());
     }
 
     #[test]

@@ -5,8 +5,14 @@
 //! and starts isolated runs of it; each run gets the tenant's egress policy
 //! ([`doors::http`]), checkpoint namespace ([`doors::checkpoint`]) and event sink ([`doors::emit`]), and
 //! nothing else. The `connector-host` binary is a thin CLI over the same API.
+//!
+//! The library embeds no connector and names no provider: a tenant's component is a file
+//! or, with the `builtin` feature (on for the CLI), a connector the `builtin-connectors`
+//! crate ships ([`components`]). Built with `default-features = false` it builds no guest
+//! and no emulator.
 
 pub mod assembly;
+pub mod components;
 pub mod config;
 pub mod doors;
 pub mod error;
@@ -20,7 +26,8 @@ pub mod serve;
 #[cfg(feature = "simulation")]
 pub mod simulation;
 
-pub use config::TenantConfig;
+pub use components::Components;
+pub use config::{ConnectorChoice, TenantConfig};
 pub use doors::checkpoint::{CheckpointStore, SqliteCheckpointStore};
 pub use doors::emit::{EventSink, JsonlFileSink, StdoutSink};
 pub use doors::http::EgressPolicy;
@@ -30,6 +37,3 @@ pub use runtime::{
     LimitKind, RunFigures, RunOutcome, RunReport, Runtime, RuntimeLimits, RuntimeOptions,
     TenantRun, TimeScale,
 };
-
-/// The Entra ID users connector component built from `guest/`, embedded in the host.
-pub static ENTRA_CONNECTOR: &[u8] = include_bytes!(env!("ENTRA_CONNECTOR_WASM"));

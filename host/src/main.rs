@@ -1,9 +1,12 @@
 //! `connector-host`: run a connector component for one tenant from the command line, test
-//! its configuration, serve many tenants on schedules, or watch the whole product work
-//! against the built-in Graph emulator.
+//! its configuration, serve many tenants (of any connectors) on schedules, or watch the whole
+//! product work against the built-in Entra connector's simulated Graph.
+//!
+//! The CLI ships the built-in connectors (`builtin-connectors`); a tenant picks one with
+//! `[tenant] connector = "entra-id"` (the default) or names a component file.
 //!
 //! Exit codes: 0 success; 2 configuration or secret; 3 credentials refused; 4 permission
-//! missing (or a failed `check` probe); 5 Microsoft Graph failed; 6 host or sandbox error.
+//! missing (or a failed `check` probe); 5 the upstream service failed; 6 host or sandbox error.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,7 +15,10 @@ use clap::{Parser, Subcommand};
 use connector_host::error::ConnectorErrorKind;
 use connector_host::runtime::Probe;
 use connector_host::serve::{DeployError, Summary};
-use connector_host::{RunError, RunReport, Runtime, RuntimeLimits, TenantConfig, TenantRun};
+use connector_host::{
+    Components, ConnectorChoice, RunError, RunReport, Runtime, RuntimeLimits, TenantConfig,
+    TenantRun,
+};
 #[cfg(feature = "simulation")]
 use graph_emulator::{Emulator, EmulatorConfig, Tenant};
 
@@ -20,6 +26,8 @@ use graph_emulator::{Emulator, EmulatorConfig, Tenant};
 const EXIT_CONFIG: i32 = 2;
 /// Exit code of a missing permission (or a failed `check` probe).
 const EXIT_PERMISSION: i32 = 4;
+/// Exit code of a failure of the upstream service (the provider's API the connector reads).
+const EXIT_UPSTREAM: i32 = 5;
 /// Exit code of a host or sandbox failure.
 const EXIT_HOST: i32 = 6;
 
@@ -31,7 +39,7 @@ fn exit_code(e: &RunError) -> i32 {
             ConnectorErrorKind::Config => EXIT_CONFIG,
             ConnectorErrorKind::Auth => 3,
             ConnectorErrorKind::Permission => EXIT_PERMISSION,
-            ConnectorErrorKind::Upstream => 5,
+            ConnectorErrorKind::Upstream => EXIT_UPSTREAM,
             ConnectorErrorKind::Host => EXIT_HOST,
         },
         RunError::Trap { .. }
@@ -66,10 +74,11 @@ fn serve_exit_code(summary: &Summary) -> i32 {
     version,
     about = "Runs sandboxed inventory connectors (WebAssembly components) for identity-provider tenants.",
     long_about = "Runs sandboxed inventory connectors (WebAssembly components) for identity-provider tenants.\n\n\
-The built-in connector collects Microsoft Entra ID users as OCSF 1.8.0 'User Inventory Info' (5003) events.\n\
+A tenant file picks its connector: `[tenant] connector = \"entra-id\"` (built in, the default: Microsoft\n\
+Entra ID users as OCSF 1.8.0 'User Inventory Info' (5003) events) or the path of a component file.\n\
 Start with `connector-host demo`: it runs the real component against a simulated tenant on 127.0.0.1.\n\n\
 Exit codes: 0 success, 2 configuration or secret, 3 credentials refused, 4 permission missing,\n\
-5 Microsoft Graph failed, 6 host or sandbox error."
+5 the upstream service failed, 6 host or sandbox error."
 )]
 struct Cli {
     /// Log format on stderr: text or json.
@@ -121,13 +130,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Test a tenant file: acquire a token and probe each Graph permission.
+    /// Test a tenant file: run the tenant's connector's own check (credentials, and a probe of
+    /// each permission it declares), changing nothing.
     Check {
         /// The tenant file (TOML).
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Run the real component against the built-in Graph emulator (a simulated tenant on 127.0.0.1).
+    /// Run the built-in Entra connector against its simulation, the Graph emulator (a
+    /// simulated tenant on 127.0.0.1).
     #[cfg(feature = "simulation")]
     Demo {
         /// Users in the simulated tenant.
@@ -146,8 +157,12 @@ enum Command {
         #[arg(long)]
         no_premium: bool,
     },
-    /// Print what the connector component declares (name, permissions, config keys).
-    Describe,
+    /// Print what a connector component declares (name, permissions, config keys).
+    Describe {
+        /// A built-in connector's name or a component file (.wasm).
+        #[arg(long, alias = "component", default_value = ConnectorChoice::DEFAULT)]
+        connector: String,
+    },
     /// Run many tenants on their schedules, with Prometheus metrics and graceful shutdown.
     Serve {
         /// The tenants file (TOML): see README.md, "Many tenants: serve".
@@ -190,7 +205,12 @@ async fn main() {
             then_add,
             no_premium,
         } => cmd_demo(users, seed, &out, then_add, !no_premium).await,
-        Command::Describe => cmd_describe().await,
+        Command::Describe { connector } => {
+            match ConnectorChoice::parse(&connector, Path::new("")) {
+                Ok(choice) => cmd_describe(&choice).await,
+                Err(e) => fail(format!("--connector: {e}"), EXIT_CONFIG),
+            }
+        }
         Command::Serve { tenants, once } => cmd_serve(&tenants, once).await,
     };
     std::process::exit(code);
@@ -205,7 +225,7 @@ fn init_logging(filter: &str, format: &str) {
     if format == "json" {
         builder.json().init();
     } else {
-        // Text from outside (Graph, the connector) is escaped in every field; colours only
+        // Text from outside (the upstream service, the connector) is escaped in every field; colours only
         // on a terminal, so a log file holds no escape sequence at all.
         use std::io::IsTerminal;
         builder
@@ -216,7 +236,7 @@ fn init_logging(filter: &str, format: &str) {
 }
 
 /// `text` as the terminal may show it: control characters, line separators and bidi
-/// controls escaped (it may quote Graph or the connector).
+/// controls escaped (it may quote the upstream service or the connector).
 fn shown(text: &str) -> std::borrow::Cow<'_, str> {
     connector_host::doors::log::escape_control(text)
 }
@@ -226,24 +246,40 @@ fn fail(message: impl std::fmt::Display, code: i32) -> i32 {
     code
 }
 
-async fn runtime_for(component: Option<&Path>) -> Result<Runtime, String> {
-    let bytes = match component {
-        Some(p) => connector_host::files::read_regular_file(
-            p,
-            connector_host::files::MAX_COMPONENT_BYTES,
-            "component file",
-        )
-        .map_err(|e| e.to_string())?,
-        None => connector_host::ENTRA_CONNECTOR.to_vec(),
-    };
-    let options = connector_host::RuntimeOptions {
+/// How the CLI builds every runtime: default limits, the cache folder of the command line.
+fn runtime_options() -> connector_host::RuntimeOptions {
+    connector_host::RuntimeOptions {
         limits: RuntimeLimits::default(),
         cache_dir: CACHE_DIR.get().cloned().flatten(),
         ..connector_host::RuntimeOptions::default()
-    };
-    Runtime::with_options(&bytes, options)
+    }
+}
+
+/// The runtime of `choice`'s component (a built-in connector or a file). `Err` is one line
+/// and its exit code: 2 for an unknown built-in name or a component of another contract
+/// version, 6 for a component file that cannot be read or compiled (as before connectors
+/// had names).
+async fn runtime_for(choice: &ConnectorChoice) -> Result<Runtime, (String, i32)> {
+    let bytes = connector_host::components::component_bytes(choice).map_err(|e| {
+        let code = match choice {
+            ConnectorChoice::Builtin(_) => EXIT_CONFIG,
+            ConnectorChoice::File(_) => EXIT_HOST,
+        };
+        (e, code)
+    })?;
+    Runtime::with_options(&bytes, runtime_options())
         .await
-        .map_err(|e| format!("cannot load the connector component: {e:#}"))
+        .map_err(|e| {
+            let code = if e
+                .downcast_ref::<connector_host::runtime::contract::ContractError>()
+                .is_some()
+            {
+                EXIT_CONFIG
+            } else {
+                EXIT_HOST
+            };
+            (format!("cannot load the {choice}: {e:#}"), code)
+        })
 }
 
 /// Loads a tenant file, its secrets, store and sink, and the runtime for its component;
@@ -268,9 +304,9 @@ async fn load_tenant(config: &Path, check_only: bool) -> Result<(TenantRun, Runt
     let secrets =
         connector_host::assembly::tenant_secrets(&cfg).map_err(|e| fail(&e, exit_code(&e)))?;
     connector_host::assembly::screen_config(&cfg, &secrets).map_err(|e| fail(&e, exit_code(&e)))?;
-    let rt = runtime_for(cfg.component.as_deref())
+    let rt = runtime_for(&cfg.component)
         .await
-        .map_err(|e| fail(e, EXIT_HOST))?;
+        .map_err(|(e, code)| fail(e, code))?;
     let cfg = rt
         .resolve_egress(cfg)
         .await
@@ -343,13 +379,17 @@ fn print_probes(probes: &[Probe]) -> i32 {
     }
 }
 
-async fn cmd_describe() -> i32 {
-    let rt = match runtime_for(None).await {
+async fn cmd_describe(choice: &ConnectorChoice) -> i32 {
+    let rt = match runtime_for(choice).await {
         Ok(rt) => rt,
-        Err(e) => return fail(e, 6),
+        Err((e, code)) => return fail(e, code),
     };
     let d = rt.description();
-    let mut text = format!("{} {}\n", d.name, d.version);
+    let mut text = format!("{} {}\n", shown(&d.name), shown(&d.version));
+    text.push_str(&format!(
+        "contract: connector:runtime@{}\n",
+        connector_host::runtime::contract::host_version()
+    ));
     text.push_str(&format!("emits OCSF classes: {:?}\n", d.event_classes));
     text.push_str(&format!("permissions: {}\n", d.permissions.join(", ")));
     text.push_str(&format!("secrets: {}\n", d.secrets.join(", ")));
@@ -383,11 +423,9 @@ async fn cmd_serve(tenants: &Path, once: bool) -> i32 {
     };
     file.options.once |= once;
     let grace = file.options.shutdown_grace.as_secs();
-    let rt = match runtime_for(None).await {
-        Ok(rt) => rt,
-        Err(e) => return fail(e, 6),
-    };
-    let deployment = match Deployment::start(file, std::sync::Arc::new(rt)).await {
+    // One compiled runtime per distinct component, shared by the tenants that run it.
+    let components = Components::new(runtime_options());
+    let deployment = match Deployment::start(file, &components).await {
         Ok(d) => d,
         Err(e) => return fail(&e, deploy_exit_code(&e)),
     };
@@ -432,9 +470,9 @@ async fn cmd_demo(users: usize, seed: u64, out: &Path, then_add: usize, premium:
         emu.login_endpoint(),
         emu.graph_endpoint()
     );
-    let rt = match runtime_for(None).await {
+    let rt = match runtime_for(&ConnectorChoice::default()).await {
         Ok(rt) => rt,
-        Err(e) => return fail(e, 6),
+        Err((e, code)) => return fail(e, code),
     };
     let run = match connector_host::simulation::emulator_tenant_run(
         &emu,
@@ -530,10 +568,10 @@ fn print_summary(r: &RunReport) {
         "  sync                    {}",
         if r.full_sync { "full" } else { "incremental" }
     );
-    eprintln!("  users read              {}", r.items_seen);
+    eprintln!("  items read              {}", r.items_seen);
     eprintln!("  events written          {}", r.events_written);
     eprintln!(
-        "  users partial/skipped   {}/{}",
+        "  items partial/skipped   {}/{}",
         r.items_partial, r.items_skipped
     );
     eprintln!(
@@ -648,7 +686,7 @@ impl Progress {
     }
 
     /// Runs `run`, showing on the line the connector's latest progress (WIT `log.progress`:
-    /// phase, pages, items, the wait Graph's limits impose), polled twice a second.
+    /// phase, pages, items, the wait the upstream service imposes), polled twice a second.
     async fn watch<F: std::future::Future>(&self, rt: &Runtime, tenant: &str, run: F) -> F::Output {
         let Some(bar) = &self.bar else {
             return run.await;

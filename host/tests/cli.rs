@@ -375,8 +375,9 @@ async fn graph_down_exits_5_with_one_line() {
     .await;
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     let line = error_line(&out);
+    // The upstream is named by the connector's own describe name, not by the host.
     assert!(
-        line.contains("Microsoft Graph") && line.contains("run again"),
+        line.contains("entra-id-users upstream: ") && line.contains("run again"),
         "{line}"
     );
 }
@@ -931,7 +932,7 @@ run_timeout_secs = 6
 async fn operator_default_egress_comes_from_the_component_for_the_tenants_cloud() {
     use connector_host::error::ConnectorErrorKind;
     use connector_host::{RunError, Runtime, RuntimeLimits, TenantConfig};
-    let rt = Runtime::new(connector_host::ENTRA_CONNECTOR, RuntimeLimits::default())
+    let rt = Runtime::new(builtin_connectors::ENTRA_ID, RuntimeLimits::default())
         .await
         .unwrap();
     let file = |cloud: &str| {
@@ -1132,4 +1133,51 @@ async fn hostile_graph_user_id_cannot_forge_a_log_line_or_drive_the_terminal() {
         assert!(!line.starts_with(forged), "a forged line: {text}");
     }
     assert!(!text.contains('\u{1b}'), "{text:?}");
+}
+
+#[tokio::test]
+async fn operator_a_connector_by_name_describes_it_and_an_unknown_name_lists_the_builtin_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["--no-cache", "describe", "--connector", "entra-id"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("entra-id-users "), "{text}");
+    assert!(text.contains("contract: connector:runtime@"), "{text}");
+
+    let out = Command::new(BIN)
+        .args(["--no-cache", "describe", "--connector", "okta"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        error_line(&out),
+        "error: [tenant] connector = \"okta\": no connector of this name is built in (built in: entra-id); name one of them or a .wasm file"
+    );
+
+    // The same from a tenant file's run, before anything is opened.
+    let emu = Emulator::start(Tenant::generated(1, 2), EmulatorConfig::default())
+        .await
+        .unwrap();
+    let cfg = tenant_file_with(
+        dir.path(),
+        &emu,
+        "okta.toml",
+        "key = \"cli-test\"",
+        "key = \"cli-test\"\nconnector = \"okta\"",
+    );
+    let out = host(
+        vec!["run".into(), "--config".into(), cfg],
+        Some(emu.config().client_secret),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        error_line(&out).contains("connector = \"okta\": no connector of this name is built in"),
+        "{}",
+        stderr(&out)
+    );
+    emu.shutdown().await;
 }

@@ -154,7 +154,7 @@ async fn runtime() -> Arc<Runtime> {
     let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("durations-cache");
     Arc::new(
         Runtime::with_options(
-            connector_host::ENTRA_CONNECTOR,
+            builtin_connectors::ENTRA_ID,
             RuntimeOptions {
                 limits: RuntimeLimits::default(),
                 cache_dir: Some(cache),

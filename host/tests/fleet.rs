@@ -283,7 +283,7 @@ async fn operator_run_now_is_refused_in_fleet_mode() {
     let fleet = Fleet::connect(&url, Some(&password()), "host-x")
         .await
         .unwrap();
-    let runtime = Runtime::new(connector_host::ENTRA_CONNECTOR, RuntimeLimits::default())
+    let runtime = Runtime::new(builtin_connectors::ENTRA_ID, RuntimeLimits::default())
         .await
         .unwrap();
     let server = Server::with_fleet(

@@ -22,7 +22,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_connector-host");
 
 async fn runtime() -> Arc<Runtime> {
     Arc::new(
-        Runtime::new(connector_host::ENTRA_CONNECTOR, RuntimeLimits::default())
+        Runtime::new(builtin_connectors::ENTRA_ID, RuntimeLimits::default())
             .await
             .expect("the embedded component loads"),
     )
@@ -128,7 +128,8 @@ async fn simulated_tenants_run_once_and_metrics_show_every_tenant() {
     let dir = tempfile::tempdir().unwrap();
     let path = sim_file(dir.path(), "max_concurrent_runs = 4\nonce = true", 20);
     let file = ServeFile::load(&path).unwrap();
-    let deployment = Deployment::start(file, runtime().await).await.unwrap();
+    let components = connector_host::Components::new(connector_host::RuntimeOptions::default());
+    let deployment = Deployment::start(file, &components).await.unwrap();
     let addr = deployment.endpoint.local_addr();
     assert_eq!(
         get(format!("http://{addr}/healthz")).await,
@@ -159,6 +160,8 @@ async fn simulated_tenants_run_once_and_metrics_show_every_tenant() {
             format!("connector_runs_total{{tenant=\"{key}\",outcome=\"failure\"}} 0"),
             format!("connector_events_total{{tenant=\"{key}\"}} 10"),
             format!("connector_throttled_total{{tenant=\"{key}\"}} 0"),
+            // The simulated tenants run the built-in Entra connector, named as it names itself.
+            format!("connector_tenant_info{{tenant=\"{key}\",connector=\"entra-id-users\"}} 1"),
         ] {
             assert!(has(&line), "missing {line} in\n{text}");
         }

@@ -896,7 +896,7 @@ async fn run_into_receiver(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entra_run_delivers_every_user_and_commits_only_acknowledged_events() {
-    let runtime = Runtime::new(connector_host::ENTRA_CONNECTOR, RuntimeLimits::default())
+    let runtime = Runtime::new(builtin_connectors::ENTRA_ID, RuntimeLimits::default())
         .await
         .expect("the embedded component loads");
     let emu = Emulator::start(Tenant::generated(11, 25), EmulatorConfig::default())

@@ -847,7 +847,7 @@ async fn child_run(job: &Value) -> Value {
     }
     .with_time_scale(TimeScale::anchored(factor, origin, origin_wall).expect("a time scale"));
     let runtime = Runtime::new(
-        connector_host::ENTRA_CONNECTOR,
+        builtin_connectors::ENTRA_ID,
         RuntimeLimits {
             memory_bytes: GUEST_MEMORY_CAP,
             ..RuntimeLimits::default()

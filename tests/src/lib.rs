@@ -74,7 +74,7 @@ impl Harness {
         let emulator = Emulator::start(tenant, config)
             .await
             .expect("the emulator starts");
-        let runtime = Runtime::new(connector_host::ENTRA_CONNECTOR, RuntimeLimits::default())
+        let runtime = Runtime::new(builtin_connectors::ENTRA_ID, RuntimeLimits::default())
             .await
             .expect("the embedded component loads");
         let dir = tempfile::tempdir().expect("a temporary folder");

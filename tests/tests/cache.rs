@@ -30,10 +30,10 @@ fn artifacts(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compiled_once_then_reused_and_tampering_is_never_loaded() {
     let dir = tempfile::tempdir().unwrap();
-    let first = start(dir.path(), connector_host::ENTRA_CONNECTOR).await;
+    let first = start(dir.path(), builtin_connectors::ENTRA_ID).await;
     assert_eq!(first.cache_outcome(), CacheOutcome::Miss);
     drop(first);
-    let second = start(dir.path(), connector_host::ENTRA_CONNECTOR).await;
+    let second = start(dir.path(), builtin_connectors::ENTRA_ID).await;
     assert_eq!(
         second.cache_outcome(),
         CacheOutcome::Hit,
@@ -49,7 +49,7 @@ async fn compiled_once_then_reused_and_tampering_is_never_loaded() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
     std::fs::write(&files[0], &bytes).unwrap();
-    let third = start(dir.path(), connector_host::ENTRA_CONNECTOR).await;
+    let third = start(dir.path(), builtin_connectors::ENTRA_ID).await;
     assert_eq!(
         third.cache_outcome(),
         CacheOutcome::Miss,
@@ -57,7 +57,7 @@ async fn compiled_once_then_reused_and_tampering_is_never_loaded() {
     );
     drop(third);
     assert_eq!(
-        start(dir.path(), connector_host::ENTRA_CONNECTOR)
+        start(dir.path(), builtin_connectors::ENTRA_ID)
             .await
             .cache_outcome(),
         CacheOutcome::Hit
@@ -65,10 +65,10 @@ async fn compiled_once_then_reused_and_tampering_is_never_loaded() {
 
     // An artifact from another host (another key) is not loaded either.
     let other = tempfile::tempdir().unwrap();
-    drop(start(other.path(), connector_host::ENTRA_CONNECTOR).await);
+    drop(start(other.path(), builtin_connectors::ENTRA_ID).await);
     std::fs::copy(&artifacts(other.path())[0], &files[0]).unwrap();
     assert_eq!(
-        start(dir.path(), connector_host::ENTRA_CONNECTOR)
+        start(dir.path(), builtin_connectors::ENTRA_ID)
             .await
             .cache_outcome(),
         CacheOutcome::Miss,
@@ -79,7 +79,7 @@ async fn compiled_once_then_reused_and_tampering_is_never_loaded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_component_or_engine_configuration_gets_its_own_artifact() {
     let dir = tempfile::tempdir().unwrap();
-    drop(start(dir.path(), connector_host::ENTRA_CONNECTOR).await);
+    drop(start(dir.path(), builtin_connectors::ENTRA_ID).await);
     drop(start(dir.path(), include_bytes!(env!("HOSTILE_CONNECTOR_WASM"))).await);
     assert_eq!(
         artifacts(dir.path()).len(),
@@ -87,7 +87,7 @@ async fn another_component_or_engine_configuration_gets_its_own_artifact() {
         "keyed by the component's hash"
     );
     let no_pool = Runtime::with_options(
-        connector_host::ENTRA_CONNECTOR,
+        builtin_connectors::ENTRA_ID,
         RuntimeOptions {
             limits: RuntimeLimits {
                 pool_size: 0,

@@ -286,7 +286,7 @@ impl Protected {
                 &format!("the [state] password file of tenant '{key}'"),
             );
         }
-        if let Some(component) = &cfg.component {
+        if let crate::config::ConnectorChoice::File(component) = &cfg.component {
             self.add(component, &format!("the component file of tenant '{key}'"));
         }
     }

@@ -179,6 +179,13 @@ struct PhaseLabels {
     phase: String,
 }
 
+/// `tenant="…",connector="…"`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectorLabels {
+    tenant: String,
+    connector: String,
+}
+
 /// `tenant="…",status="…"`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
@@ -217,6 +224,7 @@ struct Series {
     walk_pages_done: Family<PhaseLabels, IntGauge>,
     walk_wait: PerTenant<FloatGauge>,
     guest_memory_peak: PerTenant<IntGauge>,
+    tenant_info: Family<ConnectorLabels, IntGauge>,
 }
 
 impl Series {
@@ -305,6 +313,14 @@ impl Series {
                 r,
                 "connector_guest_memory_peak_bytes",
                 "Most linear memory the connector held at once in the tenant's last successful run",
+            ),
+            // One info series per tenant rather than a `connector` label on every per-tenant
+            // series: a tenant's connector does not change while it is served, so the label
+            // would only repeat it on each of its ~15 series; a query joins on `tenant`.
+            tenant_info: add(
+                r,
+                "connector_tenant_info",
+                "Always 1: the connector (its describe name) the tenant runs",
             ),
         }
     }
@@ -472,6 +488,18 @@ impl Metrics {
     /// Starts reporting a tenant (all its counters at zero).
     pub fn add_tenant(&self, tenant: &str) {
         self.with_tenant(tenant, |_, _| ());
+    }
+
+    /// Says which connector (its `describe` name) the tenant runs:
+    /// `connector_tenant_info{tenant, connector} 1`.
+    pub fn set_connector(&self, tenant: &str, connector: &str) {
+        self.series
+            .tenant_info
+            .get_or_create(&ConnectorLabels {
+                tenant: tenant.to_string(),
+                connector: connector.to_string(),
+            })
+            .set(1);
     }
 
     /// Records a successful run: its events, HTTP statuses, throttles and duration.

@@ -20,6 +20,7 @@
 
 mod cache;
 mod clock;
+pub mod contract;
 pub(crate) mod limits;
 pub mod panics;
 mod state;
@@ -302,6 +303,7 @@ impl Runtime {
         }
         let engine = Engine::new(&config)?;
         let (component, cache) = cache::load(&engine, component, options.cache_dir.as_deref())?;
+        contract::check(&engine, &component).map_err(anyhow::Error::new)?;
         let mut linker: Linker<RunState> = Linker::new(&engine);
         RunState::add_to_linker(&mut linker)?;
         let pre = AssetConnectorPre::new(linker.instantiate_pre(&component)?)?;
@@ -520,7 +522,7 @@ impl Runtime {
             .call_egress(&mut store, &cfg.connector)
             .await
             .map_err(|e| trap(&tenant, e, None, scrub))?
-            .map_err(|e| connector_error(&tenant, e, scrub))?;
+            .map_err(|e| connector_error(&tenant, &self.description.name, e, scrub))?;
         let bad_origin = |what: &str, origin: &str, e: crate::doors::http::InvalidOrigin| {
             RunError::Host {
             tenant: tenant.clone(),
@@ -641,7 +643,7 @@ impl Runtime {
         };
         let report = match outcome {
             Err(e) => return Err(trap(&tenant, e, limit, scrub).with_progress(progress)),
-            Ok(Err(e)) => return Err(connector_error(&tenant, e, scrub)),
+            Ok(Err(e)) => return Err(connector_error(&tenant, &self.description.name, e, scrub)),
             Ok(Ok(r)) => r,
         };
         let mut warnings: Vec<String> = report
@@ -719,7 +721,7 @@ impl Runtime {
             let limit = store.data().limit_hit(self.limits.memory_bytes);
             match outcome {
                 Err(e) => Err(trap(&tenant, e, limit, scrub)),
-                Ok(Err(e)) => Err(connector_error(&tenant, e, scrub)),
+                Ok(Err(e)) => Err(connector_error(&tenant, &self.description.name, e, scrub)),
                 Ok(Ok(probes)) => Ok(probes
                     .into_iter()
                     .map(|p| Probe {
@@ -824,7 +826,15 @@ fn trap(
     }
 }
 
-fn connector_error(tenant: &str, e: api::ConnectorError, scrub: &Scrubber) -> RunError {
+/// A connector's error as a run error. An upstream failure is prefixed with the
+/// connector's own name (its `describe` name, e.g. `entra-id-users upstream: …`): the host
+/// knows no provider, and the operator reads which service failed.
+fn connector_error(
+    tenant: &str,
+    connector: &str,
+    e: api::ConnectorError,
+    scrub: &Scrubber,
+) -> RunError {
     let (kind, message) = match e {
         api::ConnectorError::Config(m) => {
             (ConnectorErrorKind::Config, format!("configuration: {m}"))
@@ -839,7 +849,7 @@ fn connector_error(tenant: &str, e: api::ConnectorError, scrub: &Scrubber) -> Ru
         ),
         api::ConnectorError::Upstream(m) => (
             ConnectorErrorKind::Upstream,
-            format!("Microsoft Graph: {m}"),
+            upstream_message(connector, &m),
         ),
         api::ConnectorError::Host(m) => (ConnectorErrorKind::Host, m),
     };
@@ -848,6 +858,17 @@ fn connector_error(tenant: &str, e: api::ConnectorError, scrub: &Scrubber) -> Ru
         tenant: tenant.to_string(),
         kind,
         message: one_line(&scrub.clean(message)),
+    }
+}
+
+/// `<connector> upstream: <message>`; the connector's name (its own text) is cut to 64
+/// characters of one line, and left out when it gives none.
+fn upstream_message(connector: &str, message: &str) -> String {
+    let name: String = one_line(connector.trim()).chars().take(64).collect();
+    if name.is_empty() {
+        format!("upstream service: {message}")
+    } else {
+        format!("{name} upstream: {message}")
     }
 }
 
@@ -918,6 +939,27 @@ impl CheckpointStore for NoCheckpoints {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_upstream_failure_names_the_connector_not_a_provider() {
+        let err = connector_error(
+            "t",
+            "okta-users",
+            api::ConnectorError::Upstream("GET /api/v1/users answered 503".into()),
+            &Scrubber::default(),
+        );
+        assert_eq!(
+            err.to_string(),
+            "tenant 't': okta-users upstream: GET /api/v1/users answered 503"
+        );
+        let err = connector_error(
+            "t",
+            "",
+            api::ConnectorError::Upstream("down".into()),
+            &Scrubber::default(),
+        );
+        assert!(err.to_string().ends_with("upstream service: down"), "{err}");
+    }
 
     #[test]
     fn operator_an_http_client_that_cannot_be_built_fails_the_run_as_a_host_error() {

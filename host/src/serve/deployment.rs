@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::server::{Server, TenantEntry};
 use super::ServeFile;
 use crate::metrics::MetricsEndpoint;
-use crate::Runtime;
+use crate::{Components, ConnectorChoice, Runtime};
 
 #[cfg(feature = "simulation")]
 use crate::simulation::Simulation;
@@ -116,10 +116,15 @@ pub enum DeployError {
 }
 
 impl Deployment {
-    /// Raises the soft open-files limit to the hard one, starts the simulation (if any),
-    /// registers every tenant, binds the endpoint (its connection cap leaves most
-    /// descriptors to the runs: [`crate::metrics::connection_cap`]).
-    pub async fn start(file: ServeFile, runtime: Arc<Runtime>) -> Result<Deployment, DeployError> {
+    /// Raises the soft open-files limit to the hard one, loads each tenant's component
+    /// (from `components`: one compiled runtime per distinct component, shared by its
+    /// tenants), starts the simulation (if any), registers every tenant, binds the endpoint
+    /// (its connection cap leaves most descriptors to the runs:
+    /// [`crate::metrics::connection_cap`]).
+    pub async fn start(
+        file: ServeFile,
+        components: &Components,
+    ) -> Result<Deployment, DeployError> {
         let (before, after) = crate::metrics::raise_open_files_limit();
         if before != after {
             tracing::info!(
@@ -128,6 +133,41 @@ impl Deployment {
                 "raised the open-files limit to its hard limit"
             );
         }
+        // Each tenant's component, compiled once per distinct component; a component that
+        // cannot be used (unreadable, another contract version) stops the start.
+        let mut runtimes: Vec<Arc<Runtime>> = Vec::with_capacity(file.tenants.len());
+        for cfg in &file.tenants {
+            let rt = components.runtime(&cfg.component).await.map_err(|e| {
+                DeployError::Config(format!(
+                    "{}: tenant '{}': {e}",
+                    file.path.display(),
+                    cfg.key
+                ))
+            })?;
+            runtimes.push(rt);
+        }
+        // The simulated tenants run the built-in Entra connector (their Graph emulator is its
+        // simulation).
+        let simulated: Option<Arc<Runtime>> = match &file.simulation {
+            Some(_) => Some(
+                components
+                    .runtime(&ConnectorChoice::default())
+                    .await
+                    .map_err(|e| {
+                        DeployError::Config(format!("{}: [simulation]: {e}", file.path.display()))
+                    })?,
+            ),
+            None => None,
+        };
+        let runtime = match runtimes.first().or(simulated.as_ref()) {
+            Some(rt) => rt.clone(),
+            None => {
+                return Err(DeployError::Config(format!(
+                    "{}: no tenant to serve; include tenant files or add a [simulation]",
+                    file.path.display()
+                )))
+            }
+        };
         let server = match &file.fleet {
             None => Server::new(runtime.clone(), file.options.clone()),
             Some(spec) => {
@@ -154,11 +194,12 @@ impl Deployment {
             })?),
             None => None,
         };
-        let mut entries = Vec::with_capacity(file.tenants.len());
+        let mut entries: Vec<(super::TenantEntry, Arc<Runtime>)> =
+            Vec::with_capacity(file.tenants.len());
         // One pool per PostgreSQL database, shared by the tenants that name it.
         let mut pools: std::collections::BTreeMap<String, Arc<dyn crate::CheckpointStore>> =
             Default::default();
-        for cfg in &file.tenants {
+        for (cfg, runtime) in file.tenants.iter().zip(&runtimes) {
             // A key or [config] value holding one of the tenant's secrets is refused before
             // the key labels anything or the connector sees the config. A secret that does
             // not load fails the tenant's runs instead (it is re-read at each run).
@@ -190,18 +231,21 @@ impl Deployment {
                     TenantEntry::with_store(cfg, file.schedule.clone(), store)
                 }
             };
-            entries.push(entry);
+            entries.push((entry, runtime.clone()));
         }
         let entries = entries.into_iter();
         #[cfg(feature = "simulation")]
-        let entries = entries.chain(
-            simulation
-                .iter()
-                .flat_map(|sim| sim.entries(&file.schedule)),
-        );
-        for entry in entries {
+        let entries = entries.chain(simulation.iter().flat_map(|sim| {
+            let rt = simulated.clone().unwrap_or_else(|| runtime.clone());
+            sim.entries(&file.schedule)
+                .into_iter()
+                .map(move |e| (e, rt.clone()))
+        }));
+        #[cfg(not(feature = "simulation"))]
+        let _ = simulated;
+        for (entry, runtime) in entries {
             server
-                .register(entry)
+                .register_on(entry, runtime)
                 .map_err(|e| DeployError::Config(format!("{}: {e}", file.path.display())))?;
         }
         let endpoint = server.listen(file.listen).await.map_err(|e| {

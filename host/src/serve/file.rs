@@ -285,13 +285,6 @@ impl ServeFile {
                 let cfg = TenantConfig::parse(&text, dir).map_err(|e| {
                     format!("{}: {e} (included by {})", f.display(), path.display())
                 })?;
-                if cfg.component.is_some() {
-                    return Err(format!(
-                        "{}: [tenant] component: serve runs one component for every tenant; remove the key or run this tenant with `connector-host run` (included by {})",
-                        f.display(),
-                        path.display()
-                    ));
-                }
                 tenants.push((f, cfg));
             }
         }
@@ -564,6 +557,10 @@ path = "{events}"
     }
 
     #[test]
+    #[cfg_attr(
+        not(feature = "simulation"),
+        ignore = "its file has a [simulation] section: needs the simulation feature"
+    )]
     fn defaults_includes_and_simulation_resolve_against_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("tenants.d");
@@ -593,6 +590,10 @@ path = "{events}"
     }
 
     #[test]
+    #[cfg_attr(
+        not(feature = "simulation"),
+        ignore = "its file has a [simulation] section: needs the simulation feature"
+    )]
     fn every_setting_is_read() {
         let dir = tempfile::tempdir().unwrap();
         let f = parse(
@@ -640,6 +641,10 @@ events_dir = "ev"
     }
 
     #[test]
+    #[cfg_attr(
+        not(feature = "simulation"),
+        ignore = "its file has a [simulation] section: needs the simulation feature"
+    )]
     fn operator_fleet_section_is_read_with_defaults_and_its_mistakes_named() {
         let dir = tempfile::tempdir().unwrap();
         let sim = "[simulation]\ntenants = 2\n";
@@ -709,6 +714,10 @@ events_dir = "ev"
     }
 
     #[test]
+    #[cfg_attr(
+        not(feature = "simulation"),
+        ignore = "its file has a [simulation] section: needs the simulation feature"
+    )]
     fn mistakes_are_one_line_naming_the_key() {
         let dir = tempfile::tempdir().unwrap();
         let sim = "[simulation]\ntenants = 2\n";
@@ -769,7 +778,11 @@ events_dir = "ev"
     }
 
     #[test]
-    fn duplicate_keys_shared_event_files_and_components_are_refused() {
+    #[cfg_attr(
+        not(feature = "simulation"),
+        ignore = "its file has a [simulation] section: needs the simulation feature"
+    )]
+    fn duplicate_keys_and_shared_event_files_are_refused_tenants_may_name_components() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("t");
         std::fs::create_dir(&d).unwrap();
@@ -790,11 +803,23 @@ events_dir = "ev"
         .unwrap_err();
         assert!(e.contains("tenant key 'sim-0001' is used twice"), "{e}");
 
+        // Tenants of different components in one serve: the file keeps each one's choice
+        // (the deployment compiles each distinct component once).
         let with_component = tenant_file("c", "c.jsonl")
-            .replace("key = \"c\"", "key = \"c\"\ncomponent = \"x.wasm\"");
+            .replace("key = \"c\"", "key = \"c\"\nconnector = \"x.wasm\"");
         std::fs::write(d.join("b.toml"), with_component).unwrap();
-        let e = parse(dir.path(), "include = [\"t/b.toml\"]").unwrap_err();
-        assert!(e.contains("[tenant] component"), "{e}");
+        std::fs::write(d.join("a.toml"), tenant_file("a", "a.jsonl")).unwrap();
+        let f = parse(dir.path(), "include = [\"t/*.toml\"]").unwrap();
+        assert_eq!(
+            f.tenants
+                .iter()
+                .map(|t| t.component.clone())
+                .collect::<Vec<_>>(),
+            vec![
+                crate::ConnectorChoice::Builtin("entra-id".into()),
+                crate::ConnectorChoice::File(d.join("x.wasm")),
+            ]
+        );
 
         std::fs::write(d.join("b.toml"), "[tenant]\nkey = \"x\"\ncolour = 1").unwrap();
         let e = parse(dir.path(), "include = [\"t/b.toml\"]").unwrap_err();
@@ -802,6 +827,14 @@ events_dir = "ev"
             e.contains("b.toml: line 3") && e.contains("colour") && e.contains("included by"),
             "{e}"
         );
+    }
+
+    #[cfg(not(feature = "simulation"))]
+    #[test]
+    fn a_simulation_section_needs_the_simulation_feature() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = parse(dir.path(), "[simulation]\ntenants = 1").unwrap_err();
+        assert_eq!(e, "[simulation] needs a connector-host built with the `simulation` feature (the CLI has it); remove the section or rebuild with it");
     }
 
     #[test]

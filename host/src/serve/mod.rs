@@ -1,7 +1,7 @@
 //! Many tenants, one process: `connector-host serve` and the library API under it.
 //!
 //! A platform syncs thousands of customers' directories on a schedule. One [`crate::Runtime`]
-//! (one engine, the component compiled once) serves them all; this module decides *when*
+//! per connector (its component compiled once) serves all the tenants that run it; this module decides *when*
 //! each tenant runs and *how many* run at once, and makes that visible:
 //!
 //! - every tenant runs on its own schedule: a first run after a random `0..jitter`, then
@@ -56,21 +56,44 @@
 //! Unknown keys are errors; relative paths are resolved against the tenants file's folder;
 //! tenant keys must be unique, and so must JSONL event files (compared by device and inode,
 //! not spelling), and no events file may be a file the host reads or another tenant's
-//! checkpoint database ([`crate::files::identity`]); an included tenant file may not
-//! name its own `component` (one component per `serve` process). Errors are one line naming
+//! checkpoint database ([`crate::files::identity`]). Tenants may run different connectors
+//! (`[tenant] connector`): each distinct component is compiled once and shared by its
+//! tenants ([`crate::Components`]). Errors are one line naming
 //! the file, the line and the key.
 
 mod deployment;
 mod file;
 mod fleet;
+mod local;
 mod schedule;
+mod scheduler;
 mod server;
 mod summary;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 pub use deployment::{shutdown_signal, DeployError, Deployment};
 pub use file::{simulated_keys, FleetSpec, ServeFile, SimulationSpec};
 pub use schedule::{first_delay, next_delay, Schedule};
-pub use server::{
-    MakeRun, Refused, RegisterError, ServeOptions, Server, TenantEntry, TenantStatus,
-};
+pub use scheduler::{Refused, ServeOptions};
+pub use server::{MakeRun, RegisterError, Server, TenantEntry, TenantStatus};
 pub use summary::Summary;
+
+impl Server {
+    /// A server of a fleet: instead of every tenant on its own timer, it claims due tenants
+    /// from `fleet`'s database (leases with fencing tokens, shared by every host pointed at
+    /// it), runs them with the lease's fenced checkpoint store, renews each lease while its
+    /// run lasts and releases it with the tenant's next due time. Register the same tenants
+    /// on every host; each runs on one host at a time.
+    pub fn with_fleet(
+        runtime: Arc<crate::Runtime>,
+        options: ServeOptions,
+        fleet: crate::fleet::Fleet,
+        lease_ttl: Duration,
+        poll: Duration,
+    ) -> Server {
+        let mode = fleet::FleetMode::new(fleet, lease_ttl, poll);
+        Server::with_scheduler(runtime, options, Arc::new(mode))
+    }
+}

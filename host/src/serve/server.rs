@@ -5,37 +5,17 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 
-use super::schedule::{first_delay, jitter_sample, next_delay, Schedule};
+use super::schedule::Schedule;
+use super::scheduler::{lock, Refused, Runner, Scheduler, ServeOptions, Tenant};
 use super::summary::Summary;
 use crate::metrics::{FailureKind, Gauge, GaugeGuard, Metrics, MetricsEndpoint};
 use crate::{RunError, RunOutcome, Runtime, TenantConfig, TenantRun};
-
-/// How a [`Server`] runs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServeOptions {
-    /// Most runs executing at once, across tenants; further runs wait for a slot.
-    pub max_concurrent_runs: usize,
-    /// After shutdown is requested, how long runs in flight may take to end before they are cut.
-    pub shutdown_grace: Duration,
-    /// Run every tenant once, right away (no jitter), then return from [`Server::serve`].
-    pub once: bool,
-}
-
-impl Default for ServeOptions {
-    fn default() -> Self {
-        ServeOptions {
-            max_concurrent_runs: 64,
-            shutdown_grace: Duration::from_secs(30),
-            once: false,
-        }
-    }
-}
 
 /// Builds a fresh [`TenantRun`] for each run of a tenant (loading its secret, opening its
 /// sink). An error fails that run with the error's kind, like a failed run. It is called on a
@@ -91,38 +71,6 @@ impl std::fmt::Debug for TenantEntry {
     }
 }
 
-/// Why a run was not started.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Refused {
-    /// No tenant is registered under this key.
-    #[error("tenant '{tenant}': not registered with this server; register it first")]
-    UnknownTenant {
-        /// The key asked for.
-        tenant: String,
-    },
-    /// A run of this tenant is already in flight (or waiting for a slot).
-    #[error(
-        "tenant '{tenant}': a run is already in progress; wait for it to finish and start again"
-    )]
-    AlreadyRunning {
-        /// Tenant key.
-        tenant: String,
-    },
-    /// The server leases its tenants from a fleet: a run outside a lease could overlap
-    /// another host's run of the tenant, so it is not started.
-    #[error("tenant '{tenant}': this server leases its tenants from a fleet; a run outside the fleet's schedule could overlap another host's, so it is not started (set the tenant's next_due in the fleet database to run it sooner)")]
-    LeasedByFleet {
-        /// Tenant key.
-        tenant: String,
-    },
-    /// The server is shutting down (or has stopped) and starts no runs.
-    #[error("tenant '{tenant}': the server is shutting down and starts no new runs")]
-    ShuttingDown {
-        /// Tenant key.
-        tenant: String,
-    },
-}
-
 /// Why a tenant could not be registered.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RegisterError {
@@ -164,8 +112,24 @@ pub struct Server {
     inner: Arc<Inner>,
 }
 
-pub(super) struct Inner {
+/// A registered tenant as the server holds it.
+struct Slot {
+    key: String,
+    /// What the scheduler sees of it.
+    tenant: Arc<Tenant>,
+    /// The compiled component this tenant runs.
     runtime: Arc<Runtime>,
+    /// Shared so each run can call it on a blocking thread.
+    make_run: Arc<dyn Fn() -> Result<TenantRun, RunError> + Send + Sync>,
+    /// A run is in flight or waiting for a pool slot.
+    running: AtomicBool,
+}
+
+struct Inner {
+    /// The runtime of tenants registered without their own ([`Server::register`]).
+    runtime: Arc<Runtime>,
+    /// Every distinct runtime a tenant runs on (for `/metrics`' live progress).
+    runtimes: Arc<Mutex<Vec<Arc<Runtime>>>>,
     options: ServeOptions,
     slots: RwLock<BTreeMap<String, Arc<Slot>>>,
     pool: Semaphore,
@@ -173,61 +137,41 @@ pub(super) struct Inner {
     /// true once shutdown began: sleeping and waiting loops end, nothing new starts.
     stopping: watch::Sender<bool>,
     /// While `serve` runs: where `register` sends new tenants to be scheduled.
-    scheduler: Mutex<Option<mpsc::UnboundedSender<Arc<Slot>>>>,
+    new_tenants: Mutex<Option<mpsc::UnboundedSender<Arc<Tenant>>>>,
     created: Instant,
     serving_since: Mutex<Option<Instant>>,
-    /// Fleet mode: the shared database that leases tenants to this host.
-    fleet: Option<Arc<super::fleet::FleetMode>>,
-}
-
-pub(super) struct Slot {
-    pub(super) key: String,
-    /// Shared so each run can call it on a blocking thread.
-    make_run: Arc<dyn Fn() -> Result<TenantRun, RunError> + Send + Sync>,
-    pub(super) schedule: Schedule,
-    running: AtomicBool,
-    planned_delay: Mutex<Option<Duration>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Decides when tenants run: each on its own timer, or leased from a fleet.
+    scheduler: Arc<dyn Scheduler>,
 }
 
 impl Server {
     /// A server with no tenants yet, running `runtime`'s component.
     pub fn new(runtime: Arc<Runtime>, options: ServeOptions) -> Server {
-        Self::build(runtime, options, None)
+        Self::with_scheduler(runtime, options, Arc::new(super::local::LocalScheduler))
     }
 
-    /// A server of a fleet: instead of every tenant on its own timer, it claims due tenants
-    /// from `fleet`'s database (leases with fencing tokens, shared by every host pointed at
-    /// it), runs them with the lease's fenced checkpoint store, renews each lease while its
-    /// run lasts and releases it with the tenant's next due time. Register the same tenants
-    /// on every host; each runs on one host at a time.
-    pub fn with_fleet(
+    /// A server whose tenants `scheduler` schedules.
+    pub(super) fn with_scheduler(
         runtime: Arc<Runtime>,
         options: ServeOptions,
-        fleet: crate::fleet::Fleet,
-        lease_ttl: Duration,
-        poll: Duration,
-    ) -> Server {
-        let mode = super::fleet::FleetMode::new(fleet, lease_ttl, poll);
-        Self::build(runtime, options, Some(Arc::new(mode)))
-    }
-
-    fn build(
-        runtime: Arc<Runtime>,
-        options: ServeOptions,
-        fleet: Option<Arc<super::fleet::FleetMode>>,
+        scheduler: Arc<dyn Scheduler>,
     ) -> Server {
         let capacity = options.max_concurrent_runs.clamp(1, Semaphore::MAX_PERMITS);
         let metrics = Arc::new(Metrics::new(capacity));
-        // `/metrics` shows the progress of the runs under way (a large walk runs for hours).
-        let live = runtime.clone();
-        metrics.set_live_progress(Box::new(move || live.live_progress()));
+        // `/metrics` shows the progress of the runs under way (a large walk runs for hours),
+        // on every runtime a tenant runs on.
+        let runtimes = Arc::new(Mutex::new(vec![runtime.clone()]));
+        let live = runtimes.clone();
+        metrics.set_live_progress(Box::new(move || {
+            lock(&live)
+                .iter()
+                .flat_map(|rt| rt.live_progress())
+                .collect()
+        }));
         Server {
             inner: Arc::new(Inner {
                 runtime,
+                runtimes,
                 pool: Semaphore::new(capacity),
                 metrics,
                 options: ServeOptions {
@@ -236,16 +180,28 @@ impl Server {
                 },
                 slots: RwLock::new(BTreeMap::new()),
                 stopping: watch::Sender::new(false),
-                scheduler: Mutex::new(None),
+                new_tenants: Mutex::new(None),
                 created: Instant::now(),
                 serving_since: Mutex::new(None),
-                fleet,
+                scheduler,
             }),
         }
     }
 
-    /// Adds a tenant. While [`Server::serve`] runs, its schedule starts at once.
+    /// Adds a tenant that runs the server's own runtime. While [`Server::serve`] runs, its
+    /// schedule starts at once.
     pub fn register(&self, entry: TenantEntry) -> Result<(), RegisterError> {
+        self.register_on(entry, self.inner.runtime.clone())
+    }
+
+    /// Adds a tenant that runs `runtime`'s component (tenants of different connectors in
+    /// one server; tenants of one component should share its runtime: see
+    /// [`crate::Components`]). While [`Server::serve`] runs, its schedule starts at once.
+    pub fn register_on(
+        &self,
+        entry: TenantEntry,
+        runtime: Arc<Runtime>,
+    ) -> Result<(), RegisterError> {
         let key = entry.key;
         if key.is_empty()
             || key.len() > 128
@@ -255,12 +211,23 @@ impl Server {
         {
             return Err(RegisterError::InvalidKey(key));
         }
+        let connector = runtime.description().name.clone();
+        {
+            let mut runtimes = lock(&self.inner.runtimes);
+            if !runtimes.iter().any(|r| Arc::ptr_eq(r, &runtime)) {
+                runtimes.push(runtime.clone());
+            }
+        }
         let slot = Arc::new(Slot {
             key: key.clone(),
+            tenant: Arc::new(Tenant {
+                key: key.clone(),
+                schedule: entry.schedule,
+                planned_delay: Mutex::new(None),
+            }),
+            runtime,
             make_run: Arc::from(entry.make_run),
-            schedule: entry.schedule,
             running: AtomicBool::new(false),
-            planned_delay: Mutex::new(None),
         });
         {
             let mut slots = self
@@ -274,8 +241,9 @@ impl Server {
             slots.insert(key.clone(), slot.clone());
         }
         self.inner.metrics.add_tenant(&key);
-        if let Some(scheduler) = lock(&self.inner.scheduler).as_ref() {
-            let _ = scheduler.send(slot);
+        self.inner.metrics.set_connector(&key, &connector);
+        if let Some(scheduler) = lock(&self.inner.new_tenants).as_ref() {
+            let _ = scheduler.send(slot.tenant.clone());
         }
         Ok(())
     }
@@ -287,12 +255,10 @@ impl Server {
         let slot = self.inner.slot(key).ok_or_else(|| Refused::UnknownTenant {
             tenant: key.to_string(),
         })?;
-        if self.inner.fleet.is_some() {
-            return Err(Refused::LeasedByFleet {
-                tenant: key.to_string(),
-            });
+        if let Some(refused) = self.inner.scheduler.refuse_run_now(key) {
+            return Err(refused);
         }
-        self.inner.execute(&slot, None).await
+        self.inner.execute_run(&slot, None).await
     }
 
     /// Registered tenant keys, sorted.
@@ -315,7 +281,7 @@ impl Server {
             .tenant(key)
             .map(|t| t.consecutive_failures)
             .unwrap_or(0);
-        let planned_delay = *lock(&slot.planned_delay);
+        let planned_delay = *lock(&slot.tenant.planned_delay);
         Some(TenantStatus {
             running: slot.running.load(Ordering::Acquire),
             consecutive_failures,
@@ -365,7 +331,7 @@ impl Server {
             peak_in_flight: self.inner.metrics.peak_in_flight(),
             capacity: self.inner.options.max_concurrent_runs,
             once: self.inner.options.once,
-            fleet: self.inner.fleet.is_some(),
+            fleet: self.inner.scheduler.leases(),
         }
     }
 
@@ -376,29 +342,21 @@ impl Server {
     pub async fn serve(&self, shutdown: impl Future<Output = ()>) -> Summary {
         let inner = &self.inner;
         *lock(&inner.serving_since) = Some(Instant::now());
-        let (scheduler, mut new_slots) = mpsc::unbounded_channel();
-        let slots: Vec<Arc<Slot>> = {
-            *lock(&inner.scheduler) = Some(scheduler);
+        let (new_tenants, mut new_slots) = mpsc::unbounded_channel();
+        let tenants: Vec<Arc<Tenant>> = {
+            *lock(&inner.new_tenants) = Some(new_tenants);
             inner
                 .slots
                 .read()
                 .unwrap_or_else(PoisonError::into_inner)
                 .values()
-                .cloned()
+                .map(|slot| slot.tenant.clone())
                 .collect()
         };
         let mut loops = JoinSet::new();
-        match &inner.fleet {
-            // One loop claims due tenants from the database for every registered tenant.
-            Some(fleet) => {
-                let keys: Vec<String> = slots.iter().map(|s| s.key.clone()).collect();
-                loops.spawn(super::fleet::fleet_loop(inner.clone(), fleet.clone(), keys));
-            }
-            None => {
-                for slot in slots {
-                    loops.spawn(tenant_loop(inner.clone(), slot));
-                }
-            }
+        let runner: Arc<dyn Runner> = inner.clone();
+        for task in inner.scheduler.start(runner.clone(), tenants) {
+            loops.spawn(task);
         }
         tokio::pin!(shutdown);
         let mut requested = false;
@@ -411,16 +369,8 @@ impl Server {
                         requested = true;
                         break;
                     }
-                    Some(slot) = new_slots.recv() => {
-                        match &inner.fleet {
-                            Some(fleet) => {
-                                let fleet = fleet.clone();
-                                loops.spawn(async move { fleet.register(std::slice::from_ref(&slot.key)).await });
-                            }
-                            None => {
-                                loops.spawn(tenant_loop(inner.clone(), slot));
-                            }
-                        }
+                    Some(tenant) = new_slots.recv() => {
+                        loops.spawn(inner.scheduler.add(runner.clone(), tenant));
                     }
                     joined = loops.join_next(), if !loops.is_empty() => {
                         if let Some(Err(e)) = joined {
@@ -435,7 +385,7 @@ impl Server {
                 }
             }
         }
-        *lock(&inner.scheduler) = None;
+        *lock(&inner.new_tenants) = None;
         inner.metrics.set_serving(false);
         inner.stopping.send_replace(true);
         if requested {
@@ -461,20 +411,38 @@ impl Server {
     }
 }
 
-impl Inner {
-    pub(super) fn options(&self) -> &ServeOptions {
+#[async_trait::async_trait]
+impl Runner for Inner {
+    fn options(&self) -> &ServeOptions {
         &self.options
     }
 
-    pub(super) fn metrics(&self) -> &Metrics {
+    fn metrics(&self) -> &Metrics {
         &self.metrics
     }
 
-    pub(super) fn stopping(&self) -> watch::Receiver<bool> {
+    fn stopping(&self) -> watch::Receiver<bool> {
         self.stopping.subscribe()
     }
 
-    pub(super) fn slot(&self, key: &str) -> Option<Arc<Slot>> {
+    fn tenant(&self, key: &str) -> Option<Arc<Tenant>> {
+        self.slot(key).map(|slot| slot.tenant.clone())
+    }
+
+    async fn execute(
+        &self,
+        key: &str,
+        checkpoints: Option<Arc<dyn crate::CheckpointStore>>,
+    ) -> Result<RunOutcome, Refused> {
+        let slot = self.slot(key).ok_or_else(|| Refused::UnknownTenant {
+            tenant: key.to_string(),
+        })?;
+        self.execute_run(&slot, checkpoints).await
+    }
+}
+
+impl Inner {
+    fn slot(&self, key: &str) -> Option<Arc<Slot>> {
         self.slots
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -484,7 +452,7 @@ impl Inner {
 
     /// One run of `slot`: claim the tenant, wait for a pool slot, run, record. With
     /// `checkpoints`, the run uses that store instead of its own (a fleet lease's fenced one).
-    pub(super) async fn execute(
+    async fn execute_run(
         &self,
         slot: &Slot,
         checkpoints: Option<Arc<dyn crate::CheckpointStore>>,
@@ -535,7 +503,7 @@ impl Inner {
                 if let Some(store) = checkpoints {
                     run.checkpoints = store;
                 }
-                self.runtime.run(&run).await
+                slot.runtime.run(&run).await
             }
             Err(e) => Err(e),
         };
@@ -574,88 +542,6 @@ impl Inner {
             }
         }
         Ok(outcome)
-    }
-}
-
-/// The scheduling task of one tenant: wait, run, compute the next delay, until shutdown.
-///
-/// A panic anywhere in it (a host bug; a panic inside the run itself is already a failed run,
-/// see [`crate::runtime::panics`]) is counted as a failed run of kind `host` and the schedule
-/// goes on after the backoff: a tenant is never silently left unscheduled.
-async fn tenant_loop(inner: Arc<Inner>, slot: Arc<Slot>) {
-    let once = inner.options.once;
-    let mut delay = if once {
-        Duration::ZERO
-    } else {
-        first_delay(&slot.schedule, jitter_sample())
-    };
-    loop {
-        match crate::runtime::panics::catch(tenant_schedule(inner.clone(), slot.clone(), delay))
-            .await
-        {
-            Ok(()) => return,
-            Err(panicked) => {
-                *lock(&slot.planned_delay) = None;
-                let failures =
-                    inner
-                        .metrics
-                        .record_failure(&slot.key, FailureKind::Host, Duration::ZERO);
-                if once || *inner.stopping.borrow() {
-                    tracing::error!(tenant = %slot.key, consecutive_failures = failures, "{panicked} (a host bug); counted as a failed run");
-                    return;
-                }
-                delay = next_delay(&slot.schedule, failures, jitter_sample());
-                tracing::error!(
-                    tenant = %slot.key,
-                    consecutive_failures = failures,
-                    next_run_in_secs = delay.as_secs(),
-                    "{panicked} (a host bug); counted as a failed run, the next run is scheduled after the backoff"
-                );
-            }
-        }
-    }
-}
-
-/// [`tenant_loop`]'s schedule, its first run after `delay`.
-async fn tenant_schedule(inner: Arc<Inner>, slot: Arc<Slot>, mut delay: Duration) {
-    let mut stopping = inner.stopping.subscribe();
-    let once = inner.options.once;
-    loop {
-        *lock(&slot.planned_delay) = Some(delay);
-        let due = tokio::select! {
-            _ = tokio::time::sleep(delay) => true,
-            _ = stopping.wait_for(|s| *s) => false,
-        };
-        *lock(&slot.planned_delay) = None;
-        if !due {
-            return;
-        }
-        match inner.execute(&slot, None).await {
-            Ok(_) => {}
-            Err(Refused::AlreadyRunning { .. }) => {
-                tracing::info!(tenant = %slot.key, "scheduled run skipped: a run started by run_now is still in flight");
-            }
-            Err(
-                Refused::ShuttingDown { .. }
-                | Refused::UnknownTenant { .. }
-                | Refused::LeasedByFleet { .. },
-            ) => return,
-        }
-        if once {
-            return;
-        }
-        let failures = inner
-            .metrics
-            .tenant(&slot.key)
-            .map(|t| t.consecutive_failures)
-            .unwrap_or(0);
-        delay = next_delay(&slot.schedule, failures, jitter_sample());
-        tracing::info!(
-            tenant = %slot.key,
-            consecutive_failures = failures,
-            next_run_in_secs = delay.as_secs(),
-            "next run scheduled"
-        );
     }
 }
 

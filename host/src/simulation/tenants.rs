@@ -1,10 +1,11 @@
-//! Simulated tenants for `serve`: many tenant keys, one in-process Graph emulator.
+//! Simulated tenants of the Entra connector for `serve`: many tenant keys, one in-process
+//! Graph emulator (the deployment runs them on the built-in `entra-id` connector).
 //!
 //! Load, soak and demo runs of the multi-tenant host need a thousand tenants without a
 //! thousand directories. Every simulated tenant (`sim-0000`, `sim-0001`, …) syncs the same
 //! generated directory through the real host path (egress policy, secret substitution,
 //! SQLite checkpoints, JSONL sink), each with its own checkpoint namespace and events file.
-//! Unlike [`super::wiring::emulator_tenant_run`], which opens a store and a sink per call, all
+//! Unlike [`super::entra::emulator_tenant_run`], which opens a store and a sink per call, all
 //! simulated tenants share one SQLite store (one connection, not one per tenant) and each
 //! run opens its tenant's events file and closes it when the run ends.
 
@@ -69,11 +70,11 @@ impl Simulation {
         .await
         .map_err(|e| SimulationError(format!("cannot start the Graph emulator: {e:#}")))?;
         emulator.set_latency(spec.latency);
-        let super::wiring::EmulatorWiring {
+        let super::entra::EmulatorWiring {
             connector_config,
             policy,
             secrets,
-        } = super::wiring::emulator_wiring(&emulator)?;
+        } = super::entra::emulator_wiring(&emulator)?;
         let template = Template {
             connector_config,
             policy,

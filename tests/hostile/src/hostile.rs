@@ -66,6 +66,7 @@ impl api::Guest for Component {
             "giant-event" => giant_event(),
             "event-flood" => event_flood(),
             "fetch" => fetch(&config),
+            "upstream" => upstream(&config),
             "secret-to-wrong-host" => secret_to_wrong_host(&config),
             "huge-request" => huge_request(&config),
             "request-flood" => request_flood(&config),
@@ -229,6 +230,33 @@ fn event_flood() -> Result<api::RunReport, ConnectorError> {
 /// `host("<fetch error text>")`, e.g. `host("denied: <msg>")`.
 fn fetch(config: &[(String, String)]) -> Result<api::RunReport, ConnectorError> {
     fetch_one(get(value(config, "url")?))
+}
+
+/// `upstream`: a well-behaved connector of an upstream service at config `url`. GETs it; a
+/// 2xx answer emits config `count` events `{"hostile":<i>,"status":<code>}` (i from 0) and
+/// succeeds (items_seen = count); another status is `upstream("GET <url> answered
+/// <status>")`, a fetch error `host("<fetch error text>")`. The host's two-component serve
+/// test runs it beside the Entra connector.
+fn upstream(config: &[(String, String)]) -> Result<api::RunReport, ConnectorError> {
+    let url = value(config, "url")?;
+    let count: u64 = value(config, "count")?
+        .parse()
+        .map_err(|_| ConnectorError::Config("count must be a number".into()))?;
+    let resp =
+        http_fetch::fetch(&get(url)).map_err(|e| ConnectorError::Host(fetch_error_text(&e)))?;
+    if !(200..300).contains(&resp.status) {
+        return Err(ConnectorError::Upstream(format!(
+            "GET {url} answered {}",
+            resp.status
+        )));
+    }
+    let events: Vec<String> = (0..count)
+        .map(|i| json!({"hostile": i, "status": resp.status}).to_string())
+        .collect();
+    emit(&events)?;
+    let mut r = report(count, 1, Vec::new());
+    r.items_seen = count;
+    Ok(r)
 }
 
 /// `secret-to-wrong-host`: POSTs `client_secret={{secret:client_secret}}` (form-urlencoded)

@@ -1,6 +1,10 @@
-//! Wiring of a tenant run to the built-in Graph emulator: used by `connector-host demo`,
-//! the end-to-end tests and the benchmarks, so all three exercise the same real host path
-//! (egress policy, secret substitution, SQLite checkpoints, JSONL sink).
+//! The Entra ID connector's simulation: a tenant run of the built-in `entra-id` connector
+//! wired to the Graph emulator. The configuration keys below (`tenant_id`, `client_id`,
+//! `login_endpoint`, `graph_endpoint`, the `client_secret` secret) are that connector's
+//! (`connector-host describe --connector entra-id`), not the host's: another connector
+//! brings its own simulation. Used by `connector-host demo`, the end-to-end tests and the
+//! benchmarks, so all three exercise the same real host path (egress policy, secret
+//! substitution, SQLite checkpoints, JSONL sink).
 
 use std::path::Path;
 use std::sync::Arc;

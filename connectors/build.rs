@@ -1,6 +1,7 @@
-//! Builds the Entra ID connector component (`guest/`) for `wasm32-wasip2` and hands its
-//! path to the host crate (`ENTRA_CONNECTOR_WASM`), so the CLI embeds and every test runs
-//! the current guest.
+//! Builds the built-in connector components (today the Entra ID users connector, `guest/`)
+//! for `wasm32-wasip2` and hands their paths to this crate (`ENTRA_CONNECTOR_WASM`), so the
+//! CLI embeds, and every test runs, the current guest. The host library does not: it builds
+//! this crate only through its `builtin` feature.
 
 include!("../build-support/wasm_build.rs");
 
@@ -10,7 +11,7 @@ fn main() {
     );
     let root = manifest
         .parent()
-        .expect("host/ lives in the workspace root");
+        .expect("connectors/ lives in the workspace root");
     let wasm = build_wasm_components(
         root,
         "guest-build",

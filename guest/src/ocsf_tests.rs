@@ -240,19 +240,6 @@ fn blank_context_strings_are_omitted_not_emitted_empty() {
 // ---------------------------------------------------------------- metadata.uid
 
 #[test]
-fn fnv1a_128_matches_reference_vectors() {
-    for (input, expected) in [
-        ("", "6c62272e07bb014262b821756295c58d"),
-        ("a", "d228cb696f1a8caf78912b704e4a8964"),
-        ("foobar", "343e1662793c64bf6f0d3597ba446f18"),
-    ] {
-        let mut hash = Fnv1a128::new();
-        hash.bytes(input.as_bytes());
-        assert_eq!(format!("{:032x}", hash.0), expected, "{input:?}");
-    }
-}
-
-#[test]
 fn metadata_uid_is_32_lower_hex() {
     let uid = uid_of(&map(&full_user(), &full_enrichment()));
     assert_eq!(uid.len(), 32);
@@ -1689,30 +1676,6 @@ fn email_check_accepts_exactly_what_the_schema_pattern_accepts() {
         accepted > 1_000 && rejected > 1_000,
         "{accepted} / {rejected}"
     );
-}
-
-#[test]
-fn fnv_multiplication_in_halves_is_the_128_bit_product() {
-    for x in [
-        0,
-        1,
-        u128::MAX,
-        u128::from(u64::MAX),
-        1 << 64,
-        Fnv1a128::OFFSET_BASIS,
-    ] {
-        assert_eq!(
-            Fnv1a128::times_prime(x),
-            x.wrapping_mul(Fnv1a128::PRIME),
-            "{x:#x}"
-        );
-    }
-    seeded_runner(100_000)
-        .run(&proptest::prelude::any::<u128>(), |x| {
-            proptest::prop_assert_eq!(Fnv1a128::times_prime(x), x.wrapping_mul(Fnv1a128::PRIME));
-            Ok(())
-        })
-        .unwrap_or_else(|err| panic!("{err}"));
 }
 
 // ---------------------------------------------------------------- users in too many groups

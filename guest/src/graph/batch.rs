@@ -13,8 +13,10 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::intake::{self, quote};
-use super::{first_line, retry, status_error, GraphClient, GraphError, Outgoing, Page, Trail};
-use crate::doors::{Doors, HttpResponse};
+use super::{first_line, status_error, GraphClient, GraphError, Outgoing, Page};
+use connector_sdk::doors::{Doors, HttpResponse};
+use connector_sdk::paging;
+use connector_sdk::retry;
 
 /// Most requests Graph accepts in one batch.
 pub const MAX_PER_BATCH: usize = 20;
@@ -170,41 +172,23 @@ impl<D: Doors> GraphClient<'_, D> {
     }
 
     /// Collects every page of several collections through `$batch`: for each item, all
-    /// `value` items of all its pages, or the first error.
+    /// `value` items of all its pages, or the first error (`connector_sdk::paging`).
     pub fn batch_collect(&self, starts: Vec<SubGet>) -> Vec<Result<Vec<Value>, GraphError>> {
-        let mut items: Vec<Result<Vec<Value>, GraphError>> =
-            starts.iter().map(|_| Ok(Vec::new())).collect();
-        let mut trails: Vec<Trail> = starts.iter().map(|g| Trail::starting_at(&g.url)).collect();
-        let mut pending: Vec<(usize, SubGet)> = starts.into_iter().enumerate().collect();
-        while !pending.is_empty() {
-            let gets: Vec<SubGet> = pending.iter().map(|(_, g)| g.clone()).collect();
-            let results = self.batch_get(&gets);
-            let mut next = Vec::new();
-            for ((i, g), r) in pending.into_iter().zip(results) {
-                let page = r.and_then(Page::parse).and_then(|p| match &p.next_link {
-                    Some(link) => trails[i].step(self, &p.items, link).map(|()| p),
-                    None => Ok(p),
-                });
-                match (page, &mut items[i]) {
-                    (Ok(p), Ok(acc)) => {
-                        acc.extend(p.items);
-                        if let Some(url) = p.next_link {
-                            next.push((
-                                i,
-                                SubGet {
-                                    url,
-                                    headers: g.headers,
-                                },
-                            ));
-                        }
-                    }
-                    (Err(e), slot) => *slot = Err(e),
-                    (Ok(_), Err(_)) => {}
-                }
-            }
-            pending = next;
-        }
-        items
+        paging::collect_lists(
+            starts,
+            |g| g.url.as_str(),
+            |g, url| SubGet {
+                url,
+                headers: g.headers.clone(),
+            },
+            |gets| {
+                self.batch_get(gets)
+                    .into_iter()
+                    .map(|r| r.and_then(Page::parse).map(Page::listed))
+                    .collect()
+            },
+            |trail, items, link| self.follow(trail, items, link),
+        )
     }
 }
 

@@ -30,19 +30,22 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::staged::{self, Walk};
-use super::{users_by_id, Entry, Pipeline, Report, MAX_IN_FILTER, USER_SELECT};
+use super::{users_by_id, Entry, Pipeline, MAX_IN_FILTER, USER_SELECT};
 use crate::config::{Config, SignIn};
-use crate::doors::KvWrite;
-use crate::doors::{Doors, Level};
 use crate::enrich::{is_not_licensed, RoleIndex};
-use crate::error::ConnectorError;
 use crate::facts::Facts;
-use crate::graph::{GraphClient, GraphError, GraphGet, Trail};
+use crate::graph::{GraphClient, GraphError, GraphGet};
+use connector_sdk::doors::KvWrite;
+use connector_sdk::doors::{Doors, Level};
+use connector_sdk::error::ConnectorError;
+use connector_sdk::paging::Trail;
+use connector_sdk::report::Report;
+use connector_sdk::state::{Cell, Stored};
 
 /// Checkpoint key of the delta cursor (the host namespaces it per tenant).
 pub const DELTA_CURSOR_KEY: &str = "users/delta-cursor";
 
-/// Format version of [`DeltaCursor`].
+/// Format version of [`DeltaCursor`] (the stamp of its state cell).
 const FORMAT: u32 = 1;
 
 /// Graph's sign-in data lags the sign-in; a sweep looks this far behind the previous one.
@@ -80,8 +83,6 @@ pub struct Sweep {
 /// The stored place of the delta sync.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeltaCursor {
-    /// Format version of this record.
-    pub format: u32,
     /// Current round.
     pub round: Round,
     /// Next URL to GET: a next link inside a round, or the delta link between rounds.
@@ -146,47 +147,34 @@ impl From<ConnectorError> for Stop {
     }
 }
 
-/// The cursor as stored and its version for compare-and-set.
+/// The cursor as stored, in its compare-and-set state cell (`connector_sdk::state`).
 pub(super) struct Place<'g, 'a, D: Doors> {
     graph: &'g GraphClient<'a, D>,
     pub(super) cursor: DeltaCursor,
-    version: Option<u64>,
+    cell: Cell,
 }
 
 impl<'g, 'a, D: Doors> Place<'g, 'a, D> {
     fn load(graph: &'g GraphClient<'a, D>) -> Result<Place<'g, 'a, D>, ConnectorError> {
         let doors = graph.doors();
-        let place = match doors.kv_get(DELTA_CURSOR_KEY) {
-            Ok(None) => Place {
-                graph,
-                cursor: DeltaCursor::default(),
-                version: None,
-            },
-            Ok(Some((bytes, version))) => {
-                let cursor = match serde_json::from_slice::<DeltaCursor>(&bytes) {
-                    Ok(c) if c.format == FORMAT => c,
-                    _ => {
-                        doors.log(
-                            Level::Warn,
-                            "the stored delta cursor is unreadable: this run is a full sync and replaces it",
-                        );
-                        DeltaCursor::default()
-                    }
-                };
-                Place {
-                    graph,
-                    cursor,
-                    version: Some(version),
-                }
-            }
-            Err(e) => {
-                return Err(ConnectorError::Host(format!(
-                    "reading the delta cursor: {e}"
-                )))
+        let (cell, stored) = Cell::read(doors, DELTA_CURSOR_KEY, FORMAT, "the delta cursor")?;
+        let cursor = match stored {
+            Stored::Value(cursor) => cursor,
+            Stored::Absent => DeltaCursor::default(),
+            Stored::Unreadable => {
+                doors.log(
+                    Level::Warn,
+                    "the stored delta cursor is unreadable: this run is a full sync and replaces it",
+                );
+                DeltaCursor::default()
             }
         };
-        graph.remember_reports(&place.cursor.reports_sent);
-        Ok(place)
+        graph.remember_reports(&cursor.reports_sent);
+        Ok(Place {
+            graph,
+            cursor,
+            cell,
+        })
     }
 
     /// Drops the stored links this configuration cannot follow — after `graph_endpoint`
@@ -231,44 +219,15 @@ impl<'g, 'a, D: Doors> Place<'g, 'a, D> {
 
     /// Stores the cursor together with `writes`, atomically (one `set-many`); the host makes
     /// every event emitted so far durable first.
-    pub(super) fn commit_with(&mut self, mut writes: Vec<KvWrite>) -> Result<(), ConnectorError> {
-        if writes.is_empty() {
-            return self.commit();
-        }
-        self.cursor.format = FORMAT;
+    pub(super) fn commit_with(&mut self, writes: Vec<KvWrite>) -> Result<(), ConnectorError> {
         self.cursor.reports_sent = self.graph.reports_history();
-        let bytes = serde_json::to_vec(&self.cursor)
-            .map_err(|e| ConnectorError::Host(format!("encoding the delta cursor: {e}")))?;
-        writes.push(KvWrite {
-            key: DELTA_CURSOR_KEY.to_string(),
-            value: Some(bytes),
-            expect: match self.version {
-                Some(v) => crate::doors::Expect::Version(v),
-                None => crate::doors::Expect::Absent,
-            },
-        });
-        let versions = self
-            .graph
-            .doors()
-            .kv_set_many(&writes)
-            .map_err(|e| ConnectorError::Host(format!("committing the delta cursor: {e}")))?;
-        self.version = versions.last().copied();
-        Ok(())
+        self.cell
+            .write_with(self.graph.doors(), &self.cursor, writes)
     }
 
     /// Stores the cursor; the host makes every event emitted so far durable first.
     pub(super) fn commit(&mut self) -> Result<(), ConnectorError> {
-        self.cursor.format = FORMAT;
-        self.cursor.reports_sent = self.graph.reports_history();
-        let bytes = serde_json::to_vec(&self.cursor)
-            .map_err(|e| ConnectorError::Host(format!("encoding the delta cursor: {e}")))?;
-        let v = self
-            .graph
-            .doors()
-            .kv_set(DELTA_CURSOR_KEY, &bytes, self.version)
-            .map_err(|e| ConnectorError::Host(format!("committing the delta cursor: {e}")))?;
-        self.version = Some(v);
-        Ok(())
+        self.commit_with(Vec::new())
     }
 }
 
@@ -528,7 +487,7 @@ fn walk<D: Doors>(
         // next run can follow, and a bad one leaves the cursor at the last good page (the
         // page itself is delivered first).
         let checked = match (&page.next_link, &page.delta_link) {
-            (Some(next), _) => trail.step(p.graph, &page.items, next),
+            (Some(next), _) => p.graph.follow(&mut trail, &page.items, next),
             (None, Some(delta)) => p.graph.check_link(delta),
             (None, None) => Ok(()),
         };
@@ -552,7 +511,7 @@ fn walk<D: Doors>(
                 place.commit()?;
                 match &place.cursor.walk {
                     Some(w) => staged::report_progress(p, place, w),
-                    None => p.graph.doors().progress(&crate::doors::Progress {
+                    None => p.graph.doors().progress(&connector_sdk::doors::Progress {
                         phase: "changes".into(),
                         pages_done: page_no,
                         pages_expected: None,
@@ -813,7 +772,7 @@ fn read_group_changes<D: Doors>(
         }
         match (page.next_link, page.delta_link) {
             (Some(n), _) => {
-                trail.step(p.graph, &page.items, &n)?;
+                p.graph.follow(&mut trail, &page.items, &n)?;
                 next = Some(n);
             }
             (None, Some(d)) => {
@@ -882,7 +841,7 @@ fn sweep<D: Doors>(
             Err(e) => return Err(e.into_connector("sweeping sign-in activity")),
         };
         let checked = match &page.next_link {
-            Some(link) => trail.step(p.graph, &page.items, link),
+            Some(link) => p.graph.follow(&mut trail, &page.items, link),
             None => Ok(()),
         };
         let entries = page
@@ -916,7 +875,7 @@ fn last_sign_in_ms(user: &Value) -> Option<i64> {
     user.get("signInActivity")?
         .get("lastSignInDateTime")?
         .as_str()
-        .and_then(crate::time::parse_graph_time_ms)
+        .and_then(connector_sdk::time::parse_rfc3339_ms)
         .filter(|t| *t > 0)
 }
 
@@ -927,7 +886,6 @@ mod tests {
     #[test]
     fn cursor_round_trips_and_resync_codes_are_recognised() {
         let c = DeltaCursor {
-            format: FORMAT,
             round: Round::Changes,
             link: Some("https://graph/v1.0/users/delta?$deltatoken=x".into()),
             round_started_ms: 1,
@@ -949,9 +907,19 @@ mod tests {
             users_known: 7,
             registration_top_refused: true,
         };
-        let bytes = serde_json::to_vec(&c).unwrap();
-        assert!(String::from_utf8_lossy(&bytes).contains("\"round\":\"changes\""));
-        assert_eq!(serde_json::from_slice::<DeltaCursor>(&bytes).unwrap(), c);
+        let doors = connector_sdk::doors::fake::FakeDoors::new(|_, _| unreachable!());
+        let (mut cell, _) =
+            Cell::read::<DeltaCursor, _>(&doors, DELTA_CURSOR_KEY, FORMAT, "the delta cursor")
+                .unwrap();
+        cell.write(&doors, &c).unwrap();
+        let bytes = doors.kv.borrow()[DELTA_CURSOR_KEY].0.clone();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            text.starts_with("{\"format\":1,\"round\":\"changes\""),
+            "{text}"
+        );
+        let read = Cell::read(&doors, DELTA_CURSOR_KEY, FORMAT, "the delta cursor").unwrap();
+        assert_eq!(read.1, Stored::Value(c));
         let gone = GraphError::Status {
             status: 410,
             code: "".into(),
@@ -968,6 +936,25 @@ mod tests {
             message: "".into(),
         };
         assert!(is_resync(&gone) && is_resync(&resync) && !is_resync(&other));
+    }
+
+    #[test]
+    fn a_cursor_stored_before_the_sdk_still_reads() {
+        // A cursor as version 0.1.0 stored it (the `format` field was the struct's own).
+        let old = br#"{"format":1,"round":"changes","link":"https://graph.microsoft.com/v1.0/users/delta?$deltatoken=x","round_started_ms":1,"last_full_ms":1,"last_sweep_ms":0,"sweep":null,"last_success_ms":4}"#;
+        let doors = connector_sdk::doors::fake::FakeDoors::new(|_, _| unreachable!());
+        doors.kv_set(DELTA_CURSOR_KEY, old, None).unwrap();
+        let (cell, stored) =
+            Cell::read::<DeltaCursor, _>(&doors, DELTA_CURSOR_KEY, FORMAT, "the delta cursor")
+                .unwrap();
+        let Stored::Value(c) = stored else {
+            panic!("an old cursor is readable: {stored:?}")
+        };
+        assert_eq!(
+            (c.round, c.last_success_ms, cell.version()),
+            (Round::Changes, 4, Some(1))
+        );
+        assert!(c.link.is_some_and(|l| l.ends_with("$deltatoken=x")));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 pub mod created;
 pub mod delta;
-mod emit;
+use connector_sdk::emit;
 pub mod staged;
 
 use std::collections::{HashMap, HashSet};
@@ -18,12 +18,13 @@ use std::collections::{HashMap, HashSet};
 use serde_json::Value;
 
 use crate::config::{Config, SignIn, SyncMode};
-use crate::doors::{Doors, Level};
 use crate::enrich::{refusal, Enricher};
-use crate::error::ConnectorError;
 use crate::facts::{Facts, Known};
 use crate::graph::{is_usable_id, odata_string, GraphClient, GraphError, GraphGet};
 use crate::ocsf::{self, MapContext};
+use connector_sdk::doors::{Doors, Level};
+use connector_sdk::error::ConnectorError;
+use connector_sdk::report::Report;
 
 pub use created::{Cursor, CURSOR_KEY};
 pub use delta::{DeltaCursor, DELTA_CURSOR_KEY};
@@ -65,35 +66,6 @@ pub fn trim_sign_in(activity: &Value) -> Option<Value> {
         .filter_map(|k| Some((k.to_string(), object.get(*k)?.clone())))
         .collect();
     Some(Value::Object(kept))
-}
-
-/// The counts of a run (mirror of `run-report`).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Report {
-    /// Users (and removals) read from Graph.
-    pub items_seen: u64,
-    /// Events emitted.
-    pub events_emitted: u64,
-    /// Users skipped: no id, or an event too large for the host (named in a warning).
-    pub items_skipped: u64,
-    /// Users emitted without part of their enrichment.
-    pub items_partial: u64,
-    /// HTTP requests.
-    pub requests: u64,
-    /// Whether every user was read.
-    pub full_sync: bool,
-    /// Warnings, one line each.
-    pub warnings: Vec<String>,
-    /// Optional data not collected.
-    pub unavailable: Vec<String>,
-}
-
-impl Report {
-    /// Logs a warning and keeps it for the run report.
-    pub fn warn<D: Doors>(&mut self, doors: &D, msg: String) {
-        doors.log(Level::Warn, &msg);
-        self.warnings.push(msg);
-    }
 }
 
 /// Runs one sync of `config`'s tenant.
@@ -486,7 +458,7 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
                             let created = user
                                 .get("createdDateTime")
                                 .and_then(Value::as_str)
-                                .and_then(crate::time::parse_graph_time_ms);
+                                .and_then(connector_sdk::time::parse_rfc3339_ms);
                             delivered.push((id, created));
                         }
                         Err(_) => self.report.items_skipped += 1,
@@ -588,11 +560,11 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::doors::fake::{json, FakeDoors};
-    use crate::doors::{HttpRequest, HttpResponse};
+    use connector_sdk::doors::fake::{json, FakeDoors};
+    use connector_sdk::doors::{HttpRequest, HttpResponse};
 
     fn config() -> Config {
-        crate::doors::fake::graph_test_config()
+        crate::testing::graph_test_config()
     }
 
     /// A Graph with no roles, groups or methods: a token, empty lists, and `$batch` items
@@ -604,7 +576,7 @@ mod tests {
         if !r.url.ends_with("/$batch") {
             return json(200, &[], r#"{"value":[]}"#);
         }
-        crate::doors::fake::batch_reply(r, |_| serde_json::json!([]))
+        crate::testing::batch_reply(r, |_| serde_json::json!([]))
     }
 
     /// Every URL the fake Graph was asked for, `$batch` items included.

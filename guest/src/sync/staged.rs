@@ -90,15 +90,17 @@ use serde_json::Value;
 use super::delta::{Place, Round};
 use super::{trim_sign_in, Pipeline};
 use crate::config::SignIn;
-use crate::doors::{Doors, KvWrite, Level, Progress};
 use crate::enrich::{is_not_licensed, methods_registered, refusal, Memberships, RoleIndex};
-use crate::error::ConnectorError;
 use crate::facts::{
-    self, decode, encode, generation_prefix, group_key, id_hash, registration_key, sign_in_key,
-    user_key, GroupName, Registered, UserFacts,
+    self, generation_prefix, group_key, id_hash, registration_key, sign_in_key, user_key,
+    GroupName, Registered, UserFacts,
 };
-use crate::graph::{GraphError, GraphGet, Trail};
+use crate::graph::{GraphError, GraphGet};
 use crate::ocsf::{self, Mfa};
+use connector_sdk::doors::{Doors, KvWrite, Level, Progress};
+use connector_sdk::error::ConnectorError;
+use connector_sdk::paging::Trail;
+use connector_sdk::state::{self, decode, encode};
 
 /// Most bytes of membership records one build pass reads. A record holds a membership in ~9.5
 /// bytes (a group's hash once, a member's hash each); a pass holds its rows at 16 bytes each,
@@ -492,7 +494,7 @@ pub fn load_role_groups<D: Doors>(
     doors: &D,
     gen: &str,
 ) -> Result<Option<RoleGroups>, ConnectorError> {
-    let value = facts::get_many(doors, &[role_groups_key(gen)])?;
+    let value = state::get_many(doors, &[role_groups_key(gen)])?;
     Ok(value
         .into_iter()
         .next()
@@ -508,7 +510,7 @@ pub fn load_admins<D: Doors>(
 ) -> Result<Option<Admins>, ConnectorError> {
     let keys: Vec<String> = (0..shards).map(|n| admin_key(gen, n)).collect();
     let mut out = Admins::new();
-    for value in facts::get_many(doors, &keys)? {
+    for value in state::get_many(doors, &keys)? {
         let Some(shard) = value.as_deref().and_then(decode::<AdminShard>) else {
             return Ok(None);
         };
@@ -656,7 +658,7 @@ fn commit_ahead_then<D: Doors>(
     let size = |w: &KvWrite| w.key.len() + w.value.as_ref().map_or(0, Vec::len);
     for w in writes {
         if batch.len() + 1 > BATCH_WRITES || bytes + size(&w) > BATCH_BYTES {
-            facts::put_many(p.graph.doors(), std::mem::take(&mut batch))?;
+            state::put_many(p.graph.doors(), std::mem::take(&mut batch))?;
             bytes = 0;
         }
         bytes += size(&w);
@@ -776,7 +778,7 @@ fn sign_ins<D: Doors>(
         Err(e) => return Err(stopped(e, walk, S)),
     };
     if let Some(link) = &page.next_link {
-        if let Err(e) = trail.step(p.graph, &page.items, link) {
+        if let Err(e) = p.graph.follow(trail, &page.items, link) {
             p.sign_in_degraded(&e, walk.source(S).pages);
             walk.unavailable("signInActivity");
             walk.end(S, false);
@@ -829,7 +831,7 @@ fn groups<D: Doors>(
         Err(e) => return groups_unread(p, place, walk, &e),
     };
     let checked = match (&page.next_link, &page.delta_link) {
-        (Some(link), _) => trail.step(p.graph, &page.items, link),
+        (Some(link), _) => p.graph.follow(trail, &page.items, link),
         (None, Some(delta)) => p.graph.check_link(delta),
         (None, None) => Ok(()),
     };
@@ -895,7 +897,7 @@ fn groups<D: Doors>(
             .iter()
             .map(|(h, _)| group_key(&walk.gen, *h))
             .collect();
-        let stored = facts::get_many(p.graph.doors(), &keys)?;
+        let stored = state::get_many(p.graph.doors(), &keys)?;
         for ((h, gid), stored) in unnamed.into_iter().zip(stored) {
             if stored.is_none() {
                 named.push((
@@ -1035,7 +1037,7 @@ fn registration<D: Doors>(
         Err(e) => return registration_unread(p, place, walk, &e),
     };
     if let Some(link) = &page.next_link {
-        if let Err(e) = trail.step(p.graph, &page.items, link) {
+        if let Err(e) = p.graph.follow(trail, &page.items, link) {
             return registration_unread(p, place, walk, &e);
         }
     }
@@ -1161,7 +1163,7 @@ fn build<D: Doors>(
             .collect();
         let mut rows: Vec<(u64, u64)> = Vec::new();
         for chunk in keys.chunks(CHUNKS_PER_READ) {
-            for value in facts::get_many(doors, chunk)?.into_iter().flatten() {
+            for value in state::get_many(doors, chunk)?.into_iter().flatten() {
                 rows.extend(
                     decode::<Vec<MemberRow>>(&value)
                         .unwrap_or_default()
@@ -1209,7 +1211,7 @@ fn build<D: Doors>(
                 writes.push(KvWrite::put(user_key(&walk.gen, h), value));
             }
             if writes.len() == BATCH_WRITES || written >= BATCH_BYTES {
-                facts::put_many(doors, std::mem::take(&mut writes))?;
+                state::put_many(doors, std::mem::take(&mut writes))?;
                 written = 0;
             }
         }
@@ -1254,7 +1256,7 @@ fn scatter<D: Doors>(
         let keys: Vec<String> = (n..end)
             .map(|r| walk.record_key(Source::Groups, r))
             .collect();
-        for value in facts::get_many(p.graph.doors(), &keys)?
+        for value in state::get_many(p.graph.doors(), &keys)?
             .into_iter()
             .flatten()
         {
@@ -1441,11 +1443,11 @@ pub(super) fn clean_up<D: Doors>(place: &mut Place<'_, '_, D>) -> Result<(), Con
             .map(|n| KvWrite::delete(format!("users/facts/{n:02}")))
             .collect();
         writes.push(KvWrite::delete("users/facts/groups".into()));
-        facts::put_many(doors, writes)?;
+        state::put_many(doors, writes)?;
     }
     while let Some(prefix) = place.cursor.cleanup.first().cloned() {
         if prefix != LEGACY {
-            let n = facts::delete_all(doors, &prefix)?;
+            let n = state::delete_all(doors, &prefix)?;
             doors.log(
                 Level::Debug,
                 &format!("deleted {n} checkpoint keys under '{prefix}'"),
@@ -1464,13 +1466,14 @@ pub const LEGACY: &str = "legacy-facts";
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::doors::fake::{batch_reply, json, FakeDoors};
-    use crate::doors::{HttpRequest, HttpResponse};
+    use crate::testing::batch_reply;
+    use connector_sdk::doors::fake::{json, FakeDoors};
+    use connector_sdk::doors::{HttpRequest, HttpResponse};
 
     const G: &str = "https://graph.test/v1.0";
 
     fn config() -> Config {
-        crate::doors::fake::graph_test_config()
+        crate::testing::graph_test_config()
     }
 
     fn user(id: &str) -> Value {

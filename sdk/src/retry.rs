@@ -1,8 +1,11 @@
-//! When and how long to wait before asking Graph again.
+//! When and how long to wait before asking a provider again.
 //!
-//! Graph throttles with 429 (and sheds load with 503/504), telling the client how long to
-//! wait in `Retry-After` — seconds, or an HTTP date. Without it we back off exponentially
-//! with jitter. Every wait is capped so a hostile or broken answer cannot park a run.
+//! Why it exists: every provider throttles. HTTP's `Retry-After` (RFC 9110 §10.2.3: delay
+//! seconds or an HTTP date) says how long to wait; Microsoft Graph sends it with 429 and sheds
+//! load with 503/504. Without it a connector backs off exponentially with jitter. Every wait
+//! is capped so a hostile or broken answer cannot park a run. The loop that sends, counts
+//! attempts and spends a run's retry budget is the connector's (it knows which answers are
+//! retryable for its provider); this module gives it the waits.
 
 use crate::doors::HttpResponse;
 

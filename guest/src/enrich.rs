@@ -26,36 +26,11 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::Value;
 
-use crate::graph::{path_segment, GraphClient, GraphError, GraphGet, SubGet};
+use crate::graph::{path_segment, refusal, GraphClient, GraphError, GraphGet, SubGet};
 use crate::ocsf::{Enrichment, GroupRef, Mfa};
 use connector_sdk::doors::{Doors, Level};
 use connector_sdk::paging::Trail;
 use connector_sdk::report::Report;
-
-/// Whether `e` is Graph refusing an optional read for a missing licence or permission, and
-/// if so what to tell the operator. Codes: `Authentication_RequestFromNonPremiumTenantOrB2CTenant`
-/// (no Entra ID P1/P2), `Authentication_MSGraphPermissionMissing` (e.g. no `AuditLog.Read.All`
-/// for `signInActivity`), `Authorization_RequestDenied` (a permission not granted), and
-/// `AadPremiumLicenseRequired` (PIM without P2, seen as 400) — `docs/GRAPH.md`,
-/// "Listing users" and "Roles".
-pub fn refusal(e: &GraphError) -> Option<&'static str> {
-    match (e.status()?, e.code()) {
-        (403, "Authentication_RequestFromNonPremiumTenantOrB2CTenant") => {
-            Some("the tenant has no Entra ID P1/P2 licence")
-        }
-        (403, "Authentication_MSGraphPermissionMissing") => {
-            Some("the app lacks the permission Graph names")
-        }
-        (403, "Authorization_RequestDenied") => Some("the app lacks a permission"),
-        (400 | 403, "AadPremiumLicenseRequired") => Some("the tenant has no Entra ID P2 licence"),
-        _ => None,
-    }
-}
-
-/// Whether `e` is Graph refusing a premium-only or permission-gated read.
-pub fn is_not_licensed(e: &GraphError) -> bool {
-    refusal(e).is_some()
-}
 
 /// Who holds which role, read from the role-management API.
 #[derive(Debug, Default)]

@@ -80,32 +80,25 @@ pub use report::Report;
 /// `connector_sdk::export_connector!(MyConnector);` once, at the root of the connector's
 /// crate (compiled for wasm32 only; natively it expands to nothing).
 #[macro_export]
+#[rustfmt::skip]
 macro_rules! export_connector {
     ($connector:ty) => {
         #[cfg(target_arch = "wasm32")]
         const _: () = {
+            use $crate::wasm::api;
             struct __ConnectorExport;
-            impl $crate::wasm::api::Guest for __ConnectorExport {
-                fn describe() -> $crate::wasm::api::Description {
+            impl api::Guest for __ConnectorExport {
+                fn describe() -> api::Description {
                     $crate::wasm::describe::<$connector>()
                 }
-                fn egress(
-                    config: $crate::wasm::api::Config,
-                ) -> Result<$crate::wasm::api::EgressPlan, $crate::wasm::api::ConnectorError>
-                {
+                fn egress(config: api::Config) -> Result<api::EgressPlan, api::ConnectorError> {
                     $crate::wasm::egress::<$connector>(config)
                 }
-                fn check(
-                    config: $crate::wasm::api::Config,
-                ) -> Result<Vec<$crate::wasm::api::Probe>, $crate::wasm::api::ConnectorError>
-                {
+                fn check(config: api::Config) -> Result<Vec<api::Probe>, api::ConnectorError> {
                     $crate::wasm::check::<$connector>(config)
                 }
-                fn run(
-                    config: $crate::wasm::api::Config,
-                ) -> Result<$crate::wasm::api::RunReport, $crate::wasm::api::ConnectorError>
-                {
-            $crate::wasm::run::<$connector>(config)
+                fn run(config: api::Config) -> Result<api::RunReport, api::ConnectorError> {
+                    $crate::wasm::run::<$connector>(config)
                 }
             }
             $crate::wasm::export_component!(__ConnectorExport with_types_in $crate::wasm);

@@ -14,8 +14,7 @@ use serde_json::Value;
 
 use super::{Entry, Pipeline, USER_SELECT};
 use crate::config::{Config, SignIn, SyncMode};
-use crate::enrich::is_not_licensed;
-use crate::graph::{GraphClient, GraphGet};
+use crate::graph::{is_not_licensed, GraphClient, GraphGet};
 use connector_sdk::doors::{Doors, Level};
 use connector_sdk::error::ConnectorError;
 use connector_sdk::paging::Trail;

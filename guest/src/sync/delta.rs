@@ -32,9 +32,9 @@ use serde_json::Value;
 use super::staged::{self, Walk};
 use super::{users_by_id, Entry, Pipeline, MAX_IN_FILTER, USER_SELECT};
 use crate::config::{Config, SignIn};
-use crate::enrich::{is_not_licensed, RoleIndex};
+use crate::enrich::RoleIndex;
 use crate::facts::Facts;
-use crate::graph::{GraphClient, GraphError, GraphGet};
+use crate::graph::{is_not_licensed, GraphClient, GraphError, GraphGet};
 use connector_sdk::doors::KvWrite;
 use connector_sdk::doors::{Doors, Level};
 use connector_sdk::error::ConnectorError;
@@ -249,9 +249,8 @@ pub fn run<D: Doors>(
 
     // 1. Changes since the last run (also before a refresh, so removals are reported).
     if place.cursor.round == Round::Changes {
-        p.sign_ins_per_page = true;
         graph.note_users(place.cursor.users_known);
-        p.facts = place.cursor.facts_gen.as_deref().map(Facts::new);
+        p.begin_changes(place.cursor.facts_gen.as_deref().map(Facts::new));
         // Memberships first, so a user emitted from users/delta carries its current groups
         // (and one whose groups and properties both changed is emitted once, complete).
         let (member_users, groups_link, links) = membership_changes(&mut p, &mut place)?;
@@ -288,7 +287,7 @@ pub fn run<D: Doors>(
                 after,
             )?;
         }
-        p.sign_ins_per_page = false;
+        p.end_changes();
         let age = now - place.cursor.last_full_ms;
         if place.cursor.round == Round::Changes
             && config.refresh_hours > 0
@@ -319,8 +318,7 @@ pub fn run<D: Doors>(
         // The tenant-wide sources, staged page by page (resumed where a run stopped), then
         // the users, each page joined against what they taught.
         staged::prepare(&mut p, &mut place)?;
-        swept_in_full_round = p.stage.as_ref().is_some_and(|st| st.sign_ins_read);
-        p.facts = p.stage.as_ref().map(|st| Facts::new(&st.gen));
+        swept_in_full_round = p.walk_stage().is_some_and(|st| st.sign_ins_read);
         let mut restarted = false;
         loop {
             let start = place
@@ -366,7 +364,7 @@ pub fn run<D: Doors>(
             place.cursor.last_sweep_ms = place.cursor.round_started_ms;
             place.cursor.sweep = None;
         }
-        p.stage = None;
+        p.end_walk();
         p.enricher.clear_page();
         place.commit()?;
         staged::clean_up(&mut place)?;
@@ -375,7 +373,7 @@ pub fn run<D: Doors>(
     // 3. The sign-in sweep, on its own cadence.
     let sweep_due = place.cursor.sweep.is_some()
         || now - place.cursor.last_sweep_ms >= config.sign_in_sweep_hours as i64 * HOUR_MS;
-    if config.sign_in == SignIn::Auto && sweep_due && !swept_in_full_round && !p.sign_in_broken {
+    if config.sign_in == SignIn::Auto && sweep_due && !swept_in_full_round && !p.sign_in_broken() {
         sweep(&mut p, &mut place, now)?;
     }
 
@@ -666,7 +664,7 @@ fn relation_changes<D: Doors>(
             }
         }
     }
-    let already: BTreeSet<String> = p.emitted_ids.iter().cloned().collect();
+    let already: BTreeSet<String> = p.emitted_ids().iter().cloned().collect();
     let ids: Vec<String> = changed.difference(&already).cloned().collect();
     if !ids.is_empty() {
         p.graph.log(
@@ -708,8 +706,9 @@ fn membership_changes<D: Doors>(
     };
     match read_group_changes(p, link) {
         Ok((users, next, links)) => {
-            if let Some(facts) = p.facts.as_mut() {
-                facts.apply_memberships(p.graph.doors(), &links)?;
+            let doors = p.graph.doors();
+            if let Some(facts) = p.facts_mut() {
+                facts.apply_memberships(doors, &links)?;
             }
             p.save_facts()?;
             Ok((users, next, links))

@@ -18,9 +18,9 @@ use std::collections::{HashMap, HashSet};
 use serde_json::Value;
 
 use crate::config::{Config, SignIn, SyncMode};
-use crate::enrich::{refusal, Enricher};
+use crate::enrich::Enricher;
 use crate::facts::{Facts, Known};
-use crate::graph::{is_usable_id, odata_string, GraphClient, GraphError, GraphGet};
+use crate::graph::{is_usable_id, odata_string, refusal, GraphClient, GraphError, GraphGet};
 use crate::ocsf::{self, MapContext};
 use connector_sdk::doors::{Doors, Level};
 use connector_sdk::error::ConnectorError;
@@ -137,6 +137,21 @@ impl Entry {
     }
 }
 
+/// What kind of pages a [`Pipeline`] delivers, which decides where a page's users' facts
+/// come from and what is read per page.
+#[derive(Debug)]
+enum Mode {
+    /// A list-based run, a sweep, or between rounds: pages are enriched from what the run
+    /// read tenant-wide.
+    Listing,
+    /// An incremental round: users lacking sign-in data get it read, fifteen to a request
+    /// (every event is a complete snapshot, MAPPING.md), their facts come from the last
+    /// walk's generation, and the ids emitted are kept.
+    Changes,
+    /// A staged full walk's users phase: each page joined against what the walk staged.
+    Walk(staged::Stage),
+}
+
 /// Turns pages of users into emitted events.
 pub struct Pipeline<'g, 'a, D: Doors> {
     graph: &'g GraphClient<'a, D>,
@@ -145,24 +160,21 @@ pub struct Pipeline<'g, 'a, D: Doors> {
     /// Groups, roles, MFA.
     pub enricher: Enricher<'g, 'a, D>,
     /// Sign-in activity by user id, from a sweep, added to users that lack it.
-    pub sign_ins: Option<HashMap<String, Value>>,
-    /// Read the sign-in activity of each page's users that lack it, fifteen to a request
-    /// (incremental rounds: every event is a complete snapshot, MAPPING.md).
-    pub sign_ins_per_page: bool,
+    sign_ins: Option<HashMap<String, Value>>,
+    /// What pages the pipeline delivers now; moved by [`Pipeline::begin_changes`],
+    /// [`Pipeline::begin_walk`] and their ends, never flipped from outside.
+    mode: Mode,
     /// Graph refused sign-in activity in this run (licence or permission).
-    pub sign_in_refused: bool,
+    sign_in_refused: bool,
     /// A listing of sign-in activity looped or went past its page cap in this run: no other
     /// is started (the sweep included).
-    pub sign_in_broken: bool,
+    sign_in_broken: bool,
     /// What is remembered of users between full walks (groups, MFA names); None when the
     /// mode keeps no such memory.
-    pub facts: Option<Facts>,
-    /// The staged full walk whose facts each page of users is joined against (`staged.rs`);
-    /// None outside a walk's users phase.
-    pub stage: Option<staged::Stage>,
-    /// Ids of the users emitted while [`Pipeline::sign_ins_per_page`] is on (an incremental
-    /// round), so users whose relations changed are not emitted twice in one run.
-    pub emitted_ids: std::collections::HashSet<String>,
+    facts: Option<Facts>,
+    /// Ids of the users emitted in an incremental round, so users whose relations changed
+    /// are not emitted twice in one run.
+    emitted_ids: std::collections::HashSet<String>,
     /// Users whose events could not be delivered (too large, or refused by the host).
     undeliverable: u64,
     /// Users whose events list only the groups that fit.
@@ -181,6 +193,52 @@ const UNUSABLE_ID: &str = "whose id would change a request's path ('.' or '..')"
 const MAX_SKIP_WARNINGS: u64 = 10;
 
 impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
+    /// Starts an incremental round, with the facts of the last walk's generation.
+    pub fn begin_changes(&mut self, facts: Option<Facts>) {
+        self.mode = Mode::Changes;
+        self.facts = facts;
+    }
+
+    /// Ends the incremental round (the facts stay, for the rest of the run).
+    pub fn end_changes(&mut self) {
+        self.mode = Mode::Listing;
+    }
+
+    /// Starts a staged walk's users phase: pages are joined against `stage`, and what is
+    /// learned goes to the walk's new generation of facts.
+    pub fn begin_walk(&mut self, stage: staged::Stage) {
+        self.facts = Some(Facts::new(&stage.gen));
+        self.mode = Mode::Walk(stage);
+    }
+
+    /// The stage of the walk in progress.
+    pub fn walk_stage(&self) -> Option<&staged::Stage> {
+        match &self.mode {
+            Mode::Walk(stage) => Some(stage),
+            _ => None,
+        }
+    }
+
+    /// Ends the walk's users phase (its facts stay, for the rest of the run).
+    pub fn end_walk(&mut self) {
+        self.mode = Mode::Listing;
+    }
+
+    /// The remembered facts, when the run keeps them.
+    pub fn facts_mut(&mut self) -> Option<&mut Facts> {
+        self.facts.as_mut()
+    }
+
+    /// Ids of the users emitted in this run's incremental round.
+    pub fn emitted_ids(&self) -> &std::collections::HashSet<String> {
+        &self.emitted_ids
+    }
+
+    /// Whether a sign-in listing of this run looped or went past its cap (no other starts).
+    pub fn sign_in_broken(&self) -> bool {
+        self.sign_in_broken
+    }
+
     /// A pipeline for one run.
     pub fn new(graph: &'g GraphClient<'a, D>, config: &'g Config, version: &'g str) -> Self {
         Pipeline {
@@ -189,12 +247,11 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
             version,
             enricher: Enricher::new(graph),
             sign_ins: None,
-            sign_ins_per_page: false,
+            mode: Mode::Listing,
             sign_in_refused: false,
             sign_in_broken: false,
             emitted_ids: std::collections::HashSet::new(),
             facts: None,
-            stage: None,
             undeliverable: 0,
             truncated_users: 0,
             report: Report::default(),
@@ -333,7 +390,7 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
                 Entry::Removed { .. } => None,
             })
             .collect();
-        let page_sign_ins = if self.sign_ins_per_page
+        let page_sign_ins = if matches!(self.mode, Mode::Changes)
             && self.config.sign_in == SignIn::Auto
             && !self.sign_in_refused
         {
@@ -356,7 +413,11 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
         };
         let doors = self.graph.doors();
         let mut is_admin = HashMap::new();
-        let known: Vec<Option<Known>> = match (self.facts.as_mut(), &self.stage) {
+        let stage = match &self.mode {
+            Mode::Walk(stage) => Some(stage),
+            _ => None,
+        };
+        let known: Vec<Option<Known>> = match (self.facts.as_mut(), stage) {
             // A staged walk: the page's users joined against what the walk read.
             (Some(facts), Some(stage)) if !ids.is_empty() => {
                 let join = staged::join(stage, facts, doors, &ids)?;
@@ -381,10 +442,7 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
         }
         // What was read per user is remembered; in a staged walk only when the walk could
         // not stage it (its facts are already written).
-        let learn = self
-            .stage
-            .as_ref()
-            .is_none_or(|st| !st.groups_read || !st.registration_read);
+        let learn = stage.is_none_or(|st| !st.groups_read || !st.registration_read);
         if let Some(facts) = self.facts.as_mut() {
             for (n, (id, (e, _))) in ids.iter().zip(&enrichments).enumerate() {
                 let remembered = known.get(n).is_some_and(Option::is_some);
@@ -452,7 +510,7 @@ impl<'g, 'a, D: Doors> Pipeline<'g, 'a, D> {
                             }
                             events.push(mapped.json);
                             event_ids.push(id.clone());
-                            if self.sign_ins_per_page {
+                            if matches!(self.mode, Mode::Changes) {
                                 self.emitted_ids.insert(id.clone());
                             }
                             let created = user

@@ -90,12 +90,12 @@ use serde_json::Value;
 use super::delta::{Place, Round};
 use super::{trim_sign_in, Pipeline};
 use crate::config::SignIn;
-use crate::enrich::{is_not_licensed, methods_registered, refusal, Memberships, RoleIndex};
+use crate::enrich::{methods_registered, Memberships, RoleIndex};
 use crate::facts::{
     self, generation_prefix, group_key, id_hash, registration_key, sign_in_key, user_key,
     GroupName, Registered, UserFacts,
 };
-use crate::graph::{GraphError, GraphGet};
+use crate::graph::{is_not_licensed, refusal, GraphError, GraphGet};
 use crate::ocsf::{self, Mfa};
 use connector_sdk::doors::{Doors, KvWrite, Level, Progress};
 use connector_sdk::error::ConnectorError;
@@ -587,7 +587,7 @@ pub(super) fn prepare<D: Doors>(
     }
     p.graph
         .note_users(place.cursor.users_known.max(walk.users_listed));
-    p.stage = Some(Stage::of(&walk));
+    p.begin_walk(Stage::of(&walk));
     place.cursor.walk = Some(walk);
     Ok(())
 }

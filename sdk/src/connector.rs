@@ -90,6 +90,14 @@ pub trait Connector {
     fn run<D: Doors>(doors: &D, config: &Self::Config) -> Result<Report, ConnectorError>;
 }
 
+/// The value of `key` among a tenant's configuration pairs.
+pub fn value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
 /// `scheme://host[:port]` of an endpoint URL whose scheme the configuration checked: what
 /// comes before the first `/`, `?` or `#` after `://` (an egress plan's origin).
 pub fn origin_of(endpoint: &str) -> String {
@@ -103,6 +111,15 @@ pub fn origin_of(endpoint: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_is_found_by_its_key() {
+        let pairs = [
+            ("a".to_string(), "1".to_string()),
+            ("b".to_string(), "2".to_string()),
+        ];
+        assert_eq!((value(&pairs, "b"), value(&pairs, "c")), (Some("2"), None));
+    }
 
     #[test]
     fn an_origin_is_what_comes_before_the_path() {

@@ -30,6 +30,20 @@ impl HttpRequest {
             body: None,
         }
     }
+
+    /// A `POST` of an `application/x-www-form-urlencoded` body: the one place the host fills
+    /// a `{{secret:<name>}}` placeholder (the whole value of a field; WIT `http-fetch`).
+    pub fn post_form(url: impl Into<String>, body: &str) -> Self {
+        HttpRequest {
+            method: "POST".into(),
+            url: url.into(),
+            headers: vec![(
+                "content-type".into(),
+                "application/x-www-form-urlencoded".into(),
+            )],
+            body: Some(body.as_bytes().to_vec()),
+        }
+    }
 }
 
 /// One HTTP response (mirror of `http-fetch.response`).

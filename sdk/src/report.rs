@@ -28,8 +28,18 @@ pub struct Report {
 }
 
 impl Report {
+    /// Counts what [`crate::emit::emit_bounded`] did with a page: events accepted, items
+    /// skipped, each skipped one named in a warning.
+    pub fn emitted<D: Doors + ?Sized>(&mut self, doors: &D, out: crate::emit::Emitted) {
+        self.events_emitted += out.accepted;
+        self.items_skipped += out.skipped.len() as u64;
+        for (id, why) in out.skipped {
+            self.warn(doors, format!("item {id} was skipped: {why}"));
+        }
+    }
+
     /// Logs a warning and keeps it for the run report.
-    pub fn warn<D: Doors>(&mut self, doors: &D, msg: String) {
+    pub fn warn<D: Doors + ?Sized>(&mut self, doors: &D, msg: String) {
         doors.log(Level::Warn, &msg);
         self.warnings.push(msg);
     }
@@ -46,5 +56,13 @@ mod tests {
         let mut report = Report::default();
         report.warn(&doors, "page 3 was mended".into());
         assert_eq!(report.warnings, ["page 3 was mended"]);
+        let out = crate::emit::Emitted {
+            accepted: 7,
+            skipped: vec![("u9".into(), "too large".into())],
+            refused: 0,
+        };
+        report.emitted(&doors, out);
+        assert_eq!((report.events_emitted, report.items_skipped), (7, 1));
+        assert_eq!(report.warnings[1], "item u9 was skipped: too large");
     }
 }

@@ -22,10 +22,11 @@ mod testing;
 use connector_sdk::connector::{origin_of, ConfigError, Connector, Description, EgressPlan, Probe};
 use connector_sdk::{ConnectorError, Doors, Report};
 
-/// The connector's stable name, reported in `describe`.
+/// The connector's stable name, reported in `describe` and in every event's
+/// `metadata.loggers`.
 pub const NAME: &str = "entra-id-users";
 
-/// The connector's version, reported in `describe` and in `metadata.product.version`.
+/// The connector's version, reported in `describe` and in every event's `metadata.loggers`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The Entra ID connector, as the SDK runs it.

@@ -34,7 +34,8 @@ pub struct MapContext<'a> {
     pub tenant_uid: &'a str,
     /// When the collection happened, in milliseconds since the Unix epoch: the event `time`.
     pub collected_at_ms: i64,
-    /// The connector's own version, emitted as `metadata.product.version` when not blank.
+    /// The connector's own version, emitted in `metadata.loggers` (with the connector's name)
+    /// when not blank; `metadata.product` is Entra ID's, without a version.
     pub connector_version: &'a str,
 }
 

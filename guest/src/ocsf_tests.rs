@@ -213,7 +213,14 @@ fn metadata_version_product_and_tenant() {
     assert_eq!(event["metadata"]["version"], "1.8.0");
     assert_eq!(
         event["metadata"]["product"],
-        json!({"name": "Microsoft Entra ID", "vendor_name": "Microsoft", "version": "0.1.0"})
+        json!({"name": "Microsoft Entra ID", "vendor_name": "Microsoft"}),
+        "the source, with no version of the connector's"
+    );
+    assert_eq!(
+        event["metadata"]["loggers"],
+        json!([{"name": "entra-id-users", "version": "0.1.0",
+                "product": {"name": "entra-id-users", "version": "0.1.0"}}]),
+        "the connector is the logger between Entra ID and the destination"
     );
     assert_eq!(event["metadata"]["tenant_uid"], TENANT);
     let by_domain = MapContext {
@@ -233,7 +240,11 @@ fn blank_context_strings_are_omitted_not_emitted_empty() {
     };
     let event = map_with(&json!({"id": "u-1"}), &Enrichment::default(), &blank);
     assert!(!has_key(&event["metadata"], "tenant_uid"));
-    assert!(!has_key(&event["metadata"]["product"], "version"));
+    assert!(!has_key(&event["metadata"]["loggers"][0], "version"));
+    assert!(!has_key(
+        &event["metadata"]["loggers"][0]["product"],
+        "version"
+    ));
     assert_eq!(event["metadata"]["product"]["name"], "Microsoft Entra ID");
 }
 
@@ -1493,7 +1504,9 @@ fn a_deleted_user_carries_only_identity_deletion_time_and_reason() {
             "time": COLLECTED_AT,
             "metadata": {
                 "version": "1.8.0",
-                "product": {"name": "Microsoft Entra ID", "vendor_name": "Microsoft", "version": "0.1.0"},
+                "product": {"name": "Microsoft Entra ID", "vendor_name": "Microsoft"},
+                "loggers": [{"name": "entra-id-users", "version": "0.1.0",
+                             "product": {"name": "entra-id-users", "version": "0.1.0"}}],
                 "tenant_uid": TENANT,
                 "uid": uid
             },

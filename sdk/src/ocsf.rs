@@ -2,8 +2,15 @@
 //!
 //! Why it exists: an OCSF event is a class-specific body (`user`, `enrichments`, …) inside an
 //! envelope that is the same for every connector — class and category, activity, type,
-//! severity, `metadata` (schema version, the product the data comes from, the tenant, a
-//! stable `uid`), and `time`. [`Envelope::wrap`] builds it once, so each connector writes
+//! severity, `metadata` (schema version, the product the data comes from, the connector that
+//! collected it, the tenant, a stable `uid`), and `time`.
+//!
+//! `metadata.product` is the **source** (Microsoft Entra ID, with no version of ours: a
+//! consumer reads a product's version as the source's). The connector — the software between
+//! the source and the destination — is in `metadata.loggers`, OCSF's list of the loggers an
+//! event passed through: one [`logger`](https://schema.ocsf.io/1.8.0/objects/logger) with
+//! its `name` and `version`, and the same as its `product` (`name`, `version`), the fields the
+//! OCSF 1.8.0 `logger` and `product` objects define. [`Envelope::wrap`] builds it once, so each connector writes
 //! only its mapping. `metadata.uid` is a 128-bit FNV-1a hash of the event's content
 //! ([`content_uid`]): equal content, equal uid, so consumers can de-duplicate re-deliveries;
 //! `time` is left out of it.
@@ -57,9 +64,11 @@ pub struct Envelope<'a> {
     pub product_name: &'a str,
     /// `metadata.product.vendor_name` ("Microsoft").
     pub vendor_name: &'a str,
-    /// The connector's name (its `describe` name).
+    /// The connector's name (its `describe` name): `metadata.loggers[0].name` and
+    /// `.product.name`.
     pub connector_name: &'a str,
-    /// The connector's version; left out when blank.
+    /// The connector's version: `metadata.loggers[0].version` and `.product.version`; left
+    /// out when blank.
     pub connector_version: &'a str,
     /// `metadata.tenant_uid`; left out when blank.
     pub tenant_uid: &'a str,
@@ -82,11 +91,16 @@ impl Envelope<'_> {
         let mut product = Map::new();
         product.insert("name".into(), self.product_name.into());
         product.insert("vendor_name".into(), self.vendor_name.into());
+        let mut connector = Map::new();
+        connector.insert("name".into(), self.connector_name.into());
         if let Some(v) = non_blank(self.connector_version) {
-            product.insert("version".into(), v.into());
+            connector.insert("version".into(), v.into());
         }
+        let mut logger = connector.clone();
+        logger.insert("product".into(), Value::Object(connector));
         metadata.insert("version".into(), OCSF_VERSION.into());
         metadata.insert("product".into(), Value::Object(product));
+        metadata.insert("loggers".into(), Value::Array(vec![Value::Object(logger)]));
         if let Some(t) = non_blank(self.tenant_uid) {
             metadata.insert("tenant_uid".into(), t.into());
         }
@@ -334,7 +348,17 @@ mod tests {
         assert_eq!(event["severity_id"], 1);
         assert_eq!(event["time"], 1_700_000_000_000i64);
         assert_eq!(event["metadata"]["version"], OCSF_VERSION);
-        assert_eq!(event["metadata"]["product"]["name"], "Example Directory");
+        assert_eq!(
+            event["metadata"]["product"],
+            json!({"name": "Example Directory", "vendor_name": "Example"}),
+            "the source, without the connector's version"
+        );
+        assert_eq!(
+            event["metadata"]["loggers"],
+            json!([{"name": "example-users", "version": "1.2.3",
+                    "product": {"name": "example-users", "version": "1.2.3"}}]),
+            "the connector, as the logger between source and destination"
+        );
         assert_eq!(event["metadata"]["tenant_uid"], "acme");
         assert_eq!(event["user"]["name"], "ann");
         let uid = event["metadata"]["uid"].as_str().unwrap();
@@ -343,8 +367,13 @@ mod tests {
             "{uid}"
         );
         // Blank tenant: no tenant_uid rather than an empty one.
-        let blank = envelope("1.2.3", " ").wrap("u1", body("ann"), Map::new(), 0);
+        let blank = envelope("", " ").wrap("u1", body("ann"), Map::new(), 0);
         assert!(blank["metadata"].get("tenant_uid").is_none());
+        assert_eq!(
+            blank["metadata"]["loggers"],
+            json!([{"name": "example-users", "product": {"name": "example-users"}}]),
+            "a blank version is left out, not emitted empty"
+        );
     }
 
     #[test]

@@ -89,23 +89,6 @@ pub fn describe() -> Description {
     }
 }
 
-/// A proptest runner of `cases` cases from proptest's fixed seed, so that the counts a test
-/// asserts after its run are the same on every machine (no flakes); a failing case is shrunk
-/// and printed. No regression files: the seed already replays every case. Shared by the
-/// property tests of every module.
-#[cfg(test)]
-pub(crate) fn seeded_runner(cases: u32) -> proptest::test_runner::TestRunner {
-    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-    TestRunner::new_with_rng(
-        Config {
-            cases,
-            failure_persistence: None,
-            ..Config::default()
-        },
-        TestRng::deterministic_rng(RngAlgorithm::ChaCha),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

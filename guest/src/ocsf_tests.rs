@@ -3,7 +3,7 @@
 //! the way, and then for the values the row asks for.
 
 use super::*;
-use crate::seeded_runner;
+use connector_sdk::seeded_runner;
 use ocsf_check::{assert_valid, schema, violations};
 use proptest::prelude::*;
 use serde_json::json;

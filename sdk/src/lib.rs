@@ -57,9 +57,11 @@ pub mod time;
 pub mod wasm;
 
 /// A proptest runner of `cases` cases from proptest's fixed seed, so that every run checks
-/// the same cases (no flakes); a failing case is shrunk and printed.
-#[cfg(test)]
-pub(crate) fn seeded_runner(cases: u32) -> proptest::test_runner::TestRunner {
+/// the same cases and the counts a test asserts after its run are the same on every machine
+/// (no flakes); a failing case is shrunk and printed. No regression files: the seed already
+/// replays every case. For connectors' tests (feature `fake`) and the SDK's own.
+#[cfg(any(test, feature = "fake"))]
+pub fn seeded_runner(cases: u32) -> proptest::test_runner::TestRunner {
     use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
     TestRunner::new_with_rng(
         Config {

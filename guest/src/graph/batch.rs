@@ -13,32 +13,17 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::intake::{self, quote};
-use super::{first_line, status_error, GraphClient, GraphError, Outgoing, Page};
+use super::{first_line, status_error, GraphClient, GraphError, GraphGet, Outgoing};
 use connector_sdk::doors::{Doors, HttpResponse};
-use connector_sdk::paging;
 use connector_sdk::retry;
 
 /// Most requests Graph accepts in one batch.
 pub const MAX_PER_BATCH: usize = 20;
 
-/// One GET to send inside a batch: an absolute URL on the Graph host, and extra headers.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SubGet {
-    /// Absolute URL (`{graph_endpoint}/v1.0/...`), as built or as a next link arrived.
-    pub url: String,
-    /// Extra headers, e.g. `ConsistencyLevel: eventual`.
-    pub headers: Vec<(String, String)>,
-}
-
-impl SubGet {
-    /// A GET without extra headers.
-    pub fn new(url: impl Into<String>) -> Self {
-        SubGet {
-            url: url.into(),
-            headers: Vec::new(),
-        }
-    }
-}
+/// One GET to send inside a batch: an absolute URL on the Graph host
+/// (`{graph_endpoint}/v1.0/...`, as built or as a next link arrived), and extra headers —
+/// the same as a GET sent on its own.
+pub type SubGet = GraphGet;
 
 impl<D: Doors> GraphClient<'_, D> {
     /// The batch-relative form (`/users/...`) of an absolute v1.0 URL on the Graph host.
@@ -172,23 +157,9 @@ impl<D: Doors> GraphClient<'_, D> {
     }
 
     /// Collects every page of several collections through `$batch`: for each item, all
-    /// `value` items of all its pages, or the first error (`connector_sdk::paging`).
+    /// `value` items of all its pages, or the first error.
     pub fn batch_collect(&self, starts: Vec<SubGet>) -> Vec<Result<Vec<Value>, GraphError>> {
-        paging::collect_lists(
-            starts,
-            |g| g.url.as_str(),
-            |g, url| SubGet {
-                url,
-                headers: g.headers.clone(),
-            },
-            |gets| {
-                self.batch_get(gets)
-                    .into_iter()
-                    .map(|r| r.and_then(Page::parse).map(Page::listed))
-                    .collect()
-            },
-            |trail, items, link| self.follow(trail, items, link),
-        )
+        self.list_pages(starts, |gets| self.batch_get(gets))
     }
 }
 

@@ -844,8 +844,18 @@ impl<'a, D: Doors> GraphClient<'a, D> {
     }
 
     /// Collects every page of several collections at once: for each start request, all
-    /// `value` items of all its pages, or the first error (`connector_sdk::paging`).
+    /// `value` items of all its pages, or the first error.
     pub fn collect_lists(&self, starts: Vec<GraphGet>) -> Vec<Result<Vec<Value>, GraphError>> {
+        self.list_pages(starts, |gets| self.get_all(gets))
+    }
+
+    /// The SDK's paging loop (`connector_sdk::paging::collect_lists`) over `fetch` (plain
+    /// GETs or `$batch` items), with Graph's pages and link rules.
+    fn list_pages(
+        &self,
+        starts: Vec<GraphGet>,
+        fetch: impl Fn(&[GraphGet]) -> Vec<Result<Value, GraphError>>,
+    ) -> Vec<Result<Vec<Value>, GraphError>> {
         paging::collect_lists(
             starts,
             |g| g.url.as_str(),
@@ -854,7 +864,7 @@ impl<'a, D: Doors> GraphClient<'a, D> {
                 headers: g.headers.clone(),
             },
             |gets| {
-                self.get_all(gets)
+                fetch(gets)
                     .into_iter()
                     .map(|r| r.and_then(Page::parse).map(Page::listed))
                     .collect()

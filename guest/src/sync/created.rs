@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Entry, Pipeline, USER_SELECT};
+use super::pipeline::{Entry, Pipeline, USER_SELECT};
 use crate::config::{Config, SignIn, SyncMode};
 use crate::graph::{is_not_licensed, GraphClient, GraphGet};
 use connector_sdk::doors::{Doors, Level};

@@ -3,7 +3,7 @@
 //!
 //! Why it exists: the WIT imports are only callable inside a component. Everything a
 //! connector writes above this trait — its API client, its sync, its mapping — is written
-//! against `Doors`, so it compiles and is unit-tested natively with [`fake::FakeDoors`]
+//! against `Doors`, so it compiles and is unit-tested natively with `fake::FakeDoors`
 //! (feature `fake`, or the SDK's own tests), while the SDK's export glue (`wasm.rs`)
 //! implements it over the real imports.
 

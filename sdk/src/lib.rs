@@ -33,8 +33,9 @@
 //! | [`time`] | RFC 3339 and IMF-fixdate to integer milliseconds, strictly |
 //! | [`error`], [`report`] | the error categories the host understands, the run's counts and warnings |
 //!
-//! Test natively against [`doors::fake::FakeDoors`] (scripted HTTP, an in-memory checkpoint
-//! store, a clock that moves only when the code sleeps), then end to end in the real host
+//! Test natively against `doors::fake::FakeDoors` (feature `fake`: scripted HTTP, an
+//! in-memory checkpoint store, a clock that moves only when the code sleeps; and
+//! `seeded_runner` for property tests), then end to end in the real host
 //! against a server on 127.0.0.1: `examples/example-connector` and its test
 //! `tests/tests/example.rs` show the whole path in under 150 lines.
 

@@ -8,7 +8,7 @@
 //! last page, whatever the request type (a plain GET, an item of a batch request).
 //!
 //! Microsoft Graph, for one, returns a next link per page "until there are no more pages of
-//! results to retrieve" (https://learn.microsoft.com/graph/paging), each with the token of the
+//! results to retrieve" (<https://learn.microsoft.com/graph/paging>), each with the token of the
 //! next page and the next items: a link or a page of items seen twice is a loop.
 
 use serde_json::Value;

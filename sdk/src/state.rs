@@ -180,7 +180,7 @@ pub fn get_many<D: Doors + ?Sized>(
     Ok(out)
 }
 
-/// Writes blind puts and deletes in chunks of at most [`WRITE_CHUNK`] writes and
+/// Writes blind puts and deletes in chunks of at most 500 writes and
 /// [`MAX_KV_BATCH_BYTES`] bytes (each chunk atomic; the writes must be idempotent, so a crash
 /// between chunks leaves nothing a rerun does not repair).
 pub fn put_many<D: Doors + ?Sized>(doors: &D, writes: Vec<KvWrite>) -> Result<(), ConnectorError> {

@@ -1,6 +1,6 @@
 // Shared by the build scripts of `host/` and `tests/` (pulled in with `include!`): builds
 // workspace packages for `wasm32-wasip2` with a nested cargo, so every build and test runs
-// the current components.
+// the current components. Every component builds on `sdk/`, so it is watched too.
 //
 // The nested cargo gets its own target directory (no lock contention with the outer build)
 // and none of the outer build's flags or wrappers (they target the host, not wasm; clippy's
@@ -14,7 +14,7 @@ fn build_wasm_components(
     packages: &[&str],
     watched: &[&str],
 ) -> Vec<std::path::PathBuf> {
-    for w in watched.iter().chain(["wit", "Cargo.lock", "build-support"].iter()) {
+    for w in watched.iter().chain(["wit", "sdk", "Cargo.lock", "build-support"].iter()) {
         println!("cargo:rerun-if-changed={}", root.join(w).display());
     }
     let target_dir = root.join("target").join(target_subdir);

@@ -1,6 +1,7 @@
 //! Builds the test-only components for `wasm32-wasip2` and hands their paths to the tests:
 //! the hostile connector (`HOSTILE_CONNECTOR_WASM`, run by `tests/hostile.rs` against the
-//! real host) and the mapping benchmark (`MAPPING_BENCH_WASM`, `benches/mapping.rs`).
+//! real host), the mapping benchmark (`MAPPING_BENCH_WASM`, `benches/mapping.rs`) and the
+//! example connector on the SDK (`EXAMPLE_CONNECTOR_WASM`, `tests/example.rs`).
 
 include!("../build-support/wasm_build.rs");
 
@@ -14,12 +15,13 @@ fn main() {
     let wasm = build_wasm_components(
         root,
         "test-components-build",
-        &["hostile-connector", "mapping-bench"],
+        &["hostile-connector", "mapping-bench", "example-connector"],
         &[
             "tests/hostile",
             "tests/mapbench",
             "guest/src",
             "guest/Cargo.toml",
+            "examples/example-connector",
         ],
     );
     println!(
@@ -27,4 +29,8 @@ fn main() {
         wasm[0].display()
     );
     println!("cargo:rustc-env=MAPPING_BENCH_WASM={}", wasm[1].display());
+    println!(
+        "cargo:rustc-env=EXAMPLE_CONNECTOR_WASM={}",
+        wasm[2].display()
+    );
 }

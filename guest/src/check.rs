@@ -9,20 +9,13 @@
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::doors::Doors;
-use crate::error::ConnectorError;
 use crate::graph::{path_segment, GraphClient, GraphError, GraphGet};
+use connector_sdk::doors::Doors;
+use connector_sdk::error::ConnectorError;
 
-/// The outcome of one probe (mirror of `probe`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Probe {
-    /// What was probed: `<source> [<permission>; <licence>]`.
-    pub name: String,
-    /// Whether it worked (a licence gap is ok, with a `warning:` detail).
-    pub ok: bool,
-    /// One line: what was found or why it failed.
-    pub detail: String,
-}
+/// The outcome of one probe: `name` is `<source> [<permission>; <licence>]`; a licence gap
+/// is `ok`, with a `warning:` detail.
+pub use connector_sdk::connector::Probe;
 
 /// Application permissions the connector needs, in the order they are probed.
 pub const PERMISSIONS: &[&str] = &[

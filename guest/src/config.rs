@@ -104,9 +104,7 @@ pub struct Config {
     pub retry_budget: u64,
 }
 
-/// A configuration mistake, phrased for the operator.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ConfigError(pub String);
+pub use connector_sdk::connector::ConfigError;
 
 /// Every key the connector reads: (name, required, description).
 pub const KEYS: &[(&str, bool, &str)] = &[

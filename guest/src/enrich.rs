@@ -26,35 +26,11 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::Value;
 
-use crate::doors::{Doors, Level};
-use crate::graph::{path_segment, GraphClient, GraphError, GraphGet, SubGet, Trail};
+use crate::graph::{path_segment, refusal, GraphClient, GraphError, GraphGet, SubGet};
 use crate::ocsf::{Enrichment, GroupRef, Mfa};
-use crate::sync::Report;
-
-/// Whether `e` is Graph refusing an optional read for a missing licence or permission, and
-/// if so what to tell the operator. Codes: `Authentication_RequestFromNonPremiumTenantOrB2CTenant`
-/// (no Entra ID P1/P2), `Authentication_MSGraphPermissionMissing` (e.g. no `AuditLog.Read.All`
-/// for `signInActivity`), `Authorization_RequestDenied` (a permission not granted), and
-/// `AadPremiumLicenseRequired` (PIM without P2, seen as 400) — `docs/GRAPH.md`,
-/// "Listing users" and "Roles".
-pub fn refusal(e: &GraphError) -> Option<&'static str> {
-    match (e.status()?, e.code()) {
-        (403, "Authentication_RequestFromNonPremiumTenantOrB2CTenant") => {
-            Some("the tenant has no Entra ID P1/P2 licence")
-        }
-        (403, "Authentication_MSGraphPermissionMissing") => {
-            Some("the app lacks the permission Graph names")
-        }
-        (403, "Authorization_RequestDenied") => Some("the app lacks a permission"),
-        (400 | 403, "AadPremiumLicenseRequired") => Some("the tenant has no Entra ID P2 licence"),
-        _ => None,
-    }
-}
-
-/// Whether `e` is Graph refusing a premium-only or permission-gated read.
-pub fn is_not_licensed(e: &GraphError) -> bool {
-    refusal(e).is_some()
-}
+use connector_sdk::doors::{Doors, Level};
+use connector_sdk::paging::Trail;
+use connector_sdk::report::Report;
 
 /// Who holds which role, read from the role-management API.
 #[derive(Debug, Default)]
@@ -581,7 +557,7 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
             }
             match (page.next_link, page.delta_link) {
                 (Some(link), _) => {
-                    trail.step(self.graph, &page.items, &link)?;
+                    self.graph.follow(&mut trail, &page.items, &link)?;
                     next = Some(GraphGet::new(link));
                 }
                 (None, delta) => {
@@ -615,7 +591,7 @@ impl<'g, 'a, D: Doors> Enricher<'g, 'a, D> {
                 }
             }
             if let Some(link) = &page.next_link {
-                trail.step(self.graph, &page.items, link)?;
+                self.graph.follow(&mut trail, &page.items, link)?;
             }
             next = page.next_link.map(GraphGet::new);
         }
@@ -814,11 +790,12 @@ pub fn methods_registered(item: &Value) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::doors::fake::{batch_reply, json, FakeDoors};
-    use crate::doors::HttpResponse;
+    use crate::testing::batch_reply;
+    use connector_sdk::doors::fake::{json, FakeDoors};
+    use connector_sdk::doors::HttpResponse;
 
     fn config() -> Config {
-        crate::doors::fake::graph_test_config()
+        crate::testing::graph_test_config()
     }
 
     /// A tiny Graph: role definitions (built-in and custom), active assignments to a user at
@@ -861,7 +838,10 @@ mod tests {
         panic!("unexpected GET {path}");
     }
 
-    fn with_batches(r: &crate::doors::HttpRequest, eligibility: &HttpResponse) -> HttpResponse {
+    fn with_batches(
+        r: &connector_sdk::doors::HttpRequest,
+        eligibility: &HttpResponse,
+    ) -> HttpResponse {
         if !r.url.ends_with("/$batch") {
             return graph(&r.url, eligibility);
         }
@@ -924,7 +904,7 @@ mod tests {
     fn a_refused_role_group_leaves_direct_holders_admin_and_the_rest_unknown() {
         let none = json(200, &[], r##"{"value":[]}"##);
         let cfg = config();
-        let doors = FakeDoors::new(move |_, r: &crate::doors::HttpRequest| {
+        let doors = FakeDoors::new(move |_, r: &connector_sdk::doors::HttpRequest| {
             if !r.url.ends_with("/$batch") {
                 return graph(&r.url, &none);
             }
@@ -1003,7 +983,7 @@ mod tests {
     fn hostile_dot_ids_of_groups_and_users_never_reach_a_path() {
         // A role assignment to a "group" whose id is `..`: reading its members would ask
         // for `/groups/../members`, i.e. `/members`.
-        let doors = FakeDoors::new(|_, r: &crate::doors::HttpRequest| {
+        let doors = FakeDoors::new(|_, r: &connector_sdk::doors::HttpRequest| {
             if r.url.contains("/token") {
                 return json(200, &[], r##"{"access_token":"tok","expires_in":3599}"##);
             }

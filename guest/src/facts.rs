@@ -26,7 +26,7 @@
 //! - `facts/<gen>/g/<h>`: one group's id and display name ([`GroupName`]);
 //! - `facts/<gen>/admins/<n>`: the users holding a role, sharded (`admins.rs`).
 //!
-//! Values are postcard (a kept crate: compact, serde). A user's value is bounded: at most
+//! Values are postcard (a kept crate: compact, serde; `connector_sdk::state`). A user's value is bounded: at most
 //! [`MAX_USER_GROUPS`] groups are kept (the event lists at most what fits 1 MiB anyway), the
 //! rest counted. 64 bits of hash for an id: two users of a million-user tenant share a key with
 //! a probability of about 3 × 10⁻⁸; the value carries no id to check against (it would double
@@ -36,16 +36,15 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::doors::{Doors, KvWrite, MAX_KV_BATCH};
-use crate::error::ConnectorError;
-use crate::ocsf::{text_hash, GroupRef};
+use crate::ocsf::GroupRef;
+use connector_sdk::doors::{Doors, KvWrite, MAX_KV_BATCH};
+use connector_sdk::error::ConnectorError;
+use connector_sdk::ocsf::text_hash;
+use connector_sdk::state::{decode, encode, get_many, put_many};
 
 /// Most groups kept for one user (a user in more has the rest counted in
 /// [`UserFacts::groups_over`]): 20,000 hashes is ~200 KB, under the 1 MiB value budget.
 pub const MAX_USER_GROUPS: usize = 20_000;
-
-/// Most keys written in one `set-many` (values are small; a margin under the contract's 1,000).
-const WRITE_CHUNK: usize = 500;
 
 /// The 64-bit hash of an id that names its key (the FNV-1a 128 of `ocsf::text_hash`, folded).
 pub fn id_hash(id: &str) -> u64 {
@@ -148,57 +147,6 @@ pub struct GroupName {
     pub id: String,
     /// Display name, when Graph gave one.
     pub name: Option<String>,
-}
-
-/// Encodes a value (postcard).
-pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, ConnectorError> {
-    postcard::to_allocvec(value)
-        .map_err(|e| ConnectorError::Host(format!("encoding a checkpoint value: {e}")))
-}
-
-/// Decodes a value; None when it is not one (an older or damaged value: treated as absent).
-pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Option<T> {
-    postcard::from_bytes(bytes).ok()
-}
-
-/// Reads keys in chunks the contract allows; values in order.
-pub fn get_many<D: Doors>(
-    doors: &D,
-    keys: &[String],
-) -> Result<Vec<Option<Vec<u8>>>, ConnectorError> {
-    let mut out = Vec::with_capacity(keys.len());
-    for chunk in keys.chunks(MAX_KV_BATCH) {
-        let got = doors
-            .kv_get_many(chunk)
-            .map_err(|e| ConnectorError::Host(format!("reading checkpoint facts: {e}")))?;
-        out.extend(got.into_iter().map(|v| v.map(|(bytes, _)| bytes)));
-    }
-    Ok(out)
-}
-
-/// Writes blind puts and deletes in chunks (each chunk atomic; the writes are idempotent, so
-/// a crash between chunks leaves nothing a rerun does not repair).
-pub fn put_many<D: Doors>(doors: &D, writes: Vec<KvWrite>) -> Result<(), ConnectorError> {
-    for chunk in writes.chunks(WRITE_CHUNK) {
-        doors
-            .kv_set_many(chunk)
-            .map_err(|e| ConnectorError::Host(format!("writing checkpoint facts: {e}")))?;
-    }
-    Ok(())
-}
-
-/// Deletes every key under `prefix`, 10,000 a call.
-pub fn delete_all<D: Doors>(doors: &D, prefix: &str) -> Result<u64, ConnectorError> {
-    let mut deleted = 0u64;
-    loop {
-        let n = doors
-            .kv_delete_prefix(prefix, crate::doors::MAX_DELETE_PREFIX)
-            .map_err(|e| ConnectorError::Host(format!("deleting '{prefix}…': {e}")))?;
-        deleted += u64::from(n);
-        if n < crate::doors::MAX_DELETE_PREFIX {
-            return Ok(deleted);
-        }
-    }
 }
 
 /// A user's groups (sorted by id) and MFA names, as remembered.
@@ -461,7 +409,7 @@ impl Facts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::doors::fake::{json, FakeDoors};
+    use connector_sdk::doors::fake::{json, FakeDoors};
 
     fn group(id: &str, name: &str) -> GroupRef {
         GroupRef {
@@ -516,7 +464,10 @@ mod tests {
         assert_eq!(Facts::new("g1").lookup(&doors, &["u2"]).unwrap()[0], None);
         // Another generation sees nothing of this one.
         assert_eq!(Facts::new("g2").lookup(&doors, &["u1"]).unwrap()[0], None);
-        assert_eq!(delete_all(&doors, &generation_prefix("g1")).unwrap(), 4);
+        assert_eq!(
+            connector_sdk::state::delete_all(&doors, &generation_prefix("g1")).unwrap(),
+            4
+        );
         assert!(doors.kv.borrow().is_empty());
     }
 

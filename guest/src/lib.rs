@@ -5,50 +5,62 @@
 //! Where a Graph page becomes OCSF events: `sync/delta.rs` (or `sync/created.rs`) reads a
 //! page through `graph/`, `sync/mod.rs` enriches it (`enrich.rs`), maps each user with
 //! `ocsf.rs` (a pure function) and emits the events, and the mode's code moves the cursor.
-//! `wasm.rs` is only glue to the WIT bindings.
+//! The provider-neutral parts — doors, WIT glue, emit batching, the state cell, retries,
+//! paging, time, the OCSF envelope — are the `connector-sdk` crate's; [`EntraConnector`]
+//! is the SDK's `Connector` and `export_connector!` makes it the component.
 
 pub mod check;
 pub mod config;
-pub mod doors;
 pub mod enrich;
-pub mod error;
 pub mod facts;
 pub mod graph;
 pub mod ocsf;
 pub mod sync;
-pub mod time;
+#[cfg(test)]
+mod testing;
 
-#[cfg(all(target_arch = "wasm32", feature = "component"))]
-mod wasm;
+use connector_sdk::connector::{origin_of, ConfigError, Connector, Description, EgressPlan, Probe};
+use connector_sdk::{ConnectorError, Doors, Report};
 
-/// The connector's version, reported in `describe` and in `metadata.product.version`.
+/// The connector's stable name, reported in `describe` and in every event's
+/// `metadata.loggers`.
+pub const NAME: &str = "entra-id-users";
+
+/// The connector's version, reported in `describe` and in every event's `metadata.loggers`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// What `describe` returns, as plain data.
-pub struct Description {
-    /// Stable connector name.
-    pub name: &'static str,
-    /// Version.
-    pub version: &'static str,
-    /// Graph application permissions.
-    pub permissions: &'static [&'static str],
-    /// (key, required, description) of every config key.
-    pub config_keys: &'static [(&'static str, bool, &'static str)],
-    /// OCSF classes emitted.
-    pub event_classes: &'static [u32],
+/// The Entra ID connector, as the SDK runs it.
+pub struct EntraConnector;
+
+impl Connector for EntraConnector {
+    type Config = config::Config;
+
+    fn describe() -> Description {
+        describe()
+    }
+
+    fn parse(pairs: &[(String, String)]) -> Result<config::Config, ConfigError> {
+        config::Config::parse(pairs)
+    }
+
+    fn egress(config: &config::Config) -> EgressPlan {
+        egress(config)
+    }
+
+    fn check<D: Doors>(doors: &D, config: &config::Config) -> Result<Vec<Probe>, ConnectorError> {
+        check::check(doors, config)
+    }
+
+    fn run<D: Doors>(doors: &D, config: &config::Config) -> Result<Report, ConnectorError> {
+        sync::run(doors, config, VERSION)
+    }
 }
 
-/// Where a run with a configuration sends requests (the WIT `egress-plan`): the tenant's
-/// login and Graph origins, and the client secret to the login origin only.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EgressPlan {
-    /// Origins the connector calls.
-    pub origins: Vec<String>,
-    /// (secret name, origins it may be sent to).
-    pub secrets: Vec<(String, Vec<String>)>,
-}
+#[cfg(feature = "component")]
+connector_sdk::export_connector!(EntraConnector);
 
-/// The egress plan of `config` (no I/O).
+/// The egress plan of `config` (no I/O): the tenant's login and Graph origins, and the
+/// client secret to the login origin only.
 pub fn egress(config: &config::Config) -> EgressPlan {
     let login = origin_of(&config.login_endpoint);
     let graph = origin_of(&config.graph_endpoint);
@@ -62,42 +74,19 @@ pub fn egress(config: &config::Config) -> EgressPlan {
     }
 }
 
-/// `scheme://host[:port]` of an endpoint URL (the config checked its scheme): what comes
-/// before the first `/` after `://`.
-fn origin_of(endpoint: &str) -> String {
-    let after_scheme = endpoint.find("://").map_or(0, |i| i + 3);
-    match endpoint[after_scheme..].find(['/', '?', '#']) {
-        Some(end) => endpoint[..after_scheme + end].to_string(),
-        None => endpoint.to_string(),
-    }
-}
-
 /// Static facts about this connector.
 pub fn describe() -> Description {
     Description {
-        name: "entra-id-users",
+        name: NAME,
         version: VERSION,
         permissions: check::PERMISSIONS,
         config_keys: config::KEYS,
+        secrets: &[(
+            config::CLIENT_SECRET,
+            "Client secret of the app registration (held by the host, never by the connector).",
+        )],
         event_classes: &[5003],
     }
-}
-
-/// A proptest runner of `cases` cases from proptest's fixed seed, so that the counts a test
-/// asserts after its run are the same on every machine (no flakes); a failing case is shrunk
-/// and printed. No regression files: the seed already replays every case. Shared by the
-/// property tests of every module.
-#[cfg(test)]
-pub(crate) fn seeded_runner(cases: u32) -> proptest::test_runner::TestRunner {
-    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-    TestRunner::new_with_rng(
-        Config {
-            cases,
-            failure_persistence: None,
-            ..Config::default()
-        },
-        TestRng::deterministic_rng(RngAlgorithm::ChaCha),
-    )
 }
 
 #[cfg(test)]

@@ -19,13 +19,13 @@
 //! `fmt::Write` appends, each a `memory.copy` that wasmtime runs as a host call). README,
 //! "Figures", has the table.
 
-use crate::time::parse_graph_time_ms;
+use connector_sdk::ocsf::{Envelope, USER_INVENTORY_COLLECT};
+use connector_sdk::time::parse_rfc3339_ms;
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 use std::fmt;
 
-/// The OCSF schema version every event declares in `metadata.version`.
-pub const OCSF_VERSION: &str = "1.8.0";
+pub use connector_sdk::ocsf::OCSF_VERSION;
 
 /// Context of one collection.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -34,7 +34,8 @@ pub struct MapContext<'a> {
     pub tenant_uid: &'a str,
     /// When the collection happened, in milliseconds since the Unix epoch: the event `time`.
     pub collected_at_ms: i64,
-    /// The connector's own version, emitted as `metadata.product.version` when not blank.
+    /// The connector's own version, emitted in `metadata.loggers` (with the connector's name)
+    /// when not blank; `metadata.product` is Entra ID's, without a version.
     pub connector_version: &'a str,
 }
 
@@ -106,10 +107,8 @@ impl fmt::Display for MapError {
 
 impl std::error::Error for MapError {}
 
-const ACTIVITY_ID_COLLECT: i64 = 2;
-const CATEGORY_UID_DISCOVERY: i64 = 5;
-const CLASS_UID_USER_INVENTORY: i64 = 5003;
-const SEVERITY_ID_INFORMATIONAL: i64 = 1;
+/// The tag that starts every event's content hash (`metadata.uid`).
+const UID_TAG: &str = "ocsf-5003/v1";
 const PRODUCT_NAME: &str = "Microsoft Entra ID";
 const VENDOR_NAME: &str = "Microsoft";
 const ACCOUNT_TYPE_ID_AZURE_AD: i64 = 6;
@@ -543,48 +542,29 @@ pub fn vocabulary(mfa: &Mfa) -> Vec<String> {
     MfaFacts::from(mfa).methods
 }
 
-/// Wraps the user in the class 5003 envelope, then stamps `time` and `metadata.uid`.
-/// `metadata` holds what the event's metadata says beyond the envelope (a truncation).
+/// Wraps the user in the class 5003 envelope of the SDK (`connector_sdk::ocsf`), which
+/// stamps `time` and `metadata.uid`. `metadata` holds what the event's metadata says beyond
+/// the envelope (a truncation).
 fn event(
     user_id: &str,
     user: Map<String, Value>,
     enrichments: Vec<Value>,
     ctx: &MapContext,
-    mut metadata: Map<String, Value>,
+    metadata: Map<String, Value>,
 ) -> Value {
-    let mut product = Map::new();
-    put(&mut product, "name", Some(PRODUCT_NAME));
-    put(&mut product, "vendor_name", Some(VENDOR_NAME));
-    put(&mut product, "version", non_blank(ctx.connector_version));
-    put(&mut metadata, "version", Some(OCSF_VERSION));
-    metadata.insert("product".into(), Value::Object(product));
-    put(&mut metadata, "tenant_uid", non_blank(ctx.tenant_uid));
-
-    let mut event = Map::new();
-    event.insert("activity_id".into(), ACTIVITY_ID_COLLECT.into());
-    event.insert("activity_name".into(), "Collect".into());
-    event.insert("category_uid".into(), CATEGORY_UID_DISCOVERY.into());
-    event.insert("category_name".into(), "Discovery".into());
-    event.insert("class_uid".into(), CLASS_UID_USER_INVENTORY.into());
-    event.insert("class_name".into(), "User Inventory Info".into());
-    event.insert(
-        "type_uid".into(),
-        (CLASS_UID_USER_INVENTORY * 100 + ACTIVITY_ID_COLLECT).into(),
-    );
-    event.insert("type_name".into(), "User Inventory Info: Collect".into());
-    event.insert("severity_id".into(), SEVERITY_ID_INFORMATIONAL.into());
-    event.insert("severity".into(), "Informational".into());
-    event.insert("metadata".into(), Value::Object(metadata));
-    event.insert("user".into(), Value::Object(user));
-    event.insert("enrichments".into(), Value::Array(enrichments));
-
-    // Everything so far is content; `time` (and, for deletions, `deleted_time`) is not.
-    let uid = content_uid(ctx.tenant_uid, user_id, &event);
-    if let Some(metadata) = event.get_mut("metadata").and_then(Value::as_object_mut) {
-        metadata.insert("uid".into(), uid.into());
-    }
-    event.insert("time".into(), ctx.collected_at_ms.into());
-    Value::Object(event)
+    let envelope = Envelope {
+        class: &USER_INVENTORY_COLLECT,
+        product_name: PRODUCT_NAME,
+        vendor_name: VENDOR_NAME,
+        connector_name: crate::NAME,
+        connector_version: ctx.connector_version,
+        tenant_uid: ctx.tenant_uid,
+        uid_tag: UID_TAG,
+    };
+    let mut body = Map::new();
+    body.insert("user".into(), Value::Object(user));
+    body.insert("enrichments".into(), Value::Array(enrichments));
+    envelope.wrap(user_id, body, metadata, ctx.collected_at_ms)
 }
 
 /// The account enrichment that always comes first.
@@ -713,7 +693,7 @@ fn boolean(object: &Value, key: &str) -> Option<bool> {
 /// A Graph timestamp in ms: absent when missing, unparseable, "never" (year 0001) or implausible.
 fn graph_time(object: &Value, key: &str) -> Option<i64> {
     text(object, key)
-        .and_then(parse_graph_time_ms)
+        .and_then(parse_rfc3339_ms)
         .filter(|ms| PLAUSIBLE_MS.contains(ms))
 }
 
@@ -730,122 +710,6 @@ fn sorted_unique<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Vec<Strin
 fn put<T: Into<Value>>(object: &mut Map<String, Value>, key: &str, value: Option<T>) {
     if let Some(value) = value {
         object.insert(key.to_string(), value.into());
-    }
-}
-
-/// `metadata.uid`: 128-bit FNV-1a over tenant, user id and a canonical encoding of the event
-/// content (keys sorted explicitly, so the result does not depend on the map implementation).
-fn content_uid(tenant_uid: &str, user_id: &str, content: &Map<String, Value>) -> String {
-    let mut hash = Fnv1a128::new();
-    hash.text("ocsf-5003/v1");
-    hash.text(tenant_uid);
-    hash.text(user_id);
-    hash.object(content);
-    format!("{:032x}", hash.0)
-}
-
-/// FNV-1a, 128-bit (offset basis and prime from the FNV reference).
-struct Fnv1a128(u128);
-
-/// FNV-1a (128 bits) of a string: the content hash of `metadata.uid`, reused wherever the
-/// connector needs a stable spread of ids (checkpoint shards).
-pub(crate) fn text_hash(text: &str) -> u128 {
-    let mut hash = Fnv1a128::new();
-    hash.bytes(text.as_bytes());
-    hash.0
-}
-
-/// FNV-1a (128 bits) of a list of JSON values, in the canonical encoding of `metadata.uid`
-/// (object keys sorted): the content of a collection page, which a paging loop compares with
-/// the pages it already read (graph/mod.rs, `Trail`).
-pub(crate) fn values_hash(values: &[Value]) -> u128 {
-    let mut hash = Fnv1a128::new();
-    hash.bytes(b"[");
-    hash.length(values.len());
-    for value in values {
-        hash.value(value);
-    }
-    hash.0
-}
-
-impl Fnv1a128 {
-    const OFFSET_BASIS: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
-    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
-
-    fn new() -> Self {
-        Fnv1a128(Self::OFFSET_BASIS)
-    }
-
-    fn bytes(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = Self::times_prime(self.0 ^ u128::from(byte));
-        }
-    }
-
-    /// `x * PRIME` (mod 2^128) in 64-bit halves. WebAssembly has no 128-bit multiply: a
-    /// `u128` product is a call to compiler-rt's `__multi3` for every byte hashed, about a
-    /// third of the component's mapping time (`cargo bench -p e2e-tests --bench mapping`:
-    /// 4.03 s → 2.68 s for 50,000 events, README "Figures"). The prime is `2^88 + 0x13b`, so
-    /// the product is `x * 0x13b + (x << 88)`: four 64-bit multiplies, a shift and adds.
-    /// Equal to `wrapping_mul` for every `x` (tested against it).
-    #[inline(always)]
-    fn times_prime(x: u128) -> u128 {
-        const LOW: u64 = Fnv1a128::PRIME as u64;
-        const _: () = assert!(Fnv1a128::PRIME == (1 << 88) + LOW as u128);
-        let (hi, lo) = ((x >> 64) as u64, x as u64);
-        // The carry of lo * 0x13b into the high half, from 32-bit pieces (each < 2^41).
-        let carry = (((lo & 0xffff_ffff) * LOW) >> 32).wrapping_add((lo >> 32) * LOW) >> 32;
-        let new_lo = lo.wrapping_mul(LOW);
-        let new_hi = hi
-            .wrapping_mul(LOW)
-            .wrapping_add(carry)
-            .wrapping_add(lo << 24);
-        (u128::from(new_hi) << 64) | u128::from(new_lo)
-    }
-
-    fn length(&mut self, len: usize) {
-        self.bytes(&(len as u64).to_le_bytes());
-    }
-
-    /// Length-prefixed, so that no two sequences of strings encode alike.
-    fn text(&mut self, text: &str) {
-        self.length(text.len());
-        self.bytes(text.as_bytes());
-    }
-
-    fn object(&mut self, object: &Map<String, Value>) {
-        let mut entries: Vec<(&String, &Value)> = object.iter().collect();
-        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        self.bytes(b"{");
-        self.length(entries.len());
-        for (key, value) in entries {
-            self.text(key);
-            self.value(value);
-        }
-    }
-
-    fn value(&mut self, value: &Value) {
-        match value {
-            Value::Null => self.bytes(b"n"),
-            Value::Bool(true) => self.bytes(b"t"),
-            Value::Bool(false) => self.bytes(b"f"),
-            Value::Number(number) => {
-                self.bytes(b"#");
-                self.text(&number.to_string());
-            }
-            Value::String(text) => {
-                self.bytes(b"s");
-                self.text(text);
-            }
-            Value::Array(items) => {
-                self.bytes(b"[");
-                self.length(items.len());
-                for item in items {
-                    self.value(item);
-                }
-            }
-            Value::Object(object) => self.object(object),
-        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! the way, and then for the values the row asks for.
 
 use super::*;
-use crate::seeded_runner;
+use connector_sdk::seeded_runner;
 use ocsf_check::{assert_valid, schema, violations};
 use proptest::prelude::*;
 use serde_json::json;
@@ -213,7 +213,14 @@ fn metadata_version_product_and_tenant() {
     assert_eq!(event["metadata"]["version"], "1.8.0");
     assert_eq!(
         event["metadata"]["product"],
-        json!({"name": "Microsoft Entra ID", "vendor_name": "Microsoft", "version": "0.1.0"})
+        json!({"name": "Microsoft Entra ID", "vendor_name": "Microsoft"}),
+        "the source, with no version of the connector's"
+    );
+    assert_eq!(
+        event["metadata"]["loggers"],
+        json!([{"name": "entra-id-users", "version": "0.1.0",
+                "product": {"name": "entra-id-users", "version": "0.1.0"}}]),
+        "the connector is the logger between Entra ID and the destination"
     );
     assert_eq!(event["metadata"]["tenant_uid"], TENANT);
     let by_domain = MapContext {
@@ -233,24 +240,15 @@ fn blank_context_strings_are_omitted_not_emitted_empty() {
     };
     let event = map_with(&json!({"id": "u-1"}), &Enrichment::default(), &blank);
     assert!(!has_key(&event["metadata"], "tenant_uid"));
-    assert!(!has_key(&event["metadata"]["product"], "version"));
+    assert!(!has_key(&event["metadata"]["loggers"][0], "version"));
+    assert!(!has_key(
+        &event["metadata"]["loggers"][0]["product"],
+        "version"
+    ));
     assert_eq!(event["metadata"]["product"]["name"], "Microsoft Entra ID");
 }
 
 // ---------------------------------------------------------------- metadata.uid
-
-#[test]
-fn fnv1a_128_matches_reference_vectors() {
-    for (input, expected) in [
-        ("", "6c62272e07bb014262b821756295c58d"),
-        ("a", "d228cb696f1a8caf78912b704e4a8964"),
-        ("foobar", "343e1662793c64bf6f0d3597ba446f18"),
-    ] {
-        let mut hash = Fnv1a128::new();
-        hash.bytes(input.as_bytes());
-        assert_eq!(format!("{:032x}", hash.0), expected, "{input:?}");
-    }
-}
 
 #[test]
 fn metadata_uid_is_32_lower_hex() {
@@ -1506,7 +1504,9 @@ fn a_deleted_user_carries_only_identity_deletion_time_and_reason() {
             "time": COLLECTED_AT,
             "metadata": {
                 "version": "1.8.0",
-                "product": {"name": "Microsoft Entra ID", "vendor_name": "Microsoft", "version": "0.1.0"},
+                "product": {"name": "Microsoft Entra ID", "vendor_name": "Microsoft"},
+                "loggers": [{"name": "entra-id-users", "version": "0.1.0",
+                             "product": {"name": "entra-id-users", "version": "0.1.0"}}],
                 "tenant_uid": TENANT,
                 "uid": uid
             },
@@ -1689,30 +1689,6 @@ fn email_check_accepts_exactly_what_the_schema_pattern_accepts() {
         accepted > 1_000 && rejected > 1_000,
         "{accepted} / {rejected}"
     );
-}
-
-#[test]
-fn fnv_multiplication_in_halves_is_the_128_bit_product() {
-    for x in [
-        0,
-        1,
-        u128::MAX,
-        u128::from(u64::MAX),
-        1 << 64,
-        Fnv1a128::OFFSET_BASIS,
-    ] {
-        assert_eq!(
-            Fnv1a128::times_prime(x),
-            x.wrapping_mul(Fnv1a128::PRIME),
-            "{x:#x}"
-        );
-    }
-    seeded_runner(100_000)
-        .run(&proptest::prelude::any::<u128>(), |x| {
-            proptest::prop_assert_eq!(Fnv1a128::times_prime(x), x.wrapping_mul(Fnv1a128::PRIME));
-            Ok(())
-        })
-        .unwrap_or_else(|err| panic!("{err}"));
 }
 
 // ---------------------------------------------------------------- users in too many groups

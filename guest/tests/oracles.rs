@@ -27,14 +27,14 @@
 mod strategies;
 
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, SecondsFormat, Timelike, Utc};
+use connector_sdk::time::{format_rfc3339, parse_http_date_ms, parse_rfc3339_ms};
 use entra_connector::graph::path_segment;
-use entra_connector::time::{format_graph_time, parse_graph_time_ms, parse_http_date_ms};
 use proptest::prelude::*;
 use strategies::{near_timestamp, odd_char, odd_string};
 
-/// `0001-01-01T00:00:00Z`, the first instant `format_graph_time` renders.
+/// `0001-01-01T00:00:00Z`, the first instant `format_rfc3339` renders.
 const MIN_FORMAT_MS: i64 = -62_135_596_800_000;
-/// `0002-01-01T00:00:00Z`, the first instant `parse_graph_time_ms` accepts in UTC.
+/// `0002-01-01T00:00:00Z`, the first instant `parse_rfc3339_ms` accepts in UTC.
 const MIN_PARSE_MS: i64 = -62_104_060_800_000;
 /// `9999-12-31T23:59:59.999Z`, the last instant either renders or accepts.
 const MAX_MS: i64 = 253_402_300_799_999;
@@ -42,14 +42,14 @@ const MAX_MS: i64 = 253_402_300_799_999;
 const MIN_HTTP_MS: i64 = -62_167_219_200_000;
 /// An IMF-fixdate in chrono's `strftime` terms.
 const IMF_FIXDATE: &str = "%a, %d %b %Y %H:%M:%S GMT";
-/// Graph's `$filter` form, as `format_graph_time` writes it.
+/// Graph's `$filter` form, as `format_rfc3339` writes it.
 const GRAPH_FILTER_TIME: &str = "%Y-%m-%dT%H:%M:%SZ";
 
 fn utc(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).expect("the instant is in chrono's range")
 }
 
-/// What `parse_graph_time_ms` must answer, from chrono's strict RFC 3339 parser and the
+/// What `parse_rfc3339_ms` must answer, from chrono's strict RFC 3339 parser and the
 /// rules `time.rs` adds (module documentation).
 fn chrono_rfc3339(s: &str) -> Option<i64> {
     let dt = DateTime::parse_from_rfc3339(s).ok()?;
@@ -84,7 +84,7 @@ fn chrono_imf_fixdate(s: &str) -> Option<i64> {
 
 // ------------------------------------------------------------------ generators
 
-/// Any millisecond `format_graph_time` renders as it is, and now and then one outside.
+/// Any millisecond `format_rfc3339` renders as it is, and now and then one outside.
 fn instant() -> impl Strategy<Value = i64> {
     prop_oneof![
         8 => MIN_FORMAT_MS..=MAX_MS,
@@ -188,34 +188,34 @@ fn hostile_id() -> impl Strategy<Value = String> {
 // ------------------------------------------------------------------ properties
 
 proptest! {
-    /// `format_graph_time` writes what chrono writes, to the second, over every millisecond
+    /// `format_rfc3339` writes what chrono writes, to the second, over every millisecond
     /// of 0001-9999; outside that range it writes the nearest end (its documented clamp).
     #[test]
     fn formats_as_chrono_does(ms in instant()) {
         let expected = utc(ms.clamp(MIN_FORMAT_MS, MAX_MS)).format(GRAPH_FILTER_TIME).to_string();
-        prop_assert_eq!(format_graph_time(ms), expected);
+        prop_assert_eq!(format_rfc3339(ms), expected);
     }
 
-    /// Round trips through chrono: what `format_graph_time` writes chrono reads back as the
-    /// same second, and what chrono writes (any precision, any offset) `parse_graph_time_ms`
+    /// Round trips through chrono: what `format_rfc3339` writes chrono reads back as the
+    /// same second, and what chrono writes (any precision, any offset) `parse_rfc3339_ms`
     /// reads as chrono's instant, truncated to the millisecond — or refuses, exactly when
     /// the written year is 0001 or past 9999.
     #[test]
     fn rfc3339_round_trips_through_chrono(s in rfc3339_like(), ms in instant()) {
-        let written = format_graph_time(ms);
+        let written = format_rfc3339(ms);
         let back = DateTime::parse_from_rfc3339(&written).expect("chrono reads what we write");
         prop_assert_eq!(
             back.timestamp_millis(),
             ms.clamp(MIN_FORMAT_MS, MAX_MS).div_euclid(1000) * 1000
         );
-        prop_assert_eq!(parse_graph_time_ms(&s), chrono_rfc3339(&s), "{:?}", s);
+        prop_assert_eq!(parse_rfc3339_ms(&s), chrono_rfc3339(&s), "{:?}", s);
     }
 
-    /// Any string: `parse_graph_time_ms` accepts it exactly when chrono's RFC 3339 parser
+    /// Any string: `parse_rfc3339_ms` accepts it exactly when chrono's RFC 3339 parser
     /// does (under the rules in the module documentation), with the same instant.
     #[test]
     fn rfc3339_strings_are_read_as_chrono_reads_them(s in prop_oneof![rfc3339_like(), any::<String>()]) {
-        prop_assert_eq!(parse_graph_time_ms(&s), chrono_rfc3339(&s), "{:?}", s);
+        prop_assert_eq!(parse_rfc3339_ms(&s), chrono_rfc3339(&s), "{:?}", s);
     }
 
     /// Every second an IMF-fixdate can name (years 0000-9999), as chrono writes it, is read

@@ -28,12 +28,12 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::time::{Duration, UNIX_EPOCH};
 
-use entra_connector::config::Config;
-use entra_connector::doors::{
+use connector_sdk::doors::{
     Doors, EmitError, FetchError, HttpRequest, HttpResponse, KvError, Level,
 };
+use connector_sdk::time::{format_rfc3339, parse_rfc3339_ms};
+use entra_connector::config::Config;
 use entra_connector::graph::{GraphClient, GraphGet, Page, RetryPolicy, SubGet};
-use entra_connector::time::{format_graph_time, parse_graph_time_ms};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use strategies::{json_value, near_timestamp, odd_char, odd_string};
@@ -88,13 +88,13 @@ impl Doors for ScriptedGraph {
     fn kv_get_many(&self, keys: &[String]) -> Result<Vec<Option<(Vec<u8>, u64)>>, KvError> {
         Ok(vec![None; keys.len()])
     }
-    fn kv_set_many(&self, writes: &[entra_connector::doors::KvWrite]) -> Result<Vec<u64>, KvError> {
+    fn kv_set_many(&self, writes: &[connector_sdk::doors::KvWrite]) -> Result<Vec<u64>, KvError> {
         Ok(vec![1; writes.len()])
     }
     fn kv_delete_prefix(&self, _: &str, _: u32) -> Result<u32, KvError> {
         Ok(0)
     }
-    fn progress(&self, _: &entra_connector::doors::Progress) {}
+    fn progress(&self, _: &connector_sdk::doors::Progress) {}
     fn emit(&self, _: &[String]) -> Result<(), EmitError> {
         Ok(())
     }
@@ -507,16 +507,16 @@ proptest! {
     /// to the second.
     #[test]
     fn hostile_timestamps_parse_without_panicking(s in prop_oneof![near_timestamp(), odd_string()]) {
-        let first = parse_graph_time_ms("0002-01-01T00:00:00Z").unwrap();
-        let last = parse_graph_time_ms("9999-12-31T23:59:59.999Z").unwrap();
+        let first = parse_rfc3339_ms("0002-01-01T00:00:00Z").unwrap();
+        let last = parse_rfc3339_ms("9999-12-31T23:59:59.999Z").unwrap();
         const DAY_MS: i64 = 86_400_000;
-        if let Some(ms) = parse_graph_time_ms(&s) {
+        if let Some(ms) = parse_rfc3339_ms(&s) {
             prop_assert!((first - DAY_MS..=last + DAY_MS).contains(&ms), "{s:?} -> {ms}");
-            let formatted = format_graph_time(ms);
+            let formatted = format_rfc3339(ms);
             prop_assert_eq!(formatted.len(), 20);
             if (first..=last).contains(&ms) {
                 prop_assert_eq!(
-                    parse_graph_time_ms(&formatted),
+                    parse_rfc3339_ms(&formatted),
                     Some(ms.div_euclid(1000) * 1000),
                     "{:?} -> {} -> {}", s, ms, formatted
                 );
@@ -554,15 +554,15 @@ proptest! {
             0
         };
         let expected = (wall_secs as i64 - offset_min * 60) * 1000 + millis;
-        prop_assert_eq!(parse_graph_time_ms(&s), Some(expected), "{}", s);
+        prop_assert_eq!(parse_rfc3339_ms(&s), Some(expected), "{}", s);
     }
 
     /// Any i64 formats as a 20-character timestamp without panicking.
     #[test]
     fn any_millisecond_count_formats(ms in any::<i64>()) {
-        let s = format_graph_time(ms);
+        let s = format_rfc3339(ms);
         prop_assert_eq!(s.len(), 20);
-        prop_assert!(parse_graph_time_ms(&s).is_some() || s.starts_with("0001-"), "{}", s);
+        prop_assert!(parse_rfc3339_ms(&s).is_some() || s.starts_with("0001-"), "{}", s);
     }
 
     /// Whatever `Retry-After` a throttled answer carries, the client waits at most the

@@ -342,7 +342,7 @@ fn graph_now() -> (String, i64) {
         .as_millis() as i64
         / 1000
         * 1000;
-    (entra_connector::time::format_graph_time(ms), ms)
+    (connector_sdk::time::format_rfc3339(ms), ms)
 }
 
 /// The method vocabulary of MAPPING.md.

@@ -13,30 +13,17 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::intake::{self, quote};
-use super::{first_line, retry, status_error, GraphClient, GraphError, Outgoing, Page, Trail};
-use crate::doors::{Doors, HttpResponse};
+use super::{first_line, status_error, GraphClient, GraphError, GraphGet, Outgoing};
+use connector_sdk::doors::{Doors, HttpResponse};
+use connector_sdk::retry;
 
 /// Most requests Graph accepts in one batch.
 pub const MAX_PER_BATCH: usize = 20;
 
-/// One GET to send inside a batch: an absolute URL on the Graph host, and extra headers.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SubGet {
-    /// Absolute URL (`{graph_endpoint}/v1.0/...`), as built or as a next link arrived.
-    pub url: String,
-    /// Extra headers, e.g. `ConsistencyLevel: eventual`.
-    pub headers: Vec<(String, String)>,
-}
-
-impl SubGet {
-    /// A GET without extra headers.
-    pub fn new(url: impl Into<String>) -> Self {
-        SubGet {
-            url: url.into(),
-            headers: Vec::new(),
-        }
-    }
-}
+/// One GET to send inside a batch: an absolute URL on the Graph host
+/// (`{graph_endpoint}/v1.0/...`, as built or as a next link arrived), and extra headers —
+/// the same as a GET sent on its own.
+pub type SubGet = GraphGet;
 
 impl<D: Doors> GraphClient<'_, D> {
     /// The batch-relative form (`/users/...`) of an absolute v1.0 URL on the Graph host.
@@ -172,39 +159,7 @@ impl<D: Doors> GraphClient<'_, D> {
     /// Collects every page of several collections through `$batch`: for each item, all
     /// `value` items of all its pages, or the first error.
     pub fn batch_collect(&self, starts: Vec<SubGet>) -> Vec<Result<Vec<Value>, GraphError>> {
-        let mut items: Vec<Result<Vec<Value>, GraphError>> =
-            starts.iter().map(|_| Ok(Vec::new())).collect();
-        let mut trails: Vec<Trail> = starts.iter().map(|g| Trail::starting_at(&g.url)).collect();
-        let mut pending: Vec<(usize, SubGet)> = starts.into_iter().enumerate().collect();
-        while !pending.is_empty() {
-            let gets: Vec<SubGet> = pending.iter().map(|(_, g)| g.clone()).collect();
-            let results = self.batch_get(&gets);
-            let mut next = Vec::new();
-            for ((i, g), r) in pending.into_iter().zip(results) {
-                let page = r.and_then(Page::parse).and_then(|p| match &p.next_link {
-                    Some(link) => trails[i].step(self, &p.items, link).map(|()| p),
-                    None => Ok(p),
-                });
-                match (page, &mut items[i]) {
-                    (Ok(p), Ok(acc)) => {
-                        acc.extend(p.items);
-                        if let Some(url) = p.next_link {
-                            next.push((
-                                i,
-                                SubGet {
-                                    url,
-                                    headers: g.headers,
-                                },
-                            ));
-                        }
-                    }
-                    (Err(e), slot) => *slot = Err(e),
-                    (Ok(_), Err(_)) => {}
-                }
-            }
-            pending = next;
-        }
-        items
+        self.list_pages(starts, |gets| self.batch_get(gets))
     }
 }
 

@@ -12,7 +12,6 @@
 mod batch;
 mod encode;
 pub mod intake;
-mod retry;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -20,11 +19,14 @@ use std::collections::VecDeque;
 use serde_json::Value;
 
 use crate::config::{Config, CLIENT_SECRET};
-use crate::doors::{Doors, FetchError, HttpRequest, HttpResponse};
-use crate::error::ConnectorError;
 pub use batch::SubGet;
+use connector_sdk::doors::{Doors, FetchError, HttpRequest, HttpResponse};
+use connector_sdk::error::ConnectorError;
+pub(crate) use connector_sdk::paging::first_line;
+use connector_sdk::paging::{self, Listed, Trail};
+use connector_sdk::retry;
+pub use connector_sdk::retry::RetryPolicy;
 pub use encode::{is_usable_id, odata_string, path_segment};
-pub use retry::RetryPolicy;
 
 /// Why one Graph request failed after retries.
 #[derive(Clone, Debug, PartialEq)]
@@ -79,7 +81,7 @@ impl GraphError {
     pub fn into_connector(self, what: &str) -> ConnectorError {
         match self {
             GraphError::Auth(m) => ConnectorError::Auth(m),
-            GraphError::Fetch(e) => ConnectorError::from_fetch(what, &e),
+            GraphError::Fetch(e) => ConnectorError::from_fetch("Microsoft Graph", what, &e),
             GraphError::Malformed(m) => ConnectorError::Upstream(format!(
                 "{what}: unusable response ({m}); run again later"
             )),
@@ -112,6 +114,31 @@ impl std::fmt::Display for GraphError {
             GraphError::Auth(m) => write!(f, "{m}"),
         }
     }
+}
+
+/// Whether `e` is Graph refusing an optional read for a missing licence or permission, and
+/// if so what to tell the operator. Codes: `Authentication_RequestFromNonPremiumTenantOrB2CTenant`
+/// (no Entra ID P1/P2), `Authentication_MSGraphPermissionMissing` (e.g. no `AuditLog.Read.All`
+/// for `signInActivity`), `Authorization_RequestDenied` (a permission not granted), and
+/// `AadPremiumLicenseRequired` (PIM without P2, seen as 400) — `docs/GRAPH.md`,
+/// "Listing users" and "Roles".
+pub fn refusal(e: &GraphError) -> Option<&'static str> {
+    match (e.status()?, e.code()) {
+        (403, "Authentication_RequestFromNonPremiumTenantOrB2CTenant") => {
+            Some("the tenant has no Entra ID P1/P2 licence")
+        }
+        (403, "Authentication_MSGraphPermissionMissing") => {
+            Some("the app lacks the permission Graph names")
+        }
+        (403, "Authorization_RequestDenied") => Some("the app lacks a permission"),
+        (400 | 403, "AadPremiumLicenseRequired") => Some("the tenant has no Entra ID P2 licence"),
+        _ => None,
+    }
+}
+
+/// Whether `e` is Graph refusing a premium-only or permission-gated read.
+pub fn is_not_licensed(e: &GraphError) -> bool {
+    refusal(e).is_some()
 }
 
 /// One Graph GET: absolute URL plus extra headers (re-sent on every page).
@@ -299,7 +326,7 @@ impl<'a, D: Doors> GraphClient<'a, D> {
                     .map_or_else(|| "a record without an id".to_string(), intake::quote);
                 let named = format!("{record} ({})", intake::quote(path));
                 self.doors.log(
-                    crate::doors::Level::Warn,
+                    connector_sdk::doors::Level::Warn,
                     &format!(
                         "Graph sent {} malformed value(s) in {named}: replaced with U+FFFD (null for a number or nesting out of range); the rest of the record is kept",
                         m.values
@@ -466,7 +493,7 @@ impl<'a, D: Doors> GraphClient<'a, D> {
     }
 
     /// Writes a log line through the host.
-    pub fn log(&self, level: crate::doors::Level, message: &str) {
+    pub fn log(&self, level: connector_sdk::doors::Level, message: &str) {
         self.doors.log(level, message);
     }
 
@@ -512,7 +539,7 @@ impl<'a, D: Doors> GraphClient<'a, D> {
         if until > self.paused_until.get() {
             self.paused_until.set(until);
             self.doors.log(
-                crate::doors::Level::Info,
+                connector_sdk::doors::Level::Info,
                 &format!("Graph {why}: pausing this tenant's requests for {wait_ms} ms"),
             );
         }
@@ -540,7 +567,7 @@ impl<'a, D: Doors> GraphClient<'a, D> {
                 return Ok(t.value.clone());
             }
             self.doors.log(
-                crate::doors::Level::Info,
+                connector_sdk::doors::Level::Info,
                 "the access token expires within a minute: renewing it",
             );
         }
@@ -636,7 +663,7 @@ impl<'a, D: Doors> GraphClient<'a, D> {
         if self.token_generation.get() == generation {
             *self.token.borrow_mut() = None;
             self.doors.log(
-                crate::doors::Level::Info,
+                connector_sdk::doors::Level::Info,
                 "Graph answered 401: renewing the token",
             );
         }
@@ -806,42 +833,44 @@ impl<'a, D: Doors> GraphClient<'a, D> {
             .is_some_and(|rest| rest.starts_with('/'))
     }
 
+    /// Checks a page's next link before it is followed: Graph's link rules
+    /// ([`GraphClient::check_link`]), then the listing's trail (links and pages seen before,
+    /// its page cap: `connector_sdk::paging::Trail`). A loop is an error of its source.
+    pub fn follow(&self, trail: &mut Trail, items: &[Value], link: &str) -> Result<(), GraphError> {
+        self.check_link(link)?;
+        trail
+            .step(items, link)
+            .map_err(|e| GraphError::Malformed(e.to_string()))
+    }
+
     /// Collects every page of several collections at once: for each start request, all
     /// `value` items of all its pages, or the first error.
     pub fn collect_lists(&self, starts: Vec<GraphGet>) -> Vec<Result<Vec<Value>, GraphError>> {
-        let mut items: Vec<Result<Vec<Value>, GraphError>> =
-            starts.iter().map(|_| Ok(Vec::new())).collect();
-        let mut trails: Vec<Trail> = starts.iter().map(|g| Trail::starting_at(&g.url)).collect();
-        let mut pending: Vec<(usize, GraphGet)> = starts.into_iter().enumerate().collect();
-        while !pending.is_empty() {
-            let gets: Vec<GraphGet> = pending.iter().map(|(_, g)| g.clone()).collect();
-            let results = self.get_all(&gets);
-            let mut next = Vec::new();
-            for ((i, g), r) in pending.into_iter().zip(results) {
-                let page = r.and_then(Page::parse).and_then(|p| match &p.next_link {
-                    Some(link) => trails[i].step(self, &p.items, link).map(|()| p),
-                    None => Ok(p),
-                });
-                match (page, &mut items[i]) {
-                    (Ok(p), Ok(acc)) => {
-                        acc.extend(p.items);
-                        if let Some(url) = p.next_link {
-                            next.push((
-                                i,
-                                GraphGet {
-                                    url,
-                                    headers: g.headers,
-                                },
-                            ));
-                        }
-                    }
-                    (Err(e), slot) => *slot = Err(e),
-                    (Ok(_), Err(_)) => {}
-                }
-            }
-            pending = next;
-        }
-        items
+        self.list_pages(starts, |gets| self.get_all(gets))
+    }
+
+    /// The SDK's paging loop (`connector_sdk::paging::collect_lists`) over `fetch` (plain
+    /// GETs or `$batch` items), with Graph's pages and link rules.
+    fn list_pages(
+        &self,
+        starts: Vec<GraphGet>,
+        fetch: impl Fn(&[GraphGet]) -> Vec<Result<Value, GraphError>>,
+    ) -> Vec<Result<Vec<Value>, GraphError>> {
+        paging::collect_lists(
+            starts,
+            |g| g.url.as_str(),
+            |g, url| GraphGet {
+                url,
+                headers: g.headers.clone(),
+            },
+            |gets| {
+                fetch(gets)
+                    .into_iter()
+                    .map(|r| r.and_then(Page::parse).map(Page::listed))
+                    .collect()
+            },
+            |trail, items, link| self.follow(trail, items, link),
+        )
     }
 }
 
@@ -855,8 +884,9 @@ pub const MAX_LINK_BYTES: usize = 16 * 1024;
 /// 100 and 999 user objects respectively"), five times the million-user tenants this
 /// connector is built for. A listing past it is a broken or hostile server. (No directory
 /// quota is assumed: large tenants raise theirs, and the stored Microsoft docs do not state
-/// the default.)
-pub const MAX_LISTING_PAGES: u64 = 50_000;
+/// the default.) It is the SDK's default cap of a `Trail`.
+pub const MAX_LISTING_PAGES: u64 = connector_sdk::paging::DEFAULT_MAX_PAGES;
+const _: () = assert!(MAX_LISTING_PAGES == 50_000);
 
 /// The smallest page assumed of a listing with about one item per user: Graph's default
 /// page size of directory lists (see [`MAX_LISTING_PAGES`]); the registration report takes no
@@ -888,93 +918,6 @@ impl<D: Doors> GraphClient<'_, D> {
     }
 }
 
-/// What one listing has followed: its links, the content of its pages, and how many pages.
-///
-/// Graph returns a next link per page "until there are no more pages of results to retrieve"
-/// (https://learn.microsoft.com/graph/paging), each with the token of the next page and the
-/// next items, so a link followed before, or a page whose items repeat an earlier page's
-/// (compared by an FNV-1a hash of their canonical JSON, `ocsf::values_hash`), is a loop — a
-/// broken or hostile server — and so is a listing that goes on past what the tenant can hold
-/// (its page cap: [`MAX_LISTING_PAGES`], or [`GraphClient::per_user_pages`] for a listing
-/// with one item per user). Each stops the listing with an error of its source, which the
-/// caller degrades (a tenant-wide source falls back or is reported unavailable) instead of
-/// fetching until the run's time limit. Empty pages are not compared (Graph may send several
-/// on the way to a delta link); the page cap bounds them.
-#[derive(Debug)]
-pub struct Trail {
-    /// FNV-1a hashes of the links followed (`ocsf::text_hash`): 16 bytes a page, however long
-    /// the links, so the page cap bounds this memory too.
-    seen: std::collections::HashSet<u128>,
-    contents: std::collections::HashSet<u128>,
-    pages: u64,
-    max_pages: u64,
-}
-
-impl Default for Trail {
-    fn default() -> Self {
-        Trail {
-            seen: Default::default(),
-            contents: Default::default(),
-            pages: 0,
-            max_pages: MAX_LISTING_PAGES,
-        }
-    }
-}
-
-impl Trail {
-    /// A trail that starts at `url` (the listing's first request).
-    pub fn starting_at(url: &str) -> Trail {
-        let mut t = Trail::default();
-        t.seen.insert(crate::ocsf::text_hash(url));
-        t
-    }
-
-    /// The same trail with at most `max_pages` pages (at least one).
-    pub fn capped(mut self, max_pages: u64) -> Trail {
-        self.max_pages = max_pages.max(1);
-        self
-    }
-
-    /// Pages followed so far.
-    pub fn pages(&self) -> u64 {
-        self.pages
-    }
-
-    /// Checks a page that brought the next link `link` before the link is followed: the
-    /// link itself ([`GraphClient::check_link`]), that this listing has not followed it
-    /// already, that the page's `items` do not repeat an earlier page's, and that the
-    /// listing stays under its page cap.
-    pub fn step<D: Doors>(
-        &mut self,
-        graph: &GraphClient<'_, D>,
-        items: &[Value],
-        link: &str,
-    ) -> Result<(), GraphError> {
-        graph.check_link(link)?;
-        self.pages = self.pages.saturating_add(1);
-        if !self.seen.insert(crate::ocsf::text_hash(link)) {
-            return Err(GraphError::Malformed(format!(
-                "Graph sent a next link this listing already followed ({}): a loop, not followed again",
-                first_line(link)
-            )));
-        }
-        if !items.is_empty() && !self.contents.insert(crate::ocsf::values_hash(items)) {
-            return Err(GraphError::Malformed(format!(
-                "page {} of this listing repeats the items of an earlier page under a new next link ({}): a loop, not followed",
-                self.pages,
-                first_line(link)
-            )));
-        }
-        if self.pages >= self.max_pages {
-            return Err(GraphError::Malformed(format!(
-                "this listing goes on past {} pages, more than this tenant can hold (a broken or hostile server): not followed further",
-                self.max_pages
-            )));
-        }
-        Ok(())
-    }
-}
-
 /// One page of a Graph collection.
 #[derive(Debug, PartialEq)]
 pub struct Page {
@@ -987,6 +930,14 @@ pub struct Page {
 }
 
 impl Page {
+    /// The page as the SDK's paging loop reads it (the delta link is not a page's).
+    fn listed(self) -> Listed {
+        Listed {
+            items: self.items,
+            next_link: self.next_link,
+        }
+    }
+
     /// Splits a collection body. The envelope must be what Graph documents: an object with a
     /// `value` array, links that are strings when present, a count that is a whole number when
     /// present (https://learn.microsoft.com/graph/paging: the next page is "the URL value of
@@ -1065,20 +1016,11 @@ pub(crate) fn status_error(r: &HttpResponse) -> GraphError {
     }
 }
 
-pub(crate) fn first_line(s: &str) -> String {
-    let line = s.lines().next().unwrap_or("").trim();
-    let mut out: String = line.chars().take(300).collect();
-    if line.chars().count() > 300 {
-        out.push('…');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    use crate::doors::fake::{json, FakeDoors};
+    use connector_sdk::doors::fake::{json, FakeDoors};
 
     fn config(extra: &[(&str, &str)]) -> Config {
         let mut pairs = vec![
@@ -1544,7 +1486,7 @@ mod tests {
             let page = graph.page(GraphGet::new(next.take().unwrap())).unwrap();
             pages += 1;
             let link = page.next_link.unwrap();
-            if let Err(e) = trail.step(&graph, &page.items, &link) {
+            if let Err(e) = graph.follow(&mut trail, &page.items, &link) {
                 break e.to_string();
             }
             next = Some(link);
@@ -1564,12 +1506,16 @@ mod tests {
         let mut trail = Trail::default().capped(5);
         for n in 0..4 {
             let link = cfg.graph_url(&format!("/users/delta?$skiptoken=e{n}"));
-            trail
-                .step(&graph, &[], &link)
+            graph
+                .follow(&mut trail, &[], &link)
                 .expect("an empty page is no loop");
         }
-        let e = trail
-            .step(&graph, &[], &cfg.graph_url("/users/delta?$skiptoken=e9"))
+        let e = graph
+            .follow(
+                &mut trail,
+                &[],
+                &cfg.graph_url("/users/delta?$skiptoken=e9"),
+            )
             .expect_err("the cap still holds");
         assert!(e.to_string().contains("past 5 pages"), "{e}");
     }

@@ -12,21 +12,24 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Entry, Pipeline, Report, USER_SELECT};
+use super::pipeline::{Entry, Pipeline, USER_SELECT};
 use crate::config::{Config, SignIn, SyncMode};
-use crate::doors::{Doors, Level};
-use crate::enrich::is_not_licensed;
-use crate::error::ConnectorError;
-use crate::graph::{GraphClient, GraphGet, Trail};
+use crate::graph::{is_not_licensed, GraphClient, GraphGet};
+use connector_sdk::doors::{Doors, Level};
+use connector_sdk::error::ConnectorError;
+use connector_sdk::paging::Trail;
+use connector_sdk::report::Report;
+use connector_sdk::state::{Cell, Stored};
 
 /// Checkpoint key of the `created` cursor (the host namespaces it per tenant).
 pub const CURSOR_KEY: &str = "users/created-cursor";
 
+/// Format version of [`Cursor`] (the stamp of its state cell).
+const FORMAT: u32 = 1;
+
 /// The stored cursor.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Cursor {
-    /// Format version of this record.
-    pub format: u32,
     /// Newest `createdDateTime` delivered, ms since the epoch (second precision).
     pub watermark_ms: Option<i64>,
     /// Ids delivered whose `createdDateTime` falls in the watermark's second.
@@ -73,7 +76,18 @@ pub fn run<D: Doors>(
     version: &str,
 ) -> Result<Report, ConnectorError> {
     let doors = graph.doors();
-    let (stored, stored_version) = read_cursor(doors)?;
+    let (mut cell, stored) = Cell::read::<Cursor, _>(doors, CURSOR_KEY, FORMAT, "the cursor")?;
+    let stored = match stored {
+        Stored::Value(cursor) => Some(cursor),
+        Stored::Absent => None,
+        Stored::Unreadable => {
+            doors.log(
+                Level::Warn,
+                "the stored cursor is unreadable: this run is a full sync and replaces it",
+            );
+            None
+        }
+    };
     let incremental_from = match config.sync_mode {
         SyncMode::Created => stored
             .as_ref()
@@ -85,7 +99,6 @@ pub fn run<D: Doors>(
     p.report.full_sync = incremental_from.is_none();
 
     let mut cursor = incremental_from.clone().unwrap_or_default();
-    cursor.format = 1;
     if incremental_from.is_none() {
         // Every user: memberships, roles and MFA for the whole tenant, read once up front.
         p.enricher.load_tenant_wide(&mut p.report);
@@ -112,7 +125,7 @@ pub fn run<D: Doors>(
             }
         };
         let checked = match &page.next_link {
-            Some(link) => trail.step(graph, &page.items, link),
+            Some(link) => graph.follow(&mut trail, &page.items, link),
             None => Ok(()),
         };
         next = page.next_link.map(|url| GraphGet {
@@ -125,7 +138,7 @@ pub fn run<D: Doors>(
             let created = user
                 .get("createdDateTime")
                 .and_then(Value::as_str)
-                .and_then(crate::time::parse_graph_time_ms);
+                .and_then(connector_sdk::time::parse_rfc3339_ms);
             if let Some(prev) = &incremental_from {
                 if !id.is_empty() && prev.already_delivered(id, created) {
                     continue;
@@ -145,30 +158,9 @@ pub fn run<D: Doors>(
     p.finish();
     cursor.last_success_ms = doors.now_ms();
     if config.sync_mode == SyncMode::Created {
-        let bytes = serde_json::to_vec(&cursor)
-            .map_err(|e| ConnectorError::Host(format!("encoding the cursor: {e}")))?;
-        doors
-            .kv_set(CURSOR_KEY, &bytes, stored_version)
-            .map_err(|e| ConnectorError::Host(format!("committing the cursor: {e}")))?;
+        cell.write(doors, &cursor)?;
     }
     Ok(p.report)
-}
-
-fn read_cursor<D: Doors>(doors: &D) -> Result<(Option<Cursor>, Option<u64>), ConnectorError> {
-    match doors.kv_get(CURSOR_KEY) {
-        Ok(None) => Ok((None, None)),
-        Ok(Some((bytes, version))) => match serde_json::from_slice::<Cursor>(&bytes) {
-            Ok(c) if c.format == 1 => Ok((Some(c), Some(version))),
-            _ => {
-                doors.log(
-                    Level::Warn,
-                    "the stored cursor is unreadable: this run is a full sync and replaces it",
-                );
-                Ok((None, Some(version)))
-            }
-        },
-        Err(e) => Err(ConnectorError::Host(format!("reading the cursor: {e}"))),
-    }
 }
 
 fn users_request(config: &Config, from: Option<&Cursor>, sign_in: bool) -> GraphGet {
@@ -183,7 +175,7 @@ fn users_request(config: &Config, from: Option<&Cursor>, sign_in: bool) -> Graph
         Some(w) => {
             url.push_str(&format!(
                 "&$filter=createdDateTime%20ge%20{}&$orderby=createdDateTime&$count=true",
-                crate::time::format_graph_time(w)
+                connector_sdk::time::format_rfc3339(w)
             ));
             GraphGet::eventual(url)
         }

@@ -26,24 +26,19 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::staged::{self, Walk};
-use super::{users_by_id, Entry, Pipeline, Report, MAX_IN_FILTER, USER_SELECT};
+use super::cursor::{start_full, Place, Round, Sweep};
+use super::pipeline::{users_by_id, Entry, Pipeline, MAX_IN_FILTER, USER_SELECT};
+use super::staged;
 use crate::config::{Config, SignIn};
-use crate::doors::KvWrite;
-use crate::doors::{Doors, Level};
-use crate::enrich::{is_not_licensed, RoleIndex};
-use crate::error::ConnectorError;
+use crate::enrich::RoleIndex;
 use crate::facts::Facts;
-use crate::graph::{GraphClient, GraphError, GraphGet, Trail};
-
-/// Checkpoint key of the delta cursor (the host namespaces it per tenant).
-pub const DELTA_CURSOR_KEY: &str = "users/delta-cursor";
-
-/// Format version of [`DeltaCursor`].
-const FORMAT: u32 = 1;
+use crate::graph::{is_not_licensed, GraphClient, GraphError, GraphGet};
+use connector_sdk::doors::{Doors, Level};
+use connector_sdk::error::ConnectorError;
+use connector_sdk::paging::Trail;
+use connector_sdk::report::Report;
 
 /// Graph's sign-in data lags the sign-in; a sweep looks this far behind the previous one.
 const SIGN_IN_LAG_MS: i64 = 60 * 60 * 1000;
@@ -54,81 +49,6 @@ const HOUR_MS: i64 = 60 * 60 * 1000;
 const RESYNC_CODES: &[&str] = &["syncStateNotFound", "resyncRequired", "syncStateInvalid"];
 
 pub use staged::Admins;
-
-/// Which round the connector is in.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Round {
-    /// Walking every user.
-    #[default]
-    Full,
-    /// Following changes.
-    Changes,
-}
-
-/// A sign-in sweep in progress.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Sweep {
-    /// Next page to read (None: the first).
-    pub next: Option<String>,
-    /// Users who signed in after this time (ms) are emitted.
-    pub since_ms: i64,
-    /// When the sweep started (becomes `last_sweep_ms` when it ends).
-    pub started_ms: i64,
-}
-
-/// The stored place of the delta sync.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct DeltaCursor {
-    /// Format version of this record.
-    pub format: u32,
-    /// Current round.
-    pub round: Round,
-    /// Next URL to GET: a next link inside a round, or the delta link between rounds.
-    /// None in a full round means "start one".
-    pub link: Option<String>,
-    /// When the current full round started, ms.
-    pub round_started_ms: i64,
-    /// When the last completed full round started, ms (0: never).
-    pub last_full_ms: i64,
-    /// When the last completed sign-in sweep started, ms (0: never).
-    pub last_sweep_ms: i64,
-    /// A sign-in sweep in progress.
-    pub sweep: Option<Sweep>,
-    /// When the last successful run finished, ms.
-    pub last_success_ms: i64,
-    /// The `/groups/delta` link of the last full walk: membership changes since then, which
-    /// `users/delta` never reports.
-    #[serde(default)]
-    pub groups_link: Option<String>,
-    /// User properties Graph refused in a delta `$select` (dropped from later full rounds).
-    #[serde(default)]
-    pub dropped_properties: Vec<String>,
-    /// When this tenant's recent reports-class requests were sent (ms), per limit window:
-    /// Graph's windows span runs, so the next run paces from here.
-    #[serde(default)]
-    pub reports_sent: [Vec<i64>; 2],
-    /// The full walk in flight (`staged.rs`): its phase, the phase's next link, what it
-    /// staged. None between walks.
-    #[serde(default)]
-    pub walk: Option<Walk>,
-    /// The facts generation incremental runs read (`facts.rs`): the last finished walk's.
-    #[serde(default)]
-    pub facts_gen: Option<String>,
-    /// Shards of that generation's admins (users holding a role at the last run, compared
-    /// with a fresh read of the assignments to see whose roles changed).
-    #[serde(default)]
-    pub admin_shards: u32,
-    /// Checkpoint prefixes finished walks left to delete (old generations, records).
-    #[serde(default)]
-    pub cleanup: Vec<String>,
-    /// Users of the tenant as the last walk counted them (what bounds per-user listings).
-    #[serde(default)]
-    pub users_known: u64,
-    /// Graph refused `$top` on the registration report: it is no longer sent.
-    #[serde(default)]
-    pub registration_top_refused: bool,
-}
 
 /// How a walk of delta pages ended early.
 enum Stop {
@@ -143,132 +63,6 @@ enum Stop {
 impl From<ConnectorError> for Stop {
     fn from(e: ConnectorError) -> Self {
         Stop::Fail(e)
-    }
-}
-
-/// The cursor as stored and its version for compare-and-set.
-pub(super) struct Place<'g, 'a, D: Doors> {
-    graph: &'g GraphClient<'a, D>,
-    pub(super) cursor: DeltaCursor,
-    version: Option<u64>,
-}
-
-impl<'g, 'a, D: Doors> Place<'g, 'a, D> {
-    fn load(graph: &'g GraphClient<'a, D>) -> Result<Place<'g, 'a, D>, ConnectorError> {
-        let doors = graph.doors();
-        let place = match doors.kv_get(DELTA_CURSOR_KEY) {
-            Ok(None) => Place {
-                graph,
-                cursor: DeltaCursor::default(),
-                version: None,
-            },
-            Ok(Some((bytes, version))) => {
-                let cursor = match serde_json::from_slice::<DeltaCursor>(&bytes) {
-                    Ok(c) if c.format == FORMAT => c,
-                    _ => {
-                        doors.log(
-                            Level::Warn,
-                            "the stored delta cursor is unreadable: this run is a full sync and replaces it",
-                        );
-                        DeltaCursor::default()
-                    }
-                };
-                Place {
-                    graph,
-                    cursor,
-                    version: Some(version),
-                }
-            }
-            Err(e) => {
-                return Err(ConnectorError::Host(format!(
-                    "reading the delta cursor: {e}"
-                )))
-            }
-        };
-        graph.remember_reports(&place.cursor.reports_sent);
-        Ok(place)
-    }
-
-    /// Drops the stored links this configuration cannot follow — after `graph_endpoint`
-    /// changed, an emulator came back on another port, or a cursor written by an older
-    /// version that stored links unchecked — and starts a full round instead of failing every
-    /// run on them. Returns the warning to report, naming the link's origin.
-    fn drop_unusable_links(&mut self, now: i64) -> Option<String> {
-        let c = &self.cursor;
-        let stored = [
-            c.link.as_deref(),
-            c.groups_link.as_deref(),
-            c.sweep.as_ref().and_then(|s| s.next.as_deref()),
-            c.walk.as_ref().and_then(|w| w.groups_link.as_deref()),
-        ];
-        let walk_links = c
-            .walk
-            .iter()
-            .flat_map(|w| w.sources.iter().filter_map(|l| l.link.as_deref()));
-        let bad = stored
-            .into_iter()
-            .flatten()
-            .chain(walk_links)
-            .find_map(|l| self.graph.check_link(l).err())?;
-        let was_changes = c.round == Round::Changes;
-        start_full(&mut self.cursor, now);
-        self.cursor.groups_link = None;
-        self.cursor.sweep = None;
-        Some(format!(
-            "the stored cursor holds a link this configuration cannot follow ({bad}): walking every user again (a full sync){}",
-            if was_changes {
-                "; users deleted since the last run cannot be reported as deleted"
-            } else {
-                ""
-            }
-        ))
-    }
-
-    /// The doors.
-    pub(super) fn doors(&self) -> &'g D {
-        self.graph.doors()
-    }
-
-    /// Stores the cursor together with `writes`, atomically (one `set-many`); the host makes
-    /// every event emitted so far durable first.
-    pub(super) fn commit_with(&mut self, mut writes: Vec<KvWrite>) -> Result<(), ConnectorError> {
-        if writes.is_empty() {
-            return self.commit();
-        }
-        self.cursor.format = FORMAT;
-        self.cursor.reports_sent = self.graph.reports_history();
-        let bytes = serde_json::to_vec(&self.cursor)
-            .map_err(|e| ConnectorError::Host(format!("encoding the delta cursor: {e}")))?;
-        writes.push(KvWrite {
-            key: DELTA_CURSOR_KEY.to_string(),
-            value: Some(bytes),
-            expect: match self.version {
-                Some(v) => crate::doors::Expect::Version(v),
-                None => crate::doors::Expect::Absent,
-            },
-        });
-        let versions = self
-            .graph
-            .doors()
-            .kv_set_many(&writes)
-            .map_err(|e| ConnectorError::Host(format!("committing the delta cursor: {e}")))?;
-        self.version = versions.last().copied();
-        Ok(())
-    }
-
-    /// Stores the cursor; the host makes every event emitted so far durable first.
-    pub(super) fn commit(&mut self) -> Result<(), ConnectorError> {
-        self.cursor.format = FORMAT;
-        self.cursor.reports_sent = self.graph.reports_history();
-        let bytes = serde_json::to_vec(&self.cursor)
-            .map_err(|e| ConnectorError::Host(format!("encoding the delta cursor: {e}")))?;
-        let v = self
-            .graph
-            .doors()
-            .kv_set(DELTA_CURSOR_KEY, &bytes, self.version)
-            .map_err(|e| ConnectorError::Host(format!("committing the delta cursor: {e}")))?;
-        self.version = Some(v);
-        Ok(())
     }
 }
 
@@ -290,9 +84,8 @@ pub fn run<D: Doors>(
 
     // 1. Changes since the last run (also before a refresh, so removals are reported).
     if place.cursor.round == Round::Changes {
-        p.sign_ins_per_page = true;
         graph.note_users(place.cursor.users_known);
-        p.facts = place.cursor.facts_gen.as_deref().map(Facts::new);
+        p.begin_changes(place.cursor.facts_gen.as_deref().map(Facts::new));
         // Memberships first, so a user emitted from users/delta carries its current groups
         // (and one whose groups and properties both changed is emitted once, complete).
         let (member_users, groups_link, links) = membership_changes(&mut p, &mut place)?;
@@ -329,7 +122,7 @@ pub fn run<D: Doors>(
                 after,
             )?;
         }
-        p.sign_ins_per_page = false;
+        p.end_changes();
         let age = now - place.cursor.last_full_ms;
         if place.cursor.round == Round::Changes
             && config.refresh_hours > 0
@@ -360,8 +153,7 @@ pub fn run<D: Doors>(
         // The tenant-wide sources, staged page by page (resumed where a run stopped), then
         // the users, each page joined against what they taught.
         staged::prepare(&mut p, &mut place)?;
-        swept_in_full_round = p.stage.as_ref().is_some_and(|st| st.sign_ins_read);
-        p.facts = p.stage.as_ref().map(|st| Facts::new(&st.gen));
+        swept_in_full_round = p.walk_stage().is_some_and(|st| st.sign_ins_read);
         let mut restarted = false;
         loop {
             let start = place
@@ -407,7 +199,7 @@ pub fn run<D: Doors>(
             place.cursor.last_sweep_ms = place.cursor.round_started_ms;
             place.cursor.sweep = None;
         }
-        p.stage = None;
+        p.end_walk();
         p.enricher.clear_page();
         place.commit()?;
         staged::clean_up(&mut place)?;
@@ -416,7 +208,7 @@ pub fn run<D: Doors>(
     // 3. The sign-in sweep, on its own cadence.
     let sweep_due = place.cursor.sweep.is_some()
         || now - place.cursor.last_sweep_ms >= config.sign_in_sweep_hours as i64 * HOUR_MS;
-    if config.sign_in == SignIn::Auto && sweep_due && !swept_in_full_round && !p.sign_in_broken {
+    if config.sign_in == SignIn::Auto && sweep_due && !swept_in_full_round && !p.sign_in_broken() {
         sweep(&mut p, &mut place, now)?;
     }
 
@@ -424,21 +216,6 @@ pub fn run<D: Doors>(
     place.commit()?;
     p.finish();
     Ok(p.report)
-}
-
-fn start_full(cursor: &mut DeltaCursor, now: i64) {
-    cursor.round = Round::Full;
-    cursor.link = None;
-    cursor.round_started_ms = now;
-    // A walk in flight is abandoned: what it staged is deleted.
-    if let Some(walk) = cursor.walk.take() {
-        if cursor.facts_gen.as_deref() != Some(walk.gen.as_str()) {
-            cursor
-                .cleanup
-                .push(crate::facts::generation_prefix(&walk.gen));
-        }
-        cursor.cleanup.push(Walk::records_prefix(&walk.gen));
-    }
 }
 
 fn resync_warning<D: Doors>(p: &mut Pipeline<'_, '_, D>, config: &Config, why: &str) {
@@ -528,7 +305,7 @@ fn walk<D: Doors>(
         // next run can follow, and a bad one leaves the cursor at the last good page (the
         // page itself is delivered first).
         let checked = match (&page.next_link, &page.delta_link) {
-            (Some(next), _) => trail.step(p.graph, &page.items, next),
+            (Some(next), _) => p.graph.follow(&mut trail, &page.items, next),
             (None, Some(delta)) => p.graph.check_link(delta),
             (None, None) => Ok(()),
         };
@@ -552,7 +329,7 @@ fn walk<D: Doors>(
                 place.commit()?;
                 match &place.cursor.walk {
                     Some(w) => staged::report_progress(p, place, w),
-                    None => p.graph.doors().progress(&crate::doors::Progress {
+                    None => p.graph.doors().progress(&connector_sdk::doors::Progress {
                         phase: "changes".into(),
                         pages_done: page_no,
                         pages_expected: None,
@@ -707,7 +484,7 @@ fn relation_changes<D: Doors>(
             }
         }
     }
-    let already: BTreeSet<String> = p.emitted_ids.iter().cloned().collect();
+    let already: BTreeSet<String> = p.emitted_ids().iter().cloned().collect();
     let ids: Vec<String> = changed.difference(&already).cloned().collect();
     if !ids.is_empty() {
         p.graph.log(
@@ -749,8 +526,9 @@ fn membership_changes<D: Doors>(
     };
     match read_group_changes(p, link) {
         Ok((users, next, links)) => {
-            if let Some(facts) = p.facts.as_mut() {
-                facts.apply_memberships(p.graph.doors(), &links)?;
+            let doors = p.graph.doors();
+            if let Some(facts) = p.facts_mut() {
+                facts.apply_memberships(doors, &links)?;
             }
             p.save_facts()?;
             Ok((users, next, links))
@@ -813,7 +591,7 @@ fn read_group_changes<D: Doors>(
         }
         match (page.next_link, page.delta_link) {
             (Some(n), _) => {
-                trail.step(p.graph, &page.items, &n)?;
+                p.graph.follow(&mut trail, &page.items, &n)?;
                 next = Some(n);
             }
             (None, Some(d)) => {
@@ -882,7 +660,7 @@ fn sweep<D: Doors>(
             Err(e) => return Err(e.into_connector("sweeping sign-in activity")),
         };
         let checked = match &page.next_link {
-            Some(link) => trail.step(p.graph, &page.items, link),
+            Some(link) => p.graph.follow(&mut trail, &page.items, link),
             None => Ok(()),
         };
         let entries = page
@@ -916,18 +694,20 @@ fn last_sign_in_ms(user: &Value) -> Option<i64> {
     user.get("signInActivity")?
         .get("lastSignInDateTime")?
         .as_str()
-        .and_then(crate::time::parse_graph_time_ms)
+        .and_then(connector_sdk::time::parse_rfc3339_ms)
         .filter(|t| *t > 0)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::cursor::{DeltaCursor, DELTA_CURSOR_KEY, FORMAT};
+    use super::super::walk::Walk;
     use super::*;
+    use connector_sdk::state::{Cell, Stored};
 
     #[test]
     fn cursor_round_trips_and_resync_codes_are_recognised() {
         let c = DeltaCursor {
-            format: FORMAT,
             round: Round::Changes,
             link: Some("https://graph/v1.0/users/delta?$deltatoken=x".into()),
             round_started_ms: 1,
@@ -949,9 +729,19 @@ mod tests {
             users_known: 7,
             registration_top_refused: true,
         };
-        let bytes = serde_json::to_vec(&c).unwrap();
-        assert!(String::from_utf8_lossy(&bytes).contains("\"round\":\"changes\""));
-        assert_eq!(serde_json::from_slice::<DeltaCursor>(&bytes).unwrap(), c);
+        let doors = connector_sdk::doors::fake::FakeDoors::new(|_, _| unreachable!());
+        let (mut cell, _) =
+            Cell::read::<DeltaCursor, _>(&doors, DELTA_CURSOR_KEY, FORMAT, "the delta cursor")
+                .unwrap();
+        cell.write(&doors, &c).unwrap();
+        let bytes = doors.kv.borrow()[DELTA_CURSOR_KEY].0.clone();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            text.starts_with("{\"format\":1,\"round\":\"changes\""),
+            "{text}"
+        );
+        let read = Cell::read(&doors, DELTA_CURSOR_KEY, FORMAT, "the delta cursor").unwrap();
+        assert_eq!(read.1, Stored::Value(c));
         let gone = GraphError::Status {
             status: 410,
             code: "".into(),
@@ -968,6 +758,25 @@ mod tests {
             message: "".into(),
         };
         assert!(is_resync(&gone) && is_resync(&resync) && !is_resync(&other));
+    }
+
+    #[test]
+    fn a_cursor_stored_before_the_sdk_still_reads() {
+        // A cursor as version 0.1.0 stored it (the `format` field was the struct's own).
+        let old = br#"{"format":1,"round":"changes","link":"https://graph.microsoft.com/v1.0/users/delta?$deltatoken=x","round_started_ms":1,"last_full_ms":1,"last_sweep_ms":0,"sweep":null,"last_success_ms":4}"#;
+        let doors = connector_sdk::doors::fake::FakeDoors::new(|_, _| unreachable!());
+        doors.kv_set(DELTA_CURSOR_KEY, old, None).unwrap();
+        let (cell, stored) =
+            Cell::read::<DeltaCursor, _>(&doors, DELTA_CURSOR_KEY, FORMAT, "the delta cursor")
+                .unwrap();
+        let Stored::Value(c) = stored else {
+            panic!("an old cursor is readable: {stored:?}")
+        };
+        assert_eq!(
+            (c.round, c.last_success_ms, cell.version()),
+            (Round::Changes, 4, Some(1))
+        );
+        assert!(c.link.is_some_and(|l| l.ends_with("$deltatoken=x")));
     }
 
     #[test]

@@ -87,18 +87,22 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::delta::{Place, Round};
-use super::{trim_sign_in, Pipeline};
+use super::cursor::{DeltaCursor, Place, Round};
+use super::pipeline::{trim_sign_in, Pipeline};
+use super::stage::Stage;
+use super::walk::{Listing, Phase, Scatter, Source, Walk, LAYOUT};
 use crate::config::SignIn;
-use crate::doors::{Doors, KvWrite, Level, Progress};
-use crate::enrich::{is_not_licensed, methods_registered, refusal, Memberships, RoleIndex};
-use crate::error::ConnectorError;
+use crate::enrich::{methods_registered, RoleIndex};
 use crate::facts::{
-    self, decode, encode, generation_prefix, group_key, id_hash, registration_key, sign_in_key,
-    user_key, GroupName, Registered, UserFacts,
+    self, generation_prefix, group_key, id_hash, registration_key, sign_in_key, user_key,
+    GroupName, Registered, UserFacts,
 };
-use crate::graph::{GraphError, GraphGet, Trail};
+use crate::graph::{is_not_licensed, refusal, GraphError, GraphGet};
 use crate::ocsf::{self, Mfa};
+use connector_sdk::doors::{Doors, KvWrite, Level, Progress};
+use connector_sdk::error::ConnectorError;
+use connector_sdk::paging::Trail;
+use connector_sdk::state::{self, decode, encode};
 
 /// Most bytes of membership records one build pass reads. A record holds a membership in ~9.5
 /// bytes (a group's hash once, a member's hash each); a pass holds its rows at 16 bytes each,
@@ -139,226 +143,6 @@ const REGISTRATION_TOP: u32 = 999;
 /// minute; the reports 5 per 10 s), for the progress estimate.
 const SIGN_IN_PAGE_MS: u64 = 6_000;
 const REPORT_PAGE_MS: u64 = 2_000;
-
-/// The tenant-wide sources of a full walk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Source {
-    /// Sign-in data.
-    SignIns,
-    /// Group memberships.
-    Groups,
-    /// Role assignments.
-    Roles,
-    /// The registration report.
-    Registration,
-}
-
-impl Source {
-    /// The name an operator sees (`log.progress`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Source::SignIns => "sign-in data",
-            Source::Groups => "groups",
-            Source::Roles => "roles",
-            Source::Registration => "registration report",
-        }
-    }
-
-    fn index(self) -> usize {
-        match self {
-            Source::SignIns => 0,
-            Source::Groups => 1,
-            Source::Roles => 2,
-            Source::Registration => 3,
-        }
-    }
-
-    fn record(self) -> &'static str {
-        match self {
-            Source::SignIns => "s",
-            Source::Groups => "g",
-            Source::Roles => "r",
-            Source::Registration => "m",
-        }
-    }
-}
-
-/// Where a full walk is.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Phase {
-    /// Reading the tenant-wide sources, interleaved.
-    #[default]
-    Sources,
-    /// Joining the records into per-user facts.
-    Build,
-    /// The users themselves.
-    Users,
-}
-
-/// One listing of a walk: where it is.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Listing {
-    /// The next link (None: the first page, or done).
-    pub link: Option<String>,
-    /// Pages done, all runs of the walk together.
-    pub pages: u64,
-    /// Items done.
-    pub items: u64,
-    /// Records written.
-    pub records: u64,
-    /// The listing is finished (read whole, or given up).
-    pub done: bool,
-    /// It was read whole: its records are complete.
-    pub read: bool,
-}
-
-/// The state of a full walk, kept in the delta cursor.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Walk {
-    /// The generation this walk writes (facts and records).
-    pub gen: String,
-    /// The phase in flight.
-    pub phase: Phase,
-    /// The sources, by [`Source::index`].
-    pub sources: [Listing; 4],
-    /// The users listing (its next link is the cursor's `link`).
-    pub users: Listing,
-    /// Bytes of records written.
-    pub record_bytes: u64,
-    /// Users the sign-in data or the report listed (what bounds per-user listings).
-    pub users_listed: u64,
-    /// Eligible assignments were read.
-    pub eligible_read: bool,
-    /// A role-assignable group's members were refused: active roles are partial.
-    #[serde(default)]
-    pub roles_partial: bool,
-    /// The same for eligible roles.
-    #[serde(default)]
-    pub eligible_partial: bool,
-    /// Groups that hold a role.
-    pub role_groups: Vec<String>,
-    /// Admins shards written.
-    pub admin_shards: u32,
-    /// The groups delta link the groups listing ended with.
-    pub groups_link: Option<String>,
-    /// Build passes in all.
-    pub passes: u32,
-    /// Build passes done.
-    pub passes_done: u32,
-    /// Users delivered in this walk.
-    pub users_delivered: u64,
-    /// Optional data found unavailable in an earlier run of this walk.
-    pub unavailable: Vec<String>,
-    /// The source whose page was committed last (what progress names).
-    #[serde(default)]
-    pub last: Option<Source>,
-    /// Where the build's scatter is.
-    #[serde(default)]
-    pub scatter: Scatter,
-    /// The layout of the walk's keys ([`LAYOUT`]); a walk of another layout is started again.
-    #[serde(default)]
-    pub layout: u32,
-}
-
-/// The layout of the walk's keys: 2 writes sign-in data and the report as facts keys and
-/// stages only memberships (1 staged every source).
-pub const LAYOUT: u32 = 2;
-
-/// Where the build's scatter is: fixed size but for one count per pass.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Scatter {
-    /// The next membership record to scatter.
-    pub next: u64,
-    /// Chunks written per bucket (pass).
-    pub chunks: Vec<u32>,
-    /// Every record was scattered.
-    pub done: bool,
-}
-
-impl Walk {
-    /// A fresh walk writing generation `gen`.
-    pub fn new(gen: String) -> Walk {
-        Walk {
-            gen,
-            layout: LAYOUT,
-            ..Walk::default()
-        }
-    }
-
-    fn record_key(&self, source: Source, n: u64) -> String {
-        format!("walk/{}/{}/{n:08}", self.gen, source.record())
-    }
-
-    /// The prefix of this walk's records.
-    pub fn records_prefix(gen: &str) -> String {
-        format!("walk/{gen}/")
-    }
-
-    /// A source's listing.
-    pub fn source(&self, s: Source) -> &Listing {
-        &self.sources[s.index()]
-    }
-
-    fn source_mut(&mut self, s: Source) -> &mut Listing {
-        &mut self.sources[s.index()]
-    }
-
-    /// Whether a source was read whole.
-    pub fn read(&self, s: Source) -> bool {
-        self.source(s).read
-    }
-
-    /// Ends a source: read whole (`read`), or given up.
-    fn end(&mut self, s: Source, read: bool) {
-        let l = self.source_mut(s);
-        l.link = None;
-        l.done = true;
-        l.read = read;
-    }
-
-    /// Writes one record of `source` (when it has rows) into `writes`.
-    fn record<T: Serialize>(
-        &mut self,
-        source: Source,
-        rows: &[T],
-        writes: &mut Vec<KvWrite>,
-    ) -> Result<(), ConnectorError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let bytes = encode(&rows)?;
-        self.record_bytes = self.record_bytes.saturating_add(bytes.len() as u64);
-        let n = self.source(source).records;
-        writes.push(KvWrite::put(self.record_key(source, n), bytes));
-        self.source_mut(source).records += 1;
-        Ok(())
-    }
-
-    /// Counts a page of a listing with one item per user (sign-in data, the report) that
-    /// brought `next`; returns whether the listing is finished (read whole).
-    fn per_user_page(&mut self, source: Source, items: usize, next: Option<String>) -> bool {
-        let n = items as u64;
-        self.users_listed = self
-            .users_listed
-            .max(self.source(source).items.saturating_add(n));
-        let l = self.source_mut(source);
-        l.items = l.items.saturating_add(n);
-        l.pages += 1;
-        l.link = next;
-        let done = l.link.is_none();
-        if done {
-            self.end(source, true);
-        }
-        done
-    }
-
-    fn unavailable(&mut self, what: &str) {
-        if !self.unavailable.iter().any(|u| u == what) {
-            self.unavailable.push(what.to_string());
-        }
-    }
-}
 
 /// The generation name of a walk started at `now_ms`: base 36, short and ordered.
 pub fn generation(now_ms: i64) -> String {
@@ -492,7 +276,7 @@ pub fn load_role_groups<D: Doors>(
     doors: &D,
     gen: &str,
 ) -> Result<Option<RoleGroups>, ConnectorError> {
-    let value = facts::get_many(doors, &[role_groups_key(gen)])?;
+    let value = state::get_many(doors, &[role_groups_key(gen)])?;
     Ok(value
         .into_iter()
         .next()
@@ -508,7 +292,7 @@ pub fn load_admins<D: Doors>(
 ) -> Result<Option<Admins>, ConnectorError> {
     let keys: Vec<String> = (0..shards).map(|n| admin_key(gen, n)).collect();
     let mut out = Admins::new();
-    for value in facts::get_many(doors, &keys)? {
+    for value in state::get_many(doors, &keys)? {
         let Some(shard) = value.as_deref().and_then(decode::<AdminShard>) else {
             return Ok(None);
         };
@@ -585,7 +369,7 @@ pub(super) fn prepare<D: Doors>(
     }
     p.graph
         .note_users(place.cursor.users_known.max(walk.users_listed));
-    p.stage = Some(Stage::of(&walk));
+    p.begin_walk(Stage::of(&walk));
     place.cursor.walk = Some(walk);
     Ok(())
 }
@@ -656,7 +440,7 @@ fn commit_ahead_then<D: Doors>(
     let size = |w: &KvWrite| w.key.len() + w.value.as_ref().map_or(0, Vec::len);
     for w in writes {
         if batch.len() + 1 > BATCH_WRITES || bytes + size(&w) > BATCH_BYTES {
-            facts::put_many(p.graph.doors(), std::mem::take(&mut batch))?;
+            state::put_many(p.graph.doors(), std::mem::take(&mut batch))?;
             bytes = 0;
         }
         bytes += size(&w);
@@ -776,7 +560,7 @@ fn sign_ins<D: Doors>(
         Err(e) => return Err(stopped(e, walk, S)),
     };
     if let Some(link) = &page.next_link {
-        if let Err(e) = trail.step(p.graph, &page.items, link) {
+        if let Err(e) = p.graph.follow(trail, &page.items, link) {
             p.sign_in_degraded(&e, walk.source(S).pages);
             walk.unavailable("signInActivity");
             walk.end(S, false);
@@ -829,7 +613,7 @@ fn groups<D: Doors>(
         Err(e) => return groups_unread(p, place, walk, &e),
     };
     let checked = match (&page.next_link, &page.delta_link) {
-        (Some(link), _) => trail.step(p.graph, &page.items, link),
+        (Some(link), _) => p.graph.follow(trail, &page.items, link),
         (None, Some(delta)) => p.graph.check_link(delta),
         (None, None) => Ok(()),
     };
@@ -895,7 +679,7 @@ fn groups<D: Doors>(
             .iter()
             .map(|(h, _)| group_key(&walk.gen, *h))
             .collect();
-        let stored = facts::get_many(p.graph.doors(), &keys)?;
+        let stored = state::get_many(p.graph.doors(), &keys)?;
         for ((h, gid), stored) in unnamed.into_iter().zip(stored) {
             if stored.is_none() {
                 named.push((
@@ -1035,7 +819,7 @@ fn registration<D: Doors>(
         Err(e) => return registration_unread(p, place, walk, &e),
     };
     if let Some(link) = &page.next_link {
-        if let Err(e) = trail.step(p.graph, &page.items, link) {
+        if let Err(e) = p.graph.follow(trail, &page.items, link) {
             return registration_unread(p, place, walk, &e);
         }
     }
@@ -1161,7 +945,7 @@ fn build<D: Doors>(
             .collect();
         let mut rows: Vec<(u64, u64)> = Vec::new();
         for chunk in keys.chunks(CHUNKS_PER_READ) {
-            for value in facts::get_many(doors, chunk)?.into_iter().flatten() {
+            for value in state::get_many(doors, chunk)?.into_iter().flatten() {
                 rows.extend(
                     decode::<Vec<MemberRow>>(&value)
                         .unwrap_or_default()
@@ -1209,7 +993,7 @@ fn build<D: Doors>(
                 writes.push(KvWrite::put(user_key(&walk.gen, h), value));
             }
             if writes.len() == BATCH_WRITES || written >= BATCH_BYTES {
-                facts::put_many(doors, std::mem::take(&mut writes))?;
+                state::put_many(doors, std::mem::take(&mut writes))?;
                 written = 0;
             }
         }
@@ -1254,7 +1038,7 @@ fn scatter<D: Doors>(
         let keys: Vec<String> = (n..end)
             .map(|r| walk.record_key(Source::Groups, r))
             .collect();
-        for value in facts::get_many(p.graph.doors(), &keys)?
+        for value in state::get_many(p.graph.doors(), &keys)?
             .into_iter()
             .flatten()
         {
@@ -1297,116 +1081,9 @@ fn scatter<D: Doors>(
     Ok(())
 }
 
-/// What the users phase joins against: which sources the walk read, and where.
-#[derive(Clone, Debug)]
-pub struct Stage {
-    /// The generation.
-    pub gen: String,
-    /// Groups staged.
-    pub groups_read: bool,
-    /// Registration staged.
-    pub registration_read: bool,
-    /// Sign-in data staged.
-    pub sign_ins_read: bool,
-    /// Active roles staged.
-    pub roles_read: bool,
-    /// Eligible roles staged.
-    pub eligible_read: bool,
-    /// Active roles partial.
-    pub roles_partial: bool,
-    /// Eligible roles partial.
-    pub eligible_partial: bool,
-    /// Groups that hold a role.
-    pub role_groups: HashSet<String>,
-}
-
-impl Stage {
-    fn of(walk: &Walk) -> Stage {
-        Stage {
-            gen: walk.gen.clone(),
-            groups_read: walk.read(Source::Groups),
-            registration_read: walk.read(Source::Registration),
-            sign_ins_read: walk.read(Source::SignIns),
-            roles_read: walk.read(Source::Roles),
-            eligible_read: walk.eligible_read,
-            roles_partial: walk.roles_partial,
-            eligible_partial: walk.eligible_partial,
-            role_groups: walk.role_groups.iter().cloned().collect(),
-        }
-    }
-}
-
-/// The page-local sources of a page of users, from their facts: memberships, MFA, roles,
-/// sign-in data, and the report's `isAdmin`.
-pub struct PageJoin {
-    /// Memberships of the page's users (None: not staged; read per user).
-    pub memberships: Option<Memberships>,
-    /// MFA vocabulary names of the page's users in the report (None: not staged).
-    pub mfa: Option<HashMap<String, Vec<String>>>,
-    /// Roles of the page's users.
-    pub roles: RoleIndex,
-    /// Sign-in data of the page's users.
-    pub sign_ins: Option<HashMap<String, Value>>,
-    /// `isAdmin` of the page's users in the report.
-    pub is_admin: HashMap<String, bool>,
-}
-
-/// Joins a page's users against the facts of the walk.
-pub fn join<D: Doors>(
-    stage: &Stage,
-    facts: &mut facts::Facts,
-    doors: &D,
-    ids: &[&str],
-) -> Result<PageJoin, ConnectorError> {
-    let known = facts.lookup(doors, ids)?;
-    let mut memberships = Memberships::default();
-    let mut mfa = HashMap::new();
-    let mut active = HashMap::new();
-    let mut eligible = HashMap::new();
-    let mut sign_ins = HashMap::new();
-    let mut is_admin = HashMap::new();
-    for (id, known) in ids.iter().zip(known) {
-        let Some(known) = known else { continue };
-        memberships.set(id, known.groups);
-        let f = known.facts;
-        if let Some(m) = f.mfa {
-            mfa.insert(id.to_string(), m);
-        }
-        if !f.roles.is_empty() {
-            active.insert(id.to_string(), f.roles.into_iter().collect());
-        }
-        if !f.eligible.is_empty() {
-            eligible.insert(id.to_string(), f.eligible.into_iter().collect());
-        }
-        if let Some(s) = f
-            .sign_in
-            .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-        {
-            sign_ins.insert(id.to_string(), s);
-        }
-        if let Some(a) = f.is_admin {
-            is_admin.insert(id.to_string(), a);
-        }
-    }
-    Ok(PageJoin {
-        memberships: stage.groups_read.then_some(memberships),
-        mfa: stage.registration_read.then_some(mfa),
-        roles: RoleIndex {
-            active: stage.roles_read.then_some(active),
-            eligible: stage.eligible_read.then_some(eligible),
-            active_partial: stage.roles_partial,
-            eligible_partial: stage.eligible_partial,
-            groups: stage.role_groups.clone(),
-            ..RoleIndex::default()
-        },
-        sign_ins: stage.sign_ins_read.then_some(sign_ins),
-        is_admin,
-    })
-}
-
 /// After the walk's last page: the cursor takes the new generation and schedules the old one
 /// and the records for deletion.
-pub fn finish(cursor: &mut super::delta::DeltaCursor) {
+pub fn finish(cursor: &mut DeltaCursor) {
     let Some(walk) = cursor.walk.take() else {
         return;
     };
@@ -1441,11 +1118,11 @@ pub(super) fn clean_up<D: Doors>(place: &mut Place<'_, '_, D>) -> Result<(), Con
             .map(|n| KvWrite::delete(format!("users/facts/{n:02}")))
             .collect();
         writes.push(KvWrite::delete("users/facts/groups".into()));
-        facts::put_many(doors, writes)?;
+        state::put_many(doors, writes)?;
     }
     while let Some(prefix) = place.cursor.cleanup.first().cloned() {
         if prefix != LEGACY {
-            let n = facts::delete_all(doors, &prefix)?;
+            let n = state::delete_all(doors, &prefix)?;
             doors.log(
                 Level::Debug,
                 &format!("deleted {n} checkpoint keys under '{prefix}'"),
@@ -1464,13 +1141,14 @@ pub const LEGACY: &str = "legacy-facts";
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::doors::fake::{batch_reply, json, FakeDoors};
-    use crate::doors::{HttpRequest, HttpResponse};
+    use crate::testing::batch_reply;
+    use connector_sdk::doors::fake::{json, FakeDoors};
+    use connector_sdk::doors::{HttpRequest, HttpResponse};
 
     const G: &str = "https://graph.test/v1.0";
 
     fn config() -> Config {
-        crate::doors::fake::graph_test_config()
+        crate::testing::graph_test_config()
     }
 
     fn user(id: &str) -> Value {

@@ -1,10 +1,13 @@
-//! When and how long to wait before asking Graph again.
+//! When and how long to wait before asking a provider again.
 //!
-//! Graph throttles with 429 (and sheds load with 503/504), telling the client how long to
-//! wait in `Retry-After` — seconds, or an HTTP date. Without it we back off exponentially
-//! with jitter. Every wait is capped so a hostile or broken answer cannot park a run.
+//! Why it exists: every provider throttles. HTTP's `Retry-After` (RFC 9110 §10.2.3: delay
+//! seconds or an HTTP date) says how long to wait; Microsoft Graph sends it with 429 and sheds
+//! load with 503/504. Without it a connector backs off exponentially with jitter. Every wait
+//! is capped so a hostile or broken answer cannot park a run. The loop that sends, counts
+//! attempts and spends a run's retry budget is the connector's (it knows which answers are
+//! retryable for its provider); this module gives it the waits.
 
-use crate::doors::HttpResponse;
+use crate::doors::{Doors, FetchError, HttpRequest, HttpResponse};
 
 /// Limits of the retry loop.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,6 +27,29 @@ impl Default for RetryPolicy {
             base_ms: 500,
             max_wait_ms: 60_000,
         }
+    }
+}
+
+/// Sends `req`, and again after the wait [`wait_ms`] gives while the answer is retryable
+/// ([`is_retryable_status`]), at most `policy.max_attempts` times; counts every request
+/// sent in `sent`. Returns the last answer, whatever its status: what a status means is
+/// the connector's to say. A connector with a retry budget or a pause shared across
+/// requests (Graph's) writes its own loop over [`wait_ms`].
+pub fn fetch<D: Doors + ?Sized>(
+    doors: &D,
+    req: &HttpRequest,
+    policy: &RetryPolicy,
+    sent: &mut u64,
+) -> Result<HttpResponse, FetchError> {
+    let mut attempt = 0;
+    loop {
+        *sent += 1;
+        let resp = doors.fetch(req.clone())?;
+        if !is_retryable_status(resp.status) || attempt + 1 >= policy.max_attempts {
+            return Ok(resp);
+        }
+        doors.sleep_ms(wait_ms(policy, attempt, Some(&resp), doors.now_ms()));
+        attempt += 1;
     }
 }
 
@@ -135,6 +161,37 @@ mod tests {
             Some(10_000)
         );
         assert!(retry_after_ms("Tue, 03 Mar 2026 00:00:00 GMT", now).is_some());
+    }
+
+    #[test]
+    fn fetch_waits_out_throttling_and_stops_at_the_attempt_limit() {
+        use crate::doors::fake::{json, FakeDoors};
+        let doors = FakeDoors::new(|n, _| match n {
+            0 => json(429, &[("Retry-After", "3")], "{}"),
+            1 => json(503, &[], "{}"),
+            _ => json(200, &[], "{}"),
+        });
+        let req = HttpRequest::get("https://api.test/x", vec![]);
+        let mut sent = 0;
+        let resp = fetch(&doors, &req, &RetryPolicy::default(), &mut sent).unwrap();
+        assert_eq!((resp.status, sent), (200, 3));
+        assert!(doors.slept.get() >= 3_000, "Retry-After: 3, then a backoff");
+        let always = FakeDoors::new(|_, _| json(429, &[("Retry-After", "1")], "{}"));
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            ..RetryPolicy::default()
+        };
+        let mut sent = 0;
+        let resp = fetch(&always, &req, &policy, &mut sent).unwrap();
+        assert_eq!(
+            (resp.status, sent),
+            (429, 3),
+            "the last answer, after 3 attempts"
+        );
+        assert_eq!(always.slept.get(), 2_000, "no wait after the last attempt");
+        let not_retried = FakeDoors::new(|_, _| json(401, &[], "{}"));
+        let resp = fetch(&not_retried, &req, &policy, &mut sent).unwrap();
+        assert_eq!((resp.status, not_retried.calls.borrow().len()), (401, 1));
     }
 
     #[test]

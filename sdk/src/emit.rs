@@ -1,14 +1,15 @@
 //! Handing events to the host in batches it accepts, whatever the events weigh.
 //!
-//! A batch is bounded by count ([`EMIT_BATCH`]) and by bytes ([`EMIT_BATCH_BYTES`], far below
-//! the host's per-call limit), so users in hundreds of groups (tens of kilobytes each) never
-//! make one oversized call. A user in too many groups never gets here whole: the mapping keeps
-//! the groups that fit in [`MAX_EVENT_BYTES`] and marks the event truncated
-//! (`ocsf::map_user_within`). An event still larger — a user with a multi-megabyte name — is
-//! skipped and named, so one user cannot fail every run of its tenant. A batch the host refuses as invalid is split in halves and
-//! sent again, down to the single event the host refuses, which is skipped and named too;
-//! a sink failure (the host could not store the batch) ends the run, so the cursor never
-//! moves past events that did not reach the sink.
+//! Why it exists: one odd item must not fail every run of its tenant, and one big page must
+//! not make one oversized call. A batch is bounded by count ([`EMIT_BATCH`]) and by bytes
+//! ([`EMIT_BATCH_BYTES`], far below the host's per-call limit), so items of tens of kilobytes
+//! each (Entra users in hundreds of groups) never make one oversized call. A connector
+//! should keep its events under [`MAX_EVENT_BYTES`] itself (the Entra mapping keeps the
+//! groups that fit and marks the event truncated, `ocsf::map_user_within`); an event still
+//! larger is skipped and named. A batch the host refuses as invalid is split in halves and
+//! sent again, down to the single event the host refuses, which is skipped and named too; a
+//! sink failure (the host could not store the batch) ends the run, so the cursor never moves
+//! past events that did not reach the sink.
 
 use crate::doors::EmitError;
 

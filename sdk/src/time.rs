@@ -1,25 +1,25 @@
-//! Graph timestamps and HTTP dates ⇄ integer milliseconds since the Unix epoch.
+//! RFC 3339 timestamps and HTTP dates ⇄ integer milliseconds since the Unix epoch.
 //!
-//! OCSF wants every `time` / `*_time` as integer milliseconds (UTC), Graph sends ISO 8601 /
-//! RFC 3339 strings with anything from zero to seven fractional digits, and `Retry-After` may
-//! be an HTTP date. The rules are ours and small enough to write out and test here: the
-//! proleptic Gregorian calendar, UTC offsets, truncation to the millisecond, Graph's
-//! `0001-01-01T00:00:00Z` ("never"), no leap seconds, real dates only. `chrono` checks them
-//! as a test oracle (`guest/tests/properties.rs`, where each place these rules differ from
-//! chrono's parsers is written down with its reason); it is not a runtime dependency, so the
-//! component carries only the code these rules need.
+//! Why it exists: OCSF wants every `time` / `*_time` as integer milliseconds (UTC), identity
+//! APIs send RFC 3339 strings (Microsoft Graph with anything from zero to seven fractional
+//! digits), and every provider's `Retry-After` may be an HTTP date. The rules are ours and
+//! small enough to write out and test here: the proleptic Gregorian calendar, UTC offsets,
+//! truncation to the millisecond, .NET's `0001-01-01T00:00:00Z` ("never"), no leap seconds,
+//! real dates only. `chrono` checks them as a test oracle (`guest/tests/properties.rs`, where
+//! each place these rules differ from chrono's parsers is written down with its reason); it
+//! is not a runtime dependency, so a component carries only the code these rules need.
 
 const MS_PER_SEC: i64 = 1_000;
 const SECS_PER_DAY: i64 = 86_400;
 
-/// First millisecond [`format_graph_time`] renders: `0001-01-01T00:00:00Z`.
+/// First millisecond [`format_rfc3339`] renders: `0001-01-01T00:00:00Z`.
 const MIN_FORMAT_MS: i64 = days_from_civil(1, 1, 1) * SECS_PER_DAY * MS_PER_SEC;
-/// Last millisecond [`format_graph_time`] renders: `9999-12-31T23:59:59.999Z`.
+/// Last millisecond [`format_rfc3339`] renders: `9999-12-31T23:59:59.999Z`.
 const MAX_FORMAT_MS: i64 = (days_from_civil(9999, 12, 31) + 1) * SECS_PER_DAY * MS_PER_SEC - 1;
 
-/// Parses a Graph timestamp into integer milliseconds since the Unix epoch (UTC).
+/// Parses an RFC 3339 timestamp into integer milliseconds since the Unix epoch (UTC).
 ///
-/// Accepts RFC 3339 date-times as Graph sends them: `2023-05-17T08:12:44Z`, with a fraction
+/// Accepts RFC 3339 date-times as Microsoft Graph (and most JSON APIs) send them: `2023-05-17T08:12:44Z`, with a fraction
 /// of any length (`…44.1234567Z`) and/or a numeric offset (`…44+02:00`, `…44-05:30`); `T` and
 /// `Z` may be lower case, as RFC 3339 allows. The fraction is **truncated** (never rounded) to
 /// the millisecond, so `.9999999` gives `999`.
@@ -31,10 +31,11 @@ const MAX_FORMAT_MS: i64 = (days_from_civil(9999, 12, 31) + 1) * SECS_PER_DAY * 
 ///   included: `2023-02-29` is rejected, `2024-02-29` is not), hour ≥ 24, minute ≥ 60,
 ///   second ≥ 60 (.NET, which serialises Graph's timestamps, cannot represent a leap second),
 ///   offset hour ≥ 24 or offset minute ≥ 60;
-/// - **any date in year 0001** (and the invalid year 0000): Graph serialises .NET's
+/// - **any date in year 0001** (and the invalid year 0000): services built on .NET send
+///   `DateTime.MinValue` for "never"; Microsoft Graph serialises .NET's
 ///   `DateTime.MinValue`, `0001-01-01T00:00:00Z`, to mean "never" (for example a
 ///   `lastSignInDateTime` of a user who never signed in), which is not a real instant.
-pub fn parse_graph_time_ms(s: &str) -> Option<i64> {
+pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     let mut cur = Cursor {
         bytes: s.as_bytes(),
         pos: 0,
@@ -109,7 +110,7 @@ pub fn parse_graph_time_ms(s: &str) -> Option<i64> {
 /// only: the day must exist in its month (`31 Feb` is no date), the day name must be that
 /// date's, hour ≤ 23, minute ≤ 59, and second ≤ 59 — RFC 9110's grammar allows `60` for a
 /// leap second, but which `:60` is real cannot be checked without a table, and like
-/// [`parse_graph_time_ms`] this refuses it. The obsolete RFC 850 and asctime forms, which
+/// [`parse_rfc3339_ms`] this refuses it. The obsolete RFC 850 and asctime forms, which
 /// RFC 9110 asks recipients to accept as well, are refused: no server of ours sends them,
 /// and the one caller (`Retry-After`) falls back to its own backoff on `None`.
 pub fn parse_http_date_ms(s: &str) -> Option<i64> {
@@ -150,13 +151,13 @@ pub fn parse_http_date_ms(s: &str) -> Option<i64> {
 }
 
 /// Formats milliseconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ` (UTC, second
-/// precision, sub-second part dropped towards the past), the form Graph accepts in `$filter`
-/// values such as `createdDateTime ge 2023-05-17T08:12:44Z`.
+/// precision, sub-second part dropped towards the past), the form query filters take (Graph's
+/// `$filter` values such as `createdDateTime ge 2023-05-17T08:12:44Z`).
 ///
 /// The output is always a valid 20-character timestamp: values before year 0001 or after year
 /// 9999 are clamped to `0001-01-01T00:00:00Z` / `9999-12-31T23:59:59Z`. For every `ms` in years
-/// 0002–9999, `parse_graph_time_ms(&format_graph_time(ms))` is `ms` rounded down to the second.
-pub fn format_graph_time(ms: i64) -> String {
+/// 0002–9999, `parse_rfc3339_ms(&format_rfc3339(ms))` is `ms` rounded down to the second.
+pub fn format_rfc3339(ms: i64) -> String {
     let secs = ms
         .clamp(MIN_FORMAT_MS, MAX_FORMAT_MS)
         .div_euclid(MS_PER_SEC);
@@ -291,27 +292,21 @@ mod tests {
 
     #[test]
     fn parses_plain_utc() {
+        assert_eq!(parse_rfc3339_ms("2023-05-17T08:12:44Z"), Some(MAY_17_2023));
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(
-            parse_graph_time_ms("2023-05-17T08:12:44Z"),
-            Some(MAY_17_2023)
-        );
-        assert_eq!(parse_graph_time_ms("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            parse_graph_time_ms("9999-12-31T23:59:59Z"),
+            parse_rfc3339_ms("9999-12-31T23:59:59Z"),
             Some(253_402_300_799_000)
         );
         assert_eq!(
-            parse_graph_time_ms("0002-01-01T00:00:00Z"),
+            parse_rfc3339_ms("0002-01-01T00:00:00Z"),
             Some(-62_104_060_800_000)
         );
     }
 
     #[test]
     fn lower_case_separators_are_rfc3339() {
-        assert_eq!(
-            parse_graph_time_ms("2023-05-17t08:12:44z"),
-            Some(MAY_17_2023)
-        );
+        assert_eq!(parse_rfc3339_ms("2023-05-17t08:12:44z"), Some(MAY_17_2023));
     }
 
     #[test]
@@ -330,17 +325,14 @@ mod tests {
         ];
         for (fraction, millis) in cases {
             let s = format!("2023-05-17T08:12:44{fraction}Z");
-            assert_eq!(parse_graph_time_ms(&s), Some(MAY_17_2023 + millis), "{s}");
+            assert_eq!(parse_rfc3339_ms(&s), Some(MAY_17_2023 + millis), "{s}");
         }
     }
 
     #[test]
     fn truncation_before_the_epoch_goes_towards_the_past() {
-        assert_eq!(parse_graph_time_ms("1969-12-31T23:59:59.9999Z"), Some(-1));
-        assert_eq!(
-            parse_graph_time_ms("1969-12-31T23:59:59.0001Z"),
-            Some(-1_000)
-        );
+        assert_eq!(parse_rfc3339_ms("1969-12-31T23:59:59.9999Z"), Some(-1));
+        assert_eq!(parse_rfc3339_ms("1969-12-31T23:59:59.0001Z"), Some(-1_000));
     }
 
     #[test]
@@ -354,20 +346,20 @@ mod tests {
             "2023-05-16T08:13:44-23:59",
         ];
         for s in cases {
-            assert_eq!(parse_graph_time_ms(s), Some(MAY_17_2023), "{s}");
+            assert_eq!(parse_rfc3339_ms(s), Some(MAY_17_2023), "{s}");
         }
         assert_eq!(
-            parse_graph_time_ms("2019-03-01T12:00:00-05:30"),
+            parse_rfc3339_ms("2019-03-01T12:00:00-05:30"),
             Some(1_551_461_400_000)
         );
         assert_eq!(
-            parse_graph_time_ms("2023-05-17T10:12:44.5678+02:00"),
+            parse_rfc3339_ms("2023-05-17T10:12:44.5678+02:00"),
             Some(MAY_17_2023 + 567)
         );
         // An offset can move the instant into another day, month and year.
         assert_eq!(
-            parse_graph_time_ms("2024-01-01T01:00:00+02:00"),
-            parse_graph_time_ms("2023-12-31T23:00:00Z")
+            parse_rfc3339_ms("2024-01-01T01:00:00+02:00"),
+            parse_rfc3339_ms("2023-12-31T23:00:00Z")
         );
     }
 
@@ -381,19 +373,19 @@ mod tests {
             "0001-12-31T23:59:59.9999999Z",
             "0000-01-01T00:00:00Z",
         ] {
-            assert_eq!(parse_graph_time_ms(s), None, "{s}");
+            assert_eq!(parse_rfc3339_ms(s), None, "{s}");
         }
-        assert!(parse_graph_time_ms("0002-01-01T00:00:00Z").is_some());
+        assert!(parse_rfc3339_ms("0002-01-01T00:00:00Z").is_some());
     }
 
     #[test]
     fn leap_days() {
         assert_eq!(
-            parse_graph_time_ms("2024-02-29T23:59:59Z"),
+            parse_rfc3339_ms("2024-02-29T23:59:59Z"),
             Some(1_709_251_199_000)
         );
         assert_eq!(
-            parse_graph_time_ms("2000-02-29T00:00:00Z"),
+            parse_rfc3339_ms("2000-02-29T00:00:00Z"),
             Some(951_782_400_000)
         );
         for s in [
@@ -402,12 +394,12 @@ mod tests {
             "2100-02-29T00:00:00Z",
             "2024-02-30T00:00:00Z",
         ] {
-            assert_eq!(parse_graph_time_ms(s), None, "{s}");
+            assert_eq!(parse_rfc3339_ms(s), None, "{s}");
         }
         // The day after a leap day is exactly one day later.
         assert_eq!(
-            parse_graph_time_ms("2024-03-01T00:00:00Z").map(|ms| ms - 86_400_000),
-            parse_graph_time_ms("2024-02-29T00:00:00Z")
+            parse_rfc3339_ms("2024-03-01T00:00:00Z").map(|ms| ms - 86_400_000),
+            parse_rfc3339_ms("2024-02-29T00:00:00Z")
         );
     }
 
@@ -428,14 +420,14 @@ mod tests {
             "2023-05-17T08:12:44+24:00",
             "2023-05-17T08:12:44+02:60",
         ] {
-            assert_eq!(parse_graph_time_ms(s), None, "{s}");
+            assert_eq!(parse_rfc3339_ms(s), None, "{s}");
         }
         for s in [
             "2023-01-31T00:00:00Z",
             "2023-12-31T23:59:59Z",
             "2023-04-30T00:00:00Z",
         ] {
-            assert!(parse_graph_time_ms(s).is_some(), "{s}");
+            assert!(parse_rfc3339_ms(s).is_some(), "{s}");
         }
     }
 
@@ -475,7 +467,7 @@ mod tests {
             "-2023-05-17T08:12:44Z",
             "1684311164000",
         ] {
-            assert_eq!(parse_graph_time_ms(s), None, "{s:?}");
+            assert_eq!(parse_rfc3339_ms(s), None, "{s:?}");
         }
     }
 
@@ -564,31 +556,31 @@ mod tests {
 
     #[test]
     fn formats_second_precision_utc() {
-        assert_eq!(format_graph_time(MAY_17_2023), "2023-05-17T08:12:44Z");
-        assert_eq!(format_graph_time(MAY_17_2023 + 999), "2023-05-17T08:12:44Z");
-        assert_eq!(format_graph_time(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_graph_time(-1), "1969-12-31T23:59:59Z");
-        assert_eq!(format_graph_time(1_709_251_199_000), "2024-02-29T23:59:59Z");
-        assert_eq!(format_graph_time(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(format_rfc3339(MAY_17_2023), "2023-05-17T08:12:44Z");
+        assert_eq!(format_rfc3339(MAY_17_2023 + 999), "2023-05-17T08:12:44Z");
+        assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_rfc3339(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(format_rfc3339(1_709_251_199_000), "2024-02-29T23:59:59Z");
+        assert_eq!(format_rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
     }
 
     #[test]
     fn format_clamps_to_four_digit_years() {
-        assert_eq!(format_graph_time(i64::MIN), "0001-01-01T00:00:00Z");
-        assert_eq!(format_graph_time(MIN_FORMAT_MS - 1), "0001-01-01T00:00:00Z");
-        assert_eq!(format_graph_time(MIN_FORMAT_MS), "0001-01-01T00:00:00Z");
-        assert_eq!(format_graph_time(i64::MAX), "9999-12-31T23:59:59Z");
-        assert_eq!(format_graph_time(MAX_FORMAT_MS + 1), "9999-12-31T23:59:59Z");
-        assert_eq!(format_graph_time(MAX_FORMAT_MS), "9999-12-31T23:59:59Z");
+        assert_eq!(format_rfc3339(i64::MIN), "0001-01-01T00:00:00Z");
+        assert_eq!(format_rfc3339(MIN_FORMAT_MS - 1), "0001-01-01T00:00:00Z");
+        assert_eq!(format_rfc3339(MIN_FORMAT_MS), "0001-01-01T00:00:00Z");
+        assert_eq!(format_rfc3339(i64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(format_rfc3339(MAX_FORMAT_MS + 1), "9999-12-31T23:59:59Z");
+        assert_eq!(format_rfc3339(MAX_FORMAT_MS), "9999-12-31T23:59:59Z");
     }
 
     #[test]
     fn format_then_parse_is_identity_to_the_second() {
-        let low = parse_graph_time_ms("0002-01-01T00:00:00Z").expect("valid");
+        let low = parse_rfc3339_ms("0002-01-01T00:00:00Z").expect("valid");
         let round_trips = |ms: i64| {
-            let text = format_graph_time(ms);
+            let text = format_rfc3339(ms);
             assert_eq!(
-                parse_graph_time_ms(&text),
+                parse_rfc3339_ms(&text),
                 Some(ms - ms.rem_euclid(1_000)),
                 "{ms} -> {text}"
             );
@@ -623,8 +615,8 @@ mod tests {
             });
         crate::seeded_runner(50_000)
             .run(&canonical, |text| {
-                let ms = parse_graph_time_ms(&text).expect("generated dates are valid");
-                prop_assert_eq!(format_graph_time(ms), text);
+                let ms = parse_rfc3339_ms(&text).expect("generated dates are valid");
+                prop_assert_eq!(format_rfc3339(ms), text);
                 Ok(())
             })
             .expect("every canonical second-precision string formats back to itself");

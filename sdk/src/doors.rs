@@ -1,9 +1,11 @@
-//! The connector's three doors (plus `log`) as a Rust trait.
+//! The host's doors (`http-fetch`, `kv-checkpoint`, `emit-event`, plus `log`) as a Rust
+//! trait, and an in-memory fake of them.
 //!
-//! The WIT imports are only callable inside a component. Everything above this trait —
-//! Graph client, sync, mapping — is written against `Doors`, so it compiles and is
-//! unit-tested natively with an in-memory implementation, while `wasm.rs` implements it
-//! over the real imports.
+//! Why it exists: the WIT imports are only callable inside a component. Everything a
+//! connector writes above this trait — its API client, its sync, its mapping — is written
+//! against `Doors`, so it compiles and is unit-tested natively with `fake::FakeDoors`
+//! (feature `fake`, or the SDK's own tests), while the SDK's export glue (`wasm.rs`)
+//! implements it over the real imports.
 
 /// One outbound HTTP request (mirror of `http-fetch.request`).
 #[derive(Clone, Debug, PartialEq)]
@@ -26,6 +28,20 @@ impl HttpRequest {
             url: url.into(),
             headers,
             body: None,
+        }
+    }
+
+    /// A `POST` of an `application/x-www-form-urlencoded` body: the one place the host fills
+    /// a `{{secret:<name>}}` placeholder (the whole value of a field; WIT `http-fetch`).
+    pub fn post_form(url: impl Into<String>, body: &str) -> Self {
+        HttpRequest {
+            method: "POST".into(),
+            url: url.into(),
+            headers: vec![(
+                "content-type".into(),
+                "application/x-www-form-urlencoded".into(),
+            )],
+            body: Some(body.as_bytes().to_vec()),
         }
     }
 }
@@ -252,8 +268,9 @@ pub trait Doors {
 }
 
 /// A scripted, in-memory `Doors` for unit tests: answers come from a closure, time only
-/// moves when the code under test sleeps.
-#[cfg(test)]
+/// moves when the code under test sleeps. A connector's tests get it with
+/// `connector-sdk = { features = ["fake"] }` in their dev-dependencies.
+#[cfg(any(test, feature = "fake"))]
 pub mod fake {
     use std::cell::{Cell, RefCell};
 
@@ -330,40 +347,6 @@ pub mod fake {
                 .map(|(k, (v, _))| (k.len() + v.len()) as u64)
                 .sum()
         }
-    }
-
-    /// The configuration of the unit tests' fake Graph (`https://graph.test`).
-    pub fn graph_test_config() -> crate::config::Config {
-        crate::config::Config::parse(&[
-            ("tenant_id".to_string(), "t".to_string()),
-            ("client_id".to_string(), "c".to_string()),
-            (
-                "graph_endpoint".to_string(),
-                "https://graph.test".to_string(),
-            ),
-        ])
-        .expect("the test configuration parses")
-    }
-
-    /// The answer of a fake Graph to a `$batch` request: each item answered 200 with the
-    /// `value` list `items` gives for its URL.
-    pub fn batch_reply(r: &HttpRequest, items: impl Fn(&str) -> serde_json::Value) -> HttpResponse {
-        let req: serde_json::Value =
-            serde_json::from_slice(r.body.as_ref().expect("a $batch body")).expect("JSON");
-        let responses: Vec<serde_json::Value> = req["requests"]
-            .as_array()
-            .expect("a requests list")
-            .iter()
-            .map(|item| {
-                let value = items(item["url"].as_str().unwrap_or(""));
-                serde_json::json!({"id": item["id"], "status": 200, "body": {"value": value}})
-            })
-            .collect();
-        json(
-            200,
-            &[],
-            &serde_json::json!({ "responses": responses }).to_string(),
-        )
     }
 
     /// A JSON response.

@@ -1,19 +1,30 @@
-//! Export glue: the WIT bindings, `Doors` over the real imports, and the `connector`
-//! export calling into `sync`, `check` and `describe`. Compiled for wasm32 only; nothing
-//! here decides anything.
+//! Export glue: the WIT bindings, `Doors` over the real imports, and the `connector` export
+//! calling a [`Connector`]. Compiled for wasm32 only; nothing here decides anything.
+//!
+//! Why it exists: the bindings are generated once, here, with a public export macro, so a
+//! connector crate has no wit-bindgen of its own: `connector_sdk::export_connector!(MyConnector)`
+//! defines the export type and hands it to the generated macro.
 
+use crate::connector::Connector;
 use crate::doors::{self, Doors};
 
 wit_bindgen::generate!({
     path: "../wit",
     world: "asset-connector",
+    pub_export_macro: true,
+    export_macro_name: "export_component",
+    default_bindings_module: "connector_sdk::wasm",
+    runtime_path: "connector_sdk::wasm::__rt",
 });
 
+#[doc(hidden)]
+pub use wit_bindgen::rt as __rt;
+
 use connector::runtime::{emit_event, http_fetch, kv_checkpoint, log};
-use exports::connector::runtime::connector as api;
+pub use exports::connector::runtime::connector as api;
 
 /// `Doors` over the component's imports.
-struct Imports;
+pub struct Imports;
 
 impl Doors for Imports {
     fn fetch_all(
@@ -145,78 +156,80 @@ fn wit_error(e: crate::error::ConnectorError) -> api::ConnectorError {
     }
 }
 
-fn parse_config(config: &[(String, String)]) -> Result<crate::config::Config, api::ConnectorError> {
-    crate::config::Config::parse(config).map_err(|e| api::ConnectorError::Config(e.0))
+fn parse<C: Connector>(config: &[(String, String)]) -> Result<C::Config, api::ConnectorError> {
+    C::parse(config).map_err(|e| api::ConnectorError::Config(e.0))
 }
 
-struct Component;
-
-impl api::Guest for Component {
-    fn describe() -> api::Description {
-        let d = crate::describe();
-        api::Description {
-            name: d.name.into(),
-            version: d.version.into(),
-            permissions: d.permissions.iter().map(|p| p.to_string()).collect(),
-            config_keys: d
-                .config_keys
-                .iter()
-                .map(|(name, required, description)| api::ConfigKey {
-                    name: name.to_string(),
-                    required: *required,
-                    description: description.to_string(),
-                })
-                .collect(),
-            secrets: vec![api::SecretRef {
-                name: crate::config::CLIENT_SECRET.into(),
-                description: "Client secret of the app registration (held by the host, never by the connector).".into(),
-            }],
-            event_classes: d.event_classes.to_vec(),
-        }
-    }
-
-    fn egress(config: api::Config) -> Result<api::EgressPlan, api::ConnectorError> {
-        let plan = crate::egress(&parse_config(&config)?);
-        Ok(api::EgressPlan {
-            origins: plan.origins,
-            secrets: plan
-                .secrets
-                .into_iter()
-                .map(|(name, origins)| api::SecretDestination { name, origins })
-                .collect(),
-        })
-    }
-
-    fn check(config: api::Config) -> Result<Vec<api::Probe>, api::ConnectorError> {
-        let config = parse_config(&config)?;
-        crate::check::check(&Imports, &config)
-            .map(|probes| {
-                probes
-                    .into_iter()
-                    .map(|p| api::Probe {
-                        name: p.name,
-                        ok: p.ok,
-                        detail: p.detail,
-                    })
-                    .collect()
+/// `describe` of `C`, in the WIT's types.
+pub fn describe<C: Connector>() -> api::Description {
+    let d = C::describe();
+    api::Description {
+        name: d.name.into(),
+        version: d.version.into(),
+        permissions: d.permissions.iter().map(|p| p.to_string()).collect(),
+        config_keys: d
+            .config_keys
+            .iter()
+            .map(|(name, required, description)| api::ConfigKey {
+                name: name.to_string(),
+                required: *required,
+                description: description.to_string(),
             })
-            .map_err(wit_error)
-    }
-
-    fn run(config: api::Config) -> Result<api::RunReport, api::ConnectorError> {
-        let config = parse_config(&config)?;
-        let r = crate::sync::run(&Imports, &config, crate::VERSION).map_err(wit_error)?;
-        Ok(api::RunReport {
-            items_seen: r.items_seen,
-            events_emitted: r.events_emitted,
-            items_skipped: r.items_skipped,
-            items_partial: r.items_partial,
-            requests: r.requests,
-            full_sync: r.full_sync,
-            warnings: r.warnings,
-            unavailable: r.unavailable,
-        })
+            .collect(),
+        secrets: d
+            .secrets
+            .iter()
+            .map(|(name, description)| api::SecretRef {
+                name: name.to_string(),
+                description: description.to_string(),
+            })
+            .collect(),
+        event_classes: d.event_classes.to_vec(),
     }
 }
 
-export!(Component);
+/// `egress` of `C`, in the WIT's types.
+pub fn egress<C: Connector>(config: api::Config) -> Result<api::EgressPlan, api::ConnectorError> {
+    let plan = C::egress(&parse::<C>(&config)?);
+    Ok(api::EgressPlan {
+        origins: plan.origins,
+        secrets: plan
+            .secrets
+            .into_iter()
+            .map(|(name, origins)| api::SecretDestination { name, origins })
+            .collect(),
+    })
+}
+
+/// `check` of `C` over the real doors, in the WIT's types.
+pub fn check<C: Connector>(config: api::Config) -> Result<Vec<api::Probe>, api::ConnectorError> {
+    let config = parse::<C>(&config)?;
+    C::check(&Imports, &config)
+        .map(|probes| {
+            probes
+                .into_iter()
+                .map(|p| api::Probe {
+                    name: p.name,
+                    ok: p.ok,
+                    detail: p.detail,
+                })
+                .collect()
+        })
+        .map_err(wit_error)
+}
+
+/// `run` of `C` over the real doors, in the WIT's types.
+pub fn run<C: Connector>(config: api::Config) -> Result<api::RunReport, api::ConnectorError> {
+    let config = parse::<C>(&config)?;
+    let r = C::run(&Imports, &config).map_err(wit_error)?;
+    Ok(api::RunReport {
+        items_seen: r.items_seen,
+        events_emitted: r.events_emitted,
+        items_skipped: r.items_skipped,
+        items_partial: r.items_partial,
+        requests: r.requests,
+        full_sync: r.full_sync,
+        warnings: r.warnings,
+        unavailable: r.unavailable,
+    })
+}

@@ -126,14 +126,7 @@ impl TenantRun {
         check_only: bool,
     ) -> Result<TenantRun, RunError> {
         check_events_path(cfg)?;
-        let secrets =
-            connector_secrets(&cfg.secrets).map_err(|SecretError { name, message }| {
-                RunError::Secret {
-                    tenant: cfg.key.clone(),
-                    name,
-                    message,
-                }
-            })?;
+        let secrets = tenant_connector_secrets(cfg)?;
         let host_err = |message: String| RunError::Host {
             tenant: cfg.key.clone(),
             message,
@@ -303,17 +296,19 @@ pub fn database_password(spec: &SecretSpec) -> Result<Password, DatabaseError> {
     Password::from_source(&source)
 }
 
+/// The tenant's `[secrets]`, loaded; a failure names the tenant and the secret.
+fn tenant_connector_secrets(cfg: &TenantConfig) -> Result<SecretSet, RunError> {
+    connector_secrets(&cfg.secrets).map_err(|SecretError { name, message }| RunError::Secret {
+        tenant: cfg.key.clone(),
+        name,
+        message,
+    })
+}
+
 /// Loads a tenant's secrets: its `[secrets]` and a push sink's credential (as
 /// [`TenantRun::from_parts`] redacts them), for [`screen_config`] before anything else runs.
 pub fn tenant_secrets(cfg: &TenantConfig) -> Result<SecretSet, RunError> {
-    let mut secrets =
-        connector_secrets(&cfg.secrets).map_err(|SecretError { name, message }| {
-            RunError::Secret {
-                tenant: cfg.key.clone(),
-                name,
-                message,
-            }
-        })?;
+    let mut secrets = tenant_connector_secrets(cfg)?;
     let credential = match &cfg.sink {
         SinkSpec::Sekoia(s) => Some(("[sink] api_key", &s.api_key)),
         SinkSpec::Http(s) => Some(("[sink] value", &s.value)),

@@ -26,14 +26,26 @@ pub mod serve;
 #[cfg(feature = "simulation")]
 pub mod simulation;
 
+// What a platform embedding the library needs, at the crate root: the runtime and a run's
+// parts, every checkpoint store and every sink, the secrets a run fills, serve and fleet.
 pub use components::Components;
 pub use config::{ConnectorChoice, TenantConfig};
-pub use doors::checkpoint::{CheckpointStore, SqliteCheckpointStore};
-pub use doors::emit::{EventSink, JsonlFileSink, StdoutSink};
-pub use doors::http::EgressPolicy;
+pub use doors::checkpoint::{
+    CheckpointError, CheckpointStore, FencedCheckpointStore, PostgresCheckpointStore,
+    SqliteCheckpointStore,
+};
+pub use doors::emit::http::Ndjson;
+pub use doors::emit::sekoia::SekoiaAssets;
+pub use doors::emit::{
+    EventSink, JsonlFileSink, PushOptions, PushSink, PushStats, SinkError, StdoutSink,
+};
+pub use doors::http::{EgressPolicy, Origin, SecretSet, SecretValue};
 pub use doors::log::Progress;
 pub use error::RunError;
+pub use fleet::Fleet;
+pub use postgres::{Database, DatabaseError, DatabaseOptions};
 pub use runtime::{
     LimitKind, RunFigures, RunOutcome, RunReport, Runtime, RuntimeLimits, RuntimeOptions,
     TenantRun, TimeScale,
 };
+pub use serve::{Deployment, ServeFile, ServeOptions, Server};

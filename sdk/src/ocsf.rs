@@ -64,11 +64,9 @@ pub struct Envelope<'a> {
     pub product_name: &'a str,
     /// `metadata.product.vendor_name` ("Microsoft").
     pub vendor_name: &'a str,
-    /// The connector's name (its `describe` name): `metadata.loggers[0].name` and
-    /// `.product.name`.
+    /// The connector's name (its `describe` name): `metadata.loggers[0].name`.
     pub connector_name: &'a str,
-    /// The connector's version: `metadata.loggers[0].version` and `.product.version`; left
-    /// out when blank.
+    /// The connector's version: `metadata.loggers[0].version`; left out when blank.
     pub connector_version: &'a str,
     /// `metadata.tenant_uid`; left out when blank.
     pub tenant_uid: &'a str,
@@ -91,13 +89,13 @@ impl Envelope<'_> {
         let mut product = Map::new();
         product.insert("name".into(), self.product_name.into());
         product.insert("vendor_name".into(), self.vendor_name.into());
-        let mut connector = Map::new();
-        connector.insert("name".into(), self.connector_name.into());
+        // The logger's `name` and `version` alone (OCSF's `logger` needs `name` or `uid`; its
+        // `product` would repeat both in every event, ~50 bytes hashed and serialised each).
+        let mut logger = Map::new();
+        logger.insert("name".into(), self.connector_name.into());
         if let Some(v) = non_blank(self.connector_version) {
-            connector.insert("version".into(), v.into());
+            logger.insert("version".into(), v.into());
         }
-        let mut logger = connector.clone();
-        logger.insert("product".into(), Value::Object(connector));
         metadata.insert("version".into(), OCSF_VERSION.into());
         metadata.insert("product".into(), Value::Object(product));
         metadata.insert("loggers".into(), Value::Array(vec![Value::Object(logger)]));
@@ -355,8 +353,7 @@ mod tests {
         );
         assert_eq!(
             event["metadata"]["loggers"],
-            json!([{"name": "example-users", "version": "1.2.3",
-                    "product": {"name": "example-users", "version": "1.2.3"}}]),
+            json!([{"name": "example-users", "version": "1.2.3"}]),
             "the connector, as the logger between source and destination"
         );
         assert_eq!(event["metadata"]["tenant_uid"], "acme");
@@ -371,7 +368,7 @@ mod tests {
         assert!(blank["metadata"].get("tenant_uid").is_none());
         assert_eq!(
             blank["metadata"]["loggers"],
-            json!([{"name": "example-users", "product": {"name": "example-users"}}]),
+            json!([{"name": "example-users"}]),
             "a blank version is left out, not emitted empty"
         );
     }

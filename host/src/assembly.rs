@@ -286,13 +286,13 @@ pub fn push_sink(
 /// [`crate::secrets`]' rules. It goes to the database only: `hosts` is refused.
 pub fn database_password(spec: &SecretSpec) -> Result<Password, DatabaseError> {
     if !spec.hosts.is_empty() {
-        return Err(DatabaseError::Config(
-            "password: hosts = […] does not apply to the database password; remove it".into(),
+        return Err(DatabaseError::config(
+            "password: hosts = […] does not apply to the database password; remove it",
         ));
     }
     let source = spec
         .source()
-        .map_err(|e| DatabaseError::Config(e.keyed("password")))?;
+        .map_err(|e| DatabaseError::config(e.keyed("password")))?;
     Password::from_source(&source)
 }
 

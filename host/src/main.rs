@@ -226,13 +226,22 @@ fn init_logging(filter: &str, format: &str) {
         builder.json().init();
     } else {
         // Text from outside (the upstream service, the connector) is escaped in every field; colours only
-        // on a terminal, so a log file holds no escape sequence at all.
+        // on a terminal, so a log file holds no escape sequence at all, and never under NO_COLOR.
         use std::io::IsTerminal;
         builder
-            .with_ansi(std::io::stderr().is_terminal())
+            .with_ansi(colour_wanted(
+                std::io::stderr().is_terminal(),
+                std::env::var_os("NO_COLOR").as_deref(),
+            ))
             .fmt_fields(connector_host::doors::log::EscapedFields)
             .init();
     }
+}
+
+/// Whether log lines are coloured: only on a terminal, and not when `NO_COLOR` is set to a
+/// non-empty value (the no-color.org convention).
+fn colour_wanted(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// `text` as the terminal may show it: control characters, line separators and bidi
@@ -717,6 +726,18 @@ impl Progress {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn colour_only_on_a_terminal_and_never_under_no_color() {
+        use std::ffi::OsStr;
+        assert!(super::colour_wanted(true, None));
+        assert!(!super::colour_wanted(false, None), "a file or a pipe");
+        assert!(!super::colour_wanted(true, Some(OsStr::new("1"))));
+        assert!(
+            super::colour_wanted(true, Some(OsStr::new(""))),
+            "an empty NO_COLOR is unset (no-color.org)"
+        );
+    }
+
     use super::*;
 
     #[test]

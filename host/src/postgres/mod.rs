@@ -66,9 +66,15 @@ use crate::secrets::SecretSource;
 /// password), what failed and what to do.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DatabaseError {
-    /// The `[state]` settings are unusable (URL, password secret, TLS files).
-    #[error("[state] {0}")]
-    Config(String),
+    /// The settings of the file's `section` (`state` or `fleet`) are unusable (URL, password
+    /// secret, TLS files).
+    #[error("[{section}] {message}")]
+    Config {
+        /// The tenant or serve file's section the settings come from.
+        section: String,
+        /// What failed and what to do.
+        message: String,
+    },
     /// The database cannot be reached or refused the connection.
     #[error("PostgreSQL {target}: {message}")]
     Unavailable {
@@ -95,6 +101,29 @@ pub enum DatabaseError {
     },
 }
 
+impl DatabaseError {
+    /// A [`DatabaseError::Config`] about `[state]`; [`DatabaseError::in_section`] names
+    /// another section.
+    pub fn config(message: impl Into<String>) -> DatabaseError {
+        DatabaseError::Config {
+            section: "state".into(),
+            message: message.into(),
+        }
+    }
+
+    /// The same error, about the settings of `section` (`fleet` for a serve file's
+    /// `[fleet]`): a settings error names the section the operator wrote.
+    pub fn in_section(self, section: &str) -> DatabaseError {
+        match self {
+            DatabaseError::Config { message, .. } => DatabaseError::Config {
+                section: section.into(),
+                message,
+            },
+            other => other,
+        }
+    }
+}
+
 /// The database password, loaded on the host side; `Debug` never prints it.
 #[derive(Clone)]
 pub struct Password(String);
@@ -110,7 +139,7 @@ impl Password {
     pub fn from_source(source: &SecretSource) -> Result<Password, DatabaseError> {
         let value = source
             .read()
-            .map_err(|e| DatabaseError::Config(e.keyed("password")))?;
+            .map_err(|e| DatabaseError::config(e.keyed("password")))?;
         Ok(Password(value))
     }
 }
@@ -140,6 +169,9 @@ pub struct DatabaseOptions {
     /// Send the password over a plain-text connection to another machine
     /// (`allow_password_without_tls`; default: refused).
     pub allow_password_without_tls: bool,
+    /// The file's section these settings come from (`state`, the default, or `fleet`),
+    /// named in every settings error.
+    pub section: String,
 }
 
 impl Default for DatabaseOptions {
@@ -151,6 +183,7 @@ impl Default for DatabaseOptions {
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             idle_in_transaction_timeout: Duration::from_secs(60),
             allow_password_without_tls: false,
+            section: "state".into(),
         }
     }
 }
@@ -188,6 +221,7 @@ impl DatabaseOptions {
             )?,
             lock_timeout: secs("lock_timeout_secs", lock_timeout_secs, DEFAULT_LOCK_TIMEOUT)?,
             allow_password_without_tls,
+            section: section.to_string(),
             ..DatabaseOptions::default()
         })
     }
@@ -245,7 +279,7 @@ const PASSWORD_IN_URL: &str = "holds a password; remove it from the URL and set 
 
 /// Parses `url` by this module's rules. Never echoes the URL's userinfo or a password.
 fn parse_url(url: &str) -> Result<Target, DatabaseError> {
-    let config_err = |m: String| DatabaseError::Config(format!("url: {m}"));
+    let config_err = |m: String| DatabaseError::config(format!("url: {m}"));
     let mut parsed = url::Url::parse(url.trim()).map_err(|e| {
         config_err(format!(
             "not a URL ({e}); write postgres://user@host:port/database"
@@ -378,8 +412,8 @@ fn check_password_transport(
 ) -> Result<(), DatabaseError> {
     if has_password && target.tls.is_none() && !target.local && !options.allow_password_without_tls
     {
-        return Err(DatabaseError::Config(
-            "url: a password is configured but the connection to this non-local server is not encrypted (no sslmode, or sslmode=disable), so the server could ask for the password in clear text; add sslmode=verify-full (with sslrootcert for a private CA), or set allow_password_without_tls = true in the same section if the network is trusted".into(),
+        return Err(DatabaseError::config(
+            "url: a password is configured but the connection to this non-local server is not encrypted (no sslmode, or sslmode=disable), so the server could ask for the password in clear text; add sslmode=verify-full (with sslrootcert for a private CA), or set allow_password_without_tls = true in the same section if the network is trusted",
         ));
     }
     Ok(())
@@ -394,8 +428,9 @@ pub fn check_url(
     has_password: bool,
     options: &DatabaseOptions,
 ) -> Result<(), DatabaseError> {
-    let target = parse_url(url)?;
+    let target = parse_url(url).map_err(|e| e.in_section(&options.section))?;
     check_password_transport(&target, has_password, options)
+        .map_err(|e| e.in_section(&options.section))
 }
 
 fn tls_config(rootcert: Option<&str>) -> Result<rustls::ClientConfig, DatabaseError> {
@@ -411,17 +446,17 @@ fn tls_config(rootcert: Option<&str>) -> Result<rustls::ClientConfig, DatabaseEr
                 MAX_ROOTCERT_BYTES,
                 "CA certificates file",
             )
-            .map_err(|e| DatabaseError::Config(format!("url: sslrootcert={path}: {e}")))?;
+            .map_err(|e| DatabaseError::config(format!("url: sslrootcert={path}: {e}")))?;
             let certs = CertificateDer::pem_slice_iter(&pem)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| {
-                    DatabaseError::Config(format!(
+                    DatabaseError::config(format!(
                         "url: sslrootcert={path}: cannot read PEM certificates ({e}); give the CA file"
                     ))
                 })?;
             let (added, _) = roots.add_parsable_certificates(certs);
             if added == 0 {
-                return Err(DatabaseError::Config(format!(
+                return Err(DatabaseError::config(format!(
                     "url: sslrootcert={path} holds no usable CA certificate; give the PEM file of the database's CA"
                 )));
             }
@@ -436,7 +471,7 @@ fn client_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, D
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| DatabaseError::Config(format!("url: TLS: {e}")))?
+        .map_err(|e| DatabaseError::config(format!("url: TLS: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth())
 }
@@ -458,8 +493,9 @@ impl Database {
         password: Option<&Password>,
         options: DatabaseOptions,
     ) -> Result<Database, DatabaseError> {
-        let target = parse_url(url)?;
-        check_password_transport(&target, password.is_some(), &options)?;
+        let target = parse_url(url).map_err(|e| e.in_section(&options.section))?;
+        check_password_transport(&target, password.is_some(), &options)
+            .map_err(|e| e.in_section(&options.section))?;
         let Target {
             mut config,
             tls,
@@ -499,7 +535,9 @@ impl Database {
             .wait_timeout(Some(options.wait_timeout))
             .create_timeout(Some(connect_timeout.saturating_add(Duration::from_secs(1))))
             .build()
-            .map_err(|e| DatabaseError::Config(format!("pool: {e}")))?;
+            .map_err(|e| {
+                DatabaseError::config(format!("pool: {e}")).in_section(&options.section)
+            })?;
         let secret: Option<Arc<str>> = password
             .map(|p| Arc::from(p.0.as_str()))
             .filter(|p: &Arc<str>| !p.is_empty());
@@ -535,7 +573,9 @@ impl Database {
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, DatabaseError> {
         self.pool.get().await.map_err(|e| {
             let message = match e {
-                deadpool_postgres::PoolError::Backend(e) => connect_message(&e),
+                deadpool_postgres::PoolError::Backend(e) => {
+                    connect_message(&e, &self.options.section)
+                }
                 deadpool_postgres::PoolError::Timeout(_) => {
                     "timed out waiting for a connection: is the server reachable and not overloaded?".into()
                 }
@@ -622,23 +662,23 @@ pub(crate) fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
 }
 
 /// A connection failure in one line with the next step.
-fn connect_message(e: &tokio_postgres::Error) -> String {
+fn connect_message(e: &tokio_postgres::Error, section: &str) -> String {
     use tokio_postgres::error::SqlState;
     let Some(db) = e.as_db_error() else {
         let text = describe(e);
         return if text.contains("TLS") || text.contains("certificate") {
-            format!("{text}: check sslmode and sslrootcert (the CA that signed the server's certificate) in [state] url")
+            format!("{text}: check sslmode and sslrootcert (the CA that signed the server's certificate) in [{section}] url")
         } else {
-            format!("cannot connect ({text}): is PostgreSQL running there, and does [state] url name the right host and port?")
+            format!("cannot connect ({text}): is PostgreSQL running there, and does [{section}] url name the right host and port?")
         };
     };
     let message = one_line(db.message());
     match db.code() {
         c if *c == SqlState::INVALID_CATALOG_NAME => {
-            format!("{message}: create it (CREATE DATABASE … OWNER …) or fix the database name in [state] url")
+            format!("{message}: create it (CREATE DATABASE … OWNER …) or fix the database name in [{section}] url")
         }
         c if *c == SqlState::INVALID_PASSWORD => {
-            format!("{message}: check the secret [state] password names")
+            format!("{message}: check the secret [{section}] password names")
         }
         c if *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
             format!("{message}: the server's pg_hba.conf refuses this host, user or database (or TLS is required: add sslmode=verify-full)")
@@ -775,6 +815,38 @@ mod tests {
             "database \"<redacted>\" does not exist; <redacted>"
         );
         assert_eq!(scrub_with(None, "x".into()), "x");
+    }
+
+    #[test]
+    fn operator_a_fleet_settings_error_names_the_fleet_section_not_state() {
+        let fleet = DatabaseOptions::from_settings("fleet", None, None, false).unwrap();
+        let e = check_url("postgres://app@db.example/app", true, &fleet)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("[fleet] url: a password is configured"),
+            "{e}"
+        );
+        let e = check_url("mysql://app@db.example/app", false, &fleet)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("[fleet] url: "), "{e}");
+        // The tenant file's [state] stays the default.
+        let e = check_url(
+            "mysql://app@db.example/app",
+            false,
+            &DatabaseOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("[state] url: "), "{e}");
+        // A password error loaded without options is re-labelled by the caller.
+        let source = SecretSource::Env("CONNECTOR_TEST_UNSET_FLEET_PASSWORD_VAR".into());
+        let e = Password::from_source(&source).unwrap_err();
+        assert!(e.to_string().starts_with("[state] password"), "{e}");
+        let e = e.in_section("fleet").to_string();
+        assert!(e.starts_with("[fleet] password"), "{e}");
+        assert!(e.contains("CONNECTOR_TEST_UNSET_FLEET_PASSWORD_VAR"), "{e}");
     }
 
     #[test]

@@ -68,9 +68,9 @@ pub struct Deployment {
 /// Connects this host to the fleet's database (and migrates it).
 async fn connect_fleet(spec: &super::FleetSpec) -> Result<crate::fleet::Fleet, String> {
     let password = match &spec.password {
-        Some(p) => {
-            Some(crate::assembly::database_password(p).map_err(|e| format!("password: {e}"))?)
-        }
+        Some(p) => Some(
+            crate::assembly::database_password(p).map_err(|e| e.in_section("fleet").to_string())?,
+        ),
         None => None,
     };
     let host = spec.host_id.clone().unwrap_or_else(default_host_id);
@@ -273,9 +273,10 @@ impl Deployment {
     pub fn start_line(&self) -> String {
         let addr = self.endpoint.local_addr();
         let o = self.server.options();
+        let tenants = self.server.tenants().len();
         format!(
-            "serving {} tenants{} from {}; at most {} runs at once; metrics http://{addr}/metrics, health http://{addr}/healthz",
-            self.server.tenants().len(),
+            "serving {}{} from {}; at most {} runs at once; metrics http://{addr}/metrics, health http://{addr}/healthz",
+            tenants_text(tenants),
             if o.once { " once" } else { "" },
             self.file.path.display(),
             o.max_concurrent_runs,
@@ -289,5 +290,24 @@ impl Deployment {
         if let Some(sim) = self.simulation {
             sim.shutdown().await;
         }
+    }
+}
+
+/// `1 tenant`, `3 tenants`.
+fn tenants_text(n: usize) -> String {
+    if n == 1 {
+        "1 tenant".into()
+    } else {
+        format!("{n} tenants")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn one_tenant_is_one_tenant_not_one_tenants() {
+        assert_eq!(super::tenants_text(1), "1 tenant");
+        assert_eq!(super::tenants_text(0), "0 tenants");
+        assert_eq!(super::tenants_text(20), "20 tenants");
     }
 }

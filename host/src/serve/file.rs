@@ -299,7 +299,7 @@ impl ServeFile {
                     f.allow_password_without_tls,
                 )?;
                 crate::postgres::check_url(&f.url, f.password.is_some(), &options)
-                    .map_err(|e| format!("[fleet] url: {e}"))?;
+                    .map_err(|e| e.to_string())?;
                 if !(1..=3600).contains(&f.lease_ttl_secs) {
                     return Err(format!(
                         "[fleet] lease_ttl_secs = {} must be between 1 and 3600",
@@ -658,7 +658,14 @@ events_dir = "ev"
             fleet.url,
             "postgres://connector@db.internal/fleet?sslmode=verify-full"
         );
-        assert_eq!(fleet.options, crate::fleet::DatabaseOptions::default());
+        assert_eq!(
+            fleet.options,
+            crate::fleet::DatabaseOptions {
+                section: "fleet".into(),
+                ..crate::fleet::DatabaseOptions::default()
+            },
+            "the defaults, and its errors name [fleet]"
+        );
         assert_eq!(fleet.lease_ttl, crate::fleet::DEFAULT_LEASE_TTL);
         assert_eq!(fleet.poll, Duration::from_secs(1));
         assert_eq!(fleet.host_id, None);
@@ -685,11 +692,11 @@ events_dir = "ev"
             ("url = \"postgres://connector@db/fleet\"\nttl = 5", "ttl"),
             (
                 "url = \"postgres://connector%3Apw@db/fleet\"",
-                "[fleet] url: [state] url: the user name holds ':'",
+                "[fleet] url: the user name holds ':'",
             ),
             (
                 "url = \"postgres://connector@db/fleet\"\npassword = { env = \"PG\" }",
-                "[fleet] url: [state] url: a password is configured but the connection",
+                "[fleet] url: a password is configured but the connection",
             ),
             (
                 "url = \"postgres://connector@db/fleet\"\nstatement_timeout_secs = 0",

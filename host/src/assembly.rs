@@ -393,6 +393,7 @@ mod tests {
             env: None,
             file: Some(path.to_path_buf()),
             hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            expires: None,
         }
     }
 
@@ -454,6 +455,7 @@ mod tests {
             env: Some("CONNECTOR_HOST_TEST_UNSET_SINK_KEY".into()),
             file: None,
             hosts: vec![],
+            expires: None,
         };
         let e = sink_secret("[sink] api_key", &spec).unwrap_err();
         assert!(

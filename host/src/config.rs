@@ -26,9 +26,38 @@ pub struct SecretSpec {
     /// component's egress plan sends it (see [`crate::Runtime::resolve_egress`]).
     #[serde(default)]
     pub hosts: Vec<String>,
+    /// The day the credential stops working (`YYYY-MM-DD`, UTC), when the operator knows
+    /// it (an Entra client secret's "Expires" column): exported as
+    /// `connector_credential_expiry_timestamp_seconds{tenant,secret}` by `serve`, so an alert
+    /// fires before every run of the tenant fails on it. Checked at load.
+    #[serde(default)]
+    pub expires: Option<String>,
 }
 
 impl SecretSpec {
+    /// When the credential stops working (the start of its `expires` day, UTC), if known.
+    /// `Err` is the reason a written `expires` is not a date (one line).
+    pub fn expiry(&self) -> Result<Option<std::time::SystemTime>, String> {
+        let Some(day) = &self.expires else {
+            return Ok(None);
+        };
+        let shape_ok = day.len() == 10
+            && day.bytes().enumerate().all(|(i, b)| match i {
+                4 | 7 => b == b'-',
+                _ => b.is_ascii_digit(),
+            });
+        let parsed = shape_ok
+            .then(|| humantime::parse_rfc3339(&format!("{day}T00:00:00Z")).ok())
+            .flatten();
+        match parsed {
+            Some(at) => Ok(Some(at)),
+            None => Err(format!(
+                "expires = \"{}\" is not a date YYYY-MM-DD (the day the credential stops working, e.g. \"2027-06-30\")",
+                crate::doors::log::escape_control(&day.chars().take(40).collect::<String>())
+            )),
+        }
+    }
+
     /// Where the value comes from: exactly one of `env` and `file` ([`crate::secrets`]).
     pub fn source(&self) -> Result<crate::secrets::SecretSource, crate::secrets::LoadError> {
         crate::secrets::SecretSource::from_parts(self.env.as_deref(), self.file.as_deref())
@@ -43,6 +72,7 @@ impl SecretSpec {
     /// resolves a `file` against the tenant file's folder.
     pub(crate) fn resolve_source(&mut self, key: &str, base: &Path) -> Result<(), String> {
         self.source().map_err(|e| e.keyed(key))?;
+        self.expiry().map_err(|e| format!("{key} {e}"))?;
         if let Some(file) = &self.file {
             self.file = Some(resolve(base, file));
         }
@@ -836,6 +866,45 @@ path = "out/events.jsonl"
     }
 
     #[test]
+    fn operator_a_secret_may_say_when_it_expires_and_a_wrong_day_is_one_line() {
+        let with = |expires: &str| {
+            MINIMAL.replace(
+                "env = \"ENTRA_CLIENT_SECRET\"",
+                &format!("env = \"ENTRA_CLIENT_SECRET\"\nexpires = \"{expires}\""),
+            )
+        };
+        let c = TenantConfig::parse(&with("2027-06-30"), Path::new("/etc/ch")).unwrap();
+        assert_eq!(
+            c.secrets["client_secret"].expiry().unwrap(),
+            Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_814_313_600))
+        );
+        assert_eq!(
+            TenantConfig::parse(MINIMAL, Path::new("/etc/ch"))
+                .unwrap()
+                .secrets["client_secret"]
+                .expiry()
+                .unwrap(),
+            None
+        );
+        for bad in [
+            "2027-13-01",
+            "2027-02-30",
+            "30/06/2027",
+            "2027-06-30T00:00:00Z",
+            "soon",
+        ] {
+            let e = TenantConfig::parse(&with(bad), Path::new("/etc/ch"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("[secrets.client_secret] expires = ") && e.contains("YYYY-MM-DD"),
+                "{bad}: {e}"
+            );
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
     fn minimal_file_leaves_egress_to_the_component_and_resolves_paths() {
         let c = TenantConfig::parse(MINIMAL, Path::new("/etc/ch")).unwrap();
         assert_eq!(c.key, "contoso");
@@ -878,6 +947,7 @@ path = "out/events.jsonl"
                     env: None,
                     file: Some(PathBuf::from("/etc/ch/pg.pass")),
                     hosts: vec![],
+                    expires: None,
                 }),
                 options: crate::postgres::DatabaseOptions::default(),
             })

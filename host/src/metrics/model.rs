@@ -186,6 +186,13 @@ struct ConnectorLabels {
     connector: String,
 }
 
+/// `tenant="…",secret="…"`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SecretLabels {
+    tenant: String,
+    secret: String,
+}
+
 /// `tenant="…",status="…"`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
@@ -225,6 +232,7 @@ struct Series {
     walk_wait: PerTenant<FloatGauge>,
     guest_memory_peak: PerTenant<IntGauge>,
     tenant_info: Family<ConnectorLabels, IntGauge>,
+    credential_expiry: Family<SecretLabels, FloatGauge>,
 }
 
 impl Series {
@@ -321,6 +329,11 @@ impl Series {
                 r,
                 "connector_tenant_info",
                 "Always 1: the connector (its describe name) the tenant runs",
+            ),
+            credential_expiry: add(
+                r,
+                "connector_credential_expiry_timestamp_seconds",
+                "When the tenant's credential stops working (Unix time), as its tenant file's expires says",
             ),
         }
     }
@@ -500,6 +513,22 @@ impl Metrics {
                 connector: connector.to_string(),
             })
             .set(1);
+    }
+
+    /// Says when a tenant's credential (`[secrets.NAME]`) stops working:
+    /// `connector_credential_expiry_timestamp_seconds{tenant, secret}`.
+    pub fn set_credential_expiry(&self, tenant: &str, secret: &str, at: SystemTime) {
+        let secs = at
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        self.series
+            .credential_expiry
+            .get_or_create(&SecretLabels {
+                tenant: tenant.to_string(),
+                secret: secret.to_string(),
+            })
+            .set(secs);
     }
 
     /// Records a successful run: its events, HTTP statuses, throttles and duration.

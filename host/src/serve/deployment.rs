@@ -248,6 +248,15 @@ impl Deployment {
                 .register_on(entry, runtime)
                 .map_err(|e| DeployError::Config(format!("{}: {e}", file.path.display())))?;
         }
+        // Credentials whose tenant file says when they expire (checked at load), for the
+        // alert that fires before every run of the tenant fails on them.
+        for cfg in &file.tenants {
+            for (name, spec) in &cfg.secrets {
+                if let Ok(Some(at)) = spec.expiry() {
+                    server.metrics().set_credential_expiry(&cfg.key, name, at);
+                }
+            }
+        }
         let endpoint = server.listen(file.listen).await.map_err(|e| {
             DeployError::Config(format!(
                 "{}: [serve] listen = \"{}\": cannot listen there: {e}; choose a free address and port",

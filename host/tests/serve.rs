@@ -608,6 +608,38 @@ fn a_bad_tenants_file_exits_2_with_one_line_naming_the_file_and_the_key() {
     );
 }
 
+#[test]
+fn operator_a_fleet_password_that_cannot_be_read_exits_2_naming_fleet_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tenants.toml");
+    std::fs::write(
+        &path,
+        "[serve]\nlisten = \"127.0.0.1:0\"\n[simulation]\ntenants = 1\n[fleet]\n\
+         url = \"postgres://connector@127.0.0.1:1/connector\"\n\
+         password = { env = \"CONNECTOR_TEST_UNSET_FLEET_PASSWORD\" }\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["--no-cache", "serve", "--tenants"])
+        .arg(&path)
+        .env_remove("CONNECTOR_TEST_UNSET_FLEET_PASSWORD")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // A configuration error (2), as the README's table says, not a host error (6).
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("[fleet] password")
+            && errors[0].contains("CONNECTOR_TEST_UNSET_FLEET_PASSWORD"),
+        "{stderr}"
+    );
+}
+
 /// Sends SIGTERM to `child` and waits for it to exit, failing with `late` after `within`.
 async fn sigterm_and_wait(child: &mut Child, within: Duration, late: &str) -> ExitStatus {
     let kill = Command::new("kill")

@@ -1,5 +1,6 @@
 //! A tenants file brought to life ([`Deployment`]), and the shutdown signal the CLI waits for.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use super::server::{Server, TenantEntry};
@@ -66,17 +67,32 @@ pub struct Deployment {
 }
 
 /// Connects this host to the fleet's database (and migrates it).
-async fn connect_fleet(spec: &super::FleetSpec) -> Result<crate::fleet::Fleet, String> {
+async fn connect_fleet(
+    spec: &super::FleetSpec,
+    file: &Path,
+) -> Result<crate::fleet::Fleet, DeployError> {
+    // A password that cannot be read (a variable not set, a missing file) or settings that
+    // cannot be used are the operator's configuration (exit 2); a database that does not
+    // answer or refuses is not (exit 6).
     let password = match &spec.password {
-        Some(p) => Some(
-            crate::assembly::database_password(p).map_err(|e| e.in_section("fleet").to_string())?,
-        ),
+        Some(p) => Some(crate::assembly::database_password(p).map_err(|e| {
+            DeployError::Config(format!("{}: {}", file.display(), e.in_section("fleet")))
+        })?),
         None => None,
     };
     let host = spec.host_id.clone().unwrap_or_else(default_host_id);
     crate::fleet::Fleet::connect_with(&spec.url, password.as_ref(), host, spec.options.clone())
         .await
-        .map_err(|e| format!("{e}; check url and password, and that the database is up"))
+        .map_err(|e| match e {
+            // Names its section itself: `[fleet] url: …`.
+            crate::postgres::DatabaseError::Config { .. } => {
+                DeployError::Config(format!("{}: {e}", file.display()))
+            }
+            e => DeployError::Host(format!(
+                "{}: [fleet]: {e}; check url and password, and that the database is up",
+                file.display()
+            )),
+        })
 }
 
 /// `$CONNECTOR_HOST_ID`, else `<host name>-<process id>`: unique per process on a machine,
@@ -171,9 +187,7 @@ impl Deployment {
         let server = match &file.fleet {
             None => Server::new(runtime.clone(), file.options.clone()),
             Some(spec) => {
-                let fleet = connect_fleet(spec).await.map_err(|e| {
-                    DeployError::Host(format!("{}: [fleet]: {e}", file.path.display()))
-                })?;
+                let fleet = connect_fleet(spec, &file.path).await?;
                 tracing::info!(
                     host = fleet.host(),
                     "fleet mode: leasing tenants from the database"

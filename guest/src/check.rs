@@ -238,3 +238,85 @@ fn advice(source: &Source, e: &GraphError, config: &Config) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(graph: &str) -> Config {
+        let pairs = [
+            ("tenant_id", "contoso.onmicrosoft.com"),
+            ("client_id", "00000000-0000-0000-0000-000000000001"),
+            ("graph_endpoint", graph),
+        ];
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::parse(&pairs).unwrap()
+    }
+
+    fn status(status: u16, code: &str) -> GraphError {
+        GraphError::Status {
+            status,
+            code: code.into(),
+            message: "m".into(),
+        }
+    }
+
+    #[test]
+    fn each_failure_gets_its_own_verdict_and_only_a_403_asks_for_a_permission() {
+        let users = &SOURCES[0];
+        let plain = config("https://graph.microsoft.com");
+        let versioned = config("https://graph.microsoft.com/v1.0/");
+        let cases = [
+            (
+                GraphError::Fetch(FetchError::Denied("x is not in the allowlist".into())),
+                &plain,
+                "egress refused: the host did not send the request (x is not in the allowlist); add the Graph origin to [egress] allow",
+            ),
+            (
+                status(404, "Request_ResourceNotFound"),
+                &versioned,
+                "wrong endpoint: Graph answered 404 Request_ResourceNotFound: m; config key 'graph_endpoint' ends in '/v1.0': remove it",
+            ),
+            (
+                status(404, "Request_ResourceNotFound"),
+                &plain,
+                "wrong endpoint: Graph answered 404 Request_ResourceNotFound: m; set config key 'graph_endpoint' to the Graph base URL",
+            ),
+            (
+                GraphError::Malformed("the body is not JSON".into()),
+                &plain,
+                "wrong endpoint: the answer is not Microsoft Graph's (the body is not JSON)",
+            ),
+            (
+                status(401, "InvalidAuthenticationToken"),
+                &plain,
+                "token refused: Graph did not accept the access token",
+            ),
+            (
+                status(503, "ServiceUnavailable"),
+                &plain,
+                "Graph failed: 503 ServiceUnavailable: m; run check again later",
+            ),
+            (
+                GraphError::Fetch(FetchError::Transport("connection refused".into())),
+                &plain,
+                "Graph failed: no answer (transport error: connection refused); check config key 'graph_endpoint'",
+            ),
+        ];
+        for (e, cfg, start) in cases {
+            let detail = advice(users, &e, cfg);
+            assert!(detail.starts_with(start), "{detail}");
+            assert!(!detail.contains("grant"), "{detail}");
+        }
+        let detail = advice(users, &status(403, "Authorization_RequestDenied"), &plain);
+        assert!(
+            detail.starts_with("permission missing: 403 Authorization_RequestDenied: m")
+                && detail
+                    .ends_with("grant the application permission User.Read.All and admin consent"),
+            "{detail}"
+        );
+    }
+}

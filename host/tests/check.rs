@@ -200,6 +200,63 @@ async fn egress_refusal_is_its_own_verdict_with_its_fix_and_exit_7() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_request_is_an_egress_refusal_too() {
+    let emu = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let login = origin(&emu.login_endpoint());
+    let mut t = Tenantfile::new(&emu);
+    // The login endpoint is missing: no token can be had, so the connector's check fails.
+    t.egress = format!("allow = [\"{}\"]", origin(&emu.graph_endpoint()));
+    t.sink = "kind = \"stdout\"".into();
+    // The client secret may go to the login origin (its hosts); the allowlist still refuses it.
+    let config = t.write(dir.path());
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("env = \"{SECRET_VAR}\""),
+        &format!("env = \"{SECRET_VAR}\"\nhosts = [\"{login}\"]"),
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = check(&config, &emu.config().client_secret).await;
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(7), "{text}\n{err}");
+    let egress = named(&text, "egress ");
+    assert!(
+        egress.starts_with("FAIL")
+            && egress.contains(&format!("{login} is not in the tenant's egress allowlist")),
+        "{egress}"
+    );
+    let last = err.lines().last().unwrap();
+    assert!(
+        last.starts_with("error: ") && last.contains("acquiring a token"),
+        "the connector's own error is still the last line: {last}"
+    );
+    assert!(!text.contains("grant") && !err.contains("grant"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_endpoint_with_a_path_is_a_wrong_endpoint_exit_2() {
+    let emu = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = Tenantfile::new(&emu).write(dir.path());
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("login_endpoint = \"{}\"", emu.login_endpoint()),
+        &format!("login_endpoint = \"{}/common\"", emu.login_endpoint()),
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = check(&config, &emu.config().client_secret).await;
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{text}\n{err}");
+    let last = err.lines().last().unwrap();
+    assert!(
+        last.contains("AADSTS900561") && last.contains("set config key 'login_endpoint'"),
+        "{last}"
+    );
+    assert!(
+        line_of(&text, "verdict").starts_with("verdict: wrong endpoint"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graph_endpoint_with_v1_0_appended_is_a_wrong_endpoint_exit_2() {
     let emu = emulator().await;
     let dir = tempfile::tempdir().unwrap();

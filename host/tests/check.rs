@@ -555,6 +555,28 @@ async fn a_sink_refusing_the_credential_fails_check_with_its_fix() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_intake_refusing_an_empty_batch_is_a_warning_not_a_failure() {
+    // Elastic's HTTP endpoint input answers 406 "if the POST request does not contain a
+    // body": reachable, but the credential is not confirmed.
+    let emu = emulator().await;
+    let rx = Receiver::start(406).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = Tenantfile::new(&emu);
+    t.sink = rx.http_sink();
+    let out = check(&t.write(dir.path()), &emu.config().client_secret).await;
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
+    let sink = named(&text, "sink [http]");
+    assert!(
+        sink.starts_with("warn")
+            && sink.contains("reachable but answered HTTP 406")
+            && sink.contains("the credential was not confirmed"),
+        "{sink}"
+    );
+    assert_eq!(events_delivered(&rx.seen()), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_sink_fails_check_with_its_fix() {
     let emu = emulator().await;
     let dir = tempfile::tempdir().unwrap();

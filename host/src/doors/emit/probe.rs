@@ -5,14 +5,16 @@
 //!   folder on its path that exists is a folder this user may create entries in (the first
 //!   run creates the missing folders and the file). Nothing is opened for writing.
 //! - **stdout**: nothing to probe.
-//! - **Sekoia.io**: `GET {base_url}/v1/me` with the key. Sekoia.io's API quickstart
-//!   (<https://docs.sekoia.io/developer/api>, "Make your first API call"): "To verify that
-//!   your key works, retrieve your user profile. This endpoint requires no special
+//! - **Sekoia.io**: `GET {base_url}/v1/me` with the key. Sekoia.io's "Getting Started with
+//!   the Sekoia.io API" (<https://docs.sekoia.io/developer/api>, from the
+//!   `SEKOIA-IO/documentation` repository), step 3 "Make your first API call": "To verify
+//!   that your key works, retrieve your user profile. This endpoint requires no special
 //!   permissions beyond a valid key" — `curl -X GET https://api.sekoia.io/v1/me -H
-//!   "Authorization: Bearer $SEKOIA_API_KEY"`; the base URL of another region (e.g.
-//!   `https://app.mco1.sekoia.io/api`) takes the same path. The asset connector's push
-//!   endpoint has no documented dry run (Sekoia's SDK never posts an empty list), so no
-//!   request is made to it.
+//!   "Authorization: Bearer $SEKOIA_API_KEY"`; step 1: another region's base URL (e.g.
+//!   `https://app.mco1.sekoia.io/api`) takes the same paths; its troubleshooting table: 401
+//!   "the API key is missing, expired, or invalid", 403 "the key does not have the required
+//!   permission", 429 rate limit. The asset connector's push endpoint has no documented dry
+//!   run (Sekoia's SDK never posts an empty list), so no request is made to it.
 //! - **http** (NDJSON intake): a `POST` of an empty body to the intake URL, with the
 //!   credential header and `Content-Type: application/x-ndjson`: zero lines, so zero events.
 //!   Our README's sink section defines this probe (no receiver we name documents a dry run);

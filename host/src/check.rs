@@ -141,6 +141,18 @@ pub fn verdict(
     if failed {
         // Only when something failed: a passing check may have met a 403 that its connector
         // read as a licence gap (a warning), or a 404 it expected.
+        //
+        // What the statuses mean, in the words of the providers the built-in connector meets:
+        // an OAuth token endpoint answers refused client credentials with a 4xx (RFC 6749
+        // section 5.2: 400, or 401 for `invalid_client`; Microsoft's answers a wrong client
+        // secret 401 `invalid_client` AADSTS7000215, an expired one AADSTS7000222, an unknown
+        // application AADSTS700016 — learn.microsoft.com "Troubleshoot ... service principal
+        // authentication", ClientSecretCredential); Microsoft Graph answers 401 "required
+        // authentication information is either missing or not valid for the resource", 403
+        // "access is denied ... might not have enough permission or ... a required license"
+        // (`Authorization_RequestDenied`), 404 "the requested resource doesn't exist"
+        // (<https://learn.microsoft.com/graph/errors>, "HTTP status codes";
+        // <https://learn.microsoft.com/graph/resolve-auth-errors>).
         if observed.saw(404, true) {
             found.push(Verdict::Endpoint);
         }

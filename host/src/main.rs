@@ -5,8 +5,10 @@
 //! The CLI ships the built-in connectors (`builtin-connectors`); a tenant picks one with
 //! `[tenant] connector = "entra-id"` (the default) or names a component file.
 //!
-//! Exit codes: 0 success; 2 configuration or secret; 3 credentials refused; 4 permission
-//! missing (or a failed `check` probe); 5 the upstream service failed; 6 host or sandbox error.
+//! Exit codes: 0 success; 2 configuration or secret (a wrong endpoint, for `check`); 3
+//! credentials refused; 4 permission missing (or a failed `check` probe nothing else
+//! explains); 5 the upstream service failed; 6 host or sandbox error (or the event sink);
+//! 7 (`check`) a request the host's egress policy refused.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -140,8 +142,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Test a tenant file: run the tenant's connector's own check (credentials, and a probe of
-    /// each permission it declares), changing nothing.
+    /// Test a tenant file: the connector's own check (credentials, a probe of each permission
+    /// it declares) and a probe of the sink, changing nothing and delivering nothing; each
+    /// failure is named with its fix (egress refused 7, wrong endpoint 2, credentials refused
+    /// 3, sink 6, permission missing 4, upstream 5).
     Check {
         /// The tenant file (TOML).
         #[arg(long, short)]

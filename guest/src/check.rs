@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::graph::{path_segment, GraphClient, GraphError, GraphGet};
-use connector_sdk::doors::Doors;
+use connector_sdk::doors::{Doors, FetchError};
 use connector_sdk::error::ConnectorError;
 
 /// The outcome of one probe: `name` is `<source> [<permission>; <licence>]`; a licence gap
@@ -141,12 +141,12 @@ pub fn check<D: Doors>(doors: &D, config: &Config) -> Result<Vec<Probe>, Connect
                 .map(|_| ()),
             (_, Err(why)) => Err(GraphError::Malformed(why.into())),
         };
-        probes.push(judge(source, result));
+        probes.push(judge(source, result, config));
     }
     Ok(probes)
 }
 
-fn judge(source: &Source, result: Result<(), GraphError>) -> Probe {
+fn judge(source: &Source, result: Result<(), GraphError>, config: &Config) -> Probe {
     let name = match source.licence {
         Some(licence) => format!("{} [{}; {licence}]", source.name, source.permission),
         None => format!("{} [{}]", source.name, source.permission),
@@ -176,10 +176,147 @@ fn judge(source: &Source, result: Result<(), GraphError>) -> Probe {
         Err(e) => Probe {
             name,
             ok: false,
-            detail: format!(
-                "{e}; without it {}; grant the application permission {} and admin consent",
-                source.without, source.permission
-            ),
+            detail: advice(source, &e, config),
         },
+    }
+}
+
+/// Why a probe failed and what fixes it: one verdict per cause, never "grant the
+/// permission" for an answer that says nothing about permissions. The verdict opens the
+/// line (`egress refused:`, `wrong endpoint:`, `token refused:`, `permission missing:`,
+/// `Graph failed:`, `not probed:`), as `connector-host check` documents.
+///
+/// Statuses as Microsoft Graph documents them (<https://learn.microsoft.com/graph/errors>,
+/// "HTTP status codes"): 401 "required authentication information is either missing or
+/// not valid for the resource" (a token, but not one for this Graph), 403 "access is denied
+/// to the requested resource ... might not have enough permission or might not have a
+/// required license" (licence gaps are told apart by their codes above), 404 "the requested
+/// resource doesn't exist" (every probe reads a collection that exists in every tenant: the
+/// base URL is wrong); Microsoft's "Resolve Microsoft Graph authorization errors"
+/// (<https://learn.microsoft.com/graph/resolve-auth-errors>): 401 "is your token valid?",
+/// 403 "have you chosen the right set of permissions?" (`Authorization_RequestDenied`).
+fn advice(source: &Source, e: &GraphError, config: &Config) -> String {
+    let endpoint_fix = || {
+        let versioned = ["/v1.0", "/beta"]
+            .iter()
+            .find(|v| config.graph_endpoint.to_ascii_lowercase().ends_with(*v));
+        match versioned {
+            Some(v) => format!(
+                "config key 'graph_endpoint' ends in '{v}': remove it (the connector adds /v1.0 itself; the value is the Graph base URL, e.g. https://graph.microsoft.com)"
+            ),
+            None => "set config key 'graph_endpoint' to the Graph base URL of the tenant's cloud without a path (e.g. https://graph.microsoft.com), or remove it to use the cloud's".to_string(),
+        }
+    };
+    match e {
+        GraphError::Fetch(FetchError::Denied(why)) => format!(
+            "egress refused: the host did not send the request ({why}); add the Graph origin to [egress] allow, or remove allow to use the connector's own list"
+        ),
+        GraphError::Fetch(FetchError::Timeout | FetchError::Transport(_)) => format!(
+            "Graph failed: no answer ({e}); check config key 'graph_endpoint' and the network path to it, then run check again"
+        ),
+        GraphError::Fetch(FetchError::TooLarge(_) | FetchError::BudgetExhausted) => format!(
+            "host limit: {e}; raise the tenant's [limits] (max_response_bytes, max_requests)"
+        ),
+        GraphError::Malformed(why) if why.starts_with("not probed:") => why.clone(),
+        GraphError::Malformed(why) => format!(
+            "wrong endpoint: the answer is not Microsoft Graph's ({why}); {}",
+            endpoint_fix()
+        ),
+        GraphError::Auth(m) => format!("token refused: {m}"),
+        GraphError::Status { status: 404, .. } => {
+            format!("wrong endpoint: Graph answered {e}; {}", endpoint_fix())
+        }
+        GraphError::Status { status: 401, .. } => format!(
+            "token refused: Graph did not accept the access token ({e}); login_endpoint and graph_endpoint must be of one cloud (set cloud, or both endpoints)"
+        ),
+        GraphError::Status { status: 403, .. } => format!(
+            "permission missing: {e}; without it {}; grant the application permission {} and admin consent",
+            source.without, source.permission
+        ),
+        GraphError::Status { .. } => {
+            format!("Graph failed: {e}; run check again later")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(graph: &str) -> Config {
+        let pairs = [
+            ("tenant_id", "contoso.onmicrosoft.com"),
+            ("client_id", "00000000-0000-0000-0000-000000000001"),
+            ("graph_endpoint", graph),
+        ];
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::parse(&pairs).unwrap()
+    }
+
+    fn status(status: u16, code: &str) -> GraphError {
+        GraphError::Status {
+            status,
+            code: code.into(),
+            message: "m".into(),
+        }
+    }
+
+    #[test]
+    fn each_failure_gets_its_own_verdict_and_only_a_403_asks_for_a_permission() {
+        let users = &SOURCES[0];
+        let plain = config("https://graph.microsoft.com");
+        let versioned = config("https://graph.microsoft.com/v1.0/");
+        let cases = [
+            (
+                GraphError::Fetch(FetchError::Denied("x is not in the allowlist".into())),
+                &plain,
+                "egress refused: the host did not send the request (x is not in the allowlist); add the Graph origin to [egress] allow",
+            ),
+            (
+                status(404, "Request_ResourceNotFound"),
+                &versioned,
+                "wrong endpoint: Graph answered 404 Request_ResourceNotFound: m; config key 'graph_endpoint' ends in '/v1.0': remove it",
+            ),
+            (
+                status(404, "Request_ResourceNotFound"),
+                &plain,
+                "wrong endpoint: Graph answered 404 Request_ResourceNotFound: m; set config key 'graph_endpoint' to the Graph base URL",
+            ),
+            (
+                GraphError::Malformed("the body is not JSON".into()),
+                &plain,
+                "wrong endpoint: the answer is not Microsoft Graph's (the body is not JSON)",
+            ),
+            (
+                status(401, "InvalidAuthenticationToken"),
+                &plain,
+                "token refused: Graph did not accept the access token",
+            ),
+            (
+                status(503, "ServiceUnavailable"),
+                &plain,
+                "Graph failed: 503 ServiceUnavailable: m; run check again later",
+            ),
+            (
+                GraphError::Fetch(FetchError::Transport("connection refused".into())),
+                &plain,
+                "Graph failed: no answer (transport error: connection refused); check config key 'graph_endpoint'",
+            ),
+        ];
+        for (e, cfg, start) in cases {
+            let detail = advice(users, &e, cfg);
+            assert!(detail.starts_with(start), "{detail}");
+            assert!(!detail.contains("grant"), "{detail}");
+        }
+        let detail = advice(users, &status(403, "Authorization_RequestDenied"), &plain);
+        assert!(
+            detail.starts_with("permission missing: 403 Authorization_RequestDenied: m")
+                && detail
+                    .ends_with("grant the application permission User.Read.All and admin consent"),
+            "{detail}"
+        );
     }
 }

@@ -12,6 +12,7 @@
 //! and no emulator.
 
 pub mod assembly;
+pub mod check;
 pub mod components;
 pub mod config;
 pub mod doors;

@@ -5,15 +5,16 @@
 //! The CLI ships the built-in connectors (`builtin-connectors`); a tenant picks one with
 //! `[tenant] connector = "entra-id"` (the default) or names a component file.
 //!
-//! Exit codes: 0 success; 2 configuration or secret; 3 credentials refused; 4 permission
-//! missing (or a failed `check` probe); 5 the upstream service failed; 6 host or sandbox error.
+//! Exit codes: 0 success; 2 configuration or secret (a wrong endpoint, for `check`); 3
+//! credentials refused; 4 permission missing (or a failed `check` probe nothing else
+//! explains); 5 the upstream service failed; 6 host or sandbox error (or the event sink);
+//! 7 (`check`) a request the host's egress policy refused.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use connector_host::error::ConnectorErrorKind;
-use connector_host::runtime::Probe;
 use connector_host::serve::{DeployError, Summary};
 use connector_host::{
     Components, ConnectorChoice, RunError, RunReport, Runtime, RuntimeLimits, TenantConfig,
@@ -22,14 +23,25 @@ use connector_host::{
 #[cfg(feature = "simulation")]
 use graph_emulator::{Emulator, EmulatorConfig, Tenant};
 
+#[path = "cli/check.rs"]
+mod check;
+
 /// Exit code of a configuration or secret that cannot be used.
 const EXIT_CONFIG: i32 = 2;
-/// Exit code of a missing permission (or a failed `check` probe).
+/// Exit code of `check` finding a wrong endpoint setting (a 404, or an answer that is not the API): a configuration error.
+const EXIT_ENDPOINT: i32 = EXIT_CONFIG;
+/// Exit code of credentials the provider refused (e.g. a wrong client secret), or a token its API refused.
+const EXIT_CREDENTIALS: i32 = 3;
+/// Exit code of a missing permission (or a failed `check` probe nothing else explains).
 const EXIT_PERMISSION: i32 = 4;
 /// Exit code of a failure of the upstream service (the provider's API the connector reads).
 const EXIT_UPSTREAM: i32 = 5;
 /// Exit code of a host or sandbox failure.
 const EXIT_HOST: i32 = 6;
+/// Exit code of `check` finding that the event sink cannot take events (unreachable, its credential refused, a file that cannot be written), as a run's sink failure exits.
+const EXIT_SINK: i32 = EXIT_HOST;
+/// Exit code of `check` finding a request the host's egress policy refused: fix `[egress] allow` (or a secret's `hosts`).
+const EXIT_EGRESS: i32 = 7;
 
 /// The exit code of a failed run: the one place the library's typed errors become numbers.
 fn exit_code(e: &RunError) -> i32 {
@@ -37,7 +49,7 @@ fn exit_code(e: &RunError) -> i32 {
         RunError::Config { .. } | RunError::Secret { .. } => EXIT_CONFIG,
         RunError::Connector { kind, .. } => match kind {
             ConnectorErrorKind::Config => EXIT_CONFIG,
-            ConnectorErrorKind::Auth => 3,
+            ConnectorErrorKind::Auth => EXIT_CREDENTIALS,
             ConnectorErrorKind::Permission => EXIT_PERMISSION,
             ConnectorErrorKind::Upstream => EXIT_UPSTREAM,
             ConnectorErrorKind::Host => EXIT_HOST,
@@ -130,8 +142,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Test a tenant file: run the tenant's connector's own check (credentials, and a probe of
-    /// each permission it declares), changing nothing.
+    /// Test a tenant file: the connector's own check (credentials, a probe of each permission
+    /// it declares) and a probe of the sink, changing nothing and delivering nothing; each
+    /// failure is named with its fix (egress refused 7, wrong endpoint 2, credentials refused
+    /// 3, sink 6, permission missing 4, upstream 5).
     Check {
         /// The tenant file (TOML).
         #[arg(long, short)]
@@ -352,39 +366,28 @@ async fn cmd_run(config: &Path, json: bool) -> i32 {
 
 /// `check` changes nothing: it creates no checkpoint database or events file and repairs
 /// nothing (it says what `run` would refuse), and does not connect to a PostgreSQL store
-/// (connecting migrates its schema).
+/// (connecting migrates its schema). See `cli/check.rs`.
 async fn cmd_check(config: &Path) -> i32 {
     let (run, rt) = match load_tenant(config, true).await {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    match rt.check(&run).await {
-        Ok(probes) => print_probes(&probes),
-        Err(e) => fail(&e, exit_code(&e)),
-    }
+    check::run_check(config, &run, &rt).await
 }
 
-fn print_probes(probes: &[Probe]) -> i32 {
-    let mut text = String::new();
-    for p in probes {
-        text.push_str(&format!(
-            "{} {:<36} {}\n",
-            match (p.ok, p.detail.starts_with("warning")) {
-                (false, _) => "FAIL",
-                (true, true) => "warn",
-                (true, false) => "ok  ",
-            },
-            shown(&p.name),
-            shown(&p.detail)
-        ));
-    }
-    let written = print_quietly(&text);
-    if written != 0 {
-        written
-    } else if probes.iter().all(|p| p.ok) {
-        0
-    } else {
-        EXIT_PERMISSION
+/// The exit code of `check`'s verdict (0: every probe passed).
+fn check_exit_code(verdict: Option<connector_host::check::Verdict>) -> i32 {
+    use connector_host::check::Verdict;
+    match verdict {
+        None => 0,
+        Some(Verdict::Egress) => EXIT_EGRESS,
+        Some(Verdict::Config) => EXIT_CONFIG,
+        Some(Verdict::Endpoint) => EXIT_ENDPOINT,
+        Some(Verdict::Token) => EXIT_CREDENTIALS,
+        Some(Verdict::Host) => EXIT_HOST,
+        Some(Verdict::Sink) => EXIT_SINK,
+        Some(Verdict::Permission) => EXIT_PERMISSION,
+        Some(Verdict::Upstream) => EXIT_UPSTREAM,
     }
 }
 

@@ -638,6 +638,13 @@ impl<'a, D: Doors> GraphClient<'a, D> {
             .map(first_line)
             .unwrap_or_default();
         let hint = match error {
+            // A 404 is no answer about the credentials: nothing takes token requests at that
+            // path (the identity platform's AADSTS900561 "the endpoint only accepts ..."
+            // family; Microsoft Graph's errors page: 404 "the requested resource doesn't
+            // exist"). The login base URL is then wrong.
+            _ if resp.status == 404 => {
+                "nothing takes token requests there: set config key 'login_endpoint' to the login base URL of the tenant's cloud without a path (e.g. https://login.microsoftonline.com), or remove it"
+            }
             "invalid_client" => {
                 "check the client secret value (not its id) and that it has not expired"
             }

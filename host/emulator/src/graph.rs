@@ -308,6 +308,9 @@ pub(crate) fn dispatch(
         Route::RegistrationDetails => relations::registration_details(shared, request),
         Route::RegistrationDetail(id) => relations::registration_detail(shared, request, id),
         Route::Batch => batch::handle(shared, request),
+        // Microsoft Graph's errors page (<https://learn.microsoft.com/graph/errors>, "HTTP
+        // status codes"): 404 Not Found, "the requested resource doesn't exist" — what a
+        // client whose Graph base URL already ends in `/v1.0` meets (`/v1.0/v1.0/users`).
         Route::Unknown | Route::Unversioned => Err(GraphError::new(
             404,
             "Request_ResourceNotFound",

@@ -53,7 +53,7 @@ use crate::doors::emit::{EmitPolicy, EmitState, EventSink, StdoutSink};
 use crate::doors::http::netguard::{NameResolver, SystemResolver};
 use crate::doors::http::secrets::{Scrubber, SecretSet};
 use crate::doors::http::{
-    ClientBuildError, EgressPolicy, HttpClients, HttpDoor, HttpState, Origin,
+    ClientBuildError, EgressPolicy, HttpClients, HttpDoor, HttpState, Observed, Origin,
 };
 use crate::doors::log::{LogState, Progress};
 use crate::doors::RunShared;
@@ -705,14 +705,33 @@ impl Runtime {
 
     /// Runs the connector's `check` ("Test connector") for a tenant.
     pub async fn check(&self, run: &TenantRun) -> Result<Vec<Probe>, RunError> {
+        self.check_observed(run).await.probes
+    }
+
+    /// [`Runtime::check`], with what the host saw its requests meet
+    /// ([`crate::doors::http::Observed`]: its own refusals, error answers, the answers to the
+    /// requests that carried a filled secret), however the check ended: `connector-host
+    /// check` classifies failures from it ([`crate::check`]).
+    pub async fn check_observed(&self, run: &TenantRun) -> CheckOutcome {
         let tenant = run.tenant.clone();
         let scrub = run.secrets.scrubber();
-        let _slot = self.acquire_slot(&tenant).await?;
+        let _slot = match self.acquire_slot(&tenant).await {
+            Ok(slot) => slot,
+            Err(e) => {
+                return CheckOutcome {
+                    probes: Err(e),
+                    observed: Observed::default(),
+                }
+            }
+        };
+        // Outlives the store, which a timeout drops.
+        let counters = std::sync::OnceLock::<Arc<crate::doors::http::HttpCounters>>::new();
         let fut = async {
             let (mut store, bindings, pipes) = self
                 .instantiate(run)
                 .await
                 .map_err(|e| trap(&tenant, e, None, scrub))?;
+            let _ = counters.set(store.data().http.counters());
             let outcome = bindings
                 .connector_runtime_connector()
                 .call_check(&mut store, &run.connector_config)
@@ -732,14 +751,30 @@ impl Runtime {
                     .collect()),
             }
         };
-        tokio::time::timeout(run.timeout, fut)
+        let probes = tokio::time::timeout(run.timeout, fut)
             .await
-            .map_err(|_| RunError::Timeout {
-                tenant: tenant.clone(),
-                seconds: run.timeout.as_secs(),
-                progress: None,
-            })?
+            .unwrap_or_else(|_| {
+                Err(RunError::Timeout {
+                    tenant: tenant.clone(),
+                    seconds: run.timeout.as_secs(),
+                    progress: None,
+                })
+            });
+        CheckOutcome {
+            probes,
+            observed: counters.get().map(|c| c.observed()).unwrap_or_default(),
+        }
     }
+}
+
+/// What [`Runtime::check_observed`] found: the connector's probes (or why its check failed)
+/// and what the host saw the check's requests meet.
+#[derive(Debug)]
+pub struct CheckOutcome {
+    /// The connector's probes, scrubbed, or why the check failed.
+    pub probes: Result<Vec<Probe>, RunError>,
+    /// The check's requests, as the host saw them.
+    pub observed: Observed,
 }
 
 /// `fut`'s output, or `None` when `deadline` passed first (`None` deadline: no limit).

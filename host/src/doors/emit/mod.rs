@@ -2,6 +2,7 @@
 //!
 //! - [`sink`]: the async destination interface ([`EventSink`]);
 //! - [`jsonl`], [`stdout`]: the local sinks;
+//! - [`probe`]: `check`'s probe of a sink, delivering nothing;
 //! - [`push`] with [`sekoia`] and [`http`]: delivery into a platform (Sekoia's asset
 //!   connector API, or NDJSON to any HTTP intake), acknowledged batch by batch;
 //! - this module: the per-run state (`EmitState`), the batch rules of [`EmitPolicy`], its
@@ -15,6 +16,7 @@
 
 pub mod http;
 pub mod jsonl;
+pub mod probe;
 pub mod push;
 pub mod sekoia;
 pub mod sink;

@@ -533,7 +533,7 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 
 /// The receiver's message from an error body: the `message` (with `code`) or `error` of a
 /// JSON answer, else the text; one line, at most [`MAX_MESSAGE_BYTES`].
-fn receiver_message(body: &[u8]) -> String {
+pub(super) fn receiver_message(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let from_json = serde_json::from_str::<serde_json::Value>(&text)
         .ok()

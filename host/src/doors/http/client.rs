@@ -69,6 +69,9 @@ pub struct HttpCounters {
     pub by_status: std::sync::Mutex<std::collections::BTreeMap<u16, u64>>,
     /// Responses that carried a secret of the tenant (redacted before the guest saw them).
     pub echoed_secret: AtomicU64,
+    /// Refusals, error answers, answers to filled secrets and unanswered requests, by origin
+    /// (what `check` classifies).
+    pub observed: std::sync::Mutex<super::observed::Observed>,
 }
 
 impl HttpCounters {
@@ -81,6 +84,17 @@ impl HttpCounters {
     /// Responses by status code so far.
     pub fn statuses(&self) -> std::collections::BTreeMap<u16, u64> {
         self.by_status.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// What the requests met so far ([`super::observed`]).
+    pub fn observed(&self) -> super::observed::Observed {
+        self.observed.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+
+    fn observe(&self, record: impl FnOnce(&mut super::observed::Observed)) {
+        if let Ok(mut o) = self.observed.lock() {
+            record(&mut o);
+        }
     }
 }
 
@@ -148,12 +162,19 @@ impl HttpDoor {
         }
         // Headers and the URL are never filled: placeholders there are sent as text.
         let headers = req.headers;
+        // Whether a secret was filled in: the answer then says whether the credentials were
+        // accepted where they were sent (a token endpoint), which `check` reports.
+        let mut carried_secret = false;
         let body = match req.body {
-            Some(b) => Some(
-                self.secrets
+            Some(b) => {
+                let before = b.windows(9).any(|w| w == b"{{secret:").then(|| b.clone());
+                let filled = self
+                    .secrets
                     .fill_body(&req.method, &headers, b, &origin)
-                    .map_err(|why| self.deny(url.as_str(), why))?,
-            ),
+                    .map_err(|why| self.deny(url.as_str(), why))?;
+                carried_secret = before.is_some_and(|b| b != filled);
+                Some(filled)
+            }
             None => None,
         };
         let previous = self.counters.sent.fetch_add(1, Ordering::Relaxed);
@@ -195,6 +216,11 @@ impl HttpDoor {
             .map_err(|e| self.classify(url.as_str(), &e))?;
         let status = resp.status().as_u16();
         self.counters.count_status(status);
+        if status >= 400 || carried_secret {
+            let origin = origin.to_string();
+            self.counters
+                .observe(|o| o.answer(&origin, status, carried_secret));
+        }
         let cap = self.policy.max_response_bytes;
         if resp.content_length().is_some_and(|len| len > cap) {
             return Err(FetchFailure::TooLarge(cap));
@@ -263,6 +289,7 @@ impl HttpDoor {
             .map(|o| o.to_string())
             .unwrap_or_else(|| "<unparsable URL>".into());
         tracing::warn!(tenant = %self.tenant, target = %shown, reason = %why, "egress denied");
+        self.counters.observe(|o| o.deny(&shown, &why));
         FetchFailure::Denied(why)
     }
 }
@@ -276,12 +303,20 @@ impl HttpDoor {
             }
             source = s.source();
         }
+        let origin = url::Url::parse(url)
+            .ok()
+            .and_then(|u| Origin::of(&u))
+            .map(|o| o.to_string())
+            .unwrap_or_else(|| "<unparsable URL>".into());
         if e.is_timeout() {
+            self.counters
+                .observe(|o| o.unanswered(&origin, "timed out"));
             FetchFailure::Timeout
         } else {
             // Without the URL: it is the guest's own and errors end up in logs.
             let mut msg = self.secrets.scrubber().clean(e.without_url_ref_string());
             truncate_at_char_boundary(&mut msg, 300);
+            self.counters.observe(|o| o.unanswered(&origin, &msg));
             FetchFailure::Transport(msg)
         }
     }

@@ -5,6 +5,7 @@
 //! - [`secrets`]: the tenant's secrets, held by the host; placeholders filled only where a
 //!   secret may go, and a [`secrets::Scrubber`] for everything the guest hands out;
 //! - [`netguard`]: name resolution that refuses non-public addresses;
+//! - [`observed`]: what a run's requests met (refusals, error answers), for `check`;
 //! - [`client`]: the request path ([`HttpDoor`]) enforcing all of it, and the shared
 //!   connection pools ([`HttpClients`]);
 //! - this module: the per-run state (`HttpState`), its WIT implementation and linker
@@ -12,6 +13,7 @@
 
 pub mod client;
 pub mod netguard;
+pub mod observed;
 pub mod policy;
 pub mod secrets;
 
@@ -23,6 +25,7 @@ pub use client::{
     http_client, ClientBuildError, FetchFailure, FetchRequest, FetchResponse, HttpClients,
     HttpCounters, HttpDoor,
 };
+pub use observed::Observed;
 pub use policy::{EgressPolicy, InvalidOrigin, Origin};
 pub use secrets::{SecretSet, SecretValue};
 

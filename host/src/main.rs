@@ -88,9 +88,7 @@ fn serve_exit_code(summary: &Summary) -> i32 {
     long_about = "Runs sandboxed inventory connectors (WebAssembly components) for identity-provider tenants.\n\n\
 A tenant file picks its connector: `[tenant] connector = \"entra-id\"` (built in, the default: Microsoft\n\
 Entra ID users as OCSF 1.8.0 'User Inventory Info' (5003) events) or the path of a component file.\n\
-Start with `connector-host demo`: it runs the real component against a simulated tenant on 127.0.0.1.\n\n\
-Exit codes: 0 success, 2 configuration or secret, 3 credentials refused, 4 permission missing,\n\
-5 the upstream service failed, 6 host or sandbox error."
+Start with `connector-host demo`: it runs the real component against a simulated tenant on 127.0.0.1."
 )]
 struct Cli {
     /// Log format on stderr: text or json.
@@ -115,6 +113,22 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+/// The exit codes and the fix for each, at the end of the `--help` of the CLI and of every
+/// subcommand; README.md "Exit codes and what to do" is the same table with more words
+/// (host/tests/cli.rs checks that both list the same codes).
+const EXIT_CODES_HELP: &str = "\
+Exit codes (README.md, \"Exit codes and what to do\"):
+  0  success (check: every probe passed)
+  1  serve --once: a tenant's run failed; its error line is in the log and `status`
+  2  configuration or secret (check: also a wrong endpoint path): the line names the file,
+     key and fix
+  3  credentials refused: create a new secret, write it to the secret file
+  4  permission missing: grant the permission the line names (Entra: admin consent)
+  5  the upstream service failed: usually transient; the next run resumes
+  6  host, sandbox or sink: a trap or limit, the sink refused or unreachable, the database
+     down; the line names which
+  7  check: the egress policy refused a request: add the origin to [egress] allow";
 
 /// The cache folder chosen on the command line (None: no cache).
 static CACHE_DIR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
@@ -190,7 +204,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     init_logging(&cli.log, &cli.log_format);
     // A panic inside a run becomes that run's one-line `host` error (exit 6), not a report.
     connector_host::runtime::panics::install_hook();
@@ -228,6 +242,15 @@ async fn main() {
         Command::Serve { tenants, once } => cmd_serve(&tenants, once).await,
     };
     std::process::exit(code);
+}
+
+/// The command line, with [`EXIT_CODES_HELP`] at the end of every `--help`.
+fn parse_cli() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let command = Cli::command()
+        .after_help(EXIT_CODES_HELP)
+        .mut_subcommands(|c| c.after_help(EXIT_CODES_HELP));
+    Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
 }
 
 fn init_logging(filter: &str, format: &str) {

@@ -435,3 +435,77 @@ fn the_kubernetes_tenants_file_loads_and_every_file_it_names_is_mounted() {
         Some(std::time::UNIX_EPOCH + Duration::from_secs(1_814_313_600))
     );
 }
+
+/// The codes of an exit-code table: lines `  N  text` of `--help`, or rows `| N | … |` of
+/// the README's table.
+fn codes(lines: impl Iterator<Item = String>) -> Vec<u8> {
+    lines
+        .filter_map(|l| {
+            let t = l.trim_start_matches(['|', ' ']);
+            let (n, rest) = t.split_once(' ')?;
+            (!rest.trim().is_empty()).then_some(())?;
+            n.parse().ok()
+        })
+        .collect()
+}
+
+#[test]
+fn every_subcommand_help_ends_with_the_exit_code_table_the_readme_has() {
+    let help = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_connector-host"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let top = help(&["--help"]);
+    let subcommands: Vec<String> = top
+        .split("Commands:")
+        .nth(1)
+        .expect("a Commands: section")
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|c| c != "help")
+        .collect();
+    assert!(
+        subcommands.len() >= 5 && subcommands.iter().any(|c| c == "serve"),
+        "{subcommands:?}"
+    );
+    let table = |text: &str| -> Vec<u8> {
+        let after = text
+            .split("Exit codes (README.md")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no exit-code table in:\n{text}"));
+        codes(after.lines().skip(1).map(str::to_string))
+    };
+    let expected: Vec<u8> = (0..=7).collect();
+    assert_eq!(table(&top), expected);
+    for c in &subcommands {
+        assert_eq!(
+            table(&help(&[c.as_str(), "--help"])),
+            expected,
+            "{c} --help"
+        );
+    }
+    // The README's table: the same codes, each with what to do.
+    let readme = read("README.md");
+    let section = readme
+        .split("### Exit codes and what to do")
+        .nth(1)
+        .expect("README has 'Exit codes and what to do'");
+    let rows: Vec<String> = section
+        .lines()
+        .skip_while(|l| !l.starts_with("| code"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(codes(rows.iter().cloned()), expected, "{rows:#?}");
+    for r in &rows {
+        let cells: Vec<&str> = r.split('|').map(str::trim).collect();
+        assert!(cells.len() >= 5 && !cells[4].is_empty(), "{r}");
+    }
+}

@@ -169,16 +169,16 @@ async fn migrations_from_two_hosts_at_once_apply_once() {
         .query("SELECT version FROM connector_schema_migrations", &[])
         .await
         .unwrap();
-    assert_eq!(rows.len(), 2, "0001 and 0002, once each");
+    assert_eq!(rows.len(), 3, "0001 to 0003, once each");
     let tables = check
         .query(
             "SELECT count(*) FROM information_schema.tables
-             WHERE table_name IN ('checkpoints', 'fleet_tenants', 'fleet_runs')",
+             WHERE table_name IN ('checkpoints', 'fleet_tenants', 'fleet_runs', 'fleet_hosts')",
             &[],
         )
         .await
         .unwrap();
-    assert_eq!(tables[0].get::<_, i64>(0), 3);
+    assert_eq!(tables[0].get::<_, i64>(0), 4);
 }
 
 #[tokio::test]

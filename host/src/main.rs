@@ -25,6 +25,9 @@ use graph_emulator::{Emulator, EmulatorConfig, Tenant};
 
 #[path = "cli/check.rs"]
 mod check;
+#[cfg(feature = "simulation")]
+#[path = "cli/emulator.rs"]
+mod emulator;
 
 /// Exit code of a configuration or secret that cannot be used.
 const EXIT_CONFIG: i32 = 2;
@@ -199,6 +202,32 @@ enum Command {
         /// Run every tenant once, then exit: 0 if all succeeded, else 1 (overrides [serve] once).
         #[arg(long)]
         once: bool,
+        /// Address of /metrics and /healthz, e.g. 127.0.0.1:9465 (overrides [serve] listen;
+        /// for a second `serve` on one machine).
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Serve the built-in Entra connector's simulated Graph on 127.0.0.1 until Ctrl-C, and
+    /// write a ready tenant file pointing at it (`run` and `check` take it as it is).
+    #[cfg(feature = "simulation")]
+    Emulator {
+        /// Users in the simulated tenant.
+        #[arg(long, default_value_t = 100)]
+        users: usize,
+        /// Seed of the simulated tenant (same seed, same users).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// The Graph server's port (0: a free one, printed). The login server takes the
+        /// next port unless --login-port says otherwise.
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// The login server's port (default: --port + 1, or a free one with --port 0).
+        #[arg(long)]
+        login_port: Option<u16>,
+        /// Folder for the tenant file (tenant.toml), its secret file (client_secret), and the
+        /// checkpoint database and events file a run of it writes.
+        #[arg(long, default_value = "emulator-out")]
+        out: PathBuf,
     },
 }
 
@@ -239,7 +268,31 @@ async fn main() {
                 Err(e) => fail(format!("--connector: {e}"), EXIT_CONFIG),
             }
         }
-        Command::Serve { tenants, once } => cmd_serve(&tenants, once).await,
+        Command::Serve {
+            tenants,
+            once,
+            listen,
+        } => cmd_serve(&tenants, once, listen).await,
+        #[cfg(feature = "simulation")]
+        Command::Emulator {
+            users,
+            seed,
+            port,
+            login_port,
+            out,
+        } => {
+            let options = emulator::EmulatorOptions {
+                users,
+                seed,
+                port,
+                login_port,
+                out,
+            };
+            match emulator::serve(options).await {
+                Ok(()) => 0,
+                Err((message, code)) => fail(message, code),
+            }
+        }
     };
     std::process::exit(code);
 }
@@ -450,13 +503,14 @@ fn print_quietly(text: &str) -> i32 {
     }
 }
 
-async fn cmd_serve(tenants: &Path, once: bool) -> i32 {
+async fn cmd_serve(tenants: &Path, once: bool, listen: Option<std::net::SocketAddr>) -> i32 {
     use connector_host::serve::{shutdown_signal, Deployment, ServeFile};
     let mut file = match ServeFile::load(tenants) {
         Ok(f) => f,
         Err(e) => return fail(e, EXIT_CONFIG),
     };
     file.options.once |= once;
+    file.override_listen(listen);
     let grace = file.options.shutdown_grace.as_secs();
     // One compiled runtime per distinct component, shared by the tenants that run it.
     let components = Components::new(runtime_options());

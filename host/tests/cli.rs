@@ -1181,3 +1181,103 @@ async fn operator_a_connector_by_name_describes_it_and_an_unknown_name_lists_the
     );
     emu.shutdown().await;
 }
+
+/// A loopback port whose next port is free too (the emulator's Graph and login servers).
+fn free_port_pair() -> u16 {
+    for _ in 0..50 {
+        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = first.local_addr().unwrap().port();
+        if port < 65535 && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no two consecutive free ports on 127.0.0.1");
+}
+
+/// Issue 19, point 3: `connector-host emulator` on a fixed port prints its endpoints,
+/// tenant id, client id, secret and a ready tenant file; `check` and `run` take that file as
+/// it is and succeed; SIGTERM stops it with exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_the_emulator_command_prints_a_tenant_file_that_check_and_run_accept() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("emu");
+    let port = free_port_pair();
+    let mut child = Command::new(BIN)
+        .args(["emulator", "--users", "12", "--seed", "5", "--port"])
+        .arg(port.to_string())
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let printed = tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let done = line == "serving until Ctrl-C";
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        lines
+    });
+    let printed = tokio::time::timeout(std::time::Duration::from_secs(120), printed)
+        .await
+        .expect("the emulator starts")
+        .unwrap();
+    let text = printed.join("\n");
+    let cfg = EmulatorConfig::default();
+    for want in [
+        format!("graph endpoint  http://127.0.0.1:{port}"),
+        format!("login endpoint  http://127.0.0.1:{}", port + 1),
+        format!("tenant id       {}", cfg.tenant_id),
+        format!("client id       {}", cfg.client_id),
+        format!("client secret   {}", cfg.client_secret),
+        format!("graph_endpoint = \"http://127.0.0.1:{port}\""),
+        "[secrets.client_secret]".to_string(),
+        "serving until Ctrl-C".to_string(),
+    ] {
+        assert!(text.contains(&want), "missing {want:?} in:\n{text}");
+    }
+    let file = out.join("tenant.toml");
+    assert!(
+        text.contains(&format!("tenant file     {}", file.display())),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("client_secret")).unwrap(),
+        cfg.client_secret
+    );
+
+    let args = |cmd: &str| {
+        vec![
+            cmd.to_string(),
+            "--config".into(),
+            file.display().to_string(),
+        ]
+    };
+    let check = host(args("check"), None).await;
+    assert_eq!(check.status.code(), Some(0), "check: {}", stderr(&check));
+    assert!(
+        !out.join("events.jsonl").exists(),
+        "check writes no events file"
+    );
+    let run = host(args("run"), None).await;
+    assert_eq!(run.status.code(), Some(0), "run: {}", stderr(&run));
+    let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
+    assert_eq!(events.lines().count(), 12, "one event per user");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}

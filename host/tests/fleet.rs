@@ -309,3 +309,69 @@ async fn operator_run_now_is_refused_in_fleet_mode() {
     );
     assert!(refused.to_string().contains("next_due"), "{refused}");
 }
+
+/// Issue 19, point 3: a takeover by another host resumes from the stored links. host-a
+/// syncs three simulated tenants once (full rounds; their cursors in PostgreSQL name the
+/// simulation's stable Graph origin). Then each tenant is made due again under an expired,
+/// unreleased lease of host-a, and host-b — another process, its own emulator on other
+/// ports — takes them over: every run follows the stored delta links (no "cannot follow"
+/// resync warning), and no user is delivered twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_takeover_of_simulated_tenants_resumes_from_the_stored_links() {
+    let url = fresh_database("fleet_sim_takeover").await;
+    let fleet = Fleet::connect(&url, Some(&password()), "observer")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tenants.toml"),
+        format!(
+            "[serve]\nonce = true\nlisten = \"127.0.0.1:0\"\n[simulation]\ntenants = 3\n\
+             users_per_tenant = 20\n[fleet]\nurl = \"{url}\"\n\
+             password = {{ env = \"FLEET_DB_PASSWORD\" }}\nlease_ttl_secs = 30\npoll_secs = 0.1\n"
+        ),
+    )
+    .unwrap();
+    let log = |id: &str| std::fs::read_to_string(dir.path().join(format!("{id}.log"))).unwrap();
+    let status = start_host(dir.path(), "host-a").wait().unwrap();
+    assert!(status.success(), "host-a: {}", log("host-a"));
+
+    // host-a "died" holding every lease: due now, leased to it, expired.
+    let client = samples_client(&url).await;
+    client
+        .execute(
+            "UPDATE fleet_tenants SET next_due = now(), lease_host = 'host-a',
+                 lease_token = nextval('fleet_lease_token'),
+                 lease_expires = now() - interval '1 second'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let status = start_host(dir.path(), "host-b").wait().unwrap();
+    let b = log("host-b");
+    assert!(status.success(), "host-b: {b}");
+    assert_eq!(b.matches("took over a tenant").count(), 3, "{b}");
+    assert!(
+        !b.contains("cannot follow") && !b.contains("full sync"),
+        "the takeover resumed from the stored links: {b}"
+    );
+    for key in connector_host::serve::simulated_keys(3) {
+        let state = fleet.state(&key).await.unwrap().expect("registered");
+        assert_eq!(state.last_outcome.as_deref(), Some("succeeded"), "{key}");
+        let path = dir.path().join("sim/events").join(format!("{key}.jsonl"));
+        let uids: Vec<String> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|line| {
+                let event: serde_json::Value = serde_json::from_str(line).expect("whole lines");
+                event["user"]["uid"].as_str().unwrap().to_string()
+            })
+            .collect();
+        let distinct: BTreeSet<&String> = uids.iter().collect();
+        assert_eq!(
+            (uids.len(), distinct.len()),
+            (20, 20),
+            "{key}: every user once"
+        );
+    }
+}

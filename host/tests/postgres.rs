@@ -146,8 +146,8 @@ async fn migrations_from_two_hosts_at_once_apply_once() {
     all.extend(&rb);
     assert_eq!(
         all,
-        [1, 2],
-        "one migrator applied 0001 and 0002, the other nothing: {ra:?} {rb:?}"
+        [1, 2, 3],
+        "one migrator applied 0001 to 0003, the other nothing: {ra:?} {rb:?}"
     );
     assert_eq!(
         connector_host::postgres::migrate::migrate(&a)
@@ -169,16 +169,16 @@ async fn migrations_from_two_hosts_at_once_apply_once() {
         .query("SELECT version FROM connector_schema_migrations", &[])
         .await
         .unwrap();
-    assert_eq!(rows.len(), 2, "0001 and 0002, once each");
+    assert_eq!(rows.len(), 3, "0001 to 0003, once each");
     let tables = check
         .query(
             "SELECT count(*) FROM information_schema.tables
-             WHERE table_name IN ('checkpoints', 'fleet_tenants', 'fleet_runs')",
+             WHERE table_name IN ('checkpoints', 'fleet_tenants', 'fleet_runs', 'fleet_hosts')",
             &[],
         )
         .await
         .unwrap();
-    assert_eq!(tables[0].get::<_, i64>(0), 3);
+    assert_eq!(tables[0].get::<_, i64>(0), 4);
 }
 
 #[tokio::test]
@@ -270,6 +270,53 @@ async fn claim_is_exclusive_under_concurrency() {
         wait > LONG / 2 && wait <= LONG,
         "every tenant is leased for {LONG:?}: {wait:?}"
     );
+}
+
+/// Issue 19, point 7: claims spread evenly. Two hosts registered on 40 due tenants claim
+/// at once, repeatedly, as much as they have room for (64): each ends with its share, 20
+/// (give or take the ±2 of claims racing), not whatever it grabbed first. A lone host, or one
+/// whose peer has not been seen within the TTL, takes everything.
+#[tokio::test]
+async fn claims_spread_evenly_over_the_live_hosts() {
+    let url = fresh_database("claim_share").await;
+    let tenants: Vec<String> = (0..40).map(|i| format!("t{i:02}")).collect();
+    let a = fleet(&url, "host-a").await;
+    let b = fleet(&url, "host-b").await;
+    a.register(&tenants).await.unwrap();
+    b.register(&tenants).await.unwrap();
+    let claimer = |f: Fleet| {
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            for _ in 0..5 {
+                mine.extend(f.claim(64, LONG).await.unwrap());
+            }
+            mine
+        })
+    };
+    let (la, lb) = (claimer(a.clone()), claimer(b.clone()));
+    let (la, lb) = (la.await.unwrap(), lb.await.unwrap());
+    assert_eq!(la.len() + lb.len(), 40, "every tenant claimed");
+    for (host, leases) in [("host-a", &la), ("host-b", &lb)] {
+        assert!(
+            (18..=22).contains(&leases.len()),
+            "{host} holds {} of 40, not its share (20±2)",
+            leases.len()
+        );
+    }
+    // A lone host takes everything.
+    let url = fresh_database("claim_share_lone").await;
+    let lone = fleet(&url, "host-lone").await;
+    lone.register(&tenants).await.unwrap();
+    assert_eq!(lone.claim(64, LONG).await.unwrap().len(), 40);
+
+    // A peer not seen within the TTL is not live: everything again.
+    let url = fresh_database("claim_share_gone").await;
+    let (c, gone) = (fleet(&url, "host-c").await, fleet(&url, "host-gone").await);
+    gone.register(&tenants).await.unwrap();
+    c.register(&tenants).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    c.register(&tenants).await.unwrap();
+    assert_eq!(c.claim(64, Duration::from_secs(1)).await.unwrap().len(), 40);
 }
 
 #[tokio::test]
@@ -824,7 +871,7 @@ async fn operator_held_migration_lock_times_out_with_one_line() {
         connector_host::postgres::migrate::migrate(&db)
             .await
             .unwrap(),
-        [1, 2]
+        [1, 2, 3]
     );
 }
 

@@ -242,6 +242,75 @@ async fn serve_once_from_the_cli_syncs_every_tenant_into_its_file_and_one_store(
     assert!(namespaces[3].starts_with("sim-0003/"), "{namespaces:?}");
 }
 
+/// Issue 19, point 3: the simulated Graph keeps its origins across restarts. A second
+/// `serve --once` on the same file starts a new emulator on new ports, yet every tenant
+/// resumes from the links its first run stored: an incremental round, no user twice, and no
+/// "cannot follow" resync warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_simulation_resumes_from_the_stored_links_without_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = sim_file(dir.path(), "once = true", 3);
+    let serve = |path: PathBuf| {
+        tokio::task::spawn_blocking(move || {
+            Command::new(BIN)
+                .args(["serve", "--tenants"])
+                .arg(&path)
+                .output()
+                .unwrap()
+        })
+    };
+    let first = serve(path.clone()).await.unwrap();
+    let first_err = String::from_utf8_lossy(&first.stderr).into_owned();
+    assert_eq!(first.status.code(), Some(0), "{first_err}");
+    assert!(
+        first_err.contains(
+            "simulated Graph for 3 tenants: graph endpoint http://graph-s7-u10.simulation.localhost (served on http://127.0.0.1:"
+        ) && first_err.contains("login endpoint http://login-s7-u10.simulation.localhost (served on http://127.0.0.1:"),
+        "{first_err}"
+    );
+    let db = dir.path().join("sim/checkpoints.sqlite");
+    for cursor in delta_cursors(&db) {
+        let link = cursor["link"].as_str().unwrap_or_default();
+        assert!(
+            link.starts_with(
+                "http://graph-s7-u10.simulation.localhost/v1.0/users/delta?$deltatoken="
+            ),
+            "the stored link names the stable origin: {cursor}"
+        );
+    }
+    let second = serve(path).await.unwrap();
+    let second_err = String::from_utf8_lossy(&second.stderr).into_owned();
+    assert_eq!(second.status.code(), Some(0), "{second_err}");
+    assert!(
+        !second_err.contains("cannot follow") && !second_err.contains("full sync"),
+        "no resync: {second_err}"
+    );
+    assert!(
+        second_err
+            .lines()
+            .any(|l| l == "  events                  0"),
+        "nothing changed, nothing sent again: {second_err}"
+    );
+    for key in connector_host::serve::simulated_keys(3) {
+        let events = dir.path().join(format!("sim/events/{key}.jsonl"));
+        let text = std::fs::read_to_string(&events).unwrap();
+        let mut uids: Vec<String> = text
+            .lines()
+            .map(|l| {
+                let event: serde_json::Value = serde_json::from_str(l).unwrap();
+                event["user"]["uid"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(uids.len(), 10, "{key}: one event per user, none twice");
+        uids.sort();
+        uids.dedup();
+        assert_eq!(uids.len(), 10, "{key}: ten distinct users");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_now_is_refused_while_a_run_of_that_tenant_is_in_flight() {
     let emu = slow_emulator(2).await;
@@ -1150,4 +1219,77 @@ async fn operator_serve_refuses_a_tenant_whose_config_or_key_holds_its_secret() 
             "the secret was printed: {stderr}"
         );
     }
+}
+
+/// Issue 19, point 7: a second `serve` on one machine. The file's `[serve] listen` is taken
+/// (by a listener standing for the first `serve`): the error says the address is in use and
+/// points at `--listen`; with `--listen` the same file serves, its endpoint where the
+/// command line put it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_listen_on_the_command_line_overrides_a_taken_serve_listen() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let path = dir.path().join("tenants.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[serve]\nlisten = \"127.0.0.1:{port}\"\nonce = true\n\n[simulation]\ntenants = 2\n\
+             users_per_tenant = 5\n"
+        ),
+    )
+    .unwrap();
+    let serve = |extra: Vec<String>| {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(BIN)
+                .args(["serve", "--tenants"])
+                .arg(&path)
+                .args(extra)
+                .output()
+                .unwrap()
+        })
+    };
+    let out = serve(Vec::new()).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let line = stderr.lines().find(|l| l.starts_with("error:")).unwrap();
+    assert!(
+        line.contains(&format!(
+            "[serve] listen = \"127.0.0.1:{port}\": the address is already in use"
+        )) && line.contains("--listen 127.0.0.1:PORT"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error:")).count(),
+        1
+    );
+
+    // Taken on the command line too: the error names --listen.
+    let out = serve(vec!["--listen".into(), format!("127.0.0.1:{port}")])
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: --listen 127.0.0.1:{port}: the address is already in use"
+        )),
+        "{stderr}"
+    );
+
+    // A free address on the command line: the same file serves there.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let free_port = free.local_addr().unwrap().port();
+    drop(free);
+    let out = serve(vec!["--listen".into(), format!("127.0.0.1:{free_port}")])
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("metrics http://127.0.0.1:{free_port}/metrics")),
+        "{stderr}"
+    );
+    drop(taken);
 }

@@ -170,6 +170,13 @@ pub struct EmulatorConfig {
     /// the right real time. Token lifetimes and the dates in answers stay real. Default 1 (real
     /// time); 0 is refused by [`Emulator::start`]. Never set from a tenant file.
     pub time_scale: u32,
+    /// The base URL the Graph server writes into the links it hands out (`@odata.nextLink`,
+    /// `@odata.deltaLink`, `@odata.context`) instead of its own `http://127.0.0.1:<port>`, for
+    /// clients that reach it through a stable name mapped to its socket (the `serve`
+    /// simulation: a restart or another host gets a new port, and the links a client stored
+    /// must still lead to the same simulated tenant). `None` (default): its own address.
+    /// A trailing `/` is dropped.
+    pub public_graph_endpoint: Option<String>,
 }
 
 impl Default for EmulatorConfig {
@@ -188,6 +195,7 @@ impl Default for EmulatorConfig {
             sign_in_activity_limit: Some((10, std::time::Duration::from_secs(60))),
             registration_top: false,
             time_scale: 1,
+            public_graph_endpoint: None,
         }
     }
 }

@@ -107,7 +107,8 @@ pub(crate) struct Shared {
     login_on_graph: AtomicBool,
     echo_token_requests: AtomicBool,
     recorded: Mutex<Option<Vec<RecordedRequest>>>,
-    /// `http://127.0.0.1:<graph port>`.
+    /// The base of every link the Graph server writes: `http://127.0.0.1:<graph port>`, or
+    /// [`EmulatorConfig::public_graph_endpoint`] when set.
     pub graph_base: String,
     sequence: AtomicU64,
     nonce: u64,
@@ -338,6 +339,10 @@ impl Emulator {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
             ^ (u64::from(graph_addr.port()) << 48);
+        let graph_base = match &config.public_graph_endpoint {
+            Some(base) => base.trim_end_matches('/').to_owned(),
+            None => format!("http://{graph_addr}"),
+        };
         let shared = Arc::new(Shared {
             premium: AtomicBool::new(config.premium),
             p2: AtomicBool::new(config.p2),
@@ -363,7 +368,7 @@ impl Emulator {
             login_on_graph: AtomicBool::new(false),
             echo_token_requests: AtomicBool::new(false),
             recorded: Mutex::new(None),
-            graph_base: format!("http://{graph_addr}"),
+            graph_base,
             sequence: AtomicU64::new(1),
             nonce,
         });
@@ -389,6 +394,22 @@ impl Emulator {
     /// `"http://127.0.0.1:<graph port>"` — Graph URLs are `{graph_endpoint}/v1.0/...`
     pub fn graph_endpoint(&self) -> String {
         format!("http://{}", self.graph_addr)
+    }
+
+    /// The socket the login server listens on.
+    pub fn login_addr(&self) -> SocketAddr {
+        self.login_addr
+    }
+
+    /// The socket the Graph server listens on.
+    pub fn graph_addr(&self) -> SocketAddr {
+        self.graph_addr
+    }
+
+    /// The base of the links the Graph server writes: [`Emulator::graph_endpoint`], or
+    /// [`EmulatorConfig::public_graph_endpoint`] when it was set.
+    pub fn public_graph_endpoint(&self) -> String {
+        self.shared.graph_base.clone()
     }
 
     /// The token URL of the configured tenant: `{login_endpoint}/{tenant}/oauth2/v2.0/token`.

@@ -14,6 +14,9 @@
 //!   never decide), and the run-history row is written in the same statement. A lease whose
 //!   previous holder let it expire without release comes back with `takeover = true`, and
 //!   the previous run's history row is closed at its expiry.
+//!   A claim takes at most the host's share (the work over the live hosts, rounded up:
+//!   `fleet_hosts` says who asked for work lately), so idle hosts are not left idle while
+//!   one host takes everything.
 //! - [`Fleet::renew`] extends a lease still held (`false`: lost — it expired or another host
 //!   took it; the run must stop, and its checkpoint writes are refused anyway).
 //! - [`Fleet::release`] ends the lease and stores the schedule — next due time, consecutive
@@ -142,14 +145,36 @@ pub struct Fleet {
 }
 
 const CLAIM: &str = "
-WITH picked AS (
+WITH seen AS (
+    INSERT INTO fleet_hosts (host, last_seen) VALUES ($1, now())
+    ON CONFLICT (host) DO UPDATE SET last_seen = now()
+), others AS (
+    SELECT count(*) AS n FROM (
+        SELECT host FROM fleet_hosts
+        WHERE host <> $1 AND last_seen > now() - make_interval(secs => $3)
+        UNION
+        SELECT lease_host FROM fleet_tenants
+        WHERE lease_host <> $1 AND lease_expires > now()
+    ) live
+), work AS (
+    SELECT count(*) FILTER (WHERE next_due <= now()
+                              AND (lease_host IS NULL OR lease_expires <= now())) AS due,
+           count(*) FILTER (WHERE lease_host IS NOT NULL AND lease_expires > now()) AS running,
+           count(*) FILTER (WHERE lease_host = $1 AND lease_expires > now()) AS mine
+    FROM fleet_tenants
+    WHERE tenant = ANY($4::text[])
+), share AS (
+    SELECT greatest(ceil((work.due + work.running)::float8 / (others.n + 1))::bigint
+                    - work.mine, 0) AS n
+    FROM work, others
+), picked AS (
     SELECT tenant, lease_host AS previous_host, lease_token AS previous_token,
            lease_expires AS previous_expires
     FROM fleet_tenants
     WHERE next_due <= now() AND (lease_host IS NULL OR lease_expires <= now())
       AND tenant = ANY($4::text[])
     ORDER BY next_due, tenant
-    LIMIT $2
+    LIMIT least($2, (SELECT n FROM share))
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE fleet_tenants t
@@ -275,15 +300,20 @@ impl Fleet {
 
     /// Adds the tenants not yet in the fleet, due now; returns how many were added. A
     /// tenant already there keeps its schedule and lease. From now on this handle claims
-    /// these tenants (and those of earlier calls), and no others.
+    /// these tenants (and those of earlier calls), and no others. The host counts as live
+    /// from now (see [`Fleet::claim`]'s share), so hosts started together share the work
+    /// from their first claims.
     pub async fn register(&self, tenants: &[String]) -> Result<u64, DatabaseError> {
         let rows = self
             .query(
-                "WITH added AS (
+                "WITH seen AS (
+                     INSERT INTO fleet_hosts (host, last_seen) VALUES ($2, now())
+                     ON CONFLICT (host) DO UPDATE SET last_seen = now()
+                 ), added AS (
                      INSERT INTO fleet_tenants (tenant) SELECT unnest($1::text[])
                      ON CONFLICT (tenant) DO NOTHING RETURNING 1
                  ) SELECT count(*) FROM added",
-                &[&tenants],
+                &[&tenants, &&*self.host],
             )
             .await?;
         let added: i64 = match rows.first() {
@@ -329,6 +359,14 @@ impl Fleet {
     /// free or expired to this host for `ttl`, most overdue first, in one statement (see the
     /// module doc). Tenants another host is
     /// claiming at the same instant are skipped, never waited for or shared.
+    ///
+    /// At most this host's **share**, too: the work of its tenants (due now, or running under
+    /// a live lease of any host) divided by the live hosts, rounded up, less the leases it
+    /// already holds. A host is live when it registered or claimed within `ttl`, or holds a
+    /// live lease; the claim itself marks this host seen. A lone host's share is everything;
+    /// two hosts started together take half each (before, the first to claim took all it had
+    /// room for, and in the issue 19 drill one host ran 36 of 40 runs). A host that stops
+    /// is no longer live `ttl` after its last claim, and the others then take its part.
     pub async fn claim(&self, max: usize, ttl: Duration) -> Result<Vec<Lease>, DatabaseError> {
         let tenants = self.registered();
         if max == 0 || tenants.is_empty() {

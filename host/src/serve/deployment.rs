@@ -271,13 +271,10 @@ impl Deployment {
                 }
             }
         }
-        let endpoint = server.listen(file.listen).await.map_err(|e| {
-            DeployError::Config(format!(
-                "{}: [serve] listen = \"{}\": cannot listen there: {e}; choose a free address and port",
-                file.path.display(),
-                file.listen
-            ))
-        })?;
+        let endpoint = server
+            .listen(file.listen)
+            .await
+            .map_err(|e| DeployError::Config(listen_error(&file, &e)))?;
         tracing::info!(
             open_files_limit = ?after,
             max_connections = endpoint.max_connections(),
@@ -297,13 +294,18 @@ impl Deployment {
         let addr = self.endpoint.local_addr();
         let o = self.server.options();
         let tenants = self.server.tenants().len();
-        format!(
+        let line = format!(
             "serving {}{} from {}; at most {} runs at once; metrics http://{addr}/metrics, health http://{addr}/healthz",
             tenants_text(tenants),
             if o.once { " once" } else { "" },
             self.file.path.display(),
             o.max_concurrent_runs,
-        )
+        );
+        #[cfg(feature = "simulation")]
+        if let Some(sim) = &self.simulation {
+            return format!("{line}\n{}", simulation_line(sim));
+        }
+        line
     }
 
     /// Closes the endpoint and stops the emulator.
@@ -313,6 +315,46 @@ impl Deployment {
         if let Some(sim) = self.simulation {
             sim.shutdown().await;
         }
+    }
+}
+
+/// Where the simulated tenants' Graph is: its stable origins (what their connector is
+/// configured with and their checkpoints' links name) and the sockets this process serves
+/// them on.
+#[cfg(feature = "simulation")]
+fn simulation_line(sim: &Simulation) -> String {
+    let (login, graph) = sim.endpoints();
+    let emu = sim.emulator();
+    let cfg = emu.config();
+    format!(
+        "simulated Graph for {}: graph endpoint {graph} (served on {}), login endpoint {login} (served on {}), tenant id {}, client id {}",
+        tenants_text(sim.keys().len()),
+        emu.graph_endpoint(),
+        emu.login_endpoint(),
+        cfg.tenant_id,
+        cfg.client_id,
+    )
+}
+
+/// The one line for an endpoint address that cannot be bound: where the address came from
+/// (`--listen` or the file's `[serve] listen`), why, and the way out. An address in use
+/// (another `serve` on this machine, say) says so and suggests `--listen`.
+fn listen_error(file: &ServeFile, e: &std::io::Error) -> String {
+    let source = if file.listen_from_command_line {
+        format!("--listen {}", file.listen)
+    } else {
+        format!(
+            "{}: [serve] listen = \"{}\"",
+            file.path.display(),
+            file.listen
+        )
+    };
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        format!(
+            "{source}: the address is already in use (another serve on this machine?); give this one another with --listen 127.0.0.1:PORT, or change [serve] listen"
+        )
+    } else {
+        format!("{source}: cannot listen there: {e}; choose a free address and port (--listen ADDR:PORT)")
     }
 }
 

@@ -184,6 +184,9 @@ pub struct ServeFile {
     pub path: PathBuf,
     /// Address of the `/metrics` and `/healthz` endpoint.
     pub listen: SocketAddr,
+    /// Where `listen` came from: `[serve] listen` (or its default), or `--listen`
+    /// ([`ServeFile::override_listen`]), for the error when it cannot be bound.
+    pub listen_from_command_line: bool,
     /// Pool size, grace period, once mode.
     pub options: ServeOptions,
     /// Every tenant's schedule.
@@ -197,6 +200,16 @@ pub struct ServeFile {
 }
 
 impl ServeFile {
+    /// `serve --listen`: the endpoint's address given on the command line replaces the
+    /// file's `[serve] listen` (None: the file's stands), so a second `serve` on one machine
+    /// can move its endpoint without editing the file.
+    pub fn override_listen(&mut self, listen: Option<SocketAddr>) {
+        if let Some(addr) = listen {
+            self.listen = addr;
+            self.listen_from_command_line = true;
+        }
+    }
+
     /// Reads and validates a tenants file and the tenant files it includes. Errors are one
     /// line starting with the path of the file at fault.
     pub fn load(path: &Path) -> Result<ServeFile, ConfigError> {
@@ -429,6 +442,7 @@ impl ServeFile {
         Ok(ServeFile {
             path: path.to_path_buf(),
             listen,
+            listen_from_command_line: false,
             options,
             schedule,
             tenants: tenants.into_iter().map(|(_, cfg)| cfg).collect(),

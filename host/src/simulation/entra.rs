@@ -45,6 +45,41 @@ pub fn emulator_wiring(emu: &Emulator) -> Result<EmulatorWiring, SimulationError
     })
 }
 
+/// Like [`emulator_wiring`], under stable origins instead of the emulator's own addresses:
+/// the connector is configured with `login_origin` and `graph_origin`, and the egress policy
+/// allows exactly those two and resolves them to the emulator's login and Graph sockets
+/// ([`EgressPolicy::resolve`]). Start the emulator with
+/// `public_graph_endpoint = Some(graph_origin)` so its links name the same origin.
+pub fn stable_wiring(
+    emu: &Emulator,
+    login_origin: &str,
+    graph_origin: &str,
+) -> Result<EmulatorWiring, SimulationError> {
+    let cfg = emu.config();
+    let login = Origin::parse(login_origin).map_err(|e| SimulationError(e.to_string()))?;
+    let graph = Origin::parse(graph_origin).map_err(|e| SimulationError(e.to_string()))?;
+    let mut secrets = SecretSet::new();
+    secrets.insert(
+        "client_secret",
+        SecretValue::new(cfg.client_secret.clone()),
+        vec![login.clone()],
+    );
+    let mut policy = EgressPolicy::new(vec![login.clone(), graph.clone()]);
+    policy.allow_loopback_http = true;
+    policy.resolve = vec![(login, emu.login_addr()), (graph, emu.graph_addr())];
+    let connector_config = vec![
+        ("tenant_id".into(), cfg.tenant_id.clone()),
+        ("client_id".into(), cfg.client_id.clone()),
+        ("login_endpoint".into(), login_origin.to_string()),
+        ("graph_endpoint".into(), graph_origin.to_string()),
+    ];
+    Ok(EmulatorWiring {
+        connector_config,
+        policy,
+        secrets,
+    })
+}
+
 /// The parts of a run that every tenant pointed at one emulator shares.
 pub struct EmulatorWiring {
     /// The connector's configuration pairs.

@@ -15,6 +15,6 @@ pub struct SimulationError(pub String);
 pub mod entra;
 pub mod tenants;
 
-pub use entra::{emulator_tenant_run, emulator_wiring, EmulatorWiring};
+pub use entra::{emulator_tenant_run, emulator_wiring, stable_wiring, EmulatorWiring};
 pub use graph_emulator as emulator;
-pub use tenants::{simulated_keys, Simulation};
+pub use tenants::{simulated_keys, stable_origins, Simulation};

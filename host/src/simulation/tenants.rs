@@ -22,6 +22,25 @@ pub use crate::serve::simulated_keys;
 use crate::serve::{Schedule, SimulationSpec, TenantEntry};
 use crate::{JsonlFileSink, RunError, SqliteCheckpointStore, TenantRun};
 
+/// The stable login and Graph origins of a simulation: what its tenants' connector is
+/// configured with and what the links it stores point at, whichever port this process's
+/// emulator got. A `serve` restart, or another fleet host running the same simulation, starts
+/// a new emulator on a new port; its tenants' runs still reach it under the same origins
+/// (each run's egress policy resolves them to this emulator's sockets, like curl's
+/// `--resolve`), so the delta and next links in their checkpoints stay valid and a run
+/// resumes from them instead of walking everyone again. The names hold the seed and the
+/// users per tenant: a simulation of other data is another origin, and its tenants' stored
+/// links are dropped (a full sync), as after any change of `graph_endpoint`. `.localhost`
+/// names (RFC 6761) resolve nowhere else: without the policy's entry the host refuses them
+/// (plain http to a name), so a tenant file can never reach them.
+pub fn stable_origins(spec: &SimulationSpec) -> (String, String) {
+    let tag = format!("s{}-u{}", spec.seed, spec.users_per_tenant);
+    (
+        format!("http://login-{tag}.simulation.localhost"),
+        format!("http://graph-{tag}.simulation.localhost"),
+    )
+}
+
 /// The running emulator and what every simulated tenant's run shares.
 pub struct Simulation {
     emulator: Emulator,
@@ -59,11 +78,14 @@ impl Simulation {
         // per tenant) would charge every simulated tenant's requests to one budget, which no
         // real fleet does (each customer is its own Entra tenant). They are off here; the
         // end-to-end tests and the Graph-calls benchmark keep them on.
+        let (login_origin, graph_origin) = stable_origins(spec);
         let emulator = Emulator::start(
             Tenant::generated(spec.seed, spec.users_per_tenant),
             EmulatorConfig {
                 reports_limit: None,
                 sign_in_activity_limit: None,
+                // Links carry the stable origin, not this process's port: see `stable_origins`.
+                public_graph_endpoint: Some(graph_origin.clone()),
                 ..EmulatorConfig::default()
             },
         )
@@ -74,7 +96,7 @@ impl Simulation {
             connector_config,
             policy,
             secrets,
-        } = super::entra::emulator_wiring(&emulator)?;
+        } = super::entra::stable_wiring(&emulator, &login_origin, &graph_origin)?;
         let template = Template {
             connector_config,
             policy,
@@ -92,6 +114,18 @@ impl Simulation {
     /// The simulated tenants' keys.
     pub fn keys(&self) -> &[String] {
         &self.keys
+    }
+
+    /// The stable login and Graph endpoints the simulated tenants use ([`stable_origins`]).
+    pub fn endpoints(&self) -> (String, String) {
+        let cfg = &self.template.connector_config;
+        let get = |key: &str| {
+            cfg.iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        (get("login_endpoint"), get("graph_endpoint"))
     }
 
     /// The emulator serving every simulated tenant (its counters, fault rules).

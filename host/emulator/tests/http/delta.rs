@@ -268,3 +268,101 @@ async fn prefer_maxpagesize_is_honoured_on_every_page() {
     }
     emulator.shutdown().await;
 }
+
+/// Graph's delta tokens are state tokens ("Microsoft Graph responds with the requested
+/// resource and a state token", learn.microsoft.com/graph/delta-query-overview) that stay
+/// valid for seven days whatever happens to Graph's own servers meanwhile (devblogs.microsoft.com
+/// /microsoft365dev/duration-of-change-tracking-tokens-for-identity-and-education-resources/).
+/// The emulator's tokens carry their whole state (selection, round, position, version), so a
+/// new emulator of the same seeded tenant, on another port, continues a round an earlier one
+/// began, and answers an earlier one's delta link with the changes since (none): the links
+/// were written with the stable public base, and the client maps that base to the new port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_emulator_of_the_same_seeded_tenant_continues_an_earlier_ones_links() {
+    let public = "http://graph.stable.example";
+    let config = EmulatorConfig {
+        public_graph_endpoint: Some(format!("{public}/")),
+        ..EmulatorConfig::default()
+    };
+    let all: Vec<String> = Tenant::generated(43, 35)
+        .users()
+        .iter()
+        .filter_map(|u| u.id().map(str::to_owned))
+        .collect();
+    let first = Emulator::start(Tenant::generated(43, 35), config.clone())
+        .await
+        .expect("starts");
+    assert_eq!(first.public_graph_endpoint(), public);
+    let client = Client::new(&first).await;
+    let page = client
+        .get(
+            "/v1.0/users/delta?$select=id,displayName",
+            &[("Prefer", "odata.maxpagesize=10")],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.raw);
+    let next = page.next_link().expect("a next link");
+    assert!(
+        next.starts_with(&format!("{public}/v1.0/users/delta?$skiptoken=")),
+        "{next}"
+    );
+    let mut seen = ids(std::slice::from_ref(&page));
+    let first_port = first.graph_addr().port();
+    first.shutdown().await;
+
+    // Same seed, same users, another port: the stored link, mapped to the new socket.
+    let second = Emulator::start(Tenant::generated(43, 35), config)
+        .await
+        .expect("starts");
+    assert_ne!(second.graph_addr().port(), first_port);
+    let client = Client::new(&second).await;
+    let (rest, delta_link) = moved_round(&client, public, &next).await;
+    seen.extend(ids(&rest));
+    assert_eq!(
+        seen, all,
+        "the round goes on where the first emulator left it, no user twice"
+    );
+    assert!(delta_link.starts_with(&format!("{public}/v1.0/users/delta?$deltatoken=")));
+
+    // The delta link of the finished round, on a third instance: no change, no resync.
+    second.shutdown().await;
+    let third = Emulator::start(
+        Tenant::generated(43, 35),
+        EmulatorConfig {
+            public_graph_endpoint: Some(public.into()),
+            ..EmulatorConfig::default()
+        },
+    )
+    .await
+    .expect("starts");
+    let client = Client::new(&third).await;
+    let (quiet, _) = moved_round(&client, public, &delta_link).await;
+    assert_eq!(
+        ids(&quiet),
+        Vec::<String>::new(),
+        "nothing changed: nothing again"
+    );
+    third.shutdown().await;
+}
+
+/// [`round`] through links written with the base `public`, each sent to the client's
+/// emulator instead (what a client resolving `public` to that emulator's socket does).
+async fn moved_round(client: &Client, public: &str, first: &str) -> (Vec<Answer>, String) {
+    let mut pages = Vec::new();
+    let mut url = first.to_owned();
+    loop {
+        let sent = url.replacen(public, &client.graph, 1);
+        let page = client
+            .get(&sent, &[("Prefer", "odata.maxpagesize=10")])
+            .await;
+        assert_eq!(page.status, 200, "{sent}: {}", page.raw);
+        let next = page.next_link();
+        let delta = page.body["@odata.deltaLink"].as_str().map(str::to_owned);
+        pages.push(page);
+        match (next, delta) {
+            (Some(next), None) => url = next,
+            (None, Some(delta)) => return (pages, delta),
+            other => panic!("a delta page has exactly one of nextLink and deltaLink: {other:?}"),
+        }
+    }
+}

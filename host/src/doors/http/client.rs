@@ -193,10 +193,30 @@ impl HttpDoor {
             .acquire()
             .await
             .map_err(|_| FetchFailure::Transport("the host is shutting down".into()))?;
+        // An origin the policy resolves to a fixed socket (the simulation's stable origins,
+        // never a tenant file's) is sent there, with `Host` naming the origin as curl's
+        // `--resolve` does; everything else about the request is the connector's URL.
+        let (target, host) = match self.policy.resolved(&origin) {
+            Some(addr) => {
+                let mut target = url.clone();
+                // An http(s) URL always takes an IP host and a port.
+                let _ = target.set_ip_host(addr.ip());
+                let _ = target.set_port(Some(addr.port()));
+                let host = origin.to_string();
+                let host = host
+                    .split_once("://")
+                    .map_or(host.clone(), |(_, h)| h.to_string());
+                (target, Some(host))
+            }
+            None => (url.clone(), None),
+        };
         let mut builder = self
             .client
-            .request(method, url.clone())
+            .request(method, target)
             .timeout(self.policy.request_timeout);
+        if let Some(host) = host {
+            builder = builder.header(reqwest::header::HOST, host);
+        }
         for (k, v) in &headers {
             let lower = k.to_ascii_lowercase();
             if matches!(

@@ -2,7 +2,7 @@
 //! how much. A value handed in per tenant ([`EgressPolicy`]); [`super::client`] enforces it
 //! on every request before it leaves the host.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// Why a text is not an origin: one line naming it and the expected form.
@@ -98,6 +98,14 @@ pub struct EgressPolicy {
     pub connect_timeout: Duration,
     /// Whole-request timeout.
     pub request_timeout: Duration,
+    /// Origins reached at a fixed socket instead of by name, like curl's `--resolve`: a
+    /// request to one is checked against the policy under its own origin (the URL, `Host`
+    /// and the secrets' origins stay as the connector wrote them) and sent to the socket.
+    /// Only the host's own simulation sets it (the simulated Graph keeps one origin across
+    /// restarts and hosts while its port changes); no tenant file can. The socket is judged
+    /// like an IP literal: loopback needs `allow_loopback_http`, any other non-public
+    /// address is refused. Empty by default.
+    pub resolve: Vec<(Origin, SocketAddr)>,
 }
 
 impl EgressPolicy {
@@ -112,7 +120,16 @@ impl EgressPolicy {
             max_request_bytes: 1024 * 1024,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(100),
+            resolve: Vec::new(),
         }
+    }
+
+    /// The socket a [`EgressPolicy::resolve`] entry fixes for `origin`, if any.
+    pub fn resolved(&self, origin: &Origin) -> Option<SocketAddr> {
+        self.resolve
+            .iter()
+            .find(|(o, _)| o == origin)
+            .map(|(_, addr)| *addr)
     }
 
     /// Checks a URL against the policy; `Err` says which rule refused it.
@@ -130,12 +147,18 @@ impl EgressPolicy {
         if !self.allow.contains(&origin) {
             return Err(format!("{origin} is not in the tenant's egress allowlist"));
         }
-        if origin.scheme == "http" && !(self.allow_loopback_http && origin.is_loopback()) {
+        let resolved = self.resolved(&origin);
+        let loopback = match resolved {
+            Some(addr) => addr.ip().is_loopback(),
+            None => origin.is_loopback(),
+        };
+        if origin.scheme == "http" && !(self.allow_loopback_http && loopback) {
             return Err(format!(
                 "{origin}: plain http is refused (https only; loopback http needs allow_loopback_http)"
             ));
         }
-        if let Ok(ip) = origin.host.parse::<IpAddr>() {
+        let literal = origin.host.parse::<IpAddr>().ok();
+        if let Some(ip) = resolved.map(|addr| addr.ip()).or(literal) {
             let loopback_ok = self.allow_loopback_http && ip.is_loopback();
             if !crate::doors::http::netguard::is_public(ip) && !loopback_ok {
                 return Err(format!("{origin} is a non-public address"));
@@ -224,6 +247,42 @@ mod tests {
         assert!(p.check("https://20.1.2.3/").is_ok());
         p.allow_loopback_http = false;
         assert!(p.check("http://127.0.0.1:8080/").is_err());
+    }
+
+    #[test]
+    fn a_resolved_origin_is_judged_by_its_socket_and_only_when_listed() {
+        let stable = Origin::parse("http://graph.sim.simulation.localhost").unwrap();
+        let mut p = EgressPolicy::new(vec![stable.clone()]);
+        p.allow_loopback_http = true;
+        // Without the entry, a name is not loopback: plain http is refused.
+        let e = p
+            .check("http://graph.sim.simulation.localhost/v1.0/users")
+            .unwrap_err();
+        assert!(e.contains("plain http is refused"), "{e}");
+        p.resolve = vec![(stable.clone(), "127.0.0.1:41000".parse().unwrap())];
+        let (_, origin) = p
+            .check("http://graph.sim.simulation.localhost/v1.0/users")
+            .unwrap();
+        assert_eq!(
+            p.resolved(&origin),
+            Some("127.0.0.1:41000".parse().unwrap())
+        );
+        // Another origin is not resolved, and the allowlist still decides.
+        assert!(p.check("http://other.simulation.localhost/").is_err());
+        // Loopback needs the switch; a non-public socket is refused whatever the switch.
+        p.allow_loopback_http = false;
+        assert!(p.check("http://graph.sim.simulation.localhost/").is_err());
+        p.allow_loopback_http = true;
+        p.resolve = vec![(stable, "169.254.169.254:80".parse().unwrap())];
+        let e = p
+            .check("http://graph.sim.simulation.localhost/")
+            .unwrap_err();
+        assert!(e.contains("plain http is refused"), "{e}");
+        let https = Origin::parse("https://graph.sim.example").unwrap();
+        p.allow.push(https.clone());
+        p.resolve = vec![(https, "169.254.169.254:443".parse().unwrap())];
+        let e = p.check("https://graph.sim.example/").unwrap_err();
+        assert!(e.contains("non-public address"), "{e}");
     }
 
     #[test]

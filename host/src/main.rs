@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+
+#[path = "cli/status.rs"]
+mod status;
 use connector_host::error::ConnectorErrorKind;
 use connector_host::runtime::Probe;
 use connector_host::serve::{DeployError, Summary};
@@ -172,6 +175,24 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Where each tenant stands: last run and outcome (with the error), next due, progress,
+    /// last full walk, last sign-in sweep, lease holder. Reads the stores; writes nothing.
+    Status {
+        /// A tenants file (TOML): its tenants, from their stores or the fleet's database.
+        #[arg(
+            long,
+            short,
+            conflicts_with = "config",
+            required_unless_present = "config"
+        )]
+        tenants: Option<PathBuf>,
+        /// One tenant file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Print one JSON object on stdout instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[tokio::main]
@@ -212,6 +233,11 @@ async fn main() {
             }
         }
         Command::Serve { tenants, once } => cmd_serve(&tenants, once).await,
+        Command::Status {
+            tenants,
+            config,
+            json,
+        } => status::cmd_status(tenants.as_deref(), config.as_deref(), json).await,
     };
     std::process::exit(code);
 }

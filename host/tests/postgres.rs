@@ -146,8 +146,8 @@ async fn migrations_from_two_hosts_at_once_apply_once() {
     all.extend(&rb);
     assert_eq!(
         all,
-        [1, 2],
-        "one migrator applied 0001 and 0002, the other nothing: {ra:?} {rb:?}"
+        [1, 2, 3],
+        "one migrator applied 0001 to 0003, the other nothing: {ra:?} {rb:?}"
     );
     assert_eq!(
         connector_host::postgres::migrate::migrate(&a)
@@ -169,7 +169,7 @@ async fn migrations_from_two_hosts_at_once_apply_once() {
         .query("SELECT version FROM connector_schema_migrations", &[])
         .await
         .unwrap();
-    assert_eq!(rows.len(), 2, "0001 and 0002, once each");
+    assert_eq!(rows.len(), 3, "0001 to 0003, once each");
     let tables = check
         .query(
             "SELECT count(*) FROM information_schema.tables
@@ -824,7 +824,7 @@ async fn operator_held_migration_lock_times_out_with_one_line() {
         connector_host::postgres::migrate::migrate(&db)
             .await
             .unwrap(),
-        [1, 2]
+        [1, 2, 3]
     );
 }
 

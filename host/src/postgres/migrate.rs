@@ -58,6 +58,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0002_checkpoint_prefix.sql",
         sql: include_str!("../../migrations/0002_checkpoint_prefix.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_run_status.sql",
+        sql: include_str!("../../migrations/0003_run_status.sql"),
+    },
 ];
 
 /// Any constant works as long as every host uses the same one: it names "migrating this

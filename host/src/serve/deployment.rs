@@ -248,7 +248,8 @@ impl Deployment {
                 .register_on(entry, runtime)
                 .map_err(|e| DeployError::Config(format!("{}: {e}", file.path.display())))?;
         }
-        let endpoint = server.listen(file.listen).await.map_err(|e| {
+        let status = crate::status::Source::from_serve_file(&file);
+        let endpoint = server.listen_with_status(file.listen, status).await.map_err(|e| {
             DeployError::Config(format!(
                 "{}: [serve] listen = \"{}\": cannot listen there: {e}; choose a free address and port",
                 file.path.display(),
@@ -275,7 +276,7 @@ impl Deployment {
         let o = self.server.options();
         let tenants = self.server.tenants().len();
         format!(
-            "serving {}{} from {}; at most {} runs at once; metrics http://{addr}/metrics, health http://{addr}/healthz",
+            "serving {}{} from {}; at most {} runs at once; metrics http://{addr}/metrics, health http://{addr}/healthz, status http://{addr}/status",
             tenants_text(tenants),
             if o.once { " once" } else { "" },
             self.file.path.display(),

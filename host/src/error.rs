@@ -112,6 +112,28 @@ fn kept(progress: Option<&Progress>) -> String {
 }
 
 impl RunError {
+    /// The failure's kind as one word — `config`, `secret`, `auth`, `permission`,
+    /// `upstream`, `host`, `trap`, `limit`, `timeout` — the same as `/metrics`' `kind`
+    /// label (`crate::metrics::FailureKind`; a test holds the two to one table). The run
+    /// status records it beside the error.
+    pub fn kind_label(&self) -> &'static str {
+        match self {
+            RunError::Config { .. } => "config",
+            RunError::Secret { .. } => "secret",
+            RunError::Connector { kind, .. } => match kind {
+                ConnectorErrorKind::Config => "config",
+                ConnectorErrorKind::Auth => "auth",
+                ConnectorErrorKind::Permission => "permission",
+                ConnectorErrorKind::Upstream => "upstream",
+                ConnectorErrorKind::Host => "host",
+            },
+            RunError::Trap { .. } => "trap",
+            RunError::Limit { .. } => "limit",
+            RunError::Timeout { .. } => "timeout",
+            RunError::Host { .. } => "host",
+        }
+    }
+
     /// The run's last progress, for an error that stopped a running connector.
     pub fn progress(&self) -> Option<&Progress> {
         match self {

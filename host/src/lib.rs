@@ -26,6 +26,7 @@ pub mod secrets;
 pub mod serve;
 #[cfg(feature = "simulation")]
 pub mod simulation;
+pub mod status;
 
 // What a platform embedding the library needs, at the crate root: the runtime and a run's
 // parts, every checkpoint store and every sink, the secrets a run fills, serve and fleet.

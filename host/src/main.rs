@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+
+#[path = "cli/status.rs"]
+mod status;
 use connector_host::error::ConnectorErrorKind;
 use connector_host::serve::{DeployError, Summary};
 use connector_host::{
@@ -229,6 +232,24 @@ enum Command {
         #[arg(long, default_value = "emulator-out")]
         out: PathBuf,
     },
+    /// Where each tenant stands: last run and outcome (with the error), next due, progress,
+    /// last full walk, last sign-in sweep, lease holder. Reads the stores; writes nothing.
+    Status {
+        /// A tenants file (TOML): its tenants, from their stores or the fleet's database.
+        #[arg(
+            long,
+            short,
+            conflicts_with = "config",
+            required_unless_present = "config"
+        )]
+        tenants: Option<PathBuf>,
+        /// One tenant file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Print one JSON object on stdout instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[tokio::main]
@@ -293,6 +314,11 @@ async fn main() {
                 Err((message, code)) => fail(message, code),
             }
         }
+        Command::Status {
+            tenants,
+            config,
+            json,
+        } => status::cmd_status(tenants.as_deref(), config.as_deref(), json).await,
     };
     std::process::exit(code);
 }

@@ -146,8 +146,8 @@ async fn migrations_from_two_hosts_at_once_apply_once() {
     all.extend(&rb);
     assert_eq!(
         all,
-        [1, 2, 3],
-        "one migrator applied 0001 to 0003, the other nothing: {ra:?} {rb:?}"
+        [1, 2, 3, 4],
+        "one migrator applied 0001 to 0004, the other nothing: {ra:?} {rb:?}"
     );
     assert_eq!(
         connector_host::postgres::migrate::migrate(&a)
@@ -169,16 +169,16 @@ async fn migrations_from_two_hosts_at_once_apply_once() {
         .query("SELECT version FROM connector_schema_migrations", &[])
         .await
         .unwrap();
-    assert_eq!(rows.len(), 3, "0001 to 0003, once each");
+    assert_eq!(rows.len(), 4, "0001 to 0004, once each");
     let tables = check
         .query(
             "SELECT count(*) FROM information_schema.tables
-             WHERE table_name IN ('checkpoints', 'fleet_tenants', 'fleet_runs', 'fleet_hosts')",
+             WHERE table_name IN ('checkpoints', 'fleet_tenants', 'fleet_runs', 'fleet_hosts', 'host_run_status')",
             &[],
         )
         .await
         .unwrap();
-    assert_eq!(tables[0].get::<_, i64>(0), 4);
+    assert_eq!(tables[0].get::<_, i64>(0), 5);
 }
 
 #[tokio::test]
@@ -871,7 +871,7 @@ async fn operator_held_migration_lock_times_out_with_one_line() {
         connector_host::postgres::migrate::migrate(&db)
             .await
             .unwrap(),
-        [1, 2, 3]
+        [1, 2, 3, 4]
     );
 }
 

@@ -38,6 +38,10 @@ pub(crate) mod bindings {
     });
 }
 
+/// Most distinct phases a run's status record keeps (a guest naming a new phase in every
+/// report would otherwise grow it without bound).
+pub(crate) const MAX_RUN_PHASES: usize = 32;
+
 /// What every door of one run shares.
 pub(crate) struct RunShared {
     /// Tenant key (log label).
@@ -54,6 +58,9 @@ pub(crate) struct RunShared {
     limit_hit: Mutex<Option<(LimitKind, String)>>,
     /// The latest progress the guest reported (`log.progress`).
     progress: Mutex<log::ProgressLog>,
+    /// Every phase the guest named in a progress report, in first-report order (at most
+    /// [`MAX_RUN_PHASES`]): the run-status record marks them completed when the run succeeds.
+    phases: Mutex<Vec<String>>,
     /// The most linear memory the guest held at once, bytes (written by the run's
     /// `RunLimiter`; here so it outlives a store dropped at the timeout).
     pub peak_memory: Arc<AtomicU64>,
@@ -72,6 +79,7 @@ impl RunShared {
             redactions: AtomicU64::new(0),
             limit_hit: Mutex::new(None),
             progress: Mutex::new(log::ProgressLog::default()),
+            phases: Mutex::new(Vec::new()),
             peak_memory: Arc::new(AtomicU64::new(0)),
             slept_nanos: AtomicU64::new(0),
         }
@@ -79,6 +87,12 @@ impl RunShared {
 
     /// Keeps `p` as the run's latest progress; returns the line to log, if one is due.
     pub fn keep_progress(&self, p: log::Progress, now: std::time::Instant) -> Option<String> {
+        {
+            let mut phases = self.phases.lock().unwrap_or_else(|p| p.into_inner());
+            if phases.len() < MAX_RUN_PHASES && !phases.contains(&p.phase) {
+                phases.push(p.phase.clone());
+            }
+        }
         self.progress
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -91,6 +105,14 @@ impl RunShared {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .latest()
+    }
+
+    /// The phases the guest named in its progress reports so far, in first-report order.
+    pub fn phases(&self) -> Vec<String> {
+        self.phases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The most linear memory the guest held at once so far, bytes.

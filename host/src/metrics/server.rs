@@ -29,7 +29,10 @@ use std::time::{Duration, Instant};
 
 use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::header::{CONNECTION, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::header::{
+    CACHE_CONTROL, CONNECTION, CONTENT_SECURITY_POLICY, CONTENT_TYPE, RETRY_AFTER,
+    X_CONTENT_TYPE_OPTIONS,
+};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -152,12 +155,23 @@ impl MetricsEndpoint {
         metrics: Arc<Metrics>,
         max_connections: usize,
     ) -> io::Result<MetricsEndpoint> {
+        Self::start_with_status(addr, metrics, max_connections, None).await
+    }
+
+    /// [`MetricsEndpoint::start_with_cap`], also serving `GET /status`: where each tenant of
+    /// `status` stands, as an HTML page ([`crate::status::render::html`]).
+    pub async fn start_with_status(
+        addr: SocketAddr,
+        metrics: Arc<Metrics>,
+        max_connections: usize,
+        status: Option<Arc<crate::status::Source>>,
+    ) -> io::Result<MetricsEndpoint> {
         let max_connections = max_connections.max(1);
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let (close, closed) = watch::channel(false);
         let listener = CappedListener::new(listener, max_connections, closed);
-        let app = router(metrics).into_make_service_with_connect_info::<Admission>();
+        let app = router(metrics, status).into_make_service_with_connect_info::<Admission>();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let stopped = async {
@@ -225,10 +239,15 @@ impl Connected<IncomingStream<'_, CappedListener>> for Admission {
 }
 
 /// The routes, behind the layer that refuses connections over the cap.
-fn router(metrics: Arc<Metrics>) -> Router {
+fn router(metrics: Arc<Metrics>, status: Option<Arc<crate::status::Source>>) -> Router {
+    let page = match status {
+        Some(source) => get(move || status_page(source.clone())),
+        None => get(no_status),
+    };
     Router::new()
         .route("/metrics", get(scrape).fallback(use_get))
         .route("/healthz", get(health).fallback(use_get))
+        .route("/status", page.fallback(use_get))
         .fallback(not_found)
         .layer(middleware::from_fn(refuse_over_cap))
         .with_state(metrics)
@@ -248,6 +267,35 @@ async fn health(State(metrics): State<Arc<Metrics>>) -> Response {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
     }
+}
+
+/// The status page: read at each request (stores are read-only, nothing is cached), plain
+/// HTML with inline CSS and no script; the policy header forbids any script or load, so
+/// even text that got through unescaped could not act.
+async fn status_page(source: Arc<crate::status::Source>) -> Response {
+    let views = source.views().await;
+    let page = crate::status::render::html(&views, std::time::SystemTime::now());
+    (
+        [
+            (CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'",
+            ),
+            (CACHE_CONTROL, "no-store"),
+            (X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        page,
+    )
+        .into_response()
+}
+
+async fn no_status() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "not found: this endpoint has no tenants to show (serve shows /status)\n",
+    )
+        .into_response()
 }
 
 async fn use_get() -> Response {

@@ -63,6 +63,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0003_fleet_hosts.sql",
         sql: include_str!("../../migrations/0003_fleet_hosts.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_run_status.sql",
+        sql: include_str!("../../migrations/0004_run_status.sql"),
+    },
 ];
 
 /// Any constant works as long as every host uses the same one: it names "migrating this

@@ -46,6 +46,7 @@ use state::RunState;
 use crate::config::TenantConfig;
 use crate::doors::bindings::exports::connector::runtime::connector as api;
 use crate::doors::bindings::{AssetConnector, AssetConnectorPre};
+use crate::doors::checkpoint::record::RunEnd;
 use crate::doors::checkpoint::{
     CheckpointError, CheckpointPolicy, CheckpointState, CheckpointStore, Stored, Write,
 };
@@ -235,6 +236,45 @@ pub struct Runtime {
 }
 
 /// Lists a run under way in [`Runtime`]'s `live` map until the run ends, however it ends.
+/// The run-status record of a run of `started`..`ended` that ended with `outcome`, having
+/// named `phases` in its progress ([`crate::status`]).
+fn run_end(
+    started: std::time::SystemTime,
+    ended: std::time::SystemTime,
+    outcome: &RunOutcome,
+    phases: Vec<String>,
+) -> RunEnd {
+    use crate::doors::checkpoint::record::{millis, one_line, LastRun, Outcome, RecordedProgress};
+    let (outcome, error, kind, full_sync, progress) = match outcome {
+        Ok(report) => (
+            Outcome::Succeeded,
+            None,
+            None,
+            Some(report.full_sync),
+            report.progress.as_ref(),
+        ),
+        Err(e) => (
+            Outcome::Failed,
+            Some(one_line(&e.to_string())),
+            Some(e.kind_label().to_string()),
+            None,
+            e.progress(),
+        ),
+    };
+    RunEnd {
+        run: LastRun {
+            started_ms: millis(started),
+            ended_ms: millis(ended),
+            outcome,
+            error,
+            kind,
+            full_sync,
+            progress: progress.map(RecordedProgress::from),
+        },
+        phases,
+    }
+}
+
 struct LiveRun<'a> {
     runtime: &'a Runtime,
     tenant: &'a str,
@@ -575,8 +615,17 @@ impl Runtime {
     /// The run's timeout covers everything after that, the sink's final flush included; a
     /// panic during the run (a host bug) ends it with [`RunError::Host`] instead of
     /// unwinding into the caller.
+    ///
+    /// Whatever the outcome, the run is recorded in its checkpoint store's run status
+    /// ([`crate::status`]: start, end, outcome, progress, the phases it completed),
+    /// which `connector-host status` and `/status` read.
     pub async fn run(&self, run: &TenantRun) -> RunOutcome {
-        match panics::catch(self.run_unguarded(run)).await {
+        let started = std::time::SystemTime::now();
+        // The doors' shared state outlives the store, which a timeout drops: what the run
+        // reported (progress, phases) and used (peak memory) is read from here whatever
+        // happened.
+        let shared_seen = std::sync::OnceLock::<Arc<RunShared>>::new();
+        let outcome = match panics::catch(self.run_unguarded(run, &shared_seen)).await {
             Ok(outcome) => outcome,
             Err(panicked) => Err(RunError::Host {
                 tenant: run.tenant.clone(),
@@ -584,10 +633,21 @@ impl Runtime {
                     "{panicked} (a host bug: please report it); the run was stopped and its checkpoint keeps what was committed before"
                 )),
             }),
+        };
+        let phases = shared_seen.get().map(|s| s.phases()).unwrap_or_default();
+        let end = run_end(started, std::time::SystemTime::now(), &outcome, phases);
+        // The one writer of the run status; a failure to record never changes the outcome.
+        if let Err(e) = run.checkpoints.record_run(&run.tenant, &end).await {
+            tracing::warn!(tenant = %run.tenant, "cannot record the run's status (connector-host status and /status show the run before it): {e}");
         }
+        outcome
     }
 
-    async fn run_unguarded(&self, run: &TenantRun) -> RunOutcome {
+    async fn run_unguarded(
+        &self,
+        run: &TenantRun,
+        shared_seen: &std::sync::OnceLock<Arc<RunShared>>,
+    ) -> RunOutcome {
         let tenant = run.tenant.clone();
         let scrub = run.secrets.scrubber();
         let _slot = self.acquire_slot(&tenant).await?;
@@ -595,13 +655,10 @@ impl Runtime {
         // One deadline for the connector and the final flush. A timeout too long to add to
         // the clock has no deadline (the tenant file caps it well below that).
         let deadline = tokio::time::Instant::now().checked_add(run.timeout);
-        // The doors' shared state outlives the store, which a timeout drops: what the run
-        // reported (progress) and used (peak memory) is read from here whatever happened.
-        let shared_seen = std::sync::OnceLock::<Arc<RunShared>>::new();
         let live = LiveRun {
             runtime: self,
             tenant: &run.tenant,
-            shared: &shared_seen,
+            shared: shared_seen,
         };
         let fut = async {
             let (mut store, bindings, pipes) = self

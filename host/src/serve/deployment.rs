@@ -271,8 +271,9 @@ impl Deployment {
                 }
             }
         }
+        let status = crate::status::Source::from_serve_file(&file);
         let endpoint = server
-            .listen(file.listen)
+            .listen_with_status(file.listen, status)
             .await
             .map_err(|e| DeployError::Config(listen_error(&file, &e)))?;
         tracing::info!(
@@ -295,7 +296,7 @@ impl Deployment {
         let o = self.server.options();
         let tenants = self.server.tenants().len();
         let line = format!(
-            "serving {}{} from {}; at most {} runs at once; metrics http://{addr}/metrics, health http://{addr}/healthz",
+            "serving {}{} from {}; at most {} runs at once; metrics http://{addr}/metrics, health http://{addr}/healthz, status http://{addr}/status",
             tenants_text(tenants),
             if o.once { " once" } else { "" },
             self.file.path.display(),

@@ -304,6 +304,29 @@ impl Server {
         MetricsEndpoint::start(addr, self.inner.metrics.clone()).await
     }
 
+    /// [`Server::listen`], also serving `/status`: where each tenant of `status` stands,
+    /// with what this server knows live (a run in flight, the delay it chose).
+    pub async fn listen_with_status(
+        &self,
+        addr: SocketAddr,
+        status: crate::status::Source,
+    ) -> std::io::Result<MetricsEndpoint> {
+        let server = self.clone();
+        let source = status.with_live(Arc::new(move |key: &str| {
+            server.status(key).map(|s| crate::status::LiveStatus {
+                running: s.running,
+                planned_delay: s.planned_delay,
+            })
+        }));
+        MetricsEndpoint::start_with_status(
+            addr,
+            self.inner.metrics.clone(),
+            crate::metrics::connection_cap(crate::metrics::open_files_limit()),
+            Some(Arc::new(source)),
+        )
+        .await
+    }
+
     /// The figures so far.
     pub fn summary(&self) -> Summary {
         let tenants = self.inner.metrics.tenants();

@@ -5,6 +5,8 @@
 //! - [`sqlite`]: the embedded default, one SQLite file;
 //! - [`postgres`]: PostgreSQL (`[state] url`), and the fenced view a fleet lease writes
 //!   through ([`postgres::FencedCheckpointStore`]: a stale fencing token is refused);
+//! - [`record`]: the run-status record each store keeps per tenant in a host-owned table
+//!   (what `connector-host status` reads; no door of the guest reaches it);
 //! - this module: the per-run state (`CheckpointState`: the tenant's namespace, its store,
 //!   the size caps of [`CheckpointPolicy`]), its WIT implementation and linker registration.
 //!
@@ -19,6 +21,7 @@
 //! worst one the connector cannot use).
 
 pub mod postgres;
+pub mod record;
 pub mod sqlite;
 pub mod store;
 

@@ -480,6 +480,74 @@ impl CheckpointStore for PostgresCheckpointStore {
             .await?
             .map_err(|_| CheckpointError::Storage("an unfenced delete saw a lease".into()))
     }
+
+    async fn record_run(
+        &self,
+        tenant: &str,
+        end: &super::record::RunEnd,
+    ) -> Result<(), CheckpointError> {
+        record_run(&self.db, tenant, end).await
+    }
+}
+
+/// [`CheckpointStore::record_run`] on the host-owned table `host_run_status` (migration
+/// 0003): read, merge ([`super::record::merge`]), then a compare-and-set on the text read —
+/// an insert that must find no row, or an update that must find the record unchanged —
+/// tried again (up to five times) when another writer came between. Not fenced: the record
+/// is the host's, not the connector's cursor, and the merge never lets a late writer
+/// replace the record of a run that started after its own.
+async fn record_run(
+    db: &Database,
+    tenant: &str,
+    end: &super::record::RunEnd,
+) -> Result<(), CheckpointError> {
+    for _ in 0..5 {
+        let rows = db
+            .query(
+                None,
+                "SELECT record FROM host_run_status WHERE tenant = $1",
+                &[&tenant],
+            )
+            .await
+            .map_err(storage)?;
+        let stored: Option<String> = match rows.first() {
+            Some(row) => Some(column(db, row, 0).map_err(storage)?),
+            None => None,
+        };
+        let previous = stored.as_deref().and_then(|s| serde_json::from_str(s).ok());
+        let Some(record) = super::record::merge(previous, end) else {
+            return Ok(());
+        };
+        let text = serde_json::to_string(&record)
+            .map_err(|e| CheckpointError::Storage(format!("run status: {e}")))?;
+        let written = match &stored {
+            None => {
+                db.query(
+                    None,
+                    "INSERT INTO host_run_status (tenant, record) VALUES ($1, $2)
+                     ON CONFLICT (tenant) DO NOTHING RETURNING 1",
+                    &[&tenant, &text],
+                )
+                .await
+            }
+            Some(old) => {
+                db.query(
+                    None,
+                    "UPDATE host_run_status SET record = $2, updated_at = now()
+                     WHERE tenant = $1 AND record = $3 RETURNING 1",
+                    &[&tenant, &text, old],
+                )
+                .await
+            }
+        }
+        .map_err(storage)?;
+        if !written.is_empty() {
+            return Ok(());
+        }
+    }
+    Err(CheckpointError::Storage(format!(
+        "the run status of tenant '{tenant}' changed under five writes in a row; it keeps the last one written"
+    )))
 }
 
 /// The checkpoint store as one lease may use it (see the module doc): writes carry the
@@ -663,5 +731,20 @@ impl CheckpointStore for FencedCheckpointStore {
         delete_prefix(&self.db, namespace, prefix, limit, Some(fence))
             .await?
             .map_err(|(current, _)| self.refuse(current))
+    }
+
+    /// Not fenced (see [`record_run`]), but only for the lease's own tenant.
+    async fn record_run(
+        &self,
+        tenant: &str,
+        end: &super::record::RunEnd,
+    ) -> Result<(), CheckpointError> {
+        if tenant != self.tenant {
+            return Err(CheckpointError::Storage(format!(
+                "the lease of tenant '{}' may not record a run of tenant '{tenant}'",
+                self.tenant
+            )));
+        }
+        record_run(&self.db, tenant, end).await
     }
 }

@@ -68,6 +68,11 @@ impl SqliteCheckpointStore {
                  version    INTEGER NOT NULL,
                  updated_ms INTEGER NOT NULL,
                  PRIMARY KEY (namespace, key)
+             );
+             CREATE TABLE IF NOT EXISTS host_run_status (
+                 tenant     TEXT PRIMARY KEY,
+                 record     TEXT NOT NULL,
+                 updated_ms INTEGER NOT NULL
              );",
         )
         .map_err(|e| {
@@ -325,6 +330,51 @@ impl CheckpointStore for SqliteCheckpointStore {
     ) -> Result<u32, CheckpointError> {
         let (store, namespace, prefix) = (self.clone(), namespace.to_owned(), prefix.to_owned());
         blocking(move || store.delete_prefix_blocking(&namespace, &prefix, limit)).await
+    }
+
+    async fn record_run(
+        &self,
+        tenant: &str,
+        end: &super::record::RunEnd,
+    ) -> Result<(), CheckpointError> {
+        let (store, tenant, end) = (self.clone(), tenant.to_owned(), end.clone());
+        blocking(move || store.record_run_blocking(&tenant, &end)).await
+    }
+}
+
+impl SqliteCheckpointStore {
+    /// [`CheckpointStore::record_run`], blocking the calling thread: the stored record is
+    /// read, merged and written back in one `IMMEDIATE` transaction (the host-owned table
+    /// `host_run_status`, which no door of the guest names).
+    pub fn record_run_blocking(
+        &self,
+        tenant: &str,
+        end: &super::record::RunEnd,
+    ) -> Result<(), CheckpointError> {
+        let now = now_ms();
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let stored: Option<String> = tx
+                .query_row(
+                    "SELECT record FROM host_run_status WHERE tenant = ?1",
+                    params![tenant],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            // A record this host cannot read (written by a newer one) is started afresh.
+            let previous = stored.and_then(|s| serde_json::from_str(&s).ok());
+            if let Some(record) = super::record::merge(previous, end) {
+                let text = serde_json::to_string(&record)
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                tx.execute(
+                    "INSERT INTO host_run_status (tenant, record, updated_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (tenant) DO UPDATE SET record = excluded.record,
+                     updated_ms = excluded.updated_ms",
+                    params![tenant, text, now],
+                )?;
+            }
+            tx.commit()
+        })
     }
 }
 

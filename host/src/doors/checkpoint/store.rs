@@ -181,6 +181,19 @@ pub trait CheckpointStore: Send + Sync {
         prefix: &str,
         limit: u32,
     ) -> Result<u32, CheckpointError>;
+
+    /// Records how a run of `tenant` ended, in the store's host-owned run-status table (no
+    /// door of the guest reaches it): merged with the stored record in one transaction, and
+    /// never over the record of a run that started later ([`super::record::merge`]). A
+    /// store that keeps no run status (the default) records nothing.
+    async fn record_run(
+        &self,
+        tenant: &str,
+        end: &super::record::RunEnd,
+    ) -> Result<(), CheckpointError> {
+        let _ = (tenant, end);
+        Ok(())
+    }
 }
 
 /// Refuses an empty prefix for [`CheckpointStore::delete_prefix`].

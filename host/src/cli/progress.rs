@@ -108,13 +108,15 @@ impl Shown {
             Some(n) => indicatif::ProgressBar::new(n),
             None => indicatif::ProgressBar::new_spinner(),
         };
+        // The report on a line of its own, wrapped rather than cut: on an 80-column
+        // terminal the wait's reason would not fit after the bar.
         let style = if total.is_some() {
             indicatif::ProgressStyle::with_template(
-                "{spinner} {bar:30} {pos}/{len} events  {rate}  {elapsed}  {wide_msg}",
+                "{spinner} {bar:40} {pos}/{len} events  {rate}  {elapsed}\n  {msg}",
             )
         } else {
             indicatif::ProgressStyle::with_template(
-                "{spinner} {pos} events  {rate}  {elapsed}  {wide_msg}",
+                "{spinner} {pos} events  {rate}  {elapsed}\n  {msg}",
             )
         };
         if let Ok(style) = style {
@@ -145,9 +147,7 @@ impl Shown {
             };
         }
         let bar = indicatif::ProgressBar::new_spinner();
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("{spinner} {elapsed}  {wide_msg}")
-        {
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {elapsed}  {msg}") {
             bar.set_style(style);
         }
         bar.enable_steady_tick(Duration::from_millis(200));

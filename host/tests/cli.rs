@@ -336,7 +336,20 @@ async fn hostile_token_endpoint_echoing_the_secret_never_reaches_stderr() {
                 "{command} --log-format {format} printed the secret as {form:?}:\n{stdout}\n{stderr}"
             );
         }
-        let line = error_line(&out);
+        // Under JSON logs the error line is a JSON object too (issue 19): its message.
+        let line = if format == "json" {
+            let last = stderr.lines().last().unwrap_or("");
+            let object: serde_json::Value = serde_json::from_str(last)
+                .unwrap_or_else(|e| panic!("the error line is JSON: {e}: {stderr}"));
+            assert_eq!(object["level"], "ERROR", "{last}");
+            assert_eq!(object["fields"]["exit_code"], 3, "{last}");
+            object["fields"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        } else {
+            error_line(&out)
+        };
         assert!(
             line.contains("invalid_client")
                 && line.contains("Request body: grant_type")

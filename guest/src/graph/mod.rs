@@ -170,7 +170,7 @@ impl GraphGet {
 
 /// A wait as the operator reads it: `8 s`, `1.5 s`.
 fn seconds(ms: u64) -> String {
-    if ms % 1000 == 0 || ms >= 10_000 {
+    if ms.is_multiple_of(1000) || ms >= 10_000 {
         format!("{} s", ms.div_ceil(1000))
     } else {
         format!("{:.1} s", ms as f64 / 1000.0)

@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use connector_host::RunReport;
 
-/// The CLI's default log filter: warnings and errors, the CLI's notes, and the progress
-/// lines (written only when stderr is not a terminal: `progress.rs`).
-pub const DEFAULT_LOG: &str = "warn,progress=info,cli=info";
+/// The CLI's default log filter: warnings and errors, and the progress lines (written only
+/// when stderr is not a terminal: `progress.rs`). The CLI's notes and error line are written
+/// whatever the filter.
+pub const DEFAULT_LOG: &str = "warn,progress=info";
 
 /// Whether stderr carries JSON log lines (`--log-format json`).
 static JSON_LOGS: AtomicBool = AtomicBool::new(false);
@@ -29,20 +30,36 @@ fn shown(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// The one-line error of a failed command: `error: …` on stderr, or under JSON logs an
-/// `ERROR` log object with the exit code.
+/// `ERROR` object shaped as the JSON log lines are (`timestamp`, `level`, `fields.message`,
+/// `fields.exit_code`, `target` `cli`), written whatever `--log` filters: the error is always
+/// said.
 pub fn error_line(message: &str, code: i32) {
     if json_logs() {
-        tracing::error!(target: "cli", exit_code = code, "{message}");
+        json_line(
+            "ERROR",
+            serde_json::json!({"message": message, "exit_code": code}),
+        );
     } else {
         eprintln!("error: {}", shown(message));
     }
 }
 
-/// A line for the operator on stderr (what the demo starts, what `serve` serves): as it is
-/// on a text log, an `INFO` log object (target `cli`) under JSON logs.
+/// One line on stderr shaped as the JSON log lines are, whatever `--log` filters.
+fn json_line(level: &str, fields: serde_json::Value) {
+    let line = serde_json::json!({
+        "timestamp": humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
+        "level": level,
+        "fields": fields,
+        "target": "cli",
+    });
+    eprintln!("{line}");
+}
+
+/// A line for the operator on stderr (what the demo starts, what `serve` serves), whatever
+/// `--log` filters: as it is on a text log, an `INFO` object (target `cli`) under JSON logs.
 pub fn note(text: &str) {
     if json_logs() {
-        tracing::info!(target: "cli", "{text}");
+        json_line("INFO", serde_json::json!({ "message": text }));
     } else {
         // The CLI's own text (the tenant keys in it were checked when the file was read).
         eprintln!("{text}");

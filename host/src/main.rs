@@ -443,18 +443,18 @@ async fn cmd_serve(tenants: &Path, once: bool) -> i32 {
         Ok(d) => d,
         Err(e) => return fail(&e, deploy_exit_code(&e)),
     };
-    note(&deployment.start_line());
+    // Plain text even under JSON logs for now: the serve tests and operators read these
+    // lines as they are (issue 19's pure JSON logs cover run, demo, check and errors).
+    eprintln!("{}", deployment.start_line());
     let summary = deployment
         .server
         .serve(async {
             let signal = shutdown_signal().await;
-            note(&format!(
-                "{signal}: shutting down; runs in flight get up to {grace} s"
-            ));
+            eprintln!("{signal}: shutting down; runs in flight get up to {grace} s");
         })
         .await;
     deployment.stop().await;
-    note(summary.to_string().trim_end());
+    eprint!("{summary}");
     serve_exit_code(&summary)
 }
 

@@ -112,6 +112,7 @@ pub fn check<D: Doors>(doors: &D, config: &Config) -> Result<Vec<Probe>, Connect
     let role_filter = format!("$filter=roleDefinitionId%20eq%20'{GLOBAL_ADMINISTRATOR}'");
     let not_probed = "not probed: needs a readable user (User.Read.All) first";
     for source in &SOURCES {
+        report_probe(&graph, source);
         let url: Result<String, &str> = match source.name {
             "groups and members" => Ok("/groups?$select=id&$top=1".to_string()),
             "role assignments" => Ok(format!(
@@ -144,6 +145,29 @@ pub fn check<D: Doors>(doors: &D, config: &Config) -> Result<Vec<Probe>, Connect
         probes.push(judge(source, result, config));
     }
     Ok(probes)
+}
+
+/// Tells the host which probe is under way (a probe may wait for Graph's limits or retry an
+/// unreachable Graph: the wait is reported with it).
+fn report_probe<D: Doors>(graph: &GraphClient<'_, D>, source: &Source) {
+    let n = SOURCES
+        .iter()
+        .position(|s| s.name == source.name)
+        .unwrap_or(0) as u64;
+    graph.progress(connector_sdk::doors::Progress {
+        phase: "check".into(),
+        pages_done: n,
+        pages_expected: Some(SOURCES.len() as u64),
+        items_done: n,
+        wait_ms: None,
+        detail: format!(
+            "probing {} ({}), probe {} of {}",
+            source.name,
+            source.permission,
+            n + 1,
+            SOURCES.len()
+        ),
+    });
 }
 
 fn judge(source: &Source, result: Result<(), GraphError>, config: &Config) -> Probe {

@@ -45,6 +45,7 @@ fn report(tenant: &str) -> RunReport {
         duration: Duration::from_millis(1_250),
         peak_guest_memory_bytes: 0,
         progress: None,
+        inventory: Default::default(),
     }
 }
 

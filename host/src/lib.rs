@@ -39,7 +39,7 @@ pub use doors::checkpoint::{
 pub use doors::emit::http::Ndjson;
 pub use doors::emit::sekoia::SekoiaAssets;
 pub use doors::emit::{
-    EventSink, JsonlFileSink, PushOptions, PushSink, PushStats, SinkError, StdoutSink,
+    EventSink, Inventory, JsonlFileSink, PushOptions, PushSink, PushStats, SinkError, StdoutSink,
 };
 pub use doors::http::{EgressPolicy, Origin, SecretSet, SecretValue};
 pub use doors::log::Progress;

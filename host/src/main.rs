@@ -11,7 +11,6 @@
 //! 7 (`check`) a request the host's egress policy refused.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -20,8 +19,7 @@ mod status;
 use connector_host::error::ConnectorErrorKind;
 use connector_host::serve::{DeployError, Summary};
 use connector_host::{
-    Components, ConnectorChoice, RunError, RunReport, Runtime, RuntimeLimits, TenantConfig,
-    TenantRun,
+    Components, ConnectorChoice, RunError, Runtime, RuntimeLimits, TenantConfig, TenantRun,
 };
 #[cfg(feature = "simulation")]
 use graph_emulator::{Emulator, EmulatorConfig, Tenant};
@@ -31,6 +29,11 @@ mod check;
 #[cfg(feature = "simulation")]
 #[path = "cli/emulator.rs"]
 mod emulator;
+#[path = "cli/output.rs"]
+mod output;
+#[path = "cli/progress.rs"]
+mod progress;
+use output::{note, print_summary, report_json};
 
 /// Exit code of a configuration or secret that cannot be used.
 const EXIT_CONFIG: i32 = 2;
@@ -100,11 +103,13 @@ struct Cli {
     /// Log format on stderr: text or json.
     #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
-    /// Log level filter (e.g. warn, info, debug; RUST_LOG syntax).
+    /// Log level filter (e.g. warn, info, debug; RUST_LOG syntax). The default shows
+    /// warnings, errors and, when stderr is not a terminal, a progress line at most every
+    /// 10 s (target `progress`); `--log warn` hides the progress lines.
     #[arg(
         long,
         global = true,
-        default_value = "warn",
+        default_value = output::DEFAULT_LOG,
         env = "CONNECTOR_HOST_LOG"
     )]
     log: String,
@@ -334,11 +339,12 @@ fn parse_cli() -> Cli {
 
 fn init_logging(filter: &str, format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(output::DEFAULT_LOG));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     if format == "json" {
+        output::set_json_logs();
         builder.json().init();
     } else {
         // Text from outside (the upstream service, the connector) is escaped in every field; colours only
@@ -367,7 +373,7 @@ fn shown(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 fn fail(message: impl std::fmt::Display, code: i32) -> i32 {
-    eprintln!("error: {}", shown(&message.to_string()));
+    output::error_line(&message.to_string(), code);
     code
 }
 
@@ -450,18 +456,13 @@ async fn cmd_run(config: &Path, json: bool) -> i32 {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let progress = Progress::start(&run, None);
-    let outcome = progress.watch(&rt, &run.tenant, rt.run(&run)).await;
-    progress.finish();
+    let shown = progress::Shown::run(&run, None);
+    let outcome = shown.watch(&rt, &run.tenant, rt.run(&run)).await;
+    shown.finish();
     match outcome {
-        Ok(report) => {
-            if json {
-                println!("{}", report_json(&report));
-            } else {
-                print_summary(&report);
-            }
-            0
-        }
+        // The summary on stdout (`run > report.txt` keeps it); logs and progress on stderr.
+        Ok(report) if json => print_quietly(&format!("{}\n", report_json(&report))),
+        Ok(report) => print_quietly(&print_summary(&report)),
         Err(e) => fail(&e, exit_code(&e)),
     }
 }
@@ -544,6 +545,8 @@ async fn cmd_serve(tenants: &Path, once: bool, listen: Option<std::net::SocketAd
         Ok(d) => d,
         Err(e) => return fail(&e, deploy_exit_code(&e)),
     };
+    // Plain text even under JSON logs for now: the serve tests and operators read these
+    // lines as they are (issue 19's pure JSON logs cover run, demo, check and errors).
     eprintln!("{}", deployment.start_line());
     let summary = deployment
         .server
@@ -573,18 +576,18 @@ async fn cmd_demo(users: usize, seed: u64, out: &Path, then_add: usize, premium:
         member_of_page_size: 100,
         ..EmulatorConfig::default()
     };
-    eprintln!(
+    note(&format!(
         "starting the Graph emulator with a simulated tenant of {users} users (seed {seed})…"
-    );
+    ));
     let emu = match Emulator::start(Tenant::generated(seed, users), emu_config).await {
         Ok(e) => e,
         Err(e) => return fail(format!("cannot start the Graph emulator: {e:#}"), 6),
     };
-    eprintln!(
+    note(&format!(
         "login endpoint {}  graph endpoint {}",
         emu.login_endpoint(),
         emu.graph_endpoint()
-    );
+    ));
     let rt = match runtime_for(&ConnectorChoice::default()).await {
         Ok(rt) => rt,
         Err((e, code)) => return fail(e, code),
@@ -625,7 +628,8 @@ async fn cmd_demo(users: usize, seed: u64, out: &Path, then_add: usize, premium:
         }
         emu.add_user(u);
     }
-    eprintln!("\nadded {then_add} users to the simulated tenant");
+    note(&format!("added {then_add} users to the simulated tenant"));
+    print_quietly("\n");
     let code = demo_run(
         &rt,
         &run,
@@ -649,185 +653,31 @@ async fn demo_run(
     title: &str,
 ) -> i32 {
     let before = emu.total_requests();
-    let progress = Progress::start(run, expect);
-    let outcome = progress.watch(rt, &run.tenant, rt.run(run)).await;
-    progress.finish();
+    let shown = progress::Shown::run(run, expect);
+    let outcome = shown.watch(rt, &run.tenant, rt.run(run)).await;
+    shown.finish();
     match outcome {
-        Ok(report) => {
-            eprintln!("\n{title}");
-            print_summary(&report);
-            eprintln!(
-                "  graph emulator served   {} requests",
-                emu.total_requests().saturating_sub(before)
-            );
-            eprintln!(
-                "  events file             {}",
-                out.join("events.jsonl").display()
-            );
-            0
-        }
+        // The summaries on stdout, as `run`'s; the notes and progress on stderr.
+        Ok(report) => print_quietly(&format!(
+            "{title}\n{}  graph emulator served   {} requests\n  events file             {}\n",
+            print_summary(&report),
+            emu.total_requests().saturating_sub(before),
+            shown_path(&out.join("events.jsonl"))
+        )),
         Err(e) => fail(&e, exit_code(&e)),
     }
+}
+
+/// A path as the summary shows it (escaped: a folder name may hold anything).
+#[cfg(feature = "simulation")]
+fn shown_path(p: &Path) -> String {
+    shown(&p.display().to_string()).into_owned()
 }
 
 /// An instant as Graph writes it (`2024-05-17T08:30:00Z`).
 #[cfg(feature = "simulation")]
 fn graph_time(at: std::time::SystemTime) -> String {
     humantime::format_rfc3339_seconds(at).to_string()
-}
-
-fn print_summary(r: &RunReport) {
-    let secs = r.duration.as_secs_f64().max(1e-9);
-    eprintln!("  tenant                  {}", shown(&r.tenant));
-    eprintln!(
-        "  sync                    {}",
-        if r.full_sync { "full" } else { "incremental" }
-    );
-    eprintln!("  items read              {}", r.items_seen);
-    eprintln!("  events written          {}", r.events_written);
-    eprintln!(
-        "  items partial/skipped   {}/{}",
-        r.items_partial, r.items_skipped
-    );
-    eprintln!(
-        "  HTTP requests           {} (denied {})",
-        r.http_sent, r.http_denied
-    );
-    eprintln!(
-        "  duration                {:.2} s ({:.0} events/s)",
-        secs,
-        r.events_written as f64 / secs
-    );
-    eprintln!(
-        "  peak guest memory       {:.1} MiB",
-        r.peak_guest_memory_bytes as f64 / (1024.0 * 1024.0)
-    );
-    if let Some(p) = &r.progress {
-        // Bounded, redacted and escaped by the host when the guest reported it.
-        eprintln!("  last progress           {}", shown(&p.to_string()));
-    }
-    if !r.unavailable.is_empty() {
-        eprintln!(
-            "  unavailable             {}",
-            shown(&r.unavailable.join(", "))
-        );
-    }
-    for w in &r.warnings {
-        eprintln!("  warning: {}", shown(w));
-    }
-}
-
-fn report_json(r: &RunReport) -> String {
-    serde_json::json!({
-        "tenant": r.tenant,
-        "full_sync": r.full_sync,
-        "items_seen": r.items_seen,
-        "events_emitted": r.events_emitted,
-        "events_written": r.events_written,
-        "items_skipped": r.items_skipped,
-        "items_partial": r.items_partial,
-        "requests": r.requests,
-        "http_sent": r.http_sent,
-        "http_denied": r.http_denied,
-        "duration_ms": r.duration.as_millis() as u64,
-        "peak_guest_memory_bytes": r.peak_guest_memory_bytes,
-        "progress": r.progress,
-        "warnings": r.warnings,
-        "unavailable": r.unavailable,
-        "receipts": r.receipts,
-    })
-    .to_string()
-}
-
-/// The `{rate}` of the progress line: events per second, rounded to a whole number with
-/// thousands separators (`2,167/s`; indicatif's `{per_sec}` prints four decimals).
-fn rate_key(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
-    let _ = write!(w, "{}", rate_text(state.per_sec()));
-}
-
-fn rate_text(per_sec: f64) -> String {
-    let rounded = if per_sec.is_finite() && per_sec > 0.0 {
-        per_sec.round() as u64
-    } else {
-        0
-    };
-    format!("{}/s", indicatif::HumanCount(rounded))
-}
-
-/// A progress line on a terminal (nothing when stderr is not a terminal).
-struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Progress {
-    fn start(run: &TenantRun, total: Option<u64>) -> Progress {
-        use std::io::IsTerminal;
-        if !std::io::stderr().is_terminal() {
-            return Progress {
-                bar: None,
-                task: None,
-            };
-        }
-        let bar = match total {
-            Some(n) => indicatif::ProgressBar::new(n),
-            None => indicatif::ProgressBar::new_spinner(),
-        };
-        let style = if total.is_some() {
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {bar:40} {pos}/{len} events  {rate}  {elapsed}  {msg}",
-            )
-        } else {
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {pos} events  {rate}  {elapsed}  {msg}",
-            )
-        };
-        if let Ok(style) = style {
-            bar.set_style(style.with_key("rate", rate_key));
-        }
-        let sink = run.sink.clone();
-        let start = sink.written();
-        let b = bar.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                b.set_position(sink.written().saturating_sub(start));
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
-        Progress {
-            bar: Some(bar),
-            task: Some(task),
-        }
-    }
-
-    /// Runs `run`, showing on the line the connector's latest progress (WIT `log.progress`:
-    /// phase, pages, items, the wait the upstream service imposes), polled twice a second.
-    async fn watch<F: std::future::Future>(&self, rt: &Runtime, tenant: &str, run: F) -> F::Output {
-        let Some(bar) = &self.bar else {
-            return run.await;
-        };
-        tokio::pin!(run);
-        loop {
-            tokio::select! {
-                out = &mut run => return out,
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {
-                    if let Some(p) = rt.progress(tenant) {
-                        // Escaped when the host kept it; escaped again as all shown text.
-                        bar.set_message(shown(&p.to_string()).into_owned());
-                    }
-                }
-            }
-        }
-    }
-
-    fn finish(self) {
-        if let Some(t) = self.task {
-            t.abort();
-        }
-        if let Some(b) = self.bar {
-            b.finish_and_clear();
-        }
-    }
 }
 
 #[cfg(test)]
@@ -845,14 +695,6 @@ mod tests {
     }
 
     use super::*;
-
-    #[test]
-    fn the_progress_rate_is_a_whole_number_with_separators() {
-        assert_eq!(rate_text(2_167.431_3), "2,167/s");
-        assert_eq!(rate_text(0.4), "0/s");
-        assert_eq!(rate_text(999.5), "1,000/s");
-        assert_eq!(rate_text(f64::NAN), "0/s");
-    }
 
     #[test]
     fn exit_codes_follow_the_documented_table() {
@@ -886,7 +728,7 @@ mod tests {
             failures: Default::default(),
             cut: 0,
             events: 20,
-            wall_time: Duration::from_millis(1500),
+            wall_time: std::time::Duration::from_millis(1500),
             peak_in_flight: 2,
             capacity: 64,
             once: true,

@@ -148,7 +148,8 @@ async fn run_syncs_a_tenant_and_a_second_run_is_incremental() {
     )
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let text = stderr(&out);
+    // The summary is on stdout (`run > report.txt` keeps it).
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         text.contains("sync                    incremental"),
         "{text}"
@@ -335,7 +336,20 @@ async fn hostile_token_endpoint_echoing_the_secret_never_reaches_stderr() {
                 "{command} --log-format {format} printed the secret as {form:?}:\n{stdout}\n{stderr}"
             );
         }
-        let line = error_line(&out);
+        // Under JSON logs the error line is a JSON object too (issue 19): its message.
+        let line = if format == "json" {
+            let last = stderr.lines().last().unwrap_or("");
+            let object: serde_json::Value = serde_json::from_str(last)
+                .unwrap_or_else(|e| panic!("the error line is JSON: {e}: {stderr}"));
+            assert_eq!(object["level"], "ERROR", "{last}");
+            assert_eq!(object["fields"]["exit_code"], 3, "{last}");
+            object["fields"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        } else {
+            error_line(&out)
+        };
         assert!(
             line.contains("invalid_client")
                 && line.contains("Request body: grant_type")
@@ -495,8 +509,9 @@ async fn demo_runs_the_simulated_tenant_and_prints_a_summary() {
         None,
     )
     .await;
-    let text = stderr(&out);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The summaries are on stdout, as `run`'s.
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         text.contains("first run (full sync)") && text.contains("events written          150"),
         "{text}"
@@ -1090,12 +1105,17 @@ async fn hostile_graph_user_id_cannot_forge_a_log_line_or_drive_the_terminal() {
             .any(|l| l.contains(" WARN ") && l.contains(&escaped)),
         "the log line: {text}"
     );
+    let summary = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
-        text.lines()
+        summary
+            .lines()
             .any(|l| l.starts_with("  warning: ") && l.contains(&escaped)),
-        "the summary: {text}"
+        "the summary (on stdout): {summary}"
     );
-    for line in text.lines() {
+    for c in ['\u{1b}', '\u{202e}', '\r', '\u{9b}'] {
+        assert!(!summary.contains(c), "{c:?} reached stdout: {summary:?}");
+    }
+    for line in text.lines().chain(summary.lines()) {
         assert!(!line.starts_with(forged), "a forged line: {text}");
     }
     for c in ['\u{1b}', '\u{202e}', '\r', '\u{9b}'] {
@@ -1118,9 +1138,9 @@ async fn hostile_graph_user_id_cannot_forge_a_log_line_or_drive_the_terminal() {
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stderr(&out);
+    // Every line on stderr, not only the log lines: no plain text among them.
     let logged: Vec<serde_json::Value> = text
         .lines()
-        .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
     assert!(
@@ -1280,4 +1300,247 @@ async fn operator_the_emulator_command_prints_a_tenant_file_that_check_and_run_a
         .await
         .unwrap();
     assert_eq!(status.code(), Some(0));
+}
+
+/// Issue 19, point 1: piped (stderr not a terminal), a run that waits for Graph's reports
+/// limit writes progress lines at info, at most one every 10 s, naming the wait's reason
+/// and the page; under `--log-format json` every line on stderr is a JSON object (point 7),
+/// and the summary is on stdout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn piped_progress_names_the_reports_limit_it_waits_for_at_most_every_10_s() {
+    // The demo's tenant of 2,000 users: 4 sign-in pages and 20 registration-report pages
+    // (100 rows a page) are 24 requests under Graph's reports limit of 5 per 10 s (the
+    // emulator enforces it): the walk spends most of ~40 s waiting for it, so lines every
+    // 10 s fall in a wait however busy the machine is.
+    let emu = Emulator::start(Tenant::generated(8, 2_000), EmulatorConfig::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tenant_file(
+        dir.path(),
+        &emu,
+        &emu.config().tenant_id,
+        &emu.graph_endpoint(),
+    );
+    let out = host(
+        vec![
+            "--log-format".into(),
+            "json".into(),
+            "run".into(),
+            "--config".into(),
+            cfg.display().to_string(),
+        ],
+        Some(emu.config().client_secret),
+    )
+    .await;
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {e}: {l}")))
+        .collect();
+    assert!(
+        !text.contains("Some("),
+        "an Option logged with Debug: {text}"
+    );
+    let progress: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l["target"] == "progress").collect();
+    assert!(
+        progress.len() >= 3,
+        "a line every 10 s of a ~40 s run: {text}"
+    );
+    for p in &progress {
+        assert_eq!(p["level"], "INFO", "{p}");
+        assert_eq!(p["fields"]["tenant"], "cli-test", "{p}");
+    }
+    let waiting = progress.iter().any(|p| {
+        p["fields"]["message"].as_str().is_some_and(|m| {
+            m.starts_with("waiting ")
+                && m.contains(" for Graph's reports limit: 5 requests per 10 s per app and tenant; full walk: ")
+                && m.contains(" page ")
+        })
+    });
+    assert!(
+        waiting,
+        "a line names the wait's reason and the page: {text}"
+    );
+    // At most one every 10 s.
+    let times: Vec<std::time::SystemTime> = progress
+        .iter()
+        .map(|p| humantime::parse_rfc3339(p["timestamp"].as_str().unwrap()).unwrap())
+        .collect();
+    for pair in times.windows(2) {
+        let gap = pair[1].duration_since(pair[0]).unwrap();
+        assert!(
+            gap >= std::time::Duration::from_millis(9_990),
+            "{gap:?}: {text}"
+        );
+    }
+    // The summary is on stdout, with the inventory.
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("  events written          2000\n"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("  users                   2000\n"),
+        "{summary}"
+    );
+    assert!(!text.contains("events written"), "{text}");
+}
+
+/// Under `--log-format json` even the one-line error of a failed command is a JSON object.
+#[tokio::test]
+async fn under_json_logs_the_error_line_is_a_json_object_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.toml").display().to_string();
+    let out = host(
+        vec![
+            "--log-format".into(),
+            "json".into(),
+            "run".into(),
+            "--config".into(),
+            missing.clone(),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let line: serde_json::Value = serde_json::from_str(text.trim_end()).expect("one JSON line");
+    assert_eq!(line["level"], "ERROR", "{line}");
+    assert_eq!(line["fields"]["exit_code"], 2, "{line}");
+    assert!(
+        line["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("missing.toml")),
+        "{line}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+/// What the emulator's generated tenant holds, counted from its data by the rules of
+/// docs/MAPPING.md (not by the host's code).
+fn expected_inventory(tenant: &Tenant, now_ms: i64) -> serde_json::Value {
+    const STRONG: [&str; 8] = [
+        "microsoftauthenticator",
+        "phone",
+        "softwareoath",
+        "hardwareoath",
+        "fido2",
+        "windowshelloforbusiness",
+        "platformcredential",
+        "external",
+    ];
+    let roles = tenant.admin_roles();
+    let (mut admins, mut without_mfa, mut guests, mut disabled, mut dormant) = (0, 0, 0, 0, 0);
+    for u in tenant.users() {
+        let id = u.id().unwrap();
+        if roles
+            .get(id)
+            .is_some_and(|(active, eligible)| !active.is_empty() || !eligible.is_empty())
+        {
+            admins += 1;
+        }
+        let strong = u.auth_methods.iter().any(|m| {
+            let stem = m
+                .trim_start_matches("#microsoft.graph.")
+                .trim_end_matches("AuthenticationMethod")
+                .to_ascii_lowercase();
+            STRONG.contains(&stem.as_str())
+        });
+        without_mfa += u64::from(!strong);
+        guests += u64::from(u.user["userType"] == "Guest");
+        disabled += u64::from(u.user["accountEnabled"] == false);
+        if let Some(at) = u.user["signInActivity"]["lastSuccessfulSignInDateTime"].as_str() {
+            let ms = humantime::parse_rfc3339(at)
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_millis() as i64);
+            if let Some(ms) = ms {
+                dormant += u64::from(now_ms - ms > 90 * 86_400_000);
+            }
+        }
+    }
+    serde_json::json!({
+        "users": tenant.len(),
+        "admins": admins,
+        "without_mfa": without_mfa,
+        "guests": guests,
+        "disabled": disabled,
+        "dormant": dormant,
+        "deleted": 0,
+    })
+}
+
+/// Issue 19, point 5: the inventory summary of a run, in `--json` and in the text summary
+/// (on stdout), equals what the tenant holds; deletions are counted in an incremental run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inventory_summary_counts_the_tenants_admins_mfa_guests_disabled_dormant_and_deletions()
+{
+    let tenant = Tenant::generated(23, 300);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let expected = expected_inventory(&tenant, now_ms);
+    for key in ["admins", "without_mfa", "guests", "disabled", "dormant"] {
+        assert!(
+            expected[key].as_u64().unwrap() > 0,
+            "the tenant has {key}: {expected}"
+        );
+    }
+    let ids: Vec<String> = tenant.users()[..3]
+        .iter()
+        .map(|u| u.id().unwrap().to_string())
+        .collect();
+    let emu = Emulator::start(tenant, EmulatorConfig::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tenant_file(
+        dir.path(),
+        &emu,
+        &emu.config().tenant_id,
+        &emu.graph_endpoint(),
+    );
+    let secret = Some(emu.config().client_secret);
+    let out = host(
+        vec![
+            "run".into(),
+            "--json".into(),
+            "--config".into(),
+            cfg.display().to_string(),
+        ],
+        secret.clone(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["inventory"], expected, "{report}");
+
+    for id in &ids {
+        assert!(emu.remove_user(id));
+    }
+    let out = host(
+        vec!["run".into(), "--config".into(), cfg.display().to_string()],
+        secret,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("  sync                    incremental\n"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("  users                   0\n"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("  deletions               3\n"),
+        "{summary}"
+    );
+    assert!(!stderr(&out).contains("deletions"), "{}", stderr(&out));
 }

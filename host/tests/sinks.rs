@@ -1110,3 +1110,72 @@ async fn hostile_receiver_echoing_the_key_as_its_task_id_never_reaches_the_repor
     assert!(!receipts.is_empty(), "one per batch: {report}");
     assert!(receipts.iter().all(|r| r == "[redacted]"), "{report}");
 }
+
+/// Log lines written while `f` runs (on this thread), as text without colours.
+async fn logs_of<F: std::future::Future>(f: F) -> (F::Output, String) {
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let out = f.await;
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    (out, text)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn every_retry_wait_of_a_sink_is_logged_at_warn_with_sink_attempt_wait_and_time_so_far() {
+    let rx = Receiver::start("authorization").await;
+    rx.script([
+        Act::Answer(503, vec![], "{\"message\":\"down for maintenance\"}".into()),
+        Act::Answer(503, vec![("retry-after", "0".into())], "{}".into()),
+    ]);
+    let sink = sekoia(&rx, quick(5));
+    let (delivered, logs) = logs_of(async {
+        sink.write(events(0..3)).await.unwrap();
+        sink.flush_durable().await
+    })
+    .await;
+    delivered.expect("acknowledged on the third attempt");
+    let waits: Vec<&str> = logs.lines().filter(|l| l.contains(" WARN ")).collect();
+    assert_eq!(waits.len(), 2, "one warn line per wait: {logs}");
+    let origin = rx.base();
+    for (i, line) in waits.iter().enumerate() {
+        assert!(
+            line.contains(&format!(
+                "the Sekoia.io sink's receiver at {origin} did not take a batch: HTTP 503"
+            )),
+            "{line}"
+        );
+        assert!(
+            line.contains(&format!("attempt {} of 8, waiting ", i + 1)),
+            "{line}"
+        );
+        assert!(
+            line.contains("so far (gives up after max_retry_ms, 20 s)"),
+            "{line}"
+        );
+        assert!(line.contains(&format!("attempt={}", i + 1)), "{line}");
+        assert_no_key(line);
+    }
+    assert!(waits[0].contains("down for maintenance"), "{}", waits[0]);
+    assert!(
+        waits[1].contains("waiting 0 s before the next"),
+        "{}",
+        waits[1]
+    );
+}

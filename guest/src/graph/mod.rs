@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::config::{Config, CLIENT_SECRET};
 pub use batch::SubGet;
-use connector_sdk::doors::{Doors, FetchError, HttpRequest, HttpResponse};
+use connector_sdk::doors::{Doors, FetchError, HttpRequest, HttpResponse, Progress};
 use connector_sdk::error::ConnectorError;
 pub(crate) use connector_sdk::paging::first_line;
 use connector_sdk::paging::{self, Listed, Trail};
@@ -168,6 +168,15 @@ impl GraphGet {
     }
 }
 
+/// A wait as the operator reads it: `8 s`, `1.5 s`.
+fn seconds(ms: u64) -> String {
+    if ms.is_multiple_of(1000) || ms >= 10_000 {
+        format!("{} s", ms.div_ceil(1000))
+    } else {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    }
+}
+
 /// A Graph session for one run of one tenant.
 ///
 /// Throttling is handled tenant-wide: when any request (or `$batch` item) is answered 429,
@@ -196,7 +205,24 @@ pub struct GraphClient<'a, D: Doors> {
     mended: RefCell<MendLog>,
     /// Users the tenant is known to have at least (bounds per-user listings; 0: unknown).
     users_hint: Cell<u64>,
+    /// Where the run stands, as last reported ([`GraphClient::progress`]): what a wait's
+    /// report adds its reason to.
+    standing: RefCell<Option<Progress>>,
+    /// Why the tenant is paused (`paused_until`), as the operator reads it.
+    pause_why: RefCell<String>,
 }
+
+/// Waits at least this long are reported (WIT `log.progress`) with their reason before the
+/// client sleeps, so a live line or a log never sits still without saying why.
+pub const REPORT_WAITS_FROM_MS: u64 = 1_000;
+
+/// Why a reports-class request waits, per window of [`REPORTS_LIMITS`], as the operator reads
+/// it: Graph's documented figures (Microsoft Graph "service-specific throttling limits",
+/// identity and access reports; `docs/GRAPH.md`, "Errors and throttling").
+pub const REPORTS_LIMIT_WHY: [&str; 2] = [
+    "Graph's reports limit: 5 requests per 10 s per app and tenant",
+    "Graph's sign-in activity limit: 10 requests per minute per app and tenant",
+];
 
 /// Malformed values Graph sent in one run, mended (`intake.rs`): counted, the first records
 /// named.
@@ -291,6 +317,8 @@ impl<'a, D: Doors> GraphClient<'a, D> {
             reports_sent: Default::default(),
             mended: RefCell::default(),
             users_hint: Cell::new(0),
+            standing: RefCell::new(None),
+            pause_why: RefCell::new(String::new()),
         }
     }
 
@@ -371,8 +399,14 @@ impl<'a, D: Doors> GraphClient<'a, D> {
     /// How long until `n` more reports-class requests (of which `sign_in` read
     /// `signInActivity`) fit in the reports limits' windows; 0 when they fit now.
     fn reports_wait(&self, n: usize, sign_in: usize) -> i64 {
+        self.reports_wait_why(n, sign_in).0
+    }
+
+    /// [`Self::reports_wait`] and the window of [`REPORTS_LIMITS`] that imposes it.
+    fn reports_wait_why(&self, n: usize, sign_in: usize) -> (i64, usize) {
         let now = self.doors.now_ms();
         let mut wait = 0i64;
+        let mut why = 0usize;
         for (w, (limit, window)) in REPORTS_LIMITS.iter().enumerate() {
             let wanted = if w == 0 { n } else { sign_in };
             if wanted == 0 {
@@ -385,10 +419,13 @@ impl<'a, D: Doors> GraphClient<'a, D> {
             // A request bigger than the limit (never built) waits for an empty window.
             let room = (*limit).saturating_sub(wanted.min(*limit));
             if sent.len() > room {
-                wait = wait.max(sent[sent.len() - room - 1] + window - now);
+                let this = sent[sent.len() - room - 1] + window - now;
+                if this > wait {
+                    (wait, why) = (this, w);
+                }
             }
         }
-        wait
+        (wait, why)
     }
 
     /// Books `n` reports-class requests (`sign_in` of them reading `signInActivity`) now.
@@ -425,10 +462,11 @@ impl<'a, D: Doors> GraphClient<'a, D> {
             if let Some(first) = later.first().copied() {
                 let (n, sign_in) = outgoing(&first);
                 loop {
-                    let wait = self.reports_wait(n, sign_in);
+                    let (wait, why) = self.reports_wait_why(n, sign_in);
                     if wait <= 0 {
                         break;
                     }
+                    self.report_wait(wait as u64, REPORTS_LIMIT_WHY[why]);
                     self.doors.sleep_ms(wait as u64);
                 }
                 self.book_reports(n, sign_in);
@@ -538,6 +576,12 @@ impl<'a, D: Doors> GraphClient<'a, D> {
         let until = self.doors.now_ms().saturating_add(wait_ms as i64);
         if until > self.paused_until.get() {
             self.paused_until.set(until);
+            // Graph's throttling guidance: wait what Retry-After says (docs/GRAPH.md,
+            // "Errors and throttling"); `why` is the answer ("answered 429").
+            *self.pause_why.borrow_mut() = format!(
+                "Graph's throttling ({why}; Retry-After or backoff: {})",
+                seconds(wait_ms)
+            );
             self.doors.log(
                 connector_sdk::doors::Level::Info,
                 &format!("Graph {why}: pausing this tenant's requests for {wait_ms} ms"),
@@ -550,8 +594,49 @@ impl<'a, D: Doors> GraphClient<'a, D> {
         let paused = (self.paused_until.get() - self.doors.now_ms()).max(0) as u64;
         let wait = paused.max(at_least_ms);
         if wait > 0 {
+            if paused >= at_least_ms {
+                let why = self.pause_why.borrow().clone();
+                self.report_wait(wait, &why);
+            } else {
+                self.report_wait(wait, "a retry after Graph could not be reached (backoff)");
+            }
             self.doors.sleep_ms(wait);
         }
+    }
+
+    /// Reports where the run stands (WIT `log.progress`) and keeps it: a later wait reports
+    /// it again with the wait's reason.
+    pub fn progress(&self, p: Progress) {
+        self.doors.progress(&p);
+        *self.standing.borrow_mut() = Some(p);
+    }
+
+    /// Reports a wait of `wait_ms` before the client sleeps, with its reason `why`, on top of
+    /// where the run stands: `waiting 8 s for Graph's reports limit: 5 requests per 10 s per
+    /// app and tenant; full walk: registration report page 3 of ~20`. Short waits (under
+    /// [`REPORT_WAITS_FROM_MS`]) are not reported.
+    fn report_wait(&self, wait_ms: u64, why: &str) {
+        if wait_ms < REPORT_WAITS_FROM_MS {
+            return;
+        }
+        let standing = self.standing.borrow().clone().unwrap_or_else(|| Progress {
+            phase: "starting".into(),
+            pages_done: 0,
+            pages_expected: None,
+            items_done: 0,
+            wait_ms: None,
+            detail: String::new(),
+        });
+        let mut detail = format!("waiting {} for {why}", seconds(wait_ms));
+        if !standing.detail.is_empty() {
+            detail.push_str("; ");
+            detail.push_str(&standing.detail);
+        }
+        self.doors.progress(&Progress {
+            wait_ms: Some(standing.wait_ms.unwrap_or(0).max(wait_ms)),
+            detail,
+            ..standing
+        });
     }
 
     /// The wait a retryable answer asks for, honouring `Retry-After` (seconds or a date).
@@ -1153,6 +1238,77 @@ mod tests {
         assert!(is_reports_class(&cfg.graph_url(
             "/users?$filter=id%20in%20('a')&$select=id,signInActivity"
         )));
+    }
+
+    #[test]
+    fn a_wait_for_graphs_limits_is_reported_with_its_reason_before_the_client_sleeps() {
+        let cfg = config(&[]);
+        let doors = FakeDoors::new(empty_pages);
+        let graph = GraphClient::new(&doors, &cfg);
+        graph.progress(Progress {
+            phase: "registration report".into(),
+            pages_done: 5,
+            pages_expected: Some(20),
+            items_done: 500,
+            wait_ms: Some(30_000),
+            detail: "full walk: registration report page 5 of ~20".into(),
+        });
+        let report = cfg.graph_url("/reports/authenticationMethods/userRegistrationDetails");
+        for _ in 0..REPORTS_LIMIT + 1 {
+            graph.get(GraphGet::new(report.clone())).unwrap();
+        }
+        let reported = doors.progress.borrow().clone();
+        assert_eq!(
+            reported.len(),
+            2,
+            "the standing, then the one wait: {reported:#?}"
+        );
+        let wait = &reported[1];
+        assert!(
+            wait.detail.starts_with("waiting 1")
+                && wait.detail.ends_with(
+                    " s for Graph's reports limit: 5 requests per 10 s per app and tenant; full walk: registration report page 5 of ~20"
+                ),
+            "{}",
+            wait.detail
+        );
+        assert_eq!(wait.phase, "registration report");
+        assert_eq!((wait.pages_done, wait.pages_expected), (5, Some(20)));
+        assert_eq!(
+            wait.wait_ms,
+            Some(30_000),
+            "the walk's estimate, the longer"
+        );
+        assert!(doors.slept.get() >= 10_000);
+
+        // Graph's own 429: the pause is reported with the answer and its Retry-After.
+        let doors = FakeDoors::new(|n, r| {
+            if r.url.contains("/token") {
+                return json(200, &[], TOKEN);
+            }
+            if n == 1 {
+                return json(429, &[("Retry-After", "39")], "{}");
+            }
+            json(200, &[], r#"{"value":[]}"#)
+        });
+        let graph = GraphClient::new(&doors, &cfg);
+        graph.get(GraphGet::new(cfg.graph_url("/users"))).unwrap();
+        let reported = doors.progress.borrow().clone();
+        assert_eq!(reported.len(), 1, "{reported:#?}");
+        assert_eq!(
+            reported[0].phase, "starting",
+            "before any report of the walk"
+        );
+        assert_eq!(
+            reported[0].detail,
+            "waiting 39 s for Graph's throttling (answered 429; Retry-After or backoff: 39 s)"
+        );
+        assert!(
+            reported[0]
+                .wait_ms
+                .is_some_and(|w| (38_000..=39_000).contains(&w)),
+            "{reported:#?}"
+        );
     }
 
     #[test]

@@ -268,6 +268,26 @@ fn is_resync(e: &GraphError) -> bool {
     e.status() == Some(410) || RESYNC_CODES.contains(&e.code())
 }
 
+/// Tells the host where the round stands: the full walk's users phase, or the incremental
+/// round's page.
+fn report_progress<D: Doors>(p: &Pipeline<'_, '_, D>, place: &Place<'_, '_, D>, page_no: u64) {
+    match &place.cursor.walk {
+        Some(w) => staged::report_progress(p, place, w),
+        None => p.graph.progress(connector_sdk::doors::Progress {
+            phase: "changes".into(),
+            pages_done: page_no,
+            pages_expected: None,
+            items_done: p.report.items_seen,
+            wait_ms: None,
+            detail: if page_no == 0 {
+                "incremental round: reading what changed since the last run (users/delta)".into()
+            } else {
+                format!("incremental round: users/delta page {page_no}")
+            },
+        }),
+    }
+}
+
 /// GETs delta pages from `url` until the delta link, emitting and committing each page.
 fn walk<D: Doors>(
     p: &mut Pipeline<'_, '_, D>,
@@ -278,6 +298,8 @@ fn walk<D: Doors>(
     let page_size = p.config.page_size.min(DELTA_MAX_PAGE);
     let mut page_no = 0u64;
     let mut trail = Trail::starting_at(&url);
+    // Said before the first page, so a wait before it has a place to name.
+    report_progress(p, place, page_no);
     loop {
         page_no += 1;
         let get = GraphGet {
@@ -327,17 +349,7 @@ fn walk<D: Doors>(
                 place.cursor.round = round;
                 place.cursor.link = Some(next.clone());
                 place.commit()?;
-                match &place.cursor.walk {
-                    Some(w) => staged::report_progress(p, place, w),
-                    None => p.graph.doors().progress(&connector_sdk::doors::Progress {
-                        phase: "changes".into(),
-                        pages_done: page_no,
-                        pages_expected: None,
-                        items_done: p.report.items_seen,
-                        wait_ms: None,
-                        detail: format!("incremental round: users/delta page {page_no}"),
-                    }),
-                }
+                report_progress(p, place, page_no);
                 url = next;
             }
             (None, Some(delta)) => {

@@ -351,6 +351,8 @@ pub(super) fn prepare<D: Doors>(
     }
     p.graph
         .note_users(place.cursor.users_known.max(walk.users_listed));
+    // Said before the first page of the walk (or of this run's part of it).
+    report_progress(p, place, &walk);
     let mut trails = Trails::default();
     while walk.phase == Phase::Sources {
         match next_source(p, &walk) {
@@ -511,10 +513,11 @@ pub(super) fn report_progress<D: Doors>(
             "joining what the walk read into per-user facts: pass {} of {}",
             walk.passes_done, walk.passes
         ),
+        (Phase::Sources, None) if walk.last.is_none() => "full walk: reading the tenant-wide sources (roles, sign-in data, registration report, groups) before the users".to_string(),
         (_, Some(total)) => format!("full walk: {phase} page {pages_done} of ~{total}"),
         (_, None) => format!("full walk: {phase} page {pages_done}"),
     };
-    p.graph.doors().progress(&Progress {
+    p.graph.progress(Progress {
         phase: phase.to_string(),
         pages_done,
         pages_expected: expected,

@@ -23,7 +23,17 @@ pub(super) async fn run_check(config: &Path, run: &TenantRun, rt: &Runtime) -> i
         Ok(cfg) => cfg,
         Err(e) => return fail(e, EXIT_CONFIG),
     };
-    let report = connector_host::check::check_tenant(rt, run, &cfg).await;
+    // Progress while the probes run (a probe may wait for the provider's limits): a live
+    // line on a terminal, lines at most every 10 s piped.
+    let shown = super::progress::Shown::check();
+    let report = shown
+        .watch(
+            rt,
+            &run.tenant,
+            connector_host::check::check_tenant(rt, run, &cfg),
+        )
+        .await;
+    shown.finish();
     let code = check_exit_code(report.verdict);
     let written = print_quietly(&text(&report, code));
     if let Some(e) = &report.error {

@@ -14,7 +14,7 @@
 //!
 //! `progress` (0.3.0): the host keeps the run's latest [`Progress`] (bounded, redacted and
 //! escaped at once, since it is shown in the run's summary, error and `/metrics`) and logs
-//! it at info when the phase changes, else at most every [`PROGRESS_LOG_EVERY`].
+//! it at info when the phase changes, else at most every [`PROGRESS_LOG_EVERY`] (10 s).
 
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
@@ -90,7 +90,9 @@ impl log::Host for LogState {
             detail: self.shown(p.detail, MAX_DETAIL_BYTES),
         };
         if let Some(line) = self.shared.keep_progress(progress, Instant::now()) {
-            tracing::info!(tenant = %self.shared.tenant, "progress: {line}");
+            if PROGRESS_LINES.load(std::sync::atomic::Ordering::Relaxed) {
+                tracing::info!(tenant = %self.shared.tenant, "progress: {line}");
+            }
         }
         Ok(())
     }
@@ -100,8 +102,20 @@ impl log::Host for LogState {
 pub const MAX_PHASE_BYTES: usize = 64;
 /// Longest progress detail kept, bytes (after escaping).
 pub const MAX_DETAIL_BYTES: usize = 512;
-/// Longest time between two progress lines in the log while the phase stays the same.
-pub const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(30);
+/// Longest time between two progress lines in the log while the phase stays the same
+/// (issue 19: at most one every 10 s).
+pub const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Whether the doors log the guest's progress reports (on by default). The CLI's `run`,
+/// `demo` and `check` turn it off: they show progress themselves (a live line on a terminal,
+/// else a line at most every 10 s, also while the guest sleeps), and one line per report is
+/// enough.
+static PROGRESS_LINES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Turns the doors' progress lines on or off for the whole process (see [`PROGRESS_LINES`]).
+pub fn log_progress_lines(on: bool) {
+    PROGRESS_LINES.store(on, std::sync::atomic::Ordering::Relaxed);
+}
 
 impl LogState {
     /// A text of the guest as the host keeps and shows it: redacted (before the cut: a cut
@@ -303,12 +317,12 @@ mod tests {
     }
 
     #[test]
-    fn progress_is_logged_on_a_change_of_phase_else_every_30_s() {
+    fn progress_is_logged_on_a_change_of_phase_else_every_10_s() {
         let mut log = ProgressLog::default();
         let t0 = Instant::now();
         assert!(log.keep(progress("groups", 1), t0).is_some(), "the first");
         assert!(log
-            .keep(progress("groups", 2), t0 + Duration::from_secs(29))
+            .keep(progress("groups", 2), t0 + Duration::from_secs(9))
             .is_none());
         assert_eq!(
             log.latest(),
@@ -316,17 +330,17 @@ mod tests {
             "kept, not logged"
         );
         assert_eq!(
-            log.keep(progress("users", 1), t0 + Duration::from_secs(29)),
+            log.keep(progress("users", 1), t0 + Duration::from_secs(9)),
             Some("phase 'users': 1 pages, 0 items".into()),
             "a new phase"
         );
         assert!(log
-            .keep(progress("users", 2), t0 + Duration::from_secs(58))
+            .keep(progress("users", 2), t0 + Duration::from_secs(18))
             .is_none());
         assert!(
-            log.keep(progress("users", 3), t0 + Duration::from_secs(59))
+            log.keep(progress("users", 3), t0 + Duration::from_secs(19))
                 .is_some(),
-            "30 s after the last line"
+            "10 s after the last line"
         );
     }
 

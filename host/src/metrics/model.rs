@@ -783,6 +783,7 @@ mod tests {
             duration: Duration::from_secs_f64(secs),
             peak_guest_memory_bytes: 0,
             progress: None,
+            inventory: Default::default(),
         }
     }
 

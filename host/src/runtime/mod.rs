@@ -50,7 +50,7 @@ use crate::doors::checkpoint::record::RunEnd;
 use crate::doors::checkpoint::{
     CheckpointError, CheckpointPolicy, CheckpointState, CheckpointStore, Stored, Write,
 };
-use crate::doors::emit::{EmitPolicy, EmitState, EventSink, StdoutSink};
+use crate::doors::emit::{EmitPolicy, EmitState, EventSink, Inventory, StdoutSink};
 use crate::doors::http::netguard::{NameResolver, SystemResolver};
 use crate::doors::http::secrets::{Scrubber, SecretSet};
 use crate::doors::http::{
@@ -164,6 +164,9 @@ pub struct RunReport {
     pub peak_guest_memory_bytes: u64,
     /// The last progress the connector reported (WIT `log.progress`), if any.
     pub progress: Option<Progress>,
+    /// What the events the sink accepted say about the accounts (OCSF 5003: users, admins,
+    /// without MFA, guests, disabled, dormant, deleted), counted by the host.
+    pub inventory: Inventory,
 }
 
 /// A run's figures as they stand, readable during the run and after it however it ended
@@ -674,9 +677,16 @@ impl Runtime {
             let state = store.data();
             let counters = state.http.counters();
             let events_written = state.emit.written();
+            let inventory = state.emit.inventory();
             let limit = state.limit_hit(self.limits.memory_bytes);
             let redactions = state.shared.redactions();
-            Ok::<_, RunError>((outcome, counters, events_written, limit, redactions))
+            Ok::<_, RunError>((
+                outcome,
+                counters,
+                (events_written, inventory),
+                limit,
+                redactions,
+            ))
         };
         let result = within(deadline, fut).await;
         // Whatever happened, what reached the sink is made durable, within what is left of
@@ -691,7 +701,7 @@ impl Runtime {
             seconds: run.timeout.as_secs(),
             progress: progress.clone().map(Box::new),
         };
-        let (outcome, counters, events_written, limit, redactions) = match result {
+        let (outcome, counters, (events_written, inventory), limit, redactions) = match result {
             None => return Err(timed_out()),
             Some(r) => r?,
         };
@@ -746,6 +756,7 @@ impl Runtime {
             duration: started.elapsed(),
             peak_guest_memory_bytes,
             progress,
+            inventory,
         })
     }
 
@@ -783,12 +794,20 @@ impl Runtime {
         };
         // Outlives the store, which a timeout drops.
         let counters = std::sync::OnceLock::<Arc<crate::doors::http::HttpCounters>>::new();
+        // Listed like a run, so [`Runtime::progress`] reads which probe is under way.
+        let shared_seen = std::sync::OnceLock::<Arc<RunShared>>::new();
+        let live = LiveRun {
+            runtime: self,
+            tenant: &run.tenant,
+            shared: &shared_seen,
+        };
         let fut = async {
             let (mut store, bindings, pipes) = self
                 .instantiate(run)
                 .await
                 .map_err(|e| trap(&tenant, e, None, scrub))?;
             let _ = counters.set(store.data().http.counters());
+            live.started(store.data().shared.clone());
             let outcome = bindings
                 .connector_runtime_connector()
                 .call_check(&mut store, &run.connector_config)

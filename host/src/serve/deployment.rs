@@ -144,8 +144,8 @@ impl Deployment {
         let (before, after) = crate::metrics::raise_open_files_limit();
         if before != after {
             tracing::info!(
-                before = ?before,
-                after = ?after,
+                before,
+                after,
                 "raised the open-files limit to its hard limit"
             );
         }
@@ -277,7 +277,7 @@ impl Deployment {
             .await
             .map_err(|e| DeployError::Config(listen_error(&file, &e)))?;
         tracing::info!(
-            open_files_limit = ?after,
+            open_files_limit = after,
             max_connections = endpoint.max_connections(),
             "metrics endpoint connection cap"
         );

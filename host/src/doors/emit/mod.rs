@@ -15,6 +15,7 @@
 //! before it is checked (a redaction inside a JSON string keeps it valid).
 
 pub mod http;
+pub mod inventory;
 pub mod jsonl;
 pub mod probe;
 pub mod push;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasSelf, Linker};
 
+pub use inventory::Inventory;
 pub use jsonl::JsonlFileSink;
 pub use push::{PushOptions, PushSink, PushStats};
 pub use sink::{EventSink, SinkError};
@@ -57,6 +59,8 @@ pub(crate) struct EmitState {
     sink: Arc<dyn EventSink>,
     /// Events the sink accepted in this run.
     written: u64,
+    /// What those events say about the accounts.
+    inventory: Inventory,
 }
 
 impl EmitState {
@@ -66,12 +70,18 @@ impl EmitState {
             policy,
             sink,
             written: 0,
+            inventory: Inventory::default(),
         }
     }
 
     /// Events the sink accepted in this run.
     pub fn written(&self) -> u64 {
         self.written
+    }
+
+    /// What the events the sink accepted in this run say about the accounts.
+    pub fn inventory(&self) -> Inventory {
+        self.inventory
     }
 
     /// Refuses a batch that would pass the run's event limit.
@@ -86,8 +96,10 @@ impl EmitState {
     }
 
     /// Refuses a batch (whole) that breaks a size limit or holds something other than JSON
-    /// objects; the guest may split it and send the parts again.
-    fn validate_batch(&self, events: &[String]) -> Result<(), String> {
+    /// objects; the guest may split it and send the parts again. `Ok` carries what the
+    /// batch's events say about the accounts (read in the same parse that checks them).
+    fn validate_batch(&self, events: &[String]) -> Result<Inventory, String> {
+        let mut inventory = Inventory::default();
         let p = &self.policy;
         if events.len() > p.max_batch_events {
             return Err(format!(
@@ -107,10 +119,18 @@ impl EmitState {
             // serde_json never writes a raw newline or carriage return inside a value (both are
             // JSON whitespace between tokens), but a guest could: keep JSONL intact for every
             // reader, including those that split lines on `\r`.
-            if e.contains(['\n', '\r'])
-                || !e.trim_start().starts_with('{')
-                || serde_json::from_str::<serde::de::IgnoredAny>(e).is_err()
-            {
+            // One parse checks the JSON and reads the inventory's fields; an event it cannot
+            // read that way (a duplicate key) is checked as JSON alone and not counted.
+            let valid = !e.contains(['\n', '\r'])
+                && e.trim_start().starts_with('{')
+                && match serde_json::from_str::<inventory::Event>(e) {
+                    Ok(event) => {
+                        inventory.count(&event);
+                        true
+                    }
+                    Err(_) => serde_json::from_str::<serde::de::IgnoredAny>(e).is_ok(),
+                };
+            if !valid {
                 return Err(format!(
                     "event {i} of the batch is not a single-line JSON object"
                 ));
@@ -123,7 +143,7 @@ impl EmitState {
                 ));
             }
         }
-        Ok(())
+        Ok(inventory)
     }
 }
 
@@ -158,13 +178,16 @@ impl emit_event::Host for EmitState {
             .into_iter()
             .map(|e| self.shared.redact("emit-event", e))
             .collect();
-        if let Err(why) = self.validate_batch(&events) {
-            return Ok(Err(emit_event::EmitError::Invalid(why)));
-        }
+        let counted = match self.validate_batch(&events) {
+            Ok(counted) => counted,
+            Err(why) => return Ok(Err(emit_event::EmitError::Invalid(why))),
+        };
         let n = events.len() as u64;
         match self.sink.write(events).await {
             Ok(()) => {
                 self.written += n;
+                // Only what the sink accepted is counted.
+                self.inventory.add(&counted);
                 Ok(Ok(()))
             }
             Err(e) => Ok(Err(emit_event::EmitError::Sink(e.to_string()))),

@@ -122,6 +122,10 @@ pub trait PushFormat: Send + Sync + 'static {
     fn receipt(&self, _body: &[u8]) -> Option<String> {
         None
     }
+    /// The sink's kind as the operator's log names it (`HTTP`, `Sekoia.io`).
+    fn kind(&self) -> &'static str {
+        "HTTP"
+    }
 }
 
 /// What a push sink did, for reports and tests.
@@ -350,7 +354,22 @@ impl PushSink {
                     stats.waits.push(wait);
                 }
             }
-            tracing::debug!(target = %self.origin, attempt, ?wait, reason = %why, "retrying a batch");
+            // Each wait is said at warn (issue 19): a receiver that is down holds the run for
+            // up to max_retry_ms, and the operator should see why, not a silent pause.
+            let (kind, retried) = (self.format.kind(), started.elapsed());
+            tracing::warn!(
+                sink = kind,
+                origin = %self.origin,
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                retried_ms = retried.as_millis() as u64,
+                "the {kind} sink's receiver at {} did not take a batch: {why}; attempt {attempt} of {}, waiting {} before the next; retrying for {} so far (gives up after max_retry_ms, {})",
+                self.origin,
+                o.max_attempts,
+                seconds(wait),
+                seconds(retried),
+                seconds(o.max_retry_time),
+            );
             tokio::time::sleep(wait).await;
         }
     }
@@ -480,6 +499,16 @@ impl EventSink for PushSink {
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A duration as the log says it: `2.5 s`, `300 s`.
+fn seconds(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(1000) {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
 }
 
 /// The wait before retry `attempt` (1 = after the first failure): `backoff_initial` doubled

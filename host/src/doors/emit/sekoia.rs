@@ -26,6 +26,10 @@ impl PushFormat for SekoiaAssets {
         "application/json"
     }
 
+    fn kind(&self) -> &'static str {
+        "Sekoia.io"
+    }
+
     /// The events are JSON objects already (checked by the `emit-event` door): they are
     /// joined into the body as they are, never parsed again.
     fn body(&self, events: &[String]) -> Vec<u8> {

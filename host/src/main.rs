@@ -545,18 +545,24 @@ async fn cmd_serve(tenants: &Path, once: bool, listen: Option<std::net::SocketAd
         Ok(d) => d,
         Err(e) => return fail(&e, deploy_exit_code(&e)),
     };
-    // Plain text even under JSON logs for now: the serve tests and operators read these
-    // lines as they are (issue 19's pure JSON logs cover run, demo, check and errors).
-    eprintln!("{}", deployment.start_line());
+    // Notes: plain lines on a text log, JSON objects under `--log-format json` (every line
+    // on stderr is then JSON, the summary's lines too).
+    for line in deployment.start_line().lines() {
+        note(line);
+    }
     let summary = deployment
         .server
         .serve(async {
             let signal = shutdown_signal().await;
-            eprintln!("{signal}: shutting down; runs in flight get up to {grace} s");
+            note(&format!(
+                "{signal}: shutting down; runs in flight get up to {grace} s"
+            ));
         })
         .await;
     deployment.stop().await;
-    eprint!("{summary}");
+    for line in summary.to_string().lines() {
+        note(line);
+    }
     serve_exit_code(&summary)
 }
 

@@ -537,6 +537,26 @@ async fn once_mode_with_no_tenant_returns_at_once() {
 
 /// Reads a child's stderr lines into a channel, so a test can wait for one line and keep
 /// everything for later.
+/// The text of a stderr line: under `--log-format json` its `fields.message` (serve's own
+/// lines are JSON objects too), else the line as it is.
+fn message(line: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(line)
+        .ok()
+        .and_then(|v| v["fields"]["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| line.to_string())
+}
+
+/// Every line is a JSON object (`--log-format json`).
+fn all_json(lines: &[String]) {
+    for line in lines {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| v.is_object()),
+            "not a JSON object: {line}\n{}",
+            lines.join("\n")
+        );
+    }
+}
+
 fn stderr_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -580,7 +600,7 @@ async fn sigterm_ends_serve_within_the_grace_period_with_exit_0_and_a_summary() 
             break rest.split('/').next().unwrap().to_string();
         }
     };
-    assert!(seen.last().unwrap().starts_with("serving 3 tenants from "));
+    assert!(message(seen.last().unwrap()).starts_with("serving 3 tenants from "));
     assert_eq!(
         get(format!("http://{addr}/healthz")).await,
         (200, "ok\n".into())
@@ -602,9 +622,11 @@ async fn sigterm_ends_serve_within_the_grace_period_with_exit_0_and_a_summary() 
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("SIGTERM: shutting down"), "{stderr}");
     assert!(
-        seen.iter().any(|l| l == "  successes               3"),
+        seen.iter()
+            .any(|l| message(l) == "  successes               3"),
         "{stderr}"
     );
+    all_json(&seen);
 
     // Structured logs: JSON, each run's lines carry the tenant, no secret anywhere.
     let runs: Vec<serde_json::Value> = seen
@@ -849,6 +871,9 @@ async fn hostile_fifo_as_secret_file_is_refused_and_serve_keeps_answering() {
     let stderr = seen.join("\n");
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("SIGTERM: shutting down"), "{stderr}");
+    // Under --log-format json every line is a JSON object: the start line, the shutdown
+    // line and the summary too (issue 19, point 7).
+    all_json(&seen);
     let expected = format!(
         "run failed: tenant 'fifo': secret 'client_secret': secret file {} is a FIFO (named pipe), not a regular file; point it at a regular file",
         fifo.display()
@@ -1110,9 +1135,11 @@ async fn hostile_metrics_connection_flood_does_not_starve_runs() {
     let stderr = seen.join("\n");
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(
-        seen.iter().any(|l| l == "  failures                0"),
+        seen.iter()
+            .any(|l| message(l) == "  failures                0"),
         "{stderr}"
     );
+    all_json(&seen);
 }
 
 #[test]

@@ -184,6 +184,9 @@ async fn operator_status_after_runs_shows_the_outcome_the_walk_and_the_error_in_
     );
     assert_eq!(t["last_run"]["progress"]["phase"], "users", "{t}");
     assert!(t["last_run"]["progress"]["detail"].is_string(), "{t}");
+    // The walk's last progress counts its last page: the 30 users, on their one page.
+    assert_eq!(t["last_run"]["progress"]["pages_done"], 1, "{t}");
+    assert_eq!(t["last_run"]["progress"]["items_done"], 30, "{t}");
     for phase in ["sign-in data", "users"] {
         assert_eq!(t["phases_completed"][phase], t["last_run"]["ended"], "{t}");
     }

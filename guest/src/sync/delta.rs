@@ -357,6 +357,10 @@ fn walk<D: Doors>(
                     // What the walk learnt of every user, before the cursor relies on it.
                     p.save_facts()?;
                 }
+                // The last page too, before the walk's record is finished: the progress the
+                // host keeps (and `status` shows) counts every page and user of the round,
+                // not the one before the last.
+                report_progress(p, place, page_no);
                 place.cursor.round = Round::Changes;
                 place.cursor.link = Some(delta);
                 if round == Round::Full {

@@ -176,6 +176,10 @@ impl TenantRun {
                 message: format!("[secrets.{name}] may be sent nowhere: the component's egress plan names no origin for it; set hosts = [\"https://…\"]"),
             });
         }
+        if !check_only {
+            // `check` says it in its `credentials` line instead.
+            crate::expiry::warn_daily(&cfg.key, secrets.expiries());
+        }
         let l = &cfg.limits;
         let mut policy = EgressPolicy::new(cfg.egress_allow.clone());
         policy.allow_loopback_http = cfg.allow_loopback_http;
@@ -297,12 +301,19 @@ pub fn database_password(spec: &SecretSpec) -> Result<Password, DatabaseError> {
 }
 
 /// The tenant's `[secrets]`, loaded; a failure names the tenant and the secret.
+/// With them, when each stops working where the host knows it ([`crate::expiry`]): read
+/// here, at each run, so a rotated certificate or a changed `expires` counts at the next run.
 fn tenant_connector_secrets(cfg: &TenantConfig) -> Result<SecretSet, RunError> {
-    connector_secrets(&cfg.secrets).map_err(|SecretError { name, message }| RunError::Secret {
-        tenant: cfg.key.clone(),
-        name,
-        message,
-    })
+    let mut secrets =
+        connector_secrets(&cfg.secrets).map_err(|SecretError { name, message }| {
+            RunError::Secret {
+                tenant: cfg.key.clone(),
+                name,
+                message,
+            }
+        })?;
+    secrets.set_expiries(crate::expiry::written(&cfg.secrets));
+    Ok(secrets)
 }
 
 /// Loads a tenant's secrets: its `[secrets]` and a push sink's credential (as

@@ -12,9 +12,10 @@
 //! counts as a missing permission, as before verdicts. A refusal by the host's policy counts
 //! even when every probe passed: the run would meet it too.
 //!
-//! Two lines are the host's own: `egress` (only when it refused a request: which origin,
-//! which rule) and `sink` ([`crate::doors::emit::probe`]: reachable, the credential
-//! accepted, nothing delivered, no file created).
+//! Three lines are the host's own: `egress` (only when it refused a request: which origin,
+//! which rule), `credentials` (only when a secret ends within 30 days, a warning, or has
+//! ended, a failure: [`crate::expiry`]) and `sink` ([`crate::doors::emit::probe`]:
+//! reachable, the credential accepted, nothing delivered, no file created).
 
 use std::sync::Arc;
 
@@ -80,7 +81,9 @@ pub async fn check(rt: &Runtime, run: &TenantRun, sink: Option<(&SinkSpec, bool)
         Some((spec, loopback)) => Some(probe_sink(spec, loopback).await),
         None => None,
     };
-    report(outcome.probes, &outcome.observed, sink_line)
+    let credentials =
+        crate::expiry::check_line(run.secrets.expiries(), std::time::SystemTime::now());
+    report(outcome.probes, &outcome.observed, credentials, sink_line)
 }
 
 /// [`check`] for a loaded tenant file.
@@ -88,19 +91,28 @@ pub async fn check_tenant(rt: &Runtime, run: &TenantRun, cfg: &TenantConfig) -> 
     check(rt, run, Some((&cfg.sink, cfg.allow_loopback_http))).await
 }
 
-/// The report of a check from its parts.
+/// The report of a check from its parts: the connector's probes, what the host saw, the
+/// host's `credentials` line ([`crate::expiry::check_line`]) and the sink's.
 pub fn report(
     probes: Result<Vec<Probe>, RunError>,
     observed: &Observed,
+    credentials: Option<Probe>,
     sink: Option<Probe>,
 ) -> CheckReport {
     let sink_failed = sink.as_ref().is_some_and(|p| !p.ok);
-    let verdict = verdict(&probes, observed, sink_failed);
+    // An expired credential is refused credentials (its detail opens with "token refused:"),
+    // whatever the connector's probes met.
+    let expired = credentials.as_ref().is_some_and(|p| !p.ok);
+    let verdict = verdict(&probes, observed, sink_failed)
+        .into_iter()
+        .chain(expired.then_some(Verdict::Token))
+        .min();
     let (mut lines, error) = match probes {
         Ok(p) => (p, None),
         Err(e) => (Vec::new(), Some(e)),
     };
     lines.extend(egress_line(observed));
+    lines.extend(credentials);
     lines.extend(sink);
     CheckReport {
         lines,

@@ -17,6 +17,7 @@ pub mod components;
 pub mod config;
 pub mod doors;
 pub mod error;
+pub mod expiry;
 pub mod files;
 pub mod fleet;
 pub mod metrics;

@@ -39,6 +39,8 @@ struct Tenantfile<'a> {
     state: String,
     /// `[sink]` lines.
     sink: String,
+    /// `[secrets.client_secret]` lines besides `env`.
+    secret: String,
     emu: &'a Emulator,
 }
 
@@ -49,6 +51,7 @@ impl<'a> Tenantfile<'a> {
             egress: String::new(),
             state: "checkpoint_db = \"state/checkpoints.sqlite\"".into(),
             sink: "kind = \"jsonl\"\npath = \"out/events.jsonl\"".into(),
+            secret: String::new(),
             emu,
         }
     }
@@ -67,6 +70,7 @@ graph_endpoint = "{graph}"
 
 [secrets.client_secret]
 env = "{SECRET_VAR}"
+{secret}
 
 [egress]
 allow_loopback_http = true
@@ -85,6 +89,7 @@ allow_loopback_http = true
             egress = self.egress,
             state = self.state,
             sink = self.sink,
+            secret = self.secret,
         );
         let path = dir.join("tenant.toml");
         std::fs::write(&path, text).unwrap();
@@ -696,5 +701,64 @@ async fn check_connects_to_no_postgresql_store() {
         *connections.lock().unwrap(),
         0,
         "check never connects to the store (connecting migrates its schema)"
+    );
+}
+
+/// `YYYY-MM-DD` of the UTC day `days` from today (negative: before).
+fn day_from_today(days: i64) -> String {
+    let now = std::time::SystemTime::now();
+    let shift = std::time::Duration::from_secs(days.unsigned_abs() * 86_400);
+    let at = if days < 0 { now - shift } else { now + shift };
+    humantime::format_rfc3339_seconds(at).to_string()[..10].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_a_credential_ending_within_30_days_warns_and_an_ended_one_fails_exit_3() {
+    let emu = emulator().await;
+    // Ten days left: the check passes with a warning naming the day and the fix.
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = Tenantfile::new(&emu);
+    let soon = day_from_today(10);
+    t.secret = format!("expires = \"{soon}\"");
+    let out = check(&t.write(dir.path()), &emu.config().client_secret).await;
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
+    let line = named(&text, "credentials");
+    assert!(
+        line.starts_with("warn")
+            && line.contains(&format!("[secrets.client_secret] expires on {soon}"))
+            && line.contains("by its expires setting")
+            && line.contains("create a new one"),
+        "{line}"
+    );
+    // Far ahead: no credentials line at all.
+    let dir = tempfile::tempdir().unwrap();
+    t.secret = format!("expires = \"{}\"", day_from_today(90));
+    let out = check(&t.write(dir.path()), &emu.config().client_secret).await;
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.get(5..).is_some_and(|r| r.starts_with("credentials "))),
+        "{text}"
+    );
+    // Ended two days ago: FAIL, the credentials verdict and its exit code, though the
+    // emulator still takes the secret (the operator's day is what counts).
+    let dir = tempfile::tempdir().unwrap();
+    let gone = day_from_today(-2);
+    t.secret = format!("expires = \"{gone}\"");
+    let out = check(&t.write(dir.path()), &emu.config().client_secret).await;
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(3), "{text}\n{}", stderr(&out));
+    let line = named(&text, "credentials");
+    assert!(
+        line.starts_with("FAIL")
+            && line.contains(&format!("[secrets.client_secret] expired on {gone}")),
+        "{line}"
+    );
+    assert!(
+        line_of(&text, "verdict").starts_with("verdict: credentials refused"),
+        "{text}"
     );
 }

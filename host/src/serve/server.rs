@@ -523,6 +523,11 @@ impl Inner {
                 ),
             }),
             Ok(mut run) => {
+                // Read with the secrets at each run: a rotated certificate moves it.
+                for e in run.secrets.expiries() {
+                    self.metrics
+                        .set_credential_expiry(&slot.key, &e.secret, e.at);
+                }
                 if let Some(store) = checkpoints {
                     run.checkpoints = store;
                 }

@@ -150,6 +150,8 @@ impl std::fmt::Debug for SecretValue {
 pub struct SecretSet {
     entries: BTreeMap<String, (SecretValue, Vec<Origin>)>,
     scrubber: Scrubber,
+    /// When each secret stops working, where the host knows it ([`crate::expiry`]).
+    expiries: Vec<crate::expiry::Expiry>,
 }
 
 impl SecretSet {
@@ -162,6 +164,16 @@ impl SecretSet {
     pub fn insert(&mut self, name: impl Into<String>, value: SecretValue, origins: Vec<Origin>) {
         self.entries.insert(name.into(), (value, origins));
         self.scrubber = Scrubber::new(self.entries.values().map(|(v, _)| v.0.as_str()));
+    }
+
+    /// Records when the secrets stop working (the earliest known end of each).
+    pub fn set_expiries(&mut self, expiries: Vec<crate::expiry::Expiry>) {
+        self.expiries = crate::expiry::earliest(expiries);
+    }
+
+    /// When the secrets stop working, where the host knows it: one entry per secret.
+    pub fn expiries(&self) -> &[crate::expiry::Expiry] {
+        &self.expiries
     }
 
     /// The redaction of every value of this set.

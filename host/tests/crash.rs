@@ -15,7 +15,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_connector-host");
 /// Users per delta page in these runs: the most a crash may deliver twice.
 const PAGE: usize = 20;
 
-fn tenant_file(dir: &Path, emu: &Emulator) -> PathBuf {
+/// The tenant file; `extra` goes at the end of its `[config]`.
+fn tenant_file(dir: &Path, emu: &Emulator, extra: &str) -> PathBuf {
     let cfg = emu.config();
     let text = format!(
         r#"
@@ -28,6 +29,7 @@ client_id = "{client_id}"
 login_endpoint = "{login}"
 graph_endpoint = "{graph}"
 page_size = {PAGE}
+{extra}
 
 [secrets.client_secret]
 env = "CRASH_TEST_CLIENT_SECRET"
@@ -53,12 +55,17 @@ path = "events.jsonl"
 }
 
 fn command(dir: &Path, emu: &Emulator) -> Command {
+    command_with(dir, emu, "")
+}
+
+/// [`command`] with `extra` lines in the tenant's `[config]`.
+fn command_with(dir: &Path, emu: &Emulator, extra: &str) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.arg("--cache-dir")
         .arg(dir.join("cache"))
         .arg("run")
         .arg("--config")
-        .arg(tenant_file(dir, emu))
+        .arg(tenant_file(dir, emu, extra))
         .env("CRASH_TEST_CLIENT_SECRET", emu.config().client_secret)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -154,15 +161,22 @@ async fn slow_emulator(users: usize) -> Emulator {
         Tenant::generated(41, users),
         EmulatorConfig {
             member_of_page_size: 100,
+            // These runs are about resuming, not pacing (pacing has its own tests): Graph's
+            // reports and sign-in limits would only add waits the kills do not need.
+            reports_limit: None,
+            sign_in_activity_limit: None,
             ..EmulatorConfig::default()
         },
     )
     .await
     .expect("the emulator starts");
     // Slow enough that a run spans many pages in time, so the kill lands mid-run.
-    emu.set_latency(Duration::from_millis(10));
+    emu.set_latency(SLOW);
     emu
 }
+
+/// The emulator's latency while a run is to be killed mid-way (reruns go without it).
+const SLOW: Duration = Duration::from_millis(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_several_points_of_a_full_run_loses_no_user() {
@@ -171,6 +185,7 @@ async fn sigkill_at_several_points_of_a_full_run_loses_no_user() {
     // Early (first page), middle, and near the end of the walk.
     for after in [1, 140, 240] {
         let dir = tempfile::tempdir().unwrap();
+        emu.set_latency(SLOW);
         kill_after(dir.path().to_path_buf(), command(dir.path(), &emu), after).await;
         // A SIGKILL can land mid-write: the last line may be torn until the next run repairs
         // it before appending, so only whole lines count here.
@@ -179,6 +194,8 @@ async fn sigkill_at_several_points_of_a_full_run_loses_no_user() {
             before >= after && before < all.len(),
             "killed mid-run at {before} events"
         );
+        // The latency only makes the kill land mid-run; the rerun need not wait for it.
+        emu.set_latency(Duration::ZERO);
         run_to_end(command(dir.path(), &emu)).await;
 
         let events = events(dir.path());
@@ -195,9 +212,14 @@ async fn sigkill_at_several_points_of_a_full_run_loses_no_user() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_delta_resumes_from_the_last_committed_page() {
+    // The incremental round would otherwise wait for the connector's own pacing of the
+    // sign-in activity reads (10 a minute, Graph's documented limit), which a crash test
+    // does not need: about a minute of the rerun.
+    const NO_SIGN_IN: &str = "sign_in_activity = \"off\"";
     let emu = slow_emulator(200).await;
     let dir = tempfile::tempdir().unwrap();
-    run_to_end(command(dir.path(), &emu)).await;
+    emu.set_latency(Duration::ZERO);
+    run_to_end(command_with(dir.path(), &emu, NO_SIGN_IN)).await;
     let first = events(dir.path()).len();
     assert_eq!(first, 200);
 
@@ -206,13 +228,15 @@ async fn sigkill_mid_delta_resumes_from_the_last_committed_page() {
     for id in &changed {
         assert!(emu.update_user(id, json!({"jobTitle": "Changed Title"})));
     }
+    emu.set_latency(SLOW);
     kill_after(
         dir.path().to_path_buf(),
-        command(dir.path(), &emu),
+        command_with(dir.path(), &emu, NO_SIGN_IN),
         first + 50,
     )
     .await;
-    run_to_end(command(dir.path(), &emu)).await;
+    emu.set_latency(Duration::ZERO);
+    run_to_end(command_with(dir.path(), &emu, NO_SIGN_IN)).await;
 
     let events = events(dir.path());
     let changes = &events[first..];
@@ -302,7 +326,6 @@ async fn sigkill_in_each_phase_of_a_full_walk_never_reads_a_finished_source_agai
     )
     .await
     .expect("the emulator starts");
-    emu.set_latency(Duration::from_millis(20));
     let all = ids(&emu);
     // (phase, the endpoint whose n-th request marks the kill).
     let kills = [
@@ -315,6 +338,7 @@ async fn sigkill_in_each_phase_of_a_full_walk_never_reads_a_finished_source_agai
     for (phase, endpoint, n) in kills {
         let dir = tempfile::tempdir().unwrap();
         emu.reset_counters();
+        emu.set_latency(Duration::from_millis(20));
         kill_at(&emu, command(dir.path(), &emu), endpoint, n).await;
         // What the checkpoint says was finished when the process died.
         let cursor = delta_cursor(dir.path());
@@ -330,6 +354,7 @@ async fn sigkill_in_each_phase_of_a_full_walk_never_reads_a_finished_source_agai
             .map(|(_, (name, _))| *name)
             .collect();
         emu.reset_counters();
+        emu.set_latency(Duration::ZERO);
         run_to_end(command(dir.path(), &emu)).await;
         let counters = emu.counters();
         for (name, endpoints) in SOURCES {

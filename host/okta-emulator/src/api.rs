@@ -57,7 +57,10 @@ fn params(query: Option<&str>) -> Vec<(String, String)> {
 }
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// `limit`: a positive integer; values above `max` are served as `max`.
@@ -144,7 +147,10 @@ fn page<T>(
 
 /// The attribute values `search`/`filter` compare, for a user.
 fn user_attr(user: &OktaUser, path: &str) -> Vec<Value> {
-    let time = |t: Option<i64>| t.map(|t| vec![Value::String(format_ms(t))]).unwrap_or_default();
+    let time = |t: Option<i64>| {
+        t.map(|t| vec![Value::String(format_ms(t))])
+            .unwrap_or_default()
+    };
     match path {
         "id" => vec![json!(user.id)],
         "status" => vec![json!(user.status)],
@@ -213,17 +219,25 @@ fn list_users(shared: &Shared, params: &[(String, String)]) -> Answer {
     let filter = param(params, "filter");
     let q = param(params, "q");
     if search.is_some() && filter.is_some() {
-        return Err(OktaError::validation("search and filter cannot be combined; use search"));
+        return Err(OktaError::validation(
+            "search and filter cannot be combined; use search",
+        ));
     }
     let sort_by = param(params, "sortBy");
     let sort_order = param(params, "sortOrder");
     if (sort_by.is_some() || sort_order.is_some()) && search.is_none() {
-        return Err(OktaError::validation("sortBy and sortOrder are supported with search only"));
+        return Err(OktaError::validation(
+            "sortBy and sortOrder are supported with search only",
+        ));
     }
     let descending = match sort_order.map(str::to_ascii_lowercase).as_deref() {
         None | Some("asc") => false,
         Some("desc") => true,
-        Some(other) => return Err(OktaError::validation(format!("sortOrder: '{other}' is not asc or desc"))),
+        Some(other) => {
+            return Err(OktaError::validation(format!(
+                "sortOrder: '{other}' is not asc or desc"
+            )))
+        }
     };
     let after = param(params, "after");
     let base = shared.base.as_str();
@@ -232,7 +246,9 @@ fn list_users(shared: &Shared, params: &[(String, String)]) -> Answer {
         let expr = parse_checked(search, "search", &user_search_allowed)?;
         if let Some(sort) = sort_by {
             if !(USER_SEARCH_ATTRS.contains(&sort) || sort.starts_with("profile.")) {
-                return Err(OktaError::validation(format!("sortBy: '{sort}' is not a user attribute")));
+                return Err(OktaError::validation(format!(
+                    "sortBy: '{sort}' is not a user attribute"
+                )));
             }
         }
         let mut org = shared.write();
@@ -269,7 +285,10 @@ fn list_users(shared: &Shared, params: &[(String, String)]) -> Answer {
         };
         let q = q.map(str::to_lowercase);
         let range = match &start {
-            Some(key) => org.users.range::<String, _>((std::ops::Bound::Excluded(key.clone()), std::ops::Bound::Unbounded)),
+            Some(key) => org.users.range::<String, _>((
+                std::ops::Bound::Excluded(key.clone()),
+                std::ops::Bound::Unbounded,
+            )),
             None => org.users.range::<String, _>(..),
         };
         let mut out = Vec::new();
@@ -280,7 +299,10 @@ fn list_users(shared: &Shared, params: &[(String, String)]) -> Answer {
                 None => user.status != "DEPROVISIONED",
             } && q.as_ref().is_none_or(|q| {
                 ["firstName", "lastName", "email", "login"].iter().any(|k| {
-                    user.profile.get(*k).and_then(Value::as_str).is_some_and(|v| v.to_lowercase().starts_with(q.as_str()))
+                    user.profile
+                        .get(*k)
+                        .and_then(Value::as_str)
+                        .is_some_and(|v| v.to_lowercase().starts_with(q.as_str()))
                 })
             });
             if !keep {
@@ -307,7 +329,11 @@ fn find_user(shared: &Shared, id_or_login: &str) -> Result<OktaUser, OktaError> 
     let org = shared.read();
     org.users
         .get(id_or_login)
-        .or_else(|| org.users.values().find(|u| u.login().eq_ignore_ascii_case(id_or_login)))
+        .or_else(|| {
+            org.users
+                .values()
+                .find(|u| u.login().eq_ignore_ascii_case(id_or_login))
+        })
         .cloned()
         .ok_or_else(|| OktaError::not_found(id_or_login, "User"))
 }
@@ -352,11 +378,17 @@ fn group_attr(group: &OktaGroup, path: &str) -> Vec<Value> {
 fn list_groups(shared: &Shared, params: &[(String, String)]) -> Answer {
     let limit = limit(params, 10_000, 10_000)?;
     let allowed = |attr: &str, _op: Op| {
-        matches!(attr, "id" | "type" | "created" | "lastUpdated" | "lastMembershipUpdated")
-            || attr.starts_with("profile.")
+        matches!(
+            attr,
+            "id" | "type" | "created" | "lastUpdated" | "lastMembershipUpdated"
+        ) || attr.starts_with("profile.")
     };
     let expr = match (param(params, "search"), param(params, "filter")) {
-        (Some(_), Some(_)) => return Err(OktaError::validation("search and filter cannot be combined; use search")),
+        (Some(_), Some(_)) => {
+            return Err(OktaError::validation(
+                "search and filter cannot be combined; use search",
+            ))
+        }
         (Some(text), None) => Some(parse_checked(text, "search", &allowed)?),
         (None, Some(text)) => Some(parse_checked(text, "filter", &allowed)?),
         (None, None) => None,
@@ -365,25 +397,44 @@ fn list_groups(shared: &Shared, params: &[(String, String)]) -> Answer {
     let stats = match param(params, "expand") {
         None => false,
         Some("stats") => true,
-        Some(other) => return Err(OktaError::validation(format!("expand: '{other}' is not supported; use stats"))),
+        Some(other) => {
+            return Err(OktaError::validation(format!(
+                "expand: '{other}' is not supported; use stats"
+            )))
+        }
     };
     let base = shared.base.as_str();
     let org = shared.read();
     let items: Vec<(String, Value)> = org
         .groups
         .values()
-        .filter(|g| expr.as_ref().is_none_or(|e| e.matches(&|p| group_attr(g, p))))
-        .filter(|g| q.as_ref().is_none_or(|q| g.name.to_lowercase().starts_with(q.as_str())))
+        .filter(|g| {
+            expr.as_ref()
+                .is_none_or(|e| e.matches(&|p| group_attr(g, p)))
+        })
+        .filter(|g| {
+            q.as_ref()
+                .is_none_or(|q| g.name.to_lowercase().starts_with(q.as_str()))
+        })
         .map(|g| {
             let stat = stats.then(|| {
-                (g.members.len(), org.group_roles.get(&g.id).is_some_and(|r| !r.is_empty()))
+                (
+                    g.members.len(),
+                    org.group_roles.get(&g.id).is_some_and(|r| !r.is_empty()),
+                )
             });
             (g.id.clone(), group_json(g, base, stat))
         })
         .collect();
     drop(org);
     let (groups, next) = page(shared, items, limit, param(params, "after"), false)?;
-    Ok(link_headers(Reply::json(200, Value::Array(groups)), base, "/api/v1/groups", params, next))
+    Ok(link_headers(
+        Reply::json(200, Value::Array(groups)),
+        base,
+        "/api/v1/groups",
+        params,
+        next,
+    ))
 }
 
 /// `GET /api/v1/groups/{id}/users`.
@@ -391,7 +442,10 @@ fn group_users(shared: &Shared, id: &str, params: &[(String, String)]) -> Answer
     let limit = limit(params, 1000, 1000)?;
     let base = shared.base.as_str();
     let org = shared.read();
-    let group = org.groups.get(id).ok_or_else(|| OktaError::not_found(id, "UserGroup"))?;
+    let group = org
+        .groups
+        .get(id)
+        .ok_or_else(|| OktaError::not_found(id, "UserGroup"))?;
     let items: Vec<(String, &OktaUser)> = group
         .members
         .iter()
@@ -401,7 +455,13 @@ fn group_users(shared: &Shared, id: &str, params: &[(String, String)]) -> Answer
     let (users, next) = page(shared, items, limit, param(params, "after"), false)?;
     let users: Vec<Value> = users.into_iter().map(|u| u.to_json(base)).collect();
     let path = format!("/api/v1/groups/{id}/users");
-    Ok(link_headers(Reply::json(200, Value::Array(users)), base, &path, params, next))
+    Ok(link_headers(
+        Reply::json(200, Value::Array(users)),
+        base,
+        &path,
+        params,
+        next,
+    ))
 }
 
 /// `GET /api/v1/iam/assignees/users`: paging in the body.
@@ -428,19 +488,22 @@ fn assignees(shared: &Shared, params: &[(String, String)]) -> Answer {
     let (users, next) = page(shared, items, limit, param(params, "after"), false)?;
     let value: Vec<Value> = users
         .iter()
-        .map(|u| json!({
-            "id": u,
-            "orn": format!("orn:okta:directory:{org_id}:users:{u}"),
-            "_links": {"self": {"href": format!("{base}/api/v1/users/{u}")},
-                       "roles": {"href": format!("{base}/api/v1/users/{u}/roles")}},
-        }))
+        .map(|u| {
+            json!({
+                "id": u,
+                "orn": format!("orn:okta:directory:{org_id}:users:{u}"),
+                "_links": {"self": {"href": format!("{base}/api/v1/users/{u}")},
+                           "roles": {"href": format!("{base}/api/v1/users/{u}/roles")}},
+            })
+        })
         .collect();
     let mut links = json!({});
     if let Some(after) = next {
         let mut serializer = form_urlencoded::Serializer::new(String::new());
         serializer.append_pair("limit", &limit.to_string());
         serializer.append_pair("after", &after);
-        links["next"] = json!({"href": format!("{base}/api/v1/iam/assignees/users?{}", serializer.finish())});
+        links["next"] =
+            json!({"href": format!("{base}/api/v1/iam/assignees/users?{}", serializer.finish())});
     }
     Ok(Reply::json(200, json!({"value": value, "_links": links})))
 }
@@ -452,21 +515,29 @@ fn logs(shared: &Shared, params: &[(String, String)]) -> Answer {
         None => 100,
         Some(text) => match text.parse::<usize>() {
             Ok(n) if (1..=1000).contains(&n) => n,
-            _ => return Err(OktaError::validation(format!("limit: '{text}' is not between 1 and 1000"))),
+            _ => {
+                return Err(OktaError::validation(format!(
+                    "limit: '{text}' is not between 1 and 1000"
+                )))
+            }
         },
     };
     let time = |name: &str| -> Result<Option<i64>, OktaError> {
         match param(params, name) {
             None => Ok(None),
-            Some(text) => crate::clock::parse_time(text)
-                .map(Some)
-                .ok_or_else(|| OktaError::validation(format!("{name}: '{text}' is not an ISO 8601 time with a zone"))),
+            Some(text) => crate::clock::parse_time(text).map(Some).ok_or_else(|| {
+                OktaError::validation(format!(
+                    "{name}: '{text}' is not an ISO 8601 time with a zone"
+                ))
+            }),
         }
     };
     let until = time("until")?;
     let since = time("since")?.unwrap_or(until.unwrap_or(now) - 7 * DAY_MS);
     if since < now - 180 * DAY_MS {
-        return Err(OktaError::validation("since: more than 180 days in the past; System Log data is kept 90 days"));
+        return Err(OktaError::validation(
+            "since: more than 180 days in the past; System Log data is kept 90 days",
+        ));
     }
     if until.is_some_and(|u| u < since) {
         return Err(OktaError::validation("until: earlier than since"));
@@ -474,7 +545,11 @@ fn logs(shared: &Shared, params: &[(String, String)]) -> Answer {
     let descending = match param(params, "sortOrder") {
         None | Some("ASCENDING") => false,
         Some("DESCENDING") => true,
-        Some(other) => return Err(OktaError::validation(format!("sortOrder: '{other}' is not ASCENDING or DESCENDING"))),
+        Some(other) => {
+            return Err(OktaError::validation(format!(
+                "sortOrder: '{other}' is not ASCENDING or DESCENDING"
+            )))
+        }
     };
     let polling = until.is_none() && !descending && param(params, "since").is_some();
     let expr = match param(params, "filter") {
@@ -498,7 +573,9 @@ fn logs(shared: &Shared, params: &[(String, String)]) -> Answer {
         e.published >= oldest
             && until.is_none_or(|u| e.published < u)
             && e.published <= now
-            && expr.as_ref().is_none_or(|x| x.matches(&|p| lookup_path(&e.body, p)))
+            && expr
+                .as_ref()
+                .is_none_or(|x| x.matches(&|p| lookup_path(&e.body, p)))
             && (q.is_empty() || {
                 let text = e.body.to_string().to_lowercase();
                 q.iter().all(|k| text.contains(k.as_str()))
@@ -526,10 +603,19 @@ fn logs(shared: &Shared, params: &[(String, String)]) -> Answer {
         None
     };
     let base = shared.base.as_str();
-    let mut reply = link_headers(Reply::json(200, Value::Array(body)), base, "/api/v1/logs", params, next.clone());
+    let mut reply = link_headers(
+        Reply::json(200, Value::Array(body)),
+        base,
+        "/api/v1/logs",
+        params,
+        next.clone(),
+    );
     if polling && next.is_none() {
         // Nothing served yet and no cursor: the next poll is the same query.
-        let self_link = reply.header("Link").unwrap_or_default().replace("rel=\"self\"", "rel=\"next\"");
+        let self_link = reply
+            .header("Link")
+            .unwrap_or_default()
+            .replace("rel=\"self\"", "rel=\"next\"");
         reply = reply.with_header("Link", self_link);
     }
     Ok(reply)
@@ -538,10 +624,13 @@ fn logs(shared: &Shared, params: &[(String, String)]) -> Answer {
 /// Which scope an endpoint needs, and its handler's name.
 fn scope_of(parts: &[&str]) -> Option<&'static str> {
     Some(match parts {
-        ["users"] | ["users", _] | ["users", _, "factors"] | ["users", _, "groups"] => "okta.users.read",
-        ["users", _, "roles"] | ["groups", _, "roles"] | ["iam", "assignees", "users"] | ["iam", "roles"] => {
-            "okta.roles.read"
+        ["users"] | ["users", _] | ["users", _, "factors"] | ["users", _, "groups"] => {
+            "okta.users.read"
         }
+        ["users", _, "roles"]
+        | ["groups", _, "roles"]
+        | ["iam", "assignees", "users"]
+        | ["iam", "roles"] => "okta.roles.read",
         ["groups"] | ["groups", _] | ["groups", _, "users"] => "okta.groups.read",
         ["logs"] => "okta.logs.read",
         _ => return None,
@@ -556,7 +645,10 @@ fn route(shared: &Shared, parts: &[&str], params: &[(String, String)]) -> Answer
         ["users", id, "factors"] => {
             let user = find_user(shared, id)?;
             let factors = shared.read().factors_of(&user.id);
-            let body: Vec<Value> = factors.iter().map(|f| factor_json(f, &user.id, base)).collect();
+            let body: Vec<Value> = factors
+                .iter()
+                .map(|f| factor_json(f, &user.id, base))
+                .collect();
             Ok(Reply::json(200, Value::Array(body)))
         }
         ["users", id, "groups"] => {
@@ -578,12 +670,18 @@ fn route(shared: &Shared, parts: &[&str], params: &[(String, String)]) -> Answer
             } else {
                 org.roles_of(&user.id)
             };
-            Ok(Reply::json(200, Value::Array(roles.iter().map(|r| role_json(r, base)).collect())))
+            Ok(Reply::json(
+                200,
+                Value::Array(roles.iter().map(|r| role_json(r, base)).collect()),
+            ))
         }
         ["groups"] => list_groups(shared, params),
         ["groups", id] => {
             let org = shared.read();
-            let group = org.groups.get(*id).ok_or_else(|| OktaError::not_found(id, "UserGroup"))?;
+            let group = org
+                .groups
+                .get(*id)
+                .ok_or_else(|| OktaError::not_found(id, "UserGroup"))?;
             Ok(Reply::json(200, group_json(group, base, None)))
         }
         ["groups", id, "users"] => group_users(shared, id, params),
@@ -593,7 +691,10 @@ fn route(shared: &Shared, parts: &[&str], params: &[(String, String)]) -> Answer
                 return Err(OktaError::not_found(id, "UserGroup"));
             }
             let roles = org.roles_of_group(id);
-            Ok(Reply::json(200, Value::Array(roles.iter().map(|r| role_json(r, base)).collect())))
+            Ok(Reply::json(
+                200,
+                Value::Array(roles.iter().map(|r| role_json(r, base)).collect()),
+            ))
         }
         ["iam", "assignees", "users"] => assignees(shared, params),
         ["iam", "roles"] => {
@@ -623,11 +724,15 @@ pub(crate) fn handle(shared: &Shared, request: &HttpRequest) -> Reply {
         .collect();
     if request.path == "/.well-known/okta-organization" {
         let org_id = shared.read().org_id.clone();
-        return Reply::json(200, json!({"id": org_id, "pipeline": "idx",
-            "_links": {"organization": {"href": shared.base}}}));
+        return Reply::json(
+            200,
+            json!({"id": org_id, "pipeline": "idx",
+            "_links": {"organization": {"href": shared.base}}}),
+        );
     }
     if request.path == "/oauth2/v1/token" {
-        let form: HashMap<String, String> = form_urlencoded::parse(&request.body).into_owned().collect();
+        let form: HashMap<String, String> =
+            form_urlencoded::parse(&request.body).into_owned().collect();
         let presented = Presented {
             method: &request.method,
             url,
@@ -635,13 +740,21 @@ pub(crate) fn handle(shared: &Shared, request: &HttpRequest) -> Reply {
             dpop,
             form,
         };
-        let client = presented.form.get("client_id").cloned().unwrap_or_else(|| "token-endpoint".into());
+        let client = presented
+            .form
+            .get("client_id")
+            .cloned()
+            .unwrap_or_else(|| "token-endpoint".into());
         let admission = shared.admit(Bucket::Token, &client, 100);
         if !admission.allowed {
-            return shared.error(OktaError::rate_limited()).with_rate(&admission);
+            return shared
+                .error(OktaError::rate_limited())
+                .with_rate(&admission);
         }
         let apps = shared.apps();
-        let reply = shared.auth().token(&apps, &presented, now, shared.config.token_lifetime_secs);
+        let reply = shared
+            .auth()
+            .token(&apps, &presented, now, shared.config.token_lifetime_secs);
         return reply.with_rate(&admission);
     }
     let Some(rest) = request.path.strip_prefix("/api/v1/") else {
@@ -650,7 +763,11 @@ pub(crate) fn handle(shared: &Shared, request: &HttpRequest) -> Reply {
     let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
     let parts: Vec<String> = parts
         .iter()
-        .map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned())
+        .map(|p| {
+            percent_encoding::percent_decode_str(p)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .collect();
     let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
     let presented = Presented {
@@ -672,21 +789,37 @@ pub(crate) fn handle(shared: &Shared, request: &HttpRequest) -> Reply {
                 "DPoP algs=\"RS256 RS384 RS512 ES256 ES384\", error=\"invalid_dpop_proof\", error_description=\"{}\"",
                 why.replace('"', "'")
             );
-            return shared.error(OktaError::invalid_token().with_cause(why).with_header("WWW-Authenticate", header));
+            return shared.error(
+                OktaError::invalid_token()
+                    .with_cause(why)
+                    .with_header("WWW-Authenticate", header),
+            );
         }
     };
     let bucket = Bucket::of(&request.method, &request.path).unwrap_or(Bucket::OtherApi);
-    let admission = shared.admit(bucket, &principal.client(), shared.config.client_share_percent);
+    let admission = shared.admit(
+        bucket,
+        &principal.client(),
+        shared.config.client_share_percent,
+    );
     if !admission.allowed {
-        return shared.error(OktaError::rate_limited()).with_rate(&admission);
+        return shared
+            .error(OktaError::rate_limited())
+            .with_rate(&admission);
     }
     if request.method != "GET" {
-        let error = OktaError::new(405, "E0000022", "The endpoint does not support the provided HTTP method")
-            .with_header("Allow", "GET");
+        let error = OktaError::new(
+            405,
+            "E0000022",
+            "The endpoint does not support the provided HTTP method",
+        )
+        .with_header("Allow", "GET");
         return shared.error(error).with_rate(&admission);
     }
     let Some(scope) = scope_of(&parts) else {
-        return shared.error(OktaError::not_found(rest, "Resource")).with_rate(&admission);
+        return shared
+            .error(OktaError::not_found(rest, "Resource"))
+            .with_rate(&admission);
     };
     if !principal.has_scope(scope) {
         let www = format!(

@@ -90,7 +90,10 @@ pub(crate) enum Principal {
     /// An API token (acts with every read scope, as the admin who made it).
     ApiToken(String),
     /// An OAuth app's access token.
-    OAuth { client_id: String, scopes: Vec<String> },
+    OAuth {
+        client_id: String,
+        scopes: Vec<String>,
+    },
 }
 
 impl Principal {
@@ -217,7 +220,9 @@ impl AuthState {
                     .get(credential)
                     .filter(|t| t.expires_ms > now_ms)
                     .cloned()
-                    .ok_or_else(|| AuthFailure::Invalid("an unknown or expired access token".into()))?;
+                    .ok_or_else(|| {
+                        AuthFailure::Invalid("an unknown or expired access token".into())
+                    })?;
                 let dpop_scheme = s.eq_ignore_ascii_case("DPoP");
                 match (&issued.jkt, dpop_scheme) {
                     (Some(_), false) => {
@@ -236,7 +241,8 @@ impl AuthState {
                             .map_err(AuthFailure::BadProof)?;
                         if &proof != jkt {
                             return Err(AuthFailure::BadProof(
-                                "the proof's key is not the key the access token is bound to".into(),
+                                "the proof's key is not the key the access token is bound to"
+                                    .into(),
                             ));
                         }
                     }
@@ -247,7 +253,9 @@ impl AuthState {
                     scopes: issued.scopes,
                 })
             }
-            _ => Err(AuthFailure::Invalid(format!("the unknown scheme '{scheme}'"))),
+            _ => Err(AuthFailure::Invalid(format!(
+                "the unknown scheme '{scheme}'"
+            ))),
         }
     }
 
@@ -281,20 +289,31 @@ impl AuthState {
             return Err("the DPoP proof's typ is not dpop+jwt".into());
         }
         // 4. an asymmetric algorithm the server supports.
-        let header = jsonwebtoken::decode_header(proof).map_err(|e| format!("the DPoP proof header: {e}"))?;
+        let header = jsonwebtoken::decode_header(proof)
+            .map_err(|e| format!("the DPoP proof header: {e}"))?;
         if !ALGORITHMS.contains(&header.alg) {
-            return Err(format!("the DPoP proof algorithm {:?} is not supported", header.alg));
+            return Err(format!(
+                "the DPoP proof algorithm {:?} is not supported",
+                header.alg
+            ));
         }
         // 5. a public key in `jwk` (no private part).
         if raw_header["jwk"].get("d").is_some() {
             return Err("the DPoP proof's jwk holds a private key".into());
         }
-        let jwk: Jwk = header.jwk.clone().ok_or("the DPoP proof has no jwk header")?;
+        let jwk: Jwk = header
+            .jwk
+            .clone()
+            .ok_or("the DPoP proof has no jwk header")?;
         // 6. the signature verifies with that key.
         let key = DecodingKey::from_jwk(&jwk).map_err(|e| format!("the DPoP proof's jwk: {e}"))?;
-        let claims: Value = verify(proof, &key, header.alg).map_err(|e| format!("the DPoP proof signature: {e}"))?;
+        let claims: Value = verify(proof, &key, header.alg)
+            .map_err(|e| format!("the DPoP proof signature: {e}"))?;
         // 7. jti, 8. htm, 9. htu.
-        let jti = claims["jti"].as_str().ok_or("the DPoP proof has no jti")?.to_owned();
+        let jti = claims["jti"]
+            .as_str()
+            .ok_or("the DPoP proof has no jti")?
+            .to_owned();
         if claims["htm"].as_str() != Some(request.method) {
             return Err(format!("the DPoP proof's htm is not {}", request.method));
         }
@@ -322,7 +341,8 @@ impl AuthState {
         if self.proof_jtis.contains_key(&jti) {
             return Err("the DPoP proof's jti was already used".into());
         }
-        self.proof_jtis.insert(jti, iat + PROOF_PAST_MS + PROOF_FUTURE_MS);
+        self.proof_jtis
+            .insert(jti, iat + PROOF_PAST_MS + PROOF_FUTURE_MS);
         jwk.thumbprint(ThumbprintHash::SHA256)
             .map_err(|e| format!("the DPoP proof's jwk: {e}"))
     }
@@ -352,10 +372,18 @@ impl AuthState {
             None => return oauth_error(400, "invalid_request", "The grant_type parameter is missing."),
         }
         let Some(assertion) = form.get("client_assertion") else {
-            return oauth_error(401, "invalid_client", "Client authentication failed: the client_assertion (private_key_jwt) is missing.");
+            return oauth_error(
+                401,
+                "invalid_client",
+                "Client authentication failed: the client_assertion (private_key_jwt) is missing.",
+            );
         };
         if form.get("client_assertion_type").map(String::as_str) != Some(JWT_BEARER) {
-            return oauth_error(401, "invalid_client", format!("The client_assertion_type must be {JWT_BEARER}."));
+            return oauth_error(
+                401,
+                "invalid_client",
+                format!("The client_assertion_type must be {JWT_BEARER}."),
+            );
         }
         // Which app: the assertion's iss (checked against its signature below).
         let unverified: Value = assertion
@@ -366,10 +394,18 @@ impl AuthState {
             .unwrap_or(Value::Null);
         let iss = unverified["iss"].as_str().unwrap_or("");
         let Some(app) = apps.iter().find(|a| a.client_id == iss) else {
-            return oauth_error(401, "invalid_client", "The client_assertion's iss is not a registered client_id.");
+            return oauth_error(
+                401,
+                "invalid_client",
+                "The client_assertion's iss is not a registered client_id.",
+            );
         };
         if form.get("client_id").is_some_and(|c| c != &app.client_id) {
-            return oauth_error(401, "invalid_client", "The client_id does not match the client_assertion's iss.");
+            return oauth_error(
+                401,
+                "invalid_client",
+                "The client_id does not match the client_assertion's iss.",
+            );
         }
         // DPoP first (see the module docs).
         let mut jkt = None;
@@ -377,8 +413,12 @@ impl AuthState {
             match self.check_proof(request, now_ms, None, true) {
                 Ok(thumbprint) => jkt = Some(thumbprint),
                 Err(e) if e == "use_dpop_nonce" => {
-                    return oauth_error(400, "use_dpop_nonce", "Authorization server requires nonce in DPoP proof.")
-                        .with_header("DPoP-Nonce", self.nonce.clone())
+                    return oauth_error(
+                        400,
+                        "use_dpop_nonce",
+                        "Authorization server requires nonce in DPoP proof.",
+                    )
+                    .with_header("DPoP-Nonce", self.nonce.clone())
                 }
                 Err(e) => return oauth_error(400, "invalid_dpop_proof", e),
             }
@@ -386,7 +426,13 @@ impl AuthState {
         // The assertion: signature, then claims.
         let header = match jsonwebtoken::decode_header(assertion.as_str()) {
             Ok(h) => h,
-            Err(e) => return oauth_error(401, "invalid_client", format!("The client_assertion is not a JWT: {e}.")),
+            Err(e) => {
+                return oauth_error(
+                    401,
+                    "invalid_client",
+                    format!("The client_assertion is not a JWT: {e}."),
+                )
+            }
         };
         if !ALGORITHMS.contains(&header.alg) {
             return oauth_error(401, "invalid_client", format!("The client_assertion algorithm {:?} is not allowed; use RS256/384/512 or ES256/384/512.", header.alg));
@@ -396,12 +442,18 @@ impl AuthState {
                 AppKey::Pem(pem) => DecodingKey::from_rsa_pem(pem.as_bytes())
                     .or_else(|_| DecodingKey::from_ec_pem(pem.as_bytes()))
                     .ok()?,
-                AppKey::Jwk(jwk) => DecodingKey::from_jwk(&serde_json::from_value(jwk.clone()).ok()?).ok()?,
+                AppKey::Jwk(jwk) => {
+                    DecodingKey::from_jwk(&serde_json::from_value(jwk.clone()).ok()?).ok()?
+                }
             };
             verify(assertion, &key, header.alg).ok()
         });
         let Some(claims) = claims else {
-            return oauth_error(401, "invalid_client", "The client_assertion signature is invalid.");
+            return oauth_error(
+                401,
+                "invalid_client",
+                "The client_assertion signature is invalid.",
+            );
         };
         let token_url = request.url.as_str();
         let aud_ok = match &claims["aud"] {
@@ -410,26 +462,50 @@ impl AuthState {
             _ => false,
         };
         if !aud_ok {
-            return oauth_error(401, "invalid_client", format!("The audience [aud] claim in the client_assertion must be {token_url}."));
+            return oauth_error(
+                401,
+                "invalid_client",
+                format!("The audience [aud] claim in the client_assertion must be {token_url}."),
+            );
         }
         if claims["sub"].as_str() != Some(app.client_id.as_str()) {
-            return oauth_error(401, "invalid_client", "The client_assertion's sub must be the client_id.");
+            return oauth_error(
+                401,
+                "invalid_client",
+                "The client_assertion's sub must be the client_id.",
+            );
         }
         let now = now_ms.div_euclid(1000);
         let Some(exp) = claims["exp"].as_i64() else {
-            return oauth_error(401, "invalid_client", "The client_assertion has no exp claim.");
+            return oauth_error(
+                401,
+                "invalid_client",
+                "The client_assertion has no exp claim.",
+            );
         };
         if exp <= now {
-            return oauth_error(401, "invalid_client", "The client_assertion token is expired.");
+            return oauth_error(
+                401,
+                "invalid_client",
+                "The client_assertion token is expired.",
+            );
         }
         if exp > now + 3600 {
             return oauth_error(401, "invalid_client", "The client_assertion token has an expiration too far into the future (at most one hour).");
         }
         let Some(jti) = claims["jti"].as_str() else {
-            return oauth_error(401, "invalid_client", "The client_assertion has no jti claim.");
+            return oauth_error(
+                401,
+                "invalid_client",
+                "The client_assertion has no jti claim.",
+            );
         };
         if self.assertion_jtis.contains_key(jti) {
-            return oauth_error(401, "invalid_client", "The client_assertion token has already been used (jti replay).");
+            return oauth_error(
+                401,
+                "invalid_client",
+                "The client_assertion token has already been used (jti replay).",
+            );
         }
         self.assertion_jtis.insert(jti.to_owned(), exp);
         // Scopes: required, each granted to the app.
@@ -438,12 +514,23 @@ impl AuthState {
             .map(|s| s.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default();
         if requested.is_empty() {
-            return oauth_error(400, "invalid_scope", "The authorization server requires at least one scope.");
+            return oauth_error(
+                400,
+                "invalid_scope",
+                "The authorization server requires at least one scope.",
+            );
         }
-        let refused: Vec<&String> = requested.iter().filter(|s| !app.scopes.contains(s)).collect();
+        let refused: Vec<&String> = requested
+            .iter()
+            .filter(|s| !app.scopes.contains(s))
+            .collect();
         if !refused.is_empty() {
             let list: Vec<&str> = refused.iter().map(|s| s.as_str()).collect();
-            return oauth_error(400, "invalid_scope", format!("The following scopes are not allowed: {}", list.join(" ")));
+            return oauth_error(
+                400,
+                "invalid_scope",
+                format!("The following scopes are not allowed: {}", list.join(" ")),
+            );
         }
         let token = self.new_token();
         let token_type = if jkt.is_some() { "DPoP" } else { "Bearer" };
@@ -472,7 +559,11 @@ impl AuthState {
 
 /// Verifies a JWS signature and returns the claims, leaving every claim check to the caller
 /// (they are made on the emulator's clock, not the system's).
-fn verify(token: &str, key: &DecodingKey, alg: Algorithm) -> Result<Value, jsonwebtoken::errors::Error> {
+fn verify(
+    token: &str,
+    key: &DecodingKey,
+    alg: Algorithm,
+) -> Result<Value, jsonwebtoken::errors::Error> {
     let mut validation = Validation::new(alg);
     validation.required_spec_claims.clear();
     validation.validate_exp = false;

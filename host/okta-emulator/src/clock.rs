@@ -114,8 +114,14 @@ mod tests {
     #[test]
     fn formats_and_parses_okta_times() {
         assert_eq!(format_ms(1_372_800_985_344), "2013-07-02T21:36:25.344Z");
-        assert_eq!(parse_time("2013-07-02T21:36:25.344Z"), Some(1_372_800_985_344));
-        assert_eq!(parse_time("2013-07-02T23:36:25.344+02:00"), Some(1_372_800_985_344));
+        assert_eq!(
+            parse_time("2013-07-02T21:36:25.344Z"),
+            Some(1_372_800_985_344)
+        );
+        assert_eq!(
+            parse_time("2013-07-02T23:36:25.344+02:00"),
+            Some(1_372_800_985_344)
+        );
         assert_eq!(parse_time("yesterday"), None);
         assert_eq!(format_http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
     }

@@ -47,12 +47,39 @@ impl Rng {
 }
 
 const FIRST: [&str; 16] = [
-    "Ada", "José", "Zoë", "Łukasz", "Søren", "Ngozi", "Hiroshi", "Françoise", "Mikhail",
-    "Aoife", "Σωκράτης", "Ólafur", "Priya", "Kwame", "山田", "Nuñez",
+    "Ada",
+    "José",
+    "Zoë",
+    "Łukasz",
+    "Søren",
+    "Ngozi",
+    "Hiroshi",
+    "Françoise",
+    "Mikhail",
+    "Aoife",
+    "Σωκράτης",
+    "Ólafur",
+    "Priya",
+    "Kwame",
+    "山田",
+    "Nuñez",
 ];
 const LAST: [&str; 16] = [
-    "Lovelace", "García", "Müller", "Wałęsa", "Kierkegaard", "Okonkwo", "Tanaka", "Lefèvre",
-    "Иванов", "O'Brien", "Παπαδόπουλος", "Guðmundsson", "Raghunathan", "Mensah", "太郎",
+    "Lovelace",
+    "García",
+    "Müller",
+    "Wałęsa",
+    "Kierkegaard",
+    "Okonkwo",
+    "Tanaka",
+    "Lefèvre",
+    "Иванов",
+    "O'Brien",
+    "Παπαδόπουλος",
+    "Guðmundsson",
+    "Raghunathan",
+    "Mensah",
+    "太郎",
     "Peña",
 ];
 const DEPARTMENTS: [&str; 6] = ["Engineering", "Sales", "Finance", "Support", "Legal", "R&D"];
@@ -77,22 +104,22 @@ fn profile(rng: &mut Rng, n: usize, with_nulls: bool) -> Map<String, Value> {
     let mut p = json!({
         "login": login,
         "email": login,
-        "secondEmail": if n % 3 == 0 { json!(format!("alt{n}@mail.example")) } else { Value::Null },
+        "secondEmail": if n.is_multiple_of(3) { json!(format!("alt{n}@mail.example")) } else { Value::Null },
         "firstName": first,
         "lastName": last,
         "middleName": Value::Null,
-        "displayName": if n % 4 == 0 { json!(format!("{first} {last} ({n})")) } else { Value::Null },
+        "displayName": if n.is_multiple_of(4) { json!(format!("{first} {last} ({n})")) } else { Value::Null },
         "nickName": Value::Null,
         "department": rng.pick(&DEPARTMENTS),
-        "division": if n % 2 == 0 { json!("EMEA") } else { Value::Null },
-        "organization": if n % 5 == 0 { Value::Null } else { json!("Emulated Corp") },
+        "division": if n.is_multiple_of(2) { json!("EMEA") } else { Value::Null },
+        "organization": if n.is_multiple_of(5) { Value::Null } else { json!("Emulated Corp") },
         "title": "Engineer",
         "employeeNumber": format!("E{n:06}"),
         "costCenter": format!("CC-{}", n % 17),
-        "userType": if n % 7 == 0 { json!("Contractor") } else { json!("Employee") },
+        "userType": if n.is_multiple_of(7) { json!("Contractor") } else { json!("Employee") },
         "manager": Value::Null,
         "managerId": Value::Null,
-        "mobilePhone": if n % 2 == 0 { json!(format!("+1 555 01{:02}", n % 100)) } else { Value::Null },
+        "mobilePhone": if n.is_multiple_of(2) { json!(format!("+1 555 01{:02}", n % 100)) } else { Value::Null },
         "primaryPhone": Value::Null,
         "city": city,
         "state": state,
@@ -102,9 +129,20 @@ fn profile(rng: &mut Rng, n: usize, with_nulls: bool) -> Map<String, Value> {
     if with_nulls {
         // A profile as sparse as Okta allows: login, names and email are required.
         for key in [
-            "secondEmail", "displayName", "department", "division", "organization", "title",
-            "employeeNumber", "costCenter", "userType", "mobilePhone", "city", "state",
-            "countryCode", "zipCode",
+            "secondEmail",
+            "displayName",
+            "department",
+            "division",
+            "organization",
+            "title",
+            "employeeNumber",
+            "costCenter",
+            "userType",
+            "mobilePhone",
+            "city",
+            "state",
+            "countryCode",
+            "zipCode",
         ] {
             p[key] = Value::Null;
         }
@@ -137,7 +175,11 @@ impl Org {
                 id: okta_id("00g", serial),
                 group_type: group_type.into(),
                 name,
-                description: if g % 3 == 0 { None } else { Some(format!("Group number {g}")) },
+                description: if g % 3 == 0 {
+                    None
+                } else {
+                    Some(format!("Group number {g}"))
+                },
                 created,
                 last_updated: created,
                 last_membership_updated: created,
@@ -182,7 +224,10 @@ impl Org {
             let manager = user_ids[0].clone();
             if let Some(user) = org.users.get_mut(&user_ids[n]) {
                 user.profile.insert("managerId".into(), json!(manager));
-                user.profile.insert("manager".into(), json!(format!("user000000@{LOGIN_DOMAIN}")));
+                user.profile.insert(
+                    "manager".into(),
+                    json!(format!("user000000@{LOGIN_DOMAIN}")),
+                );
             }
         }
         // Memberships: the first user is in every group (300+); others in 1–4 groups.
@@ -230,7 +275,10 @@ impl Org {
             .enumerate()
         {
             let user = 1 + k % users.saturating_sub(1).max(1);
-            factors.push((user.min(users.saturating_sub(1)), new_factor(t, s, at, factor_serial())));
+            factors.push((
+                user.min(users.saturating_sub(1)),
+                new_factor(t, s, at, factor_serial()),
+            ));
         }
         for n in (2..users).step_by(3) {
             let t = FACTOR_TYPES[n % FACTOR_TYPES.len()];
@@ -308,16 +356,31 @@ mod tests {
         for t in FACTOR_TYPES {
             for s in FACTOR_STATUSES {
                 assert!(
-                    org.users()
-                        .any(|u| org.factors_of(&u.id).iter().any(|f| f.factor_type == t && f.status == s)),
+                    org.users().any(|u| org
+                        .factors_of(&u.id)
+                        .iter()
+                        .any(|f| f.factor_type == t && f.status == s)),
                     "{t} {s}"
                 );
             }
         }
-        assert!(org.users().any(|u| !u.login().is_ascii() || u.profile.values().any(|v| v.as_str().is_some_and(|s| !s.is_ascii()))));
-        assert!(org.users().any(|u| u.profile.get("title") == Some(&Value::Null)));
-        assert!(org.group_roles.values().flatten().any(|r| r.role_type == "CUSTOM"));
-        assert!(org.user_roles.values().flatten().any(|r| r.role_type == "CUSTOM"));
+        assert!(org.users().any(|u| !u.login().is_ascii()
+            || u.profile
+                .values()
+                .any(|v| v.as_str().is_some_and(|s| !s.is_ascii()))));
+        assert!(org
+            .users()
+            .any(|u| u.profile.get("title") == Some(&Value::Null)));
+        assert!(org
+            .group_roles
+            .values()
+            .flatten()
+            .any(|r| r.role_type == "CUSTOM"));
+        assert!(org
+            .user_roles
+            .values()
+            .flatten()
+            .any(|r| r.role_type == "CUSTOM"));
         let _ = first;
     }
 }

@@ -157,7 +157,14 @@ impl Limiter {
     }
 
     /// Counts `n` requests of another client (up to the org-wide limit) in the current window.
-    pub(crate) fn consume(&mut self, bucket: Bucket, client: &str, n: u32, limit: u32, now_secs: i64) {
+    pub(crate) fn consume(
+        &mut self,
+        bucket: Bucket,
+        client: &str,
+        n: u32,
+        limit: u32,
+        now_secs: i64,
+    ) {
         let window = now_secs.div_euclid(WINDOW_SECS);
         let org = self.org_count(bucket, window);
         let take = n.min(limit.saturating_sub(*org));
@@ -180,7 +187,15 @@ mod tests {
         let mut limiter = Limiter::default();
         let t = 1_000_020;
         let first = limiter.admit(Bucket::Logs, "app", 120, 50, t);
-        assert_eq!(first, Admission { allowed: true, limit: 60, remaining: 59, reset: 1_000_080 });
+        assert_eq!(
+            first,
+            Admission {
+                allowed: true,
+                limit: 60,
+                remaining: 59,
+                reset: 1_000_080
+            }
+        );
         for _ in 1..60 {
             assert!(limiter.admit(Bucket::Logs, "app", 120, 50, t).allowed);
         }
@@ -190,7 +205,11 @@ mod tests {
         // Another client still has its own half.
         assert!(limiter.admit(Bucket::Logs, "other", 120, 50, t).allowed);
         // The next window starts afresh.
-        assert!(limiter.admit(Bucket::Logs, "app", 120, 50, 1_000_080).allowed);
+        assert!(
+            limiter
+                .admit(Bucket::Logs, "app", 120, 50, 1_000_080)
+                .allowed
+        );
     }
 
     #[test]
@@ -199,15 +218,24 @@ mod tests {
         limiter.consume(Bucket::UsersList, NOISY_NEIGHBOUR, 590, 600, 60);
         let a = limiter.admit(Bucket::UsersList, "app", 600, 50, 60);
         assert!(a.allowed);
-        assert_eq!(a.remaining, 9, "org-wide remainder is smaller than the share's");
+        assert_eq!(
+            a.remaining, 9,
+            "org-wide remainder is smaller than the share's"
+        );
         assert_eq!(limiter.used(Bucket::UsersList, 60), 591);
     }
 
     #[test]
     fn buckets_by_path() {
         assert_eq!(Bucket::of("GET", "/api/v1/users"), Some(Bucket::UsersList));
-        assert_eq!(Bucket::of("GET", "/api/v1/users/00u1"), Some(Bucket::UserById));
-        assert_eq!(Bucket::of("GET", "/api/v1/users/00u1/factors"), Some(Bucket::OtherApi));
+        assert_eq!(
+            Bucket::of("GET", "/api/v1/users/00u1"),
+            Some(Bucket::UserById)
+        );
+        assert_eq!(
+            Bucket::of("GET", "/api/v1/users/00u1/factors"),
+            Some(Bucket::OtherApi)
+        );
         assert_eq!(Bucket::of("GET", "/api/v1/groups"), Some(Bucket::Groups));
         assert_eq!(Bucket::of("GET", "/api/v1/logs"), Some(Bucket::Logs));
         assert_eq!(Bucket::of("POST", "/oauth2/v1/token"), Some(Bucket::Token));

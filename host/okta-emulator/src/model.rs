@@ -488,7 +488,12 @@ impl Org {
         let id = user.id.clone();
         if log {
             let target = Org::user_target(&user);
-            self.log_event(at, "user.lifecycle.create", "Create okta user", vec![target]);
+            self.log_event(
+                at,
+                "user.lifecycle.create",
+                "Create okta user",
+                vec![target],
+            );
         }
         self.users.insert(id.clone(), user);
         self.index_user(at, &id);
@@ -578,7 +583,12 @@ impl Org {
         }
         self.set_status(at, id, "SUSPENDED");
         let target = Org::user_target(&self.users[id]);
-        self.log_event(at, "user.lifecycle.suspend", "Suspend Okta user", vec![target]);
+        self.log_event(
+            at,
+            "user.lifecycle.suspend",
+            "Suspend Okta user",
+            vec![target],
+        );
         Ok(())
     }
 
@@ -601,7 +611,9 @@ impl Org {
     /// Deactivates a user (status DEPROVISIONED); logs `user.lifecycle.deactivate`.
     pub fn deactivate(&mut self, at: i64, id: &str) -> Result<(), ChangeError> {
         if self.live_user(id)?.status == "DEPROVISIONED" {
-            return Err(ChangeError::Invalid(format!("user {id} is already DEPROVISIONED")));
+            return Err(ChangeError::Invalid(format!(
+                "user {id} is already DEPROVISIONED"
+            )));
         }
         self.set_status(at, id, "DEPROVISIONED");
         let target = Org::user_target(&self.users[id]);
@@ -662,7 +674,9 @@ impl Org {
             return Err(ChangeError::NotFound(format!("group {group}")));
         }
         if !self.link(user, group) {
-            return Err(ChangeError::Invalid(format!("{user} is already in {group}")));
+            return Err(ChangeError::Invalid(format!(
+                "{user} is already in {group}"
+            )));
         }
         let g = self.groups.get_mut(group).expect("checked");
         g.last_membership_updated = at;
@@ -694,7 +708,10 @@ impl Org {
         if let Some(g) = self.user_groups.get_mut(user) {
             g.remove(group);
         }
-        self.groups.get_mut(group).expect("checked").last_membership_updated = at;
+        self.groups
+            .get_mut(group)
+            .expect("checked")
+            .last_membership_updated = at;
         let targets = vec![
             Org::user_target(&self.users[user]),
             Org::group_target(&self.groups[group]),
@@ -743,14 +760,22 @@ impl Org {
 
     /// Assigns a standard role type (e.g. `READ_ONLY_ADMIN`) or a custom role (by its id) to a
     /// user; logs `user.account.privilege.grant`. Returns the assignment id.
-    pub fn grant_user_role(&mut self, at: i64, user: &str, role: &str) -> Result<String, ChangeError> {
+    pub fn grant_user_role(
+        &mut self,
+        at: i64,
+        user: &str,
+        role: &str,
+    ) -> Result<String, ChangeError> {
         self.live_user(user)?;
         self.check_role(role)?;
         let assignment = self.new_assignment(at, role, "USER");
         let id = assignment.id.clone();
         let mut target = Org::user_target(&self.users[user]);
         target["detailEntry"] = json!({"privilegeGranted": assignment.label});
-        self.user_roles.entry(user.to_owned()).or_default().push(assignment);
+        self.user_roles
+            .entry(user.to_owned())
+            .or_default()
+            .push(assignment);
         self.log_event(
             at,
             "user.account.privilege.grant",
@@ -761,13 +786,20 @@ impl Org {
     }
 
     /// Removes a user's role assignment; logs `user.account.privilege.revoke`.
-    pub fn revoke_user_role(&mut self, at: i64, user: &str, assignment: &str) -> Result<(), ChangeError> {
+    pub fn revoke_user_role(
+        &mut self,
+        at: i64,
+        user: &str,
+        assignment: &str,
+    ) -> Result<(), ChangeError> {
         self.live_user(user)?;
         let roles = self.user_roles.entry(user.to_owned()).or_default();
         let before = roles.len();
         roles.retain(|r| r.id != assignment);
         if roles.len() == before {
-            return Err(ChangeError::NotFound(format!("role assignment {assignment}")));
+            return Err(ChangeError::NotFound(format!(
+                "role assignment {assignment}"
+            )));
         }
         let target = Org::user_target(&self.users[user]);
         self.log_event(
@@ -780,35 +812,65 @@ impl Org {
     }
 
     /// Assigns a role to a group (every member holds it); logs `group.privilege.grant`.
-    pub fn grant_group_role(&mut self, at: i64, group: &str, role: &str) -> Result<String, ChangeError> {
+    pub fn grant_group_role(
+        &mut self,
+        at: i64,
+        group: &str,
+        role: &str,
+    ) -> Result<String, ChangeError> {
         if !self.groups.contains_key(group) {
             return Err(ChangeError::NotFound(format!("group {group}")));
         }
         self.check_role(role)?;
         let assignment = self.new_assignment(at, role, "GROUP");
         let id = assignment.id.clone();
-        self.group_roles.entry(group.to_owned()).or_default().push(assignment);
+        self.group_roles
+            .entry(group.to_owned())
+            .or_default()
+            .push(assignment);
         let target = Org::group_target(&self.groups[group]);
-        self.log_event(at, "group.privilege.grant", "Grant group privilege", vec![target]);
+        self.log_event(
+            at,
+            "group.privilege.grant",
+            "Grant group privilege",
+            vec![target],
+        );
         Ok(id)
     }
 
     /// Removes a group's role assignment; logs `group.privilege.revoke`.
-    pub fn revoke_group_role(&mut self, at: i64, group: &str, assignment: &str) -> Result<(), ChangeError> {
+    pub fn revoke_group_role(
+        &mut self,
+        at: i64,
+        group: &str,
+        assignment: &str,
+    ) -> Result<(), ChangeError> {
         let roles = self.group_roles.entry(group.to_owned()).or_default();
         let before = roles.len();
         roles.retain(|r| r.id != assignment);
         if roles.len() == before {
-            return Err(ChangeError::NotFound(format!("role assignment {assignment}")));
+            return Err(ChangeError::NotFound(format!(
+                "role assignment {assignment}"
+            )));
         }
         let target = Org::group_target(&self.groups[group]);
-        self.log_event(at, "group.privilege.revoke", "Revoke group privilege", vec![target]);
+        self.log_event(
+            at,
+            "group.privilege.revoke",
+            "Revoke group privilege",
+            vec![target],
+        );
         Ok(())
     }
 
     /// Enrols and activates a factor of this type; logs `user.mfa.factor.activate`. Returns the
     /// factor id.
-    pub fn enroll_factor(&mut self, at: i64, user: &str, factor_type: &str) -> Result<String, ChangeError> {
+    pub fn enroll_factor(
+        &mut self,
+        at: i64,
+        user: &str,
+        factor_type: &str,
+    ) -> Result<String, ChangeError> {
         self.live_user(user)?;
         if !FACTOR_TYPES.contains(&factor_type) {
             return Err(ChangeError::NotFound(format!("factor type {factor_type}")));
@@ -823,7 +885,10 @@ impl Org {
             last_updated: at,
         };
         let id = factor.id.clone();
-        self.factors.entry(user.to_owned()).or_default().push(factor);
+        self.factors
+            .entry(user.to_owned())
+            .or_default()
+            .push(factor);
         let target = Org::user_target(&self.users[user]);
         self.log_event(
             at,
@@ -921,9 +986,15 @@ pub(crate) fn factor_json(factor: &Factor, user_id: &str, base: &str) -> Value {
     let profile = match factor.factor_type.as_str() {
         "sms" | "call" => json!({"phoneNumber": "+1-555-0100"}),
         "email" => json!({"email": "factor@example.com"}),
-        "question" => json!({"question": "favorite_art_piece", "questionText": "What is your favorite piece of art?"}),
-        "push" | "signed_nonce" => json!({"credentialId": "user@example.com", "deviceType": "SmartPhone_IPhone", "platform": "IOS"}),
-        "webauthn" | "u2f" => json!({"credentialId": "l3Br0n-7H3g047NqESqJynFtIgf3Ix9OfaRoNwLoloso99Xl2zS_O7EXUkmPeAIzTVtEL4dYjicJWBz7NpqhGA", "authenticatorName": "MacBook Touch ID"}),
+        "question" => {
+            json!({"question": "favorite_art_piece", "questionText": "What is your favorite piece of art?"})
+        }
+        "push" | "signed_nonce" => {
+            json!({"credentialId": "user@example.com", "deviceType": "SmartPhone_IPhone", "platform": "IOS"})
+        }
+        "webauthn" | "u2f" => {
+            json!({"credentialId": "l3Br0n-7H3g047NqESqJynFtIgf3Ix9OfaRoNwLoloso99Xl2zS_O7EXUkmPeAIzTVtEL4dYjicJWBz7NpqhGA", "authenticatorName": "MacBook Touch ID"})
+        }
         _ => json!({"credentialId": "user@example.com"}),
     };
     json!({

@@ -342,7 +342,9 @@ mod tests {
         assert!(m(r#"status eq "active""#));
         assert!(m(r#"lastUpdated gt "2026-01-01T23:59:59.000Z""#));
         assert!(!m(r#"lastUpdated gt "2026-01-02T01:00:00+00:00""#));
-        assert!(m(r#"profile.login sw "zoë" and (status eq "X" or status pr)"#));
+        assert!(m(
+            r#"profile.login sw "zoë" and (status eq "X" or status pr)"#
+        ));
         assert!(!m("profile.title pr"));
         assert!(parse(r#"status ne "ACTIVE""#).unwrap_err().contains("ne"));
         assert!(parse("status eq").is_err());

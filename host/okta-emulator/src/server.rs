@@ -5,7 +5,7 @@
 //! The `Date` header of every answer is the emulator's clock (a client that takes "now" from
 //! `Date`, as OKTA.md's incremental sync does, sees the simulated time).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -117,7 +117,8 @@ impl Shared {
     /// Counts a request of `client` against a bucket.
     pub(crate) fn admit(&self, bucket: Bucket, client: &str, share: u32) -> Admission {
         let limit = self.limit_of(bucket);
-        let admission = lock(&self.limiter).admit(bucket, client, limit, share, self.clock.now_secs());
+        let admission =
+            lock(&self.limiter).admit(bucket, client, limit, share, self.clock.now_secs());
         if !admission.allowed {
             lock(&self.stats).rate_limited += 1;
         }
@@ -199,12 +200,16 @@ impl Emulator {
             errors: AtomicU64::new(0),
         });
         let (stop, mut stopped) = watch::channel(false);
-        let app = Router::new().fallback(answer).with_state(Arc::clone(&shared));
+        let app = Router::new()
+            .fallback(answer)
+            .with_state(Arc::clone(&shared));
         let server = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.wait_for(|s| *s).await;
             };
-            let _ = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await;
         });
         Ok(Emulator {
             shared,
@@ -246,9 +251,7 @@ impl Emulator {
 
     /// Counters.
     pub fn stats(&self) -> Stats {
-        let mut stats = lock(&self.shared.stats).clone();
-        stats.max_in_flight = stats.max_in_flight.max(0);
-        stats
+        lock(&self.shared.stats).clone()
     }
 
     /// Zeroes the counters.
@@ -432,8 +435,13 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
             lock(&shared.stats).concurrency_limited += 1;
             let reset = shared.clock.now_secs() + 1;
             let reply = shared
-                .error(OktaError::rate_limited().with_cause("too many concurrent requests in flight"))
-                .with_header("X-Rate-Limit-Limit", shared.config.concurrency_limit.to_string())
+                .error(
+                    OktaError::rate_limited().with_cause("too many concurrent requests in flight"),
+                )
+                .with_header(
+                    "X-Rate-Limit-Limit",
+                    shared.config.concurrency_limit.to_string(),
+                )
                 .with_header("X-Rate-Limit-Remaining", "0")
                 .with_header("X-Rate-Limit-Reset", reset.to_string());
             return into_response(&shared, reply);
@@ -464,7 +472,12 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
         headers: parts
             .headers
             .iter()
-            .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect(),
         body,
     };
@@ -475,12 +488,14 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
 fn into_response(shared: &Shared, reply: Reply) -> Response {
     let body = serde_json::to_vec(&reply.body).unwrap_or_default();
     let mut response = Response::new(Body::from(body));
-    *response.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
-    let mut pairs: HashMap<&str, ()> = HashMap::new();
     for (name, value) in &reply.headers {
-        pairs.insert(name.as_str(), ());
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
             headers.append(name, value);
         }
     }

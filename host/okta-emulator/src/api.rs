@@ -3,17 +3,26 @@
 //!
 //! Endpoint behaviour, each from Okta's reference (developer.okta.com/docs/api/openapi/
 //! okta-management/management/tag/<Tag>/, and OKTA.md's summary of it):
-//! - `GET /api/v1/users`: `limit` default and maximum 200 (a larger value is served as 200);
+//! - `GET /api/v1/users` (management spec 2026.06.3, `listUsers`): `limit` default 200 (no
+//!   maximum is documented; the emulator serves at most 200, the strict reading), 10 with `q`;
 //!   paging by the `Link` header (`rel="self"`, and `rel="next"` with an opaque `after`
-//!   cursor while more remain — "follow links, never build them"); without `search` or
-//!   `filter`, DEPROVISIONED users are left out; `search` reads the eventually consistent
-//!   index and may use `sortBy`/`sortOrder` (with `search` only; equal sort values ordered by
-//!   id); `search` operators `eq gt ge lt le sw pr`, no `ne`; `filter` takes `status eq`,
-//!   `lastUpdated` comparisons, `id eq`, `profile.login|email|firstName|lastName eq`;
+//!   cursor while more remain); "This operation omits users that have a status of
+//!   `DEPROVISIONED` … To return all users, use a filter or search query instead" (and `q`
+//!   omits them too, and "doesn't support pagination"); `search` "results are sourced from an
+//!   eventually consistent datasource" (the lagging index), takes any profile attribute and
+//!   `id`, `status`, `created`, `activated`, `statusChanged`, `lastUpdated`, `type.id`, "The
+//!   `ne` (not equal) operator isn't supported", `co` only on `profile.firstName|lastName|
+//!   email|login`, string values case-insensitive; `sortBy`/`sortOrder` "for search queries
+//!   only", equal values "ordered by `id`"; `filter` takes `status`, `lastUpdated`, `id`,
+//!   `profile.login|email|firstName|lastName`, `eq` only except `lastUpdated`
+//!   (`gt ge lt le`), and "is case-sensitive for property names and query values";
 //! - `GET /api/v1/users/{idOrLogin}`: 404 `E0000007` once deleted;
 //! - `GET /api/v1/users/{id}/groups`, `/factors`, `/roles` (no paging);
-//! - `GET /api/v1/groups` (`q`, `search`, `filter`, `limit` default 10000, `expand=stats` with
-//!   `_embedded.stats`, whose admin flag the spec spells `hasAdminPrivlege`),
+//! - `GET /api/v1/groups` (`limit` maximum 10000, taken as the default too; `q` matches the
+//!   name, unpaged, default limit 300; `filter` on `id`, `type`, `lastUpdated`,
+//!   `lastMembershipUpdated`; `search` on every property; `expand=stats` with
+//!   `_embedded.stats`, whose admin flag the spec spells `hasAdminPrivlege`; the spec says
+//!   group `search` is eventually consistent too — served live here, not lagged),
 //!   `GET /api/v1/groups/{id}/users` (`limit` default and maximum 1000, Link paging),
 //!   `GET /api/v1/groups/{id}/roles`;
 //! - `GET /api/v1/iam/assignees/users`: users holding a role, paged in the body
@@ -187,22 +196,32 @@ fn parse_checked(
     Ok(expr)
 }
 
-const USER_SEARCH_ATTRS: [&str; 9] = [
+/// The top-level properties `search` takes ("`id`, `status`, `created`, `activated`,
+/// `statusChanged`, and `lastUpdated`", and `type.id`; any profile attribute besides).
+const USER_SEARCH_ATTRS: [&str; 7] = [
     "id",
     "status",
     "created",
     "activated",
     "statusChanged",
     "lastUpdated",
-    "lastLogin",
-    "passwordChanged",
     "type.id",
 ];
 
+/// `co` "only with … `profile.firstName`, `profile.lastName`, `profile.email`, and
+/// `profile.login`".
 fn user_search_allowed(attr: &str, op: Op) -> bool {
-    op != Op::Co && (USER_SEARCH_ATTRS.contains(&attr) || attr.starts_with("profile."))
+    let known = USER_SEARCH_ATTRS.contains(&attr) || attr.starts_with("profile.");
+    let co_ok = matches!(
+        attr,
+        "profile.firstName" | "profile.lastName" | "profile.email" | "profile.login"
+    );
+    known && (op != Op::Co || co_ok)
 }
 
+/// "Filtering supports the following limited number of properties: `status`,
+/// `lastUpdated`, `id`, `profile.login`, `profile.email`, `profile.firstName`, and
+/// `profile.lastName`", `eq` only except `lastUpdated` (`gt`, `ge`, `lt`, `le`).
 fn user_filter_allowed(attr: &str, op: Op) -> bool {
     match attr {
         "status" | "id" | "profile.login" | "profile.email" | "profile.firstName"
@@ -214,10 +233,11 @@ fn user_filter_allowed(attr: &str, op: Op) -> bool {
 
 /// `GET /api/v1/users`.
 fn list_users(shared: &Shared, params: &[(String, String)]) -> Answer {
-    let limit = limit(params, 200, 200)?;
     let search = param(params, "search");
     let filter = param(params, "filter");
     let q = param(params, "q");
+    // "Defaults to 10 if `q` is provided"; `q` "doesn't support pagination".
+    let limit = limit(params, if q.is_some() { 10 } else { 200 }, 200)?;
     if search.is_some() && filter.is_some() {
         return Err(OktaError::validation(
             "search and filter cannot be combined; use search",
@@ -295,10 +315,10 @@ fn list_users(shared: &Shared, params: &[(String, String)]) -> Answer {
         let mut more = false;
         for user in range.map(|(_, u)| u) {
             let keep = match &expr {
-                Some(expr) => expr.matches(&|p| user_attr(user, p)),
+                Some(expr) => expr.matches_case(&|p| user_attr(user, p), true),
                 None => user.status != "DEPROVISIONED",
             } && q.as_ref().is_none_or(|q| {
-                ["firstName", "lastName", "email", "login"].iter().any(|k| {
+                ["firstName", "lastName", "email"].iter().any(|k| {
                     user.profile
                         .get(*k)
                         .and_then(Value::as_str)
@@ -314,7 +334,7 @@ fn list_users(shared: &Shared, params: &[(String, String)]) -> Answer {
             }
             out.push(user);
         }
-        let next = if more {
+        let next = if more && q.is_none() {
             out.last().map(|u| encode_cursor(&shared.secret, &u.id))
         } else {
             None
@@ -376,12 +396,24 @@ fn group_attr(group: &OktaGroup, path: &str) -> Vec<Value> {
 
 /// `GET /api/v1/groups`.
 fn list_groups(shared: &Shared, params: &[(String, String)]) -> Answer {
-    let limit = limit(params, 10_000, 10_000)?;
-    let allowed = |attr: &str, _op: Op| {
-        matches!(
+    // `q`: "You can't page a query. The default limit for a query is 300 results."
+    let q = param(params, "q").map(str::to_lowercase);
+    let limit = limit(params, if q.is_some() { 300 } else { 10_000 }, 10_000)?;
+    // filter: "`id`, `type`, `lastUpdated`, and `lastMembershipUpdated`"; search: every
+    // property, `co` only on `profile.name` and `profile.description`.
+    let filter_allowed = |attr: &str, op: Op| {
+        op != Op::Co
+            && matches!(
+                attr,
+                "id" | "type" | "lastUpdated" | "lastMembershipUpdated"
+            )
+    };
+    let search_allowed = |attr: &str, op: Op| {
+        (matches!(
             attr,
             "id" | "type" | "created" | "lastUpdated" | "lastMembershipUpdated"
-        ) || attr.starts_with("profile.")
+        ) || attr.starts_with("profile."))
+            && (op != Op::Co || matches!(attr, "profile.name" | "profile.description"))
     };
     let expr = match (param(params, "search"), param(params, "filter")) {
         (Some(_), Some(_)) => {
@@ -389,11 +421,10 @@ fn list_groups(shared: &Shared, params: &[(String, String)]) -> Answer {
                 "search and filter cannot be combined; use search",
             ))
         }
-        (Some(text), None) => Some(parse_checked(text, "search", &allowed)?),
-        (None, Some(text)) => Some(parse_checked(text, "filter", &allowed)?),
+        (Some(text), None) => Some(parse_checked(text, "search", &search_allowed)?),
+        (None, Some(text)) => Some(parse_checked(text, "filter", &filter_allowed)?),
         (None, None) => None,
     };
-    let q = param(params, "q").map(str::to_lowercase);
     let stats = match param(params, "expand") {
         None => false,
         Some("stats") => true,
@@ -427,7 +458,10 @@ fn list_groups(shared: &Shared, params: &[(String, String)]) -> Answer {
         })
         .collect();
     drop(org);
-    let (groups, next) = page(shared, items, limit, param(params, "after"), false)?;
+    let (groups, mut next) = page(shared, items, limit, param(params, "after"), false)?;
+    if q.is_some() {
+        next = None;
+    }
     Ok(link_headers(
         Reply::json(200, Value::Array(groups)),
         base,

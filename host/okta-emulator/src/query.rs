@@ -2,7 +2,8 @@
 //! developer.okta.com/docs/api/#filter): `attribute op "value"` joined by `and`/`or`, with
 //! parentheses; operators `eq gt ge lt le sw pr` (and `co` where an endpoint allows it). `ne`
 //! is not supported by the Users API's `search` ("`ne` is not supported"), so it is refused.
-//! Strings compare case-insensitively; a literal that is an RFC 3339 time compares as a time
+//! Strings compare case-insensitively (the Users API's `search`: "operators … and string values
+//! are case insensitive"; diacritical marks stay significant), or exactly for `filter`; a literal that is an RFC 3339 time compares as a time
 //! against an attribute that is one.
 //!
 //! And the opaque `after` cursors of Link-header paging: base64url of the last key served, with
@@ -65,14 +66,28 @@ impl Expr {
     /// Whether an object matches; `lookup` gives the attribute's values (several for arrays,
     /// none when absent or null).
     pub(crate) fn matches(&self, lookup: &dyn Fn(&str) -> Vec<Value>) -> bool {
+        self.matches_case(lookup, false)
+    }
+
+    /// Like [`Expr::matches`]; `case_sensitive` compares string values exactly (the Users
+    /// API's `filter`: "Filtering is case-sensitive for property names and query values").
+    pub(crate) fn matches_case(
+        &self,
+        lookup: &dyn Fn(&str) -> Vec<Value>,
+        case_sensitive: bool,
+    ) -> bool {
         match self {
-            Expr::And(a, b) => a.matches(lookup) && b.matches(lookup),
-            Expr::Or(a, b) => a.matches(lookup) || b.matches(lookup),
+            Expr::And(a, b) => {
+                a.matches_case(lookup, case_sensitive) && b.matches_case(lookup, case_sensitive)
+            }
+            Expr::Or(a, b) => {
+                a.matches_case(lookup, case_sensitive) || b.matches_case(lookup, case_sensitive)
+            }
             Expr::Cmp { attr, op, value } => {
                 let values = lookup(attr);
                 match (op, value) {
                     (Op::Pr, _) => !values.is_empty(),
-                    (_, Some(lit)) => values.iter().any(|v| compare(v, *op, lit)),
+                    (_, Some(lit)) => values.iter().any(|v| compare(v, *op, lit, case_sensitive)),
                     (_, None) => false,
                 }
             }
@@ -80,21 +95,28 @@ impl Expr {
     }
 }
 
-fn compare(value: &Value, op: Op, lit: &Lit) -> bool {
+fn compare(value: &Value, op: Op, lit: &Lit, case_sensitive: bool) -> bool {
     use std::cmp::Ordering;
+    let fold = |s: &str| {
+        if case_sensitive {
+            s.to_owned()
+        } else {
+            s.to_lowercase()
+        }
+    };
     let ordering: Option<Ordering> = match (value, lit) {
         (Value::Bool(a), Lit::Bool(b)) => Some(a.cmp(b)),
         (Value::Number(a), Lit::Num(b)) => a.as_f64().and_then(|a| a.partial_cmp(b)),
         (Value::String(a), Lit::Str(b)) => {
             if op == Op::Sw {
-                return a.to_lowercase().starts_with(&b.to_lowercase());
+                return fold(a).starts_with(&fold(b));
             }
             if op == Op::Co {
-                return a.to_lowercase().contains(&b.to_lowercase());
+                return fold(a).contains(&fold(b));
             }
             match (parse_time(a), parse_time(b)) {
                 (Some(a), Some(b)) => Some(a.cmp(&b)),
-                _ => Some(a.to_lowercase().cmp(&b.to_lowercase())),
+                _ => Some(fold(a).cmp(&fold(b))),
             }
         }
         _ => None,
@@ -346,6 +368,12 @@ mod tests {
             r#"profile.login sw "zoë" and (status eq "X" or status pr)"#
         ));
         assert!(!m("profile.title pr"));
+        let exact = parse(r#"status eq "active""#).unwrap();
+        assert!(!exact.matches_case(&|p| lookup_path(&user, p), true));
+        assert!(
+            !m(r#"profile.login eq "zoe@example.com""#),
+            "diacritics are significant"
+        );
         assert!(parse(r#"status ne "ACTIVE""#).unwrap_err().contains("ne"));
         assert!(parse("status eq").is_err());
         assert!(parse(r#"(status eq "A""#).is_err());

@@ -5,12 +5,12 @@
 //! for Okta Support) and `errorCauses` (a list of `{errorSummary}`, possibly empty). The codes
 //! used here, from that page:
 //! - `E0000001` 400 API validation failed;
-//! - `E0000005` 401 Invalid session (no credentials);
+//! - `E0000011` 401 Invalid session (no credentials; the management spec's
+//!   `ErrorInvalidSession` example, release 2026.06.3);
 //! - `E0000006` 403 You do not have permission to perform the requested action;
 //! - `E0000007` 404 Not found: Resource not found: {0} ({1});
 //! - `E0000011` 401 Invalid token provided;
 //! - `E0000022` 405 The endpoint does not support the provided HTTP method;
-//! - `E0000031` 400 Invalid search criteria;
 //! - `E0000047` 429 API call exceeded rate limit due to too many requests.
 //!
 //! OAuth 2.0 errors of the token endpoint are RFC 6749 §5.2 bodies (`error`,
@@ -90,9 +90,10 @@ impl OktaError {
         OktaError::new(400, "E0000001", "Api validation failed: request").with_cause(cause)
     }
 
-    /// 400 `E0000031`.
+    /// 400 `E0000001` for a `search` or `filter` the endpoint does not take (the error-codes
+    /// page's general validation error; the spec documents no code of its own for it).
     pub(crate) fn search(cause: impl Into<String>) -> OktaError {
-        OktaError::new(400, "E0000031", "Invalid search criteria.").with_cause(cause)
+        OktaError::new(400, "E0000001", "Api validation failed: search").with_cause(cause)
     }
 
     /// 404 `E0000007` for a resource of `kind` (`User`, `UserGroup`, …).
@@ -109,9 +110,10 @@ impl OktaError {
         OktaError::new(401, "E0000011", "Invalid token provided")
     }
 
-    /// 401 `E0000005`.
+    /// 401 `E0000011` "Invalid session" (the spec's `ErrorInvalidSession` example, answered
+    /// when no credentials come with a request).
     pub(crate) fn no_session() -> OktaError {
-        OktaError::new(401, "E0000005", "Invalid session")
+        OktaError::new(401, "E0000011", "Invalid session")
     }
 
     /// 403 `E0000006`.

@@ -45,7 +45,7 @@ async fn ssws_tokens_are_checked() {
     let (emulator, _clock) = start_with(20, OktaConfig::default()).await;
     get(&emulator, "/api/v1/users", None)
         .await
-        .assert_okta_error(401, "E0000005");
+        .assert_okta_error(401, "E0000011");
     get(&emulator, "/api/v1/users", Some("SSWS not-a-token"))
         .await
         .assert_okta_error(401, "E0000011");

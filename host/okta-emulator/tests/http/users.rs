@@ -95,13 +95,13 @@ async fn deprovisioned_users_only_with_search_or_filter() {
     // Okta's search has no ne; filter takes only its documented attributes; sortBy needs search.
     ssws(&emulator, "/api/v1/users?search=status%20ne%20%22ACTIVE%22")
         .await
-        .assert_okta_error(400, "E0000031");
+        .assert_okta_error(400, "E0000001");
     ssws(
         &emulator,
         "/api/v1/users?filter=profile.title%20eq%20%22x%22",
     )
     .await
-    .assert_okta_error(400, "E0000031");
+    .assert_okta_error(400, "E0000001");
     ssws(&emulator, "/api/v1/users?sortBy=lastUpdated")
         .await
         .assert_okta_error(400, "E0000001");

@@ -24,7 +24,10 @@ async fn main() -> anyhow::Result<()> {
     let emulator = Emulator::start(org, OktaConfig::default(), clock.clone()).await?;
     let http = reqwest::Client::new();
     let auth = format!("SSWS {DEFAULT_API_TOKEN}");
-    let mut url = format!("{}/api/v1/users?search=status%20pr&limit=200", emulator.base_url());
+    let mut url = format!(
+        "{}/api/v1/users?search=status%20pr&limit=200",
+        emulator.base_url()
+    );
     let (mut pages, mut seen, mut requests) = (0, 0, 0u32);
     let walk = Instant::now();
     loop {
@@ -33,7 +36,11 @@ async fn main() -> anyhow::Result<()> {
         if requests % 250 == 0 {
             clock.advance(Duration::from_secs(60));
         }
-        anyhow::ensure!(response.status() == 200, "page {pages}: {}", response.status());
+        anyhow::ensure!(
+            response.status() == 200,
+            "page {pages}: {}",
+            response.status()
+        );
         let next = response
             .headers()
             .get_all("link")
@@ -50,7 +57,8 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let walked = walk.elapsed();
-    let ids: Vec<String> = emulator.with_org(|org| org.users().take(2_000).map(|u| u.id.clone()).collect());
+    let ids: Vec<String> =
+        emulator.with_org(|org| org.users().take(2_000).map(|u| u.id.clone()).collect());
     let factors = Instant::now();
     for id in &ids {
         let response = http
@@ -62,7 +70,11 @@ async fn main() -> anyhow::Result<()> {
         if requests % 250 == 0 {
             clock.advance(Duration::from_secs(60));
         }
-        anyhow::ensure!(response.status() == 200, "factors of {id}: {}", response.status());
+        anyhow::ensure!(
+            response.status() == 200,
+            "factors of {id}: {}",
+            response.status()
+        );
         response.bytes().await?;
     }
     let factor_time = factors.elapsed();

@@ -273,24 +273,60 @@ fn list_users(shared: &Shared, params: &[(String, String)]) -> Answer {
         }
         let mut org = shared.write();
         let index = org.search_index(now - shared.config.search_lag_ms);
-        let items: Vec<(String, Value)> = index
-            .values()
-            .filter(|u| expr.matches(&|p| user_attr(u, p)))
-            .map(|u| {
-                let key = match sort_by {
-                    None | Some("id") => u.id.clone(),
-                    Some(attr) => {
-                        let v = user_attr(u, attr)
-                            .first()
-                            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                            .unwrap_or_default();
-                        format!("{v}\u{1}{}", u.id)
-                    }
-                };
-                (key, u.to_json(base))
-            })
-            .collect();
-        page(shared, items, limit, after, descending)?
+        if matches!(sort_by, None | Some("id")) && !descending {
+            // Ordered by id already: walk the index from the cursor, no sorting.
+            let start = match after {
+                Some(cursor) => Some(decode_cursor(&shared.secret, cursor).ok_or_else(|| {
+                    OktaError::validation("after: not a cursor this org handed out; follow the Link header's next URL as given")
+                })?),
+                None => None,
+            };
+            let range = match &start {
+                Some(key) => index.range::<String, _>((
+                    std::ops::Bound::Excluded(key.clone()),
+                    std::ops::Bound::Unbounded,
+                )),
+                None => index.range::<String, _>(..),
+            };
+            let mut chosen: Vec<&OktaUser> = Vec::with_capacity(limit);
+            let mut more = false;
+            for user in range.map(|(_, u)| u) {
+                if !expr.matches(&|p| user_attr(user, p)) {
+                    continue;
+                }
+                if chosen.len() == limit {
+                    more = true;
+                    break;
+                }
+                chosen.push(user);
+            }
+            let next = if more {
+                chosen.last().map(|u| encode_cursor(&shared.secret, &u.id))
+            } else {
+                None
+            };
+            (chosen.into_iter().map(|u| u.to_json(base)).collect(), next)
+        } else {
+            let items: Vec<(String, &OktaUser)> = index
+                .values()
+                .filter(|u| expr.matches(&|p| user_attr(u, p)))
+                .map(|u| {
+                    let key = match sort_by {
+                        None | Some("id") => u.id.clone(),
+                        Some(attr) => {
+                            let v = user_attr(u, attr)
+                                .first()
+                                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                                .unwrap_or_default();
+                            format!("{v}\u{1}{}", u.id)
+                        }
+                    };
+                    (key, u)
+                })
+                .collect();
+            let (chosen, next) = page(shared, items, limit, after, descending)?;
+            (chosen.into_iter().map(|u| u.to_json(base)).collect(), next)
+        }
     } else {
         let expr = match filter {
             Some(text) => Some(parse_checked(text, "filter", &user_filter_allowed)?),

@@ -106,7 +106,12 @@ async fn the_concurrency_cap_answers_its_own_429() {
             ssws(&e, "/api/v1/users?limit=1").await.status
         }));
     }
-    emulator.wait_in_flight(2).await;
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        emulator.wait_in_flight(2),
+    )
+    .await
+    .expect("two requests in flight");
     let refused = ssws(&emulator, "/api/v1/users?limit=1").await;
     refused.assert_okta_error(429, "E0000047");
     assert_eq!(

@@ -21,8 +21,8 @@
 //! - `GET /api/v1/groups` (`limit` maximum 10000, taken as the default too; `q` matches the
 //!   name, unpaged, default limit 300; `filter` on `id`, `type`, `lastUpdated`,
 //!   `lastMembershipUpdated`; `search` on every property; `expand=stats` with
-//!   `_embedded.stats`, whose admin flag the spec spells `hasAdminPrivlege`; the spec says
-//!   group `search` is eventually consistent too — served live here, not lagged),
+//!   `_embedded.stats`, whose admin flag the spec spells `hasAdminPrivlege`; group `search`
+//!   is eventually consistent too, served from a lagging copy like the users'),
 //!   `GET /api/v1/groups/{id}/users` (`limit` default and maximum 1000, Link paging),
 //!   `GET /api/v1/groups/{id}/roles`;
 //! - `GET /api/v1/iam/assignees/users`: users holding a role, paged in the body
@@ -451,7 +451,8 @@ fn list_groups(shared: &Shared, params: &[(String, String)]) -> Answer {
         ) || attr.starts_with("profile."))
             && (op != Op::Co || matches!(attr, "profile.name" | "profile.description"))
     };
-    let expr = match (param(params, "search"), param(params, "filter")) {
+    let search = param(params, "search");
+    let expr = match (search, param(params, "filter")) {
         (Some(_), Some(_)) => {
             return Err(OktaError::validation(
                 "search and filter cannot be combined; use search",
@@ -471,10 +472,26 @@ fn list_groups(shared: &Shared, params: &[(String, String)]) -> Answer {
         }
     };
     let base = shared.base.as_str();
-    let org = shared.read();
-    let items: Vec<(String, Value)> = org
-        .groups
-        .values()
+    let now = shared.clock.now_ms();
+    // `search` "results are sourced from an eventually consistent datasource": the lagging
+    // copy decides which groups match (and what they say); stats are counted live.
+    let mut org = shared.write();
+    let candidates: Vec<OktaGroup> = if search.is_some() {
+        org.group_search_index(now - shared.config.search_lag_ms)
+            .values()
+            .cloned()
+            .collect()
+    } else {
+        org.groups
+            .values()
+            .map(|g| OktaGroup {
+                members: Default::default(),
+                ..g.clone()
+            })
+            .collect()
+    };
+    let items: Vec<(String, Value)> = candidates
+        .iter()
         .filter(|g| {
             expr.as_ref()
                 .is_none_or(|e| e.matches(&|p| group_attr(g, p)))
@@ -486,7 +503,7 @@ fn list_groups(shared: &Shared, params: &[(String, String)]) -> Answer {
         .map(|g| {
             let stat = stats.then(|| {
                 (
-                    g.members.len(),
+                    org.groups.get(&g.id).map_or(0, |live| live.members.len()),
                     org.group_roles.get(&g.id).is_some_and(|r| !r.is_empty()),
                 )
             });

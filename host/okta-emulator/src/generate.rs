@@ -296,6 +296,7 @@ impl Org {
             let _ = org.delete(now_ms - days * DAY, &user_ids[n]);
         }
         org.index.settle();
+        org.group_index.settle();
         org
     }
 }

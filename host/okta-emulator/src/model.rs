@@ -238,28 +238,47 @@ pub struct DeletedUser {
     pub deleted: i64,
 }
 
-/// The eventually consistent copy `search` reads: the users as they were `lag` ago.
-#[derive(Clone, Debug, Default)]
-pub struct SearchIndex {
-    users: BTreeMap<String, OktaUser>,
-    /// Changes not yet visible: (when, id, the user after the change or None when deleted).
-    pending: VecDeque<(i64, String, Option<OktaUser>)>,
+/// The eventually consistent copy `search` reads: the objects as they were `lag` ago (users,
+/// and groups without their member lists).
+#[derive(Clone, Debug)]
+pub struct SearchIndex<T> {
+    items: BTreeMap<String, T>,
+    /// Changes not yet visible: (when, id, the object after the change or None when deleted).
+    pending: VecDeque<(i64, String, Option<T>)>,
 }
 
-impl SearchIndex {
+impl<T> Default for SearchIndex<T> {
+    fn default() -> Self {
+        SearchIndex {
+            items: BTreeMap::new(),
+            pending: VecDeque::new(),
+        }
+    }
+}
+
+impl<T> SearchIndex<T> {
     /// Applies every change made at or before `visible_until`.
     fn catch_up(&mut self, visible_until: i64) {
         while let Some((at, _, _)) = self.pending.front() {
             if *at > visible_until {
                 break;
             }
-            if let Some((_, id, user)) = self.pending.pop_front() {
-                match user {
-                    Some(user) => self.users.insert(id, user),
-                    None => self.users.remove(&id),
+            if let Some((_, id, item)) = self.pending.pop_front() {
+                match item {
+                    Some(item) => self.items.insert(id, item),
+                    None => self.items.remove(&id),
                 };
             }
         }
+    }
+
+    fn record(&mut self, at: i64, id: &str, item: Option<T>) {
+        self.pending.push_back((at, id.to_owned(), item));
+    }
+
+    /// Makes every pending change visible (generation only).
+    pub(crate) fn settle(&mut self) {
+        self.catch_up(i64::MAX);
     }
 }
 
@@ -277,7 +296,8 @@ pub struct Org {
     pub(crate) custom_roles: BTreeMap<String, CustomRole>,
     pub(crate) log: Vec<LogEvent>,
     pub(crate) deleted: Vec<DeletedUser>,
-    pub(crate) index: SearchIndex,
+    pub(crate) index: SearchIndex<OktaUser>,
+    pub(crate) group_index: SearchIndex<OktaGroup>,
     serial: u64,
 }
 
@@ -403,10 +423,28 @@ impl Org {
         &self.log
     }
 
-    /// The search index, caught up to `now - lag`.
+    /// The users' search index, caught up to `now - lag`.
     pub(crate) fn search_index(&mut self, visible_until: i64) -> &BTreeMap<String, OktaUser> {
         self.index.catch_up(visible_until);
-        &self.index.users
+        &self.index.items
+    }
+
+    /// The groups' search index (groups without members), caught up to `now - lag`.
+    pub(crate) fn group_search_index(
+        &mut self,
+        visible_until: i64,
+    ) -> &BTreeMap<String, OktaGroup> {
+        self.group_index.catch_up(visible_until);
+        &self.group_index.items
+    }
+
+    /// Records a changed group for the groups' search index.
+    fn index_group(&mut self, at: i64, id: &str) {
+        let group = self.groups.get(id).map(|g| OktaGroup {
+            members: Default::default(),
+            ..g.clone()
+        });
+        self.group_index.record(at, id, group);
     }
 
     /// Appends a System Log event about `targets`, by the org's system actor.
@@ -479,7 +517,7 @@ impl Org {
     /// Records a changed user for the search index (visible after the lag).
     fn index_user(&mut self, at: i64, id: &str) {
         let user = self.users.get(id).cloned();
-        self.index.pending.push_back((at, id.to_owned(), user));
+        self.index.record(at, id, user);
     }
 
     /// Adds a user (a member of the BUILT_IN Everyone group, if there is one), without a log
@@ -508,8 +546,9 @@ impl Org {
         }
     }
 
-    /// Adds a group.
+    /// Adds a group (visible to group `search` from its `lastUpdated` on, plus the lag).
     pub fn insert_group(&mut self, group: OktaGroup) {
+        let (at, id) = (group.last_updated, group.id.clone());
         for member in &group.members {
             self.user_groups
                 .entry(member.clone())
@@ -517,6 +556,7 @@ impl Org {
                 .insert(group.id.clone());
         }
         self.groups.insert(group.id.clone(), group);
+        self.index_group(at, &id);
     }
 
     pub(crate) fn link(&mut self, user: &str, group: &str) -> bool {
@@ -680,6 +720,7 @@ impl Org {
         }
         let g = self.groups.get_mut(group).expect("checked");
         g.last_membership_updated = at;
+        self.index_group(at, group);
         let targets = vec![
             Org::user_target(&self.users[user]),
             Org::group_target(&self.groups[group]),
@@ -1031,11 +1072,4 @@ pub(crate) fn role_json(role: &RoleAssignment, base: &str) -> Value {
         });
     }
     value
-}
-
-impl SearchIndex {
-    /// Makes every pending change visible (generation only).
-    pub(crate) fn settle(&mut self) {
-        self.catch_up(i64::MAX);
-    }
 }

@@ -80,8 +80,10 @@ async fn deprovisioned_users_only_with_search_or_filter() {
     assert!(!deprovisioned.is_empty());
     let (plain, _) = walk(&emulator, "/api/v1/users").await;
     assert!(plain.iter().all(|u| u["status"] != "DEPROVISIONED"));
-    let (searched, _) = walk(&emulator, "/api/v1/users?search=status%20pr").await;
-    assert_eq!(searched.len(), 120, "search includes every user");
+    let (searched, sizes) = walk(&emulator, "/api/v1/users?search=status%20pr&limit=50").await;
+    assert_eq!(sizes, [50, 50, 20]);
+    let unique: BTreeSet<&str> = searched.iter().map(|u| u["id"].as_str().unwrap()).collect();
+    assert_eq!(unique.len(), 120, "search includes every user, each once");
     let (filtered, _) = walk(
         &emulator,
         "/api/v1/users?filter=status%20eq%20%22DEPROVISIONED%22",
@@ -278,4 +280,75 @@ async fn groups_members_roles_and_factors_of_the_hard_cases() {
     // The org id, unauthenticated.
     let org = crate::common::get(&emulator, "/.well-known/okta-organization", None).await;
     assert_eq!(org.body["id"], okta_emulator::ORG_ID);
+}
+
+#[tokio::test]
+async fn search_sorts_by_an_attribute_with_ties_by_id_across_pages() {
+    let (emulator, _clock) = start(90).await;
+    let query = "/api/v1/users?search=lastUpdated%20gt%20%222000-01-01T00:00:00.000Z%22%20and%20status%20pr&sortBy=profile.department&sortOrder=desc&limit=7";
+    let (users, sizes) = walk(&emulator, query).await;
+    assert_eq!(users.len(), 90);
+    assert_eq!(sizes.len(), 13);
+    let keys: Vec<(String, String)> = users
+        .iter()
+        .map(|u| {
+            (
+                u["profile"]["department"].as_str().unwrap_or("").to_owned(),
+                u["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut expected = keys.clone();
+    expected.sort();
+    expected.reverse();
+    assert_eq!(
+        keys, expected,
+        "descending by department, equal departments by id"
+    );
+    // sortOrder other than asc/desc is refused.
+    ssws(
+        &emulator,
+        "/api/v1/users?search=status%20pr&sortBy=id&sortOrder=up",
+    )
+    .await
+    .assert_okta_error(400, "E0000001");
+}
+
+#[tokio::test]
+async fn group_search_lags_too_and_filter_does_not() {
+    let (emulator, clock) = start(40).await;
+    let (user, group) = emulator.with_org(|org| {
+        let user = org
+            .users()
+            .find(|u| u.status == "ACTIVE")
+            .unwrap()
+            .id
+            .clone();
+        let group = org
+            .groups()
+            .find(|g| g.group_type == "OKTA_GROUP" && !g.members.contains(&user))
+            .unwrap()
+            .id
+            .clone();
+        (user, group)
+    });
+    clock.advance(Duration::from_secs(5));
+    let since = okta_emulator::format_ms(clock.now_ms() - 1);
+    emulator.add_member(&user, &group).unwrap();
+    let search = format!("/api/v1/groups?search=lastMembershipUpdated%20gt%20%22{since}%22");
+    let filter = format!("/api/v1/groups?filter=lastMembershipUpdated%20gt%20%22{since}%22");
+    assert!(
+        ssws(&emulator, &search).await.ids().is_empty(),
+        "the index lags"
+    );
+    assert_eq!(ssws(&emulator, &filter).await.ids(), vec![group.clone()]);
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(ssws(&emulator, &search).await.ids(), vec![group]);
+    // filter takes only its four properties.
+    ssws(
+        &emulator,
+        "/api/v1/groups?filter=profile.name%20eq%20%22x%22",
+    )
+    .await
+    .assert_okta_error(400, "E0000001");
 }

@@ -596,6 +596,16 @@ fn assignees(shared: &Shared, params: &[(String, String)]) -> Answer {
 }
 
 /// `GET /api/v1/logs`.
+///
+/// - `since` "Filters the lower time bound of the log events `published` property for bounded
+///   queries or persistence time for polling queries", default "7 days prior to until";
+///   `limit` default 100; `sortOrder` ASCENDING (default) or DESCENDING (spec, `listLogEvents`);
+/// - polling (`since` without `until`, ascending) answers a `next` link on every page, empty or
+///   not, and the client stores it (developer.okta.com/docs/reference/system-log-query,
+///   "Polling requests"); a bounded query's last page has none;
+/// - "Okta retains System Log events for 90 days" (support.okta.com, "Exporting Okta Log
+///   Data"); a `since` more than 180 days back is an error (OKTA.md, from the System Log API
+///   reference); `limit` above 1000 is refused (OKTA.md: `limit` ≤ 1000).
 fn logs(shared: &Shared, params: &[(String, String)]) -> Answer {
     let now = shared.clock.now_ms();
     let limit = match param(params, "limit") {

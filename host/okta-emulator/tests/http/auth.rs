@@ -342,3 +342,78 @@ async fn dpop_nonce_dance_bound_tokens_and_ath() {
     assert_eq!(old.body["error"], "use_dpop_nonce");
     assert_ne!(old.header("dpop-nonce"), Some(nonce.as_str()));
 }
+
+#[tokio::test]
+async fn a_jwk_registered_key_signs_es256_assertions_and_tokens_can_be_revoked() {
+    use jsonwebtoken::jwk::Jwk;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let private = EncodingKey::from_ec_pem(crate::common::EC_PRIVATE.as_bytes()).unwrap();
+    let public =
+        serde_json::to_value(Jwk::from_encoding_key(&private, Algorithm::ES256).unwrap()).unwrap();
+    let config = OktaConfig {
+        service_apps: vec![ServiceApp {
+            client_id: "0oaJWKclient".into(),
+            keys: vec![AppKey::Jwk(public)],
+            scopes: vec!["okta.logs.read".into()],
+            require_dpop: false,
+        }],
+        ..OktaConfig::default()
+    };
+    let (emulator, clock) = start_with(20, config).await;
+    let claims = good_claims(
+        "0oaJWKclient",
+        &emulator.token_url(),
+        clock.now_secs(),
+        "es-1",
+    );
+    let signed = jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, &private).unwrap();
+    let answer = ask(&emulator, &signed, "okta.logs.read", None).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let bearer = format!("Bearer {}", answer.body["access_token"].as_str().unwrap());
+    assert_eq!(
+        get(&emulator, "/api/v1/logs", Some(&bearer)).await.status,
+        200
+    );
+    // An unknown client, and an alg the org does not take (HS256).
+    let unknown = good_claims("0oaNobody", &emulator.token_url(), clock.now_secs(), "es-2");
+    let signed = jsonwebtoken::encode(&Header::new(Algorithm::ES256), &unknown, &private).unwrap();
+    assert_eq!(
+        ask(&emulator, &signed, "okta.logs.read", None).await.status,
+        401
+    );
+    let hmac = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &good_claims(
+            "0oaJWKclient",
+            &emulator.token_url(),
+            clock.now_secs(),
+            "es-3",
+        ),
+        &EncodingKey::from_secret(b"guess").unwrap(),
+    )
+    .unwrap();
+    let refused = ask(&emulator, &hmac, "okta.logs.read", None).await;
+    assert_eq!(
+        (refused.status, refused.body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+    // Not client_credentials.
+    let grant = token_request(&emulator, &[("grant_type", "password")], None).await;
+    assert_eq!(grant.body["error"], "unsupported_grant_type");
+    // Only GET on the API; unknown paths are 404.
+    let post = crate::common::send(
+        reqwest::Client::new()
+            .post(format!("{}/api/v1/users", emulator.base_url()))
+            .header("Authorization", &bearer),
+    )
+    .await;
+    assert_eq!(post.status, 405);
+    get(&emulator, "/api/v1/apps", Some(&bearer))
+        .await
+        .assert_okta_error(404, "E0000007");
+    // Revoked tokens stop working.
+    emulator.expire_tokens();
+    get(&emulator, "/api/v1/logs", Some(&bearer))
+        .await
+        .assert_okta_error(401, "E0000011");
+}

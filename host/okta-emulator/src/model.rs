@@ -1073,3 +1073,73 @@ pub(crate) fn role_json(role: &RoleAssignment, base: &str) -> Value {
     }
     value
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_780_000_000_000;
+
+    #[test]
+    fn only_profile_and_status_changes_bump_last_updated() {
+        let mut org = Org::generated(3, 40, NOW);
+        let user = org
+            .users()
+            .find(|u| u.status == "ACTIVE")
+            .unwrap()
+            .id
+            .clone();
+        let group = org
+            .groups()
+            .find(|g| g.group_type == "OKTA_GROUP" && !g.members.contains(&user))
+            .unwrap()
+            .id
+            .clone();
+        let before = org.user(&user).unwrap().last_updated;
+        org.add_member(NOW + 1, &user, &group).unwrap();
+        org.grant_user_role(NOW + 2, &user, "REPORT_ADMIN").unwrap();
+        org.enroll_factor(NOW + 3, &user, "sms").unwrap();
+        assert_eq!(org.user(&user).unwrap().last_updated, before);
+        assert_eq!(
+            org.groups.get(&group).unwrap().last_membership_updated,
+            NOW + 1
+        );
+        org.suspend(NOW + 4, &user).unwrap();
+        assert_eq!(org.user(&user).unwrap().last_updated, NOW + 4);
+        assert_eq!(org.user(&user).unwrap().status_changed, Some(NOW + 4));
+        assert_eq!(
+            org.suspend(NOW + 5, &user),
+            Err(ChangeError::Invalid(format!("user {user} is not ACTIVE")))
+        );
+        let patch: Map<String, Value> = serde_json::from_value(json!({"title": null})).unwrap();
+        org.update_profile(NOW + 6, &user, &patch).unwrap();
+        assert_eq!(org.user(&user).unwrap().profile["title"], Value::Null);
+        assert_eq!(org.user(&user).unwrap().last_updated, NOW + 6);
+    }
+
+    #[test]
+    fn deleting_removes_the_user_everywhere_and_the_index_follows_after_the_lag() {
+        let mut org = Org::generated(3, 40, NOW);
+        let user = org
+            .users()
+            .find(|u| u.status == "ACTIVE")
+            .unwrap()
+            .id
+            .clone();
+        assert_eq!(org.delete(NOW, &user), Ok(DeleteOutcome::Deactivated));
+        assert_eq!(org.delete(NOW + 10, &user), Ok(DeleteOutcome::Deleted));
+        assert!(org.user(&user).is_none());
+        assert!(org.groups().all(|g| !g.members.contains(&user)));
+        assert!(org.factors_of(&user).is_empty() && org.roles_of(&user).is_empty());
+        assert_eq!(org.deleted_users().last().unwrap().id, user);
+        assert!(
+            org.search_index(NOW - 1).contains_key(&user),
+            "not yet visible"
+        );
+        assert!(!org.search_index(NOW + 10).contains_key(&user));
+        assert_eq!(
+            org.delete(NOW + 11, &user),
+            Err(ChangeError::NotFound(format!("user {user}")))
+        );
+    }
+}

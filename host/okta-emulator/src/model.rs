@@ -296,6 +296,8 @@ pub struct Org {
     pub(crate) custom_roles: BTreeMap<String, CustomRole>,
     pub(crate) log: Vec<LogEvent>,
     pub(crate) deleted: Vec<DeletedUser>,
+    /// The BUILT_IN groups (Everyone), which every new user joins.
+    built_in: Vec<String>,
     pub(crate) index: SearchIndex<OktaUser>,
     pub(crate) group_index: SearchIndex<OktaGroup>,
     serial: u64,
@@ -535,13 +537,7 @@ impl Org {
         }
         self.users.insert(id.clone(), user);
         self.index_user(at, &id);
-        let everyone: Vec<String> = self
-            .groups
-            .values()
-            .filter(|g| g.group_type == "BUILT_IN")
-            .map(|g| g.id.clone())
-            .collect();
-        for group in everyone {
+        for group in self.built_in.clone() {
             self.link(&id, &group);
         }
     }
@@ -549,6 +545,9 @@ impl Org {
     /// Adds a group (visible to group `search` from its `lastUpdated` on, plus the lag).
     pub fn insert_group(&mut self, group: OktaGroup) {
         let (at, id) = (group.last_updated, group.id.clone());
+        if group.group_type == "BUILT_IN" {
+            self.built_in.push(id.clone());
+        }
         for member in &group.members {
             self.user_groups
                 .entry(member.clone())

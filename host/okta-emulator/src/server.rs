@@ -204,6 +204,10 @@ impl Emulator {
         let app = Router::new()
             .fallback(answer)
             .with_state(Arc::clone(&shared));
+        // Small answers go out at once (no Nagle delay against the client's delayed ACKs).
+        let listener = listener.tap_io(|stream| {
+            let _ = stream.set_nodelay(true);
+        });
         let server = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.wait_for(|s| *s).await;

@@ -2,7 +2,7 @@
 //! through: concurrency cap, authentication, rate limit, scope, handler.
 //!
 //! Endpoint behaviour, each from Okta's reference (developer.okta.com/docs/api/openapi/
-//! okta-management/management/tag/<Tag>/, and OKTA.md's summary of it):
+//! okta-management/management/tag/`Tag`/, and OKTA.md's summary of it):
 //! - `GET /api/v1/users` (management spec 2026.06.3, `listUsers`): `limit` default 200 (no
 //!   maximum is documented; the emulator serves at most 200, the strict reading), 10 with `q`;
 //!   paging by the `Link` header (`rel="self"`, and `rel="next"` with an opaque `after`

@@ -101,6 +101,8 @@ pub(crate) struct Limiter {
     org: HashMap<Bucket, (i64, u32)>,
     /// (bucket, client) → (window, count).
     clients: HashMap<(Bucket, String), (i64, u32)>,
+    /// A standing noisy neighbour: requests it spends at the start of every window.
+    noisy: HashMap<Bucket, u32>,
 }
 
 /// The client name a noisy neighbour's requests count under.
@@ -108,11 +110,22 @@ pub const NOISY_NEIGHBOUR: &str = "noisy-neighbour";
 
 impl Limiter {
     fn org_count(&mut self, bucket: Bucket, window: i64) -> &mut u32 {
-        let entry = self.org.entry(bucket).or_insert((window, 0));
+        let noisy = self.noisy.get(&bucket).copied().unwrap_or(0);
+        let entry = self.org.entry(bucket).or_insert((window - 1, 0));
         if entry.0 != window {
-            *entry = (window, 0);
+            // A new window: the standing neighbour has already spent its part of it.
+            *entry = (window, noisy);
         }
         &mut entry.1
+    }
+
+    /// Sets (or clears) a neighbour that spends `per_window` requests of the bucket at the
+    /// start of every window, from the next window on (the current one is left as counted).
+    pub(crate) fn set_noisy(&mut self, bucket: Bucket, per_window: Option<u32>) {
+        match per_window {
+            Some(n) => self.noisy.insert(bucket, n),
+            None => self.noisy.remove(&bucket),
+        };
     }
 
     fn client_count(&mut self, bucket: Bucket, client: &str, window: i64) -> &mut u32 {
@@ -223,6 +236,23 @@ mod tests {
             "org-wide remainder is smaller than the share's"
         );
         assert_eq!(limiter.used(Bucket::UsersList, 60), 591);
+    }
+
+    #[test]
+    fn a_standing_neighbour_spends_its_part_of_every_window() {
+        let mut limiter = Limiter::default();
+        limiter.set_noisy(Bucket::Groups, Some(495));
+        for _ in 0..5 {
+            assert!(limiter.admit(Bucket::Groups, "app", 500, 50, 120).allowed);
+        }
+        assert!(!limiter.admit(Bucket::Groups, "app", 500, 50, 120).allowed);
+        assert_eq!(
+            limiter.used(Bucket::Groups, 180),
+            495,
+            "again in the next window"
+        );
+        limiter.set_noisy(Bucket::Groups, None);
+        assert_eq!(limiter.used(Bucket::Groups, 240), 0);
     }
 
     #[test]

@@ -272,6 +272,13 @@ impl Emulator {
         lock(&self.shared.limiter).consume(bucket, NOISY_NEIGHBOUR, n, limit, now);
     }
 
+    /// A standing noisy neighbour: another integration that spends `per_window` requests of
+    /// the bucket at the start of every one-minute window (`None` stops it). It takes effect
+    /// from the next window; call [`Emulator::consume`] for the current one.
+    pub fn set_noisy_neighbour(&self, bucket: Bucket, per_window: Option<u32>) {
+        lock(&self.shared.limiter).set_noisy(bucket, per_window);
+    }
+
     /// Org-wide requests counted in the current window of a bucket (every client).
     pub fn bucket_used(&self, bucket: Bucket) -> u32 {
         lock(&self.shared.limiter).used(bucket, self.shared.clock.now_secs())

@@ -75,7 +75,7 @@ async fn a_noisy_neighbour_drains_the_org_wide_bucket() {
         rate_limits: HashMap::from([(Bucket::Logs, 10)]),
         ..OktaConfig::default()
     };
-    let (emulator, _clock) = start_with(30, config).await;
+    let (emulator, clock) = start_with(30, config).await;
     emulator.consume(Bucket::Logs, 8);
     let first = ssws(&emulator, "/api/v1/logs").await;
     assert_eq!(first.status, 200);
@@ -88,6 +88,16 @@ async fn a_noisy_neighbour_drains_the_org_wide_bucket() {
     let refused = ssws(&emulator, "/api/v1/logs").await;
     refused.assert_okta_error(429, "E0000047");
     assert_eq!(emulator.bucket_used(Bucket::Logs), 10);
+    // A standing neighbour takes 9 of every window from the next one on.
+    emulator.set_noisy_neighbour(Bucket::Logs, Some(9));
+    clock.advance(Duration::from_secs(60));
+    let one = ssws(&emulator, "/api/v1/logs").await;
+    assert_eq!((one.status, rate(&one).1), (200, 0));
+    ssws(&emulator, "/api/v1/logs")
+        .await
+        .assert_okta_error(429, "E0000047");
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(emulator.bucket_used(Bucket::Logs), 9);
 }
 
 #[tokio::test]

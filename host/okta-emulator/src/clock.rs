@@ -3,13 +3,18 @@
 //! `published` stamps of changes) comes from one [`OktaClock`], so a test moves time forward
 //! with [`OktaClock::advance`] instead of sleeping.
 //!
+//! For a simulation that runs whole syncs against the emulator in compressed time,
+//! [`OktaClock::scaled`] runs k times faster than the wall clock (like the Graph emulator's
+//! `VirtualClock`): one-minute rate-limit windows pass in 60/k real seconds, and
+//! `X-Rate-Limit-Reset` and `Date` are in that virtual time.
+//!
 //! Times are integer milliseconds since the Unix epoch. Okta writes them as ISO 8601 UTC with
 //! milliseconds (`2013-07-02T21:36:25.344Z`, the `created`/`lastUpdated` examples of the Users
 //! API, developer.okta.com/docs/api/openapi/okta-management/management/tag/User/).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -25,9 +30,21 @@ pub struct OktaClock {
 
 #[derive(Debug)]
 struct ClockInner {
-    /// Manual clocks: the time now. System clocks: the offset added to the wall clock.
+    /// Manual clocks: the time now. Others: the offset added by [`OktaClock::advance`].
     value: AtomicI64,
-    manual: bool,
+    mode: Mode,
+}
+
+#[derive(Debug)]
+enum Mode {
+    Manual,
+    System,
+    /// `start_ms + factor × (real time since origin)`.
+    Scaled {
+        origin: Instant,
+        start_ms: i64,
+        factor: u32,
+    },
 }
 
 fn wall_ms() -> i64 {
@@ -43,7 +60,27 @@ impl OktaClock {
         OktaClock {
             inner: Arc::new(ClockInner {
                 value: AtomicI64::new(0),
-                manual: false,
+                mode: Mode::System,
+            }),
+        }
+    }
+
+    /// A clock at `start_ms` now, running `factor` times faster than real time (0 is taken as
+    /// 1).
+    pub fn scaled(start_ms: i64, factor: u32) -> OktaClock {
+        OktaClock::scaled_from(start_ms, factor, Instant::now())
+    }
+
+    /// A scaled clock that stood at `start_ms` at the real instant `origin`.
+    pub fn scaled_from(start_ms: i64, factor: u32, origin: Instant) -> OktaClock {
+        OktaClock {
+            inner: Arc::new(ClockInner {
+                value: AtomicI64::new(0),
+                mode: Mode::Scaled {
+                    origin,
+                    start_ms,
+                    factor: factor.max(1),
+                },
             }),
         }
     }
@@ -53,7 +90,7 @@ impl OktaClock {
         OktaClock {
             inner: Arc::new(ClockInner {
                 value: AtomicI64::new(epoch_ms),
-                manual: true,
+                mode: Mode::Manual,
             }),
         }
     }
@@ -61,10 +98,17 @@ impl OktaClock {
     /// Milliseconds since the Unix epoch, now.
     pub fn now_ms(&self) -> i64 {
         let value = self.inner.value.load(Ordering::SeqCst);
-        if self.inner.manual {
-            value
-        } else {
-            wall_ms() + value
+        match &self.inner.mode {
+            Mode::Manual => value,
+            Mode::System => wall_ms() + value,
+            Mode::Scaled {
+                origin,
+                start_ms,
+                factor,
+            } => {
+                let real = origin.elapsed().as_millis().min(i64::MAX as u128) as i64;
+                start_ms + real.saturating_mul(i64::from(*factor)) + value
+            }
         }
     }
 
@@ -124,6 +168,16 @@ mod tests {
         );
         assert_eq!(parse_time("yesterday"), None);
         assert_eq!(format_http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+    }
+
+    #[test]
+    fn a_scaled_clock_runs_faster() {
+        let origin = Instant::now() - std::time::Duration::from_secs(2);
+        let clock = OktaClock::scaled_from(0, 60, origin);
+        let now = clock.now_ms();
+        assert!((120_000..180_000).contains(&now), "{now}");
+        clock.advance_ms(1_000);
+        assert!(clock.now_ms() >= now + 1_000);
     }
 
     #[test]

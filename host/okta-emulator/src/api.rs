@@ -46,7 +46,7 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use crate::auth::{AuthFailure, Presented, Principal};
+use crate::auth::{AuthFailure, Presented};
 use crate::clock::format_ms;
 use crate::limits::Bucket;
 use crate::model::{factor_json, role_json, LogEvent, OktaGroup, OktaUser, LOG_RETENTION_MS};
@@ -929,7 +929,7 @@ pub(crate) fn handle(shared: &Shared, request: &HttpRequest) -> Reply {
             .with_header("WWW-Authenticate", www);
         return shared.error(error).with_rate(&admission);
     }
-    shared.count_served(bucket, matches!(principal, Principal::ApiToken(_)));
+    shared.count_served(bucket, &principal.client());
     let params = params(request.query.as_deref());
     match route(shared, &parts, &params) {
         Ok(reply) => reply.with_rate(&admission),

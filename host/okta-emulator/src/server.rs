@@ -59,6 +59,11 @@ pub struct Stats {
     pub served: BTreeMap<Bucket, u64>,
     /// 429s for a spent bucket or client share.
     pub rate_limited: u64,
+    /// Those 429s by client (`token:<first 8 characters>` for API tokens, `app:<client id>`
+    /// for OAuth apps, the form's `client_id` or `token-endpoint` at the token endpoint).
+    pub rate_limited_by_client: BTreeMap<String, u64>,
+    /// Requests served by client.
+    pub served_by_client: BTreeMap<String, u64>,
     /// 429s for the concurrency cap.
     pub concurrency_limited: u64,
     /// The most requests ever in flight at once.
@@ -121,13 +126,20 @@ impl Shared {
         let admission =
             lock(&self.limiter).admit(bucket, client, limit, share, self.clock.now_secs());
         if !admission.allowed {
-            lock(&self.stats).rate_limited += 1;
+            let mut stats = lock(&self.stats);
+            stats.rate_limited += 1;
+            *stats
+                .rate_limited_by_client
+                .entry(client.to_owned())
+                .or_default() += 1;
         }
         admission
     }
 
-    pub(crate) fn count_served(&self, bucket: Bucket, _api_token: bool) {
-        *lock(&self.stats).served.entry(bucket).or_default() += 1;
+    pub(crate) fn count_served(&self, bucket: Bucket, client: &str) {
+        let mut stats = lock(&self.stats);
+        *stats.served.entry(bucket).or_default() += 1;
+        *stats.served_by_client.entry(client.to_owned()).or_default() += 1;
     }
 
     /// An error answer with a fresh `errorId`.

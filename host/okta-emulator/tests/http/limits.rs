@@ -61,7 +61,11 @@ async fn a_client_spending_its_share_gets_429_until_the_window_resets() {
     assert_eq!((limit, remaining), (5, 0));
     // Other buckets are untouched.
     assert_eq!(ssws(&emulator, "/api/v1/groups").await.status, 200);
-    assert_eq!(emulator.stats().rate_limited, 1);
+    let stats = emulator.stats();
+    assert_eq!(stats.rate_limited, 1);
+    assert_eq!(stats.rate_limited_by_client.get("token:00emulat"), Some(&1));
+    assert_eq!(stats.served_by_client.get("token:00emulat"), Some(&6));
+    assert_eq!(stats.served.get(&Bucket::UsersList), Some(&5));
     // At Reset the window starts again.
     clock.advance(Duration::from_millis(
         (reset * 1000 - clock.now_ms()) as u64,

@@ -55,7 +55,7 @@ pub use model::{
     OktaUser, Org, RoleAssignment, FACTOR_STATUSES, FACTOR_TYPES, LOG_RETENTION_MS, ROLE_TYPES,
     USER_STATUSES,
 };
-pub use server::{Emulator, Stats};
+pub use server::{Emulator, Fault, Stats};
 
 /// The default API token ([`OktaConfig::api_tokens`]).
 pub const DEFAULT_API_TOKEN: &str = "00emulatorSSWStoken0000000000000000000000";

@@ -52,6 +52,20 @@ impl HttpRequest {
     }
 }
 
+/// An injected failure: the next `times` requests whose path contains `path_contains` are
+/// answered `status` with Okta's error body (`E0000009` "Internal Server Error" for 5xx, the
+/// error-codes page's server error; `E0000001` otherwise), before authentication and rate
+/// limits, as a failing Okta front end would.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fault {
+    /// A substring of the request path (`/api/v1/logs`, `/factors`, …).
+    pub path_contains: String,
+    /// The HTTP status to answer.
+    pub status: u16,
+    /// How many matching requests fail.
+    pub times: u32,
+}
+
 /// What the emulator has counted since it started (or since [`Emulator::reset_stats`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -85,6 +99,7 @@ pub(crate) struct Shared {
     in_flight_changed: Notify,
     hold: watch::Sender<bool>,
     errors: AtomicU64,
+    faults: Mutex<Vec<Fault>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -211,6 +226,7 @@ impl Emulator {
             in_flight_changed: Notify::new(),
             hold,
             errors: AtomicU64::new(0),
+            faults: Mutex::new(Vec::new()),
         });
         let (stop, mut stopped) = watch::channel(false);
         let app = Router::new()
@@ -323,6 +339,11 @@ impl Emulator {
             }
             notified.await;
         }
+    }
+
+    /// Fails matching requests (see [`Fault`]).
+    pub fn add_fault(&self, fault: Fault) {
+        lock(&self.shared.faults).push(fault);
     }
 
     /// A new DPoP nonce: proofs carrying the old one get `use_dpop_nonce` again.
@@ -489,6 +510,25 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
             return into_response(&shared, reply);
         }
     };
+    let injected = {
+        let mut faults = lock(&shared.faults);
+        let path = parts.uri.path();
+        let hit = faults
+            .iter_mut()
+            .find(|f| f.times > 0 && path.contains(f.path_contains.as_str()));
+        hit.map(|f| {
+            f.times -= 1;
+            f.status
+        })
+    };
+    if let Some(status) = injected {
+        let error = if status >= 500 {
+            OktaError::new(status, "E0000009", "Internal Server Error")
+        } else {
+            OktaError::new(status, "E0000001", "Api validation failed: injected fault")
+        };
+        return into_response(&shared, shared.error(error));
+    }
     let request = HttpRequest {
         method: parts.method.as_str().to_ascii_uppercase(),
         path: parts.uri.path().to_owned(),

@@ -149,3 +149,25 @@ async fn the_concurrency_cap_answers_its_own_429() {
     assert_eq!(stats.max_in_flight, 2);
     assert_eq!(stats.rate_limited, 0);
 }
+
+#[tokio::test]
+async fn injected_faults_fail_the_next_matching_requests() {
+    let (emulator, _clock) = start(20).await;
+    emulator.add_fault(okta_emulator::Fault {
+        path_contains: "/api/v1/logs".into(),
+        status: 503,
+        times: 2,
+    });
+    ssws(&emulator, "/api/v1/logs")
+        .await
+        .assert_okta_error(503, "E0000009");
+    assert_eq!(
+        ssws(&emulator, "/api/v1/users?limit=1").await.status,
+        200,
+        "other paths unaffected"
+    );
+    ssws(&emulator, "/api/v1/logs")
+        .await
+        .assert_okta_error(503, "E0000009");
+    assert_eq!(ssws(&emulator, "/api/v1/logs").await.status, 200);
+}

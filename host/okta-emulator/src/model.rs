@@ -558,6 +558,22 @@ impl Org {
         self.index_group(at, &id);
     }
 
+    /// Adds a custom role (no log event; for hand-written orgs). Assign it with
+    /// [`Org::grant_user_role`] or [`Org::grant_group_role`] by its id.
+    pub fn insert_custom_role(&mut self, role: CustomRole) {
+        self.custom_roles.insert(role.id.clone(), role);
+    }
+
+    /// Adds a factor in any status to a user (no log event; for hand-written orgs).
+    pub fn insert_factor(&mut self, user: &str, factor: Factor) -> Result<(), ChangeError> {
+        self.live_user(user)?;
+        self.factors
+            .entry(user.to_owned())
+            .or_default()
+            .push(factor);
+        Ok(())
+    }
+
     pub(crate) fn link(&mut self, user: &str, group: &str) -> bool {
         let added = self
             .groups
@@ -1114,6 +1130,52 @@ mod tests {
         org.update_profile(NOW + 6, &user, &patch).unwrap();
         assert_eq!(org.user(&user).unwrap().profile["title"], Value::Null);
         assert_eq!(org.user(&user).unwrap().last_updated, NOW + 6);
+    }
+
+    #[test]
+    fn a_hand_written_org_takes_custom_roles_and_factors_in_any_status() {
+        let mut org = Org::empty("00oHANDWRITTEN");
+        let mut profile = Map::new();
+        profile.insert("login".into(), json!("ana@example.com"));
+        let user = OktaUser {
+            id: "00uANA".into(),
+            status: "ACTIVE".into(),
+            transitioning_to_status: None,
+            created: NOW,
+            activated: None,
+            status_changed: None,
+            last_login: None,
+            last_updated: NOW,
+            password_changed: None,
+            type_id: "oty1".into(),
+            profile,
+        };
+        org.insert_user(user, NOW, true);
+        org.insert_custom_role(CustomRole {
+            id: "cr0X".into(),
+            label: "Auditor".into(),
+            description: "reads".into(),
+            created: NOW,
+        });
+        let assignment = org.grant_user_role(NOW, "00uANA", "cr0X").unwrap();
+        assert_eq!(org.roles_of("00uANA")[0].id, assignment);
+        assert_eq!(org.roles_of("00uANA")[0].role_type, "CUSTOM");
+        let factor = Factor {
+            id: "ufs1".into(),
+            factor_type: "question".into(),
+            provider: "OKTA".into(),
+            status: "PENDING_ACTIVATION".into(),
+            created: NOW,
+            last_updated: NOW,
+        };
+        org.insert_factor("00uANA", factor.clone()).unwrap();
+        assert_eq!(org.factors_of("00uANA"), vec![factor.clone()]);
+        assert!(org.insert_factor("00uNOBODY", factor).is_err());
+        let types: Vec<&str> = org.log().iter().map(|e| e.event_type.as_str()).collect();
+        assert_eq!(
+            types,
+            ["user.lifecycle.create", "user.account.privilege.grant"]
+        );
     }
 
     #[test]

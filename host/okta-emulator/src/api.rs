@@ -932,7 +932,31 @@ pub(crate) fn handle(shared: &Shared, request: &HttpRequest) -> Reply {
     shared.count_served(bucket, &principal.client());
     let params = params(request.query.as_deref());
     match route(shared, &parts, &params) {
-        Ok(reply) => reply.with_rate(&admission),
+        Ok(mut reply) => {
+            // `Content-Type: application/json; okta-response=…`: `omitCredentials` "Omits the
+            // credentials subobject", `omitTransitioningToStatus` the `transitioningToStatus`
+            // field (spec parameter `OktaResponse`; the emulator has no credential links).
+            let content_type = request.header("content-type").unwrap_or("");
+            let mut omit = Vec::new();
+            if content_type.contains("omitCredentials") {
+                omit.push("credentials");
+            }
+            if content_type.contains("omitTransitioningToStatus") {
+                omit.push("transitioningToStatus");
+            }
+            let trim = |item: &mut Value| {
+                if let Some(map) = item.as_object_mut() {
+                    for key in &omit {
+                        map.remove(*key);
+                    }
+                }
+            };
+            match &mut reply.body {
+                Value::Array(items) => items.iter_mut().for_each(trim),
+                item => trim(item),
+            }
+            reply.with_rate(&admission)
+        }
         Err(error) => shared.error(error).with_rate(&admission),
     }
 }

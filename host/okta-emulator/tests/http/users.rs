@@ -175,6 +175,25 @@ async fn a_deleted_user_answers_404_after_the_second_delete() {
     ssws(&emulator, &format!("/api/v1/users/{id}/factors"))
         .await
         .assert_okta_error(404, "E0000007");
+    // okta-response=omitCredentials trims the credentials.
+    let other_id = emulator.with_org(|org| org.users().next().unwrap().id.clone());
+    let full = ssws(&emulator, &format!("/api/v1/users/{other_id}")).await;
+    assert!(full.body["credentials"].is_object());
+    let trimmed = crate::common::send(
+        reqwest::Client::new()
+            .get(format!("{}/api/v1/users/{other_id}", emulator.base_url()))
+            .header(
+                "Authorization",
+                format!("SSWS {}", okta_emulator::DEFAULT_API_TOKEN),
+            )
+            .header(
+                "Content-Type",
+                "application/json; okta-response=omitCredentials,omitCredentialsLinks",
+            ),
+    )
+    .await;
+    assert_eq!(trimmed.status, 200);
+    assert!(trimmed.body.get("credentials").is_none());
     // By login too, before deletion.
     let other = emulator.with_org(|org| org.users().next().unwrap().login().to_owned());
     assert_eq!(

@@ -20,9 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{
-    DeliverySpec, PostgresState, SecretKind, SecretSpec, SinkSpec, TenantConfig,
-};
+use crate::config::{DeliverySpec, PostgresState, SecretKind, SecretSpec, SinkSpec, TenantConfig};
 use crate::doors::checkpoint::postgres::PostgresCheckpointStore;
 use crate::doors::checkpoint::{CheckpointStore, SqliteCheckpointStore};
 use crate::doors::emit::push::{credential_weakness, secret_parts, PushOptions};

@@ -234,14 +234,7 @@ impl HttpDoor {
             if fresh.is_some() && asks_for_nonce(&answer.response) {
                 let retry = self
                     .secrets
-                    .prepare(
-                        &req.method,
-                        &url,
-                        &origin,
-                        headers,
-                        body,
-                        fresh.as_deref(),
-                    )
+                    .prepare(&req.method, &url, &origin, headers, body, fresh.as_deref())
                     .map_err(|why| self.deny(url.as_str(), why))?;
                 issued.extend(retry.issued.iter().cloned());
                 self.remember_assertions(&retry.assertions);
@@ -256,10 +249,7 @@ impl HttpDoor {
 
     /// The last DPoP nonce `origin` gave in this run.
     fn nonce(&self, origin: &str) -> Option<String> {
-        self.nonces
-            .lock()
-            .ok()
-            .and_then(|n| n.get(origin).cloned())
+        self.nonces.lock().ok().and_then(|n| n.get(origin).cloned())
     }
 
     fn set_nonce(&self, origin: &str, nonce: &str) {

@@ -529,7 +529,9 @@ impl SecretSet {
                     .and_then(|(_, v)| {
                         let (scheme, token) = v.split_once(' ')?;
                         // Authentication schemes are case-insensitive (RFC 9110 §11.1).
-                        scheme.eq_ignore_ascii_case("DPoP").then(|| token.trim().to_string())
+                        scheme
+                            .eq_ignore_ascii_case("DPoP")
+                            .then(|| token.trim().to_string())
                     });
                 match token {
                     Some(token) => self

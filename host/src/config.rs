@@ -344,6 +344,9 @@ pub struct PostgresState {
 
 /// The checkpoint store a `[state]` section chose.
 #[derive(Clone, Debug, PartialEq)]
+// The PostgreSQL variant holds a `SecretSpec` (with the keys of a connector's secrets,
+// issue 20); a value made once per tenant file, so boxing it would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum StateStore {
     /// A SQLite file (resolved).
     Sqlite(PathBuf),

@@ -4,11 +4,15 @@
 //! connector may reach, whether loopback `http://` is allowed (the emulator), the request
 //! budget, timeouts and the response cap. Every request is checked before it leaves the
 //! host; redirects are never followed (a 3xx goes back to the guest as a response); proxy
-//! environment variables are ignored. Secret placeholders are filled here, by the one rule
-//! of [`super::secrets`]: only as a whole form field of a form `POST` to an origin that
-//! secret may reach (refused for any other origin); anywhere else a placeholder is plain text.
-//! A response is scrubbed of the tenant's secrets before the guest sees it, and so is every
-//! error text this door logs or returns.
+//! environment variables are ignored. Secret placeholders are filled here, by the rules of
+//! [`super::secrets`]: a value as a whole form field of a form `POST` to an origin that
+//! secret may reach, a header credential as the whole value of its header, a client
+//! assertion signed by the host as a whole form field, and DPoP proofs added by the host
+//! (refused for any other origin); anywhere else a placeholder is plain text. A
+//! `use_dpop_nonce` answer to a request carrying a proof is retried once with the nonce (a
+//! second request of the budget). A response is scrubbed of the tenant's secrets and of the
+//! JWTs issued for it before the guest sees it, and so is every error text this door logs or
+//! returns.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -112,8 +112,9 @@ pub struct HttpDoor {
     semaphore: Arc<tokio::sync::Semaphore>,
     /// The last `DPoP-Nonce` each origin gave, for this run (RFC 9449 §8, §9).
     nonces: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
-    /// The client assertions this run issued, and their redaction.
-    assertions: std::sync::Mutex<(Vec<String>, Scrubber)>,
+    /// The client assertions this run issued, and the redaction of the tenant's secrets
+    /// and of them (one pass over a response; `None` before the first assertion).
+    assertions: std::sync::Mutex<(Vec<String>, Option<Scrubber>)>,
 }
 
 /// A response as received, and whether its request carried a DPoP proof.
@@ -273,7 +274,7 @@ impl HttpDoor {
             // last 64 in any case (a token endpoint answering with an error, retried).
             let excess = run.0.len().saturating_sub(64);
             run.0.drain(..excess);
-            run.1 = Scrubber::new(run.0.iter().map(String::as_str));
+            run.1 = Some(self.secrets.scrubber_with(&run.0));
         }
     }
 
@@ -392,18 +393,21 @@ impl HttpDoor {
     /// echoes a request (a token endpoint quoting the body in its error) must not hand a
     /// secret or a signed credential to the guest.
     fn scrubbed(&self, mut resp: FetchResponse, issued: &[String]) -> FetchResponse {
+        // The tenant's secrets and the run's assertions in one pass (most responses); the
+        // JWTs of this request (its proof) in a second pass when there are any.
         let run = self
             .assertions
             .lock()
-            .map(|a| a.1.clone())
-            .unwrap_or_default();
+            .ok()
+            .and_then(|a| a.1.clone())
+            .unwrap_or_else(|| self.secrets.scrubber().clone());
         let this_request = if issued.is_empty() {
             Scrubber::default()
         } else {
             Scrubber::new(issued.iter().map(String::as_str))
         };
         let mut found = false;
-        for scrub in [self.secrets.scrubber(), &run, &this_request] {
+        for scrub in [&run, &this_request] {
             if let std::borrow::Cow::Owned(clean) = scrub.scrub_bytes(&resp.body) {
                 resp.body = clean;
                 found = true;

@@ -318,6 +318,16 @@ impl SecretSet {
         self.private_keys().any(|(_, c)| c.dpop())
     }
 
+    /// The redaction of every value of this set and of `issued` (JWTs the host signed).
+    pub fn scrubber_with(&self, issued: &[String]) -> Scrubber {
+        Scrubber::new(
+            self.entries
+                .values()
+                .filter_map(|e| e.kind.value())
+                .chain(issued.iter().map(String::as_str)),
+        )
+    }
+
     /// The redaction of every value of this set.
     pub fn scrubber(&self) -> &Scrubber {
         &self.scrubber

@@ -480,6 +480,17 @@ mod tests {
     }
 
     #[test]
+    fn operator_a_database_password_takes_none_of_a_connector_secrets_keys() {
+        let spec = SecretSpec {
+            env: Some("PG".into()),
+            header: Some("Authorization".into()),
+            ..Default::default()
+        };
+        let e = database_password(&spec).unwrap_err().to_string();
+        assert!(e.contains("password takes no header"), "{e}");
+    }
+
+    #[test]
     fn operator_a_short_or_missing_sink_secret_is_refused_naming_the_key() {
         let spec = SecretSpec {
             env: Some("CONNECTOR_HOST_TEST_UNSET_SINK_KEY".into()),

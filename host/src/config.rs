@@ -15,7 +15,12 @@ use crate::doors::http::Origin;
 use crate::error::ConfigError;
 
 /// Where a secret's value comes from. The value itself is never in the config file.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+///
+/// `[secrets.NAME]` of a tenant file takes more keys than the other secrets (a push sink's
+/// credential, the PostgreSQL password): its `kind` (`"value"`, the default, or
+/// `"private_key"`, a key the host signs client assertions with: [`crate::credentials`]),
+/// and the keys of that kind, all checked at load ([`SecretSpec::resolve_connector_secret`]).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SecretSpec {
     /// Name of an environment variable of the host process holding the value.
@@ -32,7 +37,57 @@ pub struct SecretSpec {
     /// fires before every run of the tenant fails on it. Checked at load.
     #[serde(default)]
     pub expires: Option<String>,
+    /// `"value"` (default) or `"private_key"` ([`SecretKind`]).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// private_key: the PEM X.509 certificate of the key (what was uploaded to the app
+    /// registration): gives `x5t#S256`/`x5t` and the expiry.
+    #[serde(default)]
+    pub certificate: Option<PathBuf>,
+    /// private_key: PS256|PS384|PS512|RS256|RS384|RS512|ES256|ES384 (default by key type).
+    #[serde(default)]
+    pub algorithm: Option<String>,
+    /// private_key: the client id the assertion is signed for (`iss` = `sub`). Required.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// private_key: add the SHA-1 `x5t` header (default: with an RS* algorithm and a
+    /// certificate).
+    #[serde(default)]
+    pub x5t: Option<bool>,
+    /// private_key: the `kid` header.
+    #[serde(default)]
+    pub kid: Option<String>,
+    /// private_key: add RFC 9449 DPoP proofs to requests to the secret's hosts.
+    #[serde(default)]
+    pub dpop: Option<bool>,
+    /// value: the header the value is filled in (`{{secret:NAME}}` as that header's whole
+    /// value), which makes it a header credential.
+    #[serde(default)]
+    pub header: Option<String>,
+    /// value with `header`: sent as `<prefix> <value>` (e.g. `SSWS`).
+    #[serde(default)]
+    pub prefix: Option<String>,
 }
+
+/// What a `[secrets.NAME]` is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretKind {
+    /// A value filled where its placeholder is (a form field, or its `header`).
+    Value,
+    /// A private key the host signs with ([`crate::credentials`]).
+    PrivateKey,
+}
+
+/// Headers a header credential may not name: the host sets them itself (the request's
+/// framing and target) or fills them itself (`DPoP`).
+const RESERVED_HEADERS: [&str; 6] = [
+    "host",
+    "content-length",
+    "connection",
+    "transfer-encoding",
+    "content-type",
+    "dpop",
+];
 
 impl SecretSpec {
     /// When the credential stops working (the start of its `expires` day, UTC), if known.
@@ -68,9 +123,167 @@ impl SecretSpec {
         self.source()?.read()
     }
 
-    /// Checks at load that the spec names exactly one source (one line naming `key`), and
-    /// resolves a `file` against the tenant file's folder.
+    /// The kind (`Value` when `kind` is not set); `Err` names a kind that is none.
+    pub fn kind(&self) -> Result<SecretKind, String> {
+        match self.kind.as_deref() {
+            None | Some("value") => Ok(SecretKind::Value),
+            Some("private_key") => Ok(SecretKind::PrivateKey),
+            Some(other) => Err(format!(
+                "kind = \"{}\" is not a kind of secret: use \"value\" (the default) or \"private_key\"",
+                crate::doors::log::escape_control(&other.chars().take(40).collect::<String>())
+            )),
+        }
+    }
+
+    /// The keys of `[secrets.NAME]` set on this spec, by name (for the checks below).
+    fn connector_keys(&self) -> Vec<&'static str> {
+        let set = [
+            ("kind", self.kind.is_some()),
+            ("certificate", self.certificate.is_some()),
+            ("algorithm", self.algorithm.is_some()),
+            ("client_id", self.client_id.is_some()),
+            ("x5t", self.x5t.is_some()),
+            ("kid", self.kid.is_some()),
+            ("dpop", self.dpop.is_some()),
+            ("header", self.header.is_some()),
+            ("prefix", self.prefix.is_some()),
+        ];
+        set.into_iter()
+            .filter(|(_, on)| *on)
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    /// Refuses the keys only a connector's `[secrets.NAME]` takes (`kind`, `header`, …) on
+    /// another secret (`key` names it: `[sink] api_key`, `[state] password`).
+    pub fn plain_only(&self, key: &str) -> Result<(), String> {
+        match self.connector_keys().first() {
+            None => Ok(()),
+            Some(k) => Err(format!(
+                "{key} takes no {k}: kinds, headers and keys belong to the connector's [secrets.NAME]; remove {k}"
+            )),
+        }
+    }
+
+    /// Checks a connector's `[secrets.NAME]` (`key`) at load: the source, the kind and the
+    /// keys of that kind (see [`SecretSpec`]), one line naming `[secrets.NAME] key`; resolves
+    /// `file` and `certificate` against the tenant file's folder.
+    pub(crate) fn resolve_connector_secret(
+        &mut self,
+        key: &str,
+        base: &Path,
+    ) -> Result<(), String> {
+        self.check_source(key)?;
+        let kind = self.kind().map_err(|e| format!("{key} {e}"))?;
+        match kind {
+            SecretKind::Value => {
+                for (k, on) in [
+                    ("certificate", self.certificate.is_some()),
+                    ("algorithm", self.algorithm.is_some()),
+                    ("client_id", self.client_id.is_some()),
+                    ("x5t", self.x5t.is_some()),
+                    ("kid", self.kid.is_some()),
+                    ("dpop", self.dpop.is_some()),
+                ] {
+                    if on {
+                        return Err(format!(
+                            "{key} {k} applies to kind = \"private_key\" only; remove it, or set kind = \"private_key\" for a key the host signs with"
+                        ));
+                    }
+                }
+                if let Some(header) = &self.header {
+                    let lower = header.to_ascii_lowercase();
+                    if reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_err()
+                        || RESERVED_HEADERS.contains(&lower.as_str())
+                    {
+                        return Err(format!(
+                            "{key} header = \"{}\" is not a header a credential can go in; name the header the service reads it from, e.g. header = \"Authorization\"",
+                            crate::doors::log::escape_control(&header.chars().take(60).collect::<String>())
+                        ));
+                    }
+                }
+                match (&self.header, &self.prefix) {
+                    (None, Some(_)) => {
+                        return Err(format!(
+                            "{key} prefix needs header = \"…\" (the header sent as \"<prefix> <value>\"); add header or remove prefix"
+                        ))
+                    }
+                    (Some(_), Some(prefix))
+                        if prefix.is_empty()
+                            || !prefix.bytes().all(|b| b.is_ascii_graphic()) =>
+                    {
+                        return Err(format!(
+                            "{key} prefix must be one word of printable ASCII (e.g. \"SSWS\", \"Bearer\"); the host adds the space"
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+            SecretKind::PrivateKey => {
+                for (k, on) in [
+                    ("header", self.header.is_some()),
+                    ("prefix", self.prefix.is_some()),
+                ] {
+                    if on {
+                        return Err(format!(
+                            "{key} {k} applies to kind = \"value\" only (a private_key signs client assertions, it is never sent); remove it"
+                        ));
+                    }
+                }
+                if self
+                    .client_id
+                    .as_deref()
+                    .is_none_or(|c| c.trim().is_empty())
+                {
+                    return Err(format!(
+                        "{key} client_id = \"…\" is required with kind = \"private_key\": the application (client) id the assertion is signed for (its iss and sub)"
+                    ));
+                }
+                if let Some(alg) = &self.algorithm {
+                    if crate::credentials::parse_algorithm(alg).is_none() {
+                        return Err(format!(
+                            "{key} algorithm = \"{}\" is not one of {}",
+                            crate::doors::log::escape_control(
+                                &alg.chars().take(40).collect::<String>()
+                            ),
+                            crate::credentials::ALGORITHMS.join(", ")
+                        ));
+                    }
+                }
+                if self.x5t == Some(true) && self.certificate.is_none() {
+                    return Err(format!(
+                        "{key} x5t = true needs certificate = \"…\": the x5t header is the certificate's SHA-1 thumbprint"
+                    ));
+                }
+                if self.kid.as_deref().is_some_and(|k| k.is_empty()) {
+                    return Err(format!("{key} kid is empty; set the key id or remove kid"));
+                }
+                if let Some(cert) = &self.certificate {
+                    self.certificate = Some(resolve(base, cert));
+                }
+            }
+        }
+        self.resolve_file(base);
+        Ok(())
+    }
+
+    fn check_source(&self, key: &str) -> Result<(), String> {
+        self.source().map_err(|e| e.keyed(key))?;
+        self.expiry().map_err(|e| format!("{key} {e}"))?;
+        Ok(())
+    }
+
+    fn resolve_file(&mut self, base: &Path) {
+        if let Some(file) = &self.file {
+            self.file = Some(resolve(base, file));
+        }
+    }
+
+    /// Checks at load that the spec names exactly one source (one line naming `key`) and
+    /// none of the keys of a connector's `[secrets.NAME]`, and resolves a `file` against
+    /// the tenant file's folder.
     pub(crate) fn resolve_source(&mut self, key: &str, base: &Path) -> Result<(), String> {
+        self.plain_only(key)?;
         self.source().map_err(|e| e.keyed(key))?;
         self.expiry().map_err(|e| format!("{key} {e}"))?;
         if let Some(file) = &self.file {
@@ -131,6 +344,9 @@ pub struct PostgresState {
 
 /// The checkpoint store a `[state]` section chose.
 #[derive(Clone, Debug, PartialEq)]
+// The PostgreSQL variant holds a `SecretSpec` (with the keys of a connector's secrets,
+// issue 20); a value made once per tenant file, so boxing it would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum StateStore {
     /// A SQLite file (resolved).
     Sqlite(PathBuf),
@@ -569,7 +785,7 @@ impl TenantConfig {
             .collect::<Result<_, _>>()?;
         let mut secrets = file.secrets;
         for (name, spec) in secrets.iter_mut() {
-            spec.resolve_source(&format!("[secrets.{name}]"), base)?;
+            spec.resolve_connector_secret(&format!("[secrets.{name}]"), base)?;
             for h in &spec.hosts {
                 Origin::parse(h).map_err(|e| format!("[secrets.{name}] hosts: {e}"))?;
             }
@@ -763,6 +979,102 @@ kind = "jsonl"
 path = "out/events.jsonl"
 "#;
 
+    /// MINIMAL with `[secrets.client_secret]` written as `body`.
+    fn with_secret(body: &str) -> String {
+        MINIMAL.replace("env = \"ENTRA_CLIENT_SECRET\"", body)
+    }
+
+    #[test]
+    fn operator_a_private_key_secret_is_read_with_its_keys_and_paths_resolved() {
+        let c = TenantConfig::parse(
+            &with_secret(
+                "kind = \"private_key\"\nfile = \"keys/entra.key\"\ncertificate = \"keys/entra.crt\"\nalgorithm = \"RS256\"\nclient_id = \"11111111-2222-3333-4444-555555555555\"\nx5t = true\nkid = \"k1\"\ndpop = true\nexpires = \"2027-06-30\"",
+            ),
+            Path::new("/etc/ch"),
+        )
+        .unwrap();
+        let s = &c.secrets["client_secret"];
+        assert_eq!(s.kind().unwrap(), SecretKind::PrivateKey);
+        assert_eq!(s.file.as_deref(), Some(Path::new("/etc/ch/keys/entra.key")));
+        assert_eq!(
+            s.certificate.as_deref(),
+            Some(Path::new("/etc/ch/keys/entra.crt"))
+        );
+        assert_eq!(s.algorithm.as_deref(), Some("RS256"));
+        assert_eq!(
+            (s.x5t, s.dpop, s.kid.as_deref()),
+            (Some(true), Some(true), Some("k1"))
+        );
+        // A header credential.
+        let c = TenantConfig::parse(
+            &with_secret("env = \"OKTA_TOKEN\"\nheader = \"Authorization\"\nprefix = \"SSWS\""),
+            Path::new("/etc/ch"),
+        )
+        .unwrap();
+        let s = &c.secrets["client_secret"];
+        assert_eq!(s.kind().unwrap(), SecretKind::Value);
+        assert_eq!(
+            (s.header.as_deref(), s.prefix.as_deref()),
+            (Some("Authorization"), Some("SSWS"))
+        );
+    }
+
+    #[test]
+    fn operator_wrong_secret_keys_are_one_line_naming_the_key() {
+        const PK: &str = "kind = \"private_key\"\nfile = \"k.pem\"\nclient_id = \"abc\"";
+        for (body, expected) in [
+            ("env = \"X\"\nkind = \"certificate\"", "[secrets.client_secret] kind = \"certificate\" is not a kind of secret: use \"value\""),
+            ("kind = \"private_key\"\nfile = \"k.pem\"", "[secrets.client_secret] client_id = \"…\" is required with kind = \"private_key\""),
+            ("kind = \"private_key\"\nfile = \"k.pem\"\nclient_id = \" \"", "[secrets.client_secret] client_id = \"…\" is required"),
+            (&format!("{PK}\nheader = \"Authorization\""), "[secrets.client_secret] header applies to kind = \"value\" only"),
+            (&format!("{PK}\nprefix = \"SSWS\""), "[secrets.client_secret] prefix applies to kind = \"value\" only"),
+            (&format!("{PK}\nalgorithm = \"HS256\""), "[secrets.client_secret] algorithm = \"HS256\" is not one of PS256, PS384, PS512, RS256, RS384, RS512, ES256, ES384"),
+            (&format!("{PK}\nalgorithm = \"ps256\""), "[secrets.client_secret] algorithm = \"ps256\" is not one of"),
+            (&format!("{PK}\nx5t = true"), "[secrets.client_secret] x5t = true needs certificate = \"…\""),
+            (&format!("{PK}\nkid = \"\""), "[secrets.client_secret] kid is empty"),
+            ("env = \"X\"\ncertificate = \"c.pem\"", "[secrets.client_secret] certificate applies to kind = \"private_key\" only"),
+            ("env = \"X\"\nalgorithm = \"PS256\"", "[secrets.client_secret] algorithm applies to kind = \"private_key\" only"),
+            ("env = \"X\"\nclient_id = \"abc\"", "[secrets.client_secret] client_id applies to kind = \"private_key\" only"),
+            ("env = \"X\"\ndpop = true", "[secrets.client_secret] dpop applies to kind = \"private_key\" only"),
+            ("env = \"X\"\nx5t = false", "[secrets.client_secret] x5t applies to kind = \"private_key\" only"),
+            ("env = \"X\"\nprefix = \"SSWS\"", "[secrets.client_secret] prefix needs header = \"…\""),
+            ("env = \"X\"\nheader = \"Host\"", "[secrets.client_secret] header = \"Host\" is not a header a credential can go in"),
+            ("env = \"X\"\nheader = \"DPoP\"", "[secrets.client_secret] header = \"DPoP\" is not a header"),
+            ("env = \"X\"\nheader = \"Bad Header\"", "[secrets.client_secret] header = \"Bad Header\" is not a header"),
+            ("env = \"X\"\nheader = \"Authorization\"\nprefix = \"Two words\"", "[secrets.client_secret] prefix must be one word"),
+            ("kind = \"private_key\"\nclient_id = \"abc\"", "[secrets.client_secret] needs exactly one of env"),
+        ] {
+            let e = TenantConfig::parse(&with_secret(body), Path::new("/etc/ch"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(expected), "{body}: {e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
+    fn operator_connector_secret_keys_on_another_secret_are_refused() {
+        let e = TenantConfig::parse(
+            &MINIMAL.replace(
+                "checkpoint_db = \"state.sqlite\"",
+                "url = \"postgres://connector@db.internal/fleet?sslmode=verify-full\"\npassword = { file = \"pg.pass\", header = \"Authorization\" }",
+            ),
+            Path::new("/etc/ch"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("[state] password takes no header"), "{e}");
+        let spec = SecretSpec {
+            env: Some("PG".into()),
+            kind: Some("private_key".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            spec.plain_only("[sink] api_key").unwrap_err(),
+            "[sink] api_key takes no kind: kinds, headers and keys belong to the connector's [secrets.NAME]; remove kind"
+        );
+    }
+
     #[test]
     fn operator_zero_limits_are_refused_naming_the_key() {
         for key in [
@@ -948,6 +1260,7 @@ path = "out/events.jsonl"
                     file: Some(PathBuf::from("/etc/ch/pg.pass")),
                     hosts: vec![],
                     expires: None,
+                    ..Default::default()
                 }),
                 options: crate::postgres::DatabaseOptions::default(),
             })

@@ -341,7 +341,19 @@ fn tenant_connector_secrets(cfg: &TenantConfig) -> Result<SecretSet, RunError> {
                 message,
             }
         })?;
-    secrets.set_expiries(crate::expiry::written(&cfg.secrets));
+    let certificates: Vec<crate::expiry::Expiry> = secrets
+        .private_keys()
+        .filter_map(|(name, key)| {
+            Some(crate::expiry::Expiry {
+                secret: name.to_string(),
+                at: key.not_after()?,
+                source: crate::expiry::ExpirySource::Certificate,
+            })
+        })
+        .collect();
+    let mut known = crate::expiry::written(&cfg.secrets);
+    known.extend(certificates);
+    secrets.set_expiries(known);
     Ok(secrets)
 }
 

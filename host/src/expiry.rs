@@ -205,6 +205,32 @@ pub fn written(
         .collect()
 }
 
+/// Every end the tenant file's secrets tell without loading a key: `expires`, and the
+/// `notAfter` of each private key's `certificate` file (one that cannot be read is left out:
+/// the run says why in its own error). For `serve`'s gauge when the tenants file is loaded;
+/// each run then sets it from what it loaded.
+pub fn of_specs(specs: &std::collections::BTreeMap<String, crate::config::SecretSpec>) -> Vec<Expiry> {
+    let mut found = written(specs);
+    for (name, spec) in specs {
+        let Some(path) = &spec.certificate else {
+            continue;
+        };
+        let text =
+            crate::files::read_text_file(path, crate::files::MAX_SECRET_BYTES, "certificate file");
+        if let Ok(info) = text
+            .map_err(|e| e.to_string())
+            .and_then(|t| crate::credentials::parse_certificate(&t, &path.display().to_string()))
+        {
+            found.push(Expiry {
+                secret: name.clone(),
+                at: info.not_after,
+                source: ExpirySource::Certificate,
+            });
+        }
+    }
+    earliest(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -262,13 +262,14 @@ impl Deployment {
                 .register_on(entry, runtime)
                 .map_err(|e| DeployError::Config(format!("{}: {e}", file.path.display())))?;
         }
-        // Credentials whose tenant file says when they expire (checked at load), for the
-        // alert that fires before every run of the tenant fails on them.
+        // Credentials whose end the host knows (a written `expires`, a certificate's
+        // notAfter), for the alert that fires before every run of the tenant fails on them;
+        // each run sets it again from what it loaded (a rotated certificate moves it).
         for cfg in &file.tenants {
-            for (name, spec) in &cfg.secrets {
-                if let Ok(Some(at)) = spec.expiry() {
-                    server.metrics().set_credential_expiry(&cfg.key, name, at);
-                }
+            for e in crate::expiry::of_specs(&cfg.secrets) {
+                server
+                    .metrics()
+                    .set_credential_expiry(&cfg.key, &e.secret, e.at);
             }
         }
         let status = crate::status::Source::from_serve_file(&file);

@@ -20,7 +20,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{DeliverySpec, PostgresState, SecretSpec, SinkSpec, TenantConfig};
+use crate::config::{
+    DeliverySpec, PostgresState, SecretKind, SecretSpec, SinkSpec, TenantConfig,
+};
 use crate::doors::checkpoint::postgres::PostgresCheckpointStore;
 use crate::doors::checkpoint::{CheckpointStore, SqliteCheckpointStore};
 use crate::doors::emit::push::{credential_weakness, secret_parts, PushOptions};
@@ -199,7 +201,9 @@ impl TenantRun {
 }
 
 /// The connector's `[secrets]`, loaded ([`crate::secrets`]) with the origins each may reach,
-/// each strong enough to be redacted ([`SecretSet::add`]). `Err` names the secret.
+/// each strong enough to be redacted ([`SecretSet::add`]); a `kind = "private_key"` secret
+/// is loaded as a signing key with its certificate ([`crate::credentials::load`]), read
+/// again at each run so a rotated file is picked up. `Err` names the secret.
 pub fn connector_secrets(specs: &BTreeMap<String, SecretSpec>) -> Result<SecretSet, SecretError> {
     let mut set = SecretSet::new();
     for (name, spec) in specs {
@@ -207,15 +211,41 @@ pub fn connector_secrets(specs: &BTreeMap<String, SecretSpec>) -> Result<SecretS
             name: name.clone(),
             message,
         };
-        let value = spec.load().map_err(|e| error(e.to_string()))?;
         let origins = spec
             .hosts
             .iter()
             .map(|h| Origin::parse(h).map_err(|e| error(e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
-        set.add(name, value, origins)?;
+        match spec.kind().map_err(error)? {
+            SecretKind::PrivateKey => {
+                let credential = crate::credentials::load(&credential_spec(spec)).map_err(error)?;
+                set.insert_private_key(name.clone(), Arc::new(credential), origins);
+            }
+            SecretKind::Value => {
+                let value = spec.load().map_err(|e| error(e.to_string()))?;
+                match &spec.header {
+                    Some(header) => {
+                        set.add_header(name, value, origins, header, spec.prefix.clone())?
+                    }
+                    None => set.add(name, value, origins)?,
+                }
+            }
+        }
     }
     Ok(set)
+}
+
+/// The plain values of a `kind = "private_key"` secret ([`crate::credentials`]).
+pub fn credential_spec(spec: &SecretSpec) -> crate::credentials::CredentialSpec {
+    crate::credentials::CredentialSpec {
+        key: spec.source().ok(),
+        certificate: spec.certificate.clone(),
+        algorithm: spec.algorithm.clone(),
+        client_id: spec.client_id.clone().unwrap_or_default(),
+        x5t: spec.x5t,
+        kid: spec.kid.clone(),
+        dpop: spec.dpop.unwrap_or(false),
+    }
 }
 
 /// A push sink's credential (`key` names it in messages: `[sink] api_key`), loaded
@@ -285,6 +315,7 @@ pub fn push_sink(
 /// The PostgreSQL password a `[state] password` or `[fleet] password` names, loaded by
 /// [`crate::secrets`]' rules. It goes to the database only: `hosts` is refused.
 pub fn database_password(spec: &SecretSpec) -> Result<Password, DatabaseError> {
+    spec.plain_only("password").map_err(DatabaseError::config)?;
     if !spec.hosts.is_empty() {
         return Err(DatabaseError::config(
             "password: hosts = […] does not apply to the database password; remove it",
@@ -394,6 +425,7 @@ mod tests {
             file: Some(path.to_path_buf()),
             hosts: hosts.iter().map(|h| h.to_string()).collect(),
             expires: None,
+            ..Default::default()
         }
     }
 
@@ -456,6 +488,7 @@ mod tests {
             file: None,
             hosts: vec![],
             expires: None,
+            ..Default::default()
         };
         let e = sink_secret("[sink] api_key", &spec).unwrap_err();
         assert!(

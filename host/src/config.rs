@@ -15,7 +15,12 @@ use crate::doors::http::Origin;
 use crate::error::ConfigError;
 
 /// Where a secret's value comes from. The value itself is never in the config file.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+///
+/// `[secrets.NAME]` of a tenant file takes more keys than the other secrets (a push sink's
+/// credential, the PostgreSQL password): its `kind` (`"value"`, the default, or
+/// `"private_key"`, a key the host signs client assertions with: [`crate::credentials`]),
+/// and the keys of that kind, all checked at load ([`SecretSpec::resolve_connector_secret`]).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SecretSpec {
     /// Name of an environment variable of the host process holding the value.
@@ -32,7 +37,57 @@ pub struct SecretSpec {
     /// fires before every run of the tenant fails on it. Checked at load.
     #[serde(default)]
     pub expires: Option<String>,
+    /// `"value"` (default) or `"private_key"` ([`SecretKind`]).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// private_key: the PEM X.509 certificate of the key (what was uploaded to the app
+    /// registration): gives `x5t#S256`/`x5t` and the expiry.
+    #[serde(default)]
+    pub certificate: Option<PathBuf>,
+    /// private_key: PS256|PS384|PS512|RS256|RS384|RS512|ES256|ES384 (default by key type).
+    #[serde(default)]
+    pub algorithm: Option<String>,
+    /// private_key: the client id the assertion is signed for (`iss` = `sub`). Required.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// private_key: add the SHA-1 `x5t` header (default: with an RS* algorithm and a
+    /// certificate).
+    #[serde(default)]
+    pub x5t: Option<bool>,
+    /// private_key: the `kid` header.
+    #[serde(default)]
+    pub kid: Option<String>,
+    /// private_key: add RFC 9449 DPoP proofs to requests to the secret's hosts.
+    #[serde(default)]
+    pub dpop: Option<bool>,
+    /// value: the header the value is filled in (`{{secret:NAME}}` as that header's whole
+    /// value), which makes it a header credential.
+    #[serde(default)]
+    pub header: Option<String>,
+    /// value with `header`: sent as `<prefix> <value>` (e.g. `SSWS`).
+    #[serde(default)]
+    pub prefix: Option<String>,
 }
+
+/// What a `[secrets.NAME]` is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretKind {
+    /// A value filled where its placeholder is (a form field, or its `header`).
+    Value,
+    /// A private key the host signs with ([`crate::credentials`]).
+    PrivateKey,
+}
+
+/// Headers a header credential may not name: the host sets them itself (the request's
+/// framing and target) or fills them itself (`DPoP`).
+const RESERVED_HEADERS: [&str; 6] = [
+    "host",
+    "content-length",
+    "connection",
+    "transfer-encoding",
+    "content-type",
+    "dpop",
+];
 
 impl SecretSpec {
     /// When the credential stops working (the start of its `expires` day, UTC), if known.
@@ -68,9 +123,154 @@ impl SecretSpec {
         self.source()?.read()
     }
 
-    /// Checks at load that the spec names exactly one source (one line naming `key`), and
-    /// resolves a `file` against the tenant file's folder.
+    /// The kind (`Value` when `kind` is not set); `Err` names a kind that is none.
+    pub fn kind(&self) -> Result<SecretKind, String> {
+        match self.kind.as_deref() {
+            None | Some("value") => Ok(SecretKind::Value),
+            Some("private_key") => Ok(SecretKind::PrivateKey),
+            Some(other) => Err(format!(
+                "kind = \"{}\" is not a kind of secret: use \"value\" (the default) or \"private_key\"",
+                crate::doors::log::escape_control(&other.chars().take(40).collect::<String>())
+            )),
+        }
+    }
+
+    /// The keys of `[secrets.NAME]` set on this spec, by name (for the checks below).
+    fn connector_keys(&self) -> Vec<&'static str> {
+        let set = [
+            ("kind", self.kind.is_some()),
+            ("certificate", self.certificate.is_some()),
+            ("algorithm", self.algorithm.is_some()),
+            ("client_id", self.client_id.is_some()),
+            ("x5t", self.x5t.is_some()),
+            ("kid", self.kid.is_some()),
+            ("dpop", self.dpop.is_some()),
+            ("header", self.header.is_some()),
+            ("prefix", self.prefix.is_some()),
+        ];
+        set.into_iter().filter(|(_, on)| *on).map(|(k, _)| k).collect()
+    }
+
+    /// Refuses the keys only a connector's `[secrets.NAME]` takes (`kind`, `header`, …) on
+    /// another secret (`key` names it: `[sink] api_key`, `[state] password`).
+    pub fn plain_only(&self, key: &str) -> Result<(), String> {
+        match self.connector_keys().first() {
+            None => Ok(()),
+            Some(k) => Err(format!(
+                "{key} takes no {k}: kinds, headers and keys belong to the connector's [secrets.NAME]; remove {k}"
+            )),
+        }
+    }
+
+    /// Checks a connector's `[secrets.NAME]` (`key`) at load: the source, the kind and the
+    /// keys of that kind (see [`SecretSpec`]), one line naming `[secrets.NAME] key`; resolves
+    /// `file` and `certificate` against the tenant file's folder.
+    pub(crate) fn resolve_connector_secret(&mut self, key: &str, base: &Path) -> Result<(), String> {
+        self.check_source(key)?;
+        let kind = self.kind().map_err(|e| format!("{key} {e}"))?;
+        match kind {
+            SecretKind::Value => {
+                for (k, on) in [
+                    ("certificate", self.certificate.is_some()),
+                    ("algorithm", self.algorithm.is_some()),
+                    ("client_id", self.client_id.is_some()),
+                    ("x5t", self.x5t.is_some()),
+                    ("kid", self.kid.is_some()),
+                    ("dpop", self.dpop.is_some()),
+                ] {
+                    if on {
+                        return Err(format!(
+                            "{key} {k} applies to kind = \"private_key\" only; remove it, or set kind = \"private_key\" for a key the host signs with"
+                        ));
+                    }
+                }
+                if let Some(header) = &self.header {
+                    let lower = header.to_ascii_lowercase();
+                    if reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_err()
+                        || RESERVED_HEADERS.contains(&lower.as_str())
+                    {
+                        return Err(format!(
+                            "{key} header = \"{}\" is not a header a credential can go in; name the header the service reads it from, e.g. header = \"Authorization\"",
+                            crate::doors::log::escape_control(&header.chars().take(60).collect::<String>())
+                        ));
+                    }
+                }
+                match (&self.header, &self.prefix) {
+                    (None, Some(_)) => {
+                        return Err(format!(
+                            "{key} prefix needs header = \"…\" (the header sent as \"<prefix> <value>\"); add header or remove prefix"
+                        ))
+                    }
+                    (Some(_), Some(prefix))
+                        if prefix.is_empty()
+                            || !prefix.bytes().all(|b| b.is_ascii_graphic()) =>
+                    {
+                        return Err(format!(
+                            "{key} prefix must be one word of printable ASCII (e.g. \"SSWS\", \"Bearer\"); the host adds the space"
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+            SecretKind::PrivateKey => {
+                for (k, on) in [
+                    ("header", self.header.is_some()),
+                    ("prefix", self.prefix.is_some()),
+                ] {
+                    if on {
+                        return Err(format!(
+                            "{key} {k} applies to kind = \"value\" only (a private_key signs client assertions, it is never sent); remove it"
+                        ));
+                    }
+                }
+                if self.client_id.as_deref().is_none_or(|c| c.trim().is_empty()) {
+                    return Err(format!(
+                        "{key} client_id = \"…\" is required with kind = \"private_key\": the application (client) id the assertion is signed for (its iss and sub)"
+                    ));
+                }
+                if let Some(alg) = &self.algorithm {
+                    if crate::credentials::parse_algorithm(alg).is_none() {
+                        return Err(format!(
+                            "{key} algorithm = \"{}\" is not one of {}",
+                            crate::doors::log::escape_control(&alg.chars().take(40).collect::<String>()),
+                            crate::credentials::ALGORITHMS.join(", ")
+                        ));
+                    }
+                }
+                if self.x5t == Some(true) && self.certificate.is_none() {
+                    return Err(format!(
+                        "{key} x5t = true needs certificate = \"…\": the x5t header is the certificate's SHA-1 thumbprint"
+                    ));
+                }
+                if self.kid.as_deref().is_some_and(|k| k.is_empty()) {
+                    return Err(format!("{key} kid is empty; set the key id or remove kid"));
+                }
+                if let Some(cert) = &self.certificate {
+                    self.certificate = Some(resolve(base, cert));
+                }
+            }
+        }
+        self.resolve_file(base);
+        Ok(())
+    }
+
+    fn check_source(&self, key: &str) -> Result<(), String> {
+        self.source().map_err(|e| e.keyed(key))?;
+        self.expiry().map_err(|e| format!("{key} {e}"))?;
+        Ok(())
+    }
+
+    fn resolve_file(&mut self, base: &Path) {
+        if let Some(file) = &self.file {
+            self.file = Some(resolve(base, file));
+        }
+    }
+
+    /// Checks at load that the spec names exactly one source (one line naming `key`) and
+    /// none of the keys of a connector's `[secrets.NAME]`, and resolves a `file` against
+    /// the tenant file's folder.
     pub(crate) fn resolve_source(&mut self, key: &str, base: &Path) -> Result<(), String> {
+        self.plain_only(key)?;
         self.source().map_err(|e| e.keyed(key))?;
         self.expiry().map_err(|e| format!("{key} {e}"))?;
         if let Some(file) = &self.file {
@@ -569,7 +769,7 @@ impl TenantConfig {
             .collect::<Result<_, _>>()?;
         let mut secrets = file.secrets;
         for (name, spec) in secrets.iter_mut() {
-            spec.resolve_source(&format!("[secrets.{name}]"), base)?;
+            spec.resolve_connector_secret(&format!("[secrets.{name}]"), base)?;
             for h in &spec.hosts {
                 Origin::parse(h).map_err(|e| format!("[secrets.{name}] hosts: {e}"))?;
             }
@@ -948,6 +1148,7 @@ path = "out/events.jsonl"
                     file: Some(PathBuf::from("/etc/ch/pg.pass")),
                     hosts: vec![],
                     expires: None,
+                    ..Default::default()
                 }),
                 options: crate::postgres::DatabaseOptions::default(),
             })

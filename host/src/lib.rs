@@ -15,6 +15,7 @@ pub mod assembly;
 pub mod check;
 pub mod components;
 pub mod config;
+pub mod credentials;
 pub mod doors;
 pub mod error;
 pub mod files;

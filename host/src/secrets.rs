@@ -14,7 +14,11 @@
 //!   FIFO, a device, a directory is refused before it can hang the host), at most
 //!   [`crate::files::MAX_SECRET_BYTES`], UTF-8; trailing `\r` and `\n` are cut (an editor's
 //!   final newline is not part of the secret);
-//! - the value must not be empty.
+//! - the value must not be empty;
+//! - a file readable or writable by its group or by others, or owned by another user (not
+//!   this process's user, not root), is still read, with one warning naming the file and the
+//!   fix ([`warn_if_exposed`]): a secret another account can read is no longer only the
+//!   host's. Key files ([`crate::credentials`]) are held to the same rule.
 //!
 //! What a value must be beyond that belongs to its user: the connector's secrets and a sink's
 //! credential must be strong enough to be redacted from everything the run hands out
@@ -80,10 +84,16 @@ impl SecretSource {
                 }
             },
             SecretSource::File(path) => {
-                crate::files::read_text_file(path, crate::files::MAX_SECRET_BYTES, "secret file")
-                    .map_err(|e| LoadError::Value(e.to_string()))?
-                    .trim_end_matches(['\r', '\n'])
-                    .to_string()
+                let text = crate::files::read_text_file(
+                    path,
+                    crate::files::MAX_SECRET_BYTES,
+                    "secret file",
+                )
+                .map_err(|e| LoadError::Value(e.to_string()))?
+                .trim_end_matches(['\r', '\n'])
+                .to_string();
+                warn_if_exposed(path, "secret file");
+                text
             }
         };
         if value.is_empty() {
@@ -98,6 +108,44 @@ impl SecretSource {
 /// Loads the secret an `env` / `file` pair names, by this module's rules.
 pub fn load(env: Option<&str>, file: Option<&Path>) -> Result<String, LoadError> {
     SecretSource::from_parts(env, file)?.read()
+}
+
+/// Why a secret file with permission bits `mode`, owned by `owner`, is exposed to other
+/// accounts of a host whose process runs as `euid`: one line naming the file and the fix,
+/// or `None` when only this user (or root) can read it.
+pub fn exposure(path: &Path, what: &str, mode: u32, owner: u32, euid: u32) -> Option<String> {
+    let shown = path.display();
+    if owner != euid && owner != 0 {
+        return Some(format!(
+            "{what} {shown} is owned by another user (uid {owner}, the host runs as uid {euid}): that account can change or read the secret; chown {euid} {shown} && chmod 600 {shown}"
+        ));
+    }
+    if mode & 0o077 != 0 {
+        return Some(format!(
+            "{what} {shown} can be read by other accounts (mode {:03o}); chmod 600 {shown}",
+            mode & 0o777
+        ));
+    }
+    None
+}
+
+/// Logs one warning when the secret file at `path` can be read by other accounts or is
+/// another user's ([`exposure`]). The file is used all the same: refusing it would stop
+/// runs that work today (a Kubernetes secret mounted without `defaultMode: 0400`).
+pub fn warn_if_exposed(path: &Path, what: &str) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        let euid = rustix::process::geteuid().as_raw();
+        if let Some(line) = exposure(path, what, meta.mode(), meta.uid(), euid) {
+            tracing::warn!(target: "secrets", "{line}");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, what);
 }
 
 #[cfg(test)]
@@ -162,6 +210,25 @@ mod tests {
         assert_eq!(
             e.keyed("[state] password"),
             "[state] password: the value is empty; set the secret's value"
+        );
+    }
+
+    #[test]
+    fn operator_an_exposed_secret_file_is_named_with_the_fix() {
+        let p = Path::new("/etc/connector-host/secret");
+        assert_eq!(exposure(p, "secret file", 0o100600, 1000, 1000), None);
+        assert_eq!(exposure(p, "secret file", 0o100400, 0, 1000), None, "root's is fine");
+        let line = exposure(p, "secret file", 0o100644, 1000, 1000).unwrap();
+        assert_eq!(
+            line,
+            "secret file /etc/connector-host/secret can be read by other accounts (mode 644); chmod 600 /etc/connector-host/secret"
+        );
+        let line = exposure(p, "key file", 0o100600, 1234, 1000).unwrap();
+        assert!(
+            line.starts_with("key file /etc/connector-host/secret is owned by another user (uid 1234")
+                && line.contains("chown 1000 /etc/connector-host/secret")
+                && !line.contains('\n'),
+            "{line}"
         );
     }
 

@@ -268,6 +268,12 @@ impl Protected {
                 spec,
                 &format!("the secret file of [secrets.{name}] of tenant '{key}'"),
             );
+            if let Some(certificate) = &spec.certificate {
+                self.add(
+                    certificate,
+                    &format!("the certificate file of [secrets.{name}] of tenant '{key}'"),
+                );
+            }
         }
         match &cfg.sink {
             SinkSpec::Sekoia(s) => self.add_secret(

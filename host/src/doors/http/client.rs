@@ -17,7 +17,7 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use super::policy::{EgressPolicy, Origin};
-use super::secrets::SecretSet;
+use super::secrets::{Prepared, Scrubber, SecretSet};
 
 /// A request as the guest sent it (mirror of `http-fetch.request`).
 #[derive(Clone, Debug)]
@@ -106,6 +106,39 @@ pub struct HttpDoor {
     tenant: String,
     counters: Arc<HttpCounters>,
     semaphore: Arc<tokio::sync::Semaphore>,
+    /// The last `DPoP-Nonce` each origin gave, for this run (RFC 9449 §8, §9).
+    nonces: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
+    /// The client assertions this run issued, and their redaction.
+    assertions: std::sync::Mutex<(Vec<String>, Scrubber)>,
+}
+
+/// A response as received, and whether its request carried a DPoP proof.
+struct Sent {
+    response: FetchResponse,
+    dpop: bool,
+}
+
+/// The value of header `name` (lower case) of a response.
+fn header_value(headers: &[(String, String)], name: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// Whether a response asks for a DPoP nonce: a 400 whose JSON `error` is `use_dpop_nonce`
+/// (RFC 9449 §8), or a 401 whose `WWW-Authenticate` says `error="use_dpop_nonce"` (§9).
+fn asks_for_nonce(resp: &FetchResponse) -> bool {
+    match resp.status {
+        400 => serde_json::from_slice::<serde_json::Value>(&resp.body)
+            .ok()
+            .is_some_and(|v| v["error"] == "use_dpop_nonce"),
+        401 => resp.headers.iter().any(|(k, v)| {
+            k == "www-authenticate" && v.to_ascii_lowercase().contains("error=\"use_dpop_nonce\"")
+        }),
+        _ => false,
+    }
 }
 
 impl HttpDoor {
@@ -125,6 +158,8 @@ impl HttpDoor {
             tenant,
             counters: Arc::new(HttpCounters::default()),
             semaphore,
+            nonces: Default::default(),
+            assertions: Default::default(),
         }
     }
 
@@ -160,34 +195,116 @@ impl HttpDoor {
             );
             return Err(self.deny(url.as_str(), why));
         }
-        // Headers and the URL are never filled: placeholders there are sent as text.
-        let headers = req.headers;
-        // Whether a secret was filled in: the answer then says whether the credentials were
-        // accepted where they were sent (a token endpoint), which `check` reports.
-        let mut carried_secret = false;
-        let body = match req.body {
-            Some(b) => {
-                let before = b.windows(9).any(|w| w == b"{{secret:").then(|| b.clone());
-                let filled = self
-                    .secrets
-                    .fill_body(&req.method, &headers, b, &origin)
-                    .map_err(|why| self.deny(url.as_str(), why))?;
-                carried_secret = before.is_some_and(|b| b != filled);
-                Some(filled)
+        let origin_key = origin.to_string();
+        // Kept for a DPoP nonce retry, which fills the request again (a fresh assertion
+        // and proof): only when a key of this tenant adds proofs.
+        let original = self
+            .secrets
+            .has_dpop()
+            .then(|| (req.headers.clone(), req.body.clone()));
+        let nonce = self.nonce(&origin_key);
+        // Placeholders are filled by the rules of `secrets.rs` (form fields, a header
+        // credential's header, assertions, DPoP proofs); anywhere else they are text.
+        let prepared = self
+            .secrets
+            .prepare(
+                &req.method,
+                &url,
+                &origin,
+                req.headers,
+                req.body,
+                nonce.as_deref(),
+            )
+            .map_err(|why| self.deny(url.as_str(), why))?;
+        let mut issued = prepared.issued.clone();
+        self.remember_assertions(&prepared.assertions);
+        let mut answer = self.send(&req.method, &url, &origin, prepared).await?;
+        if let Some((headers, body)) = original.filter(|_| answer.dpop) {
+            // RFC 9449 §8.2/§9: a server may hand a new nonce in any answer; the client
+            // uses the latest one for its next proof to that server.
+            let fresh = header_value(&answer.response.headers, "dpop-nonce");
+            if let Some(fresh) = &fresh {
+                self.set_nonce(&origin_key, fresh);
             }
-            None => None,
-        };
+            // §8 (authorization server: 400 with error "use_dpop_nonce") and §9 (resource
+            // server: 401 with WWW-Authenticate DPoP error="use_dpop_nonce"): retried once,
+            // with the nonce, a fresh assertion and a fresh proof. Okta answers the first
+            // token request of a DPoP app so (developer.okta.com/docs/guides/dpop/
+            // nonoktaresourceserver/main/, "Make a request to the /token endpoint").
+            if fresh.is_some() && asks_for_nonce(&answer.response) {
+                let retry = self
+                    .secrets
+                    .prepare(
+                        &req.method,
+                        &url,
+                        &origin,
+                        headers,
+                        body,
+                        fresh.as_deref(),
+                    )
+                    .map_err(|why| self.deny(url.as_str(), why))?;
+                issued.extend(retry.issued.iter().cloned());
+                self.remember_assertions(&retry.assertions);
+                answer = self.send(&req.method, &url, &origin, retry).await?;
+                if let Some(next) = header_value(&answer.response.headers, "dpop-nonce") {
+                    self.set_nonce(&origin_key, &next);
+                }
+            }
+        }
+        Ok(self.scrubbed(answer.response, &issued))
+    }
+
+    /// The last DPoP nonce `origin` gave in this run.
+    fn nonce(&self, origin: &str) -> Option<String> {
+        self.nonces
+            .lock()
+            .ok()
+            .and_then(|n| n.get(origin).cloned())
+    }
+
+    fn set_nonce(&self, origin: &str, nonce: &str) {
+        if let Ok(mut n) = self.nonces.lock() {
+            n.insert(origin.to_string(), nonce.to_string());
+        }
+    }
+
+    /// Adds client assertions to those redacted from every response of the run.
+    fn remember_assertions(&self, assertions: &[String]) {
+        if assertions.is_empty() {
+            return;
+        }
+        if let Ok(mut run) = self.assertions.lock() {
+            run.0.extend(assertions.iter().cloned());
+            // A run asks for a token about once an hour: the list stays short. Kept to the
+            // last 64 in any case (a token endpoint answering with an error, retried).
+            let excess = run.0.len().saturating_sub(64);
+            run.0.drain(..excess);
+            run.1 = Scrubber::new(run.0.iter().map(String::as_str));
+        }
+    }
+
+    /// Sends one filled request (counted against the budget) and reads its answer.
+    async fn send(
+        &self,
+        method: &str,
+        url: &url::Url,
+        origin: &Origin,
+        prepared: Prepared,
+    ) -> Result<Sent, FetchFailure> {
+        let Prepared {
+            headers,
+            body,
+            carried_secret,
+            dpop,
+            ..
+        } = prepared;
         let previous = self.counters.sent.fetch_add(1, Ordering::Relaxed);
         if previous >= self.policy.max_requests {
             self.counters.sent.fetch_sub(1, Ordering::Relaxed);
             return Err(FetchFailure::BudgetExhausted);
         }
-        let method = reqwest::Method::from_bytes(req.method.as_bytes()).map_err(|_| {
-            self.deny(
-                url.as_str(),
-                format!("'{}' is not an HTTP method", req.method),
-            )
-        })?;
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|_| self.deny(url.as_str(), format!("'{method}' is not an HTTP method")))?;
         let _permit = self
             .semaphore
             .acquire()
@@ -196,7 +313,7 @@ impl HttpDoor {
         // An origin the policy resolves to a fixed socket (the simulation's stable origins,
         // never a tenant file's) is sent there, with `Host` naming the origin as curl's
         // `--resolve` does; everything else about the request is the connector's URL.
-        let (target, host) = match self.policy.resolved(&origin) {
+        let (target, host) = match self.policy.resolved(origin) {
             Some(addr) => {
                 let mut target = url.clone();
                 // An http(s) URL always takes an IP host and a port.
@@ -266,26 +383,42 @@ impl HttpDoor {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(self.scrubbed(FetchResponse {
-            status,
-            headers,
-            body,
-        }))
+        Ok(Sent {
+            response: FetchResponse {
+                status,
+                headers,
+                body,
+            },
+            dpop,
+        })
     }
 
-    /// The response without the tenant's secrets: a server that echoes a request (a token
-    /// endpoint quoting the body in its error) must not hand the secret to the guest.
-    fn scrubbed(&self, mut resp: FetchResponse) -> FetchResponse {
-        let scrub = self.secrets.scrubber();
+    /// The response without the tenant's secrets, the run's client assertions and the
+    /// JWTs `issued` for this request (its assertion and DPoP proofs): a server that
+    /// echoes a request (a token endpoint quoting the body in its error) must not hand a
+    /// secret or a signed credential to the guest.
+    fn scrubbed(&self, mut resp: FetchResponse, issued: &[String]) -> FetchResponse {
+        let run = self
+            .assertions
+            .lock()
+            .map(|a| a.1.clone())
+            .unwrap_or_default();
+        let this_request = if issued.is_empty() {
+            Scrubber::default()
+        } else {
+            Scrubber::new(issued.iter().map(String::as_str))
+        };
         let mut found = false;
-        if let std::borrow::Cow::Owned(clean) = scrub.scrub_bytes(&resp.body) {
-            resp.body = clean;
-            found = true;
-        }
-        for (_, v) in &mut resp.headers {
-            if let Some(clean) = scrub.redacted(v) {
-                *v = clean;
+        for scrub in [self.secrets.scrubber(), &run, &this_request] {
+            if let std::borrow::Cow::Owned(clean) = scrub.scrub_bytes(&resp.body) {
+                resp.body = clean;
                 found = true;
+            }
+            for (_, v) in &mut resp.headers {
+                if let Some(clean) = scrub.redacted(v) {
+                    *v = clean;
+                    found = true;
+                }
             }
         }
         if found && self.counters.echoed_secret.fetch_add(1, Ordering::Relaxed) == 0 {

@@ -44,13 +44,16 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
+use crate::credentials::PrivateKeyCredential;
 use crate::doors::http::Origin;
 
 const OPEN: &str = "{{secret:";
+const ASSERTION_OPEN: &str = "{{assertion:";
 const CLOSE: &str = "}}";
 
 /// What a redacted secret is replaced with.
@@ -145,11 +148,77 @@ impl std::fmt::Debug for SecretValue {
     }
 }
 
+/// One secret of a [`SecretSet`]: what it is, and the origins it may reach.
+#[derive(Clone, Debug)]
+struct Entry {
+    kind: EntryKind,
+    origins: Vec<Origin>,
+}
+
+#[derive(Clone, Debug)]
+enum EntryKind {
+    /// Filled as the whole value of a form field.
+    Value(SecretValue),
+    /// Filled as the whole value of `header` (case-insensitive), as `<prefix> <value>`.
+    Header {
+        value: SecretValue,
+        header: String,
+        prefix: Option<String>,
+    },
+    /// Signs client assertions and DPoP proofs; never sent itself.
+    PrivateKey(Arc<PrivateKeyCredential>),
+}
+
+impl EntryKind {
+    fn value(&self) -> Option<&str> {
+        match self {
+            EntryKind::Value(v) | EntryKind::Header { value: v, .. } => Some(v.0.as_str()),
+            EntryKind::PrivateKey(_) => None,
+        }
+    }
+}
+
 /// One tenant's secrets, where each may go, and the [`Scrubber`] redacting them.
 #[derive(Clone, Debug, Default)]
 pub struct SecretSet {
-    entries: BTreeMap<String, (SecretValue, Vec<Origin>)>,
+    entries: BTreeMap<String, Entry>,
     scrubber: Scrubber,
+}
+
+/// A request after [`SecretSet::prepare`]: placeholders filled, assertions signed, the DPoP
+/// proof attached. `Debug` shows no header value and no token.
+#[derive(Clone, Default)]
+pub struct Prepared {
+    /// The headers to send.
+    pub headers: Vec<(String, String)>,
+    /// The body to send.
+    pub body: Option<Vec<u8>>,
+    /// Every JWT the host issued for this request (assertions, the DPoP proof): a response
+    /// echoing one is redacted before the guest sees it.
+    pub issued: Vec<String>,
+    /// The client assertions among them (redacted for the rest of the run).
+    pub assertions: Vec<String>,
+    /// Whether a secret was filled in or an assertion signed.
+    pub carried_secret: bool,
+    /// Whether a DPoP proof was attached (a `use_dpop_nonce` answer is then retried once).
+    pub dpop: bool,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("headers", &self.headers.len())
+            .field("issued", &self.issued.len())
+            .field("carried_secret", &self.carried_secret)
+            .field("dpop", &self.dpop)
+            .finish()
+    }
+}
+
+/// The name in `value` when `value` is exactly `<open><name>}}`.
+fn whole<'v>(value: &'v str, open: &str) -> Option<&'v str> {
+    let name = value.strip_prefix(open)?.strip_suffix(CLOSE)?;
+    (!name.is_empty() && !name.contains(CLOSE)).then_some(name)
 }
 
 impl SecretSet {
@@ -158,10 +227,73 @@ impl SecretSet {
         Self::default()
     }
 
+    fn put(&mut self, name: String, entry: Entry) {
+        self.entries.insert(name, entry);
+        self.scrubber = Scrubber::new(self.entries.values().filter_map(|e| e.kind.value()));
+    }
+
     /// Adds a secret allowed to reach `origins`.
     pub fn insert(&mut self, name: impl Into<String>, value: SecretValue, origins: Vec<Origin>) {
-        self.entries.insert(name.into(), (value, origins));
-        self.scrubber = Scrubber::new(self.entries.values().map(|(v, _)| v.0.as_str()));
+        self.put(
+            name.into(),
+            Entry {
+                kind: EntryKind::Value(value),
+                origins,
+            },
+        );
+    }
+
+    /// Adds a header credential: `{{secret:<name>}}` as the whole value of `header` of a
+    /// request to one of `origins` becomes `<prefix> <value>` (`<value>` without a prefix).
+    pub fn insert_header(
+        &mut self,
+        name: impl Into<String>,
+        value: SecretValue,
+        origins: Vec<Origin>,
+        header: impl Into<String>,
+        prefix: Option<String>,
+    ) {
+        self.put(
+            name.into(),
+            Entry {
+                kind: EntryKind::Header {
+                    value,
+                    header: header.into(),
+                    prefix,
+                },
+                origins,
+            },
+        );
+    }
+
+    /// Adds a private key: `{{assertion:<name>}}` in a form field of a form `POST` to one of
+    /// `origins` becomes a client assertion it signs (and, with DPoP, proofs are attached).
+    pub fn insert_private_key(
+        &mut self,
+        name: impl Into<String>,
+        credential: Arc<PrivateKeyCredential>,
+        origins: Vec<Origin>,
+    ) {
+        self.put(
+            name.into(),
+            Entry {
+                kind: EntryKind::PrivateKey(credential),
+                origins,
+            },
+        );
+    }
+
+    /// The private keys of this set, by name (for their certificates' expiry).
+    pub fn private_keys(&self) -> impl Iterator<Item = (&str, &PrivateKeyCredential)> {
+        self.entries.iter().filter_map(|(name, e)| match &e.kind {
+            EntryKind::PrivateKey(c) => Some((name.as_str(), c.as_ref())),
+            _ => None,
+        })
+    }
+
+    /// Whether a private key of this set adds DPoP proofs.
+    pub fn has_dpop(&self) -> bool {
+        self.private_keys().any(|(_, c)| c.dpop())
     }
 
     /// The redaction of every value of this set.
@@ -175,7 +307,11 @@ impl SecretSet {
         self.scrubber.redacted(text)?;
         self.entries
             .iter()
-            .find(|(_, (value, _))| Scrubber::new([value.0.as_str()]).redacted(text).is_some())
+            .find(|(_, e)| {
+                e.kind
+                    .value()
+                    .is_some_and(|v| Scrubber::new([v]).redacted(text).is_some())
+            })
             .map(|(name, _)| name.as_str())
     }
 
@@ -187,21 +323,38 @@ impl SecretSet {
         value: String,
         origins: Vec<Origin>,
     ) -> Result<(), SecretError> {
-        if let Some(message) = weakness(&value) {
-            return Err(SecretError {
-                name: name.to_string(),
-                message,
-            });
-        }
+        Self::strong(name, &value)?;
         self.insert(name, SecretValue::new(value), origins);
         Ok(())
     }
 
-    /// Fills the placeholders of a request body by the rule of this module: only in a `POST`
-    /// whose one `Content-Type` is `application/x-www-form-urlencoded`, only where a field's
-    /// whole value is `{{secret:<name>}}`, and only for an origin that secret may reach (`Err`
-    /// otherwise, or for a name this tenant has no secret of). Every other body is returned
-    /// unchanged, placeholders and all.
+    /// [`SecretSet::add`] for a header credential ([`SecretSet::insert_header`]).
+    pub fn add_header(
+        &mut self,
+        name: &str,
+        value: String,
+        origins: Vec<Origin>,
+        header: &str,
+        prefix: Option<String>,
+    ) -> Result<(), SecretError> {
+        Self::strong(name, &value)?;
+        self.insert_header(name, SecretValue::new(value), origins, header, prefix);
+        Ok(())
+    }
+
+    fn strong(name: &str, value: &str) -> Result<(), SecretError> {
+        match weakness(value) {
+            Some(message) => Err(SecretError {
+                name: name.to_string(),
+                message,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Fills the placeholders of a request body by the rule of this module (see
+    /// [`SecretSet::prepare`]); an assertion's audience is then the origin itself. Every
+    /// other body is returned unchanged, placeholders and all.
     pub fn fill_body(
         &self,
         method: &str,
@@ -209,37 +362,208 @@ impl SecretSet {
         body: Vec<u8>,
         origin: &Origin,
     ) -> Result<Vec<u8>, String> {
+        self.fill_form(method, headers, body, origin, &origin.to_string())
+            .map(|f| f.body)
+    }
+
+    /// The form rule: only in a `POST` whose one `Content-Type` is
+    /// `application/x-www-form-urlencoded`, only where a field's whole value is a
+    /// placeholder, and only for an origin that secret may reach (`Err` otherwise, or for a
+    /// name this tenant has no secret of). `{{secret:<name>}}` of a value secret becomes
+    /// the value; `{{assertion:<name>}}` of a private key becomes a client assertion for
+    /// `audience`. A header credential's or a private key's `{{secret:…}}` stays text.
+    fn fill_form(
+        &self,
+        method: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+        origin: &Origin,
+        audience: &str,
+    ) -> Result<FormFill, String> {
+        let unchanged = |body| FormFill {
+            body,
+            assertions: Vec::new(),
+            signer: None,
+            filled: false,
+        };
         if method != "POST" || !is_form(headers) {
-            return Ok(body);
+            return Ok(unchanged(body));
         }
         let text = match String::from_utf8(body) {
-            Ok(text) if text.contains(OPEN) => text,
-            Ok(text) => return Ok(text.into_bytes()),
-            Err(e) => return Ok(e.into_bytes()),
+            Ok(text) if text.contains(OPEN) || text.contains(ASSERTION_OPEN) => text,
+            Ok(text) => return Ok(unchanged(text.into_bytes())),
+            Err(e) => return Ok(unchanged(e.into_bytes())),
+        };
+        let mut out = FormFill {
+            body: Vec::new(),
+            assertions: Vec::new(),
+            signer: None,
+            filled: false,
         };
         let mut fields = Vec::new();
         for field in text.split('&') {
-            let filled = field.split_once('=').and_then(|(key, value)| {
-                let name = value.strip_prefix(OPEN)?.strip_suffix(CLOSE)?;
-                (!name.is_empty() && !name.contains(CLOSE)).then_some((key, name))
-            });
-            match filled {
-                Some((key, name)) => {
-                    let (value, origins) = self.entries.get(name).ok_or_else(|| {
-                        format!("the secret placeholder '{name}' names no secret of this tenant")
-                    })?;
-                    if !origins.contains(origin) {
-                        return Err(format!("the secret '{name}' may not be sent to {origin}"));
-                    }
-                    let encoded: String =
-                        form_urlencoded::byte_serialize(value.0.as_bytes()).collect();
-                    fields.push(Cow::Owned(format!("{key}={encoded}")));
+            let Some((key, value)) = field.split_once('=') else {
+                fields.push(Cow::Borrowed(field));
+                continue;
+            };
+            if let Some(name) = whole(value, OPEN) {
+                let entry = self.entries.get(name).ok_or_else(|| {
+                    format!("the secret placeholder '{name}' names no secret of this tenant")
+                })?;
+                let EntryKind::Value(secret) = &entry.kind else {
+                    // A header credential or a private key is never a form value.
+                    fields.push(Cow::Borrowed(field));
+                    continue;
+                };
+                if !entry.origins.contains(origin) {
+                    return Err(format!("the secret '{name}' may not be sent to {origin}"));
                 }
-                None => fields.push(Cow::Borrowed(field)),
+                let encoded: String =
+                    form_urlencoded::byte_serialize(secret.0.as_bytes()).collect();
+                fields.push(Cow::Owned(format!("{key}={encoded}")));
+                out.filled = true;
+            } else if let Some(name) = whole(value, ASSERTION_OPEN) {
+                let credential = match self.entries.get(name) {
+                    Some(Entry {
+                        kind: EntryKind::PrivateKey(c),
+                        origins,
+                    }) => {
+                        if !origins.contains(origin) {
+                            return Err(format!(
+                                "the assertion of secret '{name}' may not be sent to {origin}"
+                            ));
+                        }
+                        c
+                    }
+                    _ => {
+                        return Err(format!(
+                            "the assertion placeholder '{name}' names no private_key secret of this tenant"
+                        ))
+                    }
+                };
+                let jwt = credential.assertion(audience)?;
+                let encoded: String = form_urlencoded::byte_serialize(jwt.as_bytes()).collect();
+                fields.push(Cow::Owned(format!("{key}={encoded}")));
+                out.assertions.push(jwt);
+                out.signer.get_or_insert_with(|| credential.clone());
+                out.filled = true;
+            } else {
+                fields.push(Cow::Borrowed(field));
             }
         }
-        Ok(fields.join("&").into_bytes())
+        out.body = fields.join("&").into_bytes();
+        Ok(out)
     }
+
+    /// Fills a request for `url` (whose origin is `origin`) by the rules of this module:
+    ///
+    /// - the body by the form rule ([`SecretSet::fill_body`]): `{{secret:<name>}}` and
+    ///   `{{assertion:<name>}}`, an assertion's `aud` being `url` without query or fragment;
+    /// - a header whose whole value is `{{secret:<name>}}` of a header credential whose
+    ///   `header` it is (case-insensitive) becomes `<prefix> <value>`, for the secret's
+    ///   origins only (`Err` naming the secret and the origin otherwise); in any other
+    ///   header, and for any other secret, it is text;
+    /// - DPoP (RFC 9449), for a private key with `dpop` and a request to one of its origins:
+    ///   the form `POST` carrying its assertion gets a `DPoP` proof (§4.2, §5); a request
+    ///   whose `Authorization` is `DPoP <token>` gets one with `ath` (§7.1). `nonce` is the
+    ///   last `DPoP-Nonce` the origin gave (§8, §9). A `DPoP` header the guest wrote is
+    ///   replaced: a guest cannot sign a proof.
+    pub fn prepare(
+        &self,
+        method: &str,
+        url: &url::Url,
+        origin: &Origin,
+        headers: Vec<(String, String)>,
+        body: Option<Vec<u8>>,
+        nonce: Option<&str>,
+    ) -> Result<Prepared, String> {
+        let htu = crate::credentials::without_query(url);
+        let mut prepared = Prepared::default();
+        let mut signer = None;
+        prepared.body = match body {
+            Some(b) => {
+                let form = self.fill_form(method, &headers, b, origin, &htu)?;
+                prepared.carried_secret |= form.filled;
+                prepared.issued.extend(form.assertions.iter().cloned());
+                prepared.assertions = form.assertions;
+                signer = form.signer;
+                Some(form.body)
+            }
+            None => None,
+        };
+        let mut filled_headers = Vec::with_capacity(headers.len() + 1);
+        for (k, v) in headers {
+            let credential = whole(&v, OPEN).and_then(|name| {
+                let entry = self.entries.get(name)?;
+                match &entry.kind {
+                    EntryKind::Header {
+                        value,
+                        header,
+                        prefix,
+                    } if header.eq_ignore_ascii_case(&k) => Some((name, entry, value, prefix)),
+                    _ => None,
+                }
+            });
+            match credential {
+                Some((name, entry, value, prefix)) => {
+                    if !entry.origins.contains(origin) {
+                        return Err(format!("the secret '{name}' may not be sent to {origin}"));
+                    }
+                    let filled = match prefix {
+                        Some(p) => format!("{p} {}", value.0),
+                        None => value.0.clone(),
+                    };
+                    prepared.carried_secret = true;
+                    filled_headers.push((k, filled));
+                }
+                None => filled_headers.push((k, v)),
+            }
+        }
+        // The proof: for the assertion's request, or for a DPoP-bound access token.
+        let proof = match signer {
+            Some(c) if c.dpop() => c.dpop_proof(method, &htu, nonce, None),
+            _ => {
+                let token = filled_headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+                    .and_then(|(_, v)| {
+                        let (scheme, token) = v.split_once(' ')?;
+                        // Authentication schemes are case-insensitive (RFC 9110 §11.1).
+                        scheme.eq_ignore_ascii_case("DPoP").then(|| token.trim().to_string())
+                    });
+                match token {
+                    Some(token) => self
+                        .entries
+                        .values()
+                        .find_map(|e| match &e.kind {
+                            EntryKind::PrivateKey(c) if c.dpop() && e.origins.contains(origin) => {
+                                Some(c.clone())
+                            }
+                            _ => None,
+                        })
+                        .and_then(|c| c.dpop_proof(method, &htu, nonce, Some(&token))),
+                    None => None,
+                }
+            }
+        };
+        if let Some(proof) = proof {
+            let proof = proof?;
+            filled_headers.retain(|(k, _)| !k.eq_ignore_ascii_case("dpop"));
+            filled_headers.push(("DPoP".to_string(), proof.clone()));
+            prepared.issued.push(proof);
+            prepared.dpop = true;
+        }
+        prepared.headers = filled_headers;
+        Ok(prepared)
+    }
+}
+
+/// What the form rule made of a body.
+struct FormFill {
+    body: Vec<u8>,
+    assertions: Vec<String>,
+    signer: Option<Arc<PrivateKeyCredential>>,
+    filled: bool,
 }
 
 /// Whether the request has exactly one `Content-Type` header and it is a form.

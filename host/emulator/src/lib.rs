@@ -61,7 +61,9 @@
 //! requests), [`Emulator::set_throttle`] (429 on every n-th request),
 //! [`Emulator::set_latency`] (every HTTP answer delayed, asynchronously),
 //! [`Emulator::set_registration_top`], [`Emulator::set_premium`], [`Emulator::set_p2`],
-//! [`Emulator::set_missing_permissions`],
+//! [`Emulator::set_missing_permissions`], [`Emulator::set_client_certificates`] and
+//! [`Emulator::set_assertion_algorithms`] (the app's certificates and the `alg` values its
+//! token endpoint accepts on client assertions),
 //! [`Emulator::expire_tokens`], [`Emulator::expire_delta_tokens_with`]; counters:
 //! [`Emulator::counters`], [`Emulator::reports_throttled`], [`Emulator::throttled_responses`];
 //! data changes: [`Emulator::modify_user`] (a change `users/delta` reports) and

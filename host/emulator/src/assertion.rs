@@ -35,7 +35,7 @@
 //!   failed., …]" (microsoftgraph/msgraph-sdk-php#1585);
 //!   AADSTS700024 "Client assertion is not within its valid time range. Current time: …,
 //!   assertion valid from …, expiry time of assertion …. Review the documentation at
-//!   https://learn.microsoft.com/entra/identity-platform/certificate-credentials"
+//!   <https://learn.microsoft.com/entra/identity-platform/certificate-credentials>"
 //!   (AzureAD/microsoft-authentication-library-for-dotnet#4951, -for-java#984);
 //!   AADSTS700023 "Client assertion audience claim does not match Realm issuer."
 //!   (AzureAD/microsoft-authentication-library-for-dotnet#2746); AADSTS50048 "Subject must match

@@ -20,9 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{
-    DeliverySpec, PostgresState, SecretKind, SecretSpec, SinkSpec, TenantConfig,
-};
+use crate::config::{DeliverySpec, PostgresState, SecretKind, SecretSpec, SinkSpec, TenantConfig};
 use crate::doors::checkpoint::postgres::PostgresCheckpointStore;
 use crate::doors::checkpoint::{CheckpointStore, SqliteCheckpointStore};
 use crate::doors::emit::push::{credential_weakness, secret_parts, PushOptions};
@@ -479,6 +477,17 @@ mod tests {
             e.to_string(),
             "secret 'client_secret': needs exactly one of env = \"VAR\" or file = \"path\""
         );
+    }
+
+    #[test]
+    fn operator_a_database_password_takes_none_of_a_connector_secrets_keys() {
+        let spec = SecretSpec {
+            env: Some("PG".into()),
+            header: Some("Authorization".into()),
+            ..Default::default()
+        };
+        let e = database_password(&spec).unwrap_err().to_string();
+        assert!(e.contains("password takes no header"), "{e}");
     }
 
     #[test]

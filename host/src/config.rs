@@ -148,7 +148,10 @@ impl SecretSpec {
             ("header", self.header.is_some()),
             ("prefix", self.prefix.is_some()),
         ];
-        set.into_iter().filter(|(_, on)| *on).map(|(k, _)| k).collect()
+        set.into_iter()
+            .filter(|(_, on)| *on)
+            .map(|(k, _)| k)
+            .collect()
     }
 
     /// Refuses the keys only a connector's `[secrets.NAME]` takes (`kind`, `header`, …) on
@@ -165,7 +168,11 @@ impl SecretSpec {
     /// Checks a connector's `[secrets.NAME]` (`key`) at load: the source, the kind and the
     /// keys of that kind (see [`SecretSpec`]), one line naming `[secrets.NAME] key`; resolves
     /// `file` and `certificate` against the tenant file's folder.
-    pub(crate) fn resolve_connector_secret(&mut self, key: &str, base: &Path) -> Result<(), String> {
+    pub(crate) fn resolve_connector_secret(
+        &mut self,
+        key: &str,
+        base: &Path,
+    ) -> Result<(), String> {
         self.check_source(key)?;
         let kind = self.kind().map_err(|e| format!("{key} {e}"))?;
         match kind {
@@ -223,7 +230,11 @@ impl SecretSpec {
                         ));
                     }
                 }
-                if self.client_id.as_deref().is_none_or(|c| c.trim().is_empty()) {
+                if self
+                    .client_id
+                    .as_deref()
+                    .is_none_or(|c| c.trim().is_empty())
+                {
                     return Err(format!(
                         "{key} client_id = \"…\" is required with kind = \"private_key\": the application (client) id the assertion is signed for (its iss and sub)"
                     ));
@@ -232,7 +243,9 @@ impl SecretSpec {
                     if crate::credentials::parse_algorithm(alg).is_none() {
                         return Err(format!(
                             "{key} algorithm = \"{}\" is not one of {}",
-                            crate::doors::log::escape_control(&alg.chars().take(40).collect::<String>()),
+                            crate::doors::log::escape_control(
+                                &alg.chars().take(40).collect::<String>()
+                            ),
                             crate::credentials::ALGORITHMS.join(", ")
                         ));
                     }
@@ -331,6 +344,9 @@ pub struct PostgresState {
 
 /// The checkpoint store a `[state]` section chose.
 #[derive(Clone, Debug, PartialEq)]
+// The PostgreSQL variant holds a `SecretSpec` (with the keys of a connector's secrets,
+// issue 20); a value made once per tenant file, so boxing it would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum StateStore {
     /// A SQLite file (resolved).
     Sqlite(PathBuf),
@@ -962,6 +978,102 @@ checkpoint_db = "state.sqlite"
 kind = "jsonl"
 path = "out/events.jsonl"
 "#;
+
+    /// MINIMAL with `[secrets.client_secret]` written as `body`.
+    fn with_secret(body: &str) -> String {
+        MINIMAL.replace("env = \"ENTRA_CLIENT_SECRET\"", body)
+    }
+
+    #[test]
+    fn operator_a_private_key_secret_is_read_with_its_keys_and_paths_resolved() {
+        let c = TenantConfig::parse(
+            &with_secret(
+                "kind = \"private_key\"\nfile = \"keys/entra.key\"\ncertificate = \"keys/entra.crt\"\nalgorithm = \"RS256\"\nclient_id = \"11111111-2222-3333-4444-555555555555\"\nx5t = true\nkid = \"k1\"\ndpop = true\nexpires = \"2027-06-30\"",
+            ),
+            Path::new("/etc/ch"),
+        )
+        .unwrap();
+        let s = &c.secrets["client_secret"];
+        assert_eq!(s.kind().unwrap(), SecretKind::PrivateKey);
+        assert_eq!(s.file.as_deref(), Some(Path::new("/etc/ch/keys/entra.key")));
+        assert_eq!(
+            s.certificate.as_deref(),
+            Some(Path::new("/etc/ch/keys/entra.crt"))
+        );
+        assert_eq!(s.algorithm.as_deref(), Some("RS256"));
+        assert_eq!(
+            (s.x5t, s.dpop, s.kid.as_deref()),
+            (Some(true), Some(true), Some("k1"))
+        );
+        // A header credential.
+        let c = TenantConfig::parse(
+            &with_secret("env = \"OKTA_TOKEN\"\nheader = \"Authorization\"\nprefix = \"SSWS\""),
+            Path::new("/etc/ch"),
+        )
+        .unwrap();
+        let s = &c.secrets["client_secret"];
+        assert_eq!(s.kind().unwrap(), SecretKind::Value);
+        assert_eq!(
+            (s.header.as_deref(), s.prefix.as_deref()),
+            (Some("Authorization"), Some("SSWS"))
+        );
+    }
+
+    #[test]
+    fn operator_wrong_secret_keys_are_one_line_naming_the_key() {
+        const PK: &str = "kind = \"private_key\"\nfile = \"k.pem\"\nclient_id = \"abc\"";
+        for (body, expected) in [
+            ("env = \"X\"\nkind = \"certificate\"", "[secrets.client_secret] kind = \"certificate\" is not a kind of secret: use \"value\""),
+            ("kind = \"private_key\"\nfile = \"k.pem\"", "[secrets.client_secret] client_id = \"…\" is required with kind = \"private_key\""),
+            ("kind = \"private_key\"\nfile = \"k.pem\"\nclient_id = \" \"", "[secrets.client_secret] client_id = \"…\" is required"),
+            (&format!("{PK}\nheader = \"Authorization\""), "[secrets.client_secret] header applies to kind = \"value\" only"),
+            (&format!("{PK}\nprefix = \"SSWS\""), "[secrets.client_secret] prefix applies to kind = \"value\" only"),
+            (&format!("{PK}\nalgorithm = \"HS256\""), "[secrets.client_secret] algorithm = \"HS256\" is not one of PS256, PS384, PS512, RS256, RS384, RS512, ES256, ES384"),
+            (&format!("{PK}\nalgorithm = \"ps256\""), "[secrets.client_secret] algorithm = \"ps256\" is not one of"),
+            (&format!("{PK}\nx5t = true"), "[secrets.client_secret] x5t = true needs certificate = \"…\""),
+            (&format!("{PK}\nkid = \"\""), "[secrets.client_secret] kid is empty"),
+            ("env = \"X\"\ncertificate = \"c.pem\"", "[secrets.client_secret] certificate applies to kind = \"private_key\" only"),
+            ("env = \"X\"\nalgorithm = \"PS256\"", "[secrets.client_secret] algorithm applies to kind = \"private_key\" only"),
+            ("env = \"X\"\nclient_id = \"abc\"", "[secrets.client_secret] client_id applies to kind = \"private_key\" only"),
+            ("env = \"X\"\ndpop = true", "[secrets.client_secret] dpop applies to kind = \"private_key\" only"),
+            ("env = \"X\"\nx5t = false", "[secrets.client_secret] x5t applies to kind = \"private_key\" only"),
+            ("env = \"X\"\nprefix = \"SSWS\"", "[secrets.client_secret] prefix needs header = \"…\""),
+            ("env = \"X\"\nheader = \"Host\"", "[secrets.client_secret] header = \"Host\" is not a header a credential can go in"),
+            ("env = \"X\"\nheader = \"DPoP\"", "[secrets.client_secret] header = \"DPoP\" is not a header"),
+            ("env = \"X\"\nheader = \"Bad Header\"", "[secrets.client_secret] header = \"Bad Header\" is not a header"),
+            ("env = \"X\"\nheader = \"Authorization\"\nprefix = \"Two words\"", "[secrets.client_secret] prefix must be one word"),
+            ("kind = \"private_key\"\nclient_id = \"abc\"", "[secrets.client_secret] needs exactly one of env"),
+        ] {
+            let e = TenantConfig::parse(&with_secret(body), Path::new("/etc/ch"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(expected), "{body}: {e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
+    fn operator_connector_secret_keys_on_another_secret_are_refused() {
+        let e = TenantConfig::parse(
+            &MINIMAL.replace(
+                "checkpoint_db = \"state.sqlite\"",
+                "url = \"postgres://connector@db.internal/fleet?sslmode=verify-full\"\npassword = { file = \"pg.pass\", header = \"Authorization\" }",
+            ),
+            Path::new("/etc/ch"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("[state] password takes no header"), "{e}");
+        let spec = SecretSpec {
+            env: Some("PG".into()),
+            kind: Some("private_key".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            spec.plain_only("[sink] api_key").unwrap_err(),
+            "[sink] api_key takes no kind: kinds, headers and keys belong to the connector's [secrets.NAME]; remove kind"
+        );
+    }
 
     #[test]
     fn operator_zero_limits_are_refused_naming_the_key() {

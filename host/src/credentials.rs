@@ -162,13 +162,20 @@ pub fn parse_private_key(text: &str, what: &str, path: &str) -> Result<SigningKe
     let convert = format!(
         "convert it with: openssl pkey -in {path} -out {path}.pem (PKCS#8 'PRIVATE KEY', PKCS#1 'RSA PRIVATE KEY' or SEC1 'EC PRIVATE KEY')"
     );
-    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") || text.contains("Proc-Type: 4,ENCRYPTED") {
+    let blocks = pem::parse_many(text.as_bytes())
+        .map_err(|_| format!("{what} {path} is not PEM text; {convert}"))?;
+    // PKCS#8 `ENCRYPTED PRIVATE KEY` (RFC 5958 §3), or OpenSSL's legacy encrypted PEM
+    // (`Proc-Type: 4,ENCRYPTED`, RFC 1421 §4.6.1.1).
+    if blocks.iter().any(|b| {
+        b.tag() == "ENCRYPTED PRIVATE KEY"
+            || b.headers()
+                .get("Proc-Type")
+                .is_some_and(|v| v.contains("ENCRYPTED"))
+    }) {
         return Err(format!(
             "{what} {path} holds an encrypted private key, which the host cannot use; decrypt it to a file only this user can read: openssl pkey -in {path} -out {path}.plain && chmod 600 {path}.plain, and name that file"
         ));
     }
-    let blocks = pem::parse_many(text.as_bytes())
-        .map_err(|_| format!("{what} {path} is not PEM text; {convert}"))?;
     let mut found = None;
     for block in blocks {
         if matches!(
@@ -290,8 +297,8 @@ pub struct CertificateInfo {
 pub fn parse_certificate(text: &str, path: &str) -> Result<CertificateInfo, String> {
     let what = "certificate file";
     let fix = "name the PEM X.509 certificate uploaded to the app registration (-----BEGIN CERTIFICATE-----)";
-    let blocks =
-        pem::parse_many(text.as_bytes()).map_err(|_| format!("{what} {path} is not PEM text; {fix}"))?;
+    let blocks = pem::parse_many(text.as_bytes())
+        .map_err(|_| format!("{what} {path} is not PEM text; {fix}"))?;
     let der = blocks
         .iter()
         .find(|b| b.tag() == "CERTIFICATE")
@@ -441,10 +448,15 @@ pub fn load(spec: &CredentialSpec) -> Result<PrivateKeyCredential, String> {
     );
     let x5t = spec.x5t.unwrap_or(rs) && certificate.is_some();
     if spec.x5t == Some(true) && certificate.is_none() {
-        return Err("x5t = true needs certificate = \"…\" (the thumbprint is the certificate's)".into());
+        return Err(
+            "x5t = true needs certificate = \"…\" (the thumbprint is the certificate's)".into(),
+        );
     }
     if spec.client_id.is_empty() {
-        return Err("needs client_id = \"…\" (the application (client) id the assertion is signed for)".into());
+        return Err(
+            "needs client_id = \"…\" (the application (client) id the assertion is signed for)"
+                .into(),
+        );
     }
     let dpop = if spec.dpop {
         Some(ephemeral_p256()?)
@@ -468,7 +480,8 @@ fn ephemeral_p256() -> Result<SigningKey, String> {
     let curve = pkcs8::ObjectIdentifier::new_unwrap(OID_P256);
     for _ in 0..8 {
         let mut scalar = Zeroizing::new([0u8; 32]);
-        getrandom::fill(scalar.as_mut()).map_err(|e| format!("no randomness for a DPoP key: {e}"))?;
+        getrandom::fill(scalar.as_mut())
+            .map_err(|e| format!("no randomness for a DPoP key: {e}"))?;
         let sec1 = sec1::EcPrivateKey {
             private_key: scalar.as_ref(),
             parameters: Some(sec1::EcParameters::NamedCurve(curve)),
@@ -582,8 +595,9 @@ impl PrivateKeyCredential {
             claims["nonce"] = nonce.into();
         }
         if let Some(token) = access_token {
-            claims["ath"] =
-                URL_SAFE_NO_PAD.encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes())).into();
+            claims["ath"] = URL_SAFE_NO_PAD
+                .encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()))
+                .into();
         }
         Some(
             jsonwebtoken::encode(&header, &claims, &key.key)

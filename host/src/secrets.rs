@@ -217,7 +217,11 @@ mod tests {
     fn operator_an_exposed_secret_file_is_named_with_the_fix() {
         let p = Path::new("/etc/connector-host/secret");
         assert_eq!(exposure(p, "secret file", 0o100600, 1000, 1000), None);
-        assert_eq!(exposure(p, "secret file", 0o100400, 0, 1000), None, "root's is fine");
+        assert_eq!(
+            exposure(p, "secret file", 0o100400, 0, 1000),
+            None,
+            "root's is fine"
+        );
         let line = exposure(p, "secret file", 0o100644, 1000, 1000).unwrap();
         assert_eq!(
             line,
@@ -225,8 +229,9 @@ mod tests {
         );
         let line = exposure(p, "key file", 0o100600, 1234, 1000).unwrap();
         assert!(
-            line.starts_with("key file /etc/connector-host/secret is owned by another user (uid 1234")
-                && line.contains("chown 1000 /etc/connector-host/secret")
+            line.starts_with(
+                "key file /etc/connector-host/secret is owned by another user (uid 1234"
+            ) && line.contains("chown 1000 /etc/connector-host/secret")
                 && !line.contains('\n'),
             "{line}"
         );

@@ -650,6 +650,78 @@ async fn operator_secret_pasted_into_the_config_is_redacted_from_everything_the_
     }
 }
 
+/// Issue 20: the host signs a client assertion into the hostile connector's token request
+/// (`client_assertion={{assertion:client_certificate}}`), and the token endpoint echoes the
+/// request in its error. The connector receives the answer with the assertion redacted (its
+/// hex copy shows what it got), so no door — events, checkpoint, error, log — can carry the
+/// JWT, and the key never entered the guest.
+#[tokio::test(flavor = "current_thread")]
+async fn hostile_connector_never_gets_the_assertion_a_token_endpoint_echoes() {
+    let (log, _guard) = CapturedLog::start();
+    let mut a = arena("echo-secret", None, true, &[]).await;
+    let login = a.good.emulator.login_endpoint();
+    a.good.emulator.set_echo_token_requests(true);
+    a.run.connector_config.extend([
+        ("url".to_string(), format!("{login}/echo-tenant/oauth2/v2.0/token")),
+        (
+            "body".to_string(),
+            "grant_type=client_credentials&client_id=11111111-2222-3333-4444-555555555555&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={{assertion:client_certificate}}".to_string(),
+        ),
+    ]);
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../host/tests/fixtures/credentials");
+    let key = connector_host::credentials::load(&connector_host::credentials::CredentialSpec {
+        key: Some(connector_host::secrets::SecretSource::File(
+            fixtures.join("rsa.key"),
+        )),
+        certificate: Some(fixtures.join("rsa.crt")),
+        client_id: "11111111-2222-3333-4444-555555555555".into(),
+        ..Default::default()
+    })
+    .expect("the test key loads");
+    let mut secrets = SecretSet::new();
+    secrets.insert_private_key(
+        "client_certificate",
+        Arc::new(key),
+        vec![Origin::parse(&login).unwrap()],
+    );
+    a.run.secrets = Arc::new(secrets);
+
+    let error = a
+        .clash()
+        .await
+        .expect_err("the attack ends with its own error")
+        .to_string();
+    // A JWT starts with the base64url of `{"`: `eyJ`.
+    let no_jwt = |what: &str, text: &str| assert!(!text.contains("eyJ"), "{what}: {text}");
+    no_jwt("the run's error", &error);
+    assert!(
+        error.contains("client_assertion=[redacted]"),
+        "the echo reached the connector, redacted: {error}"
+    );
+    let events = a.hostile_events();
+    assert_eq!(events.len(), 1);
+    let got = received(&events[0]);
+    no_jwt("what the connector received", &got);
+    assert!(got.contains("client_assertion=[redacted]"), "{got}");
+    no_jwt(
+        "the events file",
+        &std::fs::read_to_string(a.good.dir.path().join("hostile.jsonl")).unwrap(),
+    );
+    let (cursor, _) = a
+        .store
+        .get_blocking("hostile/hostile", "echo")
+        .unwrap()
+        .expect("the checkpoint was written");
+    no_jwt("the checkpoint", &String::from_utf8_lossy(&cursor));
+    let logged = log.text();
+    assert!(
+        !logged.contains("client_assertion=eyJ"),
+        "the host's log: {logged}"
+    );
+    assert!(logged.contains("client_assertion=[redacted]"), "{logged}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkpoint_batches_past_their_limits_are_refused_and_a_failed_batch_applies_nothing() {
     let a = arena("checkpoint-batches", None, false, &[]).await;

@@ -402,4 +402,21 @@ mod tests {
         );
         assert!(p.check_events(&d.join("events.jsonl")).is_ok());
     }
+
+    #[test]
+    fn operator_an_events_file_that_is_a_secrets_certificate_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("entra.crt"), "-----BEGIN CERTIFICATE-----").unwrap();
+        let text = format!(
+            "[tenant]\nkey = \"c\"\n[secrets.client_certificate]\nkind = \"private_key\"\nfile = \"entra.key\"\ncertificate = \"entra.crt\"\nclient_id = \"abc\"\n[state]\ncheckpoint_db = \"s.sqlite\"\n[sink]\nkind = \"jsonl\"\npath = \"{}\"\n",
+            d.join("entra.crt").display()
+        );
+        let cfg = TenantConfig::parse(&text, d).unwrap();
+        let e = check_tenant_events(&cfg, &[]).unwrap_err();
+        assert!(
+            e.contains("is the certificate file of [secrets.client_certificate] of tenant 'c' ("),
+            "{e}"
+        );
+    }
 }

@@ -276,7 +276,8 @@ fn secret_to_wrong_host(config: &[(String, String)]) -> Result<api::RunReport, C
 
 /// The text to leak: config `text` when set (a secret the operator pasted into the
 /// configuration); otherwise the answer of a token endpoint that echoes what it received:
-/// POSTs the form `grant_type=client_credentials&client_secret={{secret:client_secret}}` to
+/// POSTs the form `grant_type=client_credentials&client_secret={{secret:client_secret}}`
+/// (or config `body`, e.g. a client assertion's `client_assertion={{assertion:NAME}}`) to
 /// config `url` and returns the answer's `error_description` (decoded from the JSON), or its
 /// whole body when it has none. A fetch error becomes `host("<fetch error text>")`.
 fn echoed(config: &[(String, String)]) -> Result<String, ConnectorError> {
@@ -291,7 +292,10 @@ fn echoed(config: &[(String, String)]) -> Result<String, ConnectorError> {
             "application/x-www-form-urlencoded".into(),
         )],
         body: Some(
-            b"grant_type=client_credentials&client_secret={{secret:client_secret}}".to_vec(),
+            value(config, "body")
+                .unwrap_or("grant_type=client_credentials&client_secret={{secret:client_secret}}")
+                .as_bytes()
+                .to_vec(),
         ),
     })
     .map_err(|e| ConnectorError::Host(fetch_error_text(&e)))?;

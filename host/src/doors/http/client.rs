@@ -4,11 +4,15 @@
 //! connector may reach, whether loopback `http://` is allowed (the emulator), the request
 //! budget, timeouts and the response cap. Every request is checked before it leaves the
 //! host; redirects are never followed (a 3xx goes back to the guest as a response); proxy
-//! environment variables are ignored. Secret placeholders are filled here, by the one rule
-//! of [`super::secrets`]: only as a whole form field of a form `POST` to an origin that
-//! secret may reach (refused for any other origin); anywhere else a placeholder is plain text.
-//! A response is scrubbed of the tenant's secrets before the guest sees it, and so is every
-//! error text this door logs or returns.
+//! environment variables are ignored. Secret placeholders are filled here, by the rules of
+//! [`super::secrets`]: a value as a whole form field of a form `POST` to an origin that
+//! secret may reach, a header credential as the whole value of its header, a client
+//! assertion signed by the host as a whole form field, and DPoP proofs added by the host
+//! (refused for any other origin); anywhere else a placeholder is plain text. A
+//! `use_dpop_nonce` answer to a request carrying a proof is retried once with the nonce (a
+//! second request of the budget). A response is scrubbed of the tenant's secrets and of the
+//! JWTs issued for it before the guest sees it, and so is every error text this door logs or
+//! returns.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -108,8 +112,9 @@ pub struct HttpDoor {
     semaphore: Arc<tokio::sync::Semaphore>,
     /// The last `DPoP-Nonce` each origin gave, for this run (RFC 9449 §8, §9).
     nonces: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
-    /// The client assertions this run issued, and their redaction.
-    assertions: std::sync::Mutex<(Vec<String>, Scrubber)>,
+    /// The client assertions this run issued, and the redaction of the tenant's secrets
+    /// and of them (one pass over a response; `None` before the first assertion).
+    assertions: std::sync::Mutex<(Vec<String>, Option<Scrubber>)>,
 }
 
 /// A response as received, and whether its request carried a DPoP proof.
@@ -234,14 +239,7 @@ impl HttpDoor {
             if fresh.is_some() && asks_for_nonce(&answer.response) {
                 let retry = self
                     .secrets
-                    .prepare(
-                        &req.method,
-                        &url,
-                        &origin,
-                        headers,
-                        body,
-                        fresh.as_deref(),
-                    )
+                    .prepare(&req.method, &url, &origin, headers, body, fresh.as_deref())
                     .map_err(|why| self.deny(url.as_str(), why))?;
                 issued.extend(retry.issued.iter().cloned());
                 self.remember_assertions(&retry.assertions);
@@ -256,10 +254,7 @@ impl HttpDoor {
 
     /// The last DPoP nonce `origin` gave in this run.
     fn nonce(&self, origin: &str) -> Option<String> {
-        self.nonces
-            .lock()
-            .ok()
-            .and_then(|n| n.get(origin).cloned())
+        self.nonces.lock().ok().and_then(|n| n.get(origin).cloned())
     }
 
     fn set_nonce(&self, origin: &str, nonce: &str) {
@@ -279,7 +274,7 @@ impl HttpDoor {
             // last 64 in any case (a token endpoint answering with an error, retried).
             let excess = run.0.len().saturating_sub(64);
             run.0.drain(..excess);
-            run.1 = Scrubber::new(run.0.iter().map(String::as_str));
+            run.1 = Some(self.secrets.scrubber_with(&run.0));
         }
     }
 
@@ -398,18 +393,21 @@ impl HttpDoor {
     /// echoes a request (a token endpoint quoting the body in its error) must not hand a
     /// secret or a signed credential to the guest.
     fn scrubbed(&self, mut resp: FetchResponse, issued: &[String]) -> FetchResponse {
+        // The tenant's secrets and the run's assertions in one pass (most responses); the
+        // JWTs of this request (its proof) in a second pass when there are any.
         let run = self
             .assertions
             .lock()
-            .map(|a| a.1.clone())
-            .unwrap_or_default();
+            .ok()
+            .and_then(|a| a.1.clone())
+            .unwrap_or_else(|| self.secrets.scrubber().clone());
         let this_request = if issued.is_empty() {
             Scrubber::default()
         } else {
             Scrubber::new(issued.iter().map(String::as_str))
         };
         let mut found = false;
-        for scrub in [self.secrets.scrubber(), &run, &this_request] {
+        for scrub in [&run, &this_request] {
             if let std::borrow::Cow::Owned(clean) = scrub.scrub_bytes(&resp.body) {
                 resp.body = clean;
                 found = true;

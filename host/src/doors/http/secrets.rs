@@ -15,6 +15,28 @@
 //! a placeholder a server plants in a next link or a user property stays text wherever it
 //! travels (issue 9, item 3).
 //!
+//! **Header credentials, client assertions, DPoP** (issue 20; [`SecretSet::prepare`]):
+//!
+//! - a secret with a `header` (Okta's `Authorization: SSWS …`) is filled only where
+//!   `{{secret:<name>}}` is the whole value of that header (name compared
+//!   case-insensitively) of a request to one of its origins, as `<prefix> <value>`; to any
+//!   other origin the request is refused naming the secret and the origin; in any other
+//!   header, the URL or a body it is text, and it is never a form value;
+//! - a private key ([`crate::credentials`]) is never sent: `{{assertion:<name>}}` as the
+//!   whole value of a form field of a form `POST` to one of its origins becomes a client
+//!   assertion the host signs for that request's URL (without query); to another origin the
+//!   request is refused; anywhere else (URL, header, JSON or `$batch` body, a `GET`, inside
+//!   a longer value) it is text, never signed;
+//! - with `dpop`, the host attaches the `DPoP` proof itself (RFC 9449): to the form `POST`
+//!   carrying the key's assertion, and to a request to the key's origins whose
+//!   `Authorization` is `DPoP <token>` (with `ath`). The door retries a `use_dpop_nonce`
+//!   answer once and remembers each origin's last nonce for the run
+//!   ([`super::client`]).
+//!
+//! Every assertion and proof the host issues is redacted from the response it was sent for
+//! (and every assertion from all later responses of the run), like a secret: the guest never
+//! holds a key, an assertion or a proof, so it cannot hand one to logs or events either.
+//!
 //! **Redaction.** A server can send a secret back (a token endpoint echoing the request in
 //! its error) and a connector can hand it on. Every text and byte string crossing the
 //! host in either direction goes through the tenant's [`Scrubber`]: responses before the
@@ -296,6 +318,16 @@ impl SecretSet {
         self.private_keys().any(|(_, c)| c.dpop())
     }
 
+    /// The redaction of every value of this set and of `issued` (JWTs the host signed).
+    pub fn scrubber_with(&self, issued: &[String]) -> Scrubber {
+        Scrubber::new(
+            self.entries
+                .values()
+                .filter_map(|e| e.kind.value())
+                .chain(issued.iter().map(String::as_str)),
+        )
+    }
+
     /// The redaction of every value of this set.
     pub fn scrubber(&self) -> &Scrubber {
         &self.scrubber
@@ -529,7 +561,9 @@ impl SecretSet {
                     .and_then(|(_, v)| {
                         let (scheme, token) = v.split_once(' ')?;
                         // Authentication schemes are case-insensitive (RFC 9110 §11.1).
-                        scheme.eq_ignore_ascii_case("DPoP").then(|| token.trim().to_string())
+                        scheme
+                            .eq_ignore_ascii_case("DPoP")
+                            .then(|| token.trim().to_string())
                     });
                 match token {
                     Some(token) => self

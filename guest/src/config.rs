@@ -2,11 +2,35 @@
 //! typed value, with one actionable message per mistake.
 //!
 //! Unknown keys are refused (a typo such as `tenantid` would otherwise silently fall back to
-//! a default). The client secret is not here: the host holds it and substitutes the
-//! `{{secret:client_secret}}` placeholder.
+//! a default). The credential is not here: the host holds it and substitutes the
+//! `{{secret:client_secret}}` placeholder, or signs the client assertion that
+//! `{{assertion:client_certificate}}` stands for (`credential = "certificate"`).
 
-/// Name of the secret the token request refers to.
+/// Name of the secret the token request refers to with `credential = "secret"`.
 pub const CLIENT_SECRET: &str = "client_secret";
+
+/// Name of the private key the host signs client assertions with, `credential = "certificate"`.
+pub const CLIENT_CERTIFICATE: &str = "client_certificate";
+
+/// How the app registration authenticates at the token endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// A client secret (`client_secret={{secret:client_secret}}`).
+    Secret,
+    /// A certificate: a client assertion the host signs with the key
+    /// (`client_assertion={{assertion:client_certificate}}`).
+    Certificate,
+}
+
+impl Credential {
+    /// The name of the tenant file's `[secrets.NAME]` this credential uses.
+    pub fn secret_name(self) -> &'static str {
+        match self {
+            Credential::Secret => CLIENT_SECRET,
+            Credential::Certificate => CLIENT_CERTIFICATE,
+        }
+    }
+}
 
 /// A Microsoft cloud: which login and Graph hosts a tenant lives on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,6 +126,8 @@ pub struct Config {
     pub sign_in_sweep_hours: u64,
     /// Retries (of throttled or failed requests) one run may spend.
     pub retry_budget: u64,
+    /// A client secret or a certificate.
+    pub credential: Credential,
 }
 
 pub use connector_sdk::connector::ConfigError;
@@ -167,6 +193,11 @@ pub const KEYS: &[(&str, bool, &str)] = &[
         "retry_budget",
         false,
         "Retries of throttled or failed Graph requests one run may spend, 0-100000 (default 500).",
+    ),
+    (
+        "credential",
+        false,
+        "secret (default: [secrets.client_secret]) or certificate (a client assertion the host signs with [secrets.client_certificate], kind = \"private_key\").",
     ),
 ];
 
@@ -279,6 +310,16 @@ impl Config {
                 )))
             }
         };
+        let credential = match get("credential").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("secret") => Credential::Secret,
+            Some("certificate") => Credential::Certificate,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "config key 'credential' = {} is unknown: use secret or certificate",
+                    shown(other)
+                )))
+            }
+        };
         Ok(Config {
             tenant_id,
             client_id,
@@ -292,6 +333,7 @@ impl Config {
             refresh_hours,
             sign_in_sweep_hours,
             retry_budget,
+            credential,
         })
     }
 
@@ -431,6 +473,27 @@ mod tests {
         assert!(e.0.contains("'cloud' = 'mars'"), "{}", e.0);
         let e = Config::parse(&pairs(&[("tenant_id", "t/../x"), ("client_id", "c")])).unwrap_err();
         assert!(e.0.contains("not a tenant GUID"), "{}", e.0);
+    }
+
+    #[test]
+    fn operator_the_credential_is_a_secret_unless_certificate_is_chosen() {
+        let base = [("tenant_id", "t"), ("client_id", "c")];
+        let c = Config::parse(&pairs(&base)).unwrap();
+        assert_eq!(c.credential, Credential::Secret);
+        assert_eq!(c.credential.secret_name(), "client_secret");
+        let mut cert = base.to_vec();
+        cert.push(("credential", "Certificate"));
+        let c = Config::parse(&pairs(&cert)).unwrap();
+        assert_eq!(c.credential, Credential::Certificate);
+        assert_eq!(c.credential.secret_name(), "client_certificate");
+        let mut wrong = base.to_vec();
+        wrong.push(("credential", "cert"));
+        let e = Config::parse(&pairs(&wrong)).unwrap_err();
+        assert!(
+            e.0.contains("'credential' = 'cert'") && e.0.contains("secret or certificate"),
+            "{}",
+            e.0
+        );
     }
 
     /// An Entra client secret (40 characters, `~` in it) pasted into `client_id`, or into

@@ -60,7 +60,8 @@ impl Connector for EntraConnector {
 connector_sdk::export_connector!(EntraConnector);
 
 /// The egress plan of `config` (no I/O): the tenant's login and Graph origins, and the
-/// client secret to the login origin only.
+/// credential (`client_secret`, or `client_certificate` with `credential = "certificate"`) to
+/// the login origin only.
 pub fn egress(config: &config::Config) -> EgressPlan {
     let login = origin_of(&config.login_endpoint);
     let graph = origin_of(&config.graph_endpoint);
@@ -70,7 +71,7 @@ pub fn egress(config: &config::Config) -> EgressPlan {
     }
     EgressPlan {
         origins,
-        secrets: vec![(config::CLIENT_SECRET.to_string(), vec![login])],
+        secrets: vec![(config.credential.secret_name().to_string(), vec![login])],
     }
 }
 
@@ -81,10 +82,16 @@ pub fn describe() -> Description {
         version: VERSION,
         permissions: check::PERMISSIONS,
         config_keys: config::KEYS,
-        secrets: &[(
-            config::CLIENT_SECRET,
-            "Client secret of the app registration (held by the host, never by the connector).",
-        )],
+        secrets: &[
+            (
+                config::CLIENT_SECRET,
+                "Client secret of the app registration (held by the host, never by the connector).",
+            ),
+            (
+                config::CLIENT_CERTIFICATE,
+                "With credential = \"certificate\": the private key whose certificate is uploaded to the app registration; the host signs each client assertion with it (kind = \"private_key\"; the connector never holds it).",
+            ),
+        ],
         event_classes: &[5003],
     }
 }
@@ -137,5 +144,24 @@ mod tests {
         let plan = egress(&config(&local));
         assert_eq!(plan.origins, ["http://127.0.0.1:8080"], "one origin once");
         assert_eq!(plan.secrets[0].1, ["http://127.0.0.1:8080"]);
+    }
+
+    #[test]
+    fn egress_plan_names_the_certificate_key_to_login_only_with_credential_certificate() {
+        let plan = egress(&config(&[
+            ("tenant_id", "contoso.onmicrosoft.com"),
+            ("client_id", "11111111-2222-3333-4444-555555555555"),
+            ("credential", "certificate"),
+        ]));
+        assert_eq!(
+            plan.secrets,
+            [(
+                "client_certificate".to_string(),
+                vec!["https://login.microsoftonline.com".to_string()]
+            )],
+            "the key, not the secret, and for the login origin only"
+        );
+        let names: Vec<&str> = describe().secrets.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["client_secret", "client_certificate"]);
     }
 }

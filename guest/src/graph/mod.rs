@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 
 use serde_json::Value;
 
-use crate::config::{Config, CLIENT_SECRET};
+use crate::config::{Config, Credential, CLIENT_CERTIFICATE, CLIENT_SECRET};
 pub use batch::SubGet;
 use connector_sdk::doors::{Doors, FetchError, HttpRequest, HttpResponse, Progress};
 use connector_sdk::error::ConnectorError;
@@ -644,8 +644,8 @@ impl<'a, D: Doors> GraphClient<'a, D> {
         retry::wait_ms(&self.policy, attempt, resp, self.doors.now_ms())
     }
 
-    /// Acquires a token if none is held or the one held is about to expire. The secret is a
-    /// placeholder the host fills in.
+    /// Acquires a token if none is held or the one held is about to expire. The credential is a
+    /// placeholder the host fills in: the client secret, or the client assertion it signs.
     pub fn ensure_token(&self) -> Result<String, GraphError> {
         if let Some(t) = self.token.borrow().as_ref() {
             if self.doors.now_ms() < t.renew_at_ms {
@@ -658,16 +658,26 @@ impl<'a, D: Doors> GraphClient<'a, D> {
         }
         let cfg = self.config;
         let scope = format!("{}/.default", cfg.graph_endpoint);
-        let mut body = encode::form_body([
+        let mut fields = vec![
             ("grant_type", "client_credentials"),
             ("client_id", cfg.client_id.as_str()),
             ("scope", scope.as_str()),
-        ]);
+        ];
         // The placeholder goes in as it is (not form-encoded): the host fills it in a form
-        // field only, and encodes the secret there itself.
-        body.push_str("&client_secret={{secret:");
-        body.push_str(CLIENT_SECRET);
-        body.push_str("}}");
+        // field only, and encodes the value there itself.
+        let placeholder = match cfg.credential {
+            Credential::Secret => format!("&client_secret={{{{secret:{CLIENT_SECRET}}}}}"),
+            // The client-credentials flow's "second case: access token request with a
+            // certificate" (Entra v2-oauth2-client-creds-grant-flow.md; certificate-credentials.md,
+            // "Using a client assertion": the fixed client_assertion_type). The host signs the
+            // assertion for this request's URL (aud); the key never enters the connector.
+            Credential::Certificate => {
+                fields.push(("client_assertion_type", CLIENT_ASSERTION_TYPE));
+                format!("&client_assertion={{{{assertion:{CLIENT_CERTIFICATE}}}}}")
+            }
+        };
+        let mut body = encode::form_body(fields);
+        body.push_str(&placeholder);
         let req = HttpRequest {
             method: "POST".into(),
             url: cfg.token_url(),
@@ -722,6 +732,14 @@ impl<'a, D: Doors> GraphClient<'a, D> {
             .and_then(Value::as_str)
             .map(first_line)
             .unwrap_or_default();
+        if cfg.credential == Credential::Certificate && resp.status != 404 {
+            if let Some(hint) = assertion_hint(&description) {
+                return Err(GraphError::Auth(format!(
+                    "tenant '{}' refused the client assertion: {hint} (Entra said {error}: {description})",
+                    cfg.tenant_id
+                )));
+            }
+        }
         let hint = match error {
             // A 404 is no answer about the credentials: nothing takes token requests at that
             // path (the identity platform's AADSTS900561 "the endpoint only accepts ..."
@@ -730,12 +748,18 @@ impl<'a, D: Doors> GraphClient<'a, D> {
             _ if resp.status == 404 => {
                 "nothing takes token requests there: set config key 'login_endpoint' to the login base URL of the tenant's cloud without a path (e.g. https://login.microsoftonline.com), or remove it"
             }
+            "invalid_client" if cfg.credential == Credential::Certificate => {
+                "check the certificate uploaded to the app registration and [secrets.client_certificate] (file, certificate, client_id)"
+            }
             "invalid_client" => {
                 "check the client secret value (not its id) and that it has not expired"
             }
             "unauthorized_client" => "check client_id and that the app is consented in this tenant",
             "invalid_request" if description.contains("AADSTS90002") => "check tenant_id and cloud",
             "invalid_scope" => "check graph_endpoint / cloud",
+            _ if cfg.credential == Credential::Certificate => {
+                "check tenant_id, client_id and [secrets.client_certificate]"
+            }
             _ => "check tenant_id, client_id and the client secret",
         };
         if error.is_empty() {
@@ -1108,6 +1132,66 @@ pub(crate) fn status_error(r: &HttpResponse) -> GraphError {
     }
 }
 
+/// `client_assertion_type` of a JWT client assertion (RFC 7523 section 2.2; Entra
+/// certificate-credentials.md, "Using a client assertion": "This is a fixed value").
+const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// What to do when Entra refuses the client assertion, by its AADSTS code (and, for
+/// AADSTS700027, its reason): one line naming the setting to change. `None` for an answer
+/// about something else (tenant, scope, application id), which the general hints cover.
+///
+/// Sources: Entra reference-error-codes.md (AADSTS700027 "Client assertion failed signature
+/// validation"); the messages as Microsoft's trackers quote them: AADSTS700027 "[Reason - The
+/// key was not found." (the certificate is not on the app registration), "[Reason - The key
+/// used is expired." (it expired), "[Reason - Key was found, but use of the key to verify the
+/// signature failed." (the key or the algorithm: MicrosoftDocs/entra-docs#1301 and #1607 argue
+/// PS256 against RS256, tenants answering AADSTS700027 to one or the other); AADSTS700024 "Client
+/// assertion is not within its valid time range"; AADSTS700023 "Client assertion audience claim
+/// does not match Realm issuer"; AADSTS700026 "Client application has no configured keys";
+/// AADSTS50027 "Invalid JWT token. No certificate thumbprint specified in token header";
+/// Microsoft.Identity.Web's certificate error codes (AADSTS7000274 and AADSTS1000502: the
+/// certificate outside its validity period; AADSTS7000214 and AADSTS7000277: revoked).
+fn assertion_hint(description: &str) -> Option<&'static str> {
+    let code = description
+        .strip_prefix("AADSTS")?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?;
+    let reason = description.to_ascii_lowercase();
+    Some(match code {
+        "700027" if reason.contains("key was not found") => {
+            "Entra does not know the certificate the assertion names (AADSTS700027, key not found): upload the certificate of [secrets.client_certificate] to the app registration (Certificates & secrets > Certificates), or set its certificate to the file that was uploaded"
+        }
+        "700027" if reason.contains("key used is expired") => {
+            "the certificate uploaded to the app registration for this key has expired (AADSTS700027): make a new key and certificate, upload the certificate, and point [secrets.client_certificate] file and certificate at them"
+        }
+        "700027" => {
+            "Entra refused the client assertion's signature (AADSTS700027): if the certificate uploaded to the app registration is this key's, set [secrets.client_certificate] algorithm = \"RS256\" (older tenants) or \"PS256\"; otherwise upload the certificate"
+        }
+        "700024" => {
+            "Entra found the client assertion outside its valid time range (AADSTS700024): check this machine's clock (NTP)"
+        }
+        "700023" => {
+            "the client assertion's audience is not this tenant's token endpoint (AADSTS700023): check config keys tenant_id, cloud and login_endpoint"
+        }
+        "700026" => {
+            "the app registration has no certificate (AADSTS700026): upload the certificate of [secrets.client_certificate] under Certificates & secrets > Certificates"
+        }
+        "700021" | "50048" => {
+            "the client assertion names another application (AADSTS700021): set [secrets.client_certificate] client_id to the config key client_id"
+        }
+        "50027" => {
+            "Entra cannot tell which certificate signed the assertion (AADSTS50027): set [secrets.client_certificate] certificate to the certificate uploaded to the app registration"
+        }
+        "7000274" | "1000502" => {
+            "the certificate is outside its validity period: upload a current certificate and point [secrets.client_certificate] file and certificate at it and its key"
+        }
+        "7000214" | "7000277" => {
+            "the certificate has been revoked: make a new key and certificate, upload the certificate, and point [secrets.client_certificate] at them"
+        }
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1459,6 +1543,136 @@ mod tests {
             doors.slept.get(),
             2000,
             "Retry-After honoured before each retry"
+        );
+    }
+
+    /// The token request's body, as the host receives it from the connector.
+    fn token_body(extra: &[(&str, &str)]) -> (String, HttpRequest) {
+        let cfg = config(extra);
+        let doors = FakeDoors::new(empty_pages);
+        let graph = GraphClient::new(&doors, &cfg);
+        assert_eq!(graph.ensure_token().unwrap(), "tok");
+        let calls = doors.calls.borrow();
+        let request = calls[0].1[0].clone();
+        let body = String::from_utf8(request.body.clone().expect("a form body")).unwrap();
+        (body, request)
+    }
+
+    #[test]
+    fn certificate_mode_asks_for_a_token_with_an_assertion_the_host_signs() {
+        let (body, request) = token_body(&[]);
+        assert_eq!(
+            body,
+            "grant_type=client_credentials&client_id=c&scope=https%3A%2F%2Fgraph.test%2F.default&client_secret={{secret:client_secret}}"
+        );
+        let (body, request_cert) = token_body(&[("credential", "certificate")]);
+        // contract20.md: the token body of credential = "certificate".
+        assert_eq!(
+            body,
+            "grant_type=client_credentials&client_id=c&scope=https%3A%2F%2Fgraph.test%2F.default&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={{assertion:client_certificate}}"
+        );
+        assert!(
+            !body.contains("client_secret"),
+            "no secret in certificate mode"
+        );
+        for r in [&request, &request_cert] {
+            assert_eq!(r.method, "POST");
+            assert_eq!(
+                r.url,
+                "https://login.microsoftonline.com/t/oauth2/v2.0/token"
+            );
+            assert!(r
+                .headers
+                .iter()
+                .any(|(k, v)| k == "Content-Type" && v == "application/x-www-form-urlencoded"));
+        }
+    }
+
+    /// The one line a token request refused with `description` gives, in `credential` mode.
+    fn refusal(credential: &str, description: &str) -> String {
+        let cfg = config(&[("credential", credential)]);
+        let body = serde_json::json!({
+            "error": "invalid_client",
+            "error_description": format!("{description}\r\nTrace ID: 0000aaaa-11bb-cccc-dd33-eeeeee333333\r\nCorrelation ID: aaaa0000-bb11-2222-33cc-444444dddddd\r\nTimestamp: 2026-12-07 13:00:00Z"),
+            "error_codes": [700027],
+        })
+        .to_string();
+        let doors = FakeDoors::new(move |_, _| json(401, &[], &body));
+        let graph = GraphClient::new(&doors, &cfg);
+        match graph.ensure_token() {
+            Err(GraphError::Auth(line)) => {
+                assert!(
+                    !line.contains('\n') && !line.contains('\r'),
+                    "one line: {line}"
+                );
+                line
+            }
+            other => panic!("an authentication error, not {other:?}"),
+        }
+    }
+
+    #[test]
+    fn operator_each_refused_assertion_names_the_setting_to_change() {
+        let signature = refusal(
+            "certificate",
+            "AADSTS700027: Client assertion contains an invalid signature. [Reason - Key was found, but use of the key to verify the signature failed., Thumbprint of key used by client: 'AB12', Found key 'Start=01/01/2026 00:00:00, End=01/01/2027 00:00:00']",
+        );
+        assert!(
+            signature.starts_with("tenant 't' refused the client assertion: Entra refused the client assertion's signature (AADSTS700027): if the certificate uploaded to the app registration is this key's, set [secrets.client_certificate] algorithm = \"RS256\" (older tenants) or \"PS256\"; otherwise upload the certificate"),
+            "{signature}"
+        );
+        assert!(
+            signature.contains("Entra said invalid_client: AADSTS700027"),
+            "{signature}"
+        );
+        assert!(
+            !signature.contains("Trace ID"),
+            "the first line only: {signature}"
+        );
+        let cases = [
+            (
+                "AADSTS700027: The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: 'AB12']",
+                "(AADSTS700027, key not found): upload the certificate of [secrets.client_certificate] to the app registration",
+            ),
+            (
+                "AADSTS700027: Client assertion contains an invalid signature. [Reason - The key used is expired., Thumbprint of key used by client: 'AB12']",
+                "has expired (AADSTS700027): make a new key and certificate",
+            ),
+            (
+                "AADSTS700024: Client assertion is not within its valid time range. Current time: 2026-12-07T13:00:00.0000000Z, assertion valid from 2026-12-07T13:10:00.0000000Z, expiry time of assertion 2026-12-07T13:15:00.0000000Z.",
+                "(AADSTS700024): check this machine's clock",
+            ),
+            (
+                "AADSTS700023: Client assertion audience claim does not match Realm issuer.",
+                "check config keys tenant_id, cloud and login_endpoint",
+            ),
+            (
+                "AADSTS700026: Client application has no configured keys.",
+                "the app registration has no certificate (AADSTS700026)",
+            ),
+            (
+                "AADSTS7000274: The certificate is not within its validity period.",
+                "outside its validity period",
+            ),
+        ];
+        for (description, says) in cases {
+            let line = refusal("certificate", description);
+            assert!(line.contains(says), "{description}: {line}");
+        }
+        // Another refusal in certificate mode: the general hint names the certificate.
+        let line = refusal(
+            "certificate",
+            "AADSTS7000215: Invalid client secret provided.",
+        );
+        assert!(
+            line.contains("[secrets.client_certificate]") && !line.contains("client secret value"),
+            "{line}"
+        );
+        // Secret mode is unchanged.
+        let line = refusal("secret", "AADSTS7000215: Invalid client secret provided.");
+        assert!(
+            line.contains("check the client secret value (not its id)"),
+            "{line}"
         );
     }
 

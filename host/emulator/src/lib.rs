@@ -25,7 +25,7 @@
 //! kept compact — see `MEMORY.md` — with the groups, roles and members derived from it, and
 //! the membership log `groups/delta` reads), `packed` (the packed JSON text it keeps objects
 //! in), `login` (token
-//! endpoint), `graph` (routing, authentication, throttling), `users`, `relations`,
+//! endpoint), `assertion` (client assertions, the certificate credential, verified for real), `graph` (routing, authentication, throttling), `users`, `relations`,
 //! `groups_delta`, `roles` (the role-management API and the [`Tenant::admin_roles`] oracle),
 //! `batch` (the Graph endpoints), `registration` (a user's row of the registration-details
 //! report, from Microsoft's docs), `odata` (query options, filters and skip tokens), `faults`
@@ -61,7 +61,9 @@
 //! requests), [`Emulator::set_throttle`] (429 on every n-th request),
 //! [`Emulator::set_latency`] (every HTTP answer delayed, asynchronously),
 //! [`Emulator::set_registration_top`], [`Emulator::set_premium`], [`Emulator::set_p2`],
-//! [`Emulator::set_missing_permissions`],
+//! [`Emulator::set_missing_permissions`], [`Emulator::set_client_certificates`] and
+//! [`Emulator::set_assertion_algorithms`] (the app's certificates and the `alg` values its
+//! token endpoint accepts on client assertions),
 //! [`Emulator::expire_tokens`], [`Emulator::expire_delta_tokens_with`]; counters:
 //! [`Emulator::counters`], [`Emulator::reports_throttled`], [`Emulator::throttled_responses`];
 //! data changes: [`Emulator::modify_user`] (a change `users/delta` reports) and
@@ -70,6 +72,7 @@
 
 #![warn(missing_docs)]
 
+mod assertion;
 mod batch;
 mod clock;
 mod directory;
@@ -115,6 +118,22 @@ pub struct EmulatorConfig {
     pub client_id: String,
     /// That application's client secret.
     pub client_secret: String,
+    /// The certificates registered on that application (the portal's "Certificates & secrets >
+    /// Certificates"; `keyCredentials` is "multi-valued, so you may upload multiple
+    /// certificates", certificate-credentials.md), each the text of a PEM `CERTIFICATE`. A token
+    /// request may then authenticate with a client assertion signed by one of their keys,
+    /// verified for real (see `assertion.rs`): the named certificate (`x5t#S256` or `x5t`), its
+    /// validity, the signature, `iss`/`sub`, `aud`, the time range with 5 minutes of skew, and
+    /// `jti` replay. Default empty: client secrets only. Change it at run time with
+    /// [`Emulator::set_client_certificates`]; an unreadable certificate is refused by
+    /// [`Emulator::start`].
+    pub client_certificates: Vec<String>,
+    /// The `alg` values the tenant accepts on client assertions. Default `["PS256", "RS256"]`
+    /// (the current certificate-credentials page says PS256, its earlier versions RS256). Any
+    /// other value, e.g. `["RS256"]` alone, makes an assertion signed with an algorithm not
+    /// listed fail like a bad signature (AADSTS700027), as some tenants answer to one or the
+    /// other. Change it at run time with [`Emulator::set_assertion_algorithms`].
+    pub assertion_algorithms: Vec<String>,
     /// false: any /users request selecting signInActivity answers the real 403 (code
     /// Authentication_RequestFromNonPremiumTenantOrB2CTenant); the registration-details report
     /// answers the same.
@@ -185,6 +204,11 @@ impl Default for EmulatorConfig {
             tenant_id: "00000000-0000-4000-8000-00000000c0de".into(),
             client_id: "11111111-2222-4333-8444-555555555555".into(),
             client_secret: "emulator-Secret-4f9c1".into(),
+            client_certificates: Vec::new(),
+            assertion_algorithms: assertion::DEFAULT_ALGORITHMS
+                .iter()
+                .map(|a| (*a).to_owned())
+                .collect(),
             premium: true,
             member_of_page_size: 4,
             token_lifetime_secs: 3599,

@@ -15,6 +15,10 @@
 //! `error_description`, `error_codes`, `timestamp`, `trace_id`, `correlation_id`). AADSTS90002,
 //! AADSTS70011, AADSTS7000215 and AADSTS7000216 were not found in the stored copy of that table;
 //! their messages are the ones the endpoint answers (widely quoted in public issue threads).
+//!
+//! A request carrying `client_assertion_type`/`client_assertion` authenticates with a
+//! certificate instead of the secret (the client-credentials flow's "second case: access token
+//! request with a certificate"); `assertion.rs` verifies the assertion and cites its sources.
 
 use serde_json::json;
 
@@ -189,6 +193,38 @@ fn token(shared: &Shared, tenant: &str, request: &HttpRequest) -> Reply {
         }
         Some(_) => {}
     }
+    let assertion = field("client_assertion");
+    let assertion_type = field("client_assertion_type");
+    if assertion.is_some() || assertion_type.is_some() {
+        // RFC 6749 section 2.3: "The client MUST NOT use more than one authentication method
+        // in each request."
+        if field("client_secret").is_some() {
+            return login_error(
+                shared,
+                400,
+                "invalid_request",
+                90_023,
+                "The authentication service request isn't valid: send either 'client_secret' or 'client_assertion', not both.".into(),
+            );
+        }
+        let token_url = format!(
+            "http://{}{}",
+            request.header("host").unwrap_or_default(),
+            request.path
+        );
+        if let Err(refusal) =
+            shared.verify_assertion(client_id, &token_url, assertion_type, assertion)
+        {
+            return login_error(
+                shared,
+                refusal.status,
+                refusal.error,
+                refusal.code,
+                refusal.message,
+            );
+        }
+        return issued(shared);
+    }
     let Some(secret) = field("client_secret") else {
         return login_error(
             shared,
@@ -209,7 +245,12 @@ fn token(shared: &Shared, tenant: &str, request: &HttpRequest) -> Reply {
             ),
         );
     }
-    let lifetime = config.token_lifetime_secs;
+    issued(shared)
+}
+
+/// The answer of an accepted token request: a new access token.
+fn issued(shared: &Shared) -> Reply {
+    let lifetime = shared.config.token_lifetime_secs;
     Reply {
         status: 200,
         headers: vec![

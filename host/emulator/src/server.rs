@@ -32,6 +32,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::assertion::{Expected, JtiBook, Refusal, RegisteredCertificate};
 use crate::clock::VirtualClock;
 use crate::directory::Directory;
 use crate::faults::{FaultBook, FaultRule};
@@ -107,6 +108,10 @@ pub(crate) struct Shared {
     login_on_graph: AtomicBool,
     echo_token_requests: AtomicBool,
     recorded: Mutex<Option<Vec<RecordedRequest>>>,
+    certificates: RwLock<Vec<RegisteredCertificate>>,
+    client_certificates: Mutex<Vec<String>>,
+    assertion_algorithms: RwLock<Vec<String>>,
+    jtis: Mutex<JtiBook>,
     /// The base of every link the Graph server writes: `http://127.0.0.1:<graph port>`, or
     /// [`EmulatorConfig::public_graph_endpoint`] when set.
     pub graph_base: String,
@@ -121,7 +126,15 @@ pub(crate) fn check_config(config: &EmulatorConfig) -> anyhow::Result<()> {
             "EmulatorConfig::time_scale is 0: it is how many times faster than real time the limit windows run; use 1 for real time"
         );
     }
+    parse_certificates(&config.client_certificates)?;
     Ok(())
+}
+
+/// The registered certificates of [`EmulatorConfig::client_certificates`], parsed.
+fn parse_certificates<S: AsRef<str>>(pems: &[S]) -> anyhow::Result<Vec<RegisteredCertificate>> {
+    pems.iter()
+        .map(|pem| RegisteredCertificate::from_pem(pem.as_ref()).map_err(anyhow::Error::msg))
+        .collect()
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -237,6 +250,33 @@ impl Shared {
         )
     }
 
+    /// Verifies the client assertion of a token request for `client_id` that reached the
+    /// endpoint at `token_url` (see `assertion.rs`).
+    pub(crate) fn verify_assertion(
+        &self,
+        client_id: &str,
+        token_url: &str,
+        assertion_type: Option<&str>,
+        assertion: Option<&str>,
+    ) -> Result<(), Refusal> {
+        let certificates = self
+            .certificates
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let algorithms = self
+            .assertion_algorithms
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let expected = Expected {
+            certificates: &certificates,
+            algorithms: &algorithms,
+            client_id,
+            token_url,
+            now: crate::clock::now_secs(),
+        };
+        crate::assertion::verify(&expected, assertion_type, assertion, &mut lock(&self.jtis))
+    }
+
     /// Issues an access token valid for the configured lifetime.
     pub(crate) fn issue_token(&self) -> String {
         let serial = self.sequence.fetch_add(1, Ordering::Relaxed);
@@ -343,6 +383,9 @@ impl Emulator {
             Some(base) => base.trim_end_matches('/').to_owned(),
             None => format!("http://{graph_addr}"),
         };
+        let certificates = parse_certificates(&config.client_certificates)?;
+        let assertion_algorithms = config.assertion_algorithms.clone();
+        let client_certificates = config.client_certificates.clone();
         let shared = Arc::new(Shared {
             premium: AtomicBool::new(config.premium),
             p2: AtomicBool::new(config.p2),
@@ -368,6 +411,10 @@ impl Emulator {
             login_on_graph: AtomicBool::new(false),
             echo_token_requests: AtomicBool::new(false),
             recorded: Mutex::new(None),
+            certificates: RwLock::new(certificates),
+            client_certificates: Mutex::new(client_certificates),
+            assertion_algorithms: RwLock::new(assertion_algorithms),
+            jtis: Mutex::new(JtiBook::default()),
             graph_base,
             sequence: AtomicU64::new(1),
             nonce,
@@ -426,10 +473,42 @@ impl Emulator {
         format!("{}/.default", self.graph_endpoint())
     }
 
-    /// The configuration, with the current `premium`, `p2`, `registration_top` and
-    /// `missing_permissions`.
+    /// Replaces the certificates registered on the app ([`EmulatorConfig::client_certificates`],
+    /// PEM text); later token requests see the change. An unreadable certificate is refused
+    /// (one line) and nothing changes.
+    pub fn set_client_certificates(&self, pems: &[&str]) -> anyhow::Result<()> {
+        let parsed = parse_certificates(pems)?;
+        *self
+            .shared
+            .certificates
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = parsed;
+        *lock(&self.shared.client_certificates) = pems.iter().map(|p| (*p).to_owned()).collect();
+        Ok(())
+    }
+
+    /// Replaces the `alg` values the tenant accepts on client assertions
+    /// ([`EmulatorConfig::assertion_algorithms`]); later token requests see the change.
+    pub fn set_assertion_algorithms(&self, algorithms: &[&str]) {
+        *self
+            .shared
+            .assertion_algorithms
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) =
+            algorithms.iter().map(|a| (*a).to_owned()).collect();
+    }
+
+    /// The configuration, with the current `premium`, `p2`, `registration_top`,
+    /// `missing_permissions`, `client_certificates` and `assertion_algorithms`.
     pub fn config(&self) -> EmulatorConfig {
         EmulatorConfig {
+            client_certificates: lock(&self.shared.client_certificates).clone(),
+            assertion_algorithms: self
+                .shared
+                .assertion_algorithms
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
             premium: self.shared.premium(),
             p2: self.shared.p2(),
             registration_top: self.shared.registration_top(),

@@ -3,6 +3,7 @@
 //! One test binary (not one per file) keeps linking cheap; each module is a part of the
 //! Graph and identity-platform behaviour GRAPH.md asks the emulator to honour.
 
+mod assertion;
 mod batch;
 mod common;
 mod delta;

@@ -329,6 +329,46 @@ pub fn database_password(spec: &SecretSpec) -> Result<Password, DatabaseError> {
     Password::from_source(&source)
 }
 
+/// The ends the tenant file writes (`expires`), for secrets that have one (checked at load).
+pub fn written_expiries(specs: &BTreeMap<String, SecretSpec>) -> Vec<crate::expiry::Expiry> {
+    specs
+        .iter()
+        .filter_map(|(name, spec)| {
+            Some(crate::expiry::Expiry {
+                secret: name.clone(),
+                at: spec.expiry().ok()??,
+                source: crate::expiry::ExpirySource::Written,
+            })
+        })
+        .collect()
+}
+
+/// Every end the tenant file's secrets tell without loading a key: `expires`, and the
+/// `notAfter` of each private key's `certificate` file (one that cannot be read is left out:
+/// the run says why in its own error). For `serve`'s gauge when the tenants file is loaded;
+/// each run then sets it from what it loaded.
+pub fn credential_expiries(specs: &BTreeMap<String, SecretSpec>) -> Vec<crate::expiry::Expiry> {
+    let mut found = written_expiries(specs);
+    for (name, spec) in specs {
+        let Some(path) = &spec.certificate else {
+            continue;
+        };
+        let text =
+            crate::files::read_text_file(path, crate::files::MAX_SECRET_BYTES, "certificate file");
+        if let Ok(info) = text
+            .map_err(|e| e.to_string())
+            .and_then(|t| crate::credentials::parse_certificate(&t, &path.display().to_string()))
+        {
+            found.push(crate::expiry::Expiry {
+                secret: name.clone(),
+                at: info.not_after,
+                source: crate::expiry::ExpirySource::Certificate,
+            });
+        }
+    }
+    crate::expiry::earliest(found)
+}
+
 /// The tenant's `[secrets]`, loaded; a failure names the tenant and the secret.
 /// With them, when each stops working where the host knows it ([`crate::expiry`]): read
 /// here, at each run, so a rotated certificate or a changed `expires` counts at the next run.
@@ -351,7 +391,7 @@ fn tenant_connector_secrets(cfg: &TenantConfig) -> Result<SecretSet, RunError> {
             })
         })
         .collect();
-    let mut known = crate::expiry::written(&cfg.secrets);
+    let mut known = written_expiries(&cfg.secrets);
     known.extend(certificates);
     secrets.set_expiries(known);
     Ok(secrets)

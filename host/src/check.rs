@@ -82,7 +82,13 @@ pub async fn check(rt: &Runtime, run: &TenantRun, sink: Option<(&SinkSpec, bool)
         None => None,
     };
     let credentials =
-        crate::expiry::check_line(run.secrets.expiries(), std::time::SystemTime::now());
+        crate::expiry::check_line(run.secrets.expiries(), std::time::SystemTime::now()).map(
+            |said| Probe {
+                name: "credentials".into(),
+                ok: said.is_ok(),
+                detail: said.unwrap_or_else(|failure| failure),
+            },
+        );
     report(outcome.probes, &outcome.observed, credentials, sink_line)
 }
 

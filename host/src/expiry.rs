@@ -20,8 +20,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::runtime::Probe;
-
 /// Days before the end under which `check` warns and runs log a warning.
 pub const WARN_DAYS: u64 = 30;
 
@@ -132,27 +130,20 @@ pub fn message(e: &Expiry, now: SystemTime) -> Option<String> {
     }
 }
 
-/// `check`'s `credentials` line: `FAIL` when one has expired, `warn` when one ends within
-/// [`WARN_DAYS`] days, none when every known end is further or none is known.
-pub fn check_line(expiries: &[Expiry], now: SystemTime) -> Option<Probe> {
+/// What `check`'s `credentials` line says: `Err(detail)` (a failure) when one has expired,
+/// `Ok(detail)` (a warning) when one ends within [`WARN_DAYS`] days, `None` when every known
+/// end is further or none is known. [`crate::check`] makes the line of it.
+pub fn check_line(expiries: &[Expiry], now: SystemTime) -> Option<Result<String, String>> {
     let expired: Vec<String> = expiries
         .iter()
         .filter(|e| matches!(standing(e, now), Standing::Expired(_)))
         .filter_map(|e| message(e, now))
         .collect();
     if !expired.is_empty() {
-        return Some(Probe {
-            name: "credentials".into(),
-            ok: false,
-            detail: format!("token refused: {}", expired.join("; ")),
-        });
+        return Some(Err(format!("token refused: {}", expired.join("; "))));
     }
     let soon: Vec<String> = expiries.iter().filter_map(|e| message(e, now)).collect();
-    (!soon.is_empty()).then(|| Probe {
-        name: "credentials".into(),
-        ok: true,
-        detail: format!("warning: {}", soon.join("; ")),
-    })
+    (!soon.is_empty()).then(|| Ok(format!("warning: {}", soon.join("; "))))
 }
 
 /// Secrets already warned about today, by (tenant, secret): the UTC day number.
@@ -189,48 +180,6 @@ pub fn warn_daily(tenant: &str, expiries: &[Expiry]) {
     }
 }
 
-/// The ends the tenant file writes (`expires`), for secrets that have one (checked at load).
-pub fn written(
-    specs: &std::collections::BTreeMap<String, crate::config::SecretSpec>,
-) -> Vec<Expiry> {
-    specs
-        .iter()
-        .filter_map(|(name, spec)| {
-            Some(Expiry {
-                secret: name.clone(),
-                at: spec.expiry().ok()??,
-                source: ExpirySource::Written,
-            })
-        })
-        .collect()
-}
-
-/// Every end the tenant file's secrets tell without loading a key: `expires`, and the
-/// `notAfter` of each private key's `certificate` file (one that cannot be read is left out:
-/// the run says why in its own error). For `serve`'s gauge when the tenants file is loaded;
-/// each run then sets it from what it loaded.
-pub fn of_specs(specs: &std::collections::BTreeMap<String, crate::config::SecretSpec>) -> Vec<Expiry> {
-    let mut found = written(specs);
-    for (name, spec) in specs {
-        let Some(path) = &spec.certificate else {
-            continue;
-        };
-        let text =
-            crate::files::read_text_file(path, crate::files::MAX_SECRET_BYTES, "certificate file");
-        if let Ok(info) = text
-            .map_err(|e| e.to_string())
-            .and_then(|t| crate::credentials::parse_certificate(&t, &path.display().to_string()))
-        {
-            found.push(Expiry {
-                secret: name.clone(),
-                at: info.not_after,
-                source: ExpirySource::Certificate,
-            });
-        }
-    }
-    earliest(found)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,9 +207,8 @@ mod tests {
             ExpirySource::Certificate,
         );
         let line = check_line(&[far.clone(), soon.clone()], now).unwrap();
-        assert!(line.ok);
         assert_eq!(
-            line.detail,
+            line.unwrap(),
             "warning: [secrets.client_certificate] expires on 2026-12-20 (in 12 day(s), by its certificate's notAfter): every run of the tenant fails to authenticate from then; create a new key and certificate, upload the certificate to the app, and replace the files [secrets.client_certificate] names (picked up at the next run)"
         );
         // 30 days exactly is not yet a warning; a second under is.
@@ -275,14 +223,14 @@ mod tests {
         };
         assert_eq!(standing(&under, now), Standing::Soon(29));
         let gone = e("client_secret", "2026-12-01", ExpirySource::Written);
-        let line = check_line(&[soon, gone.clone()], now).unwrap();
-        assert!(!line.ok, "an expired credential fails the check");
+        let line = check_line(&[soon, gone.clone()], now)
+            .unwrap()
+            .expect_err("an expired credential fails the check");
         assert!(
-            line.detail.starts_with("token refused: [secrets.client_secret] expired on 2026-12-01 (6 day(s) ago, by its expires setting)")
-                && !line.detail.contains("client_certificate")
-                && !line.detail.contains('\n'),
-            "{}",
-            line.detail
+            line.starts_with("token refused: [secrets.client_secret] expired on 2026-12-01 (6 day(s) ago, by its expires setting)")
+                && !line.contains("client_certificate")
+                && !line.contains('\n'),
+            "{line}"
         );
         // The instant it ends, it has ended.
         assert_eq!(

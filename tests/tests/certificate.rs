@@ -269,3 +269,46 @@ fn jwt_part(jwt: &str, n: usize) -> Value {
         .expect("base64url");
     serde_json::from_slice(&bytes).expect("JSON")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_fails_an_expired_certificate_by_its_not_after_and_names_the_fix() {
+    let emu = emulator(Tenant::generated(7, 5), &["app.crt", "expired.crt"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = tenant_file(dir.path(), &emu, "expired.key", "expired.crt", "");
+    let runtime = Runtime::new(builtin_connectors::ENTRA_ID, RuntimeLimits::default())
+        .await
+        .expect("the embedded component loads");
+    let cfg = TenantConfig::parse(&text, dir.path()).expect("the tenant file loads");
+    let cfg = runtime.resolve_egress(cfg).await.expect("the egress plan");
+    let run = TenantRun::for_check(&cfg).expect("the check's run");
+    // The host read the certificate with the key: its notAfter is the credential's end.
+    let ends = run.secrets.expiries();
+    assert_eq!(ends.len(), 1, "{ends:?}");
+    assert_eq!(ends[0].secret, "client_certificate");
+    assert_eq!(
+        ends[0].at,
+        // 2021-01-01T00:00:00Z
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_609_459_200)
+    );
+    let report = connector_host::check::check_tenant(&runtime, &run, &cfg).await;
+    let line = report
+        .lines
+        .iter()
+        .find(|p| p.name == "credentials")
+        .unwrap_or_else(|| panic!("a credentials line: {:?}", report.lines));
+    assert!(!line.ok, "{line:?}");
+    assert_one_line(
+        &line.detail,
+        &[
+            "[secrets.client_certificate] expired on 2021-01-01",
+            "by its certificate's notAfter",
+            "upload the certificate",
+        ],
+    );
+    assert_eq!(
+        report.verdict,
+        Some(connector_host::check::Verdict::Token),
+        "an expired credential is refused credentials"
+    );
+    emu.shutdown().await;
+}

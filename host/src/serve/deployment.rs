@@ -266,7 +266,7 @@ impl Deployment {
         // notAfter), for the alert that fires before every run of the tenant fails on them;
         // each run sets it again from what it loaded (a rotated certificate moves it).
         for cfg in &file.tenants {
-            for e in crate::expiry::of_specs(&cfg.secrets) {
+            for e in crate::assembly::credential_expiries(&cfg.secrets) {
                 server
                     .metrics()
                     .set_credential_expiry(&cfg.key, &e.secret, e.at);

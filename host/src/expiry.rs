@@ -146,29 +146,34 @@ pub fn check_line(expiries: &[Expiry], now: SystemTime) -> Option<Result<String,
     (!soon.is_empty()).then(|| Ok(format!("warning: {}", soon.join("; "))))
 }
 
-/// Secrets already warned about today, by (tenant, secret): the UTC day number.
-static WARNED: Mutex<Option<HashMap<(String, String), u64>>> = Mutex::new(None);
+/// What was already said today, by key: the UTC day number it was said on.
+static SAID: Mutex<Option<HashMap<String, u64>>> = Mutex::new(None);
+
+/// Whether `key` is said for the first time on `now`'s UTC day in this process (recording
+/// it): a warning that would repeat at every run of a `serve` is said once a day.
+pub fn first_today(key: &str, now: SystemTime) -> bool {
+    let day = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / DAY);
+    let Ok(mut said) = SAID.lock() else {
+        return true;
+    };
+    let said = said.get_or_insert_with(HashMap::new);
+    if said.get(key) == Some(&day) {
+        return false;
+    }
+    said.insert(key.to_string(), day);
+    true
+}
 
 /// The lines to log for `tenant` at `now`: each secret under [`WARN_DAYS`] days or expired,
 /// once per UTC day per process (later calls the same day return nothing for it).
 pub fn due_today(tenant: &str, expiries: &[Expiry], now: SystemTime) -> Vec<String> {
-    let day = now
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() / DAY);
-    let Ok(mut warned) = WARNED.lock() else {
-        return Vec::new();
-    };
-    let warned = warned.get_or_insert_with(HashMap::new);
     expiries
         .iter()
         .filter_map(|e| {
             let line = message(e, now)?;
-            let key = (tenant.to_string(), e.secret.clone());
-            if warned.get(&key) == Some(&day) {
-                return None;
-            }
-            warned.insert(key, day);
-            Some(line)
+            first_today(&format!("expiry\0{tenant}\0{}", e.secret), now).then_some(line)
         })
         .collect()
 }
@@ -267,6 +272,18 @@ mod tests {
                 e("s", "2027-05-01", ExpirySource::Written)
             ]
         );
+    }
+
+    #[test]
+    fn a_key_is_said_once_a_utc_day() {
+        let key = "first-today-test-key";
+        assert!(first_today(key, at("2026-12-07T00:00:00Z")));
+        assert!(!first_today(key, at("2026-12-07T23:59:59Z")));
+        assert!(first_today(
+            "first-today-test-other",
+            at("2026-12-07T12:00:00Z")
+        ));
+        assert!(first_today(key, at("2026-12-08T00:00:00Z")));
     }
 
     #[test]

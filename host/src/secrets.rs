@@ -130,8 +130,10 @@ pub fn exposure(path: &Path, what: &str, mode: u32, owner: u32, euid: u32) -> Op
 }
 
 /// Logs one warning when the secret file at `path` can be read by other accounts or is
-/// another user's ([`exposure`]). The file is used all the same: refusing it would stop
-/// runs that work today (a Kubernetes secret mounted without `defaultMode: 0400`).
+/// another user's ([`exposure`]), once a day per file and finding in this process (files are
+/// read at every run: a `serve` would repeat it every few minutes). The file is used all the
+/// same: refusing it would stop runs that work today (a Kubernetes secret mounted without
+/// `defaultMode: 0400`).
 pub fn warn_if_exposed(path: &Path, what: &str) {
     #[cfg(unix)]
     {
@@ -141,7 +143,10 @@ pub fn warn_if_exposed(path: &Path, what: &str) {
         };
         let euid = rustix::process::geteuid().as_raw();
         if let Some(line) = exposure(path, what, meta.mode(), meta.uid(), euid) {
-            tracing::warn!(target: "secrets", "{line}");
+            if crate::expiry::first_today(&format!("exposed\0{line}"), std::time::SystemTime::now())
+            {
+                tracing::warn!(target: "secrets", "{line}");
+            }
         }
     }
     #[cfg(not(unix))]

@@ -1149,6 +1149,8 @@ const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type
 /// assertion is not within its valid time range"; AADSTS700023 "Client assertion audience claim
 /// does not match Realm issuer"; AADSTS700026 "Client application has no configured keys";
 /// AADSTS50027 "Invalid JWT token. No certificate thumbprint specified in token header";
+/// AADSTS50013 "Assertion failed signature validation" / InvalidAssertion (the code the
+/// emulator answers a replayed `jti` with: Entra documents none for a replay);
 /// Microsoft.Identity.Web's certificate error codes (AADSTS7000274 and AADSTS1000502: the
 /// certificate outside its validity period; AADSTS7000214 and AADSTS7000277: revoked).
 fn assertion_hint(description: &str) -> Option<&'static str> {
@@ -1181,6 +1183,9 @@ fn assertion_hint(description: &str) -> Option<&'static str> {
         }
         "50027" => {
             "Entra cannot tell which certificate signed the assertion (AADSTS50027): set [secrets.client_certificate] certificate to the certificate uploaded to the app registration"
+        }
+        "50013" => {
+            "Entra refused the client assertion as invalid (AADSTS50013, e.g. one it has seen before; the host signs a new one for every request): run again, and if it persists check this machine's clock and that [secrets.client_certificate] names the key of the uploaded certificate"
         }
         "7000274" | "1000502" => {
             "the certificate is outside its validity period: upload a current certificate and point [secrets.client_certificate] file and certificate at it and its key"
@@ -1653,6 +1658,10 @@ mod tests {
             (
                 "AADSTS7000274: The certificate is not within its validity period.",
                 "outside its validity period",
+            ),
+            (
+                "AADSTS50013: Assertion is invalid. The assertion has already been used.",
+                "(AADSTS50013, e.g. one it has seen before; the host signs a new one for every request): run again",
             ),
         ];
         for (description, says) in cases {

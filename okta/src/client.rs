@@ -1,0 +1,345 @@
+//! Requests to the Okta org: the credential on each request, pacing on the rate-limit
+//! headers, 429 waited out, and the `Link` header read.
+
+use std::cell::{Cell, RefCell};
+
+use connector_sdk::doors::{Doors, HttpRequest, HttpResponse, Level};
+use connector_sdk::paging::first_line;
+use connector_sdk::{retry, ConnectorError};
+use serde_json::Value;
+
+use crate::config::{Auth, Config, OKTA_KEY, OKTA_TOKEN};
+
+/// The scopes a service app asks for: users, groups, roles and the System Log, read only
+/// (developer.okta.com/docs/guides/implement-oauth-for-okta-serviceapp, "Scopes": Okta
+/// management API scopes are `okta.<resource>.read`; OKTA.md, "Auth").
+pub const SCOPES: &str = "okta.users.read okta.groups.read okta.roles.read okta.logs.read";
+
+/// The `client_assertion_type` of `private_key_jwt` (RFC 7523 §2.2; Okta's service app
+/// guide, "Get an access token": the same fixed value).
+const ASSERTION_TYPE: &str = "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer";
+
+/// Attempts of one request that keeps answering 429 or 503/504, the first included.
+const MAX_ATTEMPTS: u32 = 6;
+
+/// The longest single wait, whatever `X-Rate-Limit-Reset` says: Okta's windows are about
+/// 60 s (developer.okta.com/docs/reference/rate-limits), so a later reset is a broken clock
+/// or a broken answer, and a run must not park on it.
+const MAX_WAIT_MS: u64 = 120_000;
+
+/// An access token held, and when to renew it.
+struct Token {
+    header: String,
+    renew_at_ms: i64,
+}
+
+/// What the last answer said about its rate-limit bucket.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Bucket {
+    limit: u64,
+    remaining: u64,
+    reset_ms: i64,
+}
+
+/// The org's client for one run or check.
+pub struct Client<'a, D: Doors> {
+    doors: &'a D,
+    config: &'a Config,
+    token: RefCell<Option<Token>>,
+    bucket: Cell<Option<Bucket>>,
+    /// Requests sent.
+    pub requests: Cell<u64>,
+}
+
+impl<'a, D: Doors> Client<'a, D> {
+    /// A client of `config`'s org.
+    pub fn new(doors: &'a D, config: &'a Config) -> Self {
+        Client {
+            doors,
+            config,
+            token: RefCell::new(None),
+            bucket: Cell::new(None),
+            requests: Cell::new(0),
+        }
+    }
+
+    /// The `Authorization` header of an API request.
+    ///
+    /// Token auth: the placeholder is the whole header value; the host fills it from the
+    /// tenant file's `[secrets.okta_token]`, whose `prefix = "SSWS"` makes it `SSWS <token>`
+    /// (developer.okta.com/docs/guides/create-an-api-token: "Authorization: SSWS
+    /// ${api_token}"). Service app: the access token, `Bearer` or `DPoP` as issued.
+    pub fn authorization(&self) -> Result<String, ConnectorError> {
+        match self.config.auth {
+            Auth::Token => Ok(format!("{{{{secret:{OKTA_TOKEN}}}}}")),
+            Auth::ServiceApp => self.access_token(),
+        }
+    }
+
+    /// A held access token, or a new one when none is held or it ends within a minute.
+    fn access_token(&self) -> Result<String, ConnectorError> {
+        if let Some(t) = self.token.borrow().as_ref() {
+            if self.doors.now_ms() < t.renew_at_ms {
+                return Ok(t.header.clone());
+            }
+        }
+        let token = self.request_token()?;
+        let header = token.header.clone();
+        *self.token.borrow_mut() = Some(token);
+        Ok(header)
+    }
+
+    /// The client-credentials request of a service app (developer.okta.com/docs/guides/
+    /// implement-oauth-for-okta-serviceapp, "Get an access token": `POST {org}/oauth2/v1/token`
+    /// with grant_type, scope, client_assertion_type and the signed client_assertion; the
+    /// org authorization server, not a custom one, issues management API tokens). The host
+    /// signs the assertion (`aud` = this URL, `iss` = `sub` = client id) for the placeholder,
+    /// the whole field's value, unencoded; with DPoP it adds the proof and answers
+    /// `use_dpop_nonce` itself (developer.okta.com/docs/guides/dpop).
+    fn request_token(&self) -> Result<Token, ConnectorError> {
+        let url = format!("{}/oauth2/v1/token", self.config.org_url);
+        let scope = SCOPES.replace(' ', "%20");
+        let body = format!(
+            "grant_type=client_credentials&scope={scope}&client_assertion_type={ASSERTION_TYPE}&client_assertion={{{{assertion:{OKTA_KEY}}}}}"
+        );
+        let resp = self.send(HttpRequest::post_form(&url, &body))?;
+        let json: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+        if resp.status != 200 {
+            return Err(token_refused(self.config, &url, resp.status, &json));
+        }
+        let Some(access) = json["access_token"].as_str().filter(|t| !t.is_empty()) else {
+            return Err(upstream(&url, "the token answer has no access_token"));
+        };
+        // token_type is "Bearer", or "DPoP" for a DPoP-bound token, which is then sent as
+        // `Authorization: DPoP <token>` with a proof (RFC 9449 §7.1; Okta's DPoP guide,
+        // "Make a request to a DPoP-protected resource").
+        let scheme = match json["token_type"]
+            .as_str()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("dpop") => "DPoP",
+            Some("bearer") | None => "Bearer",
+            Some(other) => return Err(upstream(&url, format!("unknown token_type '{other}'"))),
+        };
+        if self.config.dpop && scheme != "DPoP" {
+            self.doors.log(
+                Level::Warn,
+                "dpop = true but Okta issued a Bearer token: the app does not require DPoP",
+            );
+        }
+        // Access tokens last an hour (expires_in 3600); renewed a minute before they end.
+        let lifetime_s = json["expires_in"].as_i64().unwrap_or(3600).clamp(0, 86_400);
+        let renew_at_ms = self.doors.now_ms() + (lifetime_s - 60).max(0) * 1000;
+        Ok(Token {
+            header: format!("{scheme} {access}"),
+            renew_at_ms,
+        })
+    }
+
+    /// A `GET` of an API URL with the credential; a service app's token refused (revoked,
+    /// expired early) is renewed once. Returns the answer whatever its status.
+    pub fn get(&self, url: &str) -> Result<HttpResponse, ConnectorError> {
+        let mut renewed = false;
+        loop {
+            let headers = vec![
+                ("Authorization".to_string(), self.authorization()?),
+                ("Accept".to_string(), "application/json".to_string()),
+            ];
+            let resp = self.send(HttpRequest::get(url, headers))?;
+            if resp.status == 401 && self.config.auth == Auth::ServiceApp && !renewed {
+                self.token.borrow_mut().take();
+                renewed = true;
+                continue;
+            }
+            return Ok(resp);
+        }
+    }
+
+    /// Sends `req`: first waits when the last answer's bucket is half spent, then waits out
+    /// 429 until `X-Rate-Limit-Reset` (plus jitter) and 503/504 with backoff.
+    ///
+    /// Okta's rate limits (developer.okta.com/docs/reference/rl-best-practices, "Check your
+    /// rate limits with Okta's rate limit headers"): every answer carries
+    /// `X-Rate-Limit-Limit`, `X-Rate-Limit-Remaining` and `X-Rate-Limit-Reset` (UTC epoch
+    /// seconds) of its org-wide bucket, and a request past the limit answers 429; one token
+    /// or app may use at most half a bucket by default (reference/rate-limits, "API
+    /// rate limits by token"), and no `Retry-After` is documented (OKTA.md, "Rate limits").
+    /// Other integrations share the bucket: this connector stops at half of what is left
+    /// and waits for the window to turn.
+    pub fn send(&self, req: HttpRequest) -> Result<HttpResponse, ConnectorError> {
+        let mut attempt = 0;
+        loop {
+            self.pace();
+            self.requests.set(self.requests.get() + 1);
+            let resp = self
+                .doors
+                .fetch(req.clone())
+                .map_err(|e| ConnectorError::from_fetch("Okta", &req.url, &e))?;
+            self.note_bucket(&resp);
+            if !retry::is_retryable_status(resp.status) || attempt + 1 >= MAX_ATTEMPTS {
+                return Ok(resp);
+            }
+            let wait = self.wait_for(&resp, attempt);
+            self.doors.log(
+                Level::Info,
+                &format!(
+                    "{} answered {}: waiting {} ms",
+                    path_of(&req.url),
+                    resp.status,
+                    wait
+                ),
+            );
+            self.doors.sleep_ms(wait);
+            attempt += 1;
+        }
+    }
+
+    /// Waits until the bucket's reset when the last answer left half of it or less.
+    fn pace(&self) {
+        let Some(b) = self.bucket.get() else { return };
+        if b.limit == 0 || b.remaining.saturating_mul(2) > b.limit {
+            return;
+        }
+        let now = self.doors.now_ms();
+        if b.reset_ms > now {
+            let wait = ((b.reset_ms - now) as u64 + jitter(now)).min(MAX_WAIT_MS);
+            self.doors.log(
+                Level::Info,
+                &format!(
+                    "Okta's rate-limit bucket has {} of {} left: waiting {wait} ms for it to reset",
+                    b.remaining, b.limit
+                ),
+            );
+            self.doors.sleep_ms(wait);
+        }
+        // A new window: the next answer says where it stands.
+        self.bucket.set(None);
+    }
+
+    fn note_bucket(&self, resp: &HttpResponse) {
+        let num = |h: &str| resp.header(h).and_then(|v| v.trim().parse::<u64>().ok());
+        if let (Some(limit), Some(remaining), Some(reset)) = (
+            num("x-rate-limit-limit"),
+            num("x-rate-limit-remaining"),
+            num("x-rate-limit-reset"),
+        ) {
+            let reset_ms = i64::try_from(reset.saturating_mul(1000)).unwrap_or(i64::MAX);
+            self.bucket.set(Some(Bucket {
+                limit,
+                remaining,
+                reset_ms,
+            }));
+        }
+    }
+
+    /// How long to wait after a retryable answer: a 429 until its `X-Rate-Limit-Reset` plus
+    /// up to a second of jitter (so that runs sharing an org do not return at once; on a
+    /// concurrency 429 the reset is only an estimate, rl-best-practices); otherwise, or
+    /// without the header, the SDK's capped exponential backoff.
+    fn wait_for(&self, resp: &HttpResponse, attempt: u32) -> u64 {
+        let now = self.doors.now_ms();
+        let reset = resp
+            .header("x-rate-limit-reset")
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .map(|s| s.saturating_mul(1000));
+        match reset {
+            Some(at) if resp.status == 429 => {
+                ((at - now).max(0) as u64 + jitter(now)).min(MAX_WAIT_MS)
+            }
+            _ => {
+                let policy = retry::RetryPolicy {
+                    max_wait_ms: MAX_WAIT_MS,
+                    ..Default::default()
+                };
+                retry::wait_ms(&policy, attempt, Some(resp), now)
+            }
+        }
+    }
+}
+
+/// Up to a second, from the clock.
+fn jitter(now_ms: i64) -> u64 {
+    (now_ms.unsigned_abs().wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 33) % 1000
+}
+
+/// The URL of the `rel="next"` link among the answer's `Link` headers (RFC 8288), as given:
+/// Okta pages its lists by that header, the link's `after` cursor is opaque, and the list
+/// ends when no `next` comes (developer.okta.com/docs/api/#pagination: "Link: <...>;
+/// rel=\"next\""; OKTA.md, "Users": follow links, never build them).
+pub fn next_link(resp: &HttpResponse) -> Option<String> {
+    let values = resp
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("link"));
+    for (_, value) in values {
+        let mut rest = value.as_str();
+        while let Some(open) = rest.find('<') {
+            let Some(close) = rest[open..].find('>').map(|c| open + c) else {
+                break;
+            };
+            let url = &rest[open + 1..close];
+            let params_end = rest[close..].find('<').map_or(rest.len(), |n| close + n);
+            let params = &rest[close + 1..params_end];
+            let is_next = params.split(';').any(|p| {
+                let Some((name, v)) = p.split_once('=') else {
+                    return false;
+                };
+                name.trim().eq_ignore_ascii_case("rel")
+                    && v.trim()
+                        .trim_matches('"')
+                        .split_whitespace()
+                        .any(|r| r.eq_ignore_ascii_case("next"))
+            });
+            if is_next {
+                return Some(url.trim().to_string());
+            }
+            rest = &rest[params_end..];
+        }
+    }
+    None
+}
+
+/// The error of a refused token request, with what to change.
+fn token_refused(config: &Config, url: &str, status: u16, json: &Value) -> ConnectorError {
+    let error = json["error"].as_str().unwrap_or("");
+    let description = json["error_description"]
+        .as_str()
+        .map(first_line)
+        .unwrap_or_default();
+    // Errors of the token endpoint (developer.okta.com/docs/reference/api/oidc/#token,
+    // "Response properties"; RFC 6749 §5.2): invalid_client for an assertion Okta cannot
+    // verify, invalid_scope for a scope not granted, invalid_dpop_proof (RFC 9449 §5).
+    let hint = match error {
+        _ if status == 404 => {
+            return ConnectorError::Config(format!(
+                "{url} answered 404: nothing takes token requests there; check config key 'org_url'"
+            ))
+        }
+        "invalid_client" => format!(
+            "check client_id '{}' and that the public key of [secrets.{OKTA_KEY}] is registered on the service app",
+            config.client_id
+        ),
+        "invalid_scope" => format!(
+            "grant the scopes {SCOPES} on the app's Okta API Scopes tab"
+        ),
+        "invalid_dpop_proof" | "use_dpop_nonce" => {
+            "the app requires DPoP: set dpop = true in the tenant file's [secrets.okta_key]".into()
+        }
+        _ => "check the service app's settings and the tenant file's [secrets.okta_key]".into(),
+    };
+    ConnectorError::Auth(format!(
+        "token refused: {url} answered {status} {error} ({description}): {hint}"
+    ))
+}
+
+/// An upstream error with the advice to try later.
+pub fn upstream(url: &str, why: impl std::fmt::Display) -> ConnectorError {
+    ConnectorError::Upstream(format!("{}: {why}; run again later", path_of(url)))
+}
+
+/// The path and query of a URL (logs and errors name the request, not the org twice).
+pub fn path_of(url: &str) -> &str {
+    let after = url.find("://").map_or(0, |i| i + 3);
+    url[after..].find('/').map_or(url, |p| &url[after + p..])
+}

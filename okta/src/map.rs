@@ -1,0 +1,165 @@
+//! One Okta user as an OCSF 1.8.0 class 5003 "User Inventory Info" event, per OKTA.md's
+//! "Mapping" table: the fields a user record alone gives. Groups (`user.groups`), roles
+//! (`user.type_id` 1/2) and factors (`user.has_mfa`) come from other endpoints, later.
+//!
+//! User fields: the spec's `User` schema (okta-management-openapi-spec,
+//! management-minimal.yaml, release 2026.06.3; OKTA.md "Users"): `created`, `lastUpdated`
+//! required, `activated`, `statusChanged`, `lastLogin`, `passwordChanged` nullable.
+
+use connector_sdk::ocsf::{Envelope, USER_INVENTORY_COLLECT};
+use connector_sdk::time::parse_rfc3339_ms;
+use serde_json::{Map, Value};
+
+use crate::{NAME, VERSION};
+
+/// `user.account.type_id` 99 "Other" with `type` naming it: OCSF 1.8.0's account types have
+/// no Okta value (OKTA.md, "Mapping").
+const ACCOUNT_TYPE_ID: i64 = 99;
+const ACCOUNT_TYPE: &str = "Okta Account";
+
+/// `user` as a 5003 event in the SDK envelope (`metadata.product` Okta/Okta,
+/// `metadata.tenant_uid` the org id); None without an `id` (skipped and counted).
+pub fn map_user(org_id: &str, user: &Value, now_ms: i64) -> Option<Value> {
+    let id = text(&user["id"])?;
+    let p = &user["profile"];
+    let mut u = Map::new();
+    let mut account = Map::new();
+    u.insert("uid".into(), id.into());
+    account.insert("uid".into(), id.into());
+    if let Some(login) = text(&p["login"]) {
+        u.insert("name".into(), login.into());
+        account.insert("name".into(), login.into());
+        // The domain is what follows the last `@`; none without one.
+        if let Some((_, domain)) = login.rsplit_once('@').filter(|(_, d)| !d.is_empty()) {
+            u.insert("domain".into(), domain.into());
+        }
+    }
+    let full_name = text(&p["displayName"]).map(str::to_string).or_else(|| {
+        let parts: Vec<&str> = [text(&p["firstName"]), text(&p["lastName"])]
+            .into_iter()
+            .flatten()
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(" "))
+    });
+    if let Some(name) = full_name {
+        u.insert("display_name".into(), name.clone().into());
+        u.insert("full_name".into(), name.into());
+    }
+    if let Some(email) = text(&p["email"]).filter(|e| is_email(e)) {
+        u.insert("email_addr".into(), email.into());
+    }
+    if let Some(phone) = text(&p["primaryPhone"]).or_else(|| text(&p["mobilePhone"])) {
+        u.insert("phone_number".into(), phone.into());
+    }
+    account.insert("type_id".into(), ACCOUNT_TYPE_ID.into());
+    account.insert("type".into(), ACCOUNT_TYPE.into());
+    let status = user["status"].as_str().unwrap_or("");
+    let deprovisioning = user["transitioningToStatus"].as_str() == Some("DEPROVISIONED");
+    let disabled = matches!(status, "SUSPENDED" | "DEPROVISIONED") || deprovisioning;
+    account.insert("is_disabled".into(), disabled.into());
+    account.insert("is_locked".into(), (status == "LOCKED_OUT").into());
+    u.insert("account".into(), Value::Object(account));
+    if let Some(org) = text(&p["organization"]) {
+        let mut o = Map::new();
+        o.insert("name".into(), org.into());
+        if let Some(ou) = text(&p["division"]) {
+            o.insert("ou_name".into(), ou.into());
+        }
+        u.insert("org".into(), Value::Object(o));
+    }
+    // Roles are not read yet: the user's type is unknown (OCSF user.type_id 0), not "User".
+    u.insert("type_id".into(), 0.into());
+    u.insert("type".into(), "Unknown".into());
+    let ldap = ldap_person(user, p);
+    if !ldap.is_empty() {
+        u.insert("ldap_person".into(), Value::Object(ldap));
+    }
+    let envelope = Envelope {
+        class: &USER_INVENTORY_COLLECT,
+        product_name: "Okta",
+        vendor_name: "Okta",
+        connector_name: NAME,
+        connector_version: VERSION,
+        tenant_uid: org_id,
+        uid_tag: "okta-5003/v1",
+    };
+    let body = Map::from_iter([("user".to_string(), Value::Object(u))]);
+    Some(envelope.wrap(id, body, Map::new(), now_ms))
+}
+
+/// `user.ldap_person`: names, job, manager, location, second email and the times.
+fn ldap_person(user: &Value, p: &Value) -> Map<String, Value> {
+    let mut l = Map::new();
+    for (from, to) in [
+        ("firstName", "given_name"),
+        ("lastName", "surname"),
+        ("title", "job_title"),
+        ("department", "department"),
+        ("employeeNumber", "employee_uid"),
+        ("costCenter", "cost_center"),
+    ] {
+        if let Some(v) = text(&p[from]) {
+            l.insert(to.into(), v.into());
+        }
+    }
+    if let Some(second) = text(&p["secondEmail"]).filter(|e| is_email(e)) {
+        l.insert("email_addrs".into(), Value::Array(vec![second.into()]));
+    }
+    if let Some(kind) = text(&p["userType"]) {
+        l.insert("labels".into(), Value::Array(vec![kind.into()]));
+    }
+    if let Some(manager_id) = text(&p["managerId"]) {
+        let mut m = Map::new();
+        m.insert("uid".into(), manager_id.into());
+        if let Some(name) = text(&p["manager"]) {
+            m.insert("name".into(), name.into());
+        }
+        l.insert("manager".into(), Value::Object(m));
+    }
+    let mut loc = Map::new();
+    for (from, to) in [
+        ("city", "city"),
+        ("state", "region"),
+        ("zipCode", "postal_code"),
+    ] {
+        if let Some(v) = text(&p[from]) {
+            loc.insert(to.into(), v.into());
+        }
+    }
+    if let Some(c) = text(&p["countryCode"]) {
+        loc.insert("country".into(), c.to_uppercase().into());
+    }
+    if !loc.is_empty() {
+        l.insert("location".into(), Value::Object(loc));
+    }
+    for (from, to) in [
+        ("created", "created_time"),
+        ("lastUpdated", "modified_time"),
+        ("lastLogin", "last_login_time"),
+    ] {
+        if let Some(ms) = user[from].as_str().and_then(parse_rfc3339_ms) {
+            l.insert(to.into(), ms.into());
+        }
+    }
+    l
+}
+
+/// A non-blank string, trimmed; null, absent and other types are nothing.
+fn text(v: &Value) -> Option<&str> {
+    v.as_str().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// An address worth mapping: one `@`, something on both sides, a dot in the domain, no
+/// spaces or controls (Okta's own profile check is looser for custom attributes).
+fn is_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+}

@@ -33,12 +33,16 @@ struct Token {
     renew_at_ms: i64,
 }
 
-/// What the last answer said about its rate-limit bucket.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// What the last answer of one bucket said, and how many of the window's requests were ours.
+#[derive(Clone, Debug, PartialEq)]
 struct Bucket {
+    /// The bucket: the request's path without its query (`/api/v1/users`).
+    path: String,
     limit: u64,
     remaining: u64,
     reset_ms: i64,
+    /// Our requests answered in the window ending at `reset_ms`.
+    ours: u64,
 }
 
 /// The org's client for one run or check.
@@ -46,7 +50,7 @@ pub struct Client<'a, D: Doors> {
     doors: &'a D,
     config: &'a Config,
     token: RefCell<Option<Token>>,
-    bucket: Cell<Option<Bucket>>,
+    buckets: RefCell<Vec<Bucket>>,
     /// Requests sent.
     pub requests: Cell<u64>,
 }
@@ -58,7 +62,7 @@ impl<'a, D: Doors> Client<'a, D> {
             doors,
             config,
             token: RefCell::new(None),
-            bucket: Cell::new(None),
+            buckets: RefCell::new(Vec::new()),
             requests: Cell::new(0),
         }
     }
@@ -156,7 +160,7 @@ impl<'a, D: Doors> Client<'a, D> {
         }
     }
 
-    /// Sends `req`: first waits when the last answer's bucket is half spent, then waits out
+    /// Sends `req`: first waits when its bucket's window has no room left for us, then waits out
     /// 429 until `X-Rate-Limit-Reset` (plus jitter) and 503/504 with backoff.
     ///
     /// Okta's rate limits (developer.okta.com/docs/reference/rl-best-practices, "Check your
@@ -165,18 +169,19 @@ impl<'a, D: Doors> Client<'a, D> {
     /// seconds) of its org-wide bucket, and a request past the limit answers 429; one token
     /// or app may use at most half a bucket by default (reference/rate-limits, "API
     /// rate limits by token"), and no `Retry-After` is documented (OKTA.md, "Rate limits").
-    /// Other integrations share the bucket: this connector stops at half of what is left
-    /// and waits for the window to turn.
+    /// So a connector counts its own requests of each window and stops at half the limit,
+    /// and other integrations share the bucket: it also leaves the last 5% to them (and to
+    /// itself, a 429 never), then waits for the window to turn.
     pub fn send(&self, req: HttpRequest) -> Result<HttpResponse, ConnectorError> {
         let mut attempt = 0;
         loop {
-            self.pace();
+            self.pace(&req.url);
             self.requests.set(self.requests.get() + 1);
             let resp = self
                 .doors
                 .fetch(req.clone())
                 .map_err(|e| ConnectorError::from_fetch("Okta", &req.url, &e))?;
-            self.note_bucket(&resp);
+            self.note_bucket(&req.url, &resp);
             if !retry::is_retryable_status(resp.status) || attempt + 1 >= MAX_ATTEMPTS {
                 return Ok(resp);
             }
@@ -195,41 +200,60 @@ impl<'a, D: Doors> Client<'a, D> {
         }
     }
 
-    /// Waits until the bucket's reset when the last answer left half of it or less.
-    fn pace(&self) {
-        let Some(b) = self.bucket.get() else { return };
-        if b.limit == 0 || b.remaining.saturating_mul(2) > b.limit {
+    /// Waits for the window to turn when our share of the bucket of `url` is used (half
+    /// its limit) or only 5% of it is left for anyone.
+    fn pace(&self, url: &str) {
+        let path = bucket_path(url);
+        let mut buckets = self.buckets.borrow_mut();
+        let Some(b) = buckets.iter_mut().find(|b| b.path == path) else {
+            return;
+        };
+        let now = self.doors.now_ms();
+        let share = b.limit / 2;
+        let reserve = (b.limit / 20).max(1);
+        if b.reset_ms <= now || (b.ours < share && b.remaining > reserve) {
             return;
         }
-        let now = self.doors.now_ms();
-        if b.reset_ms > now {
-            let wait = ((b.reset_ms - now) as u64 + jitter(now)).min(MAX_WAIT_MS);
-            self.doors.log(
-                Level::Info,
-                &format!(
-                    "Okta's rate-limit bucket has {} of {} left: waiting {wait} ms for it to reset",
-                    b.remaining, b.limit
-                ),
-            );
-            self.doors.sleep_ms(wait);
-        }
+        let wait = ((b.reset_ms - now) as u64 + jitter(now)).min(MAX_WAIT_MS);
+        self.doors.log(
+            Level::Info,
+            &format!(
+                "{path}: {} of Okta's {} requests this window were ours and {} are left: waiting {wait} ms for the window to turn",
+                b.ours, b.limit, b.remaining
+            ),
+        );
+        self.doors.sleep_ms(wait);
         // A new window: the next answer says where it stands.
-        self.bucket.set(None);
+        b.ours = 0;
+        b.remaining = b.limit;
     }
 
-    fn note_bucket(&self, resp: &HttpResponse) {
+    /// Reads the rate-limit headers of an answer into its bucket, counting it as ours.
+    fn note_bucket(&self, url: &str, resp: &HttpResponse) {
         let num = |h: &str| resp.header(h).and_then(|v| v.trim().parse::<u64>().ok());
-        if let (Some(limit), Some(remaining), Some(reset)) = (
+        let (Some(limit), Some(remaining), Some(reset)) = (
             num("x-rate-limit-limit"),
             num("x-rate-limit-remaining"),
             num("x-rate-limit-reset"),
-        ) {
-            let reset_ms = i64::try_from(reset.saturating_mul(1000)).unwrap_or(i64::MAX);
-            self.bucket.set(Some(Bucket {
+        ) else {
+            return;
+        };
+        let reset_ms = i64::try_from(reset.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let path = bucket_path(url);
+        let mut buckets = self.buckets.borrow_mut();
+        match buckets.iter_mut().find(|b| b.path == path) {
+            Some(b) => {
+                // A later reset is a new window: our count starts again.
+                b.ours = if reset_ms > b.reset_ms { 1 } else { b.ours + 1 };
+                (b.limit, b.remaining, b.reset_ms) = (limit, remaining, reset_ms.max(b.reset_ms));
+            }
+            None => buckets.push(Bucket {
+                path: path.to_string(),
                 limit,
                 remaining,
                 reset_ms,
-            }));
+                ours: 1,
+            }),
         }
     }
 
@@ -256,6 +280,14 @@ impl<'a, D: Doors> Client<'a, D> {
             }
         }
     }
+}
+
+/// The bucket a URL counts in: its path without the query. Okta's buckets are per endpoint
+/// (`/api/v1/users`, `/api/v1/users/{id}`, `/api/v1/logs`, …; reference/rate-limits); the
+/// per-id paths are folded together when this connector starts reading them.
+fn bucket_path(url: &str) -> &str {
+    let path = path_of(url);
+    path.split(['?', '#']).next().unwrap_or(path)
 }
 
 /// Up to a second, from the clock.

@@ -397,27 +397,66 @@ fn a_429_is_waited_out_until_the_reset_plus_jitter() {
     );
 }
 
-#[test]
-fn the_run_waits_for_the_reset_when_half_the_bucket_is_spent() {
-    let doors = FakeDoors::new(|n, r: &HttpRequest| match (n, r.url.as_str()) {
-        (_, WELL_KNOWN) => org_answer(),
-        (1, _) => {
-            let mut p = page(&[user("00u1")], Some(P2));
-            p.headers.extend([
-                ("x-rate-limit-limit".into(), "600".into()),
-                ("x-rate-limit-remaining".into(), "300".into()),
-                ("x-rate-limit-reset".into(), "1700000030".into()),
-            ]);
-            p
+/// Pages 1..=`pages` of `/api/v1/users`, each linking to the next; call `n` (the org id is
+/// call 0) answers with the bucket `headers(n)` gives.
+fn paced(
+    pages: usize,
+    headers: fn(usize) -> (u64, u64, u64),
+) -> FakeDoors<impl Fn(usize, &HttpRequest) -> HttpResponse> {
+    FakeDoors::new(move |n, r: &HttpRequest| {
+        if r.url == WELL_KNOWN {
+            return org_answer();
         }
-        _ => {
-            let mut p = page(&[user("00u2")], None);
-            p.headers.extend([
-                ("x-rate-limit-limit".into(), "600".into()),
-                ("x-rate-limit-remaining".into(), "599".into()),
-                ("x-rate-limit-reset".into(), "1700000090".into()),
-            ]);
-            p
+        let next = format!("{ORG}/api/v1/users?after=p{}", n + 1);
+        let mut p = page(
+            &[user(&format!("00u{n}"))],
+            (n < pages).then_some(next.as_str()),
+        );
+        let (limit, remaining, reset) = headers(n);
+        p.headers.extend([
+            ("x-rate-limit-limit".into(), limit.to_string()),
+            ("x-rate-limit-remaining".into(), remaining.to_string()),
+            ("x-rate-limit-reset".into(), reset.to_string()),
+        ]);
+        p
+    })
+}
+
+#[test]
+fn the_run_stops_at_half_the_bucket_and_waits_for_the_window_to_turn() {
+    // Limit 10: our share is 5. Five pages in the window ending at +30 s, then a new window.
+    let doors = paced(7, |n| {
+        if n <= 5 {
+            (10, 10 - n as u64, 1_700_000_030)
+        } else {
+            (10, 9, 1_700_000_090)
+        }
+    });
+    let report = OktaConnector::run(&doors, &config(&[])).unwrap();
+    assert_eq!(report.events_emitted, 7);
+    let sent: Vec<i64> = doors.calls.borrow().iter().map(|c| c.0).collect();
+    assert!(
+        sent[1..=5].iter().all(|t| *t < 1_700_000_030_000),
+        "{sent:?}"
+    );
+    assert!(
+        sent[6] >= 1_700_000_030_000,
+        "the 6th request waited for the reset: {sent:?}"
+    );
+    assert!(
+        sent[7] < 1_700_000_090_000,
+        "a new window has room again: {sent:?}"
+    );
+}
+
+#[test]
+fn the_run_leaves_the_last_5_percent_of_a_bucket_a_neighbour_spent() {
+    // Another integration spent the bucket: 20 of 600 left after our first request.
+    let doors = paced(2, |n| {
+        if n == 1 {
+            (600, 20, 1_700_000_030)
+        } else {
+            (600, 599, 1_700_000_090)
         }
     });
     OktaConnector::run(&doors, &config(&[])).unwrap();

@@ -1,7 +1,8 @@
 //! Builds the test-only components for `wasm32-wasip2` and hands their paths to the tests:
 //! the hostile connector (`HOSTILE_CONNECTOR_WASM`, run by `tests/hostile.rs` against the
 //! real host), the mapping benchmark (`MAPPING_BENCH_WASM`, `benches/mapping.rs`) and the
-//! example connector on the SDK (`EXAMPLE_CONNECTOR_WASM`, `tests/example.rs`).
+//! example connector on the SDK (`EXAMPLE_CONNECTOR_WASM`, `tests/example.rs`); the Okta
+//! connector (`OKTA_CONNECTOR_WASM`, `tests/okta.rs`) until `connectors/` builds it.
 
 include!("../build-support/wasm_build.rs");
 
@@ -15,13 +16,19 @@ fn main() {
     let wasm = build_wasm_components(
         root,
         "test-components-build",
-        &["hostile-connector", "mapping-bench", "example-connector"],
+        &[
+            "hostile-connector",
+            "mapping-bench",
+            "example-connector",
+            "okta-connector",
+        ],
         &[
             "tests/hostile",
             "tests/mapbench",
             "guest/src",
             "guest/Cargo.toml",
             "examples/example-connector",
+            "okta",
         ],
     );
     println!(
@@ -33,4 +40,5 @@ fn main() {
         "cargo:rustc-env=EXAMPLE_CONNECTOR_WASM={}",
         wasm[2].display()
     );
+    println!("cargo:rustc-env=OKTA_CONNECTOR_WASM={}", wasm[3].display());
 }

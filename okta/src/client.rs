@@ -11,8 +11,7 @@ use serde_json::Value;
 use crate::config::{Auth, Config, OKTA_KEY, OKTA_TOKEN};
 
 /// The scopes a service app asks for: users, groups, roles and the System Log, read only
-/// (developer.okta.com/docs/guides/implement-oauth-for-okta-serviceapp, "Scopes": Okta
-/// management API scopes are `okta.<resource>.read`; OKTA.md, "Auth").
+/// (developer.okta.com/docs/api/oauth2, "Okta Admin Management" scopes; OKTA.md, "Auth").
 pub const SCOPES: &str = "okta.users.read okta.groups.read okta.roles.read okta.logs.read";
 
 /// The `client_assertion_type` of `private_key_jwt` (RFC 7523 §2.2; Okta's service app
@@ -71,8 +70,10 @@ impl<'a, D: Doors> Client<'a, D> {
     ///
     /// Token auth: the placeholder is the whole header value; the host fills it from the
     /// tenant file's `[secrets.okta_token]`, whose `prefix = "SSWS"` makes it `SSWS <token>`
-    /// (developer.okta.com/docs/guides/create-an-api-token: "Authorization: SSWS
-    /// ${api_token}"). Service app: the access token, `Bearer` or `DPoP` as issued.
+    /// (developer.okta.com/docs/guides/create-an-api-token: "You need to prefix the value
+    /// with the SSWS identifier"). Service app: the access token, `Authorization: Bearer
+    /// <token>` (developer.okta.com/docs/api/openapi/okta-management/guides/overview,
+    /// "OAuth 2.0 access token"), or `DPoP <token>` when the token is DPoP-bound.
     pub fn authorization(&self) -> Result<String, ConnectorError> {
         match self.config.auth {
             Auth::Token => Ok(format!("{{{{secret:{OKTA_TOKEN}}}}}")),
@@ -95,11 +96,12 @@ impl<'a, D: Doors> Client<'a, D> {
 
     /// The client-credentials request of a service app (developer.okta.com/docs/guides/
     /// implement-oauth-for-okta-serviceapp, "Get an access token": `POST {org}/oauth2/v1/token`
-    /// with grant_type, scope, client_assertion_type and the signed client_assertion; the
-    /// org authorization server, not a custom one, issues management API tokens). The host
+    /// with grant_type, scope, client_assertion_type and the signed client_assertion;
+    /// guides/implement-oauth-for-okta: "Only the org authorization server can mint access
+    /// tokens that contain Okta API scopes"). The host
     /// signs the assertion (`aud` = this URL, `iss` = `sub` = client id) for the placeholder,
-    /// the whole field's value, unencoded; with DPoP it adds the proof and answers
-    /// `use_dpop_nonce` itself (developer.okta.com/docs/guides/dpop).
+    /// the whole field's value, unencoded; with DPoP it adds the proof and retries a
+    /// `use_dpop_nonce` answer itself (developer.okta.com/docs/guides/dpop).
     fn request_token(&self) -> Result<Token, ConnectorError> {
         let url = format!("{}/oauth2/v1/token", self.config.org_url);
         let scope = SCOPES.replace(' ', "%20");
@@ -167,8 +169,9 @@ impl<'a, D: Doors> Client<'a, D> {
     /// rate limits with Okta's rate limit headers"): every answer carries
     /// `X-Rate-Limit-Limit`, `X-Rate-Limit-Remaining` and `X-Rate-Limit-Reset` (UTC epoch
     /// seconds) of its org-wide bucket, and a request past the limit answers 429; one token
-    /// or app may use at most half a bucket by default (reference/rate-limits, "API
-    /// rate limits by token"), and no `Retry-After` is documented (OKTA.md, "Rate limits").
+    /// or app may use at most half a bucket by default (developer.okta.com/docs/reference/
+    /// rl2-token-oauth: "each API token or OAuth 2.0 app can use up to 50% of a bucket's
+    /// total rate limit"), and no `Retry-After` is documented (OKTA.md, "Rate limits").
     /// So a connector counts its own requests of each window and stops at half the limit,
     /// and other integrations share the bucket: it also leaves the last 5% to them (and to
     /// itself, a 429 never), then waits for the window to turn.
@@ -259,7 +262,7 @@ impl<'a, D: Doors> Client<'a, D> {
 
     /// How long to wait after a retryable answer: a 429 until its `X-Rate-Limit-Reset` plus
     /// up to a second of jitter (so that runs sharing an org do not return at once; on a
-    /// concurrency 429 the reset is only an estimate, rl-best-practices); otherwise, or
+    /// concurrency 429 the reset is only an estimate, OKTA.md "Rate limits"); otherwise, or
     /// without the header, the SDK's capped exponential backoff.
     fn wait_for(&self, resp: &HttpResponse, attempt: u32) -> u64 {
         let now = self.doors.now_ms();
@@ -296,9 +299,10 @@ fn jitter(now_ms: i64) -> u64 {
 }
 
 /// The URL of the `rel="next"` link among the answer's `Link` headers (RFC 8288), as given:
-/// Okta pages its lists by that header, the link's `after` cursor is opaque, and the list
-/// ends when no `next` comes (developer.okta.com/docs/api/#pagination: "Link: <...>;
-/// rel=\"next\""; OKTA.md, "Users": follow links, never build them).
+/// Okta pages its lists by that header and the list ends when no `next` comes
+/// (support.okta.com, "Pagination Overview": "Once there are no more Link Headers with
+/// rel=\"next\" in the response, there are no more results"); the `after` cursor is opaque
+/// (Okta's design principles, "Pagination"; OKTA.md, "Users": follow links, never build them).
 pub fn next_link(resp: &HttpResponse) -> Option<String> {
     let values = resp
         .headers
@@ -339,9 +343,10 @@ fn token_refused(config: &Config, url: &str, status: u16, json: &Value) -> Conne
         .as_str()
         .map(first_line)
         .unwrap_or_default();
-    // Errors of the token endpoint (developer.okta.com/docs/reference/api/oidc/#token,
-    // "Response properties"; RFC 6749 §5.2): invalid_client for an assertion Okta cannot
-    // verify, invalid_scope for a scope not granted, invalid_dpop_proof (RFC 9449 §5).
+    // Errors of a token endpoint (RFC 6749 §5.2, which Okta's org authorization server
+    // answers with): invalid_client for a client assertion it cannot verify, invalid_scope
+    // for a scope not granted; invalid_dpop_proof and use_dpop_nonce (RFC 9449 §5, §8; Okta's
+    // DPoP guide) for a missing or stale proof.
     let hint = match error {
         _ if status == 404 => {
             return ConnectorError::Config(format!(

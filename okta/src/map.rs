@@ -83,8 +83,76 @@ pub fn map_user(org_id: &str, user: &Value, now_ms: i64) -> Option<Value> {
         tenant_uid: org_id,
         uid_tag: "okta-5003/v1",
     };
-    let body = Map::from_iter([("user".to_string(), Value::Object(u))]);
+    let enrichments = enrichments(user, p, disabled, status);
+    let body = Map::from_iter([
+        ("user".to_string(), Value::Object(u)),
+        ("enrichments".to_string(), Value::Array(enrichments)),
+    ]);
     Some(envelope.wrap(id, body, Map::new(), now_ms))
+}
+
+/// `enrichments`, as MAPPING.md lays them out and OKTA.md fills them: first, always, the
+/// account's status (`is_enabled`, `is_locked`, `last_logon` = `last_login_time`,
+/// `okta_status`, `password_changed`, `status_changed`, `activated`; `is_mfa`,
+/// `mfa_methods` and `roles` once factors and roles are read), then `employment` when any
+/// of department, title, employee number or user type is set.
+fn enrichments(user: &Value, p: &Value, disabled: bool, status: &str) -> Vec<Value> {
+    let mut data = Map::new();
+    data.insert("is_enabled".into(), (!disabled).into());
+    data.insert("is_locked".into(), (status == "LOCKED_OUT").into());
+    if !status.is_empty() {
+        data.insert("okta_status".into(), status.into());
+    }
+    for (from, to) in [
+        ("lastLogin", "last_logon"),
+        ("passwordChanged", "password_changed"),
+        ("statusChanged", "status_changed"),
+        ("activated", "activated"),
+    ] {
+        if let Some(ms) = user[from].as_str().and_then(parse_rfc3339_ms) {
+            data.insert(to.into(), ms.into());
+        }
+    }
+    let mut out = vec![j(&[
+        ("name", "account".into()),
+        ("value", "status".into()),
+        ("data", Value::Object(data)),
+    ])];
+    let (department, title) = (text(&p["department"]), text(&p["title"]));
+    let (number, kind) = (text(&p["employeeNumber"]), text(&p["userType"]));
+    if department.is_some() || title.is_some() || number.is_some() || kind.is_some() {
+        let value = match (department, title) {
+            (Some(d), Some(t)) => format!("{d} - {t}"),
+            (Some(one), None) | (None, Some(one)) => one.to_string(),
+            (None, None) => "employment".to_string(),
+        };
+        let mut data = Map::new();
+        for (k, v) in [
+            ("department", department),
+            ("job_title", title),
+            ("employee_id", number),
+            ("employee_type", kind),
+        ] {
+            if let Some(v) = v {
+                data.insert(k.into(), v.into());
+            }
+        }
+        out.push(j(&[
+            ("name", "employment".into()),
+            ("value", value.into()),
+            ("data", Value::Object(data)),
+        ]));
+    }
+    out
+}
+
+fn j(pairs: &[(&str, Value)]) -> Value {
+    Value::Object(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    )
 }
 
 /// `user.ldap_person`: names, job, manager, location, second email and the times.

@@ -556,6 +556,17 @@ fn a_full_user_maps_every_field_of_the_table() {
             }
         })
     );
+    assert_eq!(
+        e["enrichments"],
+        j!([
+            {"name": "account", "value": "status", "data": {
+                "is_enabled": true, "is_locked": true, "okta_status": "LOCKED_OUT",
+                "last_logon": 1372095559000i64, "activated": 1372091959000i64}},
+            {"name": "employment", "value": "R&D - Engineer", "data": {
+                "department": "R&D", "job_title": "Engineer", "employee_id": "E42",
+                "employee_type": "Employee"}}
+        ])
+    );
 }
 
 #[test]
@@ -578,6 +589,11 @@ fn nulls_and_blanks_are_left_out_and_names_fall_back() {
             "ldap_person": {"given_name": "Back", "surname": "Up",
                             "created_time": 1577836800000i64, "modified_time": 1577923200000i64}
         })
+    );
+    assert_eq!(
+        e["enrichments"],
+        j!([{"name": "account", "value": "status",
+             "data": {"is_enabled": false, "is_locked": false, "okta_status": "DEPROVISIONED"}}])
     );
 }
 

@@ -1,0 +1,126 @@
+//! The Okta connector (`okta/`, built for wasm32-wasip2 by build.rs) in the real host against
+//! the Okta emulator on 127.0.0.1, with an API token as a header credential
+//! (`Authorization: SSWS <token>`, filled by the host): every user of the simulated org,
+//! DEPROVISIONED ones included, as valid OCSF 1.8.0 events of the org's tenant.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use connector_host::doors::http::secrets::{SecretSet, SecretValue};
+use connector_host::doors::http::{EgressPolicy, Origin};
+use connector_host::{JsonlFileSink, Runtime, RuntimeLimits, SqliteCheckpointStore, TenantRun};
+use okta_emulator::{Emulator, OktaClock, OktaConfig, Org, DEFAULT_API_TOKEN};
+use serde_json::Value;
+
+const OKTA: &[u8] = include_bytes!(env!("OKTA_CONNECTOR_WASM"));
+
+fn tenant_run(emulator: &Emulator, dir: &std::path::Path, token: &str) -> TenantRun {
+    let origin = Origin::parse(&emulator.base_url()).unwrap();
+    let mut policy = EgressPolicy::new(vec![origin.clone()]);
+    policy.allow_loopback_http = true;
+    let mut secrets = SecretSet::new();
+    secrets.insert_header(
+        "okta_token",
+        SecretValue::new(token),
+        vec![origin],
+        "Authorization",
+        Some("SSWS".into()),
+    );
+    TenantRun {
+        tenant: "acme".into(),
+        connector_config: vec![("org_url".into(), emulator.base_url())],
+        policy,
+        secrets: Arc::new(secrets),
+        checkpoints: Arc::new(SqliteCheckpointStore::open(&dir.join("state.sqlite")).unwrap()),
+        sink: Arc::new(JsonlFileSink::open(&dir.join("events.jsonl")).unwrap()),
+        timeout: Duration::from_secs(60),
+        time_scale: Default::default(),
+    }
+}
+
+fn events(dir: &std::path::Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(dir.join("events.jsonl")).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_user_of_the_org_is_one_valid_event_with_an_sswss_token() {
+    let clock = OktaClock::manual(1_780_000_000_000);
+    let org = Org::generated(7, 450, clock.now_ms());
+    let emulator = Emulator::start(org, OktaConfig::default(), clock)
+        .await
+        .expect("the emulator starts");
+    // The oracle, from the org's own data: every user (DEPROVISIONED included), by id.
+    let (org_id, want): (String, BTreeSet<(String, String, bool)>) = emulator.with_org(|o| {
+        let users = o.users().map(|u| {
+            let disabled = matches!(u.status.as_str(), "SUSPENDED" | "DEPROVISIONED")
+                || u.transitioning_to_status.as_deref() == Some("DEPROVISIONED");
+            (u.id.clone(), u.login().to_string(), disabled)
+        });
+        (o.org_id.clone(), users.collect())
+    });
+    assert!(
+        want.iter().any(|u| u.2),
+        "the generated org has disabled users"
+    );
+    let runtime = Runtime::new(OKTA, RuntimeLimits::default())
+        .await
+        .expect("the Okta component loads");
+    assert_eq!(runtime.description().name, "okta-users");
+    let dir = tempfile::tempdir().unwrap();
+
+    let report = runtime
+        .run(&tenant_run(&emulator, dir.path(), DEFAULT_API_TOKEN))
+        .await
+        .expect("the run succeeds");
+    let got = events(dir.path());
+    assert_eq!(report.events_emitted as usize, want.len());
+    ocsf_check::assert_all_valid(&got);
+    let got_users: BTreeSet<(String, String, bool)> = got
+        .iter()
+        .map(|e| {
+            assert_eq!(e["metadata"]["tenant_uid"], org_id.as_str());
+            let u = &e["user"];
+            let disabled = u["account"]["is_disabled"].as_bool().unwrap();
+            (
+                u["uid"].as_str().unwrap().into(),
+                u["name"].as_str().unwrap_or("").into(),
+                disabled,
+            )
+        })
+        .collect();
+    assert_eq!(got_users, want);
+    // 450 users at 200 a page: three pages, after the org id.
+    assert_eq!(emulator.stats().rate_limited, 0);
+    assert!(!std::fs::read_to_string(dir.path().join("events.jsonl"))
+        .unwrap()
+        .contains(DEFAULT_API_TOKEN));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_token_fails_the_run_naming_the_secret() {
+    let clock = OktaClock::manual(1_780_000_000_000);
+    let emulator = Emulator::start(
+        Org::generated(7, 5, clock.now_ms()),
+        OktaConfig::default(),
+        clock,
+    )
+    .await
+    .expect("the emulator starts");
+    let runtime = Runtime::new(OKTA, RuntimeLimits::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = "00wrongSSWStoken00000000000000000000000000";
+    let err = runtime
+        .run(&tenant_run(&emulator, dir.path(), wrong))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("answered 401: check the secret 'okta_token'"),
+        "{text}"
+    );
+    assert!(events(dir.path()).is_empty());
+}

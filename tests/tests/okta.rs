@@ -47,7 +47,7 @@ fn events(dir: &std::path::Path) -> Vec<Value> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn every_user_of_the_org_is_one_valid_event_with_an_sswss_token() {
+async fn every_user_of_the_org_is_one_valid_event_with_an_ssws_token() {
     let clock = OktaClock::manual(1_780_000_000_000);
     let org = Org::generated(7, 450, clock.now_ms());
     let emulator = Emulator::start(org, OktaConfig::default(), clock)
@@ -93,8 +93,9 @@ async fn every_user_of_the_org_is_one_valid_event_with_an_sswss_token() {
         })
         .collect();
     assert_eq!(got_users, want);
-    // 450 users at 200 a page: three pages, after the org id.
-    assert_eq!(emulator.stats().rate_limited, 0);
+    // 450 users at 200 a page: the org id, then three pages, none refused.
+    let stats = emulator.stats();
+    assert_eq!((stats.http_requests, stats.rate_limited), (4, 0));
     assert!(!std::fs::read_to_string(dir.path().join("events.jsonl"))
         .unwrap()
         .contains(DEFAULT_API_TOKEN));

@@ -125,3 +125,34 @@ async fn a_wrong_token_fails_the_run_naming_the_secret() {
     );
     assert!(events(dir.path()).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_passes_every_scope_probe_with_an_api_token() {
+    // The emulator's clock starts at the host's time: the log probe's `since` is a minute ago.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let clock = OktaClock::manual(now_ms);
+    let emulator = Emulator::start(Org::generated(7, 5, now_ms), OktaConfig::default(), clock)
+        .await
+        .expect("the emulator starts");
+    let runtime = Runtime::new(OKTA, RuntimeLimits::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let probes = runtime
+        .check(&tenant_run(&emulator, dir.path(), DEFAULT_API_TOKEN))
+        .await
+        .expect("the check runs");
+    let got: Vec<(&str, bool)> = probes.iter().map(|p| (p.name.as_str(), p.ok)).collect();
+    assert_eq!(
+        got,
+        [
+            ("users", true),
+            ("groups", true),
+            ("roles", true),
+            ("logs", true)
+        ],
+        "{probes:?}"
+    );
+    assert!(events(dir.path()).is_empty(), "a check emits nothing");
+}

@@ -10,7 +10,9 @@ use std::time::Duration;
 use connector_host::doors::http::secrets::{SecretSet, SecretValue};
 use connector_host::doors::http::{EgressPolicy, Origin};
 use connector_host::{JsonlFileSink, Runtime, RuntimeLimits, SqliteCheckpointStore, TenantRun};
-use okta_emulator::{Emulator, OktaClock, OktaConfig, Org, DEFAULT_API_TOKEN};
+use okta_emulator::{
+    AppKey, Emulator, OktaClock, OktaConfig, Org, DEFAULT_API_TOKEN, DEFAULT_CLIENT_ID,
+};
 use serde_json::Value;
 
 const OKTA: &[u8] = include_bytes!(env!("OKTA_CONNECTOR_WASM"));
@@ -155,4 +157,59 @@ async fn check_passes_every_scope_probe_with_an_api_token() {
         "{probes:?}"
     );
     assert!(events(dir.path()).is_empty(), "a check emits nothing");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_app_reads_the_org_with_bearer_and_with_dpop_tokens() {
+    let keys =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../host/okta-emulator/tests/keys");
+    let public = std::fs::read_to_string(keys.join("rsa_public.pem")).unwrap();
+    for dpop in [false, true] {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let mut config = OktaConfig::default();
+        config.service_apps[0].keys = vec![AppKey::Pem(public.clone())];
+        config.service_apps[0].require_dpop = dpop;
+        let emulator = Emulator::start(
+            Org::generated(7, 30, now_ms),
+            config,
+            OktaClock::manual(now_ms),
+        )
+        .await
+        .expect("the emulator starts");
+        let key = connector_host::credentials::load(&connector_host::credentials::CredentialSpec {
+            key: Some(connector_host::secrets::SecretSource::File(
+                keys.join("rsa_private.pem"),
+            )),
+            client_id: DEFAULT_CLIENT_ID.into(),
+            // Okta takes RS256/384/512 and ES256/384/512 for private_key_jwt (OKTA.md, "Auth").
+            algorithm: Some("RS256".into()),
+            dpop,
+            ..Default::default()
+        })
+        .expect("the test key loads");
+        let dir = tempfile::tempdir().unwrap();
+        let mut run = tenant_run(&emulator, dir.path(), DEFAULT_API_TOKEN);
+        let mut secrets = SecretSet::new();
+        secrets.insert_private_key(
+            "okta_key",
+            Arc::new(key),
+            vec![Origin::parse(&emulator.base_url()).unwrap()],
+        );
+        run.secrets = Arc::new(secrets);
+        run.connector_config.extend([
+            ("auth".to_string(), "service_app".to_string()),
+            ("client_id".to_string(), DEFAULT_CLIENT_ID.to_string()),
+            ("dpop".to_string(), dpop.to_string()),
+        ]);
+        let runtime = Runtime::new(OKTA, RuntimeLimits::default()).await.unwrap();
+        let report = runtime
+            .run(&run)
+            .await
+            .unwrap_or_else(|e| panic!("dpop = {dpop}: {e}"));
+        assert_eq!(report.events_emitted, 30, "dpop = {dpop}");
+        ocsf_check::assert_all_valid(&events(dir.path()));
+    }
 }

@@ -253,6 +253,32 @@ fn a_token_is_renewed_a_minute_before_it_ends_and_reused_until_then() {
 }
 
 #[test]
+fn a_service_app_token_refused_by_the_api_is_renewed_once() {
+    let doors = FakeDoors::new(|n, r: &HttpRequest| match (n, r.url.as_str()) {
+        (_, WELL_KNOWN) => org_answer(),
+        (_, TOKEN_URL) => json(
+            200,
+            &[],
+            &format!(r#"{{"token_type":"Bearer","expires_in":3600,"access_token":"t{n}"}}"#),
+        ),
+        (2, _) => json(401, &[], r#"{"errorCode":"E0000011"}"#),
+        _ => page(&[user("00u1")], None),
+    });
+    let report = OktaConnector::run(
+        &doors,
+        &config(&[("auth", "service_app"), ("client_id", "0oa1")]),
+    )
+    .unwrap();
+    let reqs = requests(&doors);
+    let auth: Vec<Option<&str>> = reqs.iter().map(|r| header(r, "authorization")).collect();
+    assert_eq!(
+        auth,
+        [None, None, Some("Bearer t1"), None, Some("Bearer t3")]
+    );
+    assert_eq!((report.events_emitted, report.requests), (1, 5));
+}
+
+#[test]
 fn a_refused_assertion_names_what_to_check() {
     let doors = FakeDoors::new(|_, r: &HttpRequest| match r.url.as_str() {
         WELL_KNOWN => org_answer(),

@@ -79,8 +79,11 @@ impl Connector for OktaConnector {
     fn check<D: Doors>(doors: &D, config: &Config) -> Result<Vec<Probe>, ConnectorError> {
         let client = Client::new(doors, config);
         if let Err(e) = client.authorization() {
+            // The host's verdicts read the detail's first words (PROBE_VERDICTS): a refused
+            // assertion already says "token refused:", a 404 is the org URL's fault.
             let detail = match &e {
                 ConnectorError::Auth(m) => m.clone(),
+                ConnectorError::Config(m) => format!("wrong endpoint: {m}"),
                 other => other.to_string(),
             };
             return Ok(vec![Probe {

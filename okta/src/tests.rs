@@ -334,6 +334,15 @@ fn check_probes_each_scope_and_says_what_a_missing_one_costs() {
 }
 
 #[test]
+fn check_of_a_service_app_without_a_token_endpoint_says_wrong_endpoint() {
+    let doors = FakeDoors::new(|_, _r: &HttpRequest| json(404, &[], "{}"));
+    let c = config(&[("auth", "service_app"), ("client_id", "0oa1")]);
+    let probes = OktaConnector::check(&doors, &c).unwrap();
+    assert_eq!(probes.len(), 1);
+    assert_eq!(probes[0].detail, "wrong endpoint: https://acme.okta.test/oauth2/v1/token answered 404: nothing takes token requests there; check config key 'org_url'");
+}
+
+#[test]
 fn check_with_a_refused_token_says_token_refused() {
     let doors = FakeDoors::new(|_, _r: &HttpRequest| {
         json(

@@ -271,9 +271,9 @@ impl<'a, D: Doors> Client<'a, D> {
             .and_then(|v| v.trim().parse::<i64>().ok())
             .map(|s| s.saturating_mul(1000));
         match reset {
-            Some(at) if resp.status == 429 => {
-                ((at - now).max(0) as u64 + jitter(now)).min(MAX_WAIT_MS)
-            }
+            Some(at) if resp.status == 429 => (at.saturating_sub(now).max(0) as u64)
+                .saturating_add(jitter(now))
+                .min(MAX_WAIT_MS),
             _ => {
                 let policy = retry::RetryPolicy {
                     max_wait_ms: MAX_WAIT_MS,

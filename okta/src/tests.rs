@@ -432,6 +432,30 @@ fn a_429_is_waited_out_until_the_reset_plus_jitter() {
     );
 }
 
+#[test]
+fn hostile_a_429_reset_far_in_the_past_or_future_is_bounded() {
+    for reset in ["-9223372036854775808", "9223372036854775807"] {
+        let doors = FakeDoors::new(move |n, r: &HttpRequest| match (n, r.url.as_str()) {
+            (_, WELL_KNOWN) => org_answer(),
+            (1, _) => json(
+                429,
+                &[
+                    ("X-Rate-Limit-Limit", "600"),
+                    ("X-Rate-Limit-Remaining", "0"),
+                    ("X-Rate-Limit-Reset", reset),
+                ],
+                r#"{"errorCode":"E0000047"}"#,
+            ),
+            _ => page(&[user("00u1")], None),
+        });
+        let report = OktaConnector::run(&doors, &config(&[])).unwrap();
+        assert_eq!(report.events_emitted, 1, "{reset}");
+        // Two waits at most, each capped at 120 s: the 429's, and the bucket it left spent.
+        let slept = doors.slept.get();
+        assert!(slept <= 240_000, "reset {reset}: slept {slept}");
+    }
+}
+
 /// Pages 1..=`pages` of `/api/v1/users`, each linking to the next; call `n` (the org id is
 /// call 0) answers with the bucket `headers(n)` gives.
 fn paced(

@@ -354,7 +354,8 @@ pub(crate) fn verify(
     let Some(jti) = text("jti").filter(|j| !j.is_empty()) else {
         return Err(malformed("the client assertion has no 'jti' claim"));
     };
-    if !book.record(jti, expiry + CLOCK_SKEW_SECS, expected.now) {
+    // `exp` is the client's (Entra sets no upper bound): a huge one must not overflow.
+    if !book.record(jti, expiry.saturating_add(CLOCK_SKEW_SECS), expected.now) {
         return Err(invalid_client(
             50_013,
             format!("Assertion is invalid: the client assertion with jti '{jti}' was already presented; sign a new assertion, with a new jti, for every token request."),

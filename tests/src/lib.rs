@@ -1,10 +1,12 @@
 //! Shared pieces of the end-to-end tests: a harness that starts the Graph emulator on
 //! 127.0.0.1 and runs the real component in the real host against it, with a real SQLite
-//! checkpoint file and a real JSONL sink, and the awkward secret whose leaks they look for.
+//! checkpoint file and a real JSONL sink, and the awkward secret whose leaks they look for; the
+//! Okta connector's oracle and harness ([`okta`]).
 //! The OCSF checks of the events are the `ocsf-check` crate's (`tests/ocsf-check/`). The
 //! example connector's API is [`example_api`].
 
 pub mod example_api;
+pub mod okta;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

@@ -288,7 +288,12 @@ pub const TENANT: &str = "acme-okta";
 /// One tenant run of the Okta component against `emulator`, with an API token (the host
 /// writes `Authorization: SSWS <token>`), a SQLite checkpoint file and a JSONL sink in `dir`.
 pub fn tenant_run(emulator: &Emulator, dir: &Path, extra: &[(&str, &str)]) -> TenantRun {
-    let origin = Origin::parse(&emulator.base_url()).expect("the emulator's origin");
+    tenant_run_at(&emulator.base_url(), dir, extra)
+}
+
+/// [`tenant_run`] against the org at `base_url` (an emulator in another process).
+pub fn tenant_run_at(base_url: &str, dir: &Path, extra: &[(&str, &str)]) -> TenantRun {
+    let origin = Origin::parse(base_url).expect("the emulator's origin");
     let mut policy = EgressPolicy::new(vec![origin.clone()]);
     policy.allow_loopback_http = true;
     let mut secrets = SecretSet::new();
@@ -299,7 +304,7 @@ pub fn tenant_run(emulator: &Emulator, dir: &Path, extra: &[(&str, &str)]) -> Te
         "Authorization",
         Some("SSWS".into()),
     );
-    let mut config = vec![("org_url".to_string(), emulator.base_url())];
+    let mut config = vec![("org_url".to_string(), base_url.to_string())];
     config.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     TenantRun {
         tenant: TENANT.into(),

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use connector_host::{RunReport, TimeScale};
 use e2e_tests::okta::{
     assert_views_equal, deletion_view, events_path, expected_deletion, is_deletion, oracle,
-    read_events, runtime, tenant_run, views, wall_ms,
+    read_events, runtime, tenant_run, tenant_run_at, views, wall_ms, TENANT,
 };
 use okta_emulator::{Bucket, DeleteOutcome, Emulator, OktaClock, OktaConfig, Org};
 use serde_json::{json, Value};
@@ -467,4 +467,167 @@ async fn a_429_of_the_concurrency_cap_is_waited_out_and_the_walk_completes() {
     );
     assert_eq!(events.len(), USERS, "every refused read was asked again");
     assert_views_equal(&views(&events), &emulator.with_org(oracle));
+}
+
+/// The environment variable that makes [`okta_child_run`] run: `<org url>|<run folder>`.
+const CHILD_ENV: &str = "OKTA_E2E_CHILD";
+
+/// Users a page in the killed walks: the most a kill may deliver twice.
+const KILL_PAGE: usize = 50;
+
+/// The process the SIGKILL test kills: one run of the real host (the library `Runtime`, the
+/// same the `connector-host run` command drives) against the parent's emulator, with a SQLite
+/// checkpoint file and a JSONL sink in the run folder. Not a test of its own: it does nothing
+/// unless the parent sets [`CHILD_ENV`].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the child process of sigkill_mid_walk_loses_nothing (run by it with OKTA_E2E_CHILD)"]
+async fn okta_child_run() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        println!("{CHILD_ENV} is not set: nothing to run (this is the SIGKILL test's child)");
+        return;
+    };
+    let (url, dir) = spec.split_once('|').expect("<org url>|<run folder>");
+    let page = KILL_PAGE.to_string();
+    let run = tenant_run_at(
+        url,
+        std::path::Path::new(dir),
+        &[("page_size", page.as_str())],
+    );
+    runtime()
+        .await
+        .run(&run)
+        .await
+        .expect("the child's run succeeds");
+}
+
+/// Starts the child run and SIGKILLs it once `ready` says so (polled every few ms).
+async fn kill_when(
+    emulator: &Emulator,
+    dir: &std::path::Path,
+    ready: impl Fn(&Emulator, usize) -> bool,
+) {
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut child = std::process::Command::new(exe)
+        .args(["okta_child_run", "--exact", "--ignored", "--test-threads=1"])
+        .env(
+            CHILD_ENV,
+            format!("{}|{}", emulator.base_url(), dir.display()),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the child starts");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            use std::io::Read;
+            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+            panic!("the child's run ended ({status}) before the kill point: {err}");
+        }
+        if ready(emulator, whole_lines(&events_path(dir))) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the child never reached the kill point"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    child.kill().expect("SIGKILL");
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "killed by SIGKILL, not finished");
+}
+
+/// Whole lines of a sink file (a kill may tear the last one; the next run repairs it).
+fn whole_lines(path: &std::path::Path) -> usize {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter(|l| serde_json::from_str::<Value>(l).is_ok())
+        .count()
+}
+
+/// The connector's cursor as the killed run left it (`okta/cursor`, JSON with its format).
+fn stored_cursor(dir: &std::path::Path) -> Option<Value> {
+    let store = connector_host::SqliteCheckpointStore::open(&dir.join("state.sqlite")).ok()?;
+    let (bytes, _) = store
+        .get_blocking(&format!("{TENANT}/okta-users"), "okta/cursor")
+        .ok()??;
+    serde_json::from_slice(&bytes).ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_walk_loses_nothing() {
+    const USERS: usize = 1_500;
+    let (emulator, _clock) = start(24, USERS, unlimited()).await;
+    let want = emulator.with_org(oracle);
+    let pages = USERS.div_ceil(KILL_PAGE) as u64;
+    let users_pages = |e: &Emulator| {
+        e.stats()
+            .served
+            .get(&Bucket::UsersList)
+            .copied()
+            .unwrap_or(0)
+    };
+    // Kill points: before the first event (whatever the walk reads first), and mid-way
+    // through the users.
+    let kills: [(&str, Box<dyn Fn(&Emulator, usize) -> bool>); 2] = [
+        (
+            "before any event",
+            Box::new(|e: &Emulator, lines| lines == 0 && e.stats().http_requests >= 5),
+        ),
+        (
+            "mid-way through the users",
+            Box::new(move |_: &Emulator, lines| lines >= USERS * 2 / 5),
+        ),
+    ];
+    let rt = runtime().await;
+    for (point, ready) in kills {
+        let dir = tempfile::tempdir().unwrap();
+        emulator.reset_stats();
+        kill_when(&emulator, dir.path(), ready).await;
+        let killed_pages = users_pages(&emulator);
+        let before = whole_lines(&events_path(dir.path()));
+        assert!(before < USERS, "killed {point}: mid-walk ({before} events)");
+        println!(
+            "killed {point}: {before} events, {killed_pages} users pages, cursor {}",
+            stored_cursor(dir.path()).map_or("none".into(), |c| c
+                .to_string()
+                .chars()
+                .take(400)
+                .collect::<String>())
+        );
+        emulator.reset_stats();
+        let page = KILL_PAGE.to_string();
+        let run = tenant_run(&emulator, dir.path(), &[("page_size", page.as_str())]);
+        let report = rt.run(&run).await.expect("the rerun finishes the walk");
+        assert!(
+            report.full_sync,
+            "killed {point}: the rerun finishes the walk"
+        );
+        let events = read_events(&events_path(dir.path()));
+        ocsf_check::assert_all_valid(&events);
+        // Every user delivered, each event as the oracle says; at most one page twice.
+        let mut last: BTreeMap<String, Value> = BTreeMap::new();
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for e in &events {
+            let view = e2e_tests::okta::view_of_event(e);
+            let uid = view["uid"].as_str().unwrap().to_owned();
+            *counts.entry(uid.clone()).or_default() += 1;
+            last.insert(uid, view);
+        }
+        assert_views_equal(&last, &want);
+        let twice: usize = counts.values().map(|n| n - 1).sum();
+        assert!(
+            twice <= KILL_PAGE,
+            "killed {point}: {twice} users delivered twice, more than a page ({KILL_PAGE})"
+        );
+        // The users list resumes at the page in flight: never read from the start again.
+        let rerun_pages = users_pages(&emulator);
+        assert!(
+            killed_pages + rerun_pages <= pages + 1,
+            "killed {point}: {killed_pages} + {rerun_pages} users pages for {pages}"
+        );
+    }
 }

@@ -375,13 +375,23 @@ fn scaled(k: u32) -> (OktaClock, TimeScale) {
     )
 }
 
-/// One walk of a fresh org on a compressed clock: (report, emulator, events, real time).
+/// One walk of a fresh org on a compressed clock.
+struct ScaledWalk {
+    report: RunReport,
+    emulator: Emulator,
+    events: Vec<Value>,
+    /// Real time of the run.
+    real: Duration,
+    /// The guest's sleeps (its waits), in real time: the host counts them.
+    slept: Duration,
+}
+
 async fn scaled_walk(
     users: usize,
     k: u32,
     config: OktaConfig,
     before: impl FnOnce(&Emulator),
-) -> (RunReport, Emulator, Vec<Value>, Duration) {
+) -> ScaledWalk {
     let (clock, scale) = scaled(k);
     let org = Org::generated(23, users, clock.now_ms());
     let emulator = Emulator::start(org, config, clock)
@@ -392,10 +402,26 @@ async fn scaled_walk(
     let dir = tempfile::tempdir().unwrap();
     let run = tenant_run(&emulator, dir.path(), &[]).with_time_scale(scale);
     let started = Instant::now();
-    let report = rt.run(&run).await.expect("the paced walk succeeds");
+    // The run's figures, taken while it runs and read after it ended.
+    let watch = async {
+        loop {
+            if let Some(figures) = rt.live_run(TENANT) {
+                return figures;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    let (report, figures) = tokio::join!(rt.run(&run), watch);
+    let report = report.expect("the paced walk succeeds");
     let real = started.elapsed();
     let events = read_events(&events_path(dir.path()));
-    (report, emulator, events, real)
+    ScaledWalk {
+        report,
+        emulator,
+        events,
+        real,
+        slept: figures.slept(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -406,15 +432,17 @@ async fn beside_a_noisy_neighbour_the_walk_stays_under_its_share_without_a_429()
     const K: u32 = 30;
     const USERS: usize = 1_200;
     const NOISY: u32 = 700;
-    let (report, emulator, events, real) = scaled_walk(USERS, K, OktaConfig::default(), |e| {
+    let w = scaled_walk(USERS, K, OktaConfig::default(), |e| {
         e.set_noisy_neighbour(Bucket::OtherApi, Some(NOISY));
         e.consume(Bucket::OtherApi, NOISY);
     })
     .await;
-    let stats = emulator.stats();
+    let stats = w.emulator.stats();
     println!(
-        "k = {K}: {USERS} users in {real:?} real ({:?} virtual); served {:?}; 429s {:?}",
-        real * K,
+        "k = {K}: {USERS} users in {:?} real ({:?} virtual, {:?} of it waiting); served {:?}; 429s {:?}",
+        w.real,
+        w.real * K,
+        w.slept * K,
         stats.served,
         stats.rate_limited_by_client
     );
@@ -427,46 +455,64 @@ async fn beside_a_noisy_neighbour_the_walk_stays_under_its_share_without_a_429()
         "429s of the connector's making: {:?}",
         stats.rate_limited_by_client
     );
-    assert_eq!(report.http_status.get(&429), None, "{report:?}");
+    assert_eq!(w.report.http_status.get(&429), None, "{:?}", w.report);
     let other = stats.served[&Bucket::OtherApi];
     assert!(
         other > u64::from(1_200 - NOISY),
         "the walk needed more than one window of what the neighbour left ({other} requests)"
     );
-    assert_eq!(events.len(), USERS);
-    assert_views_equal(&views(&events), &emulator.with_org(oracle));
+    assert!(
+        w.slept > Duration::ZERO,
+        "the connector waited for windows to turn"
+    );
+    assert_eq!(w.events.len(), USERS);
+    assert_views_equal(&views(&w.events), &w.emulator.with_org(oracle));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_429_of_the_concurrency_cap_is_waited_out_and_the_walk_completes() {
     // Okta caps requests in flight per org (75 by default); here the cap is 2 while the
     // connector sends up to 10 at once (its default max_concurrency): the excess is answered
-    // 429 with a Reset about a second ahead, to be waited out, then asked again.
+    // 429 with a Reset about a second ahead ("only an estimate"), to be waited out, then asked
+    // again. (Four worker threads: the emulator answers on the test's runtime, and with two
+    // it could never have more than two requests in flight.)
     const K: u32 = 20;
     const USERS: usize = 300;
     let config = OktaConfig {
         concurrency_limit: 2,
         ..unlimited()
     };
-    let (report, emulator, events, real) = scaled_walk(USERS, K, config, |_| {}).await;
-    let stats = emulator.stats();
+    let w = scaled_walk(USERS, K, config, |_| {}).await;
+    let stats = w.emulator.stats();
     println!(
-        "k = {K}: {USERS} users in {real:?} real; {} concurrency 429s, at most {} in flight; host saw {:?}",
-        stats.concurrency_limited, stats.max_in_flight, report.http_status
+        "k = {K}: {USERS} users in {:?} real, {:?} virtual waiting; {} concurrency 429s; host saw {:?}",
+        w.real,
+        w.slept * K,
+        stats.concurrency_limited,
+        w.report.http_status
     );
     assert!(
         stats.concurrency_limited > 0,
-        "the connector's parallel reads met the cap (at most {} in flight)",
-        stats.max_in_flight
+        "the connector's parallel reads met the cap"
     );
     assert_eq!(stats.rate_limited, 0, "no bucket was spent");
     assert_eq!(
-        report.http_status.get(&429).copied(),
+        w.report.http_status.get(&429).copied(),
         Some(stats.concurrency_limited),
         "the host saw every concurrency 429"
     );
-    assert_eq!(events.len(), USERS, "every refused read was asked again");
-    assert_views_equal(&views(&events), &emulator.with_org(oracle));
+    assert_eq!(w.events.len(), USERS, "every refused read was asked again");
+    assert_views_equal(&views(&w.events), &w.emulator.with_org(oracle));
+    // Each wait lasts until the 429's Reset (at most 1 s ahead, plus up to 1 s of jitter),
+    // not until the bucket's minute window ends: the buckets were never short. At most one
+    // wait per refused request, in virtual time.
+    let waited = w.slept * K;
+    let bound = Duration::from_secs(3) * stats.concurrency_limited as u32;
+    assert!(
+        waited <= bound,
+        "{waited:?} waited for {} concurrency 429s: more than each one's Reset",
+        stats.concurrency_limited
+    );
 }
 
 /// The environment variable that makes [`okta_child_run`] run: `<org url>|<run folder>`.
@@ -570,12 +616,14 @@ async fn sigkill_mid_walk_loses_nothing() {
             .copied()
             .unwrap_or(0)
     };
-    // Kill points: before the first event (whatever the walk reads first), and mid-way
-    // through the users.
-    let kills: [(&str, Box<dyn Fn(&Emulator, usize) -> bool>); 2] = [
+    let served = |e: &Emulator, b: Bucket| e.stats().served.get(&b).copied().unwrap_or(0);
+    // Kill points: in the walk's members stage (300 groups, before any event), and mid-way
+    // through the users stage.
+    type Ready = Box<dyn Fn(&Emulator, usize) -> bool>;
+    let kills: [(&str, Ready); 2] = [
         (
-            "before any event",
-            Box::new(|e: &Emulator, lines| lines == 0 && e.stats().http_requests >= 5),
+            "among the group members",
+            Box::new(move |e: &Emulator, lines| lines == 0 && served(e, Bucket::OtherApi) >= 150),
         ),
         (
             "mid-way through the users",
@@ -590,14 +638,10 @@ async fn sigkill_mid_walk_loses_nothing() {
         let killed_pages = users_pages(&emulator);
         let before = whole_lines(&events_path(dir.path()));
         assert!(before < USERS, "killed {point}: mid-walk ({before} events)");
-        println!(
-            "killed {point}: {before} events, {killed_pages} users pages, cursor {}",
-            stored_cursor(dir.path()).map_or("none".into(), |c| c
-                .to_string()
-                .chars()
-                .take(400)
-                .collect::<String>())
-        );
+        let cursor = stored_cursor(dir.path()).expect("the walk committed its position");
+        let stage = cursor["walk"]["stage"].as_str().unwrap_or("").to_owned();
+        let items = cursor["walk"]["items"].as_u64().unwrap_or(0);
+        println!("killed {point}: {before} events, {killed_pages} users pages, stage {stage}");
         emulator.reset_stats();
         let page = KILL_PAGE.to_string();
         let run = tenant_run(&emulator, dir.path(), &[("page_size", page.as_str())]);
@@ -629,5 +673,26 @@ async fn sigkill_mid_walk_loses_nothing() {
             killed_pages + rerun_pages <= pages + 1,
             "killed {point}: {killed_pages} + {rerun_pages} users pages for {pages}"
         );
+        // No finished stage is read again (the walk's stages, in order: groups, members,
+        // admins, users; okta/src/walk.rs). Past the groups, the groups list is not asked
+        // again; in the users stage, the other /api/v1 reads are the factors of the users
+        // not yet emitted (plus the page in flight), not members, roles or admins again.
+        assert!(
+            ["members", "admins", "users"].contains(&stage.as_str()),
+            "killed {point}: in stage {stage}"
+        );
+        assert_eq!(
+            served(&emulator, Bucket::Groups),
+            0,
+            "killed {point} (stage {stage}): the groups were finished, yet read again"
+        );
+        if stage == "users" {
+            let left = USERS as u64 - items;
+            assert!(
+                served(&emulator, Bucket::OtherApi) <= left + KILL_PAGE as u64,
+                "killed {point}: {} other reads for {left} users left",
+                served(&emulator, Bucket::OtherApi)
+            );
+        }
     }
 }

@@ -17,9 +17,9 @@
 //!   endpoints 1,200 (developer.okta.com/docs/reference/rl2-*, "Management" tables);
 //! - concurrency: "For all other traffic including API requests, the limit is 75 concurrent
 //!   transactions per org"; "The first request to exceed the concurrent limit returns an HTTP
-//!   429 error"; while exceeded the three headers "report the concurrent values", and the Reset
-//!   "is only an estimate" (developer.okta.com/docs/reference/rl-additional-limits/,
-//!   rl-best-practices).
+//!   429 error"; then "The first two header values are always `0` for concurrent rate limit
+//!   errors" (Limit and Remaining) and the Reset "is only a suggested value"
+//!   (developer.okta.com/docs/reference/rl-additional-limits/, rl2-monitor).
 
 use std::collections::HashMap;
 

@@ -478,15 +478,17 @@ async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response
         shared.in_flight_changed.notify_waiters();
         if now_in_flight > shared.config.concurrency_limit {
             lock(&shared.stats).concurrency_limited += 1;
+            // "The first two header values are always `0` for concurrent rate limit errors.
+            // The third header reports an estimated time interval when the concurrent rate
+            // limit may be resolved" (developer.okta.com/docs/reference/rl2-monitor/, "For
+            // concurrent rate limits, these headers behave a little differently", and its
+            // example: `X-Rate-Limit-Limit: 0`, `X-Rate-Limit-Remaining: 0`).
             let reset = shared.clock.now_secs() + 1;
             let reply = shared
                 .error(
                     OktaError::rate_limited().with_cause("too many concurrent requests in flight"),
                 )
-                .with_header(
-                    "X-Rate-Limit-Limit",
-                    shared.config.concurrency_limit.to_string(),
-                )
+                .with_header("X-Rate-Limit-Limit", "0")
                 .with_header("X-Rate-Limit-Remaining", "0")
                 .with_header("X-Rate-Limit-Reset", reset.to_string());
             return into_response(&shared, reply);

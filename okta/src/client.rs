@@ -54,6 +54,8 @@ pub struct Client<'a, D: Doors> {
     pub requests: Cell<u64>,
     /// The `Date` of the last answer that had one (ms).
     date_ms: Cell<Option<i64>>,
+    /// Buckets whose answers carry no rate-limit headers: nothing to pace on.
+    unpaced: RefCell<Vec<&'static str>>,
 }
 
 impl<'a, D: Doors> Client<'a, D> {
@@ -66,6 +68,7 @@ impl<'a, D: Doors> Client<'a, D> {
             buckets: RefCell::new(Vec::new()),
             requests: Cell::new(0),
             date_ms: Cell::new(None),
+            unpaced: RefCell::new(Vec::new()),
         }
     }
 
@@ -220,11 +223,16 @@ impl<'a, D: Doors> Client<'a, D> {
     /// How many requests of the bucket `key` may start now: our share of the window (half
     /// its limit) less what we used, and what is left for anyone less a 5% reserve, the
     /// smaller. One when nothing is known of the bucket or its window has turned: a probe
-    /// that reads where the new window stands (a neighbour may have spent it already).
+    /// that reads where the new window stands (a neighbour may have spent it already). No
+    /// limit when the bucket's answers carry no rate-limit headers (nothing to pace on).
     fn room(&self, key: &str) -> u64 {
         let buckets = self.buckets.borrow();
         let Some(b) = buckets.iter().find(|b| b.path == key) else {
-            return 1;
+            return if self.unpaced.borrow().contains(&key) {
+                u64::MAX
+            } else {
+                1
+            };
         };
         if b.reset_ms <= self.doors.now_ms() {
             return 1;
@@ -364,6 +372,11 @@ impl<'a, D: Doors> Client<'a, D> {
             num("x-rate-limit-remaining"),
             num("x-rate-limit-reset"),
         ) else {
+            let key = bucket_of(url);
+            let mut unpaced = self.unpaced.borrow_mut();
+            if !unpaced.contains(&key) {
+                unpaced.push(key);
+            }
             return;
         };
         let reset_ms = i64::try_from(reset.saturating_mul(1000)).unwrap_or(i64::MAX);

@@ -242,3 +242,5 @@ fn org_id<D: Doors>(client: &Client<D>, config: &Config) -> Result<String, Conne
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_walk;

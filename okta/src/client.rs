@@ -56,6 +56,8 @@ pub struct Client<'a, D: Doors> {
     date_ms: Cell<Option<i64>>,
     /// Buckets whose answers carry no rate-limit headers: nothing to pace on.
     unpaced: RefCell<Vec<&'static str>>,
+    /// The scopes the org authorization server refused to grant the service app.
+    refused: RefCell<Vec<String>>,
 }
 
 impl<'a, D: Doors> Client<'a, D> {
@@ -69,6 +71,7 @@ impl<'a, D: Doors> Client<'a, D> {
             requests: Cell::new(0),
             date_ms: Cell::new(None),
             unpaced: RefCell::new(Vec::new()),
+            refused: RefCell::new(Vec::new()),
         }
     }
 
@@ -119,9 +122,55 @@ impl<'a, D: Doors> Client<'a, D> {
     /// signs the assertion (`aud` = this URL, `iss` = `sub` = client id) for the placeholder,
     /// the whole field's value, unencoded; with DPoP it adds the proof and retries a
     /// `use_dpop_nonce` answer itself (developer.okta.com/docs/guides/dpop).
+    ///
+    /// The org authorization server "validates all of the requested scopes in the request
+    /// against the service app's grants" (guides/implement-oauth-for-okta-serviceapp, "Grant
+    /// allowed scopes") and refuses the whole request with `invalid_scope` when one is not
+    /// granted (RFC 6749 §5.2: "exceeds the scope granted by the resource owner"). The scopes
+    /// its description names are then left out and the token asked for once more without
+    /// them: the run goes on without what they read (a 403 each, a partial event), and
+    /// `check` says which permission is missing.
     fn request_token(&self) -> Result<Token, ConnectorError> {
+        match self.request_token_once() {
+            Err(ConnectorError::Permission(m)) if self.refused.borrow().is_empty() => {
+                // The description, before the advice that names every scope.
+                let said = m.split("): grant").next().unwrap_or_default();
+                let refused: Vec<String> = SCOPES
+                    .split(' ')
+                    .filter(|s| said.contains(s))
+                    .map(str::to_string)
+                    .collect();
+                if refused.is_empty() || refused.len() == SCOPES.split(' ').count() {
+                    return Err(ConnectorError::Permission(m));
+                }
+                self.doors.log(
+                    Level::Warn,
+                    &format!(
+                        "the service app is not granted {}: asking for a token without {}",
+                        refused.join(", "),
+                        if refused.len() == 1 { "it" } else { "them" }
+                    ),
+                );
+                *self.refused.borrow_mut() = refused;
+                self.request_token_once()
+            }
+            other => other,
+        }
+    }
+
+    /// The scopes the org authorization server refused (none asked again since).
+    pub fn refused_scopes(&self) -> Vec<String> {
+        self.refused.borrow().clone()
+    }
+
+    fn request_token_once(&self) -> Result<Token, ConnectorError> {
         let url = format!("{}/oauth2/v1/token", self.config.org_url);
-        let scope = SCOPES.replace(' ', "%20");
+        let refused = self.refused.borrow().clone();
+        let scope = SCOPES
+            .split(' ')
+            .filter(|s| !refused.iter().any(|r| r == s))
+            .collect::<Vec<_>>()
+            .join("%20");
         let body = format!(
             "grant_type=client_credentials&scope={scope}&client_assertion_type={ASSERTION_TYPE}&client_assertion={{{{assertion:{OKTA_KEY}}}}}"
         );
@@ -517,9 +566,12 @@ fn token_refused(config: &Config, url: &str, status: u16, json: &Value) -> Conne
             "check client_id '{}' and that the public key of [secrets.{OKTA_KEY}] is registered on the service app",
             config.client_id
         ),
-        "invalid_scope" => format!(
-            "grant the scopes {SCOPES} on the app's Okta API Scopes tab"
-        ),
+        "invalid_scope" => {
+            // The credentials were accepted; a permission is missing (RFC 6749 §5.2).
+            return ConnectorError::Permission(format!(
+                "permission missing: {url} answered {status} invalid_scope ({description}): grant the scopes {SCOPES} on the app's Okta API Scopes tab"
+            ));
+        }
         "invalid_dpop_proof" | "use_dpop_nonce" => {
             "the app requires DPoP: set dpop = true in the tenant file's [secrets.okta_key]".into()
         }

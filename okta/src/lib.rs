@@ -92,7 +92,7 @@ impl Connector for OktaConnector {
             // The host's verdicts read the detail's first words (PROBE_VERDICTS): a refused
             // assertion already says "token refused:", a 404 is the org URL's fault.
             let detail = match &e {
-                ConnectorError::Auth(m) => m.clone(),
+                ConnectorError::Auth(m) | ConnectorError::Permission(m) => m.clone(),
                 ConnectorError::Config(m) => format!("wrong endpoint: {m}"),
                 other => other.to_string(),
             };

@@ -328,6 +328,81 @@ fn a_refused_assertion_names_what_to_check() {
     assert_eq!(e, ConnectorError::Auth("token refused: https://acme.okta.test/oauth2/v1/token answered 401 invalid_client (The client_assertion signature is invalid.): check client_id '0oa1' and that the public key of [secrets.okta_key] is registered on the service app".into()));
 }
 
+#[test]
+fn a_scope_not_granted_is_left_out_of_the_token_request_and_check_says_permission_missing() {
+    let doors = FakeDoors::new(|_, r: &HttpRequest| {
+        if r.url == TOKEN_URL {
+            let body = String::from_utf8(r.body.clone().unwrap()).unwrap();
+            return if body.contains("okta.logs.read") {
+                json(
+                    400,
+                    &[],
+                    r#"{"error":"invalid_scope","error_description":"The following scopes are not allowed: okta.logs.read"}"#,
+                )
+            } else {
+                json(
+                    200,
+                    &[],
+                    r#"{"token_type":"Bearer","expires_in":3600,"access_token":"t"}"#,
+                )
+            };
+        }
+        if r.url.contains("/api/v1/logs") {
+            json(403, &[], r#"{"errorCode":"E0000006"}"#)
+        } else {
+            json(200, &[], "[]")
+        }
+    });
+    let c = config(&[("auth", "service_app"), ("client_id", "0oa1")]);
+    let probes = OktaConnector::check(&doors, &c).unwrap();
+    let got: Vec<(&str, bool)> = probes.iter().map(|p| (p.name.as_str(), p.ok)).collect();
+    assert_eq!(
+        got,
+        [
+            ("users", true),
+            ("groups", true),
+            ("roles", true),
+            ("logs", false)
+        ]
+    );
+    assert!(
+        probes[3]
+            .detail
+            .starts_with("permission missing: /api/v1/logs"),
+        "{}",
+        probes[3].detail
+    );
+    let tokens: Vec<String> = requests(&doors)
+        .into_iter()
+        .filter(|r| r.url == TOKEN_URL)
+        .map(|r| String::from_utf8(r.body.unwrap()).unwrap())
+        .collect();
+    assert_eq!(tokens.len(), 2);
+    assert!(tokens[1].contains(
+        "scope=okta.users.read%20okta.groups.read%20okta.roles.read&client_assertion_type"
+    ));
+}
+
+#[test]
+fn a_token_refused_for_its_scopes_alone_is_a_missing_permission() {
+    let doors = FakeDoors::new(|_, r: &HttpRequest| match r.url.as_str() {
+        WELL_KNOWN => org_answer(),
+        _ => json(
+            400,
+            &[],
+            r#"{"error":"invalid_scope","error_description":"The authorization server requires at least one scope."}"#,
+        ),
+    });
+    let c = config(&[("auth", "service_app"), ("client_id", "0oa1")]);
+    let probes = OktaConnector::check(&doors, &c).unwrap();
+    assert_eq!(probes.len(), 1);
+    assert_eq!(probes[0].detail, "permission missing: https://acme.okta.test/oauth2/v1/token answered 400 invalid_scope (The authorization server requires at least one scope.): grant the scopes okta.users.read okta.groups.read okta.roles.read okta.logs.read on the app's Okta API Scopes tab");
+    assert!(matches!(
+        OktaConnector::run(&doors, &c),
+        Err(ConnectorError::Permission(_))
+    ));
+}
+
 // --- check -----------------------------------------------------------------------------
 
 #[test]

@@ -934,6 +934,8 @@ fn read_complete_reads_a_user_by_id_with_its_groups_factors_and_roles() {
     assert_eq!(e1.roles, Some(vec!["SUPER_ADMIN".to_string()]));
     assert_eq!(map::has_mfa(&e1), Some(true));
     assert_eq!(got[2], ("00u99".to_string(), None), "404: deleted");
+    let asked = urls(&d).iter().filter(|u| u.contains("00u99")).count();
+    assert_eq!(asked, 1, "a deleted user costs its record's request only");
 }
 
 #[test]

@@ -39,7 +39,10 @@ struct Bucket {
     path: &'static str,
     limit: u64,
     remaining: u64,
+    /// When the window ends, on the local clock.
     reset_ms: i64,
+    /// The window's `X-Rate-Limit-Reset` as Okta gave it (which window it is).
+    reset_raw: i64,
     /// Our requests answered in the window ending at `reset_ms`.
     ours: u64,
 }
@@ -428,13 +431,15 @@ impl<'a, D: Doors> Client<'a, D> {
             }
             return;
         };
-        let reset_ms = i64::try_from(reset.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let reset_raw = i64::try_from(reset).unwrap_or(i64::MAX);
+        let reset_ms = self.local_ms(resp, reset_raw);
         let path = bucket_of(url);
         let mut buckets = self.buckets.borrow_mut();
         match buckets.iter_mut().find(|b| b.path == path) {
-            Some(b) if reset_ms > b.reset_ms => {
+            Some(b) if reset_raw > b.reset_raw => {
                 // A later reset is a new window: our count starts again.
-                (b.ours, b.limit, b.remaining, b.reset_ms) = (1, limit, remaining, reset_ms);
+                (b.ours, b.limit, b.remaining) = (1, limit, remaining);
+                (b.reset_ms, b.reset_raw) = (reset_ms, reset_raw);
             }
             Some(b) => {
                 b.ours += 1;
@@ -446,8 +451,21 @@ impl<'a, D: Doors> Client<'a, D> {
                 limit,
                 remaining,
                 reset_ms,
+                reset_raw,
                 ours: 1,
             }),
+        }
+    }
+
+    /// An instant of Okta's clock (`X-Rate-Limit-Reset`, epoch seconds) on the local clock:
+    /// now plus how far it is from the answer's `Date` (RFC 9110 §6.6.1, the origin's clock
+    /// when it answered), so that a skewed local clock neither waits too long nor too little;
+    /// as given without a `Date`.
+    fn local_ms(&self, resp: &HttpResponse, okta_s: i64) -> i64 {
+        let at = okta_s.saturating_mul(1000);
+        match resp.header("date").and_then(time::parse_http_date_ms) {
+            Some(date) => self.doors.now_ms().saturating_add(at.saturating_sub(date)),
+            None => at,
         }
     }
 
@@ -460,7 +478,7 @@ impl<'a, D: Doors> Client<'a, D> {
         let reset = resp
             .header("x-rate-limit-reset")
             .and_then(|v| v.trim().parse::<i64>().ok())
-            .map(|s| s.saturating_mul(1000));
+            .map(|s| self.local_ms(resp, s));
         match reset {
             Some(at) if resp.status == 429 => (at.saturating_sub(now).max(0) as u64)
                 .saturating_add(jitter(now))

@@ -642,6 +642,34 @@ fn the_run_stops_at_half_the_bucket_and_waits_for_the_window_to_turn() {
 }
 
 #[test]
+fn a_reset_is_read_against_the_answer_s_date_not_the_local_clock() {
+    // Okta's clock is an hour behind the local one (1_700_000_000 s is 22:13:20 GMT); its
+    // window resets 30 s after its Date, and the bucket is spent.
+    let doors = FakeDoors::new(|_, _r: &HttpRequest| {
+        json(
+            200,
+            &[
+                ("x-rate-limit-limit", "600"),
+                ("x-rate-limit-remaining", "0"),
+                ("x-rate-limit-reset", "1699996430"),
+                ("date", "Tue, 14 Nov 2023 21:13:20 GMT"),
+            ],
+            "[]",
+        )
+    });
+    let c = config(&[]);
+    let client = Client::new(&doors, &c);
+    client.get(FIRST).unwrap();
+    assert_eq!(doors.slept.get(), 0);
+    client.get(FIRST).unwrap();
+    let slept = doors.slept.get();
+    assert!(
+        (30_000..31_000).contains(&slept),
+        "30 s of Okta's clock plus jitter, slept {slept}"
+    );
+}
+
+#[test]
 fn the_run_leaves_the_last_5_percent_of_a_bucket_a_neighbour_spent() {
     // Another integration spent the bucket: 20 of 600 left after our first request.
     let doors = paced(2, |n| {

@@ -568,6 +568,90 @@ fn a_walk_stopped_at_any_request_resumes_and_loses_nothing() {
     }
 }
 
+/// Doors whose sink fails from the `fail_at`-th emit call on (a run stopped there).
+struct FailingSink<'a> {
+    inner: BoxedDoors<'a>,
+    fail_at: usize,
+    emits: std::cell::Cell<usize>,
+}
+
+impl Doors for FailingSink<'_> {
+    fn fetch_all(&self, reqs: Vec<HttpRequest>) -> Vec<Result<HttpResponse, FetchError>> {
+        self.inner.fetch_all(reqs)
+    }
+    fn kv_get(&self, key: &str) -> Result<Option<(Vec<u8>, u64)>, KvError> {
+        self.inner.kv_get(key)
+    }
+    fn kv_set(&self, key: &str, value: &[u8], expected: Option<u64>) -> Result<u64, KvError> {
+        self.inner.kv_set(key, value, expected)
+    }
+    fn kv_get_many(&self, keys: &[String]) -> Result<Vec<Option<(Vec<u8>, u64)>>, KvError> {
+        self.inner.kv_get_many(keys)
+    }
+    fn kv_set_many(&self, writes: &[KvWrite]) -> Result<Vec<u64>, KvError> {
+        self.inner.kv_set_many(writes)
+    }
+    fn kv_delete_prefix(&self, prefix: &str, limit: u32) -> Result<u32, KvError> {
+        self.inner.kv_delete_prefix(prefix, limit)
+    }
+    fn progress(&self, p: &Progress) {
+        self.inner.progress(p)
+    }
+    fn emit(&self, events: &[String]) -> Result<(), EmitError> {
+        let n = self.emits.get();
+        self.emits.set(n + 1);
+        if n >= self.fail_at {
+            return Err(EmitError::Sink("the sink is down".into()));
+        }
+        self.inner.emit(events)
+    }
+    fn log(&self, level: Level, message: &str) {
+        self.inner.log(level, message)
+    }
+    fn now_ms(&self) -> i64 {
+        self.inner.now_ms()
+    }
+    fn sleep_ms(&self, ms: u64) {
+        self.inner.sleep_ms(ms)
+    }
+}
+
+#[test]
+fn a_walk_whose_sink_fails_at_any_page_resumes_at_that_page() {
+    let o = org();
+    let d = doors(&o);
+    OktaConnector::run(&d, &config(&[])).unwrap();
+    let straight = by_user(&d.events.borrow());
+    let pages = 12usize.div_ceil(USERS_PAGE);
+    for k in 0..pages {
+        let first = FailingSink {
+            inner: FakeDoors::new(Box::new(|_, r: &HttpRequest| o.answer(r))),
+            fail_at: k,
+            emits: Default::default(),
+        };
+        let e = OktaConnector::run(&first, &config(&[])).unwrap_err();
+        assert!(e.to_string().contains("the sink is down"), "{e}");
+        assert_eq!(first.inner.events.borrow().len(), k * USERS_PAGE);
+        let second = doors(&o);
+        *second.kv.borrow_mut() = first.inner.kv.borrow().clone();
+        OktaConnector::run(&second, &config(&[])).unwrap();
+        assert_eq!(
+            second.events.borrow().len(),
+            12 - k * USERS_PAGE,
+            "page {k}: resumed at the page whose events were refused"
+        );
+        let mut events = first.inner.events.borrow().clone();
+        events.extend(second.events.borrow().iter().cloned());
+        assert_eq!(by_user(&events), straight, "page {k}");
+        assert!(
+            urls(&second)
+                .iter()
+                .all(|u| !u.contains("/groups") && !u.contains("/iam/")),
+            "page {k}: finished sources not read again"
+        );
+    }
+}
+
 #[test]
 fn missing_scopes_give_partial_events_with_those_fields_left_out() {
     for (scope, field) in [

@@ -771,6 +771,26 @@ fn a_finished_walk_switches_generation_and_deletes_the_old_one() {
 }
 
 #[test]
+fn a_first_slice_cursor_is_ignored_and_removed() {
+    let o = org();
+    let d = doors(&o);
+    d.kv.borrow_mut().insert(
+        "users/cursor".into(),
+        (
+            br#"{"format":1,"next":"https://acme.okta.test/api/v1/users?after=00u05"}"#.to_vec(),
+            3,
+        ),
+    );
+    OktaConnector::run(&d, &config(&[])).unwrap();
+    assert_eq!(
+        by_user(&d.events.borrow()).len(),
+        12,
+        "a new walk from the start"
+    );
+    assert!(!d.kv.borrow().contains_key("users/cursor"));
+}
+
+#[test]
 fn the_walk_starts_at_the_org_s_date_not_the_local_clock() {
     let o = org();
     let d = FakeDoors::new(|_, r: &HttpRequest| {

@@ -150,7 +150,14 @@ pub fn run<D: Doors>(
         match w.stage {
             Stage::Begin => {
                 // Committed first: from here on no incremental run starts on what is deleted.
-                commit(ctx, cursor, cell, &w, Vec::new())?;
+                // The first slice's cursor (`users/cursor`, format 1) goes with it.
+                commit(
+                    ctx,
+                    cursor,
+                    cell,
+                    &w,
+                    vec![KvWrite::delete("users/cursor".into())],
+                )?;
                 state::delete_all(ctx.doors, facts::ROOT)?;
                 state::delete_all(ctx.doors, WALK_ROOT)?;
                 next_stage(ctx, &mut w, Stage::Groups);

@@ -15,6 +15,8 @@ pub mod enrich;
 pub mod facts;
 pub mod incremental;
 pub mod map;
+#[cfg(test)]
+mod tests_walk;
 pub mod walk;
 
 use connector_sdk::connector::{Connector, Description, EgressPlan, Probe};
@@ -242,5 +244,3 @@ fn org_id<D: Doors>(client: &Client<D>, config: &Config) -> Result<String, Conne
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_walk;

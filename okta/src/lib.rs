@@ -15,8 +15,6 @@ pub mod enrich;
 pub mod facts;
 pub mod incremental;
 pub mod map;
-#[cfg(test)]
-mod tests_walk;
 pub mod walk;
 
 use connector_sdk::connector::{Connector, Description, EgressPlan, Probe};
@@ -35,6 +33,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The Okta connector.
 pub struct OktaConnector;
+
+#[cfg(test)]
+mod tests_walk;
 
 /// What a run works with: the doors, the configuration, the org's client, the org id and
 /// the report it fills.

@@ -1055,3 +1055,44 @@ fn read_factors_of_a_refused_scope_is_none_for_everyone() {
         vec![None, None]
     );
 }
+
+#[test]
+fn per_id_paths_are_folded_into_okta_s_buckets() {
+    let cases = [
+        (
+            "/api/v1/users?search=status%20pr&limit=200",
+            "/api/v1/users",
+        ),
+        ("/api/v1/users?after=x", "/api/v1/users"),
+        ("/api/v1/users/00u1", "/api/v1/users/{id}"),
+        ("/api/v1/users/00u2", "/api/v1/users/{id}"),
+        ("/api/v1/users/00u1/factors", "/api/v1/*"),
+        ("/api/v1/users/00u1/roles", "/api/v1/*"),
+        ("/api/v1/users/00u1/groups", "/api/v1/*"),
+        ("/api/v1/groups?limit=1000&expand=stats", "/api/v1/groups"),
+        ("/api/v1/groups/00g1/users?limit=1000", "/api/v1/*"),
+        ("/api/v1/groups/00g1/roles", "/api/v1/*"),
+        ("/api/v1/iam/assignees/users?limit=100", "/api/v1/*"),
+        ("/api/v1/logs?since=x", "/api/v1/logs"),
+        ("/oauth2/v1/token", "/oauth2/v1/token"),
+    ];
+    for (path, bucket) in cases {
+        assert_eq!(client::bucket_of(&format!("{ORG}{path}")), bucket, "{path}");
+    }
+}
+
+#[test]
+fn group_facts_round_trip_by_generation() {
+    let o = org();
+    let d = doors(&o);
+    let g = facts::GroupFacts {
+        name: "Admins – Ω".into(),
+        kind: "OKTA_GROUP".into(),
+        roles: vec!["ORG_ADMIN".into()],
+    };
+    facts::put_group(&d, 3, "00g1", &g).unwrap();
+    let ids = vec!["00g1".to_string(), "00g2".to_string()];
+    assert_eq!(facts::group(&d, 3, &ids).unwrap(), vec![Some(g), None]);
+    assert_eq!(facts::group(&d, 4, &ids).unwrap(), vec![None, None]);
+    assert!(d.kv.borrow().contains_key("okta/f/3/g/00g1"));
+}

@@ -11,7 +11,9 @@
 
 pub mod client;
 pub mod config;
+pub mod deleted;
 pub mod map;
+pub mod syslog;
 
 use connector_sdk::connector::{Connector, Description, EgressPlan, Probe};
 use connector_sdk::doors::Doors;
@@ -286,3 +288,5 @@ fn org_id<D: Doors>(client: &Client<D>, config: &Config) -> Result<String, Conne
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_sync;

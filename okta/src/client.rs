@@ -5,7 +5,7 @@ use std::cell::{Cell, RefCell};
 
 use connector_sdk::doors::{Doors, HttpRequest, HttpResponse, Level};
 use connector_sdk::paging::first_line;
-use connector_sdk::{retry, ConnectorError};
+use connector_sdk::{retry, time, ConnectorError};
 use serde_json::Value;
 
 use crate::config::{Auth, Config, OKTA_KEY, OKTA_TOKEN};
@@ -52,6 +52,8 @@ pub struct Client<'a, D: Doors> {
     buckets: RefCell<Vec<Bucket>>,
     /// Requests sent.
     pub requests: Cell<u64>,
+    /// The `Date` of the last answer that had one (ms).
+    date_ms: Cell<Option<i64>>,
 }
 
 impl<'a, D: Doors> Client<'a, D> {
@@ -63,7 +65,14 @@ impl<'a, D: Doors> Client<'a, D> {
             token: RefCell::new(None),
             buckets: RefCell::new(Vec::new()),
             requests: Cell::new(0),
+            date_ms: Cell::new(None),
         }
+    }
+
+    /// The org's clock: the `Date` header of the last answer that carried one (RFC 9110
+    /// §6.6.1: every origin server with a clock sends it), never the local clock.
+    pub fn last_date_ms(&self) -> Option<i64> {
+        self.date_ms.get()
     }
 
     /// The `Authorization` header of an API request.
@@ -185,6 +194,9 @@ impl<'a, D: Doors> Client<'a, D> {
                 .fetch(req.clone())
                 .map_err(|e| ConnectorError::from_fetch("Okta", &req.url, &e))?;
             self.note_bucket(&req.url, &resp);
+            if let Some(ms) = resp.header("date").and_then(time::parse_http_date_ms) {
+                self.date_ms.set(Some(ms));
+            }
             if !retry::is_retryable_status(resp.status) || attempt + 1 >= MAX_ATTEMPTS {
                 return Ok(resp);
             }

@@ -2,29 +2,31 @@
 //! class 5003 "User Inventory Info" events (host/okta-emulator/OKTA.md is the spec, with
 //! its sources).
 //!
-//! First increment (issue 21): configuration, describe and egress, both credentials (an
-//! API token, or a service app's client assertion with Bearer or DPoP tokens), `check` with
-//! a probe per scope, and a run that walks the users list (`search=status pr`, so that
-//! DEPROVISIONED users are included) by its `Link` header, paced on Okta's rate-limit
-//! headers, and resumes at the page in flight. Groups, roles, factors, deletions from the
-//! System Log and incremental runs come later.
+//! A run reads the one state cell (`cursor.rs`), then either an incremental run
+//! (`incremental.rs`: the `lastUpdated` search and the System Log), when a walk finished and
+//! none is in flight, or the full walk (`walk.rs`), resumable at the page in flight. Both
+//! emit complete snapshots: the user record, its groups, roles and factors (`enrich.rs`,
+//! `facts.rs`, `map.rs`), paced on Okta's rate-limit buckets (`client.rs`).
 
 pub mod client;
 pub mod config;
+pub mod cursor;
 pub mod deleted;
+pub mod enrich;
+pub mod facts;
+pub mod incremental;
 pub mod map;
 pub mod syslog;
+pub mod walk;
 
 use connector_sdk::connector::{Connector, Description, EgressPlan, Probe};
 use connector_sdk::doors::Doors;
-use connector_sdk::paging::Trail;
-use connector_sdk::state::{Cell, Stored};
-use connector_sdk::{emit, time, ConfigError, ConnectorError, Report};
-use serde::{Deserialize, Serialize};
+use connector_sdk::{time, ConfigError, ConnectorError, Report};
 use serde_json::Value;
 
-use client::{next_link, path_of, upstream, Client};
+use client::{path_of, upstream, Client};
 use config::{Auth, Config, OKTA_KEY, OKTA_TOKEN};
+use incremental::Outcome;
 
 /// The connector's name and version (`describe`, every event's `metadata.loggers`).
 pub const NAME: &str = "okta-users";
@@ -34,11 +36,19 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The Okta connector.
 pub struct OktaConnector;
 
-/// Where the users walk stands (the state cell `users/cursor`, format 1).
-#[derive(Default, Serialize, Deserialize)]
-struct Cursor {
-    /// The next page of the walk in flight, as Okta's `Link` gave it (None: start anew).
-    next: Option<String>,
+/// What a run works with: the doors, the configuration, the org's client, the org id and
+/// the report it fills.
+pub struct Ctx<'a, D: Doors> {
+    /// The host's doors.
+    pub doors: &'a D,
+    /// The tenant's configuration.
+    pub config: &'a Config,
+    /// The org's client (credential, pacing).
+    pub client: Client<'a, D>,
+    /// The org id (`00o…`), every event's `metadata.tenant_uid`.
+    pub org_id: String,
+    /// The run's counts and warnings.
+    pub report: Report,
 }
 
 impl Connector for OktaConnector {
@@ -174,91 +184,37 @@ impl Connector for OktaConnector {
         Ok(out)
     }
 
+    /// Reads the cursor; an incremental run when a walk finished and none is in flight (a
+    /// walk instead when it says one is needed, with its warning), otherwise the walk.
     fn run<D: Doors>(doors: &D, config: &Config) -> Result<Report, ConnectorError> {
         let client = Client::new(doors, config);
-        let (mut cell, stored) = Cell::read(doors, "users/cursor", 1, "the users cursor")?;
-        // Absent (a first run), another format, or a link to another org: a new walk.
-        let mut cursor = match stored {
-            Stored::Value(c) if same_org(config, &c) => c,
-            _ => Cursor::default(),
-        };
-        let mut report = Report {
-            full_sync: true,
-            ..Report::default()
-        };
+        let (mut cell, mut cursor) = cursor::read(doors)?;
         let org_id = org_id(&client, config)?;
-        // `search=status pr` lists every user, DEPROVISIONED ones included, which a list
-        // without search or filter leaves out (OKTA.md, "Users"; spec, listUsers `search`).
-        let first = format!(
-            "{}/api/v1/users?search=status%20pr&limit={}",
-            config.org_url, config.page_size
-        );
-        let mut next = Some(cursor.next.clone().unwrap_or(first));
-        let mut trail = Trail::default();
-        while let Some(url) = next.take() {
-            let resp = client.get(&url)?;
-            match resp.status {
-                200 => {}
-                401 => {
-                    return Err(ConnectorError::Auth(format!(
-                        "{} answered 401: check the secret '{}'",
-                        path_of(&url),
-                        config.secret()
-                    )))
-                }
-                403 => {
-                    return Err(ConnectorError::Permission(format!(
-                        "{} answered 403: the credential cannot read users; grant okta.users.read",
-                        path_of(&url)
-                    )))
-                }
-                s => return Err(upstream(&url, format!("status {s}"))),
+        let mut ctx = Ctx {
+            doors,
+            config,
+            client,
+            org_id,
+            report: Report::default(),
+        };
+        let mut walk = cursor.walk.is_some() || cursor.sync.is_none();
+        if !walk {
+            if let Outcome::NeedsWalk(warning) = incremental::run(&mut ctx, &mut cursor, &mut cell)?
+            {
+                ctx.report.warn(doors, warning);
+                walk = true;
             }
-            let page: Vec<Value> = serde_json::from_slice(&resp.body)
-                .map_err(|e| upstream(&url, format!("the users page is not a JSON array ({e})")))?;
-            let link = next_link(&resp);
-            if let Some(link) = &link {
-                if !link.starts_with(&format!("{}/", config.org_url)) {
-                    return Err(upstream(
-                        &url,
-                        format!("the next link leaves the org ({link})"),
-                    ));
-                }
-                trail.step(&page, link).map_err(|e| upstream(&url, e))?;
-            }
-            let (mut ids, mut events) = (Vec::new(), Vec::new());
-            let now = doors.now_ms();
-            for user in &page {
-                report.items_seen += 1;
-                match map::map_user(&org_id, user, now) {
-                    Some(event) => {
-                        ids.push(user["id"].as_str().unwrap_or_default().to_string());
-                        events.push(event.to_string());
-                    }
-                    None => report.items_skipped += 1, // No id: nothing could name it.
-                }
-            }
-            let out = emit::emit_bounded(ids, events, &mut |batch| doors.emit(batch))
-                .map_err(|e| ConnectorError::Host(e.to_string()))?;
-            report.emitted(doors, out);
-            // The host makes the events durable before the cursor moves past them.
-            cursor.next = link.clone();
-            cell.write(doors, &cursor)?;
-            next = link;
         }
-        report.requests = client.requests.get();
-        Ok(report)
+        if walk {
+            ctx.report.full_sync = true;
+            walk::run(&mut ctx, &mut cursor, &mut cell)?;
+        }
+        ctx.report.requests = ctx.client.requests.get();
+        Ok(ctx.report)
     }
 }
 
 connector_sdk::export_connector!(OktaConnector);
-
-/// Whether a stored cursor points into this org.
-fn same_org(config: &Config, c: &Cursor) -> bool {
-    c.next
-        .as_deref()
-        .is_none_or(|n| n.starts_with(&format!("{}/", config.org_url)))
-}
 
 /// The org id (`00o…`) for `metadata.tenant_uid`: `GET /.well-known/okta-organization`,
 /// unauthenticated (developer.okta.com/docs/api/openapi/okta-management/management/tag/

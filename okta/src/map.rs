@@ -10,6 +10,47 @@ use connector_sdk::ocsf::{Envelope, USER_INVENTORY_COLLECT};
 use connector_sdk::time::parse_rfc3339_ms;
 use serde_json::{Map, Value};
 
+/// One group a user belongs to: `user.groups[]` `{uid, name, type}` (OKTA.md, "Mapping").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupRef {
+    /// The group id (`00g…`).
+    pub id: String,
+    /// `profile.name`.
+    pub name: String,
+    /// The Okta group type: OKTA_GROUP, APP_GROUP or BUILT_IN.
+    pub kind: String,
+}
+
+/// One enrolled factor: its `factorType` and `status` (OKTA.md, "MFA").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FactorRef {
+    /// `factorType` (push, sms, token:software:totp, …).
+    pub factor_type: String,
+    /// `status` (ACTIVE, PENDING_ACTIVATION, …).
+    pub status: String,
+}
+
+/// What other endpoints than the user record say about a user. `None` means the part could
+/// not be read (a scope missing): the fields it feeds are omitted and the event counts as
+/// partial.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Enrichment {
+    /// The user's groups (None: unreadable -> `user.groups` omitted).
+    pub groups: Option<Vec<GroupRef>>,
+    /// The roles held, by type or custom label (None: unreadable -> `type_id` 0; Some(empty)
+    /// -> 1 User; otherwise 2 Admin).
+    pub roles: Option<Vec<String>>,
+    /// The enrolled factors (None: unreadable -> `has_mfa` omitted).
+    pub factors: Option<Vec<FactorRef>>,
+}
+
+impl Enrichment {
+    /// Whether a part could not be read (the event is partial).
+    pub fn is_partial(&self) -> bool {
+        self.groups.is_none() || self.roles.is_none() || self.factors.is_none()
+    }
+}
+
 use crate::{NAME, VERSION};
 
 /// `user.account.type_id` 99 "Other" with `type` naming it: OCSF 1.8.0's account types have
@@ -19,7 +60,8 @@ const ACCOUNT_TYPE: &str = "Okta Account";
 
 /// `user` as a 5003 event in the SDK envelope (`metadata.product` Okta/Okta,
 /// `metadata.tenant_uid` the org id); None without an `id` (skipped and counted).
-pub fn map_user(org_id: &str, user: &Value, now_ms: i64) -> Option<Value> {
+pub fn map_user(org_id: &str, user: &Value, e: &Enrichment, now_ms: i64) -> Option<Value> {
+    let _ = e;
     let id = text(&user["id"])?;
     let p = &user["profile"];
     let mut u = Map::new();

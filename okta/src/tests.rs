@@ -388,8 +388,8 @@ fn pages_are_followed_by_their_next_link_as_given_until_none_comes() {
         (4, 3, 1, 4)
     );
     assert_eq!(
-        String::from_utf8(doors.kv.borrow()["users/cursor"].0.clone()).unwrap(),
-        r#"{"format":1,"next":null}"#
+        String::from_utf8(doors.kv.borrow()["okta/cursor"].0.clone()).unwrap(),
+        r#"{"format":2,"gen":1,"walk":null,"sync":{"watermark_ms":1700000000000,"log_next":null,"log_since_ms":1700000000000,"log_at_ms":1700000000000}}"#
     );
 }
 
@@ -587,7 +587,7 @@ fn a_full_user_maps_every_field_of_the_table() {
             "city": "Portland", "state": "OR", "countryCode": "us", "zipCode": "97201"
         }
     });
-    let e = map::map_user("00o1abcd", &u, NOW).unwrap();
+    let e = map::map_user("00o1abcd", &u, &map::Enrichment::default(), NOW).unwrap();
     assert_eq!(e["class_uid"], 5003);
     assert_eq!(e["time"], NOW);
     assert_eq!(e["metadata"]["tenant_uid"], "00o1abcd");
@@ -637,7 +637,7 @@ fn nulls_and_blanks_are_left_out_and_names_fall_back() {
                     "firstName": "Back", "lastName": "Up", "displayName": " ", "organization": null,
                     "division": "Ops", "managerId": null, "manager": "Nobody", "mobilePhone": null}
     });
-    let e = map::map_user("00o1", &u, NOW).unwrap();
+    let e = map::map_user("00o1", &u, &map::Enrichment::default(), NOW).unwrap();
     assert_eq!(
         e["user"],
         j!({
@@ -670,7 +670,9 @@ fn a_user_becoming_deprovisioned_or_suspended_is_disabled() {
         if !transition.is_empty() {
             u["transitioningToStatus"] = transition.into();
         }
-        let got = map::map_user("00o1", &u, NOW).unwrap()["user"]["account"]["is_disabled"].clone();
+        let got = map::map_user("00o1", &u, &map::Enrichment::default(), NOW).unwrap()["user"]
+            ["account"]["is_disabled"]
+            .clone();
         assert_eq!(got, disabled, "{status}/{transition}");
     }
 }
@@ -680,7 +682,7 @@ fn non_ascii_text_is_kept_as_given() {
     let u = j!({"id": "00u4", "status": "ACTIVE",
                 "profile": {"login": "zoë.ångström@exämple.se", "email": "zoë.ångström@exämple.se",
                             "firstName": "Zoë", "lastName": "Ångström", "city": "Malmö", "countryCode": "se"}});
-    let e = map::map_user("00o1", &u, NOW).unwrap();
+    let e = map::map_user("00o1", &u, &map::Enrichment::default(), NOW).unwrap();
     assert_eq!(e["user"]["domain"], "exämple.se");
     assert_eq!(e["user"]["full_name"], "Zoë Ångström");
     assert_eq!(e["user"]["email_addr"], "zoë.ångström@exämple.se");
@@ -701,23 +703,29 @@ fn a_user_without_an_id_maps_to_nothing() {
         map::map_user(
             "00o1",
             &j!({"status": "ACTIVE", "profile": {"login": "x@y.z"}}),
+            &map::Enrichment::default(),
             NOW
         ),
         None
     );
     assert_eq!(
-        map::map_user("00o1", &j!({"id": "", "profile": {}}), NOW),
+        map::map_user(
+            "00o1",
+            &j!({"id": "", "profile": {}}),
+            &map::Enrichment::default(),
+            NOW
+        ),
         None
     );
 }
 
 #[test]
 fn the_same_user_maps_to_the_same_uid_and_a_change_to_another() {
-    let a = map::map_user("00o1", &user("00u1"), NOW).unwrap();
-    let b = map::map_user("00o1", &user("00u1"), NOW + 1).unwrap();
+    let a = map::map_user("00o1", &user("00u1"), &map::Enrichment::default(), NOW).unwrap();
+    let b = map::map_user("00o1", &user("00u1"), &map::Enrichment::default(), NOW + 1).unwrap();
     let mut changed = user("00u1");
     changed["status"] = "SUSPENDED".into();
-    let c = map::map_user("00o1", &changed, NOW).unwrap();
+    let c = map::map_user("00o1", &changed, &map::Enrichment::default(), NOW).unwrap();
     assert_eq!(a["metadata"]["uid"], b["metadata"]["uid"]);
     assert_ne!(a["metadata"]["uid"], c["metadata"]["uid"]);
 }

@@ -89,6 +89,9 @@ pub enum Change {
     User {
         /// The user id.
         id: String,
+        /// The latest `published` of the page's events about it, ms (None: one of them had
+        /// none readable).
+        published_ms: Option<i64>,
     },
     /// The roles of a group changed (`group.privilege.grant` / `.revoke`).
     GroupPrivilege {
@@ -148,7 +151,7 @@ fn kind_of(event_type: &str) -> Option<Kind> {
 /// non-blank string — is skipped and counted.
 pub fn changes(events: &[Value]) -> Changes {
     let mut out = Changes::default();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = std::collections::HashMap::new();
     for event in events {
         let Some(event_type) = event["eventType"].as_str() else {
             out.skipped += 1;
@@ -172,7 +175,7 @@ pub fn changes(events: &[Value]) -> Changes {
                             .as_str()
                             .is_some_and(|k| k.eq_ignore_ascii_case(wanted))
                     })
-                    .filter(|t| text(&t["id"]).is_some())
+                    .filter(|t| text(&t["id"]).is_some_and(is_okta_id))
                     .collect()
             })
             .unwrap_or_default();
@@ -180,18 +183,27 @@ pub fn changes(events: &[Value]) -> Changes {
             out.skipped += 1;
             continue;
         }
+        let published_ms = event["published"].as_str().and_then(parse_rfc3339_ms);
         for target in targets {
             let id = text(&target["id"]).unwrap_or_default().to_string();
-            if !seen.insert((kind as u8, id.clone())) {
+            if let Some(&at) = seen.get(&(kind as u8, id.clone())) {
+                // Seen in this page: a user's change is as late as its latest event.
+                if let Some(Change::User {
+                    published_ms: p, ..
+                }) = out.changes.get_mut(at)
+                {
+                    *p = p.zip(published_ms).map(|(a, b)| a.max(b));
+                }
                 continue;
             }
+            seen.insert((kind as u8, id.clone()), out.changes.len());
             out.changes.push(match kind {
                 Kind::Deleted => Change::Deleted {
                     id,
                     login: text(&target["alternateId"]).map(str::to_string),
-                    published_ms: event["published"].as_str().and_then(parse_rfc3339_ms),
+                    published_ms,
                 },
-                Kind::User => Change::User { id },
+                Kind::User => Change::User { id, published_ms },
                 Kind::Group => Change::GroupPrivilege { id },
             });
         }
@@ -202,6 +214,21 @@ pub fn changes(events: &[Value]) -> Changes {
 /// A non-blank string, trimmed.
 fn text(v: &Value) -> Option<&str> {
     v.as_str().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Whether `id` can be an Okta object id, and so a path segment as it is: Okta's ids are
+/// short tokens of letters and digits (`00u1ero7vZFVEIYLWPBN`, the spec's examples); this
+/// takes RFC 3986's unreserved characters, at most 64. Anything else in a log target or a
+/// users page (`../`, `?`, `%`, spaces) is hostile or broken input: skipped and counted,
+/// never put into a URL.
+pub fn is_okta_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 /// One page of the polling query.

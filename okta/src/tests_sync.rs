@@ -6,7 +6,9 @@ use connector_sdk::doors::fake::{json, FakeDoors};
 use connector_sdk::doors::{HttpRequest, HttpResponse};
 use serde_json::json as j;
 
+use crate::client::Client;
 use crate::syslog::{Answer, Change};
+use connector_sdk::paging::Trail;
 
 const ORG: &str = "https://acme.okta.test";
 const T0: i64 = 1_700_000_000_000;
@@ -134,21 +136,25 @@ fn each_event_kind_names_its_user_or_group() {
         ),
     ];
     let c = syslog::changes(&events);
-    let user = |id: &str| Change::User { id: id.into() };
+    let user = |id: &str, at: i64| Change::User {
+        id: id.into(),
+        published_ms: Some(1_699_956_000_000 + at),
+    };
     assert_eq!(
         c.changes,
         vec![
-            user("00u1"),
-            user("00u2"),
-            user("00u3"),
-            user("00u4"),
-            user("00u5"),
-            user("00u6"),
+            // Suspended at :00, unsuspended at :08: as late as its latest event.
+            user("00u1", 8_000),
+            user("00u2", 1_000),
+            user("00u3", 2_000),
+            user("00u4", 2_500),
+            user("00u5", 3_000),
+            user("00u6", 3_500),
             Change::GroupPrivilege { id: "00g2".into() },
             Change::GroupPrivilege { id: "00g3".into() },
-            user("00u7"),
-            user("00u8"),
-            user("00u9"),
+            user("00u7", 5_000),
+            user("00u8", 5_500),
+            user("00u9", 6_000),
             Change::Deleted {
                 id: "00uD".into(),
                 login: Some("00uD@acme.test".into()),
@@ -178,6 +184,22 @@ fn an_event_without_a_usable_target_is_skipped_and_counted_and_others_go_on() {
             "x",
             j!([{"type": "User", "id": 7}]),
         ),
+        // Ids that are no Okta id never reach a URL.
+        log_event(
+            "user.account.update_profile",
+            "x",
+            j!([{"type": "User", "id": "../groups"}]),
+        ),
+        log_event(
+            "user.account.update_profile",
+            "x",
+            j!([{"type": "User", "id": "00u1?x=1"}]),
+        ),
+        log_event(
+            "user.account.update_profile",
+            "x",
+            j!([{"type": "User", "id": "00u%2F"}]),
+        ),
         // A group privilege event naming only a user: no group to re-read.
         log_event("group.privilege.grant", "x", j!([user_target("00u1")])),
         j!("not an event"),
@@ -200,7 +222,7 @@ fn an_event_without_a_usable_target_is_skipped_and_counted_and_others_go_on() {
             published_ms: None
         }]
     );
-    assert_eq!((c.skipped, c.ignored), (7, 1));
+    assert_eq!((c.skipped, c.ignored), (10, 1));
 }
 
 // --- hostile pages --------------------------------------------------------------------------

@@ -113,6 +113,7 @@ pub fn run<D: Doors>(
                     log_next: None,
                     log_since_ms: walk.start_ms,
                     log_at_ms: walk.start_ms,
+                    ..SyncState::default()
                 });
             }
         }

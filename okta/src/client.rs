@@ -35,8 +35,8 @@ struct Token {
 /// What the last answer of one bucket said, and how many of the window's requests were ours.
 #[derive(Clone, Debug, PartialEq)]
 struct Bucket {
-    /// The bucket: the request's path without its query (`/api/v1/users`).
-    path: String,
+    /// The bucket ([`bucket_of`]).
+    path: &'static str,
     limit: u64,
     remaining: u64,
     reset_ms: i64,
@@ -67,6 +67,11 @@ impl<'a, D: Doors> Client<'a, D> {
             requests: Cell::new(0),
             date_ms: Cell::new(None),
         }
+    }
+
+    /// The configuration the client works for.
+    pub fn config(&self) -> &'a Config {
+        self.config
     }
 
     /// The org's clock: the `Date` header of the last answer that carried one (RFC 9110
@@ -193,10 +198,7 @@ impl<'a, D: Doors> Client<'a, D> {
                 .doors
                 .fetch(req.clone())
                 .map_err(|e| ConnectorError::from_fetch("Okta", &req.url, &e))?;
-            self.note_bucket(&req.url, &resp);
-            if let Some(ms) = resp.header("date").and_then(time::parse_http_date_ms) {
-                self.date_ms.set(Some(ms));
-            }
+            self.note_answer(&req.url, &resp);
             if !retry::is_retryable_status(resp.status) || attempt + 1 >= MAX_ATTEMPTS {
                 return Ok(resp);
             }
@@ -215,35 +217,146 @@ impl<'a, D: Doors> Client<'a, D> {
         }
     }
 
-    /// Waits for the window to turn when our share of the bucket of `url` is used (half
-    /// its limit) or only 5% of it is left for anyone.
+    /// How many requests of the bucket `key` may start now: our share of the window (half
+    /// its limit) less what we used, and what is left for anyone less a 5% reserve, the
+    /// smaller. One when nothing is known of the bucket or its window has turned: a probe
+    /// that reads where the new window stands (a neighbour may have spent it already).
+    fn room(&self, key: &str) -> u64 {
+        let buckets = self.buckets.borrow();
+        let Some(b) = buckets.iter().find(|b| b.path == key) else {
+            return 1;
+        };
+        if b.reset_ms <= self.doors.now_ms() {
+            return 1;
+        }
+        let share = b.limit / 2;
+        let reserve = (b.limit / 20).max(1);
+        share
+            .saturating_sub(b.ours)
+            .min(b.remaining.saturating_sub(reserve))
+    }
+
+    /// Waits for the window to turn when the bucket of `url` has no room for us ([`room`]).
     fn pace(&self, url: &str) {
-        let path = bucket_path(url);
+        let key = bucket_of(url);
+        if self.room(key) > 0 {
+            return;
+        }
         let mut buckets = self.buckets.borrow_mut();
-        let Some(b) = buckets.iter_mut().find(|b| b.path == path) else {
+        let Some(b) = buckets.iter_mut().find(|b| b.path == key) else {
             return;
         };
         let now = self.doors.now_ms();
-        let share = b.limit / 2;
-        let reserve = (b.limit / 20).max(1);
-        if b.reset_ms <= now || (b.ours < share && b.remaining > reserve) {
-            return;
-        }
-        let wait = ((b.reset_ms - now) as u64 + jitter(now)).min(MAX_WAIT_MS);
+        let wait = ((b.reset_ms - now).max(0) as u64 + jitter(now)).min(MAX_WAIT_MS);
         self.doors.log(
             Level::Info,
             &format!(
-                "{path}: {} of Okta's {} requests this window were ours and {} are left: waiting {wait} ms for the window to turn",
+                "{key}: {} of Okta's {} requests this window were ours and {} are left: waiting {wait} ms for the window to turn",
                 b.ours, b.limit, b.remaining
             ),
         );
         self.doors.sleep_ms(wait);
-        // A new window: the next answer says where it stands.
-        b.ours = 0;
-        b.remaining = b.limit;
+        // A new window (or a reset too far to wait for): the next answer says where it stands.
+        b.reset_ms = b.reset_ms.min(self.doors.now_ms());
     }
 
-    /// Reads the rate-limit headers of an answer into its bucket, counting it as ours.
+    /// `GET`s of `urls` with the credential, answers in order, whatever their status:
+    /// batches of at most `max_concurrency` requests in flight (one `fetch_all` each), each
+    /// batch no larger than the room its buckets have ([`room`]: never a 429 of our making),
+    /// a 429 or 503/504 waited out and asked again, a service app's refused token renewed once.
+    pub fn get_all(&self, urls: &[String]) -> Result<Vec<HttpResponse>, ConnectorError> {
+        let mut answers: Vec<Option<HttpResponse>> = vec![None; urls.len()];
+        let mut attempts = vec![0u32; urls.len()];
+        let mut pending: Vec<usize> = (0..urls.len()).collect();
+        let mut renewed = false;
+        let max = self.config.max_concurrency.max(1) as usize;
+        while !pending.is_empty() {
+            // The batch: pending requests in order while their buckets have room.
+            let mut planned: Vec<(&'static str, u64)> = Vec::new();
+            let mut batch = Vec::new();
+            for &i in &pending {
+                if batch.len() == max {
+                    break;
+                }
+                let key = bucket_of(&urls[i]);
+                let used = match planned.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, n)) => n,
+                    None => {
+                        planned.push((key, 0));
+                        &mut planned.last_mut().expect("just pushed").1
+                    }
+                };
+                if *used >= self.room(key) {
+                    break;
+                }
+                *used += 1;
+                batch.push(i);
+            }
+            if batch.is_empty() {
+                self.pace(&urls[pending[0]]);
+                continue;
+            }
+            let auth = self.authorization()?;
+            let reqs: Vec<HttpRequest> = batch
+                .iter()
+                .map(|&i| {
+                    HttpRequest::get(
+                        urls[i].as_str(),
+                        vec![
+                            ("Authorization".to_string(), auth.clone()),
+                            ("Accept".to_string(), "application/json".to_string()),
+                        ],
+                    )
+                })
+                .collect();
+            self.requests.set(self.requests.get() + reqs.len() as u64);
+            let results = self.doors.fetch_all(reqs);
+            let mut wait = 0u64;
+            let mut refused = false;
+            for (&i, result) in batch.iter().zip(results) {
+                let resp = result.map_err(|e| ConnectorError::from_fetch("Okta", &urls[i], &e))?;
+                self.note_answer(&urls[i], &resp);
+                let retry = (retry::is_retryable_status(resp.status)
+                    && attempts[i] + 1 < MAX_ATTEMPTS)
+                    || (resp.status == 401 && self.config.auth == Auth::ServiceApp && !renewed);
+                if !retry {
+                    answers[i] = Some(resp);
+                    continue;
+                }
+                if resp.status == 401 {
+                    refused = true;
+                } else {
+                    wait = wait.max(self.wait_for(&resp, attempts[i]));
+                    attempts[i] += 1;
+                }
+            }
+            if refused {
+                self.token.borrow_mut().take();
+                renewed = true;
+            }
+            if wait > 0 {
+                self.doors.log(
+                    Level::Info,
+                    &format!("Okta asked to slow down: waiting {wait} ms"),
+                );
+                self.doors.sleep_ms(wait);
+            }
+            pending.retain(|&i| answers[i].is_none());
+        }
+        Ok(answers.into_iter().flatten().collect())
+    }
+
+    /// Reads an answer's `Date` and rate-limit headers.
+    fn note_answer(&self, url: &str, resp: &HttpResponse) {
+        if let Some(ms) = resp.header("date").and_then(time::parse_http_date_ms) {
+            self.date_ms.set(Some(ms));
+        }
+        self.note_bucket(url, resp);
+    }
+
+    /// Reads the rate-limit headers of an answer into its bucket, counting it as ours. Answers
+    /// of one window may come back in any order (a batch): what is left is the least any of
+    /// them said.
     fn note_bucket(&self, url: &str, resp: &HttpResponse) {
         let num = |h: &str| resp.header(h).and_then(|v| v.trim().parse::<u64>().ok());
         let (Some(limit), Some(remaining), Some(reset)) = (
@@ -254,16 +367,20 @@ impl<'a, D: Doors> Client<'a, D> {
             return;
         };
         let reset_ms = i64::try_from(reset.saturating_mul(1000)).unwrap_or(i64::MAX);
-        let path = bucket_path(url);
+        let path = bucket_of(url);
         let mut buckets = self.buckets.borrow_mut();
         match buckets.iter_mut().find(|b| b.path == path) {
-            Some(b) => {
+            Some(b) if reset_ms > b.reset_ms => {
                 // A later reset is a new window: our count starts again.
-                b.ours = if reset_ms > b.reset_ms { 1 } else { b.ours + 1 };
-                (b.limit, b.remaining, b.reset_ms) = (limit, remaining, reset_ms.max(b.reset_ms));
+                (b.ours, b.limit, b.remaining, b.reset_ms) = (1, limit, remaining, reset_ms);
+            }
+            Some(b) => {
+                b.ours += 1;
+                b.limit = limit;
+                b.remaining = b.remaining.min(remaining);
             }
             None => buckets.push(Bucket {
-                path: path.to_string(),
+                path,
                 limit,
                 remaining,
                 reset_ms,
@@ -297,12 +414,30 @@ impl<'a, D: Doors> Client<'a, D> {
     }
 }
 
-/// The bucket a URL counts in: its path without the query. Okta's buckets are per endpoint
-/// (`/api/v1/users`, `/api/v1/users/{id}`, `/api/v1/logs`, …; reference/rate-limits); the
-/// per-id paths are folded together when this connector starts reading them.
-fn bucket_path(url: &str) -> &str {
+/// The bucket a URL counts in. Okta counts its limits per endpoint bucket, org-wide
+/// (developer.okta.com/docs/reference/rl2-*, the Management tables; OKTA.md, "Rate limits"):
+/// `/api/v1/users` (list and search), `/api/v1/users/{id}` (one user), `/api/v1/groups`,
+/// `/api/v1/logs`, every other `/api/v1` endpoint together (a user's factors, roles and
+/// groups, a group's members and roles, the admins list), and the token endpoint. So the
+/// per-id paths are folded into their bucket, as the Okta emulator counts them (`Bucket::of`).
+pub fn bucket_of(url: &str) -> &'static str {
     let path = path_of(url);
-    path.split(['?', '#']).next().unwrap_or(path)
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    let Some(rest) = path.strip_prefix("/api/v1/") else {
+        return if path == "/oauth2/v1/token" {
+            "/oauth2/v1/token"
+        } else {
+            "other"
+        };
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    match parts.as_slice() {
+        ["users"] => "/api/v1/users",
+        ["users", _] => "/api/v1/users/{id}",
+        ["groups"] => "/api/v1/groups",
+        ["logs"] => "/api/v1/logs",
+        _ => "/api/v1/*",
+    }
 }
 
 /// Up to a second, from the clock.

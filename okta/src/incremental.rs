@@ -64,11 +64,13 @@ pub struct SyncState {
     /// answer.
     pub log_at_ms: i64,
     /// Users emitted inside the overlap of the next run, as (id, `lastUpdated` ms): one that
-    /// comes again with the same `lastUpdated` is not read again.
-    #[serde(default)]
+    /// comes again with the same `lastUpdated` is not read again. This field and `run` are
+    /// left out of the stored form when empty: a cursor at rest reads as the contract's four
+    /// fields.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub edge: Vec<(String, i64)>,
     /// The run in flight (None: the next run starts a new one).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<RunState>,
 }
 

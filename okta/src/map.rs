@@ -1,6 +1,7 @@
 //! One Okta user as an OCSF 1.8.0 class 5003 "User Inventory Info" event, per OKTA.md's
-//! "Mapping" table: the fields a user record alone gives. Groups (`user.groups`), roles
-//! (`user.type_id` 1/2) and factors (`user.has_mfa`) come from other endpoints, later.
+//! "Mapping" table: the user record's fields, and what other endpoints say ([`Enrichment`]):
+//! groups (`user.groups`), roles (`user.type_id`, the enrichment's `roles`) and factors
+//! (`user.has_mfa`, `is_mfa`, `mfa_methods`).
 //!
 //! User fields: the spec's `User` schema (okta-management-openapi-spec,
 //! management-minimal.yaml, release 2026.06.3; OKTA.md "Users"): `created`, `lastUpdated`
@@ -61,7 +62,6 @@ const ACCOUNT_TYPE: &str = "Okta Account";
 /// `user` as a 5003 event in the SDK envelope (`metadata.product` Okta/Okta,
 /// `metadata.tenant_uid` the org id); None without an `id` (skipped and counted).
 pub fn map_user(org_id: &str, user: &Value, e: &Enrichment, now_ms: i64) -> Option<Value> {
-    let _ = e;
     let id = text(&user["id"])?;
     let p = &user["profile"];
     let mut u = Map::new();
@@ -109,9 +109,38 @@ pub fn map_user(org_id: &str, user: &Value, e: &Enrichment, now_ms: i64) -> Opti
         }
         u.insert("org".into(), Value::Object(o));
     }
-    // Roles are not read yet: the user's type is unknown (OCSF user.type_id 0), not "User".
-    u.insert("type_id".into(), 0.into());
-    u.insert("type".into(), "Unknown".into());
+    if let Some(groups) = &e.groups {
+        let mut groups: Vec<&GroupRef> = groups.iter().collect();
+        groups.sort_by(|a, b| a.id.cmp(&b.id));
+        groups.dedup_by(|a, b| a.id == b.id);
+        let list = groups
+            .into_iter()
+            .map(|g| {
+                let mut o = Map::new();
+                o.insert("uid".into(), g.id.clone().into());
+                if !g.name.is_empty() {
+                    o.insert("name".into(), g.name.clone().into());
+                }
+                if !g.kind.is_empty() {
+                    o.insert("type".into(), g.kind.clone().into());
+                }
+                Value::Object(o)
+            })
+            .collect();
+        u.insert("groups".into(), Value::Array(list));
+    }
+    // Roles held (USER or GROUP assignment, standard or CUSTOM): 2 Admin; read and none
+    // held: 1 User; unreadable: 0 Unknown, never a guess (OKTA.md, "Mapping").
+    let (type_id, type_name) = match &e.roles {
+        None => (0, "Unknown"),
+        Some(r) if r.is_empty() => (1, "User"),
+        Some(_) => (2, "Admin"),
+    };
+    u.insert("type_id".into(), type_id.into());
+    u.insert("type".into(), type_name.into());
+    if let Some(mfa) = has_mfa(e) {
+        u.insert("has_mfa".into(), mfa.into());
+    }
     let ldap = ldap_person(user, p);
     if !ldap.is_empty() {
         u.insert("ldap_person".into(), Value::Object(ldap));
@@ -125,7 +154,7 @@ pub fn map_user(org_id: &str, user: &Value, e: &Enrichment, now_ms: i64) -> Opti
         tenant_uid: org_id,
         uid_tag: "okta-5003/v1",
     };
-    let enrichments = enrichments(user, p, disabled, status);
+    let enrichments = enrichments(user, p, e, disabled, status);
     let body = Map::from_iter([
         ("user".to_string(), Value::Object(u)),
         ("enrichments".to_string(), Value::Array(enrichments)),
@@ -138,10 +167,35 @@ pub fn map_user(org_id: &str, user: &Value, e: &Enrichment, now_ms: i64) -> Opti
 /// `okta_status`, `password_changed`, `status_changed`, `activated`; `is_mfa`,
 /// `mfa_methods` and `roles` once factors and roles are read), then `employment` when any
 /// of department, title, employee number or user type is set.
-fn enrichments(user: &Value, p: &Value, disabled: bool, status: &str) -> Vec<Value> {
+fn enrichments(
+    user: &Value,
+    p: &Value,
+    e: &Enrichment,
+    disabled: bool,
+    status: &str,
+) -> Vec<Value> {
     let mut data = Map::new();
     data.insert("is_enabled".into(), (!disabled).into());
+    if let Some(mfa) = has_mfa(e) {
+        data.insert("is_mfa".into(), mfa.into());
+    }
     data.insert("is_locked".into(), (status == "LOCKED_OUT").into());
+    if let Some(factors) = &e.factors {
+        let mut methods: Vec<&str> = factors
+            .iter()
+            .filter(|f| f.status == "ACTIVE")
+            .map(|f| f.factor_type.as_str())
+            .collect();
+        methods.sort_unstable();
+        methods.dedup();
+        data.insert("mfa_methods".into(), methods.into());
+    }
+    if let Some(roles) = &e.roles {
+        let mut roles: Vec<&str> = roles.iter().map(String::as_str).collect();
+        roles.sort_unstable();
+        roles.dedup();
+        data.insert("roles".into(), roles.into());
+    }
     if !status.is_empty() {
         data.insert("okta_status".into(), status.into());
     }
@@ -186,6 +240,34 @@ fn enrichments(user: &Value, p: &Value, disabled: bool, status: &str) -> Vec<Val
         ]));
     }
     out
+}
+
+/// The factor types that make `has_mfa` true when ACTIVE (OKTA.md, "Mapping": push,
+/// signed_nonce, token:software:totp, token:hotp, token:hardware, token, u2f, webauthn, web,
+/// sms, call; email and security questions are not strong). Factor types: the spec's
+/// `FactorType` (okta-management-openapi-spec; developer.okta.com/docs/api/openapi/
+/// okta-management/management/tag/UserFactor).
+const STRONG_FACTORS: &[&str] = &[
+    "push",
+    "signed_nonce",
+    "token:software:totp",
+    "token:hotp",
+    "token:hardware",
+    "token",
+    "u2f",
+    "webauthn",
+    "web",
+    "sms",
+    "call",
+];
+
+/// `user.has_mfa` (and the enrichment's `is_mfa`): an ACTIVE strong factor; None when the
+/// factors could not be read.
+pub fn has_mfa(e: &Enrichment) -> Option<bool> {
+    e.factors.as_ref().map(|f| {
+        f.iter()
+            .any(|f| f.status == "ACTIVE" && STRONG_FACTORS.contains(&f.factor_type.as_str()))
+    })
 }
 
 fn j(pairs: &[(&str, Value)]) -> Value {

@@ -48,6 +48,29 @@ fn requests<F: Fn(usize, &HttpRequest) -> HttpResponse>(d: &FakeDoors<F>) -> Vec
         .collect()
 }
 
+/// The answers of an org with no groups, no admins and no factors: what the walk's stages
+/// before and beside the users list read.
+fn empty_rest(r: &HttpRequest) -> Option<HttpResponse> {
+    let path = client::path_of(&r.url);
+    if path.starts_with("/api/v1/groups") {
+        Some(json(200, &[], "[]"))
+    } else if path.starts_with("/api/v1/iam/assignees/users") {
+        Some(json(200, &[], r#"{"value":[],"_links":{}}"#))
+    } else if path.starts_with("/api/v1/users/") && path.ends_with("/factors") {
+        Some(json(200, &[], "[]"))
+    } else {
+        None
+    }
+}
+
+/// The requests but those [`empty_rest`] answers: the org id, tokens and the users list.
+fn listed<F: Fn(usize, &HttpRequest) -> HttpResponse>(d: &FakeDoors<F>) -> Vec<HttpRequest> {
+    requests(d)
+        .into_iter()
+        .filter(|r| empty_rest(r).is_none())
+        .collect()
+}
+
 fn user(id: &str) -> Value {
     j!({"id": id, "status": "ACTIVE", "created": "2026-01-01T00:00:00.000Z",
         "lastUpdated": "2026-01-02T00:00:00.000Z", "profile": {"login": format!("{id}@acme.test")}})
@@ -168,10 +191,15 @@ fn egress_is_the_org_origin_and_the_secret_goes_only_there() {
 fn with_token_auth_every_api_request_carries_the_secret_placeholder() {
     let doors = FakeDoors::new(|_, r: &HttpRequest| match r.url.as_str() {
         WELL_KNOWN => org_answer(),
-        _ => page(&[user("00u1")], None),
+        _ => empty_rest(r).unwrap_or_else(|| page(&[user("00u1")], None)),
     });
     OktaConnector::run(&doors, &config(&[])).unwrap();
-    let reqs = requests(&doors);
+    let all = requests(&doors);
+    assert_eq!(all.len(), 5, "org id, groups, admins, users, factors");
+    assert!(all[1..]
+        .iter()
+        .all(|r| header(r, "authorization") == Some("{{secret:okta_token}}")));
+    let reqs = listed(&doors);
     assert_eq!(reqs.len(), 2);
     assert_eq!(
         header(&reqs[0], "authorization"),
@@ -192,7 +220,7 @@ fn service_app_run(token_type: &str) -> Vec<HttpRequest> {
     let doors = FakeDoors::new(move |_, r: &HttpRequest| match r.url.as_str() {
         WELL_KNOWN => org_answer(),
         TOKEN_URL => json(200, &[], &answer),
-        _ => page(&[user("00u1")], None),
+        _ => empty_rest(r).unwrap_or_else(|| page(&[user("00u1")], None)),
     });
     OktaConnector::run(
         &doors,
@@ -262,7 +290,7 @@ fn a_service_app_token_refused_by_the_api_is_renewed_once() {
             &format!(r#"{{"token_type":"Bearer","expires_in":3600,"access_token":"t{n}"}}"#),
         ),
         (2, _) => json(401, &[], r#"{"errorCode":"E0000011"}"#),
-        _ => page(&[user("00u1")], None),
+        _ => empty_rest(r).unwrap_or_else(|| page(&[user("00u1")], None)),
     });
     let report = OktaConnector::run(
         &doors,
@@ -272,10 +300,14 @@ fn a_service_app_token_refused_by_the_api_is_renewed_once() {
     let reqs = requests(&doors);
     let auth: Vec<Option<&str>> = reqs.iter().map(|r| header(r, "authorization")).collect();
     assert_eq!(
-        auth,
+        auth[..5],
         [None, None, Some("Bearer t1"), None, Some("Bearer t3")]
     );
-    assert_eq!((report.events_emitted, report.requests), (1, 5));
+    assert!(
+        auth[5..].iter().all(|a| *a == Some("Bearer t3")),
+        "{auth:?}"
+    );
+    assert_eq!((report.events_emitted, report.requests), (1, 8));
 }
 
 #[test]
@@ -373,10 +405,10 @@ fn pages_are_followed_by_their_next_link_as_given_until_none_comes() {
         FIRST => page(&[user("00u1"), user("00u2")], Some(P2)),
         P2 => page(&[user("00u3")], Some(P3)),
         P3 => page(&[j!({"status": "ACTIVE"})], None),
-        other => panic!("built a URL: {other}"),
+        other => empty_rest(r).unwrap_or_else(|| panic!("built a URL: {other}")),
     });
     let report = OktaConnector::run(&doors, &config(&[])).unwrap();
-    let urls: Vec<String> = requests(&doors).into_iter().map(|r| r.url).collect();
+    let urls: Vec<String> = listed(&doors).into_iter().map(|r| r.url).collect();
     assert_eq!(urls, [WELL_KNOWN, FIRST, P2, P3]);
     assert_eq!(
         (
@@ -385,7 +417,7 @@ fn pages_are_followed_by_their_next_link_as_given_until_none_comes() {
             report.items_skipped,
             report.requests
         ),
-        (4, 3, 1, 4)
+        (4, 3, 1, 9)
     );
     assert_eq!(
         String::from_utf8(doors.kv.borrow()["okta/cursor"].0.clone()).unwrap(),
@@ -411,8 +443,9 @@ fn a_link_header_with_several_links_in_one_value_is_read() {
 fn a_429_is_waited_out_until_the_reset_plus_jitter() {
     let doors = FakeDoors::new(|n, r: &HttpRequest| match (n, r.url.as_str()) {
         (_, WELL_KNOWN) => org_answer(),
-        // The fake's clock starts at 1_700_000_000_000 ms: reset 5 s later.
-        (1, _) => json(
+        // The fake's clock starts at 1_700_000_000_000 ms: reset 5 s later. Call 3 is the
+        // users page (after the org id, the groups and the admins).
+        (3, _) => json(
             429,
             &[
                 ("X-Rate-Limit-Limit", "600"),
@@ -421,10 +454,17 @@ fn a_429_is_waited_out_until_the_reset_plus_jitter() {
             ],
             r#"{"errorCode":"E0000047"}"#,
         ),
-        _ => page(&[user("00u1")], None),
+        _ => empty_rest(r).unwrap_or_else(|| page(&[user("00u1")], None)),
     });
     let report = OktaConnector::run(&doors, &config(&[])).unwrap();
-    assert_eq!((report.events_emitted, report.requests), (1, 3));
+    assert_eq!((report.events_emitted, report.requests), (1, 6));
+    assert_eq!(
+        listed(&doors)[1..]
+            .iter()
+            .map(|r| r.url.as_str())
+            .collect::<Vec<_>>(),
+        [FIRST, FIRST]
+    );
     let slept = doors.slept.get();
     assert!(
         (5_000..6_000).contains(&slept),
@@ -437,7 +477,7 @@ fn hostile_a_429_reset_far_in_the_past_or_future_is_bounded() {
     for reset in ["-9223372036854775808", "9223372036854775807"] {
         let doors = FakeDoors::new(move |n, r: &HttpRequest| match (n, r.url.as_str()) {
             (_, WELL_KNOWN) => org_answer(),
-            (1, _) => json(
+            (3, _) => json(
                 429,
                 &[
                     ("X-Rate-Limit-Limit", "600"),
@@ -446,7 +486,7 @@ fn hostile_a_429_reset_far_in_the_past_or_future_is_bounded() {
                 ],
                 r#"{"errorCode":"E0000047"}"#,
             ),
-            _ => page(&[user("00u1")], None),
+            _ => empty_rest(r).unwrap_or_else(|| page(&[user("00u1")], None)),
         });
         let report = OktaConnector::run(&doors, &config(&[])).unwrap();
         assert_eq!(report.events_emitted, 1, "{reset}");
@@ -456,16 +496,23 @@ fn hostile_a_429_reset_far_in_the_past_or_future_is_bounded() {
     }
 }
 
-/// Pages 1..=`pages` of `/api/v1/users`, each linking to the next; call `n` (the org id is
-/// call 0) answers with the bucket `headers(n)` gives.
+/// Pages 1..=`pages` of `/api/v1/users`, each linking to the next; page `n` answers with the
+/// bucket `headers(n)` gives.
 fn paced(
     pages: usize,
     headers: fn(usize) -> (u64, u64, u64),
 ) -> FakeDoors<impl Fn(usize, &HttpRequest) -> HttpResponse> {
-    FakeDoors::new(move |n, r: &HttpRequest| {
+    FakeDoors::new(move |_, r: &HttpRequest| {
         if r.url == WELL_KNOWN {
             return org_answer();
         }
+        if let Some(rest) = empty_rest(r) {
+            return rest;
+        }
+        let n: usize = r
+            .url
+            .split_once("after=p")
+            .map_or(1, |(_, k)| k.parse().unwrap());
         let next = format!("{ORG}/api/v1/users?after=p{}", n + 1);
         let mut p = page(
             &[user(&format!("00u{n}"))],
@@ -481,6 +528,16 @@ fn paced(
     })
 }
 
+/// When each users page was asked for.
+fn users_pages_sent<F: Fn(usize, &HttpRequest) -> HttpResponse>(d: &FakeDoors<F>) -> Vec<i64> {
+    d.calls
+        .borrow()
+        .iter()
+        .filter(|(_, reqs)| client::path_of(&reqs[0].url).starts_with("/api/v1/users?"))
+        .map(|c| c.0)
+        .collect()
+}
+
 #[test]
 fn the_run_stops_at_half_the_bucket_and_waits_for_the_window_to_turn() {
     // Limit 10: our share is 5. Five pages in the window ending at +30 s, then a new window.
@@ -493,17 +550,18 @@ fn the_run_stops_at_half_the_bucket_and_waits_for_the_window_to_turn() {
     });
     let report = OktaConnector::run(&doors, &config(&[])).unwrap();
     assert_eq!(report.events_emitted, 7);
-    let sent: Vec<i64> = doors.calls.borrow().iter().map(|c| c.0).collect();
+    let sent = users_pages_sent(&doors);
+    assert_eq!(sent.len(), 7);
     assert!(
-        sent[1..=5].iter().all(|t| *t < 1_700_000_030_000),
+        sent[0..5].iter().all(|t| *t < 1_700_000_030_000),
         "{sent:?}"
     );
     assert!(
-        sent[6] >= 1_700_000_030_000,
+        sent[5] >= 1_700_000_030_000,
         "the 6th request waited for the reset: {sent:?}"
     );
     assert!(
-        sent[7] < 1_700_000_090_000,
+        sent[6] < 1_700_000_090_000,
         "a new window has room again: {sent:?}"
     );
 }
@@ -519,11 +577,11 @@ fn the_run_leaves_the_last_5_percent_of_a_bucket_a_neighbour_spent() {
         }
     });
     OktaConnector::run(&doors, &config(&[])).unwrap();
-    let calls = doors.calls.borrow();
+    let sent = users_pages_sent(&doors);
     assert!(
-        calls[2].0 >= 1_700_000_030_000,
+        sent[1] >= 1_700_000_030_000,
         "page 2 waited for the reset (sent at {})",
-        calls[2].0
+        sent[1]
     );
     assert!(doors.slept.get() < 31_000);
 }
@@ -534,17 +592,24 @@ fn a_stopped_run_resumes_at_the_page_in_flight() {
         WELL_KNOWN => org_answer(),
         FIRST => page(&[user("00u1")], Some(P2)),
         P2 => page(&[user("00u2")], Some(P3)),
-        _ => page(&[user("00u3")], None),
+        _ => empty_rest(r).unwrap_or_else(|| page(&[user("00u3")], None)),
     };
     let first = FakeDoors::new(answer);
-    first.fail_from_call.set(Some(2)); // org id, page 1, then the budget ends at page 2.
+    // Org id, groups, admins, page 1, its factors, then the budget ends at page 2.
+    first.fail_from_call.set(Some(5));
     assert!(OktaConnector::run(&first, &config(&[])).is_err());
     assert_eq!(first.events.borrow().len(), 1);
     let second = FakeDoors::new(answer);
     *second.kv.borrow_mut() = first.kv.borrow().clone();
     let report = OktaConnector::run(&second, &config(&[])).unwrap();
-    let urls: Vec<String> = requests(&second).into_iter().map(|r| r.url).collect();
+    let urls: Vec<String> = listed(&second).into_iter().map(|r| r.url).collect();
     assert_eq!(urls, [WELL_KNOWN, P2, P3]);
+    assert!(
+        requests(&second)
+            .iter()
+            .all(|r| !r.url.contains("/groups") && !r.url.contains("/iam/")),
+        "finished sources are not read again"
+    );
     assert_eq!(report.events_emitted, 2);
 }
 
@@ -552,10 +617,12 @@ fn a_stopped_run_resumes_at_the_page_in_flight() {
 fn a_next_link_to_another_origin_is_refused() {
     let doors = FakeDoors::new(|_, r: &HttpRequest| match r.url.as_str() {
         WELL_KNOWN => org_answer(),
-        _ => page(
-            &[user("00u1")],
-            Some("https://evil.test/api/v1/users?after=x"),
-        ),
+        _ => empty_rest(r).unwrap_or_else(|| {
+            page(
+                &[user("00u1")],
+                Some("https://evil.test/api/v1/users?after=x"),
+            )
+        }),
     });
     let e = OktaConnector::run(&doors, &config(&[]))
         .unwrap_err()

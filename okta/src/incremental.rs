@@ -21,7 +21,7 @@
 //! committed, so a run stopped anywhere resumes at the page in flight (a user may be emitted
 //! twice, never missed).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use connector_sdk::doors::{Doors, Level};
 use connector_sdk::paging::{first_line, Trail};
@@ -33,6 +33,7 @@ use serde_json::Value;
 
 use crate::client::{next_link, path_of, upstream, Client};
 use crate::cursor::Cursor;
+use crate::enrich::{part, roles_of, seg, Part};
 use crate::facts::{self, GroupFacts};
 use crate::syslog::{self, Answer, Change};
 use crate::{deleted, enrich, map, Ctx};
@@ -438,38 +439,20 @@ fn regroup<D: Doors>(ctx: &Ctx<D>, gen: u32, id: &str) -> Result<Vec<String>, Co
 }
 
 /// The roles a group holds now, sorted: `GET /api/v1/groups/{id}/roles` (spec
-/// `listGroupAssignedRoles`: an array of StandardRole or CustomRole), each named by its
-/// `type`, or for `CUSTOM` by its `label` (contract21; OKTA.md "Admin roles"). None on 403
-/// (no `okta.roles.read`) or 404 (the group is gone).
+/// `listGroupAssignedRoles`: an array of StandardRole or CustomRole), named as the walk
+/// names them (`enrich::roles_of`: the type, or a custom role's label). None on 403 (no
+/// `okta.roles.read`) or 404 (the group is gone).
 fn group_roles<D: Doors>(
     client: &Client<D>,
     org: &str,
     id: &str,
 ) -> Result<Option<Vec<String>>, ConnectorError> {
-    let url = format!("{org}/api/v1/groups/{id}/roles");
+    let url = format!("{org}/api/v1/groups/{}/roles", seg(id));
     let resp = client.get(&url)?;
-    match resp.status {
-        200 => {}
-        403 | 404 => return Ok(None),
-        s => return Err(upstream(&url, format!("status {s}"))),
-    }
-    let roles: Vec<Value> = serde_json::from_slice(&resp.body)
-        .map_err(|e| upstream(&url, format!("the roles are not a JSON array ({e})")))?;
-    let names: BTreeSet<String> = roles
-        .iter()
-        .filter_map(|r| {
-            let kind = r["type"].as_str()?;
-            if kind == "CUSTOM" {
-                r["label"].as_str()
-            } else {
-                Some(kind)
-            }
-        })
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map(str::to_string)
-        .collect();
-    Ok(Some(names.into_iter().collect()))
+    Ok(match part(client, &url, &resp, roles_of)? {
+        Part::Read(roles) => Some(roles),
+        Part::Refused | Part::Gone => None,
+    })
 }
 
 /// The members of a group: `GET /api/v1/groups/{id}/users?limit=1000` by its `Link` pages
@@ -479,25 +462,20 @@ fn group_members<D: Doors>(
     org: &str,
     id: &str,
 ) -> Result<Vec<String>, ConnectorError> {
-    let first = format!("{org}/api/v1/groups/{id}/users?limit=1000");
+    let first = format!("{org}/api/v1/groups/{}/users?limit=1000", seg(id));
     let mut trail = Trail::starting_at(&first);
     let mut next = Some(first);
     let mut out = Vec::new();
     while let Some(url) = next.take() {
         let resp = client.get(&url)?;
-        match resp.status {
-            200 => {}
-            404 => return Ok(out),
-            403 => {
-                return Err(ConnectorError::Permission(format!(
-                    "{} answered 403: grant okta.groups.read",
-                    path_of(&url)
-                )))
-            }
-            s => return Err(upstream(&url, format!("status {s}"))),
-        }
-        let page: Vec<Value> = serde_json::from_slice(&resp.body)
-            .map_err(|e| upstream(&url, format!("the members page is not a JSON array ({e})")))?;
+        let page = match part(client, &url, &resp, |v| v.as_array().cloned())? {
+            Part::Read(page) => page,
+            Part::Gone => return Ok(out),
+            Part::Refused => return Err(ConnectorError::Permission(format!(
+                "{} answered 403: the credential cannot read group members; grant okta.groups.read",
+                path_of(&url)
+            ))),
+        };
         if let Some(link) = next_link(&resp) {
             if !link.starts_with(&format!("{org}/")) {
                 return Err(upstream(

@@ -23,7 +23,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use connector_sdk::doors::{Doors, Level};
+use connector_sdk::doors::{Doors, Level, Progress};
 use connector_sdk::paging::{first_line, Trail};
 use connector_sdk::state::Cell;
 use connector_sdk::time::{format_rfc3339, parse_rfc3339_ms};
@@ -212,6 +212,7 @@ fn users_phase<D: Doors>(
     let mut url = run.users_next.clone().unwrap_or_else(|| first.clone());
     let mut trail = Trail::starting_at(&url);
     let edge: HashSet<(String, i64)> = sync.edge.iter().cloned().collect();
+    let mut pages = 0u64;
     loop {
         let resp = ctx.client.get(&url)?;
         match resp.status {
@@ -289,11 +290,28 @@ fn users_phase<D: Doors>(
         run.users_next = link.clone();
         run.users_done = link.is_none();
         commit(ctx, cursor, cell, sync, run)?;
+        pages += 1;
+        progress(ctx, "users", pages);
         match link {
             Some(l) => url = l,
             None => return Ok(None),
         }
     }
+}
+
+/// Reports where the run stands: `incremental-users` (the search) or `incremental-log`.
+fn progress<D: Doors>(ctx: &Ctx<D>, source: &str, pages: u64) {
+    let events = ctx.report.events_emitted;
+    ctx.doors.progress(&Progress {
+        phase: format!("incremental-{source}"),
+        pages_done: pages,
+        pages_expected: None,
+        items_done: events,
+        wait_ms: None,
+        detail: format!(
+            "incremental run: {source}, {pages} pages this run, {events} events so far"
+        ),
+    });
 }
 
 /// Keeps the newest [`MAX_EDGE`] pairs.
@@ -343,6 +361,7 @@ fn log_phase<D: Doors>(
         sync.log_next = Some(next.clone());
         sync.log_at_ms = now;
         pages += 1;
+        progress(ctx, "log", pages);
         if empty || page.next.is_none() || pages >= syslog::MAX_PAGES_PER_RUN {
             if !empty && page.next.is_some() {
                 ctx.doors.log(
@@ -471,10 +490,12 @@ fn group_members<D: Doors>(
         let page = match part(client, &url, &resp, |v| v.as_array().cloned())? {
             Part::Read(page) => page,
             Part::Gone => return Ok(out),
-            Part::Refused => return Err(ConnectorError::Permission(format!(
+            Part::Refused => {
+                return Err(ConnectorError::Permission(format!(
                 "{} answered 403: the credential cannot read group members; grant okta.groups.read",
                 path_of(&url)
-            ))),
+            )))
+            }
         };
         if let Some(link) = next_link(&resp) {
             if !link.starts_with(&format!("{org}/")) {

@@ -1087,3 +1087,31 @@ fn a_stored_position_in_another_org_is_not_followed() {
     );
     assert!(!urls(&d).iter().any(|u| u.starts_with("https://other")));
 }
+
+#[test]
+fn an_incremental_run_reports_its_progress_per_page() {
+    let org = quiet_org();
+    org.put_user("00u1", T0 + 60_000, "One");
+    org.log(
+        "user.lifecycle.suspend",
+        T0 + 60_000,
+        j!([user_target("00u2")]),
+    );
+    let d = fake(&org);
+    after_walk(&d, sync_at(T0));
+    run(&d).unwrap();
+    let phases: Vec<(String, u64, u64)> = d
+        .progress
+        .borrow()
+        .iter()
+        .map(|p| (p.phase.clone(), p.pages_done, p.items_done))
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            ("incremental-users".to_string(), 1, 1),
+            ("incremental-log".to_string(), 1, 2),
+            ("incremental-log".to_string(), 2, 2)
+        ]
+    );
+}

@@ -122,16 +122,16 @@ pub fn run<D: Doors>(
         )));
     }
     let mut run = sync.run.take().unwrap_or_default();
-    let mut sync_run = Sync {
+    let mut memory = Memory {
         read: HashSet::new(),
         gen: cursor.gen,
     };
     if !run.users_done {
-        if let Some(w) = users_phase(ctx, cursor, cell, &mut sync, &mut run, &mut sync_run)? {
+        if let Some(w) = users_phase(ctx, cursor, cell, &mut sync, &mut run, &mut memory)? {
             return Ok(Outcome::NeedsWalk(w));
         }
     }
-    if let Some(w) = log_phase(ctx, cursor, cell, &mut sync, &mut run, &mut sync_run)? {
+    if let Some(w) = log_phase(ctx, cursor, cell, &mut sync, &mut run, &mut memory)? {
         return Ok(Outcome::NeedsWalk(w));
     }
     // Both sources read: the watermark moves to the run's start, the overlap's users with it.
@@ -144,7 +144,7 @@ pub fn run<D: Doors>(
 }
 
 /// What a run remembers while it goes (not stored: a resumed run only reads more).
-struct Sync {
+struct Memory {
     /// Users read by id and emitted in this run (after `RunState::now_ms`).
     read: HashSet<String>,
     /// The facts generation whose group roles users are read with.
@@ -170,7 +170,7 @@ fn too_old(sync: &SyncState, now_ms: i64) -> Option<String> {
     let age = now_ms.saturating_sub(sync.log_at_ms);
     (age > MAX_LOG_AGE_MS).then(|| {
         format!(
-            "the System Log position was last read {} days ago, past the 85 days kept safely of Okta's 90: users deleted in the gap cannot be reported; a full walk instead",
+            "the System Log was last read {} days ago, over 85 of the 90 days Okta keeps it: users deleted in the gap cannot be reported; a full walk instead",
             age / 86_400_000
         )
     })
@@ -200,7 +200,7 @@ fn users_phase<D: Doors>(
     cell: &mut Cell,
     sync: &mut SyncState,
     run: &mut RunState,
-    state: &mut Sync,
+    memory: &mut Memory,
 ) -> Result<Option<String>, ConnectorError> {
     let doors = ctx.doors;
     let org = ctx.config.org_url.clone();
@@ -284,8 +284,8 @@ fn users_phase<D: Doors>(
                 ids.push(id.to_string());
             }
         }
-        let read = emit_users(ctx, state.gen, &ids, &HashMap::new())?;
-        state.read.extend(read);
+        let read = emit_users(ctx, memory.gen, &ids, &HashMap::new())?;
+        memory.read.extend(read);
         trim_edge(&mut run.edge);
         run.users_next = link.clone();
         run.users_done = link.is_none();
@@ -330,7 +330,7 @@ fn log_phase<D: Doors>(
     cell: &mut Cell,
     sync: &mut SyncState,
     run: &mut RunState,
-    state: &mut Sync,
+    memory: &mut Memory,
 ) -> Result<Option<String>, ConnectorError> {
     let org = ctx.config.org_url.clone();
     let mut url = sync
@@ -353,7 +353,7 @@ fn log_phase<D: Doors>(
         }
         let empty = page.events.is_empty();
         if !empty {
-            apply(ctx, &page.events, now, run.now_ms, state)?;
+            apply(ctx, &page.events, now, run.now_ms, memory)?;
         }
         // A polling query always brings a next link; without one the same page is asked
         // again next time (events again, never fewer).
@@ -387,7 +387,7 @@ fn apply<D: Doors>(
     events: &[Value],
     now: i64,
     run_start: i64,
-    state: &mut Sync,
+    memory: &mut Memory,
 ) -> Result<(), ConnectorError> {
     let c = syslog::changes(events);
     if c.skipped > 0 {
@@ -413,7 +413,7 @@ fn apply<D: Doors>(
             Change::User { id, published_ms } => {
                 // Read in this run after every event of the page about it: nothing new.
                 let before_run = published_ms.is_some_and(|p| p < run_start);
-                if !(before_run && state.read.contains(id)) {
+                if !(before_run && memory.read.contains(id)) {
                     add(&mut ids, id);
                 }
             }
@@ -428,14 +428,14 @@ fn apply<D: Doors>(
                 add(&mut ids, id);
             }
             Change::GroupPrivilege { id } => {
-                for member in regroup(ctx, state.gen, id)? {
+                for member in regroup(ctx, memory.gen, id)? {
                     add(&mut ids, &member);
                 }
             }
         }
     }
-    let read = emit_users(ctx, state.gen, &ids, &deletions)?;
-    state.read.extend(read);
+    let read = emit_users(ctx, memory.gen, &ids, &deletions)?;
+    memory.read.extend(read);
     Ok(())
 }
 

@@ -26,7 +26,7 @@ use std::collections::{HashMap, HashSet};
 use connector_sdk::doors::{Doors, Level, Progress};
 use connector_sdk::paging::{first_line, Trail};
 use connector_sdk::state::Cell;
-use connector_sdk::time::{format_rfc3339, parse_rfc3339_ms};
+use connector_sdk::time::parse_rfc3339_ms;
 use connector_sdk::{emit, ConnectorError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -185,7 +185,7 @@ fn too_old(sync: &SyncState, now_ms: i64) -> Option<String> {
 /// `querySortOrder`: `asc` or `desc`, search queries only); `search` also lists
 /// DEPROVISIONED users ("Returned users include those with the `DEPROVISIONED` status").
 pub fn users_url(org_url: &str, since_ms: i64, page_size: u32) -> String {
-    let at = format_rfc3339(since_ms).replace('Z', ".000Z");
+    let at = syslog::okta_time(since_ms);
     format!(
         "{org_url}/api/v1/users?search=lastUpdated%20gt%20%22{}%22&sortBy=lastUpdated&sortOrder=asc&limit={page_size}",
         at.replace(':', "%3A")

@@ -67,9 +67,17 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
 pub fn first_url(org_url: &str, since_ms: i64) -> String {
     format!(
         "{org_url}/api/v1/logs?since={}&sortOrder=ASCENDING&limit={LIMIT}&filter={}",
-        utf8_percent_encode(&format_rfc3339(since_ms), QUERY_VALUE),
+        utf8_percent_encode(&okta_time(since_ms), QUERY_VALUE),
         utf8_percent_encode(FILTER, QUERY_VALUE)
     )
+}
+
+/// A time as Okta writes them, `YYYY-MM-DDTHH:mm:ss.SSSZ` ("All Date values use the ISO
+/// 8601 format `YYYY-MM-DDTHH:mm:ss.SSSZ`", core-okta-api "Operators"; the system-log-query
+/// examples' `since=2023-10-01T00:00:00.000Z`), to the second below (an earlier bound reads
+/// more, never less).
+pub fn okta_time(ms: i64) -> String {
+    format_rfc3339(ms).replace('Z', ".000Z")
 }
 
 /// What one log event says changed.

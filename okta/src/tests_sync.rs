@@ -52,7 +52,7 @@ fn the_polling_query_has_since_ascending_order_the_limit_and_the_filter_and_no_u
     let url = syslog::first_url(ORG, T0 + 999);
     assert_eq!(
         url,
-        "https://acme.okta.test/api/v1/logs?since=2023-11-14T22%3A13%3A20Z&sortOrder=ASCENDING&limit=1000&filter=eventType%20sw%20%22user.lifecycle.%22%20or%20eventType%20sw%20%22user.account.%22%20or%20eventType%20sw%20%22group.user_membership.%22%20or%20eventType%20sw%20%22group.privilege.%22%20or%20eventType%20sw%20%22user.mfa.factor.%22"
+        "https://acme.okta.test/api/v1/logs?since=2023-11-14T22%3A13%3A20.000Z&sortOrder=ASCENDING&limit=1000&filter=eventType%20sw%20%22user.lifecycle.%22%20or%20eventType%20sw%20%22user.account.%22%20or%20eventType%20sw%20%22group.user_membership.%22%20or%20eventType%20sw%20%22group.privilege.%22%20or%20eventType%20sw%20%22user.mfa.factor.%22"
     );
     assert!(!url.contains("until"), "a polling query has no until");
 }
@@ -752,7 +752,7 @@ fn each_log_event_kind_re_reads_its_user_by_id_and_emits_it_complete() {
     }
     assert!(
         all.iter()
-            .any(|u| u.starts_with(&format!("{ORG}/api/v1/logs?since=2023-11-14T22%3A13%3A20Z&sortOrder=ASCENDING&limit=1000&filter="))),
+            .any(|u| u.starts_with(&format!("{ORG}/api/v1/logs?since=2023-11-14T22%3A13%3A20.000Z&sortOrder=ASCENDING&limit=1000&filter="))),
         "the log polled from the walk's start: {all:?}"
     );
     assert_eq!(report.events_emitted, 9);

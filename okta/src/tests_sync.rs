@@ -441,6 +441,8 @@ struct Org {
     log: RefCell<Vec<Value>>,
     group_roles: RefCell<HashMap<String, Vec<Value>>>,
     group_members: RefCell<HashMap<String, Vec<String>>>,
+    /// A user's groups, factors and roles (`/users/{id}/groups|factors|roles`; none when absent).
+    parts: RefCell<HashMap<(String, String), Vec<Value>>>,
     /// Users per search page and events per log page the fake serves (≤ what was asked).
     page: StdCell<usize>,
     /// Log events that arrive only with the answer to this many log requests (a log page
@@ -551,9 +553,11 @@ impl Org {
                 r
             }
             ["api", "v1", "users", id] => users.get(*id).map_or_else(gone, |u| ok(u.clone())),
-            ["api", "v1", "users", id, _] => {
+            ["api", "v1", "users", id, part] => {
                 if users.contains_key(*id) {
-                    ok(j!([]))
+                    let parts = self.parts.borrow();
+                    let got = parts.get(&(id.to_string(), part.to_string()));
+                    ok(Value::Array(got.cloned().unwrap_or_default()))
                 } else {
                     gone()
                 }
@@ -737,12 +741,50 @@ fn each_log_event_kind_re_reads_its_user_by_id_and_emits_it_complete() {
     org.log("user.mfa.factor.activate", t, j!([user_target("00u7")]));
     org.log("user.mfa.factor.deactivate", t, j!([user_target("00u8")]));
     org.log("user.mfa.factor.reset_all", t, j!([user_target("00u9")]));
+    // What the org says now about three of them (their record's lastUpdated unchanged).
+    let mut parts = org.parts.borrow_mut();
+    parts.insert(
+        ("00u3".into(), "groups".into()),
+        vec![j!({"id": "00g9", "type": "OKTA_GROUP", "profile": {"name": "Engineering"}})],
+    );
+    parts.insert(
+        ("00u5".into(), "roles".into()),
+        vec![
+            j!({"id": "ra1", "type": "SUPER_ADMIN", "status": "ACTIVE", "assignmentType": "USER"}),
+        ],
+    );
+    parts.insert(
+        ("00u7".into(), "factors".into()),
+        vec![j!({"id": "f1", "factorType": "push", "status": "ACTIVE"})],
+    );
+    drop(parts);
     let d = fake(&org);
     after_walk(&d, sync_at(T0));
     let report = run(&d).unwrap();
     let events = emitted(&d);
     let want: Vec<String> = (1..=9).map(|i| format!("00u{i}")).collect();
     assert_eq!(uids(&events), want);
+    // Complete snapshots: groups, roles and factors read for every user.
+    let by = |id: &str| events.iter().find(|e| e["user"]["uid"] == id).unwrap();
+    assert_eq!(
+        by("00u3")["user"]["groups"],
+        j!([{"uid": "00g9", "name": "Engineering", "type": "OKTA_GROUP"}])
+    );
+    assert_eq!(by("00u5")["user"]["type_id"], 2, "Admin");
+    assert_eq!(
+        by("00u5")["enrichments"][0]["data"]["roles"],
+        j!(["SUPER_ADMIN"])
+    );
+    assert_eq!(by("00u7")["user"]["has_mfa"], true);
+    assert_eq!(
+        by("00u7")["enrichments"][0]["data"]["mfa_methods"],
+        j!(["push"])
+    );
+    for e in &events {
+        assert!(e["user"]["has_mfa"].is_boolean(), "factors read: {e}");
+        assert_ne!(e["user"]["type_id"], 0, "roles read: {e}");
+    }
+    assert_eq!(report.items_partial, 0);
     let all = urls(&d);
     for id in &want {
         assert!(

@@ -40,8 +40,10 @@ pub const MAX_PAGES_PER_RUN: u64 = 200;
 /// - `user.lifecycle.` — create, activate, deactivate, suspend, unsuspend, and the deletions
 ///   `user.lifecycle.delete.initiated` / `.completed` (system-log-query "User events";
 ///   OKTA.md "Deleted users");
-/// - `user.account.` — `update_profile` (the profile), `lock` / `unlock` (the status),
-///   `privilege.grant` / `.revoke` (roles assigned to the user; OKTA.md "Admin roles");
+/// - `user.account.` — `update_profile` (the profile; OKTA.md "Users"), `privilege.grant` /
+///   `.revoke` (roles assigned to the user; OKTA.md "Admin roles"), and whatever else Okta
+///   logs about an account under that prefix (a user read again costs requests, no events
+///   lost);
 /// - `group.user_membership.` — `add` / `remove` (system-log-query "Group event");
 /// - `group.privilege.` — `grant` / `revoke` (roles assigned to a group; OKTA.md "Admin
 ///   roles");

@@ -52,6 +52,10 @@ pub const MAX_LOG_AGE_MS: i64 = 85 * 24 * 3_600_000;
 /// are dropped: their users are read again next run, which costs requests, never events.
 pub const MAX_EDGE: usize = 2_000;
 
+/// Most admins remembered for the diff of the admin set; an org with more is left to the
+/// System Log's privilege events alone.
+pub const MAX_ADMINS: usize = 10_000;
+
 /// Where incremental runs stand.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SyncState {
@@ -73,6 +77,10 @@ pub struct SyncState {
     /// The run in flight (None: the next run starts a new one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<RunState>,
+    /// The users holding a role directly at the last run, sorted (None: not known yet, the
+    /// roles unreadable, or more than [`MAX_ADMINS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admins: Option<Vec<String>>,
 }
 
 /// An incremental run in flight.
@@ -134,6 +142,7 @@ pub fn run<D: Doors>(
     if let Some(w) = log_phase(ctx, cursor, cell, &mut sync, &mut run, &mut memory)? {
         return Ok(Outcome::NeedsWalk(w));
     }
+    admins_diff(ctx, &mut sync, &mut memory)?;
     // Both sources read: the watermark moves to the run's start, the overlap's users with it.
     sync.watermark_ms = run.now_ms.max(sync.watermark_ms);
     sync.edge = std::mem::take(&mut run.edge);
@@ -141,6 +150,82 @@ pub fn run<D: Doors>(
     cursor.sync = Some(sync);
     cell.write(ctx.doors, &*cursor)?;
     Ok(Outcome::Done)
+}
+
+/// The admin set read again and compared with the last run's (OKTA.md, "Incremental":
+/// "Admin set re-read each run and diffed"): a user who gained or lost its last directly
+/// assigned role is read again and emitted, whatever the System Log said. The first run
+/// after a walk only records the set. Unreadable (403: no `okta.roles.read`): forgotten.
+fn admins_diff<D: Doors>(
+    ctx: &mut Ctx<D>,
+    sync: &mut SyncState,
+    memory: &mut Memory,
+) -> Result<(), ConnectorError> {
+    let Some(now) = admin_ids(&ctx.client, &ctx.config.org_url)? else {
+        sync.admins = None;
+        return Ok(());
+    };
+    if let Some(before) = &sync.admins {
+        let before: HashSet<&String> = before.iter().collect();
+        let after: HashSet<&String> = now.iter().collect();
+        let mut changed: Vec<String> = before
+            .symmetric_difference(&after)
+            .filter(|id| !memory.read.contains(id.as_str()))
+            .map(|id| id.to_string())
+            .collect();
+        changed.sort();
+        let read = emit_users(ctx, memory.gen, &changed, &HashMap::new())?;
+        memory.read.extend(read);
+    }
+    if now.len() > MAX_ADMINS {
+        ctx.doors.log(
+            Level::Info,
+            &format!("{} users hold roles, more than the {MAX_ADMINS} compared between runs: role changes come from the System Log alone", now.len()),
+        );
+        sync.admins = None;
+    } else {
+        sync.admins = Some(now);
+    }
+    Ok(())
+}
+
+/// The ids of the users holding a role: `GET /api/v1/iam/assignees/users`, paged in the
+/// body (`value`, `_links.next.href`; spec `listUsersWithRoleAssignments`,
+/// `RoleAssignedUsers`; `limit` "Defaults to `100`"), sorted. None on 403 or 404.
+fn admin_ids<D: Doors>(
+    client: &Client<D>,
+    org: &str,
+) -> Result<Option<Vec<String>>, ConnectorError> {
+    let first = format!("{org}/api/v1/iam/assignees/users?limit=100");
+    let mut trail = Trail::starting_at(&first);
+    let mut next = Some(first);
+    let mut out = std::collections::BTreeSet::new();
+    while let Some(url) = next.take() {
+        let resp = client.get(&url)?;
+        let body = match part(client, &url, &resp, |v| v.is_object().then(|| v.clone()))? {
+            Part::Read(b) => b,
+            Part::Refused | Part::Gone => return Ok(None),
+        };
+        let items = body["value"].as_array().cloned().unwrap_or_default();
+        if let Some(link) = body["_links"]["next"]["href"].as_str() {
+            if !link.starts_with(&format!("{org}/")) {
+                return Err(upstream(
+                    &url,
+                    format!("the next link leaves the org ({})", first_line(link)),
+                ));
+            }
+            trail.step(&items, link).map_err(|e| upstream(&url, e))?;
+            next = Some(link.to_string());
+        }
+        out.extend(
+            items
+                .iter()
+                .filter_map(|u| u["id"].as_str())
+                .filter(|id| syslog::is_okta_id(id))
+                .map(str::to_string),
+        );
+    }
+    Ok(Some(out.into_iter().collect()))
 }
 
 /// What a run remembers while it goes (not stored: a resumed run only reads more).

@@ -443,6 +443,8 @@ struct Org {
     group_members: RefCell<HashMap<String, Vec<String>>>,
     /// A user's groups, factors and roles (`/users/{id}/groups|factors|roles`; none when absent).
     parts: RefCell<HashMap<(String, String), Vec<Value>>>,
+    /// Users holding a role (`/api/v1/iam/assignees/users`, one a page).
+    admins: RefCell<Vec<String>>,
     /// Users per search page and events per log page the fake serves (≤ what was asked).
     page: StdCell<usize>,
     /// Log events that arrive only with the answer to this many log requests (a log page
@@ -599,7 +601,21 @@ impl Org {
                 ));
                 r
             }
-            ["api", "v1", "iam", "assignees", "users"] => ok(j!({"value": [], "_links": {}})),
+            ["api", "v1", "iam", "assignees", "users"] => {
+                let admins = self.admins.borrow();
+                let from: usize = query(url, "after").map_or(0, |a| a.parse().unwrap());
+                let value: Vec<Value> = admins
+                    .iter()
+                    .skip(from)
+                    .take(1)
+                    .map(|id| j!({"id": id, "orn": format!("orn:okta:directory:00o1abcd:users:{id}")}))
+                    .collect();
+                let mut links = j!({});
+                if from + 1 < admins.len() {
+                    links["next"] = j!({"href": format!("{ORG}/api/v1/iam/assignees/users?limit=100&after={}", from + 1)});
+                }
+                ok(j!({"value": value, "_links": links}))
+            }
             _ => ok(j!([])),
         }
     }
@@ -1156,4 +1172,53 @@ fn an_incremental_run_reports_its_progress_per_page() {
             ("incremental-log".to_string(), 2, 2)
         ]
     );
+}
+
+#[test]
+fn the_admin_set_is_read_again_each_run_and_users_whose_roles_changed_are_emitted() {
+    let org = quiet_org();
+    *org.admins.borrow_mut() = vec!["00u1".into(), "00u2".into()];
+    let d = fake(&org);
+    after_walk(&d, sync_at(T0));
+    // The first run after the walk records the set (two pages of one), emits nothing.
+    run(&d).unwrap();
+    assert!(emitted(&d).is_empty());
+    assert_eq!(
+        stored(&d).sync.unwrap().admins,
+        Some(vec!["00u1".to_string(), "00u2".to_string()])
+    );
+    // 00u1 lost its role, 00u3 gained one, and the log said nothing of it.
+    *org.admins.borrow_mut() = vec!["00u2".into(), "00u3".into()];
+    org.at(T0 + 7_200_000);
+    d.clock.set(T0 + 7_200_000);
+    run(&d).unwrap();
+    assert_eq!(uids(&emitted(&d)), ["00u1", "00u3"]);
+    assert_eq!(
+        stored(&d).sync.unwrap().admins,
+        Some(vec!["00u2".to_string(), "00u3".to_string()])
+    );
+}
+
+#[test]
+fn without_okta_roles_read_the_admin_set_is_forgotten_and_the_run_goes_on() {
+    let org = quiet_org();
+    org.put_user("00u1", T0 + 60_000, "One");
+    let o = Rc::clone(&org);
+    let d = FakeDoors::new(move |_, r: &HttpRequest| {
+        if r.url.contains("/api/v1/iam/") {
+            json(
+                403,
+                &[("date", &http_date(o.now.get()))],
+                r#"{"errorCode":"E0000006"}"#,
+            )
+        } else {
+            o.answer(r)
+        }
+    });
+    let mut sync = sync_at(T0);
+    sync.admins = Some(vec!["00u9".into()]);
+    after_walk(&d, sync);
+    run(&d).unwrap();
+    assert_eq!(uids(&emitted(&d)), ["00u1"]);
+    assert_eq!(stored(&d).sync.unwrap().admins, None);
 }

@@ -39,7 +39,10 @@ struct Bucket {
     path: &'static str,
     limit: u64,
     remaining: u64,
+    /// When the window ends, on the local clock.
     reset_ms: i64,
+    /// The window's `X-Rate-Limit-Reset` as Okta gave it (which window it is).
+    reset_raw: i64,
     /// Our requests answered in the window ending at `reset_ms`.
     ours: u64,
 }
@@ -54,6 +57,10 @@ pub struct Client<'a, D: Doors> {
     pub requests: Cell<u64>,
     /// The `Date` of the last answer that had one (ms).
     date_ms: Cell<Option<i64>>,
+    /// Buckets whose answers carry no rate-limit headers: nothing to pace on.
+    unpaced: RefCell<Vec<&'static str>>,
+    /// The scopes the org authorization server refused to grant the service app.
+    refused: RefCell<Vec<String>>,
 }
 
 impl<'a, D: Doors> Client<'a, D> {
@@ -66,6 +73,8 @@ impl<'a, D: Doors> Client<'a, D> {
             buckets: RefCell::new(Vec::new()),
             requests: Cell::new(0),
             date_ms: Cell::new(None),
+            unpaced: RefCell::new(Vec::new()),
+            refused: RefCell::new(Vec::new()),
         }
     }
 
@@ -116,9 +125,55 @@ impl<'a, D: Doors> Client<'a, D> {
     /// signs the assertion (`aud` = this URL, `iss` = `sub` = client id) for the placeholder,
     /// the whole field's value, unencoded; with DPoP it adds the proof and retries a
     /// `use_dpop_nonce` answer itself (developer.okta.com/docs/guides/dpop).
+    ///
+    /// The org authorization server "validates all of the requested scopes in the request
+    /// against the service app's grants" (guides/implement-oauth-for-okta-serviceapp, "Grant
+    /// allowed scopes") and refuses the whole request with `invalid_scope` when one is not
+    /// granted (RFC 6749 §5.2: "exceeds the scope granted by the resource owner"). The scopes
+    /// its description names are then left out and the token asked for once more without
+    /// them: the run goes on without what they read (a 403 each, a partial event), and
+    /// `check` says which permission is missing.
     fn request_token(&self) -> Result<Token, ConnectorError> {
+        match self.request_token_once() {
+            Err(ConnectorError::Permission(m)) if self.refused.borrow().is_empty() => {
+                // The description, before the advice that names every scope.
+                let said = m.split("): grant").next().unwrap_or_default();
+                let refused: Vec<String> = SCOPES
+                    .split(' ')
+                    .filter(|s| said.contains(s))
+                    .map(str::to_string)
+                    .collect();
+                if refused.is_empty() || refused.len() == SCOPES.split(' ').count() {
+                    return Err(ConnectorError::Permission(m));
+                }
+                self.doors.log(
+                    Level::Warn,
+                    &format!(
+                        "the service app is not granted {}: asking for a token without {}",
+                        refused.join(", "),
+                        if refused.len() == 1 { "it" } else { "them" }
+                    ),
+                );
+                *self.refused.borrow_mut() = refused;
+                self.request_token_once()
+            }
+            other => other,
+        }
+    }
+
+    /// The scopes the org authorization server refused (none asked again since).
+    pub fn refused_scopes(&self) -> Vec<String> {
+        self.refused.borrow().clone()
+    }
+
+    fn request_token_once(&self) -> Result<Token, ConnectorError> {
         let url = format!("{}/oauth2/v1/token", self.config.org_url);
-        let scope = SCOPES.replace(' ', "%20");
+        let refused = self.refused.borrow().clone();
+        let scope = SCOPES
+            .split(' ')
+            .filter(|s| !refused.iter().any(|r| r == s))
+            .collect::<Vec<_>>()
+            .join("%20");
         let body = format!(
             "grant_type=client_credentials&scope={scope}&client_assertion_type={ASSERTION_TYPE}&client_assertion={{{{assertion:{OKTA_KEY}}}}}"
         );
@@ -220,11 +275,16 @@ impl<'a, D: Doors> Client<'a, D> {
     /// How many requests of the bucket `key` may start now: our share of the window (half
     /// its limit) less what we used, and what is left for anyone less a 5% reserve, the
     /// smaller. One when nothing is known of the bucket or its window has turned: a probe
-    /// that reads where the new window stands (a neighbour may have spent it already).
+    /// that reads where the new window stands (a neighbour may have spent it already). No
+    /// limit when the bucket's answers carry no rate-limit headers (nothing to pace on).
     fn room(&self, key: &str) -> u64 {
         let buckets = self.buckets.borrow();
         let Some(b) = buckets.iter().find(|b| b.path == key) else {
-            return 1;
+            return if self.unpaced.borrow().contains(&key) {
+                u64::MAX
+            } else {
+                1
+            };
         };
         if b.reset_ms <= self.doors.now_ms() {
             return 1;
@@ -364,15 +424,22 @@ impl<'a, D: Doors> Client<'a, D> {
             num("x-rate-limit-remaining"),
             num("x-rate-limit-reset"),
         ) else {
+            let key = bucket_of(url);
+            let mut unpaced = self.unpaced.borrow_mut();
+            if !unpaced.contains(&key) {
+                unpaced.push(key);
+            }
             return;
         };
-        let reset_ms = i64::try_from(reset.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let reset_raw = i64::try_from(reset).unwrap_or(i64::MAX);
+        let reset_ms = self.local_ms(resp, reset_raw);
         let path = bucket_of(url);
         let mut buckets = self.buckets.borrow_mut();
         match buckets.iter_mut().find(|b| b.path == path) {
-            Some(b) if reset_ms > b.reset_ms => {
+            Some(b) if reset_raw > b.reset_raw => {
                 // A later reset is a new window: our count starts again.
-                (b.ours, b.limit, b.remaining, b.reset_ms) = (1, limit, remaining, reset_ms);
+                (b.ours, b.limit, b.remaining) = (1, limit, remaining);
+                (b.reset_ms, b.reset_raw) = (reset_ms, reset_raw);
             }
             Some(b) => {
                 b.ours += 1;
@@ -384,8 +451,21 @@ impl<'a, D: Doors> Client<'a, D> {
                 limit,
                 remaining,
                 reset_ms,
+                reset_raw,
                 ours: 1,
             }),
+        }
+    }
+
+    /// An instant of Okta's clock (`X-Rate-Limit-Reset`, epoch seconds) on the local clock:
+    /// now plus how far it is from the answer's `Date` (RFC 9110 §6.6.1, the origin's clock
+    /// when it answered), so that a skewed local clock neither waits too long nor too little;
+    /// as given without a `Date`.
+    fn local_ms(&self, resp: &HttpResponse, okta_s: i64) -> i64 {
+        let at = okta_s.saturating_mul(1000);
+        match resp.header("date").and_then(time::parse_http_date_ms) {
+            Some(date) => self.doors.now_ms().saturating_add(at.saturating_sub(date)),
+            None => at,
         }
     }
 
@@ -398,7 +478,7 @@ impl<'a, D: Doors> Client<'a, D> {
         let reset = resp
             .header("x-rate-limit-reset")
             .and_then(|v| v.trim().parse::<i64>().ok())
-            .map(|s| s.saturating_mul(1000));
+            .map(|s| self.local_ms(resp, s));
         match reset {
             Some(at) if resp.status == 429 => (at.saturating_sub(now).max(0) as u64)
                 .saturating_add(jitter(now))
@@ -504,9 +584,12 @@ fn token_refused(config: &Config, url: &str, status: u16, json: &Value) -> Conne
             "check client_id '{}' and that the public key of [secrets.{OKTA_KEY}] is registered on the service app",
             config.client_id
         ),
-        "invalid_scope" => format!(
-            "grant the scopes {SCOPES} on the app's Okta API Scopes tab"
-        ),
+        "invalid_scope" => {
+            // The credentials were accepted; a permission is missing (RFC 6749 §5.2).
+            return ConnectorError::Permission(format!(
+                "permission missing: {url} answered {status} invalid_scope ({description}): grant the scopes {SCOPES} on the app's Okta API Scopes tab"
+            ));
+        }
         "invalid_dpop_proof" | "use_dpop_nonce" => {
             "the app requires DPoP: set dpop = true in the tenant file's [secrets.okta_key]".into()
         }

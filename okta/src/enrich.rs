@@ -146,8 +146,9 @@ pub fn read_factors<D: Doors>(
 /// (`/users/{id}/groups`, every page), factors (`/users/{id}/factors`), roles assigned to it
 /// (`/users/{id}/roles`) and the roles of its groups from the group facts of generation `gen`
 /// (Okta does not document that a user's roles list includes group-held ones: OKTA.md,
-/// "Admin roles"). None for a user whose record answers 404 (deleted). All requests at most
-/// `max_concurrency` in flight.
+/// "Admin roles"). None for a user whose record answers 404 (deleted): the records are read
+/// first, so a deleted user costs that one request. All requests at most `max_concurrency`
+/// in flight.
 #[allow(clippy::type_complexity)]
 pub fn read_complete<D: Doors>(
     ctx: &Ctx<D>,
@@ -156,32 +157,44 @@ pub fn read_complete<D: Doors>(
 ) -> Result<Vec<(String, Option<(Value, Enrichment)>)>, ConnectorError> {
     let client = &ctx.client;
     let org = &ctx.config.org_url;
-    let mut urls = Vec::with_capacity(ids.len() * 4);
-    for id in ids {
-        let base = format!("{org}/api/v1/users/{}", seg(id));
-        urls.push(base.clone());
-        urls.push(format!("{base}/groups"));
-        urls.push(format!("{base}/factors"));
-        urls.push(format!("{base}/roles"));
-    }
-    let answers = client.get_all(&urls)?;
-    let mut out = Vec::with_capacity(ids.len());
-    for (n, id) in ids.iter().enumerate() {
-        let at = |k: usize| (&urls[4 * n + k], &answers[4 * n + k]);
-        let (url, resp) = at(0);
-        let user = match part(client, url, resp, |v| v.is_object().then(|| v.clone()))? {
-            Part::Read(u) => u,
-            Part::Gone => {
-                out.push((id.clone(), None));
-                continue;
-            }
+    // First the records: a deleted user (404) costs no more requests.
+    let record_urls: Vec<String> = ids
+        .iter()
+        .map(|id| format!("{org}/api/v1/users/{}", seg(id)))
+        .collect();
+    let records = client.get_all(&record_urls)?;
+    let mut found = Vec::with_capacity(ids.len());
+    for ((id, url), resp) in ids.iter().zip(&record_urls).zip(records) {
+        match part(client, url, &resp, |v| v.is_object().then(|| v.clone()))? {
+            Part::Read(u) => found.push((id, url, Some(u))),
+            Part::Gone => found.push((id, url, None)),
             Part::Refused => {
                 return Err(ConnectorError::Permission(format!(
                     "{} answered 403: the credential cannot read users; grant okta.users.read",
                     path_of(url)
                 )))
             }
+        }
+    }
+    let mut urls = Vec::with_capacity(ids.len() * 3);
+    for (_, base, user) in &found {
+        if user.is_some() {
+            urls.push(format!("{base}/groups"));
+            urls.push(format!("{base}/factors"));
+            urls.push(format!("{base}/roles"));
+        }
+    }
+    let answers = client.get_all(&urls)?;
+    let mut out = Vec::with_capacity(ids.len());
+    let mut n = 0;
+    for (id, _, user) in found {
+        let Some(user) = user else {
+            out.push((id.clone(), None));
+            continue;
         };
+        let first = 3 * n;
+        n += 1;
+        let at = |k: usize| (&urls[first + k - 1], &answers[first + k - 1]);
         let (url, resp) = at(1);
         let groups = match part(client, url, resp, |v| {
             v.as_array()

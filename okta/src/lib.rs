@@ -36,6 +36,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The Okta connector.
 pub struct OktaConnector;
 
+#[cfg(test)]
+mod tests_walk;
+
 /// What a run works with: the doors, the configuration, the org's client, the org id and
 /// the report it fills.
 pub struct Ctx<'a, D: Doors> {
@@ -94,7 +97,7 @@ impl Connector for OktaConnector {
             // The host's verdicts read the detail's first words (PROBE_VERDICTS): a refused
             // assertion already says "token refused:", a 404 is the org URL's fault.
             let detail = match &e {
-                ConnectorError::Auth(m) => m.clone(),
+                ConnectorError::Auth(m) | ConnectorError::Permission(m) => m.clone(),
                 ConnectorError::Config(m) => format!("wrong endpoint: {m}"),
                 other => other.to_string(),
             };

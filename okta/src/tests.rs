@@ -328,6 +328,81 @@ fn a_refused_assertion_names_what_to_check() {
     assert_eq!(e, ConnectorError::Auth("token refused: https://acme.okta.test/oauth2/v1/token answered 401 invalid_client (The client_assertion signature is invalid.): check client_id '0oa1' and that the public key of [secrets.okta_key] is registered on the service app".into()));
 }
 
+#[test]
+fn a_scope_not_granted_is_left_out_of_the_token_request_and_check_says_permission_missing() {
+    let doors = FakeDoors::new(|_, r: &HttpRequest| {
+        if r.url == TOKEN_URL {
+            let body = String::from_utf8(r.body.clone().unwrap()).unwrap();
+            return if body.contains("okta.logs.read") {
+                json(
+                    400,
+                    &[],
+                    r#"{"error":"invalid_scope","error_description":"The following scopes are not allowed: okta.logs.read"}"#,
+                )
+            } else {
+                json(
+                    200,
+                    &[],
+                    r#"{"token_type":"Bearer","expires_in":3600,"access_token":"t"}"#,
+                )
+            };
+        }
+        if r.url.contains("/api/v1/logs") {
+            json(403, &[], r#"{"errorCode":"E0000006"}"#)
+        } else {
+            json(200, &[], "[]")
+        }
+    });
+    let c = config(&[("auth", "service_app"), ("client_id", "0oa1")]);
+    let probes = OktaConnector::check(&doors, &c).unwrap();
+    let got: Vec<(&str, bool)> = probes.iter().map(|p| (p.name.as_str(), p.ok)).collect();
+    assert_eq!(
+        got,
+        [
+            ("users", true),
+            ("groups", true),
+            ("roles", true),
+            ("logs", false)
+        ]
+    );
+    assert!(
+        probes[3]
+            .detail
+            .starts_with("permission missing: /api/v1/logs"),
+        "{}",
+        probes[3].detail
+    );
+    let tokens: Vec<String> = requests(&doors)
+        .into_iter()
+        .filter(|r| r.url == TOKEN_URL)
+        .map(|r| String::from_utf8(r.body.unwrap()).unwrap())
+        .collect();
+    assert_eq!(tokens.len(), 2);
+    assert!(tokens[1].contains(
+        "scope=okta.users.read%20okta.groups.read%20okta.roles.read&client_assertion_type"
+    ));
+}
+
+#[test]
+fn a_token_refused_for_its_scopes_alone_is_a_missing_permission() {
+    let doors = FakeDoors::new(|_, r: &HttpRequest| match r.url.as_str() {
+        WELL_KNOWN => org_answer(),
+        _ => json(
+            400,
+            &[],
+            r#"{"error":"invalid_scope","error_description":"The authorization server requires at least one scope."}"#,
+        ),
+    });
+    let c = config(&[("auth", "service_app"), ("client_id", "0oa1")]);
+    let probes = OktaConnector::check(&doors, &c).unwrap();
+    assert_eq!(probes.len(), 1);
+    assert_eq!(probes[0].detail, "permission missing: https://acme.okta.test/oauth2/v1/token answered 400 invalid_scope (The authorization server requires at least one scope.): grant the scopes okta.users.read okta.groups.read okta.roles.read okta.logs.read on the app's Okta API Scopes tab");
+    assert!(matches!(
+        OktaConnector::run(&doors, &c),
+        Err(ConnectorError::Permission(_))
+    ));
+}
+
 // --- check -----------------------------------------------------------------------------
 
 #[test]
@@ -563,6 +638,34 @@ fn the_run_stops_at_half_the_bucket_and_waits_for_the_window_to_turn() {
     assert!(
         sent[6] < 1_700_000_090_000,
         "a new window has room again: {sent:?}"
+    );
+}
+
+#[test]
+fn a_reset_is_read_against_the_answer_s_date_not_the_local_clock() {
+    // Okta's clock is an hour behind the local one (1_700_000_000 s is 22:13:20 GMT); its
+    // window resets 30 s after its Date, and the bucket is spent.
+    let doors = FakeDoors::new(|_, _r: &HttpRequest| {
+        json(
+            200,
+            &[
+                ("x-rate-limit-limit", "600"),
+                ("x-rate-limit-remaining", "0"),
+                ("x-rate-limit-reset", "1699996430"),
+                ("date", "Tue, 14 Nov 2023 21:13:20 GMT"),
+            ],
+            "[]",
+        )
+    });
+    let c = config(&[]);
+    let client = Client::new(&doors, &c);
+    client.get(FIRST).unwrap();
+    assert_eq!(doors.slept.get(), 0);
+    client.get(FIRST).unwrap();
+    let slept = doors.slept.get();
+    assert!(
+        (30_000..31_000).contains(&slept),
+        "30 s of Okta's clock plus jitter, slept {slept}"
     );
 }
 

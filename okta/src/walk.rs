@@ -150,7 +150,14 @@ pub fn run<D: Doors>(
         match w.stage {
             Stage::Begin => {
                 // Committed first: from here on no incremental run starts on what is deleted.
-                commit(ctx, cursor, cell, &w, Vec::new())?;
+                // The first slice's cursor (`users/cursor`, format 1) goes with it.
+                commit(
+                    ctx,
+                    cursor,
+                    cell,
+                    &w,
+                    vec![KvWrite::delete("users/cursor".into())],
+                )?;
                 state::delete_all(ctx.doors, facts::ROOT)?;
                 state::delete_all(ctx.doors, WALK_ROOT)?;
                 next_stage(ctx, &mut w, Stage::Groups);
@@ -306,9 +313,12 @@ fn groups<D: Doors>(
         let mut admin = Vec::new();
         for g in &page {
             let Some(r) = group_ref(g) else { continue };
-            // Without stats the group might hold roles: its roles are read.
-            if g["_embedded"]["stats"]["hasAdminPrivlege"]
+            // Without stats the group might hold roles: its roles are read. (The spec spells
+            // it `hasAdminPrivlege`; the correct spelling is taken too, should Okta fix it.)
+            let stats = &g["_embedded"]["stats"];
+            if stats["hasAdminPrivlege"]
                 .as_bool()
+                .or_else(|| stats["hasAdminPrivilege"].as_bool())
                 .unwrap_or(true)
             {
                 admin.push(found.len());

@@ -142,7 +142,7 @@ pub fn run<D: Doors>(
     if let Some(w) = log_phase(ctx, cursor, cell, &mut sync, &mut run, &mut memory)? {
         return Ok(Outcome::NeedsWalk(w));
     }
-    admins_diff(ctx, &mut sync, &mut memory)?;
+    admins_diff(ctx, &mut sync, &mut run, &mut memory)?;
     // Both sources read: the watermark moves to the run's start, the overlap's users with it.
     sync.watermark_ms = run.now_ms.max(sync.watermark_ms);
     sync.edge = std::mem::take(&mut run.edge);
@@ -159,6 +159,7 @@ pub fn run<D: Doors>(
 fn admins_diff<D: Doors>(
     ctx: &mut Ctx<D>,
     sync: &mut SyncState,
+    run: &mut RunState,
     memory: &mut Memory,
 ) -> Result<(), ConnectorError> {
     let Some(now) = admin_ids(&ctx.client, &ctx.config.org_url)? else {
@@ -175,7 +176,7 @@ fn admins_diff<D: Doors>(
             .collect();
         changed.sort();
         let read = emit_users(ctx, memory.gen, &changed, &HashMap::new())?;
-        memory.read.extend(read);
+        remember(memory, run, read);
     }
     if now.len() > MAX_ADMINS {
         ctx.doors.log(
@@ -226,6 +227,23 @@ fn admin_ids<D: Doors>(
         );
     }
     Ok(Some(out.into_iter().collect()))
+}
+
+/// Remembers users just emitted: read in this run, and, when their record's `lastUpdated`
+/// falls inside the next run's overlap (after `run.now_ms − 5 min`), in the next run's
+/// `edge`, so that the search does not bring them back unchanged — whichever source made
+/// this run read them (the search lags; the log or the admin set may have come first).
+fn remember(memory: &mut Memory, run: &mut RunState, read: Vec<(String, Option<i64>)>) {
+    let from = run.now_ms.saturating_sub(OVERLAP_MS);
+    for (id, updated) in read {
+        if let Some(at) = updated.filter(|at| *at > from) {
+            if !run.edge.iter().any(|(i, a)| *i == id && *a == at) {
+                run.edge.push((id.clone(), at));
+            }
+        }
+        memory.read.insert(id);
+    }
+    trim_edge(&mut run.edge);
 }
 
 /// What a run remembers while it goes (not stored: a resumed run only reads more).
@@ -370,7 +388,7 @@ fn users_phase<D: Doors>(
             }
         }
         let read = emit_users(ctx, memory.gen, &ids, &HashMap::new())?;
-        memory.read.extend(read);
+        remember(memory, run, read);
         trim_edge(&mut run.edge);
         run.users_next = link.clone();
         run.users_done = link.is_none();
@@ -438,7 +456,7 @@ fn log_phase<D: Doors>(
         }
         let empty = page.events.is_empty();
         if !empty {
-            apply(ctx, &page.events, now, run.now_ms, memory)?;
+            apply(ctx, &page.events, now, run, memory)?;
         }
         // A polling query always brings a next link; without one the same page is asked
         // again next time (events again, never fewer).
@@ -471,9 +489,10 @@ fn apply<D: Doors>(
     ctx: &mut Ctx<D>,
     events: &[Value],
     now: i64,
-    run_start: i64,
+    run: &mut RunState,
     memory: &mut Memory,
 ) -> Result<(), ConnectorError> {
+    let run_start = run.now_ms;
     let c = syslog::changes(events);
     if c.skipped > 0 {
         ctx.report.items_skipped += c.skipped;
@@ -520,7 +539,7 @@ fn apply<D: Doors>(
         }
     }
     let read = emit_users(ctx, memory.gen, &ids, &deletions)?;
-    memory.read.extend(read);
+    remember(memory, run, read);
     Ok(())
 }
 
@@ -605,13 +624,13 @@ fn group_members<D: Doors>(
 /// Reads users `ids` complete by id and emits them; a user answering 404 that the log says
 /// was deleted (`deletions`: login, `published`) becomes its deletion event, one answering
 /// 404 otherwise is left to the log (its deletion event comes with the log's). Returns the
-/// ids emitted as users.
+/// users emitted, with the `lastUpdated` (ms) of the record read.
 fn emit_users<D: Doors>(
     ctx: &mut Ctx<D>,
     gen: u32,
     ids: &[String],
     deletions: &HashMap<String, (Option<String>, i64)>,
-) -> Result<Vec<String>, ConnectorError> {
+) -> Result<Vec<(String, Option<i64>)>, ConnectorError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -628,7 +647,8 @@ fn emit_users<D: Doors>(
                         if e.is_partial() {
                             ctx.report.items_partial += 1;
                         }
-                        users.push(id.clone());
+                        let updated = user["lastUpdated"].as_str().and_then(parse_rfc3339_ms);
+                        users.push((id.clone(), updated));
                         out_ids.push(id);
                         events.push(event.to_string());
                     }

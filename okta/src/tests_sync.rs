@@ -443,6 +443,8 @@ struct Org {
     group_members: RefCell<HashMap<String, Vec<String>>>,
     /// A user's groups, factors and roles (`/users/{id}/groups|factors|roles`; none when absent).
     parts: RefCell<HashMap<(String, String), Vec<Value>>>,
+    /// How far the search index lags: users changed more recently are not found by it.
+    lag_ms: StdCell<i64>,
     /// Users holding a role (`/api/v1/iam/assignees/users`, one a page).
     admins: RefCell<Vec<String>>,
     /// Users per search page and events per log page the fake serves (≤ what was asked).
@@ -526,8 +528,10 @@ impl Org {
                 if let Some(rest) = search.strip_prefix("lastUpdated%20gt%20%22") {
                     let since = parse_rfc3339_ms(&rest.replace("%3A", ":").replace("%22", ""))
                         .expect("a time in the search");
+                    let visible = self.now.get() - self.lag_ms.get();
                     all.retain(|u| {
-                        parse_rfc3339_ms(u["lastUpdated"].as_str().unwrap()).unwrap() > since
+                        let at = parse_rfc3339_ms(u["lastUpdated"].as_str().unwrap()).unwrap();
+                        at > since && at <= visible
                     });
                     all.sort_by_key(|u| {
                         (
@@ -1221,4 +1225,27 @@ fn without_okta_roles_read_the_admin_set_is_forgotten_and_the_run_goes_on() {
     run(&d).unwrap();
     assert_eq!(uids(&emitted(&d)), ["00u1"]);
     assert_eq!(stored(&d).sync.unwrap().admins, None);
+}
+
+#[test]
+fn a_user_the_lagging_search_missed_but_the_log_brought_is_not_read_again_next_run() {
+    let org = quiet_org();
+    org.lag_ms.set(120_000);
+    // Renamed 30 s before the run: the index does not show it yet, the log does.
+    let at = T0 + 3_600_000 - 30_000;
+    org.put_user("00u1", at, "Renamed");
+    org.log("user.account.update_profile", at, j!([user_target("00u1")]));
+    let d = fake(&org);
+    after_walk(&d, sync_at(T0));
+    run(&d).unwrap();
+    assert_eq!(uids(&emitted(&d)), ["00u1"]);
+    assert_eq!(stored(&d).sync.unwrap().edge, [("00u1".to_string(), at)]);
+    // Three minutes later the index shows it, unchanged, inside the overlap: not read again.
+    org.at(T0 + 3_780_000);
+    d.clock.set(T0 + 3_780_000);
+    d.events.borrow_mut().clear();
+    d.calls.borrow_mut().clear();
+    run(&d).unwrap();
+    assert!(emitted(&d).is_empty(), "{:?}", uids(&emitted(&d)));
+    assert!(!urls(&d).contains(&format!("{ORG}/api/v1/users/00u1")));
 }

@@ -11,10 +11,12 @@
 pub mod client;
 pub mod config;
 pub mod cursor;
+pub mod deleted;
 pub mod enrich;
 pub mod facts;
 pub mod incremental;
 pub mod map;
+pub mod syslog;
 pub mod walk;
 
 use connector_sdk::connector::{Connector, Description, EgressPlan, Probe};
@@ -245,3 +247,5 @@ fn org_id<D: Doors>(client: &Client<D>, config: &Config) -> Result<String, Conne
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_sync;

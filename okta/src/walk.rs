@@ -178,6 +178,7 @@ pub fn run<D: Doors>(
                     log_next: None,
                     log_since_ms: w.start_ms,
                     log_at_ms: w.start_ms,
+                    ..SyncState::default()
                 });
                 cell.write(ctx.doors, &*cursor)?;
                 if old != 0 && old != w.gen {

@@ -430,8 +430,9 @@ async fn beside_a_noisy_neighbour_the_walk_stays_under_its_share_without_a_429()
     const USERS: usize = 1_200;
     const NOISY: u32 = 700;
     let w = scaled_walk(USERS, K, OktaConfig::default(), |e| {
-        e.set_noisy_neighbour(Bucket::OtherApi, Some(NOISY));
+        // This window's part, then every later window's.
         e.consume(Bucket::OtherApi, NOISY);
+        e.set_noisy_neighbour(Bucket::OtherApi, Some(NOISY));
     })
     .await;
     let stats = w.emulator.stats();
@@ -466,23 +467,19 @@ async fn beside_a_noisy_neighbour_the_walk_stays_under_its_share_without_a_429()
     assert_views_equal(&views(&w.events), &w.emulator.with_org(oracle));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_429_of_the_concurrency_cap_is_waited_out_and_the_walk_completes() {
-    // Okta caps requests in flight per org (75 by default); here the cap is 2 while the
-    // connector sends up to 10 at once (its default max_concurrency): the excess is answered
-    // 429 with a Reset about a second ahead ("only an estimate"), to be waited out, then asked
-    // again. (Four worker threads: the emulator answers on the test's runtime, and with two
-    // it could never have more than two requests in flight.)
+/// A walk of 300 users while Okta's cap on requests in flight is 2 and the connector sends up
+/// to 10 at once (its default `max_concurrency`): the excess is answered 429 with a Reset
+/// about a second ahead ("only a suggested value"), to be waited out, then asked again.
+async fn capped_walk() -> ScaledWalk {
     const K: u32 = 20;
-    const USERS: usize = 300;
     let config = OktaConfig {
         concurrency_limit: 2,
         ..unlimited()
     };
-    let w = scaled_walk(USERS, K, config, |_| {}).await;
+    let w = scaled_walk(300, K, config, |_| {}).await;
     let stats = w.emulator.stats();
     println!(
-        "k = {K}: {USERS} users in {:?} real, {:?} virtual waiting; {} concurrency 429s; host saw {:?}",
+        "k = {K}: 300 users in {:?} real, {:?} virtual waiting; {} concurrency 429s; host saw {:?}",
         w.real,
         w.slept * K,
         stats.concurrency_limited,
@@ -492,23 +489,38 @@ async fn a_429_of_the_concurrency_cap_is_waited_out_and_the_walk_completes() {
         stats.concurrency_limited > 0,
         "the connector's parallel reads met the cap"
     );
+    w
+}
+
+// Four worker threads: the emulator answers on the test's runtime, and with two it could
+// never have more than two requests in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_429_of_the_concurrency_cap_is_asked_again_and_the_walk_completes() {
+    let w = capped_walk().await;
+    let stats = w.emulator.stats();
     assert_eq!(stats.rate_limited, 0, "no bucket was spent");
     assert_eq!(
         w.report.http_status.get(&429).copied(),
         Some(stats.concurrency_limited),
         "the host saw every concurrency 429"
     );
-    assert_eq!(w.events.len(), USERS, "every refused read was asked again");
+    assert_eq!(w.events.len(), 300, "every refused read was asked again");
     assert_views_equal(&views(&w.events), &w.emulator.with_org(oracle));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_429_of_the_concurrency_cap_is_waited_out_until_its_reset() {
+    const K: u32 = 20;
+    let w = capped_walk().await;
+    let refused = w.emulator.stats().concurrency_limited;
     // Each wait lasts until the 429's Reset (at most 1 s ahead, plus up to 1 s of jitter),
     // not until the bucket's minute window ends: the buckets were never short. At most one
     // wait per refused request, in virtual time.
     let waited = w.slept * K;
-    let bound = Duration::from_secs(3) * stats.concurrency_limited as u32;
+    let bound = Duration::from_secs(3) * refused as u32;
     assert!(
         waited <= bound,
-        "{waited:?} waited for {} concurrency 429s: more than each one's Reset",
-        stats.concurrency_limited
+        "{waited:?} waited for {refused} concurrency 429s: more than each one's Reset"
     );
 }
 

@@ -120,8 +120,11 @@ impl Limiter {
     }
 
     /// Sets (or clears) a neighbour that spends `per_window` requests of the bucket at the
-    /// start of every window, from the next window on (the current one is left as counted).
-    pub(crate) fn set_noisy(&mut self, bucket: Bucket, per_window: Option<u32>) {
+    /// start of every window, from the next window on (the current one is left as counted,
+    /// even when nothing has touched it yet).
+    pub(crate) fn set_noisy(&mut self, bucket: Bucket, per_window: Option<u32>, now_secs: i64) {
+        // Open the current window under the old setting first.
+        self.org_count(bucket, now_secs.div_euclid(WINDOW_SECS));
         match per_window {
             Some(n) => self.noisy.insert(bucket, n),
             None => self.noisy.remove(&bucket),
@@ -241,7 +244,12 @@ mod tests {
     #[test]
     fn a_standing_neighbour_spends_its_part_of_every_window() {
         let mut limiter = Limiter::default();
-        limiter.set_noisy(Bucket::Groups, Some(495));
+        limiter.set_noisy(Bucket::Groups, Some(495), 60);
+        assert_eq!(
+            limiter.used(Bucket::Groups, 60),
+            0,
+            "not in the window it was set in"
+        );
         for _ in 0..5 {
             assert!(limiter.admit(Bucket::Groups, "app", 500, 50, 120).allowed);
         }
@@ -251,7 +259,7 @@ mod tests {
             495,
             "again in the next window"
         );
-        limiter.set_noisy(Bucket::Groups, None);
+        limiter.set_noisy(Bucket::Groups, None, 180);
         assert_eq!(limiter.used(Bucket::Groups, 240), 0);
     }
 

@@ -304,7 +304,8 @@ impl Emulator {
     /// the bucket at the start of every one-minute window (`None` stops it). It takes effect
     /// from the next window; call [`Emulator::consume`] for the current one.
     pub fn set_noisy_neighbour(&self, bucket: Bucket, per_window: Option<u32>) {
-        lock(&self.shared.limiter).set_noisy(bucket, per_window);
+        let now = self.shared.clock.now_secs();
+        lock(&self.shared.limiter).set_noisy(bucket, per_window, now);
     }
 
     /// Org-wide requests counted in the current window of a bucket (every client).

@@ -27,6 +27,9 @@ use graph_emulator::{Emulator, EmulatorConfig, Tenant};
 #[path = "cli/check.rs"]
 mod check;
 #[cfg(feature = "simulation")]
+#[path = "cli/demo_okta.rs"]
+mod demo_okta;
+#[cfg(feature = "simulation")]
 #[path = "cli/emulator.rs"]
 mod emulator;
 #[path = "cli/output.rs"]
@@ -176,10 +179,15 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Run the built-in Entra connector against its simulation, the Graph emulator (a
-    /// simulated tenant on 127.0.0.1).
+    /// Run a built-in connector against its simulation on 127.0.0.1: the Entra connector
+    /// against the Graph emulator (default), or the Okta connector against the Okta emulator
+    /// (`--connector okta`).
     #[cfg(feature = "simulation")]
     Demo {
+        /// The connector to run: entra-id (a simulated Entra ID tenant) or okta (a simulated
+        /// Okta org, read with an API token).
+        #[arg(long, default_value = "entra-id", value_parser = ["entra-id", "okta"])]
+        connector: String,
         /// Users in the simulated tenant.
         #[arg(long, default_value_t = 1000)]
         users: usize,
@@ -189,10 +197,12 @@ enum Command {
         /// Folder for the checkpoint database and the events file (emptied of both first).
         #[arg(long, default_value = "demo-out")]
         out: PathBuf,
-        /// After the first run, create this many users and run again (an incremental run).
+        /// After the first run, create this many users and run again (an incremental run;
+        /// entra-id only).
         #[arg(long, default_value_t = 0)]
         then_add: usize,
-        /// Simulate a tenant without an Entra ID P1/P2 licence (no signInActivity).
+        /// Simulate a tenant without an Entra ID P1/P2 licence (no signInActivity; entra-id
+        /// only).
         #[arg(long)]
         no_premium: bool,
     },
@@ -282,12 +292,20 @@ async fn main() {
         Command::Check { config } => cmd_check(&config).await,
         #[cfg(feature = "simulation")]
         Command::Demo {
+            connector,
             users,
             seed,
             out,
             then_add,
             no_premium,
-        } => cmd_demo(users, seed, &out, then_add, !no_premium).await,
+        } => match connector.as_str() {
+            "okta" if then_add > 0 || no_premium => fail(
+                "--then-add and --no-premium apply to --connector entra-id only; remove them",
+                EXIT_CONFIG,
+            ),
+            "okta" => demo_okta::demo(users, seed, &out).await,
+            _ => cmd_demo(users, seed, &out, then_add, !no_premium).await,
+        },
         Command::Describe { connector } => {
             match ConnectorChoice::parse(&connector, Path::new("")) {
                 Ok(choice) => cmd_describe(&choice).await,
@@ -566,8 +584,9 @@ async fn cmd_serve(tenants: &Path, once: bool, listen: Option<std::net::SocketAd
     serve_exit_code(&summary)
 }
 
+/// Removes a demo's checkpoint database and events file from `out` (a demo starts anew).
 #[cfg(feature = "simulation")]
-async fn cmd_demo(users: usize, seed: u64, out: &Path, then_add: usize, premium: bool) -> i32 {
+fn clear_demo_out(out: &Path) {
     for f in [
         "events.jsonl",
         "checkpoints.sqlite",
@@ -576,6 +595,11 @@ async fn cmd_demo(users: usize, seed: u64, out: &Path, then_add: usize, premium:
     ] {
         let _ = std::fs::remove_file(out.join(f));
     }
+}
+
+#[cfg(feature = "simulation")]
+async fn cmd_demo(users: usize, seed: u64, out: &Path, then_add: usize, premium: bool) -> i32 {
+    clear_demo_out(out);
     let emu_config = EmulatorConfig {
         premium,
         // Graph's own page size for relation lists (the emulator's default of 4 is for tests).

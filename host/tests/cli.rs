@@ -1171,10 +1171,19 @@ async fn operator_a_connector_by_name_describes_it_and_an_unknown_name_lists_the
         .args(["--no-cache", "describe", "--connector", "okta"])
         .output()
         .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("okta-users "), "{text}");
+    assert!(text.contains("org_url"), "{text}");
+
+    let out = Command::new(BIN)
+        .args(["--no-cache", "describe", "--connector", "google"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert_eq!(
         error_line(&out),
-        "error: [tenant] connector = \"okta\": no connector of this name is built in (built in: entra-id); name one of them or a .wasm file"
+        "error: [tenant] connector = \"google\": no connector of this name is built in (built in: entra-id, okta); name one of them or a .wasm file"
     );
 
     // The same from a tenant file's run, before anything is opened.
@@ -1184,9 +1193,9 @@ async fn operator_a_connector_by_name_describes_it_and_an_unknown_name_lists_the
     let cfg = tenant_file_with(
         dir.path(),
         &emu,
-        "okta.toml",
+        "google.toml",
         "key = \"cli-test\"",
-        "key = \"cli-test\"\nconnector = \"okta\"",
+        "key = \"cli-test\"\nconnector = \"google\"",
     );
     let out = host(
         vec!["run".into(), "--config".into(), cfg],
@@ -1195,7 +1204,7 @@ async fn operator_a_connector_by_name_describes_it_and_an_unknown_name_lists_the
     .await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
-        error_line(&out).contains("connector = \"okta\": no connector of this name is built in"),
+        error_line(&out).contains("connector = \"google\": no connector of this name is built in"),
         "{}",
         stderr(&out)
     );

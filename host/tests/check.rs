@@ -905,7 +905,10 @@ async fn operator_check_of_an_okta_service_app_signs_rs256_by_default_and_passes
     let text = std::fs::read_to_string(&cfg).unwrap();
     std::fs::write(
         &cfg,
-        text.replace("kind = \"private_key\"", "kind = \"private_key\"\nalgorithm = \"PS256\""),
+        text.replace(
+            "kind = \"private_key\"",
+            "kind = \"private_key\"\nalgorithm = \"PS256\"",
+        ),
     )
     .unwrap();
     let out = okta_check(&cfg, "").await;

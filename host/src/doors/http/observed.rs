@@ -95,6 +95,7 @@ impl Observed {
     }
 
     /// Records an answer: kept when it is an error (4xx, 5xx) or answers a filled secret.
+    #[cfg(test)]
     pub(crate) fn answer(&mut self, origin: &str, status: u16, carried_secret: bool) {
         self.answer_oauth(origin, status, carried_secret, None);
     }

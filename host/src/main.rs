@@ -3,7 +3,7 @@
 //! product work against the built-in Entra connector's simulated Graph.
 //!
 //! The CLI ships the built-in connectors (`builtin-connectors`); a tenant picks one with
-//! `[tenant] connector = "entra-id"` (the default) or names a component file.
+//! `[tenant] connector = "entra-id"` (the default) or `"okta"`, or names a component file.
 //!
 //! Exit codes: 0 success; 2 configuration or secret (a wrong endpoint, for `check`); 3
 //! credentials refused; 4 permission missing (or a failed `check` probe nothing else
@@ -32,6 +32,9 @@ mod demo_okta;
 #[cfg(feature = "simulation")]
 #[path = "cli/emulator.rs"]
 mod emulator;
+#[cfg(feature = "simulation")]
+#[path = "cli/emulator_okta.rs"]
+mod emulator_okta;
 #[path = "cli/output.rs"]
 mod output;
 #[path = "cli/progress.rs"]
@@ -99,8 +102,10 @@ fn serve_exit_code(summary: &Summary) -> i32 {
     about = "Runs sandboxed inventory connectors (WebAssembly components) for identity-provider tenants.",
     long_about = "Runs sandboxed inventory connectors (WebAssembly components) for identity-provider tenants.\n\n\
 A tenant file picks its connector: `[tenant] connector = \"entra-id\"` (built in, the default: Microsoft\n\
-Entra ID users as OCSF 1.8.0 'User Inventory Info' (5003) events) or the path of a component file.\n\
-Start with `connector-host demo`: it runs the real component against a simulated tenant on 127.0.0.1."
+Entra ID users as OCSF 1.8.0 'User Inventory Info' (5003) events), `connector = \"okta\"` (built in: Okta\n\
+users, the same class) or the path of a component file.\n\
+Start with `connector-host demo` (or `demo --connector okta`): it runs the real component against a\n\
+simulated tenant on 127.0.0.1."
 )]
 struct Cli {
     /// Log format on stderr: text or json.
@@ -225,21 +230,26 @@ enum Command {
         #[arg(long, value_name = "ADDR:PORT")]
         listen: Option<std::net::SocketAddr>,
     },
-    /// Serve the built-in Entra connector's simulated Graph on 127.0.0.1 until Ctrl-C, and
-    /// write a ready tenant file pointing at it (`run` and `check` take it as it is).
+    /// Serve the built-in Entra connector's simulated Graph (or, with `--connector okta`,
+    /// the Okta connector's simulated org) on 127.0.0.1 until Ctrl-C, and write a ready
+    /// tenant file pointing at it (`run` and `check` take it as it is).
     #[cfg(feature = "simulation")]
     Emulator {
+        /// Whose simulation: entra-id (the Graph emulator) or okta (the Okta emulator).
+        #[arg(long, default_value = "entra-id", value_parser = ["entra-id", "okta"])]
+        connector: String,
         /// Users in the simulated tenant.
         #[arg(long, default_value_t = 100)]
         users: usize,
         /// Seed of the simulated tenant (same seed, same users).
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// The Graph server's port (0: a free one, printed). The login server takes the
-        /// next port unless --login-port says otherwise.
+        /// The Graph server's (okta: the org's) port (0: a free one, printed). The login
+        /// server takes the next port unless --login-port says otherwise.
         #[arg(long, default_value_t = 0)]
         port: u16,
-        /// The login server's port (default: --port + 1, or a free one with --port 0).
+        /// The login server's port (default: --port + 1, or a free one with --port 0;
+        /// entra-id only).
         #[arg(long)]
         login_port: Option<u16>,
         /// Folder for the tenant file (tenant.toml), its secret file (client_secret), and the
@@ -319,11 +329,30 @@ async fn main() {
         } => cmd_serve(&tenants, once, listen).await,
         #[cfg(feature = "simulation")]
         Command::Emulator {
+            connector,
             users,
             seed,
             port,
             login_port,
             out,
+        } if connector == "okta" => match login_port {
+            Some(_) => fail(
+                "--login-port applies to --connector entra-id only (an Okta org serves its token endpoint itself); remove it",
+                EXIT_CONFIG,
+            ),
+            None => match emulator_okta::serve(users, seed, port, out).await {
+                Ok(()) => 0,
+                Err((message, code)) => fail(message, code),
+            },
+        },
+        #[cfg(feature = "simulation")]
+        Command::Emulator {
+            users,
+            seed,
+            port,
+            login_port,
+            out,
+            ..
         } => {
             let options = emulator::EmulatorOptions {
                 users,

@@ -944,3 +944,34 @@ async fn operator_check_of_an_okta_service_app_without_a_scope_is_exit_4() {
     );
     emu.shutdown().await;
 }
+
+/// An `org_url` naming a server that is not an Okta org (here the Graph emulator's login
+/// server: every Okta path answers 404) is a wrong endpoint, exit 2, naming `org_url`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_check_of_an_okta_tenant_whose_org_url_is_no_okta_org_is_exit_2() {
+    let okta = okta_emulator(None).await;
+    let graph = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = okta_tenant_file(dir.path(), &okta, false);
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace(&okta.base_url(), &origin(&graph.login_endpoint())),
+    )
+    .unwrap();
+    let out = okta_check(&cfg, DEFAULT_API_TOKEN).await;
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{text}\n{err}");
+    let users = named(&text, "users");
+    assert!(
+        users.starts_with("FAIL")
+            && users.contains("wrong endpoint: /api/v1/users?limit=1 answered 404")
+            && users.contains("org_url"),
+        "{users}"
+    );
+    assert!(
+        line_of(&text, "verdict").starts_with("verdict: wrong endpoint"),
+        "{text}"
+    );
+    okta.shutdown().await;
+}

@@ -536,10 +536,18 @@ async fn demo_runs_the_simulated_tenant_and_prints_a_summary() {
 async fn demo_connector_okta_syncs_a_simulated_org_and_prints_a_summary() {
     let dir = tempfile::tempdir().unwrap();
     let args = |extra: &[&str]| {
-        let mut a: Vec<String> = ["demo", "--connector", "okta", "--users", "120", "--seed", "5"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut a: Vec<String> = [
+            "demo",
+            "--connector",
+            "okta",
+            "--users",
+            "120",
+            "--seed",
+            "5",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         a.extend(extra.iter().map(|s| s.to_string()));
         a.extend(["--out".to_string(), dir.path().display().to_string()]);
         a
@@ -558,7 +566,8 @@ async fn demo_connector_okta_syncs_a_simulated_org_and_prints_a_summary() {
         assert!(text.lines().any(|l| l == line), "{line:?} in:\n{text}");
     }
     assert!(text.contains("  okta emulator served    "), "{text}");
-    assert!(stderr(&out).contains("starting the Okta emulator with a simulated org of 120 users (seed 5)"));
+    assert!(stderr(&out)
+        .contains("starting the Okta emulator with a simulated org of 120 users (seed 5)"));
     let events: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("events.jsonl"))
         .unwrap()
         .lines()
@@ -1368,6 +1377,101 @@ async fn operator_the_emulator_command_prints_a_tenant_file_that_check_and_run_a
     assert_eq!(run.status.code(), Some(0), "run: {}", stderr(&run));
     let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
     assert_eq!(events.lines().count(), 12, "one event per user");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+/// Issue 21, point 6: `connector-host emulator --connector okta` serves a simulated Okta
+/// org and writes a tenant file of the built-in `okta` connector (an API token in a file of
+/// its own) that `check` and `run` take as it is; SIGTERM stops it with exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_the_emulator_command_serves_an_okta_org_that_check_and_run_accept() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("okta");
+    let refused = host(
+        vec![
+            "emulator".into(),
+            "--connector".into(),
+            "okta".into(),
+            "--login-port".into(),
+            "1".into(),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(error_line(&refused).contains("--login-port applies to --connector entra-id only"));
+    let mut child = Command::new(BIN)
+        .args([
+            "emulator",
+            "--connector",
+            "okta",
+            "--users",
+            "15",
+            "--seed",
+            "5",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let printed = tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let done = line == "serving until Ctrl-C";
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        lines
+    });
+    let printed = tokio::time::timeout(std::time::Duration::from_secs(120), printed)
+        .await
+        .expect("the emulator starts")
+        .unwrap();
+    let text = printed.join("\n");
+    let token = connector_host::simulation::okta_emulator::DEFAULT_API_TOKEN;
+    for want in [
+        "org URL         http://127.0.0.1:",
+        &format!("API token       {token}"),
+        "connector = \"okta\"",
+        "[secrets.okta_token]",
+        "prefix = \"SSWS\"",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(out.join("okta_token")).unwrap(),
+        token
+    );
+    let file = out.join("tenant.toml");
+    let args = |cmd: &str| {
+        vec![
+            cmd.to_string(),
+            "--config".into(),
+            file.display().to_string(),
+        ]
+    };
+    let check = host(args("check"), None).await;
+    assert_eq!(check.status.code(), Some(0), "check: {}", stderr(&check));
+    let run = host(args("run"), None).await;
+    assert_eq!(run.status.code(), Some(0), "run: {}", stderr(&run));
+    let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
+    assert_eq!(events.lines().count(), 15, "one event per user");
 
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

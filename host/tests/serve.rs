@@ -1517,7 +1517,10 @@ async fn the_example_tenants_files_mix_entra_and_okta_and_their_connectors_take_
             ConnectorChoice::Builtin("okta".into()),
             "okta-users".to_string(),
             vec!["https://acme.okta.com".to_string()],
-            vec![(secret.to_string(), vec!["https://acme.okta.com".to_string()])],
+            vec![(
+                secret.to_string(),
+                vec!["https://acme.okta.com".to_string()],
+            )],
         )
     };
     assert_eq!(

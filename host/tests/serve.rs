@@ -1330,19 +1330,22 @@ async fn operator_listen_on_the_command_line_overrides_a_taken_serve_listen() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_serve_runs_an_entra_and_an_okta_tenant_each_into_its_sink() {
     use connector_host::simulation::okta_emulator::{
-        Emulator as OktaEmulator, OktaClock, OktaConfig, Org, DEFAULT_API_TOKEN,
+        Bucket, Emulator as OktaEmulator, OktaClock, OktaConfig, Org, DEFAULT_API_TOKEN,
     };
     let graph = Emulator::start(Tenant::generated(3, 8), EmulatorConfig::default())
         .await
         .unwrap();
     let clock = OktaClock::system();
-    let okta = OktaEmulator::start(
-        Org::generated(21, 30, clock.now_ms()),
-        OktaConfig::default(),
-        clock,
-    )
-    .await
-    .unwrap();
+    // Buckets wide enough that the full walk (a generated org has 300+ groups, a member page
+    // each) never waits for a window: this test is about two connectors in one serve; the
+    // pacing under Okta's default limits has its own tests (tests/).
+    let mut config = OktaConfig::default();
+    for bucket in Bucket::ALL {
+        config.rate_limits.insert(bucket, 100_000);
+    }
+    let okta = OktaEmulator::start(Org::generated(21, 30, clock.now_ms()), config, clock)
+        .await
+        .unwrap();
     let okta_users = okta.with_org(|o| o.users().count());
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

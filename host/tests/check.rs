@@ -785,8 +785,14 @@ fn okta_key(name: &str) -> PathBuf {
 /// An Okta org of 20 users on the real clock (assertions carry real times), its service app
 /// holding the test RSA key and `scopes` (None: every scope).
 async fn okta_emulator(scopes: Option<&[&str]>) -> OktaEmulator {
+    okta_emulator_with(scopes, false).await
+}
+
+/// [`okta_emulator`], the service app requiring DPoP-bound tokens when `dpop`.
+async fn okta_emulator_with(scopes: Option<&[&str]>, dpop: bool) -> OktaEmulator {
     let clock = OktaClock::system();
     let mut config = OktaConfig::default();
+    config.service_apps[0].require_dpop = dpop;
     config.service_apps[0].keys = vec![AppKey::Pem(
         std::fs::read_to_string(okta_key("rsa_public.pem")).unwrap(),
     )];
@@ -918,6 +924,41 @@ async fn operator_check_of_an_okta_service_app_signs_rs256_by_default_and_passes
         line_of(&text, "verdict").starts_with("verdict: credentials refused"),
         "{text}"
     );
+    emu.shutdown().await;
+}
+
+/// A service app that requires DPoP (README's `examples/tenants/okta-service-app.toml`):
+/// `dpop = true` in `[config]` and on the key passes; without the proofs, Okta answers the
+/// token request `invalid_dpop_proof` (developer.okta.com/docs/guides/dpop): credentials
+/// refused, exit 3, naming the fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_check_of_an_okta_service_app_requiring_dpop_passes_with_dpop_true() {
+    let emu = okta_emulator_with(None, true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = okta_tenant_file(dir.path(), &emu, true);
+    let plain = std::fs::read_to_string(&cfg).unwrap();
+    let with_dpop = plain
+        .replace(
+            &format!("auth = \"service_app\"\nclient_id = \"{DEFAULT_CLIENT_ID}\"\n"),
+            &format!("auth = \"service_app\"\nclient_id = \"{DEFAULT_CLIENT_ID}\"\ndpop = true\n"),
+        )
+        .replace(
+            "kind = \"private_key\"",
+            "kind = \"private_key\"\ndpop = true",
+        );
+    assert_ne!(with_dpop, plain);
+    std::fs::write(&cfg, &with_dpop).unwrap();
+    let out = okta_check(&cfg, "").await;
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{text}\n{err}");
+    for probe in ["users", "groups", "roles", "logs"] {
+        assert!(named(&text, probe).starts_with("ok  "), "{text}");
+    }
+    std::fs::write(&cfg, &plain).unwrap();
+    let out = okta_check(&cfg, "").await;
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(3), "{text}\n{err}");
+    assert!(text.contains("dpop = true"), "{text}");
     emu.shutdown().await;
 }
 

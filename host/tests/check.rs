@@ -1016,3 +1016,47 @@ async fn operator_check_of_an_okta_tenant_whose_org_url_is_no_okta_org_is_exit_2
     );
     okta.shutdown().await;
 }
+
+/// The other two verdicts of an Okta tenant, as for Entra: the org failing (a 500 from the
+/// logs endpoint) is the upstream service, exit 5; an `[egress] allow` that leaves the org
+/// out is the host's refusal, exit 7, naming the origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_check_of_an_okta_org_failing_is_exit_5_and_an_egress_refusal_exit_7() {
+    use connector_host::simulation::okta_emulator::Fault;
+    let emu = okta_emulator(None).await;
+    emu.add_fault(Fault {
+        path_contains: "/api/v1/logs".into(),
+        status: 500,
+        times: 1,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = okta_tenant_file(dir.path(), &emu, false);
+    let out = okta_check(&cfg, DEFAULT_API_TOKEN).await;
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(5), "{text}\n{err}");
+    assert!(named(&text, "users").starts_with("ok  "), "{text}");
+    assert!(named(&text, "logs").starts_with("FAIL"), "{text}");
+    assert!(
+        line_of(&text, "verdict").starts_with("verdict: the upstream service failed"),
+        "{text}"
+    );
+
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace(
+            "allow_loopback_http = true",
+            "allow_loopback_http = true\nallow = [\"https://other.okta.com\"]",
+        ),
+    )
+    .unwrap();
+    let out = okta_check(&cfg, DEFAULT_API_TOKEN).await;
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(7), "{text}\n{err}");
+    let egress = named(&text, "egress");
+    assert!(
+        egress.starts_with("FAIL") && egress.contains(&emu.base_url()),
+        "{egress}"
+    );
+    emu.shutdown().await;
+}

@@ -435,6 +435,20 @@ impl<'a, D: Doors> Client<'a, D> {
         let reset_ms = self.local_ms(resp, reset_raw);
         let path = bucket_of(url);
         let mut buckets = self.buckets.borrow_mut();
+        // A 429 of the concurrency cap says nothing of the bucket: "when a request exceeds
+        // the limit for concurrent requests, X-Rate-Limit-Limit, X-Rate-Limit-Remaining, and
+        // X-Rate-Limit-Reset report the concurrent values" and its Reset "is only an
+        // estimate" (developer.okta.com/docs/reference/rl-best-practices; rl2-monitor: the
+        // first two are 0). Folded into the bucket it would park the run until the window
+        // turns; `wait_for` waits out its Reset instead. So a 429 is noted only when it
+        // carries the bucket's own limit (the bucket's window is spent).
+        if resp.status == 429
+            && !buckets
+                .iter()
+                .any(|b| b.path == path && b.limit == limit && limit > 0)
+        {
+            return;
+        }
         match buckets.iter_mut().find(|b| b.path == path) {
             Some(b) if reset_raw > b.reset_raw => {
                 // A later reset is a new window: our count starts again.

@@ -241,7 +241,10 @@ impl<'a, D: Doors> Client<'a, D> {
     /// or app may use at most half a bucket by default (developer.okta.com/docs/reference/
     /// rl2-token-oauth: "each API token or OAuth 2.0 app can use up to 50% of a bucket's
     /// total rate limit"), and no `Retry-After` is documented (OKTA.md, "Rate limits").
-    /// So a connector counts its own requests of each window and stops at half the limit,
+    /// The headers describe the org-wide bucket (Okta's example there is
+    /// `X-Rate-Limit-Limit: 1200`, the org-wide figure of most `/api/v1` endpoints, while
+    /// a token is held to half of it), not the token's share, so they cannot tell us our
+    /// share is spent: a connector counts its own requests of each window and stops at half the limit,
     /// and other integrations share the bucket: it also leaves the last 5% to them (and to
     /// itself, a 429 never), then waits for the window to turn.
     pub fn send(&self, req: HttpRequest) -> Result<HttpResponse, ConnectorError> {

@@ -207,6 +207,16 @@ impl TenantRun {
 /// is loaded as a signing key with its certificate ([`crate::credentials::load`]), read
 /// again at each run so a rotated file is picked up. `Err` names the secret.
 pub fn connector_secrets(specs: &BTreeMap<String, SecretSpec>) -> Result<SecretSet, SecretError> {
+    connector_secrets_for(specs, None)
+}
+
+/// [`connector_secrets`] for the connector whose `describe` name is `connector`: a
+/// private key without `algorithm` signs with that connector's default
+/// ([`crate::credentials::default_algorithm`]: RS256 for an RSA key of the Okta connector).
+pub fn connector_secrets_for(
+    specs: &BTreeMap<String, SecretSpec>,
+    connector: Option<&str>,
+) -> Result<SecretSet, SecretError> {
     let mut set = SecretSet::new();
     for (name, spec) in specs {
         let error = |message: String| SecretError {
@@ -220,7 +230,9 @@ pub fn connector_secrets(specs: &BTreeMap<String, SecretSpec>) -> Result<SecretS
             .collect::<Result<Vec<_>, _>>()?;
         match spec.kind().map_err(error)? {
             SecretKind::PrivateKey => {
-                let credential = crate::credentials::load(&credential_spec(spec)).map_err(error)?;
+                let mut spec = credential_spec(spec);
+                spec.connector = connector.map(str::to_string);
+                let credential = crate::credentials::load(&spec).map_err(error)?;
                 set.insert_private_key(name.clone(), Arc::new(credential), origins);
             }
             SecretKind::Value => {
@@ -247,6 +259,7 @@ pub fn credential_spec(spec: &SecretSpec) -> crate::credentials::CredentialSpec 
         x5t: spec.x5t,
         kid: spec.kid.clone(),
         dpop: spec.dpop.unwrap_or(false),
+        connector: None,
     }
 }
 
@@ -373,14 +386,13 @@ pub fn credential_expiries(specs: &BTreeMap<String, SecretSpec>) -> Vec<crate::e
 /// With them, when each stops working where the host knows it ([`crate::expiry`]): read
 /// here, at each run, so a rotated certificate or a changed `expires` counts at the next run.
 fn tenant_connector_secrets(cfg: &TenantConfig) -> Result<SecretSet, RunError> {
-    let mut secrets =
-        connector_secrets(&cfg.secrets).map_err(|SecretError { name, message }| {
-            RunError::Secret {
-                tenant: cfg.key.clone(),
-                name,
-                message,
-            }
-        })?;
+    let mut secrets = connector_secrets_for(&cfg.secrets, cfg.connector_name.as_deref()).map_err(
+        |SecretError { name, message }| RunError::Secret {
+            tenant: cfg.key.clone(),
+            name,
+            message,
+        },
+    )?;
     let certificates: Vec<crate::expiry::Expiry> = secrets
         .private_keys()
         .filter_map(|(name, key)| {

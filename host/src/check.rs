@@ -177,7 +177,12 @@ pub fn verdict(
         if observed.secret_refused().is_some() || observed.saw(401, false) {
             found.push(Verdict::Token);
         }
-        if observed.saw(403, false) {
+        // A token endpoint's `invalid_scope` (RFC 6749 §5.2: the scope "exceeds the scope
+        // granted by the resource owner"; an Okta service app asking for an Okta API scope
+        // it was not granted on its Okta API Scopes tab, developer.okta.com/docs/guides/
+        // implement-oauth-for-okta-serviceapp, "Grant allowed scopes"): the credentials were
+        // accepted, a permission is missing.
+        if observed.saw(403, false) || observed.scope_refused().is_some() {
             found.push(Verdict::Permission);
         }
         if !observed.unanswered.is_empty()
@@ -318,6 +323,33 @@ mod tests {
         assert_eq!(verdict(&failed, &seen, true), Some(Verdict::Endpoint));
         seen.deny("https://graph", "not in the allowlist");
         assert_eq!(verdict(&failed, &seen, true), Some(Verdict::Egress));
+    }
+
+    #[test]
+    fn a_scope_not_granted_at_the_token_endpoint_is_a_missing_permission_not_a_refusal() {
+        let failed = Ok(vec![probe(false, "permission missing: invalid_scope")]);
+        let mut seen = Observed::default();
+        seen.answer_oauth("https://org", 400, true, Some("invalid_scope"));
+        assert!(seen.secret_refused().is_none());
+        assert_eq!(verdict(&failed, &seen, false), Some(Verdict::Permission));
+        // Any other token error is refused credentials, as before.
+        seen.answer_oauth("https://org", 401, true, Some("invalid_client"));
+        assert_eq!(verdict(&failed, &seen, false), Some(Verdict::Token));
+        assert_eq!(
+            crate::doors::http::observed::oauth_error_of(
+                br#"{"error":"invalid_scope","error_description":"x"}"#
+            ),
+            Some("invalid_scope")
+        );
+        assert_eq!(
+            crate::doors::http::observed::oauth_error_of(br#"{"error":"made up"}"#),
+            None,
+            "only RFC 6749's codes are kept, never other text"
+        );
+        assert_eq!(
+            crate::doors::http::observed::oauth_error_of(b"<html>"),
+            None
+        );
     }
 
     #[test]

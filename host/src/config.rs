@@ -726,6 +726,11 @@ pub struct TenantConfig {
     pub sink: SinkSpec,
     /// Limits.
     pub limits: LimitsSpec,
+    /// The `describe` name of the component's connector (`entra-id-users`, `okta-users`),
+    /// once the component is loaded ([`crate::Runtime::resolve_egress`] sets it; None from
+    /// the file): it picks the default algorithm of a `private_key` secret without one
+    /// ([`crate::credentials::default_algorithm`]).
+    pub connector_name: Option<String>,
 }
 
 impl TenantConfig {
@@ -895,6 +900,7 @@ impl TenantConfig {
             postgres,
             sink,
             limits,
+            connector_name: None,
         })
     }
 }

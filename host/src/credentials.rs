@@ -66,6 +66,33 @@ pub fn parse_algorithm(name: &str) -> Option<Algorithm> {
     })
 }
 
+/// The default algorithm of an RSA key by the connector that asks for assertions (its
+/// `describe` name), where [`KeyType::default_algorithm`]'s PS256 is refused by the receiver.
+///
+/// - `okta-users` (the Okta connector): Okta's org authorization server verifies
+///   `private_key_jwt` client assertions signed with RS256, RS384, RS512, ES256, ES384 or
+///   ES512 and no PS* algorithm (developer.okta.com/docs/guides/build-self-signed-jwt, "JWT
+///   with a private key"; developer.okta.com/docs/api/openapi/okta-oauth/guides/client-auth,
+///   "JWT with private key"; host/okta-emulator/OKTA.md, "Auth"), so RS256, the one every
+///   Okta guide's key is generated for ("Algorithm — RSA256",
+///   developer.okta.com/docs/guides/implement-oauth-for-okta-serviceapp, "Create a
+///   public/private key pair").
+///
+/// Every other connector keeps PS256 (Entra ID: Microsoft's recommendation). An explicit
+/// `algorithm` always wins; EC keys keep ES256/ES384, which Okta accepts too.
+pub const RSA_DEFAULTS: &[(&str, Algorithm)] = &[("okta-users", Algorithm::RS256)];
+
+/// The algorithm a key of `key_type` signs with when the tenant file sets none, for the
+/// connector named `connector` (its `describe` name; None: not known, the key type's own
+/// default): [`RSA_DEFAULTS`], else [`KeyType::default_algorithm`].
+pub fn default_algorithm(key_type: KeyType, connector: Option<&str>) -> Algorithm {
+    let table = connector.and_then(|name| RSA_DEFAULTS.iter().find(|(n, _)| *n == name));
+    match (key_type, table) {
+        (KeyType::Rsa, Some((_, alg))) => *alg,
+        _ => key_type.default_algorithm(),
+    }
+}
+
 /// What kind of key a file holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyType {
@@ -354,6 +381,10 @@ pub struct CredentialSpec {
     pub kid: Option<String>,
     /// `dpop = true`.
     pub dpop: bool,
+    /// The `describe` name of the connector the assertions are for (set once its component
+    /// is loaded: [`crate::config::TenantConfig::connector_name`]); with no `algorithm`, it
+    /// picks an RSA key's default ([`default_algorithm`]).
+    pub connector: Option<String>,
 }
 
 /// A loaded private key credential: signs client assertions and, with `dpop`, DPoP proofs.
@@ -408,7 +439,7 @@ pub fn load(spec: &CredentialSpec) -> Result<PrivateKeyCredential, String> {
     let key = parse_private_key(&text, what, &shown)?;
     drop(text);
     let algorithm = match &spec.algorithm {
-        None => key.key_type.default_algorithm(),
+        None => default_algorithm(key.key_type, spec.connector.as_deref()),
         Some(name) => parse_algorithm(name).ok_or_else(|| {
             format!(
                 "algorithm = \"{name}\" is not one of {}",

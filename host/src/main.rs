@@ -3,7 +3,7 @@
 //! product work against the built-in Entra connector's simulated Graph.
 //!
 //! The CLI ships the built-in connectors (`builtin-connectors`); a tenant picks one with
-//! `[tenant] connector = "entra-id"` (the default) or names a component file.
+//! `[tenant] connector = "entra-id"` (the default) or `"okta"`, or names a component file.
 //!
 //! Exit codes: 0 success; 2 configuration or secret (a wrong endpoint, for `check`); 3
 //! credentials refused; 4 permission missing (or a failed `check` probe nothing else
@@ -27,8 +27,14 @@ use graph_emulator::{Emulator, EmulatorConfig, Tenant};
 #[path = "cli/check.rs"]
 mod check;
 #[cfg(feature = "simulation")]
+#[path = "cli/demo_okta.rs"]
+mod demo_okta;
+#[cfg(feature = "simulation")]
 #[path = "cli/emulator.rs"]
 mod emulator;
+#[cfg(feature = "simulation")]
+#[path = "cli/emulator_okta.rs"]
+mod emulator_okta;
 #[path = "cli/output.rs"]
 mod output;
 #[path = "cli/progress.rs"]
@@ -96,8 +102,10 @@ fn serve_exit_code(summary: &Summary) -> i32 {
     about = "Runs sandboxed inventory connectors (WebAssembly components) for identity-provider tenants.",
     long_about = "Runs sandboxed inventory connectors (WebAssembly components) for identity-provider tenants.\n\n\
 A tenant file picks its connector: `[tenant] connector = \"entra-id\"` (built in, the default: Microsoft\n\
-Entra ID users as OCSF 1.8.0 'User Inventory Info' (5003) events) or the path of a component file.\n\
-Start with `connector-host demo`: it runs the real component against a simulated tenant on 127.0.0.1."
+Entra ID users as OCSF 1.8.0 'User Inventory Info' (5003) events), `connector = \"okta\"` (built in: Okta\n\
+users, the same class) or the path of a component file.\n\
+Start with `connector-host demo` (or `demo --connector okta`): it runs the real component against a\n\
+simulated tenant on 127.0.0.1."
 )]
 struct Cli {
     /// Log format on stderr: text or json.
@@ -176,10 +184,15 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Run the built-in Entra connector against its simulation, the Graph emulator (a
-    /// simulated tenant on 127.0.0.1).
+    /// Run a built-in connector against its simulation on 127.0.0.1: the Entra connector
+    /// against the Graph emulator (default), or the Okta connector against the Okta emulator
+    /// (`--connector okta`).
     #[cfg(feature = "simulation")]
     Demo {
+        /// The connector to run: entra-id (a simulated Entra ID tenant) or okta (a simulated
+        /// Okta org, read with an API token).
+        #[arg(long, default_value = "entra-id", value_parser = ["entra-id", "okta"])]
+        connector: String,
         /// Users in the simulated tenant.
         #[arg(long, default_value_t = 1000)]
         users: usize,
@@ -189,10 +202,12 @@ enum Command {
         /// Folder for the checkpoint database and the events file (emptied of both first).
         #[arg(long, default_value = "demo-out")]
         out: PathBuf,
-        /// After the first run, create this many users and run again (an incremental run).
+        /// After the first run, create this many users and run again (an incremental run;
+        /// entra-id only).
         #[arg(long, default_value_t = 0)]
         then_add: usize,
-        /// Simulate a tenant without an Entra ID P1/P2 licence (no signInActivity).
+        /// Simulate a tenant without an Entra ID P1/P2 licence (no signInActivity; entra-id
+        /// only).
         #[arg(long)]
         no_premium: bool,
     },
@@ -215,21 +230,26 @@ enum Command {
         #[arg(long, value_name = "ADDR:PORT")]
         listen: Option<std::net::SocketAddr>,
     },
-    /// Serve the built-in Entra connector's simulated Graph on 127.0.0.1 until Ctrl-C, and
-    /// write a ready tenant file pointing at it (`run` and `check` take it as it is).
+    /// Serve the built-in Entra connector's simulated Graph (or, with `--connector okta`,
+    /// the Okta connector's simulated org) on 127.0.0.1 until Ctrl-C, and write a ready
+    /// tenant file pointing at it (`run` and `check` take it as it is).
     #[cfg(feature = "simulation")]
     Emulator {
+        /// Whose simulation: entra-id (the Graph emulator) or okta (the Okta emulator).
+        #[arg(long, default_value = "entra-id", value_parser = ["entra-id", "okta"])]
+        connector: String,
         /// Users in the simulated tenant.
         #[arg(long, default_value_t = 100)]
         users: usize,
         /// Seed of the simulated tenant (same seed, same users).
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// The Graph server's port (0: a free one, printed). The login server takes the
-        /// next port unless --login-port says otherwise.
+        /// The Graph server's (okta: the org's) port (0: a free one, printed). The login
+        /// server takes the next port unless --login-port says otherwise.
         #[arg(long, default_value_t = 0)]
         port: u16,
-        /// The login server's port (default: --port + 1, or a free one with --port 0).
+        /// The login server's port (default: --port + 1, or a free one with --port 0;
+        /// entra-id only).
         #[arg(long)]
         login_port: Option<u16>,
         /// Folder for the tenant file (tenant.toml), its secret file (client_secret), and the
@@ -282,12 +302,20 @@ async fn main() {
         Command::Check { config } => cmd_check(&config).await,
         #[cfg(feature = "simulation")]
         Command::Demo {
+            connector,
             users,
             seed,
             out,
             then_add,
             no_premium,
-        } => cmd_demo(users, seed, &out, then_add, !no_premium).await,
+        } => match connector.as_str() {
+            "okta" if then_add > 0 || no_premium => fail(
+                "--then-add and --no-premium apply to --connector entra-id only; remove them",
+                EXIT_CONFIG,
+            ),
+            "okta" => demo_okta::demo(users, seed, &out).await,
+            _ => cmd_demo(users, seed, &out, then_add, !no_premium).await,
+        },
         Command::Describe { connector } => {
             match ConnectorChoice::parse(&connector, Path::new("")) {
                 Ok(choice) => cmd_describe(&choice).await,
@@ -301,11 +329,30 @@ async fn main() {
         } => cmd_serve(&tenants, once, listen).await,
         #[cfg(feature = "simulation")]
         Command::Emulator {
+            connector,
             users,
             seed,
             port,
             login_port,
             out,
+        } if connector == "okta" => match login_port {
+            Some(_) => fail(
+                "--login-port applies to --connector entra-id only (an Okta org serves its token endpoint itself); remove it",
+                EXIT_CONFIG,
+            ),
+            None => match emulator_okta::serve(users, seed, port, out).await {
+                Ok(()) => 0,
+                Err((message, code)) => fail(message, code),
+            },
+        },
+        #[cfg(feature = "simulation")]
+        Command::Emulator {
+            users,
+            seed,
+            port,
+            login_port,
+            out,
+            ..
         } => {
             let options = emulator::EmulatorOptions {
                 users,
@@ -566,8 +613,9 @@ async fn cmd_serve(tenants: &Path, once: bool, listen: Option<std::net::SocketAd
     serve_exit_code(&summary)
 }
 
+/// Removes a demo's checkpoint database and events file from `out` (a demo starts anew).
 #[cfg(feature = "simulation")]
-async fn cmd_demo(users: usize, seed: u64, out: &Path, then_add: usize, premium: bool) -> i32 {
+fn clear_demo_out(out: &Path) {
     for f in [
         "events.jsonl",
         "checkpoints.sqlite",
@@ -576,6 +624,11 @@ async fn cmd_demo(users: usize, seed: u64, out: &Path, then_add: usize, premium:
     ] {
         let _ = std::fs::remove_file(out.join(f));
     }
+}
+
+#[cfg(feature = "simulation")]
+async fn cmd_demo(users: usize, seed: u64, out: &Path, then_add: usize, premium: bool) -> i32 {
+    clear_demo_out(out);
     let emu_config = EmulatorConfig {
         premium,
         // Graph's own page size for relation lists (the emulator's default of 4 is for tests).

@@ -762,3 +762,301 @@ async fn operator_a_credential_ending_within_30_days_warns_and_an_ended_one_fail
         "{text}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The built-in Okta connector (issue 21): its probes classify like Entra's, against the Okta
+// emulator (okta-emulator, written from Okta's docs) on 127.0.0.1.
+
+use connector_host::simulation::okta_emulator::{
+    AppKey, Emulator as OktaEmulator, OktaClock, OktaConfig, Org, DEFAULT_API_TOKEN,
+    DEFAULT_CLIENT_ID,
+};
+
+/// The environment variable holding the Okta API token in these tests.
+const OKTA_TOKEN_VAR: &str = "CHECK_TEST_OKTA_TOKEN";
+
+/// The Okta emulator's test keys (host/okta-emulator/tests/keys).
+fn okta_key(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("okta-emulator/tests/keys")
+        .join(name)
+}
+
+/// An Okta org of 20 users on the real clock (assertions carry real times), its service app
+/// holding the test RSA key and `scopes` (None: every scope).
+async fn okta_emulator(scopes: Option<&[&str]>) -> OktaEmulator {
+    okta_emulator_with(scopes, false).await
+}
+
+/// [`okta_emulator`], the service app requiring DPoP-bound tokens when `dpop`.
+async fn okta_emulator_with(scopes: Option<&[&str]>, dpop: bool) -> OktaEmulator {
+    let clock = OktaClock::system();
+    let mut config = OktaConfig::default();
+    config.service_apps[0].require_dpop = dpop;
+    config.service_apps[0].keys = vec![AppKey::Pem(
+        std::fs::read_to_string(okta_key("rsa_public.pem")).unwrap(),
+    )];
+    if let Some(scopes) = scopes {
+        config.service_apps[0].scopes = scopes.iter().map(|s| s.to_string()).collect();
+    }
+    OktaEmulator::start(Org::generated(21, 20, clock.now_ms()), config, clock)
+        .await
+        .unwrap()
+}
+
+/// A tenant file of the built-in `okta` connector for `emu`: with `service_app`, the service
+/// app's RSA key (copied into `dir`, mode 0600) and no `algorithm`, else an API token from
+/// [`OKTA_TOKEN_VAR`] as `Authorization: SSWS <token>`.
+fn okta_tenant_file(dir: &Path, emu: &OktaEmulator, service_app: bool) -> PathBuf {
+    let credential = if service_app {
+        let key = dir.join("okta.key");
+        std::fs::copy(okta_key("rsa_private.pem"), &key).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        format!(
+            "auth = \"service_app\"\nclient_id = \"{DEFAULT_CLIENT_ID}\"\n\n\
+             [secrets.okta_key]\nkind = \"private_key\"\nfile = \"okta.key\"\nclient_id = \"{DEFAULT_CLIENT_ID}\"\n"
+        )
+    } else {
+        format!(
+            "\n[secrets.okta_token]\nenv = \"{OKTA_TOKEN_VAR}\"\nheader = \"Authorization\"\nprefix = \"SSWS\"\n"
+        )
+    };
+    let text = format!(
+        "[tenant]\nkey = \"okta-checked\"\nconnector = \"okta\"\n\n[config]\norg_url = \"{org}\"\n{credential}\n\
+         [egress]\nallow_loopback_http = true\n\n[state]\ncheckpoint_db = \"state/checkpoints.sqlite\"\n\n\
+         [sink]\nkind = \"jsonl\"\npath = \"out/events.jsonl\"\n",
+        org = emu.base_url()
+    );
+    let path = dir.join("okta.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `check --config` of an Okta tenant file, the API token variable set to `token`.
+async fn okta_check(config: &Path, token: &str) -> Output {
+    let config = config.to_path_buf();
+    let token = token.to_string();
+    tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .arg("check")
+            .arg("--config")
+            .arg(&config)
+            .env(OKTA_TOKEN_VAR, token)
+            .output()
+            .expect("connector-host starts")
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_check_of_an_okta_org_passes_with_its_token_and_a_wrong_token_is_exit_3() {
+    let emu = okta_emulator(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = okta_tenant_file(dir.path(), &emu, false);
+    let out = okta_check(&cfg, DEFAULT_API_TOKEN).await;
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{text}\n{err}");
+    for (probe, scope) in [
+        ("users", "okta.users.read"),
+        ("groups", "okta.groups.read"),
+        ("roles", "okta.roles.read"),
+        ("logs", "okta.logs.read"),
+    ] {
+        let line = named(&text, probe);
+        assert!(
+            line.starts_with("ok  ") && line.contains(&format!("{scope}: readable")),
+            "{line}"
+        );
+    }
+    assert!(named(&text, "sink [jsonl]").starts_with("ok  "), "{text}");
+
+    let wrong = "00wrongSSWStoken9x8y7z6w5v4u3t2s1r0q-Okta";
+    let out = okta_check(&cfg, wrong).await;
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(3), "{text}\n{err}");
+    let users = named(&text, "users");
+    assert!(
+        users.starts_with("FAIL")
+            && users.contains("token refused: /api/v1/users?limit=1 answered 401")
+            && users.contains("okta_token"),
+        "{users}"
+    );
+    assert!(
+        line_of(&text, "verdict").starts_with("verdict: credentials refused"),
+        "{text}"
+    );
+    assert!(!text.contains(wrong) && !err.contains(wrong), "{text}{err}");
+    emu.shutdown().await;
+}
+
+/// A service app's key with no `algorithm` signs RS256 for the Okta connector: the emulator,
+/// like Okta, refuses PS256 (the default for Entra), so a passing check shows the default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_check_of_an_okta_service_app_signs_rs256_by_default_and_passes() {
+    let emu = okta_emulator(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = okta_tenant_file(dir.path(), &emu, true);
+    let out = okta_check(&cfg, "").await;
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{text}\n{err}");
+    for probe in ["users", "groups", "roles", "logs"] {
+        assert!(named(&text, probe).starts_with("ok  "), "{text}");
+    }
+    // Told to sign PS256, the same key is refused where it is sent: credentials, exit 3.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace(
+            "kind = \"private_key\"",
+            "kind = \"private_key\"\nalgorithm = \"PS256\"",
+        ),
+    )
+    .unwrap();
+    let out = okta_check(&cfg, "").await;
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(3), "{text}\n{err}");
+    assert!(
+        line_of(&text, "verdict").starts_with("verdict: credentials refused"),
+        "{text}"
+    );
+    emu.shutdown().await;
+}
+
+/// A service app that requires DPoP (README's `examples/tenants/okta-service-app.toml`):
+/// `dpop = true` in `[config]` and on the key passes; without the proofs, Okta answers the
+/// token request `invalid_dpop_proof` (developer.okta.com/docs/guides/dpop): credentials
+/// refused, exit 3, naming the fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_check_of_an_okta_service_app_requiring_dpop_passes_with_dpop_true() {
+    let emu = okta_emulator_with(None, true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = okta_tenant_file(dir.path(), &emu, true);
+    let plain = std::fs::read_to_string(&cfg).unwrap();
+    let with_dpop = plain
+        .replace(
+            &format!("auth = \"service_app\"\nclient_id = \"{DEFAULT_CLIENT_ID}\"\n"),
+            &format!("auth = \"service_app\"\nclient_id = \"{DEFAULT_CLIENT_ID}\"\ndpop = true\n"),
+        )
+        .replace(
+            "kind = \"private_key\"",
+            "kind = \"private_key\"\ndpop = true",
+        );
+    assert_ne!(with_dpop, plain);
+    std::fs::write(&cfg, &with_dpop).unwrap();
+    let out = okta_check(&cfg, "").await;
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{text}\n{err}");
+    for probe in ["users", "groups", "roles", "logs"] {
+        assert!(named(&text, probe).starts_with("ok  "), "{text}");
+    }
+    std::fs::write(&cfg, &plain).unwrap();
+    let out = okta_check(&cfg, "").await;
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(3), "{text}\n{err}");
+    assert!(text.contains("dpop = true"), "{text}");
+    emu.shutdown().await;
+}
+
+/// A scope not granted to the service app: Okta answers the token request `400
+/// invalid_scope` (RFC 6749 §5.2: "exceeds the scope granted"): the credentials were
+/// accepted and a permission is missing, exit 4, naming the scope's fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_check_of_an_okta_service_app_without_a_scope_is_exit_4() {
+    let emu = okta_emulator(Some(&[
+        "okta.users.read",
+        "okta.groups.read",
+        "okta.roles.read",
+    ]))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = okta_tenant_file(dir.path(), &emu, true);
+    let out = okta_check(&cfg, "").await;
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(4), "{text}\n{err}");
+    assert!(text.contains("okta.logs.read"), "{text}");
+    assert!(
+        line_of(&text, "verdict").starts_with("verdict: permission missing"),
+        "{text}"
+    );
+    emu.shutdown().await;
+}
+
+/// An `org_url` naming a server that is not an Okta org (here the Graph emulator's login
+/// server: every Okta path answers 404) is a wrong endpoint, exit 2, naming `org_url`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_check_of_an_okta_tenant_whose_org_url_is_no_okta_org_is_exit_2() {
+    let okta = okta_emulator(None).await;
+    let graph = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = okta_tenant_file(dir.path(), &okta, false);
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace(&okta.base_url(), &origin(&graph.login_endpoint())),
+    )
+    .unwrap();
+    let out = okta_check(&cfg, DEFAULT_API_TOKEN).await;
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{text}\n{err}");
+    let users = named(&text, "users");
+    assert!(
+        users.starts_with("FAIL")
+            && users.contains("wrong endpoint: /api/v1/users?limit=1 answered 404")
+            && users.contains("org_url"),
+        "{users}"
+    );
+    assert!(
+        line_of(&text, "verdict").starts_with("verdict: wrong endpoint"),
+        "{text}"
+    );
+    okta.shutdown().await;
+}
+
+/// The other two verdicts of an Okta tenant, as for Entra: the org failing (a 500 from the
+/// logs endpoint) is the upstream service, exit 5; an `[egress] allow` that leaves the org
+/// out is the host's refusal, exit 7, naming the origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_check_of_an_okta_org_failing_is_exit_5_and_an_egress_refusal_exit_7() {
+    use connector_host::simulation::okta_emulator::Fault;
+    let emu = okta_emulator(None).await;
+    emu.add_fault(Fault {
+        path_contains: "/api/v1/logs".into(),
+        status: 500,
+        times: 1,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = okta_tenant_file(dir.path(), &emu, false);
+    let out = okta_check(&cfg, DEFAULT_API_TOKEN).await;
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(5), "{text}\n{err}");
+    assert!(named(&text, "users").starts_with("ok  "), "{text}");
+    assert!(named(&text, "logs").starts_with("FAIL"), "{text}");
+    assert!(
+        line_of(&text, "verdict").starts_with("verdict: the upstream service failed"),
+        "{text}"
+    );
+
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace(
+            "allow_loopback_http = true",
+            "allow_loopback_http = true\nallow = [\"https://other.okta.com\"]",
+        ),
+    )
+    .unwrap();
+    let out = okta_check(&cfg, DEFAULT_API_TOKEN).await;
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(7), "{text}\n{err}");
+    let egress = named(&text, "egress");
+    assert!(
+        egress.starts_with("FAIL") && egress.contains(&emu.base_url()),
+        "{egress}"
+    );
+    emu.shutdown().await;
+}

@@ -529,6 +529,74 @@ async fn demo_runs_the_simulated_tenant_and_prints_a_summary() {
     );
 }
 
+/// `demo --connector okta`: a simulated Okta org (the Okta emulator on 127.0.0.1) synced by
+/// the built-in Okta connector with an API token held by the host, into the same two files,
+/// with the same summary; every event valid OCSF 1.8.0 of the Okta connector. (At Okta's
+/// default limits, on the real clock: the full walk of a generated org, 300+ groups, may wait
+/// for a rate-limit window.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_connector_okta_syncs_a_simulated_org_and_prints_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = |extra: &[&str]| {
+        let mut a: Vec<String> = [
+            "demo",
+            "--connector",
+            "okta",
+            "--users",
+            "120",
+            "--seed",
+            "5",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a.extend(["--out".to_string(), dir.path().display().to_string()]);
+        a
+    };
+    let out = host(args(&[]), None).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    for line in [
+        "first run (full sync)",
+        "  tenant                  demo-okta",
+        "  sync                    full",
+        "  events written          120",
+        "  users                   120",
+        "    guests (userType)     0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} in:\n{text}");
+    }
+    assert!(text.contains("  okta emulator served    "), "{text}");
+    assert!(stderr(&out)
+        .contains("starting the Okta emulator with a simulated org of 120 users (seed 5)"));
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 120);
+    ocsf_check::assert_all_valid(&events);
+    assert!(events
+        .iter()
+        .all(|e| e["metadata"]["loggers"][0]["name"] == "okta-users"));
+    assert!(dir.path().join("checkpoints.sqlite").is_file());
+
+    // The Entra demo's options are refused with the fix, in one line.
+    let out = host(args(&["--then-add", "3"]), None).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        error_line(&out),
+        "error: --then-add and --no-premium apply to --connector entra-id only; remove them"
+    );
+    let out = host(
+        vec!["demo".into(), "--connector".into(), "google".into()],
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
 #[test]
 fn help_explains_every_command_and_option() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
@@ -547,7 +615,14 @@ fn help_explains_every_command_and_option() {
     }
     let out = Command::new(BIN).args(["demo", "--help"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    for word in ["--users", "--seed", "--out", "--then-add", "--no-premium"] {
+    for word in [
+        "--connector",
+        "--users",
+        "--seed",
+        "--out",
+        "--then-add",
+        "--no-premium",
+    ] {
         assert!(text.contains(word), "demo --help mentions {word}:\n{text}");
     }
 }
@@ -1171,10 +1246,19 @@ async fn operator_a_connector_by_name_describes_it_and_an_unknown_name_lists_the
         .args(["--no-cache", "describe", "--connector", "okta"])
         .output()
         .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("okta-users "), "{text}");
+    assert!(text.contains("org_url"), "{text}");
+
+    let out = Command::new(BIN)
+        .args(["--no-cache", "describe", "--connector", "google"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert_eq!(
         error_line(&out),
-        "error: [tenant] connector = \"okta\": no connector of this name is built in (built in: entra-id); name one of them or a .wasm file"
+        "error: [tenant] connector = \"google\": no connector of this name is built in (built in: entra-id, okta); name one of them or a .wasm file"
     );
 
     // The same from a tenant file's run, before anything is opened.
@@ -1184,9 +1268,9 @@ async fn operator_a_connector_by_name_describes_it_and_an_unknown_name_lists_the
     let cfg = tenant_file_with(
         dir.path(),
         &emu,
-        "okta.toml",
+        "google.toml",
         "key = \"cli-test\"",
-        "key = \"cli-test\"\nconnector = \"okta\"",
+        "key = \"cli-test\"\nconnector = \"google\"",
     );
     let out = host(
         vec!["run".into(), "--config".into(), cfg],
@@ -1195,7 +1279,7 @@ async fn operator_a_connector_by_name_describes_it_and_an_unknown_name_lists_the
     .await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
-        error_line(&out).contains("connector = \"okta\": no connector of this name is built in"),
+        error_line(&out).contains("connector = \"google\": no connector of this name is built in"),
         "{}",
         stderr(&out)
     );
@@ -1290,6 +1374,101 @@ async fn operator_the_emulator_command_prints_a_tenant_file_that_check_and_run_a
     assert_eq!(run.status.code(), Some(0), "run: {}", stderr(&run));
     let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
     assert_eq!(events.lines().count(), 12, "one event per user");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+/// Issue 21, point 6: `connector-host emulator --connector okta` serves a simulated Okta
+/// org and writes a tenant file of the built-in `okta` connector (an API token in a file of
+/// its own) that `check` and `run` take as it is; SIGTERM stops it with exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_the_emulator_command_serves_an_okta_org_that_check_and_run_accept() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("okta");
+    let refused = host(
+        vec![
+            "emulator".into(),
+            "--connector".into(),
+            "okta".into(),
+            "--login-port".into(),
+            "1".into(),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(error_line(&refused).contains("--login-port applies to --connector entra-id only"));
+    let mut child = Command::new(BIN)
+        .args([
+            "emulator",
+            "--connector",
+            "okta",
+            "--users",
+            "15",
+            "--seed",
+            "5",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let printed = tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let done = line == "serving until Ctrl-C";
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        lines
+    });
+    let printed = tokio::time::timeout(std::time::Duration::from_secs(120), printed)
+        .await
+        .expect("the emulator starts")
+        .unwrap();
+    let text = printed.join("\n");
+    let token = connector_host::simulation::okta_emulator::DEFAULT_API_TOKEN;
+    for want in [
+        "org URL         http://127.0.0.1:",
+        &format!("API token       {token}"),
+        "connector = \"okta\"",
+        "[secrets.okta_token]",
+        "prefix = \"SSWS\"",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(out.join("okta_token")).unwrap(),
+        token
+    );
+    let file = out.join("tenant.toml");
+    let args = |cmd: &str| {
+        vec![
+            cmd.to_string(),
+            "--config".into(),
+            file.display().to_string(),
+        ]
+    };
+    let check = host(args("check"), None).await;
+    assert_eq!(check.status.code(), Some(0), "check: {}", stderr(&check));
+    let run = host(args("run"), None).await;
+    assert_eq!(run.status.code(), Some(0), "run: {}", stderr(&run));
+    let events = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
+    assert_eq!(events.lines().count(), 15, "one event per user");
 
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

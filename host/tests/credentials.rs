@@ -622,6 +622,83 @@ fn rs256_adds_the_sha1_x5t_and_ec_keys_sign_es256_and_es384() {
     }
 }
 
+/// The default algorithm follows the connector the key signs for: an RSA key signs RS256
+/// for the Okta connector (Okta verifies no PS* `private_key_jwt`), PS256 for any other; an
+/// EC key keeps ES256; an explicit `algorithm` wins. Signed through the real door and
+/// checked against the key's public half.
+#[test]
+fn an_rsa_keys_default_algorithm_is_rs256_for_okta_ps256_otherwise_and_an_explicit_one_wins() {
+    use connector_host::assembly::connector_secrets_for;
+    use connector_host::credentials::{default_algorithm, KeyType};
+    assert_eq!(
+        default_algorithm(KeyType::Rsa, Some("okta-users")),
+        Algorithm::RS256
+    );
+    assert_eq!(
+        default_algorithm(KeyType::Rsa, Some("entra-id-users")),
+        Algorithm::PS256
+    );
+    assert_eq!(default_algorithm(KeyType::Rsa, None), Algorithm::PS256);
+    assert_eq!(
+        default_algorithm(KeyType::P256, Some("okta-users")),
+        Algorithm::ES256
+    );
+    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("{}/oauth2/v1/token", s.origin);
+    let mut explicit = key_spec(dir.path(), "rsa.key", None, &[&s.origin]);
+    explicit.algorithm = Some("RS512".into());
+    for (connector, name, spec, alg) in [
+        (
+            Some("okta-users"),
+            "rsa",
+            key_spec(dir.path(), "rsa.key", None, &[&s.origin]),
+            Algorithm::RS256,
+        ),
+        (
+            Some("entra-id-users"),
+            "rsa",
+            key_spec(dir.path(), "rsa.key", None, &[&s.origin]),
+            Algorithm::PS256,
+        ),
+        (
+            None,
+            "rsa",
+            key_spec(dir.path(), "rsa.key", None, &[&s.origin]),
+            Algorithm::PS256,
+        ),
+        (Some("okta-users"), "rsa", explicit, Algorithm::RS512),
+        (
+            Some("okta-users"),
+            "ec",
+            key_spec(dir.path(), "p256.key", None, &[&s.origin]),
+            Algorithm::ES256,
+        ),
+    ] {
+        let specs = BTreeMap::from([(name.to_string(), spec)]);
+        let set = connector_secrets_for(&specs, connector).unwrap();
+        let door = door(set, &[&s.origin]);
+        let r = fetch(&door, form_post(url.clone(), &token_body(name))).unwrap();
+        assert_eq!(
+            r.status,
+            200,
+            "{connector:?} {name}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let last = s.state.requests("/oauth2/v1/token").pop().unwrap();
+        let jwt = form_urlencoded::parse(&last.body)
+            .find(|(k, _)| k == "client_assertion")
+            .unwrap()
+            .1
+            .into_owned();
+        assert_eq!(
+            decode_header(&jwt).unwrap().alg,
+            alg,
+            "{connector:?} {name}"
+        );
+    }
+}
+
 /// Whether a JWT (a base64url JSON header, `eyJ…`) is in `text`.
 fn holds_jwt(text: &str) -> bool {
     text.contains("eyJ")

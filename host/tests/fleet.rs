@@ -375,3 +375,114 @@ async fn a_takeover_of_simulated_tenants_resumes_from_the_stored_links() {
         );
     }
 }
+
+/// Issue 21, point 6, in fleet mode: one fleet host leases an Entra ID tenant (the Graph
+/// emulator) and an Okta tenant (the Okta emulator, an API token as `Authorization: SSWS`)
+/// from one database; each runs its own connector into its own sink, and both tenants'
+/// cursors live in the fleet's `checkpoints` table under their own namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_fleet_host_leases_an_entra_and_an_okta_tenant_each_into_its_sink() {
+    use connector_host::simulation::emulator::{Emulator, EmulatorConfig, Tenant};
+    use connector_host::simulation::okta_emulator::{
+        Bucket, Emulator as OktaEmulator, OktaClock, OktaConfig, Org, DEFAULT_API_TOKEN,
+    };
+    let url = fresh_database("fleet_two_connectors").await;
+    let fleet = Fleet::connect(&url, Some(&password()), "observer")
+        .await
+        .unwrap();
+    let graph = Emulator::start(Tenant::generated(4, 9), EmulatorConfig::default())
+        .await
+        .unwrap();
+    let clock = OktaClock::system();
+    // Wide buckets: this test is about two connectors in one fleet, not Okta's pacing.
+    let mut config = OktaConfig::default();
+    for bucket in Bucket::ALL {
+        config.rate_limits.insert(bucket, 100_000);
+    }
+    let okta = OktaEmulator::start(Org::generated(22, 25, clock.now_ms()), config, clock)
+        .await
+        .unwrap();
+    let okta_users = okta.with_org(|o| o.users().count());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("tenants.d")).unwrap();
+    for (name, value) in [
+        ("entra.secret", graph.config().client_secret),
+        ("okta.token", DEFAULT_API_TOKEN.to_string()),
+    ] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(d.join(name), format!("{value}\n")).unwrap();
+        std::fs::set_permissions(d.join(name), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let cfg = graph.config();
+    std::fs::write(
+        d.join("tenants.d/contoso.toml"),
+        format!(
+            "[tenant]\nkey = \"contoso\"\n\n[config]\ntenant_id = \"{}\"\nclient_id = \"{}\"\n\
+             login_endpoint = \"{}\"\ngraph_endpoint = \"{}\"\n\n[secrets.client_secret]\n\
+             file = \"../entra.secret\"\n\n[egress]\nallow_loopback_http = true\n\n\
+             [state]\ncheckpoint_db = \"../ignored-in-fleet-mode.sqlite\"\n\n\
+             [sink]\nkind = \"jsonl\"\npath = \"../contoso.jsonl\"\n",
+            cfg.tenant_id,
+            cfg.client_id,
+            graph.login_endpoint(),
+            graph.graph_endpoint()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("tenants.d/acme.toml"),
+        format!(
+            "[tenant]\nkey = \"acme\"\nconnector = \"okta\"\n\n[config]\norg_url = \"{}\"\n\n\
+             [secrets.okta_token]\nfile = \"../okta.token\"\nheader = \"Authorization\"\nprefix = \"SSWS\"\n\n\
+             [egress]\nallow_loopback_http = true\n\n[state]\ncheckpoint_db = \"../ignored-in-fleet-mode.sqlite\"\n\n\
+             [sink]\nkind = \"jsonl\"\npath = \"../acme.jsonl\"\n",
+            okta.base_url()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("tenants.toml"),
+        format!(
+            "include = [\"tenants.d/*.toml\"]\n\n[serve]\nonce = true\nlisten = \"127.0.0.1:0\"\n\n\
+             [schedule]\njitter_secs = 0\n\n[fleet]\nurl = \"{url}\"\n\
+             password = {{ env = \"FLEET_DB_PASSWORD\" }}\npoll_secs = 0.1\n"
+        ),
+    )
+    .unwrap();
+    let status = start_host(d, "host-a").wait().unwrap();
+    let log = std::fs::read_to_string(d.join("host-a.log")).unwrap();
+    assert!(status.success(), "host-a: {log}");
+    for (key, file, count, logger) in [
+        ("contoso", "contoso.jsonl", 9, "entra-id-users"),
+        ("acme", "acme.jsonl", okta_users, "okta-users"),
+    ] {
+        let state = fleet.state(key).await.unwrap().expect("registered");
+        assert_eq!(state.last_outcome.as_deref(), Some("succeeded"), "{key}");
+        let events: Vec<serde_json::Value> = std::fs::read_to_string(d.join(file))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(events.len(), count, "{key}");
+        ocsf_check::assert_all_valid(&events);
+        assert!(
+            events
+                .iter()
+                .all(|e| e["metadata"]["loggers"][0]["name"] == logger),
+            "{key}"
+        );
+    }
+    let client = samples_client(&url).await;
+    let rows = client
+        .query(
+            "SELECT DISTINCT split_part(namespace, '/', 1) FROM checkpoints ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let namespaces: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(namespaces, ["acme", "contoso"]);
+    assert!(!log.contains(DEFAULT_API_TOKEN), "{log}");
+    okta.shutdown().await;
+}

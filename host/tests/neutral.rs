@@ -1,6 +1,6 @@
 //! The library knows no provider: built as an embedder builds it (`default-features =
 //! false`), its dependency tree holds no connector guest, no built-in connectors crate and no
-//! Graph emulator. `cargo tree` resolves the graph without compiling anything, so this is
+//! emulator (Graph, Okta). `cargo tree` resolves the graph without compiling anything, so this is
 //! cheap.
 
 use std::process::Command;
@@ -32,7 +32,13 @@ fn tree(extra: &[&str]) -> Vec<String> {
         .collect()
 }
 
-const PROVIDER_CRATES: [&str; 3] = ["builtin-connectors", "entra-connector", "graph-emulator"];
+const PROVIDER_CRATES: [&str; 5] = [
+    "builtin-connectors",
+    "entra-connector",
+    "okta-connector",
+    "graph-emulator",
+    "okta-emulator",
+];
 
 #[test]
 fn without_default_features_the_library_builds_no_guest_and_no_emulator() {
@@ -49,7 +55,7 @@ fn without_default_features_the_library_builds_no_guest_and_no_emulator() {
 #[test]
 fn the_cli_default_features_ship_the_builtin_connectors_and_the_simulation() {
     let packages = tree(&[]);
-    for name in ["builtin-connectors", "graph-emulator"] {
+    for name in ["builtin-connectors", "graph-emulator", "okta-emulator"] {
         assert!(packages.iter().any(|p| p == name), "{name}: {packages:?}");
     }
 }

@@ -1321,3 +1321,230 @@ async fn operator_listen_on_the_command_line_overrides_a_taken_serve_listen() {
     );
     drop(taken);
 }
+
+/// Issue 21, point 6: one `serve` runs a tenants file mixing an Entra ID tenant (the Graph
+/// emulator) and an Okta tenant (the Okta emulator, an API token as `Authorization: SSWS`),
+/// both on 127.0.0.1: each tenant's events land in its own sink as valid OCSF 1.8.0 5003
+/// events of its own connector, `/metrics` labels each tenant with its connector, and the
+/// status page lists both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_serve_runs_an_entra_and_an_okta_tenant_each_into_its_sink() {
+    use connector_host::simulation::okta_emulator::{
+        Bucket, Emulator as OktaEmulator, OktaClock, OktaConfig, Org, DEFAULT_API_TOKEN,
+    };
+    let graph = Emulator::start(Tenant::generated(3, 8), EmulatorConfig::default())
+        .await
+        .unwrap();
+    let clock = OktaClock::system();
+    // Buckets wide enough that the full walk (a generated org has 300+ groups, a member page
+    // each) never waits for a window: this test is about two connectors in one serve; the
+    // pacing under Okta's default limits has its own tests (tests/).
+    let mut config = OktaConfig::default();
+    for bucket in Bucket::ALL {
+        config.rate_limits.insert(bucket, 100_000);
+    }
+    let okta = OktaEmulator::start(Org::generated(21, 30, clock.now_ms()), config, clock)
+        .await
+        .unwrap();
+    let okta_users = okta.with_org(|o| o.users().count());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("tenants.d")).unwrap();
+    let secret_file = |name: &str, value: &str| {
+        let path = d.join(name);
+        std::fs::write(&path, format!("{value}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    secret_file("entra.secret", &graph.config().client_secret);
+    secret_file("okta.token", DEFAULT_API_TOKEN);
+    let cfg = graph.config();
+    std::fs::write(
+        d.join("tenants.d/entra.toml"),
+        format!(
+            "[tenant]\nkey = \"contoso\"\nconnector = \"entra-id\"\n\n[config]\ntenant_id = \"{}\"\n\
+             client_id = \"{}\"\nlogin_endpoint = \"{}\"\ngraph_endpoint = \"{}\"\n\n\
+             [secrets.client_secret]\nfile = \"../entra.secret\"\n\n[egress]\nallow_loopback_http = true\n\n\
+             [state]\ncheckpoint_db = \"../state.sqlite\"\n\n[sink]\nkind = \"jsonl\"\npath = \"../contoso.jsonl\"\n",
+            cfg.tenant_id,
+            cfg.client_id,
+            graph.login_endpoint(),
+            graph.graph_endpoint()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("tenants.d/okta.toml"),
+        format!(
+            "[tenant]\nkey = \"acme\"\nconnector = \"okta\"\n\n[config]\norg_url = \"{}\"\n\n\
+             [secrets.okta_token]\nfile = \"../okta.token\"\nheader = \"Authorization\"\nprefix = \"SSWS\"\n\n\
+             [egress]\nallow_loopback_http = true\n\n\
+             [state]\ncheckpoint_db = \"../state.sqlite\"\n\n[sink]\nkind = \"jsonl\"\npath = \"../acme.jsonl\"\n",
+            okta.base_url()
+        ),
+    )
+    .unwrap();
+    let path = d.join("tenants.toml");
+    std::fs::write(
+        &path,
+        "include = [\"tenants.d/*.toml\"]\n\n[serve]\nlisten = \"127.0.0.1:0\"\n\n\
+         [schedule]\ninterval_secs = 3600\njitter_secs = 0\n",
+    )
+    .unwrap();
+    let child = Command::new(BIN)
+        .args(["--log", "connector_host=info", "serve", "--tenants"])
+        .arg(&path)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let rx = stderr_lines(&mut child.0);
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let addr = loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("no start line: {seen:#?}"));
+        seen.push(line.clone());
+        if let Some(rest) = line.split("metrics http://").nth(1) {
+            break rest.split('/').next().unwrap().to_string();
+        }
+    };
+    assert!(
+        seen.last().unwrap().contains("serving 2 tenants from "),
+        "{seen:#?}"
+    );
+    metrics_show(
+        &addr,
+        &[
+            "connector_runs_total{tenant=\"contoso\",outcome=\"success\"} 1".into(),
+            "connector_runs_total{tenant=\"acme\",outcome=\"success\"} 1".into(),
+            "connector_tenant_info{tenant=\"contoso\",connector=\"entra-id-users\"} 1".into(),
+            "connector_tenant_info{tenant=\"acme\",connector=\"okta-users\"} 1".into(),
+            format!("connector_events_total{{tenant=\"acme\"}} {okta_users}"),
+            "connector_events_total{tenant=\"contoso\"} 8".into(),
+        ],
+    )
+    .await;
+    let (code, page) = get(format!("http://{addr}/status")).await;
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        page.contains("contoso") && page.contains("acme"),
+        "both tenants on the status page: {page}"
+    );
+    let status = sigterm_and_wait(
+        &mut child.0,
+        Duration::from_secs(30),
+        "serve did not exit after SIGTERM",
+    )
+    .await;
+    seen.extend(rx.iter());
+    let stderr = seen.join("\n");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains(DEFAULT_API_TOKEN), "{stderr}");
+    assert!(!stderr.contains(&cfg.client_secret), "{stderr}");
+
+    let events = |name: &str| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(d.join(name))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    for (file, count, logger, product) in [
+        ("contoso.jsonl", 8, "entra-id-users", "Entra ID"),
+        ("acme.jsonl", okta_users, "okta-users", "Okta"),
+    ] {
+        let got = events(file);
+        assert_eq!(got.len(), count, "{file}");
+        ocsf_check::assert_all_valid(&got);
+        for e in &got {
+            assert_eq!(e["class_uid"], 5003, "{file}: {e}");
+            assert_eq!(e["metadata"]["loggers"][0]["name"], logger, "{file}: {e}");
+            assert!(
+                e["metadata"]["product"]["name"]
+                    .as_str()
+                    .is_some_and(|p| p.contains(product)),
+                "{file}: {e}"
+            );
+        }
+    }
+    // One store, one namespace per tenant.
+    let conn = rusqlite::Connection::open(d.join("state.sqlite")).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT DISTINCT substr(namespace, 1, instr(namespace, '/') - 1) FROM checkpoints ORDER BY 1")
+        .unwrap();
+    let namespaces: Vec<String> = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(namespaces, ["acme", "contoso"]);
+    okta.shutdown().await;
+}
+
+/// The example files of README "One serve, two connectors" (examples/tenants/) load as
+/// written, and each tenant's `[config]` is one its own connector takes: the real
+/// components' egress plans send the Entra tenant to Microsoft's login and Graph and the
+/// Okta tenants to their org only, each key and token to its origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_tenants_files_mix_entra_and_okta_and_their_connectors_take_them() {
+    use connector_host::{Components, ConnectorChoice, RuntimeOptions, TenantConfig};
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/tenants");
+    let file = ServeFile::load(&examples.join("tenants.toml")).unwrap();
+    let mut tenants: Vec<TenantConfig> = file.tenants;
+    tenants.push(TenantConfig::load(&examples.join("okta-service-app.toml")).unwrap());
+    let components = Components::new(RuntimeOptions::default());
+    let mut seen = Vec::new();
+    for cfg in tenants {
+        let rt = components.runtime(&cfg.component).await.unwrap();
+        let cfg = rt.resolve_egress(cfg).await.unwrap();
+        let allow: Vec<String> = cfg.egress_allow.iter().map(|o| o.to_string()).collect();
+        let hosts: Vec<(String, Vec<String>)> = cfg
+            .secrets
+            .iter()
+            .map(|(name, s)| (name.clone(), s.hosts.clone()))
+            .collect();
+        seen.push((
+            cfg.key.clone(),
+            cfg.component.clone(),
+            cfg.connector_name.clone().unwrap(),
+            allow,
+            hosts,
+        ));
+    }
+    let okta = |key: &str, secret: &str| {
+        (
+            key.to_string(),
+            ConnectorChoice::Builtin("okta".into()),
+            "okta-users".to_string(),
+            vec!["https://acme.okta.com".to_string()],
+            vec![(
+                secret.to_string(),
+                vec!["https://acme.okta.com".to_string()],
+            )],
+        )
+    };
+    assert_eq!(
+        seen,
+        [
+            okta("acme", "okta_token"),
+            (
+                "contoso".into(),
+                ConnectorChoice::Builtin("entra-id".into()),
+                "entra-id-users".into(),
+                vec![
+                    "https://login.microsoftonline.com".into(),
+                    "https://graph.microsoft.com".into()
+                ],
+                vec![(
+                    "client_secret".into(),
+                    vec!["https://login.microsoftonline.com".into()]
+                )],
+            ),
+            okta("acme-app", "okta_key"),
+        ]
+    );
+    assert_eq!(components.count().await, 2, "one runtime per connector");
+}

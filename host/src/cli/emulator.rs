@@ -26,9 +26,9 @@ pub struct EmulatorOptions {
 
 /// Exit code of an option that cannot be used (a port taken or out of range, a folder that
 /// cannot be written).
-const EXIT_CONFIG: i32 = 2;
+pub(super) const EXIT_CONFIG: i32 = 2;
 /// Exit code of a host failure.
-const EXIT_HOST: i32 = 6;
+pub(super) const EXIT_HOST: i32 = 6;
 
 /// Starts the emulator, prints where it is and writes the tenant file, then serves until a
 /// signal. `Err` is one line and the exit code.
@@ -170,7 +170,7 @@ path = "events.jsonl"
 }
 
 /// Writes `text` to a file only its owner can read (a secret).
-fn write_private(path: &Path, text: &str) -> Result<(), String> {
+pub(super) fn write_private(path: &Path, text: &str) -> Result<(), String> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -183,7 +183,7 @@ fn write_private(path: &Path, text: &str) -> Result<(), String> {
         .and_then(|mut f| f.write_all(text.as_bytes()))
         .map_err(|e| {
             format!(
-                "cannot write the client secret to {}: {e}; choose another --out",
+                "cannot write the secret to {}: {e}; choose another --out",
                 path.display()
             )
         })

@@ -545,8 +545,13 @@ impl Runtime {
     /// secret's `hosts` when empty — from the component's egress plan for the tenant's
     /// `[config]` (WIT `connector.egress`). The host knows no provider: the Entra connector
     /// names its cloud's login and Graph origins, and sends the client secret to login only.
-    /// A configuration the connector refuses fails here, as its run would.
+    /// A configuration the connector refuses fails here, as its run would. It also records
+    /// the component's `describe` name in [`TenantConfig::connector_name`] (a private key
+    /// without `algorithm` signs with that connector's default).
     pub async fn resolve_egress(&self, mut cfg: TenantConfig) -> Result<TenantConfig, RunError> {
+        // Which connector the tenant's private keys sign for: it picks an RSA key's default
+        // algorithm (credentials::default_algorithm).
+        cfg.connector_name = Some(self.description.name.clone());
         let needed =
             cfg.egress_allow.is_empty() || cfg.secrets.values().any(|s| s.hosts.is_empty());
         if !needed {

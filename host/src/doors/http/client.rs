@@ -348,13 +348,25 @@ impl HttpDoor {
             .map_err(|e| self.classify(url.as_str(), &e))?;
         let status = resp.status().as_u16();
         self.counters.count_status(status);
-        if status >= 400 || carried_secret {
-            let origin = origin.to_string();
-            self.counters
-                .observe(|o| o.answer(&origin, status, carried_secret));
+        // A 4xx answering a filled secret is observed with its OAuth error code once the body
+        // is read (`check` tells a scope not granted from refused credentials); every other
+        // kept answer now.
+        let oauth_answer = carried_secret && (400..500).contains(&status);
+        let observe = |oauth_error: Option<&'static str>| {
+            if status >= 400 || carried_secret {
+                let origin = origin.to_string();
+                self.counters
+                    .observe(|o| o.answer_oauth(&origin, status, carried_secret, oauth_error));
+            }
+        };
+        if !oauth_answer {
+            observe(None);
         }
         let cap = self.policy.max_response_bytes;
         if resp.content_length().is_some_and(|len| len > cap) {
+            if oauth_answer {
+                observe(None);
+            }
             return Err(FetchFailure::TooLarge(cap));
         }
         let headers: Vec<(String, String)> = resp
@@ -368,15 +380,27 @@ impl HttpDoor {
             })
             .collect();
         let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| self.classify(url.as_str(), &e))?
-        {
+        loop {
+            let chunk = match resp.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(e) => {
+                    if oauth_answer {
+                        observe(None);
+                    }
+                    return Err(self.classify(url.as_str(), &e));
+                }
+            };
             if body.len() as u64 + chunk.len() as u64 > cap {
+                if oauth_answer {
+                    observe(None);
+                }
                 return Err(FetchFailure::TooLarge(cap));
             }
             body.extend_from_slice(&chunk);
+        }
+        if oauth_answer {
+            observe(super::observed::oauth_error_of(&body));
         }
         Ok(Sent {
             response: FetchResponse {

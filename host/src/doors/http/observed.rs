@@ -30,8 +30,29 @@ pub struct Answered {
     pub status: u16,
     /// Whether the request carried a secret the host filled in (a token request).
     pub carried_secret: bool,
+    /// The OAuth 2.0 error code of a 4xx answering a filled secret (a token endpoint's
+    /// `{"error": "…"}`, RFC 6749 §5.2), when it is one of [`OAUTH_ERRORS`]; never other text.
+    pub oauth_error: Option<&'static str>,
     /// How many answers.
     pub count: u64,
+}
+
+/// The error codes of an OAuth 2.0 token endpoint's error answer (RFC 6749 §5.2), the only
+/// body text [`Observed`] keeps.
+pub const OAUTH_ERRORS: [&str; 6] = [
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+];
+
+/// The RFC 6749 §5.2 `error` code of a token endpoint's JSON error body, if it is one.
+pub fn oauth_error_of(body: &[u8]) -> Option<&'static str> {
+    let json: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let code = json.get("error")?.as_str()?;
+    OAUTH_ERRORS.iter().copied().find(|c| *c == code)
 }
 
 /// A request that got no answer (connection refused, a timeout, a broken TLS handshake).
@@ -74,7 +95,20 @@ impl Observed {
     }
 
     /// Records an answer: kept when it is an error (4xx, 5xx) or answers a filled secret.
+    #[cfg(test)]
     pub(crate) fn answer(&mut self, origin: &str, status: u16, carried_secret: bool) {
+        self.answer_oauth(origin, status, carried_secret, None);
+    }
+
+    /// [`Observed::answer`] with the OAuth error code the answer's body named
+    /// ([`oauth_error_of`]).
+    pub(crate) fn answer_oauth(
+        &mut self,
+        origin: &str,
+        status: u16,
+        carried_secret: bool,
+        oauth_error: Option<&'static str>,
+    ) {
         if status < 400 && !carried_secret {
             return;
         }
@@ -82,11 +116,17 @@ impl Observed {
             origin: origin.to_string(),
             status,
             carried_secret,
+            oauth_error,
             count: 0,
         };
         if let Some(a) = bump(
             &mut self.answered,
-            |a| a.origin == origin && a.status == status && a.carried_secret == carried_secret,
+            |a| {
+                a.origin == origin
+                    && a.status == status
+                    && a.carried_secret == carried_secret
+                    && a.oauth_error == oauth_error
+            },
             new,
         ) {
             a.count += 1;
@@ -116,11 +156,23 @@ impl Observed {
     }
 
     /// Whether a request carrying a filled secret was answered with a 4xx: the credentials
-    /// were refused where they were sent.
+    /// were refused where they were sent. Not an `invalid_scope` answer: that token endpoint
+    /// accepted the credentials and refused a scope not granted ([`Observed::scope_refused`]).
     pub fn secret_refused(&self) -> Option<&Answered> {
+        self.answered.iter().find(|a| {
+            a.carried_secret
+                && (400..500).contains(&a.status)
+                && a.oauth_error != Some("invalid_scope")
+        })
+    }
+
+    /// Whether a token endpoint refused a scope the client asked for: RFC 6749 §5.2
+    /// `invalid_scope`, "the requested scope is invalid, unknown, malformed, or exceeds the
+    /// scope granted by the resource owner" (a permission not granted to the app).
+    pub fn scope_refused(&self) -> Option<&Answered> {
         self.answered
             .iter()
-            .find(|a| a.carried_secret && (400..500).contains(&a.status))
+            .find(|a| a.carried_secret && a.oauth_error == Some("invalid_scope"))
     }
 }
 

@@ -998,6 +998,12 @@ fn a_concurrency_429_in_a_batch_is_waited_out_and_asked_again() {
         "waited until the estimated reset: {}",
         t5 - t4
     );
+    // Reset (3 s ahead) plus at most a second of jitter: not parked until the window turns.
+    assert!(
+        t5 - t4 <= 4_000,
+        "waited only the 429's estimate, not the bucket's window: {}",
+        t5 - t4
+    );
     assert_eq!(calls[5].1.len(), 1, "only the refused request asked again");
     assert_eq!(calls[5].1[0].url, calls[4].1[0].url);
     drop(calls);

@@ -22,13 +22,14 @@ async fn every_answer_carries_the_bucket_headers_at_okta_defaults() {
     let (emulator, clock) = start(30).await;
     let reset = (clock.now_secs() / 60 + 1) * 60;
     let users = ssws(&emulator, "/api/v1/users").await;
-    assert_eq!(rate(&users), (300, 299, reset), "half of 600");
+    // The org-wide buckets (a client is refused past half of each: the next tests).
+    assert_eq!(rate(&users), (600, 599, reset));
     let user = ssws(&emulator, &format!("/api/v1/users/{}", users.ids()[0])).await;
-    assert_eq!(rate(&user), (1000, 999, reset), "half of 2000");
+    assert_eq!(rate(&user), (2000, 1999, reset));
     let logs = ssws(&emulator, "/api/v1/logs").await;
-    assert_eq!(rate(&logs), (60, 59, reset), "half of 120");
+    assert_eq!(rate(&logs), (120, 119, reset));
     let groups = ssws(&emulator, "/api/v1/groups").await;
-    assert_eq!(rate(&groups).0, 250);
+    assert_eq!(rate(&groups).0, 500);
     let factors = ssws(
         &emulator,
         &format!("/api/v1/users/{}/factors", users.ids()[0]),
@@ -36,8 +37,8 @@ async fn every_answer_carries_the_bucket_headers_at_okta_defaults() {
     .await;
     assert_eq!(
         rate(&factors).0,
-        600,
-        "half of the other /api/v1 endpoints' 1200"
+        1200,
+        "the other /api/v1 endpoints' bucket"
     );
     // Date is the emulator's clock.
     assert_eq!(users.header("date"), Some("Thu, 28 May 2026 20:26:40 GMT"));
@@ -50,7 +51,8 @@ async fn a_client_spending_its_share_gets_429_until_the_window_resets() {
         ..OktaConfig::default()
     };
     let (emulator, clock) = start_with(30, config).await;
-    for left in (0..5).rev() {
+    // Remaining counts the org-wide 10; the client is refused at its share, 5.
+    for left in (5..10).rev() {
         let answer = ssws(&emulator, "/api/v1/users?limit=1").await;
         assert_eq!(answer.status, 200);
         assert_eq!(rate(&answer).1, left);
@@ -58,7 +60,11 @@ async fn a_client_spending_its_share_gets_429_until_the_window_resets() {
     let refused = ssws(&emulator, "/api/v1/users?limit=1").await;
     refused.assert_okta_error(429, "E0000047");
     let (limit, remaining, reset) = rate(&refused);
-    assert_eq!((limit, remaining), (5, 0));
+    assert_eq!(
+        (limit, remaining),
+        (10, 5),
+        "the bucket has room; the share has not"
+    );
     // Other buckets are untouched.
     assert_eq!(ssws(&emulator, "/api/v1/groups").await.status, 200);
     let stats = emulator.stats();
@@ -85,8 +91,8 @@ async fn a_noisy_neighbour_drains_the_org_wide_bucket() {
     assert_eq!(first.status, 200);
     assert_eq!(
         rate(&first),
-        (5, 1, rate(&first).2),
-        "the org-wide remainder, not the share's 4"
+        (10, 1, rate(&first).2),
+        "the org-wide remainder"
     );
     assert_eq!(ssws(&emulator, "/api/v1/logs").await.status, 200);
     let refused = ssws(&emulator, "/api/v1/logs").await;

@@ -1,8 +1,9 @@
 //! Builds the test-only components for `wasm32-wasip2` and hands their paths to the tests:
 //! the hostile connector (`HOSTILE_CONNECTOR_WASM`, run by `tests/hostile.rs` against the
 //! real host), the mapping benchmark (`MAPPING_BENCH_WASM`, `benches/mapping.rs`) and the
-//! example connector on the SDK (`EXAMPLE_CONNECTOR_WASM`, `tests/example.rs`); the Okta
-//! connector (`OKTA_CONNECTOR_WASM`, `tests/okta.rs`) until `connectors/` builds it.
+//! example connector on the SDK (`EXAMPLE_CONNECTOR_WASM`, `tests/example.rs`). The Okta
+//! connector is `connectors/`'s (`builtin_connectors::OKTA`), built once for the CLI and the
+//! tests.
 
 include!("../build-support/wasm_build.rs");
 
@@ -16,19 +17,13 @@ fn main() {
     let wasm = build_wasm_components(
         root,
         "test-components-build",
-        &[
-            "hostile-connector",
-            "mapping-bench",
-            "example-connector",
-            "okta-connector",
-        ],
+        &["hostile-connector", "mapping-bench", "example-connector"],
         &[
             "tests/hostile",
             "tests/mapbench",
             "guest/src",
             "guest/Cargo.toml",
             "examples/example-connector",
-            "okta",
         ],
     );
     println!(
@@ -40,5 +35,4 @@ fn main() {
         "cargo:rustc-env=EXAMPLE_CONNECTOR_WASM={}",
         wasm[2].display()
     );
-    println!("cargo:rustc-env=OKTA_CONNECTOR_WASM={}", wasm[3].display());
 }

@@ -329,9 +329,9 @@ pub fn read_events(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// The Okta component, built for wasm32-wasip2 by build.rs.
+/// The Okta component, the one built into the CLI (`builtin_connectors::OKTA`).
 pub fn component() -> &'static [u8] {
-    include_bytes!(env!("OKTA_CONNECTOR_WASM"))
+    builtin_connectors::OKTA
 }
 
 /// A runtime of the Okta component.

@@ -1,4 +1,4 @@
-//! The Okta connector (`okta/`, built for wasm32-wasip2 by build.rs) in the real host against
+//! The Okta connector (`okta/`, built into the CLI by connectors/) in the real host against
 //! the Okta emulator on 127.0.0.1, with an API token as a header credential
 //! (`Authorization: SSWS <token>`, filled by the host): every user of the simulated org,
 //! DEPROVISIONED ones included, as valid OCSF 1.8.0 events of the org's tenant.
@@ -15,7 +15,7 @@ use okta_emulator::{
 };
 use serde_json::Value;
 
-const OKTA: &[u8] = include_bytes!(env!("OKTA_CONNECTOR_WASM"));
+const OKTA: &[u8] = builtin_connectors::OKTA;
 
 fn tenant_run(emulator: &Emulator, dir: &std::path::Path, token: &str) -> TenantRun {
     let origin = Origin::parse(&emulator.base_url()).unwrap();

@@ -1,5 +1,5 @@
-//! The Okta connector end to end (issue 21, "Done when"): the real component (`okta/`, built
-//! by build.rs) in the real host against the Okta emulator over loopback HTTP, its events
+//! The Okta connector end to end (issue 21, "Done when"): the real component (`okta/`, the
+//! CLI's built-in `okta`) in the real host against the Okta emulator over loopback HTTP, its events
 //! compared with an oracle computed from the org's data by `e2e_tests::okta` (a reading of
 //! OKTA.md that shares no code with the connector):
 //!

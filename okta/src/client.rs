@@ -310,7 +310,9 @@ impl<'a, D: Doors> Client<'a, D> {
             return;
         };
         let now = self.doors.now_ms();
-        let wait = ((b.reset_ms - now).max(0) as u64 + jitter(now)).min(MAX_WAIT_MS);
+        let wait = (b.reset_ms.saturating_sub(now).max(0) as u64)
+            .saturating_add(jitter(now))
+            .min(MAX_WAIT_MS);
         self.doors.log(
             Level::Info,
             &format!(

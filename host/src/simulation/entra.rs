@@ -98,22 +98,30 @@ pub fn emulator_tenant_run(
     checkpoint_db: &Path,
     events: &Path,
 ) -> Result<TenantRun, SimulationError> {
-    let EmulatorWiring {
-        connector_config,
-        policy,
-        secrets,
-    } = emulator_wiring(emu)?;
-    let checkpoints =
-        SqliteCheckpointStore::open(checkpoint_db).map_err(|e| SimulationError(e.to_string()))?;
-    let sink = JsonlFileSink::open(events).map_err(|e| SimulationError(e.to_string()))?;
-    Ok(TenantRun {
-        tenant: tenant.into(),
-        connector_config,
-        policy,
-        secrets: Arc::new(secrets),
-        checkpoints: Arc::new(checkpoints),
-        sink: Arc::new(sink),
-        timeout: Duration::from_secs(3600),
-        time_scale: Default::default(),
-    })
+    emulator_wiring(emu)?.tenant_run(tenant, checkpoint_db, events)
+}
+
+impl EmulatorWiring {
+    /// A run of `tenant` with this wiring, checkpoints in the SQLite file `checkpoint_db` and
+    /// events appended to the JSONL file `events` (the Entra and the Okta simulations alike).
+    pub fn tenant_run(
+        self,
+        tenant: &str,
+        checkpoint_db: &Path,
+        events: &Path,
+    ) -> Result<TenantRun, SimulationError> {
+        let checkpoints = SqliteCheckpointStore::open(checkpoint_db)
+            .map_err(|e| SimulationError(e.to_string()))?;
+        let sink = JsonlFileSink::open(events).map_err(|e| SimulationError(e.to_string()))?;
+        Ok(TenantRun {
+            tenant: tenant.into(),
+            connector_config: self.connector_config,
+            policy: self.policy,
+            secrets: Arc::new(self.secrets),
+            checkpoints: Arc::new(checkpoints),
+            sink: Arc::new(sink),
+            timeout: Duration::from_secs(3600),
+            time_scale: Default::default(),
+        })
+    }
 }

@@ -7,15 +7,13 @@
 //! JSONL sink).
 
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
 
 use okta_emulator::Emulator;
 
 use super::{EmulatorWiring, SimulationError};
 use crate::doors::http::secrets::{SecretSet, SecretValue};
 use crate::doors::http::{EgressPolicy, Origin};
-use crate::{JsonlFileSink, SqliteCheckpointStore, TenantRun};
+use crate::TenantRun;
 
 /// The Okta connector's name among the built-in connectors.
 pub const BUILTIN_NAME: &str = "okta";
@@ -59,22 +57,5 @@ pub fn okta_tenant_run(
         .first()
         .cloned()
         .ok_or_else(|| SimulationError("the Okta emulator accepts no API token".into()))?;
-    let EmulatorWiring {
-        connector_config,
-        policy,
-        secrets,
-    } = okta_wiring(emu, &token)?;
-    let checkpoints =
-        SqliteCheckpointStore::open(checkpoint_db).map_err(|e| SimulationError(e.to_string()))?;
-    let sink = JsonlFileSink::open(events).map_err(|e| SimulationError(e.to_string()))?;
-    Ok(TenantRun {
-        tenant: tenant.into(),
-        connector_config,
-        policy,
-        secrets: Arc::new(secrets),
-        checkpoints: Arc::new(checkpoints),
-        sink: Arc::new(sink),
-        timeout: Duration::from_secs(3600),
-        time_scale: Default::default(),
-    })
+    okta_wiring(emu, &token)?.tenant_run(tenant, checkpoint_db, events)
 }
